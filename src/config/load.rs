@@ -1,0 +1,394 @@
+//! Reading the config file and its rule files into a [`Config`], collecting every error.
+
+use std::path::{Path as FsPath, PathBuf};
+
+use serde::de::DeserializeOwned;
+use serde_yaml::Value;
+
+use super::locate::{locate, Path, Seg};
+use super::rule_file::{RuleConfig, RuleGroupConfig};
+use super::validate::validate;
+use super::{Config, ConfigError, ConfigErrors, LoadedRule};
+
+/// Errors against one file's text, positioned when the file is reported.
+pub(super) struct FileReport {
+    pub file: PathBuf,
+    pub text: String,
+    /// (path, point at the key rather than the value, message)
+    pub errors: Vec<(Path, bool, String)>,
+    /// Errors whose position the YAML parser already knows.
+    pub positioned: Vec<ConfigError>,
+}
+
+impl FileReport {
+    pub fn new(file: PathBuf, text: String) -> Self {
+        FileReport {
+            file,
+            text,
+            errors: Vec::new(),
+            positioned: Vec::new(),
+        }
+    }
+
+    pub fn at(&mut self, path: Path, message: impl Into<String>) {
+        self.errors.push((path, false, message.into()));
+    }
+
+    pub fn at_key(&mut self, path: Path, message: impl Into<String>) {
+        self.errors.push((path, true, message.into()));
+    }
+
+    pub fn position(&self, path: &Path, at_key: bool) -> (usize, usize) {
+        locate(&self.text, path, at_key)
+    }
+
+    fn finish(self, out: &mut Vec<ConfigError>) {
+        out.extend(self.positioned);
+        for (path, at_key, message) in self.errors {
+            let (line, column) = locate(&self.text, &path, at_key);
+            out.push(ConfigError {
+                file: self.file.clone(),
+                line,
+                column,
+                message,
+            });
+        }
+    }
+
+    /// Deserialize `value` (found at `path`) into `T`, reporting a failure at its exact place.
+    pub fn parse<T: DeserializeOwned>(&mut self, path: &Path, value: &Value) -> Option<T> {
+        match serde_path_to_error::deserialize::<_, T>(value) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                let inner = path.join(e.path());
+                let message = clean_message(&e.inner().to_string());
+                // An unknown field is best shown at its key.
+                if let Some(field) = unknown_field_name(&message) {
+                    let key_path = match inner.0.last() {
+                        Some(Seg::Key(last)) if *last == field => inner,
+                        _ => inner.key(&field),
+                    };
+                    self.at_key(key_path, message);
+                } else {
+                    self.at(inner, message);
+                }
+                None
+            }
+        }
+    }
+}
+
+/// serde's messages carry the parser's own position and path; the report adds its own.
+fn clean_message(message: &str) -> String {
+    let re = regex::Regex::new(r" at line \d+ column \d+$").expect("static regex");
+    let message = re.replace(message, "");
+    message.replace('`', "\"")
+}
+
+fn unknown_field_name(message: &str) -> Option<String> {
+    let rest = message.strip_prefix("unknown field \"")?;
+    Some(rest.split('"').next()?.to_string())
+}
+
+const TOP_LEVEL: [&str; 20] = [
+    "server",
+    "store",
+    "rule_files",
+    "catalog",
+    "probes",
+    "probing",
+    "sources",
+    "heartbeats",
+    "correlation",
+    "incidents",
+    "classification",
+    "sr_response",
+    "responders",
+    "schedules",
+    "time_windows",
+    "escalation_policies",
+    "routes",
+    "silences",
+    "notifiers",
+    "version",
+];
+
+/// Load and validate the config at `path` and every rule file it names.
+pub fn load(path: &FsPath) -> Result<Config, ConfigErrors> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        ConfigErrors(vec![ConfigError {
+            file: path.to_path_buf(),
+            line: 1,
+            column: 1,
+            message: format!("cannot read the config file: {e}"),
+        }])
+    })?;
+    load_str(path, &text)
+}
+
+/// Load a config from text as if it were the file `path` (rule files are read from disk).
+pub fn load_str(path: &FsPath, text: &str) -> Result<Config, ConfigErrors> {
+    let mut errors = Vec::new();
+    let mut report = FileReport::new(path.to_path_buf(), text.to_string());
+    let mut config = Config {
+        path: path.to_path_buf(),
+        ..Config::default()
+    };
+    if let Some(root) = parse_yaml(&mut report) {
+        read_sections(&mut report, &root, &mut config);
+    }
+    let mut rule_reports = Vec::new();
+    if report.errors.is_empty() && report.positioned.is_empty() {
+        config.rules = read_rule_files(&config, &mut report, &mut rule_reports);
+    }
+    if report.errors.is_empty()
+        && report.positioned.is_empty()
+        && rule_reports.iter().all(|r| r.errors.is_empty() && r.positioned.is_empty())
+    {
+        validate(&config, &mut report, &mut rule_reports);
+    }
+    report.finish(&mut errors);
+    for r in rule_reports {
+        r.finish(&mut errors);
+    }
+    if errors.is_empty() {
+        Ok(config)
+    } else {
+        errors.sort_by(|a, b| (&a.file, a.line, a.column).cmp(&(&b.file, b.line, b.column)));
+        errors.dedup();
+        Err(ConfigErrors(errors))
+    }
+}
+
+/// Parse the file's YAML into a tree; a syntax error is reported where the parser found it.
+fn parse_yaml(report: &mut FileReport) -> Option<Value> {
+    if report.text.trim().is_empty() {
+        return Some(Value::Mapping(Default::default()));
+    }
+    match serde_yaml::from_str::<Value>(&report.text) {
+        Ok(mut v) => {
+            if let Err(e) = v.apply_merge() {
+                report.at(Path::root(), format!("bad YAML merge key: {e}"));
+                return None;
+            }
+            Some(v)
+        }
+        Err(e) => {
+            let (line, column) = e.location().map(|l| (l.line(), l.column())).unwrap_or((1, 1));
+            report.positioned.push(ConfigError {
+                file: report.file.clone(),
+                line,
+                column,
+                message: format!("invalid YAML: {}", clean_message(&e.to_string())),
+            });
+            None
+        }
+    }
+}
+
+fn read_sections(report: &mut FileReport, root: &Value, config: &mut Config) {
+    let Some(map) = root.as_mapping() else {
+        report.at(Path::root(), "the config file must be a mapping of sections (server:, store:, …)");
+        return;
+    };
+    for key in map.keys() {
+        let name = key.as_str().unwrap_or_default();
+        if !TOP_LEVEL.contains(&name) {
+            report.at_key(
+                Path::root().key(name),
+                format!(
+                    "unknown field \"{name}\", expected one of {}",
+                    TOP_LEVEL[..19].join(", ")
+                ),
+            );
+        }
+    }
+    let root_path = Path::root();
+    macro_rules! section {
+        ($field:ident) => {
+            if let Some(v) = map.get(stringify!($field)) {
+                if !v.is_null() {
+                    if let Some(parsed) = report.parse(&root_path.key(stringify!($field)), v) {
+                        config.$field = parsed;
+                    }
+                }
+            }
+        };
+    }
+    macro_rules! list {
+        ($field:ident) => {
+            if let Some(v) = map.get(stringify!($field)) {
+                config.$field = parse_list(report, &root_path.key(stringify!($field)), v);
+            }
+        };
+    }
+    section!(server);
+    section!(store);
+    section!(rule_files);
+    section!(catalog);
+    section!(probing);
+    section!(sources);
+    section!(correlation);
+    section!(incidents);
+    section!(classification);
+    section!(sr_response);
+    section!(notifiers);
+    list!(probes);
+    list!(heartbeats);
+    list!(responders);
+    list!(schedules);
+    list!(time_windows);
+    list!(escalation_policies);
+    list!(routes);
+    list!(silences);
+}
+
+/// Parse each item of a list on its own, so every bad item is reported.
+fn parse_list<T: DeserializeOwned>(report: &mut FileReport, path: &Path, value: &Value) -> Vec<T> {
+    match value {
+        Value::Null => Vec::new(),
+        Value::Sequence(items) => items
+            .iter()
+            .enumerate()
+            .filter_map(|(i, item)| report.parse(&path.index(i), item))
+            .collect(),
+        _ => {
+            report.at(path.clone(), "expected a list");
+            Vec::new()
+        }
+    }
+}
+
+fn read_rule_files(
+    config: &Config,
+    report: &mut FileReport,
+    rule_reports: &mut Vec<FileReport>,
+) -> Vec<LoadedRule> {
+    let mut rules = Vec::new();
+    for (i, pattern) in config.rule_files.iter().enumerate() {
+        let full = config.resolve_path(pattern);
+        let paths = match glob::glob(&full.to_string_lossy()) {
+            Ok(paths) => paths,
+            Err(e) => {
+                report.at(
+                    Path::root().key("rule_files").index(i),
+                    format!("invalid glob pattern {pattern:?}: {e}"),
+                );
+                continue;
+            }
+        };
+        let mut files: Vec<PathBuf> = paths.filter_map(Result::ok).collect();
+        files.sort();
+        if files.is_empty() && !pattern.contains(['*', '?', '[']) {
+            report.at(
+                Path::root().key("rule_files").index(i),
+                format!("rule file {} does not exist", full.display()),
+            );
+        }
+        for file in files {
+            if rule_reports.iter().any(|r| r.file == file) {
+                continue;
+            }
+            let text = match std::fs::read_to_string(&file) {
+                Ok(t) => t,
+                Err(e) => {
+                    report.at(
+                        Path::root().key("rule_files").index(i),
+                        format!("cannot read rule file {}: {e}", file.display()),
+                    );
+                    continue;
+                }
+            };
+            let mut file_report = FileReport::new(file.clone(), text);
+            rules.extend(read_rule_file(&mut file_report));
+            rule_reports.push(file_report);
+        }
+    }
+    rules
+}
+
+/// Parse one rule file's text; errors go to its report.
+pub(super) fn read_rule_file(report: &mut FileReport) -> Vec<LoadedRule> {
+    let Some(root) = parse_yaml(report) else {
+        return Vec::new();
+    };
+    let Some(map) = root.as_mapping() else {
+        report.at(Path::root(), "a rule file must be a mapping with a `groups:` list");
+        return Vec::new();
+    };
+    for key in map.keys() {
+        let name = key.as_str().unwrap_or_default();
+        if name != "groups" {
+            report.at_key(
+                Path::root().key(name),
+                format!("unknown field \"{name}\", expected groups"),
+            );
+        }
+    }
+    let Some(groups) = map.get("groups") else {
+        return Vec::new();
+    };
+    let groups_path = Path::root().key("groups");
+    let mut rules = Vec::new();
+    let Some(items) = groups.as_sequence() else {
+        if !groups.is_null() {
+            report.at(groups_path, "expected a list of rule groups");
+        }
+        return rules;
+    };
+    for (g, item) in items.iter().enumerate() {
+        let group_path = groups_path.index(g);
+        let Some(group) = report.parse::<RuleGroupConfig>(&group_path, item) else {
+            continue;
+        };
+        for (r, raw) in group.rules.iter().enumerate() {
+            if let Some(rule) = report.parse::<RuleConfig>(&group_path.key("rules").index(r), raw) {
+                rules.push(LoadedRule {
+                    file: report.file.clone(),
+                    group: group.name.clone(),
+                    index: (g, r),
+                    rule,
+                });
+            }
+        }
+    }
+    rules
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn errors_of(text: &str) -> Vec<String> {
+        match load_str(FsPath::new("t.yaml"), text) {
+            Ok(_) => vec![],
+            Err(e) => e.0.iter().map(|e| e.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn empty_config_is_valid() {
+        assert!(errors_of("").is_empty());
+    }
+
+    #[test]
+    fn unknown_top_level_and_nested_fields_are_positioned() {
+        let errs = errors_of("servr: {}\nserver:\n  listn: x\n");
+        assert_eq!(errs.len(), 2, "{errs:?}");
+        assert!(errs[0].starts_with("t.yaml:1:1: unknown field \"servr\""), "{errs:?}");
+        assert!(errs[1].starts_with("t.yaml:3:3: unknown field \"listn\""), "{errs:?}");
+    }
+
+    #[test]
+    fn every_bad_item_is_reported() {
+        let text = "\
+probes:
+  - { name: a, kind: http, url: 'http://127.0.0.1:1', interval: 5x }
+  - { name: b, kind: smtp, url: 'x' }
+";
+        let errs = errors_of(text);
+        assert_eq!(errs.len(), 2, "{errs:?}");
+        assert!(errs[0].starts_with("t.yaml:2:65: invalid duration \"5x\""), "{errs:?}");
+        assert!(errs[1].starts_with("t.yaml:3:22: unknown variant \"smtp\""), "{errs:?}");
+    }
+}

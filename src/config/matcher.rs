@@ -1,0 +1,269 @@
+//! Alertmanager-style label matchers: `service="storage"`, `region=~"china-.*"`, `env!="dev"`.
+//!
+//! Regexes are anchored at both ends, as in Prometheus and Alertmanager, and size-limited so a
+//! hostile pattern cannot exhaust memory (the regex crate already runs in linear time).
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+use regex::Regex;
+use serde::{de, Deserialize, Deserializer, Serialize, Serializer};
+
+/// Compiled regexes may use at most this much memory.
+const REGEX_SIZE_LIMIT: usize = 1 << 20;
+/// Longest matcher text accepted.
+const MAX_MATCHER_LEN: usize = 4096;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MatchOp {
+    Equal,
+    NotEqual,
+    Regex,
+    NotRegex,
+}
+
+impl MatchOp {
+    fn as_str(self) -> &'static str {
+        match self {
+            MatchOp::Equal => "=",
+            MatchOp::NotEqual => "!=",
+            MatchOp::Regex => "=~",
+            MatchOp::NotRegex => "!~",
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Matcher {
+    pub name: String,
+    pub op: MatchOp,
+    pub value: String,
+    regex: Option<Regex>,
+}
+
+impl PartialEq for Matcher {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name && self.op == other.op && self.value == other.value
+    }
+}
+
+impl Matcher {
+    pub fn equal(name: &str, value: &str) -> Self {
+        Matcher {
+            name: name.to_string(),
+            op: MatchOp::Equal,
+            value: value.to_string(),
+            regex: None,
+        }
+    }
+
+    /// Does a label value (empty when the label is absent, as in Prometheus) satisfy this?
+    pub fn matches_value(&self, value: &str) -> bool {
+        match self.op {
+            MatchOp::Equal => value == self.value,
+            MatchOp::NotEqual => value != self.value,
+            MatchOp::Regex => self.regex.as_ref().is_some_and(|r| r.is_match(value)),
+            MatchOp::NotRegex => !self.regex.as_ref().is_some_and(|r| r.is_match(value)),
+        }
+    }
+
+    /// Match against a label lookup; a missing label counts as the empty string.
+    pub fn matches<'a>(&self, lookup: impl Fn(&str) -> Option<&'a str>) -> bool {
+        self.matches_value(lookup(&self.name).unwrap_or(""))
+    }
+}
+
+/// True when every matcher holds for the labels (plus any extra pseudo-labels).
+pub fn all_match(matchers: &[Matcher], labels: &BTreeMap<String, String>) -> bool {
+    matchers
+        .iter()
+        .all(|m| m.matches(|name| labels.get(name).map(String::as_str)))
+}
+
+impl FromStr for Matcher {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        if text.len() > MAX_MATCHER_LEN {
+            return Err(format!(
+                "matcher is {} bytes long; at most {MAX_MATCHER_LEN} are allowed",
+                text.len()
+            ));
+        }
+        let expected = |why: &str| {
+            format!(
+                "invalid matcher {text:?}: {why}; expected name, one of = != =~ !~, and a quoted \
+                 value, e.g. service=\"storage\" or region=~\"china-.*\""
+            )
+        };
+        let trimmed = text.trim();
+        let name_len = trimmed
+            .char_indices()
+            .take_while(|(i, c)| c.is_ascii_alphabetic() || *c == '_' || (*i > 0 && c.is_ascii_digit()))
+            .count();
+        if name_len == 0 {
+            return Err(expected("it does not start with a label name"));
+        }
+        let name = &trimmed[..name_len];
+        let rest = trimmed[name_len..].trim_start();
+        let (op, rest) = if let Some(r) = rest.strip_prefix("=~") {
+            (MatchOp::Regex, r)
+        } else if let Some(r) = rest.strip_prefix("!~") {
+            (MatchOp::NotRegex, r)
+        } else if let Some(r) = rest.strip_prefix("!=") {
+            (MatchOp::NotEqual, r)
+        } else if let Some(r) = rest.strip_prefix('=') {
+            (MatchOp::Equal, r)
+        } else {
+            return Err(expected("no operator after the label name"));
+        };
+        let rest = rest.trim();
+        let value = if rest.starts_with('"') {
+            parse_quoted(rest).map_err(|why| expected(&why))?
+        } else if rest.contains(['"', ' ', ',', '{', '}']) {
+            return Err(expected("the value must be quoted"));
+        } else {
+            rest.to_string()
+        };
+        let regex = match op {
+            MatchOp::Regex | MatchOp::NotRegex => Some(compile_anchored(&value).map_err(|e| {
+                format!("invalid matcher {text:?}: bad regular expression: {e}")
+            })?),
+            _ => None,
+        };
+        Ok(Matcher {
+            name: name.to_string(),
+            op,
+            value,
+            regex,
+        })
+    }
+}
+
+/// Compile a regex anchored at both ends, with a memory limit.
+pub fn compile_anchored(pattern: &str) -> Result<Regex, String> {
+    regex::RegexBuilder::new(&format!("^(?:{pattern})$"))
+        .size_limit(REGEX_SIZE_LIMIT)
+        .dfa_size_limit(REGEX_SIZE_LIMIT)
+        .build()
+        .map_err(|e| match e {
+            regex::Error::CompiledTooBig(limit) => {
+                format!("pattern compiles to more than {limit} bytes; simplify it")
+            }
+            other => other.to_string().lines().last().unwrap_or("invalid").trim().to_string(),
+        })
+}
+
+/// A double-quoted string with Go-style escapes (\" \\ \n \t), nothing after the closing quote.
+fn parse_quoted(text: &str) -> Result<String, String> {
+    let mut out = String::new();
+    let mut chars = text[1..].chars();
+    loop {
+        match chars.next() {
+            None => return Err("the quoted value is not closed".into()),
+            Some('"') => break,
+            Some('\\') => match chars.next() {
+                Some('"') => out.push('"'),
+                Some('\\') => out.push('\\'),
+                Some('n') => out.push('\n'),
+                Some('t') => out.push('\t'),
+                Some(c) => {
+                    // Keep regex escapes such as \d intact.
+                    out.push('\\');
+                    out.push(c);
+                }
+                None => return Err("the quoted value is not closed".into()),
+            },
+            Some(c) => out.push(c),
+        }
+    }
+    if !chars.as_str().trim().is_empty() {
+        return Err("unexpected text after the closing quote".into());
+    }
+    Ok(out)
+}
+
+impl fmt::Display for Matcher {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}{}{:?}", self.name, self.op.as_str(), self.value)
+    }
+}
+
+impl<'de> Deserialize<'de> for Matcher {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        text.parse().map_err(de::Error::custom)
+    }
+}
+
+impl Serialize for Matcher {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn parses_the_four_operators() {
+        let m: Matcher = r#"service="storage""#.parse().unwrap();
+        assert_eq!((m.name.as_str(), m.op, m.value.as_str()), ("service", MatchOp::Equal, "storage"));
+        let m: Matcher = r#"region=~"china-.*""#.parse().unwrap();
+        assert_eq!(m.op, MatchOp::Regex);
+        let m: Matcher = r#"env!="dev""#.parse().unwrap();
+        assert_eq!(m.op, MatchOp::NotEqual);
+        let m: Matcher = r#"env !~ "dev|test""#.parse().unwrap();
+        assert_eq!(m.op, MatchOp::NotRegex);
+        let m: Matcher = "severity=3".parse().unwrap();
+        assert_eq!(m.value, "3");
+    }
+
+    #[test]
+    fn regexes_are_anchored() {
+        let m: Matcher = r#"region=~"china""#.parse().unwrap();
+        assert!(m.matches_value("china"));
+        assert!(!m.matches_value("china-east"));
+        let m: Matcher = r#"severity=~"0|1|2""#.parse().unwrap();
+        assert!(m.matches_value("1"));
+        assert!(!m.matches_value("12"));
+    }
+
+    #[test]
+    fn missing_label_is_empty() {
+        let m: Matcher = r#"env!="dev""#.parse().unwrap();
+        assert!(all_match(&[m.clone()], &labels(&[])));
+        let m: Matcher = r#"env="""#.parse().unwrap();
+        assert!(all_match(&[m], &labels(&[("a", "b")])));
+    }
+
+    #[test]
+    fn rejects_bad_matchers() {
+        for bad in [
+            "",
+            "=\"x\"",
+            "service",
+            "service==\"x\"x",
+            "service=\"unclosed",
+            "region=~\"(\"",
+            "9service=\"x\"",
+        ] {
+            assert!(bad.parse::<Matcher>().is_err(), "{bad} should fail");
+        }
+        let err = "region=~\"(\"".parse::<Matcher>().unwrap_err();
+        assert!(err.contains("bad regular expression"), "{err}");
+    }
+
+    #[test]
+    fn huge_regex_is_refused() {
+        let pattern = format!("region=~\"(a{{1000}}){{1000}}\"");
+        let err = pattern.parse::<Matcher>().unwrap_err();
+        assert!(err.contains("bad regular expression"), "{err}");
+    }
+}

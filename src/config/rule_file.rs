@@ -1,0 +1,211 @@
+//! The typed shape of a rule file (`rules/*.yaml`).
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+
+use serde::{de, Deserialize, Deserializer};
+
+use super::duration::Duration;
+use super::matcher::Matcher;
+use super::types::labels;
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleGroupConfig {
+    pub name: String,
+    #[serde(default)]
+    pub rules: Vec<serde_yaml::Value>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleConfig {
+    pub name: String,
+    #[serde(rename = "match", default)]
+    pub matchers: Vec<Matcher>,
+    #[serde(default)]
+    pub when: Option<CelExpr>,
+    #[serde(rename = "for", default)]
+    pub for_: Option<Duration>,
+    #[serde(default)]
+    pub failures: Option<u32>,
+    #[serde(default)]
+    pub clear_for: Option<Duration>,
+    #[serde(default)]
+    pub successes: Option<u32>,
+    pub impact: ImpactConfig,
+    #[serde(default, deserialize_with = "labels")]
+    pub labels: BTreeMap<String, String>,
+    #[serde(default)]
+    pub summary: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ImpactKind {
+    Outage,
+    Degradation,
+    Latency,
+    DataLoss,
+    DataCorruption,
+    Security,
+    Other,
+}
+
+impl ImpactKind {
+    /// Kinds that make an incident a disaster (Sev 0) when two or more customers are hit.
+    pub fn is_disaster_kind(self) -> bool {
+        matches!(self, ImpactKind::DataLoss | ImpactKind::DataCorruption | ImpactKind::Security)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ImpactKind::Outage => "outage",
+            ImpactKind::Degradation => "degradation",
+            ImpactKind::Latency => "latency",
+            ImpactKind::DataLoss => "data_loss",
+            ImpactKind::DataCorruption => "data_corruption",
+            ImpactKind::Security => "security",
+            ImpactKind::Other => "other",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<ImpactKind> {
+        serde_yaml::from_str(text).ok()
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BusinessImpact {
+    High,
+    Low,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImpactConfig {
+    #[serde(default = "default_kind")]
+    pub kind: ImpactKind,
+    #[serde(default)]
+    pub sla_breach: bool,
+    #[serde(default)]
+    pub business_impact: Option<BusinessImpact>,
+    /// The incident is at least this severe (0 is worst).
+    #[serde(default)]
+    pub severity: Option<Severity>,
+}
+
+fn default_kind() -> ImpactKind {
+    ImpactKind::Other
+}
+
+/// LSI severity 0 (disaster) to 4 (not urgent).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+pub struct Severity(pub u8);
+
+impl<'de> Deserialize<'de> for Severity {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let n = i64::deserialize(d)?;
+        if (0..=4).contains(&n) {
+            Ok(Severity(n as u8))
+        } else {
+            Err(de::Error::custom(format!(
+                "invalid severity {n}: expected 0 (disaster) to 4 (not urgent)"
+            )))
+        }
+    }
+}
+
+/// Variables a `when` expression may use.
+pub const CEL_VARIABLES: [&str; 5] = ["labels", "annotations", "value", "source", "probe"];
+const MAX_CEL_LEN: usize = 4096;
+const MAX_CEL_NESTING: usize = 32;
+
+/// A compiled CEL condition over a signal.
+#[derive(Clone)]
+pub struct CelExpr {
+    pub text: String,
+    pub program: Arc<cel::Program>,
+}
+
+impl fmt::Debug for CelExpr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "CelExpr({:?})", self.text)
+    }
+}
+
+impl CelExpr {
+    pub fn compile(text: &str) -> Result<CelExpr, String> {
+        if text.len() > MAX_CEL_LEN {
+            return Err(format!(
+                "`when` is {} bytes long; at most {MAX_CEL_LEN} are allowed",
+                text.len()
+            ));
+        }
+        // The parser recurses on nesting; refuse deep nesting before it can exhaust the stack.
+        let mut depth = 0usize;
+        for c in text.chars() {
+            match c {
+                '(' | '[' | '{' => {
+                    depth += 1;
+                    if depth > MAX_CEL_NESTING {
+                        return Err(format!(
+                            "`when` nests brackets more than {MAX_CEL_NESTING} deep"
+                        ));
+                    }
+                }
+                ')' | ']' | '}' => depth = depth.saturating_sub(1),
+                _ => {}
+            }
+        }
+        let operators = text.matches("&&").count() + text.matches("||").count();
+        if operators > 64 {
+            return Err("`when` has more than 64 && or || operators; split the rule".into());
+        }
+        let program = cel::Program::compile(text).map_err(|e| {
+            let detail = e.to_string();
+            let first = detail.lines().next().unwrap_or("syntax error").trim().to_string();
+            format!("invalid CEL in `when` {text:?}: {first}")
+        })?;
+        let references = program.references();
+        for variable in references.variables() {
+            if !CEL_VARIABLES.contains(&variable) {
+                return Err(format!(
+                    "invalid CEL in `when` {text:?}: unknown variable `{variable}`, expected one of \
+                     {}",
+                    CEL_VARIABLES.join(", ")
+                ));
+            }
+        }
+        Ok(CelExpr {
+            text: text.to_string(),
+            program: Arc::new(program),
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for CelExpr {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        CelExpr::compile(&text).map_err(de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cel_compiles_and_checks_variables() {
+        assert!(CelExpr::compile("!probe.success || probe.latency_ms > 2000").is_ok());
+        assert!(CelExpr::compile("labels.env == 'prod'").is_ok());
+        let err = CelExpr::compile("prob.success").unwrap_err();
+        assert!(err.contains("unknown variable `prob`"), "{err}");
+        let err = CelExpr::compile("probe.success &&").unwrap_err();
+        assert!(err.contains("invalid CEL"), "{err}");
+        let deep = format!("{}1{}", "(".repeat(100), ")".repeat(100));
+        assert!(CelExpr::compile(&deep).unwrap_err().contains("nests"));
+    }
+}

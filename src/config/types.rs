@@ -1,0 +1,597 @@
+//! The typed shape of `config/tocsin.yaml`, straight from DESIGN.md. Every struct refuses
+//! unknown keys so a typo is an error, not a silently ignored setting.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, FixedOffset};
+use serde::{Deserialize, Deserializer};
+
+use super::cronspec::{CronSpec, Zone};
+use super::duration::Duration;
+use super::matcher::Matcher;
+
+/// Label maps accept any scalar value (`code: 500`) and keep it as text.
+pub fn labels<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, String>, D::Error> {
+    let raw = BTreeMap::<String, Scalar>::deserialize(d)?;
+    Ok(raw.into_iter().map(|(k, v)| (k, v.0)).collect())
+}
+
+/// A YAML scalar kept as its text.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Scalar(pub String);
+
+impl<'de> Deserialize<'de> for Scalar {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = Scalar;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a string, number or boolean")
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Scalar, E> {
+                Ok(Scalar(v.to_string()))
+            }
+            fn visit_bool<E>(self, v: bool) -> Result<Scalar, E> {
+                Ok(Scalar(v.to_string()))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<Scalar, E> {
+                Ok(Scalar(v.to_string()))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<Scalar, E> {
+                Ok(Scalar(v.to_string()))
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<Scalar, E> {
+                Ok(Scalar(v.to_string()))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    /// Base of ack links and of `url` in page payloads.
+    #[serde(default)]
+    pub external_url: Option<String>,
+    #[serde(default)]
+    pub auth: Option<AuthConfig>,
+    /// Key that signs ack links; generated under the data folder when absent.
+    #[serde(default)]
+    pub ack_secret_file: Option<String>,
+    /// How long an ack link stays valid.
+    #[serde(default = "default_ack_link_ttl")]
+    pub ack_link_ttl: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: default_listen(),
+            external_url: None,
+            auth: None,
+            ack_secret_file: None,
+            ack_link_ttl: default_ack_link_ttl(),
+        }
+    }
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:9470".into()
+}
+
+fn default_ack_link_ttl() -> Duration {
+    Duration::from_secs(7 * 24 * 3600)
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    pub tokens_file: String,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    #[serde(default = "default_store_url")]
+    pub url: String,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            url: default_store_url(),
+        }
+    }
+}
+
+fn default_store_url() -> String {
+    "sqlite://data/tocsin.db".into()
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Catalog {
+    #[serde(default)]
+    pub services: Vec<ServiceDef>,
+    #[serde(default)]
+    pub customers: Vec<CustomerDef>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceDef {
+    pub name: String,
+    #[serde(default)]
+    pub sla: Option<f64>,
+    #[serde(default)]
+    pub regions: Vec<String>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CustomerDef {
+    pub id: String,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub subscriptions: Vec<Subscription>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Subscription {
+    pub service: String,
+    /// Empty means every region of the service.
+    #[serde(default)]
+    pub regions: Vec<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProbeKind {
+    Http,
+    Tcp,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProbeConfig {
+    pub name: String,
+    pub kind: ProbeKind,
+    pub url: String,
+    #[serde(default = "default_probe_interval")]
+    pub interval: Duration,
+    #[serde(default = "default_probe_timeout")]
+    pub timeout: Duration,
+    #[serde(default, deserialize_with = "labels")]
+    pub labels: BTreeMap<String, String>,
+    /// http: request method (default GET).
+    #[serde(default)]
+    pub method: Option<String>,
+    #[serde(default, deserialize_with = "labels")]
+    pub headers: BTreeMap<String, String>,
+    #[serde(default)]
+    pub body: Option<String>,
+    /// http: status codes counted as success (default any 2xx).
+    #[serde(default)]
+    pub expect_status: Vec<u16>,
+    #[serde(default)]
+    pub tls: Option<ProbeTls>,
+    /// tcp: bytes to send after connecting.
+    #[serde(default)]
+    pub send: Option<String>,
+    /// tcp: text the answer must contain.
+    #[serde(default)]
+    pub expect: Option<String>,
+}
+
+fn default_probe_interval() -> Duration {
+    Duration::from_secs(15)
+}
+
+fn default_probe_timeout() -> Duration {
+    Duration::from_secs(5)
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProbeTls {
+    /// Verify the server certificate (default true).
+    #[serde(default = "yes")]
+    pub verify: bool,
+    #[serde(default)]
+    pub ca_file: Option<String>,
+    #[serde(default)]
+    pub server_name: Option<String>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProbingConfig {
+    /// Probes in flight at once, across all probes.
+    #[serde(default = "default_max_in_flight")]
+    pub max_in_flight: usize,
+}
+
+impl Default for ProbingConfig {
+    fn default() -> Self {
+        ProbingConfig {
+            max_in_flight: default_max_in_flight(),
+        }
+    }
+}
+
+fn default_max_in_flight() -> usize {
+    2048
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourcesConfig {
+    #[serde(default)]
+    pub prometheus: Vec<PullSource>,
+    #[serde(default)]
+    pub alertmanager: Vec<PullSource>,
+    /// How long a pushed alert without `endsAt` stays firing (as Alertmanager's).
+    #[serde(default = "default_resolve_timeout")]
+    pub resolve_timeout: Duration,
+}
+
+impl Default for SourcesConfig {
+    fn default() -> Self {
+        SourcesConfig {
+            prometheus: vec![],
+            alertmanager: vec![],
+            resolve_timeout: default_resolve_timeout(),
+        }
+    }
+}
+
+fn default_resolve_timeout() -> Duration {
+    Duration::from_secs(300)
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PullSource {
+    pub name: String,
+    pub url: String,
+    #[serde(default = "default_probe_interval")]
+    pub interval: Duration,
+    #[serde(default = "default_pull_timeout")]
+    pub timeout: Duration,
+    /// Labels added to every alert pulled from this source.
+    #[serde(default, deserialize_with = "labels")]
+    pub labels: BTreeMap<String, String>,
+}
+
+fn default_pull_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HeartbeatConfig {
+    pub name: String,
+    pub every: Duration,
+    #[serde(default, deserialize_with = "labels")]
+    pub labels: BTreeMap<String, String>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CorrelationConfig {
+    #[serde(default = "default_correlation_by")]
+    pub by: Vec<String>,
+    #[serde(default = "default_correlation_window")]
+    pub window: Duration,
+}
+
+impl Default for CorrelationConfig {
+    fn default() -> Self {
+        CorrelationConfig {
+            by: default_correlation_by(),
+            window: default_correlation_window(),
+        }
+    }
+}
+
+fn default_correlation_by() -> Vec<String> {
+    vec!["service".into(), "region".into()]
+}
+
+fn default_correlation_window() -> Duration {
+    Duration::from_secs(15 * 60)
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IncidentsConfig {
+    #[serde(default = "default_resolve_after")]
+    pub resolve_after: Duration,
+}
+
+impl Default for IncidentsConfig {
+    fn default() -> Self {
+        IncidentsConfig {
+            resolve_after: default_resolve_after(),
+        }
+    }
+}
+
+fn default_resolve_after() -> Duration {
+    Duration::from_secs(300)
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClassificationConfig {
+    #[serde(default = "two")]
+    pub major_customers: usize,
+    #[serde(default = "two")]
+    pub multi_regions: usize,
+    #[serde(default = "two")]
+    pub multi_services: usize,
+}
+
+impl Default for ClassificationConfig {
+    fn default() -> Self {
+        ClassificationConfig {
+            major_customers: 2,
+            multi_regions: 2,
+            multi_services: 2,
+        }
+    }
+}
+
+fn two() -> usize {
+    2
+}
+
+/// Initial-response deadlines per SR severity.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SrResponseConfig {
+    #[serde(rename = "A", default = "two_hours")]
+    pub a: Duration,
+    #[serde(rename = "B", default = "four_hours")]
+    pub b: Duration,
+    #[serde(rename = "C", default = "eight_hours")]
+    pub c: Duration,
+}
+
+impl Default for SrResponseConfig {
+    fn default() -> Self {
+        SrResponseConfig {
+            a: two_hours(),
+            b: four_hours(),
+            c: eight_hours(),
+        }
+    }
+}
+
+impl SrResponseConfig {
+    pub fn deadline(&self, sr_severity: &str) -> Option<Duration> {
+        match sr_severity {
+            "A" => Some(self.a),
+            "B" => Some(self.b),
+            "C" => Some(self.c),
+            _ => None,
+        }
+    }
+}
+
+fn two_hours() -> Duration {
+    Duration::from_secs(2 * 3600)
+}
+fn four_hours() -> Duration {
+    Duration::from_secs(4 * 3600)
+}
+fn eight_hours() -> Duration {
+    Duration::from_secs(8 * 3600)
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResponderConfig {
+    pub id: String,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub email: Option<String>,
+    /// Name of a webhook in `notifiers.webhooks` that reaches this person.
+    #[serde(default)]
+    pub webhook: Option<String>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduleConfig {
+    pub name: String,
+    pub timezone: Zone,
+    pub handoff: CronSpec,
+    pub start: DateTime<FixedOffset>,
+    pub participants: Vec<String>,
+    #[serde(default)]
+    pub overrides: Vec<OverrideConfig>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OverrideConfig {
+    pub responder: String,
+    pub from: DateTime<FixedOffset>,
+    pub to: DateTime<FixedOffset>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TimeWindowConfig {
+    pub name: String,
+    pub timezone: Zone,
+    pub start: CronSpec,
+    pub duration: Duration,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EscalationPolicyConfig {
+    pub name: String,
+    #[serde(default)]
+    pub repeat: u32,
+    /// Wait before running the levels again; default: the longest `after` of the levels.
+    #[serde(default)]
+    pub repeat_after: Option<Duration>,
+    #[serde(default)]
+    pub ack_timeout: Option<Duration>,
+    pub levels: Vec<LevelConfig>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LevelConfig {
+    #[serde(default)]
+    pub after: Duration,
+    pub notify: Vec<String>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    #[serde(rename = "match", default)]
+    pub matchers: Vec<Matcher>,
+    #[serde(default)]
+    pub policy: Option<String>,
+    #[serde(default)]
+    pub queue: Option<String>,
+    #[serde(default)]
+    pub active_during: Vec<String>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SilenceConfig {
+    #[serde(rename = "match")]
+    pub matchers: Vec<Matcher>,
+    /// Silenced only inside this time window; without one, always.
+    #[serde(default)]
+    pub window: Option<String>,
+    #[serde(default)]
+    pub comment: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotifiersConfig {
+    #[serde(default)]
+    pub email: Option<EmailConfig>,
+    #[serde(default)]
+    pub webhooks: Vec<WebhookConfig>,
+    #[serde(default)]
+    pub retry: RetryConfig,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmailConfig {
+    pub from: String,
+    #[serde(default)]
+    pub smtp: Option<SmtpConfig>,
+    #[serde(default)]
+    pub file: Option<FileTransportConfig>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpTls {
+    None,
+    #[default]
+    Starttls,
+    Tls,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmtpConfig {
+    pub host: String,
+    #[serde(default)]
+    pub port: Option<u16>,
+    #[serde(default)]
+    pub tls: SmtpTls,
+    #[serde(default)]
+    pub username: Option<String>,
+    #[serde(default)]
+    pub password_file: Option<String>,
+    /// Name of an environment variable holding the password.
+    #[serde(default)]
+    pub password_env: Option<String>,
+    #[serde(default = "default_smtp_timeout")]
+    pub timeout: Duration,
+}
+
+fn default_smtp_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileTransportConfig {
+    pub dir: String,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookConfig {
+    pub name: String,
+    pub url: String,
+    #[serde(default)]
+    pub secret_file: Option<String>,
+    #[serde(default = "default_webhook_timeout")]
+    pub timeout: Duration,
+    #[serde(default, deserialize_with = "labels")]
+    pub headers: BTreeMap<String, String>,
+}
+
+fn default_webhook_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+
+/// How undelivered pages are retried.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetryConfig {
+    #[serde(default = "default_initial_backoff")]
+    pub initial_backoff: Duration,
+    #[serde(default = "default_max_backoff")]
+    pub max_backoff: Duration,
+    /// After this long undelivered, a page is given up: `delivery_failed`, next level.
+    #[serde(default = "default_max_age")]
+    pub max_age: Duration,
+}
+
+impl Default for RetryConfig {
+    fn default() -> Self {
+        RetryConfig {
+            initial_backoff: default_initial_backoff(),
+            max_backoff: default_max_backoff(),
+            max_age: default_max_age(),
+        }
+    }
+}
+
+fn default_initial_backoff() -> Duration {
+    Duration::from_secs(1)
+}
+fn default_max_backoff() -> Duration {
+    Duration::from_secs(300)
+}
+fn default_max_age() -> Duration {
+    Duration::from_secs(3600)
+}

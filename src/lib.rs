@@ -1,0 +1,3 @@
+//! tocsin: a live-site incident alerting engine.
+
+pub mod config;
