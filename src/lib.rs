@@ -1,3 +1,13 @@
 //! tocsin: a live-site incident alerting engine.
+//!
+//! The flow: `sources` produce signals, `rules` turn them into impacts, `incident` groups and
+//! classifies impacts, `paging` decides who is paged, `paging::notify` delivers, and `store`
+//! keeps every step durable. `engine` wires the stages; `api` and `cli` are the interfaces.
 
 pub mod config;
+pub mod engine;
+pub mod incident;
+pub mod metrics;
+pub mod paging;
+pub mod rules;
+pub mod signal;

@@ -1,0 +1,1516 @@
+//! The engine's core: rules, incidents and paging decisions as one state machine.
+//!
+//! `Core` is pure: it is handed inputs and the current time, and it answers with what
+//! changed. It does no I/O, spawns nothing and never reads a clock, so the running engine,
+//! `tocsin test` and `tocsin replay` all drive this same code (the first on tokio's clock,
+//! the others on a simulated one). What must outlive a crash leaves through
+//! [`Core::take_changes`], which the runtime writes to the store before anything is sent.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::setup::Setup;
+use super::timers::{TimerKey, Timers};
+use crate::config::{BusinessImpact, ImpactKind};
+use crate::incident::{classify, correlate, Impact, Incident, IncidentView, Status, TimelineEntry};
+use crate::metrics::Metrics;
+use crate::paging::escalate::LevelPage;
+use crate::paging::page::EscalationRef;
+use crate::paging::{route, Escalation, Page, PageEvent, PagePayload, Recipient};
+use crate::rules::{Decision, Rule, RuleState};
+use crate::signal::{Fingerprint, Signal, SignalState, SourceKind};
+
+/// Something the core is asked to do.
+#[derive(Clone, Debug)]
+pub enum Input {
+    Signals(Vec<Signal>),
+    Heartbeat(String),
+    Ack {
+        incident_id: i64,
+        by: String,
+    },
+    Resolve {
+        incident_id: i64,
+        by: String,
+        note: Option<String>,
+    },
+    /// `None` unpins the severity.
+    SetSeverity {
+        incident_id: i64,
+        severity: Option<u8>,
+        by: String,
+        reason: Option<String>,
+    },
+    Note {
+        incident_id: i64,
+        by: String,
+        text: String,
+    },
+    /// A page was given up after its retries: record it and go on to the next level.
+    DeliveryFailed {
+        incident_id: i64,
+        level: Option<usize>,
+        recipient: String,
+        reason: String,
+    },
+}
+
+/// The core's answer to an input.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Reply {
+    Done,
+    /// For each signal, the incidents its impacts joined.
+    Signals(Vec<Vec<i64>>),
+    NotFound(String),
+    Conflict(String),
+}
+
+/// Paging state of one open incident.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct PagingState {
+    pub escalation: Option<Escalation>,
+    /// Everyone paged so far: they hear of the ack and the resolution.
+    pub paged: BTreeSet<Recipient>,
+    /// Index of the silence that held paging back, noted once.
+    pub silenced_by: Option<usize>,
+    /// The pause outside the route's windows was noted in the timeline.
+    pub pause_noted: bool,
+    pub response_breached: bool,
+}
+
+/// A pushed alert's lease.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Lease {
+    pub expires_at: DateTime<Utc>,
+    pub signal: Signal,
+}
+
+/// A heartbeat's last ping.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HeartbeatState {
+    pub last_ping: Option<DateTime<Utc>>,
+    pub missed: bool,
+}
+
+/// Durable state, as written to and read back from the store.
+#[derive(Clone, Debug, Default)]
+pub struct Snapshot {
+    pub incidents: Vec<Incident>,
+    pub impacts: Vec<Impact>,
+    pub paging: Vec<(i64, PagingState)>,
+    pub rule_states: Vec<(String, Fingerprint, RuleState)>,
+    pub leases: Vec<(Fingerprint, Lease)>,
+    pub heartbeats: Vec<(String, HeartbeatState)>,
+    pub next_incident_id: i64,
+    pub next_impact_id: i64,
+    pub next_page_id: i64,
+}
+
+/// What changed since the last call of [`Core::take_changes`]; `None` means deleted.
+#[derive(Clone, Debug, Default)]
+pub struct Changes {
+    pub incidents: Vec<Incident>,
+    pub impacts: Vec<Impact>,
+    pub timeline: Vec<TimelineEntry>,
+    pub paging: Vec<(i64, Option<PagingState>)>,
+    pub rule_states: Vec<(String, Fingerprint, Option<RuleState>)>,
+    pub leases: Vec<(Fingerprint, Option<Lease>)>,
+    pub heartbeats: Vec<(String, HeartbeatState)>,
+    pub pages: Vec<Page>,
+}
+
+impl Changes {
+    pub fn is_empty(&self) -> bool {
+        self.incidents.is_empty()
+            && self.impacts.is_empty()
+            && self.timeline.is_empty()
+            && self.paging.is_empty()
+            && self.rule_states.is_empty()
+            && self.leases.is_empty()
+            && self.heartbeats.is_empty()
+            && self.pages.is_empty()
+    }
+}
+
+#[derive(Default)]
+struct Dirty {
+    incidents: BTreeSet<i64>,
+    impacts: BTreeSet<i64>,
+    timeline: Vec<TimelineEntry>,
+    paging: BTreeSet<i64>,
+    rule_states: BTreeSet<(u32, Fingerprint)>,
+    /// Rule states deleted, by rule name (the index may be gone after a reload).
+    deleted_rule_states: Vec<(String, Fingerprint)>,
+    leases: BTreeSet<Fingerprint>,
+    heartbeats: BTreeSet<u32>,
+    pages: Vec<Page>,
+    /// Resolved incidents to drop from memory once written.
+    closed: BTreeSet<i64>,
+}
+
+const TOCSIN: &str = "tocsin";
+
+pub struct Core {
+    setup: Arc<Setup>,
+    metrics: Arc<Metrics>,
+    rule_states: HashMap<(u32, Fingerprint), RuleState>,
+    leases: HashMap<Fingerprint, Lease>,
+    heartbeats: Vec<HeartbeatState>,
+    /// Deadline of each heartbeat; missed ones wait for a ping.
+    incidents: HashMap<i64, Incident>,
+    impacts: HashMap<i64, Impact>,
+    paging: HashMap<i64, PagingState>,
+    timers: Timers,
+    next_incident_id: i64,
+    next_impact_id: i64,
+    next_page_id: i64,
+    started_at: DateTime<Utc>,
+    dirty: Dirty,
+}
+
+impl Core {
+    pub fn new(setup: Arc<Setup>, metrics: Arc<Metrics>, now: DateTime<Utc>) -> Self {
+        let heartbeats = setup
+            .config
+            .heartbeats
+            .iter()
+            .map(|_| HeartbeatState {
+                last_ping: None,
+                missed: false,
+            })
+            .collect();
+        let mut core = Core {
+            setup,
+            metrics,
+            rule_states: HashMap::new(),
+            leases: HashMap::new(),
+            heartbeats,
+            incidents: HashMap::new(),
+            impacts: HashMap::new(),
+            paging: HashMap::new(),
+            timers: Timers::default(),
+            next_incident_id: 1,
+            next_impact_id: 1,
+            next_page_id: 1,
+            started_at: now,
+            dirty: Dirty::default(),
+        };
+        core.rebuild_timers(now);
+        core
+    }
+
+    /// Pick up where a previous engine stopped.
+    pub fn restore(&mut self, snapshot: Snapshot, now: DateTime<Utc>) {
+        self.next_incident_id = snapshot.next_incident_id.max(1);
+        self.next_impact_id = snapshot.next_impact_id.max(1);
+        self.next_page_id = snapshot.next_page_id.max(1);
+        for incident in snapshot.incidents.into_iter().filter(Incident::is_open) {
+            self.incidents.insert(incident.id, incident);
+        }
+        for impact in snapshot.impacts {
+            if self.incidents.contains_key(&impact.incident_id) {
+                self.impacts.insert(impact.id, impact);
+            }
+        }
+        for (id, state) in snapshot.paging {
+            if self.incidents.contains_key(&id) {
+                self.paging.insert(id, state);
+            }
+        }
+        for (rule, fingerprint, state) in snapshot.rule_states {
+            if let Some(index) = self.rule_index(&rule) {
+                self.rule_states.insert((index, fingerprint), state);
+            }
+        }
+        let grace = self.setup.config.sources.resolve_timeout.chrono();
+        for (fingerprint, mut lease) in snapshot.leases {
+            // Leases are refreshed in memory only; after a restart give senders a full
+            // resolve_timeout to refresh them, as Alertmanager does after its restart.
+            lease.expires_at = lease.expires_at.max(now + grace);
+            self.leases.insert(fingerprint, lease);
+        }
+        for (name, state) in snapshot.heartbeats {
+            if let Some(i) = self.setup.config.heartbeats.iter().position(|h| h.name == name) {
+                self.heartbeats[i] = state;
+            }
+        }
+        self.refresh_gauges();
+        self.rebuild_timers(now);
+    }
+
+    /// Swap in a new config. Running escalations keep the policy they started with.
+    pub fn reload(&mut self, setup: Arc<Setup>, now: DateTime<Utc>) {
+        let old = std::mem::replace(&mut self.setup, setup);
+        // Rule states follow their rule by name; states of removed rules clear their impacts.
+        let states = std::mem::take(&mut self.rule_states);
+        for ((index, fingerprint), state) in states {
+            let name = &old.rules.rules[index as usize].name;
+            match self.rule_index(name) {
+                Some(new_index) => {
+                    self.rule_states.insert((new_index, fingerprint), state);
+                }
+                None => {
+                    if let Some(impact_id) = state.impact {
+                        self.clear_impact(impact_id, now, &format!("rule {name} removed by a reload"));
+                    }
+                    self.dirty.deleted_rule_states.push((name.clone(), fingerprint));
+                }
+            }
+        }
+        let old_heartbeats = std::mem::take(&mut self.heartbeats);
+        self.heartbeats = self
+            .setup
+            .config
+            .heartbeats
+            .iter()
+            .map(|h| {
+                old.config
+                    .heartbeats
+                    .iter()
+                    .position(|o| o.name == h.name)
+                    .map(|i| old_heartbeats[i].clone())
+                    .unwrap_or(HeartbeatState {
+                        last_ping: Some(now),
+                        missed: false,
+                    })
+            })
+            .collect();
+        self.rebuild_timers(now);
+    }
+
+    pub fn setup(&self) -> &Arc<Setup> {
+        &self.setup
+    }
+
+    fn rule_index(&self, name: &str) -> Option<u32> {
+        self.setup
+            .rules
+            .rules
+            .iter()
+            .position(|r| r.name == name)
+            .map(|i| i as u32)
+    }
+
+    fn rule(&self, index: u32) -> &Rule {
+        &self.setup.rules.rules[index as usize]
+    }
+
+    /// Recompute every timer from state (after a restore or reload).
+    fn rebuild_timers(&mut self, now: DateTime<Utc>) {
+        self.timers.clear();
+        let keys: Vec<(u32, Fingerprint)> = self.rule_states.keys().copied().collect();
+        for (index, fingerprint) in keys {
+            // Look at every live state at once: a `for:` that fell due while the engine was
+            // down opens its impact now, one still pending gets its timer back.
+            self.timers.set(TimerKey::Rule(index, fingerprint), now);
+        }
+        for (fingerprint, lease) in &self.leases {
+            self.timers.set(TimerKey::Lease(*fingerprint), lease.expires_at);
+        }
+        for (i, hb) in self.setup.config.heartbeats.iter().enumerate() {
+            let state = &self.heartbeats[i];
+            if !state.missed {
+                let from = state.last_ping.unwrap_or(self.started_at);
+                self.timers.set(TimerKey::Heartbeat(i as u32), from + hb.every.chrono());
+            }
+        }
+        let ids: Vec<i64> = self.incidents.keys().copied().collect();
+        for id in ids {
+            self.schedule_auto_resolve(id);
+            self.schedule_respond_by(id);
+            self.schedule_escalation(id, now);
+        }
+    }
+
+    /// When the core next needs [`Core::tick`].
+    pub fn next_wake(&self) -> Option<DateTime<Utc>> {
+        self.timers.next()
+    }
+
+    pub fn pending_timers(&self) -> usize {
+        self.timers.len()
+    }
+
+    pub fn open_incidents(&self) -> impl Iterator<Item = &Incident> {
+        self.incidents.values()
+    }
+
+    pub fn impact(&self, id: i64) -> Option<&Impact> {
+        self.impacts.get(&id)
+    }
+
+    /// Fire every timer due at or before `now`, each at its own time.
+    pub fn tick(&mut self, now: DateTime<Utc>) {
+        // Bounded: a timer that re-arms itself in the past cannot spin forever.
+        for _ in 0..1_000_000 {
+            let Some((at, key)) = self.timers.pop_due(now) else {
+                break;
+            };
+            // A timer that fell due while the engine was down (or busy) fires now, once.
+            let _ = at;
+            self.fire(key, now);
+        }
+    }
+
+    fn fire(&mut self, key: TimerKey, now: DateTime<Utc>) {
+        match key {
+            TimerKey::Rule(index, fingerprint) => {
+                self.step_rule(index, fingerprint, now);
+            }
+            TimerKey::Lease(fingerprint) => {
+                if let Some(lease) = self.leases.remove(&fingerprint) {
+                    self.dirty.leases.insert(fingerprint);
+                    let mut signal = lease.signal;
+                    signal.state = SignalState::Resolved;
+                    signal.expires_at = None;
+                    signal.observed_at = now;
+                    self.on_signal(signal, now);
+                }
+            }
+            TimerKey::Heartbeat(index) => self.heartbeat_missed(index as usize, now),
+            TimerKey::AutoResolve(id) => {
+                let all_clear = self
+                    .incidents
+                    .get(&id)
+                    .is_some_and(|i| i.impact_ids.iter().all(|x| self.impacts.get(x).is_none_or(|m| !m.is_active())));
+                if all_clear {
+                    let after = self.setup.config.incidents.resolve_after;
+                    self.resolve(id, TOCSIN, Some(format!("every impact clear for {after}")), now);
+                }
+            }
+            TimerKey::Escalation(id) => self.drive_escalation(id, now),
+            TimerKey::RespondBy(id) => self.respond_by_due(id, now),
+        }
+    }
+
+    /// Handle one input at `now`.
+    pub fn handle(&mut self, input: Input, now: DateTime<Utc>) -> Reply {
+        match input {
+            Input::Signals(signals) => {
+                let mut out = Vec::with_capacity(signals.len());
+                for signal in signals {
+                    out.push(self.on_signal(signal, now));
+                }
+                Reply::Signals(out)
+            }
+            Input::Heartbeat(name) => self.heartbeat(&name, now),
+            Input::Ack { incident_id, by } => self.acknowledge(incident_id, &by, now),
+            Input::Resolve {
+                incident_id,
+                by,
+                note,
+            } => match self.incidents.get(&incident_id) {
+                None => Reply::NotFound(format!("incident {incident_id} is not open")),
+                Some(_) => {
+                    self.resolve(incident_id, &by, note, now);
+                    Reply::Done
+                }
+            },
+            Input::SetSeverity {
+                incident_id,
+                severity,
+                by,
+                reason,
+            } => self.set_severity(incident_id, severity, &by, reason, now),
+            Input::Note {
+                incident_id,
+                by,
+                text,
+            } => {
+                if !self.incidents.contains_key(&incident_id) {
+                    return Reply::NotFound(format!("incident {incident_id} is not open"));
+                }
+                self.timeline(incident_id, now, "note", &by, text, serde_json::Value::Null);
+                Reply::Done
+            }
+            Input::DeliveryFailed {
+                incident_id,
+                level,
+                recipient,
+                reason,
+            } => {
+                if self.incidents.contains_key(&incident_id) {
+                    self.timeline(
+                        incident_id,
+                        now,
+                        "delivery_failed",
+                        TOCSIN,
+                        format!("page to {recipient} given up: {reason}"),
+                        serde_json::json!({ "recipient": recipient, "level": level }),
+                    );
+                    let last = self.paging.get(&incident_id).and_then(|p| p.escalation.as_ref()).and_then(|e| e.last_paged_level);
+                    if level.is_some() && level == last {
+                        if let Some(esc) = self.paging.get_mut(&incident_id).and_then(|p| p.escalation.as_mut()) {
+                            esc.hurry(now);
+                        }
+                        self.drive_escalation(incident_id, now);
+                    }
+                }
+                Reply::Done
+            }
+        }
+    }
+
+    // ----- signals and rules -------------------------------------------------------------
+
+    /// Run one signal through the rules; returns the incidents its impacts joined.
+    fn on_signal(&mut self, signal: Signal, now: DateTime<Utc>) -> Vec<i64> {
+        self.metrics
+            .signals_total
+            .with_label_values(&[signal.source.as_str()])
+            .inc();
+        let fingerprint = signal.fingerprint();
+        if signal.source == SourceKind::Alert {
+            self.track_lease(fingerprint, &signal);
+        }
+        let setup = Arc::clone(&self.setup);
+        let mut touched = Vec::new();
+        let mut matched = false;
+        for (index, rule) in setup.rules.rules.iter().enumerate() {
+            if !rule.matches(&signal) {
+                continue;
+            }
+            matched = true;
+            let condition = match rule.condition(&signal) {
+                Ok(c) => c,
+                Err(e) => {
+                    self.metrics
+                        .rule_evaluation_failures_total
+                        .with_label_values(&[&rule.name])
+                        .inc();
+                    tracing::warn!(rule = %rule.name, error = %e, "rule evaluation failed");
+                    continue;
+                }
+            };
+            let key = (index as u32, fingerprint);
+            let existed = self.rule_states.contains_key(&key);
+            if !existed && !condition {
+                continue;
+            }
+            let state = self
+                .rule_states
+                .entry(key)
+                .or_insert_with(|| RuleState::new(signal.clone(), now));
+            let before = (state.condition, state.failures, state.successes, state.suppressed);
+            state.observe(condition, signal.clone(), now);
+            cap_counts(state, rule);
+            let after = (state.condition, state.failures, state.successes, state.suppressed);
+            if !existed || before != after {
+                self.dirty.rule_states.insert(key);
+            }
+            if let Some(incident) = self.step_rule(key.0, fingerprint, now) {
+                touched.push(incident);
+            } else if let Some(impact) = self.rule_states.get(&key).and_then(|s| s.impact) {
+                touched.extend(self.impacts.get(&impact).map(|i| i.incident_id));
+            }
+        }
+        if !matched && signal.source == SourceKind::Cri && signal.is_firing() {
+            // A customer report is never dropped: without a rule it gets a default impact.
+            let impact = self.open_impact(None, &signal, now);
+            touched.extend(self.impacts.get(&impact).map(|i| i.incident_id));
+        }
+        touched.sort_unstable();
+        touched.dedup();
+        touched
+    }
+
+    fn track_lease(&mut self, fingerprint: Fingerprint, signal: &Signal) {
+        match (signal.state, signal.expires_at) {
+            (SignalState::Firing, Some(expires_at)) => {
+                let new = !self.leases.contains_key(&fingerprint);
+                self.leases.insert(
+                    fingerprint,
+                    Lease {
+                        expires_at,
+                        signal: signal.clone(),
+                    },
+                );
+                if new {
+                    self.dirty.leases.insert(fingerprint);
+                }
+                self.timers.set(TimerKey::Lease(fingerprint), expires_at);
+            }
+            _ => {
+                if self.leases.remove(&fingerprint).is_some() {
+                    self.dirty.leases.insert(fingerprint);
+                    self.timers.cancel(TimerKey::Lease(fingerprint));
+                }
+            }
+        }
+    }
+
+    /// Act on a rule state's decision; returns the incident of an impact it opened.
+    fn step_rule(&mut self, index: u32, fingerprint: Fingerprint, now: DateTime<Utc>) -> Option<i64> {
+        let key = (index, fingerprint);
+        let timer = TimerKey::Rule(index, fingerprint);
+        let setup = Arc::clone(&self.setup);
+        let rule = &setup.rules.rules[index as usize];
+        let decision = self.rule_states.get(&key)?.decide(rule, now);
+        let mut opened = None;
+        match decision {
+            Decision::OpenImpact => {
+                self.timers.cancel(timer);
+                let signal = self.rule_states[&key].signal.clone();
+                let impact = self.open_impact(Some(rule), &signal, now);
+                if let Some(state) = self.rule_states.get_mut(&key) {
+                    state.impact = Some(impact);
+                }
+                self.dirty.rule_states.insert(key);
+                opened = self.impacts.get(&impact).map(|i| i.incident_id);
+            }
+            Decision::ClearImpact => {
+                self.timers.cancel(timer);
+                if let Some(impact) = self.rule_states.get_mut(&key).and_then(|s| s.impact.take()) {
+                    self.clear_impact(impact, now, &format!("rule {} condition stopped", rule.name));
+                }
+                self.dirty.rule_states.insert(key);
+            }
+            Decision::WakeAt(at) => self.timers.set(timer, at),
+            Decision::Nothing => self.timers.cancel(timer),
+        }
+        let one_shot = self.rule_states[&key].signal.source == SourceKind::Cri;
+        let state = &self.rule_states[&key];
+        // A CRI reports once: when its impact is over, its state is too.
+        if state.is_idle() || (one_shot && state.impact.is_none() && state.suppressed) {
+            self.rule_states.remove(&key);
+            self.timers.cancel(timer);
+            self.dirty.rule_states.remove(&key);
+            self.dirty.deleted_rule_states.push((rule.name.clone(), fingerprint));
+        }
+        opened
+    }
+
+    // ----- impacts and incidents ---------------------------------------------------------
+
+    /// Open an impact for a signal (from a rule, or the default for an unmatched CRI) and
+    /// put it in an incident. Returns the impact id.
+    fn open_impact(&mut self, rule: Option<&Rule>, signal: &Signal, now: DateTime<Utc>) -> i64 {
+        let setup = Arc::clone(&self.setup);
+        let mut labels = signal.labels.clone();
+        if let Some(rule) = rule {
+            labels.extend(rule.labels.iter().map(|(k, v)| (k.clone(), v.clone())));
+        }
+        let service = labels.get("service").cloned();
+        let region = labels.get("region").cloned();
+        let customers = setup.catalog.customers(
+            labels.get("customer").map(String::as_str),
+            service.as_deref(),
+            region.as_deref(),
+        );
+        let (rule_name, kind, sla_breach, business_impact, floor) = match rule {
+            Some(rule) => (
+                rule.name.clone(),
+                rule.impact.kind,
+                rule.impact.sla_breach,
+                rule.impact.business_impact,
+                rule.impact.severity.map(|s| s.0),
+            ),
+            None => default_cri_impact(signal),
+        };
+        let summary = rule
+            .and_then(|r| setup.render_summary(&r.name, &labels, &signal.annotations, signal.value))
+            .filter(|s| !s.trim().is_empty())
+            .or_else(|| signal.annotations.get("summary").cloned())
+            .unwrap_or_else(|| rule_name.clone());
+        let id = self.next_impact_id;
+        self.next_impact_id += 1;
+        let impact = Impact {
+            id,
+            incident_id: 0,
+            rule: rule_name.clone(),
+            fingerprint: signal.fingerprint(),
+            source: signal.source,
+            kind,
+            sla_breach,
+            business_impact,
+            severity_floor: floor,
+            service,
+            region,
+            customers,
+            labels,
+            summary,
+            started_at: now,
+            cleared_at: None,
+            cri: signal.cri.clone(),
+        };
+        let window = setup.config.correlation.window.chrono();
+        let candidates = correlate::candidates(
+            &impact,
+            self.incidents.values(),
+            |x| self.impacts.get(&x),
+            &setup.config.correlation.by,
+            window,
+            now,
+        );
+        let incident_id = match candidates.first() {
+            None => self.open_incident(impact, now),
+            Some(&target) => {
+                self.attach(target, impact, now);
+                for other in candidates[1..].iter() {
+                    self.merge(*other, target, now);
+                }
+                self.reclassify(target, now, &rule_name);
+                target
+            }
+        };
+        let _ = incident_id;
+        id
+    }
+
+    fn open_incident(&mut self, mut impact: Impact, now: DateTime<Utc>) -> i64 {
+        let id = self.next_incident_id;
+        self.next_incident_id += 1;
+        impact.incident_id = id;
+        let (severity, reason) = classify(std::iter::once(&impact), &self.setup.config.classification);
+        let incident = Incident {
+            id,
+            title: impact.summary.clone(),
+            severity,
+            pinned: false,
+            status: Status::Triggered,
+            impact_ids: vec![impact.id],
+            labels: impact.labels.clone(),
+            services: impact.service.iter().cloned().collect(),
+            regions: impact.region.iter().cloned().collect(),
+            customers: impact.customers.clone(),
+            opened_at: now,
+            acknowledged_at: None,
+            acknowledged_by: None,
+            resolved_at: None,
+            resolved_by: None,
+            respond_by: impact.cri.as_ref().map(|c| c.respond_by),
+            sr_severity: impact.cri.as_ref().map(|c| c.sr_severity.clone()),
+            queue: None,
+            merged_into: None,
+        };
+        let rule = impact.rule.clone();
+        let summary = impact.summary.clone();
+        self.dirty.impacts.insert(impact.id);
+        self.impacts.insert(impact.id, impact);
+        self.incidents.insert(id, incident);
+        self.dirty.incidents.insert(id);
+        self.metrics
+            .incidents_total
+            .with_label_values(&[&severity.to_string()])
+            .inc();
+        self.timeline(
+            id,
+            now,
+            "opened",
+            &rule,
+            format!("opened at Sev {severity} ({reason}): {summary}"),
+            serde_json::json!({ "severity": severity }),
+        );
+        self.refresh_gauges();
+        self.schedule_respond_by(id);
+        self.start_paging(id, PageEvent::Triggered, now);
+        id
+    }
+
+    fn attach(&mut self, incident_id: i64, mut impact: Impact, now: DateTime<Utc>) {
+        impact.incident_id = incident_id;
+        let message = format!(
+            "impact added by {}: {} ({}{})",
+            impact.rule,
+            impact.summary,
+            impact.service.as_deref().unwrap_or("-"),
+            impact.region.as_deref().map(|r| format!(", {r}")).unwrap_or_default()
+        );
+        let rule = impact.rule.clone();
+        let impact_id = impact.id;
+        self.dirty.impacts.insert(impact.id);
+        self.impacts.insert(impact.id, impact);
+        if let Some(incident) = self.incidents.get_mut(&incident_id) {
+            incident.impact_ids.push(impact_id);
+        }
+        self.timers.cancel(TimerKey::AutoResolve(incident_id));
+        self.timeline(incident_id, now, "impact_added", &rule, message, serde_json::json!({ "impact": impact_id }));
+    }
+
+    /// Fold incident `from` into `into`: the relation is transitive.
+    fn merge(&mut self, from: i64, into: i64, now: DateTime<Utc>) {
+        let Some(mut source) = self.incidents.remove(&from) else {
+            return;
+        };
+        for impact_id in &source.impact_ids {
+            if let Some(impact) = self.impacts.get_mut(impact_id) {
+                impact.incident_id = into;
+                self.dirty.impacts.insert(*impact_id);
+            }
+        }
+        if let Some(target) = self.incidents.get_mut(&into) {
+            target.impact_ids.extend(source.impact_ids.iter().copied());
+            target.impact_ids.sort_unstable();
+            if target.respond_by.is_none() {
+                target.respond_by = source.respond_by;
+                target.sr_severity = source.sr_severity.clone();
+            }
+        }
+        if let Some(paging) = self.paging.remove(&from) {
+            let target = self.paging.entry(into).or_default();
+            target.paged.extend(paging.paged);
+            self.dirty.paging.insert(into);
+        }
+        self.dirty.paging.insert(from);
+        for key in [TimerKey::Escalation(from), TimerKey::AutoResolve(from), TimerKey::RespondBy(from)] {
+            self.timers.cancel(key);
+        }
+        source.status = Status::Resolved;
+        source.resolved_at = Some(now);
+        source.resolved_by = Some(TOCSIN.into());
+        source.merged_into = Some(into);
+        source.queue = None;
+        self.timeline(from, now, "merged", TOCSIN, format!("merged into incident {into}"), serde_json::json!({ "into": into }));
+        self.timeline(into, now, "merged", TOCSIN, format!("incident {from} merged into this one"), serde_json::json!({ "from": from }));
+        self.dirty.incidents.insert(from);
+        self.dirty.closed.insert(from);
+        // Keep the merged incident's final state for the store.
+        self.incidents.insert(from, source);
+        self.schedule_respond_by(into);
+        self.refresh_gauges();
+    }
+
+    fn clear_impact(&mut self, impact_id: i64, now: DateTime<Utc>, why: &str) {
+        let Some(impact) = self.impacts.get_mut(&impact_id) else {
+            return;
+        };
+        if impact.cleared_at.is_some() {
+            return;
+        }
+        impact.cleared_at = Some(now);
+        let incident_id = impact.incident_id;
+        let rule = impact.rule.clone();
+        let summary = impact.summary.clone();
+        self.dirty.impacts.insert(impact_id);
+        self.timeline(
+            incident_id,
+            now,
+            "impact_cleared",
+            &rule,
+            format!("impact cleared ({why}): {summary}"),
+            serde_json::json!({ "impact": impact_id }),
+        );
+        self.schedule_auto_resolve(incident_id);
+    }
+
+    fn schedule_auto_resolve(&mut self, incident_id: i64) {
+        let Some(incident) = self.incidents.get(&incident_id) else {
+            return;
+        };
+        if !incident.is_open() {
+            return;
+        }
+        let mut last_clear = None;
+        for id in &incident.impact_ids {
+            match self.impacts.get(id).map(|i| i.cleared_at) {
+                Some(None) => {
+                    self.timers.cancel(TimerKey::AutoResolve(incident_id));
+                    return;
+                }
+                Some(Some(at)) => last_clear = last_clear.max(Some(at)),
+                None => {}
+            }
+        }
+        let Some(last_clear) = last_clear else { return };
+        let after = self.setup.config.incidents.resolve_after.chrono();
+        self.timers.set(TimerKey::AutoResolve(incident_id), last_clear + after);
+    }
+
+    fn schedule_respond_by(&mut self, incident_id: i64) {
+        let Some(incident) = self.incidents.get(&incident_id) else {
+            return;
+        };
+        let breached = self.paging.get(&incident_id).is_some_and(|p| p.response_breached);
+        match incident.respond_by {
+            Some(at) if incident.status == Status::Triggered && !breached => {
+                self.timers.set(TimerKey::RespondBy(incident_id), at)
+            }
+            _ => self.timers.cancel(TimerKey::RespondBy(incident_id)),
+        }
+    }
+
+    /// Recompute what the impacts say: severity (which only rises on its own), services,
+    /// regions, customers and shared labels.
+    fn reclassify(&mut self, incident_id: i64, now: DateTime<Utc>, cause: &str) {
+        let Some(incident) = self.incidents.get(&incident_id) else {
+            return;
+        };
+        let impacts: Vec<&Impact> = incident.impact_ids.iter().filter_map(|id| self.impacts.get(id)).collect();
+        let (computed, reason) = classify(impacts.iter().copied(), &self.setup.config.classification);
+        let mut services = BTreeSet::new();
+        let mut regions = BTreeSet::new();
+        let mut customers = BTreeSet::new();
+        let mut labels: Option<BTreeMap<String, String>> = None;
+        let mut respond_by: Option<DateTime<Utc>> = None;
+        let mut sr_severity = None;
+        for impact in &impacts {
+            services.extend(impact.service.iter().cloned());
+            regions.extend(impact.region.iter().cloned());
+            customers.extend(impact.customers.iter().cloned());
+            labels = Some(match labels {
+                None => impact.labels.clone(),
+                Some(mut shared) => {
+                    shared.retain(|k, v| impact.labels.get(k) == Some(v));
+                    shared
+                }
+            });
+            if let Some(cri) = &impact.cri {
+                if respond_by.is_none_or(|r| cri.respond_by < r) {
+                    respond_by = Some(cri.respond_by);
+                    sr_severity = Some(cri.sr_severity.clone());
+                }
+            }
+        }
+        let incident = self.incidents.get_mut(&incident_id).expect("checked above");
+        incident.services = services;
+        incident.regions = regions;
+        incident.customers = customers;
+        incident.labels = labels.unwrap_or_default();
+        if respond_by.is_some() {
+            incident.respond_by = respond_by;
+            incident.sr_severity = sr_severity;
+        }
+        self.dirty.incidents.insert(incident_id);
+        let old = incident.severity;
+        if computed < old {
+            if incident.pinned {
+                let message = format!("impacts now say Sev {computed} ({reason}); severity stays pinned at Sev {old}");
+                self.timeline(incident_id, now, "severity_pinned", cause, message, serde_json::json!({ "computed": computed }));
+                return;
+            }
+            incident.severity = computed;
+            self.metrics.incident_severity_changes_total.inc();
+            self.timeline(
+                incident_id,
+                now,
+                "severity_changed",
+                cause,
+                format!("severity raised from Sev {old} to Sev {computed} ({reason})"),
+                serde_json::json!({ "from": old, "to": computed }),
+            );
+            self.refresh_gauges();
+            self.severity_raised(incident_id, now);
+        }
+        self.schedule_respond_by(incident_id);
+    }
+
+    /// A rise re-routes: the new route's policy starts at its first level.
+    fn severity_raised(&mut self, incident_id: i64, now: DateTime<Utc>) {
+        let acked_by = self.incidents.get(&incident_id).and_then(|i| i.acknowledged_by.clone());
+        if let Some(incident) = self.incidents.get_mut(&incident_id) {
+            if incident.status == Status::Acknowledged {
+                // Paging resumes for the graver incident, so the ack no longer holds.
+                incident.status = Status::Triggered;
+                incident.acknowledged_at = None;
+                incident.acknowledged_by = None;
+                let by = acked_by.unwrap_or_default();
+                self.timeline(incident_id, now, "ack_cleared", TOCSIN, format!("acknowledgement by {by} cleared: severity rose"), serde_json::Value::Null);
+            }
+        }
+        self.start_paging(incident_id, PageEvent::SeverityRaised, now);
+    }
+
+    fn resolve(&mut self, incident_id: i64, by: &str, note: Option<String>, now: DateTime<Utc>) {
+        let Some(incident) = self.incidents.get_mut(&incident_id) else {
+            return;
+        };
+        if !incident.is_open() {
+            return;
+        }
+        incident.status = Status::Resolved;
+        incident.resolved_at = Some(now);
+        incident.resolved_by = Some(by.to_string());
+        incident.queue = None;
+        let severity = incident.severity;
+        let opened_at = incident.opened_at;
+        let impact_ids = incident.impact_ids.clone();
+        self.dirty.incidents.insert(incident_id);
+        self.metrics
+            .time_to_resolve_seconds
+            .with_label_values(&[&severity.to_string()])
+            .observe((now - opened_at).num_milliseconds() as f64 / 1000.0);
+        let message = match &note {
+            Some(n) if !n.is_empty() => format!("resolved by {by}: {n}"),
+            _ => format!("resolved by {by}"),
+        };
+        self.timeline(incident_id, now, "resolved", by, message, serde_json::json!({ "note": note }));
+        // Close impacts still active: the trouble they saw must stop before it opens again.
+        for impact_id in impact_ids {
+            let Some(impact) = self.impacts.get_mut(&impact_id) else {
+                continue;
+            };
+            if impact.cleared_at.is_none() {
+                impact.cleared_at = Some(now);
+                self.dirty.impacts.insert(impact_id);
+            }
+            let (rule, fingerprint) = (impact.rule.clone(), impact.fingerprint);
+            if let Some(index) = self.rule_index(&rule) {
+                let key = (index, fingerprint);
+                if let Some(state) = self.rule_states.get_mut(&key) {
+                    if state.impact == Some(impact_id) {
+                        state.impact = None;
+                        state.suppressed = state.condition;
+                        self.dirty.rule_states.insert(key);
+                        self.step_rule(index, fingerprint, now);
+                    }
+                }
+            }
+        }
+        self.notify_paged(incident_id, PageEvent::Resolved, now);
+        for key in [TimerKey::Escalation(incident_id), TimerKey::AutoResolve(incident_id), TimerKey::RespondBy(incident_id)] {
+            self.timers.cancel(key);
+        }
+        self.dirty.paging.insert(incident_id);
+        self.dirty.closed.insert(incident_id);
+        self.refresh_gauges();
+    }
+
+    fn acknowledge(&mut self, incident_id: i64, by: &str, now: DateTime<Utc>) -> Reply {
+        let Some(incident) = self.incidents.get_mut(&incident_id) else {
+            return Reply::NotFound(format!("incident {incident_id} is not open"));
+        };
+        match incident.status {
+            Status::Resolved => return Reply::Conflict(format!("incident {incident_id} is resolved")),
+            Status::Acknowledged => {
+                return Reply::Conflict(format!(
+                    "incident {incident_id} is already acknowledged by {}",
+                    incident.acknowledged_by.as_deref().unwrap_or("someone")
+                ))
+            }
+            Status::Triggered => {}
+        }
+        incident.status = Status::Acknowledged;
+        incident.acknowledged_at = Some(now);
+        incident.acknowledged_by = Some(by.to_string());
+        let severity = incident.severity;
+        let opened_at = incident.opened_at;
+        self.dirty.incidents.insert(incident_id);
+        self.metrics
+            .time_to_acknowledge_seconds
+            .with_label_values(&[&severity.to_string()])
+            .observe((now - opened_at).num_milliseconds() as f64 / 1000.0);
+        self.timeline(incident_id, now, "acknowledged", by, format!("acknowledged by {by}"), serde_json::Value::Null);
+        if let Some(esc) = self.paging.get_mut(&incident_id).and_then(|p| p.escalation.as_mut()) {
+            esc.acknowledge(now);
+            self.dirty.paging.insert(incident_id);
+        }
+        self.timers.cancel(TimerKey::RespondBy(incident_id));
+        self.notify_paged(incident_id, PageEvent::Acknowledged, now);
+        self.schedule_escalation(incident_id, now);
+        Reply::Done
+    }
+
+    fn set_severity(
+        &mut self,
+        incident_id: i64,
+        severity: Option<u8>,
+        by: &str,
+        reason: Option<String>,
+        now: DateTime<Utc>,
+    ) -> Reply {
+        let Some(incident) = self.incidents.get_mut(&incident_id) else {
+            return Reply::NotFound(format!("incident {incident_id} is not open"));
+        };
+        if !incident.is_open() {
+            return Reply::Conflict(format!("incident {incident_id} is resolved"));
+        }
+        let old = incident.severity;
+        let reason_text = reason.as_deref().filter(|r| !r.is_empty()).map(|r| format!(": {r}")).unwrap_or_default();
+        match severity {
+            None => {
+                incident.pinned = false;
+                self.dirty.incidents.insert(incident_id);
+                self.timeline(incident_id, now, "severity_unpinned", by, format!("severity unpinned by {by}{reason_text}"), serde_json::Value::Null);
+                self.reclassify(incident_id, now, by);
+            }
+            Some(new) => {
+                incident.severity = new;
+                incident.pinned = true;
+                self.dirty.incidents.insert(incident_id);
+                if new != old {
+                    self.metrics.incident_severity_changes_total.inc();
+                }
+                self.timeline(
+                    incident_id,
+                    now,
+                    "severity_changed",
+                    by,
+                    format!("severity set from Sev {old} to Sev {new} and pinned by {by}{reason_text}"),
+                    serde_json::json!({ "from": old, "to": new, "pinned": true, "reason": reason }),
+                );
+                self.refresh_gauges();
+                if new < old {
+                    self.severity_raised(incident_id, now);
+                } else if new > old {
+                    self.severity_lowered(incident_id, now);
+                }
+            }
+        }
+        Reply::Done
+    }
+
+    /// A person lowered the severity: nobody new is paged; a queue or no route stops paging.
+    fn severity_lowered(&mut self, incident_id: i64, now: DateTime<Utc>) {
+        let Some(incident) = self.incidents.get(&incident_id) else { return };
+        let selected = route::select(&self.setup.paging.routes, &incident.labels, incident.severity).map(|(i, r)| (i, r.clone()));
+        match selected {
+            Some((_, r)) if r.policy.is_some() => {}
+            _ => self.start_paging(incident_id, PageEvent::Triggered, now),
+        }
+    }
+
+    // ----- heartbeats ----------------------------------------------------------------------
+
+    fn heartbeat(&mut self, name: &str, now: DateTime<Utc>) -> Reply {
+        let Some(index) = self.setup.config.heartbeats.iter().position(|h| h.name == name) else {
+            return Reply::NotFound(format!("heartbeat {name:?} is not configured"));
+        };
+        let every = self.setup.config.heartbeats[index].every;
+        let was_missed = self.heartbeats[index].missed;
+        self.heartbeats[index] = HeartbeatState {
+            last_ping: Some(now),
+            missed: false,
+        };
+        self.dirty.heartbeats.insert(index as u32);
+        self.timers.set(TimerKey::Heartbeat(index as u32), now + every.chrono());
+        let mut signal = self.heartbeat_signal(index, now);
+        signal.state = SignalState::Resolved;
+        if was_missed || self.rule_states.keys().any(|(_, f)| *f == signal.fingerprint()) {
+            self.on_signal(signal, now);
+        } else {
+            self.metrics.signals_total.with_label_values(&["heartbeat"]).inc();
+        }
+        Reply::Done
+    }
+
+    fn heartbeat_signal(&self, index: usize, now: DateTime<Utc>) -> Signal {
+        let hb = &self.setup.config.heartbeats[index];
+        let mut labels = hb.labels.clone();
+        labels.insert("heartbeat".into(), hb.name.clone());
+        let mut signal = Signal::new(SourceKind::Heartbeat, labels, now);
+        let last = self.heartbeats[index]
+            .last_ping
+            .map(|t| t.to_rfc3339())
+            .unwrap_or_else(|| "never".into());
+        signal.annotations.insert(
+            "summary".into(),
+            format!("heartbeat {} missed: no ping within {} (last: {last})", hb.name, hb.every),
+        );
+        signal
+    }
+
+    fn heartbeat_missed(&mut self, index: usize, now: DateTime<Utc>) {
+        if index >= self.heartbeats.len() {
+            return;
+        }
+        self.heartbeats[index].missed = true;
+        self.dirty.heartbeats.insert(index as u32);
+        let signal = self.heartbeat_signal(index, now);
+        self.on_signal(signal, now);
+    }
+
+    // ----- paging --------------------------------------------------------------------------
+
+    /// Route the incident and start its escalation (or queue it, or record it unrouted).
+    fn start_paging(&mut self, incident_id: i64, event: PageEvent, now: DateTime<Utc>) {
+        let setup = Arc::clone(&self.setup);
+        let Some(incident) = self.incidents.get(&incident_id) else { return };
+        let selected = route::select(&setup.paging.routes, &incident.labels, incident.severity);
+        let severity = incident.severity;
+        let old_queue = incident.queue.clone();
+        let paging = self.paging.entry(incident_id).or_default();
+        paging.escalation = None;
+        paging.pause_noted = false;
+        self.dirty.paging.insert(incident_id);
+        self.timers.cancel(TimerKey::Escalation(incident_id));
+        match selected {
+            None => {
+                self.set_queue(incident_id, None);
+                self.timeline(incident_id, now, "unrouted", TOCSIN, format!("no route matches Sev {severity}: recorded, not paged"), serde_json::Value::Null);
+            }
+            Some((index, r)) => {
+                if let Some(queue) = &r.queue {
+                    if old_queue.as_deref() != Some(queue) {
+                        self.set_queue(incident_id, Some(queue.clone()));
+                        self.timeline(incident_id, now, "queued", TOCSIN, format!("route {index} put it in triage queue {queue}: no page"), serde_json::json!({ "queue": queue }));
+                    }
+                    return;
+                }
+                self.set_queue(incident_id, None);
+                let policy_name = r.policy.clone().unwrap_or_default();
+                let Some(policy) = setup.paging.policies.get(&policy_name) else {
+                    self.timeline(incident_id, now, "unrouted", TOCSIN, format!("route {index} names unknown policy {policy_name}"), serde_json::Value::Null);
+                    return;
+                };
+                let escalation = Escalation::start(policy.clone(), r.active_during.clone(), event, now);
+                self.timeline(
+                    incident_id,
+                    now,
+                    "routed",
+                    TOCSIN,
+                    format!("route {index} → escalation policy {policy_name}"),
+                    serde_json::json!({ "route": index, "policy": policy_name }),
+                );
+                if let Some(p) = self.paging.get_mut(&incident_id) {
+                    p.escalation = Some(escalation);
+                }
+                self.drive_escalation(incident_id, now);
+            }
+        }
+    }
+
+    fn set_queue(&mut self, incident_id: i64, queue: Option<String>) {
+        if let Some(incident) = self.incidents.get_mut(&incident_id) {
+            if incident.queue != queue {
+                incident.queue = queue;
+                self.dirty.incidents.insert(incident_id);
+                self.refresh_gauges();
+            }
+        }
+    }
+
+    /// Page whatever is due for the incident and set its next timer.
+    fn drive_escalation(&mut self, incident_id: i64, now: DateTime<Utc>) {
+        let setup = Arc::clone(&self.setup);
+        let Some(incident) = self.incidents.get(&incident_id) else { return };
+        if !incident.is_open() {
+            return;
+        }
+        let (labels, severity, status) = (incident.labels.clone(), incident.severity, incident.status);
+        let Some(paging) = self.paging.get_mut(&incident_id) else { return };
+        let Some(escalation) = paging.escalation.as_mut() else { return };
+
+        // An acknowledgement that ran out puts the incident back to triggered.
+        if escalation.acked && escalation.ack_lapses_at.is_some_and(|at| at <= now) {
+            let windows = setup.paging.window_set(&escalation.active_during);
+            let pages = escalation.lapse(now, &windows);
+            self.dirty.paging.insert(incident_id);
+            let by = self.incidents.get(&incident_id).and_then(|i| i.acknowledged_by.clone()).unwrap_or_default();
+            if let Some(incident) = self.incidents.get_mut(&incident_id) {
+                incident.status = Status::Triggered;
+                incident.acknowledged_at = None;
+                incident.acknowledged_by = None;
+                self.dirty.incidents.insert(incident_id);
+            }
+            self.timeline(incident_id, now, "ack_lapsed", TOCSIN, format!("acknowledgement by {by} lapsed: escalation resumes"), serde_json::Value::Null);
+            self.schedule_respond_by(incident_id);
+            self.page_levels(incident_id, pages, now);
+            self.schedule_escalation(incident_id, now);
+            return;
+        }
+        if status == Status::Acknowledged || escalation.acked {
+            self.schedule_escalation(incident_id, now);
+            return;
+        }
+
+        // A silence holds pages back while it is in force.
+        let silence = route::silenced(&setup.paging.silences, &labels, severity, now, |w, t| {
+            setup.paging.windows.get(w).and_then(|w| w.open_until(t))
+        });
+        if let Some((index, s, until)) = silence {
+            let first = paging.silenced_by != Some(index);
+            paging.silenced_by = Some(index);
+            self.dirty.paging.insert(incident_id);
+            if first {
+                let until_text = until.map(|u| format!(" until {}", u.to_rfc3339())).unwrap_or_default();
+                let comment = s.comment.as_deref().map(|c| format!(" ({c})")).unwrap_or_default();
+                self.timeline(incident_id, now, "silenced", TOCSIN, format!("silenced by silence {index}{comment}{until_text}: recorded, not paged"), serde_json::json!({ "silence": index }));
+            }
+            self.timers.set_or_cancel(TimerKey::Escalation(incident_id), until);
+            return;
+        }
+        if paging.silenced_by.take().is_some() {
+            self.dirty.paging.insert(incident_id);
+        }
+
+        let windows = setup.paging.window_set(&escalation.active_during);
+        let was_paused = escalation.is_paused();
+        let pages = escalation.advance(now, &windows);
+        let now_paused = escalation.is_paused();
+        let resume_at = escalation.wake_at(now, &windows);
+        let window_names = escalation.active_during.join(", ");
+        self.dirty.paging.insert(incident_id);
+        if now_paused && !was_paused && !paging.pause_noted {
+            paging.pause_noted = true;
+            let at = resume_at.map(|t| t.to_rfc3339()).unwrap_or_else(|| "never".into());
+            self.timeline(incident_id, now, "paused", TOCSIN, format!("outside {window_names}: paging waits until {at}"), serde_json::Value::Null);
+        } else if !now_paused {
+            paging.pause_noted = false;
+        }
+        self.page_levels(incident_id, pages, now);
+        self.schedule_escalation(incident_id, now);
+    }
+
+    fn schedule_escalation(&mut self, incident_id: i64, now: DateTime<Utc>) {
+        let setup = Arc::clone(&self.setup);
+        let wake = self.paging.get(&incident_id).and_then(|p| {
+            let e = p.escalation.as_ref()?;
+            let windows = setup.paging.window_set(&e.active_during);
+            // A silence in force wakes at its end instead.
+            match p.silenced_by {
+                Some(_) => None,
+                None => e.wake_at(now, &windows),
+            }
+        });
+        let silenced_wake = self.paging.get(&incident_id).and_then(|p| p.silenced_by).and(self.timers_for_silence(incident_id, now));
+        self.timers.set_or_cancel(TimerKey::Escalation(incident_id), wake.or(silenced_wake));
+    }
+
+    fn timers_for_silence(&self, incident_id: i64, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let incident = self.incidents.get(&incident_id)?;
+        let setup = &self.setup;
+        route::silenced(&setup.paging.silences, &incident.labels, incident.severity, now, |w, t| {
+            setup.paging.windows.get(w).and_then(|w| w.open_until(t))
+        })
+        .and_then(|(_, _, until)| until)
+    }
+
+    fn page_levels(&mut self, incident_id: i64, pages: Vec<LevelPage>, now: DateTime<Utc>) {
+        for page in pages {
+            self.page_level(incident_id, page.level, page.event, now);
+        }
+    }
+
+    /// Page every target of one level.
+    fn page_level(&mut self, incident_id: i64, level: usize, event: PageEvent, now: DateTime<Utc>) {
+        let setup = Arc::clone(&self.setup);
+        let Some(escalation) = self.paging.get(&incident_id).and_then(|p| p.escalation.clone()) else {
+            return;
+        };
+        let Some(targets) = escalation.policy.levels.get(level).map(|l| l.notify.clone()) else {
+            return;
+        };
+        self.metrics
+            .escalations_total
+            .with_label_values(&[&escalation.policy.name])
+            .inc();
+        let mut reached = Vec::new();
+        for target in &targets {
+            match setup.paging.recipients(target, now) {
+                Ok(recipients) => {
+                    for recipient in recipients {
+                        reached.push(format!("{} ({})", recipient.id, recipient.channel.as_str()));
+                        self.create_page(incident_id, recipient, event, Some(&escalation.policy.name), Some(level), now);
+                    }
+                }
+                Err(why) => {
+                    self.timeline(incident_id, now, "page_skipped", TOCSIN, format!("level {level} target {target}: {why}"), serde_json::Value::Null);
+                }
+            }
+        }
+        let who = if reached.is_empty() { "nobody".to_string() } else { reached.join(", ") };
+        self.timeline(
+            incident_id,
+            now,
+            "paged",
+            TOCSIN,
+            format!("{event}: level {level} of {} → {who}", escalation.policy.name),
+            serde_json::json!({ "event": event, "level": level, "policy": escalation.policy.name }),
+        );
+    }
+
+    /// Tell everyone paged so far (ack and resolve notices).
+    fn notify_paged(&mut self, incident_id: i64, event: PageEvent, now: DateTime<Utc>) {
+        let Some(paging) = self.paging.get(&incident_id) else { return };
+        let recipients: Vec<Recipient> = paging.paged.iter().cloned().collect();
+        let policy = paging.escalation.as_ref().map(|e| e.policy.name.clone());
+        let level = paging.escalation.as_ref().and_then(|e| e.last_paged_level);
+        if recipients.is_empty() {
+            return;
+        }
+        let names: Vec<String> = recipients.iter().map(|r| format!("{} ({})", r.id, r.channel.as_str())).collect();
+        for recipient in recipients {
+            self.create_page(incident_id, recipient, event, policy.as_deref(), level, now);
+        }
+        self.timeline(incident_id, now, "paged", TOCSIN, format!("{event} sent to {}", names.join(", ")), serde_json::json!({ "event": event }));
+    }
+
+    fn create_page(
+        &mut self,
+        incident_id: i64,
+        recipient: Recipient,
+        event: PageEvent,
+        policy: Option<&str>,
+        level: Option<usize>,
+        now: DateTime<Utc>,
+    ) {
+        let Some(incident) = self.incidents.get(&incident_id) else { return };
+        let setup = &self.setup;
+        let ack_url = setup.ack_signer.as_ref().map(|signer| {
+            let expires = now + setup.config.server.ack_link_ttl.chrono();
+            format!("{}/ack/{}", setup.external_url, signer.sign(incident_id, &recipient.id, expires))
+        });
+        let id = self.next_page_id;
+        self.next_page_id += 1;
+        let page = Page {
+            id,
+            delivery_id: uuid::Uuid::new_v4().to_string(),
+            incident_id,
+            event,
+            level,
+            payload: PagePayload {
+                version: "1".into(),
+                event,
+                incident: IncidentView::new(incident, &setup.external_url),
+                escalation: EscalationRef {
+                    policy: policy.map(str::to_string),
+                    level,
+                },
+                recipient: recipient.id.clone(),
+                ack_url,
+            },
+            recipient: recipient.clone(),
+            created_at: now,
+        };
+        self.dirty.pages.push(page);
+        let paging = self.paging.entry(incident_id).or_default();
+        paging.paged.insert(recipient);
+        self.dirty.paging.insert(incident_id);
+    }
+
+    fn respond_by_due(&mut self, incident_id: i64, now: DateTime<Utc>) {
+        let Some(incident) = self.incidents.get(&incident_id) else { return };
+        if incident.status != Status::Triggered {
+            return;
+        }
+        let sr = incident.sr_severity.clone().unwrap_or_else(|| "-".into());
+        let respond_by = incident.respond_by;
+        let paging = self.paging.entry(incident_id).or_default();
+        if paging.response_breached {
+            return;
+        }
+        paging.response_breached = true;
+        self.dirty.paging.insert(incident_id);
+        self.metrics.sr_response_breaches_total.with_label_values(&[&sr]).inc();
+        let deadline = respond_by.map(|t| t.to_rfc3339()).unwrap_or_default();
+        self.timeline(incident_id, now, "response_breached", TOCSIN, format!("SR {sr} initial response due {deadline} breached: not acknowledged"), serde_json::json!({ "sr_severity": sr }));
+        let levels = self
+            .paging
+            .get(&incident_id)
+            .and_then(|p| p.escalation.as_ref())
+            .map(|e| e.current_and_next())
+            .unwrap_or_default();
+        if levels.is_empty() {
+            self.timeline(incident_id, now, "page_skipped", TOCSIN, "response_breached: no escalation policy to notify".to_string(), serde_json::Value::Null);
+        }
+        for level in levels {
+            self.page_level(incident_id, level, PageEvent::ResponseBreached, now);
+        }
+    }
+
+    // ----- bookkeeping ---------------------------------------------------------------------
+
+    fn timeline(&mut self, incident_id: i64, at: DateTime<Utc>, kind: &str, actor: &str, message: String, data: serde_json::Value) {
+        self.dirty.timeline.push(TimelineEntry {
+            incident_id,
+            at,
+            kind: kind.to_string(),
+            actor: actor.to_string(),
+            message,
+            data,
+        });
+    }
+
+    fn refresh_gauges(&self) {
+        let mut by_severity = [0i64; 5];
+        let mut queues: BTreeMap<&str, i64> = BTreeMap::new();
+        for queue in self.setup.config.routes.iter().filter_map(|r| r.queue.as_deref()) {
+            queues.insert(queue, 0);
+        }
+        for incident in self.incidents.values().filter(|i| i.is_open()) {
+            by_severity[incident.severity.min(4) as usize] += 1;
+            if let Some(q) = &incident.queue {
+                *queues.entry(q.as_str()).or_default() += 1;
+            }
+        }
+        for (severity, count) in by_severity.iter().enumerate() {
+            self.metrics.incidents_open.with_label_values(&[&severity.to_string()]).set(*count);
+        }
+        for (queue, count) in queues {
+            self.metrics.triage_queue_length.with_label_values(&[queue]).set(count);
+        }
+    }
+
+    /// Everything that changed since the last call, ready to be written in one transaction.
+    pub fn take_changes(&mut self) -> Changes {
+        let dirty = std::mem::take(&mut self.dirty);
+        let mut changes = Changes {
+            timeline: dirty.timeline,
+            pages: dirty.pages,
+            ..Changes::default()
+        };
+        for id in &dirty.incidents {
+            if let Some(incident) = self.incidents.get(id) {
+                changes.incidents.push(incident.clone());
+            }
+        }
+        for id in &dirty.impacts {
+            if let Some(impact) = self.impacts.get(id) {
+                changes.impacts.push(impact.clone());
+            }
+        }
+        for id in &dirty.paging {
+            let open = self.incidents.get(id).is_some_and(Incident::is_open);
+            changes.paging.push((*id, if open { self.paging.get(id).cloned() } else { None }));
+        }
+        for (name, fingerprint) in dirty.deleted_rule_states {
+            changes.rule_states.push((name, fingerprint, None));
+        }
+        for key in &dirty.rule_states {
+            if let Some(state) = self.rule_states.get(key) {
+                let name = self.rule(key.0).name.clone();
+                changes.rule_states.push((name, key.1, Some(state.clone())));
+            }
+        }
+        for fingerprint in &dirty.leases {
+            changes.leases.push((*fingerprint, self.leases.get(fingerprint).cloned()));
+        }
+        for index in &dirty.heartbeats {
+            let name = self.setup.config.heartbeats[*index as usize].name.clone();
+            changes.heartbeats.push((name, self.heartbeats[*index as usize].clone()));
+        }
+        // Resolved incidents leave memory once their final state is written.
+        for id in dirty.closed {
+            if let Some(incident) = self.incidents.remove(&id) {
+                for impact in &incident.impact_ids {
+                    if self.impacts.get(impact).is_some_and(|i| i.incident_id == id) {
+                        self.impacts.remove(impact);
+                    }
+                }
+            }
+            self.paging.remove(&id);
+        }
+        changes
+    }
+}
+
+/// Keep counts from growing past what the rule needs, so steady signals write nothing.
+fn cap_counts(state: &mut RuleState, rule: &Rule) {
+    use crate::rules::{Clear, Trigger};
+    let failure_cap = match rule.trigger {
+        Trigger::Failures(n) => n,
+        _ => 1,
+    };
+    let success_cap = match rule.clear {
+        Clear::Successes(n) => n,
+        _ => 1,
+    };
+    state.failures = state.failures.min(failure_cap);
+    state.successes = state.successes.min(success_cap);
+}
+
+/// The impact of a CRI that no rule matched: SR A breaches SLA, B is high business impact,
+/// C low; `kind` is taken from the report.
+fn default_cri_impact(signal: &Signal) -> (String, ImpactKind, bool, Option<BusinessImpact>, Option<u8>) {
+    let sr = signal.label("sr_severity").unwrap_or("C");
+    let kind = signal.label("kind").and_then(ImpactKind::parse).unwrap_or(ImpactKind::Other);
+    let (sla, business) = match sr {
+        "A" => (true, Some(BusinessImpact::High)),
+        "B" => (false, Some(BusinessImpact::High)),
+        _ => (false, Some(BusinessImpact::Low)),
+    };
+    ("cri-default".to_string(), kind, sla, business, None)
+}

@@ -1,0 +1,9 @@
+//! The runtime that wires the stages: a pure [`core::Core`] driven by a clock, fed by
+//! sources and the API, persisting through the store before anything is sent.
+
+pub mod core;
+pub mod setup;
+pub mod timers;
+
+pub use self::core::{Changes, Core, Input, Reply, Snapshot};
+pub use setup::Setup;

@@ -1,0 +1,64 @@
+//! The config compiled for the core: rules, catalog, paging and templates. Immutable; a
+//! reload builds a new one and swaps it in whole.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use crate::config::Config;
+use crate::incident::Catalog;
+use crate::paging::{AckSigner, Paging};
+use crate::rules::RuleSet;
+
+pub struct Setup {
+    pub config: Config,
+    pub rules: RuleSet,
+    pub catalog: Catalog,
+    pub paging: Paging,
+    /// Signs ack links; pages carry no ack link without it.
+    pub ack_signer: Option<AckSigner>,
+    pub external_url: String,
+    templates: minijinja::Environment<'static>,
+}
+
+impl std::fmt::Debug for Setup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Setup").field("rules", &self.rules.rules.len()).finish()
+    }
+}
+
+impl Setup {
+    pub fn new(config: Config, ack_key: Option<Vec<u8>>) -> Arc<Self> {
+        let mut templates = minijinja::Environment::new();
+        // Missing labels render as empty, as in Alertmanager templates.
+        templates.set_undefined_behavior(minijinja::UndefinedBehavior::Lenient);
+        for loaded in &config.rules {
+            if let Some(summary) = &loaded.rule.summary {
+                // Validated at load; a failure here leaves the rule without a template.
+                let _ = templates.add_template_owned(loaded.rule.name.clone(), summary.clone());
+            }
+        }
+        Arc::new(Setup {
+            rules: RuleSet::new(&config),
+            catalog: Catalog::new(&config),
+            paging: Paging::new(&config),
+            ack_signer: ack_key.map(|k| AckSigner::new(&k)),
+            external_url: config.external_url(),
+            templates,
+            config,
+        })
+    }
+
+    /// Render a rule's `summary:` over the signal's labels, annotations and value.
+    pub fn render_summary(
+        &self,
+        rule: &str,
+        labels: &BTreeMap<String, String>,
+        annotations: &BTreeMap<String, String>,
+        value: Option<f64>,
+    ) -> Option<String> {
+        let template = self.templates.get_template(rule).ok()?;
+        template
+            .render(minijinja::context! { labels => labels, annotations => annotations, value => value })
+            .ok()
+    }
+}

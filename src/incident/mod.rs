@@ -1,0 +1,10 @@
+//! Incidents: correlating impacts, classifying them Sev 0–4, and their lifecycle.
+
+pub mod catalog;
+pub mod classify;
+pub mod correlate;
+pub mod model;
+
+pub use catalog::Catalog;
+pub use classify::classify;
+pub use model::{Impact, Incident, IncidentView, Status, TimelineEntry};

@@ -1,0 +1,167 @@
+//! Impacts, incidents and their timeline.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::config::{BusinessImpact, ImpactKind};
+use crate::signal::{CriDetails, Fingerprint, SourceKind};
+
+/// One rule's conclusion about one signal key: who is hurt and how.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Impact {
+    pub id: i64,
+    pub incident_id: i64,
+    pub rule: String,
+    pub fingerprint: Fingerprint,
+    pub source: SourceKind,
+    pub kind: ImpactKind,
+    pub sla_breach: bool,
+    pub business_impact: Option<BusinessImpact>,
+    pub severity_floor: Option<u8>,
+    pub service: Option<String>,
+    pub region: Option<String>,
+    pub customers: BTreeSet<String>,
+    pub labels: BTreeMap<String, String>,
+    pub summary: String,
+    pub started_at: DateTime<Utc>,
+    pub cleared_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub cri: Option<CriDetails>,
+}
+
+impl Impact {
+    pub fn is_active(&self) -> bool {
+        self.cleared_at.is_none()
+    }
+
+    /// Major: breaches SLA or is an outage.
+    pub fn is_major(&self) -> bool {
+        self.sla_breach || self.kind == ImpactKind::Outage
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Triggered,
+    Acknowledged,
+    Resolved,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Triggered => "triggered",
+            Status::Acknowledged => "acknowledged",
+            Status::Resolved => "resolved",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Status> {
+        match text {
+            "triggered" => Some(Status::Triggered),
+            "acknowledged" => Some(Status::Acknowledged),
+            "resolved" => Some(Status::Resolved),
+            _ => None,
+        }
+    }
+}
+
+/// A set of correlated impacts.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Incident {
+    pub id: i64,
+    pub title: String,
+    pub severity: u8,
+    pub pinned: bool,
+    pub status: Status,
+    pub impact_ids: Vec<i64>,
+    /// Labels every impact shares (Alertmanager's commonLabels).
+    pub labels: BTreeMap<String, String>,
+    pub services: BTreeSet<String>,
+    pub regions: BTreeSet<String>,
+    pub customers: BTreeSet<String>,
+    pub opened_at: DateTime<Utc>,
+    pub acknowledged_at: Option<DateTime<Utc>>,
+    pub acknowledged_by: Option<String>,
+    pub resolved_at: Option<DateTime<Utc>>,
+    pub resolved_by: Option<String>,
+    pub respond_by: Option<DateTime<Utc>>,
+    pub sr_severity: Option<String>,
+    /// The triage queue it waits in (Sev 4 routes).
+    pub queue: Option<String>,
+    pub merged_into: Option<i64>,
+}
+
+impl Incident {
+    pub fn is_open(&self) -> bool {
+        self.status != Status::Resolved
+    }
+}
+
+/// The incident as the API, pages and the dashboard show it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct IncidentView {
+    pub id: i64,
+    pub title: String,
+    pub severity: u8,
+    pub status: Status,
+    pub pinned: bool,
+    pub services: Vec<String>,
+    pub regions: Vec<String>,
+    pub customers: Vec<String>,
+    pub customer_count: usize,
+    pub labels: BTreeMap<String, String>,
+    pub opened_at: DateTime<Utc>,
+    pub acknowledged_at: Option<DateTime<Utc>>,
+    pub acknowledged_by: Option<String>,
+    pub resolved_at: Option<DateTime<Utc>>,
+    pub respond_by: Option<DateTime<Utc>>,
+    pub url: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sr_severity: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merged_into: Option<i64>,
+}
+
+impl IncidentView {
+    pub fn new(incident: &Incident, external_url: &str) -> Self {
+        IncidentView {
+            id: incident.id,
+            title: incident.title.clone(),
+            severity: incident.severity,
+            status: incident.status,
+            pinned: incident.pinned,
+            services: incident.services.iter().cloned().collect(),
+            regions: incident.regions.iter().cloned().collect(),
+            customers: incident.customers.iter().cloned().collect(),
+            customer_count: incident.customers.len(),
+            labels: incident.labels.clone(),
+            opened_at: incident.opened_at,
+            acknowledged_at: incident.acknowledged_at,
+            acknowledged_by: incident.acknowledged_by.clone(),
+            resolved_at: incident.resolved_at,
+            respond_by: incident.respond_by,
+            url: format!("{external_url}/incidents/{}", incident.id),
+            queue: incident.queue.clone(),
+            sr_severity: incident.sr_severity.clone(),
+            merged_into: incident.merged_into,
+        }
+    }
+}
+
+/// One line of an incident's history: what happened, when, and who or which rule did it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TimelineEntry {
+    pub incident_id: i64,
+    pub at: DateTime<Utc>,
+    pub kind: String,
+    pub actor: String,
+    pub message: String,
+    #[serde(default)]
+    pub data: serde_json::Value,
+}

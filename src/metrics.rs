@@ -1,0 +1,131 @@
+//! The engine's Prometheus metrics, on a registry of its own (never the global default), so
+//! every engine and every test has fresh counters.
+
+use prometheus::{
+    Encoder, Gauge, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
+};
+
+pub struct Metrics {
+    pub registry: Registry,
+    pub incidents_open: IntGaugeVec,
+    pub incidents_total: IntCounterVec,
+    pub incident_severity_changes_total: IntCounter,
+    pub pages_total: IntCounterVec,
+    pub page_delivery_seconds: HistogramVec,
+    pub escalations_total: IntCounterVec,
+    pub time_to_acknowledge_seconds: HistogramVec,
+    pub time_to_resolve_seconds: HistogramVec,
+    pub signals_total: IntCounterVec,
+    pub probe_success: IntGaugeVec,
+    pub probe_duration_seconds: GaugeVec,
+    pub rule_evaluation_failures_total: IntCounterVec,
+    pub sr_response_breaches_total: IntCounterVec,
+    pub triage_queue_length: IntGaugeVec,
+    pub probe_schedule_lag_seconds: prometheus::Histogram,
+    pub config_last_reload_successful: IntGauge,
+    pub config_last_reload_success_timestamp_seconds: Gauge,
+    pub leader: IntGauge,
+    pub store_errors_total: IntCounter,
+    pub source_up: IntGaugeVec,
+}
+
+const NS: &str = "tocsin";
+
+fn opts(name: &str, help: &str) -> Opts {
+    Opts::new(name, help).namespace(NS)
+}
+
+fn hopts(name: &str, help: &str, buckets: Vec<f64>) -> HistogramOpts {
+    HistogramOpts::new(name, help).namespace(NS).buckets(buckets)
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        let response_buckets = vec![
+            10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1800.0, 3600.0, 7200.0, 14400.0, 28800.0,
+            86400.0,
+        ];
+        let m = Metrics {
+            incidents_open: IntGaugeVec::new(opts("incidents_open", "Open incidents by severity."), &["severity"]).unwrap(),
+            incidents_total: IntCounterVec::new(opts("incidents_total", "Incidents opened, by severity at opening."), &["severity"]).unwrap(),
+            incident_severity_changes_total: IntCounter::with_opts(opts("incident_severity_changes_total", "Severity changes, automatic and by people.")).unwrap(),
+            pages_total: IntCounterVec::new(opts("pages_total", "Page delivery attempts by channel and outcome (delivered, retry, failed)."), &["channel", "outcome"]).unwrap(),
+            page_delivery_seconds: HistogramVec::new(
+                hopts("page_delivery_seconds", "Time from a page being stored to its delivery.", vec![0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 30.0, 60.0, 300.0, 900.0]),
+                &["channel"],
+            ).unwrap(),
+            escalations_total: IntCounterVec::new(opts("escalations_total", "Escalation levels paged, by policy."), &["policy"]).unwrap(),
+            time_to_acknowledge_seconds: HistogramVec::new(hopts("time_to_acknowledge_seconds", "From opening to acknowledgement.", response_buckets.clone()), &["severity"]).unwrap(),
+            time_to_resolve_seconds: HistogramVec::new(hopts("time_to_resolve_seconds", "From opening to resolution.", response_buckets), &["severity"]).unwrap(),
+            signals_total: IntCounterVec::new(opts("signals_total", "Signals received, by source."), &["source"]).unwrap(),
+            probe_success: IntGaugeVec::new(opts("probe_success", "1 if the probe's last run succeeded."), &["probe"]).unwrap(),
+            probe_duration_seconds: GaugeVec::new(opts("probe_duration_seconds", "Duration of the probe's last run."), &["probe"]).unwrap(),
+            rule_evaluation_failures_total: IntCounterVec::new(opts("rule_evaluation_failures_total", "Rule `when` evaluations that failed."), &["rule"]).unwrap(),
+            sr_response_breaches_total: IntCounterVec::new(opts("sr_response_breaches_total", "CRI incidents not acknowledged by their respond_by."), &["sr_severity"]).unwrap(),
+            triage_queue_length: IntGaugeVec::new(opts("triage_queue_length", "Open incidents waiting in each triage queue."), &["queue"]).unwrap(),
+            probe_schedule_lag_seconds: prometheus::Histogram::with_opts(hopts(
+                "probe_schedule_lag_seconds",
+                "How late probes start against their schedule.",
+                vec![0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0],
+            )).unwrap(),
+            config_last_reload_successful: IntGauge::with_opts(opts("config_last_reload_successful", "1 if the last config reload succeeded.")).unwrap(),
+            config_last_reload_success_timestamp_seconds: Gauge::with_opts(opts("config_last_reload_success_timestamp_seconds", "When the config was last loaded successfully.")).unwrap(),
+            leader: IntGauge::with_opts(opts("leader", "1 on the engine that evaluates rules and sends pages.")).unwrap(),
+            store_errors_total: IntCounter::with_opts(opts("store_errors_total", "Store writes that failed.")).unwrap(),
+            source_up: IntGaugeVec::new(opts("source_up", "1 if the pulled source answered its last pull."), &["source"]).unwrap(),
+            registry,
+        };
+        m.register_all();
+        for severity in 0..=4 {
+            m.incidents_open.with_label_values(&[&severity.to_string()]).set(0);
+        }
+        m
+    }
+
+    fn register_all(&self) {
+        let r = &self.registry;
+        r.register(Box::new(self.incidents_open.clone())).unwrap();
+        r.register(Box::new(self.incidents_total.clone())).unwrap();
+        r.register(Box::new(self.incident_severity_changes_total.clone())).unwrap();
+        r.register(Box::new(self.pages_total.clone())).unwrap();
+        r.register(Box::new(self.page_delivery_seconds.clone())).unwrap();
+        r.register(Box::new(self.escalations_total.clone())).unwrap();
+        r.register(Box::new(self.time_to_acknowledge_seconds.clone())).unwrap();
+        r.register(Box::new(self.time_to_resolve_seconds.clone())).unwrap();
+        r.register(Box::new(self.signals_total.clone())).unwrap();
+        r.register(Box::new(self.probe_success.clone())).unwrap();
+        r.register(Box::new(self.probe_duration_seconds.clone())).unwrap();
+        r.register(Box::new(self.rule_evaluation_failures_total.clone())).unwrap();
+        r.register(Box::new(self.sr_response_breaches_total.clone())).unwrap();
+        r.register(Box::new(self.triage_queue_length.clone())).unwrap();
+        r.register(Box::new(self.probe_schedule_lag_seconds.clone())).unwrap();
+        r.register(Box::new(self.config_last_reload_successful.clone())).unwrap();
+        r.register(Box::new(self.config_last_reload_success_timestamp_seconds.clone())).unwrap();
+        r.register(Box::new(self.leader.clone())).unwrap();
+        r.register(Box::new(self.store_errors_total.clone())).unwrap();
+        r.register(Box::new(self.source_up.clone())).unwrap();
+        #[cfg(target_os = "linux")]
+        {
+            // Standard `process_*` names, as every Prometheus exporter has them.
+            let process = prometheus::process_collector::ProcessCollector::for_self();
+            r.register(Box::new(process)).unwrap();
+        }
+    }
+
+    /// The text exposition format.
+    pub fn render(&self) -> String {
+        let mut buffer = Vec::new();
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut buffer)
+            .expect("text encoding cannot fail");
+        String::from_utf8(buffer).expect("exposition is UTF-8")
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}

@@ -1,0 +1,103 @@
+//! Pages: one message to one recipient over one channel, stored before it is sent.
+
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::incident::IncidentView;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PageEvent {
+    Triggered,
+    Escalated,
+    SeverityRaised,
+    Acknowledged,
+    Resolved,
+    ResponseBreached,
+}
+
+impl PageEvent {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PageEvent::Triggered => "triggered",
+            PageEvent::Escalated => "escalated",
+            PageEvent::SeverityRaised => "severity_raised",
+            PageEvent::Acknowledged => "acknowledged",
+            PageEvent::Resolved => "resolved",
+            PageEvent::ResponseBreached => "response_breached",
+        }
+    }
+}
+
+impl fmt::Display for PageEvent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Channel {
+    Email,
+    Webhook,
+}
+
+impl Channel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Channel::Email => "email",
+            Channel::Webhook => "webhook",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Channel> {
+        match text {
+            "email" => Some(Channel::Email),
+            "webhook" => Some(Channel::Webhook),
+            _ => None,
+        }
+    }
+}
+
+/// Someone (or something) that receives pages over one channel.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Recipient {
+    /// The responder id, or `webhook:NAME` for a bare webhook target.
+    pub id: String,
+    pub channel: Channel,
+    /// The email address, or the webhook's name.
+    pub address: String,
+}
+
+/// The JSON body a webhook receives (and the email is written from).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PagePayload {
+    pub version: String,
+    pub event: PageEvent,
+    pub incident: IncidentView,
+    pub escalation: EscalationRef,
+    pub recipient: String,
+    pub ack_url: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EscalationRef {
+    pub policy: Option<String>,
+    pub level: Option<usize>,
+}
+
+/// A page as stored in the outbox.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Page {
+    pub id: i64,
+    /// Stable across retries and engine takeovers: receivers dedupe on it.
+    pub delivery_id: String,
+    pub incident_id: i64,
+    pub event: PageEvent,
+    pub recipient: Recipient,
+    pub level: Option<usize>,
+    pub payload: PagePayload,
+    pub created_at: DateTime<Utc>,
+}

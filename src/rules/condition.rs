@@ -1,0 +1,77 @@
+//! Evaluating a rule's CEL `when` against a signal.
+
+use cel::{Context, Value};
+
+use crate::config::CelExpr;
+use crate::signal::Signal;
+
+/// Evaluate `when` with `labels`, `annotations`, `value`, `source` and `probe` bound.
+pub fn evaluate_when(when: &CelExpr, signal: &Signal) -> Result<bool, String> {
+    let mut context = Context::default();
+    let bind = |e: cel::SerializationError| format!("cannot bind signal fields: {e}");
+    context.add_variable("labels", &signal.labels).map_err(bind)?;
+    context.add_variable("annotations", &signal.annotations).map_err(bind)?;
+    context.add_variable("source", signal.source.as_str()).map_err(bind)?;
+    match signal.value {
+        Some(v) => context.add_variable("value", v).map_err(bind)?,
+        None => context.add_variable_from_value("value", Value::Null),
+    }
+    match &signal.probe {
+        Some(probe) => context.add_variable("probe", probe).map_err(bind)?,
+        None => context.add_variable_from_value("probe", Value::Null),
+    }
+    match when.program.execute(&context) {
+        Ok(Value::Bool(b)) => Ok(b),
+        Ok(other) => Err(format!(
+            "`when` {:?} gave {other:?}, expected true or false",
+            when.text
+        )),
+        Err(e) => Err(format!("`when` {:?} failed: {e}", when.text)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::signal::{ProbeResult, SourceKind};
+    use chrono::Utc;
+
+    fn probe(success: bool, latency_ms: f64, body: Option<serde_json::Value>) -> Signal {
+        let mut s = Signal::new(SourceKind::Probe, [("service".into(), "storage".into())].into(), Utc::now());
+        s.probe = Some(ProbeResult {
+            success,
+            status_code: Some(200),
+            latency_ms,
+            body,
+            ..Default::default()
+        });
+        s
+    }
+
+    #[test]
+    fn probe_fields_and_labels() {
+        let when = CelExpr::compile("!probe.success || probe.latency_ms > 2000.0").unwrap();
+        assert!(!evaluate_when(&when, &probe(true, 10.0, None)).unwrap());
+        assert!(evaluate_when(&when, &probe(false, 10.0, None)).unwrap());
+        assert!(evaluate_when(&when, &probe(true, 2500.0, None)).unwrap());
+        let when = CelExpr::compile("labels.service == 'storage' && source == 'probe'").unwrap();
+        assert!(evaluate_when(&when, &probe(true, 1.0, None)).unwrap());
+    }
+
+    #[test]
+    fn json_body() {
+        let when = CelExpr::compile("probe.body.status != 'ok'").unwrap();
+        let body = serde_json::json!({"status": "degraded"});
+        assert!(evaluate_when(&when, &probe(true, 1.0, Some(body))).unwrap());
+        let body = serde_json::json!({"status": "ok"});
+        assert!(!evaluate_when(&when, &probe(true, 1.0, Some(body))).unwrap());
+    }
+
+    #[test]
+    fn non_bool_and_missing_fields_are_errors() {
+        let when = CelExpr::compile("probe.latency_ms").unwrap();
+        assert!(evaluate_when(&when, &probe(true, 1.0, None)).is_err());
+        let when = CelExpr::compile("probe.body.missing == 1").unwrap();
+        assert!(evaluate_when(&when, &probe(true, 1.0, Some(serde_json::json!({})))).is_err());
+    }
+}

@@ -1,0 +1,211 @@
+//! The state of one rule for one signal key, and how it moves.
+//!
+//! ```text
+//!   quiet ──condition holds──▶ pending ──for:/failures: met──▶ impact open
+//!     ▲                          │                               │
+//!     └──────condition stops─────┘     condition stops ──▶ clearing ──clear_for:/successes: met──▶ quiet
+//! ```
+//! A person who resolves the incident closes the impact while the condition may still hold:
+//! the state is then `suppressed` until the condition stops, so the same trouble does not
+//! reopen an incident the person just closed (as Alertmanager does not re-notify a resolved
+//! group for a still-firing alert).
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::{Clear, Rule, Trigger};
+use crate::signal::Signal;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RuleState {
+    /// The condition as last observed.
+    pub condition: bool,
+    /// When the condition took its current value.
+    pub since: DateTime<Utc>,
+    /// Consecutive observations with the condition holding / not holding.
+    pub failures: u32,
+    pub successes: u32,
+    /// The open impact this state produced.
+    pub impact: Option<i64>,
+    /// The impact was closed by a person while the condition still held.
+    pub suppressed: bool,
+    /// The latest signal, kept to describe the impact when a timer opens it.
+    pub signal: Signal,
+}
+
+/// What the state asks the incident stage to do.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Decision {
+    Nothing,
+    OpenImpact,
+    ClearImpact,
+    /// Look again at this time (a `for:` or `clear_for:` timer).
+    WakeAt(DateTime<Utc>),
+}
+
+impl RuleState {
+    pub fn new(signal: Signal, now: DateTime<Utc>) -> Self {
+        RuleState {
+            condition: false,
+            since: now,
+            failures: 0,
+            successes: 0,
+            impact: None,
+            suppressed: false,
+            signal,
+        }
+    }
+
+    /// Record one observation of the condition.
+    pub fn observe(&mut self, condition: bool, signal: Signal, now: DateTime<Utc>) {
+        if condition != self.condition {
+            self.condition = condition;
+            self.since = now;
+        }
+        if condition {
+            self.failures = self.failures.saturating_add(1);
+            self.successes = 0;
+        } else {
+            self.successes = self.successes.saturating_add(1);
+            self.failures = 0;
+            self.suppressed = false;
+        }
+        self.signal = signal;
+    }
+
+    /// What should happen now, given the rule's `for:`/`failures:` and `clear_for:`/`successes:`.
+    pub fn decide(&self, rule: &Rule, now: DateTime<Utc>) -> Decision {
+        match (self.impact.is_some(), self.condition) {
+            (false, true) if !self.suppressed => match rule.trigger {
+                Trigger::Immediate => Decision::OpenImpact,
+                Trigger::Failures(n) if self.failures >= n => Decision::OpenImpact,
+                Trigger::Failures(_) => Decision::Nothing,
+                Trigger::For(d) => {
+                    let due = self.since + d.chrono();
+                    if now >= due {
+                        Decision::OpenImpact
+                    } else {
+                        Decision::WakeAt(due)
+                    }
+                }
+            },
+            (true, false) => match rule.clear {
+                Clear::Immediate => Decision::ClearImpact,
+                Clear::Successes(n) if self.successes >= n => Decision::ClearImpact,
+                Clear::Successes(_) => Decision::Nothing,
+                Clear::For(d) => {
+                    let due = self.since + d.chrono();
+                    if now >= due {
+                        Decision::ClearImpact
+                    } else {
+                        Decision::WakeAt(due)
+                    }
+                }
+            },
+            _ => Decision::Nothing,
+        }
+    }
+
+    /// Nothing worth keeping: no impact, no pending condition, no counts.
+    pub fn is_idle(&self) -> bool {
+        self.impact.is_none() && !self.condition && !self.suppressed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Duration, ImpactConfig, ImpactKind};
+    use crate::signal::SourceKind;
+
+    fn rule(trigger: Trigger, clear: Clear) -> Rule {
+        Rule {
+            name: "r".into(),
+            group: "g".into(),
+            matchers: vec![],
+            when: None,
+            trigger,
+            clear,
+            impact: ImpactConfig {
+                kind: ImpactKind::Outage,
+                sla_breach: true,
+                business_impact: None,
+                severity: None,
+            },
+            labels: Default::default(),
+            summary: None,
+        }
+    }
+
+    fn t(secs: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(1_700_000_000 + secs, 0).unwrap()
+    }
+
+    fn signal() -> Signal {
+        Signal::new(SourceKind::Probe, Default::default(), t(0))
+    }
+
+    #[test]
+    fn for_waits_then_opens() {
+        let r = rule(Trigger::For(Duration::from_secs(60)), Clear::Immediate);
+        let mut s = RuleState::new(signal(), t(0));
+        s.observe(true, signal(), t(0));
+        assert_eq!(s.decide(&r, t(0)), Decision::WakeAt(t(60)));
+        s.observe(true, signal(), t(30));
+        assert_eq!(s.decide(&r, t(30)), Decision::WakeAt(t(60)));
+        assert_eq!(s.decide(&r, t(60)), Decision::OpenImpact);
+    }
+
+    #[test]
+    fn flapping_restarts_for() {
+        let r = rule(Trigger::For(Duration::from_secs(60)), Clear::Immediate);
+        let mut s = RuleState::new(signal(), t(0));
+        s.observe(true, signal(), t(0));
+        s.observe(false, signal(), t(30));
+        assert_eq!(s.decide(&r, t(60)), Decision::Nothing);
+        s.observe(true, signal(), t(40));
+        assert_eq!(s.decide(&r, t(60)), Decision::WakeAt(t(100)));
+    }
+
+    #[test]
+    fn failures_and_successes_count_consecutive() {
+        let r = rule(Trigger::Failures(3), Clear::Successes(2));
+        let mut s = RuleState::new(signal(), t(0));
+        s.observe(true, signal(), t(0));
+        s.observe(true, signal(), t(1));
+        assert_eq!(s.decide(&r, t(1)), Decision::Nothing);
+        s.observe(true, signal(), t(2));
+        assert_eq!(s.decide(&r, t(2)), Decision::OpenImpact);
+        s.impact = Some(1);
+        s.observe(false, signal(), t(3));
+        assert_eq!(s.decide(&r, t(3)), Decision::Nothing);
+        s.observe(true, signal(), t(4));
+        s.observe(false, signal(), t(5));
+        assert_eq!(s.decide(&r, t(5)), Decision::Nothing);
+        s.observe(false, signal(), t(6));
+        assert_eq!(s.decide(&r, t(6)), Decision::ClearImpact);
+    }
+
+    #[test]
+    fn clear_for_waits() {
+        let r = rule(Trigger::Immediate, Clear::For(Duration::from_secs(120)));
+        let mut s = RuleState::new(signal(), t(0));
+        s.observe(true, signal(), t(0));
+        s.impact = Some(7);
+        s.observe(false, signal(), t(10));
+        assert_eq!(s.decide(&r, t(10)), Decision::WakeAt(t(130)));
+        assert_eq!(s.decide(&r, t(130)), Decision::ClearImpact);
+    }
+
+    #[test]
+    fn suppressed_until_condition_stops() {
+        let r = rule(Trigger::Immediate, Clear::Immediate);
+        let mut s = RuleState::new(signal(), t(0));
+        s.observe(true, signal(), t(0));
+        s.suppressed = true;
+        assert_eq!(s.decide(&r, t(1)), Decision::Nothing);
+        s.observe(false, signal(), t(2));
+        s.observe(true, signal(), t(3));
+        assert_eq!(s.decide(&r, t(3)), Decision::OpenImpact);
+    }
+}

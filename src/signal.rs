@@ -1,0 +1,221 @@
+//! Signals: single observations from a source, keyed by a fingerprint of source and labels.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::hash::{Hash, Hasher};
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// Where a signal comes from; matchable as the pseudo-label `source`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceKind {
+    Probe,
+    Alert,
+    Cri,
+    Heartbeat,
+    /// The engine about itself, e.g. a source it cannot reach.
+    Tocsin,
+}
+
+impl SourceKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SourceKind::Probe => "probe",
+            SourceKind::Alert => "alert",
+            SourceKind::Cri => "cri",
+            SourceKind::Heartbeat => "heartbeat",
+            SourceKind::Tocsin => "tocsin",
+        }
+    }
+
+    pub const ALL: [SourceKind; 5] = [
+        SourceKind::Probe,
+        SourceKind::Alert,
+        SourceKind::Cri,
+        SourceKind::Heartbeat,
+        SourceKind::Tocsin,
+    ];
+}
+
+impl fmt::Display for SourceKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Whether an alert-like signal says something is wrong right now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SignalState {
+    Firing,
+    Resolved,
+}
+
+/// What a probe measured.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ProbeResult {
+    pub success: bool,
+    #[serde(default)]
+    pub status_code: Option<u16>,
+    #[serde(default)]
+    pub latency_ms: f64,
+    /// The body, parsed when it is JSON, else a string.
+    #[serde(default)]
+    pub body: Option<serde_json::Value>,
+    #[serde(default)]
+    pub cert_expiry_days: Option<f64>,
+    #[serde(default)]
+    pub error: Option<String>,
+}
+
+/// Details only a customer-reported incident carries.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CriDetails {
+    pub id: String,
+    pub sr_severity: String,
+    pub contact: Contact,
+    pub received_at: DateTime<Utc>,
+    pub respond_by: DateTime<Utc>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Contact {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub email: Option<String>,
+    #[serde(default)]
+    pub phone: Option<String>,
+}
+
+/// One observation.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Signal {
+    pub source: SourceKind,
+    pub labels: BTreeMap<String, String>,
+    #[serde(default)]
+    pub annotations: BTreeMap<String, String>,
+    #[serde(default)]
+    pub value: Option<f64>,
+    pub state: SignalState,
+    #[serde(default)]
+    pub probe: Option<ProbeResult>,
+    #[serde(default)]
+    pub cri: Option<CriDetails>,
+    /// A pushed alert stays firing until then unless refreshed (its lease).
+    #[serde(default)]
+    pub expires_at: Option<DateTime<Utc>>,
+    pub observed_at: DateTime<Utc>,
+}
+
+/// A stable key of (source, sorted labels), as Alertmanager fingerprints alerts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Fingerprint(pub u64);
+
+impl fmt::Display for Fingerprint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:016x}", self.0)
+    }
+}
+
+impl std::str::FromStr for Fingerprint {
+    type Err = std::num::ParseIntError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        u64::from_str_radix(s, 16).map(Fingerprint)
+    }
+}
+
+impl Signal {
+    pub fn new(source: SourceKind, labels: BTreeMap<String, String>, at: DateTime<Utc>) -> Self {
+        Signal {
+            source,
+            labels,
+            annotations: BTreeMap::new(),
+            value: None,
+            state: SignalState::Firing,
+            probe: None,
+            cri: None,
+            expires_at: None,
+            observed_at: at,
+        }
+    }
+
+    /// Source plus sorted labels; a CRI is also keyed by its own id, so two reports from the
+    /// same customer stay two signals.
+    pub fn fingerprint(&self) -> Fingerprint {
+        // FNV-1a: stable across processes and versions, unlike std's SipHash with random keys.
+        let mut hasher = Fnv1a::default();
+        self.source.as_str().hash(&mut hasher);
+        for (k, v) in &self.labels {
+            k.hash(&mut hasher);
+            v.hash(&mut hasher);
+        }
+        if let Some(cri) = &self.cri {
+            cri.id.hash(&mut hasher);
+        }
+        Fingerprint(hasher.finish())
+    }
+
+    pub fn label(&self, name: &str) -> Option<&str> {
+        self.labels.get(name).map(String::as_str)
+    }
+
+    /// Labels plus the `source` pseudo-label, for matchers.
+    pub fn lookup(&self, name: &str) -> Option<&str> {
+        if name == "source" {
+            Some(self.source.as_str())
+        } else {
+            self.label(name)
+        }
+    }
+
+    pub fn is_firing(&self) -> bool {
+        self.state == SignalState::Firing
+    }
+}
+
+#[derive(Default)]
+struct Fnv1a(u64);
+
+impl Hasher for Fnv1a {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 { 0xcbf29ce484222325 } else { self.0 };
+        for b in bytes {
+            h ^= u64::from(*b);
+            h = h.wrapping_mul(0x100000001b3);
+        }
+        self.0 = h;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fingerprint_ignores_label_order_and_annotations() {
+        let at = Utc::now();
+        let mut a = Signal::new(
+            SourceKind::Alert,
+            [("b".into(), "2".into()), ("a".into(), "1".into())].into(),
+            at,
+        );
+        let b = Signal::new(
+            SourceKind::Alert,
+            [("a".into(), "1".into()), ("b".into(), "2".into())].into(),
+            at,
+        );
+        a.annotations.insert("summary".into(), "x".into());
+        assert_eq!(a.fingerprint(), b.fingerprint());
+        let c = Signal::new(SourceKind::Probe, b.labels.clone(), at);
+        assert_ne!(c.fingerprint(), b.fingerprint());
+        // Stable value across runs and builds.
+        assert_eq!(b.fingerprint(), b.fingerprint());
+    }
+}
