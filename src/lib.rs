@@ -4,6 +4,9 @@
 //! classifies impacts, `paging` decides who is paged, `paging::notify` delivers, and `store`
 //! keeps every step durable. `engine` wires the stages; `api` and `cli` are the interfaces.
 
+pub mod api;
+pub mod app;
+pub mod cli;
 pub mod config;
 pub mod engine;
 pub mod incident;
@@ -11,3 +14,6 @@ pub mod metrics;
 pub mod paging;
 pub mod rules;
 pub mod signal;
+pub mod sim;
+pub mod sources;
+pub mod store;

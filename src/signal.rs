@@ -158,6 +158,17 @@ impl Signal {
         Fingerprint(hasher.finish())
     }
 
+    /// A customer-reported incident as a signal: labels `customer`, `service`, `region`,
+    /// `sr_severity` and `kind`, firing from `received_at`.
+    pub fn customer_report(labels: BTreeMap<String, String>, summary: Option<String>, cri: CriDetails) -> Self {
+        let mut signal = Signal::new(SourceKind::Cri, labels, cri.received_at);
+        if let Some(summary) = summary {
+            signal.annotations.insert("summary".into(), summary);
+        }
+        signal.cri = Some(cri);
+        signal
+    }
+
     pub fn label(&self, name: &str) -> Option<&str> {
         self.labels.get(name).map(String::as_str)
     }

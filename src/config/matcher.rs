@@ -238,7 +238,7 @@ mod tests {
     #[test]
     fn missing_label_is_empty() {
         let m: Matcher = r#"env!="dev""#.parse().unwrap();
-        assert!(all_match(&[m.clone()], &labels(&[])));
+        assert!(all_match(std::slice::from_ref(&m), &labels(&[])));
         let m: Matcher = r#"env="""#.parse().unwrap();
         assert!(all_match(&[m], &labels(&[("a", "b")])));
     }
@@ -262,7 +262,7 @@ mod tests {
 
     #[test]
     fn huge_regex_is_refused() {
-        let pattern = format!("region=~\"(a{{1000}}){{1000}}\"");
+        let pattern = "region=~\"(a{1000}){1000}\"".to_string();
         let err = pattern.parse::<Matcher>().unwrap_err();
         assert!(err.contains("bad regular expression"), "{err}");
     }

@@ -44,6 +44,22 @@ impl fmt::Display for ConfigError {
     }
 }
 
+/// Remove `.` and `..` components lexically.
+fn normalize(path: &FsPath) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for component in path.components() {
+        match component {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
 /// All the errors of one load, printable one per line.
 #[derive(Clone, Debug)]
 pub struct ConfigErrors(pub Vec<ConfigError>);
@@ -109,13 +125,27 @@ impl Config {
             .unwrap_or_else(|| PathBuf::from("."))
     }
 
-    /// Resolve a path written in the config relative to its folder.
+    /// Resolve a path written in the config relative to its folder, as an absolute path
+    /// without `.` or `..` (URLs built from it must not be re-normalized differently).
     pub fn resolve_path(&self, path: &str) -> PathBuf {
         let p = FsPath::new(path);
-        if p.is_absolute() {
+        let joined = if p.is_absolute() {
             p.to_path_buf()
         } else {
             self.base_dir().join(p)
+        };
+        normalize(&std::path::absolute(&joined).unwrap_or(joined))
+    }
+
+    /// The folder of the SQLite file, or the config's `data/` folder for other stores.
+    pub fn data_dir(&self) -> PathBuf {
+        let url = self.store_url();
+        match url.strip_prefix("sqlite://").map(|rest| rest.split('?').next().unwrap_or(rest)) {
+            Some(path) if path != ":memory:" => FsPath::new(path)
+                .parent()
+                .map(FsPath::to_path_buf)
+                .unwrap_or_else(|| self.resolve_path("data")),
+            _ => self.resolve_path("data"),
         }
     }
 

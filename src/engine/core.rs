@@ -49,6 +49,8 @@ pub enum Input {
         by: String,
         text: String,
     },
+    /// Swap in a new config (a reload).
+    Reload(Arc<Setup>),
     /// A page was given up after its retries: record it and go on to the next level.
     DeliveryFailed {
         incident_id: i64,
@@ -397,6 +399,10 @@ impl Core {
                 Reply::Signals(out)
             }
             Input::Heartbeat(name) => self.heartbeat(&name, now),
+            Input::Reload(setup) => {
+                self.reload(setup, now);
+                Reply::Done
+            }
             Input::Ack { incident_id, by } => self.acknowledge(incident_id, &by, now),
             Input::Resolve {
                 incident_id,

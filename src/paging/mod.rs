@@ -5,6 +5,7 @@
 
 pub mod ack_link;
 pub mod escalate;
+pub mod notify;
 pub mod page;
 pub mod route;
 pub mod schedule;

@@ -1,0 +1,117 @@
+//! The `tocsin` command line.
+
+mod check;
+pub mod client;
+mod oncall;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(name = "tocsin", version, about = "Live-site incident alerting engine")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+const DEFAULT_CONFIG: &str = "config/tocsin.yaml";
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the engine.
+    Run {
+        #[arg(long, short, default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+    },
+    /// Validate the config and every rule file; print each error as file:line:column.
+    Check {
+        #[arg(long, short, default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+    },
+    /// Run rule unit tests: timed signals in, expected incidents out (see README).
+    Test {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Feed recorded signals (JSON lines) through the rules on a simulated clock and print
+    /// the incidents and pages that would have happened.
+    Replay {
+        #[arg(long, short, default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+        signals: PathBuf,
+    },
+    /// Work with incidents through the HTTP API.
+    Incidents {
+        #[command(subcommand)]
+        command: client::IncidentsCommand,
+    },
+    /// Who is on call now (or at --at) in every schedule.
+    Oncall {
+        #[arg(long, short, default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+        /// An RFC 3339 time, e.g. 2026-03-08T09:00:00-05:00.
+        #[arg(long)]
+        at: Option<String>,
+    },
+}
+
+/// Flags every API client command takes.
+#[derive(Args, Debug, Clone)]
+pub struct ApiArgs {
+    /// The engine's base URL.
+    #[arg(long, env = "TOCSIN_URL", default_value = "http://127.0.0.1:9470")]
+    pub url: String,
+    /// Bearer token (or TOCSIN_TOKEN).
+    #[arg(long, env = "TOCSIN_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// table for people, json for scripts.
+    #[arg(long, short, default_value = "table", value_parser = ["table", "json"])]
+    pub output: String,
+}
+
+pub fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("TOCSIN_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    use std::io::IsTerminal;
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("tocsin: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(dispatch(cli.command))
+}
+
+async fn dispatch(command: Command) -> ExitCode {
+    match command {
+        Command::Run { config } => {
+            init_logging();
+            match crate::app::run(crate::app::Options::new(config)).await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    tracing::error!("{e:#}");
+                    eprintln!("tocsin: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Check { config } => check::run(&config),
+        Command::Test { files } => crate::sim::test_files::run(&files),
+        Command::Replay { config, signals } => crate::sim::replay::run(&config, &signals),
+        Command::Incidents { command } => client::run(command).await,
+        Command::Oncall { config, at } => oncall::run(&config, at.as_deref()),
+    }
+}

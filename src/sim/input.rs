@@ -1,0 +1,190 @@
+//! Timed inputs for simulations: signals, heartbeats and people's actions.
+//!
+//! `at` is either an offset from the simulation's start (`90s`, `5m`) or an RFC 3339 time.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+
+use crate::config::types::labels;
+use crate::config::{Duration, SrResponseConfig};
+use crate::engine::Input;
+use crate::signal::{Contact, CriDetails, ProbeResult, Signal, SignalState, SourceKind};
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TimedInput {
+    pub at: String,
+    #[serde(default)]
+    pub source: Option<SourceKind>,
+    #[serde(default, deserialize_with = "labels")]
+    pub labels: BTreeMap<String, String>,
+    #[serde(default, deserialize_with = "labels")]
+    pub annotations: BTreeMap<String, String>,
+    #[serde(default)]
+    pub value: Option<f64>,
+    #[serde(default)]
+    pub state: Option<SignalState>,
+    #[serde(default)]
+    pub probe: Option<ProbeResult>,
+    /// A pushed alert's `endsAt` (offset or time).
+    #[serde(default)]
+    pub ends_at: Option<String>,
+    /// A pushed alert's lease from each send: `endsAt` = send time + lease.
+    #[serde(default)]
+    pub lease: Option<Duration>,
+    /// Send the same signal again at this interval…
+    #[serde(default)]
+    pub every: Option<Duration>,
+    /// …up to and including this time.
+    #[serde(default)]
+    pub until: Option<String>,
+    /// A CRI's summary and contact.
+    #[serde(default)]
+    pub summary: Option<String>,
+    #[serde(default)]
+    pub contact: Option<Contact>,
+    #[serde(default)]
+    pub heartbeat: Option<String>,
+    #[serde(default)]
+    pub ack: Option<AckAction>,
+    #[serde(default)]
+    pub resolve: Option<ResolveAction>,
+    #[serde(default)]
+    pub severity: Option<SeverityAction>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AckAction {
+    pub incident: i64,
+    pub by: String,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResolveAction {
+    pub incident: i64,
+    pub by: String,
+    #[serde(default)]
+    pub note: Option<String>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeverityAction {
+    pub incident: i64,
+    pub severity: Option<u8>,
+    pub by: String,
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// `5m` from `start`, or an absolute RFC 3339 time.
+pub fn parse_at(text: &str, start: DateTime<Utc>) -> Result<DateTime<Utc>, String> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(text) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    text.parse::<Duration>()
+        .map(|d| start + d.chrono())
+        .map_err(|_| format!("invalid time {text:?}: expected an offset such as 90s or 5m, or an RFC 3339 time"))
+}
+
+impl TimedInput {
+    /// The inputs this entry stands for, with their times.
+    pub fn expand(
+        &self,
+        start: DateTime<Utc>,
+        sr_response: &SrResponseConfig,
+        sequence: &mut u64,
+    ) -> Result<Vec<(DateTime<Utc>, Input)>, String> {
+        let at = parse_at(&self.at, start)?;
+        let actions = [self.ack.is_some(), self.resolve.is_some(), self.severity.is_some(), self.heartbeat.is_some(), self.source.is_some()];
+        if actions.iter().filter(|a| **a).count() != 1 {
+            return Err(format!(
+                "input at {}: give exactly one of source:, heartbeat:, ack:, resolve: or severity:",
+                self.at
+            ));
+        }
+        if let Some(a) = &self.ack {
+            return Ok(vec![(at, Input::Ack { incident_id: a.incident, by: a.by.clone() })]);
+        }
+        if let Some(r) = &self.resolve {
+            return Ok(vec![(at, Input::Resolve { incident_id: r.incident, by: r.by.clone(), note: r.note.clone() })]);
+        }
+        if let Some(s) = &self.severity {
+            return Ok(vec![(
+                at,
+                Input::SetSeverity { incident_id: s.incident, severity: s.severity, by: s.by.clone(), reason: s.reason.clone() },
+            )]);
+        }
+        let until = match &self.until {
+            Some(u) => parse_at(u, start)?,
+            None => at,
+        };
+        let every = self.every.filter(|d| !d.is_zero());
+        if self.until.is_some() && every.is_none() {
+            return Err(format!("input at {}: until: needs every:", self.at));
+        }
+        let mut times = vec![at];
+        if let Some(every) = every {
+            let mut t = at + every.chrono();
+            while t <= until && times.len() < 100_000 {
+                times.push(t);
+                t += every.chrono();
+            }
+        }
+        let mut out = Vec::with_capacity(times.len());
+        for t in times {
+            if let Some(name) = &self.heartbeat {
+                out.push((t, Input::Heartbeat(name.clone())));
+                continue;
+            }
+            let source = self.source.expect("checked above");
+            let signal = self.signal(source, t, start, sr_response, sequence)?;
+            out.push((t, Input::Signals(vec![signal])));
+        }
+        Ok(out)
+    }
+
+    fn signal(
+        &self,
+        source: SourceKind,
+        at: DateTime<Utc>,
+        start: DateTime<Utc>,
+        sr_response: &SrResponseConfig,
+        sequence: &mut u64,
+    ) -> Result<Signal, String> {
+        if source == SourceKind::Cri {
+            *sequence += 1;
+            let sr = self.labels.get("sr_severity").cloned().unwrap_or_default();
+            let deadline = sr_response
+                .deadline(&sr)
+                .ok_or_else(|| format!("CRI at {}: label sr_severity must be A, B or C", self.at))?;
+            let cri = CriDetails {
+                id: format!("cri-{sequence}"),
+                sr_severity: sr,
+                contact: self.contact.clone().unwrap_or_default(),
+                received_at: at,
+                respond_by: at + deadline.chrono(),
+            };
+            return Ok(Signal::customer_report(self.labels.clone(), self.summary.clone(), cri));
+        }
+        let mut signal = Signal::new(source, self.labels.clone(), at);
+        signal.annotations = self.annotations.clone();
+        signal.value = self.value;
+        signal.state = self.state.unwrap_or(SignalState::Firing);
+        signal.probe = self.probe.clone();
+        if source == SourceKind::Probe && signal.probe.is_none() {
+            return Err(format!("probe input at {}: needs probe: {{ success: … }}", self.at));
+        }
+        if let Some(ends) = &self.ends_at {
+            signal.expires_at = Some(parse_at(ends, start)?);
+        }
+        if let Some(lease) = self.lease {
+            signal.expires_at = Some(at + lease.chrono());
+        }
+        Ok(signal)
+    }
+}

@@ -1,0 +1,135 @@
+//! The outbox: pages written before they are sent, marked as they are delivered.
+
+use chrono::{DateTime, Utc};
+use sqlx::Row;
+
+use super::{from_ms, json_column, ms, Result, Store};
+use crate::paging::Page;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OutboxStatus {
+    Pending,
+    Delivered,
+    Failed,
+}
+
+impl OutboxStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutboxStatus::Pending => "pending",
+            OutboxStatus::Delivered => "delivered",
+            OutboxStatus::Failed => "failed",
+        }
+    }
+
+    fn parse(text: &str) -> OutboxStatus {
+        match text {
+            "delivered" => OutboxStatus::Delivered,
+            "failed" => OutboxStatus::Failed,
+            _ => OutboxStatus::Pending,
+        }
+    }
+}
+
+/// A stored page and its delivery state.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OutboxEntry {
+    pub page: Page,
+    pub status: OutboxStatus,
+    pub attempts: u32,
+    pub next_attempt_at: DateTime<Utc>,
+    pub delivered_at: Option<DateTime<Utc>>,
+    pub last_error: Option<String>,
+}
+
+fn entry(row: &sqlx::any::AnyRow) -> Result<OutboxEntry> {
+    let status: String = row.try_get("status")?;
+    let attempts: i32 = row.try_get("attempts")?;
+    let delivered_at: Option<i64> = row.try_get("delivered_at")?;
+    Ok(OutboxEntry {
+        page: json_column(row, "data")?,
+        status: OutboxStatus::parse(&status),
+        attempts: attempts.max(0) as u32,
+        next_attempt_at: from_ms(row.try_get("next_attempt_at")?),
+        delivered_at: delivered_at.map(from_ms),
+        last_error: row.try_get("last_error")?,
+    })
+}
+
+const COLUMNS: &str = "data, status, attempts, next_attempt_at, delivered_at, last_error";
+
+impl Store {
+    /// Pages not yet delivered nor given up, oldest first.
+    pub async fn pending_pages(&self, limit: i64) -> Result<Vec<OutboxEntry>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM outbox WHERE status = 'pending' ORDER BY id LIMIT $1"
+        ))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(entry).collect()
+    }
+
+    /// Every page of an incident, in the order they were created.
+    pub async fn pages_of(&self, incident_id: i64) -> Result<Vec<OutboxEntry>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM outbox WHERE incident_id = $1 ORDER BY id"
+        ))
+        .bind(incident_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(entry).collect()
+    }
+
+    pub async fn page(&self, id: i64) -> Result<Option<OutboxEntry>> {
+        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM outbox WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(entry).transpose()
+    }
+
+    pub async fn mark_delivered(&self, id: i64, attempts: u32, at: DateTime<Utc>) -> Result<()> {
+        sqlx::query(
+            "UPDATE outbox SET status = 'delivered', attempts = $1, delivered_at = $2, \
+             last_error = NULL WHERE id = $3",
+        )
+        .bind(attempts as i32)
+        .bind(ms(at))
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn mark_retry(
+        &self,
+        id: i64,
+        attempts: u32,
+        next_attempt_at: DateTime<Utc>,
+        error: &str,
+    ) -> Result<()> {
+        sqlx::query(
+            "UPDATE outbox SET attempts = $1, next_attempt_at = $2, last_error = $3 WHERE id = $4",
+        )
+        .bind(attempts as i32)
+        .bind(ms(next_attempt_at))
+        .bind(error)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn mark_failed(&self, id: i64, attempts: u32, error: &str) -> Result<()> {
+        sqlx::query(
+            "UPDATE outbox SET status = 'failed', attempts = $1, last_error = $2 WHERE id = $3",
+        )
+        .bind(attempts as i32)
+        .bind(error)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,126 @@
+//! Reads for the API, the dashboard and `tocsin test`.
+
+use sqlx::Row;
+
+use super::{from_ms, json_column, Result, Store};
+use crate::incident::{Impact, Incident, Status, TimelineEntry};
+
+#[derive(Clone, Debug, Default)]
+pub struct IncidentFilter {
+    pub status: Option<Status>,
+    /// Only incidents that are not resolved.
+    pub open: bool,
+    pub severity: Option<u8>,
+    pub limit: Option<i64>,
+}
+
+impl Store {
+    /// Incidents, newest first.
+    pub async fn list_incidents(&self, filter: &IncidentFilter) -> Result<Vec<Incident>> {
+        let mut sql = String::from("SELECT data FROM incidents WHERE 1 = 1");
+        let mut n = 0;
+        let mut next = || {
+            n += 1;
+            n
+        };
+        if filter.status.is_some() {
+            sql.push_str(&format!(" AND status = ${}", next()));
+        }
+        if filter.open {
+            sql.push_str(" AND status <> 'resolved'");
+        }
+        if filter.severity.is_some() {
+            sql.push_str(&format!(" AND severity = ${}", next()));
+        }
+        sql.push_str(&format!(" ORDER BY id DESC LIMIT ${}", next()));
+        let mut query = sqlx::query(&sql);
+        if let Some(status) = filter.status {
+            query = query.bind(status.as_str());
+        }
+        if let Some(severity) = filter.severity {
+            query = query.bind(i32::from(severity));
+        }
+        query = query.bind(filter.limit.unwrap_or(100));
+        let rows = query.fetch_all(&self.pool).await?;
+        rows.iter().map(|r| json_column(r, "data")).collect()
+    }
+
+    pub async fn incident(&self, id: i64) -> Result<Option<Incident>> {
+        let row = sqlx::query("SELECT data FROM incidents WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| json_column(&r, "data")).transpose()
+    }
+
+    pub async fn impacts_of(&self, incident_id: i64) -> Result<Vec<Impact>> {
+        let rows = sqlx::query("SELECT data FROM impacts WHERE incident_id = $1 ORDER BY id")
+            .bind(incident_id)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(|r| json_column(r, "data")).collect()
+    }
+
+    pub async fn timeline_of(&self, incident_id: i64) -> Result<Vec<TimelineEntry>> {
+        let rows = sqlx::query(
+            "SELECT incident_id, at, kind, actor, message, data FROM timeline \
+             WHERE incident_id = $1 ORDER BY id",
+        )
+        .bind(incident_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(TimelineEntry {
+                    incident_id: r.try_get("incident_id")?,
+                    at: from_ms(r.try_get("at")?),
+                    kind: r.try_get("kind")?,
+                    actor: r.try_get("actor")?,
+                    message: r.try_get("message")?,
+                    data: json_column(r, "data")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Add timeline entries from outside the core (page deliveries).
+    pub async fn add_timeline(&self, entries: &[TimelineEntry]) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        for entry in entries {
+            sqlx::query(
+                "INSERT INTO timeline (incident_id, at, kind, actor, message, data) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(entry.incident_id)
+            .bind(super::ms(entry.at))
+            .bind(entry.kind.as_str())
+            .bind(entry.actor.as_str())
+            .bind(entry.message.as_str())
+            .bind(serde_json::to_string(&entry.data)?)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Open incidents waiting in a triage queue, oldest first.
+    pub async fn queue(&self, name: &str) -> Result<Vec<Incident>> {
+        let rows = sqlx::query(
+            "SELECT data FROM incidents WHERE queue = $1 AND status <> 'resolved' \
+             ORDER BY opened_at, id",
+        )
+        .bind(name)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|r| json_column(r, "data")).collect()
+    }
+
+    /// Every incident in id order (for `tocsin test` and tools).
+    pub async fn all_incidents(&self) -> Result<Vec<Incident>> {
+        let rows = sqlx::query("SELECT data FROM incidents ORDER BY id")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(|r| json_column(r, "data")).collect()
+    }
+}

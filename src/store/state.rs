@@ -1,0 +1,216 @@
+//! Writing the core's changes and reading its state back after a restart.
+
+use sqlx::Row;
+
+use super::{json_column, ms, Result, Store};
+use crate::engine::core::{Changes, HeartbeatState, Lease, PagingState, Snapshot};
+use crate::incident::{Impact, Incident};
+use crate::rules::RuleState;
+use crate::signal::Fingerprint;
+
+impl Store {
+    /// Write one batch of changes in one transaction: all of it lands, or none.
+    pub async fn apply(&self, changes: &Changes) -> Result<()> {
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.pool.begin().await?;
+        for incident in &changes.incidents {
+            sqlx::query(
+                "INSERT INTO incidents (id, status, severity, queue, opened_at, data) \
+                 VALUES ($1, $2, $3, $4, $5, $6) \
+                 ON CONFLICT (id) DO UPDATE SET status = excluded.status, \
+                 severity = excluded.severity, queue = excluded.queue, data = excluded.data",
+            )
+            .bind(incident.id)
+            .bind(incident.status.as_str())
+            .bind(i32::from(incident.severity))
+            .bind(incident.queue.clone())
+            .bind(ms(incident.opened_at))
+            .bind(serde_json::to_string(incident)?)
+            .execute(&mut *tx)
+            .await?;
+        }
+        for impact in &changes.impacts {
+            sqlx::query(
+                "INSERT INTO impacts (id, incident_id, data) VALUES ($1, $2, $3) \
+                 ON CONFLICT (id) DO UPDATE SET incident_id = excluded.incident_id, data = excluded.data",
+            )
+            .bind(impact.id)
+            .bind(impact.incident_id)
+            .bind(serde_json::to_string(impact)?)
+            .execute(&mut *tx)
+            .await?;
+        }
+        for entry in &changes.timeline {
+            sqlx::query(
+                "INSERT INTO timeline (incident_id, at, kind, actor, message, data) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(entry.incident_id)
+            .bind(ms(entry.at))
+            .bind(entry.kind.as_str())
+            .bind(entry.actor.as_str())
+            .bind(entry.message.as_str())
+            .bind(serde_json::to_string(&entry.data)?)
+            .execute(&mut *tx)
+            .await?;
+        }
+        for (incident_id, state) in &changes.paging {
+            match state {
+                Some(state) => {
+                    sqlx::query(
+                        "INSERT INTO paging (incident_id, data) VALUES ($1, $2) \
+                         ON CONFLICT (incident_id) DO UPDATE SET data = excluded.data",
+                    )
+                    .bind(*incident_id)
+                    .bind(serde_json::to_string(state)?)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                None => {
+                    sqlx::query("DELETE FROM paging WHERE incident_id = $1")
+                        .bind(*incident_id)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+            }
+        }
+        for (rule, fingerprint, state) in &changes.rule_states {
+            match state {
+                Some(state) => {
+                    sqlx::query(
+                        "INSERT INTO rule_states (rule, fingerprint, data) VALUES ($1, $2, $3) \
+                         ON CONFLICT (rule, fingerprint) DO UPDATE SET data = excluded.data",
+                    )
+                    .bind(rule.as_str())
+                    .bind(fingerprint.to_string())
+                    .bind(serde_json::to_string(state)?)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                None => {
+                    sqlx::query("DELETE FROM rule_states WHERE rule = $1 AND fingerprint = $2")
+                        .bind(rule.as_str())
+                        .bind(fingerprint.to_string())
+                        .execute(&mut *tx)
+                        .await?;
+                }
+            }
+        }
+        for (fingerprint, lease) in &changes.leases {
+            match lease {
+                Some(lease) => {
+                    sqlx::query(
+                        "INSERT INTO leases (fingerprint, expires_at, data) VALUES ($1, $2, $3) \
+                         ON CONFLICT (fingerprint) DO UPDATE SET expires_at = excluded.expires_at, \
+                         data = excluded.data",
+                    )
+                    .bind(fingerprint.to_string())
+                    .bind(ms(lease.expires_at))
+                    .bind(serde_json::to_string(lease)?)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                None => {
+                    sqlx::query("DELETE FROM leases WHERE fingerprint = $1")
+                        .bind(fingerprint.to_string())
+                        .execute(&mut *tx)
+                        .await?;
+                }
+            }
+        }
+        for (name, state) in &changes.heartbeats {
+            sqlx::query(
+                "INSERT INTO heartbeats (name, data) VALUES ($1, $2) \
+                 ON CONFLICT (name) DO UPDATE SET data = excluded.data",
+            )
+            .bind(name.as_str())
+            .bind(serde_json::to_string(state)?)
+            .execute(&mut *tx)
+            .await?;
+        }
+        for page in &changes.pages {
+            sqlx::query(
+                "INSERT INTO outbox (id, delivery_id, incident_id, channel, status, attempts, \
+                 next_attempt_at, created_at, data) VALUES ($1, $2, $3, $4, 'pending', 0, $5, $6, $7)",
+            )
+            .bind(page.id)
+            .bind(page.delivery_id.as_str())
+            .bind(page.incident_id)
+            .bind(page.recipient.channel.as_str())
+            .bind(ms(page.created_at))
+            .bind(ms(page.created_at))
+            .bind(serde_json::to_string(page)?)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The state the core needs to go on: open incidents with their impacts and paging,
+    /// rule states, leases, heartbeats and the next ids.
+    pub async fn load(&self) -> Result<Snapshot> {
+        let mut snapshot = Snapshot::default();
+        for row in sqlx::query("SELECT data FROM incidents WHERE status <> 'resolved'")
+            .fetch_all(&self.pool)
+            .await?
+        {
+            snapshot.incidents.push(json_column::<Incident>(&row, "data")?);
+        }
+        for row in sqlx::query(
+            "SELECT m.data FROM impacts m JOIN incidents i ON i.id = m.incident_id \
+             WHERE i.status <> 'resolved'",
+        )
+        .fetch_all(&self.pool)
+        .await?
+        {
+            snapshot.impacts.push(json_column::<Impact>(&row, "data")?);
+        }
+        for row in sqlx::query(
+            "SELECT p.incident_id, p.data FROM paging p JOIN incidents i ON i.id = p.incident_id \
+             WHERE i.status <> 'resolved'",
+        )
+        .fetch_all(&self.pool)
+        .await?
+        {
+            let id: i64 = row.try_get("incident_id")?;
+            snapshot.paging.push((id, json_column::<PagingState>(&row, "data")?));
+        }
+        for row in sqlx::query("SELECT rule, fingerprint, data FROM rule_states")
+            .fetch_all(&self.pool)
+            .await?
+        {
+            let rule: String = row.try_get("rule")?;
+            let fingerprint: String = row.try_get("fingerprint")?;
+            let Ok(fingerprint) = fingerprint.parse::<Fingerprint>() else {
+                continue;
+            };
+            snapshot.rule_states.push((rule, fingerprint, json_column::<RuleState>(&row, "data")?));
+        }
+        for row in sqlx::query("SELECT fingerprint, data FROM leases").fetch_all(&self.pool).await? {
+            let fingerprint: String = row.try_get("fingerprint")?;
+            let Ok(fingerprint) = fingerprint.parse::<Fingerprint>() else {
+                continue;
+            };
+            snapshot.leases.push((fingerprint, json_column::<Lease>(&row, "data")?));
+        }
+        for row in sqlx::query("SELECT name, data FROM heartbeats").fetch_all(&self.pool).await? {
+            let name: String = row.try_get("name")?;
+            snapshot.heartbeats.push((name, json_column::<HeartbeatState>(&row, "data")?));
+        }
+        snapshot.next_incident_id = self.max_id("incidents").await? + 1;
+        snapshot.next_impact_id = self.max_id("impacts").await? + 1;
+        snapshot.next_page_id = self.max_id("outbox").await? + 1;
+        Ok(snapshot)
+    }
+
+    async fn max_id(&self, table: &str) -> Result<i64> {
+        let row = sqlx::query(&format!("SELECT COALESCE(MAX(id), 0) AS m FROM {table}"))
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get::<i64, _>("m")?)
+    }
+}
+
