@@ -70,7 +70,8 @@ impl Running {
 
 /// Read a secret file: its content without the trailing newline.
 pub fn read_secret(path: &Path) -> Result<Vec<u8>> {
-    let mut bytes = std::fs::read(path).with_context(|| format!("cannot read secret file {}", path.display()))?;
+    let mut bytes = std::fs::read(path)
+        .with_context(|| format!("cannot read secret file {}", path.display()))?;
     while bytes.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
         bytes.pop();
     }
@@ -104,7 +105,9 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
         use std::os::unix::fs::OpenOptionsExt;
         options.mode(0o600);
     }
-    let mut file = options.open(path).with_context(|| format!("cannot create {}", path.display()))?;
+    let mut file = options
+        .open(path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
     file.write_all(bytes)?;
     file.sync_all()?;
     Ok(())
@@ -116,14 +119,19 @@ fn api_tokens(config: &Config) -> Result<Vec<String>> {
         return Ok(Vec::new());
     };
     let path = config.resolve_path(&auth.tokens_file);
-    let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read tokens file {}", path.display()))?;
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read tokens file {}", path.display()))?;
     let tokens: Vec<String> = text
         .lines()
         .map(str::trim)
         .filter(|l| !l.is_empty() && !l.starts_with('#'))
         .map(str::to_string)
         .collect();
-    anyhow::ensure!(!tokens.is_empty(), "tokens file {} holds no token", path.display());
+    anyhow::ensure!(
+        !tokens.is_empty(),
+        "tokens file {} holds no token",
+        path.display()
+    );
     Ok(tokens)
 }
 
@@ -135,10 +143,14 @@ pub fn build_setup(config: Config) -> Result<Arc<Setup>> {
 
 /// Start an engine: store, core, API and every task.
 pub async fn start(options: Options) -> Result<Running> {
-    let config = config::load(&options.config_path).map_err(|errors| anyhow::anyhow!("{errors}"))?;
+    let config =
+        config::load(&options.config_path).map_err(|errors| anyhow::anyhow!("{errors}"))?;
     let metrics = Arc::new(Metrics::new());
     let tokens = api_tokens(&config)?;
-    let listen = options.listen.clone().unwrap_or_else(|| config.server.listen.clone());
+    let listen = options
+        .listen
+        .clone()
+        .unwrap_or_else(|| config.server.listen.clone());
     let store_url = config.store_url();
     let setup = build_setup(config)?;
     let store = Store::open(&store_url).await.context("opening the store")?;
@@ -170,15 +182,17 @@ pub async fn start(options: Options) -> Result<Running> {
     ));
 
     let mut tasks = Vec::new();
-    tasks.push(crate::paging::notify::spawn(crate::paging::notify::DeliveryParts {
-        store: store.clone(),
-        engine: engine.clone(),
-        clock: clock.clone(),
-        metrics: Arc::clone(&metrics),
-        setup: setup_rx.clone(),
-        pages: pages_rx,
-        shutdown: shutdown_rx.clone(),
-    }));
+    tasks.push(crate::paging::notify::spawn(
+        crate::paging::notify::DeliveryParts {
+            store: store.clone(),
+            engine: engine.clone(),
+            clock: clock.clone(),
+            metrics: Arc::clone(&metrics),
+            setup: setup_rx.clone(),
+            pages: pages_rx,
+            shutdown: shutdown_rx.clone(),
+        },
+    ));
     tasks.push(crate::sources::spawn(crate::sources::SourceParts {
         engine: engine.clone(),
         clock: clock.clone(),

@@ -37,7 +37,9 @@ fn opts(name: &str, help: &str) -> Opts {
 }
 
 fn hopts(name: &str, help: &str, buckets: Vec<f64>) -> HistogramOpts {
-    HistogramOpts::new(name, help).namespace(NS).buckets(buckets)
+    HistogramOpts::new(name, help)
+        .namespace(NS)
+        .buckets(buckets)
 }
 
 impl Metrics {
@@ -48,38 +50,149 @@ impl Metrics {
             86400.0,
         ];
         let m = Metrics {
-            incidents_open: IntGaugeVec::new(opts("incidents_open", "Open incidents by severity."), &["severity"]).unwrap(),
-            incidents_total: IntCounterVec::new(opts("incidents_total", "Incidents opened, by severity at opening."), &["severity"]).unwrap(),
-            incident_severity_changes_total: IntCounter::with_opts(opts("incident_severity_changes_total", "Severity changes, automatic and by people.")).unwrap(),
-            pages_total: IntCounterVec::new(opts("pages_total", "Page delivery attempts by channel and outcome (delivered, retry, failed)."), &["channel", "outcome"]).unwrap(),
+            incidents_open: IntGaugeVec::new(
+                opts("incidents_open", "Open incidents by severity."),
+                &["severity"],
+            )
+            .unwrap(),
+            incidents_total: IntCounterVec::new(
+                opts(
+                    "incidents_total",
+                    "Incidents opened, by severity at opening.",
+                ),
+                &["severity"],
+            )
+            .unwrap(),
+            incident_severity_changes_total: IntCounter::with_opts(opts(
+                "incident_severity_changes_total",
+                "Severity changes, automatic and by people.",
+            ))
+            .unwrap(),
+            pages_total: IntCounterVec::new(
+                opts(
+                    "pages_total",
+                    "Page delivery attempts by channel and outcome (delivered, retry, failed).",
+                ),
+                &["channel", "outcome"],
+            )
+            .unwrap(),
             page_delivery_seconds: HistogramVec::new(
-                hopts("page_delivery_seconds", "Time from a page being stored to its delivery.", vec![0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 30.0, 60.0, 300.0, 900.0]),
+                hopts(
+                    "page_delivery_seconds",
+                    "Time from a page being stored to its delivery.",
+                    vec![
+                        0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 30.0, 60.0, 300.0, 900.0,
+                    ],
+                ),
                 &["channel"],
-            ).unwrap(),
-            escalations_total: IntCounterVec::new(opts("escalations_total", "Escalation levels paged, by policy."), &["policy"]).unwrap(),
-            time_to_acknowledge_seconds: HistogramVec::new(hopts("time_to_acknowledge_seconds", "From opening to acknowledgement.", response_buckets.clone()), &["severity"]).unwrap(),
-            time_to_resolve_seconds: HistogramVec::new(hopts("time_to_resolve_seconds", "From opening to resolution.", response_buckets), &["severity"]).unwrap(),
-            signals_total: IntCounterVec::new(opts("signals_total", "Signals received, by source."), &["source"]).unwrap(),
-            probe_success: IntGaugeVec::new(opts("probe_success", "1 if the probe's last run succeeded."), &["probe"]).unwrap(),
-            probe_duration_seconds: GaugeVec::new(opts("probe_duration_seconds", "Duration of the probe's last run."), &["probe"]).unwrap(),
-            rule_evaluation_failures_total: IntCounterVec::new(opts("rule_evaluation_failures_total", "Rule `when` evaluations that failed."), &["rule"]).unwrap(),
-            sr_response_breaches_total: IntCounterVec::new(opts("sr_response_breaches_total", "CRI incidents not acknowledged by their respond_by."), &["sr_severity"]).unwrap(),
-            triage_queue_length: IntGaugeVec::new(opts("triage_queue_length", "Open incidents waiting in each triage queue."), &["queue"]).unwrap(),
+            )
+            .unwrap(),
+            escalations_total: IntCounterVec::new(
+                opts("escalations_total", "Escalation levels paged, by policy."),
+                &["policy"],
+            )
+            .unwrap(),
+            time_to_acknowledge_seconds: HistogramVec::new(
+                hopts(
+                    "time_to_acknowledge_seconds",
+                    "From opening to acknowledgement.",
+                    response_buckets.clone(),
+                ),
+                &["severity"],
+            )
+            .unwrap(),
+            time_to_resolve_seconds: HistogramVec::new(
+                hopts(
+                    "time_to_resolve_seconds",
+                    "From opening to resolution.",
+                    response_buckets,
+                ),
+                &["severity"],
+            )
+            .unwrap(),
+            signals_total: IntCounterVec::new(
+                opts("signals_total", "Signals received, by source."),
+                &["source"],
+            )
+            .unwrap(),
+            probe_success: IntGaugeVec::new(
+                opts("probe_success", "1 if the probe's last run succeeded."),
+                &["probe"],
+            )
+            .unwrap(),
+            probe_duration_seconds: GaugeVec::new(
+                opts(
+                    "probe_duration_seconds",
+                    "Duration of the probe's last run.",
+                ),
+                &["probe"],
+            )
+            .unwrap(),
+            rule_evaluation_failures_total: IntCounterVec::new(
+                opts(
+                    "rule_evaluation_failures_total",
+                    "Rule `when` evaluations that failed.",
+                ),
+                &["rule"],
+            )
+            .unwrap(),
+            sr_response_breaches_total: IntCounterVec::new(
+                opts(
+                    "sr_response_breaches_total",
+                    "CRI incidents not acknowledged by their respond_by.",
+                ),
+                &["sr_severity"],
+            )
+            .unwrap(),
+            triage_queue_length: IntGaugeVec::new(
+                opts(
+                    "triage_queue_length",
+                    "Open incidents waiting in each triage queue.",
+                ),
+                &["queue"],
+            )
+            .unwrap(),
             probe_schedule_lag_seconds: prometheus::Histogram::with_opts(hopts(
                 "probe_schedule_lag_seconds",
                 "How late probes start against their schedule.",
                 vec![0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0],
-            )).unwrap(),
-            config_last_reload_successful: IntGauge::with_opts(opts("config_last_reload_successful", "1 if the last config reload succeeded.")).unwrap(),
-            config_last_reload_success_timestamp_seconds: Gauge::with_opts(opts("config_last_reload_success_timestamp_seconds", "When the config was last loaded successfully.")).unwrap(),
-            leader: IntGauge::with_opts(opts("leader", "1 on the engine that evaluates rules and sends pages.")).unwrap(),
-            store_errors_total: IntCounter::with_opts(opts("store_errors_total", "Store writes that failed.")).unwrap(),
-            source_up: IntGaugeVec::new(opts("source_up", "1 if the pulled source answered its last pull."), &["source"]).unwrap(),
+            ))
+            .unwrap(),
+            config_last_reload_successful: IntGauge::with_opts(opts(
+                "config_last_reload_successful",
+                "1 if the last config reload succeeded.",
+            ))
+            .unwrap(),
+            config_last_reload_success_timestamp_seconds: Gauge::with_opts(opts(
+                "config_last_reload_success_timestamp_seconds",
+                "When the config was last loaded successfully.",
+            ))
+            .unwrap(),
+            leader: IntGauge::with_opts(opts(
+                "leader",
+                "1 on the engine that evaluates rules and sends pages.",
+            ))
+            .unwrap(),
+            store_errors_total: IntCounter::with_opts(opts(
+                "store_errors_total",
+                "Store writes that failed.",
+            ))
+            .unwrap(),
+            source_up: IntGaugeVec::new(
+                opts(
+                    "source_up",
+                    "1 if the pulled source answered its last pull.",
+                ),
+                &["source"],
+            )
+            .unwrap(),
             registry,
         };
         m.register_all();
         for severity in 0..=4 {
-            m.incidents_open.with_label_values(&[&severity.to_string()]).set(0);
+            m.incidents_open
+                .with_label_values(&[&severity.to_string()])
+                .set(0);
         }
         m
     }
@@ -88,23 +201,38 @@ impl Metrics {
         let r = &self.registry;
         r.register(Box::new(self.incidents_open.clone())).unwrap();
         r.register(Box::new(self.incidents_total.clone())).unwrap();
-        r.register(Box::new(self.incident_severity_changes_total.clone())).unwrap();
+        r.register(Box::new(self.incident_severity_changes_total.clone()))
+            .unwrap();
         r.register(Box::new(self.pages_total.clone())).unwrap();
-        r.register(Box::new(self.page_delivery_seconds.clone())).unwrap();
-        r.register(Box::new(self.escalations_total.clone())).unwrap();
-        r.register(Box::new(self.time_to_acknowledge_seconds.clone())).unwrap();
-        r.register(Box::new(self.time_to_resolve_seconds.clone())).unwrap();
+        r.register(Box::new(self.page_delivery_seconds.clone()))
+            .unwrap();
+        r.register(Box::new(self.escalations_total.clone()))
+            .unwrap();
+        r.register(Box::new(self.time_to_acknowledge_seconds.clone()))
+            .unwrap();
+        r.register(Box::new(self.time_to_resolve_seconds.clone()))
+            .unwrap();
         r.register(Box::new(self.signals_total.clone())).unwrap();
         r.register(Box::new(self.probe_success.clone())).unwrap();
-        r.register(Box::new(self.probe_duration_seconds.clone())).unwrap();
-        r.register(Box::new(self.rule_evaluation_failures_total.clone())).unwrap();
-        r.register(Box::new(self.sr_response_breaches_total.clone())).unwrap();
-        r.register(Box::new(self.triage_queue_length.clone())).unwrap();
-        r.register(Box::new(self.probe_schedule_lag_seconds.clone())).unwrap();
-        r.register(Box::new(self.config_last_reload_successful.clone())).unwrap();
-        r.register(Box::new(self.config_last_reload_success_timestamp_seconds.clone())).unwrap();
+        r.register(Box::new(self.probe_duration_seconds.clone()))
+            .unwrap();
+        r.register(Box::new(self.rule_evaluation_failures_total.clone()))
+            .unwrap();
+        r.register(Box::new(self.sr_response_breaches_total.clone()))
+            .unwrap();
+        r.register(Box::new(self.triage_queue_length.clone()))
+            .unwrap();
+        r.register(Box::new(self.probe_schedule_lag_seconds.clone()))
+            .unwrap();
+        r.register(Box::new(self.config_last_reload_successful.clone()))
+            .unwrap();
+        r.register(Box::new(
+            self.config_last_reload_success_timestamp_seconds.clone(),
+        ))
+        .unwrap();
         r.register(Box::new(self.leader.clone())).unwrap();
-        r.register(Box::new(self.store_errors_total.clone())).unwrap();
+        r.register(Box::new(self.store_errors_total.clone()))
+            .unwrap();
         r.register(Box::new(self.source_up.clone())).unwrap();
         #[cfg(target_os = "linux")]
         {

@@ -160,7 +160,11 @@ impl Signal {
 
     /// A customer-reported incident as a signal: labels `customer`, `service`, `region`,
     /// `sr_severity` and `kind`, firing from `received_at`.
-    pub fn customer_report(labels: BTreeMap<String, String>, summary: Option<String>, cri: CriDetails) -> Self {
+    pub fn customer_report(
+        labels: BTreeMap<String, String>,
+        summary: Option<String>,
+        cri: CriDetails,
+    ) -> Self {
         let mut signal = Signal::new(SourceKind::Cri, labels, cri.received_at);
         if let Some(summary) = summary {
             signal.annotations.insert("summary".into(), summary);
@@ -196,7 +200,11 @@ impl Hasher for Fnv1a {
     }
 
     fn write(&mut self, bytes: &[u8]) {
-        let mut h = if self.0 == 0 { 0xcbf29ce484222325 } else { self.0 };
+        let mut h = if self.0 == 0 {
+            0xcbf29ce484222325
+        } else {
+            self.0
+        };
         for b in bytes {
             h ^= u64::from(*b);
             h = h.wrapping_mul(0x100000001b3);

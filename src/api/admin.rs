@@ -22,7 +22,10 @@ pub fn router() -> Router<AppState> {
 
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         state.metrics.render(),
     )
 }
@@ -35,7 +38,10 @@ async fn ready(State(state): State<AppState>) -> impl IntoResponse {
     if state.ready.load(Ordering::Acquire) {
         (StatusCode::OK, "tocsin is ready.\n")
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "tocsin is not ready: the store or the rules are not loaded yet.\n")
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "tocsin is not ready: the store or the rules are not loaded yet.\n",
+        )
     }
 }
 
@@ -48,7 +54,9 @@ async fn reload(State(state): State<AppState>) -> Result<&'static str, ApiError>
         .map_err(|_| ApiError::internal("the engine is shutting down"))?;
     match rx.await {
         Ok(Ok(())) => Ok("config reloaded\n"),
-        Ok(Err(why)) => Err(ApiError::internal(format!("reload refused, old config still running: {why}"))),
+        Ok(Err(why)) => Err(ApiError::internal(format!(
+            "reload refused, old config still running: {why}"
+        ))),
         Err(_) => Err(ApiError::internal("the engine is shutting down")),
     }
 }

@@ -39,7 +39,11 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, Json(serde_json::json!({ "error": self.message }))).into_response()
+        (
+            self.status,
+            Json(serde_json::json!({ "error": self.message })),
+        )
+            .into_response()
     }
 }
 
@@ -52,7 +56,10 @@ impl From<EngineError> for ApiError {
 impl From<crate::store::StoreError> for ApiError {
     fn from(e: crate::store::StoreError) -> Self {
         tracing::error!(error = %e, "store read failed");
-        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "the store is not answering")
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the store is not answering",
+        )
     }
 }
 
@@ -63,6 +70,15 @@ pub fn reply_error(reply: Reply) -> Result<Reply, ApiError> {
         Reply::Conflict(m) => Err(ApiError::new(StatusCode::CONFLICT, m)),
         other => Ok(other),
     }
+}
+
+/// Parse a JSON body; anything that is not what the endpoint takes is a 400.
+pub fn json_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    if std::str::from_utf8(body).is_err() {
+        return Err(ApiError::bad_request("the body is not valid UTF-8"));
+    }
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
 }
 
 pub async fn not_found() -> ApiError {

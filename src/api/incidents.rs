@@ -2,14 +2,14 @@
 
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::middleware::{self, Next};
-use axum::response::Response;
+use axum::http::StatusCode;
+use axum::middleware;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
-use super::error::{reply_error, ApiError};
+use super::auth::require_token;
+use super::error::{json_body, reply_error, ApiError};
 use super::AppState;
 use crate::engine::Input;
 use crate::incident::{Impact, IncidentView, Status, TimelineEntry};
@@ -25,37 +25,6 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route_layer(middleware::from_fn_with_state(state, require_token))
 }
 
-/// Bearer-token auth on /api/* when tokens are configured; compared in constant time.
-pub async fn require_token(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    request: axum::extract::Request,
-    next: Next,
-) -> Result<Response, ApiError> {
-    if !state.tokens.is_empty() {
-        let presented = headers
-            .get(axum::http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .unwrap_or("");
-        let ok = state.tokens.iter().fold(false, |found, token| {
-            found | bool::from(subtle::ConstantTimeEq::ct_eq(token.as_bytes(), presented.as_bytes()))
-        });
-        if !ok {
-            return Err(ApiError::new(StatusCode::UNAUTHORIZED, "missing or invalid bearer token"));
-        }
-    }
-    Ok(next.run(request).await)
-}
-
-/// Parse a JSON body; anything that is not what the endpoint takes is a 400.
-pub fn json_body<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
-    if std::str::from_utf8(body).is_err() {
-        return Err(ApiError::bad_request("the body is not valid UTF-8"));
-    }
-    serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
-}
-
 #[derive(Deserialize)]
 struct ListQuery {
     status: Option<String>,
@@ -63,22 +32,24 @@ struct ListQuery {
     limit: Option<String>,
 }
 
-async fn list(State(state): State<AppState>, Query(q): Query<ListQuery>) -> Result<Json<Vec<IncidentView>>, ApiError> {
+async fn list(
+    State(state): State<AppState>,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<Vec<IncidentView>>, ApiError> {
     let status = match q.status.as_deref() {
         None | Some("") => None,
         Some("open") => None,
         Some(s) => Some(Status::parse(s).ok_or_else(|| {
-            ApiError::bad_request(format!("invalid status {s:?}: expected triggered, acknowledged, resolved or open"))
+            ApiError::bad_request(format!(
+                "invalid status {s:?}: expected triggered, acknowledged, resolved or open"
+            ))
         })?),
     };
     let severity = match q.severity.as_deref() {
         None | Some("") => None,
-        Some(s) => Some(
-            s.parse::<u8>()
-                .ok()
-                .filter(|n| *n <= 4)
-                .ok_or_else(|| ApiError::bad_request(format!("invalid severity {s:?}: expected 0 to 4")))?,
-        ),
+        Some(s) => Some(s.parse::<u8>().ok().filter(|n| *n <= 4).ok_or_else(|| {
+            ApiError::bad_request(format!("invalid severity {s:?}: expected 0 to 4"))
+        })?),
     };
     let limit = match q.limit.as_deref() {
         None | Some("") => 100,
@@ -86,7 +57,9 @@ async fn list(State(state): State<AppState>, Query(q): Query<ListQuery>) -> Resu
             .parse::<i64>()
             .ok()
             .filter(|n| (1..=10_000).contains(n))
-            .ok_or_else(|| ApiError::bad_request(format!("invalid limit {s:?}: expected 1 to 10000")))?,
+            .ok_or_else(|| {
+                ApiError::bad_request(format!("invalid limit {s:?}: expected 1 to 10000"))
+            })?,
     };
     let filter = IncidentFilter {
         status,
@@ -96,7 +69,12 @@ async fn list(State(state): State<AppState>, Query(q): Query<ListQuery>) -> Resu
     };
     let external = state.setup().external_url.clone();
     let incidents = state.store.list_incidents(&filter).await?;
-    Ok(Json(incidents.iter().map(|i| IncidentView::new(i, &external)).collect()))
+    Ok(Json(
+        incidents
+            .iter()
+            .map(|i| IncidentView::new(i, &external))
+            .collect(),
+    ))
 }
 
 #[derive(Serialize)]
@@ -112,7 +90,10 @@ fn parse_id(id: &str) -> Result<i64, ApiError> {
         .map_err(|_| ApiError::not_found(format!("no incident {id:?}: ids are numbers")))
 }
 
-async fn show(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<IncidentDetail>, ApiError> {
+async fn show(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<IncidentDetail>, ApiError> {
     let id = parse_id(&id)?;
     let incident = state
         .store
@@ -152,7 +133,9 @@ struct SeverityBody {
 
 fn check_by(by: &str) -> Result<(), ApiError> {
     if by.trim().is_empty() || by.len() > 256 {
-        return Err(ApiError::unprocessable("`by` must name who acts (1 to 256 characters)"));
+        return Err(ApiError::unprocessable(
+            "`by` must name who acts (1 to 256 characters)",
+        ));
     }
     Ok(())
 }
@@ -162,7 +145,9 @@ async fn act(state: &AppState, id: i64, input: Input) -> Result<Json<IncidentVie
     match state.engine.send(input).await? {
         crate::engine::Reply::NotFound(_) => {
             return Err(match state.store.incident(id).await? {
-                Some(_) => ApiError::new(StatusCode::CONFLICT, format!("incident {id} is resolved")),
+                Some(_) => {
+                    ApiError::new(StatusCode::CONFLICT, format!("incident {id} is resolved"))
+                }
                 None => ApiError::not_found(format!("no incident {id}")),
             })
         }
@@ -175,29 +160,73 @@ async fn act(state: &AppState, id: i64, input: Input) -> Result<Json<IncidentVie
         .incident(id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no incident {id}")))?;
-    Ok(Json(IncidentView::new(&incident, &state.setup().external_url)))
+    Ok(Json(IncidentView::new(
+        &incident,
+        &state.setup().external_url,
+    )))
 }
 
-async fn ack(State(state): State<AppState>, Path(id): Path<String>, body: Bytes) -> Result<Json<IncidentView>, ApiError> {
+async fn ack(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<IncidentView>, ApiError> {
     let id = parse_id(&id)?;
     let body: AckBody = json_body(&body)?;
     check_by(&body.by)?;
-    act(&state, id, Input::Ack { incident_id: id, by: body.by }).await
+    act(
+        &state,
+        id,
+        Input::Ack {
+            incident_id: id,
+            by: body.by,
+        },
+    )
+    .await
 }
 
-async fn resolve(State(state): State<AppState>, Path(id): Path<String>, body: Bytes) -> Result<Json<IncidentView>, ApiError> {
+async fn resolve(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<IncidentView>, ApiError> {
     let id = parse_id(&id)?;
     let body: ResolveBody = json_body(&body)?;
     check_by(&body.by)?;
-    act(&state, id, Input::Resolve { incident_id: id, by: body.by, note: body.note }).await
+    act(
+        &state,
+        id,
+        Input::Resolve {
+            incident_id: id,
+            by: body.by,
+            note: body.note,
+        },
+    )
+    .await
 }
 
-async fn severity(State(state): State<AppState>, Path(id): Path<String>, body: Bytes) -> Result<Json<IncidentView>, ApiError> {
+async fn severity(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<IncidentView>, ApiError> {
     let id = parse_id(&id)?;
     let body: SeverityBody = json_body(&body)?;
     check_by(&body.by)?;
     if body.severity.is_some_and(|s| s > 4) {
-        return Err(ApiError::unprocessable("severity must be 0 to 4, or null to unpin"));
+        return Err(ApiError::unprocessable(
+            "severity must be 0 to 4, or null to unpin",
+        ));
     }
-    act(&state, id, Input::SetSeverity { incident_id: id, severity: body.severity, by: body.by, reason: body.reason }).await
+    act(
+        &state,
+        id,
+        Input::SetSeverity {
+            incident_id: id,
+            severity: body.severity,
+            by: body.by,
+            reason: body.reason,
+        },
+    )
+    .await
 }

@@ -2,6 +2,7 @@
 //! Prometheus admin plane (/metrics, /-/healthy, /-/ready, /-/reload).
 
 pub mod admin;
+pub mod auth;
 pub mod error;
 pub mod incidents;
 

@@ -6,7 +6,8 @@ use std::process::ExitCode;
 pub fn run(config: &Path) -> ExitCode {
     match crate::config::load(config) {
         Ok(loaded) => {
-            let files: std::collections::BTreeSet<_> = loaded.rules.iter().map(|r| r.file.clone()).collect();
+            let files: std::collections::BTreeSet<_> =
+                loaded.rules.iter().map(|r| r.file.clone()).collect();
             println!(
                 "{}: OK ({} rules in {} rule files, {} probes, {} routes)",
                 config.display(),

@@ -24,6 +24,9 @@ pub enum Command {
     Run {
         #[arg(long, short, default_value = DEFAULT_CONFIG)]
         config: PathBuf,
+        /// Listen here instead of server.listen (e.g. 127.0.0.1:0 for any free port).
+        #[arg(long)]
+        listen: Option<String>,
     },
     /// Validate the config and every rule file; print each error as file:line:column.
     Check {
@@ -85,7 +88,10 @@ pub fn init_logging() {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("tocsin: cannot start the runtime: {e}");
@@ -97,9 +103,11 @@ pub fn main() -> ExitCode {
 
 async fn dispatch(command: Command) -> ExitCode {
     match command {
-        Command::Run { config } => {
+        Command::Run { config, listen } => {
             init_logging();
-            match crate::app::run(crate::app::Options::new(config)).await {
+            let mut options = crate::app::Options::new(config);
+            options.listen = listen;
+            match crate::app::run(options).await {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     tracing::error!("{e:#}");

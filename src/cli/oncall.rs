@@ -26,7 +26,10 @@ pub fn run(config: &Path, at: Option<&str>) -> ExitCode {
         },
     };
     let paging = Paging::new(&config);
-    println!("{:<24} {:<16} {:<26} UNTIL", "SCHEDULE", "RESPONDER", "SINCE");
+    println!(
+        "{:<24} {:<16} {:<26} UNTIL",
+        "SCHEDULE", "RESPONDER", "SINCE"
+    );
     for rotation in &paging.rotations {
         match rotation.on_call(at) {
             Some(on_call) => println!(
@@ -34,7 +37,10 @@ pub fn run(config: &Path, at: Option<&str>) -> ExitCode {
                 on_call.schedule,
                 on_call.responder,
                 on_call.since.to_rfc3339(),
-                on_call.until.map(|u| u.to_rfc3339()).unwrap_or_else(|| "-".into())
+                on_call
+                    .until
+                    .map(|u| u.to_rfc3339())
+                    .unwrap_or_else(|| "-".into())
             ),
             None => println!("{:<24} {:<16} {:<26} -", rotation.name, "(nobody)", "-"),
         }

@@ -124,7 +124,11 @@ fn translate_day_of_week(field: &str) -> Result<String, String> {
     let mut days = [false; 7];
     for part in field.split(',') {
         let (range, step) = match part.split_once('/') {
-            Some((r, s)) => (r, s.parse::<usize>().map_err(|_| format!("bad step in {part:?}"))?),
+            Some((r, s)) => (
+                r,
+                s.parse::<usize>()
+                    .map_err(|_| format!("bad step in {part:?}"))?,
+            ),
             None => (part, 1),
         };
         if step == 0 {
@@ -152,7 +156,9 @@ fn translate_day_of_week(field: &str) -> Result<String, String> {
 fn parse_day(text: &str) -> Result<usize, String> {
     match text.parse::<usize>() {
         Ok(d) if d <= 7 => Ok(d),
-        _ => Err(format!("day-of-week {text:?} is not 0-7 (0 and 7 are Sunday)")),
+        _ => Err(format!(
+            "day-of-week {text:?} is not 0-7 (0 and 7 are Sunday)"
+        )),
     }
 }
 
@@ -189,7 +195,9 @@ mod tests {
     use super::*;
 
     fn utc(text: &str) -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339(text).unwrap().with_timezone(&Utc)
+        DateTime::parse_from_rfc3339(text)
+            .unwrap()
+            .with_timezone(&Utc)
     }
 
     #[test]
@@ -214,7 +222,9 @@ mod tests {
         // Saturday 2026-01-10 12:00 Shanghai -> Monday 09:00 Shanghai = 01:00Z.
         let next = spec.next_after(tz, utc("2026-01-10T04:00:00Z")).unwrap();
         assert_eq!(next, utc("2026-01-12T01:00:00Z"));
-        let last = spec.last_at_or_before(tz, utc("2026-01-10T04:00:00Z")).unwrap();
+        let last = spec
+            .last_at_or_before(tz, utc("2026-01-10T04:00:00Z"))
+            .unwrap();
         assert_eq!(last, utc("2026-01-09T01:00:00Z"));
     }
 

@@ -74,7 +74,10 @@ impl FromStr for Duration {
             let (unit_index, unit_len) = if rest.starts_with("ms") {
                 (6, 2)
             } else {
-                match UNITS.iter().position(|(u, _)| u.len() == 1 && rest.starts_with(u)) {
+                match UNITS
+                    .iter()
+                    .position(|(u, _)| u.len() == 1 && rest.starts_with(u))
+                {
                     Some(i) => (i, 1),
                     None => return Err(expected()),
                 }
@@ -135,7 +138,9 @@ impl<'de> Deserialize<'de> for Duration {
             }
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<Duration, E> {
                 if v < 0 {
-                    Err(E::custom(format!("invalid duration {v}: must not be negative")))
+                    Err(E::custom(format!(
+                        "invalid duration {v}: must not be negative"
+                    )))
                 } else {
                     self.visit_u64(v as u64)
                 }
@@ -158,10 +163,22 @@ mod tests {
     #[test]
     fn parses_prometheus_forms() {
         assert_eq!("30s".parse::<Duration>().unwrap(), Duration::from_secs(30));
-        assert_eq!("1h30m".parse::<Duration>().unwrap(), Duration::from_secs(5400));
-        assert_eq!("250ms".parse::<Duration>().unwrap(), Duration::from_millis(250));
-        assert_eq!("1m500ms".parse::<Duration>().unwrap(), Duration::from_millis(60_500));
-        assert_eq!("2d".parse::<Duration>().unwrap(), Duration::from_secs(172_800));
+        assert_eq!(
+            "1h30m".parse::<Duration>().unwrap(),
+            Duration::from_secs(5400)
+        );
+        assert_eq!(
+            "250ms".parse::<Duration>().unwrap(),
+            Duration::from_millis(250)
+        );
+        assert_eq!(
+            "1m500ms".parse::<Duration>().unwrap(),
+            Duration::from_millis(60_500)
+        );
+        assert_eq!(
+            "2d".parse::<Duration>().unwrap(),
+            Duration::from_secs(172_800)
+        );
         assert_eq!("0".parse::<Duration>().unwrap(), Duration::ZERO);
     }
 

@@ -143,7 +143,9 @@ pub fn load_str(path: &FsPath, text: &str) -> Result<Config, ConfigErrors> {
     }
     if report.errors.is_empty()
         && report.positioned.is_empty()
-        && rule_reports.iter().all(|r| r.errors.is_empty() && r.positioned.is_empty())
+        && rule_reports
+            .iter()
+            .all(|r| r.errors.is_empty() && r.positioned.is_empty())
     {
         validate(&config, &mut report, &mut rule_reports);
     }
@@ -174,7 +176,10 @@ fn parse_yaml(report: &mut FileReport) -> Option<Value> {
             Some(v)
         }
         Err(e) => {
-            let (line, column) = e.location().map(|l| (l.line(), l.column())).unwrap_or((1, 1));
+            let (line, column) = e
+                .location()
+                .map(|l| (l.line(), l.column()))
+                .unwrap_or((1, 1));
             report.positioned.push(ConfigError {
                 file: report.file.clone(),
                 line,
@@ -188,7 +193,10 @@ fn parse_yaml(report: &mut FileReport) -> Option<Value> {
 
 fn read_sections(report: &mut FileReport, root: &Value, config: &mut Config) {
     let Some(map) = root.as_mapping() else {
-        report.at(Path::root(), "the config file must be a mapping of sections (server:, store:, …)");
+        report.at(
+            Path::root(),
+            "the config file must be a mapping of sections (server:, store:, …)",
+        );
         return;
     };
     for key in map.keys() {
@@ -313,7 +321,10 @@ pub(super) fn read_rule_file(report: &mut FileReport) -> Vec<LoadedRule> {
         return Vec::new();
     };
     let Some(map) = root.as_mapping() else {
-        report.at(Path::root(), "a rule file must be a mapping with a `groups:` list");
+        report.at(
+            Path::root(),
+            "a rule file must be a mapping with a `groups:` list",
+        );
         return Vec::new();
     };
     for key in map.keys() {
@@ -375,8 +386,14 @@ mod tests {
     fn unknown_top_level_and_nested_fields_are_positioned() {
         let errs = errors_of("servr: {}\nserver:\n  listn: x\n");
         assert_eq!(errs.len(), 2, "{errs:?}");
-        assert!(errs[0].starts_with("t.yaml:1:1: unknown field \"servr\""), "{errs:?}");
-        assert!(errs[1].starts_with("t.yaml:3:3: unknown field \"listn\""), "{errs:?}");
+        assert!(
+            errs[0].starts_with("t.yaml:1:1: unknown field \"servr\""),
+            "{errs:?}"
+        );
+        assert!(
+            errs[1].starts_with("t.yaml:3:3: unknown field \"listn\""),
+            "{errs:?}"
+        );
     }
 
     #[test]
@@ -388,7 +405,13 @@ probes:
 ";
         let errs = errors_of(text);
         assert_eq!(errs.len(), 2, "{errs:?}");
-        assert!(errs[0].starts_with("t.yaml:2:65: invalid duration \"5x\""), "{errs:?}");
-        assert!(errs[1].starts_with("t.yaml:3:22: unknown variant \"smtp\""), "{errs:?}");
+        assert!(
+            errs[0].starts_with("t.yaml:2:65: invalid duration \"5x\""),
+            "{errs:?}"
+        );
+        assert!(
+            errs[1].starts_with("t.yaml:3:22: unknown variant \"smtp\""),
+            "{errs:?}"
+        );
     }
 }

@@ -96,7 +96,9 @@ fn find_key_before(text: &str, key: &str, before: usize) -> Option<usize> {
     let head = &text[..before.min(text.len())];
     let mut end = head.len();
     while let Some(found) = head[..end].rfind(key) {
-        let after = head[found + key.len()..].trim_start_matches(['"', '\'']).trim_start();
+        let after = head[found + key.len()..]
+            .trim_start_matches(['"', '\''])
+            .trim_start();
         if after.starts_with(':') {
             return Some(found);
         }

@@ -100,7 +100,9 @@ impl FromStr for Matcher {
         let trimmed = text.trim();
         let name_len = trimmed
             .char_indices()
-            .take_while(|(i, c)| c.is_ascii_alphabetic() || *c == '_' || (*i > 0 && c.is_ascii_digit()))
+            .take_while(|(i, c)| {
+                c.is_ascii_alphabetic() || *c == '_' || (*i > 0 && c.is_ascii_digit())
+            })
             .count();
         if name_len == 0 {
             return Err(expected("it does not start with a label name"));
@@ -127,9 +129,11 @@ impl FromStr for Matcher {
             rest.to_string()
         };
         let regex = match op {
-            MatchOp::Regex | MatchOp::NotRegex => Some(compile_anchored(&value).map_err(|e| {
-                format!("invalid matcher {text:?}: bad regular expression: {e}")
-            })?),
+            MatchOp::Regex | MatchOp::NotRegex => {
+                Some(compile_anchored(&value).map_err(|e| {
+                    format!("invalid matcher {text:?}: bad regular expression: {e}")
+                })?)
+            }
             _ => None,
         };
         Ok(Matcher {
@@ -151,7 +155,13 @@ pub fn compile_anchored(pattern: &str) -> Result<Regex, String> {
             regex::Error::CompiledTooBig(limit) => {
                 format!("pattern compiles to more than {limit} bytes; simplify it")
             }
-            other => other.to_string().lines().last().unwrap_or("invalid").trim().to_string(),
+            other => other
+                .to_string()
+                .lines()
+                .last()
+                .unwrap_or("invalid")
+                .trim()
+                .to_string(),
         })
 }
 
@@ -208,13 +218,19 @@ mod tests {
     use super::*;
 
     fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
     fn parses_the_four_operators() {
         let m: Matcher = r#"service="storage""#.parse().unwrap();
-        assert_eq!((m.name.as_str(), m.op, m.value.as_str()), ("service", MatchOp::Equal, "storage"));
+        assert_eq!(
+            (m.name.as_str(), m.op, m.value.as_str()),
+            ("service", MatchOp::Equal, "storage")
+        );
         let m: Matcher = r#"region=~"china-.*""#.parse().unwrap();
         assert_eq!(m.op, MatchOp::Regex);
         let m: Matcher = r#"env!="dev""#.parse().unwrap();

@@ -140,7 +140,10 @@ impl Config {
     /// The folder of the SQLite file, or the config's `data/` folder for other stores.
     pub fn data_dir(&self) -> PathBuf {
         let url = self.store_url();
-        match url.strip_prefix("sqlite://").map(|rest| rest.split('?').next().unwrap_or(rest)) {
+        match url
+            .strip_prefix("sqlite://")
+            .map(|rest| rest.split('?').next().unwrap_or(rest))
+        {
             Some(path) if path != ":memory:" => FsPath::new(path)
                 .parent()
                 .map(FsPath::to_path_buf)

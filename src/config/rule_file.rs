@@ -41,7 +41,9 @@ pub struct RuleConfig {
     pub summary: Option<String>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, serde::Serialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, serde::Serialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum ImpactKind {
     Outage,
@@ -56,7 +58,10 @@ pub enum ImpactKind {
 impl ImpactKind {
     /// Kinds that make an incident a disaster (Sev 0) when two or more customers are hit.
     pub fn is_disaster_kind(self) -> bool {
-        matches!(self, ImpactKind::DataLoss | ImpactKind::DataCorruption | ImpactKind::Security)
+        matches!(
+            self,
+            ImpactKind::DataLoss | ImpactKind::DataCorruption | ImpactKind::Security
+        )
     }
 
     pub fn as_str(self) -> &'static str {
@@ -166,7 +171,12 @@ impl CelExpr {
         }
         let program = cel::Program::compile(text).map_err(|e| {
             let detail = e.to_string();
-            let first = detail.lines().next().unwrap_or("syntax error").trim().to_string();
+            let first = detail
+                .lines()
+                .next()
+                .unwrap_or("syntax error")
+                .trim()
+                .to_string();
             format!("invalid CEL in `when` {text:?}: {first}")
         })?;
         let references = program.references();

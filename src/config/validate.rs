@@ -13,7 +13,12 @@ pub(super) fn validate(config: &Config, report: &mut FileReport, rule_reports: &
     check_catalog(config, report);
 
     let probes = root.key("probes");
-    unique(report, &probes, "probe", config.probes.iter().map(|p| p.name.as_str()));
+    unique(
+        report,
+        &probes,
+        "probe",
+        config.probes.iter().map(|p| p.name.as_str()),
+    );
     for (i, probe) in config.probes.iter().enumerate() {
         let at = probes.index(i);
         if probe.interval.is_zero() {
@@ -29,7 +34,9 @@ pub(super) fn validate(config: &Config, report: &mut FileReport, rule_reports: &
             );
         }
         let scheme_ok = match probe.kind {
-            ProbeKind::Http => probe.url.starts_with("http://") || probe.url.starts_with("https://"),
+            ProbeKind::Http => {
+                probe.url.starts_with("http://") || probe.url.starts_with("https://")
+            }
             ProbeKind::Tcp => probe.url.starts_with("tcp://"),
         };
         if !scheme_ok {
@@ -37,9 +44,18 @@ pub(super) fn validate(config: &Config, report: &mut FileReport, rule_reports: &
                 ProbeKind::Http => "an http:// or https:// URL",
                 ProbeKind::Tcp => "a tcp://host:port URL",
             };
-            report.at(at.key("url"), format!("invalid url {:?}: expected {expected}", probe.url));
-        } else if reqwest::Url::parse(&probe.url).map(|u| u.host().is_none()).unwrap_or(true) {
-            report.at(at.key("url"), format!("invalid url {:?}: no host", probe.url));
+            report.at(
+                at.key("url"),
+                format!("invalid url {:?}: expected {expected}", probe.url),
+            );
+        } else if reqwest::Url::parse(&probe.url)
+            .map(|u| u.host().is_none())
+            .unwrap_or(true)
+        {
+            report.at(
+                at.key("url"),
+                format!("invalid url {:?}: no host", probe.url),
+            );
         }
         if let Some(method) = &probe.method {
             if reqwest::Method::from_bytes(method.as_bytes()).is_err() {
@@ -48,7 +64,10 @@ pub(super) fn validate(config: &Config, report: &mut FileReport, rule_reports: &
         }
     }
     if config.probing.max_in_flight == 0 {
-        report.at(root.key("probing").key("max_in_flight"), "max_in_flight must be at least 1");
+        report.at(
+            root.key("probing").key("max_in_flight"),
+            "max_in_flight must be at least 1",
+        );
     }
 
     let sources = root.key("sources");
@@ -59,7 +78,10 @@ pub(super) fn validate(config: &Config, report: &mut FileReport, rule_reports: &
         .map(|s| s.name.as_str())
         .chain(config.sources.alertmanager.iter().map(|s| s.name.as_str()));
     let mut pull_paths = Vec::new();
-    for (kind, list) in [("prometheus", &config.sources.prometheus), ("alertmanager", &config.sources.alertmanager)] {
+    for (kind, list) in [
+        ("prometheus", &config.sources.prometheus),
+        ("alertmanager", &config.sources.alertmanager),
+    ] {
         for (i, source) in list.iter().enumerate() {
             let at = sources.key(kind).index(i);
             pull_paths.push(at.key("name"));
@@ -73,22 +95,36 @@ pub(super) fn validate(config: &Config, report: &mut FileReport, rule_reports: &
                 );
             }
             if !(source.url.starts_with("http://") || source.url.starts_with("https://")) {
-                report.at(at.key("url"), format!("invalid url {:?}: expected http:// or https://", source.url));
+                report.at(
+                    at.key("url"),
+                    format!("invalid url {:?}: expected http:// or https://", source.url),
+                );
             }
         }
     }
     unique_at(report, pull_paths, "source", pull_names);
 
     let heartbeats = root.key("heartbeats");
-    unique(report, &heartbeats, "heartbeat", config.heartbeats.iter().map(|h| h.name.as_str()));
+    unique(
+        report,
+        &heartbeats,
+        "heartbeat",
+        config.heartbeats.iter().map(|h| h.name.as_str()),
+    );
     for (i, hb) in config.heartbeats.iter().enumerate() {
         if hb.every.is_zero() {
-            report.at(heartbeats.index(i).key("every"), "every must be longer than 0s");
+            report.at(
+                heartbeats.index(i).key("every"),
+                "every must be longer than 0s",
+            );
         }
     }
 
     if config.correlation.by.is_empty() {
-        report.at(root.key("correlation").key("by"), "correlation.by needs at least one label name");
+        report.at(
+            root.key("correlation").key("by"),
+            "correlation.by needs at least one label name",
+        );
     }
     let classification = root.key("classification");
     for (name, value) in [
@@ -97,7 +133,10 @@ pub(super) fn validate(config: &Config, report: &mut FileReport, rule_reports: &
         ("multi_services", config.classification.multi_services),
     ] {
         if value == 0 {
-            report.at(classification.key(name), format!("{name} must be at least 1"));
+            report.at(
+                classification.key(name),
+                format!("{name} must be at least 1"),
+            );
         }
     }
 
@@ -107,19 +146,33 @@ pub(super) fn validate(config: &Config, report: &mut FileReport, rule_reports: &
 
 fn check_server_and_store(config: &Config, report: &mut FileReport) {
     let server = Path::root().key("server");
-    if config.server.listen.parse::<std::net::SocketAddr>().is_err() {
+    if config
+        .server
+        .listen
+        .parse::<std::net::SocketAddr>()
+        .is_err()
+    {
         report.at(
             server.key("listen"),
-            format!("invalid listen address {:?}: expected host:port such as 127.0.0.1:9470", config.server.listen),
+            format!(
+                "invalid listen address {:?}: expected host:port such as 127.0.0.1:9470",
+                config.server.listen
+            ),
         );
     }
     if let Some(url) = &config.server.external_url {
         if reqwest::Url::parse(url).is_err() || !url.starts_with("http") {
-            report.at(server.key("external_url"), format!("invalid external_url {url:?}: expected an http(s) URL"));
+            report.at(
+                server.key("external_url"),
+                format!("invalid external_url {url:?}: expected an http(s) URL"),
+            );
         }
     }
     let url = &config.store.url;
-    if !(url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+    if !(url.starts_with("sqlite:")
+        || url.starts_with("postgres://")
+        || url.starts_with("postgresql://"))
+    {
         report.at(
             Path::root().key("store").key("url"),
             format!("invalid store url {url:?}: expected sqlite://PATH or postgres://…"),
@@ -130,13 +183,28 @@ fn check_server_and_store(config: &Config, report: &mut FileReport) {
 fn check_catalog(config: &Config, report: &mut FileReport) {
     let catalog = Path::root().key("catalog");
     let services = catalog.key("services");
-    unique(report, &services, "service", config.catalog.services.iter().map(|s| s.name.as_str()));
+    unique(
+        report,
+        &services,
+        "service",
+        config.catalog.services.iter().map(|s| s.name.as_str()),
+    );
     let customers = catalog.key("customers");
-    unique(report, &customers, "customer", config.catalog.customers.iter().map(|c| c.id.as_str()));
+    unique(
+        report,
+        &customers,
+        "customer",
+        config.catalog.customers.iter().map(|c| c.id.as_str()),
+    );
     for (i, customer) in config.catalog.customers.iter().enumerate() {
         for (j, sub) in customer.subscriptions.iter().enumerate() {
             let at = customers.index(i).key("subscriptions").index(j);
-            let Some(service) = config.catalog.services.iter().find(|s| s.name == sub.service) else {
+            let Some(service) = config
+                .catalog
+                .services
+                .iter()
+                .find(|s| s.name == sub.service)
+            else {
                 report.at(
                     at.key("service"),
                     format!("unknown service {:?}: not in catalog.services", sub.service),
@@ -162,21 +230,37 @@ fn check_catalog(config: &Config, report: &mut FileReport) {
 fn check_paging(config: &Config, report: &mut FileReport) {
     let root = Path::root();
     let responders = root.key("responders");
-    unique(report, &responders, "responder", config.responders.iter().map(|r| r.id.as_str()));
+    unique(
+        report,
+        &responders,
+        "responder",
+        config.responders.iter().map(|r| r.id.as_str()),
+    );
     let webhooks = root.key("notifiers").key("webhooks");
-    unique(report, &webhooks, "webhook", config.notifiers.webhooks.iter().map(|w| w.name.as_str()));
+    unique(
+        report,
+        &webhooks,
+        "webhook",
+        config.notifiers.webhooks.iter().map(|w| w.name.as_str()),
+    );
     for (i, hook) in config.notifiers.webhooks.iter().enumerate() {
         if !(hook.url.starts_with("http://") || hook.url.starts_with("https://"))
             || reqwest::Url::parse(&hook.url).is_err()
         {
-            report.at(webhooks.index(i).key("url"), format!("invalid url {:?}: expected http:// or https://", hook.url));
+            report.at(
+                webhooks.index(i).key("url"),
+                format!("invalid url {:?}: expected http:// or https://", hook.url),
+            );
         }
     }
     for (i, responder) in config.responders.iter().enumerate() {
         let at = responders.index(i);
         if let Some(hook) = &responder.webhook {
             if config.webhook(hook).is_none() {
-                report.at(at.key("webhook"), unknown("webhook", hook, "notifiers.webhooks"));
+                report.at(
+                    at.key("webhook"),
+                    unknown("webhook", hook, "notifiers.webhooks"),
+                );
             }
         }
         if let Some(email) = &responder.email {
@@ -185,12 +269,21 @@ fn check_paging(config: &Config, report: &mut FileReport) {
             } else if config.notifiers.email.is_none() {
                 report.at(
                     at.key("email"),
-                    format!("responder {:?} has an email address but notifiers.email is not configured", responder.id),
+                    format!(
+                        "responder {:?} has an email address but notifiers.email is not configured",
+                        responder.id
+                    ),
                 );
             }
         }
         if responder.email.is_none() && responder.webhook.is_none() {
-            report.at(at, format!("responder {:?} has neither email nor webhook: they cannot be paged", responder.id));
+            report.at(
+                at,
+                format!(
+                    "responder {:?} has neither email nor webhook: they cannot be paged",
+                    responder.id
+                ),
+            );
         }
     }
     if let Some(email) = &config.notifiers.email {
@@ -201,11 +294,17 @@ fn check_paging(config: &Config, report: &mut FileReport) {
             _ => {}
         }
         if !email.from.contains('@') {
-            report.at(at.key("from"), format!("invalid from address {:?}", email.from));
+            report.at(
+                at.key("from"),
+                format!("invalid from address {:?}", email.from),
+            );
         }
         if let Some(smtp) = &email.smtp {
             if smtp.password_file.is_some() && smtp.password_env.is_some() {
-                report.at(at.key("smtp").key("password_env"), "set either password_file or password_env, not both");
+                report.at(
+                    at.key("smtp").key("password_env"),
+                    "set either password_file or password_env, not both",
+                );
             }
         }
     }
@@ -218,21 +317,35 @@ fn check_paging(config: &Config, report: &mut FileReport) {
     }
 
     let schedules = root.key("schedules");
-    unique(report, &schedules, "schedule", config.schedules.iter().map(|s| s.name.as_str()));
+    unique(
+        report,
+        &schedules,
+        "schedule",
+        config.schedules.iter().map(|s| s.name.as_str()),
+    );
     for (i, schedule) in config.schedules.iter().enumerate() {
         let at = schedules.index(i);
         if schedule.participants.is_empty() {
-            report.at(at.key("participants"), "a schedule needs at least one participant");
+            report.at(
+                at.key("participants"),
+                "a schedule needs at least one participant",
+            );
         }
         for (j, who) in schedule.participants.iter().enumerate() {
             if config.responder(who).is_none() {
-                report.at(at.key("participants").index(j), unknown("responder", who, "responders"));
+                report.at(
+                    at.key("participants").index(j),
+                    unknown("responder", who, "responders"),
+                );
             }
         }
         for (j, o) in schedule.overrides.iter().enumerate() {
             let at = at.key("overrides").index(j);
             if config.responder(&o.responder).is_none() {
-                report.at(at.key("responder"), unknown("responder", &o.responder, "responders"));
+                report.at(
+                    at.key("responder"),
+                    unknown("responder", &o.responder, "responders"),
+                );
             }
             if o.from >= o.to {
                 report.at(at.key("to"), "an override must end after it starts");
@@ -240,18 +353,34 @@ fn check_paging(config: &Config, report: &mut FileReport) {
         }
     }
     let windows = root.key("time_windows");
-    unique(report, &windows, "time window", config.time_windows.iter().map(|w| w.name.as_str()));
+    unique(
+        report,
+        &windows,
+        "time window",
+        config.time_windows.iter().map(|w| w.name.as_str()),
+    );
     for (i, window) in config.time_windows.iter().enumerate() {
         if window.duration.is_zero() {
-            report.at(windows.index(i).key("duration"), "duration must be longer than 0s");
+            report.at(
+                windows.index(i).key("duration"),
+                "duration must be longer than 0s",
+            );
         }
     }
     let policies = root.key("escalation_policies");
-    unique(report, &policies, "escalation policy", config.escalation_policies.iter().map(|p| p.name.as_str()));
+    unique(
+        report,
+        &policies,
+        "escalation policy",
+        config.escalation_policies.iter().map(|p| p.name.as_str()),
+    );
     for (i, policy) in config.escalation_policies.iter().enumerate() {
         let at = policies.index(i);
         if policy.levels.is_empty() {
-            report.at(at.key("levels"), "an escalation policy needs at least one level");
+            report.at(
+                at.key("levels"),
+                "an escalation policy needs at least one level",
+            );
         }
         if policy.ack_timeout.is_some_and(|d| d.is_zero()) {
             report.at(at.key("ack_timeout"), "ack_timeout must be longer than 0s");
@@ -259,7 +388,10 @@ fn check_paging(config: &Config, report: &mut FileReport) {
         for (j, level) in policy.levels.iter().enumerate() {
             let at = at.key("levels").index(j);
             if level.notify.is_empty() {
-                report.at(at.key("notify"), "a level needs at least one target to notify");
+                report.at(
+                    at.key("notify"),
+                    "a level needs at least one target to notify",
+                );
             }
             for (k, target) in level.notify.iter().enumerate() {
                 if let Err(message) = check_target(config, target) {
@@ -272,16 +404,26 @@ fn check_paging(config: &Config, report: &mut FileReport) {
     for (i, route) in config.routes.iter().enumerate() {
         let at = routes.index(i);
         match (&route.policy, &route.queue) {
-            (Some(_), Some(_)) => report.at(at.key("queue"), "a route takes either policy or queue, not both"),
-            (None, None) => report.at(at.clone(), "a route needs policy: (page) or queue: (triage queue)"),
-            (Some(policy), None) if config.policy(policy).is_none() => {
-                report.at(at.key("policy"), unknown("escalation policy", policy, "escalation_policies"))
-            }
+            (Some(_), Some(_)) => report.at(
+                at.key("queue"),
+                "a route takes either policy or queue, not both",
+            ),
+            (None, None) => report.at(
+                at.clone(),
+                "a route needs policy: (page) or queue: (triage queue)",
+            ),
+            (Some(policy), None) if config.policy(policy).is_none() => report.at(
+                at.key("policy"),
+                unknown("escalation policy", policy, "escalation_policies"),
+            ),
             _ => {}
         }
         for (j, window) in route.active_during.iter().enumerate() {
             if config.window(window).is_none() {
-                report.at(at.key("active_during").index(j), unknown("time window", window, "time_windows"));
+                report.at(
+                    at.key("active_during").index(j),
+                    unknown("time window", window, "time_windows"),
+                );
             }
         }
     }
@@ -289,7 +431,10 @@ fn check_paging(config: &Config, report: &mut FileReport) {
     for (i, silence) in config.silences.iter().enumerate() {
         if let Some(window) = &silence.window {
             if config.window(window).is_none() {
-                report.at(silences.index(i).key("window"), unknown("time window", window, "time_windows"));
+                report.at(
+                    silences.index(i).key("window"),
+                    unknown("time window", window, "time_windows"),
+                );
             }
         }
     }
@@ -314,19 +459,47 @@ fn unknown(kind: &str, name: &str, section: &str) -> String {
     format!("unknown {kind} {name:?}: not defined in {section}")
 }
 
-fn unique<'a>(report: &mut FileReport, list: &Path, kind: &str, names: impl Iterator<Item = &'a str>) {
+fn unique<'a>(
+    report: &mut FileReport,
+    list: &Path,
+    kind: &str,
+    names: impl Iterator<Item = &'a str>,
+) {
     let paths: Vec<Path> = (0..).map(|i| list.index(i)).take(10_000).collect();
     let names: Vec<&str> = names.collect();
-    let field = if kind == "responder" || kind == "customer" { "id" } else { "name" };
-    unique_at(report, paths.into_iter().take(names.len()).map(|p| p.key(field)).collect(), kind, names.into_iter());
+    let field = if kind == "responder" || kind == "customer" {
+        "id"
+    } else {
+        "name"
+    };
+    unique_at(
+        report,
+        paths
+            .into_iter()
+            .take(names.len())
+            .map(|p| p.key(field))
+            .collect(),
+        kind,
+        names.into_iter(),
+    );
 }
 
-fn unique_at<'a>(report: &mut FileReport, paths: Vec<Path>, kind: &str, names: impl Iterator<Item = &'a str>) {
+fn unique_at<'a>(
+    report: &mut FileReport,
+    paths: Vec<Path>,
+    kind: &str,
+    names: impl Iterator<Item = &'a str>,
+) {
     let mut seen: HashMap<&str, Path> = HashMap::new();
     for (name, path) in names.zip(paths) {
         if let Some(first) = seen.get(name) {
             let (line, column) = report.position(first, false);
-            report.at(path, format!("duplicate {kind} {name:?} (first defined at line {line}, column {column})"));
+            report.at(
+                path,
+                format!(
+                    "duplicate {kind} {name:?} (first defined at line {line}, column {column})"
+                ),
+            );
         } else {
             seen.insert(name, path);
         }
@@ -357,10 +530,16 @@ fn check_rules(config: &Config, rule_reports: &mut [FileReport]) {
         }
         let report = &mut rule_reports[file_index];
         if rule.for_.is_some() && rule.failures.is_some() {
-            report.at(at.key("failures"), "set either for: (a duration) or failures: (a count), not both");
+            report.at(
+                at.key("failures"),
+                "set either for: (a duration) or failures: (a count), not both",
+            );
         }
         if rule.clear_for.is_some() && rule.successes.is_some() {
-            report.at(at.key("successes"), "set either clear_for: (a duration) or successes: (a count), not both");
+            report.at(
+                at.key("successes"),
+                "set either clear_for: (a duration) or successes: (a count), not both",
+            );
         }
         if rule.failures == Some(0) {
             report.at(at.key("failures"), "failures must be at least 1");
@@ -370,12 +549,21 @@ fn check_rules(config: &Config, rule_reports: &mut [FileReport]) {
         }
         for key in rule.labels.keys() {
             if !is_label_name(key) {
-                report.at_key(at.key("labels").key(key), format!("invalid label name {key:?}: expected [a-zA-Z_][a-zA-Z0-9_]*"));
+                report.at_key(
+                    at.key("labels").key(key),
+                    format!("invalid label name {key:?}: expected [a-zA-Z_][a-zA-Z0-9_]*"),
+                );
             }
         }
         if let Some(summary) = &rule.summary {
             if let Err(e) = env.template_from_str(summary) {
-                report.at(at.key("summary"), format!("invalid summary template: {}", e.detail().unwrap_or("syntax error")));
+                report.at(
+                    at.key("summary"),
+                    format!(
+                        "invalid summary template: {}",
+                        e.detail().unwrap_or("syntax error")
+                    ),
+                );
             }
         }
     }
@@ -399,10 +587,13 @@ fn check_rules(config: &Config, rule_reports: &mut [FileReport]) {
             }
         }
         for (index, name, first) in dups {
-            let (line, column) = report.position(&Path::root().key("groups").index(first).key("name"), false);
+            let (line, column) =
+                report.position(&Path::root().key("groups").index(first).key("name"), false);
             report.at(
                 Path::root().key("groups").index(index).key("name"),
-                format!("duplicate group name {name:?} (first defined at line {line}, column {column})"),
+                format!(
+                    "duplicate group name {name:?} (first defined at line {line}, column {column})"
+                ),
             );
         }
     }

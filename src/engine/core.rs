@@ -235,7 +235,13 @@ impl Core {
             self.leases.insert(fingerprint, lease);
         }
         for (name, state) in snapshot.heartbeats {
-            if let Some(i) = self.setup.config.heartbeats.iter().position(|h| h.name == name) {
+            if let Some(i) = self
+                .setup
+                .config
+                .heartbeats
+                .iter()
+                .position(|h| h.name == name)
+            {
                 self.heartbeats[i] = state;
             }
         }
@@ -256,9 +262,15 @@ impl Core {
                 }
                 None => {
                     if let Some(impact_id) = state.impact {
-                        self.clear_impact(impact_id, now, &format!("rule {name} removed by a reload"));
+                        self.clear_impact(
+                            impact_id,
+                            now,
+                            &format!("rule {name} removed by a reload"),
+                        );
                     }
-                    self.dirty.deleted_rule_states.push((name.clone(), fingerprint));
+                    self.dirty
+                        .deleted_rule_states
+                        .push((name.clone(), fingerprint));
                 }
             }
         }
@@ -310,13 +322,15 @@ impl Core {
             self.timers.set(TimerKey::Rule(index, fingerprint), now);
         }
         for (fingerprint, lease) in &self.leases {
-            self.timers.set(TimerKey::Lease(*fingerprint), lease.expires_at);
+            self.timers
+                .set(TimerKey::Lease(*fingerprint), lease.expires_at);
         }
         for (i, hb) in self.setup.config.heartbeats.iter().enumerate() {
             let state = &self.heartbeats[i];
             if !state.missed {
                 let from = state.last_ping.unwrap_or(self.started_at);
-                self.timers.set(TimerKey::Heartbeat(i as u32), from + hb.every.chrono());
+                self.timers
+                    .set(TimerKey::Heartbeat(i as u32), from + hb.every.chrono());
             }
         }
         let ids: Vec<i64> = self.incidents.keys().copied().collect();
@@ -374,13 +388,19 @@ impl Core {
             }
             TimerKey::Heartbeat(index) => self.heartbeat_missed(index as usize, now),
             TimerKey::AutoResolve(id) => {
-                let all_clear = self
-                    .incidents
-                    .get(&id)
-                    .is_some_and(|i| i.impact_ids.iter().all(|x| self.impacts.get(x).is_none_or(|m| !m.is_active())));
+                let all_clear = self.incidents.get(&id).is_some_and(|i| {
+                    i.impact_ids
+                        .iter()
+                        .all(|x| self.impacts.get(x).is_none_or(|m| !m.is_active()))
+                });
                 if all_clear {
                     let after = self.setup.config.incidents.resolve_after;
-                    self.resolve(id, TOCSIN, Some(format!("every impact clear for {after}")), now);
+                    self.resolve(
+                        id,
+                        TOCSIN,
+                        Some(format!("every impact clear for {after}")),
+                        now,
+                    );
                 }
             }
             TimerKey::Escalation(id) => self.drive_escalation(id, now),
@@ -447,9 +467,17 @@ impl Core {
                         format!("page to {recipient} given up: {reason}"),
                         serde_json::json!({ "recipient": recipient, "level": level }),
                     );
-                    let last = self.paging.get(&incident_id).and_then(|p| p.escalation.as_ref()).and_then(|e| e.last_paged_level);
+                    let last = self
+                        .paging
+                        .get(&incident_id)
+                        .and_then(|p| p.escalation.as_ref())
+                        .and_then(|e| e.last_paged_level);
                     if level.is_some() && level == last {
-                        if let Some(esc) = self.paging.get_mut(&incident_id).and_then(|p| p.escalation.as_mut()) {
+                        if let Some(esc) = self
+                            .paging
+                            .get_mut(&incident_id)
+                            .and_then(|p| p.escalation.as_mut())
+                        {
                             esc.hurry(now);
                         }
                         self.drive_escalation(incident_id, now);
@@ -500,10 +528,20 @@ impl Core {
                 .rule_states
                 .entry(key)
                 .or_insert_with(|| RuleState::new(signal.clone(), now));
-            let before = (state.condition, state.failures, state.successes, state.suppressed);
+            let before = (
+                state.condition,
+                state.failures,
+                state.successes,
+                state.suppressed,
+            );
             state.observe(condition, signal.clone(), now);
             cap_counts(state, rule);
-            let after = (state.condition, state.failures, state.successes, state.suppressed);
+            let after = (
+                state.condition,
+                state.failures,
+                state.successes,
+                state.suppressed,
+            );
             if !existed || before != after {
                 self.dirty.rule_states.insert(key);
             }
@@ -549,7 +587,12 @@ impl Core {
     }
 
     /// Act on a rule state's decision; returns the incident of an impact it opened.
-    fn step_rule(&mut self, index: u32, fingerprint: Fingerprint, now: DateTime<Utc>) -> Option<i64> {
+    fn step_rule(
+        &mut self,
+        index: u32,
+        fingerprint: Fingerprint,
+        now: DateTime<Utc>,
+    ) -> Option<i64> {
         let key = (index, fingerprint);
         let timer = TimerKey::Rule(index, fingerprint);
         let setup = Arc::clone(&self.setup);
@@ -570,7 +613,11 @@ impl Core {
             Decision::ClearImpact => {
                 self.timers.cancel(timer);
                 if let Some(impact) = self.rule_states.get_mut(&key).and_then(|s| s.impact.take()) {
-                    self.clear_impact(impact, now, &format!("rule {} condition stopped", rule.name));
+                    self.clear_impact(
+                        impact,
+                        now,
+                        &format!("rule {} condition stopped", rule.name),
+                    );
                 }
                 self.dirty.rule_states.insert(key);
             }
@@ -584,7 +631,9 @@ impl Core {
             self.rule_states.remove(&key);
             self.timers.cancel(timer);
             self.dirty.rule_states.remove(&key);
-            self.dirty.deleted_rule_states.push((rule.name.clone(), fingerprint));
+            self.dirty
+                .deleted_rule_states
+                .push((rule.name.clone(), fingerprint));
         }
         opened
     }
@@ -670,7 +719,8 @@ impl Core {
         let id = self.next_incident_id;
         self.next_incident_id += 1;
         impact.incident_id = id;
-        let (severity, reason) = classify(std::iter::once(&impact), &self.setup.config.classification);
+        let (severity, reason) =
+            classify(std::iter::once(&impact), &self.setup.config.classification);
         let incident = Incident {
             id,
             title: impact.summary.clone(),
@@ -723,7 +773,11 @@ impl Core {
             impact.rule,
             impact.summary,
             impact.service.as_deref().unwrap_or("-"),
-            impact.region.as_deref().map(|r| format!(", {r}")).unwrap_or_default()
+            impact
+                .region
+                .as_deref()
+                .map(|r| format!(", {r}"))
+                .unwrap_or_default()
         );
         let rule = impact.rule.clone();
         let impact_id = impact.id;
@@ -733,7 +787,14 @@ impl Core {
             incident.impact_ids.push(impact_id);
         }
         self.timers.cancel(TimerKey::AutoResolve(incident_id));
-        self.timeline(incident_id, now, "impact_added", &rule, message, serde_json::json!({ "impact": impact_id }));
+        self.timeline(
+            incident_id,
+            now,
+            "impact_added",
+            &rule,
+            message,
+            serde_json::json!({ "impact": impact_id }),
+        );
     }
 
     /// Fold incident `from` into `into`: the relation is transitive.
@@ -761,7 +822,11 @@ impl Core {
             self.dirty.paging.insert(into);
         }
         self.dirty.paging.insert(from);
-        for key in [TimerKey::Escalation(from), TimerKey::AutoResolve(from), TimerKey::RespondBy(from)] {
+        for key in [
+            TimerKey::Escalation(from),
+            TimerKey::AutoResolve(from),
+            TimerKey::RespondBy(from),
+        ] {
             self.timers.cancel(key);
         }
         source.status = Status::Resolved;
@@ -769,8 +834,22 @@ impl Core {
         source.resolved_by = Some(TOCSIN.into());
         source.merged_into = Some(into);
         source.queue = None;
-        self.timeline(from, now, "merged", TOCSIN, format!("merged into incident {into}"), serde_json::json!({ "into": into }));
-        self.timeline(into, now, "merged", TOCSIN, format!("incident {from} merged into this one"), serde_json::json!({ "from": from }));
+        self.timeline(
+            from,
+            now,
+            "merged",
+            TOCSIN,
+            format!("merged into incident {into}"),
+            serde_json::json!({ "into": into }),
+        );
+        self.timeline(
+            into,
+            now,
+            "merged",
+            TOCSIN,
+            format!("incident {from} merged into this one"),
+            serde_json::json!({ "from": from }),
+        );
         self.dirty.incidents.insert(from);
         self.dirty.closed.insert(from);
         // Keep the merged incident's final state for the store.
@@ -822,14 +901,18 @@ impl Core {
         }
         let Some(last_clear) = last_clear else { return };
         let after = self.setup.config.incidents.resolve_after.chrono();
-        self.timers.set(TimerKey::AutoResolve(incident_id), last_clear + after);
+        self.timers
+            .set(TimerKey::AutoResolve(incident_id), last_clear + after);
     }
 
     fn schedule_respond_by(&mut self, incident_id: i64) {
         let Some(incident) = self.incidents.get(&incident_id) else {
             return;
         };
-        let breached = self.paging.get(&incident_id).is_some_and(|p| p.response_breached);
+        let breached = self
+            .paging
+            .get(&incident_id)
+            .is_some_and(|p| p.response_breached);
         match incident.respond_by {
             Some(at) if incident.status == Status::Triggered && !breached => {
                 self.timers.set(TimerKey::RespondBy(incident_id), at)
@@ -844,8 +927,13 @@ impl Core {
         let Some(incident) = self.incidents.get(&incident_id) else {
             return;
         };
-        let impacts: Vec<&Impact> = incident.impact_ids.iter().filter_map(|id| self.impacts.get(id)).collect();
-        let (computed, reason) = classify(impacts.iter().copied(), &self.setup.config.classification);
+        let impacts: Vec<&Impact> = incident
+            .impact_ids
+            .iter()
+            .filter_map(|id| self.impacts.get(id))
+            .collect();
+        let (computed, reason) =
+            classify(impacts.iter().copied(), &self.setup.config.classification);
         let mut services = BTreeSet::new();
         let mut regions = BTreeSet::new();
         let mut customers = BTreeSet::new();
@@ -883,8 +971,17 @@ impl Core {
         let old = incident.severity;
         if computed < old {
             if incident.pinned {
-                let message = format!("impacts now say Sev {computed} ({reason}); severity stays pinned at Sev {old}");
-                self.timeline(incident_id, now, "severity_pinned", cause, message, serde_json::json!({ "computed": computed }));
+                let message = format!(
+                    "impacts now say Sev {computed} ({reason}); severity stays pinned at Sev {old}"
+                );
+                self.timeline(
+                    incident_id,
+                    now,
+                    "severity_pinned",
+                    cause,
+                    message,
+                    serde_json::json!({ "computed": computed }),
+                );
                 return;
             }
             incident.severity = computed;
@@ -905,7 +1002,10 @@ impl Core {
 
     /// A rise re-routes: the new route's policy starts at its first level.
     fn severity_raised(&mut self, incident_id: i64, now: DateTime<Utc>) {
-        let acked_by = self.incidents.get(&incident_id).and_then(|i| i.acknowledged_by.clone());
+        let acked_by = self
+            .incidents
+            .get(&incident_id)
+            .and_then(|i| i.acknowledged_by.clone());
         if let Some(incident) = self.incidents.get_mut(&incident_id) {
             if incident.status == Status::Acknowledged {
                 // Paging resumes for the graver incident, so the ack no longer holds.
@@ -913,7 +1013,14 @@ impl Core {
                 incident.acknowledged_at = None;
                 incident.acknowledged_by = None;
                 let by = acked_by.unwrap_or_default();
-                self.timeline(incident_id, now, "ack_cleared", TOCSIN, format!("acknowledgement by {by} cleared: severity rose"), serde_json::Value::Null);
+                self.timeline(
+                    incident_id,
+                    now,
+                    "ack_cleared",
+                    TOCSIN,
+                    format!("acknowledgement by {by} cleared: severity rose"),
+                    serde_json::Value::Null,
+                );
             }
         }
         self.start_paging(incident_id, PageEvent::SeverityRaised, now);
@@ -942,7 +1049,14 @@ impl Core {
             Some(n) if !n.is_empty() => format!("resolved by {by}: {n}"),
             _ => format!("resolved by {by}"),
         };
-        self.timeline(incident_id, now, "resolved", by, message, serde_json::json!({ "note": note }));
+        self.timeline(
+            incident_id,
+            now,
+            "resolved",
+            by,
+            message,
+            serde_json::json!({ "note": note }),
+        );
         // Close impacts still active: the trouble they saw must stop before it opens again.
         for impact_id in impact_ids {
             let Some(impact) = self.impacts.get_mut(&impact_id) else {
@@ -966,7 +1080,11 @@ impl Core {
             }
         }
         self.notify_paged(incident_id, PageEvent::Resolved, now);
-        for key in [TimerKey::Escalation(incident_id), TimerKey::AutoResolve(incident_id), TimerKey::RespondBy(incident_id)] {
+        for key in [
+            TimerKey::Escalation(incident_id),
+            TimerKey::AutoResolve(incident_id),
+            TimerKey::RespondBy(incident_id),
+        ] {
             self.timers.cancel(key);
         }
         self.dirty.paging.insert(incident_id);
@@ -979,7 +1097,9 @@ impl Core {
             return Reply::NotFound(format!("incident {incident_id} is not open"));
         };
         match incident.status {
-            Status::Resolved => return Reply::Conflict(format!("incident {incident_id} is resolved")),
+            Status::Resolved => {
+                return Reply::Conflict(format!("incident {incident_id} is resolved"))
+            }
             Status::Acknowledged => {
                 return Reply::Conflict(format!(
                     "incident {incident_id} is already acknowledged by {}",
@@ -998,8 +1118,19 @@ impl Core {
             .time_to_acknowledge_seconds
             .with_label_values(&[&severity.to_string()])
             .observe((now - opened_at).num_milliseconds() as f64 / 1000.0);
-        self.timeline(incident_id, now, "acknowledged", by, format!("acknowledged by {by}"), serde_json::Value::Null);
-        if let Some(esc) = self.paging.get_mut(&incident_id).and_then(|p| p.escalation.as_mut()) {
+        self.timeline(
+            incident_id,
+            now,
+            "acknowledged",
+            by,
+            format!("acknowledged by {by}"),
+            serde_json::Value::Null,
+        );
+        if let Some(esc) = self
+            .paging
+            .get_mut(&incident_id)
+            .and_then(|p| p.escalation.as_mut())
+        {
             esc.acknowledge(now);
             self.dirty.paging.insert(incident_id);
         }
@@ -1024,12 +1155,23 @@ impl Core {
             return Reply::Conflict(format!("incident {incident_id} is resolved"));
         }
         let old = incident.severity;
-        let reason_text = reason.as_deref().filter(|r| !r.is_empty()).map(|r| format!(": {r}")).unwrap_or_default();
+        let reason_text = reason
+            .as_deref()
+            .filter(|r| !r.is_empty())
+            .map(|r| format!(": {r}"))
+            .unwrap_or_default();
         match severity {
             None => {
                 incident.pinned = false;
                 self.dirty.incidents.insert(incident_id);
-                self.timeline(incident_id, now, "severity_unpinned", by, format!("severity unpinned by {by}{reason_text}"), serde_json::Value::Null);
+                self.timeline(
+                    incident_id,
+                    now,
+                    "severity_unpinned",
+                    by,
+                    format!("severity unpinned by {by}{reason_text}"),
+                    serde_json::Value::Null,
+                );
                 self.reclassify(incident_id, now, by);
             }
             Some(new) => {
@@ -1044,7 +1186,9 @@ impl Core {
                     now,
                     "severity_changed",
                     by,
-                    format!("severity set from Sev {old} to Sev {new} and pinned by {by}{reason_text}"),
+                    format!(
+                        "severity set from Sev {old} to Sev {new} and pinned by {by}{reason_text}"
+                    ),
                     serde_json::json!({ "from": old, "to": new, "pinned": true, "reason": reason }),
                 );
                 self.refresh_gauges();
@@ -1060,8 +1204,15 @@ impl Core {
 
     /// A person lowered the severity: nobody new is paged; a queue or no route stops paging.
     fn severity_lowered(&mut self, incident_id: i64, now: DateTime<Utc>) {
-        let Some(incident) = self.incidents.get(&incident_id) else { return };
-        let selected = route::select(&self.setup.paging.routes, &incident.labels, incident.severity).map(|(i, r)| (i, r.clone()));
+        let Some(incident) = self.incidents.get(&incident_id) else {
+            return;
+        };
+        let selected = route::select(
+            &self.setup.paging.routes,
+            &incident.labels,
+            incident.severity,
+        )
+        .map(|(i, r)| (i, r.clone()));
         match selected {
             Some((_, r)) if r.policy.is_some() => {}
             _ => self.start_paging(incident_id, PageEvent::Triggered, now),
@@ -1071,7 +1222,13 @@ impl Core {
     // ----- heartbeats ----------------------------------------------------------------------
 
     fn heartbeat(&mut self, name: &str, now: DateTime<Utc>) -> Reply {
-        let Some(index) = self.setup.config.heartbeats.iter().position(|h| h.name == name) else {
+        let Some(index) = self
+            .setup
+            .config
+            .heartbeats
+            .iter()
+            .position(|h| h.name == name)
+        else {
             return Reply::NotFound(format!("heartbeat {name:?} is not configured"));
         };
         let every = self.setup.config.heartbeats[index].every;
@@ -1081,13 +1238,22 @@ impl Core {
             missed: false,
         };
         self.dirty.heartbeats.insert(index as u32);
-        self.timers.set(TimerKey::Heartbeat(index as u32), now + every.chrono());
+        self.timers
+            .set(TimerKey::Heartbeat(index as u32), now + every.chrono());
         let mut signal = self.heartbeat_signal(index, now);
         signal.state = SignalState::Resolved;
-        if was_missed || self.rule_states.keys().any(|(_, f)| *f == signal.fingerprint()) {
+        if was_missed
+            || self
+                .rule_states
+                .keys()
+                .any(|(_, f)| *f == signal.fingerprint())
+        {
             self.on_signal(signal, now);
         } else {
-            self.metrics.signals_total.with_label_values(&["heartbeat"]).inc();
+            self.metrics
+                .signals_total
+                .with_label_values(&["heartbeat"])
+                .inc();
         }
         Reply::Done
     }
@@ -1103,7 +1269,10 @@ impl Core {
             .unwrap_or_else(|| "never".into());
         signal.annotations.insert(
             "summary".into(),
-            format!("heartbeat {} missed: no ping within {} (last: {last})", hb.name, hb.every),
+            format!(
+                "heartbeat {} missed: no ping within {} (last: {last})",
+                hb.name, hb.every
+            ),
         );
         signal
     }
@@ -1123,7 +1292,9 @@ impl Core {
     /// Route the incident and start its escalation (or queue it, or record it unrouted).
     fn start_paging(&mut self, incident_id: i64, event: PageEvent, now: DateTime<Utc>) {
         let setup = Arc::clone(&self.setup);
-        let Some(incident) = self.incidents.get(&incident_id) else { return };
+        let Some(incident) = self.incidents.get(&incident_id) else {
+            return;
+        };
         let selected = route::select(&setup.paging.routes, &incident.labels, incident.severity);
         let severity = incident.severity;
         let old_queue = incident.queue.clone();
@@ -1135,23 +1306,45 @@ impl Core {
         match selected {
             None => {
                 self.set_queue(incident_id, None);
-                self.timeline(incident_id, now, "unrouted", TOCSIN, format!("no route matches Sev {severity}: recorded, not paged"), serde_json::Value::Null);
+                self.timeline(
+                    incident_id,
+                    now,
+                    "unrouted",
+                    TOCSIN,
+                    format!("no route matches Sev {severity}: recorded, not paged"),
+                    serde_json::Value::Null,
+                );
             }
             Some((index, r)) => {
                 if let Some(queue) = &r.queue {
                     if old_queue.as_deref() != Some(queue) {
                         self.set_queue(incident_id, Some(queue.clone()));
-                        self.timeline(incident_id, now, "queued", TOCSIN, format!("route {index} put it in triage queue {queue}: no page"), serde_json::json!({ "queue": queue }));
+                        self.timeline(
+                            incident_id,
+                            now,
+                            "queued",
+                            TOCSIN,
+                            format!("route {index} put it in triage queue {queue}: no page"),
+                            serde_json::json!({ "queue": queue }),
+                        );
                     }
                     return;
                 }
                 self.set_queue(incident_id, None);
                 let policy_name = r.policy.clone().unwrap_or_default();
                 let Some(policy) = setup.paging.policies.get(&policy_name) else {
-                    self.timeline(incident_id, now, "unrouted", TOCSIN, format!("route {index} names unknown policy {policy_name}"), serde_json::Value::Null);
+                    self.timeline(
+                        incident_id,
+                        now,
+                        "unrouted",
+                        TOCSIN,
+                        format!("route {index} names unknown policy {policy_name}"),
+                        serde_json::Value::Null,
+                    );
                     return;
                 };
-                let escalation = Escalation::start(policy.clone(), r.active_during.clone(), event, now);
+                let escalation =
+                    Escalation::start(policy.clone(), r.active_during.clone(), event, now);
                 self.timeline(
                     incident_id,
                     now,
@@ -1181,27 +1374,45 @@ impl Core {
     /// Page whatever is due for the incident and set its next timer.
     fn drive_escalation(&mut self, incident_id: i64, now: DateTime<Utc>) {
         let setup = Arc::clone(&self.setup);
-        let Some(incident) = self.incidents.get(&incident_id) else { return };
+        let Some(incident) = self.incidents.get(&incident_id) else {
+            return;
+        };
         if !incident.is_open() {
             return;
         }
-        let (labels, severity, status) = (incident.labels.clone(), incident.severity, incident.status);
-        let Some(paging) = self.paging.get_mut(&incident_id) else { return };
-        let Some(escalation) = paging.escalation.as_mut() else { return };
+        let (labels, severity, status) =
+            (incident.labels.clone(), incident.severity, incident.status);
+        let Some(paging) = self.paging.get_mut(&incident_id) else {
+            return;
+        };
+        let Some(escalation) = paging.escalation.as_mut() else {
+            return;
+        };
 
         // An acknowledgement that ran out puts the incident back to triggered.
         if escalation.acked && escalation.ack_lapses_at.is_some_and(|at| at <= now) {
             let windows = setup.paging.window_set(&escalation.active_during);
             let pages = escalation.lapse(now, &windows);
             self.dirty.paging.insert(incident_id);
-            let by = self.incidents.get(&incident_id).and_then(|i| i.acknowledged_by.clone()).unwrap_or_default();
+            let by = self
+                .incidents
+                .get(&incident_id)
+                .and_then(|i| i.acknowledged_by.clone())
+                .unwrap_or_default();
             if let Some(incident) = self.incidents.get_mut(&incident_id) {
                 incident.status = Status::Triggered;
                 incident.acknowledged_at = None;
                 incident.acknowledged_by = None;
                 self.dirty.incidents.insert(incident_id);
             }
-            self.timeline(incident_id, now, "ack_lapsed", TOCSIN, format!("acknowledgement by {by} lapsed: escalation resumes"), serde_json::Value::Null);
+            self.timeline(
+                incident_id,
+                now,
+                "ack_lapsed",
+                TOCSIN,
+                format!("acknowledgement by {by} lapsed: escalation resumes"),
+                serde_json::Value::Null,
+            );
             self.schedule_respond_by(incident_id);
             self.page_levels(incident_id, pages, now);
             self.schedule_escalation(incident_id, now);
@@ -1221,11 +1432,27 @@ impl Core {
             paging.silenced_by = Some(index);
             self.dirty.paging.insert(incident_id);
             if first {
-                let until_text = until.map(|u| format!(" until {}", u.to_rfc3339())).unwrap_or_default();
-                let comment = s.comment.as_deref().map(|c| format!(" ({c})")).unwrap_or_default();
-                self.timeline(incident_id, now, "silenced", TOCSIN, format!("silenced by silence {index}{comment}{until_text}: recorded, not paged"), serde_json::json!({ "silence": index }));
+                let until_text = until
+                    .map(|u| format!(" until {}", u.to_rfc3339()))
+                    .unwrap_or_default();
+                let comment = s
+                    .comment
+                    .as_deref()
+                    .map(|c| format!(" ({c})"))
+                    .unwrap_or_default();
+                self.timeline(
+                    incident_id,
+                    now,
+                    "silenced",
+                    TOCSIN,
+                    format!(
+                        "silenced by silence {index}{comment}{until_text}: recorded, not paged"
+                    ),
+                    serde_json::json!({ "silence": index }),
+                );
             }
-            self.timers.set_or_cancel(TimerKey::Escalation(incident_id), until);
+            self.timers
+                .set_or_cancel(TimerKey::Escalation(incident_id), until);
             return;
         }
         if paging.silenced_by.take().is_some() {
@@ -1241,8 +1468,17 @@ impl Core {
         self.dirty.paging.insert(incident_id);
         if now_paused && !was_paused && !paging.pause_noted {
             paging.pause_noted = true;
-            let at = resume_at.map(|t| t.to_rfc3339()).unwrap_or_else(|| "never".into());
-            self.timeline(incident_id, now, "paused", TOCSIN, format!("outside {window_names}: paging waits until {at}"), serde_json::Value::Null);
+            let at = resume_at
+                .map(|t| t.to_rfc3339())
+                .unwrap_or_else(|| "never".into());
+            self.timeline(
+                incident_id,
+                now,
+                "paused",
+                TOCSIN,
+                format!("outside {window_names}: paging waits until {at}"),
+                serde_json::Value::Null,
+            );
         } else if !now_paused {
             paging.pause_noted = false;
         }
@@ -1261,16 +1497,25 @@ impl Core {
                 None => e.wake_at(now, &windows),
             }
         });
-        let silenced_wake = self.paging.get(&incident_id).and_then(|p| p.silenced_by).and(self.timers_for_silence(incident_id, now));
-        self.timers.set_or_cancel(TimerKey::Escalation(incident_id), wake.or(silenced_wake));
+        let silenced_wake = self
+            .paging
+            .get(&incident_id)
+            .and_then(|p| p.silenced_by)
+            .and(self.timers_for_silence(incident_id, now));
+        self.timers
+            .set_or_cancel(TimerKey::Escalation(incident_id), wake.or(silenced_wake));
     }
 
     fn timers_for_silence(&self, incident_id: i64, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
         let incident = self.incidents.get(&incident_id)?;
         let setup = &self.setup;
-        route::silenced(&setup.paging.silences, &incident.labels, incident.severity, now, |w, t| {
-            setup.paging.windows.get(w).and_then(|w| w.open_until(t))
-        })
+        route::silenced(
+            &setup.paging.silences,
+            &incident.labels,
+            incident.severity,
+            now,
+            |w, t| setup.paging.windows.get(w).and_then(|w| w.open_until(t)),
+        )
         .and_then(|(_, _, until)| until)
     }
 
@@ -1283,10 +1528,19 @@ impl Core {
     /// Page every target of one level.
     fn page_level(&mut self, incident_id: i64, level: usize, event: PageEvent, now: DateTime<Utc>) {
         let setup = Arc::clone(&self.setup);
-        let Some(escalation) = self.paging.get(&incident_id).and_then(|p| p.escalation.clone()) else {
+        let Some(escalation) = self
+            .paging
+            .get(&incident_id)
+            .and_then(|p| p.escalation.clone())
+        else {
             return;
         };
-        let Some(targets) = escalation.policy.levels.get(level).map(|l| l.notify.clone()) else {
+        let Some(targets) = escalation
+            .policy
+            .levels
+            .get(level)
+            .map(|l| l.notify.clone())
+        else {
             return;
         };
         self.metrics
@@ -1299,39 +1553,72 @@ impl Core {
                 Ok(recipients) => {
                     for recipient in recipients {
                         reached.push(format!("{} ({})", recipient.id, recipient.channel.as_str()));
-                        self.create_page(incident_id, recipient, event, Some(&escalation.policy.name), Some(level), now);
+                        self.create_page(
+                            incident_id,
+                            recipient,
+                            event,
+                            Some(&escalation.policy.name),
+                            Some(level),
+                            now,
+                        );
                     }
                 }
                 Err(why) => {
-                    self.timeline(incident_id, now, "page_skipped", TOCSIN, format!("level {level} target {target}: {why}"), serde_json::Value::Null);
+                    self.timeline(
+                        incident_id,
+                        now,
+                        "page_skipped",
+                        TOCSIN,
+                        format!("level {level} target {target}: {why}"),
+                        serde_json::Value::Null,
+                    );
                 }
             }
         }
-        let who = if reached.is_empty() { "nobody".to_string() } else { reached.join(", ") };
+        let who = if reached.is_empty() {
+            "nobody".to_string()
+        } else {
+            reached.join(", ")
+        };
         self.timeline(
             incident_id,
             now,
             "paged",
             TOCSIN,
-            format!("{event}: level {level} of {} → {who}", escalation.policy.name),
+            format!(
+                "{event}: level {level} of {} → {who}",
+                escalation.policy.name
+            ),
             serde_json::json!({ "event": event, "level": level, "policy": escalation.policy.name }),
         );
     }
 
     /// Tell everyone paged so far (ack and resolve notices).
     fn notify_paged(&mut self, incident_id: i64, event: PageEvent, now: DateTime<Utc>) {
-        let Some(paging) = self.paging.get(&incident_id) else { return };
+        let Some(paging) = self.paging.get(&incident_id) else {
+            return;
+        };
         let recipients: Vec<Recipient> = paging.paged.iter().cloned().collect();
         let policy = paging.escalation.as_ref().map(|e| e.policy.name.clone());
         let level = paging.escalation.as_ref().and_then(|e| e.last_paged_level);
         if recipients.is_empty() {
             return;
         }
-        let names: Vec<String> = recipients.iter().map(|r| format!("{} ({})", r.id, r.channel.as_str())).collect();
+        let names: Vec<String> = recipients
+            .iter()
+            .map(|r| format!("{} ({})", r.id, r.channel.as_str()))
+            .collect();
         for recipient in recipients {
             self.create_page(incident_id, recipient, event, policy.as_deref(), level, now);
         }
-        self.timeline(incident_id, now, "paged", TOCSIN, format!("{event} sent to {}", names.join(", ")), serde_json::json!({ "event": event }));
+        self.timeline(
+            incident_id,
+            now,
+            "paged",
+            TOCSIN,
+            format!("{event} sent to {}", names.join(", ")),
+            serde_json::json!({ "event": event }),
+        );
     }
 
     fn create_page(
@@ -1343,11 +1630,17 @@ impl Core {
         level: Option<usize>,
         now: DateTime<Utc>,
     ) {
-        let Some(incident) = self.incidents.get(&incident_id) else { return };
+        let Some(incident) = self.incidents.get(&incident_id) else {
+            return;
+        };
         let setup = &self.setup;
         let ack_url = setup.ack_signer.as_ref().map(|signer| {
             let expires = now + setup.config.server.ack_link_ttl.chrono();
-            format!("{}/ack/{}", setup.external_url, signer.sign(incident_id, &recipient.id, expires))
+            format!(
+                "{}/ack/{}",
+                setup.external_url,
+                signer.sign(incident_id, &recipient.id, expires)
+            )
         });
         let id = self.next_page_id;
         self.next_page_id += 1;
@@ -1378,7 +1671,9 @@ impl Core {
     }
 
     fn respond_by_due(&mut self, incident_id: i64, now: DateTime<Utc>) {
-        let Some(incident) = self.incidents.get(&incident_id) else { return };
+        let Some(incident) = self.incidents.get(&incident_id) else {
+            return;
+        };
         if incident.status != Status::Triggered {
             return;
         }
@@ -1390,9 +1685,19 @@ impl Core {
         }
         paging.response_breached = true;
         self.dirty.paging.insert(incident_id);
-        self.metrics.sr_response_breaches_total.with_label_values(&[&sr]).inc();
+        self.metrics
+            .sr_response_breaches_total
+            .with_label_values(&[&sr])
+            .inc();
         let deadline = respond_by.map(|t| t.to_rfc3339()).unwrap_or_default();
-        self.timeline(incident_id, now, "response_breached", TOCSIN, format!("SR {sr} initial response due {deadline} breached: not acknowledged"), serde_json::json!({ "sr_severity": sr }));
+        self.timeline(
+            incident_id,
+            now,
+            "response_breached",
+            TOCSIN,
+            format!("SR {sr} initial response due {deadline} breached: not acknowledged"),
+            serde_json::json!({ "sr_severity": sr }),
+        );
         let levels = self
             .paging
             .get(&incident_id)
@@ -1400,7 +1705,14 @@ impl Core {
             .map(|e| e.current_and_next())
             .unwrap_or_default();
         if levels.is_empty() {
-            self.timeline(incident_id, now, "page_skipped", TOCSIN, "response_breached: no escalation policy to notify".to_string(), serde_json::Value::Null);
+            self.timeline(
+                incident_id,
+                now,
+                "page_skipped",
+                TOCSIN,
+                "response_breached: no escalation policy to notify".to_string(),
+                serde_json::Value::Null,
+            );
         }
         for level in levels {
             self.page_level(incident_id, level, PageEvent::ResponseBreached, now);
@@ -1409,7 +1721,15 @@ impl Core {
 
     // ----- bookkeeping ---------------------------------------------------------------------
 
-    fn timeline(&mut self, incident_id: i64, at: DateTime<Utc>, kind: &str, actor: &str, message: String, data: serde_json::Value) {
+    fn timeline(
+        &mut self,
+        incident_id: i64,
+        at: DateTime<Utc>,
+        kind: &str,
+        actor: &str,
+        message: String,
+        data: serde_json::Value,
+    ) {
         self.dirty.timeline.push(TimelineEntry {
             incident_id,
             at,
@@ -1423,7 +1743,13 @@ impl Core {
     fn refresh_gauges(&self) {
         let mut by_severity = [0i64; 5];
         let mut queues: BTreeMap<&str, i64> = BTreeMap::new();
-        for queue in self.setup.config.routes.iter().filter_map(|r| r.queue.as_deref()) {
+        for queue in self
+            .setup
+            .config
+            .routes
+            .iter()
+            .filter_map(|r| r.queue.as_deref())
+        {
             queues.insert(queue, 0);
         }
         for incident in self.incidents.values().filter(|i| i.is_open()) {
@@ -1433,10 +1759,16 @@ impl Core {
             }
         }
         for (severity, count) in by_severity.iter().enumerate() {
-            self.metrics.incidents_open.with_label_values(&[&severity.to_string()]).set(*count);
+            self.metrics
+                .incidents_open
+                .with_label_values(&[&severity.to_string()])
+                .set(*count);
         }
         for (queue, count) in queues {
-            self.metrics.triage_queue_length.with_label_values(&[queue]).set(count);
+            self.metrics
+                .triage_queue_length
+                .with_label_values(&[queue])
+                .set(count);
         }
     }
 
@@ -1460,7 +1792,14 @@ impl Core {
         }
         for id in &dirty.paging {
             let open = self.incidents.get(id).is_some_and(Incident::is_open);
-            changes.paging.push((*id, if open { self.paging.get(id).cloned() } else { None }));
+            changes.paging.push((
+                *id,
+                if open {
+                    self.paging.get(id).cloned()
+                } else {
+                    None
+                },
+            ));
         }
         for (name, fingerprint) in dirty.deleted_rule_states {
             changes.rule_states.push((name, fingerprint, None));
@@ -1472,17 +1811,25 @@ impl Core {
             }
         }
         for fingerprint in &dirty.leases {
-            changes.leases.push((*fingerprint, self.leases.get(fingerprint).cloned()));
+            changes
+                .leases
+                .push((*fingerprint, self.leases.get(fingerprint).cloned()));
         }
         for index in &dirty.heartbeats {
             let name = self.setup.config.heartbeats[*index as usize].name.clone();
-            changes.heartbeats.push((name, self.heartbeats[*index as usize].clone()));
+            changes
+                .heartbeats
+                .push((name, self.heartbeats[*index as usize].clone()));
         }
         // Resolved incidents leave memory once their final state is written.
         for id in dirty.closed {
             if let Some(incident) = self.incidents.remove(&id) {
                 for impact in &incident.impact_ids {
-                    if self.impacts.get(impact).is_some_and(|i| i.incident_id == id) {
+                    if self
+                        .impacts
+                        .get(impact)
+                        .is_some_and(|i| i.incident_id == id)
+                    {
                         self.impacts.remove(impact);
                     }
                 }
@@ -1510,9 +1857,14 @@ fn cap_counts(state: &mut RuleState, rule: &Rule) {
 
 /// The impact of a CRI that no rule matched: SR A breaches SLA, B is high business impact,
 /// C low; `kind` is taken from the report.
-fn default_cri_impact(signal: &Signal) -> (String, ImpactKind, bool, Option<BusinessImpact>, Option<u8>) {
+fn default_cri_impact(
+    signal: &Signal,
+) -> (String, ImpactKind, bool, Option<BusinessImpact>, Option<u8>) {
     let sr = signal.label("sr_severity").unwrap_or("C");
-    let kind = signal.label("kind").and_then(ImpactKind::parse).unwrap_or(ImpactKind::Other);
+    let kind = signal
+        .label("kind")
+        .and_then(ImpactKind::parse)
+        .unwrap_or(ImpactKind::Other);
     let (sla, business) = match sr {
         "A" => (true, Some(BusinessImpact::High)),
         "B" => (false, Some(BusinessImpact::High)),

@@ -22,7 +22,9 @@ pub struct Setup {
 
 impl std::fmt::Debug for Setup {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Setup").field("rules", &self.rules.rules.len()).finish()
+        f.debug_struct("Setup")
+            .field("rules", &self.rules.rules.len())
+            .finish()
     }
 }
 

@@ -95,8 +95,14 @@ mod tests {
         timers.set(TimerKey::AutoResolve(1), t(5));
         assert_eq!(timers.next(), Some(t(5)));
         assert_eq!(timers.pop_due(t(4)), None);
-        assert_eq!(timers.pop_due(t(20)), Some((t(5), TimerKey::AutoResolve(1))));
-        assert_eq!(timers.pop_due(t(20)), Some((t(10), TimerKey::AutoResolve(2))));
+        assert_eq!(
+            timers.pop_due(t(20)),
+            Some((t(5), TimerKey::AutoResolve(1)))
+        );
+        assert_eq!(
+            timers.pop_due(t(20)),
+            Some((t(10), TimerKey::AutoResolve(2)))
+        );
         assert!(timers.is_empty());
     }
 }

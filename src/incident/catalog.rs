@@ -26,9 +26,13 @@ impl Catalog {
             .customers
             .iter()
             .flat_map(|c| {
-                c.subscriptions
-                    .iter()
-                    .map(|s| (c.id.clone(), s.service.clone(), s.regions.iter().cloned().collect()))
+                c.subscriptions.iter().map(|s| {
+                    (
+                        c.id.clone(),
+                        s.service.clone(),
+                        s.regions.iter().cloned().collect(),
+                    )
+                })
             })
             .collect();
         Catalog {
@@ -93,10 +97,22 @@ catalog:
         .unwrap();
         let catalog = Catalog::new(&config);
         let set = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<BTreeSet<_>>();
-        assert_eq!(catalog.customers(None, Some("storage"), Some("east")), set(&["contoso", "fabrikam"]));
-        assert_eq!(catalog.customers(None, Some("storage"), Some("north")), set(&["fabrikam"]));
-        assert_eq!(catalog.customers(None, Some("storage"), None), set(&["contoso", "fabrikam"]));
-        assert_eq!(catalog.customers(Some("acme"), Some("storage"), None), set(&["acme"]));
+        assert_eq!(
+            catalog.customers(None, Some("storage"), Some("east")),
+            set(&["contoso", "fabrikam"])
+        );
+        assert_eq!(
+            catalog.customers(None, Some("storage"), Some("north")),
+            set(&["fabrikam"])
+        );
+        assert_eq!(
+            catalog.customers(None, Some("storage"), None),
+            set(&["contoso", "fabrikam"])
+        );
+        assert_eq!(
+            catalog.customers(Some("acme"), Some("storage"), None),
+            set(&["acme"])
+        );
         assert_eq!(catalog.customers(None, Some("other"), None), set(&[]));
     }
 }

@@ -32,16 +32,31 @@ pub fn classify<'a>(
     let disaster_kind = all.iter().any(|i| i.kind.is_disaster_kind());
     let major = all.iter().any(|i| i.is_major());
     let sla = all.iter().any(|i| i.sla_breach);
-    let high = all.iter().any(|i| i.business_impact == Some(BusinessImpact::High));
+    let high = all
+        .iter()
+        .any(|i| i.business_impact == Some(BusinessImpact::High));
     let many_customers = c >= thresholds.major_customers;
     let spread = r >= thresholds.multi_regions || s >= thresholds.multi_services;
 
     let (computed, reason) = if disaster_kind && many_customers {
-        (0, format!("data loss, corruption or security impact on {c} customers"))
+        (
+            0,
+            format!("data loss, corruption or security impact on {c} customers"),
+        )
     } else if many_customers && spread && major {
-        (1, format!("major impact on {c} customers across {r} regions and {s} services"))
+        (
+            1,
+            format!("major impact on {c} customers across {r} regions and {s} services"),
+        )
     } else if sla || disaster_kind {
-        (2, if sla { "SLA breached".to_string() } else { format!("data loss, corruption or security impact on {c} customer(s)") })
+        (
+            2,
+            if sla {
+                "SLA breached".to_string()
+            } else {
+                format!("data loss, corruption or security impact on {c} customer(s)")
+            },
+        )
     } else if high {
         (3, "high business impact, SLA not breached".to_string())
     } else {
@@ -60,7 +75,14 @@ mod tests {
     use crate::config::ImpactKind;
     use crate::signal::{Fingerprint, SourceKind};
 
-    fn impact(kind: ImpactKind, sla: bool, high: bool, service: &str, region: &str, customers: &[&str]) -> Impact {
+    fn impact(
+        kind: ImpactKind,
+        sla: bool,
+        high: bool,
+        service: &str,
+        region: &str,
+        customers: &[&str],
+    ) -> Impact {
         Impact {
             id: 1,
             incident_id: 1,
@@ -89,18 +111,36 @@ mod tests {
     #[test]
     fn the_lsi_table() {
         use ImpactKind::*;
-        assert_eq!(sev(&[impact(DataLoss, false, false, "s", "r", &["a", "b"])]), 0);
+        assert_eq!(
+            sev(&[impact(DataLoss, false, false, "s", "r", &["a", "b"])]),
+            0
+        );
         assert_eq!(sev(&[impact(DataLoss, false, false, "s", "r", &["a"])]), 2);
         assert_eq!(
-            sev(&[impact(Outage, true, false, "s", "r1", &["a"]), impact(Outage, true, false, "s", "r2", &["b"])]),
+            sev(&[
+                impact(Outage, true, false, "s", "r1", &["a"]),
+                impact(Outage, true, false, "s", "r2", &["b"])
+            ]),
             1
         );
-        assert_eq!(sev(&[impact(Outage, true, false, "s", "r1", &["a", "b"])]), 2);
-        assert_eq!(sev(&[impact(Degradation, false, true, "s", "r1", &["a", "b"])]), 3);
-        assert_eq!(sev(&[impact(Degradation, false, false, "s", "r1", &["a"])]), 4);
+        assert_eq!(
+            sev(&[impact(Outage, true, false, "s", "r1", &["a", "b"])]),
+            2
+        );
+        assert_eq!(
+            sev(&[impact(Degradation, false, true, "s", "r1", &["a", "b"])]),
+            3
+        );
+        assert_eq!(
+            sev(&[impact(Degradation, false, false, "s", "r1", &["a"])]),
+            4
+        );
         // Spread without a major impact is not Sev 1.
         assert_eq!(
-            sev(&[impact(Latency, false, true, "s", "r1", &["a"]), impact(Latency, false, true, "s2", "r2", &["b"])]),
+            sev(&[
+                impact(Latency, false, true, "s", "r1", &["a"]),
+                impact(Latency, false, true, "s2", "r2", &["b"])
+            ]),
             3
         );
     }

@@ -10,10 +10,11 @@ use super::model::{Impact, Incident};
 
 /// Do two impacts share any of the `by` labels (present and non-empty on both)?
 pub fn related(a: &Impact, b: &Impact, by: &[String]) -> bool {
-    by.iter().any(|name| match (a.labels.get(name), b.labels.get(name)) {
-        (Some(x), Some(y)) => !x.is_empty() && x == y,
-        _ => false,
-    })
+    by.iter()
+        .any(|name| match (a.labels.get(name), b.labels.get(name)) {
+            (Some(x), Some(y)) => !x.is_empty() && x == y,
+            _ => false,
+        })
 }
 
 /// Is the impact active now, or cleared no longer than `window` ago?
@@ -36,9 +37,11 @@ pub fn candidates<'a>(
     let mut ids: Vec<i64> = incidents
         .filter(|incident| incident.is_open())
         .filter(|incident| {
-            incident.impact_ids.iter().filter_map(|id| impact_of(*id)).any(|existing| {
-                within_window(existing, now, window) && related(existing, new, by)
-            })
+            incident
+                .impact_ids
+                .iter()
+                .filter_map(|id| impact_of(*id))
+                .any(|existing| within_window(existing, now, window) && related(existing, new, by))
         })
         .map(|incident| incident.id)
         .collect();

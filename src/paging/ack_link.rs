@@ -104,7 +104,10 @@ mod tests {
             signer.verify(&token, now + chrono::Duration::hours(2)),
             Err(AckLinkError::Expired(_))
         ));
-        assert_eq!(AckSigner::new(b"other").verify(&token, now), Err(AckLinkError::BadSignature));
+        assert_eq!(
+            AckSigner::new(b"other").verify(&token, now),
+            Err(AckLinkError::BadSignature)
+        );
         // Moving the token to another incident breaks the signature.
         let (_, sig) = token.split_once('.').unwrap();
         let forged_body = URL_SAFE_NO_PAD.encode(br#"{"i":43,"r":"alice","e":9999999999}"#);

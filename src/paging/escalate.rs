@@ -26,7 +26,12 @@ pub struct LevelSnapshot {
 
 impl PolicySnapshot {
     pub fn new(config: &EscalationPolicyConfig) -> Self {
-        let longest = config.levels.iter().map(|l| l.after).max().unwrap_or_default();
+        let longest = config
+            .levels
+            .iter()
+            .map(|l| l.after)
+            .max()
+            .unwrap_or_default();
         PolicySnapshot {
             name: config.name.clone(),
             levels: config
@@ -217,8 +222,14 @@ mod tests {
         PolicySnapshot {
             name: "p".into(),
             levels: vec![
-                LevelSnapshot { after: Duration::ZERO, notify: vec!["responder:a".into()] },
-                LevelSnapshot { after: Duration::from_secs(900), notify: vec!["responder:b".into()] },
+                LevelSnapshot {
+                    after: Duration::ZERO,
+                    notify: vec!["responder:a".into()],
+                },
+                LevelSnapshot {
+                    after: Duration::from_secs(900),
+                    notify: vec!["responder:b".into()],
+                },
             ],
             repeat,
             repeat_after: Duration::from_secs(900),
@@ -233,12 +244,36 @@ mod tests {
     #[test]
     fn levels_then_repeat_then_done() {
         let mut e = Escalation::start(policy(1), vec![], PageEvent::Triggered, t(0));
-        assert_eq!(e.advance(t(0), &always()), vec![LevelPage { level: 0, event: PageEvent::Triggered }]);
+        assert_eq!(
+            e.advance(t(0), &always()),
+            vec![LevelPage {
+                level: 0,
+                event: PageEvent::Triggered
+            }]
+        );
         assert_eq!(e.wake_at(t(0), &always()), Some(t(15)));
         assert_eq!(e.advance(t(14), &always()), vec![]);
-        assert_eq!(e.advance(t(15), &always()), vec![LevelPage { level: 1, event: PageEvent::Escalated }]);
-        assert_eq!(e.advance(t(30), &always()), vec![LevelPage { level: 0, event: PageEvent::Escalated }]);
-        assert_eq!(e.advance(t(45), &always()), vec![LevelPage { level: 1, event: PageEvent::Escalated }]);
+        assert_eq!(
+            e.advance(t(15), &always()),
+            vec![LevelPage {
+                level: 1,
+                event: PageEvent::Escalated
+            }]
+        );
+        assert_eq!(
+            e.advance(t(30), &always()),
+            vec![LevelPage {
+                level: 0,
+                event: PageEvent::Escalated
+            }]
+        );
+        assert_eq!(
+            e.advance(t(45), &always()),
+            vec![LevelPage {
+                level: 1,
+                event: PageEvent::Escalated
+            }]
+        );
         assert_eq!(e.wake_at(t(45), &always()), None);
     }
 
@@ -249,7 +284,13 @@ mod tests {
         e.acknowledge(t(5));
         assert_eq!(e.advance(t(20), &always()), vec![]);
         assert_eq!(e.wake_at(t(20), &always()), Some(t(35)));
-        assert_eq!(e.lapse(t(35), &always()), vec![LevelPage { level: 0, event: PageEvent::Escalated }]);
+        assert_eq!(
+            e.lapse(t(35), &always()),
+            vec![LevelPage {
+                level: 0,
+                event: PageEvent::Escalated
+            }]
+        );
         assert_eq!(e.wake_at(t(35), &always()), Some(t(50)));
     }
 
@@ -273,13 +314,24 @@ mod tests {
 
         // Opened 09:50: level 0 at once, level 1 due 10:05 but the window closes at 10:00,
         // leaving 5 minutes for tomorrow 09:05.
-        let mut e = Escalation::start(policy(0), vec!["w".into()], PageEvent::Triggered, t(9 * 60 + 50));
+        let mut e = Escalation::start(
+            policy(0),
+            vec!["w".into()],
+            PageEvent::Triggered,
+            t(9 * 60 + 50),
+        );
         assert_eq!(e.advance(t(9 * 60 + 50), &set).len(), 1);
         assert_eq!(e.wake_at(t(9 * 60 + 50), &set), Some(t(10 * 60)));
         assert_eq!(e.advance(t(10 * 60), &set), vec![]);
         assert_eq!(e.wake_at(t(10 * 60), &set), Some(t(33 * 60)));
         assert_eq!(e.advance(t(33 * 60), &set), vec![]);
         assert_eq!(e.wake_at(t(33 * 60), &set), Some(t(33 * 60 + 5)));
-        assert_eq!(e.advance(t(33 * 60 + 5), &set), vec![LevelPage { level: 1, event: PageEvent::Escalated }]);
+        assert_eq!(
+            e.advance(t(33 * 60 + 5), &set),
+            vec![LevelPage {
+                level: 1,
+                event: PageEvent::Escalated
+            }]
+        );
     }
 }

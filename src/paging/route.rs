@@ -24,7 +24,10 @@ pub fn select<'a>(
     severity: u8,
 ) -> Option<(usize, &'a RouteConfig)> {
     let labels = route_labels(labels, severity);
-    routes.iter().enumerate().find(|(_, r)| all_match(&r.matchers, &labels))
+    routes
+        .iter()
+        .enumerate()
+        .find(|(_, r)| all_match(&r.matchers, &labels))
 }
 
 /// The first silence in force at `now` for these labels; `window_open` answers for windows.

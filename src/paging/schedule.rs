@@ -58,7 +58,10 @@ impl Rotation {
     }
 
     /// The regular rotation at `t`: (participant index, since, until).
-    fn rotation_at(&self, t: DateTime<Utc>) -> Option<(usize, DateTime<Utc>, Option<DateTime<Utc>>)> {
+    fn rotation_at(
+        &self,
+        t: DateTime<Utc>,
+    ) -> Option<(usize, DateTime<Utc>, Option<DateTime<Utc>>)> {
         if self.participants.is_empty() || t < self.start {
             return None;
         }
@@ -82,7 +85,12 @@ impl Rotation {
 
     /// Who is on call at `t`, overrides first (the last listed wins when they overlap).
     pub fn on_call(&self, t: DateTime<Utc>) -> Option<OnCall> {
-        if let Some(o) = self.overrides.iter().rev().find(|o| o.from <= t && t < o.to) {
+        if let Some(o) = self
+            .overrides
+            .iter()
+            .rev()
+            .find(|o| o.from <= t && t < o.to)
+        {
             return Some(OnCall {
                 schedule: self.name.clone(),
                 responder: o.responder.clone(),
@@ -92,7 +100,12 @@ impl Rotation {
         }
         let (index, since, until) = self.rotation_at(t)?;
         // An override that starts later cuts this turn short; one that just ended starts it.
-        let next_override = self.overrides.iter().map(|o| o.from).filter(|from| *from > t).min();
+        let next_override = self
+            .overrides
+            .iter()
+            .map(|o| o.from)
+            .filter(|from| *from > t)
+            .min();
         let until = match (until, next_override) {
             (Some(u), Some(o)) => Some(u.min(o)),
             (u, o) => u.or(o),
@@ -118,7 +131,9 @@ mod tests {
     use super::*;
 
     fn utc(text: &str) -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339(text).unwrap().with_timezone(&Utc)
+        DateTime::parse_from_rfc3339(text)
+            .unwrap()
+            .with_timezone(&Utc)
     }
 
     fn weekly() -> Rotation {

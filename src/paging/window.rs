@@ -105,7 +105,9 @@ mod tests {
     use super::*;
 
     fn utc(text: &str) -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339(text).unwrap().with_timezone(&Utc)
+        DateTime::parse_from_rfc3339(text)
+            .unwrap()
+            .with_timezone(&Utc)
     }
 
     fn business_hours() -> Window {
@@ -121,12 +123,21 @@ mod tests {
     fn business_hours_open_and_close() {
         let w = business_hours();
         // Monday 2026-01-12 10:00 Shanghai = 02:00Z
-        assert_eq!(w.open_until(utc("2026-01-12T02:00:00Z")), Some(utc("2026-01-12T10:00:00Z")));
+        assert_eq!(
+            w.open_until(utc("2026-01-12T02:00:00Z")),
+            Some(utc("2026-01-12T10:00:00Z"))
+        );
         // Monday 20:00 Shanghai = 12:00Z: closed, opens Tuesday 09:00 = 01:00Z
         assert!(!w.is_open(utc("2026-01-12T12:00:00Z")));
-        assert_eq!(w.next_open(utc("2026-01-12T12:00:00Z")), Some(utc("2026-01-13T01:00:00Z")));
+        assert_eq!(
+            w.next_open(utc("2026-01-12T12:00:00Z")),
+            Some(utc("2026-01-13T01:00:00Z"))
+        );
         // Saturday: opens Monday
-        assert_eq!(w.next_open(utc("2026-01-17T04:00:00Z")), Some(utc("2026-01-19T01:00:00Z")));
+        assert_eq!(
+            w.next_open(utc("2026-01-17T04:00:00Z")),
+            Some(utc("2026-01-19T01:00:00Z"))
+        );
     }
 
     #[test]
@@ -138,11 +149,19 @@ mod tests {
             start: "0 0 0 * * Sat".parse().unwrap(),
             duration: "48h".parse().unwrap(),
         };
-        let set = WindowSet { windows: vec![&a, &b] };
+        let set = WindowSet {
+            windows: vec![&a, &b],
+        };
         assert!(set.is_open(utc("2026-01-17T04:00:00Z")));
         assert!(!set.is_open(utc("2026-01-16T12:00:00Z")));
-        assert_eq!(set.next_open(utc("2026-01-16T12:00:00Z")), Some(utc("2026-01-17T00:00:00Z")));
+        assert_eq!(
+            set.next_open(utc("2026-01-16T12:00:00Z")),
+            Some(utc("2026-01-17T00:00:00Z"))
+        );
         // Weekend ends Monday 00:00Z; business hours begin 01:00Z.
-        assert_eq!(set.open_until(utc("2026-01-18T12:00:00Z")), Some(utc("2026-01-19T00:00:00Z")));
+        assert_eq!(
+            set.open_until(utc("2026-01-18T12:00:00Z")),
+            Some(utc("2026-01-19T00:00:00Z"))
+        );
     }
 }

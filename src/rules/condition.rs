@@ -9,9 +9,15 @@ use crate::signal::Signal;
 pub fn evaluate_when(when: &CelExpr, signal: &Signal) -> Result<bool, String> {
     let mut context = Context::default();
     let bind = |e: cel::SerializationError| format!("cannot bind signal fields: {e}");
-    context.add_variable("labels", &signal.labels).map_err(bind)?;
-    context.add_variable("annotations", &signal.annotations).map_err(bind)?;
-    context.add_variable("source", signal.source.as_str()).map_err(bind)?;
+    context
+        .add_variable("labels", &signal.labels)
+        .map_err(bind)?;
+    context
+        .add_variable("annotations", &signal.annotations)
+        .map_err(bind)?;
+    context
+        .add_variable("source", signal.source.as_str())
+        .map_err(bind)?;
     match signal.value {
         Some(v) => context.add_variable("value", v).map_err(bind)?,
         None => context.add_variable_from_value("value", Value::Null),
@@ -37,7 +43,11 @@ mod tests {
     use chrono::Utc;
 
     fn probe(success: bool, latency_ms: f64, body: Option<serde_json::Value>) -> Signal {
-        let mut s = Signal::new(SourceKind::Probe, [("service".into(), "storage".into())].into(), Utc::now());
+        let mut s = Signal::new(
+            SourceKind::Probe,
+            [("service".into(), "storage".into())].into(),
+            Utc::now(),
+        );
         s.probe = Some(ProbeResult {
             success,
             status_code: Some(200),

@@ -44,7 +44,9 @@ pub struct Rule {
 
 impl Rule {
     pub fn matches(&self, signal: &Signal) -> bool {
-        self.matchers.iter().all(|m| m.matches(|name| signal.lookup(name)))
+        self.matchers
+            .iter()
+            .all(|m| m.matches(|name| signal.lookup(name)))
     }
 
     /// Does the signal show the broken condition? `Err` when `when` cannot be evaluated.

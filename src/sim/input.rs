@@ -88,7 +88,11 @@ pub fn parse_at(text: &str, start: DateTime<Utc>) -> Result<DateTime<Utc>, Strin
     }
     text.parse::<Duration>()
         .map(|d| start + d.chrono())
-        .map_err(|_| format!("invalid time {text:?}: expected an offset such as 90s or 5m, or an RFC 3339 time"))
+        .map_err(|_| {
+            format!(
+                "invalid time {text:?}: expected an offset such as 90s or 5m, or an RFC 3339 time"
+            )
+        })
 }
 
 impl TimedInput {
@@ -100,7 +104,13 @@ impl TimedInput {
         sequence: &mut u64,
     ) -> Result<Vec<(DateTime<Utc>, Input)>, String> {
         let at = parse_at(&self.at, start)?;
-        let actions = [self.ack.is_some(), self.resolve.is_some(), self.severity.is_some(), self.heartbeat.is_some(), self.source.is_some()];
+        let actions = [
+            self.ack.is_some(),
+            self.resolve.is_some(),
+            self.severity.is_some(),
+            self.heartbeat.is_some(),
+            self.source.is_some(),
+        ];
         if actions.iter().filter(|a| **a).count() != 1 {
             return Err(format!(
                 "input at {}: give exactly one of source:, heartbeat:, ack:, resolve: or severity:",
@@ -108,15 +118,33 @@ impl TimedInput {
             ));
         }
         if let Some(a) = &self.ack {
-            return Ok(vec![(at, Input::Ack { incident_id: a.incident, by: a.by.clone() })]);
+            return Ok(vec![(
+                at,
+                Input::Ack {
+                    incident_id: a.incident,
+                    by: a.by.clone(),
+                },
+            )]);
         }
         if let Some(r) = &self.resolve {
-            return Ok(vec![(at, Input::Resolve { incident_id: r.incident, by: r.by.clone(), note: r.note.clone() })]);
+            return Ok(vec![(
+                at,
+                Input::Resolve {
+                    incident_id: r.incident,
+                    by: r.by.clone(),
+                    note: r.note.clone(),
+                },
+            )]);
         }
         if let Some(s) = &self.severity {
             return Ok(vec![(
                 at,
-                Input::SetSeverity { incident_id: s.incident, severity: s.severity, by: s.by.clone(), reason: s.reason.clone() },
+                Input::SetSeverity {
+                    incident_id: s.incident,
+                    severity: s.severity,
+                    by: s.by.clone(),
+                    reason: s.reason.clone(),
+                },
             )]);
         }
         let until = match &self.until {
@@ -159,9 +187,9 @@ impl TimedInput {
         if source == SourceKind::Cri {
             *sequence += 1;
             let sr = self.labels.get("sr_severity").cloned().unwrap_or_default();
-            let deadline = sr_response
-                .deadline(&sr)
-                .ok_or_else(|| format!("CRI at {}: label sr_severity must be A, B or C", self.at))?;
+            let deadline = sr_response.deadline(&sr).ok_or_else(|| {
+                format!("CRI at {}: label sr_severity must be A, B or C", self.at)
+            })?;
             let cri = CriDetails {
                 id: format!("cri-{sequence}"),
                 sr_severity: sr,
@@ -169,7 +197,11 @@ impl TimedInput {
                 received_at: at,
                 respond_by: at + deadline.chrono(),
             };
-            return Ok(Signal::customer_report(self.labels.clone(), self.summary.clone(), cri));
+            return Ok(Signal::customer_report(
+                self.labels.clone(),
+                self.summary.clone(),
+                cri,
+            ));
         }
         let mut signal = Signal::new(source, self.labels.clone(), at);
         signal.annotations = self.annotations.clone();
@@ -177,7 +209,10 @@ impl TimedInput {
         signal.state = self.state.unwrap_or(SignalState::Firing);
         signal.probe = self.probe.clone();
         if source == SourceKind::Probe && signal.probe.is_none() {
-            return Err(format!("probe input at {}: needs probe: {{ success: … }}", self.at));
+            return Err(format!(
+                "probe input at {}: needs probe: {{ success: … }}",
+                self.at
+            ));
         }
         if let Some(ends) = &self.ends_at {
             signal.expires_at = Some(parse_at(ends, start)?);

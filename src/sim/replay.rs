@@ -35,7 +35,8 @@ pub fn run(config: &Path, signals: &Path) -> ExitCode {
 
 /// Run the replay and return the printed report.
 pub fn replay(config: crate::config::Config, signals: &Path) -> Result<String, String> {
-    let text = std::fs::read_to_string(signals).map_err(|e| format!("cannot read {}: {e}", signals.display()))?;
+    let text = std::fs::read_to_string(signals)
+        .map_err(|e| format!("cannot read {}: {e}", signals.display()))?;
     let mut inputs = Vec::new();
     for (n, line) in text.lines().enumerate() {
         if line.trim().is_empty() || line.trim_start().starts_with('#') {
@@ -49,7 +50,11 @@ pub fn replay(config: crate::config::Config, signals: &Path) -> Result<String, S
         .iter()
         .find_map(|(_, i)| DateTime::parse_from_rfc3339(&i.at).ok())
         .map(|t| t.with_timezone(&Utc))
-        .unwrap_or_else(|| DateTime::parse_from_rfc3339("2026-01-05T10:00:00Z").unwrap().with_timezone(&Utc));
+        .unwrap_or_else(|| {
+            DateTime::parse_from_rfc3339("2026-01-05T10:00:00Z")
+                .unwrap()
+                .with_timezone(&Utc)
+        });
     let setup = Setup::new(config, Some(b"tocsin-replay".to_vec()));
     let mut events = Vec::new();
     let mut sequence = 0;
@@ -77,7 +82,14 @@ pub fn replay(config: crate::config::Config, signals: &Path) -> Result<String, S
         if matches!(entry.kind.as_str(), "paged") {
             continue;
         }
-        lines.push((entry.at, i, format!("incident {:<4} {:<18} {}", entry.incident_id, entry.kind, entry.message)));
+        lines.push((
+            entry.at,
+            i,
+            format!(
+                "incident {:<4} {:<18} {}",
+                entry.incident_id, entry.kind, entry.message
+            ),
+        ));
     }
     let offset = sim.timeline.len();
     for (i, page) in sim.pages.iter().enumerate() {
@@ -91,7 +103,9 @@ pub fn replay(config: crate::config::Config, signals: &Path) -> Result<String, S
                 page.event,
                 page.recipient.id,
                 page.recipient.channel.as_str(),
-                page.level.map(|l| format!(" level {l}")).unwrap_or_default()
+                page.level
+                    .map(|l| format!(" level {l}"))
+                    .unwrap_or_default()
             ),
         ));
     }

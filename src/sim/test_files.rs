@@ -141,7 +141,9 @@ fn test_config(file: &Path, value: Option<&serde_yaml::Value>) -> Result<Config,
     let dir = file.parent().unwrap_or(Path::new("."));
     match value {
         None => config::load_str(&dir.join("inline-config.yaml"), "").map_err(|e| e.to_string()),
-        Some(serde_yaml::Value::String(path)) => config::load(&dir.join(path)).map_err(|e| e.to_string()),
+        Some(serde_yaml::Value::String(path)) => {
+            config::load(&dir.join(path)).map_err(|e| e.to_string())
+        }
         Some(inline) => {
             let text = serde_yaml::to_string(inline).map_err(|e| e.to_string())?;
             config::load_str(&dir.join("inline-config.yaml"), &text).map_err(|e| e.to_string())
@@ -155,7 +157,8 @@ pub type Outcomes = Vec<(String, Result<(), String>)>;
 
 pub fn run_file(file: &Path) -> Result<Outcomes, String> {
     let text = std::fs::read_to_string(file).map_err(|e| format!("cannot read: {e}"))?;
-    let parsed: TestFile = serde_yaml::from_str(&text).map_err(|e| format!("invalid test file: {e}"))?;
+    let parsed: TestFile =
+        serde_yaml::from_str(&text).map_err(|e| format!("invalid test file: {e}"))?;
     let config = test_config(file, parsed.config.as_ref())?;
     // Ack links are signed with a throwaway key: tests compare everything but them.
     let setup = Setup::new(config, Some(b"tocsin-test".to_vec()));
@@ -171,11 +174,18 @@ pub fn run_file(file: &Path) -> Result<Outcomes, String> {
     Ok(results)
 }
 
-fn run_case(setup: &std::sync::Arc<Setup>, case: &TestCase, start: DateTime<Utc>) -> Result<(), String> {
+fn run_case(
+    setup: &std::sync::Arc<Setup>,
+    case: &TestCase,
+    start: DateTime<Utc>,
+) -> Result<(), String> {
     let mut events = Vec::new();
     let mut sequence = 0;
     for (i, input) in case.input.iter().enumerate() {
-        for (at, event) in input.expand(start, &setup.config.sr_response, &mut sequence).map_err(|e| format!("  input {i}: {e}"))? {
+        for (at, event) in input
+            .expand(start, &setup.config.sr_response, &mut sequence)
+            .map_err(|e| format!("  input {i}: {e}"))?
+        {
             events.push((at, 0u8, i, Some(event)));
         }
     }
@@ -228,16 +238,27 @@ fn check(sim: &Simulation, expectation: &Expectation, start: DateTime<Utc>, repo
     if let Some(expected) = &expectation.incidents {
         let actual: Vec<&Incident> = sim.incidents.values().collect();
         if expected.len() != actual.len() {
-            problems.push(format!("expected {} incident(s), got {}", expected.len(), actual.len()));
+            problems.push(format!(
+                "expected {} incident(s), got {}",
+                expected.len(),
+                actual.len()
+            ));
         }
         for (i, (want, got)) in expected.iter().zip(actual.iter()).enumerate() {
             compare_incident(i, want, got, start, &mut problems);
         }
         if !problems.is_empty() {
-            let listing: Vec<String> = actual.iter().map(|i| format!("      {}", show(i))).collect();
+            let listing: Vec<String> = actual
+                .iter()
+                .map(|i| format!("      {}", show(i)))
+                .collect();
             problems.push(format!(
                 "incidents at {at}:\n{}",
-                if listing.is_empty() { "      (none)".to_string() } else { listing.join("\n") }
+                if listing.is_empty() {
+                    "      (none)".to_string()
+                } else {
+                    listing.join("\n")
+                }
             ));
         }
     }
@@ -245,7 +266,11 @@ fn check(sim: &Simulation, expectation: &Expectation, start: DateTime<Utc>, repo
         let before = problems.len();
         let actual = &sim.pages;
         if expected.len() != actual.len() {
-            problems.push(format!("expected {} page(s), got {}", expected.len(), actual.len()));
+            problems.push(format!(
+                "expected {} page(s), got {}",
+                expected.len(),
+                actual.len()
+            ));
         }
         for (i, (want, got)) in expected.iter().zip(actual.iter()).enumerate() {
             let mut diff = |field: &str, w: String, g: String| {
@@ -263,10 +288,20 @@ fn check(sim: &Simulation, expectation: &Expectation, start: DateTime<Utc>, repo
                 diff("recipient", w.clone(), got.recipient.id.clone());
             }
             if let Some(w) = &want.channel {
-                diff("channel", w.clone(), got.recipient.channel.as_str().to_string());
+                diff(
+                    "channel",
+                    w.clone(),
+                    got.recipient.channel.as_str().to_string(),
+                );
             }
             if let Some(w) = want.level {
-                diff("level", w.to_string(), got.level.map(|l| l.to_string()).unwrap_or_else(|| "none".into()));
+                diff(
+                    "level",
+                    w.to_string(),
+                    got.level
+                        .map(|l| l.to_string())
+                        .unwrap_or_else(|| "none".into()),
+                );
             }
             if let Some(w) = &want.at {
                 match parse_at(w, start) {
@@ -281,7 +316,9 @@ fn check(sim: &Simulation, expectation: &Expectation, start: DateTime<Utc>, repo
                 .map(|p| {
                     format!(
                         "      +{} incident {} {} → {} ({}) level {}",
-                        crate::config::Duration((p.created_at - start).to_std().unwrap_or_default()),
+                        crate::config::Duration(
+                            (p.created_at - start).to_std().unwrap_or_default()
+                        ),
                         p.incident_id,
                         p.event,
                         p.recipient.id,
@@ -292,7 +329,11 @@ fn check(sim: &Simulation, expectation: &Expectation, start: DateTime<Utc>, repo
                 .collect();
             problems.push(format!(
                 "pages at {at}:\n{}",
-                if listing.is_empty() { "      (none)".to_string() } else { listing.join("\n") }
+                if listing.is_empty() {
+                    "      (none)".to_string()
+                } else {
+                    listing.join("\n")
+                }
             ));
         }
     }
@@ -304,11 +345,20 @@ fn check(sim: &Simulation, expectation: &Expectation, start: DateTime<Utc>, repo
     }
 }
 
-fn compare_incident(i: usize, want: &ExpectedIncident, got: &Incident, start: DateTime<Utc>, problems: &mut Vec<String>) {
+fn compare_incident(
+    i: usize,
+    want: &ExpectedIncident,
+    got: &Incident,
+    start: DateTime<Utc>,
+    problems: &mut Vec<String>,
+) {
     let n = i + 1;
     let mut diff = |field: &str, w: String, g: String| {
         if w != g {
-            problems.push(format!("incident {n} (#{}): {field}: expected {w}, got {g}", got.id));
+            problems.push(format!(
+                "incident {n} (#{}): {field}: expected {w}, got {g}",
+                got.id
+            ));
         }
     };
     if let Some(w) = want.id {
@@ -329,33 +379,63 @@ fn compare_incident(i: usize, want: &ExpectedIncident, got: &Incident, start: Da
     if let Some(w) = &want.services {
         let mut w = w.clone();
         w.sort();
-        diff("services", format!("{w:?}"), format!("{:?}", got.services.iter().collect::<Vec<_>>()));
+        diff(
+            "services",
+            format!("{w:?}"),
+            format!("{:?}", got.services.iter().collect::<Vec<_>>()),
+        );
     }
     if let Some(w) = &want.regions {
         let mut w = w.clone();
         w.sort();
-        diff("regions", format!("{w:?}"), format!("{:?}", got.regions.iter().collect::<Vec<_>>()));
+        diff(
+            "regions",
+            format!("{w:?}"),
+            format!("{:?}", got.regions.iter().collect::<Vec<_>>()),
+        );
     }
     if let Some(w) = &want.customers {
         let mut w = w.clone();
         w.sort();
-        diff("customers", format!("{w:?}"), format!("{:?}", got.customers.iter().collect::<Vec<_>>()));
+        diff(
+            "customers",
+            format!("{w:?}"),
+            format!("{:?}", got.customers.iter().collect::<Vec<_>>()),
+        );
     }
     if let Some(w) = want.customer_count {
-        diff("customer_count", w.to_string(), got.customers.len().to_string());
+        diff(
+            "customer_count",
+            w.to_string(),
+            got.customers.len().to_string(),
+        );
     }
     if let Some(w) = &want.queue {
-        diff("queue", w.clone(), got.queue.clone().unwrap_or_else(|| "none".into()));
+        diff(
+            "queue",
+            w.clone(),
+            got.queue.clone().unwrap_or_else(|| "none".into()),
+        );
     }
     if let Some(w) = &want.respond_by {
         match parse_at(w, start) {
-            Ok(t) => diff("respond_by", t.to_rfc3339(), got.respond_by.map(|r| r.to_rfc3339()).unwrap_or_else(|| "none".into())),
+            Ok(t) => diff(
+                "respond_by",
+                t.to_rfc3339(),
+                got.respond_by
+                    .map(|r| r.to_rfc3339())
+                    .unwrap_or_else(|| "none".into()),
+            ),
             Err(e) => diff("respond_by", e, String::new()),
         }
     }
     if let Some(w) = &want.labels {
         for (k, v) in w {
-            diff(&format!("labels.{k}"), format!("{v:?}"), format!("{:?}", got.labels.get(k)));
+            diff(
+                &format!("labels.{k}"),
+                format!("{v:?}"),
+                format!("{:?}", got.labels.get(k)),
+            );
         }
     }
 }

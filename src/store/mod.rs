@@ -133,7 +133,10 @@ fn sqlite_url(url: &str) -> Result<String> {
     if path == ":memory:" || path.is_empty() {
         return Ok("sqlite::memory:".into());
     }
-    if let Some(parent) = Path::new(path).parent().filter(|p| !p.as_os_str().is_empty()) {
+    if let Some(parent) = Path::new(path)
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+    {
         std::fs::create_dir_all(parent).map_err(|source| StoreError::Folder {
             path: parent.display().to_string(),
             source,

@@ -157,7 +157,9 @@ impl Store {
             .fetch_all(&self.pool)
             .await?
         {
-            snapshot.incidents.push(json_column::<Incident>(&row, "data")?);
+            snapshot
+                .incidents
+                .push(json_column::<Incident>(&row, "data")?);
         }
         for row in sqlx::query(
             "SELECT m.data FROM impacts m JOIN incidents i ON i.id = m.incident_id \
@@ -176,7 +178,9 @@ impl Store {
         .await?
         {
             let id: i64 = row.try_get("incident_id")?;
-            snapshot.paging.push((id, json_column::<PagingState>(&row, "data")?));
+            snapshot
+                .paging
+                .push((id, json_column::<PagingState>(&row, "data")?));
         }
         for row in sqlx::query("SELECT rule, fingerprint, data FROM rule_states")
             .fetch_all(&self.pool)
@@ -187,18 +191,30 @@ impl Store {
             let Ok(fingerprint) = fingerprint.parse::<Fingerprint>() else {
                 continue;
             };
-            snapshot.rule_states.push((rule, fingerprint, json_column::<RuleState>(&row, "data")?));
+            snapshot
+                .rule_states
+                .push((rule, fingerprint, json_column::<RuleState>(&row, "data")?));
         }
-        for row in sqlx::query("SELECT fingerprint, data FROM leases").fetch_all(&self.pool).await? {
+        for row in sqlx::query("SELECT fingerprint, data FROM leases")
+            .fetch_all(&self.pool)
+            .await?
+        {
             let fingerprint: String = row.try_get("fingerprint")?;
             let Ok(fingerprint) = fingerprint.parse::<Fingerprint>() else {
                 continue;
             };
-            snapshot.leases.push((fingerprint, json_column::<Lease>(&row, "data")?));
+            snapshot
+                .leases
+                .push((fingerprint, json_column::<Lease>(&row, "data")?));
         }
-        for row in sqlx::query("SELECT name, data FROM heartbeats").fetch_all(&self.pool).await? {
+        for row in sqlx::query("SELECT name, data FROM heartbeats")
+            .fetch_all(&self.pool)
+            .await?
+        {
             let name: String = row.try_get("name")?;
-            snapshot.heartbeats.push((name, json_column::<HeartbeatState>(&row, "data")?));
+            snapshot
+                .heartbeats
+                .push((name, json_column::<HeartbeatState>(&row, "data")?));
         }
         snapshot.next_incident_id = self.max_id("incidents").await? + 1;
         snapshot.next_impact_id = self.max_id("impacts").await? + 1;
@@ -213,4 +229,3 @@ impl Store {
         Ok(row.try_get::<i64, _>("m")?)
     }
 }
-

@@ -1,0 +1,228 @@
+//! Shared harness for end-to-end tests: an engine started in-process (or as the real
+//! binary) on 127.0.0.1 with a config written to a temporary folder.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+use tocsin::app::{self, Options, Running};
+use tocsin::engine::Clock;
+
+/// A catalog and sections most tests share; append routes, policies and so on.
+pub const CATALOG: &str = r#"
+catalog:
+  services:
+    - { name: storage, sla: 99.9, regions: [china-east, china-north] }
+    - { name: sqldb, regions: [china-east, china-north] }
+  customers:
+    - { id: contoso, subscriptions: [ { service: storage, regions: [china-east] } ] }
+    - { id: fabrikam, subscriptions: [ { service: storage }, { service: sqldb, regions: [china-east] } ] }
+    - { id: northwind, subscriptions: [ { service: sqldb } ] }
+"#;
+
+/// The default rules shipped in `rules/default.yaml`.
+pub fn default_rules() -> String {
+    std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/rules/default.yaml"))
+        .expect("rules/default.yaml")
+}
+
+/// A folder with `config.yaml` and `rules/*.yaml`; removed when dropped.
+pub struct TestDir {
+    pub dir: tempfile::TempDir,
+}
+
+impl TestDir {
+    /// `config` is the YAML of config.yaml; `rule_files` of `rules/NAME`. The config should
+    /// say `rule_files: ["rules/*.yaml"]` and `store: { url: "sqlite://data/tocsin.db" }`
+    /// (added when missing).
+    pub fn new(config: &str, rule_files: &[(&str, &str)]) -> TestDir {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir_all(dir.path().join("rules")).unwrap();
+        let mut text = config.to_string();
+        if !text.contains("\nstore:") && !text.starts_with("store:") {
+            text.push_str("\nstore: { url: \"sqlite://data/tocsin.db\" }\n");
+        }
+        if !text.contains("rule_files:") {
+            text.push_str("\nrule_files: [ \"rules/*.yaml\" ]\n");
+        }
+        std::fs::write(dir.path().join("config.yaml"), text).unwrap();
+        for (name, body) in rule_files {
+            std::fs::write(dir.path().join("rules").join(name), body).unwrap();
+        }
+        TestDir { dir }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.path().join("config.yaml")
+    }
+
+    pub fn write(&self, relative: &str, body: &str) {
+        let path = self.dir.path().join(relative);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).unwrap();
+        }
+        std::fs::write(path, body).unwrap();
+    }
+}
+
+/// An engine running in this process.
+pub struct TestEngine {
+    pub running: Running,
+    pub url: String,
+    pub http: reqwest::Client,
+}
+
+impl TestEngine {
+    pub async fn start(dir: &TestDir) -> TestEngine {
+        Self::start_with(dir, Clock::System).await
+    }
+
+    pub async fn start_with(dir: &TestDir, clock: Clock) -> TestEngine {
+        let options = Options {
+            config_path: dir.config_path(),
+            clock,
+            listen: Some("127.0.0.1:0".into()),
+        };
+        let running = app::start(options).await.expect("engine starts");
+        let url = running.url();
+        TestEngine {
+            running,
+            url,
+            http: reqwest::Client::builder()
+                .no_proxy()
+                .timeout(Duration::from_secs(30))
+                .build()
+                .unwrap(),
+        }
+    }
+
+    pub async fn stop(self) {
+        self.running.stop().await;
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        let response = self
+            .http
+            .get(format!("{}{path}", self.url))
+            .send()
+            .await
+            .expect("GET");
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap_or_default();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> (u16, Value) {
+        let response = self
+            .http
+            .post(format!("{}{path}", self.url))
+            .json(body)
+            .send()
+            .await
+            .expect("POST");
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap_or_default();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+}
+
+/// The real `tocsin` binary, started with `run --config DIR/config.yaml --listen 127.0.0.1:PORT`.
+pub struct EngineProcess {
+    pub child: Child,
+    pub url: String,
+    pub log: PathBuf,
+}
+
+impl EngineProcess {
+    pub fn spawn(dir: &TestDir, port: u16) -> EngineProcess {
+        let log = dir.path().join(format!(
+            "engine-{}.log",
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos()
+        ));
+        let child = Command::new(env!("CARGO_BIN_EXE_tocsin"))
+            .args(["run", "--config"])
+            .arg(dir.config_path())
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .env("TOCSIN_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("spawn tocsin");
+        EngineProcess {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+            log,
+        }
+    }
+
+    /// Wait until /-/ready answers 200 (bounded).
+    pub async fn wait_ready(&self) {
+        let http = reqwest::Client::builder().no_proxy().build().unwrap();
+        for _ in 0..300 {
+            if let Ok(r) = http.get(format!("{}/-/ready", self.url)).send().await {
+                if r.status().is_success() {
+                    return;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!(
+            "engine not ready; log:\n{}",
+            std::fs::read_to_string(&self.log).unwrap_or_default()
+        );
+    }
+
+    pub fn kill(&mut self) {
+        // SIGKILL: no chance to clean up, as in a crash.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for EngineProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A free TCP port on 127.0.0.1 (bound, then released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Poll `check` every 50 ms until it returns Some, at most `timeout`.
+pub async fn eventually<T, F, Fut>(timeout: Duration, mut check: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(v) = check().await {
+            return Some(v);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
