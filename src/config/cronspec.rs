@@ -101,8 +101,18 @@ impl FromStr for CronSpec {
         let mut fields: Vec<String> = fields.iter().map(|f| f.to_string()).collect();
         fields[5] = translate_day_of_week(&fields[5])
             .map_err(|why| format!("invalid cron expression {text:?}: {why}"))?;
-        let schedule = cron::Schedule::from_str(&fields.join(" "))
-            .map_err(|e| format!("invalid cron expression {text:?}: {e}"))?;
+        let schedule = cron::Schedule::from_str(&fields.join(" ")).map_err(|e| {
+            // The crate's message draws a caret diagram over several lines; keep its verdict.
+            let detail = e.to_string();
+            let verdict = detail
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .last()
+                .unwrap_or("invalid")
+                .to_string();
+            format!("invalid cron expression {text:?}: {verdict}")
+        })?;
         Ok(CronSpec {
             text: text.to_string(),
             schedule,

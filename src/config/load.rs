@@ -1,5 +1,6 @@
 //! Reading the config file and its rule files into a [`Config`], collecting every error.
 
+use std::collections::{HashMap, HashSet};
 use std::path::{Path as FsPath, PathBuf};
 
 use serde::de::DeserializeOwned;
@@ -18,6 +19,11 @@ pub(super) struct FileReport {
     pub errors: Vec<(Path, bool, String)>,
     /// Errors whose position the YAML parser already knows.
     pub positioned: Vec<ConfigError>,
+    /// For lists parsed item by item: the original index of each item that parsed.
+    indices: HashMap<String, Vec<usize>>,
+    /// Names (or ids) of items that failed to parse, by list: references to them are not
+    /// reported again as unknown.
+    broken: HashMap<String, HashSet<String>>,
 }
 
 impl FileReport {
@@ -27,7 +33,29 @@ impl FileReport {
             text,
             errors: Vec::new(),
             positioned: Vec::new(),
+            indices: HashMap::new(),
+            broken: HashMap::new(),
         }
+    }
+
+    /// The path of the `i`-th parsed item of a list (items that failed to parse are skipped
+    /// in the config, but not in the file).
+    pub fn item(&self, list: &Path, i: usize) -> Path {
+        let original = self
+            .indices
+            .get(&list.to_string())
+            .and_then(|v| v.get(i).copied())
+            .unwrap_or(i);
+        list.index(original)
+    }
+
+    /// Did an item of this list named `name` fail to parse?
+    pub fn is_broken(&self, list: &str, name: &str) -> bool {
+        let section = list.split('.').next().unwrap_or(list);
+        [list, section]
+            .iter()
+            .filter_map(|l| self.broken.get(*l))
+            .any(|names| names.contains(name) || names.contains("*"))
     }
 
     pub fn at(&mut self, path: Path, message: impl Into<String>) {
@@ -42,17 +70,21 @@ impl FileReport {
         locate(&self.text, path, at_key)
     }
 
+    /// Position every error; a file's errors come out in the order they appear in it.
     fn finish(self, out: &mut Vec<ConfigError>) {
-        out.extend(self.positioned);
+        let mut errors = self.positioned;
         for (path, at_key, message) in self.errors {
             let (line, column) = locate(&self.text, &path, at_key);
-            out.push(ConfigError {
+            errors.push(ConfigError {
                 file: self.file.clone(),
                 line,
                 column,
                 message,
             });
         }
+        errors.sort_by_key(|e| (e.line, e.column));
+        errors.dedup();
+        out.extend(errors);
     }
 
     /// Deserialize `value` (found at `path`) into `T`, reporting a failure at its exact place.
@@ -80,7 +112,9 @@ impl FileReport {
 
 /// serde's messages carry the parser's own position and path; the report adds its own.
 fn clean_message(message: &str) -> String {
-    let re = regex::Regex::new(r" at line \d+ column \d+$").expect("static regex");
+    // The first position is the one the report gives; a second (where the construct began)
+    // stays in the message.
+    let re = regex::Regex::new(r" at line \d+ column \d+").expect("static regex");
     let message = re.replace(message, "");
     message.replace('`', "\"")
 }
@@ -138,17 +172,9 @@ pub fn load_str(path: &FsPath, text: &str) -> Result<Config, ConfigErrors> {
         read_sections(&mut report, &root, &mut config);
     }
     let mut rule_reports = Vec::new();
-    if report.errors.is_empty() && report.positioned.is_empty() {
-        config.rules = read_rule_files(&config, &mut report, &mut rule_reports);
-    }
-    if report.errors.is_empty()
-        && report.positioned.is_empty()
-        && rule_reports
-            .iter()
-            .all(|r| r.errors.is_empty() && r.positioned.is_empty())
-    {
-        validate(&config, &mut report, &mut rule_reports);
-    }
+    config.rules = read_rule_files(&config, &mut report, &mut rule_reports);
+    // Validate what did parse too, so one run reports every error it can.
+    validate(&config, &mut report, &mut rule_reports);
     report.finish(&mut errors);
     for r in rule_reports {
         r.finish(&mut errors);
@@ -156,8 +182,6 @@ pub fn load_str(path: &FsPath, text: &str) -> Result<Config, ConfigErrors> {
     if errors.is_empty() {
         Ok(config)
     } else {
-        errors.sort_by(|a, b| (&a.file, a.line, a.column).cmp(&(&b.file, b.line, b.column)));
-        errors.dedup();
         Err(ConfigErrors(errors))
     }
 }
@@ -216,8 +240,16 @@ fn read_sections(report: &mut FileReport, root: &Value, config: &mut Config) {
         ($field:ident) => {
             if let Some(v) = map.get(stringify!($field)) {
                 if !v.is_null() {
-                    if let Some(parsed) = report.parse(&root_path.key(stringify!($field)), v) {
-                        config.$field = parsed;
+                    match report.parse(&root_path.key(stringify!($field)), v) {
+                        Some(parsed) => config.$field = parsed,
+                        // The whole section is unknown: references into it are not checked.
+                        None => {
+                            report
+                                .broken
+                                .entry(stringify!($field).to_string())
+                                .or_default()
+                                .insert("*".into());
+                        }
                     }
                 }
             }
@@ -255,11 +287,32 @@ fn read_sections(report: &mut FileReport, root: &Value, config: &mut Config) {
 fn parse_list<T: DeserializeOwned>(report: &mut FileReport, path: &Path, value: &Value) -> Vec<T> {
     match value {
         Value::Null => Vec::new(),
-        Value::Sequence(items) => items
-            .iter()
-            .enumerate()
-            .filter_map(|(i, item)| report.parse(&path.index(i), item))
-            .collect(),
+        Value::Sequence(items) => {
+            let mut parsed = Vec::new();
+            let mut indices = Vec::new();
+            for (i, item) in items.iter().enumerate() {
+                match report.parse(&path.index(i), item) {
+                    Some(value) => {
+                        parsed.push(value);
+                        indices.push(i);
+                    }
+                    None => {
+                        let name = ["name", "id"]
+                            .iter()
+                            .find_map(|k| item.get(k).and_then(Value::as_str));
+                        if let Some(name) = name {
+                            report
+                                .broken
+                                .entry(path.to_string())
+                                .or_default()
+                                .insert(name.to_string());
+                        }
+                    }
+                }
+            }
+            report.indices.insert(path.to_string(), indices);
+            parsed
+        }
         _ => {
             report.at(path.clone(), "expected a list");
             Vec::new()

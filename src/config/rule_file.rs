@@ -145,7 +145,7 @@ impl CelExpr {
     pub fn compile(text: &str) -> Result<CelExpr, String> {
         if text.len() > MAX_CEL_LEN {
             return Err(format!(
-                "`when` is {} bytes long; at most {MAX_CEL_LEN} are allowed",
+                "when is {} bytes long; at most {MAX_CEL_LEN} are allowed",
                 text.len()
             ));
         }
@@ -157,7 +157,7 @@ impl CelExpr {
                     depth += 1;
                     if depth > MAX_CEL_NESTING {
                         return Err(format!(
-                            "`when` nests brackets more than {MAX_CEL_NESTING} deep"
+                            "when nests brackets more than {MAX_CEL_NESTING} deep"
                         ));
                     }
                 }
@@ -167,7 +167,7 @@ impl CelExpr {
         }
         let operators = text.matches("&&").count() + text.matches("||").count();
         if operators > 64 {
-            return Err("`when` has more than 64 && or || operators; split the rule".into());
+            return Err("when has more than 64 && or || operators; split the rule".into());
         }
         let program = cel::Program::compile(text).map_err(|e| {
             let detail = e.to_string();
@@ -177,13 +177,13 @@ impl CelExpr {
                 .unwrap_or("syntax error")
                 .trim()
                 .to_string();
-            format!("invalid CEL in `when` {text:?}: {first}")
+            format!("invalid CEL in when {text:?}: {first}")
         })?;
         let references = program.references();
         for variable in references.variables() {
             if !CEL_VARIABLES.contains(&variable) {
                 return Err(format!(
-                    "invalid CEL in `when` {text:?}: unknown variable `{variable}`, expected one of \
+                    "invalid CEL in when {text:?}: unknown variable {variable:?}, expected one of \
                      {}",
                     CEL_VARIABLES.join(", ")
                 ));
@@ -212,7 +212,7 @@ mod tests {
         assert!(CelExpr::compile("!probe.success || probe.latency_ms > 2000").is_ok());
         assert!(CelExpr::compile("labels.env == 'prod'").is_ok());
         let err = CelExpr::compile("prob.success").unwrap_err();
-        assert!(err.contains("unknown variable `prob`"), "{err}");
+        assert!(err.contains("unknown variable \"prob\""), "{err}");
         let err = CelExpr::compile("probe.success &&").unwrap_err();
         assert!(err.contains("invalid CEL"), "{err}");
         let deep = format!("{}1{}", "(".repeat(100), ")".repeat(100));

@@ -20,7 +20,7 @@ pub(super) fn validate(config: &Config, report: &mut FileReport, rule_reports: &
         config.probes.iter().map(|p| p.name.as_str()),
     );
     for (i, probe) in config.probes.iter().enumerate() {
-        let at = probes.index(i);
+        let at = report.item(&probes, i);
         if probe.interval.is_zero() {
             report.at(at.key("interval"), "interval must be longer than 0s");
         }
@@ -83,7 +83,7 @@ pub(super) fn validate(config: &Config, report: &mut FileReport, rule_reports: &
         ("alertmanager", &config.sources.alertmanager),
     ] {
         for (i, source) in list.iter().enumerate() {
-            let at = sources.key(kind).index(i);
+            let at = report.item(&sources.key(kind), i);
             pull_paths.push(at.key("name"));
             if source.timeout >= source.interval {
                 report.at(
@@ -114,7 +114,7 @@ pub(super) fn validate(config: &Config, report: &mut FileReport, rule_reports: &
     for (i, hb) in config.heartbeats.iter().enumerate() {
         if hb.every.is_zero() {
             report.at(
-                heartbeats.index(i).key("every"),
+                report.item(&heartbeats, i).key("every"),
                 "every must be longer than 0s",
             );
         }
@@ -198,7 +198,7 @@ fn check_catalog(config: &Config, report: &mut FileReport) {
     );
     for (i, customer) in config.catalog.customers.iter().enumerate() {
         for (j, sub) in customer.subscriptions.iter().enumerate() {
-            let at = customers.index(i).key("subscriptions").index(j);
+            let at = report.item(&customers, i).key("subscriptions").index(j);
             let Some(service) = config
                 .catalog
                 .services
@@ -254,9 +254,9 @@ fn check_paging(config: &Config, report: &mut FileReport) {
         }
     }
     for (i, responder) in config.responders.iter().enumerate() {
-        let at = responders.index(i);
+        let at = report.item(&responders, i);
         if let Some(hook) = &responder.webhook {
-            if config.webhook(hook).is_none() {
+            if config.webhook(hook).is_none() && !report.is_broken("notifiers.webhooks", hook) {
                 report.at(
                     at.key("webhook"),
                     unknown("webhook", hook, "notifiers.webhooks"),
@@ -324,7 +324,7 @@ fn check_paging(config: &Config, report: &mut FileReport) {
         config.schedules.iter().map(|s| s.name.as_str()),
     );
     for (i, schedule) in config.schedules.iter().enumerate() {
-        let at = schedules.index(i);
+        let at = report.item(&schedules, i);
         if schedule.participants.is_empty() {
             report.at(
                 at.key("participants"),
@@ -332,7 +332,7 @@ fn check_paging(config: &Config, report: &mut FileReport) {
             );
         }
         for (j, who) in schedule.participants.iter().enumerate() {
-            if config.responder(who).is_none() {
+            if config.responder(who).is_none() && !report.is_broken("responders", who) {
                 report.at(
                     at.key("participants").index(j),
                     unknown("responder", who, "responders"),
@@ -341,7 +341,9 @@ fn check_paging(config: &Config, report: &mut FileReport) {
         }
         for (j, o) in schedule.overrides.iter().enumerate() {
             let at = at.key("overrides").index(j);
-            if config.responder(&o.responder).is_none() {
+            if config.responder(&o.responder).is_none()
+                && !report.is_broken("responders", &o.responder)
+            {
                 report.at(
                     at.key("responder"),
                     unknown("responder", &o.responder, "responders"),
@@ -362,7 +364,7 @@ fn check_paging(config: &Config, report: &mut FileReport) {
     for (i, window) in config.time_windows.iter().enumerate() {
         if window.duration.is_zero() {
             report.at(
-                windows.index(i).key("duration"),
+                report.item(&windows, i).key("duration"),
                 "duration must be longer than 0s",
             );
         }
@@ -375,7 +377,7 @@ fn check_paging(config: &Config, report: &mut FileReport) {
         config.escalation_policies.iter().map(|p| p.name.as_str()),
     );
     for (i, policy) in config.escalation_policies.iter().enumerate() {
-        let at = policies.index(i);
+        let at = report.item(&policies, i);
         if policy.levels.is_empty() {
             report.at(
                 at.key("levels"),
@@ -394,7 +396,7 @@ fn check_paging(config: &Config, report: &mut FileReport) {
                 );
             }
             for (k, target) in level.notify.iter().enumerate() {
-                if let Err(message) = check_target(config, target) {
+                if let Err(message) = check_target(config, report, target) {
                     report.at(at.key("notify").index(k), message);
                 }
             }
@@ -402,7 +404,7 @@ fn check_paging(config: &Config, report: &mut FileReport) {
     }
     let routes = root.key("routes");
     for (i, route) in config.routes.iter().enumerate() {
-        let at = routes.index(i);
+        let at = report.item(&routes, i);
         match (&route.policy, &route.queue) {
             (Some(_), Some(_)) => report.at(
                 at.key("queue"),
@@ -412,14 +414,19 @@ fn check_paging(config: &Config, report: &mut FileReport) {
                 at.clone(),
                 "a route needs policy: (page) or queue: (triage queue)",
             ),
-            (Some(policy), None) if config.policy(policy).is_none() => report.at(
-                at.key("policy"),
-                unknown("escalation policy", policy, "escalation_policies"),
-            ),
+            (Some(policy), None)
+                if config.policy(policy).is_none()
+                    && !report.is_broken("escalation_policies", policy) =>
+            {
+                report.at(
+                    at.key("policy"),
+                    unknown("escalation policy", policy, "escalation_policies"),
+                )
+            }
             _ => {}
         }
         for (j, window) in route.active_during.iter().enumerate() {
-            if config.window(window).is_none() {
+            if config.window(window).is_none() && !report.is_broken("time_windows", window) {
                 report.at(
                     at.key("active_during").index(j),
                     unknown("time window", window, "time_windows"),
@@ -430,9 +437,9 @@ fn check_paging(config: &Config, report: &mut FileReport) {
     let silences = root.key("silences");
     for (i, silence) in config.silences.iter().enumerate() {
         if let Some(window) = &silence.window {
-            if config.window(window).is_none() {
+            if config.window(window).is_none() && !report.is_broken("time_windows", window) {
                 report.at(
-                    silences.index(i).key("window"),
+                    report.item(&silences, i).key("window"),
                     unknown("time window", window, "time_windows"),
                 );
             }
@@ -441,13 +448,22 @@ fn check_paging(config: &Config, report: &mut FileReport) {
 }
 
 /// A notify target: `responder:ID`, `schedule:NAME` or `webhook:NAME`.
-fn check_target(config: &Config, target: &str) -> Result<(), String> {
+fn check_target(config: &Config, report: &FileReport, target: &str) -> Result<(), String> {
+    let known = |exists: bool, list: &str, name: &str| exists || report.is_broken(list, name);
     match target.split_once(':') {
-        Some(("responder", id)) if config.responder(id).is_some() => Ok(()),
+        Some(("responder", id)) if known(config.responder(id).is_some(), "responders", id) => {
+            Ok(())
+        }
         Some(("responder", id)) => Err(unknown("responder", id, "responders")),
-        Some(("schedule", name)) if config.schedule(name).is_some() => Ok(()),
+        Some(("schedule", name)) if known(config.schedule(name).is_some(), "schedules", name) => {
+            Ok(())
+        }
         Some(("schedule", name)) => Err(unknown("schedule", name, "schedules")),
-        Some(("webhook", name)) if config.webhook(name).is_some() => Ok(()),
+        Some(("webhook", name))
+            if known(config.webhook(name).is_some(), "notifiers.webhooks", name) =>
+        {
+            Ok(())
+        }
         Some(("webhook", name)) => Err(unknown("webhook", name, "notifiers.webhooks")),
         _ => Err(format!(
             "invalid target {target:?}: expected responder:ID, schedule:NAME or webhook:NAME"
@@ -465,8 +481,8 @@ fn unique<'a>(
     kind: &str,
     names: impl Iterator<Item = &'a str>,
 ) {
-    let paths: Vec<Path> = (0..).map(|i| list.index(i)).take(10_000).collect();
     let names: Vec<&str> = names.collect();
+    let paths: Vec<Path> = (0..names.len()).map(|i| report.item(list, i)).collect();
     let field = if kind == "responder" || kind == "customer" {
         "id"
     } else {
