@@ -107,8 +107,7 @@ impl FromStr for CronSpec {
             let verdict = detail
                 .lines()
                 .map(str::trim)
-                .filter(|l| !l.is_empty())
-                .last()
+                .rfind(|l| !l.is_empty())
                 .unwrap_or("invalid")
                 .to_string();
             format!("invalid cron expression {text:?}: {verdict}")
