@@ -83,7 +83,7 @@ async fn open_incidents_and_pending_for_timers_survive_sigkill() {
     // Killed and kept down past the due time: the timer fires at once on restart, once.
     let mut engine = EngineProcess::spawn(&dir, port);
     engine.wait_ready().await;
-    push(&http, &engine.url, json!([alert("SqlSlow", "sqldb", "china-east")])).await;
+    push(&http, &engine.url, json!([alert("SqlSlow", "cache", "china-west")])).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     engine.kill();
     tokio::time::sleep(Duration::from_secs(5)).await;
