@@ -27,12 +27,25 @@ fn alert(name: &str, service: &str, region: &str) -> Value {
 }
 
 async fn push(http: &reqwest::Client, url: &str, alerts: Value) {
-    let response = http.post(format!("{url}/api/v2/alerts")).json(&alerts).send().await.expect("push");
-    assert!(response.status().is_success(), "push answered {}", response.status());
+    let response = http
+        .post(format!("{url}/api/v2/alerts"))
+        .json(&alerts)
+        .send()
+        .await
+        .expect("push");
+    assert!(
+        response.status().is_success(),
+        "push answered {}",
+        response.status()
+    );
 }
 
 async fn incidents(http: &reqwest::Client, url: &str) -> Vec<Value> {
-    let response = http.get(format!("{url}/api/v1/incidents")).send().await.expect("list");
+    let response = http
+        .get(format!("{url}/api/v1/incidents"))
+        .send()
+        .await
+        .expect("list");
     let mut list: Vec<Value> = response.json().await.expect("JSON list");
     list.reverse(); // oldest first
     list
@@ -48,15 +61,29 @@ fn opened_at(incident: &Value) -> DateTime<Utc> {
 #[tokio::test]
 async fn open_incidents_and_pending_for_timers_survive_sigkill() {
     let dir = TestDir::new(CATALOG, &[("crash.yaml", RULES)]);
-    let http = reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(10)).build().unwrap();
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
     let port = free_port();
 
     // Restarted before the timer is due: it fires at its own time.
     let mut engine = EngineProcess::spawn(&dir, port);
     engine.wait_ready().await;
-    push(&http, &engine.url, json!([alert("StorageDown", "storage", "china-east")])).await;
+    push(
+        &http,
+        &engine.url,
+        json!([alert("StorageDown", "storage", "china-east")]),
+    )
+    .await;
     let pending_since = Utc::now();
-    push(&http, &engine.url, json!([alert("SqlSlow", "sqldb", "china-north")])).await;
+    push(
+        &http,
+        &engine.url,
+        json!([alert("SqlSlow", "sqldb", "china-north")]),
+    )
+    .await;
     let before = incidents(&http, &engine.url).await;
     assert_eq!(before.len(), 1, "{before:?}");
     tokio::time::sleep(Duration::from_millis(1000)).await;
@@ -75,15 +102,26 @@ async fn open_incidents_and_pending_for_timers_survive_sigkill() {
     .expect("the pending for: timer fired after the restart");
     let fired = opened_at(&second);
     let due = pending_since + chrono::Duration::seconds(4);
-    assert!(fired >= due - chrono::Duration::milliseconds(200), "fired {fired} before due {due}");
-    assert!(fired <= due + chrono::Duration::milliseconds(1500), "fired {fired}, due {due}");
+    assert!(
+        fired >= due - chrono::Duration::milliseconds(200),
+        "fired {fired} before due {due}"
+    );
+    assert!(
+        fired <= due + chrono::Duration::milliseconds(1500),
+        "fired {fired}, due {due}"
+    );
     assert_eq!(second["services"], json!(["sqldb"]));
     drop(engine);
 
     // Killed and kept down past the due time: the timer fires at once on restart, once.
     let mut engine = EngineProcess::spawn(&dir, port);
     engine.wait_ready().await;
-    push(&http, &engine.url, json!([alert("SqlSlow", "cache", "china-west")])).await;
+    push(
+        &http,
+        &engine.url,
+        json!([alert("SqlSlow", "cache", "china-west")]),
+    )
+    .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     engine.kill();
     tokio::time::sleep(Duration::from_secs(5)).await;

@@ -1,0 +1,93 @@
+//! `tocsin test` and `tocsin replay` as a user runs them.
+
+use std::path::Path;
+use std::process::Command;
+
+fn tocsin(args: &[&str]) -> (i32, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_tocsin"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(args)
+        .output()
+        .expect("run tocsin");
+    let mut text = String::from_utf8_lossy(&output.stdout).to_string();
+    text.push_str(&String::from_utf8_lossy(&output.stderr));
+    (output.status.code().unwrap_or(-1), text)
+}
+
+#[test]
+fn the_shipped_rule_tests_pass() {
+    let (code, out) = tocsin(&[
+        "test",
+        "tests/rules/lsi_severity.yaml",
+        "tests/rules/lifecycle.yaml",
+    ]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("20 passed, 0 failed"), "{out}");
+}
+
+#[test]
+fn a_failing_rule_test_prints_a_diff_and_exits_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/tocsin.yaml");
+    let file = dir.path().join("wrong.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            "config: {}\ntests:\n  - name: wrong severity\n    input:\n      - {{ at: 0s, source: alert, labels: {{ alertname: A, severity: critical, service: storage, region: china-east }} }}\n    expect:\n      - {{ at: 1m, incidents: [ {{ severity: 1, regions: [china-north] }} ] }}\n",
+            config.display()
+        ),
+    )
+    .unwrap();
+    let (code, out) = tocsin(&["test", file.to_str().unwrap()]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("FAIL"), "{out}");
+    assert!(out.contains("severity: expected 1, got 2"), "{out}");
+    assert!(
+        out.contains("regions: expected [\"china-north\"], got [\"china-east\"]"),
+        "{out}"
+    );
+    assert!(out.contains("#1 Sev 2 triggered"), "{out}");
+    assert!(out.contains("0 passed, 1 failed"), "{out}");
+}
+
+#[test]
+fn replay_prints_incidents_and_pages_over_time() {
+    let (code, out) = tocsin(&[
+        "replay",
+        "--config",
+        "config/tocsin.yaml",
+        "tests/replay/storage-outage.jsonl",
+    ]);
+    assert_eq!(code, 0, "{out}");
+    let lines: Vec<&str> = out.lines().collect();
+    let find = |needle: &str| {
+        lines
+            .iter()
+            .position(|l| l.contains(needle))
+            .unwrap_or_else(|| panic!("no line with {needle:?} in:\n{out}"))
+    };
+    let opened = find("opened at Sev 2");
+    assert!(
+        lines[opened].starts_with("2026-01-05T02:00:00Z"),
+        "{}",
+        lines[opened]
+    );
+    let first_page = find("page               triggered → alice (email) level 0");
+    let raised = find("severity raised from Sev 2 to Sev 1");
+    assert!(
+        lines[raised].starts_with("2026-01-05T02:06:00Z"),
+        "{}",
+        lines[raised]
+    );
+    let acked = find("acknowledged by alice");
+    let resolved = find("resolved by tocsin");
+    // Both leases run out 5m after the last refresh at 02:20, then resolve_after is 5m.
+    assert!(
+        lines[resolved].starts_with("2026-01-05T02:30:00Z"),
+        "{}",
+        lines[resolved]
+    );
+    assert!(opened < first_page && first_page < raised && raised < acked && acked < resolved);
+    assert!(out.contains("1 incident(s):"), "{out}");
+    assert!(out.contains("#1    Sev 1 resolved"), "{out}");
+}
