@@ -226,3 +226,46 @@ where
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// A PostgreSQL database of its own for one test, on the local server (trust auth), dropped
+/// by [`PgDatabase::drop_db`]. The server is the one this machine runs at 127.0.0.1:5432.
+pub struct PgDatabase {
+    pub name: String,
+    pub url: String,
+}
+
+const PG_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+
+impl PgDatabase {
+    pub async fn create() -> PgDatabase {
+        use sqlx::Connection;
+        let name = format!("tocsin_test_{}", uuid::Uuid::new_v4().simple());
+        let mut admin = sqlx::PgConnection::connect(PG_ADMIN_URL)
+            .await
+            .expect("PostgreSQL at 127.0.0.1:5432");
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut admin)
+            .await
+            .expect("create database");
+        admin.close().await.ok();
+        PgDatabase {
+            url: format!("postgres://postgres@127.0.0.1:5432/{name}"),
+            name,
+        }
+    }
+
+    pub async fn drop_db(self) {
+        use sqlx::Connection;
+        let mut admin = sqlx::PgConnection::connect(PG_ADMIN_URL)
+            .await
+            .expect("PostgreSQL");
+        sqlx::query(&format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            self.name
+        ))
+        .execute(&mut admin)
+        .await
+        .expect("drop database");
+        admin.close().await.ok();
+    }
+}

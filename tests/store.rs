@@ -1,0 +1,311 @@
+//! The store on SQLite and on PostgreSQL alike: what the core writes comes back the same.
+
+mod support;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{DateTime, Duration, Utc};
+use tocsin::config::ImpactKind;
+use tocsin::engine::core::{Changes, HeartbeatState, Lease, PagingState};
+use tocsin::incident::{Impact, Incident, IncidentView, Status, TimelineEntry};
+use tocsin::paging::page::{EscalationRef, PagePayload};
+use tocsin::paging::{Channel, Page, PageEvent, Recipient};
+use tocsin::rules::RuleState;
+use tocsin::signal::{Fingerprint, Signal, SourceKind};
+use tocsin::store::{IncidentFilter, OutboxStatus, Store};
+
+fn t(secs: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp(1_767_571_200 + secs, 0).unwrap()
+}
+
+fn incident(id: i64, severity: u8, status: Status, queue: Option<&str>, opened: i64) -> Incident {
+    Incident {
+        id,
+        title: format!("incident {id}"),
+        severity,
+        pinned: false,
+        status,
+        impact_ids: vec![id * 10],
+        labels: BTreeMap::from([("service".into(), "storage".into())]),
+        services: BTreeSet::from(["storage".into()]),
+        regions: BTreeSet::from(["china-east".into()]),
+        customers: BTreeSet::from(["contoso".into()]),
+        opened_at: t(opened),
+        acknowledged_at: None,
+        acknowledged_by: None,
+        resolved_at: (status == Status::Resolved).then(|| t(opened + 60)),
+        resolved_by: None,
+        respond_by: None,
+        sr_severity: None,
+        queue: queue.map(str::to_string),
+        merged_into: None,
+    }
+}
+
+fn impact(id: i64, incident_id: i64) -> Impact {
+    Impact {
+        id,
+        incident_id,
+        rule: "StorageDown".into(),
+        fingerprint: Fingerprint(id as u64 * 7),
+        source: SourceKind::Alert,
+        kind: ImpactKind::Outage,
+        sla_breach: true,
+        business_impact: None,
+        severity_floor: None,
+        service: Some("storage".into()),
+        region: Some("china-east".into()),
+        customers: BTreeSet::from(["contoso".into()]),
+        labels: BTreeMap::new(),
+        summary: "storage down".into(),
+        started_at: t(0),
+        cleared_at: None,
+        cri: None,
+    }
+}
+
+fn page(id: i64, incident: &Incident) -> Page {
+    let recipient = Recipient {
+        id: "alice".into(),
+        channel: Channel::Webhook,
+        address: "chatops".into(),
+    };
+    Page {
+        id,
+        delivery_id: format!("delivery-{id}"),
+        incident_id: incident.id,
+        event: PageEvent::Triggered,
+        level: Some(0),
+        payload: PagePayload {
+            version: "1".into(),
+            event: PageEvent::Triggered,
+            incident: IncidentView::new(incident, "http://127.0.0.1:9470"),
+            escalation: EscalationRef {
+                policy: Some("storage".into()),
+                level: Some(0),
+            },
+            recipient: "alice".into(),
+            ack_url: None,
+        },
+        recipient,
+        created_at: t(id),
+    }
+}
+
+async fn exercise(store: Store) {
+    let open = incident(1, 2, Status::Triggered, None, 0);
+    let queued_old = incident(2, 4, Status::Triggered, Some("triage"), 10);
+    let queued_new = incident(3, 4, Status::Acknowledged, Some("triage"), 20);
+    let closed = incident(4, 1, Status::Resolved, None, 30);
+    let signal = Signal::new(
+        SourceKind::Alert,
+        BTreeMap::from([("alertname".into(), "X".into())]),
+        t(0),
+    );
+    let fp = signal.fingerprint();
+    let changes = Changes {
+        incidents: vec![
+            open.clone(),
+            queued_old.clone(),
+            queued_new.clone(),
+            closed.clone(),
+        ],
+        impacts: vec![impact(10, 1), impact(20, 2), impact(30, 3), impact(40, 4)],
+        timeline: vec![
+            TimelineEntry {
+                incident_id: 1,
+                at: t(0),
+                kind: "opened".into(),
+                actor: "StorageDown".into(),
+                message: "opened".into(),
+                data: serde_json::json!({"severity": 2}),
+            },
+            TimelineEntry {
+                incident_id: 1,
+                at: t(5),
+                kind: "note".into(),
+                actor: "alice".into(),
+                message: "looking".into(),
+                data: serde_json::Value::Null,
+            },
+        ],
+        paging: vec![(1, Some(PagingState::default()))],
+        rule_states: vec![(
+            "StorageDown".into(),
+            fp,
+            Some(RuleState::new(signal.clone(), t(0))),
+        )],
+        leases: vec![(
+            fp,
+            Some(Lease {
+                expires_at: t(600),
+                signal: signal.clone(),
+            }),
+        )],
+        heartbeats: vec![(
+            "backup".into(),
+            HeartbeatState {
+                last_ping: Some(t(3)),
+                missed: false,
+            },
+        )],
+        pages: vec![page(1, &open), page(2, &open)],
+    };
+    store.apply(&changes).await.expect("apply");
+
+    // What a restart reads back: open incidents only, with their impacts and paging.
+    let snapshot = store.load().await.expect("load");
+    let mut ids: Vec<i64> = snapshot.incidents.iter().map(|i| i.id).collect();
+    ids.sort();
+    assert_eq!(ids, vec![1, 2, 3]);
+    assert_eq!(snapshot.incidents.iter().find(|i| i.id == 1), Some(&open));
+    assert_eq!(snapshot.impacts.len(), 3);
+    assert_eq!(snapshot.paging, vec![(1, PagingState::default())]);
+    assert_eq!(snapshot.rule_states.len(), 1);
+    assert_eq!(snapshot.rule_states[0].1, fp);
+    assert_eq!(snapshot.leases[0].1.expires_at, t(600));
+    assert_eq!(snapshot.heartbeats[0].1.last_ping, Some(t(3)));
+    assert_eq!(
+        (
+            snapshot.next_incident_id,
+            snapshot.next_impact_id,
+            snapshot.next_page_id
+        ),
+        (5, 41, 3)
+    );
+
+    // API reads.
+    let all = store
+        .list_incidents(&IncidentFilter::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        all.iter().map(|i| i.id).collect::<Vec<_>>(),
+        vec![4, 3, 2, 1],
+        "newest first"
+    );
+    let sev4 = store
+        .list_incidents(&IncidentFilter {
+            severity: Some(4),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(sev4.len(), 2);
+    let resolved = store
+        .list_incidents(&IncidentFilter {
+            status: Some(Status::Resolved),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(resolved, vec![closed.clone()]);
+    let limited = store
+        .list_incidents(&IncidentFilter {
+            limit: Some(1),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(limited.len(), 1);
+    let queue = store.queue("triage").await.unwrap();
+    assert_eq!(
+        queue.iter().map(|i| i.id).collect::<Vec<_>>(),
+        vec![2, 3],
+        "FIFO: oldest first"
+    );
+    assert_eq!(store.incident(4).await.unwrap(), Some(closed));
+    assert_eq!(store.incident(99).await.unwrap(), None);
+    let timeline = store.timeline_of(1).await.unwrap();
+    assert_eq!(
+        timeline.iter().map(|e| e.kind.as_str()).collect::<Vec<_>>(),
+        vec!["opened", "note"]
+    );
+    assert_eq!(timeline[0].data, serde_json::json!({"severity": 2}));
+
+    // Updates and deletes.
+    let mut acked = open.clone();
+    acked.status = Status::Acknowledged;
+    acked.acknowledged_by = Some("alice".into());
+    let changes = Changes {
+        incidents: vec![acked.clone()],
+        rule_states: vec![("StorageDown".into(), fp, None)],
+        leases: vec![(fp, None)],
+        paging: vec![(1, None)],
+        ..Changes::default()
+    };
+    store.apply(&changes).await.unwrap();
+    let snapshot = store.load().await.unwrap();
+    assert!(
+        snapshot.rule_states.is_empty() && snapshot.leases.is_empty() && snapshot.paging.is_empty()
+    );
+    assert_eq!(store.incident(1).await.unwrap(), Some(acked));
+
+    // The outbox.
+    let pending = store.pending_pages(10).await.unwrap();
+    assert_eq!(
+        pending.iter().map(|p| p.page.id).collect::<Vec<_>>(),
+        vec![1, 2]
+    );
+    assert_eq!(pending[0].page, page(1, &open));
+    store
+        .mark_retry(1, 1, t(100), "connection refused")
+        .await
+        .unwrap();
+    store.mark_delivered(2, 1, t(50)).await.unwrap();
+    let first = store.page(1).await.unwrap().unwrap();
+    assert_eq!(
+        (first.status, first.attempts, first.next_attempt_at),
+        (OutboxStatus::Pending, 1, t(100))
+    );
+    assert_eq!(first.last_error.as_deref(), Some("connection refused"));
+    let second = store.page(2).await.unwrap().unwrap();
+    assert_eq!(
+        (second.status, second.delivered_at),
+        (OutboxStatus::Delivered, Some(t(50)))
+    );
+    store.mark_failed(1, 9, "gave up after 1h").await.unwrap();
+    assert!(store.pending_pages(10).await.unwrap().is_empty());
+    assert_eq!(store.pages_of(1).await.unwrap().len(), 2);
+    let _ = Duration::zero();
+}
+
+#[tokio::test]
+async fn store_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/nested/folder/tocsin.db", dir.path().display());
+    let store = Store::open(&url)
+        .await
+        .expect("open creates the file and its folders");
+    exercise(store.clone()).await;
+    store.close().await;
+    // Reopening runs no migration twice and keeps the data.
+    let store = Store::open(&url).await.unwrap();
+    assert_eq!(
+        store
+            .list_incidents(&IncidentFilter::default())
+            .await
+            .unwrap()
+            .len(),
+        4
+    );
+}
+
+#[tokio::test]
+async fn store_on_postgres() {
+    let db = support::PgDatabase::create().await;
+    let store = Store::open(&db.url).await.expect("open PostgreSQL");
+    exercise(store.clone()).await;
+    store.close().await;
+    let store = Store::open(&db.url).await.unwrap();
+    assert_eq!(
+        store
+            .list_incidents(&IncidentFilter::default())
+            .await
+            .unwrap()
+            .len(),
+        4
+    );
+    store.close().await;
+    db.drop_db().await;
+}
