@@ -171,6 +171,10 @@ pub struct Core {
     next_page_id: i64,
     started_at: DateTime<Utc>,
     dirty: Dirty,
+    /// Open incidents by (label, value) of their impacts' `correlation.by` labels, so a new
+    /// impact finds its candidates without scanning every open incident.
+    correlation_index: HashMap<(String, String), BTreeSet<i64>>,
+    gauges_dirty: bool,
 }
 
 impl Core {
@@ -199,6 +203,8 @@ impl Core {
             next_page_id: 1,
             started_at: now,
             dirty: Dirty::default(),
+            correlation_index: HashMap::new(),
+            gauges_dirty: true,
         };
         core.rebuild_timers(now);
         core
@@ -245,7 +251,8 @@ impl Core {
                 self.heartbeats[i] = state;
             }
         }
-        self.refresh_gauges();
+        self.gauges_dirty = true;
+        self.rebuild_correlation_index();
         self.rebuild_timers(now);
     }
 
@@ -292,7 +299,67 @@ impl Core {
                     })
             })
             .collect();
+        self.rebuild_correlation_index();
+        self.gauges_dirty = true;
         self.rebuild_timers(now);
+    }
+
+    /// The (label, value) pairs of an impact that correlation looks at.
+    fn correlation_keys(&self, impact: &Impact) -> Vec<(String, String)> {
+        self.setup
+            .config
+            .correlation
+            .by
+            .iter()
+            .filter_map(|name| {
+                impact
+                    .labels
+                    .get(name)
+                    .filter(|v| !v.is_empty())
+                    .map(|v| (name.clone(), v.clone()))
+            })
+            .collect()
+    }
+
+    fn index_impact(&mut self, incident_id: i64, impact_id: i64) {
+        let Some(impact) = self.impacts.get(&impact_id) else {
+            return;
+        };
+        for key in self.correlation_keys(impact) {
+            self.correlation_index
+                .entry(key)
+                .or_default()
+                .insert(incident_id);
+        }
+    }
+
+    fn unindex_incident(&mut self, incident_id: i64, impact_ids: &[i64]) {
+        for impact_id in impact_ids {
+            let Some(impact) = self.impacts.get(impact_id) else {
+                continue;
+            };
+            for key in self.correlation_keys(impact) {
+                if let Some(ids) = self.correlation_index.get_mut(&key) {
+                    ids.remove(&incident_id);
+                    if ids.is_empty() {
+                        self.correlation_index.remove(&key);
+                    }
+                }
+            }
+        }
+    }
+
+    fn rebuild_correlation_index(&mut self) {
+        self.correlation_index.clear();
+        let pairs: Vec<(i64, i64)> = self
+            .incidents
+            .values()
+            .filter(|i| i.is_open())
+            .flat_map(|i| i.impact_ids.iter().map(move |m| (i.id, *m)))
+            .collect();
+        for (incident_id, impact_id) in pairs {
+            self.index_impact(incident_id, impact_id);
+        }
     }
 
     pub fn setup(&self) -> &Arc<Setup> {
@@ -692,9 +759,16 @@ impl Core {
             cri: signal.cri.clone(),
         };
         let window = setup.config.correlation.window.chrono();
+        let indexed: BTreeSet<i64> = self
+            .correlation_keys(&impact)
+            .iter()
+            .filter_map(|key| self.correlation_index.get(key))
+            .flatten()
+            .copied()
+            .collect();
         let candidates = correlate::candidates(
             &impact,
-            self.incidents.values(),
+            indexed.iter().filter_map(|id| self.incidents.get(id)),
             |x| self.impacts.get(&x),
             &setup.config.correlation.by,
             window,
@@ -744,9 +818,11 @@ impl Core {
         };
         let rule = impact.rule.clone();
         let summary = impact.summary.clone();
+        let impact_id = impact.id;
         self.dirty.impacts.insert(impact.id);
         self.impacts.insert(impact.id, impact);
         self.incidents.insert(id, incident);
+        self.index_impact(id, impact_id);
         self.dirty.incidents.insert(id);
         self.metrics
             .incidents_total
@@ -760,7 +836,7 @@ impl Core {
             format!("opened at Sev {severity} ({reason}): {summary}"),
             serde_json::json!({ "severity": severity }),
         );
-        self.refresh_gauges();
+        self.gauges_dirty = true;
         self.schedule_respond_by(id);
         self.start_paging(id, PageEvent::Triggered, now);
         id
@@ -786,6 +862,7 @@ impl Core {
         if let Some(incident) = self.incidents.get_mut(&incident_id) {
             incident.impact_ids.push(impact_id);
         }
+        self.index_impact(incident_id, impact_id);
         self.timers.cancel(TimerKey::AutoResolve(incident_id));
         self.timeline(
             incident_id,
@@ -802,11 +879,15 @@ impl Core {
         let Some(mut source) = self.incidents.remove(&from) else {
             return;
         };
+        self.unindex_incident(from, &source.impact_ids.clone());
         for impact_id in &source.impact_ids {
             if let Some(impact) = self.impacts.get_mut(impact_id) {
                 impact.incident_id = into;
                 self.dirty.impacts.insert(*impact_id);
             }
+        }
+        for impact_id in &source.impact_ids {
+            self.index_impact(into, *impact_id);
         }
         if let Some(target) = self.incidents.get_mut(&into) {
             target.impact_ids.extend(source.impact_ids.iter().copied());
@@ -855,7 +936,7 @@ impl Core {
         // Keep the merged incident's final state for the store.
         self.incidents.insert(from, source);
         self.schedule_respond_by(into);
-        self.refresh_gauges();
+        self.gauges_dirty = true;
     }
 
     fn clear_impact(&mut self, impact_id: i64, now: DateTime<Utc>, why: &str) {
@@ -994,7 +1075,7 @@ impl Core {
                 format!("severity raised from Sev {old} to Sev {computed} ({reason})"),
                 serde_json::json!({ "from": old, "to": computed }),
             );
-            self.refresh_gauges();
+            self.gauges_dirty = true;
             self.severity_raised(incident_id, now);
         }
         self.schedule_respond_by(incident_id);
@@ -1040,6 +1121,7 @@ impl Core {
         let severity = incident.severity;
         let opened_at = incident.opened_at;
         let impact_ids = incident.impact_ids.clone();
+        self.unindex_incident(incident_id, &impact_ids);
         self.dirty.incidents.insert(incident_id);
         self.metrics
             .time_to_resolve_seconds
@@ -1089,7 +1171,7 @@ impl Core {
         }
         self.dirty.paging.insert(incident_id);
         self.dirty.closed.insert(incident_id);
-        self.refresh_gauges();
+        self.gauges_dirty = true;
     }
 
     fn acknowledge(&mut self, incident_id: i64, by: &str, now: DateTime<Utc>) -> Reply {
@@ -1191,7 +1273,7 @@ impl Core {
                     ),
                     serde_json::json!({ "from": old, "to": new, "pinned": true, "reason": reason }),
                 );
-                self.refresh_gauges();
+                self.gauges_dirty = true;
                 if new < old {
                     self.severity_raised(incident_id, now);
                 } else if new > old {
@@ -1366,7 +1448,7 @@ impl Core {
             if incident.queue != queue {
                 incident.queue = queue;
                 self.dirty.incidents.insert(incident_id);
-                self.refresh_gauges();
+                self.gauges_dirty = true;
             }
         }
     }
@@ -1740,6 +1822,7 @@ impl Core {
         });
     }
 
+    /// Recompute the open-incident and queue gauges (once per batch, not per change).
     fn refresh_gauges(&self) {
         let mut by_severity = [0i64; 5];
         let mut queues: BTreeMap<&str, i64> = BTreeMap::new();
@@ -1774,6 +1857,10 @@ impl Core {
 
     /// Everything that changed since the last call, ready to be written in one transaction.
     pub fn take_changes(&mut self) -> Changes {
+        if self.gauges_dirty {
+            self.gauges_dirty = false;
+            self.refresh_gauges();
+        }
         let dirty = std::mem::take(&mut self.dirty);
         let mut changes = Changes {
             timeline: dirty.timeline,

@@ -1,6 +1,8 @@
 //! One incident's escalation: which level is paged when, on a clock that may pause outside
 //! the route's time windows. Pure: the engine asks it what to page at `now`.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -63,7 +65,8 @@ pub struct LevelPage {
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Escalation {
-    pub policy: PolicySnapshot,
+    /// Shared by every escalation that started under the same config.
+    pub policy: Arc<PolicySnapshot>,
     /// Windows outside which the escalation's clock is paused.
     pub active_during: Vec<String>,
     /// The first page's event: `triggered`, or `severity_raised` after a re-route.
@@ -82,7 +85,7 @@ pub struct Escalation {
 
 impl Escalation {
     pub fn start(
-        policy: PolicySnapshot,
+        policy: Arc<PolicySnapshot>,
         active_during: Vec<String>,
         first_event: PageEvent,
         now: DateTime<Utc>,
@@ -218,8 +221,8 @@ mod tests {
         DateTime::from_timestamp(1_767_571_200 + mins * 60, 0).unwrap() // 2026-01-05T00:00Z, a Monday
     }
 
-    fn policy(repeat: u32) -> PolicySnapshot {
-        PolicySnapshot {
+    fn policy(repeat: u32) -> Arc<PolicySnapshot> {
+        Arc::new(PolicySnapshot {
             name: "p".into(),
             levels: vec![
                 LevelSnapshot {
@@ -234,7 +237,7 @@ mod tests {
             repeat,
             repeat_after: Duration::from_secs(900),
             ack_timeout: Some(Duration::from_secs(1800)),
-        }
+        })
     }
 
     fn always() -> WindowSet<'static> {

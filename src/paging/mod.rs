@@ -12,6 +12,7 @@ pub mod schedule;
 pub mod window;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
@@ -26,7 +27,7 @@ pub use window::{Window, WindowSet};
 #[derive(Clone, Debug, Default)]
 pub struct Paging {
     pub routes: Vec<RouteConfig>,
-    pub policies: HashMap<String, PolicySnapshot>,
+    pub policies: HashMap<String, Arc<PolicySnapshot>>,
     pub windows: HashMap<String, Window>,
     pub rotations: Vec<Rotation>,
     pub silences: Vec<SilenceConfig>,
@@ -40,7 +41,7 @@ impl Paging {
             policies: config
                 .escalation_policies
                 .iter()
-                .map(|p| (p.name.clone(), PolicySnapshot::new(p)))
+                .map(|p| (p.name.clone(), Arc::new(PolicySnapshot::new(p))))
                 .collect(),
             windows: config
                 .time_windows
