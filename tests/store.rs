@@ -309,3 +309,38 @@ async fn store_on_postgres() {
     store.close().await;
     db.drop_db().await;
 }
+
+async fn lease(store: &Store) {
+    // Free: the first engine takes term 1 and keeps it on renewal.
+    assert_eq!(store.acquire_or_renew("a", 2_000).await.unwrap(), Some(1));
+    assert_eq!(store.acquire_or_renew("a", 2_000).await.unwrap(), Some(1));
+    // Held: another engine cannot take it before it runs out.
+    assert_eq!(store.acquire_or_renew("b", 2_000).await.unwrap(), None);
+    assert_eq!(
+        store.lease_holder().await.unwrap(),
+        Some(("a".to_string(), 1))
+    );
+    // Run out: the other engine takes it with a new term (the fencing token).
+    assert_eq!(store.acquire_or_renew("a", 1).await.unwrap(), Some(1));
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    assert_eq!(store.lease_holder().await.unwrap(), None);
+    assert_eq!(store.acquire_or_renew("b", 2_000).await.unwrap(), Some(2));
+    assert_eq!(store.acquire_or_renew("a", 2_000).await.unwrap(), None);
+    // Released: taken at once.
+    store.release_lease("b").await.unwrap();
+    assert_eq!(store.acquire_or_renew("a", 2_000).await.unwrap(), Some(3));
+}
+
+#[tokio::test]
+async fn leader_lease_on_both_backends() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&format!("sqlite://{}/t.db", dir.path().display()))
+        .await
+        .unwrap();
+    lease(&store).await;
+    let db = support::PgDatabase::create().await;
+    let store = Store::open(&db.url).await.unwrap();
+    lease(&store).await;
+    store.close().await;
+    db.drop_db().await;
+}

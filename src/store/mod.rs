@@ -2,6 +2,7 @@
 //! escalation and page. SQLite for one engine, PostgreSQL for several; the same portable SQL
 //! (through sqlx's Any driver) serves both, with a migration folder per backend.
 
+mod leader;
 mod outbox;
 mod queries;
 mod state;
