@@ -383,12 +383,6 @@ impl Worker {
         match result {
             Ok(()) => {
                 self.tracked.remove(&page_id);
-                self.count(channel, "delivered");
-                let seconds = (now - page.created_at).num_milliseconds().max(0) as f64 / 1000.0;
-                self.metrics
-                    .page_delivery_seconds
-                    .with_label_values(&[channel])
-                    .observe(seconds);
                 tracing::info!(
                     incident = page.incident_id,
                     page = page.id,
@@ -406,6 +400,13 @@ impl Worker {
                     page.event, page.recipient.id
                 );
                 self.timeline(&page, now, "delivered", message, data).await;
+                // Counted once recorded: a scrape never shows a delivery the store lacks.
+                let seconds = (now - page.created_at).num_milliseconds().max(0) as f64 / 1000.0;
+                self.metrics
+                    .page_delivery_seconds
+                    .with_label_values(&[channel])
+                    .observe(seconds);
+                self.count(channel, "delivered");
             }
             Err(error) if error.is_retryable() && !retry::expired(&retry, page.created_at, now) => {
                 let next = retry::next_attempt(
@@ -417,7 +418,6 @@ impl Worker {
                     retry::jitter(),
                 );
                 self.due.insert((next, page_id));
-                self.count(channel, "retry");
                 tracing::warn!(
                     incident = page.incident_id,
                     page = page.id,
@@ -444,10 +444,10 @@ impl Worker {
                 data["next_attempt_at"] = next.to_rfc3339().into();
                 self.timeline(&page, now, "delivery_attempt", message, data)
                     .await;
+                self.count(channel, "retry");
             }
             Err(error) => {
                 self.tracked.remove(&page_id);
-                self.count(channel, "failed");
                 let reason = if error.is_retryable() {
                     format!(
                         "still undelivered after {attempts} attempts and {} (retry.max_age): {error}",
@@ -467,6 +467,7 @@ impl Worker {
                     self.store_failed("mark a page failed", &e);
                 }
                 self.give_up(&page, reason, data).await;
+                self.count(channel, "failed");
             }
         }
     }
