@@ -761,6 +761,49 @@ async fn a_429_with_retry_after_waits_at_least_that_long() {
 }
 
 #[tokio::test]
+async fn a_receiver_hears_of_an_incident_in_order_even_while_a_page_is_retried() {
+    // The triggered page meets a 503 and waits a second; the incident is resolved meanwhile.
+    let receiver = Receiver::start(
+        vec![Answer::StatusWith(503, vec![("retry-after", "1")])],
+        Answer::Status(200),
+    )
+    .await;
+    let webhooks = format!(
+        "[ {{ name: hook, url: \"{}\", timeout: 5s }} ]",
+        receiver.url
+    );
+    let config = delivery_config("webhook:hook", "responder:alice", FILE_EMAIL, &webhooks);
+    let dir = TestDir::new(&config, &[("default.yaml", &support::default_rules())]);
+    let engine = TestEngine::start(&dir).await;
+    let id = open_incident(&engine).await;
+    engine
+        .running
+        .engine()
+        .send(Input::Resolve {
+            incident_id: id,
+            by: "alice".into(),
+            note: None,
+        })
+        .await
+        .unwrap();
+    wait_count(&engine, "webhook", "delivered", 2).await;
+
+    let got = receiver.received();
+    let events: Vec<String> = got
+        .iter()
+        .map(|r| r.header("x-tocsin-event").unwrap())
+        .collect();
+    assert_eq!(events, vec!["triggered", "triggered", "resolved"]);
+    let ids: Vec<String> = got
+        .iter()
+        .map(|r| r.header("x-tocsin-delivery").unwrap())
+        .collect();
+    assert_eq!(ids[0], ids[1]);
+    assert_ne!(ids[1], ids[2], "each page has its own delivery id");
+    engine.stop().await;
+}
+
+#[tokio::test]
 async fn a_400_is_final_and_the_next_level_is_paged_at_once() {
     let receiver = Receiver::start(vec![], Answer::Status(400)).await;
     let webhooks = format!(

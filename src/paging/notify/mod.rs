@@ -5,6 +5,8 @@
 //! crashed left them), then takes new pages as the engine stores them. Each page waits in a
 //! due-time queue; up to [`MAX_IN_FLIGHT`] attempts run at once, each bounded by its
 //! notifier's timeout, so one hung receiver holds up neither other pages nor the engine.
+//! Pages about one incident to one receiver go out one at a time, in the order they were
+//! made: a receiver never hears `resolved` before the `triggered` that is still retrying.
 //! Every outcome is written back to the outbox, the incident's timeline and `pages_total`;
 //! a page given up tells the engine, which goes on to the next escalation level.
 
@@ -131,6 +133,19 @@ struct Tracked {
     body: Arc<[u8]>,
     /// Attempts made so far (across restarts: the outbox keeps the count).
     attempts: u32,
+    /// No attempt before this (its backoff).
+    not_before: DateTime<Utc>,
+}
+
+/// Pages about one incident to one receiver: (incident, channel, address).
+type Lane = (i64, Channel, String);
+
+fn lane(page: &Page) -> Lane {
+    (
+        page.incident_id,
+        page.recipient.channel,
+        page.recipient.address.clone(),
+    )
 }
 
 /// An attempt's result: the page and what happened.
@@ -155,7 +170,9 @@ struct Worker {
     client: reqwest::Client,
     notifiers: Arc<Notifiers>,
     tracked: HashMap<i64, Tracked>,
-    /// (next attempt, page id) of every tracked page not in flight.
+    /// The tracked pages of each lane, oldest first; only the oldest is attempted.
+    lanes: HashMap<Lane, BTreeSet<i64>>,
+    /// (next attempt, page id) of the oldest tracked page of each lane, unless in flight.
     due: BTreeSet<(DateTime<Utc>, i64)>,
     in_flight: JoinSet<Attempt>,
     /// Which page each attempt task is for, to record an attempt whose task panicked.
@@ -189,6 +206,7 @@ async fn run(parts: DeliveryParts) {
         client,
         notifiers,
         tracked: HashMap::new(),
+        lanes: HashMap::new(),
         due: BTreeSet::new(),
         in_flight: JoinSet::new(),
         task_pages: HashMap::new(),
@@ -270,23 +288,51 @@ impl Worker {
         }
     }
 
-    fn track(&mut self, page: Page, attempts: u32, due: DateTime<Utc>) {
+    fn track(&mut self, page: Page, attempts: u32, not_before: DateTime<Utc>) {
         if self.tracked.contains_key(&page.id) {
             return;
         }
+        // Pages come in id order (the outbox's, then the engine's), so a new page is the
+        // newest of its lane: it waits behind the others, or leads an empty lane.
+        let ids = self.lanes.entry(lane(&page)).or_default();
+        debug_assert!(ids.last().is_none_or(|last| *last < page.id));
+        if ids.is_empty() {
+            self.due.insert((not_before, page.id));
+        }
+        ids.insert(page.id);
         // Serializing plain data (string keys, no maps of non-strings) cannot fail.
         let body: Arc<[u8]> = serde_json::to_vec(&page.payload)
             .expect("a page payload serializes")
             .into();
-        self.due.insert((due, page.id));
         self.tracked.insert(
             page.id,
             Tracked {
                 page: Arc::new(page),
                 body,
                 attempts,
+                not_before,
             },
         );
+    }
+
+    /// A page is done with (delivered or given up): the next of its lane may go.
+    fn forget(&mut self, page: &Page) {
+        self.tracked.remove(&page.id);
+        let key = lane(page);
+        let Some(ids) = self.lanes.get_mut(&key) else {
+            return;
+        };
+        ids.remove(&page.id);
+        match ids.first() {
+            None => {
+                self.lanes.remove(&key);
+            }
+            Some(next) => {
+                if let Some(t) = self.tracked.get(next) {
+                    self.due.insert((t.not_before, *next));
+                }
+            }
+        }
     }
 
     /// New pages from the engine, already in the outbox: due at once.
@@ -295,8 +341,8 @@ impl Worker {
             if page.id <= self.loaded_up_to || self.tracked.contains_key(&page.id) {
                 continue;
             }
-            let due = page.created_at;
-            self.track(page, 0, due);
+            let not_before = page.created_at;
+            self.track(page, 0, not_before);
         }
     }
 
@@ -382,7 +428,7 @@ impl Worker {
         });
         match result {
             Ok(()) => {
-                self.tracked.remove(&page_id);
+                self.forget(&page);
                 tracing::info!(
                     incident = page.incident_id,
                     page = page.id,
@@ -418,6 +464,9 @@ impl Worker {
                     retry::jitter(),
                 );
                 self.due.insert((next, page_id));
+                if let Some(t) = self.tracked.get_mut(&page_id) {
+                    t.not_before = next;
+                }
                 tracing::warn!(
                     incident = page.incident_id,
                     page = page.id,
@@ -447,7 +496,7 @@ impl Worker {
                 self.count(channel, "retry");
             }
             Err(error) => {
-                self.tracked.remove(&page_id);
+                self.forget(&page);
                 let reason = if error.is_retryable() {
                     format!(
                         "still undelivered after {attempts} attempts and {} (retry.max_age): {error}",
