@@ -804,6 +804,41 @@ async fn a_receiver_hears_of_an_incident_in_order_even_while_a_page_is_retried()
 }
 
 #[tokio::test]
+async fn pages_wait_for_a_missing_webhook_secret_and_go_out_signed_after_a_reload() {
+    let receiver = Receiver::start(vec![], Answer::Status(200)).await;
+    let webhooks = format!(
+        "[ {{ name: hook, url: \"{}\", secret_file: secrets/hook, timeout: 5s }} ]",
+        receiver.url
+    );
+    let config = delivery_config("webhook:hook", "responder:alice", FILE_EMAIL, &webhooks);
+    let dir = TestDir::new(&config, &[("default.yaml", &support::default_rules())]);
+    let engine = TestEngine::start(&dir).await;
+    let id = open_incident(&engine).await;
+    wait_count(&engine, "webhook", "retry", 2).await;
+    // Unsigned pages are not sent: nothing reached the receiver.
+    assert!(receiver.received().is_empty());
+    let stored = &engine.running.state.store.pages_of(id).await.unwrap()[0];
+    assert_eq!(stored.status, OutboxStatus::Pending);
+    let error = stored.last_error.clone().unwrap_or_default();
+    assert!(
+        error.contains("hook") && error.contains("secret"),
+        "{error}"
+    );
+
+    dir.write("secrets/hook", "n3w-key\n");
+    let (status, answer) = engine.post("/-/reload", &serde_json::json!({})).await;
+    assert_eq!(status, 200, "{answer}");
+    wait_count(&engine, "webhook", "delivered", 1).await;
+    let got = receiver.received();
+    assert_eq!(got.len(), 1);
+    assert_eq!(
+        got[0].header("x-tocsin-signature"),
+        Some(hmac_hex(b"n3w-key", &got[0].body))
+    );
+    engine.stop().await;
+}
+
+#[tokio::test]
 async fn a_400_is_final_and_the_next_level_is_paged_at_once() {
     let receiver = Receiver::start(vec![], Answer::Status(400)).await;
     let webhooks = format!(

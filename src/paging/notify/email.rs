@@ -223,6 +223,10 @@ fn classify(error: &lettre::transport::smtp::Error, to: &str, server: &str) -> N
     }
 }
 
+/// A write to the outbox folder that takes longer than this (a hung network filesystem)
+/// counts as a failed attempt, so it does not hold an attempt slot forever.
+const FILE_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Write the message as `DIR/<delivery id>.eml`: a retry rewrites the same file instead of
 /// adding a second one, and the rename makes the file appear whole or not at all.
 async fn write_eml(
@@ -237,13 +241,19 @@ async fn write_eml(
         path: path.display().to_string(),
         reason: e.to_string(),
     };
-    tokio::fs::create_dir_all(dir).await.map_err(fail)?;
     let partial = dir.join(format!(".{delivery_id}.eml.partial"));
-    tokio::fs::write(&partial, message.formatted())
-        .await
-        .map_err(fail)?;
-    tokio::fs::rename(&partial, &path).await.map_err(fail)?;
-    Ok(())
+    let write = async {
+        tokio::fs::create_dir_all(dir).await?;
+        tokio::fs::write(&partial, message.formatted()).await?;
+        tokio::fs::rename(&partial, &path).await
+    };
+    match tokio::time::timeout(FILE_TIMEOUT, write).await {
+        Ok(result) => result.map_err(fail),
+        Err(_) => Err(fail(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            format!("not written within {FILE_TIMEOUT:?}"),
+        ))),
+    }
 }
 
 #[cfg(test)]
