@@ -194,10 +194,9 @@ async fn run(parts: DeliveryParts) {
         mut shutdown,
     } = parts;
     let client = webhook::client();
-    let notifiers = Arc::new(Notifiers::new(
-        &setup.borrow_and_update().config,
-        client.clone(),
-    ));
+    // Clone the Arc out of the watch so reading secret files does not hold its lock.
+    let current = Arc::clone(&setup.borrow_and_update());
+    let notifiers = Arc::new(Notifiers::new(&current.config, client.clone()));
     let mut worker = Worker {
         store,
         engine,
@@ -239,8 +238,8 @@ async fn run(parts: DeliveryParts) {
             // The engine loop has stopped; shutdown follows.
             Event::Pages(None) => pages_open = false,
             Event::Reload(true) => {
-                let config = &setup.borrow_and_update().config;
-                worker.notifiers = Arc::new(Notifiers::new(config, worker.client.clone()));
+                let current = Arc::clone(&setup.borrow_and_update());
+                worker.notifiers = Arc::new(Notifiers::new(&current.config, worker.client.clone()));
                 tracing::info!("notifiers rebuilt from the reloaded config");
             }
             Event::Reload(false) => setup_open = false,
