@@ -194,10 +194,19 @@ impl Escalation {
         self.advance(now, windows)
     }
 
-    /// A page of the last level could not be delivered: go on to the next level now.
+    /// A page of the last level could not be delivered: go on to the next level now (or,
+    /// outside the route's windows, as soon as they open).
     pub fn hurry(&mut self, now: DateTime<Utc>) {
-        if !self.acked && self.due.is_some_and(|due| due > now) {
+        if self.acked {
+            return;
+        }
+        if self.due.is_some_and(|due| due > now) {
             self.due = Some(now);
+        }
+        // A page given up after the window closed: the wait left for the next level is
+        // over too, so it is paged when the window opens, not a full delay later.
+        if self.paused_remaining_ms.is_some() {
+            self.paused_remaining_ms = Some(0);
         }
     }
 
@@ -334,6 +343,85 @@ mod tests {
             vec![LevelPage {
                 level: 1,
                 event: PageEvent::Escalated
+            }]
+        );
+    }
+
+    fn daily_nine_to_ten() -> Window {
+        Window {
+            name: "w".into(),
+            tz: "UTC".parse().unwrap(),
+            start: "0 0 9 * * *".parse().unwrap(),
+            duration: Duration::from_secs(3600),
+        }
+    }
+
+    #[test]
+    fn a_lost_page_moves_on_to_the_next_level() {
+        let mut e = Escalation::start(policy(0), vec![], PageEvent::Triggered, t(0));
+        e.advance(t(0), &always());
+        // Level 0's page was given up at 2m: level 1 now, not at 15m.
+        e.hurry(t(2));
+        assert_eq!(
+            e.advance(t(2), &always()),
+            vec![LevelPage {
+                level: 1,
+                event: PageEvent::Escalated
+            }]
+        );
+        // Acknowledged: a late failure does not page anyone.
+        let mut e = Escalation::start(policy(0), vec![], PageEvent::Triggered, t(0));
+        e.advance(t(0), &always());
+        e.acknowledge(t(1));
+        e.hurry(t(2));
+        assert_eq!(e.advance(t(2), &always()), vec![]);
+    }
+
+    #[test]
+    fn a_page_lost_while_the_window_is_closed_pages_the_next_level_when_it_opens() {
+        let w = daily_nine_to_ten();
+        let set = WindowSet { windows: vec![&w] };
+        // Level 0 at 09:55; the window closes at 10:00 with 10 of level 1's 15 minutes left.
+        let mut e = Escalation::start(
+            policy(0),
+            vec!["w".into()],
+            PageEvent::Triggered,
+            t(9 * 60 + 55),
+        );
+        assert_eq!(e.advance(t(9 * 60 + 55), &set).len(), 1);
+        assert_eq!(e.advance(t(10 * 60), &set), vec![]);
+        assert!(e.is_paused());
+        // Level 0's page is given up at 10:30 (after its retries): level 1 is paged the
+        // moment the window opens again, not 10 minutes after.
+        e.hurry(t(10 * 60 + 30));
+        assert_eq!(e.advance(t(10 * 60 + 30), &set), vec![]);
+        assert_eq!(e.wake_at(t(10 * 60 + 30), &set), Some(t(33 * 60)));
+        assert_eq!(
+            e.advance(t(33 * 60), &set),
+            vec![LevelPage {
+                level: 1,
+                event: PageEvent::Escalated
+            }]
+        );
+    }
+
+    #[test]
+    fn an_ack_given_while_paused_lapses_into_the_pause() {
+        let w = daily_nine_to_ten();
+        let set = WindowSet { windows: vec![&w] };
+        // Opened at 08:00 (closed), acknowledged at 08:10, the ack lapses at 08:40: still
+        // closed, so the first page waits for 09:00.
+        let mut e = Escalation::start(policy(0), vec!["w".into()], PageEvent::Triggered, t(8 * 60));
+        assert_eq!(e.advance(t(8 * 60), &set), vec![]);
+        e.acknowledge(t(8 * 60 + 10));
+        assert_eq!(e.wake_at(t(8 * 60 + 10), &set), Some(t(8 * 60 + 40)));
+        assert_eq!(e.lapse(t(8 * 60 + 40), &set), vec![]);
+        assert_eq!(e.wake_at(t(8 * 60 + 40), &set), Some(t(9 * 60)));
+        assert_eq!(
+            e.advance(t(9 * 60), &set),
+            vec![LevelPage {
+                level: 0,
+                event: PageEvent::Triggered
             }]
         );
     }

@@ -164,4 +164,65 @@ mod tests {
             Some(utc("2026-01-19T00:00:00Z"))
         );
     }
+
+    #[test]
+    fn business_hours_in_new_york_follow_the_wall_clock_across_dst() {
+        let w = Window {
+            name: "bh".into(),
+            tz: "America/New_York".parse().unwrap(),
+            start: "0 0 9 * * Mon-Fri".parse().unwrap(),
+            duration: "8h".parse().unwrap(),
+        };
+        // Friday Mar 6 09:00 EST = 14:00Z; the clocks change on Sunday Mar 8; Monday Mar 9
+        // opens at 09:00 EDT = 13:00Z.
+        assert_eq!(
+            w.open_until(utc("2026-03-06T15:00:00Z")),
+            Some(utc("2026-03-06T22:00:00Z"))
+        );
+        assert_eq!(
+            w.next_open(utc("2026-03-07T12:00:00Z")),
+            Some(utc("2026-03-09T13:00:00Z"))
+        );
+        assert!(!w.is_open(utc("2026-03-09T12:59:00Z")));
+        assert_eq!(
+            w.open_until(utc("2026-03-09T13:00:00Z")),
+            Some(utc("2026-03-09T21:00:00Z"))
+        );
+        // Fall back on Sunday Nov 1: Monday Nov 2 opens at 09:00 EST = 14:00Z.
+        assert_eq!(
+            w.next_open(utc("2026-10-31T12:00:00Z")),
+            Some(utc("2026-11-02T14:00:00Z"))
+        );
+    }
+
+    #[test]
+    fn a_window_starting_at_a_missing_or_repeated_time_in_berlin() {
+        let w = Window {
+            name: "nightly".into(),
+            tz: "Europe/Berlin".parse().unwrap(),
+            start: "0 30 2 * * *".parse().unwrap(),
+            duration: "1h".parse().unwrap(),
+        };
+        // Mar 29: 02:30 does not exist; the window opens at 03:00 CEST (01:00Z).
+        assert!(!w.is_open(utc("2026-03-29T00:59:00Z")));
+        assert_eq!(
+            w.next_open(utc("2026-03-28T23:00:00Z")),
+            Some(utc("2026-03-29T01:00:00Z"))
+        );
+        assert_eq!(
+            w.open_until(utc("2026-03-29T01:30:00Z")),
+            Some(utc("2026-03-29T02:00:00Z"))
+        );
+        // Oct 25: 02:30 happens twice; the window opens once, at the first (00:30Z), for
+        // its hour.
+        assert_eq!(
+            w.open_until(utc("2026-10-25T00:45:00Z")),
+            Some(utc("2026-10-25T01:30:00Z"))
+        );
+        assert!(!w.is_open(utc("2026-10-25T01:45:00Z")));
+        assert_eq!(
+            w.next_open(utc("2026-10-25T01:45:00Z")),
+            Some(utc("2026-10-26T01:30:00Z"))
+        );
+    }
 }

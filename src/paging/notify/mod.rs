@@ -1,14 +1,49 @@
 //! Delivering pages: email and webhooks, retried from the outbox until delivered.
+//!
+//! The engine writes every page to the outbox before it hands it here, so this worker only
+//! ever sends what is durable. At start it loads every page still pending (an engine that
+//! crashed left them), then takes new pages as the engine stores them. Each page waits in a
+//! due-time queue; up to [`MAX_IN_FLIGHT`] attempts run at once, each bounded by its
+//! notifier's timeout, so one hung receiver holds up neither other pages nor the engine.
+//! Pages about one incident to one receiver go out one at a time, in the order they were
+//! made: a receiver never hears `resolved` before the `triggered` that is still retrying.
+//! Every outcome is written back to the outbox, the incident's timeline and `pages_total`;
+//! a page given up tells the engine, which goes on to the next escalation level.
 
+pub mod email;
+pub mod error;
+pub mod render;
+pub mod retry;
+pub mod webhook;
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use tokio::sync::{mpsc, watch};
-use tokio::task::JoinHandle;
+use tokio::task::{JoinError, JoinHandle, JoinSet};
+use tracing::Instrument;
 
-use crate::engine::{Clock, EngineHandle, Setup};
+use crate::config::{Config, RetryConfig};
+use crate::engine::{Clock, EngineHandle, Input, Setup};
+use crate::incident::{Status, TimelineEntry};
 use crate::metrics::Metrics;
-use crate::paging::Page;
+use crate::paging::{Channel, Page};
 use crate::store::Store;
+pub use error::NotifyError;
+
+/// Attempts running at once, across all receivers.
+pub const MAX_IN_FLIGHT: usize = 32;
+/// Pending pages loaded at start. A backlog this large means delivery has been broken for a
+/// long time; the rest go out after the next restart.
+const LOAD_LIMIT: i64 = 100_000;
+/// At shutdown, attempts already under way get this long to finish and be recorded, so a
+/// clean stop rarely leaves a delivered page marked pending (which would be sent again).
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
+/// Timeline entries written by the worker are by the engine itself.
+const ACTOR: &str = "tocsin";
 
 /// What the delivery worker is handed.
 pub struct DeliveryParts {
@@ -24,9 +59,551 @@ pub struct DeliveryParts {
 
 /// Start the delivery worker.
 pub fn spawn(parts: DeliveryParts) -> JoinHandle<()> {
-    let mut shutdown = parts.shutdown;
-    let _pages = parts.pages;
-    tokio::spawn(async move {
-        let _ = shutdown.wait_for(|stop| *stop).await;
-    })
+    tokio::spawn(run(parts).instrument(tracing::info_span!("delivery")))
+}
+
+/// A secret file's content without its trailing newline (as `echo secret > file` writes it).
+pub(crate) fn read_secret(path: &Path) -> Result<Vec<u8>, String> {
+    let mut bytes = std::fs::read(path)
+        .map_err(|e| format!("cannot read secret file {}: {e}", path.display()))?;
+    while bytes.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
+        bytes.pop();
+    }
+    Ok(bytes)
+}
+
+/// Every notifier, built from one config. A reload builds a new set; attempts under way
+/// finish with the set they started with.
+pub struct Notifiers {
+    email: Option<email::Mailer>,
+    webhooks: HashMap<String, webhook::Webhook>,
+    client: reqwest::Client,
+    pub retry: RetryConfig,
+}
+
+impl Notifiers {
+    /// Build from the config, reading secret and password files now. A notifier whose
+    /// secret cannot be read is kept and fails its attempts with a retryable error that
+    /// says why, so the pages wait for a fixed config instead of being lost.
+    pub fn new(config: &Config, client: reqwest::Client) -> Notifiers {
+        let notifiers = &config.notifiers;
+        Notifiers {
+            email: notifiers
+                .email
+                .as_ref()
+                .map(|e| email::Mailer::new(config, e)),
+            webhooks: notifiers
+                .webhooks
+                .iter()
+                .map(|w| (w.name.clone(), webhook::Webhook::new(config, w)))
+                .collect(),
+            client,
+            retry: notifiers.retry.clone(),
+        }
+    }
+
+    /// One attempt to deliver one page.
+    pub async fn send(
+        &self,
+        page: &Page,
+        body: &[u8],
+        now: DateTime<Utc>,
+    ) -> Result<(), NotifyError> {
+        match page.recipient.channel {
+            Channel::Email => match &self.email {
+                Some(mailer) => mailer.send(page).await,
+                None => Err(NotifyError::NoEmailNotifier {
+                    to: page.recipient.address.clone(),
+                }),
+            },
+            Channel::Webhook => match self.webhooks.get(&page.recipient.address) {
+                Some(hook) => hook.send(&self.client, page, body, now).await,
+                None => Err(NotifyError::UnknownWebhook {
+                    webhook: page.recipient.address.clone(),
+                }),
+            },
+        }
+    }
+}
+
+/// A page the worker is responsible for until it is delivered or given up.
+struct Tracked {
+    page: Arc<Page>,
+    /// The webhook body, serialized once: every attempt sends the same bytes.
+    body: Arc<[u8]>,
+    /// Attempts made so far (across restarts: the outbox keeps the count).
+    attempts: u32,
+    /// No attempt before this (its backoff).
+    not_before: DateTime<Utc>,
+}
+
+/// Pages about one incident to one receiver: (incident, channel, address).
+type Lane = (i64, Channel, String);
+
+fn lane(page: &Page) -> Lane {
+    (
+        page.incident_id,
+        page.recipient.channel,
+        page.recipient.address.clone(),
+    )
+}
+
+/// An attempt's result: the page and what happened.
+type Attempt = (i64, Result<(), NotifyError>);
+/// A finished attempt task, as `JoinSet::join_next_with_id` hands it back.
+type Joined = Result<(tokio::task::Id, Attempt), JoinError>;
+
+/// What woke the worker.
+enum Event {
+    Stop,
+    Finished(Joined),
+    Pages(Option<Vec<Page>>),
+    Reload(bool),
+    Due,
+}
+
+struct Worker {
+    store: Store,
+    engine: EngineHandle,
+    clock: Clock,
+    metrics: Arc<Metrics>,
+    client: reqwest::Client,
+    notifiers: Arc<Notifiers>,
+    tracked: HashMap<i64, Tracked>,
+    /// The tracked pages of each lane, oldest first; only the oldest is attempted.
+    lanes: HashMap<Lane, BTreeSet<i64>>,
+    /// (next attempt, page id) of the oldest tracked page of each lane, unless in flight.
+    due: BTreeSet<(DateTime<Utc>, i64)>,
+    in_flight: JoinSet<Attempt>,
+    /// Which page each attempt task is for, to record an attempt whose task panicked.
+    task_pages: HashMap<tokio::task::Id, i64>,
+    /// The highest page id loaded at start. The engine writes pages in id order, so a page
+    /// arriving on the channel with an id at or below it was already in the outbox when the
+    /// worker loaded it: it is tracked, or already delivered, and must not be sent again.
+    loaded_up_to: i64,
+}
+
+async fn run(parts: DeliveryParts) {
+    let DeliveryParts {
+        store,
+        engine,
+        clock,
+        metrics,
+        mut setup,
+        mut pages,
+        mut shutdown,
+    } = parts;
+    let client = webhook::client();
+    // Clone the Arc out of the watch so reading secret files does not hold its lock.
+    let current = Arc::clone(&setup.borrow_and_update());
+    let notifiers = Arc::new(Notifiers::new(&current.config, client.clone()));
+    let mut worker = Worker {
+        store,
+        engine,
+        clock,
+        metrics,
+        client,
+        notifiers,
+        tracked: HashMap::new(),
+        lanes: HashMap::new(),
+        due: BTreeSet::new(),
+        in_flight: JoinSet::new(),
+        task_pages: HashMap::new(),
+        loaded_up_to: 0,
+    };
+    if !worker.load(&mut shutdown).await {
+        return;
+    }
+    let mut pages_open = true;
+    let mut setup_open = true;
+    loop {
+        worker.start_due();
+        let wake = if worker.in_flight.len() < MAX_IN_FLIGHT {
+            worker.due.first().map(|(at, _)| *at)
+        } else {
+            None
+        };
+        let event = tokio::select! {
+            biased;
+            _ = shutdown.wait_for(|stop| *stop) => Event::Stop,
+            Some(done) = worker.in_flight.join_next_with_id() => Event::Finished(done),
+            batch = pages.recv(), if pages_open => Event::Pages(batch),
+            changed = setup.changed(), if setup_open => Event::Reload(changed.is_ok()),
+            _ = worker.clock.sleep_until(wake), if wake.is_some() => Event::Due,
+        };
+        match event {
+            Event::Stop => break,
+            Event::Finished(done) => worker.finished(done).await,
+            Event::Pages(Some(batch)) => worker.intake(batch),
+            // The engine loop has stopped; shutdown follows.
+            Event::Pages(None) => pages_open = false,
+            Event::Reload(true) => {
+                let current = Arc::clone(&setup.borrow_and_update());
+                worker.notifiers = Arc::new(Notifiers::new(&current.config, worker.client.clone()));
+                tracing::info!("notifiers rebuilt from the reloaded config");
+            }
+            Event::Reload(false) => setup_open = false,
+            Event::Due => {}
+        }
+    }
+    worker.stop().await;
+}
+
+impl Worker {
+    /// Load every pending page from the outbox; false when shut down first.
+    async fn load(&mut self, shutdown: &mut watch::Receiver<bool>) -> bool {
+        let mut delay = Duration::from_millis(100);
+        loop {
+            match self.store.pending_pages(LOAD_LIMIT).await {
+                Ok(entries) => {
+                    if entries.len() as i64 >= LOAD_LIMIT {
+                        tracing::error!(
+                            limit = LOAD_LIMIT,
+                            "more pages pending than loaded at once; the rest go out after a restart"
+                        );
+                    }
+                    if !entries.is_empty() {
+                        tracing::info!(
+                            pages = entries.len(),
+                            "pending pages loaded from the outbox"
+                        );
+                    }
+                    for entry in entries {
+                        self.loaded_up_to = self.loaded_up_to.max(entry.page.id);
+                        self.track(entry.page, entry.attempts, entry.next_attempt_at);
+                    }
+                    return true;
+                }
+                Err(e) => {
+                    self.metrics.store_errors_total.inc();
+                    tracing::error!(error = %e, "cannot load pending pages; will retry");
+                    tokio::select! {
+                        _ = shutdown.wait_for(|stop| *stop) => return false,
+                        _ = tokio::time::sleep(delay) => {}
+                    }
+                    delay = (delay * 2).min(Duration::from_secs(30));
+                }
+            }
+        }
+    }
+
+    fn track(&mut self, page: Page, attempts: u32, not_before: DateTime<Utc>) {
+        if self.tracked.contains_key(&page.id) {
+            return;
+        }
+        // Pages come in id order (the outbox's, then the engine's), so a new page is the
+        // newest of its lane: it waits behind the others, or leads an empty lane.
+        let ids = self.lanes.entry(lane(&page)).or_default();
+        debug_assert!(ids.last().is_none_or(|last| *last < page.id));
+        if ids.is_empty() {
+            self.due.insert((not_before, page.id));
+        }
+        ids.insert(page.id);
+        // Serializing plain data (string keys, no maps of non-strings) cannot fail.
+        let body: Arc<[u8]> = serde_json::to_vec(&page.payload)
+            .expect("a page payload serializes")
+            .into();
+        self.tracked.insert(
+            page.id,
+            Tracked {
+                page: Arc::new(page),
+                body,
+                attempts,
+                not_before,
+            },
+        );
+    }
+
+    /// A page is done with (delivered or given up): the next of its lane may go.
+    fn forget(&mut self, page: &Page) {
+        self.tracked.remove(&page.id);
+        let key = lane(page);
+        let Some(ids) = self.lanes.get_mut(&key) else {
+            return;
+        };
+        ids.remove(&page.id);
+        match ids.first() {
+            None => {
+                self.lanes.remove(&key);
+            }
+            Some(next) => {
+                if let Some(t) = self.tracked.get(next) {
+                    self.due.insert((t.not_before, *next));
+                }
+            }
+        }
+    }
+
+    /// New pages from the engine, already in the outbox: due at once.
+    fn intake(&mut self, batch: Vec<Page>) {
+        for page in batch {
+            if page.id <= self.loaded_up_to || self.tracked.contains_key(&page.id) {
+                continue;
+            }
+            let not_before = page.created_at;
+            self.track(page, 0, not_before);
+        }
+    }
+
+    /// Start every attempt that is due, up to the in-flight bound.
+    fn start_due(&mut self) {
+        let now = self.clock.now();
+        while self.in_flight.len() < MAX_IN_FLIGHT {
+            let Some(&(at, id)) = self.due.first() else {
+                break;
+            };
+            if at > now {
+                break;
+            }
+            self.due.pop_first();
+            let Some(tracked) = self.tracked.get(&id) else {
+                continue;
+            };
+            let notifiers = Arc::clone(&self.notifiers);
+            let page = Arc::clone(&tracked.page);
+            let body = Arc::clone(&tracked.body);
+            let span = tracing::info_span!(
+                "attempt",
+                incident = page.incident_id,
+                page = page.id,
+                recipient = %page.recipient.id,
+                channel = page.recipient.channel.as_str(),
+            );
+            let handle = self.in_flight.spawn(
+                async move {
+                    let result = notifiers.send(&page, &body, now).await;
+                    (page.id, result)
+                }
+                .instrument(span),
+            );
+            self.task_pages.insert(handle.id(), id);
+        }
+    }
+
+    async fn finished(&mut self, done: Joined) {
+        match done {
+            Ok((task, (page_id, result))) => {
+                self.task_pages.remove(&task);
+                self.record(page_id, result).await;
+            }
+            Err(e) => {
+                let Some(page_id) = self.task_pages.remove(&e.id()) else {
+                    return;
+                };
+                let recipient = self
+                    .tracked
+                    .get(&page_id)
+                    .map(|t| t.page.recipient.id.clone())
+                    .unwrap_or_default();
+                let error = NotifyError::Internal {
+                    recipient,
+                    reason: e.to_string(),
+                };
+                self.record(page_id, Err(error)).await;
+            }
+        }
+    }
+
+    /// Write an attempt's outcome to the outbox, the timeline and the metrics.
+    async fn record(&mut self, page_id: i64, result: Result<(), NotifyError>) {
+        let now = self.clock.now();
+        let Some(tracked) = self.tracked.get_mut(&page_id) else {
+            return;
+        };
+        tracked.attempts += 1;
+        let attempts = tracked.attempts;
+        let page = Arc::clone(&tracked.page);
+        let channel = page.recipient.channel.as_str();
+        let retry = self.notifiers.retry.clone();
+        let data = serde_json::json!({
+            "page": page.id,
+            "delivery_id": page.delivery_id,
+            "event": page.event,
+            "recipient": page.recipient.id,
+            "channel": channel,
+            "address": page.recipient.address,
+            "level": page.level,
+            "attempts": attempts,
+        });
+        match result {
+            Ok(()) => {
+                self.forget(&page);
+                tracing::info!(
+                    incident = page.incident_id,
+                    page = page.id,
+                    recipient = %page.recipient.id,
+                    channel,
+                    attempts,
+                    "page delivered"
+                );
+                if let Err(e) = self.store.mark_delivered(page_id, attempts, now).await {
+                    self.store_failed("mark a page delivered", &e);
+                }
+                let plural = if attempts == 1 { "" } else { "s" };
+                let message = format!(
+                    "{} delivered to {} by {channel} after {attempts} attempt{plural}",
+                    page.event, page.recipient.id
+                );
+                self.timeline(&page, now, "delivered", message, data).await;
+                // Counted once recorded: a scrape never shows a delivery the store lacks.
+                let seconds = (now - page.created_at).num_milliseconds().max(0) as f64 / 1000.0;
+                self.metrics
+                    .page_delivery_seconds
+                    .with_label_values(&[channel])
+                    .observe(seconds);
+                self.count(channel, "delivered");
+            }
+            Err(error) if error.is_retryable() && !retry::expired(&retry, page.created_at, now) => {
+                let next = retry::next_attempt(
+                    &retry,
+                    attempts,
+                    error.retry_after(),
+                    page.created_at,
+                    now,
+                    retry::jitter(),
+                );
+                self.due.insert((next, page_id));
+                if let Some(t) = self.tracked.get_mut(&page_id) {
+                    t.not_before = next;
+                }
+                tracing::warn!(
+                    incident = page.incident_id,
+                    page = page.id,
+                    attempts,
+                    next_attempt = %next.to_rfc3339(),
+                    error = %error,
+                    "page delivery failed; will retry"
+                );
+                let reason = error.to_string();
+                if let Err(e) = self
+                    .store
+                    .mark_retry(page_id, attempts, next, &reason)
+                    .await
+                {
+                    self.store_failed("schedule a page retry", &e);
+                }
+                let wait = (next - now).num_milliseconds().max(0) as f64 / 1000.0;
+                let message = format!(
+                    "{} to {} by {channel}: attempt {attempts} failed: {reason}; next attempt in {wait:.1}s",
+                    page.event, page.recipient.id
+                );
+                let mut data = data;
+                data["error"] = reason.into();
+                data["next_attempt_at"] = next.to_rfc3339().into();
+                self.timeline(&page, now, "delivery_attempt", message, data)
+                    .await;
+                self.count(channel, "retry");
+            }
+            Err(error) => {
+                self.forget(&page);
+                let reason = if error.is_retryable() {
+                    format!(
+                        "still undelivered after {attempts} attempts and {} (retry.max_age): {error}",
+                        retry.max_age
+                    )
+                } else {
+                    format!("attempt {attempts}: {error}")
+                };
+                tracing::error!(
+                    incident = page.incident_id,
+                    page = page.id,
+                    attempts,
+                    error = %reason,
+                    "page given up"
+                );
+                if let Err(e) = self.store.mark_failed(page_id, attempts, &reason).await {
+                    self.store_failed("mark a page failed", &e);
+                }
+                self.give_up(&page, reason, data).await;
+                self.count(channel, "failed");
+            }
+        }
+    }
+
+    /// Tell the engine a page is lost, so escalation goes on to the next level (the engine
+    /// records `delivery_failed`). An incident that is no longer open escalates no further:
+    /// then the worker records it itself.
+    async fn give_up(&mut self, page: &Page, reason: String, mut data: serde_json::Value) {
+        let recipient = format!(
+            "{} ({} {})",
+            page.recipient.id,
+            page.recipient.channel.as_str(),
+            page.recipient.address
+        );
+        let open = match self.store.incident(page.incident_id).await {
+            Ok(incident) => incident.is_some_and(|i| i.status != Status::Resolved),
+            Err(e) => {
+                self.store_failed("read an incident", &e);
+                true
+            }
+        };
+        if open {
+            let input = Input::DeliveryFailed {
+                incident_id: page.incident_id,
+                level: page.level,
+                recipient: recipient.clone(),
+                reason: reason.clone(),
+            };
+            if self.engine.send(input).await.is_ok() {
+                return;
+            }
+        }
+        let message = format!("page to {recipient} given up: {reason}");
+        data["error"] = reason.into();
+        let now = self.clock.now();
+        self.timeline(page, now, "delivery_failed", message, data)
+            .await;
+    }
+
+    async fn timeline(
+        &self,
+        page: &Page,
+        at: DateTime<Utc>,
+        kind: &str,
+        message: String,
+        data: serde_json::Value,
+    ) {
+        let entry = TimelineEntry {
+            incident_id: page.incident_id,
+            at,
+            kind: kind.to_string(),
+            actor: ACTOR.to_string(),
+            message,
+            data,
+        };
+        if let Err(e) = self.store.add_timeline(&[entry]).await {
+            self.store_failed("add a delivery to the timeline", &e);
+        }
+    }
+
+    fn count(&self, channel: &str, outcome: &str) {
+        self.metrics
+            .pages_total
+            .with_label_values(&[channel, outcome])
+            .inc();
+    }
+
+    fn store_failed(&self, what: &str, error: &crate::store::StoreError) {
+        self.metrics.store_errors_total.inc();
+        tracing::error!(error = %error, "cannot {what} in the store");
+    }
+
+    /// Record attempts that finish within the grace period, abandon the rest: their pages
+    /// stay pending in the outbox and go out after the next start.
+    async fn stop(mut self) {
+        let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
+        while !self.in_flight.is_empty() {
+            match tokio::time::timeout_at(deadline, self.in_flight.join_next_with_id()).await {
+                Ok(Some(done)) => self.finished(done).await,
+                Ok(None) | Err(_) => break,
+            }
+        }
+        if !self.in_flight.is_empty() {
+            tracing::info!(
+                attempts = self.in_flight.len(),
+                "attempts abandoned at shutdown; their pages stay pending"
+            );
+        }
+        self.in_flight.shutdown().await;
+    }
 }

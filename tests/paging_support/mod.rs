@@ -1,0 +1,519 @@
+//! Helpers for the paging tests: the engine on a frozen tokio clock, a scripted webhook
+//! receiver, a real SMTP server (aiosmtpd), and enough MIME to read what it received.
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, VecDeque};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use chrono::{DateTime, Utc};
+use tocsin::engine::{Clock, Input, Reply};
+use tocsin::signal::{Contact, CriDetails, Signal, SourceKind};
+use tocsin::store::OutboxEntry;
+
+use crate::support::{free_port, TestDir, TestEngine};
+
+pub fn utc(text: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(text)
+        .unwrap()
+        .with_timezone(&Utc)
+}
+
+fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// An alert as Prometheus would send it; `severity` picks the default rule (critical → an
+/// SLA-breaching outage, warning → high business impact, anything else → low).
+pub fn alert(
+    severity: &str,
+    service: &str,
+    region: &str,
+    summary: &str,
+    at: DateTime<Utc>,
+) -> Signal {
+    let mut signal = Signal::new(
+        SourceKind::Alert,
+        labels(&[
+            ("alertname", "Probe"),
+            ("severity", severity),
+            ("service", service),
+            ("region", region),
+        ]),
+        at,
+    );
+    signal
+        .annotations
+        .insert("summary".into(), summary.to_string());
+    signal
+}
+
+/// A customer-reported incident, due for a first response at `respond_by`.
+pub fn cri(
+    customer: &str,
+    sr_severity: &str,
+    at: DateTime<Utc>,
+    respond_by: DateTime<Utc>,
+) -> Signal {
+    Signal::customer_report(
+        labels(&[
+            ("customer", customer),
+            ("service", "storage"),
+            ("region", "china-east"),
+            ("sr_severity", sr_severity),
+        ]),
+        Some(format!("{customer} cannot write to storage")),
+        CriDetails {
+            id: format!("cri-{customer}-{sr_severity}"),
+            sr_severity: sr_severity.to_string(),
+            contact: Contact {
+                name: Some("Pat".into()),
+                email: Some("pat@example.com".into()),
+                phone: None,
+            },
+            received_at: at,
+            respond_by,
+        },
+    )
+}
+
+/// The incidents each signal joined.
+pub fn incidents_of(reply: Reply) -> Vec<i64> {
+    match reply {
+        Reply::Signals(per_signal) => per_signal.into_iter().flatten().collect(),
+        other => panic!("expected incidents, got {other:?}"),
+    }
+}
+
+// ----- the engine on a frozen clock -------------------------------------------------------
+
+/// An engine on tokio's paused clock that moves only when the test says so.
+///
+/// Paused tokio time auto-advances to the next timer whenever the runtime waits, and the
+/// runtime waits every time SQLite (a thread of its own) is asked something: the store's
+/// acquire timeouts would fire and escalations would jump ahead of the test. A blocking task
+/// held open for the whole test turns auto-advance off (tokio does so while any
+/// `spawn_blocking` task runs); time then moves only through `tokio::time::advance`.
+pub struct FrozenEngine {
+    pub engine: TestEngine,
+    pub clock: Clock,
+    pub start: DateTime<Utc>,
+    pub dir: TestDir,
+    hold: Option<std::sync::mpsc::Sender<()>>,
+    holder: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl FrozenEngine {
+    /// Call from `#[tokio::test(start_paused = true)]`.
+    pub async fn start(config: &str, start: DateTime<Utc>) -> FrozenEngine {
+        let (hold, release) = std::sync::mpsc::channel::<()>();
+        let holder = tokio::task::spawn_blocking(move || {
+            // Returns when the test drops `hold`.
+            let _ = release.recv();
+        });
+        let dir = TestDir::new(
+            config,
+            &[("default.yaml", &crate::support::default_rules())],
+        );
+        let clock = Clock::tokio_at(start);
+        let engine = TestEngine::start_with(&dir, clock.clone()).await;
+        FrozenEngine {
+            engine,
+            clock,
+            start,
+            dir,
+            hold: Some(hold),
+            holder: Some(holder),
+        }
+    }
+
+    pub async fn send(&self, input: Input) -> Reply {
+        self.engine
+            .running
+            .engine()
+            .send(input)
+            .await
+            .expect("the engine takes the input")
+    }
+
+    pub async fn signal(&self, signal: Signal) -> i64 {
+        let ids = incidents_of(self.send(Input::Signals(vec![signal])).await);
+        assert_eq!(ids.len(), 1, "one incident: {ids:?}");
+        ids[0]
+    }
+
+    /// Returns once the engine has handled and stored everything before it (the loop
+    /// answers an input only after writing the batch it came in).
+    pub async fn barrier(&self) {
+        self.send(Input::Heartbeat(
+            "barrier (not a configured heartbeat)".into(),
+        ))
+        .await;
+    }
+
+    /// Wait (in real time; the frozen clock does not move) until every page in the outbox
+    /// has been handled by the delivery worker, so no store call of the worker is under way
+    /// when the clock is next moved.
+    pub async fn settle(&self) {
+        let metrics = &self.engine.running.metrics;
+        for _ in 0..20_000 {
+            self.barrier().await;
+            let mut pages = 0u64;
+            for incident in self
+                .engine
+                .running
+                .state
+                .store
+                .all_incidents()
+                .await
+                .unwrap()
+            {
+                pages += self.pages(incident.id).await.len() as u64;
+            }
+            let handled: u64 = ["delivered", "retry", "failed"]
+                .iter()
+                .map(|outcome| {
+                    metrics
+                        .pages_total
+                        .with_label_values(&["email", outcome])
+                        .get()
+                })
+                .sum();
+            if handled >= pages {
+                return;
+            }
+            tokio::task::yield_now().await;
+        }
+        panic!("the delivery worker did not settle");
+    }
+
+    /// Move the clock to `at` a minute at a time (the last step shorter), letting the engine
+    /// handle each step, so every timer fires at its own minute.
+    pub async fn advance_to(&self, at: DateTime<Utc>) {
+        loop {
+            let now = self.clock.now();
+            if now >= at {
+                return;
+            }
+            let step = (at - now).min(chrono::Duration::minutes(1));
+            self.settle().await;
+            tokio::time::advance(step.to_std().unwrap()).await;
+            self.barrier().await;
+        }
+    }
+
+    pub async fn advance_minutes(&self, minutes: i64) {
+        self.advance_to(self.clock.now() + chrono::Duration::minutes(minutes))
+            .await;
+    }
+
+    pub async fn pages(&self, incident: i64) -> Vec<OutboxEntry> {
+        self.engine
+            .running
+            .state
+            .store
+            .pages_of(incident)
+            .await
+            .unwrap()
+    }
+
+    /// (event, recipient, level, minutes after start) of each page, in order.
+    pub async fn page_list(&self, incident: i64) -> Vec<(String, String, Option<usize>, i64)> {
+        self.pages(incident)
+            .await
+            .into_iter()
+            .map(|e| {
+                (
+                    e.page.event.as_str().to_string(),
+                    e.page.recipient.id.clone(),
+                    e.page.level,
+                    (e.page.created_at - self.start).num_minutes(),
+                )
+            })
+            .collect()
+    }
+
+    pub async fn timeline_kinds(&self, incident: i64) -> Vec<String> {
+        self.engine
+            .running
+            .state
+            .store
+            .timeline_of(incident)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.kind)
+            .collect()
+    }
+
+    pub async fn stop(mut self) {
+        self.settle().await;
+        self.engine.stop().await;
+        drop(self.hold.take());
+        if let Some(holder) = self.holder.take() {
+            holder.await.unwrap();
+        }
+    }
+}
+
+// ----- a scripted webhook receiver ----------------------------------------------------------
+
+/// How the receiver answers one request.
+#[derive(Clone, Debug)]
+pub enum Answer {
+    Status(u16),
+    StatusWith(u16, Vec<(&'static str, &'static str)>),
+    /// Never answer (until the client gives up).
+    Hang,
+}
+
+#[derive(Clone, Debug)]
+pub struct Received {
+    pub at: tokio::time::Instant,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Received {
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    }
+}
+
+#[derive(Default)]
+struct Script {
+    answers: VecDeque<Answer>,
+    /// Once the script is used up.
+    then: Option<Answer>,
+    received: Vec<Received>,
+}
+
+/// An HTTP server on 127.0.0.1 that records every POST and answers from a script.
+pub struct Receiver {
+    pub url: String,
+    script: Arc<Mutex<Script>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+async fn receive(
+    State(script): State<Arc<Mutex<Script>>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let answer = {
+        let mut s = script.lock().unwrap();
+        s.received.push(Received {
+            at: tokio::time::Instant::now(),
+            headers,
+            body,
+        });
+        let next = s.answers.pop_front();
+        next.or_else(|| s.then.clone())
+            .unwrap_or(Answer::Status(200))
+    };
+    match answer {
+        Answer::Status(code) => StatusCode::from_u16(code).unwrap().into_response(),
+        Answer::StatusWith(code, headers) => {
+            let mut response = (StatusCode::from_u16(code).unwrap(), "try later").into_response();
+            for (name, value) in headers {
+                response.headers_mut().insert(name, value.parse().unwrap());
+            }
+            response
+        }
+        Answer::Hang => std::future::pending().await,
+    }
+}
+
+impl Receiver {
+    /// Answers `answers` in order, then `then` for every later request.
+    pub async fn start(answers: Vec<Answer>, then: Answer) -> Receiver {
+        let script = Arc::new(Mutex::new(Script {
+            answers: answers.into(),
+            then: Some(then),
+            received: Vec::new(),
+        }));
+        let app = axum::Router::new()
+            .route("/hook", axum::routing::post(receive))
+            .with_state(Arc::clone(&script));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Receiver {
+            url: format!("http://{addr}/hook"),
+            script,
+            task,
+        }
+    }
+
+    pub fn received(&self) -> Vec<Received> {
+        self.script.lock().unwrap().received.clone()
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+// ----- a real SMTP server ---------------------------------------------------------------
+
+/// aiosmtpd on 127.0.0.1, storing every message it accepts in a Maildir. It offers no
+/// STARTTLS (it has no certificate). Killed when dropped.
+pub struct Smtpd {
+    child: Child,
+    pub port: u16,
+    pub maildir: PathBuf,
+    log: PathBuf,
+}
+
+impl Smtpd {
+    pub async fn start(dir: &Path) -> Smtpd {
+        let port = free_port();
+        let maildir = dir.join("maildir");
+        let log = dir.join("smtpd.log");
+        // Debian's python3-aiosmtpd is installed for /usr/bin/python3 only.
+        let child = Command::new("/usr/bin/python3")
+            .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}")])
+            .args(["-c", "aiosmtpd.handlers.Mailbox"])
+            .arg(&maildir)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("start aiosmtpd with /usr/bin/python3 (Debian package python3-aiosmtpd)");
+        let smtpd = Smtpd {
+            child,
+            port,
+            maildir,
+            log,
+        };
+        for _ in 0..200 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+            {
+                return smtpd;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!(
+            "aiosmtpd did not listen on {port}: {}",
+            std::fs::read_to_string(&smtpd.log).unwrap_or_default()
+        );
+    }
+
+    /// Every message received so far, raw.
+    pub fn messages(&self) -> Vec<String> {
+        let Ok(entries) = std::fs::read_dir(self.maildir.join("new")) else {
+            return Vec::new();
+        };
+        let mut files: Vec<PathBuf> = entries.filter_map(|e| e.ok()).map(|e| e.path()).collect();
+        files.sort();
+        files
+            .iter()
+            .filter_map(|f| std::fs::read_to_string(f).ok())
+            .collect()
+    }
+}
+
+impl Drop for Smtpd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+// ----- enough MIME to read a page ---------------------------------------------------------
+
+/// A message's header (unfolded), by name.
+pub fn header(message: &str, name: &str) -> Option<String> {
+    let head = message
+        .split("\r\n\r\n")
+        .next()
+        .unwrap_or(message)
+        .split("\n\n")
+        .next()
+        .unwrap_or(message);
+    let unfolded = head
+        .replace("\r\n", "\n")
+        .replace("\n ", " ")
+        .replace("\n\t", " ");
+    let prefix = format!("{}:", name.to_ascii_lowercase());
+    unfolded
+        .lines()
+        .find(|l| l.to_ascii_lowercase().starts_with(&prefix))
+        .map(|l| l[prefix.len()..].trim().to_string())
+}
+
+/// The decoded parts of a multipart message: (content type, text).
+pub fn parts(message: &str) -> Vec<(String, String)> {
+    let message = message.replace("\r\n", "\n");
+    let content_type = header(&message, "Content-Type").expect("Content-Type");
+    let boundary = content_type
+        .split("boundary=")
+        .nth(1)
+        .expect("a multipart message")
+        .trim_matches('"')
+        .to_string();
+    let delimiter = format!("--{boundary}");
+    message
+        .split(&delimiter)
+        .skip(1)
+        .filter(|part| !part.starts_with("--"))
+        .map(|part| {
+            let part = part.trim_start_matches('\n');
+            let (head, body) = part.split_once("\n\n").unwrap_or((part, ""));
+            let head = format!("{head}\n");
+            let kind = header(&head, "Content-Type").unwrap_or_default();
+            let encoding = header(&head, "Content-Transfer-Encoding")
+                .unwrap_or_default()
+                .to_ascii_lowercase();
+            let text = match encoding.as_str() {
+                "quoted-printable" => quoted_printable(body),
+                "base64" => String::from_utf8(
+                    base64::engine::general_purpose::STANDARD
+                        .decode(body.split_whitespace().collect::<String>())
+                        .unwrap(),
+                )
+                .unwrap(),
+                _ => body.to_string(),
+            };
+            (kind, text)
+        })
+        .collect()
+}
+
+fn quoted_printable(body: &str) -> String {
+    let joined = body.replace("=\n", "");
+    let bytes = joined.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'=' && i + 2 < bytes.len() {
+            let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap();
+            if let Ok(b) = u8::from_str_radix(hex, 16) {
+                out.push(b);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8(out).unwrap()
+}
