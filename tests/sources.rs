@@ -902,3 +902,67 @@ async fn ingest_endpoints_need_the_token_when_auth_is_on() {
     }
     engine.stop().await;
 }
+
+#[tokio::test]
+async fn probes_in_flight_never_exceed_max_in_flight() {
+    use tocsin::sources::probe::{run_probes, ProbeContext};
+    // A server that holds every connection open without answering, counting how many it
+    // holds at once.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (open, most) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let (open_in, most_in) = (Arc::clone(&open), Arc::clone(&most));
+    tokio::spawn(async move {
+        while let Ok((mut tcp, _)) = listener.accept().await {
+            let now_open = open_in.fetch_add(1, Ordering::SeqCst) + 1;
+            most_in.fetch_max(now_open, Ordering::SeqCst);
+            let open = Arc::clone(&open_in);
+            tokio::spawn(async move {
+                use tokio::io::AsyncReadExt;
+                let mut buffer = [0u8; 64];
+                while matches!(tcp.read(&mut buffer).await, Ok(n) if n > 0) {}
+                open.fetch_sub(1, Ordering::SeqCst);
+            });
+        }
+    });
+    let probers = (0..4)
+        .map(|i| {
+            prober(&format!(
+                "{{ name: hold-{i}, kind: tcp, url: 'tcp://{addr}', expect: never, interval: 1s, timeout: 400ms }}"
+            ))
+        })
+        .collect();
+    let context = ProbeContext {
+        clock: tocsin::engine::Clock::System,
+        metrics: Arc::new(tocsin::metrics::Metrics::new()),
+        max_in_flight: 1,
+    };
+    let (tx, mut rx) = tokio::sync::mpsc::channel(64);
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let running = tokio::spawn(run_probes(probers, context, tx, stopped));
+    let mut reports = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(3), async {
+        while let Some(report) = rx.recv().await {
+            reports.push(report);
+        }
+    })
+    .await;
+    stop.send(true).unwrap();
+    running.await.unwrap();
+    assert_eq!(
+        most.load(Ordering::SeqCst),
+        1,
+        "one probe in flight at a time"
+    );
+    // Four 400 ms runs per second through one permit cannot all start on time.
+    assert!(reports.len() >= 5, "{} runs", reports.len());
+    let late = reports.iter().map(|r| r.schedule_lag).max().unwrap();
+    assert!(late >= Duration::from_millis(300), "largest lag {late:?}");
+    for report in &reports {
+        let result = report.signal.probe.as_ref().unwrap();
+        assert_eq!(
+            result.error.as_deref(),
+            Some("no complete answer within 400ms")
+        );
+    }
+}

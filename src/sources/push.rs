@@ -443,4 +443,72 @@ mod tests {
         ));
         assert!(decode_webhook(b"[]", now()).is_err());
     }
+
+    /// The lease computed here, carried out by the engine core on a simulated clock: each
+    /// pushed alert stays firing until its `endsAt` (or `resolve_timeout`), then resolves.
+    #[test]
+    fn leases_resolve_pushed_alerts_on_a_simulated_clock() {
+        use crate::engine::{Core, Input, Setup};
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("rules")).unwrap();
+        std::fs::write(
+            dir.path().join("rules/default.yaml"),
+            include_str!("../../rules/default.yaml"),
+        )
+        .unwrap();
+        let path = dir.path().join("config.yaml");
+        std::fs::write(
+            &path,
+            "rule_files: [ \"rules/*.yaml\" ]\nincidents: { resolve_after: 1m }\n",
+        )
+        .unwrap();
+        let config = crate::config::load(&path).unwrap();
+        let metrics = std::sync::Arc::new(crate::metrics::Metrics::new());
+        let mut core = Core::new(Setup::new(config, None), metrics, now());
+        // Run the core's timers up to `until`, each at its own time, as the engine loop does.
+        let advance = |core: &mut Core, until: DateTime<Utc>| {
+            while let Some(at) = core.next_wake().filter(|at| *at <= until) {
+                core.tick(at);
+            }
+        };
+        let open = |core: &Core| {
+            let mut titles: Vec<String> = core
+                .open_incidents()
+                .filter(|i| i.is_open())
+                .map(|i| i.title.clone())
+                .collect();
+            titles.sort();
+            titles
+        };
+        let pushed = alerts(json!([
+            { "labels": { "alertname": "Leased", "severity": "critical", "service": "a" },
+              "annotations": { "summary": "leased" }, "endsAt": "2026-01-05T09:02:00Z" },
+            { "labels": { "alertname": "Default", "severity": "critical", "service": "b" },
+              "annotations": { "summary": "default" } },
+        ]));
+        core.handle(Input::Signals(pushed.signals), now());
+        assert_eq!(open(&core), ["default", "leased"]);
+        // The leased alert resolves at 09:02, its incident a minute later.
+        advance(&mut core, now() + minutes(3) + chrono::Duration::seconds(1));
+        assert_eq!(open(&core), ["default"]);
+        // Refreshed before its lease ends, the other keeps firing past the first lease...
+        let refreshed = decode_alerts(
+            json!([{ "labels": { "alertname": "Default", "severity": "critical", "service": "b" },
+                     "annotations": { "summary": "default" } }])
+            .to_string()
+            .as_bytes(),
+            now() + minutes(4),
+            minutes(5),
+        )
+        .unwrap();
+        core.handle(Input::Signals(refreshed.signals), now() + minutes(4));
+        advance(&mut core, now() + minutes(8));
+        assert_eq!(open(&core), ["default"]);
+        // ...and resolves once the refreshed lease (09:09) has run out.
+        advance(
+            &mut core,
+            now() + minutes(10) + chrono::Duration::seconds(1),
+        );
+        assert!(open(&core).is_empty(), "{:?}", open(&core));
+    }
 }
