@@ -180,11 +180,20 @@ async fn a_reload_starts_and_stops_pull_sources() {
     })
     .await;
 
+    assert_eq!(
+        metric(&engine, "tocsin_source_up{source=\"am\"}").await,
+        Some(0.0)
+    );
+
     // Removing the source resolves what it reported, its blind spot included.
     dir.write("config.yaml", &config);
     let (status, body) = engine.post("/-/reload", &json!({})).await;
     assert_eq!(status, 200, "{body}");
     wait_resolved(&engine, &blind["id"], WAIT).await;
+    assert_eq!(
+        metric(&engine, "tocsin_source_up{source=\"am\"}").await,
+        None
+    );
     engine.stop().await;
 }
 
@@ -566,10 +575,8 @@ probes:
     let lags = metric(&engine, "tocsin_probe_schedule_lag_seconds_count")
         .await
         .unwrap();
-    assert!(
-        lags >= 15.0,
-        "five probes ran at least three times each: {lags}"
-    );
+    // web-down failed three times, one interval apart: every other probe ran at least twice.
+    assert!(lags >= 11.0, "{lags} runs");
     engine.stop().await;
 }
 

@@ -125,28 +125,30 @@ pub fn parse(body: &[u8]) -> Result<CustomerReport, CriError> {
         }
     };
     let contact = contact(&mut bad, report.contact);
+    // Every `None` above has its entry in `bad`.
+    let (
+        Some(customer),
+        Some(service),
+        Some(region),
+        Some(summary),
+        Some(sr_severity),
+        Some(contact),
+    ) = (customer, service, region, summary, sr_severity, contact)
+    else {
+        return Err(CriError::Fields(bad));
+    };
     if !bad.is_empty() {
         return Err(CriError::Fields(bad));
     }
-    match (customer, service, region, summary, sr_severity, contact) {
-        (
-            Some(customer),
-            Some(service),
-            Some(region),
-            Some(summary),
-            Some(sr_severity),
-            Some(contact),
-        ) => Ok(CustomerReport {
-            customer,
-            service,
-            region,
-            sr_severity,
-            summary,
-            contact,
-            kind,
-        }),
-        _ => unreachable!("every missing field was recorded as bad"),
-    }
+    Ok(CustomerReport {
+        customer,
+        service,
+        region,
+        sr_severity,
+        summary,
+        contact,
+        kind,
+    })
 }
 
 /// The reference asks for "accurate contact information for case owners": a name, and a

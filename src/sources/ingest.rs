@@ -98,10 +98,9 @@ async fn customer_report(State(state): State<AppState>, body: Bytes) -> Result<R
     };
     let setup = state.setup();
     let signal = report.into_signal(state.clock.now(), &setup.config.sr_response);
-    let cri = signal
-        .cri
-        .clone()
-        .expect("a customer report carries its details");
+    let Some(cri) = signal.cri.clone() else {
+        return Err(ApiError::internal("a customer report lost its details"));
+    };
     let incident_id = match state.engine.send(Input::Signals(vec![signal])).await? {
         Reply::Signals(incidents) => incidents.into_iter().flatten().next(),
         _ => None,

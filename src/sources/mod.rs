@@ -56,6 +56,7 @@ impl<T> Running<T> {
 /// The probes, and the text of the config they were built from.
 struct ProbeStage {
     built_from: String,
+    names: Vec<String>,
     running: Running<()>,
 }
 
@@ -121,6 +122,13 @@ async fn follow_probes(
         }
         tracing::info!("probe config changed: restarting the probes");
         stage.running.stop().await;
+        // A removed probe's gauges would otherwise report its last result forever.
+        for name in &stage.names {
+            if !config.probes.iter().any(|p| &p.name == name) {
+                let _ = metrics.probe_success.remove_label_values(&[name]);
+                let _ = metrics.probe_duration_seconds.remove_label_values(&[name]);
+            }
+        }
     }
     let (stop, stopped) = watch::channel(false);
     let context = ProbeContext {
@@ -136,6 +144,7 @@ async fn follow_probes(
     ));
     Some(ProbeStage {
         built_from: section,
+        names: config.probes.iter().map(|p| p.name.clone()).collect(),
         running: Running { stop, task },
     })
 }

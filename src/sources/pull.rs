@@ -172,6 +172,8 @@ pub async fn run(
     mut stop: watch::Receiver<bool>,
 ) -> PullMemory {
     let url = format!("{}{}", source.url.trim_end_matches('/'), kind.path());
+    // Errors carry the URL into logs and the blind-spot annotation: never its credentials.
+    let shown = redacted(&url);
     // Like Prometheus, ignore HTTP_PROXY and friends: the sources are usually next door.
     let client = match reqwest::Client::builder()
         .timeout(source.timeout.std())
@@ -192,7 +194,7 @@ pub async fn run(
             _ = stop.wait_for(|stop| *stop) => return memory,
             fetched = async {
                 ticks.tick().await;
-                fetch(&client, kind, &url, source.timeout.std()).await
+                fetch(&client, kind, &url, &shown, source.timeout.std()).await
             } => fetched,
         };
         let now = context.clock.now();
@@ -220,26 +222,28 @@ pub async fn run(
     }
 }
 
+/// GET `url`; errors name it as `shown`.
 async fn fetch(
     client: &reqwest::Client,
     kind: PullKind,
     url: &str,
+    shown: &str,
     timeout: Duration,
 ) -> Result<Vec<PulledAlert>, PullError> {
     let failed = |e: reqwest::Error| {
         if e.is_timeout() {
             PullError::Timeout {
-                url: url.to_string(),
+                url: shown.to_string(),
                 timeout,
             }
         } else if e.is_connect() {
             PullError::Connect {
-                url: url.to_string(),
+                url: shown.to_string(),
                 reason: root_cause(&e),
             }
         } else {
             PullError::Request {
-                url: url.to_string(),
+                url: shown.to_string(),
                 reason: root_cause(&e),
             }
         }
@@ -248,16 +252,27 @@ async fn fetch(
     let status = response.status();
     if !status.is_success() {
         return Err(PullError::Status {
-            url: url.to_string(),
+            url: shown.to_string(),
             status: status.as_u16(),
         });
     }
     let body = response.bytes().await.map_err(failed)?;
     kind.parse(&body).map_err(|reason| PullError::Body {
-        url: url.to_string(),
+        url: shown.to_string(),
         kind: kind.as_str(),
         reason,
     })
+}
+
+/// The URL without a password, for messages.
+fn redacted(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("xxxxx"));
+            parsed.to_string()
+        }
+        _ => url.to_string(),
+    }
 }
 
 /// The innermost cause ("Connection refused (os error 111)"), not reqwest's outer wrapper.
@@ -366,6 +381,13 @@ mod tests {
         );
         assert_eq!(back[1].fingerprint(), blind[0].fingerprint());
         assert!(memory.pulled(&source(), vec![], now).is_empty());
+    }
+
+    #[test]
+    fn a_password_in_a_source_url_is_never_shown() {
+        let shown = redacted("http://tocsin:s3cret@prom:9090/api/v1/alerts");
+        assert_eq!(shown, "http://tocsin:xxxxx@prom:9090/api/v1/alerts");
+        assert_eq!(redacted("http://prom:9090/x"), "http://prom:9090/x");
     }
 
     #[test]
