@@ -48,6 +48,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(admin::router())
         .merge(incidents::router(state.clone()))
+        .merge(crate::sources::ingest::router(state.clone()))
         .fallback(error::not_found)
         .layer(tower_http::limit::RequestBodyLimitLayer::new(MAX_BODY))
         .with_state(state)

@@ -1,0 +1,143 @@
+//! The HTTP ingest endpoints: Alertmanager-compatible push, the Alertmanager webhook
+//! receiver, customer-reported incidents and heartbeats. All behind the API token when
+//! `server.auth.tokens_file` is set.
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{post, MethodRouter};
+use axum::{Json, Router};
+use chrono::SecondsFormat;
+use serde_json::json;
+
+use super::cri::{self, CriError};
+use super::push::{self, BodyError, Decoded, Problem};
+use crate::api::auth::require_token;
+use crate::api::error::ApiError;
+use crate::api::AppState;
+use crate::engine::{Input, Reply};
+
+pub fn router(state: AppState) -> Router<AppState> {
+    Router::new()
+        .route("/api/v2/alerts", post_only(post(push_alerts)))
+        .route("/api/v1/alertmanager", post_only(post(webhook)))
+        .route("/api/v1/cri", post_only(post(customer_report)))
+        .route("/api/v1/heartbeats/{name}", post_only(post(heartbeat)))
+        .route_layer(axum::middleware::from_fn_with_state(state, require_token))
+}
+
+/// Other methods get a JSON 405, like every other error of the API.
+fn post_only(route: MethodRouter<AppState>) -> MethodRouter<AppState> {
+    route.fallback(|| async {
+        ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "only POST is allowed here")
+    })
+}
+
+async fn push_alerts(State(state): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
+    let now = state.clock.now();
+    let resolve_timeout = state.setup().config.sources.resolve_timeout.chrono();
+    let decoded = push::decode_alerts(&body, now, resolve_timeout).map_err(body_error)?;
+    accept(&state, decoded).await
+}
+
+async fn webhook(State(state): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
+    let decoded = push::decode_webhook(&body, state.clock.now()).map_err(body_error)?;
+    accept(&state, decoded).await
+}
+
+fn body_error(e: BodyError) -> ApiError {
+    ApiError::bad_request(e.to_string())
+}
+
+/// Keep the good alerts of a batch, then answer: 200 when all were taken; else 400 (or 422
+/// when every rejection is about values, not shape) naming each rejected item.
+async fn accept(state: &AppState, decoded: Decoded) -> Result<Response, ApiError> {
+    let Decoded { signals, rejected } = decoded;
+    let accepted = signals.len();
+    if !signals.is_empty() {
+        state.engine.send(Input::Signals(signals)).await?;
+    }
+    if rejected.is_empty() {
+        return Ok((
+            StatusCode::OK,
+            Json(json!({ "status": "success", "accepted": accepted })),
+        )
+            .into_response());
+    }
+    let status = if rejected.iter().all(|r| r.problem == Problem::Value) {
+        StatusCode::UNPROCESSABLE_ENTITY
+    } else {
+        StatusCode::BAD_REQUEST
+    };
+    let summary: Vec<String> = rejected
+        .iter()
+        .map(|r| format!("alert {}: {}", r.index, r.reason))
+        .collect();
+    let items: Vec<_> = rejected
+        .iter()
+        .map(|r| json!({ "index": r.index, "error": r.reason }))
+        .collect();
+    let body = json!({
+        "error": format!(
+            "{} of {} alerts rejected ({}); the other {accepted} were accepted",
+            rejected.len(),
+            rejected.len() + accepted,
+            summary.join("; ")
+        ),
+        "accepted": accepted,
+        "rejected": items,
+    });
+    Ok((status, Json(body)).into_response())
+}
+
+async fn customer_report(State(state): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
+    let report = match cri::parse(&body) {
+        Ok(report) => report,
+        Err(e) => return Ok(cri_rejection(e)),
+    };
+    let setup = state.setup();
+    let signal = report.into_signal(state.clock.now(), &setup.config.sr_response);
+    let Some(cri) = signal.cri.clone() else {
+        return Err(ApiError::internal("a customer report lost its details"));
+    };
+    let incident_id = match state.engine.send(Input::Signals(vec![signal])).await? {
+        Reply::Signals(incidents) => incidents.into_iter().flatten().next(),
+        _ => None,
+    };
+    let body = json!({
+        "incident_id": incident_id,
+        "id": cri.id,
+        "received_at": cri.received_at.to_rfc3339_opts(SecondsFormat::Secs, true),
+        "respond_by": cri.respond_by.to_rfc3339_opts(SecondsFormat::Secs, true),
+    });
+    Ok((StatusCode::CREATED, Json(body)).into_response())
+}
+
+/// 400 for a body that is not a report; 422 naming every field to fix.
+fn cri_rejection(error: CriError) -> Response {
+    match error {
+        CriError::Body(message) => ApiError::bad_request(message).into_response(),
+        CriError::Fields(fields) => {
+            let names: Vec<&str> = fields.keys().map(String::as_str).collect();
+            let body = json!({
+                "error": format!("invalid fields: {}", names.join(", ")),
+                "fields": fields,
+            });
+            (StatusCode::UNPROCESSABLE_ENTITY, Json(body)).into_response()
+        }
+    }
+}
+
+async fn heartbeat(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    match state.engine.send(Input::Heartbeat(name.clone())).await? {
+        Reply::NotFound(message) => Err(ApiError::not_found(message)),
+        _ => Ok(Json(json!({
+            "heartbeat": name,
+            "received_at": state.clock.now().to_rfc3339_opts(SecondsFormat::Secs, true),
+        }))),
+    }
+}
