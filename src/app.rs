@@ -219,6 +219,7 @@ async fn start_engine(
         shutdown_rx,
     } = parts;
     let store_url = config.store_url();
+    metrics.prime(&config);
     let opened = async {
         let setup = build_setup(config)?;
         let store = Store::open(&store_url).await.context("opening the store")?;
@@ -336,6 +337,7 @@ async fn reload_loop(
         let result = reload_once(&config_path, &setup_tx, &engine).await;
         match &result {
             Ok(()) => {
+                metrics.prime(&setup_tx.borrow().config);
                 metrics.config_last_reload_successful.set(1);
                 metrics
                     .config_last_reload_success_timestamp_seconds

@@ -82,6 +82,18 @@ pub fn json_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiEr
         .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
 }
 
+/// Parse a JSON object body into `T`. serde would also build a struct from a JSON array
+/// (`["alice"]` as `{by}`), which no endpoint of ours takes: that is a 400 too.
+pub fn json_object<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    let first = body.iter().find(|b| !b.is_ascii_whitespace());
+    if std::str::from_utf8(body).is_ok() && first != Some(&b'{') {
+        return Err(ApiError::bad_request(
+            "invalid JSON body: expected a JSON object",
+        ));
+    }
+    json_body(body)
+}
+
 pub async fn not_found() -> ApiError {
     ApiError::not_found("no such path")
 }

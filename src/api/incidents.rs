@@ -9,7 +9,7 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
 use super::auth::require_token;
-use super::error::{json_body, reply_error, ApiError};
+use super::error::{json_object, reply_error, ApiError};
 use super::AppState;
 use crate::engine::Input;
 use crate::incident::{Impact, IncidentView, Status, TimelineEntry};
@@ -209,7 +209,7 @@ async fn ack(
     body: Bytes,
 ) -> Result<Json<IncidentView>, ApiError> {
     let id = parse_id(&id)?;
-    let body: AckBody = json_body(&body)?;
+    let body: AckBody = json_object(&body)?;
     check_by(&body.by)?;
     act(
         &state,
@@ -228,7 +228,7 @@ async fn resolve(
     body: Bytes,
 ) -> Result<Json<IncidentView>, ApiError> {
     let id = parse_id(&id)?;
-    let body: ResolveBody = json_body(&body)?;
+    let body: ResolveBody = json_object(&body)?;
     check_by(&body.by)?;
     act(
         &state,
@@ -248,7 +248,7 @@ async fn severity(
     body: Bytes,
 ) -> Result<Json<IncidentView>, ApiError> {
     let id = parse_id(&id)?;
-    let body: SeverityBody = json_body(&body)?;
+    let body: SeverityBody = json_object(&body)?;
     check_by(&body.by)?;
     let severity = check_severity(body.severity)?;
     act(
@@ -271,7 +271,7 @@ async fn note(
     body: Bytes,
 ) -> Result<(StatusCode, Json<TimelineEntry>), ApiError> {
     let id = parse_id(&id)?;
-    let body: NoteBody = json_body(&body)?;
+    let body: NoteBody = json_object(&body)?;
     check_by(&body.by)?;
     check_note(&body.text)?;
     let input = Input::Note {
