@@ -75,7 +75,9 @@ pub fn message(
 }
 
 /// Headers on every HTML page: no framing, no inline or foreign scripts or styles, forms post
-/// only here, and no Referer (an ack link's token must not leak to whatever page comes next).
+/// only here, and no Referer to other sites (an ack link's token must not leak to whatever
+/// page comes next). Not `no-referrer`: with it browsers send `Origin: null` even on
+/// same-origin form posts, which would blind the CSRF check.
 pub async fn html_headers(mut response: axum::response::Response) -> axum::response::Response {
     let headers = response.headers_mut();
     let set = [
@@ -86,7 +88,7 @@ pub async fn html_headers(mut response: axum::response::Response) -> axum::respo
         ),
         (header::X_FRAME_OPTIONS, "DENY"),
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-        (header::REFERRER_POLICY, "no-referrer"),
+        (header::REFERRER_POLICY, "same-origin"),
     ];
     for (name, value) in set {
         headers.insert(name, HeaderValue::from_static(value));

@@ -69,14 +69,13 @@ pub fn login_needed(state: &AppState, headers: &HeaderMap, here: &str) -> Option
 }
 
 /// Browsers say where a form was posted from; refuse posts from other sites (CSRF).
-/// Requests without these headers (curl, scripts) are judged by their credentials alone.
+/// `Sec-Fetch-Site` is trusted when present (a page cannot forge it); otherwise `Origin` must
+/// name this host. Requests with neither (curl, scripts) are judged by their credentials alone.
 pub fn same_origin(headers: &HeaderMap) -> bool {
-    if headers
-        .get("sec-fetch-site")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|site| site == "cross-site")
-    {
-        return false;
+    if let Some(site) = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
+        // "none": the user's own doing (typed, bookmarked); "same-site" would let another
+        // port or subdomain post here, so it is refused too.
+        return site == "same-origin" || site == "none";
     }
     let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
         return true;
@@ -222,6 +221,12 @@ mod tests {
             ("host", "127.0.0.1:9470")
         ])));
         assert!(!same_origin(&headers(&[("sec-fetch-site", "cross-site")])));
+        assert!(!same_origin(&headers(&[("sec-fetch-site", "same-site")])));
+        // The browser's own word wins over an Origin a referrer policy blanked out.
+        assert!(same_origin(&headers(&[
+            ("sec-fetch-site", "same-origin"),
+            ("origin", "null")
+        ])));
     }
 
     #[test]
