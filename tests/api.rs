@@ -1009,6 +1009,9 @@ async fn ready_is_503_while_the_store_is_not_open() {
     assert_eq!(api.status(), 503);
     let body: Value = api.json().await.unwrap();
     assert!(error_of(&body).contains("starting"));
+    let wrong = http.post(format!("{url}/-/healthy")).send().await.unwrap();
+    assert_eq!(wrong.status(), 405);
+    error_of(&wrong.json().await.unwrap());
     drop(silent);
 }
 

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::{header, StatusCode};
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
@@ -38,6 +39,7 @@ pub fn starting_router(metrics: Arc<Metrics>) -> Router {
                 "tocsin is starting: the store is not open or the rules are not loaded yet",
             )
         })
+        .layer(middleware::map_response(super::error::json_errors))
 }
 
 fn exposition(metrics: &Metrics) -> impl IntoResponse {
