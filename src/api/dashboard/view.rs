@@ -227,3 +227,102 @@ pub fn timeline(
     rows.sort_by_key(|r| r.sort_at);
     rows
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::paging::{Channel, Page, PagePayload, Recipient};
+
+    fn entry(id: i64, who: &str, event: PageEvent, status: OutboxStatus) -> OutboxEntry {
+        let at = DateTime::parse_from_rfc3339("2026-01-05T10:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let incident = Incident {
+            id: 1,
+            title: "t".into(),
+            severity: 2,
+            pinned: false,
+            status: crate::incident::Status::Triggered,
+            impact_ids: vec![],
+            labels: BTreeMap::new(),
+            services: Default::default(),
+            regions: Default::default(),
+            customers: Default::default(),
+            opened_at: at,
+            acknowledged_at: None,
+            acknowledged_by: None,
+            resolved_at: None,
+            resolved_by: None,
+            respond_by: None,
+            sr_severity: None,
+            queue: None,
+            merged_into: None,
+        };
+        OutboxEntry {
+            page: Page {
+                id,
+                delivery_id: format!("d{id}"),
+                incident_id: 1,
+                event,
+                recipient: Recipient {
+                    id: who.into(),
+                    channel: Channel::Email,
+                    address: format!("{who}@example.com"),
+                },
+                level: Some(0),
+                payload: PagePayload {
+                    version: "1".into(),
+                    event,
+                    incident: crate::incident::IncidentView::new(&incident, ""),
+                    escalation: crate::paging::page::EscalationRef {
+                        policy: None,
+                        level: Some(0),
+                    },
+                    recipient: who.into(),
+                    ack_url: None,
+                },
+                created_at: at + chrono::Duration::seconds(id),
+            },
+            status,
+            attempts: 1,
+            next_attempt_at: at,
+            delivered_at: None,
+            last_error: None,
+        }
+    }
+
+    #[test]
+    fn paged_lists_each_person_once_with_their_latest_page_and_skips_notices() {
+        let setup = Setup::new(Config::default(), None);
+        let pages = [
+            entry(1, "alice", PageEvent::Triggered, OutboxStatus::Failed),
+            entry(2, "alice", PageEvent::Escalated, OutboxStatus::Delivered),
+            entry(3, "bob", PageEvent::Escalated, OutboxStatus::Pending),
+            // Notices that it was acknowledged are not "who was paged".
+            entry(4, "carol", PageEvent::Acknowledged, OutboxStatus::Delivered),
+        ];
+        assert_eq!(
+            paged(&setup, &pages),
+            vec![
+                Paged {
+                    who: "alice".into(),
+                    channel: "email",
+                    delivery: "delivered"
+                },
+                Paged {
+                    who: "bob".into(),
+                    channel: "email",
+                    delivery: "pending"
+                },
+            ]
+        );
+        let rows = timeline(&setup, &[], &pages);
+        assert_eq!(rows.len(), 4);
+        assert!(rows[0]
+            .message
+            .starts_with("triggered page to alice by email: failed after 1"));
+        assert!(rows[1].message.ends_with("delivered"), "{rows:?}");
+        assert!(rows[2].message.contains("retrying (attempt 1"), "{rows:?}");
+    }
+}
