@@ -142,6 +142,10 @@ pub fn build_setup(config: Config) -> Result<Arc<Setup>> {
 }
 
 /// Start an engine: store, core, API and every task.
+///
+/// The port is bound first and answers at once: `/-/healthy` 200 and `/-/ready` 503 while the
+/// store opens and the state loads (a slow PostgreSQL, a long migration), and a port clash
+/// fails before anything else is touched.
 pub async fn start(options: Options) -> Result<Running> {
     let config =
         config::load(&options.config_path).map_err(|errors| anyhow::anyhow!("{errors}"))?;
@@ -151,10 +155,82 @@ pub async fn start(options: Options) -> Result<Running> {
         .listen
         .clone()
         .unwrap_or_else(|| config.server.listen.clone());
+    let listener = tokio::net::TcpListener::bind(&listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    let addr = listener.local_addr()?;
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let gate = api::Gate::new(api::admin::starting_router(Arc::clone(&metrics)));
+    let mut server_shutdown = shutdown_rx.clone();
+    let app = gate.clone().into_router();
+    let server = tokio::spawn(async move {
+        let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
+            let _ = server_shutdown.wait_for(|stop| *stop).await;
+        });
+        if let Err(e) = serve.await {
+            tracing::error!(error = %e, "HTTP server failed");
+        }
+    });
+    let parts = StartParts {
+        options,
+        config,
+        metrics,
+        tokens,
+        addr,
+        shutdown_tx,
+        shutdown_rx,
+    };
+    match start_engine(parts, &gate).await {
+        Ok(mut running) => {
+            running.tasks.push(server);
+            Ok(running)
+        }
+        Err((e, shutdown)) => {
+            // Free the port before saying why: a caller may retry on it.
+            let _ = shutdown.send(true);
+            let _ = server.await;
+            Err(e)
+        }
+    }
+}
+
+struct StartParts {
+    options: Options,
+    config: Config,
+    metrics: Arc<Metrics>,
+    tokens: Vec<String>,
+    addr: SocketAddr,
+    shutdown_tx: watch::Sender<bool>,
+    shutdown_rx: watch::Receiver<bool>,
+}
+
+/// Everything after the port is bound; on failure hands back the shutdown switch.
+async fn start_engine(
+    parts: StartParts,
+    gate: &api::Gate,
+) -> Result<Running, (anyhow::Error, watch::Sender<bool>)> {
+    let StartParts {
+        options,
+        config,
+        metrics,
+        tokens,
+        addr,
+        shutdown_tx,
+        shutdown_rx,
+    } = parts;
     let store_url = config.store_url();
-    let setup = build_setup(config)?;
-    let store = Store::open(&store_url).await.context("opening the store")?;
-    let snapshot = store.load().await.context("loading state from the store")?;
+    metrics.prime(&config);
+    let opened = async {
+        let setup = build_setup(config)?;
+        let store = Store::open(&store_url).await.context("opening the store")?;
+        let snapshot = store.load().await.context("loading state from the store")?;
+        anyhow::Ok((setup, store, snapshot))
+    }
+    .await;
+    let (setup, store, snapshot) = match opened {
+        Ok(opened) => opened,
+        Err(e) => return Err((e, shutdown_tx)),
+    };
     let clock = options.clock.clone();
     let now = clock.now();
     let mut core = Core::new(Arc::clone(&setup), Arc::clone(&metrics), now);
@@ -163,9 +239,9 @@ pub async fn start(options: Options) -> Result<Running> {
         rule_states = snapshot.rule_states.len(),
         "state loaded from the store"
     );
+    // Also sets the open-incident and queue gauges from what was stored.
     core.restore(snapshot, now);
 
-    let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let (setup_tx, setup_rx) = watch::channel(Arc::clone(&setup));
     let (pages_tx, pages_rx) = mpsc::unbounded_channel::<Vec<Page>>();
     let (engine, inputs) = runtime::channel();
@@ -222,25 +298,13 @@ pub async fn start(options: Options) -> Result<Running> {
         shutdown_rx.clone(),
     )));
 
-    let listener = tokio::net::TcpListener::bind(&listen)
-        .await
-        .with_context(|| format!("cannot listen on {listen}"))?;
-    let addr = listener.local_addr()?;
-    let app = api::router(state.clone());
-    let mut server_shutdown = shutdown_rx.clone();
-    tasks.push(tokio::spawn(async move {
-        let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
-            let _ = server_shutdown.wait_for(|stop| *stop).await;
-        });
-        if let Err(e) = serve.await {
-            tracing::error!(error = %e, "HTTP server failed");
-        }
-    }));
-
+    gate.open(api::router(state.clone()));
     metrics.config_last_reload_successful.set(1);
     metrics
         .config_last_reload_success_timestamp_seconds
         .set(chrono::Utc::now().timestamp() as f64);
+    // One engine on its store evaluates rules and sends pages: it is the leader.
+    metrics.leader.set(1);
     ready.store(true, Ordering::Release);
     tracing::info!(%addr, "tocsin is ready");
     Ok(Running {
@@ -273,6 +337,7 @@ async fn reload_loop(
         let result = reload_once(&config_path, &setup_tx, &engine).await;
         match &result {
             Ok(()) => {
+                metrics.prime(&setup_tx.borrow().config);
                 metrics.config_last_reload_successful.set(1);
                 metrics
                     .config_last_reload_success_timestamp_seconds
@@ -309,18 +374,21 @@ async fn reload_once(
 
 /// `tocsin run`: start, then wait for Ctrl-C or SIGTERM; SIGHUP reloads.
 pub async fn run(options: Options) -> Result<()> {
-    let running = start(options).await?;
-    let reload = running.state.reload.clone();
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
+        // Installed before starting: a SIGHUP that arrives while the store opens must not
+        // kill the process (the default action of SIGHUP); it reloads once started.
         let mut hangup = signal(SignalKind::hangup())?;
         let mut terminate = signal(SignalKind::terminate())?;
+        let running = start(options).await?;
+        let reload = running.state.reload.clone();
         loop {
             tokio::select! {
                 _ = tokio::signal::ctrl_c() => break,
                 _ = terminate.recv() => break,
                 _ = hangup.recv() => {
+                    tracing::info!("SIGHUP: reloading the config");
                     let (tx, rx) = tokio::sync::oneshot::channel();
                     if reload.send(tx).await.is_ok() {
                         let _ = rx.await;
@@ -328,11 +396,16 @@ pub async fn run(options: Options) -> Result<()> {
                 }
             }
         }
+        tracing::info!("shutting down");
+        running.stop().await;
     }
     #[cfg(not(unix))]
-    tokio::signal::ctrl_c().await?;
-    tracing::info!("shutting down");
-    running.stop().await;
+    {
+        let running = start(options).await?;
+        tokio::signal::ctrl_c().await?;
+        tracing::info!("shutting down");
+        running.stop().await;
+    }
     tracing::info!("stopped cleanly");
     Ok(())
 }

@@ -252,6 +252,41 @@ impl Metrics {
     }
 }
 
+impl Metrics {
+    /// Put every series whose label values are known in advance on /metrics at zero: the
+    /// fixed sets (severities, channels, outcomes, sources, SR severities) and what the config
+    /// names (policies, rules). A `*Vec` family with no series is missing from the exposition
+    /// altogether, and `rate()`/`increase()` need the zero before the first event. Per-probe
+    /// gauges are left to the probe runner: a 0 there would read as a failing probe.
+    pub fn prime(&self, config: &crate::config::Config) {
+        for severity in ["0", "1", "2", "3", "4"] {
+            self.incidents_total.with_label_values(&[severity]);
+            self.time_to_acknowledge_seconds
+                .with_label_values(&[severity]);
+            self.time_to_resolve_seconds.with_label_values(&[severity]);
+        }
+        for channel in ["email", "webhook"] {
+            self.page_delivery_seconds.with_label_values(&[channel]);
+            for outcome in ["delivered", "retry", "failed"] {
+                self.pages_total.with_label_values(&[channel, outcome]);
+            }
+        }
+        for source in ["probe", "alert", "cri", "heartbeat", "tocsin"] {
+            self.signals_total.with_label_values(&[source]);
+        }
+        for sr in ["A", "B", "C"] {
+            self.sr_response_breaches_total.with_label_values(&[sr]);
+        }
+        for policy in &config.escalation_policies {
+            self.escalations_total.with_label_values(&[&policy.name]);
+        }
+        for loaded in &config.rules {
+            self.rule_evaluation_failures_total
+                .with_label_values(&[&loaded.rule.name]);
+        }
+    }
+}
+
 impl Default for Metrics {
     fn default() -> Self {
         Self::new()

@@ -1,32 +1,54 @@
 //! The Prometheus admin plane: /metrics, /-/healthy, /-/ready, /-/reload.
 
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::{header, StatusCode};
-use axum::response::IntoResponse;
+use axum::middleware;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use tokio::sync::oneshot;
 
-use super::error::ApiError;
+use super::error::{ApiError, KeepBody};
 use super::AppState;
+use crate::metrics::Metrics;
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/metrics", get(metrics))
+        .route(
+            "/metrics",
+            get(|State(state): State<AppState>| async move { exposition(&state.metrics) }),
+        )
         .route("/-/healthy", get(healthy))
         .route("/-/ready", get(ready))
         .route("/-/reload", post(reload))
 }
 
-async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+/// What the server answers while the store opens and the rules load: the process is alive
+/// and its metrics are readable, but it is not ready and has no API yet.
+pub fn starting_router(metrics: Arc<Metrics>) -> Router {
+    Router::new()
+        .route("/metrics", get(move || async move { exposition(&metrics) }))
+        .route("/-/healthy", get(healthy))
+        .route("/-/ready", get(|| async { not_ready() }))
+        .fallback(|| async {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "tocsin is starting: the store is not open or the rules are not loaded yet",
+            )
+        })
+        .layer(middleware::map_response(super::error::json_errors))
+}
+
+fn exposition(metrics: &Metrics) -> impl IntoResponse {
     (
         [(
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        state.metrics.render(),
+        metrics.render(),
     )
 }
 
@@ -34,17 +56,26 @@ async fn healthy() -> &'static str {
     "tocsin is healthy.\n"
 }
 
-async fn ready(State(state): State<AppState>) -> impl IntoResponse {
+/// Plain text, as Prometheus's own `/-/ready`: probes read the status code.
+fn not_ready() -> Response {
+    let mut response = (
+        StatusCode::SERVICE_UNAVAILABLE,
+        "tocsin is not ready: the store or the rules are not loaded yet.\n",
+    )
+        .into_response();
+    response.extensions_mut().insert(KeepBody);
+    response
+}
+
+async fn ready(State(state): State<AppState>) -> Response {
     if state.ready.load(Ordering::Acquire) {
-        (StatusCode::OK, "tocsin is ready.\n")
+        (StatusCode::OK, "tocsin is ready.\n").into_response()
     } else {
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "tocsin is not ready: the store or the rules are not loaded yet.\n",
-        )
+        not_ready()
     }
 }
 
+/// Answers once the reload is done: 200, or 500 naming every error (file:line:column).
 async fn reload(State(state): State<AppState>) -> Result<&'static str, ApiError> {
     let (tx, rx) = oneshot::channel();
     state

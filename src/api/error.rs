@@ -1,6 +1,7 @@
 //! JSON errors: `{"error": "..."}` with the status code that says what went wrong.
 
-use axum::http::StatusCode;
+use axum::body::Body;
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 
@@ -81,6 +82,151 @@ pub fn json_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiEr
         .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
 }
 
+/// Parse a JSON object body into `T`. serde would also build a struct from a JSON array
+/// (`["alice"]` as `{by}`), which no endpoint of ours takes: that is a 400 too.
+pub fn json_object<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    let first = body.iter().find(|b| !b.is_ascii_whitespace());
+    if std::str::from_utf8(body).is_ok() && first != Some(&b'{') {
+        return Err(ApiError::bad_request(
+            "invalid JSON body: expected a JSON object",
+        ));
+    }
+    json_body(body)
+}
+
 pub async fn not_found() -> ApiError {
     ApiError::not_found("no such path")
+}
+
+/// Marks a response whose error body is meant as it is (e.g. the plain-text `/-/ready`
+/// answer Prometheus tooling expects), so [`json_errors`] leaves it alone.
+#[derive(Clone, Copy, Debug)]
+pub struct KeepBody;
+
+/// Error bodies larger than this are not worth echoing back.
+const ECHO_LIMIT: usize = 4096;
+
+/// Outermost layer: every error answer is `{"error": "..."}`, including those axum and
+/// tower-http write themselves in plain text (413 from the body limit, 405 from the method
+/// router, 400 from an extractor that could not parse the path or query). HTML pages (the
+/// dashboard and ack links) and answers marked [`KeepBody`] pass through.
+pub async fn json_errors(response: Response) -> Response {
+    let status = response.status();
+    if !(status.is_client_error() || status.is_server_error())
+        || response.extensions().get::<KeepBody>().is_some()
+    {
+        return response;
+    }
+    let content_type = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if content_type.starts_with("application/json") || content_type.starts_with("text/html") {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let message = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => {
+            format!(
+                "request body too large: the limit is {} bytes (1 MiB)",
+                super::MAX_BODY
+            )
+        }
+        StatusCode::METHOD_NOT_ALLOWED => {
+            let allowed = parts
+                .headers
+                .get(header::ALLOW)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            format!("method not allowed here; allowed: {allowed}")
+        }
+        _ => {
+            let text = axum::body::to_bytes(body, ECHO_LIMIT)
+                .await
+                .map(|b| String::from_utf8_lossy(&b).trim().to_string())
+                .unwrap_or_default();
+            if text.is_empty() {
+                status.canonical_reason().unwrap_or("error").to_lowercase()
+            } else {
+                text
+            }
+        }
+    };
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    let body = serde_json::json!({ "error": message }).to_string();
+    Response::from_parts(parts, Body::from(body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn body_json(response: Response) -> serde_json::Value {
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        serde_json::from_slice(&bytes).unwrap()
+    }
+
+    #[tokio::test]
+    async fn plain_text_errors_become_json() {
+        let plain = (
+            StatusCode::BAD_REQUEST,
+            "Failed to deserialize query string",
+        )
+            .into_response();
+        let out = json_errors(plain).await;
+        assert_eq!(out.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(out.headers()[header::CONTENT_TYPE], "application/json");
+        assert_eq!(
+            body_json(out).await["error"],
+            "Failed to deserialize query string"
+        );
+
+        let too_large = (StatusCode::PAYLOAD_TOO_LARGE, "length limit exceeded").into_response();
+        let message = body_json(json_errors(too_large).await).await["error"].clone();
+        assert!(message.as_str().unwrap().contains("1 MiB"), "{message}");
+
+        let mut not_allowed = StatusCode::METHOD_NOT_ALLOWED.into_response();
+        not_allowed
+            .headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("GET,HEAD"));
+        let out = json_errors(not_allowed).await;
+        assert_eq!(out.headers()[header::ALLOW], "GET,HEAD");
+        assert!(body_json(out).await["error"]
+            .as_str()
+            .unwrap()
+            .contains("GET,HEAD"));
+    }
+
+    #[tokio::test]
+    async fn json_html_successes_and_kept_bodies_pass_through() {
+        let ok = (StatusCode::OK, "fine").into_response();
+        assert!(json_errors(ok)
+            .await
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain"));
+        let html = (StatusCode::FORBIDDEN, axum::response::Html("<p>no</p>")).into_response();
+        let out = json_errors(html).await;
+        assert!(out.headers()[header::CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html"));
+        let mut kept = (StatusCode::SERVICE_UNAVAILABLE, "not ready\n").into_response();
+        kept.extensions_mut().insert(KeepBody);
+        let out = json_errors(kept).await;
+        assert!(out.headers()[header::CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain"));
+    }
 }

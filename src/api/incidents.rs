@@ -1,4 +1,4 @@
-//! /api/v1/incidents: list, show, ack, resolve, set severity.
+//! /api/v1/incidents: list, show, ack, resolve, set severity, add a note.
 
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
@@ -9,7 +9,7 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
 use super::auth::require_token;
-use super::error::{json_body, reply_error, ApiError};
+use super::error::{json_object, reply_error, ApiError};
 use super::AppState;
 use crate::engine::Input;
 use crate::incident::{Impact, IncidentView, Status, TimelineEntry};
@@ -22,6 +22,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/api/v1/incidents/{id}/ack", post(ack))
         .route("/api/v1/incidents/{id}/resolve", post(resolve))
         .route("/api/v1/incidents/{id}/severity", post(severity))
+        .route("/api/v1/incidents/{id}/notes", post(note))
         .route_layer(middleware::from_fn_with_state(state, require_token))
 }
 
@@ -85,7 +86,7 @@ pub struct IncidentDetail {
     pub timeline: Vec<TimelineEntry>,
 }
 
-fn parse_id(id: &str) -> Result<i64, ApiError> {
+pub(crate) fn parse_id(id: &str) -> Result<i64, ApiError> {
     id.parse::<i64>()
         .map_err(|_| ApiError::not_found(format!("no incident {id:?}: ids are numbers")))
 }
@@ -125,13 +126,31 @@ struct ResolveBody {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct SeverityBody {
-    severity: Option<u8>,
+    /// Absent is a 400 (the field is required); `null` unpins.
+    #[serde(deserialize_with = "present")]
+    severity: Option<i64>,
     by: String,
     #[serde(default)]
     reason: Option<String>,
 }
 
-fn check_by(by: &str) -> Result<(), ApiError> {
+/// Makes an `Option` field required while still accepting `null` (serde treats a missing
+/// `Option` as `None` otherwise, and a forgotten `severity` would silently unpin).
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    Option::<i64>::deserialize(d)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NoteBody {
+    by: String,
+    text: String,
+}
+
+/// Longest note text (as DESIGN.md bounds a CRI summary).
+pub(crate) const MAX_NOTE: usize = 64 * 1024;
+
+pub(crate) fn check_by(by: &str) -> Result<(), ApiError> {
     if by.trim().is_empty() || by.len() > 256 {
         return Err(ApiError::unprocessable(
             "`by` must name who acts (1 to 256 characters)",
@@ -140,21 +159,39 @@ fn check_by(by: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// An action on an incident that exists but is resolved is a 409; one that does not exist a 404.
-async fn act(state: &AppState, id: i64, input: Input) -> Result<Json<IncidentView>, ApiError> {
-    match state.engine.send(input).await? {
-        crate::engine::Reply::NotFound(_) => {
-            return Err(match state.store.incident(id).await? {
-                Some(_) => {
-                    ApiError::new(StatusCode::CONFLICT, format!("incident {id} is resolved"))
-                }
-                None => ApiError::not_found(format!("no incident {id}")),
-            })
-        }
-        reply => {
-            reply_error(reply)?;
-        }
+pub(crate) fn check_note(text: &str) -> Result<(), ApiError> {
+    if text.trim().is_empty() || text.len() > MAX_NOTE {
+        return Err(ApiError::unprocessable(
+            "`text` must say something (1 byte to 64 KiB)",
+        ));
     }
+    Ok(())
+}
+
+pub(crate) fn check_severity(severity: Option<i64>) -> Result<Option<u8>, ApiError> {
+    match severity {
+        None => Ok(None),
+        Some(s @ 0..=4) => Ok(Some(s as u8)),
+        Some(s) => Err(ApiError::unprocessable(format!(
+            "severity {s} is out of range: 0 (worst) to 4, or null to unpin"
+        ))),
+    }
+}
+
+/// Hand a person's action to the engine. An incident that exists but is resolved is a 409
+/// (the core forgets resolved incidents, so it answers "not open"); one that never existed a 404.
+pub(crate) async fn perform(state: &AppState, id: i64, input: Input) -> Result<(), ApiError> {
+    match state.engine.send(input).await? {
+        crate::engine::Reply::NotFound(_) => Err(match state.store.incident(id).await? {
+            Some(_) => ApiError::new(StatusCode::CONFLICT, format!("incident {id} is resolved")),
+            None => ApiError::not_found(format!("no incident {id}")),
+        }),
+        reply => reply_error(reply).map(drop),
+    }
+}
+
+async fn act(state: &AppState, id: i64, input: Input) -> Result<Json<IncidentView>, ApiError> {
+    perform(state, id, input).await?;
     let incident = state
         .store
         .incident(id)
@@ -172,7 +209,7 @@ async fn ack(
     body: Bytes,
 ) -> Result<Json<IncidentView>, ApiError> {
     let id = parse_id(&id)?;
-    let body: AckBody = json_body(&body)?;
+    let body: AckBody = json_object(&body)?;
     check_by(&body.by)?;
     act(
         &state,
@@ -191,7 +228,7 @@ async fn resolve(
     body: Bytes,
 ) -> Result<Json<IncidentView>, ApiError> {
     let id = parse_id(&id)?;
-    let body: ResolveBody = json_body(&body)?;
+    let body: ResolveBody = json_object(&body)?;
     check_by(&body.by)?;
     act(
         &state,
@@ -211,22 +248,46 @@ async fn severity(
     body: Bytes,
 ) -> Result<Json<IncidentView>, ApiError> {
     let id = parse_id(&id)?;
-    let body: SeverityBody = json_body(&body)?;
+    let body: SeverityBody = json_object(&body)?;
     check_by(&body.by)?;
-    if body.severity.is_some_and(|s| s > 4) {
-        return Err(ApiError::unprocessable(
-            "severity must be 0 to 4, or null to unpin",
-        ));
-    }
+    let severity = check_severity(body.severity)?;
     act(
         &state,
         id,
         Input::SetSeverity {
             incident_id: id,
-            severity: body.severity,
+            severity,
             by: body.by,
             reason: body.reason,
         },
     )
     .await
+}
+
+/// 201 with the timeline entry the note became.
+async fn note(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<(StatusCode, Json<TimelineEntry>), ApiError> {
+    let id = parse_id(&id)?;
+    let body: NoteBody = json_object(&body)?;
+    check_by(&body.by)?;
+    check_note(&body.text)?;
+    let input = Input::Note {
+        incident_id: id,
+        by: body.by.clone(),
+        text: body.text.clone(),
+    };
+    perform(&state, id, input).await?;
+    // The engine answers once the entry is stored, so it is there to read back.
+    let entry = state
+        .store
+        .timeline_of(id)
+        .await?
+        .into_iter()
+        .rev()
+        .find(|e| e.kind == "note" && e.actor == body.by && e.message == body.text)
+        .ok_or_else(|| ApiError::internal("the note was taken but cannot be read back"))?;
+    Ok((StatusCode::CREATED, Json(entry)))
 }

@@ -1,16 +1,26 @@
 //! The HTTP interface: the JSON API, ingest endpoints, ack links, the dashboard, and the
 //! Prometheus admin plane (/metrics, /-/healthy, /-/ready, /-/reload).
 
+pub mod ack;
 pub mod admin;
 pub mod auth;
+pub mod dashboard;
 pub mod error;
 pub mod incidents;
+pub mod oncall;
+pub mod queues;
 
+use std::convert::Infallible;
 use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll};
 
+use axum::extract::Request;
+use axum::middleware;
+use axum::response::Response;
 use axum::Router;
 use tokio::sync::{mpsc, oneshot, watch};
+use tower::ServiceExt;
 
 use crate::engine::{Clock, EngineHandle, Setup};
 use crate::metrics::Metrics;
@@ -48,8 +58,57 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(admin::router())
         .merge(incidents::router(state.clone()))
+        .merge(queues::router(state.clone()))
+        .merge(oncall::router(state.clone()))
         .merge(crate::sources::ingest::router(state.clone()))
+        .merge(ack::router())
+        .merge(dashboard::router())
         .fallback(error::not_found)
         .layer(tower_http::limit::RequestBodyLimitLayer::new(MAX_BODY))
+        // Outermost, so it also sees the limit layer's 413 and axum's own 405s.
+        .layer(middleware::map_response(error::json_errors))
         .with_state(state)
+}
+
+/// Serves a stand-in router (the admin plane saying "not ready") until the real one is
+/// installed, so the port answers from the first moment: `/-/ready` is 503 while the store
+/// opens and the rules load, instead of refusing connections.
+#[derive(Clone)]
+pub struct Gate {
+    installed: Arc<OnceLock<Router>>,
+    starting: Router,
+}
+
+impl Gate {
+    pub fn new(starting: Router) -> Self {
+        Gate {
+            installed: Arc::new(OnceLock::new()),
+            starting,
+        }
+    }
+
+    /// Serve `router` from now on (once; later calls are ignored).
+    pub fn open(&self, router: Router) {
+        let _ = self.installed.set(router);
+    }
+
+    /// The router to hand to `axum::serve`.
+    pub fn into_router(self) -> Router {
+        Router::new().fallback_service(self)
+    }
+}
+
+impl tower::Service<Request> for Gate {
+    type Response = Response;
+    type Error = Infallible;
+    type Future = tower::util::Oneshot<Router, Request>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        let router = self.installed.get().unwrap_or(&self.starting).clone();
+        router.oneshot(request)
+    }
 }

@@ -1,0 +1,328 @@
+//! What the dashboard shows, shaped for its templates: plain values, times formatted,
+//! nothing left for the template to compute.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use super::render::{age, opt_time, time};
+use crate::engine::Setup;
+use crate::incident::{Impact, Incident, TimelineEntry};
+use crate::paging::PageEvent;
+use crate::store::{OutboxEntry, OutboxStatus};
+
+/// One incident on the overview.
+#[derive(Serialize)]
+pub struct Card {
+    pub id: i64,
+    pub title: String,
+    pub severity: u8,
+    pub pinned: bool,
+    pub status: &'static str,
+    pub services: Vec<String>,
+    pub regions: Vec<String>,
+    pub customers: Vec<String>,
+    pub customer_count: usize,
+    pub opened_at: String,
+    pub age: String,
+    pub acknowledged_by: Option<String>,
+    pub acknowledged_ago: Option<String>,
+    pub respond_by: Option<String>,
+    pub queue: Option<String>,
+    pub paged: Vec<Paged>,
+}
+
+/// Someone paged for an incident, and how their latest page fared.
+#[derive(Serialize, PartialEq, Debug)]
+pub struct Paged {
+    pub who: String,
+    pub channel: &'static str,
+    pub delivery: &'static str,
+}
+
+/// A responder's display name: "Alice (alice)" when the config names them.
+pub fn person(setup: &Setup, id: &str) -> String {
+    match setup
+        .paging
+        .responders
+        .get(id)
+        .and_then(|r| r.name.as_deref())
+    {
+        Some(name) if name != id => format!("{name} ({id})"),
+        _ => id.to_string(),
+    }
+}
+
+/// Who was paged about the incident itself (not the ack and resolve notices that follow),
+/// once per person and channel, with the delivery state of their latest page.
+pub fn paged(setup: &Setup, pages: &[OutboxEntry]) -> Vec<Paged> {
+    let mut latest: BTreeMap<(String, &'static str), &'static str> = BTreeMap::new();
+    for entry in pages {
+        if matches!(
+            entry.page.event,
+            PageEvent::Acknowledged | PageEvent::Resolved
+        ) {
+            continue;
+        }
+        latest.insert(
+            (
+                entry.page.recipient.id.clone(),
+                entry.page.recipient.channel.as_str(),
+            ),
+            entry.status.as_str(),
+        );
+    }
+    latest
+        .into_iter()
+        .map(|((id, channel), delivery)| Paged {
+            who: person(setup, &id),
+            channel,
+            delivery,
+        })
+        .collect()
+}
+
+pub fn card(setup: &Setup, incident: &Incident, pages: &[OutboxEntry], now: DateTime<Utc>) -> Card {
+    Card {
+        id: incident.id,
+        title: incident.title.clone(),
+        severity: incident.severity,
+        pinned: incident.pinned,
+        status: incident.status.as_str(),
+        services: incident.services.iter().cloned().collect(),
+        regions: incident.regions.iter().cloned().collect(),
+        customers: incident.customers.iter().cloned().collect(),
+        customer_count: incident.customers.len(),
+        opened_at: time(incident.opened_at),
+        age: age(now, incident.opened_at),
+        acknowledged_by: incident.acknowledged_by.clone(),
+        acknowledged_ago: incident.acknowledged_at.map(|t| age(now, t)),
+        respond_by: opt_time(incident.respond_by),
+        queue: incident.queue.clone(),
+        paged: paged(setup, pages),
+    }
+}
+
+pub const SEVERITY_NAMES: [&str; 5] = [
+    "disaster",
+    "multi-service or multi-region",
+    "single service below SLA",
+    "urgent, business hours",
+    "not urgent, triage queue",
+];
+
+#[derive(Serialize)]
+pub struct ImpactRow {
+    pub id: i64,
+    pub rule: String,
+    pub kind: String,
+    pub sla_breach: bool,
+    pub business_impact: Option<String>,
+    pub service: Option<String>,
+    pub region: Option<String>,
+    pub customers: Vec<String>,
+    pub summary: String,
+    pub started_at: String,
+    pub cleared_at: Option<String>,
+    pub active: bool,
+}
+
+/// The serde name of an enum value (`data_loss`, `high`), as the API spells it.
+fn serde_name<T: Serialize>(value: &T) -> String {
+    serde_json::to_value(value)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+pub fn impact_row(impact: &Impact) -> ImpactRow {
+    ImpactRow {
+        id: impact.id,
+        rule: impact.rule.clone(),
+        kind: serde_name(&impact.kind),
+        sla_breach: impact.sla_breach,
+        business_impact: impact.business_impact.as_ref().map(serde_name),
+        service: impact.service.clone(),
+        region: impact.region.clone(),
+        customers: impact.customers.iter().cloned().collect(),
+        summary: impact.summary.clone(),
+        started_at: time(impact.started_at),
+        cleared_at: opt_time(impact.cleared_at),
+        active: impact.is_active(),
+    }
+}
+
+/// One line of the incident's history as the page shows it.
+#[derive(Serialize, Debug)]
+pub struct TimelineRow {
+    pub at: String,
+    pub kind: String,
+    pub actor: String,
+    pub message: String,
+    #[serde(skip)]
+    sort_at: DateTime<Utc>,
+}
+
+/// The stored timeline with each page's delivery folded in at the time it was created, so
+/// one list tells the whole story: impacts, severity changes, pages and how they fared,
+/// acks, notes.
+pub fn timeline(
+    setup: &Setup,
+    entries: &[TimelineEntry],
+    pages: &[OutboxEntry],
+) -> Vec<TimelineRow> {
+    let mut rows: Vec<TimelineRow> = entries
+        .iter()
+        .map(|e| TimelineRow {
+            at: time(e.at),
+            kind: e.kind.clone(),
+            actor: e.actor.clone(),
+            message: e.message.clone(),
+            sort_at: e.at,
+        })
+        .collect();
+    for entry in pages {
+        let page = &entry.page;
+        let delivery = match entry.status {
+            OutboxStatus::Delivered => match entry.delivered_at {
+                Some(at) => format!("delivered at {}", time(at)),
+                None => "delivered".to_string(),
+            },
+            OutboxStatus::Pending if entry.attempts == 0 => "waiting to be sent".to_string(),
+            OutboxStatus::Pending => format!(
+                "retrying (attempt {}, next at {}){}",
+                entry.attempts,
+                time(entry.next_attempt_at),
+                entry
+                    .last_error
+                    .as_deref()
+                    .map(|e| format!(": {e}"))
+                    .unwrap_or_default()
+            ),
+            OutboxStatus::Failed => format!(
+                "failed after {} attempts{}",
+                entry.attempts,
+                entry
+                    .last_error
+                    .as_deref()
+                    .map(|e| format!(": {e}"))
+                    .unwrap_or_default()
+            ),
+        };
+        rows.push(TimelineRow {
+            at: time(page.created_at),
+            kind: "page".to_string(),
+            actor: "tocsin".to_string(),
+            message: format!(
+                "{} page to {} by {}: {delivery}",
+                page.event,
+                person(setup, &page.recipient.id),
+                page.recipient.channel.as_str()
+            ),
+            sort_at: page.created_at,
+        });
+    }
+    // Stable: at equal times the stored entry (e.g. "paged") comes before its pages.
+    rows.sort_by_key(|r| r.sort_at);
+    rows
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::paging::{Channel, Page, PagePayload, Recipient};
+
+    fn entry(id: i64, who: &str, event: PageEvent, status: OutboxStatus) -> OutboxEntry {
+        let at = DateTime::parse_from_rfc3339("2026-01-05T10:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let incident = Incident {
+            id: 1,
+            title: "t".into(),
+            severity: 2,
+            pinned: false,
+            status: crate::incident::Status::Triggered,
+            impact_ids: vec![],
+            labels: BTreeMap::new(),
+            services: Default::default(),
+            regions: Default::default(),
+            customers: Default::default(),
+            opened_at: at,
+            acknowledged_at: None,
+            acknowledged_by: None,
+            resolved_at: None,
+            resolved_by: None,
+            respond_by: None,
+            sr_severity: None,
+            queue: None,
+            merged_into: None,
+        };
+        OutboxEntry {
+            page: Page {
+                id,
+                delivery_id: format!("d{id}"),
+                incident_id: 1,
+                event,
+                recipient: Recipient {
+                    id: who.into(),
+                    channel: Channel::Email,
+                    address: format!("{who}@example.com"),
+                },
+                level: Some(0),
+                payload: PagePayload {
+                    version: "1".into(),
+                    event,
+                    incident: crate::incident::IncidentView::new(&incident, ""),
+                    escalation: crate::paging::page::EscalationRef {
+                        policy: None,
+                        level: Some(0),
+                    },
+                    recipient: who.into(),
+                    ack_url: None,
+                },
+                created_at: at + chrono::Duration::seconds(id),
+            },
+            status,
+            attempts: 1,
+            next_attempt_at: at,
+            delivered_at: None,
+            last_error: None,
+        }
+    }
+
+    #[test]
+    fn paged_lists_each_person_once_with_their_latest_page_and_skips_notices() {
+        let setup = Setup::new(Config::default(), None);
+        let pages = [
+            entry(1, "alice", PageEvent::Triggered, OutboxStatus::Failed),
+            entry(2, "alice", PageEvent::Escalated, OutboxStatus::Delivered),
+            entry(3, "bob", PageEvent::Escalated, OutboxStatus::Pending),
+            // Notices that it was acknowledged are not "who was paged".
+            entry(4, "carol", PageEvent::Acknowledged, OutboxStatus::Delivered),
+        ];
+        assert_eq!(
+            paged(&setup, &pages),
+            vec![
+                Paged {
+                    who: "alice".into(),
+                    channel: "email",
+                    delivery: "delivered"
+                },
+                Paged {
+                    who: "bob".into(),
+                    channel: "email",
+                    delivery: "pending"
+                },
+            ]
+        );
+        let rows = timeline(&setup, &[], &pages);
+        assert_eq!(rows.len(), 4);
+        assert!(rows[0]
+            .message
+            .starts_with("triggered page to alice by email: failed after 1"));
+        assert!(rows[1].message.ends_with("delivered"), "{rows:?}");
+        assert!(rows[2].message.contains("retrying (attempt 1"), "{rows:?}");
+    }
+}
