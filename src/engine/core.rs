@@ -251,7 +251,8 @@ impl Core {
                 self.heartbeats[i] = state;
             }
         }
-        self.gauges_dirty = true;
+        // Right after a restart, before any batch: /metrics must already tell the truth.
+        self.refresh_gauges();
         self.rebuild_correlation_index();
         self.rebuild_timers(now);
     }
