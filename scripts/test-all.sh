@@ -23,8 +23,12 @@ fi
 cargo fmt --all -- --check
 cargo clippy --all-targets -- -D warnings
 
-# 3. Unit and end-to-end tests (the end-to-end tests start the real engine and peers).
-cargo test --all-targets -- --test-threads 4
+# 3. Unit and end-to-end tests (the end-to-end tests start the real engine and peers), on a
+#    SQLite store, then the end-to-end tests again with the engines on PostgreSQL
+#    (127.0.0.1:5432; each test creates its own database and drops it).
+cargo test -- --test-threads 4
+TOCSIN_TEST_STORE=postgres cargo test --test engine --test crash --test api --test dashboard \
+    --test paging --test sources -- --test-threads 4
 
 # 4. The shipped config and rules are valid, and the rule unit tests pass.
 cargo run --quiet -- check --config config/tocsin.yaml

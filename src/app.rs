@@ -12,11 +12,12 @@ use tokio::task::JoinHandle;
 
 use crate::api::{self, AppState, ReloadRequest};
 use crate::config::{self, Config};
+use crate::engine::leadership::{self, Fence, Leadership, LeaseTiming};
 use crate::engine::runtime::{self, LoopParts};
-use crate::engine::{Clock, Core, EngineHandle, Input, Setup};
+use crate::engine::{Clock, Core, EngineHandle, Input, Reply, Setup};
 use crate::metrics::Metrics;
 use crate::paging::Page;
-use crate::store::Store;
+use crate::store::{Backend, Store};
 
 /// How to start an engine.
 #[derive(Clone, Debug)]
@@ -44,7 +45,7 @@ pub struct Running {
     pub metrics: Arc<Metrics>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
-    engine_task: JoinHandle<Core>,
+    supervisor: JoinHandle<Option<Core>>,
 }
 
 impl Running {
@@ -57,12 +58,14 @@ impl Running {
     }
 
     /// Stop every task and write what is left; returns the core for inspection.
-    pub async fn stop(self) -> Core {
+    /// Stop every task and write what is left; returns the last core this engine ran as
+    /// the leader, for inspection.
+    pub async fn stop(self) -> Option<Core> {
         let _ = self.shutdown.send(true);
         for task in self.tasks {
             let _ = task.await;
         }
-        let core = self.engine_task.await.expect("engine loop does not panic");
+        let core = self.supervisor.await.ok().flatten();
         self.state.store.close().await;
         core
     }
@@ -219,63 +222,97 @@ async fn start_engine(
         shutdown_rx,
     } = parts;
     let store_url = config.store_url();
+    let lease = LeaseTiming::from_lease(config.store.lease.std());
+    let holder = config
+        .store
+        .engine_id
+        .clone()
+        .unwrap_or_else(|| engine_id(addr));
     metrics.prime(&config);
     let opened = async {
         let setup = build_setup(config)?;
         let store = Store::open(&store_url).await.context("opening the store")?;
-        let snapshot = store.load().await.context("loading state from the store")?;
-        anyhow::Ok((setup, store, snapshot))
+        anyhow::Ok((setup, store))
     }
     .await;
-    let (setup, store, snapshot) = match opened {
+    let (setup, store) = match opened {
         Ok(opened) => opened,
         Err(e) => return Err((e, shutdown_tx)),
     };
     let clock = options.clock.clone();
-    let now = clock.now();
-    let mut core = Core::new(Arc::clone(&setup), Arc::clone(&metrics), now);
-    tracing::info!(
-        incidents = snapshot.incidents.len(),
-        rule_states = snapshot.rule_states.len(),
-        "state loaded from the store"
-    );
-    // Also sets the open-incident and queue gauges from what was stored.
-    core.restore(snapshot, now);
-
+    let shared = store.backend() == Backend::Postgres;
+    // With PostgreSQL several engines may share the store: inputs an engine takes while
+    // another leads go through the store's inbox.
+    let engine = EngineHandle::new(shared.then(|| store.clone()), clock.clone());
     let (setup_tx, setup_rx) = watch::channel(Arc::clone(&setup));
-    let (pages_tx, pages_rx) = mpsc::unbounded_channel::<Vec<Page>>();
-    let (engine, inputs) = runtime::channel();
-    let engine_task = tokio::spawn(runtime::run_loop(
-        core,
-        inputs,
-        LoopParts {
-            store: store.clone(),
-            clock: clock.clone(),
-            metrics: Arc::clone(&metrics),
-            pages: pages_tx,
-            shutdown: shutdown_rx.clone(),
-        },
-    ));
-
-    let mut tasks = Vec::new();
-    tasks.push(crate::paging::notify::spawn(
-        crate::paging::notify::DeliveryParts {
-            store: store.clone(),
-            engine: engine.clone(),
-            clock: clock.clone(),
-            metrics: Arc::clone(&metrics),
-            setup: setup_rx.clone(),
-            pages: pages_rx,
-            shutdown: shutdown_rx.clone(),
-        },
-    ));
-    tasks.push(crate::sources::spawn(crate::sources::SourceParts {
+    let (role_tx, role_rx) = watch::channel(Leadership::FOLLOWER);
+    let fence = if shared {
+        Fence::new()
+    } else {
+        Fence::forever()
+    };
+    let leader = LeaderContext {
+        store: store.clone(),
         engine: engine.clone(),
         clock: clock.clone(),
         metrics: Arc::clone(&metrics),
         setup: setup_rx.clone(),
-        shutdown: shutdown_rx.clone(),
-    }));
+        holder: holder.clone(),
+        shared,
+        fence: Arc::clone(&fence),
+    };
+    let mut tasks = Vec::new();
+    let initial_role = if shared {
+        // The first attempt at the lease decides this engine's role before it serves.
+        let sent = leadership::RealInstant::now();
+        match store
+            .acquire_or_renew(&holder, lease.lease.as_millis() as i64)
+            .await
+        {
+            Ok(Some(term)) => {
+                fence.extend(sent, lease.lease - lease.margin);
+                Leadership { leader: true, term }
+            }
+            Ok(None) => Leadership::FOLLOWER,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot reach the leader lease; starting as a follower");
+                Leadership::FOLLOWER
+            }
+        }
+    } else {
+        // One engine on its own SQLite store leads for good.
+        Leadership {
+            leader: true,
+            term: 0,
+        }
+    };
+    role_tx.send_replace(initial_role);
+    metrics.leader.set(i64::from(initial_role.leader));
+    let services = if initial_role.leader {
+        match leader.start(initial_role.term).await {
+            Ok(services) => Some(services),
+            Err(e) => return Err((e, shutdown_tx)),
+        }
+    } else {
+        None
+    };
+    if shared {
+        tasks.push(tokio::spawn(leadership::run_lease(
+            store.clone(),
+            holder.clone(),
+            lease,
+            Arc::clone(&fence),
+            role_tx,
+            Arc::clone(&metrics),
+            shutdown_rx.clone(),
+        )));
+    }
+    let supervisor = tokio::spawn(supervise(
+        leader,
+        services,
+        role_rx.clone(),
+        shutdown_rx.clone(),
+    ));
 
     let (reload_tx, reload_rx) = mpsc::channel::<ReloadRequest>(8);
     let ready = Arc::new(AtomicBool::new(false));
@@ -288,6 +325,8 @@ async fn start_engine(
         clock: clock.clone(),
         reload: reload_tx,
         tokens: Arc::new(tokens),
+        role: role_rx,
+        engine_id: Arc::from(holder.as_str()),
     };
     tasks.push(tokio::spawn(reload_loop(
         options.config_path.clone(),
@@ -303,18 +342,230 @@ async fn start_engine(
     metrics
         .config_last_reload_success_timestamp_seconds
         .set(chrono::Utc::now().timestamp() as f64);
-    // One engine on its store evaluates rules and sends pages: it is the leader.
-    metrics.leader.set(1);
     ready.store(true, Ordering::Release);
-    tracing::info!(%addr, "tocsin is ready");
+    tracing::info!(%addr, engine = %holder, leader = initial_role.leader, "tocsin is ready");
     Ok(Running {
         addr,
         state,
         metrics,
         shutdown: shutdown_tx,
         tasks,
-        engine_task,
+        supervisor,
     })
+}
+
+/// A name for this engine in the lease: its host and the address it serves on. Two engines
+/// cannot serve on one host and address at once, and an engine restarted in place (after a
+/// crash, by systemd) is the same holder, so it takes its lease back at once instead of
+/// waiting for it to run out.
+fn engine_id(addr: SocketAddr) -> String {
+    let host = std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "tocsin".into());
+    format!("{host}@{addr}")
+}
+
+/// What the leader's services are built from.
+struct LeaderContext {
+    store: Store,
+    engine: EngineHandle,
+    clock: Clock,
+    metrics: Arc<Metrics>,
+    setup: watch::Receiver<Arc<Setup>>,
+    holder: String,
+    shared: bool,
+    fence: Arc<Fence>,
+}
+
+/// The tasks that only the leader runs: the engine loop (rules, timers), delivery, probes
+/// and pulls, and the inbox reader.
+struct LeaderServices {
+    stop: watch::Sender<bool>,
+    engine_task: JoinHandle<Core>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl LeaderContext {
+    /// Take over: load the state from the store and start everything the leader runs.
+    async fn start(&self, term: i64) -> Result<LeaderServices> {
+        let store = if self.shared {
+            self.store.fenced(&self.holder, term)
+        } else {
+            self.store.clone()
+        };
+        let snapshot = store.load().await.context("loading state from the store")?;
+        let setup = Arc::clone(&self.setup.borrow());
+        let now = self.clock.now();
+        let mut core = Core::new(setup, Arc::clone(&self.metrics), now);
+        tracing::info!(
+            term,
+            incidents = snapshot.incidents.len(),
+            rule_states = snapshot.rule_states.len(),
+            "state loaded from the store"
+        );
+        // Also sets the open-incident and queue gauges from what was stored.
+        core.restore(snapshot, now);
+        let (stop, stop_rx) = watch::channel(false);
+        let (pages_tx, pages_rx) = mpsc::unbounded_channel::<Vec<Page>>();
+        let inputs = self.engine.attach();
+        let engine_task = tokio::spawn(runtime::run_loop(
+            core,
+            inputs,
+            LoopParts {
+                store,
+                clock: self.clock.clone(),
+                metrics: Arc::clone(&self.metrics),
+                pages: pages_tx,
+                shutdown: stop_rx.clone(),
+            },
+        ));
+        let mut tasks = vec![crate::paging::notify::spawn(
+            crate::paging::notify::DeliveryParts {
+                store: self.store.clone(),
+                engine: self.engine.clone(),
+                clock: self.clock.clone(),
+                metrics: Arc::clone(&self.metrics),
+                setup: self.setup.clone(),
+                pages: pages_rx,
+                shutdown: stop_rx.clone(),
+                claims: self.shared.then(|| crate::paging::notify::Claims {
+                    holder: self.holder.clone(),
+                    fence: Arc::clone(&self.fence),
+                }),
+            },
+        )];
+        tasks.push(crate::sources::spawn(crate::sources::SourceParts {
+            engine: self.engine.clone(),
+            clock: self.clock.clone(),
+            metrics: Arc::clone(&self.metrics),
+            setup: self.setup.clone(),
+            shutdown: stop_rx.clone(),
+        }));
+        if self.shared {
+            tasks.push(tokio::spawn(read_inbox(
+                self.store.clone(),
+                self.engine.clone(),
+                self.clock.clone(),
+                stop_rx,
+            )));
+        }
+        Ok(LeaderServices {
+            stop,
+            engine_task,
+            tasks,
+        })
+    }
+}
+
+impl LeaderServices {
+    /// Stop leading: inputs go to the inbox again and every leader task ends.
+    async fn stop(self, engine: &EngineHandle) -> Option<Core> {
+        engine.detach();
+        let _ = self.stop.send(true);
+        for task in self.tasks {
+            let _ = task.await;
+        }
+        self.engine_task.await.ok()
+    }
+}
+
+/// Start the leader's services when this engine takes the lease, stop them when it loses it;
+/// returns the last core at shutdown (for tests).
+async fn supervise(
+    leader: LeaderContext,
+    mut services: Option<LeaderServices>,
+    mut role: watch::Receiver<Leadership>,
+    mut shutdown: watch::Receiver<bool>,
+) -> Option<Core> {
+    let mut running_term = services.as_ref().map(|_| role.borrow().term);
+    let mut last_core = None;
+    loop {
+        let changed = tokio::select! {
+            _ = shutdown.wait_for(|stop| *stop) => break,
+            changed = role.changed() => changed.is_ok(),
+        };
+        if !changed {
+            // No lease to follow (one engine on SQLite): lead until shutdown.
+            let _ = shutdown.wait_for(|stop| *stop).await;
+            break;
+        }
+        let now = *role.borrow_and_update();
+        if running_term.is_some() && (!now.leader || running_term != Some(now.term)) {
+            if let Some(s) = services.take() {
+                last_core = s.stop(&leader.engine).await;
+            }
+            running_term = None;
+            tracing::info!("leader services stopped");
+        }
+        if now.leader && running_term.is_none() {
+            match leader.start(now.term).await {
+                Ok(s) => {
+                    services = Some(s);
+                    running_term = Some(now.term);
+                }
+                Err(e) => tracing::error!(
+                    error = %format!("{e:#}"),
+                    "cannot take over; staying a follower until the next renewal"
+                ),
+            }
+        }
+    }
+    if let Some(s) = services.take() {
+        last_core = s.stop(&leader.engine).await;
+    }
+    last_core
+}
+
+/// The leader applies inputs other engines took (pushes, CRIs, heartbeats, acks); each is
+/// marked done with its reply in the same transaction as its effects.
+async fn read_inbox(
+    store: Store,
+    engine: EngineHandle,
+    clock: Clock,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut after = 0;
+    let mut last_prune = tokio::time::Instant::now();
+    loop {
+        let mut full = false;
+        match store.inbox_pending(after, 256).await {
+            Ok(rows) => {
+                full = rows.len() == 256;
+                for (id, json) in rows {
+                    after = id;
+                    let input = match serde_json::from_str::<Input>(&json) {
+                        Ok(input) => input,
+                        Err(e) => {
+                            // Written by an engine of another version: answer, do not guess.
+                            tracing::error!(inbox = id, error = %e, "an inbox input cannot be read");
+                            let reply =
+                                Reply::Conflict(format!("this leader cannot read the input: {e}"));
+                            let json = serde_json::to_string(&reply).unwrap_or_default();
+                            let _ = store.inbox_answer(id, &json, clock.now()).await;
+                            continue;
+                        }
+                    };
+                    if engine.submit_inbox(id, input).await.is_err() {
+                        return;
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot read the inbox"),
+        }
+        if last_prune.elapsed() > std::time::Duration::from_secs(60) {
+            last_prune = tokio::time::Instant::now();
+            let _ = store
+                .inbox_prune(clock.now() - chrono::Duration::hours(1))
+                .await;
+        }
+        let wait = if full { 0 } else { 20 };
+        tokio::select! {
+            _ = stop.wait_for(|stop| *stop) => return,
+            _ = tokio::time::sleep(std::time::Duration::from_millis(wait)) => {}
+        }
+    }
 }
 
 /// Reload requests (API and SIGHUP): a bad config is refused whole and the old one runs on.

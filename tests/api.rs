@@ -1107,8 +1107,9 @@ async fn a_good_reload_changes_behaviour() {
     dir.write(
         "config.yaml",
         &format!(
-            "{}\nstore: {{ url: \"sqlite://data/tocsin.db\" }}\nrule_files: [ \"rules/*.yaml\" ]\n",
-            config_yaml(false, &reloaded_routes())
+            "{}\nstore: {{ url: \"{}\" }}\nrule_files: [ \"rules/*.yaml\" ]\n",
+            config_yaml(false, &reloaded_routes()),
+            dir.store_url()
         ),
     );
     dir.write("rules/disks.yaml", DISK_RULE);
@@ -1151,8 +1152,9 @@ async fn a_good_reload_changes_behaviour() {
 async fn a_bad_reload_is_refused_whole_and_the_old_config_keeps_running() {
     let (dir, engine) = engine(false).await;
     let good = format!(
-        "{}\nstore: {{ url: \"sqlite://data/tocsin.db\" }}\nrule_files: [ \"rules/*.yaml\" ]\n",
-        config_yaml(false, &reloaded_routes())
+        "{}\nstore: {{ url: \"{}\" }}\nrule_files: [ \"rules/*.yaml\" ]\n",
+        config_yaml(false, &reloaded_routes()),
+        dir.store_url()
     );
     // A good new route and a good new rule, each next to one mistake: none of it may take
     // effect. First an unknown key in config.yaml, then a rule file with a typo.
@@ -1249,8 +1251,9 @@ async fn sighup_reloads_the_real_binary_and_refuses_a_bad_config() {
     };
 
     let good = format!(
-        "{}\nstore: {{ url: \"sqlite://data/tocsin.db\" }}\nrule_files: [ \"rules/*.yaml\" ]\n",
-        config_yaml(false, &reloaded_routes())
+        "{}\nstore: {{ url: \"{}\" }}\nrule_files: [ \"rules/*.yaml\" ]\n",
+        config_yaml(false, &reloaded_routes()),
+        dir.store_url()
     );
     dir.write("config.yaml", &format!("{good}bogus_section: 1\n"));
     hangup(&engine);

@@ -994,12 +994,7 @@ async fn pages_pending_at_start_are_delivered_once_after_a_restart() {
     assert!(stopping.elapsed() < Duration::from_secs(5));
 
     // Stopped: the page is still pending in the outbox.
-    let store = Store::open(&format!(
-        "sqlite://{}",
-        dir.path().join("data/tocsin.db").display()
-    ))
-    .await
-    .unwrap();
+    let store = Store::open(&dir.store_url()).await.unwrap();
     let pending = store.pages_of(id).await.unwrap();
     assert_eq!(pending.len(), 1);
     assert_eq!(pending[0].status, OutboxStatus::Pending);

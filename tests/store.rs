@@ -150,6 +150,7 @@ async fn exercise(store: Store) {
             },
         )],
         pages: vec![page(1, &open), page(2, &open)],
+        inbox: vec![],
     };
     store.apply(&changes).await.expect("apply");
 

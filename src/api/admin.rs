@@ -69,7 +69,14 @@ fn not_ready() -> Response {
 
 async fn ready(State(state): State<AppState>) -> Response {
     if state.ready.load(Ordering::Acquire) {
-        (StatusCode::OK, "tocsin is ready.\n").into_response()
+        // Followers serve the API and the dashboard too, so they are ready; the answer
+        // says which engine pages.
+        let text = format!(
+            "tocsin is ready: {} ({}).\n",
+            state.role_text(),
+            state.engine_id
+        );
+        (StatusCode::OK, text).into_response()
     } else {
         not_ready()
     }

@@ -45,9 +45,23 @@ pub struct AppState {
     pub reload: mpsc::Sender<ReloadRequest>,
     /// Bearer tokens accepted on /api/* (empty: no auth).
     pub tokens: Arc<Vec<String>>,
+    /// Whether this engine leads (several engines on PostgreSQL), and at which term.
+    pub role: watch::Receiver<crate::engine::leadership::Leadership>,
+    /// This engine's name in the leader lease.
+    pub engine_id: Arc<str>,
 }
 
 impl AppState {
+    /// This engine's role in words: `leader`, `leader (term 3)` or `follower`.
+    pub fn role_text(&self) -> String {
+        let role = *self.role.borrow();
+        match (role.leader, role.term) {
+            (true, 0) => "leader".to_string(),
+            (true, term) => format!("leader (term {term})"),
+            (false, _) => "follower".to_string(),
+        }
+    }
+
     pub fn setup(&self) -> Arc<Setup> {
         self.setup.borrow().clone()
     }

@@ -97,14 +97,27 @@ pub struct AuthConfig {
 pub struct StoreConfig {
     #[serde(default = "default_store_url")]
     pub url: String,
+    /// Several engines on PostgreSQL: how long the leader's lease lasts unrenewed (a
+    /// takeover happens within this). Renewed every fifth of it.
+    #[serde(default = "default_lease")]
+    pub lease: Duration,
+    /// This engine's name in the lease (default: host name and listen address).
+    #[serde(default)]
+    pub engine_id: Option<String>,
 }
 
 impl Default for StoreConfig {
     fn default() -> Self {
         StoreConfig {
             url: default_store_url(),
+            lease: default_lease(),
+            engine_id: None,
         }
     }
+}
+
+fn default_lease() -> Duration {
+    Duration::from_secs(10)
 }
 
 fn default_store_url() -> String {

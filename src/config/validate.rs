@@ -168,6 +168,15 @@ fn check_server_and_store(config: &Config, report: &mut FileReport) {
             );
         }
     }
+    if config.store.lease < crate::config::Duration::from_secs(1) {
+        report.at(
+            Path::root().key("store").key("lease"),
+            format!(
+                "lease {} is too short: at least 1s (renewals happen every fifth of it)",
+                config.store.lease
+            ),
+        );
+    }
     let url = &config.store.url;
     if !(url.starts_with("sqlite:")
         || url.starts_with("postgres://")

@@ -23,8 +23,10 @@ use crate::paging::{route, Escalation, Page, PageEvent, PagePayload, Recipient};
 use crate::rules::{Decision, Rule, RuleState};
 use crate::signal::{Fingerprint, Signal, SignalState, SourceKind};
 
-/// Something the core is asked to do.
-#[derive(Clone, Debug)]
+/// Something the core is asked to do. Serializable: an engine that does not lead writes it
+/// to the store's inbox for the leader.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(tag = "input", content = "with", rename_all = "snake_case")]
 pub enum Input {
     Signals(Vec<Signal>),
     Heartbeat(String),
@@ -49,7 +51,8 @@ pub enum Input {
         by: String,
         text: String,
     },
-    /// Swap in a new config (a reload).
+    /// Swap in a new config (a reload). Local only: never goes through the inbox.
+    #[serde(skip)]
     Reload(Arc<Setup>),
     /// A page was given up after its retries: record it and go on to the next level.
     DeliveryFailed {
@@ -61,7 +64,8 @@ pub enum Input {
 }
 
 /// The core's answer to an input.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "reply", content = "detail", rename_all = "snake_case")]
 pub enum Reply {
     Done,
     /// For each signal, the incidents its impacts joined.
@@ -122,11 +126,15 @@ pub struct Changes {
     pub leases: Vec<(Fingerprint, Option<Lease>)>,
     pub heartbeats: Vec<(String, HeartbeatState)>,
     pub pages: Vec<Page>,
+    /// Inbox inputs handled in this batch, with their replies (JSON): marked done in the
+    /// same transaction as their effects, so a takeover neither loses nor repeats them.
+    pub inbox: Vec<(i64, String)>,
 }
 
 impl Changes {
     pub fn is_empty(&self) -> bool {
-        self.incidents.is_empty()
+        self.inbox.is_empty()
+            && self.incidents.is_empty()
             && self.impacts.is_empty()
             && self.timeline.is_empty()
             && self.paging.is_empty()

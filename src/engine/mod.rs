@@ -3,6 +3,7 @@
 
 pub mod clock;
 pub mod core;
+pub mod leadership;
 pub mod runtime;
 pub mod setup;
 pub mod timers;

@@ -11,7 +11,7 @@ use super::{Backend, Result, Store};
 const LEASE: &str = "engine";
 
 /// Milliseconds now, by the database's clock.
-fn db_now(backend: Backend) -> &'static str {
+pub(super) fn db_now(backend: Backend) -> &'static str {
     match backend {
         Backend::Postgres => "(EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT",
         Backend::Sqlite => "CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)",

@@ -2,6 +2,7 @@
 //! escalation and page. SQLite for one engine, PostgreSQL for several; the same portable SQL
 //! (through sqlx's Any driver) serves both, with a migration folder per backend.
 
+mod inbox;
 mod leader;
 mod outbox;
 mod queries;
@@ -9,13 +10,14 @@ mod state;
 
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
 use chrono::{DateTime, Utc};
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Executor, Row};
 
-pub use outbox::{OutboxEntry, OutboxStatus};
+pub use outbox::{Claim, OutboxEntry, OutboxStatus};
 pub use queries::IncidentFilter;
 
 #[derive(Debug, thiserror::Error)]
@@ -32,6 +34,10 @@ pub enum StoreError {
     Sql(#[from] sqlx::Error),
     #[error("store: stored record is not valid JSON: {0}")]
     Json(#[from] serde_json::Error),
+    #[error(
+        "store: this engine no longer holds the leader lease (term {term}); the write was refused"
+    )]
+    Fenced { term: i64 },
     #[error("store: cannot create folder {path}: {source}")]
     Folder {
         path: String,
@@ -52,6 +58,16 @@ pub enum Backend {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    /// Set on the leader's store: its writes of core changes check that it still holds the
+    /// lease at this term (the fencing token), so a deposed leader cannot write.
+    fencing: Option<Arc<Fencing>>,
+}
+
+/// Who must hold the lease for a write to go through.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Fencing {
+    pub holder: String,
+    pub term: i64,
 }
 
 static MIGRATE_SQLITE: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -100,11 +116,26 @@ impl Store {
             Backend::Sqlite => MIGRATE_SQLITE.run(&pool).await?,
             Backend::Postgres => MIGRATE_POSTGRES.run(&pool).await?,
         }
-        Ok(Store { pool, backend })
+        Ok(Store {
+            pool,
+            backend,
+            fencing: None,
+        })
     }
 
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// This store, with writes of core changes fenced by the lease at `term`.
+    pub fn fenced(&self, holder: &str, term: i64) -> Store {
+        Store {
+            fencing: Some(Arc::new(Fencing {
+                holder: holder.to_string(),
+                term,
+            })),
+            ..self.clone()
+        }
     }
 
     pub fn pool(&self) -> &AnyPool {

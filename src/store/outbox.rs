@@ -133,3 +133,77 @@ impl Store {
         Ok(())
     }
 }
+
+/// Whether this engine may send a page now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Claim {
+    /// Claimed for us until the given time: send it.
+    Claimed,
+    /// Another engine holds it until then (it may be sending it now).
+    HeldUntil(DateTime<Utc>),
+    /// Delivered or given up already.
+    Done,
+}
+
+impl Store {
+    /// Give up every claim `holder` has on pages still pending (a clean stop).
+    pub async fn release_claims(&self, holder: &str) -> Result<u64> {
+        let done = sqlx::query(
+            "UPDATE outbox SET claimed_by = NULL, claimed_until = NULL \
+             WHERE claimed_by = $1 AND status = 'pending'",
+        )
+        .bind(holder)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// Claim a pending page for `holder` until `until`, skipping it if another engine has it
+    /// locked or claimed (PostgreSQL: `FOR UPDATE SKIP LOCKED`). A page keeps its delivery id
+    /// whoever sends it, so a receiver that dedupes sees it once across a takeover.
+    pub async fn claim_page(
+        &self,
+        id: i64,
+        holder: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Claim> {
+        let mut tx = self.pool.begin().await?;
+        let lock = match self.backend {
+            super::Backend::Postgres => "FOR UPDATE SKIP LOCKED",
+            super::Backend::Sqlite => "",
+        };
+        let row = sqlx::query(&format!(
+            "SELECT status, claimed_by, claimed_until FROM outbox WHERE id = $1 {lock}"
+        ))
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else {
+            // Locked by another engine this very moment (or gone): look again shortly.
+            tx.rollback().await?;
+            return Ok(Claim::HeldUntil(now + chrono::Duration::seconds(1)));
+        };
+        let status: String = row.try_get("status")?;
+        if status != OutboxStatus::Pending.as_str() {
+            tx.rollback().await?;
+            return Ok(Claim::Done);
+        }
+        let by: Option<String> = row.try_get("claimed_by")?;
+        let claimed_until: Option<i64> = row.try_get("claimed_until")?;
+        if let (Some(by), Some(until_ms)) = (by, claimed_until) {
+            if by != holder && until_ms > ms(now) {
+                tx.rollback().await?;
+                return Ok(Claim::HeldUntil(from_ms(until_ms)));
+            }
+        }
+        sqlx::query("UPDATE outbox SET claimed_by = $1, claimed_until = $2 WHERE id = $3")
+            .bind(holder)
+            .bind(ms(until))
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(Claim::Claimed)
+    }
+}

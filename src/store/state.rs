@@ -15,6 +15,32 @@ impl Store {
             return Ok(());
         }
         let mut tx = self.pool.begin().await?;
+        if let Some(fencing) = &self.fencing {
+            // Holds a share lock on the lease row until commit: a takeover waits for this
+            // write, and this write is refused once the lease has passed on.
+            let sql = format!(
+                "SELECT term FROM leader_lease WHERE name = 'engine' AND holder = $1 AND term = $2 \
+                 AND expires_at >= {} {}",
+                super::leader::db_now(self.backend),
+                if self.backend == super::Backend::Postgres { "FOR SHARE" } else { "" }
+            );
+            let held = sqlx::query(&sql)
+                .bind(fencing.holder.as_str())
+                .bind(fencing.term)
+                .fetch_optional(&mut *tx)
+                .await?;
+            if held.is_none() {
+                return Err(super::StoreError::Fenced { term: fencing.term });
+            }
+        }
+        for (id, reply) in &changes.inbox {
+            sqlx::query("UPDATE inbox SET processed_at = $1, reply = $2 WHERE id = $3 AND processed_at IS NULL")
+                .bind(ms(chrono::Utc::now()))
+                .bind(reply.as_str())
+                .bind(*id)
+                .execute(&mut *tx)
+                .await?;
+        }
         for incident in &changes.incidents {
             sqlx::query(
                 "INSERT INTO incidents (id, status, severity, queue, opened_at, data) \

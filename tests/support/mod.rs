@@ -31,6 +31,38 @@ pub fn default_rules() -> String {
 /// A folder with `config.yaml` and `rules/*.yaml`; removed when dropped.
 pub struct TestDir {
     pub dir: tempfile::TempDir,
+    /// The PostgreSQL database of this test, when the suite runs on PostgreSQL.
+    pub pg_database: Option<String>,
+}
+
+/// `TOCSIN_TEST_STORE=postgres` runs the suite's engines on PostgreSQL (127.0.0.1:5432, a
+/// database of their own per test) instead of a SQLite file.
+pub fn suite_on_postgres() -> bool {
+    std::env::var("TOCSIN_TEST_STORE").is_ok_and(|v| v == "postgres")
+}
+
+fn psql(sql: &str) {
+    let output = Command::new("psql")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-U",
+            "postgres",
+            "-d",
+            "test",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-q",
+            "-c",
+            sql,
+        ])
+        .output()
+        .expect("psql (PostgreSQL client)");
+    assert!(
+        output.status.success(),
+        "psql {sql}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
 
 impl TestDir {
@@ -41,8 +73,18 @@ impl TestDir {
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::create_dir_all(dir.path().join("rules")).unwrap();
         let mut text = config.to_string();
+        let mut pg_database = None;
         if !text.contains("\nstore:") && !text.starts_with("store:") {
-            text.push_str("\nstore: { url: \"sqlite://data/tocsin.db\" }\n");
+            if suite_on_postgres() {
+                let name = format!("tocsin_test_{}", uuid::Uuid::new_v4().simple());
+                psql(&format!("CREATE DATABASE {name}"));
+                text.push_str(&format!(
+                    "\nstore: {{ url: \"postgres://postgres@127.0.0.1:5432/{name}\" }}\n"
+                ));
+                pg_database = Some(name);
+            } else {
+                text.push_str("\nstore: { url: \"sqlite://data/tocsin.db\" }\n");
+            }
         }
         if !text.contains("rule_files:") {
             text.push_str("\nrule_files: [ \"rules/*.yaml\" ]\n");
@@ -51,7 +93,7 @@ impl TestDir {
         for (name, body) in rule_files {
             std::fs::write(dir.path().join("rules").join(name), body).unwrap();
         }
-        TestDir { dir }
+        TestDir { dir, pg_database }
     }
 
     pub fn path(&self) -> &Path {
@@ -62,12 +104,28 @@ impl TestDir {
         self.dir.path().join("config.yaml")
     }
 
+    /// The store URL this folder's config uses.
+    pub fn store_url(&self) -> String {
+        match &self.pg_database {
+            Some(name) => format!("postgres://postgres@127.0.0.1:5432/{name}"),
+            None => format!("sqlite://{}/data/tocsin.db", self.path().display()),
+        }
+    }
+
     pub fn write(&self, relative: &str, body: &str) {
         let path = self.dir.path().join(relative);
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent).unwrap();
         }
         std::fs::write(path, body).unwrap();
+    }
+}
+
+impl Drop for TestDir {
+    fn drop(&mut self) {
+        if let Some(name) = &self.pg_database {
+            psql(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+        }
     }
 }
 

@@ -163,6 +163,7 @@ async fn overview(state: &AppState, headers: &HeaderMap) -> Result<Response, Api
             refresh => REFRESH_SECONDS,
             logged_in => !state.tokens.is_empty() && session::cookie(headers, session::SESSION_COOKIE).is_some(),
             open_count => open.len(),
+            role => state.role_text(),
             groups => groups,
             queues => queues,
             oncall => oncall,

@@ -31,7 +31,7 @@ use crate::engine::{Clock, EngineHandle, Input, Setup};
 use crate::incident::{Status, TimelineEntry};
 use crate::metrics::Metrics;
 use crate::paging::{Channel, Page};
-use crate::store::Store;
+use crate::store::{Claim, Store};
 pub use error::NotifyError;
 
 /// Attempts running at once, across all receivers.
@@ -55,6 +55,28 @@ pub struct DeliveryParts {
     /// Pages just written to the outbox.
     pub pages: mpsc::UnboundedReceiver<Vec<Page>>,
     pub shutdown: watch::Receiver<bool>,
+    /// Several engines on one store: claim each page before sending it, and only while this
+    /// engine's leader fence holds. None for a single engine.
+    pub claims: Option<Claims>,
+}
+
+/// How a leader among several engines claims pages.
+#[derive(Clone)]
+pub struct Claims {
+    /// This engine's name in the lease and the claims.
+    pub holder: String,
+    pub fence: Arc<crate::engine::leadership::Fence>,
+}
+
+/// A claim lasts this long; an engine that dies while sending frees the page after it, and
+/// the page goes out again under the same delivery id.
+const CLAIM_HOLD: chrono::Duration = chrono::Duration::seconds(60);
+
+/// What an attempt task came back with.
+enum Outcome {
+    Sent(Result<(), NotifyError>),
+    /// Not this engine's to send now: another engine holds it until then (None: it is done).
+    Skipped(Option<DateTime<Utc>>),
 }
 
 /// Start the delivery worker.
@@ -149,7 +171,7 @@ fn lane(page: &Page) -> Lane {
 }
 
 /// An attempt's result: the page and what happened.
-type Attempt = (i64, Result<(), NotifyError>);
+type Attempt = (i64, Outcome);
 /// A finished attempt task, as `JoinSet::join_next_with_id` hands it back.
 type Joined = Result<(tokio::task::Id, Attempt), JoinError>;
 
@@ -163,6 +185,7 @@ enum Event {
 }
 
 struct Worker {
+    claims: Option<Claims>,
     store: Store,
     engine: EngineHandle,
     clock: Clock,
@@ -192,12 +215,14 @@ async fn run(parts: DeliveryParts) {
         mut setup,
         mut pages,
         mut shutdown,
+        claims,
     } = parts;
     let client = webhook::client();
     // Clone the Arc out of the watch so reading secret files does not hold its lock.
     let current = Arc::clone(&setup.borrow_and_update());
     let notifiers = Arc::new(Notifiers::new(&current.config, client.clone()));
     let mut worker = Worker {
+        claims,
         store,
         engine,
         clock,
@@ -369,10 +394,39 @@ impl Worker {
                 recipient = %page.recipient.id,
                 channel = page.recipient.channel.as_str(),
             );
+            let claims = self.claims.clone();
+            let store = self.store.clone();
             let handle = self.in_flight.spawn(
                 async move {
+                    if let Some(claims) = claims {
+                        // A leader whose fence ran out must not start a page: the lease may
+                        // pass on at any moment.
+                        if !claims.fence.is_valid() {
+                            return (
+                                page.id,
+                                Outcome::Skipped(Some(now + chrono::Duration::seconds(1))),
+                            );
+                        }
+                        match store
+                            .claim_page(page.id, &claims.holder, now, now + CLAIM_HOLD)
+                            .await
+                        {
+                            Ok(Claim::Claimed) => {}
+                            Ok(Claim::HeldUntil(until)) => {
+                                return (page.id, Outcome::Skipped(Some(until)))
+                            }
+                            Ok(Claim::Done) => return (page.id, Outcome::Skipped(None)),
+                            Err(e) => {
+                                tracing::warn!(error = %e, "cannot claim a page; will try again");
+                                return (
+                                    page.id,
+                                    Outcome::Skipped(Some(now + chrono::Duration::seconds(1))),
+                                );
+                            }
+                        }
+                    }
                     let result = notifiers.send(&page, &body, now).await;
-                    (page.id, result)
+                    (page.id, Outcome::Sent(result))
                 }
                 .instrument(span),
             );
@@ -382,9 +436,13 @@ impl Worker {
 
     async fn finished(&mut self, done: Joined) {
         match done {
-            Ok((task, (page_id, result))) => {
+            Ok((task, (page_id, Outcome::Sent(result)))) => {
                 self.task_pages.remove(&task);
                 self.record(page_id, result).await;
+            }
+            Ok((task, (page_id, Outcome::Skipped(until)))) => {
+                self.task_pages.remove(&task);
+                self.skipped(page_id, until);
             }
             Err(e) => {
                 let Some(page_id) = self.task_pages.remove(&e.id()) else {
@@ -401,6 +459,23 @@ impl Worker {
                 };
                 self.record(page_id, Err(error)).await;
             }
+        }
+    }
+
+    /// Another engine has the page (or it is done): no attempt is counted.
+    fn skipped(&mut self, page_id: i64, until: Option<DateTime<Utc>>) {
+        match (
+            until,
+            self.tracked.get(&page_id).map(|t| Arc::clone(&t.page)),
+        ) {
+            (Some(until), Some(_)) => {
+                self.due.insert((until, page_id));
+                if let Some(t) = self.tracked.get_mut(&page_id) {
+                    t.not_before = until;
+                }
+            }
+            (None, Some(page)) => self.forget(&page),
+            (_, None) => {}
         }
     }
 
@@ -605,5 +680,11 @@ impl Worker {
             );
         }
         self.in_flight.shutdown().await;
+        // Hand our claims back, so the next leader need not wait for them to run out.
+        if let Some(claims) = &self.claims {
+            if let Err(e) = self.store.release_claims(&claims.holder).await {
+                tracing::warn!(error = %e, "could not release page claims");
+            }
+        }
     }
 }

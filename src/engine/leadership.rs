@@ -1,0 +1,219 @@
+//! Leadership among several engines on one PostgreSQL: exactly one evaluates rules, runs
+//! timers, probes, pulls and pages — the holder of the lease row (see `store::leader`).
+//!
+//! The leader renews every `renew`; a renewal that succeeds extends its *fence* to the time
+//! the renewal was sent plus the lease, less a margin. The database counts the same lease from
+//! a later instant (when it ran the update), so the fence always runs out before another
+//! engine can take the lease: a leader that cannot renew stops paging first.
+
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+/// The one place real time is read directly (clippy.toml bans it elsewhere).
+#[allow(clippy::disallowed_types)]
+pub type RealInstant = std::time::Instant;
+
+use crate::metrics::Metrics;
+use crate::store::Store;
+
+/// Until when this engine may act as the leader.
+///
+/// Counted in real time, not on tokio's clock: the lease it mirrors is counted by the
+/// database's clock, which a paused test runtime does not pause.
+#[derive(Debug)]
+pub struct Fence {
+    origin: RealInstant,
+    /// Milliseconds after `origin`; negative: not valid.
+    valid_until_ms: AtomicI64,
+}
+
+impl Fence {
+    pub fn new() -> Arc<Fence> {
+        Arc::new(Fence {
+            origin: RealInstant::now(),
+            valid_until_ms: AtomicI64::new(-1),
+        })
+    }
+
+    /// A fence that never runs out (one engine on SQLite leads for good).
+    pub fn forever() -> Arc<Fence> {
+        let fence = Fence::new();
+        fence.valid_until_ms.store(i64::MAX, Ordering::Release);
+        fence
+    }
+
+    fn ms_since_origin(&self, at: RealInstant) -> i64 {
+        at.saturating_duration_since(self.origin).as_millis() as i64
+    }
+
+    /// Valid for `lasting` from `since` (when the renewal that grants it was sent).
+    pub fn extend(&self, since: RealInstant, lasting: Duration) {
+        self.valid_until_ms
+            .store(self.ms_since_origin(since + lasting), Ordering::Release);
+    }
+
+    pub fn revoke(&self) {
+        self.valid_until_ms.store(-1, Ordering::Release);
+    }
+
+    pub fn is_valid(&self) -> bool {
+        let until = self.valid_until_ms.load(Ordering::Acquire);
+        until >= 0 && self.ms_since_origin(RealInstant::now()) < until
+    }
+
+    /// How long until the fence runs out, if it is valid and not forever.
+    pub fn remaining(&self) -> Option<Duration> {
+        let until = self.valid_until_ms.load(Ordering::Acquire);
+        if until < 0 || until == i64::MAX {
+            return None;
+        }
+        let left = until - self.ms_since_origin(RealInstant::now());
+        Some(Duration::from_millis(left.max(0) as u64))
+    }
+}
+
+/// This engine's role, as the supervisor acts on it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Leadership {
+    pub leader: bool,
+    /// The lease's term while leading (the fencing token); 0 for a single SQLite engine.
+    pub term: i64,
+}
+
+impl Leadership {
+    pub const FOLLOWER: Leadership = Leadership {
+        leader: false,
+        term: 0,
+    };
+}
+
+/// Lease timing.
+#[derive(Clone, Copy, Debug)]
+pub struct LeaseTiming {
+    pub lease: Duration,
+    pub renew: Duration,
+    /// Taken off the fence, against scheduling delays.
+    pub margin: Duration,
+}
+
+impl LeaseTiming {
+    pub fn from_lease(lease: Duration) -> Self {
+        LeaseTiming {
+            lease,
+            renew: lease / 5,
+            margin: lease / 5,
+        }
+    }
+}
+
+/// Take and renew the lease until shutdown; publish the role on `role`.
+pub async fn run_lease(
+    store: Store,
+    holder: String,
+    timing: LeaseTiming,
+    fence: Arc<Fence>,
+    role: watch::Sender<Leadership>,
+    metrics: Arc<Metrics>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let lease_ms = timing.lease.as_millis() as i64;
+    let mut logged_error = false;
+    loop {
+        let sent = Instant::now();
+        let sent_real = RealInstant::now();
+        let attempt =
+            tokio::time::timeout(timing.renew, store.acquire_or_renew(&holder, lease_ms)).await;
+        let current = *role.borrow();
+        match attempt {
+            Ok(Ok(Some(term))) => {
+                logged_error = false;
+                fence.extend(sent_real, timing.lease - timing.margin);
+                if !current.leader || current.term != term {
+                    tracing::info!(term, engine = %holder, "this engine now leads");
+                    metrics.leader.set(1);
+                    role.send_replace(Leadership { leader: true, term });
+                }
+            }
+            Ok(Ok(None)) => {
+                logged_error = false;
+                fence.revoke();
+                if current.leader {
+                    tracing::warn!(engine = %holder, "the lease passed to another engine; stepping down");
+                    step_down(&role, &metrics);
+                }
+            }
+            Ok(Err(e)) => {
+                if !logged_error {
+                    tracing::error!(error = %e, "cannot renew the leader lease");
+                    logged_error = true;
+                }
+            }
+            Err(_) => {
+                if !logged_error {
+                    tracing::error!(timeout = ?timing.renew, "renewing the leader lease timed out");
+                    logged_error = true;
+                }
+            }
+        }
+        // Sleep until the next renewal, but step down the moment the fence runs out.
+        let renew_at = sent + timing.renew;
+        let fence_left = fence.remaining();
+        tokio::select! {
+            _ = shutdown.wait_for(|stop| *stop) => break,
+            _ = tokio::time::sleep_until(renew_at) => {}
+            _ = sleep_opt(fence_left), if role.borrow().leader => {}
+        }
+        if role.borrow().leader && !fence.is_valid() {
+            tracing::error!(engine = %holder, "the leader lease could not be renewed in time; stopped paging");
+            step_down(&role, &metrics);
+        }
+    }
+    // A clean stop gives the lease up, so another engine need not wait for it to run out.
+    if role.borrow().leader {
+        fence.revoke();
+        step_down(&role, &metrics);
+        if let Err(e) = store.release_lease(&holder).await {
+            tracing::warn!(error = %e, "could not release the leader lease");
+        }
+    }
+}
+
+fn step_down(role: &watch::Sender<Leadership>, metrics: &Metrics) {
+    metrics.leader.set(0);
+    role.send_replace(Leadership::FOLLOWER);
+}
+
+async fn sleep_opt(wait: Option<Duration>) {
+    match wait {
+        Some(wait) => tokio::time::sleep(wait).await,
+        None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fence_runs_out() {
+        let fence = Fence::new();
+        assert!(!fence.is_valid());
+        fence.extend(RealInstant::now(), Duration::from_secs(8));
+        assert!(fence.is_valid());
+        assert!(fence.remaining().unwrap() > Duration::from_secs(7));
+        fence.extend(
+            RealInstant::now() - Duration::from_secs(9),
+            Duration::from_secs(8),
+        );
+        assert!(!fence.is_valid());
+        assert_eq!(fence.remaining(), Some(Duration::ZERO));
+        fence.revoke();
+        assert!(!fence.is_valid());
+        assert!(Fence::forever().is_valid());
+        assert_eq!(Fence::forever().remaining(), None);
+    }
+}

@@ -1,0 +1,70 @@
+//! The inbox: inputs taken by an engine that does not lead, for the leader to apply.
+//!
+//! An input is a row; the leader marks it done, with the core's reply, in the same transaction
+//! as the input's effects. The engine that took it waits for that reply.
+
+use chrono::{DateTime, Utc};
+use sqlx::Row;
+
+use super::{ms, Result, Store};
+
+impl Store {
+    /// Store an input (JSON) for the leader; returns its id.
+    pub async fn inbox_put(&self, input: &str, now: DateTime<Utc>) -> Result<i64> {
+        let row = sqlx::query("INSERT INTO inbox (input, created_at) VALUES ($1, $2) RETURNING id")
+            .bind(input)
+            .bind(ms(now))
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get("id")?)
+    }
+
+    /// The leader's reply (JSON) once it has applied the input.
+    pub async fn inbox_reply(&self, id: i64) -> Result<Option<String>> {
+        let row = sqlx::query("SELECT reply FROM inbox WHERE id = $1 AND processed_at IS NOT NULL")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row
+            .map(|r| r.try_get::<Option<String>, _>("reply"))
+            .transpose()?
+            .flatten())
+    }
+
+    /// Inputs not yet applied with an id above `after`, oldest first.
+    pub async fn inbox_pending(&self, after: i64, limit: i64) -> Result<Vec<(i64, String)>> {
+        let rows = sqlx::query(
+            "SELECT id, input FROM inbox WHERE processed_at IS NULL AND id > $1 ORDER BY id LIMIT $2",
+        )
+        .bind(after)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("id")?, r.try_get("input")?)))
+            .collect()
+    }
+
+    /// Answer an input without applying it (one the leader cannot read).
+    pub async fn inbox_answer(&self, id: i64, reply: &str, now: DateTime<Utc>) -> Result<()> {
+        sqlx::query(
+            "UPDATE inbox SET processed_at = $1, reply = $2 WHERE id = $3 AND processed_at IS NULL",
+        )
+        .bind(ms(now))
+        .bind(reply)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Forget inputs applied long ago (their senders have had their answer).
+    pub async fn inbox_prune(&self, before: DateTime<Utc>) -> Result<u64> {
+        let done =
+            sqlx::query("DELETE FROM inbox WHERE processed_at IS NOT NULL AND processed_at < $1")
+                .bind(ms(before))
+                .execute(&self.pool)
+                .await?;
+        Ok(done.rows_affected())
+    }
+}
