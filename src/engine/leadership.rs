@@ -145,6 +145,20 @@ pub async fn run_lease(
                     tracing::warn!(engine = %holder, "the lease passed to another engine; stepping down");
                     step_down(&role, &metrics);
                 }
+                // Try again the moment the holder's lease runs out, not a renewal later:
+                // a takeover then happens within the lease time of the leader's last renewal.
+                if let Ok(Ok(Some(left))) =
+                    tokio::time::timeout(timing.renew, store.lease_remaining_ms()).await
+                {
+                    let wait = Duration::from_millis(
+                        left.clamp(0, timing.renew.as_millis() as i64) as u64 + 5,
+                    );
+                    tokio::select! {
+                        _ = shutdown.wait_for(|stop| *stop) => break,
+                        _ = tokio::time::sleep(wait) => {}
+                    }
+                    continue;
+                }
             }
             Ok(Err(e)) => {
                 if !logged_error {

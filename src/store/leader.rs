@@ -53,6 +53,19 @@ impl Store {
         Ok(())
     }
 
+    /// How long, by the database's clock, until the current lease runs out (None: no lease).
+    pub async fn lease_remaining_ms(&self) -> Result<Option<i64>> {
+        let sql = format!(
+            "SELECT expires_at - {} AS remaining FROM leader_lease WHERE name = $1",
+            db_now(self.backend)
+        );
+        let row = sqlx::query(&sql)
+            .bind(LEASE)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| r.try_get::<i64, _>("remaining")).transpose()?)
+    }
+
     /// Who holds the lease now, if anyone: (holder, term).
     pub async fn lease_holder(&self) -> Result<Option<(String, i64)>> {
         let sql = format!(

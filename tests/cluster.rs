@@ -1,0 +1,551 @@
+//! Several engines on one PostgreSQL: one pages, all serve, none loses or doubles a page.
+//!
+//! Real binaries, a real PostgreSQL (127.0.0.1:5432, a database per test), a real webhook
+//! receiver that keeps every request with its `X-Tocsin-Delivery`.
+
+mod support;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::http::HeaderMap;
+use axum::routing::post;
+use axum::Router;
+use chrono::{DateTime, Utc};
+use serde_json::{json, Value};
+use support::{eventually, free_port, EngineProcess, PgDatabase, TestDir, CATALOG};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+
+/// The lease in these tests; renewed every fifth of it.
+const LEASE_SECS: u64 = 3;
+/// Level 1 of the policy is paged this long after level 0.
+const LEVEL_GAP_SECS: i64 = 8;
+
+#[derive(Clone, Debug)]
+struct Got {
+    delivery: String,
+    event: String,
+    level: Option<u64>,
+    incident: i64,
+    at: DateTime<Utc>,
+}
+
+/// A webhook receiver on 127.0.0.1 that answers 200 and keeps every request.
+struct Receiver {
+    url: String,
+    got: Arc<Mutex<Vec<Got>>>,
+    task: JoinHandle<()>,
+}
+
+impl Receiver {
+    async fn start() -> Receiver {
+        let got: Arc<Mutex<Vec<Got>>> = Arc::default();
+        let keep = Arc::clone(&got);
+        let app = Router::new().route(
+            "/hook",
+            post(move |headers: HeaderMap, body: String| {
+                let keep = Arc::clone(&keep);
+                async move {
+                    let payload: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+                    keep.lock().unwrap().push(Got {
+                        delivery: headers
+                            .get("x-tocsin-delivery")
+                            .and_then(|v| v.to_str().ok())
+                            .unwrap_or_default()
+                            .to_string(),
+                        event: payload["event"].as_str().unwrap_or_default().to_string(),
+                        level: payload["escalation"]["level"].as_u64(),
+                        incident: payload["incident"]["id"].as_i64().unwrap_or(-1),
+                        at: Utc::now(),
+                    });
+                    "ok"
+                }
+            }),
+        );
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Receiver { url, got, task }
+    }
+
+    fn got(&self) -> Vec<Got> {
+        self.got.lock().unwrap().clone()
+    }
+
+    /// The pages of an incident as a receiver that dedupes on `X-Tocsin-Delivery` sees them.
+    fn deduped(&self, incident: i64) -> Vec<Got> {
+        let mut seen = BTreeSet::new();
+        self.got()
+            .into_iter()
+            .filter(|g| g.incident == incident && seen.insert(g.delivery.clone()))
+            .collect()
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// A TCP proxy to PostgreSQL whose connections the test can cut, as a network failure would.
+struct Proxy {
+    port: u16,
+    cut: Arc<AtomicBool>,
+    links: Arc<Mutex<Vec<JoinHandle<()>>>>,
+    task: JoinHandle<()>,
+}
+
+impl Proxy {
+    async fn start() -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let cut = Arc::new(AtomicBool::new(false));
+        let links: Arc<Mutex<Vec<JoinHandle<()>>>> = Arc::default();
+        let (cut2, links2) = (Arc::clone(&cut), Arc::clone(&links));
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((mut client, _)) = listener.accept().await else {
+                    return;
+                };
+                if cut2.load(Ordering::SeqCst) {
+                    drop(client);
+                    continue;
+                }
+                let link = tokio::spawn(async move {
+                    if let Ok(mut server) = TcpStream::connect("127.0.0.1:5432").await {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                    }
+                });
+                links2.lock().unwrap().push(link);
+            }
+        });
+        Proxy {
+            port,
+            cut,
+            links,
+            task,
+        }
+    }
+
+    /// Drop every connection and refuse new ones.
+    fn cut(&self) {
+        self.cut.store(true, Ordering::SeqCst);
+        for link in self.links.lock().unwrap().drain(..) {
+            link.abort();
+        }
+    }
+
+    fn heal(&self) {
+        self.cut.store(false, Ordering::SeqCst);
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.task.abort();
+        self.cut();
+    }
+}
+
+fn config(store_url: &str, receiver: &str) -> String {
+    format!(
+        r#"{CATALOG}
+store: {{ url: "{store_url}", lease: {LEASE_SECS}s }}
+rule_files: [ "rules/*.yaml" ]
+responders:
+  - {{ id: oncall, webhook: hook }}
+escalation_policies:
+  - name: main
+    levels:
+      - {{ after: 0s, notify: [ "responder:oncall" ] }}
+      - {{ after: {LEVEL_GAP_SECS}s, notify: [ "responder:oncall" ] }}
+      - {{ after: 1h, notify: [ "responder:oncall" ] }}
+routes:
+  - {{ match: [], policy: main }}
+notifiers:
+  webhooks: [ {{ name: hook, url: "{receiver}/hook", timeout: 2s }} ]
+  retry: {{ initial_backoff: 200ms, max_backoff: 1s, max_age: 1h }}
+"#
+    )
+}
+
+fn http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap()
+}
+
+async fn role(http: &reqwest::Client, url: &str) -> Option<String> {
+    let text = http
+        .get(format!("{url}/-/ready"))
+        .send()
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()?;
+    if text.contains(": leader") {
+        Some("leader".into())
+    } else if text.contains(": follower") {
+        Some("follower".into())
+    } else {
+        None
+    }
+}
+
+async fn push(http: &reqwest::Client, url: &str, service: &str, region: &str) {
+    let ends = (Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
+    let body = json!([{ "labels": { "alertname": "Down", "severity": "critical", "service": service, "region": region }, "endsAt": ends }]);
+    let response = http
+        .post(format!("{url}/api/v2/alerts"))
+        .json(&body)
+        .send()
+        .await
+        .expect("push");
+    assert!(
+        response.status().is_success(),
+        "push to {url}: {}",
+        response.status()
+    );
+}
+
+async fn incidents(http: &reqwest::Client, url: &str) -> Vec<Value> {
+    let response = http
+        .get(format!("{url}/api/v1/incidents"))
+        .send()
+        .await
+        .expect("list");
+    let mut list: Vec<Value> = response.json().await.expect("JSON");
+    list.reverse();
+    list
+}
+
+fn metric(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+/// Three engines on one database: SIGKILL the leader during an escalation; another takes over
+/// within the lease time, the next level is paged once at its time, nothing is lost, and
+/// pushes and acks to any engine land.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_leader_is_replaced_and_the_escalation_goes_on_once() {
+    let db = PgDatabase::create().await;
+    let receiver = Receiver::start().await;
+    let rules = support::default_rules();
+    let dirs: Vec<TestDir> = (0..3)
+        .map(|_| TestDir::new(&config(&db.url, &receiver.url), &[("default.yaml", &rules)]))
+        .collect();
+    let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+    let http = http();
+    let mut engines: Vec<Option<EngineProcess>> = Vec::new();
+    for (dir, port) in dirs.iter().zip(&ports) {
+        let engine = EngineProcess::spawn(dir, *port);
+        engine.wait_ready().await;
+        engines.push(Some(engine));
+    }
+    let url = |i: usize| format!("http://127.0.0.1:{}", ports[i]);
+    assert_eq!(
+        role(&http, &url(0)).await.as_deref(),
+        Some("leader"),
+        "the first engine up leads"
+    );
+    assert_eq!(role(&http, &url(1)).await.as_deref(), Some("follower"));
+    assert_eq!(role(&http, &url(2)).await.as_deref(), Some("follower"));
+
+    // A push to a follower lands: the leader opens the incident and pages level 0.
+    push(&http, &url(1), "storage", "china-east").await;
+    let seen_by_other = incidents(&http, &url(2)).await;
+    assert_eq!(seen_by_other.len(), 1, "{seen_by_other:?}");
+    let incident = seen_by_other[0]["id"].as_i64().unwrap();
+    let level0 = eventually(Duration::from_secs(10), || async {
+        receiver
+            .deduped(incident)
+            .into_iter()
+            .find(|g| g.level == Some(0))
+    })
+    .await
+    .expect("level 0 paged");
+    assert_eq!(level0.event, "triggered");
+
+    // Kill the leader between level 0 and level 1.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let killed_at = Utc::now();
+    engines[0].as_mut().unwrap().kill();
+    let takeover = eventually(Duration::from_secs(LEASE_SECS * 3), || async {
+        for i in [1, 2] {
+            if role(&http, &url(i)).await.as_deref() == Some("leader") {
+                return Some((i, Utc::now()));
+            }
+        }
+        None
+    })
+    .await
+    .expect("another engine takes over");
+    let (leader, took_over_at) = takeover;
+    let took = (took_over_at - killed_at).num_milliseconds();
+    println!("takeover after SIGKILL of the leader: {took} ms (lease {LEASE_SECS} s)");
+    // The lease runs out at most LEASE after the last renewal, which came before the kill;
+    // a little is added for polling /-/ready.
+    assert!(
+        took <= (LEASE_SECS as i64 * 1000) + 750,
+        "takeover took {took} ms"
+    );
+    let follower = if leader == 1 { 2 } else { 1 };
+
+    // Level 1 at its time, once, from the new leader.
+    let due = level0.at + chrono::Duration::seconds(LEVEL_GAP_SECS);
+    let level1 = eventually(Duration::from_secs(20), || async {
+        receiver
+            .deduped(incident)
+            .into_iter()
+            .find(|g| g.level == Some(1))
+    })
+    .await
+    .expect("level 1 paged after the takeover");
+    assert_eq!(level1.event, "escalated");
+    let late = (level1.at - due).num_milliseconds();
+    println!("level 1 paged {late} ms after its due time");
+    assert!(
+        (-300..=2500).contains(&late),
+        "level 1 at {} for due {due}",
+        level1.at
+    );
+
+    // An ack through the follower lands, and everyone paged hears of it.
+    let response = http
+        .post(format!("{}/api/v1/incidents/{incident}/ack", url(follower)))
+        .json(&json!({ "by": "alice" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    let acked: Value = response.json().await.unwrap();
+    assert_eq!(acked["status"], "acknowledged");
+    assert_eq!(acked["acknowledged_by"], "alice");
+    eventually(Duration::from_secs(10), || async {
+        receiver
+            .deduped(incident)
+            .into_iter()
+            .find(|g| g.event == "acknowledged")
+    })
+    .await
+    .expect("the ack is paged");
+
+    // Pushes to either remaining engine land.
+    push(&http, &url(leader), "sqldb", "china-north").await;
+    push(&http, &url(follower), "compute", "china-west").await;
+    let all = incidents(&http, &url(follower)).await;
+    let services: BTreeSet<String> = all
+        .iter()
+        .map(|i| i["services"][0].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(all.len(), 3, "{all:?}");
+    assert_eq!(
+        services,
+        ["compute", "sqldb", "storage"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
+    );
+
+    // No page lost, none doubled: each (event, level) of the incident reached the deduping
+    // receiver under exactly one delivery id, and every stored page was delivered.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let mut by_kind: BTreeMap<(String, Option<u64>), BTreeSet<String>> = BTreeMap::new();
+    for g in receiver
+        .got()
+        .into_iter()
+        .filter(|g| g.incident == incident)
+    {
+        by_kind
+            .entry((g.event.clone(), g.level))
+            .or_default()
+            .insert(g.delivery.clone());
+    }
+    for ((event, level), ids) in &by_kind {
+        assert_eq!(
+            ids.len(),
+            1,
+            "{event} level {level:?} went out as {} different pages",
+            ids.len()
+        );
+    }
+    let levels: Vec<Option<u64>> = receiver
+        .deduped(incident)
+        .iter()
+        .filter(|g| g.event != "acknowledged")
+        .map(|g| g.level)
+        .collect();
+    assert_eq!(
+        levels,
+        vec![Some(0), Some(1)],
+        "no level skipped, none repeated"
+    );
+    let store = tocsin::store::Store::open(&db.url).await.unwrap();
+    let pages = store.pages_of(incident).await.unwrap();
+    assert!(!pages.is_empty());
+    for p in &pages {
+        assert_eq!(
+            p.status,
+            tocsin::store::OutboxStatus::Delivered,
+            "page {} {:?}",
+            p.page.id,
+            p.page.event
+        );
+    }
+    store.close().await;
+    drop(engines);
+    db.drop_db().await;
+}
+
+/// The leader's database connection is cut: it stops paging before the lease can pass, a
+/// new leader pages the next level, and no page goes out twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_cut_off_from_the_database_stops_paging_and_another_takes_over() {
+    let db = PgDatabase::create().await;
+    let receiver = Receiver::start().await;
+    let rules = support::default_rules();
+    let proxies = [Proxy::start().await, Proxy::start().await];
+    let dirs: Vec<TestDir> = proxies
+        .iter()
+        .map(|p| {
+            let url = db.url.replace(":5432/", &format!(":{}/", p.port));
+            TestDir::new(&config(&url, &receiver.url), &[("default.yaml", &rules)])
+        })
+        .collect();
+    let ports = [free_port(), free_port()];
+    let http = http();
+    let url = |i: usize| format!("http://127.0.0.1:{}", ports[i]);
+    let first = EngineProcess::spawn(&dirs[0], ports[0]);
+    first.wait_ready().await;
+    let second = EngineProcess::spawn(&dirs[1], ports[1]);
+    second.wait_ready().await;
+    assert_eq!(role(&http, &url(0)).await.as_deref(), Some("leader"));
+
+    push(&http, &url(0), "storage", "china-east").await;
+    let incident = incidents(&http, &url(0)).await[0]["id"].as_i64().unwrap();
+    let level0 = eventually(Duration::from_secs(10), || async {
+        receiver
+            .deduped(incident)
+            .into_iter()
+            .find(|g| g.level == Some(0))
+    })
+    .await
+    .expect("level 0 paged");
+
+    // Cut the leader off from the database.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let cut_at = Utc::now();
+    proxies[0].cut();
+
+    // It steps down when its fence runs out, before the lease can pass.
+    let stepped_down = eventually(Duration::from_secs(LEASE_SECS * 3), || async {
+        (role(&http, &url(0)).await.as_deref() == Some("follower")).then(Utc::now)
+    })
+    .await
+    .expect("the cut-off leader steps down");
+    let took_over = eventually(Duration::from_secs(LEASE_SECS * 4), || async {
+        (role(&http, &url(1)).await.as_deref() == Some("leader")).then(Utc::now)
+    })
+    .await
+    .expect("the other engine takes over");
+    println!(
+        "cut-off leader stepped down {} ms after the cut; the other engine led {} ms after the cut",
+        (stepped_down - cut_at).num_milliseconds(),
+        (took_over - cut_at).num_milliseconds()
+    );
+    assert!(
+        stepped_down <= took_over,
+        "the old leader stopped before the new one started"
+    );
+    let metrics = http
+        .get(format!("{}/metrics", url(0)))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(metric(&metrics, "tocsin_leader"), Some(0.0));
+    let sent_by_old = metric(
+        &metrics,
+        "tocsin_pages_total{channel=\"webhook\",outcome=\"delivered\"}",
+    );
+
+    // The new leader pages level 1 once.
+    let level1 = eventually(Duration::from_secs(20), || async {
+        receiver
+            .deduped(incident)
+            .into_iter()
+            .find(|g| g.level == Some(1))
+    })
+    .await
+    .expect("level 1 paged by the new leader");
+    assert!(
+        level1.at
+            >= level0.at + chrono::Duration::seconds(LEVEL_GAP_SECS)
+                - chrono::Duration::milliseconds(300)
+    );
+    let metrics = http
+        .get(format!("{}/metrics", url(0)))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(
+        metric(
+            &metrics,
+            "tocsin_pages_total{channel=\"webhook\",outcome=\"delivered\"}"
+        ),
+        sent_by_old,
+        "the cut-off engine sent nothing after stepping down"
+    );
+
+    // Healed, the old leader serves again as a follower; nothing went out twice.
+    proxies[0].heal();
+    let ack = eventually(Duration::from_secs(15), || async {
+        let response = http
+            .post(format!("{}/api/v1/incidents/{incident}/ack", url(0)))
+            .json(&json!({ "by": "bob" }))
+            .send()
+            .await
+            .ok()?;
+        (response.status().as_u16() == 200).then_some(())
+    })
+    .await;
+    assert!(ack.is_some(), "an ack through the healed engine lands");
+    let mut by_kind: BTreeMap<(String, Option<u64>), BTreeSet<String>> = BTreeMap::new();
+    for g in receiver
+        .got()
+        .into_iter()
+        .filter(|g| g.incident == incident)
+    {
+        by_kind
+            .entry((g.event.clone(), g.level))
+            .or_default()
+            .insert(g.delivery.clone());
+    }
+    for ((event, level), ids) in &by_kind {
+        assert_eq!(
+            ids.len(),
+            1,
+            "{event} level {level:?} went out as {} different pages",
+            ids.len()
+        );
+    }
+    drop((first, second));
+    db.drop_db().await;
+}
