@@ -141,7 +141,8 @@ fn api_tokens(config: &Config) -> Result<Vec<String>> {
 /// Build the compiled setup from a config, reading the secrets it names.
 pub fn build_setup(config: Config) -> Result<Arc<Setup>> {
     let key = ack_key(&config)?;
-    Ok(Setup::new(config, Some(key)))
+    let tokens = api_tokens(&config)?;
+    Ok(Setup::with_secrets(config, Some(key), tokens))
 }
 
 /// Start an engine: store, core, API and every task.
@@ -153,7 +154,6 @@ pub async fn start(options: Options) -> Result<Running> {
     let config =
         config::load(&options.config_path).map_err(|errors| anyhow::anyhow!("{errors}"))?;
     let metrics = Arc::new(Metrics::new());
-    let tokens = api_tokens(&config)?;
     let listen = options
         .listen
         .clone()
@@ -178,7 +178,6 @@ pub async fn start(options: Options) -> Result<Running> {
         options,
         config,
         metrics,
-        tokens,
         addr,
         shutdown_tx,
         shutdown_rx,
@@ -201,7 +200,6 @@ struct StartParts {
     options: Options,
     config: Config,
     metrics: Arc<Metrics>,
-    tokens: Vec<String>,
     addr: SocketAddr,
     shutdown_tx: watch::Sender<bool>,
     shutdown_rx: watch::Receiver<bool>,
@@ -216,7 +214,6 @@ async fn start_engine(
         options,
         config,
         metrics,
-        tokens,
         addr,
         shutdown_tx,
         shutdown_rx,
@@ -324,7 +321,6 @@ async fn start_engine(
         ready: Arc::clone(&ready),
         clock: clock.clone(),
         reload: reload_tx,
-        tokens: Arc::new(tokens),
         role: role_rx,
         engine_id: Arc::from(holder.as_str()),
     };

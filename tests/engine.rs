@@ -61,3 +61,30 @@ async fn an_alert_becomes_a_stored_incident_that_survives_a_restart() {
     assert_eq!(status, 409, "{again}");
     engine.stop().await;
 }
+
+#[tokio::test]
+async fn a_reload_reads_the_api_tokens_again() {
+    let config = format!("{CATALOG}\nserver: {{ auth: {{ tokens_file: secrets/tokens }} }}\n");
+    let dir = TestDir::new(&config, &[("default.yaml", &support::default_rules())]);
+    dir.write("secrets/tokens", "first-token\n");
+    let engine = TestEngine::start(&dir).await;
+    let list = |token: &'static str| {
+        let request = engine
+            .http
+            .get(format!("{}/api/v1/incidents", engine.url))
+            .bearer_auth(token);
+        async move { request.send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(list("first-token").await, 200);
+    assert_eq!(list("second-token").await, 401);
+    dir.write("secrets/tokens", "# rotated\nsecond-token\n");
+    let (status, body) = engine.post("/-/reload", &serde_json::json!({})).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(list("second-token").await, 200);
+    assert_eq!(
+        list("first-token").await,
+        401,
+        "the old token no longer works"
+    );
+    engine.stop().await;
+}

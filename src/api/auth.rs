@@ -24,13 +24,13 @@ pub async fn require_token(
     request: axum::extract::Request,
     next: Next,
 ) -> Result<Response, ApiError> {
-    if !state.tokens.is_empty() {
+    if !state.tokens().is_empty() {
         let presented = headers
             .get(axum::http::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
             .unwrap_or("");
-        if !token_matches(&state.tokens, presented) {
+        if !token_matches(&state.tokens(), presented) {
             return Err(ApiError::new(
                 StatusCode::UNAUTHORIZED,
                 "missing or invalid bearer token",

@@ -43,8 +43,6 @@ pub struct AppState {
     pub ready: Arc<AtomicBool>,
     pub clock: Clock,
     pub reload: mpsc::Sender<ReloadRequest>,
-    /// Bearer tokens accepted on /api/* (empty: no auth).
-    pub tokens: Arc<Vec<String>>,
     /// Whether this engine leads (several engines on PostgreSQL), and at which term.
     pub role: watch::Receiver<crate::engine::leadership::Leadership>,
     /// This engine's name in the leader lease.
@@ -60,6 +58,11 @@ impl AppState {
             (true, term) => format!("leader (term {term})"),
             (false, _) => "follower".to_string(),
         }
+    }
+
+    /// Bearer tokens accepted on /api/* (empty: no auth), as of the last reload.
+    pub fn tokens(&self) -> Arc<Vec<String>> {
+        Arc::clone(&self.setup.borrow().api_tokens)
     }
 
     pub fn setup(&self) -> Arc<Setup> {

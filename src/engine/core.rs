@@ -534,15 +534,17 @@ impl Core {
                 recipient,
                 reason,
             } => {
+                // Recorded even when the incident was resolved meanwhile: the timeline keeps
+                // every page's fate.
+                self.timeline(
+                    incident_id,
+                    now,
+                    "delivery_failed",
+                    TOCSIN,
+                    format!("page to {recipient} given up: {reason}"),
+                    serde_json::json!({ "recipient": recipient, "level": level }),
+                );
                 if self.incidents.contains_key(&incident_id) {
-                    self.timeline(
-                        incident_id,
-                        now,
-                        "delivery_failed",
-                        TOCSIN,
-                        format!("page to {recipient} given up: {reason}"),
-                        serde_json::json!({ "recipient": recipient, "level": level }),
-                    );
                     let last = self
                         .paging
                         .get(&incident_id)

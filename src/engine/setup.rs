@@ -17,6 +17,8 @@ pub struct Setup {
     /// Signs ack links; pages carry no ack link without it.
     pub ack_signer: Option<AckSigner>,
     pub external_url: String,
+    /// Bearer tokens accepted on /api/* (empty: no auth); re-read on every reload.
+    pub api_tokens: Arc<Vec<String>>,
     templates: minijinja::Environment<'static>,
 }
 
@@ -30,6 +32,15 @@ impl std::fmt::Debug for Setup {
 
 impl Setup {
     pub fn new(config: Config, ack_key: Option<Vec<u8>>) -> Arc<Self> {
+        Self::with_secrets(config, ack_key, Vec::new())
+    }
+
+    /// With the secrets read from the files the config names.
+    pub fn with_secrets(
+        config: Config,
+        ack_key: Option<Vec<u8>>,
+        api_tokens: Vec<String>,
+    ) -> Arc<Self> {
         let mut templates = minijinja::Environment::new();
         // Missing labels render as empty, as in Alertmanager templates.
         templates.set_undefined_behavior(minijinja::UndefinedBehavior::Lenient);
@@ -45,6 +56,7 @@ impl Setup {
             paging: Paging::new(&config),
             ack_signer: ack_key.map(|k| AckSigner::new(&k)),
             external_url: config.external_url(),
+            api_tokens: Arc::new(api_tokens),
             templates,
             config,
         })

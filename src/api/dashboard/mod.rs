@@ -161,7 +161,7 @@ async fn overview(state: &AppState, headers: &HeaderMap) -> Result<Response, Api
         context! {
             now => render::time(now),
             refresh => REFRESH_SECONDS,
-            logged_in => !state.tokens.is_empty() && session::cookie(headers, session::SESSION_COOKIE).is_some(),
+            logged_in => !state.tokens().is_empty() && session::cookie(headers, session::SESSION_COOKIE).is_some(),
             open_count => open.len(),
             role => state.role_text(),
             groups => groups,
@@ -208,7 +208,7 @@ async fn incident_detail(
         context! {
             now => render::time(now),
             refresh => REFRESH_SECONDS,
-            logged_in => !state.tokens.is_empty() && session::cookie(headers, session::SESSION_COOKIE).is_some(),
+            logged_in => !state.tokens().is_empty() && session::cookie(headers, session::SESSION_COOKIE).is_some(),
             i => view::card(&setup, &incident, &pages, now),
             labels => labels,
             resolved_at => render::opt_time(incident.resolved_at),
@@ -386,7 +386,7 @@ fn login_form(status: StatusCode, next: &str, error: Option<&str>) -> Response {
 }
 
 async fn login_page(State(state): State<AppState>, Query(q): Query<LoginQuery>) -> Response {
-    if state.tokens.is_empty() {
+    if state.tokens().is_empty() {
         return Redirect::to(session::safe_next(&q.next)).into_response();
     }
     login_form(StatusCode::OK, &q.next, None)
@@ -397,7 +397,7 @@ async fn login(
     headers: HeaderMap,
     Form(form): Form<LoginForm>,
 ) -> Response {
-    if state.tokens.is_empty() {
+    if state.tokens().is_empty() {
         return Redirect::to(session::safe_next(&form.next)).into_response();
     }
     if !session::same_origin(&headers) {

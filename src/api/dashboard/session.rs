@@ -43,7 +43,7 @@ pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
 
 /// May this request see and act on the dashboard?
 pub fn authorized(state: &AppState, headers: &HeaderMap) -> bool {
-    if state.tokens.is_empty() {
+    if state.tokens().is_empty() {
         return true;
     }
     let bearer = headers
@@ -51,13 +51,13 @@ pub fn authorized(state: &AppState, headers: &HeaderMap) -> bool {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
     if let Some(token) = bearer {
-        return token_matches(&state.tokens, token);
+        return token_matches(&state.tokens(), token);
     }
     let Some(presented) = cookie(headers, SESSION_COOKIE) else {
         return false;
     };
     // Every token is tried, in constant time, as for bearer tokens.
-    state.tokens.iter().fold(false, |found, token| {
+    state.tokens().iter().fold(false, |found, token| {
         found | bool::from(session_value(token).as_bytes().ct_eq(presented.as_bytes()))
     })
 }
@@ -102,7 +102,7 @@ pub fn forbidden_cross_site() -> Response {
 
 /// Sign in with `token`: the cookie on success, `None` when the token is not accepted.
 pub fn login_cookie(state: &AppState, token: &str) -> Option<HeaderValue> {
-    if !token_matches(&state.tokens, token) {
+    if !token_matches(&state.tokens(), token) {
         return None;
     }
     let secure = if state.setup().external_url.starts_with("https://") {
