@@ -438,6 +438,7 @@ impl LeaderContext {
             metrics: Arc::clone(&self.metrics),
             setup: self.setup.clone(),
             shutdown: stop_rx.clone(),
+            store: self.store.clone(),
         }));
         if self.shared {
             tasks.push(tokio::spawn(read_inbox(

@@ -973,3 +973,27 @@ async fn probes_in_flight_never_exceed_max_in_flight() {
         );
     }
 }
+
+/// The pulled alert stops firing while tocsin is down: the restarted engine still knows what
+/// the source last reported (kept in the store), so the alert resolves.
+#[tokio::test]
+async fn an_alert_that_left_its_source_while_tocsin_was_down_resolves_after_the_restart() {
+    let port = free_port();
+    let prometheus = Peer::prometheus(&prometheus_config(None), Some(PROMETHEUS_RULES), port);
+    prometheus.wait_ready().await;
+    let dir = engine_dir(&format!(
+        "sources:\n  prometheus: [ {{ name: prom, url: \"http://127.0.0.1:{port}\", interval: 1s, timeout: 900ms }} ]\n"
+    ));
+    let engine = TestEngine::start(&dir).await;
+    let incident = wait_incident(&engine, WAIT, "for the pulled alert", is_storage).await;
+    engine.stop().await;
+
+    // The same Prometheus comes back without the rule: the alert is gone from its list.
+    drop(prometheus);
+    let prometheus = Peer::prometheus(&prometheus_config(None), Some("groups: []\n"), port);
+    prometheus.wait_ready().await;
+    let engine = TestEngine::start(&dir).await;
+    let resolved = wait_resolved(&engine, &incident["id"], WAIT).await;
+    assert_eq!(resolved["status"], "resolved", "{resolved:#}");
+    engine.stop().await;
+}

@@ -24,6 +24,7 @@ use self::pull::{PullContext, PullKind, PullMemory};
 use crate::config::{Config, PullSource};
 use crate::engine::{Clock, EngineHandle, Input, Setup};
 use crate::metrics::Metrics;
+use crate::store::Store;
 
 /// What the sources are handed.
 pub struct SourceParts {
@@ -33,6 +34,8 @@ pub struct SourceParts {
     /// The config in force; sources restart on a reload.
     pub setup: watch::Receiver<Arc<Setup>>,
     pub shutdown: watch::Receiver<bool>,
+    /// Keeps each pulled source's memory across restarts and takeovers.
+    pub store: Store,
 }
 
 /// Start every configured source.
@@ -72,12 +75,16 @@ async fn supervise(parts: SourceParts) {
         metrics,
         mut setup,
         mut shutdown,
+        store,
     } = parts;
     let pull_context = PullContext {
         engine: engine.clone(),
         clock: clock.clone(),
         metrics: Arc::clone(&metrics),
+        store: Some(store.clone()),
     };
+    let initial = Arc::clone(&setup.borrow());
+    forget_removed_sources(&store, &initial.config, &pull_context).await;
     let mut probes: Option<ProbeStage> = None;
     let mut pulls: BTreeMap<(PullKind, String), PullTask> = BTreeMap::new();
     loop {
@@ -94,6 +101,40 @@ async fn supervise(parts: SourceParts) {
     }
     for (_, task) in pulls {
         task.running.stop().await;
+    }
+}
+
+/// Sources removed from the config while no engine pulled them: resolve what they reported.
+async fn forget_removed_sources(store: &Store, config: &Config, context: &PullContext) {
+    let names = match store.source_state_names().await {
+        Ok(names) => names,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot list stored pull memories");
+            return;
+        }
+    };
+    let configured: Vec<String> = config
+        .sources
+        .prometheus
+        .iter()
+        .map(|s| pull::memory_key(PullKind::Prometheus, &s.name))
+        .chain(
+            config
+                .sources
+                .alertmanager
+                .iter()
+                .map(|s| pull::memory_key(PullKind::Alertmanager, &s.name)),
+        )
+        .collect();
+    for name in names.into_iter().filter(|n| !configured.contains(n)) {
+        if let Some(memory) = pull::stored_memory(store, &name).await {
+            let signals = memory.forget(context.clock.now());
+            if !signals.is_empty() && context.engine.send(Input::Signals(signals)).await.is_err() {
+                continue;
+            }
+        }
+        tracing::info!(source = %name, "source no longer configured: what it reported is resolved");
+        let _ = store.delete_source_state(&name).await;
     }
 }
 
@@ -192,6 +233,11 @@ async fn follow_pulls(
                 if let Err(e) = context.engine.send(Input::Signals(signals)).await {
                     tracing::warn!(source = %key.1, error = %e, "resolutions not recorded");
                 }
+            }
+            if let Some(store) = &context.store {
+                let _ = store
+                    .delete_source_state(&pull::memory_key(key.0, &key.1))
+                    .await;
             }
         }
     }

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use tokio::time::MissedTickBehavior;
 
@@ -16,6 +17,7 @@ use crate::config::PullSource;
 use crate::engine::{Clock, EngineError, EngineHandle, Input};
 use crate::metrics::Metrics;
 use crate::signal::{Fingerprint, Signal, SignalState, SourceKind};
+use crate::store::Store;
 
 /// Which API a pull source speaks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -76,7 +78,7 @@ pub enum PullError {
 
 /// What a source remembers between pulls: the alerts it last reported firing, and whether
 /// it is unreachable. Kept across a reload so an alert that disappears meanwhile resolves.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 pub struct PullMemory {
     firing: BTreeMap<Fingerprint, Signal>,
     unreachable: Option<Signal>,
@@ -141,6 +143,14 @@ impl PullMemory {
         vec![signal]
     }
 
+    /// What changes of it the store must know: the firing set and the blind spot.
+    fn digest(&self) -> (Vec<Fingerprint>, bool) {
+        (
+            self.firing.keys().copied().collect(),
+            self.unreachable.is_some(),
+        )
+    }
+
     /// The source was removed from the config: whatever it said fires no more.
     pub fn forget(self, now: DateTime<Utc>) -> Vec<Signal> {
         self.firing
@@ -161,6 +171,44 @@ pub struct PullContext {
     pub engine: EngineHandle,
     pub clock: Clock,
     pub metrics: Arc<Metrics>,
+    /// Where each source's memory outlives the engine (None in unit tests).
+    pub store: Option<Store>,
+}
+
+/// The key of a source's memory in the store.
+pub fn memory_key(kind: PullKind, name: &str) -> String {
+    format!("{}:{name}", kind.as_str())
+}
+
+/// The memory a source left in the store, if any.
+pub async fn stored_memory(store: &Store, key: &str) -> Option<PullMemory> {
+    match store.source_state(key).await {
+        Ok(Some(text)) => match serde_json::from_str(&text) {
+            Ok(memory) => Some(memory),
+            Err(e) => {
+                tracing::warn!(source = key, error = %e, "stored pull memory unreadable; starting afresh");
+                None
+            }
+        },
+        Ok(None) => None,
+        Err(e) => {
+            tracing::warn!(source = key, error = %e, "cannot read the stored pull memory");
+            None
+        }
+    }
+}
+
+async fn save_memory(store: &Store, key: &str, memory: &PullMemory) {
+    let saved = match serde_json::to_string(memory) {
+        Ok(text) => store
+            .save_source_state(key, &text)
+            .await
+            .map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
+    };
+    if let Err(e) = saved {
+        tracing::warn!(source = key, error = %e, "cannot store the pull memory");
+    }
 }
 
 /// Pull one source until `stop` turns true; returns its memory for the next config.
@@ -186,6 +234,15 @@ pub async fn run(
             return memory;
         }
     };
+    let key = memory_key(kind, &source.name);
+    // A fresh start (not a reload) takes up what the last engine to pull it remembered.
+    if memory.firing.is_empty() && memory.unreachable.is_none() {
+        if let Some(store) = &context.store {
+            if let Some(stored) = stored_memory(store, &key).await {
+                memory = stored;
+            }
+        }
+    }
     let up = context.metrics.source_up.with_label_values(&[&source.name]);
     let mut ticks = tokio::time::interval(source.interval.std());
     ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -198,6 +255,7 @@ pub async fn run(
             } => fetched,
         };
         let now = context.clock.now();
+        let before = memory.digest();
         let signals = match fetched {
             Ok(alerts) => {
                 up.set(1);
@@ -213,7 +271,14 @@ pub async fn run(
             continue;
         }
         match context.engine.send(Input::Signals(signals)).await {
-            Ok(_) => {}
+            Ok(_) => {
+                // Stored once the engine has the signals, so a restart resolves what left.
+                if memory.digest() != before {
+                    if let Some(store) = &context.store {
+                        save_memory(store, &key, &memory).await;
+                    }
+                }
+            }
             Err(EngineError::Stopped) => return memory,
             Err(e) => {
                 tracing::warn!(source = %source.name, error = %e, "pulled alerts not recorded")

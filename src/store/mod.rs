@@ -6,6 +6,7 @@ mod inbox;
 mod leader;
 mod outbox;
 mod queries;
+mod sources;
 mod state;
 
 use std::path::Path;
