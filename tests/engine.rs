@@ -88,3 +88,77 @@ async fn a_reload_reads_the_api_tokens_again() {
     );
     engine.stop().await;
 }
+
+/// `tocsin run` on the shipped default config and rules, in a fresh folder with no network
+/// and no mail server: it serves, creates its store, and Ctrl-C stops it cleanly.
+#[tokio::test]
+async fn the_default_config_runs_and_ctrl_c_stops_it_cleanly() {
+    let root = tempfile::tempdir().unwrap();
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    std::fs::create_dir_all(root.path().join("config")).unwrap();
+    std::fs::create_dir_all(root.path().join("rules")).unwrap();
+    std::fs::copy(
+        repo.join("config/tocsin.yaml"),
+        root.path().join("config/tocsin.yaml"),
+    )
+    .unwrap();
+    std::fs::copy(
+        repo.join("rules/default.yaml"),
+        root.path().join("rules/default.yaml"),
+    )
+    .unwrap();
+    let port = support::free_port();
+    let log = root.path().join("engine.log");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_tocsin"))
+        .arg("run")
+        .arg("--config")
+        .arg(root.path().join("config/tocsin.yaml"))
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let ready = support::eventually(std::time::Duration::from_secs(20), || async {
+        let r = http
+            .get(format!("http://127.0.0.1:{port}/-/ready"))
+            .send()
+            .await
+            .ok()?;
+        r.status().is_success().then_some(())
+    })
+    .await;
+    assert!(
+        ready.is_some(),
+        "{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+    assert!(
+        root.path().join("data/tocsin.db").exists(),
+        "the SQLite store is created under data/"
+    );
+    let list = http
+        .get(format!("http://127.0.0.1:{port}/api/v1/incidents"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(list.status().as_u16(), 200);
+
+    // Ctrl-C is SIGINT.
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exited = support::eventually(std::time::Duration::from_secs(10), || {
+        let code = child.try_wait().ok().flatten();
+        async move { code }
+    })
+    .await;
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    let exit = exited.unwrap_or_else(|| {
+        let _ = child.kill();
+        panic!("did not stop within 10 s:\n{text}")
+    });
+    assert!(exit.success(), "exit {exit:?}:\n{text}");
+    assert!(text.contains("stopped cleanly"), "{text}");
+}
