@@ -15,7 +15,10 @@ use axum::routing::post;
 use axum::Router;
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
-use support::{eventually, free_port, EngineProcess, PgDatabase, TestDir, CATALOG};
+use support::{
+    eventually, free_port, list_incidents, metric, push_alerts, EngineProcess, PgDatabase, TestDir,
+    CATALOG,
+};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
@@ -204,35 +207,7 @@ async fn role(http: &reqwest::Client, url: &str) -> Option<String> {
 async fn push(http: &reqwest::Client, url: &str, service: &str, region: &str) {
     let ends = (Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
     let body = json!([{ "labels": { "alertname": "Down", "severity": "critical", "service": service, "region": region }, "endsAt": ends }]);
-    let response = http
-        .post(format!("{url}/api/v2/alerts"))
-        .json(&body)
-        .send()
-        .await
-        .expect("push");
-    assert!(
-        response.status().is_success(),
-        "push to {url}: {}",
-        response.status()
-    );
-}
-
-async fn incidents(http: &reqwest::Client, url: &str) -> Vec<Value> {
-    let response = http
-        .get(format!("{url}/api/v1/incidents"))
-        .send()
-        .await
-        .expect("list");
-    let mut list: Vec<Value> = response.json().await.expect("JSON");
-    list.reverse();
-    list
-}
-
-fn metric(text: &str, series: &str) -> Option<f64> {
-    text.lines()
-        .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
+    push_alerts(http, url, body).await;
 }
 
 /// Three engines on one database: SIGKILL the leader during an escalation; another takes over
@@ -265,7 +240,7 @@ async fn a_killed_leader_is_replaced_and_the_escalation_goes_on_once() {
 
     // A push to a follower lands: the leader opens the incident and pages level 0.
     push(&http, &url(1), "storage", "china-east").await;
-    let seen_by_other = incidents(&http, &url(2)).await;
+    let seen_by_other = list_incidents(&http, &url(2)).await;
     assert_eq!(seen_by_other.len(), 1, "{seen_by_other:?}");
     let incident = seen_by_other[0]["id"].as_i64().unwrap();
     let level0 = eventually(Duration::from_secs(10), || async {
@@ -345,7 +320,7 @@ async fn a_killed_leader_is_replaced_and_the_escalation_goes_on_once() {
     // Pushes to either remaining engine land.
     push(&http, &url(leader), "sqldb", "china-north").await;
     push(&http, &url(follower), "compute", "china-west").await;
-    let all = incidents(&http, &url(follower)).await;
+    let all = list_incidents(&http, &url(follower)).await;
     let services: BTreeSet<String> = all
         .iter()
         .map(|i| i["services"][0].as_str().unwrap().to_string())
@@ -434,7 +409,9 @@ async fn a_leader_cut_off_from_the_database_stops_paging_and_another_takes_over(
     assert_eq!(role(&http, &url(0)).await.as_deref(), Some("leader"));
 
     push(&http, &url(0), "storage", "china-east").await;
-    let incident = incidents(&http, &url(0)).await[0]["id"].as_i64().unwrap();
+    let incident = list_incidents(&http, &url(0)).await[0]["id"]
+        .as_i64()
+        .unwrap();
     let level0 = eventually(Duration::from_secs(10), || async {
         receiver
             .deduped(incident)

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
-use support::{free_port, EngineProcess, TestDir, CATALOG};
+use support::{free_port, list_incidents, push_alerts, EngineProcess, TestDir, CATALOG};
 
 const RULES: &str = r#"
 groups:
@@ -24,31 +24,6 @@ groups:
 fn alert(name: &str, service: &str, region: &str) -> Value {
     let ends = (Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
     json!({ "labels": { "alertname": name, "service": service, "region": region }, "endsAt": ends })
-}
-
-async fn push(http: &reqwest::Client, url: &str, alerts: Value) {
-    let response = http
-        .post(format!("{url}/api/v2/alerts"))
-        .json(&alerts)
-        .send()
-        .await
-        .expect("push");
-    assert!(
-        response.status().is_success(),
-        "push answered {}",
-        response.status()
-    );
-}
-
-async fn incidents(http: &reqwest::Client, url: &str) -> Vec<Value> {
-    let response = http
-        .get(format!("{url}/api/v1/incidents"))
-        .send()
-        .await
-        .expect("list");
-    let mut list: Vec<Value> = response.json().await.expect("JSON list");
-    list.reverse(); // oldest first
-    list
 }
 
 fn opened_at(incident: &Value) -> DateTime<Utc> {
@@ -71,32 +46,32 @@ async fn open_incidents_and_pending_for_timers_survive_sigkill() {
     // Restarted before the timer is due: it fires at its own time.
     let mut engine = EngineProcess::spawn(&dir, port);
     engine.wait_ready().await;
-    push(
+    push_alerts(
         &http,
         &engine.url,
         json!([alert("StorageDown", "storage", "china-east")]),
     )
     .await;
     let pending_since = Utc::now();
-    push(
+    push_alerts(
         &http,
         &engine.url,
         json!([alert("SqlSlow", "sqldb", "china-north")]),
     )
     .await;
-    let before = incidents(&http, &engine.url).await;
+    let before = list_incidents(&http, &engine.url).await;
     assert_eq!(before.len(), 1, "{before:?}");
     tokio::time::sleep(Duration::from_millis(1000)).await;
     engine.kill();
 
     let engine = EngineProcess::spawn(&dir, port);
     engine.wait_ready().await;
-    let after = incidents(&http, &engine.url).await;
+    let after = list_incidents(&http, &engine.url).await;
     assert_eq!(after.len(), 1, "the open incident is back: {after:?}");
     assert_eq!(after[0]["id"], before[0]["id"]);
     assert_eq!(after[0]["status"], "triggered");
     let second = support::eventually(Duration::from_secs(10), || async {
-        incidents(&http, &engine.url).await.into_iter().nth(1)
+        list_incidents(&http, &engine.url).await.into_iter().nth(1)
     })
     .await
     .expect("the pending for: timer fired after the restart");
@@ -116,7 +91,7 @@ async fn open_incidents_and_pending_for_timers_survive_sigkill() {
     // Killed and kept down past the due time: the timer fires at once on restart, once.
     let mut engine = EngineProcess::spawn(&dir, port);
     engine.wait_ready().await;
-    push(
+    push_alerts(
         &http,
         &engine.url,
         json!([alert("SqlSlow", "cache", "china-west")]),
@@ -129,11 +104,15 @@ async fn open_incidents_and_pending_for_timers_survive_sigkill() {
     let engine = EngineProcess::spawn(&dir, port);
     engine.wait_ready().await;
     let third = support::eventually(Duration::from_secs(5), || async {
-        incidents(&http, &engine.url).await.into_iter().nth(2)
+        list_incidents(&http, &engine.url).await.into_iter().nth(2)
     })
     .await
     .expect("the timer that fell due while the engine was down fired");
     assert!(opened_at(&third) >= restarted_at, "fired at restart");
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(incidents(&http, &engine.url).await.len(), 3, "fired once");
+    assert_eq!(
+        list_incidents(&http, &engine.url).await.len(),
+        3,
+        "fired once"
+    );
 }

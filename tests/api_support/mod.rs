@@ -139,13 +139,8 @@ pub async fn open_sev1(engine: &TestEngine) -> i64 {
 }
 
 /// A value of one series from /metrics text: `name{labels}` exactly as exposed, or `name`.
-pub fn metric(exposition: &str, series: &str) -> Option<f64> {
-    exposition.lines().find_map(|line| {
-        let rest = line.strip_prefix(series)?;
-        let value = rest.strip_prefix(' ')?;
-        value.trim().parse().ok()
-    })
-}
+#[allow(unused_imports)] // not every test binary that includes this module reads metrics
+pub use crate::support::metric;
 
 pub async fn metrics_text(http: &reqwest::Client, base: &str) -> String {
     http.get(format!("{base}/metrics"))

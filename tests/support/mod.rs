@@ -327,3 +327,38 @@ impl PgDatabase {
         admin.close().await.ok();
     }
 }
+
+/// A sample's value in a Prometheus text exposition (`series` with its labels, as printed).
+pub fn metric(exposition: &str, series: &str) -> Option<f64> {
+    exposition.lines().find_map(|line| {
+        let value = line.strip_prefix(series)?.strip_prefix(' ')?;
+        value.trim().parse().ok()
+    })
+}
+
+/// POST alerts (a JSON array as Alertmanager takes it) to an engine's `/api/v2/alerts`.
+pub async fn push_alerts(http: &reqwest::Client, url: &str, alerts: Value) {
+    let response = http
+        .post(format!("{url}/api/v2/alerts"))
+        .json(&alerts)
+        .send()
+        .await
+        .expect("push");
+    assert!(
+        response.status().is_success(),
+        "push to {url} answered {}",
+        response.status()
+    );
+}
+
+/// An engine's incidents, oldest first.
+pub async fn list_incidents(http: &reqwest::Client, url: &str) -> Vec<Value> {
+    let response = http
+        .get(format!("{url}/api/v1/incidents"))
+        .send()
+        .await
+        .expect("list");
+    let mut list: Vec<Value> = response.json().await.expect("JSON list");
+    list.reverse();
+    list
+}
