@@ -16,7 +16,7 @@ use crate::engine::runtime::{self, LoopParts};
 use crate::engine::{Clock, Core, EngineHandle, Input, Setup};
 use crate::metrics::Metrics;
 use crate::paging::Page;
-use crate::store::Store;
+use crate::store::{Store, StoreHealth};
 
 /// How to start an engine.
 #[derive(Clone, Debug)]
@@ -245,6 +245,8 @@ async fn start_engine(
     let (setup_tx, setup_rx) = watch::channel(Arc::clone(&setup));
     let (pages_tx, pages_rx) = mpsc::unbounded_channel::<Vec<Page>>();
     let (engine, inputs) = runtime::channel();
+    // Set by failed writes of the engine loop and the delivery worker; read by /-/ready.
+    let health = StoreHealth::new();
     let engine_task = tokio::spawn(runtime::run_loop(
         core,
         inputs,
@@ -254,6 +256,7 @@ async fn start_engine(
             metrics: Arc::clone(&metrics),
             pages: pages_tx,
             shutdown: shutdown_rx.clone(),
+            health: health.clone(),
         },
     ));
 
@@ -267,6 +270,7 @@ async fn start_engine(
             setup: setup_rx.clone(),
             pages: pages_rx,
             shutdown: shutdown_rx.clone(),
+            health: health.clone(),
         },
     ));
     tasks.push(crate::sources::spawn(crate::sources::SourceParts {
@@ -285,6 +289,7 @@ async fn start_engine(
         metrics: Arc::clone(&metrics),
         setup: setup_rx.clone(),
         ready: Arc::clone(&ready),
+        store_health: health,
         clock: clock.clone(),
         reload: reload_tx,
         tokens: Arc::new(tokens),

@@ -68,10 +68,21 @@ fn not_ready() -> Response {
 }
 
 async fn ready(State(state): State<AppState>) -> Response {
-    if state.ready.load(Ordering::Acquire) {
-        (StatusCode::OK, "tocsin is ready.\n").into_response()
-    } else {
-        not_ready()
+    if !state.ready.load(Ordering::Acquire) {
+        return not_ready();
+    }
+    match state.store_health.problem() {
+        None => (StatusCode::OK, "tocsin is ready.\n").into_response(),
+        // Still paging from memory, but what it does is not durable: not ready.
+        Some(problem) => {
+            let mut response = (
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("tocsin is not ready: {problem}\n"),
+            )
+                .into_response();
+            response.extensions_mut().insert(KeepBody);
+            response
+        }
     }
 }
 

@@ -41,6 +41,8 @@ pub struct AppState {
     /// The config in force; replaced whole on reload.
     pub setup: watch::Receiver<Arc<Setup>>,
     pub ready: Arc<AtomicBool>,
+    /// Whether the store takes writes; `/-/ready` is 503 while it does not.
+    pub store_health: crate::store::StoreHealth,
     pub clock: Clock,
     pub reload: mpsc::Sender<ReloadRequest>,
     /// Bearer tokens accepted on /api/* (empty: no auth).

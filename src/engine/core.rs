@@ -550,8 +550,11 @@ impl Core {
                         }
                         self.drive_escalation(incident_id, now);
                     }
+                    Reply::Done
+                } else {
+                    // Resolved and gone from memory: the delivery worker records it itself.
+                    Reply::NotFound(format!("incident {incident_id} is not open"))
                 }
-                Reply::Done
             }
         }
     }

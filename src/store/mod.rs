@@ -2,6 +2,7 @@
 //! escalation and page. SQLite for one engine, PostgreSQL for several; the same portable SQL
 //! (through sqlx's Any driver) serves both, with a migration folder per backend.
 
+mod health;
 mod leader;
 mod outbox;
 mod queries;
@@ -15,6 +16,7 @@ use chrono::{DateTime, Utc};
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Executor, Row};
 
+pub use health::StoreHealth;
 pub use outbox::{OutboxEntry, OutboxStatus};
 pub use queries::IncidentFilter;
 

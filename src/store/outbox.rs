@@ -89,8 +89,10 @@ impl Store {
         row.as_ref().map(entry).transpose()
     }
 
-    pub async fn mark_delivered(&self, id: i64, attempts: u32, at: DateTime<Utc>) -> Result<()> {
-        sqlx::query(
+    /// The `mark_*` calls answer whether the page's row was there to mark: a page the engine
+    /// handed over while the store refused writes has no row until the engine catches up.
+    pub async fn mark_delivered(&self, id: i64, attempts: u32, at: DateTime<Utc>) -> Result<bool> {
+        let done = sqlx::query(
             "UPDATE outbox SET status = 'delivered', attempts = $1, delivered_at = $2, \
              last_error = NULL WHERE id = $3",
         )
@@ -99,7 +101,7 @@ impl Store {
         .bind(id)
         .execute(&self.pool)
         .await?;
-        Ok(())
+        Ok(done.rows_affected() > 0)
     }
 
     pub async fn mark_retry(
@@ -108,8 +110,8 @@ impl Store {
         attempts: u32,
         next_attempt_at: DateTime<Utc>,
         error: &str,
-    ) -> Result<()> {
-        sqlx::query(
+    ) -> Result<bool> {
+        let done = sqlx::query(
             "UPDATE outbox SET attempts = $1, next_attempt_at = $2, last_error = $3 WHERE id = $4",
         )
         .bind(attempts as i32)
@@ -118,11 +120,11 @@ impl Store {
         .bind(id)
         .execute(&self.pool)
         .await?;
-        Ok(())
+        Ok(done.rows_affected() > 0)
     }
 
-    pub async fn mark_failed(&self, id: i64, attempts: u32, error: &str) -> Result<()> {
-        sqlx::query(
+    pub async fn mark_failed(&self, id: i64, attempts: u32, error: &str) -> Result<bool> {
+        let done = sqlx::query(
             "UPDATE outbox SET status = 'failed', attempts = $1, last_error = $2 WHERE id = $3",
         )
         .bind(attempts as i32)
@@ -130,6 +132,6 @@ impl Store {
         .bind(id)
         .execute(&self.pool)
         .await?;
-        Ok(())
+        Ok(done.rows_affected() > 0)
     }
 }
