@@ -164,6 +164,8 @@ pub async fn start(options: Options) -> Result<Running> {
     let mut server_shutdown = shutdown_rx.clone();
     let app = gate.clone().into_router();
     let server = tokio::spawn(async move {
+        // With the peer address, for the per-client rate limit of the ingest endpoints.
+        let app = app.into_make_service_with_connect_info::<SocketAddr>();
         let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
             let _ = server_shutdown.wait_for(|stop| *stop).await;
         });

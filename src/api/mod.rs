@@ -9,6 +9,7 @@ pub mod error;
 pub mod incidents;
 pub mod oncall;
 pub mod queues;
+pub mod ratelimit;
 
 use std::convert::Infallible;
 use std::sync::atomic::AtomicBool;
