@@ -1,6 +1,6 @@
 //! Writing the core's changes and reading its state back after a restart.
 
-use sqlx::Row;
+use sqlx::{AnyConnection, Connection, Row};
 
 use super::{json_column, ms, Result, Store};
 use crate::engine::core::{Changes, HeartbeatState, Lease, PagingState, Snapshot};
@@ -14,7 +14,17 @@ impl Store {
         if changes.is_empty() {
             return Ok(());
         }
-        let mut tx = self.pool.begin().await?;
+        let mut conn = self.pool.acquire().await?;
+        let written = Self::apply_on(&mut conn, changes).await;
+        if written.is_err() {
+            // Not put back in the pool: see the module docs of `store`.
+            conn.close_on_drop();
+        }
+        written
+    }
+
+    async fn apply_on(conn: &mut AnyConnection, changes: &Changes) -> Result<()> {
+        let mut tx = conn.begin().await?;
         for incident in &changes.incidents {
             sqlx::query(
                 "INSERT INTO incidents (id, status, severity, queue, opened_at, data) \
