@@ -194,6 +194,9 @@ pub struct Got {
     pub at: tokio::time::Instant,
     pub delivery: String,
     pub event: String,
+    pub signature: String,
+    pub path: String,
+    pub raw: Bytes,
     pub body: Value,
 }
 
@@ -221,6 +224,7 @@ pub struct Recorder {
 
 async fn record(
     State((log, status)): State<(Arc<Mutex<Log>>, Arc<AtomicUsize>)>,
+    uri: axum::http::Uri,
     headers: HeaderMap,
     body: Bytes,
 ) -> impl IntoResponse {
@@ -235,7 +239,10 @@ async fn record(
         at: tokio::time::Instant::now(),
         delivery: header("x-tocsin-delivery"),
         event: header("x-tocsin-event"),
+        signature: header("x-tocsin-signature"),
+        path: uri.path().to_string(),
         body: serde_json::from_slice(&body).unwrap_or(Value::Null),
+        raw: body,
     };
     let mut log = log.lock().unwrap();
     let n = log.seen.len();
@@ -250,6 +257,7 @@ impl Recorder {
         let status = Arc::new(AtomicUsize::new(status as usize));
         let app = axum::Router::new()
             .route("/hook", axum::routing::post(record))
+            .route("/hook/{*rest}", axum::routing::post(record))
             .with_state((Arc::clone(&log), Arc::clone(&status)));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
