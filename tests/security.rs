@@ -645,3 +645,42 @@ async fn ingest_endpoints_are_rate_limited_per_client() {
     assert_eq!(limited, 4, "tocsin_rate_limited_total");
     engine.stop().await;
 }
+
+// ===== sign-in redirects =====================================================================
+
+/// After signing in, the dashboard goes back to `next`: only ever a path of this site. A tab
+/// in it ("/\t/evil.example", which browsers read as "//evil.example") was let through as an
+/// open redirect, and a newline made the sign-in answer 500.
+#[tokio::test]
+async fn sign_in_redirects_only_to_this_site() {
+    let dir = TestDir::new(
+        "server: { auth: { tokens_file: secrets/tokens } }\n",
+        &[("default.yaml", &support::default_rules())],
+    );
+    dir.write("secrets/tokens", "tok-REDIRECT-TEST\n");
+    let engine = TestEngine::start(&dir).await;
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    for (next, expected) in [
+        ("/incidents/7", "/incidents/7"),
+        ("//evil.example/x", "/"),
+        ("https://evil.example", "/"),
+        ("/\t/evil.example", "/"),
+        ("/\n/evil.example", "/"),
+        ("/\r\nSet-Cookie: x=y", "/"),
+    ] {
+        let answer = client
+            .post(format!("{}/login", engine.url))
+            .form(&[("token", "tok-REDIRECT-TEST"), ("next", next)])
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("next {next:?}: {e}"));
+        assert_eq!(answer.status(), 303, "next {next:?}");
+        assert_eq!(answer.headers()["location"], expected, "next {next:?}");
+    }
+    assert_eq!(engine.get("/-/healthy").await.0, 200);
+    engine.stop().await;
+}
