@@ -245,6 +245,32 @@ fn too_deep(text: &str) -> Option<(usize, usize)> {
     None
 }
 
+/// Parse and validate one rule file's text as if it were the file `path`, in a config that
+/// has nothing else: what `tocsin check` reports about that file alone (no I/O; for the
+/// fuzzer and tools).
+pub fn load_rules_str(path: &FsPath, text: &str) -> Result<Vec<LoadedRule>, ConfigErrors> {
+    let mut report = FileReport::new(path.to_path_buf(), text.to_string());
+    let rules = read_rule_file(&mut report);
+    let config = Config {
+        path: path.with_file_name("config.yaml"),
+        rules,
+        ..Config::default()
+    };
+    let mut config_report = FileReport::new(config.path.clone(), String::new());
+    let mut rule_reports = vec![report];
+    validate(&config, &mut config_report, &mut rule_reports);
+    let mut errors = Vec::new();
+    config_report.finish(&mut errors);
+    for r in rule_reports {
+        r.finish(&mut errors);
+    }
+    if errors.is_empty() {
+        Ok(config.rules)
+    } else {
+        Err(ConfigErrors(errors))
+    }
+}
+
 /// Parse the file's YAML into a tree; a syntax error is reported where the parser found it.
 fn parse_yaml(report: &mut FileReport) -> Option<Value> {
     if report.text.trim().is_empty() {
@@ -545,6 +571,20 @@ mod tests {
         // As deep as allowed is left to the parser.
         let ok = format!("rule_files: {}\"a\"{}\n", "[".repeat(10), "]".repeat(10));
         assert!(errors_of(&ok).iter().all(|e| !e.contains("nested")));
+    }
+
+    #[test]
+    fn a_rule_file_alone_loads_or_reports_positions() {
+        let path = FsPath::new("/x/rules/r.yaml");
+        let good =
+            "groups:\n  - name: g\n    rules:\n      - { name: A, impact: { kind: outage } }\n";
+        assert_eq!(load_rules_str(path, good).unwrap().len(), 1);
+        let bad = "groups:\n  - name: g\n    rules:\n      - { name: A, fro: 1m }\n";
+        let errs = load_rules_str(path, bad).unwrap_err().to_string();
+        assert!(
+            errs.starts_with("/x/rules/r.yaml:4:20: unknown field \"fro\""),
+            "{errs}"
+        );
     }
 
     #[test]
