@@ -17,7 +17,7 @@ use crate::engine::runtime::{self, LoopParts};
 use crate::engine::{Clock, Core, EngineHandle, Input, Reply, Setup};
 use crate::metrics::Metrics;
 use crate::paging::Page;
-use crate::store::{Backend, Store};
+use crate::store::{Backend, Store, StoreHealth};
 
 /// How to start an engine.
 #[derive(Clone, Debug)]
@@ -167,6 +167,8 @@ pub async fn start(options: Options) -> Result<Running> {
     let mut server_shutdown = shutdown_rx.clone();
     let app = gate.clone().into_router();
     let server = tokio::spawn(async move {
+        // With the peer address, for the per-client rate limit of the ingest endpoints.
+        let app = app.into_make_service_with_connect_info::<SocketAddr>();
         let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
             let _ = server_shutdown.wait_for(|stop| *stop).await;
         });
@@ -248,6 +250,8 @@ async fn start_engine(
     } else {
         Fence::forever()
     };
+    // Set by failed writes of the engine loop and the delivery worker; read by /-/ready.
+    let health = StoreHealth::new();
     let leader = LeaderContext {
         store: store.clone(),
         engine: engine.clone(),
@@ -257,6 +261,7 @@ async fn start_engine(
         holder: holder.clone(),
         shared,
         fence: Arc::clone(&fence),
+        health: health.clone(),
     };
     let mut tasks = Vec::new();
     let initial_role = if shared {
@@ -319,6 +324,7 @@ async fn start_engine(
         metrics: Arc::clone(&metrics),
         setup: setup_rx.clone(),
         ready: Arc::clone(&ready),
+        store_health: health,
         clock: clock.clone(),
         reload: reload_tx,
         role: role_rx,
@@ -373,6 +379,7 @@ struct LeaderContext {
     holder: String,
     shared: bool,
     fence: Arc<Fence>,
+    health: StoreHealth,
 }
 
 /// The tasks that only the leader runs: the engine loop (rules, timers), delivery, probes
@@ -415,6 +422,7 @@ impl LeaderContext {
                 metrics: Arc::clone(&self.metrics),
                 pages: pages_tx,
                 shutdown: stop_rx.clone(),
+                health: self.health.clone(),
             },
         ));
         let mut tasks = vec![crate::paging::notify::spawn(
@@ -430,6 +438,7 @@ impl LeaderContext {
                     holder: self.holder.clone(),
                     fence: Arc::clone(&self.fence),
                 }),
+                health: self.health.clone(),
             },
         )];
         tasks.push(crate::sources::spawn(crate::sources::SourceParts {

@@ -28,6 +28,7 @@ pub struct Metrics {
     pub leader: IntGauge,
     pub store_errors_total: IntCounter,
     pub source_up: IntGaugeVec,
+    pub rate_limited_total: IntCounter,
 }
 
 const NS: &str = "tocsin";
@@ -186,6 +187,11 @@ impl Metrics {
                 &["source"],
             )
             .unwrap(),
+            rate_limited_total: IntCounter::with_opts(opts(
+                "rate_limited_total",
+                "Ingest requests refused with 429 by the per-client rate limit.",
+            ))
+            .unwrap(),
             registry,
         };
         m.register_all();
@@ -234,6 +240,8 @@ impl Metrics {
         r.register(Box::new(self.store_errors_total.clone()))
             .unwrap();
         r.register(Box::new(self.source_up.clone())).unwrap();
+        r.register(Box::new(self.rate_limited_total.clone()))
+            .unwrap();
         #[cfg(target_os = "linux")]
         {
             // Standard `process_*` names, as every Prometheus exporter has them.

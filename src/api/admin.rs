@@ -68,17 +68,30 @@ fn not_ready() -> Response {
 }
 
 async fn ready(State(state): State<AppState>) -> Response {
-    if state.ready.load(Ordering::Acquire) {
+    if !state.ready.load(Ordering::Acquire) {
+        return not_ready();
+    }
+    match state.store_health.problem() {
         // Followers serve the API and the dashboard too, so they are ready; the answer
         // says which engine pages.
-        let text = format!(
-            "tocsin is ready: {} ({}).\n",
-            state.role_text(),
-            state.engine_id
-        );
-        (StatusCode::OK, text).into_response()
-    } else {
-        not_ready()
+        None => {
+            let text = format!(
+                "tocsin is ready: {} ({}).\n",
+                state.role_text(),
+                state.engine_id
+            );
+            (StatusCode::OK, text).into_response()
+        }
+        // Still paging from memory, but what it does is not durable: not ready.
+        Some(problem) => {
+            let mut response = (
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("tocsin is not ready: {problem}\n"),
+            )
+                .into_response();
+            response.extensions_mut().insert(KeepBody);
+            response
+        }
     }
 }
 

@@ -9,6 +9,7 @@ pub mod error;
 pub mod incidents;
 pub mod oncall;
 pub mod queues;
+pub mod ratelimit;
 
 use std::convert::Infallible;
 use std::sync::atomic::AtomicBool;
@@ -41,6 +42,8 @@ pub struct AppState {
     /// The config in force; replaced whole on reload.
     pub setup: watch::Receiver<Arc<Setup>>,
     pub ready: Arc<AtomicBool>,
+    /// Whether the store takes writes; `/-/ready` is 503 while it does not.
+    pub store_health: crate::store::StoreHealth,
     pub clock: Clock,
     pub reload: mpsc::Sender<ReloadRequest>,
     /// Whether this engine leads (several engines on PostgreSQL), and at which term.

@@ -92,9 +92,19 @@ impl FromStr for Duration {
                 .and_then(|ms| total_ms.checked_add(ms))
                 .ok_or_else(|| format!("invalid duration {text:?}: too large"))?;
         }
+        if total_ms > MAX_MS {
+            return Err(format!(
+                "invalid duration {text:?}: too large, at most 100y"
+            ));
+        }
         Ok(Duration::from_millis(total_ms))
     }
 }
+
+/// The longest duration accepted: every time the engine computes (now + a window + a delay …)
+/// stays far inside what a date can hold. `resolve_after: 100000000y` passed the check and
+/// then panicked the engine loop the first time an impact cleared.
+const MAX_MS: u64 = 100 * 365 * 24 * 3600 * 1000;
 
 impl fmt::Display for Duration {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -187,6 +197,18 @@ mod tests {
         for bad in ["", "5", "5x", "m5", "1m1h", "1s1s", "-5s", "1.5h", "5 m"] {
             let err = bad.parse::<Duration>().unwrap_err();
             assert!(err.contains("invalid duration"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn refuses_more_than_a_century() {
+        assert_eq!(
+            "100y".parse::<Duration>().unwrap(),
+            Duration::from_secs(100 * 365 * 24 * 3600)
+        );
+        for huge in ["101y", "100y1ms", "100000000y", "18446744073709551615ms"] {
+            let err = huge.parse::<Duration>().unwrap_err();
+            assert!(err.contains("too large"), "{huge}: {err}");
         }
     }
 

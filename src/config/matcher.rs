@@ -194,9 +194,23 @@ fn parse_quoted(text: &str) -> Result<String, String> {
     Ok(out)
 }
 
+/// Written the way it is read (with the escapes [`parse_quoted`] knows), so what is printed
+/// parses back to the same matcher. Rust's `{:?}` escapes (`\0`, `\u{b}`) did not: found by
+/// the `matcher` fuzz target.
 impl fmt::Display for Matcher {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}{}{:?}", self.name, self.op.as_str(), self.value)
+        use fmt::Write;
+        write!(f, "{}{}\"", self.name, self.op.as_str())?;
+        for c in self.value.chars() {
+            match c {
+                '"' => f.write_str("\\\"")?,
+                '\\' => f.write_str("\\\\")?,
+                '\n' => f.write_str("\\n")?,
+                '\t' => f.write_str("\\t")?,
+                c => f.write_char(c)?,
+            }
+        }
+        f.write_char('"')
     }
 }
 
@@ -239,6 +253,21 @@ mod tests {
         assert_eq!(m.op, MatchOp::NotRegex);
         let m: Matcher = "severity=3".parse().unwrap();
         assert_eq!(m.value, "3");
+    }
+
+    #[test]
+    fn what_is_printed_parses_back_the_same() {
+        for text in [
+            r#"a="x\"y\\z""#,
+            "a=\"x\\\"\0\0\u{b}\r\"", // the fuzzer's find: a="x\"<NUL><NUL><VT><CR>"
+            r#"region=~"china-\d+""#,
+            "note!=\"tab\there\nnewline\"",
+            "service=storage",
+        ] {
+            let m: Matcher = text.parse().unwrap();
+            let again: Matcher = m.to_string().parse().unwrap();
+            assert_eq!(again, m, "{text:?} printed as {m}");
+        }
     }
 
     #[test]

@@ -17,7 +17,7 @@ use std::path::{Path as FsPath, PathBuf};
 
 pub use cronspec::{CronSpec, Zone};
 pub use duration::Duration;
-pub use load::{load, load_str};
+pub use load::{load, load_rules_str, load_str};
 pub use matcher::Matcher;
 pub use rule_file::{BusinessImpact, CelExpr, ImpactConfig, ImpactKind, RuleConfig, Severity};
 pub use types::*;

@@ -179,6 +179,7 @@ impl CelExpr {
                 .to_string();
             format!("invalid CEL in when {text:?}: {first}")
         })?;
+        check_comprehensions(program.expression(), text)?;
         let references = program.references();
         for variable in references.variables() {
             if !CEL_VARIABLES.contains(&variable) {
@@ -194,6 +195,79 @@ impl CelExpr {
             program: Arc::new(program),
         })
     }
+}
+
+/// Comprehensions (`all`, `exists`, `exists_one`, `map`, `filter`) a `when` may hold.
+const MAX_COMPREHENSIONS: usize = 8;
+
+/// The only loops CEL has are comprehensions. One on its own costs its input's size times its
+/// body; one inside another (in its range or its body) multiplies, and a chain of `map`s that
+/// doubles what it is handed (`['a'].map(x, x + x).map(x, x + x)…`, forty times in 600 bytes)
+/// builds a terabyte string and takes the engine down. So none may contain another, and a
+/// `when` holds at most [`MAX_COMPREHENSIONS`]: evaluation stays linear in the signal.
+fn check_comprehensions(expr: &cel::IdedExpr, text: &str) -> Result<(), String> {
+    use cel::common::ast::{EntryExpr, Expr};
+    fn walk(expr: &cel::IdedExpr, inside: bool, count: &mut usize) -> Result<(), &'static str> {
+        match &expr.expr {
+            Expr::Comprehension(c) => {
+                if inside {
+                    return Err(
+                        "a comprehension (all, exists, exists_one, map, filter) inside \
+                                another one, in its list or its body",
+                    );
+                }
+                *count += 1;
+                if *count > MAX_COMPREHENSIONS {
+                    return Err(
+                        "more than 8 comprehensions (all, exists, exists_one, map, filter)",
+                    );
+                }
+                for part in [
+                    &c.iter_range,
+                    &c.accu_init,
+                    &c.loop_cond,
+                    &c.loop_step,
+                    &c.result,
+                ] {
+                    walk(part, true, count)?;
+                }
+            }
+            Expr::Call(call) => {
+                if let Some(target) = &call.target {
+                    walk(target, inside, count)?;
+                }
+                for arg in &call.args {
+                    walk(arg, inside, count)?;
+                }
+            }
+            Expr::List(list) => {
+                for element in &list.elements {
+                    walk(element, inside, count)?;
+                }
+            }
+            Expr::Map(map) => {
+                for entry in &map.entries {
+                    if let EntryExpr::MapEntry(e) = &entry.expr {
+                        walk(&e.key, inside, count)?;
+                        walk(&e.value, inside, count)?;
+                    }
+                }
+            }
+            Expr::Struct(s) => {
+                for entry in &s.entries {
+                    if let EntryExpr::StructField(f) = &entry.expr {
+                        walk(&f.value, inside, count)?;
+                    }
+                }
+            }
+            Expr::Select(select) => walk(&select.operand, inside, count)?,
+            Expr::Unspecified | Expr::Ident(_) | Expr::Literal(_) => {}
+        }
+        Ok(())
+    }
+    walk(expr, false, &mut 0).map_err(|why| {
+        format!("when {text:?} could cost too much to evaluate: {why}; split the rule instead")
+    })
 }
 
 impl<'de> Deserialize<'de> for CelExpr {
@@ -217,5 +291,29 @@ mod tests {
         assert!(err.contains("invalid CEL"), "{err}");
         let deep = format!("{}1{}", "(".repeat(100), ")".repeat(100));
         assert!(CelExpr::compile(&deep).unwrap_err().contains("nests"));
+    }
+
+    #[test]
+    fn costly_comprehensions_are_refused() {
+        // Each map doubles the string: forty of them would build a terabyte.
+        let doubling = format!(
+            "['a']{}.size() > 0",
+            ".map(value, value + value)".repeat(40)
+        );
+        let err = CelExpr::compile(&doubling).unwrap_err();
+        assert!(
+            err.contains("cost too much") && err.contains("inside"),
+            "{err}"
+        );
+        let nested = "labels.all(value, labels.exists(source, source == value))";
+        assert!(CelExpr::compile(nested).unwrap_err().contains("inside"));
+        let many = ["labels.exists(value, value == 'x')"; 9].join(" || ");
+        assert!(CelExpr::compile(&many).unwrap_err().contains("more than 8"));
+        // One at a time is linear in the signal, and fine.
+        assert!(CelExpr::compile(
+            "labels.exists(value, value == 'db') && \
+                                  annotations.all(value, value != '')"
+        )
+        .is_ok());
     }
 }

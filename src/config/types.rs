@@ -64,6 +64,42 @@ pub struct ServerConfig {
     /// How long an ack link stays valid.
     #[serde(default = "default_ack_link_ttl")]
     pub ack_link_ttl: Duration,
+    /// Requests per client on the ingest endpoints.
+    #[serde(default)]
+    pub rate_limit: RateLimitConfig,
+}
+
+/// A token bucket per client address on the ingest endpoints (`/api/v2/alerts`,
+/// `/api/v1/alertmanager`, `/api/v1/cri`, `/api/v1/heartbeats/*`).
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitConfig {
+    /// Requests per second each client may make, on average.
+    #[serde(default = "default_rate_per_client")]
+    pub per_client: f64,
+    /// Requests a client may make at once after being quiet.
+    #[serde(default = "default_rate_burst")]
+    pub burst: u32,
+}
+
+impl Default for RateLimitConfig {
+    fn default() -> Self {
+        RateLimitConfig {
+            per_client: default_rate_per_client(),
+            burst: default_rate_burst(),
+        }
+    }
+}
+
+/// Prometheus sends each alertmanager one request per evaluation interval and group of up
+/// to 64 alerts; Alertmanager one per group and `group_interval`. 100 a second per client,
+/// 200 at once, is far above either.
+fn default_rate_per_client() -> f64 {
+    100.0
+}
+
+fn default_rate_burst() -> u32 {
+    200
 }
 
 impl Default for ServerConfig {
@@ -74,6 +110,7 @@ impl Default for ServerConfig {
             auth: None,
             ack_secret_file: None,
             ack_link_ttl: default_ack_link_ttl(),
+            rate_limit: RateLimitConfig::default(),
         }
     }
 }

@@ -177,6 +177,24 @@ fn check_server_and_store(config: &Config, report: &mut FileReport) {
             ),
         );
     }
+    let rate = &config.server.rate_limit;
+    let rate_path = server.key("rate_limit");
+    if !(rate.per_client.is_finite() && rate.per_client > 0.0) {
+        report.at(
+            rate_path.key("per_client"),
+            format!(
+                "invalid per_client {}: expected requests per second per client, more than 0 \
+                 (e.g. 100)",
+                rate.per_client
+            ),
+        );
+    }
+    if rate.burst == 0 {
+        report.at(
+            rate_path.key("burst"),
+            "invalid burst 0: expected how many requests a client may make at once, at least 1",
+        );
+    }
     let url = &config.store.url;
     if !(url.starts_with("sqlite:")
         || url.starts_with("postgres://")

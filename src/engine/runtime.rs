@@ -1,6 +1,17 @@
 //! The engine loop: one task owns the core, takes inputs from a bounded channel, fires timers
 //! on the clock, and writes each batch of changes to the store in one transaction before it
 //! answers the callers and hands new pages to delivery (group commit: many inputs, one fsync).
+//!
+//! When the store refuses a write, the loop runs from memory: it keeps the unwritten changes
+//! in order, hands their pages to delivery at once (each page once), answers the callers
+//! that their input was not recorded, marks the store unhealthy (`/-/ready` is 503) and
+//! retries with backoff; once a write goes through it writes everything it kept. A write
+//! refused because another engine took the lease stops the loop instead.
+//!
+//! When the store refuses a write, the loop runs from memory: it keeps the unwritten changes
+//! in order, hands their pages to delivery at once (each page once), answers the callers
+//! that their input was not recorded, marks the store unhealthy (`/-/ready` is 503) and
+//! retries with backoff; once a write goes through it writes everything it kept.
 
 use std::sync::Arc;
 
@@ -12,7 +23,7 @@ use super::clock::Clock;
 use super::core::{Core, Input, Reply};
 use crate::metrics::Metrics;
 use crate::paging::Page;
-use crate::store::Store;
+use crate::store::{Store, StoreHealth};
 
 /// Inputs waiting for the core, at most.
 const QUEUE: usize = 4096;
@@ -23,7 +34,12 @@ const BATCH: usize = 1024;
 pub enum EngineError {
     #[error("the engine is shutting down")]
     Stopped,
-    #[error("the store could not record it: {0}")]
+    /// The core took the input (its effects are in memory and its pages go out) but the store
+    /// could not record it: it is written once the store takes writes again.
+    #[error(
+        "taken but not recorded: the store cannot be written ({0}); it is kept in memory and \
+         written once the store recovers (lost if the engine stops first)"
+    )]
     Store(String),
     #[error("no engine took the lead within {0:?}; the input is kept and will be applied")]
     NoLeader(std::time::Duration),
@@ -173,11 +189,24 @@ pub struct LoopParts {
     /// New pages, once stored, go here for delivery.
     pub pages: mpsc::UnboundedSender<Vec<Page>>,
     pub shutdown: watch::Receiver<bool>,
+    /// Set when a write fails, cleared when writes go through again.
+    pub health: StoreHealth,
 }
 
 pub struct EngineReceiver {
     rx: mpsc::Receiver<Request>,
 }
+
+/// A batch of changes the store has not taken yet.
+struct Kept {
+    changes: super::core::Changes,
+    /// Its pages were already handed to delivery (while the store refused writes).
+    handed: bool,
+}
+
+/// Retry delays of a failing store: from the first to the last.
+const RETRY_FIRST: std::time::Duration = std::time::Duration::from_millis(100);
+const RETRY_MAX: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Run the core until shutdown; returns it for inspection (tests).
 pub async fn run_loop(mut core: Core, inputs: EngineReceiver, parts: LoopParts) -> Core {
@@ -187,14 +216,20 @@ pub async fn run_loop(mut core: Core, inputs: EngineReceiver, parts: LoopParts) 
         metrics,
         pages,
         mut shutdown,
+        health,
     } = parts;
     let mut rx = inputs.rx;
     let mut batch: Vec<Request> = Vec::with_capacity(BATCH);
     let mut waiting: Vec<(oneshot::Sender<Result<Reply, EngineError>>, Reply)> = Vec::new();
     // Changes not yet written (the store failed): kept in order and retried.
-    let mut unwritten: Vec<super::core::Changes> = Vec::new();
-    let mut retry_delay = std::time::Duration::from_millis(100);
+    let mut unwritten: Vec<Kept> = Vec::new();
+    let mut retry_delay = RETRY_FIRST;
+    // No write is tried before this while the store is failing: inputs arriving meanwhile
+    // are answered at once instead of each waiting for another failed write.
+    let mut retry_at = tokio::time::Instant::now();
+    let mut failure: Option<String> = None;
     let mut inbox_done: Vec<(i64, String)> = Vec::new();
+    // Another engine took the lease: this loop must stop writing and paging.
     let mut fenced = false;
     loop {
         let wake = core.next_wake();
@@ -219,45 +254,73 @@ pub async fn run_loop(mut core: Core, inputs: EngineReceiver, parts: LoopParts) 
                 }
             }
             _ = clock.sleep_until(wake) => core.tick(clock.now()),
-            _ = tokio::time::sleep(retry_delay), if !unwritten.is_empty() => {}
+            _ = tokio::time::sleep_until(retry_at), if !unwritten.is_empty() => {}
         }
         let mut changes = core.take_changes();
         changes.inbox = std::mem::take(&mut inbox_done);
-        if !changes.is_empty() {
-            unwritten.push(changes);
+        let changed = !changes.is_empty();
+        if changed {
+            unwritten.push(Kept {
+                changes,
+                handed: false,
+            });
         }
-        let mut written_pages = Vec::new();
-        let mut failure = None;
-        while let Some(changes) = unwritten.first() {
-            match store.apply(changes).await {
-                Ok(()) => {
-                    let changes = unwritten.remove(0);
-                    written_pages.extend(changes.pages);
-                    retry_delay = std::time::Duration::from_millis(100);
-                }
-                Err(crate::store::StoreError::Fenced { term }) => {
-                    // Another engine leads now: what was not written is its to redo.
-                    tracing::error!(term, "deposed: the lease passed on; this engine loop stops");
-                    fenced = true;
-                    failure = Some("this engine no longer leads".to_string());
-                    break;
-                }
-                Err(e) => {
-                    metrics.store_errors_total.inc();
-                    tracing::error!(error = %e, pending = unwritten.len(), "store write failed; will retry");
-                    failure = Some(e.to_string());
-                    retry_delay = (retry_delay * 2).min(std::time::Duration::from_secs(5));
-                    break;
+        let mut to_deliver = Vec::new();
+        if unwritten.is_empty() || tokio::time::Instant::now() >= retry_at {
+            let mut wrote = false;
+            while let Some(kept) = unwritten.first() {
+                match store.apply(&kept.changes).await {
+                    Ok(()) => {
+                        let kept = unwritten.remove(0);
+                        if !kept.handed {
+                            to_deliver.extend(kept.changes.pages);
+                        }
+                        wrote = true;
+                    }
+                    Err(crate::store::StoreError::Fenced { term }) => {
+                        // Another engine leads now: what was not written is its to redo.
+                        tracing::error!(
+                            term,
+                            "deposed: the lease passed on; this engine loop stops"
+                        );
+                        fenced = true;
+                        failure = Some("this engine no longer leads".to_string());
+                        break;
+                    }
+                    Err(e) => {
+                        metrics.store_errors_total.inc();
+                        health.write_failed("the engine's changes", &e);
+                        failure = Some(e.to_string());
+                        retry_at = tokio::time::Instant::now() + retry_delay;
+                        retry_delay = (retry_delay * 2).min(RETRY_MAX);
+                        break;
+                    }
                 }
             }
+            if wrote && unwritten.is_empty() {
+                retry_delay = RETRY_FIRST;
+                failure = None;
+                health.write_succeeded();
+            }
         }
-        if !written_pages.is_empty() {
-            let _ = pages.send(written_pages);
+        if !unwritten.is_empty() && !fenced {
+            // Keep paging from memory: pages the store has not taken go out now, once each.
+            // They are written later with the rest of their batch, and not handed over again.
+            for kept in unwritten.iter_mut().filter(|k| !k.handed) {
+                to_deliver.extend(kept.changes.pages.iter().cloned());
+                kept.handed = true;
+            }
         }
+        if !to_deliver.is_empty() {
+            let _ = pages.send(to_deliver);
+        }
+        // This round's changes are the newest: unwritten ones mean this round's are too. An
+        // input that changed nothing gets its answer whatever the store does.
+        let not_recorded = changed && !unwritten.is_empty();
         for (tx, reply) in waiting.drain(..) {
-            let answer = match &failure {
-                None => Ok(reply),
-                Some(e) => Err(EngineError::Store(e.clone())),
+            let answer = match (&failure, not_recorded) {
+                (Some(e), true) => Err(EngineError::Store(e.clone())),
+                _ => Ok(reply),
             };
             let _ = tx.send(answer);
         }
@@ -268,11 +331,22 @@ pub async fn run_loop(mut core: Core, inputs: EngineReceiver, parts: LoopParts) 
     // Write what is left before stopping.
     let changes = core.take_changes();
     if !changes.is_empty() {
-        unwritten.push(changes);
+        unwritten.push(Kept {
+            changes,
+            handed: false,
+        });
     }
-    for changes in &unwritten {
-        if let Err(e) = store.apply(changes).await {
-            tracing::error!(error = %e, "store write failed at shutdown");
+    // In order, stopping at the first failure: a later batch without the earlier ones would
+    // leave the store inconsistent (pages of incidents it never heard of).
+    for (i, kept) in unwritten.iter().enumerate() {
+        if let Err(e) = store.apply(&kept.changes).await {
+            metrics.store_errors_total.inc();
+            tracing::error!(
+                error = %e,
+                batches = unwritten.len() - i,
+                "the store cannot be written at shutdown; what the engine kept in memory is lost"
+            );
+            break;
         }
     }
     core

@@ -15,16 +15,27 @@ use super::cri::{self, CriError};
 use super::push::{self, BodyError, Decoded, Problem};
 use crate::api::auth::require_token;
 use crate::api::error::ApiError;
+use crate::api::ratelimit::{self, RateLimiter};
 use crate::api::AppState;
 use crate::engine::{Input, Reply};
 
 pub fn router(state: AppState) -> Router<AppState> {
+    let limiter = std::sync::Arc::new(RateLimiter::new());
     Router::new()
         .route("/api/v2/alerts", post_only(post(push_alerts)))
         .route("/api/v1/alertmanager", post_only(post(webhook)))
         .route("/api/v1/cri", post_only(post(customer_report)))
         .route("/api/v1/heartbeats/{name}", post_only(post(heartbeat)))
-        .route_layer(axum::middleware::from_fn_with_state(state, require_token))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            require_token,
+        ))
+        // Outermost: a client over its limit costs no token check, and guessing tokens
+        // is rate-limited too.
+        .route_layer(axum::middleware::from_fn_with_state(
+            (state, limiter),
+            ratelimit::limit,
+        ))
 }
 
 /// Other methods get a JSON 405, like every other error of the API.

@@ -1,7 +1,18 @@
 //! The durable store: every incident, impact, timeline entry, rule state, lease, heartbeat,
 //! escalation and page. SQLite for one engine, PostgreSQL for several; the same portable SQL
 //! (through sqlx's Any driver) serves both, with a migration folder per backend.
+//!
+//! Every write takes a connection of its own and closes it, rather than putting it back in
+//! the pool, when the write fails. After an I/O error (a full disk, a file that became
+//! read-only) SQLite may leave the connection inside its transaction, its own rollback and
+//! sqlx's ROLLBACK failing too. Put back, that connection kept the write lock (every other
+//! write waited out busy_timeout and failed), and the next transaction on it was only a
+//! savepoint inside the stale one: its "commit" released the savepoint and committed
+//! nothing, so the engine took for stored what never reached the file (found by
+//! tests/reliability.rs with a read-only database file). Closing the connection rolls back
+//! and releases its locks; the pool opens a fresh one.
 
+mod health;
 mod inbox;
 mod leader;
 mod outbox;
@@ -18,6 +29,7 @@ use chrono::{DateTime, Utc};
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Executor, Row};
 
+pub use health::StoreHealth;
 pub use outbox::{Claim, OutboxEntry, OutboxStatus};
 pub use queries::IncidentFilter;
 

@@ -59,6 +59,21 @@ fn entry(row: &sqlx::any::AnyRow) -> Result<OutboxEntry> {
 const COLUMNS: &str = "data, status, attempts, next_attempt_at, delivered_at, last_error";
 
 impl Store {
+    /// Whether a `mark_*` found its row; a connection whose write failed is not reused.
+    fn marked(
+        mut conn: sqlx::pool::PoolConnection<sqlx::Any>,
+        done: std::result::Result<sqlx::any::AnyQueryResult, sqlx::Error>,
+    ) -> Result<bool> {
+        match done {
+            Ok(done) => Ok(done.rows_affected() > 0),
+            Err(e) => {
+                // Not put back in the pool: see the module docs of `store`.
+                conn.close_on_drop();
+                Err(e.into())
+            }
+        }
+    }
+
     /// Pages not yet delivered nor given up, oldest first.
     pub async fn pending_pages(&self, limit: i64) -> Result<Vec<OutboxEntry>> {
         let rows = sqlx::query(&format!(
@@ -89,17 +104,20 @@ impl Store {
         row.as_ref().map(entry).transpose()
     }
 
-    pub async fn mark_delivered(&self, id: i64, attempts: u32, at: DateTime<Utc>) -> Result<()> {
-        sqlx::query(
+    /// The `mark_*` calls answer whether the page's row was there to mark: a page the engine
+    /// handed over while the store refused writes has no row until the engine catches up.
+    pub async fn mark_delivered(&self, id: i64, attempts: u32, at: DateTime<Utc>) -> Result<bool> {
+        let mut conn = self.pool.acquire().await?;
+        let done = sqlx::query(
             "UPDATE outbox SET status = 'delivered', attempts = $1, delivered_at = $2, \
              last_error = NULL WHERE id = $3",
         )
         .bind(attempts as i32)
         .bind(ms(at))
         .bind(id)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        .execute(&mut *conn)
+        .await;
+        Self::marked(conn, done)
     }
 
     pub async fn mark_retry(
@@ -108,29 +126,31 @@ impl Store {
         attempts: u32,
         next_attempt_at: DateTime<Utc>,
         error: &str,
-    ) -> Result<()> {
-        sqlx::query(
+    ) -> Result<bool> {
+        let mut conn = self.pool.acquire().await?;
+        let done = sqlx::query(
             "UPDATE outbox SET attempts = $1, next_attempt_at = $2, last_error = $3 WHERE id = $4",
         )
         .bind(attempts as i32)
         .bind(ms(next_attempt_at))
         .bind(error)
         .bind(id)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        .execute(&mut *conn)
+        .await;
+        Self::marked(conn, done)
     }
 
-    pub async fn mark_failed(&self, id: i64, attempts: u32, error: &str) -> Result<()> {
-        sqlx::query(
+    pub async fn mark_failed(&self, id: i64, attempts: u32, error: &str) -> Result<bool> {
+        let mut conn = self.pool.acquire().await?;
+        let done = sqlx::query(
             "UPDATE outbox SET status = 'failed', attempts = $1, last_error = $2 WHERE id = $3",
         )
         .bind(attempts as i32)
         .bind(error)
         .bind(id)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        .execute(&mut *conn)
+        .await;
+        Self::marked(conn, done)
     }
 }
 

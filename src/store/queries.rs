@@ -85,7 +85,21 @@ impl Store {
 
     /// Add timeline entries from outside the core (page deliveries).
     pub async fn add_timeline(&self, entries: &[TimelineEntry]) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut conn = self.pool.acquire().await?;
+        let written = Self::add_timeline_on(&mut conn, entries).await;
+        if written.is_err() {
+            // Not put back in the pool: see the module docs of `store`.
+            conn.close_on_drop();
+        }
+        written
+    }
+
+    async fn add_timeline_on(
+        conn: &mut sqlx::AnyConnection,
+        entries: &[TimelineEntry],
+    ) -> Result<()> {
+        use sqlx::Connection;
+        let mut tx = conn.begin().await?;
         for entry in entries {
             sqlx::query(
                 "INSERT INTO timeline (incident_id, at, kind, actor, message, data) \

@@ -1,6 +1,6 @@
 //! Writing the core's changes and reading its state back after a restart.
 
-use sqlx::Row;
+use sqlx::{AnyConnection, Connection, Row};
 
 use super::{json_column, ms, Result, Store};
 use crate::engine::core::{Changes, HeartbeatState, Lease, PagingState, Snapshot};
@@ -14,7 +14,17 @@ impl Store {
         if changes.is_empty() {
             return Ok(());
         }
-        let mut tx = self.pool.begin().await?;
+        let mut conn = self.pool.acquire().await?;
+        let written = self.apply_on(&mut conn, changes).await;
+        if written.is_err() {
+            // Not put back in the pool: see the module docs of `store`.
+            conn.close_on_drop();
+        }
+        written
+    }
+
+    async fn apply_on(&self, conn: &mut AnyConnection, changes: &Changes) -> Result<()> {
+        let mut tx = conn.begin().await?;
         if let Some(fencing) = &self.fencing {
             // Holds a share lock on the lease row until commit: a takeover waits for this
             // write, and this write is refused once the lease has passed on.

@@ -138,7 +138,13 @@ pub fn remembered_by(headers: &HeaderMap) -> String {
 
 /// Only paths of this site: `/x`, not `//evil.example` or `https://…` (open redirects).
 pub fn safe_next(next: &str) -> &str {
-    if next.starts_with('/') && !next.starts_with("//") && !next.contains('\\') {
+    // Browsers drop tabs and newlines from a URL before reading it, so "/\t/evil.example"
+    // would become "//evil.example": no control character may pass either.
+    if next.starts_with('/')
+        && !next.starts_with("//")
+        && !next.contains('\\')
+        && !next.chars().any(char::is_control)
+    {
         next
     } else {
         "/"
@@ -235,6 +241,9 @@ mod tests {
         assert_eq!(safe_next("//evil.example/x"), "/");
         assert_eq!(safe_next("https://evil.example"), "/");
         assert_eq!(safe_next("/\\evil.example"), "/");
+        assert_eq!(safe_next("/\t/evil.example"), "/");
+        assert_eq!(safe_next("/\n/evil.example"), "/");
+        assert_eq!(safe_next("/\r\n/evil.example"), "/");
     }
 
     #[test]

@@ -9,6 +9,11 @@
 //! made: a receiver never hears `resolved` before the `triggered` that is still retrying.
 //! Every outcome is written back to the outbox, the incident's timeline and `pages_total`;
 //! a page given up tells the engine, which goes on to the next escalation level.
+//!
+//! While the store refuses writes, the engine hands over pages it could not write yet, and
+//! the worker sends them like any other. Outcomes it cannot write (the store fails, or the
+//! page's row is not written yet) wait in order in [`Worker::deferred`] and are written once
+//! the store takes them, so a delivered page is marked delivered and not sent again.
 
 pub mod email;
 pub mod error;
@@ -16,7 +21,7 @@ pub mod render;
 pub mod retry;
 pub mod webhook;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,11 +32,11 @@ use tokio::task::{JoinError, JoinHandle, JoinSet};
 use tracing::Instrument;
 
 use crate::config::{Config, RetryConfig};
-use crate::engine::{Clock, EngineHandle, Input, Setup};
-use crate::incident::{Status, TimelineEntry};
+use crate::engine::{Clock, EngineError, EngineHandle, Input, Reply, Setup};
+use crate::incident::TimelineEntry;
 use crate::metrics::Metrics;
 use crate::paging::{Channel, Page};
-use crate::store::{Claim, Store};
+use crate::store::{Claim, Store, StoreHealth};
 pub use error::NotifyError;
 
 /// Attempts running at once, across all receivers.
@@ -44,6 +49,9 @@ const LOAD_LIMIT: i64 = 100_000;
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
 /// Timeline entries written by the worker are by the engine itself.
 const ACTOR: &str = "tocsin";
+/// Deferred writes are tried again after this, doubling up to [`DEFERRED_MAX`].
+const DEFERRED_FIRST: Duration = Duration::from_millis(200);
+const DEFERRED_MAX: Duration = Duration::from_secs(5);
 
 /// What the delivery worker is handed.
 pub struct DeliveryParts {
@@ -55,6 +63,8 @@ pub struct DeliveryParts {
     /// Pages just written to the outbox.
     pub pages: mpsc::UnboundedReceiver<Vec<Page>>,
     pub shutdown: watch::Receiver<bool>,
+    /// Shared with the engine loop and `/-/ready`.
+    pub health: StoreHealth,
     /// Several engines on one store: claim each page before sending it, and only while this
     /// engine's leader fence holds. None for a single engine.
     pub claims: Option<Claims>,
@@ -182,6 +192,37 @@ enum Event {
     Pages(Option<Vec<Page>>),
     Reload(bool),
     Due,
+    Flush,
+}
+
+/// A write of the worker's to the store.
+#[derive(Debug)]
+enum Write {
+    Delivered {
+        page: i64,
+        attempts: u32,
+        at: DateTime<Utc>,
+    },
+    Retry {
+        page: i64,
+        attempts: u32,
+        next: DateTime<Utc>,
+        error: String,
+    },
+    Failed {
+        page: i64,
+        attempts: u32,
+        error: String,
+    },
+    Timeline(TimelineEntry),
+}
+
+/// How a write went.
+enum Written {
+    Done,
+    /// The page's row is not in the outbox yet (the engine has not caught up).
+    NoRow,
+    Failed(crate::store::StoreError),
 }
 
 struct Worker {
@@ -204,6 +245,12 @@ struct Worker {
     /// arriving on the channel with an id at or below it was already in the outbox when the
     /// worker loaded it: it is tracked, or already delivered, and must not be sent again.
     loaded_up_to: i64,
+    health: StoreHealth,
+    /// Writes the store did not take yet, oldest first; written in this order.
+    deferred: VecDeque<Write>,
+    /// The next try of the deferred writes, and the wait after that.
+    flush_at: tokio::time::Instant,
+    flush_delay: Duration,
 }
 
 async fn run(parts: DeliveryParts) {
@@ -216,6 +263,7 @@ async fn run(parts: DeliveryParts) {
         mut pages,
         mut shutdown,
         claims,
+        health,
     } = parts;
     let client = webhook::client();
     // Clone the Arc out of the watch so reading secret files does not hold its lock.
@@ -235,6 +283,10 @@ async fn run(parts: DeliveryParts) {
         in_flight: JoinSet::new(),
         task_pages: HashMap::new(),
         loaded_up_to: 0,
+        health,
+        deferred: VecDeque::new(),
+        flush_at: tokio::time::Instant::now(),
+        flush_delay: DEFERRED_FIRST,
     };
     if !worker.load(&mut shutdown).await {
         return;
@@ -255,6 +307,7 @@ async fn run(parts: DeliveryParts) {
             batch = pages.recv(), if pages_open => Event::Pages(batch),
             changed = setup.changed(), if setup_open => Event::Reload(changed.is_ok()),
             _ = worker.clock.sleep_until(wake), if wake.is_some() => Event::Due,
+            _ = tokio::time::sleep_until(worker.flush_at), if !worker.deferred.is_empty() => Event::Flush,
         };
         match event {
             Event::Stop => break,
@@ -269,6 +322,7 @@ async fn run(parts: DeliveryParts) {
             }
             Event::Reload(false) => setup_open = false,
             Event::Due => {}
+            Event::Flush => worker.flush().await,
         }
     }
     worker.stop().await;
@@ -511,9 +565,12 @@ impl Worker {
                     attempts,
                     "page delivered"
                 );
-                if let Err(e) = self.store.mark_delivered(page_id, attempts, now).await {
-                    self.store_failed("mark a page delivered", &e);
-                }
+                self.write(Write::Delivered {
+                    page: page_id,
+                    attempts,
+                    at: now,
+                })
+                .await;
                 let plural = if attempts == 1 { "" } else { "s" };
                 let message = format!(
                     "{} delivered to {} by {channel} after {attempts} attempt{plural}",
@@ -550,13 +607,13 @@ impl Worker {
                     "page delivery failed; will retry"
                 );
                 let reason = error.to_string();
-                if let Err(e) = self
-                    .store
-                    .mark_retry(page_id, attempts, next, &reason)
-                    .await
-                {
-                    self.store_failed("schedule a page retry", &e);
-                }
+                self.write(Write::Retry {
+                    page: page_id,
+                    attempts,
+                    next,
+                    error: reason.clone(),
+                })
+                .await;
                 let wait = (next - now).num_milliseconds().max(0) as f64 / 1000.0;
                 let message = format!(
                     "{} to {} by {channel}: attempt {attempts} failed: {reason}; next attempt in {wait:.1}s",
@@ -586,9 +643,12 @@ impl Worker {
                     error = %reason,
                     "page given up"
                 );
-                if let Err(e) = self.store.mark_failed(page_id, attempts, &reason).await {
-                    self.store_failed("mark a page failed", &e);
-                }
+                self.write(Write::Failed {
+                    page: page_id,
+                    attempts,
+                    error: reason.clone(),
+                })
+                .await;
                 self.give_up(&page, reason, data).await;
                 self.count(channel, "failed");
             }
@@ -597,7 +657,7 @@ impl Worker {
 
     /// Tell the engine a page is lost, so escalation goes on to the next level (the engine
     /// records `delivery_failed`). An incident that is no longer open escalates no further:
-    /// then the worker records it itself.
+    /// the engine says so, and the worker records it itself.
     async fn give_up(&mut self, page: &Page, reason: String, mut data: serde_json::Value) {
         let recipient = format!(
             "{} ({} {})",
@@ -605,23 +665,17 @@ impl Worker {
             page.recipient.channel.as_str(),
             page.recipient.address
         );
-        let open = match self.store.incident(page.incident_id).await {
-            Ok(incident) => incident.is_some_and(|i| i.status != Status::Resolved),
-            Err(e) => {
-                self.store_failed("read an incident", &e);
-                true
-            }
+        let input = Input::DeliveryFailed {
+            incident_id: page.incident_id,
+            level: page.level,
+            recipient: recipient.clone(),
+            reason: reason.clone(),
         };
-        if open {
-            let input = Input::DeliveryFailed {
-                incident_id: page.incident_id,
-                level: page.level,
-                recipient: recipient.clone(),
-                reason: reason.clone(),
-            };
-            if self.engine.send(input).await.is_ok() {
-                return;
-            }
+        match self.engine.send(input).await {
+            // Recorded; or taken in memory, to be written when the store recovers.
+            Ok(Reply::Done) | Err(EngineError::Store(_)) => return,
+            // The engine is stopping, or no engine leads: record it here.
+            Ok(_) | Err(EngineError::Stopped) | Err(EngineError::NoLeader(_)) => {}
         }
         let message = format!("page to {recipient} given up: {reason}");
         data["error"] = reason.into();
@@ -631,7 +685,7 @@ impl Worker {
     }
 
     async fn timeline(
-        &self,
+        &mut self,
         page: &Page,
         at: DateTime<Utc>,
         kind: &str,
@@ -646,9 +700,7 @@ impl Worker {
             message,
             data,
         };
-        if let Err(e) = self.store.add_timeline(&[entry]).await {
-            self.store_failed("add a delivery to the timeline", &e);
-        }
+        self.write(Write::Timeline(entry)).await;
     }
 
     fn count(&self, channel: &str, outcome: &str) {
@@ -658,9 +710,90 @@ impl Worker {
             .inc();
     }
 
-    fn store_failed(&self, what: &str, error: &crate::store::StoreError) {
+    /// Write now, or after the writes already waiting (in order).
+    async fn write(&mut self, write: Write) {
+        if self.deferred.is_empty() {
+            match self.try_write(&write).await {
+                Written::Done => return,
+                Written::NoRow => {}
+                Written::Failed(e) => self.store_failed(&write, &e),
+            }
+            self.flush_at = tokio::time::Instant::now() + self.flush_delay;
+        }
+        self.deferred.push_back(write);
+    }
+
+    async fn try_write(&self, write: &Write) -> Written {
+        let result = match write {
+            Write::Delivered { page, attempts, at } => {
+                self.store.mark_delivered(*page, *attempts, *at).await
+            }
+            Write::Retry {
+                page,
+                attempts,
+                next,
+                error,
+            } => self.store.mark_retry(*page, *attempts, *next, error).await,
+            Write::Failed {
+                page,
+                attempts,
+                error,
+            } => self.store.mark_failed(*page, *attempts, error).await,
+            Write::Timeline(entry) => self
+                .store
+                .add_timeline(std::slice::from_ref(entry))
+                .await
+                .map(|()| true),
+        };
+        match result {
+            Ok(true) => Written::Done,
+            Ok(false) => Written::NoRow,
+            Err(e) => Written::Failed(e),
+        }
+    }
+
+    /// Write what waits, in order, until the store refuses one.
+    async fn flush(&mut self) {
+        let mut wrote = false;
+        while let Some(write) = self.deferred.front() {
+            match self.try_write(write).await {
+                Written::Done => {
+                    self.deferred.pop_front();
+                    wrote = true;
+                }
+                Written::NoRow => break,
+                Written::Failed(e) => {
+                    let write = self.deferred.pop_front().expect("the front write");
+                    self.store_failed(&write, &e);
+                    self.deferred.push_front(write);
+                    break;
+                }
+            }
+        }
+        if self.deferred.is_empty() {
+            self.flush_delay = DEFERRED_FIRST;
+            if wrote {
+                self.health.write_succeeded();
+            }
+        } else {
+            if wrote {
+                self.flush_delay = DEFERRED_FIRST;
+            } else {
+                self.flush_delay = (self.flush_delay * 2).min(DEFERRED_MAX);
+            }
+            self.flush_at = tokio::time::Instant::now() + self.flush_delay;
+        }
+    }
+
+    fn store_failed(&self, write: &Write, error: &crate::store::StoreError) {
         self.metrics.store_errors_total.inc();
-        tracing::error!(error = %error, "cannot {what} in the store");
+        let what = match write {
+            Write::Delivered { .. } => "a delivered page",
+            Write::Retry { .. } => "a page retry",
+            Write::Failed { .. } => "a page given up",
+            Write::Timeline(_) => "a delivery timeline entry",
+        };
+        self.health.write_failed(what, error);
     }
 
     /// Record attempts that finish within the grace period, abandon the rest: their pages
@@ -680,6 +813,16 @@ impl Worker {
             );
         }
         self.in_flight.shutdown().await;
+        if !self.deferred.is_empty() {
+            self.flush().await;
+        }
+        if !self.deferred.is_empty() {
+            tracing::error!(
+                writes = self.deferred.len(),
+                "delivery outcomes not written at shutdown (the store refused them); their \
+                 pages may be sent again after the restart, with the same X-Tocsin-Delivery"
+            );
+        }
         // Hand our claims back, so the next leader need not wait for them to run out.
         if let Some(claims) = &self.claims {
             if let Err(e) = self.store.release_claims(&claims.holder).await {

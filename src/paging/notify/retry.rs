@@ -44,14 +44,24 @@ pub fn next_attempt(
 ) -> DateTime<Utc> {
     let backoff = backoff(retry, failures, unit);
     let wait = retry_after.map_or(backoff, |asked| asked.max(backoff));
-    let next = now + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::MAX / 2);
-    let deadline = created_at + retry.max_age.chrono();
-    let earliest = now + chrono::Duration::from_std(backoff).unwrap_or_default();
+    // Saturating: a receiver may ask for `Retry-After: 99999999999999`, a config may keep
+    // pages for a million years; either overflowed DateTime and panicked the worker.
+    let next = later(now, wait);
+    let deadline = later(created_at, retry.max_age.std());
+    let earliest = later(now, backoff);
     if next > deadline {
         deadline.max(earliest)
     } else {
         next
     }
+}
+
+/// `at + wait`, or the end of time when that is past it.
+fn later(at: DateTime<Utc>, wait: Duration) -> DateTime<Utc> {
+    chrono::Duration::from_std(wait)
+        .ok()
+        .and_then(|wait| at.checked_add_signed(wait))
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
 }
 
 /// Has the page been undelivered for `max_age` or longer?
@@ -131,6 +141,31 @@ mod tests {
         assert_eq!(next, t(3600));
         assert!(!expired(&r, t(0), t(3599)));
         assert!(expired(&r, t(0), t(3600)));
+    }
+
+    /// A receiver may answer `Retry-After: 99999999999999` (or a config may set a max_age of
+    /// a million years): the arithmetic must saturate, not panic the delivery worker.
+    #[test]
+    fn huge_waits_do_not_overflow() {
+        let r = retry();
+        for asked in [10_000_000_000_000, u64::MAX / 2, u64::MAX] {
+            let next = next_attempt(&r, 1, Some(Duration::from_secs(asked)), t(0), t(10), 0.0);
+            assert_eq!(next, t(3600), "Retry-After: {asked}");
+        }
+        let forever = RetryConfig {
+            max_age: ConfigDuration::from_millis(u64::MAX),
+            ..retry()
+        };
+        let next = next_attempt(
+            &forever,
+            1,
+            Some(Duration::from_secs(u64::MAX)),
+            t(0),
+            t(10),
+            0.0,
+        );
+        assert!(next > t(10));
+        assert!(!expired(&forever, t(0), t(10)));
     }
 
     #[test]

@@ -155,7 +155,19 @@ async fn answer_detail(response: reqwest::Response) -> String {
         .canonical_reason()
         .map(|r| format!(" {r}"))
         .unwrap_or_default();
-    let text = response.text().await.unwrap_or_default();
+    // Only the start is shown: read at most this much of an answer of any size.
+    const READ: usize = 4096;
+    let mut response = response;
+    let mut bytes = Vec::new();
+    while bytes.len() < READ {
+        match response.chunk().await {
+            Ok(Some(chunk)) => {
+                bytes.extend_from_slice(&chunk[..chunk.len().min(READ - bytes.len())])
+            }
+            Ok(None) | Err(_) => break,
+        }
+    }
+    let text = String::from_utf8_lossy(&bytes);
     let mut snippet: String = text
         .chars()
         .map(|c| if c.is_control() { ' ' } else { c })
