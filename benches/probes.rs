@@ -5,113 +5,17 @@
 //!
 //! Run: `cargo bench --bench probes` (env PROBES, SECONDS to change the load).
 
-use std::process::{Child, Command, Stdio};
+mod common;
+
 use std::time::Duration;
+
+use common::{env_or, own_cpu_seconds, percentile, Nginx};
 
 use tocsin::config::{Config, ProbeConfig};
 use tocsin::engine::Clock;
 use tocsin::metrics::Metrics;
 use tocsin::sources::probe::{run_probes, ProbeContext, Prober};
 use tokio::sync::{mpsc, watch};
-
-fn env_or(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-/// User + system CPU seconds of this process so far.
-fn cpu_seconds() -> f64 {
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: getrusage writes into the struct we own; RUSAGE_SELF is always valid.
-    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
-    let seconds = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
-    seconds(usage.ru_utime) + seconds(usage.ru_stime)
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
-    sorted[rank]
-}
-
-/// nginx on `port`, answering `{"status":"ok"}`; killed when dropped.
-struct Nginx {
-    child: Child,
-    _dir: tempfile::TempDir,
-}
-
-impl Nginx {
-    fn start(port: u16) -> Option<Nginx> {
-        let dir = tempfile::tempdir().ok()?;
-        let d = dir.path().display();
-        let config = format!(
-            r#"daemon off;
-master_process on;
-worker_processes 1;
-user root;
-pid {d}/nginx.pid;
-error_log {d}/error.log warn;
-events {{ worker_connections 4096; }}
-http {{
-  access_log off;
-  client_body_temp_path {d}/body;
-  proxy_temp_path {d}/proxy;
-  fastcgi_temp_path {d}/fastcgi;
-  uwsgi_temp_path {d}/uwsgi;
-  scgi_temp_path {d}/scgi;
-  server {{
-    listen 127.0.0.1:{port};
-    location / {{ default_type application/json; return 200 '{{"status":"ok"}}'; }}
-  }}
-}}
-"#
-        );
-        let path = dir.path().join("nginx.conf");
-        std::fs::write(&path, config).ok()?;
-        let child = Command::new("nginx")
-            .arg("-c")
-            .arg(&path)
-            .arg("-p")
-            .arg(dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .ok()?;
-        Some(Nginx { child, _dir: dir })
-    }
-}
-
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-async fn wait_for_port(port: u16) -> bool {
-    for _ in 0..100 {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_ok()
-        {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    false
-}
 
 /// The fallback target: an axum server in this process (its CPU counts in the figure).
 async fn in_process_server() -> u16 {
@@ -129,18 +33,15 @@ async fn in_process_server() -> u16 {
 
 #[tokio::main]
 async fn main() {
-    // `cargo test --all-targets` runs bench binaries too; only `cargo bench` passes --bench.
-    if !std::env::args().any(|a| a == "--bench") {
-        println!("probes benchmark: run with `cargo bench --bench probes`");
+    if !common::invoked_by_cargo_bench("probes") {
         return;
     }
     let probes = env_or("PROBES", 1000);
     let seconds = env_or("SECONDS", 30);
-    let port = free_port();
-    let nginx = Nginx::start(port);
-    let (target, port) = match nginx {
-        Some(_) if wait_for_port(port).await => ("nginx (separate process)", port),
-        _ => (
+    let nginx = Nginx::start(1).await;
+    let (target, port) = match &nginx {
+        Some(nginx) => ("nginx (separate process)", nginx.port),
+        None => (
             "in-process axum (its CPU is counted)",
             in_process_server().await,
         ),
@@ -163,7 +64,7 @@ async fn main() {
     };
     let (tx, mut rx) = mpsc::channel(4096);
     let (stop_tx, stop) = watch::channel(false);
-    let cpu_before = cpu_seconds();
+    let cpu_before = own_cpu_seconds();
     let started = tokio::time::Instant::now();
     let running = tokio::spawn(run_probes(probers, context, tx, stop));
 
@@ -187,7 +88,7 @@ async fn main() {
         }
     }
     let wall = started.elapsed().as_secs_f64();
-    let cpu = cpu_seconds() - cpu_before;
+    let cpu = own_cpu_seconds() - cpu_before;
     let _ = stop_tx.send(true);
     let _ = running.await;
 
