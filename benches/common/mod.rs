@@ -144,6 +144,8 @@ impl Proc {
         process_rss_bytes(self.pid()).unwrap_or(0)
     }
 
+    // Drop cannot await; a blocking wait of at most 5 s at the end of a benchmark is fine.
+    #[allow(clippy::disallowed_methods)]
     pub fn terminate(&mut self) {
         unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
         for _ in 0..100 {
