@@ -168,6 +168,7 @@ groups:
 struct PeerFigures {
     cpu_prometheus: f64,
     cpu_blackbox: f64,
+    scrapes: f64,
     scrapes_up: f64,
     probes_succeeded: f64,
     interval_p99: f64,
@@ -262,6 +263,12 @@ scrape_configs:
         &format!("sum(sum_over_time(up{{job=\"blackbox\"}}[{range}]))"),
     )
     .await;
+    let scrapes = prom_query(
+        &http,
+        &base,
+        &format!("sum(count_over_time(up{{job=\"blackbox\"}}[{range}]))"),
+    )
+    .await;
     let probes_succeeded = prom_query(
         &http,
         &base,
@@ -279,6 +286,7 @@ scrape_configs:
     PeerFigures {
         cpu_prometheus: p1 - p0,
         cpu_blackbox: b1 - b0,
+        scrapes,
         scrapes_up,
         probes_succeeded,
         interval_p99,
@@ -321,7 +329,8 @@ async fn main() {
         t.rss as f64 / 1024.0 / 1024.0
     );
     println!(
-        "prometheus + blackbox_exporter: {:.0} scrapes up, {:.0} probes succeeded of {expected:.0} scheduled ({:.1}%); scrape interval p99 {:.3} s; cpu {:.2} s (prometheus {:.2}, blackbox_exporter {:.2}); rss {:.1} MB",
+        "prometheus + blackbox_exporter: {:.0} scrapes, {:.0} up, {:.0} probes succeeded of {expected:.0} scheduled ({:.1}%); scrape interval p99 {:.3} s; cpu {:.2} s (prometheus {:.2}, blackbox_exporter {:.2}); rss {:.1} MB",
+        p.scrapes,
         p.scrapes_up,
         p.probes_succeeded,
         100.0 * p.probes_succeeded / expected,

@@ -38,7 +38,6 @@ async fn seed(dir: &EngineDir, incidents: u64, timeline: u64) -> (i64, i64) {
                 let labels: BTreeMap<String, String> = [
                     ("alertname", "Bench".to_string()),
                     ("service", format!("svc-{i}")),
-                    ("region", "east".to_string()),
                     ("severity", "critical".to_string()),
                 ]
                 .into_iter()
@@ -126,7 +125,7 @@ async fn main() {
     let runs = env_or("RUNS", 5).max(1);
     let config = r#"
 server: { rate_limit: { per_client: 1000000, burst: 1000000 } }
-correlation: { by: [service, region], window: 15m }
+correlation: { by: [service], window: 15m }
 escalation_policies:
   - name: bench
     levels:
