@@ -173,6 +173,7 @@ struct PeerFigures {
     probes_succeeded: f64,
     interval_p99: f64,
     rss: u64,
+    last_errors: Vec<(String, u64)>,
 }
 
 async fn run_peers(port: u16, probes: u64, seconds: u64) -> PeerFigures {
@@ -281,6 +282,29 @@ scrape_configs:
         "max(prometheus_target_interval_length_seconds{quantile=\"0.99\"})",
     )
     .await;
+    // Why scrapes failed, as Prometheus says: the most common last errors of the targets.
+    let targets: Value = match http
+        .get(format!("{base}/api/v1/targets?state=active"))
+        .send()
+        .await
+    {
+        Ok(r) => r.json().await.unwrap_or(Value::Null),
+        Err(_) => Value::Null,
+    };
+    let mut errors: std::collections::BTreeMap<String, u64> = Default::default();
+    for t in targets["data"]["activeTargets"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        let e = t["lastError"].as_str().unwrap_or("").to_string();
+        // The URL differs per target; keep what follows it.
+        let e = e.rsplit("\": ").next().unwrap_or(&e).to_string();
+        *errors.entry(e).or_default() += 1;
+    }
+    let mut errors: Vec<(String, u64)> = errors.into_iter().collect();
+    errors.sort_by(|a, b| b.1.cmp(&a.1));
+    errors.truncate(3);
     drop(prometheus);
     drop(blackbox);
     PeerFigures {
@@ -291,6 +315,7 @@ scrape_configs:
         probes_succeeded,
         interval_p99,
         rss,
+        last_errors: errors,
     }
 }
 
@@ -339,6 +364,10 @@ async fn main() {
         p.cpu_prometheus,
         p.cpu_blackbox,
         p.rss as f64 / 1024.0 / 1024.0
+    );
+    println!(
+        "prometheus targets' last scrape errors (most common first): {:?}",
+        p.last_errors
     );
     print_ratio(
         "cpu",
