@@ -303,7 +303,7 @@ scrape_configs:
         *errors.entry(e).or_default() += 1;
     }
     let mut errors: Vec<(String, u64)> = errors.into_iter().collect();
-    errors.sort_by(|a, b| b.1.cmp(&a.1));
+    errors.sort_by_key(|e| std::cmp::Reverse(e.1));
     errors.truncate(3);
     drop(prometheus);
     drop(blackbox);
