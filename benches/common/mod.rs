@@ -238,9 +238,12 @@ http {{
     }
 }
 
-/// The release `tocsin` binary next to this benchmark (cargo bench builds it).
+/// The release `tocsin` binary next to this benchmark (cargo bench builds it), or
+/// `TOCSIN_BIN` when set: a copy of an earlier build, for before/after figures.
 pub fn tocsin_binary() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_tocsin"))
+    std::env::var_os("TOCSIN_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_tocsin")))
 }
 
 /// A tocsin engine (the release binary) in a folder of its own: `config.yaml` is `config`

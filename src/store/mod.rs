@@ -30,7 +30,7 @@ use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Executor, Row};
 
 pub use health::StoreHealth;
-pub use outbox::{Claim, OutboxEntry, OutboxStatus};
+pub use outbox::{Claim, DeliveryWrite, OutboxEntry, OutboxStatus};
 pub use queries::IncidentFilter;
 
 #[derive(Debug, thiserror::Error)]
