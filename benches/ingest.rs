@@ -240,7 +240,12 @@ async fn main() {
         batches.len()
     );
 
-    let am = Alertmanager::start(AM_CONFIG).await;
+    // PEER=0 runs tocsin alone (for profiling it).
+    let am = if env_or("PEER", 1) == 1 {
+        Alertmanager::start(AM_CONFIG).await
+    } else {
+        None
+    };
     let am_result = match &am {
         Some(am) => {
             println!("peer: {}", am.version);
