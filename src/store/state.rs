@@ -14,6 +14,7 @@ impl Store {
         if changes.is_empty() {
             return Ok(());
         }
+        let _turn = self.write_turn().await;
         let mut conn = self.pool.acquire().await?;
         let written = self.apply_on(&mut conn, changes).await;
         if written.is_err() {

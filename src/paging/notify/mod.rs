@@ -36,7 +36,7 @@ use crate::engine::{Clock, EngineError, EngineHandle, Input, Reply, Setup};
 use crate::incident::TimelineEntry;
 use crate::metrics::Metrics;
 use crate::paging::{Channel, Page};
-use crate::store::{Claim, Store, StoreHealth};
+use crate::store::{Claim, Mark, Store, StoreHealth};
 pub use error::NotifyError;
 
 /// Attempts running at once, across all receivers.
@@ -195,19 +195,39 @@ enum Event {
     Flush,
 }
 
+fn timeline_entry(
+    page: &Page,
+    at: DateTime<Utc>,
+    kind: &str,
+    message: String,
+    data: serde_json::Value,
+) -> TimelineEntry {
+    TimelineEntry {
+        incident_id: page.incident_id,
+        at,
+        kind: kind.to_string(),
+        actor: ACTOR.to_string(),
+        message,
+        data,
+    }
+}
+
 /// A write of the worker's to the store.
 #[derive(Debug)]
 enum Write {
+    /// With the timeline entry that says so: both in one transaction.
     Delivered {
         page: i64,
         attempts: u32,
         at: DateTime<Utc>,
+        entry: Box<TimelineEntry>,
     },
     Retry {
         page: i64,
         attempts: u32,
         next: DateTime<Utc>,
         error: String,
+        entry: Box<TimelineEntry>,
     },
     Failed {
         page: i64,
@@ -565,18 +585,19 @@ impl Worker {
                     attempts,
                     "page delivered"
                 );
-                self.write(Write::Delivered {
-                    page: page_id,
-                    attempts,
-                    at: now,
-                })
-                .await;
                 let plural = if attempts == 1 { "" } else { "s" };
                 let message = format!(
                     "{} delivered to {} by {channel} after {attempts} attempt{plural}",
                     page.event, page.recipient.id
                 );
-                self.timeline(&page, now, "delivered", message, data).await;
+                let entry = timeline_entry(&page, now, "delivered", message, data);
+                self.write(Write::Delivered {
+                    page: page_id,
+                    attempts,
+                    at: now,
+                    entry: Box::new(entry),
+                })
+                .await;
                 // Counted once recorded: a scrape never shows a delivery the store lacks.
                 let seconds = (now - page.created_at).num_milliseconds().max(0) as f64 / 1000.0;
                 self.metrics
@@ -607,23 +628,23 @@ impl Worker {
                     "page delivery failed; will retry"
                 );
                 let reason = error.to_string();
-                self.write(Write::Retry {
-                    page: page_id,
-                    attempts,
-                    next,
-                    error: reason.clone(),
-                })
-                .await;
                 let wait = (next - now).num_milliseconds().max(0) as f64 / 1000.0;
                 let message = format!(
                     "{} to {} by {channel}: attempt {attempts} failed: {reason}; next attempt in {wait:.1}s",
                     page.event, page.recipient.id
                 );
                 let mut data = data;
-                data["error"] = reason.into();
+                data["error"] = reason.clone().into();
                 data["next_attempt_at"] = next.to_rfc3339().into();
-                self.timeline(&page, now, "delivery_attempt", message, data)
-                    .await;
+                let entry = timeline_entry(&page, now, "delivery_attempt", message, data);
+                self.write(Write::Retry {
+                    page: page_id,
+                    attempts,
+                    next,
+                    error: reason,
+                    entry: Box::new(entry),
+                })
+                .await;
                 self.count(channel, "retry");
             }
             Err(error) => {
@@ -692,14 +713,7 @@ impl Worker {
         message: String,
         data: serde_json::Value,
     ) {
-        let entry = TimelineEntry {
-            incident_id: page.incident_id,
-            at,
-            kind: kind.to_string(),
-            actor: ACTOR.to_string(),
-            message,
-            data,
-        };
+        let entry = timeline_entry(page, at, kind, message, data);
         self.write(Write::Timeline(entry)).await;
     }
 
@@ -725,15 +739,34 @@ impl Worker {
 
     async fn try_write(&self, write: &Write) -> Written {
         let result = match write {
-            Write::Delivered { page, attempts, at } => {
-                self.store.mark_delivered(*page, *attempts, *at).await
+            Write::Delivered {
+                page,
+                attempts,
+                at,
+                entry,
+            } => {
+                let mark = Mark::Delivered {
+                    id: *page,
+                    attempts: *attempts,
+                    at: *at,
+                };
+                self.store.mark_noting(mark, entry).await
             }
             Write::Retry {
                 page,
                 attempts,
                 next,
                 error,
-            } => self.store.mark_retry(*page, *attempts, *next, error).await,
+                entry,
+            } => {
+                let mark = Mark::Retry {
+                    id: *page,
+                    attempts: *attempts,
+                    next_attempt_at: *next,
+                    error,
+                };
+                self.store.mark_noting(mark, entry).await
+            }
             Write::Failed {
                 page,
                 attempts,
