@@ -74,6 +74,12 @@ pub struct Store {
     /// Set on the leader's store: its writes of core changes check that it still holds the
     /// lease at this term (the fencing token), so a deposed leader cannot write.
     fencing: Option<Arc<Fencing>>,
+    /// SQLite only: the engine's and the delivery worker's writes take turns here before
+    /// they ask for SQLite's write lock. A writer that finds SQLite's lock taken gets
+    /// SQLITE_BUSY and its busy handler sleeps (1, 2, 5, 10 ms and more) before it tries
+    /// again, long after the lock was free: that put milliseconds on a page's way out
+    /// (signal-to-page benchmark). Waiting on this mutex wakes the next writer at once.
+    write_turn: Option<Arc<tokio::sync::Mutex<()>>>,
 }
 
 /// Who must hold the lease for a write to go through.
@@ -133,6 +139,7 @@ impl Store {
             pool,
             backend,
             fencing: None,
+            write_turn: (backend == Backend::Sqlite).then(|| Arc::new(tokio::sync::Mutex::new(()))),
         })
     }
 
@@ -148,6 +155,14 @@ impl Store {
                 term,
             })),
             ..self.clone()
+        }
+    }
+
+    /// This writer's turn (SQLite); held until its transaction is over.
+    pub(crate) async fn write_turn(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        match &self.write_turn {
+            Some(turn) => Some(turn.lock().await),
+            None => None,
         }
     }
 

@@ -104,6 +104,7 @@ impl Store {
     /// row is not in the outbox yet (the engine has not caught up; see `mark_delivered`)
     /// and answers how many were written.
     pub async fn record_deliveries(&self, writes: &[DeliveryWrite]) -> Result<usize> {
+        let _turn = self.write_turn().await;
         let mut conn = self.pool.acquire().await?;
         let written = Self::record_deliveries_on(&mut conn, writes).await;
         if written.is_err() {
@@ -153,16 +154,11 @@ impl Store {
                 .bind(*attempts as i32)
                 .bind(error.as_str())
                 .bind(*page),
-                DeliveryWrite::Timeline(entry) => sqlx::query(
-                    "INSERT INTO timeline (incident_id, at, kind, actor, message, data) \
-                     VALUES ($1, $2, $3, $4, $5, $6)",
-                )
-                .bind(entry.incident_id)
-                .bind(ms(entry.at))
-                .bind(entry.kind.as_str())
-                .bind(entry.actor.as_str())
-                .bind(entry.message.as_str())
-                .bind(serde_json::to_string(&entry.data)?),
+                DeliveryWrite::Timeline(entry) => {
+                    Self::insert_timeline(&mut tx, std::slice::from_ref(entry)).await?;
+                    written += 1;
+                    continue;
+                }
             };
             let done = query.execute(&mut *tx).await?;
             if done.rows_affected() == 0 {
@@ -207,6 +203,7 @@ impl Store {
     /// The `mark_*` calls answer whether the page's row was there to mark: a page the engine
     /// handed over while the store refused writes has no row until the engine catches up.
     pub async fn mark_delivered(&self, id: i64, attempts: u32, at: DateTime<Utc>) -> Result<bool> {
+        let _turn = self.write_turn().await;
         let mut conn = self.pool.acquire().await?;
         let done = sqlx::query(
             "UPDATE outbox SET status = 'delivered', attempts = $1, delivered_at = $2, \
@@ -227,6 +224,7 @@ impl Store {
         next_attempt_at: DateTime<Utc>,
         error: &str,
     ) -> Result<bool> {
+        let _turn = self.write_turn().await;
         let mut conn = self.pool.acquire().await?;
         let done = sqlx::query(
             "UPDATE outbox SET attempts = $1, next_attempt_at = $2, last_error = $3 WHERE id = $4",
@@ -241,6 +239,7 @@ impl Store {
     }
 
     pub async fn mark_failed(&self, id: i64, attempts: u32, error: &str) -> Result<bool> {
+        let _turn = self.write_turn().await;
         let mut conn = self.pool.acquire().await?;
         let done = sqlx::query(
             "UPDATE outbox SET status = 'failed', attempts = $1, last_error = $2 WHERE id = $3",

@@ -85,6 +85,7 @@ impl Store {
 
     /// Add timeline entries from outside the core (page deliveries).
     pub async fn add_timeline(&self, entries: &[TimelineEntry]) -> Result<()> {
+        let _turn = self.write_turn().await;
         let mut conn = self.pool.acquire().await?;
         let written = Self::add_timeline_on(&mut conn, entries).await;
         if written.is_err() {
@@ -100,6 +101,16 @@ impl Store {
     ) -> Result<()> {
         use sqlx::Connection;
         let mut tx = conn.begin().await?;
+        Self::insert_timeline(&mut tx, entries).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Insert timeline entries inside a transaction the caller commits.
+    pub(super) async fn insert_timeline(
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        entries: &[TimelineEntry],
+    ) -> Result<()> {
         for entry in entries {
             sqlx::query(
                 "INSERT INTO timeline (incident_id, at, kind, actor, message, data) \
@@ -111,10 +122,9 @@ impl Store {
             .bind(entry.actor.as_str())
             .bind(entry.message.as_str())
             .bind(serde_json::to_string(&entry.data)?)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
         }
-        tx.commit().await?;
         Ok(())
     }
 

@@ -14,6 +14,7 @@ impl Store {
         if changes.is_empty() {
             return Ok(());
         }
+        let _turn = self.write_turn().await;
         let mut conn = self.pool.acquire().await?;
         let written = self.apply_on(&mut conn, changes).await;
         if written.is_err() {
@@ -78,20 +79,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         }
-        for entry in &changes.timeline {
-            sqlx::query(
-                "INSERT INTO timeline (incident_id, at, kind, actor, message, data) \
-                 VALUES ($1, $2, $3, $4, $5, $6)",
-            )
-            .bind(entry.incident_id)
-            .bind(ms(entry.at))
-            .bind(entry.kind.as_str())
-            .bind(entry.actor.as_str())
-            .bind(entry.message.as_str())
-            .bind(serde_json::to_string(&entry.data)?)
-            .execute(&mut *tx)
-            .await?;
-        }
+        Self::insert_timeline(&mut tx, &changes.timeline).await?;
         for (incident_id, state) in &changes.paging {
             match state {
                 Some(state) => {

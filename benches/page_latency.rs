@@ -1,0 +1,294 @@
+//! Signal-to-page benchmark: from the start of an alert's `POST /api/v2/alerts` to the
+//! webhook receiver holding the page, for 1,000 alerts that each open an incident of their
+//! own. Alertmanager (its route with `group_wait: 0s` and `group_by: ['...']`, so every
+//! alert is a group and a notification of its own) and tocsin (a rule without `for:`, a
+//! route and a policy whose level 0 notifies a webhook) in the same run, with the same
+//! sender and the same receiver: an axum server in this process that timestamps each page
+//! on the same clock the sender used.
+//!
+//! tocsin writes every page to its store (the outbox, SQLite with synchronous=FULL) before
+//! it sends it; Alertmanager keeps its notification log in memory and snapshots it.
+//!
+//! Run: `cargo bench --bench page_latency` (env ALERTS, default 1000; INTERVAL_MS, the gap
+//! between two alerts, default 5).
+
+mod alertmanager;
+mod common;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use alertmanager::Alertmanager;
+use axum::extract::State;
+use axum::routing::post;
+use common::{env_or, percentile, print_ratio, sorted, EngineDir};
+use serde_json::Value;
+use tokio::time::Instant;
+
+/// Arrival of the first page of each alert number, per system.
+#[derive(Clone, Default)]
+struct Arrivals {
+    am: Arc<Mutex<HashMap<u64, Instant>>>,
+    tocsin: Arc<Mutex<HashMap<u64, Instant>>>,
+}
+
+fn note(map: &Mutex<HashMap<u64, Instant>>, n: Option<u64>, at: Instant) {
+    if let Some(n) = n {
+        map.lock().unwrap().entry(n).or_insert(at);
+    }
+}
+
+fn label_n(labels: &Value) -> Option<u64> {
+    labels.get("n")?.as_str()?.parse().ok()
+}
+
+async fn am_hook(State(a): State<Arrivals>, body: axum::body::Bytes) -> &'static str {
+    let at = Instant::now();
+    if let Ok(payload) = serde_json::from_slice::<Value>(&body) {
+        for alert in payload["alerts"].as_array().into_iter().flatten() {
+            note(&a.am, label_n(&alert["labels"]), at);
+        }
+    }
+    "ok"
+}
+
+async fn tocsin_hook(State(a): State<Arrivals>, body: axum::body::Bytes) -> &'static str {
+    let at = Instant::now();
+    if let Ok(payload) = serde_json::from_slice::<Value>(&body) {
+        if payload["event"] == "triggered" {
+            note(&a.tocsin, label_n(&payload["incident"]["labels"]), at);
+        }
+    }
+    "ok"
+}
+
+async fn receiver(arrivals: Arrivals) -> u16 {
+    let app = axum::Router::new()
+        .route("/am", post(am_hook))
+        .route("/tocsin", post(tocsin_hook))
+        .with_state(arrivals);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    port
+}
+
+fn am_config(port: u16) -> String {
+    format!(
+        r#"
+route:
+  receiver: hook
+  group_by: ['...']
+  group_wait: 0s
+  group_interval: 5m
+  repeat_interval: 4h
+receivers:
+  - name: hook
+    webhook_configs:
+      - url: "http://127.0.0.1:{port}/am"
+        send_resolved: false
+"#
+    )
+}
+
+/// Correlation by `instance` only, and every alert has an instance of its own: 1,000
+/// incidents. Level 0 of the one policy pages the receiver at once.
+fn tocsin_config(port: u16) -> String {
+    format!(
+        r#"
+server: {{ rate_limit: {{ per_client: 1000000, burst: 1000000 }} }}
+correlation: {{ by: [instance], window: 15m }}
+escalation_policies:
+  - name: bench
+    levels:
+      - {{ after: 0s, notify: [ "webhook:receiver" ] }}
+routes:
+  - {{ match: [ 'alertname="PageBench"' ], policy: bench }}
+notifiers:
+  webhooks:
+    - {{ name: receiver, url: "http://127.0.0.1:{port}/tocsin", timeout: 5s }}
+"#
+    )
+}
+
+const TOCSIN_RULES: &str = r#"
+groups:
+  - name: bench
+    rules:
+      - name: PageBench
+        match: [ 'source="alert"', 'alertname="PageBench"' ]
+        impact: { kind: outage, sla_breach: true }
+"#;
+
+/// One alert per body, numbered `n`, firing for ten minutes.
+fn body(n: u64) -> axum::body::Bytes {
+    let now = chrono::Utc::now();
+    let ends =
+        (now + chrono::Duration::minutes(10)).to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let alert = serde_json::json!([{
+        "labels": {
+            "alertname": "PageBench",
+            "instance": format!("host-{n}:9100"),
+            "service": format!("svc-{n}"),
+            "severity": "critical",
+            "n": n.to_string(),
+        },
+        "annotations": { "summary": format!("page bench alert {n}") },
+        "endsAt": ends,
+    }]);
+    axum::body::Bytes::from(serde_json::to_vec(&alert).unwrap())
+}
+
+struct Figures {
+    latencies_ms: Vec<f64>,
+    missing: usize,
+    post_errors: usize,
+}
+
+impl Figures {
+    fn p(&self, q: f64) -> f64 {
+        percentile(&sorted(&self.latencies_ms), q)
+    }
+    fn print(&self, name: &str) {
+        println!(
+            "{name}: {} pages, {} missing, {} failed posts; signal to page p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+            self.latencies_ms.len(),
+            self.missing,
+            self.post_errors,
+            self.p(50.0),
+            self.p(99.0),
+            self.p(100.0)
+        );
+    }
+}
+
+/// Send the alerts one every `interval` (each POST on its own task, so a slow answer does
+/// not delay the next alert), then wait (at most 15 s) for every page.
+async fn run(
+    url: &str,
+    bodies: &[axum::body::Bytes],
+    interval: Duration,
+    arrivals: &Mutex<HashMap<u64, Instant>>,
+) -> Figures {
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let url = format!("{url}/api/v2/alerts");
+    let mut sent = Vec::with_capacity(bodies.len());
+    let mut posts = Vec::with_capacity(bodies.len());
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    for body in bodies {
+        tick.tick().await;
+        let request = client
+            .post(&url)
+            .header("content-type", "application/json")
+            .body(body.clone());
+        sent.push(Instant::now());
+        posts.push(tokio::spawn(async move {
+            matches!(request.send().await, Ok(r) if r.status().is_success())
+        }));
+    }
+    let mut post_errors = 0;
+    for p in posts {
+        if !p.await.unwrap_or(false) {
+            post_errors += 1;
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while arrivals.lock().unwrap().len() < bodies.len() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let got = arrivals.lock().unwrap().clone();
+    let latencies_ms: Vec<f64> = sent
+        .iter()
+        .enumerate()
+        .filter_map(|(n, at)| {
+            got.get(&(n as u64))
+                .map(|arrived| arrived.duration_since(*at).as_secs_f64() * 1000.0)
+        })
+        .collect();
+    Figures {
+        missing: bodies.len() - latencies_ms.len(),
+        latencies_ms,
+        post_errors,
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    if !common::invoked_by_cargo_bench("page_latency") {
+        return;
+    }
+    let alerts = env_or("ALERTS", 1000);
+    let interval = Duration::from_millis(env_or("INTERVAL_MS", 5));
+    let bodies: Vec<_> = (0..alerts).map(body).collect();
+    let arrivals = Arrivals::default();
+    let port = receiver(arrivals.clone()).await;
+    println!(
+        "page_latency: {alerts} alerts, one incident each, one POST every {} ms; latency = receiver arrival - POST start",
+        interval.as_millis()
+    );
+
+    let am = if env_or("PEER", 1) == 1 {
+        Alertmanager::start(&am_config(port)).await
+    } else {
+        None
+    };
+    let am_figures = match &am {
+        Some(am) => {
+            println!("peer: {} (group_wait: 0s, group_by: ['...'])", am.version);
+            let f = run(&am.url, &bodies, interval, &arrivals.am).await;
+            f.print("alertmanager");
+            Some(f)
+        }
+        None => {
+            println!("alertmanager: not installed or not ready; tocsin alone");
+            None
+        }
+    };
+    drop(am);
+
+    let dir = EngineDir::new(&tocsin_config(port), &[("bench.yaml", TOCSIN_RULES)]);
+    let tocsin = dir.start(0);
+    if !tocsin.wait_ready().await {
+        panic!("tocsin never became ready:\n{}", tocsin.log());
+    }
+    let t = run(&tocsin.url, &bodies, interval, &arrivals.tocsin).await;
+    t.print("tocsin (page in the store before it is sent)");
+    if t.missing > 0 {
+        eprintln!(
+            "tocsin log:\n{}",
+            tocsin.log().lines().take(20).collect::<Vec<_>>().join("\n")
+        );
+    }
+    if let Some(a) = am_figures {
+        print_ratio(
+            "signal to page p50",
+            "ms",
+            t.p(50.0),
+            "alertmanager",
+            a.p(50.0),
+        );
+        print_ratio(
+            "signal to page p99",
+            "ms",
+            t.p(99.0),
+            "alertmanager",
+            a.p(99.0),
+        );
+        print_ratio(
+            "signal to page max",
+            "ms",
+            t.p(100.0),
+            "alertmanager",
+            a.p(100.0),
+        );
+    }
+    drop(tocsin);
+}
