@@ -83,21 +83,6 @@ fn entry(row: &sqlx::any::AnyRow) -> Result<OutboxEntry> {
 const COLUMNS: &str = "data, status, attempts, next_attempt_at, delivered_at, last_error";
 
 impl Store {
-    /// Whether a `mark_*` found its row; a connection whose write failed is not reused.
-    fn marked(
-        mut conn: sqlx::pool::PoolConnection<sqlx::Any>,
-        done: std::result::Result<sqlx::any::AnyQueryResult, sqlx::Error>,
-    ) -> Result<bool> {
-        match done {
-            Ok(done) => Ok(done.rows_affected() > 0),
-            Err(e) => {
-                // Not put back in the pool: see the module docs of `store`.
-                conn.close_on_drop();
-                Err(e.into())
-            }
-        }
-    }
-
     /// Write delivery outcomes in order, in one transaction: one commit (one fsync on
     /// SQLite) for every attempt that finished meanwhile, instead of two per page, which
     /// capped delivery near 500 pages a second. Stops before the first outcome whose page
@@ -200,21 +185,16 @@ impl Store {
         row.as_ref().map(entry).transpose()
     }
 
-    /// The `mark_*` calls answer whether the page's row was there to mark: a page the engine
-    /// handed over while the store refused writes has no row until the engine catches up.
+    /// The `mark_*` calls record one outcome (see [`Store::record_deliveries`]) and answer
+    /// whether the page's row was there to mark: a page the engine handed over while the
+    /// store refused writes has no row until the engine catches up.
     pub async fn mark_delivered(&self, id: i64, attempts: u32, at: DateTime<Utc>) -> Result<bool> {
-        let _turn = self.write_turn().await;
-        let mut conn = self.pool.acquire().await?;
-        let done = sqlx::query(
-            "UPDATE outbox SET status = 'delivered', attempts = $1, delivered_at = $2, \
-             last_error = NULL WHERE id = $3",
-        )
-        .bind(attempts as i32)
-        .bind(ms(at))
-        .bind(id)
-        .execute(&mut *conn)
-        .await;
-        Self::marked(conn, done)
+        self.mark(DeliveryWrite::Delivered {
+            page: id,
+            attempts,
+            at,
+        })
+        .await
     }
 
     pub async fn mark_retry(
@@ -224,32 +204,26 @@ impl Store {
         next_attempt_at: DateTime<Utc>,
         error: &str,
     ) -> Result<bool> {
-        let _turn = self.write_turn().await;
-        let mut conn = self.pool.acquire().await?;
-        let done = sqlx::query(
-            "UPDATE outbox SET attempts = $1, next_attempt_at = $2, last_error = $3 WHERE id = $4",
-        )
-        .bind(attempts as i32)
-        .bind(ms(next_attempt_at))
-        .bind(error)
-        .bind(id)
-        .execute(&mut *conn)
-        .await;
-        Self::marked(conn, done)
+        self.mark(DeliveryWrite::Retry {
+            page: id,
+            attempts,
+            next: next_attempt_at,
+            error: error.to_string(),
+        })
+        .await
     }
 
     pub async fn mark_failed(&self, id: i64, attempts: u32, error: &str) -> Result<bool> {
-        let _turn = self.write_turn().await;
-        let mut conn = self.pool.acquire().await?;
-        let done = sqlx::query(
-            "UPDATE outbox SET status = 'failed', attempts = $1, last_error = $2 WHERE id = $3",
-        )
-        .bind(attempts as i32)
-        .bind(error)
-        .bind(id)
-        .execute(&mut *conn)
-        .await;
-        Self::marked(conn, done)
+        self.mark(DeliveryWrite::Failed {
+            page: id,
+            attempts,
+            error: error.to_string(),
+        })
+        .await
+    }
+
+    async fn mark(&self, write: DeliveryWrite) -> Result<bool> {
+        Ok(self.record_deliveries(std::slice::from_ref(&write)).await? == 1)
     }
 }
 
