@@ -517,6 +517,22 @@ async fn wait_count(engine: &TestEngine, channel: &str, outcome: &str, at_least:
     );
 }
 
+/// `pages_total` moves when an attempt ends; the outbox row and the timeline entry are
+/// written together at the notifier's next idle turn. Wait for that write before
+/// reading the store.
+async fn wait_written(engine: &TestEngine, id: i64, kind: &str, at_least: usize) {
+    let written = eventually(Duration::from_secs(10), || async {
+        let entries = timeline(engine, id).await;
+        let n = entries.iter().filter(|e| e.kind == kind).count();
+        (n >= at_least).then_some(())
+    })
+    .await;
+    assert!(
+        written.is_some(),
+        "fewer than {at_least} {kind} entries were written"
+    );
+}
+
 async fn timeline(engine: &TestEngine, id: i64) -> Vec<tocsin::incident::TimelineEntry> {
     engine.running.state.store.timeline_of(id).await.unwrap()
 }
@@ -540,6 +556,7 @@ async fn a_real_smtp_server_receives_the_page_with_subject_parts_and_ack_link() 
     let engine = TestEngine::start(&dir).await;
     let id = open_incident(&engine).await;
     wait_count(&engine, "email", "delivered", 1).await;
+    wait_written(&engine, id, "delivered", 1).await;
 
     let messages = smtpd.messages();
     assert_eq!(messages.len(), 1, "{messages:?}");
@@ -608,6 +625,7 @@ async fn starttls_against_a_server_without_it_fails_clearly_and_is_retried() {
     let engine = TestEngine::start(&dir).await;
     let id = open_incident(&engine).await;
     wait_count(&engine, "email", "retry", 3).await;
+    wait_written(&engine, id, "delivery_attempt", 3).await;
 
     let stored = &engine.running.state.store.pages_of(id).await.unwrap()[0];
     assert_eq!(
@@ -651,6 +669,7 @@ async fn a_webhook_failing_three_times_gets_one_delivery_id_four_times_and_valid
     let engine = TestEngine::start(&dir).await;
     let id = open_incident(&engine).await;
     wait_count(&engine, "webhook", "delivered", 1).await;
+    wait_written(&engine, id, "delivered", 1).await;
 
     let stored = &engine.running.state.store.pages_of(id).await.unwrap()[0];
     assert_eq!(stored.status, OutboxStatus::Delivered);
@@ -815,6 +834,7 @@ async fn pages_wait_for_a_missing_webhook_secret_and_go_out_signed_after_a_reloa
     let engine = TestEngine::start(&dir).await;
     let id = open_incident(&engine).await;
     wait_count(&engine, "webhook", "retry", 2).await;
+    wait_written(&engine, id, "delivery_attempt", 2).await;
     // Unsigned pages are not sent: nothing reached the receiver.
     assert!(receiver.received().is_empty());
     let stored = &engine.running.state.store.pages_of(id).await.unwrap()[0];
@@ -852,6 +872,7 @@ async fn a_400_is_final_and_the_next_level_is_paged_at_once() {
     wait_count(&engine, "webhook", "failed", 1).await;
     // Level 1 is due an hour later, but the lost page moves escalation on now.
     wait_count(&engine, "email", "delivered", 1).await;
+    wait_written(&engine, id, "delivered", 1).await;
 
     let pages = engine.running.state.store.pages_of(id).await.unwrap();
     assert_eq!(pages.len(), 2);
@@ -1002,6 +1023,7 @@ async fn pages_pending_at_start_are_delivered_once_after_a_restart() {
 
     let engine = TestEngine::start(&dir).await;
     wait_count(&engine, "webhook", "delivered", 1).await;
+    wait_written(&engine, id, "delivered", 1).await;
     let pages = engine.running.state.store.pages_of(id).await.unwrap();
     assert_eq!(pages.len(), 1, "level 0 is not paged again by the restart");
     assert_eq!(pages[0].status, OutboxStatus::Delivered);
