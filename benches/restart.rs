@@ -42,10 +42,9 @@ async fn seed(dir: &EngineDir, incidents: u64, timeline: u64) -> (i64, i64) {
                 ]
                 .into_iter()
                 .map(|(k, v)| (k.to_string(), v))
-                .collect();
+                .collect::<std::collections::BTreeMap<_, _>>();
                 let mut signal = Signal::new(SourceKind::Alert, labels, now);
-                signal
-                    .annotations
+                std::sync::Arc::make_mut(&mut signal.annotations)
                     .insert("summary".into(), format!("bench incident {i}"));
                 signal
             })

@@ -17,8 +17,7 @@ use support::{eventually, TestEngine};
 use tocsin::signal::Signal;
 
 fn with_summary(mut signal: Signal, summary: &str) -> Signal {
-    signal
-        .annotations
+    std::sync::Arc::make_mut(&mut signal.annotations)
         .insert("summary".to_string(), summary.to_string());
     signal
 }

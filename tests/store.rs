@@ -26,7 +26,7 @@ fn incident(id: i64, severity: u8, status: Status, queue: Option<&str>, opened: 
         pinned: false,
         status,
         impact_ids: vec![id * 10],
-        labels: BTreeMap::from([("service".into(), "storage".into())]),
+        labels: BTreeMap::from([("service".into(), "storage".into())]).into(),
         services: BTreeSet::from(["storage".into()]),
         regions: BTreeSet::from(["china-east".into()]),
         customers: BTreeSet::from(["contoso".into()]),
@@ -56,7 +56,7 @@ fn impact(id: i64, incident_id: i64) -> Impact {
         service: Some("storage".into()),
         region: Some("china-east".into()),
         customers: BTreeSet::from(["contoso".into()]),
-        labels: BTreeMap::new(),
+        labels: Default::default(),
         summary: "storage down".into(),
         started_at: t(0),
         cleared_at: None,
@@ -133,13 +133,13 @@ async fn exercise(store: Store) {
         rule_states: vec![(
             "StorageDown".into(),
             fp,
-            Some(RuleState::new(signal.clone(), t(0))),
+            Some(RuleState::new(signal.clone().into(), t(0))),
         )],
         leases: vec![(
             fp,
             Some(Lease {
                 expires_at: t(600),
-                signal: signal.clone(),
+                signal: signal.clone().into(),
             }),
         )],
         heartbeats: vec![(

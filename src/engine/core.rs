@@ -21,7 +21,7 @@ use crate::paging::escalate::LevelPage;
 use crate::paging::page::EscalationRef;
 use crate::paging::{route, Escalation, Page, PageEvent, PagePayload, Recipient};
 use crate::rules::{Decision, Rule, RuleState};
-use crate::signal::{Fingerprint, Signal, SignalState, SourceKind};
+use crate::signal::{Fingerprint, Labels, Signal, SignalState, SourceKind};
 
 /// Something the core is asked to do. Serializable: an engine that does not lead writes it
 /// to the store's inbox for the leader.
@@ -78,8 +78,10 @@ pub enum Reply {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct PagingState {
     pub escalation: Option<Escalation>,
-    /// Everyone paged so far: they hear of the ack and the resolution.
-    pub paged: BTreeSet<Recipient>,
+    /// Everyone paged so far, sorted, each once: they hear of the ack and the resolution.
+    /// A sorted `Vec` rather than a `BTreeSet`, whose first node alone takes ~500 bytes
+    /// for the one or two recipients an incident usually has (stored the same way).
+    pub paged: Vec<Recipient>,
     /// Index of the silence that held paging back, noted once.
     pub silenced_by: Option<usize>,
     /// The pause outside the route's windows was noted in the timeline.
@@ -87,11 +89,20 @@ pub struct PagingState {
     pub response_breached: bool,
 }
 
+impl PagingState {
+    fn add_paged(&mut self, recipient: Recipient) {
+        if let Err(at) = self.paged.binary_search(&recipient) {
+            self.paged.insert(at, recipient);
+        }
+    }
+}
+
 /// A pushed alert's lease.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Lease {
     pub expires_at: DateTime<Utc>,
-    pub signal: Signal,
+    /// The same signal the rule states hold, not a copy.
+    pub signal: Arc<Signal>,
 }
 
 /// A heartbeat's last ping.
@@ -170,8 +181,10 @@ pub struct Core {
     leases: HashMap<Fingerprint, Lease>,
     heartbeats: Vec<HeartbeatState>,
     /// Deadline of each heartbeat; missed ones wait for a ping.
-    incidents: HashMap<i64, Incident>,
-    impacts: HashMap<i64, Impact>,
+    // Boxed: a hash table keeps up to twice its entries' room, and more while it grows;
+    // for these ~400-byte values that room cost more than the values themselves.
+    incidents: HashMap<i64, Box<Incident>>,
+    impacts: HashMap<i64, Box<Impact>>,
     paging: HashMap<i64, PagingState>,
     timers: Timers,
     next_incident_id: i64,
@@ -230,11 +243,11 @@ impl Core {
         self.next_impact_id = snapshot.next_impact_id.max(1);
         self.next_page_id = snapshot.next_page_id.max(1);
         for incident in snapshot.incidents.into_iter().filter(Incident::is_open) {
-            self.incidents.insert(incident.id, incident);
+            self.incidents.insert(incident.id, Box::new(incident));
         }
         for impact in snapshot.impacts {
             if self.incidents.contains_key(&impact.incident_id) {
-                self.impacts.insert(impact.id, impact);
+                self.impacts.insert(impact.id, Box::new(impact));
             }
         }
         for (id, state) in snapshot.paging {
@@ -433,11 +446,11 @@ impl Core {
     }
 
     pub fn open_incidents(&self) -> impl Iterator<Item = &Incident> {
-        self.incidents.values()
+        self.incidents.values().map(|i| &**i)
     }
 
     pub fn impact(&self, id: i64) -> Option<&Impact> {
-        self.impacts.get(&id)
+        self.impacts.get(&id).map(|i| &**i)
     }
 
     /// Fire every timer due at or before `now`, each at its own time.
@@ -461,7 +474,7 @@ impl Core {
             TimerKey::Lease(fingerprint) => {
                 if let Some(lease) = self.leases.remove(&fingerprint) {
                     self.dirty.leases.insert(fingerprint);
-                    let mut signal = lease.signal;
+                    let mut signal = Arc::unwrap_or_clone(lease.signal);
                     signal.state = SignalState::Resolved;
                     signal.expires_at = None;
                     signal.observed_at = now;
@@ -586,6 +599,8 @@ impl Core {
             .with_label_values(&[signal.source.as_str()])
             .inc();
         let fingerprint = signal.fingerprint();
+        // One copy, shared by the lease and every rule state that keeps it.
+        let signal = Arc::new(signal);
         if signal.source == SourceKind::Alert {
             self.track_lease(fingerprint, &signal);
         }
@@ -616,14 +631,14 @@ impl Core {
             let state = self
                 .rule_states
                 .entry(key)
-                .or_insert_with(|| RuleState::new(signal.clone(), now));
+                .or_insert_with(|| RuleState::new(Arc::clone(&signal), now));
             let before = (
                 state.condition,
                 state.failures,
                 state.successes,
                 state.suppressed,
             );
-            state.observe(condition, signal.clone(), now);
+            state.observe(condition, Arc::clone(&signal), now);
             cap_counts(state, rule);
             let after = (
                 state.condition,
@@ -650,7 +665,7 @@ impl Core {
         touched
     }
 
-    fn track_lease(&mut self, fingerprint: Fingerprint, signal: &Signal) {
+    fn track_lease(&mut self, fingerprint: Fingerprint, signal: &Arc<Signal>) {
         match (signal.state, signal.expires_at) {
             (SignalState::Firing, Some(expires_at)) => {
                 let new = !self.leases.contains_key(&fingerprint);
@@ -658,7 +673,7 @@ impl Core {
                     fingerprint,
                     Lease {
                         expires_at,
-                        signal: signal.clone(),
+                        signal: Arc::clone(signal),
                     },
                 );
                 if new {
@@ -733,9 +748,11 @@ impl Core {
     /// put it in an incident. Returns the impact id.
     fn open_impact(&mut self, rule: Option<&Rule>, signal: &Signal, now: DateTime<Utc>) -> i64 {
         let setup = Arc::clone(&self.setup);
-        let mut labels = signal.labels.clone();
-        if let Some(rule) = rule {
-            labels.extend(rule.labels.iter().map(|(k, v)| (k.clone(), v.clone())));
+        // The signal's own map, shared, unless the rule adds labels.
+        let mut labels = Arc::clone(&signal.labels);
+        if let Some(rule) = rule.filter(|r| !r.labels.is_empty()) {
+            let added = rule.labels.iter().map(|(k, v)| (k.clone(), v.clone()));
+            Arc::make_mut(&mut labels).extend(added);
         }
         let service = labels.get("service").cloned();
         let region = labels.get("region").cloned();
@@ -790,8 +807,10 @@ impl Core {
             .collect();
         let candidates = correlate::candidates(
             &impact,
-            indexed.iter().filter_map(|id| self.incidents.get(id)),
-            |x| self.impacts.get(&x),
+            indexed
+                .iter()
+                .filter_map(|id| self.incidents.get(id).map(|i| &**i)),
+            |x| self.impacts.get(&x).map(|i| &**i),
             &setup.config.correlation.by,
             window,
             now,
@@ -847,8 +866,8 @@ impl Core {
         let summary = impact.summary.clone();
         let impact_id = impact.id;
         self.dirty.impacts.insert(impact.id);
-        self.impacts.insert(impact.id, impact);
-        self.incidents.insert(id, incident);
+        self.impacts.insert(impact.id, Box::new(impact));
+        self.incidents.insert(id, Box::new(incident));
         self.index_impact(id, impact_id);
         self.dirty.incidents.insert(id);
         self.metrics
@@ -885,7 +904,7 @@ impl Core {
         let rule = impact.rule.clone();
         let impact_id = impact.id;
         self.dirty.impacts.insert(impact.id);
-        self.impacts.insert(impact.id, impact);
+        self.impacts.insert(impact.id, Box::new(impact));
         if let Some(incident) = self.incidents.get_mut(&incident_id) {
             incident.impact_ids.push(impact_id);
         }
@@ -926,7 +945,9 @@ impl Core {
         }
         if let Some(paging) = self.paging.remove(&from) {
             let target = self.paging.entry(into).or_default();
-            target.paged.extend(paging.paged);
+            for recipient in paging.paged {
+                target.add_paged(recipient);
+            }
             self.dirty.paging.insert(into);
         }
         self.dirty.paging.insert(from);
@@ -1038,14 +1059,14 @@ impl Core {
         let impacts: Vec<&Impact> = incident
             .impact_ids
             .iter()
-            .filter_map(|id| self.impacts.get(id))
+            .filter_map(|id| self.impacts.get(id).map(|i| &**i))
             .collect();
         let (computed, reason) =
             classify(impacts.iter().copied(), &self.setup.config.classification);
         let mut services = BTreeSet::new();
         let mut regions = BTreeSet::new();
         let mut customers = BTreeSet::new();
-        let mut labels: Option<BTreeMap<String, String>> = None;
+        let mut labels: Option<Labels> = None;
         let mut respond_by: Option<DateTime<Utc>> = None;
         let mut sr_severity = None;
         for impact in &impacts {
@@ -1053,9 +1074,13 @@ impl Core {
             regions.extend(impact.region.iter().cloned());
             customers.extend(impact.customers.iter().cloned());
             labels = Some(match labels {
-                None => impact.labels.clone(),
+                // One impact's labels, or the labels all share: the first impact's map
+                // is shared as long as the others agree with it.
+                None => Arc::clone(&impact.labels),
                 Some(mut shared) => {
-                    shared.retain(|k, v| impact.labels.get(k) == Some(v));
+                    if shared.iter().any(|(k, v)| impact.labels.get(k) != Some(v)) {
+                        Arc::make_mut(&mut shared).retain(|k, v| impact.labels.get(k) == Some(v));
+                    }
                     shared
                 }
             });
@@ -1376,7 +1401,7 @@ impl Core {
             .last_ping
             .map(|t| t.to_rfc3339())
             .unwrap_or_else(|| "never".into());
-        signal.annotations.insert(
+        Arc::make_mut(&mut signal.annotations).insert(
             "summary".into(),
             format!(
                 "heartbeat {} missed: no ping within {} (last: {last})",
@@ -1775,7 +1800,7 @@ impl Core {
         };
         self.dirty.pages.push(page);
         let paging = self.paging.entry(incident_id).or_default();
-        paging.paged.insert(recipient);
+        paging.add_paged(recipient);
         self.dirty.paging.insert(incident_id);
     }
 
@@ -1896,16 +1921,16 @@ impl Core {
         };
         for id in &dirty.incidents {
             if let Some(incident) = self.incidents.get(id) {
-                changes.incidents.push(incident.clone());
+                changes.incidents.push(Incident::clone(incident));
             }
         }
         for id in &dirty.impacts {
             if let Some(impact) = self.impacts.get(id) {
-                changes.impacts.push(impact.clone());
+                changes.impacts.push(Impact::clone(impact));
             }
         }
         for id in &dirty.paging {
-            let open = self.incidents.get(id).is_some_and(Incident::is_open);
+            let open = self.incidents.get(id).is_some_and(|i| i.is_open());
             changes.paging.push((
                 *id,
                 if open {

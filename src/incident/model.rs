@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::config::{BusinessImpact, ImpactKind};
-use crate::signal::{CriDetails, Fingerprint, SourceKind};
+use crate::signal::{CriDetails, Fingerprint, Labels, SourceKind};
 
 /// One rule's conclusion about one signal key: who is hurt and how.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -23,7 +23,7 @@ pub struct Impact {
     pub service: Option<String>,
     pub region: Option<String>,
     pub customers: BTreeSet<String>,
-    pub labels: BTreeMap<String, String>,
+    pub labels: Labels,
     pub summary: String,
     pub started_at: DateTime<Utc>,
     pub cleared_at: Option<DateTime<Utc>>,
@@ -79,7 +79,7 @@ pub struct Incident {
     pub status: Status,
     pub impact_ids: Vec<i64>,
     /// Labels every impact shares (Alertmanager's commonLabels).
-    pub labels: BTreeMap<String, String>,
+    pub labels: Labels,
     pub services: BTreeSet<String>,
     pub regions: BTreeSet<String>,
     pub customers: BTreeSet<String>,
@@ -140,7 +140,7 @@ impl IncidentView {
             regions: incident.regions.iter().cloned().collect(),
             customers: incident.customers.iter().cloned().collect(),
             customer_count: incident.customers.len(),
-            labels: incident.labels.clone(),
+            labels: incident.labels.as_ref().clone(),
             opened_at: incident.opened_at,
             acknowledged_at: incident.acknowledged_at,
             acknowledged_by: incident.acknowledged_by.clone(),

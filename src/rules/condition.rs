@@ -55,7 +55,7 @@ mod tests {
     fn probe(success: bool, latency_ms: f64, body: Option<serde_json::Value>) -> Signal {
         let mut s = Signal::new(
             SourceKind::Probe,
-            [("service".into(), "storage".into())].into(),
+            std::collections::BTreeMap::from([("service".into(), "storage".into())]),
             Utc::now(),
         );
         s.probe = Some(ProbeResult {

@@ -10,6 +10,8 @@
 //! reopen an incident the person just closed (as Alertmanager does not re-notify a resolved
 //! group for a still-firing alert).
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -30,7 +32,7 @@ pub struct RuleState {
     /// The impact was closed by a person while the condition still held.
     pub suppressed: bool,
     /// The latest signal, kept to describe the impact when a timer opens it.
-    pub signal: Signal,
+    pub signal: Arc<Signal>,
 }
 
 /// What the state asks the incident stage to do.
@@ -44,7 +46,7 @@ pub enum Decision {
 }
 
 impl RuleState {
-    pub fn new(signal: Signal, now: DateTime<Utc>) -> Self {
+    pub fn new(signal: Arc<Signal>, now: DateTime<Utc>) -> Self {
         RuleState {
             condition: false,
             since: now,
@@ -57,7 +59,7 @@ impl RuleState {
     }
 
     /// Record one observation of the condition.
-    pub fn observe(&mut self, condition: bool, signal: Signal, now: DateTime<Utc>) {
+    pub fn observe(&mut self, condition: bool, signal: Arc<Signal>, now: DateTime<Utc>) {
         if condition != self.condition {
             self.condition = condition;
             self.since = now;
@@ -141,8 +143,12 @@ mod tests {
         DateTime::from_timestamp(1_700_000_000 + secs, 0).unwrap()
     }
 
-    fn signal() -> Signal {
-        Signal::new(SourceKind::Probe, Default::default(), t(0))
+    fn signal() -> Arc<Signal> {
+        Arc::new(Signal::new(
+            SourceKind::Probe,
+            std::collections::BTreeMap::new(),
+            t(0),
+        ))
     }
 
     #[test]

@@ -102,7 +102,7 @@ impl PullMemory {
                 labels.entry(name.clone()).or_insert_with(|| value.clone());
             }
             let mut signal = Signal::new(SourceKind::Alert, labels, now);
-            signal.annotations = alert.annotations;
+            signal.annotations = alert.annotations.into();
             signal.value = alert.value;
             firing.insert(signal.fingerprint(), signal.clone());
             signals.push(signal);
@@ -138,7 +138,7 @@ impl PullMemory {
             ("source_kind".to_string(), kind.as_str().to_string()),
         ]);
         let mut signal = Signal::new(SourceKind::Tocsin, labels, now);
-        signal.annotations.insert("error".into(), error.to_string());
+        std::sync::Arc::make_mut(&mut signal.annotations).insert("error".into(), error.to_string());
         self.unreachable = Some(signal.clone());
         vec![signal]
     }

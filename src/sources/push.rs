@@ -287,7 +287,7 @@ fn alert_signal(
         )));
     }
     let mut signal = Signal::new(SourceKind::Alert, labels, now);
-    signal.annotations = annotations;
+    signal.annotations = annotations.into();
     Ok(signal)
 }
 

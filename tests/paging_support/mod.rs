@@ -52,9 +52,7 @@ pub fn alert(
         ]),
         at,
     );
-    signal
-        .annotations
-        .insert("summary".into(), summary.to_string());
+    std::sync::Arc::make_mut(&mut signal.annotations).insert("summary".into(), summary.to_string());
     signal
 }
 

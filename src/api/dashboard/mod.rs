@@ -201,7 +201,11 @@ async fn incident_detail(
     let pages = state.store.pages_of(id).await?;
     let impacts = state.store.impacts_of(id).await?;
     let entries = state.store.timeline_of(id).await?;
-    let labels: Vec<(String, String)> = incident.labels.clone().into_iter().collect();
+    let labels: Vec<(String, String)> = incident
+        .labels
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
     Ok(page(
         StatusCode::OK,
         "incident.html",

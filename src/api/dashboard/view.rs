@@ -245,7 +245,7 @@ mod tests {
             pinned: false,
             status: crate::incident::Status::Triggered,
             impact_ids: vec![],
-            labels: BTreeMap::new(),
+            labels: Default::default(),
             services: Default::default(),
             regions: Default::default(),
             customers: Default::default(),
