@@ -1732,7 +1732,7 @@ impl Core {
         let Some(paging) = self.paging.get(&incident_id) else {
             return;
         };
-        let recipients: Vec<Recipient> = paging.paged.iter().cloned().collect();
+        let recipients: Vec<Recipient> = paging.paged.to_vec();
         let policy = paging.escalation.as_ref().map(|e| e.policy.name.clone());
         let level = paging.escalation.as_ref().and_then(|e| e.last_paged_level);
         if recipients.is_empty() {
