@@ -26,7 +26,7 @@ fn incident(id: i64, severity: u8, status: Status, queue: Option<&str>, opened: 
         pinned: false,
         status,
         impact_ids: vec![id * 10],
-        labels: BTreeMap::from([("service".into(), "storage".into())]).into(),
+        labels: std::sync::Arc::new(BTreeMap::from([("service".into(), "storage".into())]).into()),
         services: BTreeSet::from(["storage".into()]),
         regions: BTreeSet::from(["china-east".into()]),
         customers: BTreeSet::from(["contoso".into()]),

@@ -1,13 +1,13 @@
 //! The config compiled for the core: rules, catalog, paging and templates. Immutable; a
 //! reload builds a new one and swaps it in whole.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::config::Config;
 use crate::incident::Catalog;
 use crate::paging::{AckSigner, Paging};
 use crate::rules::RuleSet;
+use crate::signal::LabelSet;
 
 pub struct Setup {
     pub config: Config,
@@ -66,8 +66,8 @@ impl Setup {
     pub fn render_summary(
         &self,
         rule: &str,
-        labels: &BTreeMap<String, String>,
-        annotations: &BTreeMap<String, String>,
+        labels: &LabelSet,
+        annotations: &LabelSet,
         value: Option<f64>,
     ) -> Option<String> {
         let template = self.templates.get_template(rule).ok()?;

@@ -140,7 +140,7 @@ impl IncidentView {
             regions: incident.regions.iter().cloned().collect(),
             customers: incident.customers.iter().cloned().collect(),
             customer_count: incident.customers.len(),
-            labels: incident.labels.as_ref().clone(),
+            labels: incident.labels.as_ref().into(),
             opened_at: incident.opened_at,
             acknowledged_at: incident.acknowledged_at,
             acknowledged_by: incident.acknowledged_by.clone(),

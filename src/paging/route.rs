@@ -5,10 +5,11 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 
 use crate::config::{Matcher, RouteConfig, SilenceConfig};
+use crate::signal::LabelSet;
 
 /// Incident labels plus `severity`, as routes and silences see them.
-pub fn route_labels(labels: &BTreeMap<String, String>, severity: u8) -> BTreeMap<String, String> {
-    let mut all = labels.clone();
+pub fn route_labels(labels: &LabelSet, severity: u8) -> BTreeMap<String, String> {
+    let mut all = BTreeMap::from(labels);
     all.insert("severity".into(), severity.to_string());
     all
 }
@@ -20,7 +21,7 @@ fn all_match(matchers: &[Matcher], labels: &BTreeMap<String, String>) -> bool {
 /// The first route whose matchers all hold.
 pub fn select<'a>(
     routes: &'a [RouteConfig],
-    labels: &BTreeMap<String, String>,
+    labels: &LabelSet,
     severity: u8,
 ) -> Option<(usize, &'a RouteConfig)> {
     let labels = route_labels(labels, severity);
@@ -33,7 +34,7 @@ pub fn select<'a>(
 /// The first silence in force at `now` for these labels; `window_open` answers for windows.
 pub fn silenced<'a>(
     silences: &'a [SilenceConfig],
-    labels: &BTreeMap<String, String>,
+    labels: &LabelSet,
     severity: u8,
     now: DateTime<Utc>,
     window_open_until: impl Fn(&str, DateTime<Utc>) -> Option<DateTime<Utc>>,

@@ -204,7 +204,7 @@ impl TimedInput {
             ));
         }
         let mut signal = Signal::new(source, self.labels.clone(), at);
-        signal.annotations = std::sync::Arc::new(self.annotations.clone());
+        signal.annotations = std::sync::Arc::new(self.annotations.clone().into());
         signal.value = self.value;
         signal.state = self.state.unwrap_or(SignalState::Firing);
         signal.probe = self.probe.clone();

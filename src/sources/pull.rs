@@ -102,7 +102,7 @@ impl PullMemory {
                 labels.entry(name.clone()).or_insert_with(|| value.clone());
             }
             let mut signal = Signal::new(SourceKind::Alert, labels, now);
-            signal.annotations = alert.annotations.into();
+            signal.annotations = std::sync::Arc::new(alert.annotations.into());
             signal.value = alert.value;
             firing.insert(signal.fingerprint(), signal.clone());
             signals.push(signal);

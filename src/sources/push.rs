@@ -287,7 +287,7 @@ fn alert_signal(
         )));
     }
     let mut signal = Signal::new(SourceKind::Alert, labels, now);
-    signal.annotations = annotations.into();
+    signal.annotations = std::sync::Arc::new(annotations.into());
     Ok(signal)
 }
 
