@@ -243,10 +243,11 @@ pub struct Signal {
     #[serde(default)]
     pub value: Option<f64>,
     pub state: SignalState,
+    // Boxed: most signals carry neither, and each open incident keeps its signal.
     #[serde(default)]
-    pub probe: Option<ProbeResult>,
+    pub probe: Option<Box<ProbeResult>>,
     #[serde(default)]
-    pub cri: Option<CriDetails>,
+    pub cri: Option<Box<CriDetails>>,
     /// A pushed alert stays firing until then unless refreshed (its lease).
     #[serde(default)]
     pub expires_at: Option<DateTime<Utc>>,
@@ -312,7 +313,7 @@ impl Signal {
         if let Some(summary) = summary {
             Arc::make_mut(&mut signal.annotations).insert("summary".into(), summary);
         }
-        signal.cri = Some(cri);
+        signal.cri = Some(Box::new(cri));
         signal
     }
 

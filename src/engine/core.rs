@@ -92,6 +92,8 @@ pub struct PagingState {
 impl PagingState {
     fn add_paged(&mut self, recipient: Recipient) {
         if let Err(at) = self.paged.binary_search(&recipient) {
+            // Room for this one only: a Vec's first growth makes room for four.
+            self.paged.reserve_exact(1);
             self.paged.insert(at, recipient);
         }
     }

@@ -28,7 +28,7 @@ pub struct Impact {
     pub started_at: DateTime<Utc>,
     pub cleared_at: Option<DateTime<Utc>>,
     #[serde(default)]
-    pub cri: Option<CriDetails>,
+    pub cri: Option<Box<CriDetails>>,
 }
 
 impl Impact {

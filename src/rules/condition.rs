@@ -58,13 +58,13 @@ mod tests {
             std::collections::BTreeMap::from([("service".into(), "storage".into())]),
             Utc::now(),
         );
-        s.probe = Some(ProbeResult {
+        s.probe = Some(Box::new(ProbeResult {
             success,
             status_code: Some(200),
             latency_ms,
             body,
             ..Default::default()
-        });
+        }));
         s
     }
 

@@ -207,7 +207,7 @@ impl TimedInput {
         signal.annotations = std::sync::Arc::new(self.annotations.clone().into());
         signal.value = self.value;
         signal.state = self.state.unwrap_or(SignalState::Firing);
-        signal.probe = self.probe.clone();
+        signal.probe = self.probe.clone().map(Box::new);
         if source == SourceKind::Probe && signal.probe.is_none() {
             return Err(format!(
                 "probe input at {}: needs probe: {{ success: … }}",

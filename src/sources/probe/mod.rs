@@ -89,7 +89,7 @@ impl Prober {
     /// The signal of one run.
     pub fn signal(&self, result: ProbeResult, at: DateTime<Utc>) -> Signal {
         let mut signal = Signal::new(SourceKind::Probe, self.labels.clone(), at);
-        signal.probe = Some(result);
+        signal.probe = Some(Box::new(result));
         signal
     }
 }
