@@ -187,7 +187,7 @@ pub struct Core {
     // for these ~400-byte values that room cost more than the values themselves.
     incidents: HashMap<i64, Box<Incident>>,
     impacts: HashMap<i64, Box<Impact>>,
-    paging: HashMap<i64, PagingState>,
+    paging: HashMap<i64, Box<PagingState>>,
     timers: Timers,
     next_incident_id: i64,
     next_impact_id: i64,
@@ -195,8 +195,9 @@ pub struct Core {
     started_at: DateTime<Utc>,
     dirty: Dirty,
     /// Open incidents by (label, value) of their impacts' `correlation.by` labels, so a new
-    /// impact finds its candidates without scanning every open incident.
-    correlation_index: HashMap<(String, String), BTreeSet<i64>>,
+    /// impact finds its candidates without scanning every open incident. The ids are kept
+    /// sorted in a Vec: usually one, where a BTreeSet's node would take ~100 bytes.
+    correlation_index: HashMap<(String, String), Vec<i64>>,
     gauges_dirty: bool,
     /// While a batch of signals is handled: incidents that took impacts and must be
     /// reclassified (with the rule that caused it), once each at the end of the batch.
@@ -254,7 +255,7 @@ impl Core {
         }
         for (id, state) in snapshot.paging {
             if self.incidents.contains_key(&id) {
-                self.paging.insert(id, state);
+                self.paging.insert(id, Box::new(state));
             }
         }
         for (rule, fingerprint, state) in snapshot.rule_states {
@@ -356,10 +357,11 @@ impl Core {
             return;
         };
         for key in self.correlation_keys(impact) {
-            self.correlation_index
-                .entry(key)
-                .or_default()
-                .insert(incident_id);
+            let ids = self.correlation_index.entry(key).or_default();
+            if let Err(at) = ids.binary_search(&incident_id) {
+                ids.reserve_exact(1);
+                ids.insert(at, incident_id);
+            }
         }
     }
 
@@ -370,7 +372,7 @@ impl Core {
             };
             for key in self.correlation_keys(impact) {
                 if let Some(ids) = self.correlation_index.get_mut(&key) {
-                    ids.remove(&incident_id);
+                    ids.retain(|id| *id != incident_id);
                     if ids.is_empty() {
                         self.correlation_index.remove(&key);
                     }
@@ -792,7 +794,7 @@ impl Core {
             severity_floor: floor,
             service,
             region,
-            customers,
+            customers: customers.into(),
             labels,
             summary,
             started_at: now,
@@ -1094,9 +1096,9 @@ impl Core {
             }
         }
         let incident = self.incidents.get_mut(&incident_id).expect("checked above");
-        incident.services = services;
-        incident.regions = regions;
-        incident.customers = customers;
+        incident.services = services.into();
+        incident.regions = regions.into();
+        incident.customers = customers.into();
         incident.labels = labels.unwrap_or_default();
         if respond_by.is_some() {
             incident.respond_by = respond_by;
@@ -1936,7 +1938,7 @@ impl Core {
             changes.paging.push((
                 *id,
                 if open {
-                    self.paging.get(id).cloned()
+                    self.paging.get(id).map(|p| PagingState::clone(p))
                 } else {
                     None
                 },

@@ -7,4 +7,4 @@ pub mod model;
 
 pub use catalog::Catalog;
 pub use classify::classify;
-pub use model::{Impact, Incident, IncidentView, Status, TimelineEntry};
+pub use model::{Impact, Incident, IncidentView, NameSet, Status, TimelineEntry};

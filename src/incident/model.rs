@@ -22,7 +22,7 @@ pub struct Impact {
     pub severity_floor: Option<u8>,
     pub service: Option<String>,
     pub region: Option<String>,
-    pub customers: BTreeSet<String>,
+    pub customers: NameSet,
     pub labels: Labels,
     pub summary: String,
     pub started_at: DateTime<Utc>,
@@ -80,9 +80,9 @@ pub struct Incident {
     pub impact_ids: Vec<i64>,
     /// Labels every impact shares (Alertmanager's commonLabels).
     pub labels: Labels,
-    pub services: BTreeSet<String>,
-    pub regions: BTreeSet<String>,
-    pub customers: BTreeSet<String>,
+    pub services: NameSet,
+    pub regions: NameSet,
+    pub customers: NameSet,
     pub opened_at: DateTime<Utc>,
     pub acknowledged_at: Option<DateTime<Utc>>,
     pub acknowledged_by: Option<String>,
@@ -164,4 +164,91 @@ pub struct TimelineEntry {
     pub message: String,
     #[serde(default)]
     pub data: serde_json::Value,
+}
+
+/// Names (services, regions, customers) sorted, each once, in one exact-size allocation:
+/// most incidents name one or two, where a `BTreeSet`'s first node takes ~280 bytes and
+/// every open incident keeps three. (De)serialized as a list, like the set it replaces.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct NameSet(Vec<String>);
+
+impl NameSet {
+    pub fn new() -> Self {
+        NameSet(Vec::new())
+    }
+
+    /// Add `name`; false when it was there already.
+    pub fn insert(&mut self, name: String) -> bool {
+        match self.0.binary_search(&name) {
+            Ok(_) => false,
+            Err(at) => {
+                self.0.reserve_exact(1);
+                self.0.insert(at, name);
+                true
+            }
+        }
+    }
+
+    pub fn contains(&self, name: &str) -> bool {
+        self.0.binary_search_by(|n| n.as_str().cmp(name)).is_ok()
+    }
+
+    pub fn iter(&self) -> std::slice::Iter<'_, String> {
+        self.0.iter()
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl std::fmt::Debug for NameSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_set().entries(self.iter()).finish()
+    }
+}
+
+impl FromIterator<String> for NameSet {
+    fn from_iter<I: IntoIterator<Item = String>>(names: I) -> Self {
+        let set: BTreeSet<String> = names.into_iter().collect();
+        NameSet(set.into_iter().collect())
+    }
+}
+
+impl From<BTreeSet<String>> for NameSet {
+    fn from(set: BTreeSet<String>) -> Self {
+        NameSet(set.into_iter().collect())
+    }
+}
+
+impl Extend<String> for NameSet {
+    fn extend<I: IntoIterator<Item = String>>(&mut self, names: I) {
+        for name in names {
+            self.insert(name);
+        }
+    }
+}
+
+impl<'a> IntoIterator for &'a NameSet {
+    type Item = &'a String;
+    type IntoIter = std::slice::Iter<'a, String>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter()
+    }
+}
+
+impl Serialize for NameSet {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for NameSet {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Vec::<String>::deserialize(deserializer).map(NameSet::from_iter)
+    }
 }
