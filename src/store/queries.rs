@@ -125,7 +125,7 @@ impl Store {
         }
         // In order: the timeline's ids follow the rows' order in each statement.
         insert_rows(
-            &mut **tx,
+            tx,
             "INSERT INTO timeline (incident_id, at, kind, actor, message, data) VALUES ",
             "",
             rows,

@@ -64,7 +64,7 @@ impl Store {
             ]);
         }
         insert_rows(
-            &mut *tx,
+            &mut tx,
             "INSERT INTO incidents (id, status, severity, queue, opened_at, data) VALUES ",
             " ON CONFLICT (id) DO UPDATE SET status = excluded.status, \
              severity = excluded.severity, queue = excluded.queue, data = excluded.data",
@@ -80,7 +80,7 @@ impl Store {
             ]);
         }
         insert_rows(
-            &mut *tx,
+            &mut tx,
             "INSERT INTO impacts (id, incident_id, data) VALUES ",
             " ON CONFLICT (id) DO UPDATE SET incident_id = excluded.incident_id, data = excluded.data",
             rows,
@@ -119,7 +119,7 @@ impl Store {
                 ]),
                 None => {
                     insert_rows(
-                        &mut *tx,
+                        &mut tx,
                         RULE_STATE_UPSERT.0,
                         RULE_STATE_UPSERT.1,
                         std::mem::take(&mut rows),
@@ -133,7 +133,7 @@ impl Store {
                 }
             }
         }
-        insert_rows(&mut *tx, RULE_STATE_UPSERT.0, RULE_STATE_UPSERT.1, rows).await?;
+        insert_rows(&mut tx, RULE_STATE_UPSERT.0, RULE_STATE_UPSERT.1, rows).await?;
         let mut rows = Vec::new();
         for (fingerprint, lease) in &changes.leases {
             match lease {
@@ -144,7 +144,7 @@ impl Store {
                 ]),
                 None => {
                     insert_rows(
-                        &mut *tx,
+                        &mut tx,
                         LEASE_UPSERT.0,
                         LEASE_UPSERT.1,
                         std::mem::take(&mut rows),
@@ -157,7 +157,7 @@ impl Store {
                 }
             }
         }
-        insert_rows(&mut *tx, LEASE_UPSERT.0, LEASE_UPSERT.1, rows).await?;
+        insert_rows(&mut tx, LEASE_UPSERT.0, LEASE_UPSERT.1, rows).await?;
         for (name, state) in &changes.heartbeats {
             sqlx::query(
                 "INSERT INTO heartbeats (name, data) VALUES ($1, $2) \
