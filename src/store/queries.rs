@@ -2,6 +2,7 @@
 
 use sqlx::Row;
 
+use super::state::{insert_rows, Val};
 use super::{from_ms, json_column, Result, Store};
 use crate::incident::{Impact, Incident, Status, TimelineEntry};
 
@@ -111,21 +112,25 @@ impl Store {
         tx: &mut sqlx::Transaction<'_, sqlx::Any>,
         entries: &[TimelineEntry],
     ) -> Result<()> {
+        let mut rows = Vec::with_capacity(entries.len());
         for entry in entries {
-            sqlx::query(
-                "INSERT INTO timeline (incident_id, at, kind, actor, message, data) \
-                 VALUES ($1, $2, $3, $4, $5, $6)",
-            )
-            .bind(entry.incident_id)
-            .bind(super::ms(entry.at))
-            .bind(entry.kind.as_str())
-            .bind(entry.actor.as_str())
-            .bind(entry.message.as_str())
-            .bind(serde_json::to_string(&entry.data)?)
-            .execute(&mut **tx)
-            .await?;
+            rows.push(vec![
+                Val::I64(entry.incident_id),
+                Val::I64(super::ms(entry.at)),
+                Val::Str(entry.kind.as_str().to_string()),
+                Val::Str(entry.actor.clone()),
+                Val::Str(entry.message.clone()),
+                Val::Str(serde_json::to_string(&entry.data)?),
+            ]);
         }
-        Ok(())
+        // In order: the timeline's ids follow the rows' order in each statement.
+        insert_rows(
+            tx,
+            "INSERT INTO timeline (incident_id, at, kind, actor, message, data) VALUES ",
+            "",
+            rows,
+        )
+        .await
     }
 
     /// Open incidents waiting in a triage queue, oldest first.
