@@ -296,6 +296,9 @@ impl Core {
             let name = &old.rules.rules[index as usize].name;
             match self.rule_index(name) {
                 Some(new_index) => {
+                    let mut state = state;
+                    // Its `when` may have changed: the next signal runs it again.
+                    state.evaluated = false;
                     self.rule_states.insert((new_index, fingerprint), state);
                 }
                 None => {
@@ -347,7 +350,7 @@ impl Core {
                     .labels
                     .get(name)
                     .filter(|v| !v.is_empty())
-                    .map(|v| (name.clone(), v.clone()))
+                    .map(|v| (name.clone(), v.to_string()))
             })
             .collect()
     }
@@ -616,7 +619,12 @@ impl Core {
                 continue;
             }
             matched = true;
-            let condition = match rule.condition(&signal) {
+            let key = (index as u32, fingerprint);
+            let known = self
+                .rule_states
+                .get(&key)
+                .and_then(|state| state.known_condition(&signal));
+            let condition = match known.map_or_else(|| rule.condition(&signal), Ok) {
                 Ok(c) => c,
                 Err(e) => {
                     self.metrics
@@ -627,7 +635,6 @@ impl Core {
                     continue;
                 }
             };
-            let key = (index as u32, fingerprint);
             let existed = self.rule_states.contains_key(&key);
             if !existed && !condition {
                 continue;
@@ -672,7 +679,15 @@ impl Core {
     fn track_lease(&mut self, fingerprint: Fingerprint, signal: &Arc<Signal>) {
         match (signal.state, signal.expires_at) {
             (SignalState::Firing, Some(expires_at)) => {
-                let new = !self.leases.contains_key(&fingerprint);
+                if let Some(lease) = self.leases.get_mut(&fingerprint) {
+                    // A refresh: kept in memory only (see `restore`).
+                    lease.signal = Arc::clone(signal);
+                    if lease.expires_at != expires_at {
+                        lease.expires_at = expires_at;
+                        self.timers.set(TimerKey::Lease(fingerprint), expires_at);
+                    }
+                    return;
+                }
                 self.leases.insert(
                     fingerprint,
                     Lease {
@@ -680,9 +695,7 @@ impl Core {
                         signal: Arc::clone(signal),
                     },
                 );
-                if new {
-                    self.dirty.leases.insert(fingerprint);
-                }
+                self.dirty.leases.insert(fingerprint);
                 self.timers.set(TimerKey::Lease(fingerprint), expires_at);
             }
             _ => {
@@ -758,10 +771,10 @@ impl Core {
             let added = rule.labels.iter().map(|(k, v)| (k.clone(), v.clone()));
             Arc::make_mut(&mut labels).extend(added);
         }
-        let service = labels.get("service").cloned();
-        let region = labels.get("region").cloned();
+        let service = labels.get("service").map(str::to_string);
+        let region = labels.get("region").map(str::to_string);
         let customers = setup.catalog.customers(
-            labels.get("customer").map(String::as_str),
+            labels.get("customer"),
             service.as_deref(),
             region.as_deref(),
         );
@@ -778,7 +791,7 @@ impl Core {
         let summary = rule
             .and_then(|r| setup.render_summary(&r.name, &labels, &signal.annotations, signal.value))
             .filter(|s| !s.trim().is_empty())
-            .or_else(|| signal.annotations.get("summary").cloned())
+            .or_else(|| signal.annotations.get("summary").map(str::to_string))
             .unwrap_or_else(|| rule_name.clone());
         let id = self.next_impact_id;
         self.next_impact_id += 1;
@@ -1067,6 +1080,8 @@ impl Core {
             .collect();
         let (computed, reason) =
             classify(impacts.iter().copied(), &self.setup.config.classification);
+        // Borrowed while gathering: an incident of many impacts names few services, and
+        // cloning each impact's names only to drop the duplicates was most of this.
         let mut services = BTreeSet::new();
         let mut regions = BTreeSet::new();
         let mut customers = BTreeSet::new();
@@ -1074,19 +1089,15 @@ impl Core {
         let mut respond_by: Option<DateTime<Utc>> = None;
         let mut sr_severity = None;
         for impact in &impacts {
-            services.extend(impact.service.iter().cloned());
-            regions.extend(impact.region.iter().cloned());
-            customers.extend(impact.customers.iter().cloned());
+            services.extend(impact.service.as_deref());
+            regions.extend(impact.region.as_deref());
+            customers.extend(impact.customers.iter().map(String::as_str));
             labels = Some(match labels {
                 // One impact's labels, or the labels all share: the first impact's map
                 // is shared as long as the others agree with it.
                 None => Arc::clone(&impact.labels),
-                Some(mut shared) => {
-                    if shared.iter().any(|(k, v)| impact.labels.get(k) != Some(v)) {
-                        Arc::make_mut(&mut shared).retain(|k, v| impact.labels.get(k) == Some(v));
-                    }
-                    shared
-                }
+                Some(shared) if shared.is_empty() || shared.is_subset_of(&impact.labels) => shared,
+                Some(shared) => Arc::new(shared.intersection(&impact.labels)),
             });
             if let Some(cri) = &impact.cri {
                 if respond_by.is_none_or(|r| cri.respond_by < r) {
@@ -1096,9 +1107,9 @@ impl Core {
             }
         }
         let incident = self.incidents.get_mut(&incident_id).expect("checked above");
-        incident.services = services.into();
-        incident.regions = regions.into();
-        incident.customers = customers.into();
+        incident.services = services.into_iter().map(str::to_string).collect();
+        incident.regions = regions.into_iter().map(str::to_string).collect();
+        incident.customers = customers.into_iter().map(str::to_string).collect();
         incident.labels = labels.unwrap_or_default();
         if respond_by.is_some() {
             incident.respond_by = respond_by;

@@ -1,11 +1,13 @@
 //! Evaluating a rule's CEL `when` against a signal.
 
+use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 
+use cel::objects::Key;
 use cel::{Context, Env, Value};
 
 use crate::config::CelExpr;
-use crate::signal::Signal;
+use crate::signal::{LabelSet, Signal};
 
 /// CEL's standard library (its functions, macros and types), built once. `Context::default()`
 /// builds it anew, thousands of declarations, and that was most of the engine's CPU time
@@ -15,26 +17,41 @@ fn stdlib() -> Arc<Env> {
     STDLIB.get_or_init(|| Arc::new(Env::stdlib())).clone()
 }
 
-/// Evaluate `when` with `labels`, `annotations`, `value`, `source` and `probe` bound.
+/// A label set as a CEL map of strings, built directly (through serde it cost twice as much).
+fn string_map(set: &LabelSet) -> Value {
+    let map: HashMap<Key, Value> = set
+        .iter()
+        .map(|(k, v)| (Key::from(k), Value::from(v)))
+        .collect();
+    Value::Map(map.into())
+}
+
+/// Evaluate `when` with `labels`, `annotations`, `value`, `source` and `probe` bound (those
+/// of them the expression reads).
 pub fn evaluate_when(when: &CelExpr, signal: &Signal) -> Result<bool, String> {
     let mut context = Context::with_env(stdlib());
     let bind = |e: cel::SerializationError| format!("cannot bind signal fields: {e}");
-    context
-        .add_variable("labels", &signal.labels)
-        .map_err(bind)?;
-    context
-        .add_variable("annotations", &signal.annotations)
-        .map_err(bind)?;
-    context
-        .add_variable("source", signal.source.as_str())
-        .map_err(bind)?;
-    match signal.value {
-        Some(v) => context.add_variable("value", v).map_err(bind)?,
-        None => context.add_variable_from_value("value", Value::Null),
+    let [labels, annotations, value, source, probe] = when.uses;
+    if labels {
+        context.add_variable_from_value("labels", string_map(&signal.labels));
     }
-    match &signal.probe {
-        Some(probe) => context.add_variable("probe", probe).map_err(bind)?,
-        None => context.add_variable_from_value("probe", Value::Null),
+    if annotations {
+        context.add_variable_from_value("annotations", string_map(&signal.annotations));
+    }
+    if source {
+        context.add_variable_from_value("source", signal.source.as_str());
+    }
+    if value {
+        match signal.value {
+            Some(v) => context.add_variable_from_value("value", v),
+            None => context.add_variable_from_value("value", Value::Null),
+        }
+    }
+    if probe {
+        match &signal.probe {
+            Some(probe) => context.add_variable("probe", probe).map_err(bind)?,
+            None => context.add_variable_from_value("probe", Value::Null),
+        }
     }
     match when.program.execute(&context) {
         Ok(Value::Bool(b)) => Ok(b),

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use super::{Clear, Rule, Trigger};
 use crate::signal::Signal;
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct RuleState {
     /// The condition as last observed.
     pub condition: bool,
@@ -33,6 +33,23 @@ pub struct RuleState {
     pub suppressed: bool,
     /// The latest signal, kept to describe the impact when a timer opens it.
     pub signal: Arc<Signal>,
+    /// `condition` came from the rules now in force (not so after a reload or a restart):
+    /// only then may a signal observed again unchanged reuse it instead of running `when`.
+    #[serde(skip)]
+    pub evaluated: bool,
+}
+
+/// Equal in what is stored; `evaluated` is the engine's own cache.
+impl PartialEq for RuleState {
+    fn eq(&self, other: &Self) -> bool {
+        self.condition == other.condition
+            && self.since == other.since
+            && self.failures == other.failures
+            && self.successes == other.successes
+            && self.impact == other.impact
+            && self.suppressed == other.suppressed
+            && self.signal == other.signal
+    }
 }
 
 /// What the state asks the incident stage to do.
@@ -55,7 +72,14 @@ impl RuleState {
             impact: None,
             suppressed: false,
             signal,
+            evaluated: false,
         }
+    }
+
+    /// The condition already known for `signal`: it is the signal last observed, unchanged
+    /// in everything `when` can read, and the rules have not changed since.
+    pub fn known_condition(&self, signal: &Signal) -> Option<bool> {
+        (self.evaluated && self.signal.same_observation(signal)).then_some(self.condition)
     }
 
     /// Record one observation of the condition.
@@ -73,6 +97,7 @@ impl RuleState {
             self.suppressed = false;
         }
         self.signal = signal;
+        self.evaluated = true;
     }
 
     /// What should happen now, given the rule's `for:`/`failures:` and `clear_for:`/`successes:`.

@@ -315,7 +315,7 @@ mod tests {
         assert_eq!(signal.label("customer"), Some("contoso"));
         assert_eq!(signal.label("sr_severity"), Some("A"));
         assert_eq!(signal.label("kind"), None);
-        assert_eq!(signal.annotations["summary"], "uploads fail");
+        assert_eq!(&signal.annotations["summary"], "uploads fail");
         let cri = signal.cri.unwrap();
         assert_eq!(cri.respond_by - cri.received_at, chrono::Duration::hours(2));
         assert_eq!(cri.contact.email.as_deref(), Some("dana@contoso.com"));

@@ -398,7 +398,7 @@ mod tests {
             Some("storage"),
             "the alert's own label wins"
         );
-        assert_eq!(first[0].annotations["summary"], "A fires");
+        assert_eq!(&first[0].annotations["summary"], "A fires");
         assert_eq!(first[0].value, Some(1.0));
         assert_eq!(first[0].expires_at, None, "pulled alerts carry no lease");
 

@@ -204,7 +204,7 @@ async fn incident_detail(
     let labels: Vec<(String, String)> = incident
         .labels
         .iter()
-        .map(|(k, v)| (k.clone(), v.clone()))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
     Ok(page(
         StatusCode::OK,

@@ -96,142 +96,8 @@ pub struct Contact {
 /// 100,000 open incidents fit in memory. Change one with `Arc::make_mut`.
 pub type Labels = Arc<LabelSet>;
 
-/// Name → value pairs sorted by name, each name once: the few labels of an alert in one
-/// exact-size allocation (a `BTreeMap` takes ~550 bytes for its first node, even for one
-/// annotation). Reads like a `BTreeMap<String, String>`; (de)serialized as a map.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
-pub struct LabelSet(Vec<(String, String)>);
-
-impl LabelSet {
-    pub fn new() -> Self {
-        LabelSet(Vec::new())
-    }
-
-    fn find(&self, name: &str) -> Result<usize, usize> {
-        self.0.binary_search_by(|(k, _)| k.as_str().cmp(name))
-    }
-
-    pub fn get(&self, name: &str) -> Option<&String> {
-        self.find(name).ok().map(|i| &self.0[i].1)
-    }
-
-    pub fn contains_key(&self, name: &str) -> bool {
-        self.find(name).is_ok()
-    }
-
-    /// Set `name`; returns the value it replaced.
-    pub fn insert(&mut self, name: String, value: String) -> Option<String> {
-        match self.find(&name) {
-            Ok(i) => Some(std::mem::replace(&mut self.0[i].1, value)),
-            Err(i) => {
-                self.0.insert(i, (name, value));
-                None
-            }
-        }
-    }
-
-    pub fn remove(&mut self, name: &str) -> Option<String> {
-        self.find(name).ok().map(|i| self.0.remove(i).1)
-    }
-
-    pub fn retain(&mut self, mut keep: impl FnMut(&String, &mut String) -> bool) {
-        self.0.retain_mut(|(k, v)| keep(k, v));
-    }
-
-    pub fn iter(&self) -> LabelIter<'_> {
-        self.0.iter().map(|(k, v)| (k, v))
-    }
-
-    pub fn keys(&self) -> impl Iterator<Item = &String> {
-        self.0.iter().map(|(k, _)| k)
-    }
-
-    pub fn values(&self) -> impl Iterator<Item = &String> {
-        self.0.iter().map(|(_, v)| v)
-    }
-
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-}
-
-pub type LabelIter<'a> = std::iter::Map<
-    std::slice::Iter<'a, (String, String)>,
-    fn(&(String, String)) -> (&String, &String),
->;
-
-impl<'a> IntoIterator for &'a LabelSet {
-    type Item = (&'a String, &'a String);
-    type IntoIter = LabelIter<'a>;
-    fn into_iter(self) -> LabelIter<'a> {
-        self.iter()
-    }
-}
-
-impl IntoIterator for LabelSet {
-    type Item = (String, String);
-    type IntoIter = std::vec::IntoIter<(String, String)>;
-    fn into_iter(self) -> Self::IntoIter {
-        self.0.into_iter()
-    }
-}
-
-impl From<BTreeMap<String, String>> for LabelSet {
-    fn from(map: BTreeMap<String, String>) -> Self {
-        // Already sorted and unique.
-        LabelSet(map.into_iter().collect())
-    }
-}
-
-impl From<&LabelSet> for BTreeMap<String, String> {
-    fn from(set: &LabelSet) -> Self {
-        set.0.iter().cloned().collect()
-    }
-}
-
-impl FromIterator<(String, String)> for LabelSet {
-    fn from_iter<I: IntoIterator<Item = (String, String)>>(pairs: I) -> Self {
-        let map: BTreeMap<String, String> = pairs.into_iter().collect();
-        map.into()
-    }
-}
-
-impl Extend<(String, String)> for LabelSet {
-    fn extend<I: IntoIterator<Item = (String, String)>>(&mut self, pairs: I) {
-        for (k, v) in pairs {
-            self.insert(k, v);
-        }
-    }
-}
-
-impl<const N: usize> From<[(String, String); N]> for LabelSet {
-    fn from(pairs: [(String, String); N]) -> Self {
-        pairs.into_iter().collect()
-    }
-}
-
-impl std::ops::Index<&str> for LabelSet {
-    type Output = String;
-    fn index(&self, name: &str) -> &String {
-        self.get(name).expect("no label of that name")
-    }
-}
-
-impl Serialize for LabelSet {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_map(self.iter())
-    }
-}
-
-impl<'de> Deserialize<'de> for LabelSet {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        BTreeMap::<String, String>::deserialize(deserializer).map(LabelSet::from)
-    }
-}
+mod labels;
+pub use labels::{LabelIter, LabelSet};
 
 /// One observation.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -318,7 +184,7 @@ impl Signal {
     }
 
     pub fn label(&self, name: &str) -> Option<&str> {
-        self.labels.get(name).map(String::as_str)
+        self.labels.get(name)
     }
 
     /// Labels plus the `source` pseudo-label, for matchers.
@@ -328,6 +194,18 @@ impl Signal {
         } else {
             self.label(name)
         }
+    }
+
+    /// Is `other` the same observation again, in everything a rule's matchers and `when`
+    /// read (not when it was made, nor its lease)?
+    pub fn same_observation(&self, other: &Signal) -> bool {
+        self.source == other.source
+            && self.state == other.state
+            && self.value == other.value
+            && self.labels == other.labels
+            && self.annotations == other.annotations
+            && self.probe == other.probe
+            && self.cri == other.cri
     }
 
     pub fn is_firing(&self) -> bool {
