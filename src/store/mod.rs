@@ -18,6 +18,7 @@ mod leader;
 mod outbox;
 mod queries;
 mod sources;
+mod sqlite_writer;
 mod state;
 
 use std::path::Path;
@@ -46,6 +47,8 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("store: {0}")]
     Sql(#[from] sqlx::Error),
+    #[error("store: {0}")]
+    Sqlite(#[from] rusqlite::Error),
     #[error("store: stored record is not valid JSON: {0}")]
     Json(#[from] serde_json::Error),
     #[error(
@@ -84,6 +87,8 @@ pub struct Store {
     /// SQLite only: write turns taken so far, so the checkpointer idles while nothing is
     /// written.
     writes: Arc<AtomicU64>,
+    /// A SQLite file: the engine's batches are written by this thread (see `sqlite_writer`).
+    sqlite_writer: Option<Arc<sqlite_writer::SqliteWriter>>,
 }
 
 /// Who must hold the lease for a write to go through.
@@ -145,8 +150,18 @@ impl Store {
             Backend::Postgres => MIGRATE_POSTGRES.run(&pool).await?,
         }
         let writes = Arc::new(AtomicU64::new(0));
+        let mut sqlite_writer = None;
         if backend == Backend::Sqlite {
             tokio::spawn(checkpoint_wal(pool.clone(), Arc::clone(&writes)));
+            if let Some(path) = sqlite_file(url) {
+                let writer = sqlite_writer::SqliteWriter::start(path.into()).map_err(|source| {
+                    StoreError::Folder {
+                        path: "(the SQLite writer thread)".into(),
+                        source,
+                    }
+                })?;
+                sqlite_writer = Some(Arc::new(writer));
+            }
         }
         Ok(Store {
             pool,
@@ -154,6 +169,7 @@ impl Store {
             fencing: None,
             write_turn: (backend == Backend::Sqlite).then(|| Arc::new(tokio::sync::Mutex::new(()))),
             writes,
+            sqlite_writer,
         })
     }
 
@@ -227,16 +243,27 @@ async fn checkpoint_wal(pool: AnyPool, writes: Arc<AtomicU64>) {
     }
 }
 
-/// `sqlite://relative/path` → a URL that creates the file, after creating its folder.
-fn sqlite_url(url: &str) -> Result<String> {
+/// The path and the query of a `sqlite://path?query` URL.
+fn sqlite_parts(url: &str) -> (&str, Option<&str>) {
     let rest = url
         .strip_prefix("sqlite://")
         .or_else(|| url.strip_prefix("sqlite:"))
         .unwrap_or(url);
-    let (path, query) = match rest.split_once('?') {
+    match rest.split_once('?') {
         Some((p, q)) => (p, Some(q)),
         None => (rest, None),
-    };
+    }
+}
+
+/// The database file of a SQLite URL; None for an in-memory database.
+fn sqlite_file(url: &str) -> Option<&str> {
+    let (path, _) = sqlite_parts(url);
+    (path != ":memory:" && !path.is_empty()).then_some(path)
+}
+
+/// `sqlite://relative/path` → a URL that creates the file, after creating its folder.
+fn sqlite_url(url: &str) -> Result<String> {
+    let (path, query) = sqlite_parts(url);
     if path == ":memory:" || path.is_empty() {
         return Ok("sqlite::memory:".into());
     }

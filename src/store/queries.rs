@@ -2,7 +2,7 @@
 
 use sqlx::Row;
 
-use super::state::{insert_rows, Val};
+use super::state::{push_rows, Val};
 use super::{from_ms, json_column, Result, Store};
 use crate::incident::{Impact, Incident, Status, TimelineEntry};
 
@@ -112,25 +112,17 @@ impl Store {
         tx: &mut sqlx::Transaction<'_, sqlx::Any>,
         entries: &[TimelineEntry],
     ) -> Result<()> {
-        let mut rows = Vec::with_capacity(entries.len());
-        for entry in entries {
-            rows.push(vec![
-                Val::I64(entry.incident_id),
-                Val::I64(super::ms(entry.at)),
-                Val::Str(entry.kind.as_str().to_string()),
-                Val::Str(entry.actor.clone()),
-                Val::Str(entry.message.clone()),
-                Val::Str(serde_json::to_string(&entry.data)?),
-            ]);
-        }
-        // In order: the timeline's ids follow the rows' order in each statement.
-        insert_rows(
-            tx,
-            "INSERT INTO timeline (incident_id, at, kind, actor, message, data) VALUES ",
+        let mut statements = Vec::new();
+        push_rows(
+            &mut statements,
+            TIMELINE_INSERT,
             "",
-            rows,
-        )
-        .await
+            timeline_rows(entries)?,
+        );
+        for statement in statements {
+            statement.execute(tx).await?;
+        }
+        Ok(())
     }
 
     /// Open incidents waiting in a triage queue, oldest first.
@@ -152,4 +144,24 @@ impl Store {
             .await?;
         rows.iter().map(|r| json_column(r, "data")).collect()
     }
+}
+
+/// Timeline rows go in this order: the timeline's ids follow the rows' order.
+pub(super) const TIMELINE_INSERT: &str =
+    "INSERT INTO timeline (incident_id, at, kind, actor, message, data) VALUES ";
+
+pub(super) fn timeline_rows(entries: &[TimelineEntry]) -> Result<Vec<Vec<Val>>> {
+    entries
+        .iter()
+        .map(|entry| {
+            Ok(vec![
+                Val::I64(entry.incident_id),
+                Val::I64(super::ms(entry.at)),
+                Val::Str(entry.kind.as_str().to_string()),
+                Val::Str(entry.actor.clone()),
+                Val::Str(entry.message.clone()),
+                Val::Str(serde_json::to_string(&entry.data)?),
+            ])
+        })
+        .collect()
 }

@@ -14,6 +14,11 @@ impl Store {
         if changes.is_empty() {
             return Ok(());
         }
+        if let (Some(writer), None) = (&self.sqlite_writer, &self.fencing) {
+            let statements = plan(changes)?;
+            let _turn = self.write_turn().await;
+            return Ok(writer.write(statements).await?);
+        }
         let _turn = self.write_turn().await;
         let mut conn = self.pool.acquire().await?;
         let written = self.apply_on(&mut conn, changes).await;
@@ -25,6 +30,7 @@ impl Store {
     }
 
     async fn apply_on(&self, conn: &mut AnyConnection, changes: &Changes) -> Result<()> {
+        let statements = plan(changes)?;
         let mut tx = conn.begin().await?;
         if let Some(fencing) = &self.fencing {
             // Holds a share lock on the lease row until commit: a takeover waits for this
@@ -44,144 +50,8 @@ impl Store {
                 return Err(super::StoreError::Fenced { term: fencing.term });
             }
         }
-        for (id, reply) in &changes.inbox {
-            sqlx::query("UPDATE inbox SET processed_at = $1, reply = $2 WHERE id = $3 AND processed_at IS NULL")
-                .bind(ms(chrono::Utc::now()))
-                .bind(reply.as_str())
-                .bind(*id)
-                .execute(&mut *tx)
-                .await?;
-        }
-        let mut rows = Vec::with_capacity(changes.incidents.len());
-        for incident in &changes.incidents {
-            rows.push(vec![
-                Val::I64(incident.id),
-                Val::Str(incident.status.as_str().to_string()),
-                Val::I32(i32::from(incident.severity)),
-                Val::OptStr(incident.queue.clone()),
-                Val::I64(ms(incident.opened_at)),
-                Val::Str(serde_json::to_string(incident)?),
-            ]);
-        }
-        insert_rows(
-            &mut tx,
-            "INSERT INTO incidents (id, status, severity, queue, opened_at, data) VALUES ",
-            " ON CONFLICT (id) DO UPDATE SET status = excluded.status, \
-             severity = excluded.severity, queue = excluded.queue, data = excluded.data",
-            rows,
-        )
-        .await?;
-        let mut rows = Vec::with_capacity(changes.impacts.len());
-        for impact in &changes.impacts {
-            rows.push(vec![
-                Val::I64(impact.id),
-                Val::I64(impact.incident_id),
-                Val::Str(serde_json::to_string(impact)?),
-            ]);
-        }
-        insert_rows(
-            &mut tx,
-            "INSERT INTO impacts (id, incident_id, data) VALUES ",
-            " ON CONFLICT (id) DO UPDATE SET incident_id = excluded.incident_id, data = excluded.data",
-            rows,
-        )
-        .await?;
-        Self::insert_timeline(&mut tx, &changes.timeline).await?;
-        for (incident_id, state) in &changes.paging {
-            match state {
-                Some(state) => {
-                    sqlx::query(
-                        "INSERT INTO paging (incident_id, data) VALUES ($1, $2) \
-                         ON CONFLICT (incident_id) DO UPDATE SET data = excluded.data",
-                    )
-                    .bind(*incident_id)
-                    .bind(serde_json::to_string(state)?)
-                    .execute(&mut *tx)
-                    .await?;
-                }
-                None => {
-                    sqlx::query("DELETE FROM paging WHERE incident_id = $1")
-                        .bind(*incident_id)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-            }
-        }
-        // Upserts go out as multi-row statements, deletes one by one, in the order given (a
-        // key deleted and written again in one batch ends written).
-        let mut rows = Vec::new();
-        for (rule, fingerprint, state) in &changes.rule_states {
-            match state {
-                Some(state) => rows.push(vec![
-                    Val::Str(rule.clone()),
-                    Val::Str(fingerprint.to_string()),
-                    Val::Str(serde_json::to_string(state)?),
-                ]),
-                None => {
-                    insert_rows(
-                        &mut tx,
-                        RULE_STATE_UPSERT.0,
-                        RULE_STATE_UPSERT.1,
-                        std::mem::take(&mut rows),
-                    )
-                    .await?;
-                    sqlx::query("DELETE FROM rule_states WHERE rule = $1 AND fingerprint = $2")
-                        .bind(rule.as_str())
-                        .bind(fingerprint.to_string())
-                        .execute(&mut *tx)
-                        .await?;
-                }
-            }
-        }
-        insert_rows(&mut tx, RULE_STATE_UPSERT.0, RULE_STATE_UPSERT.1, rows).await?;
-        let mut rows = Vec::new();
-        for (fingerprint, lease) in &changes.leases {
-            match lease {
-                Some(lease) => rows.push(vec![
-                    Val::Str(fingerprint.to_string()),
-                    Val::I64(ms(lease.expires_at)),
-                    Val::Str(serde_json::to_string(lease)?),
-                ]),
-                None => {
-                    insert_rows(
-                        &mut tx,
-                        LEASE_UPSERT.0,
-                        LEASE_UPSERT.1,
-                        std::mem::take(&mut rows),
-                    )
-                    .await?;
-                    sqlx::query("DELETE FROM leases WHERE fingerprint = $1")
-                        .bind(fingerprint.to_string())
-                        .execute(&mut *tx)
-                        .await?;
-                }
-            }
-        }
-        insert_rows(&mut tx, LEASE_UPSERT.0, LEASE_UPSERT.1, rows).await?;
-        for (name, state) in &changes.heartbeats {
-            sqlx::query(
-                "INSERT INTO heartbeats (name, data) VALUES ($1, $2) \
-                 ON CONFLICT (name) DO UPDATE SET data = excluded.data",
-            )
-            .bind(name.as_str())
-            .bind(serde_json::to_string(state)?)
-            .execute(&mut *tx)
-            .await?;
-        }
-        for page in &changes.pages {
-            sqlx::query(
-                "INSERT INTO outbox (id, delivery_id, incident_id, channel, status, attempts, \
-                 next_attempt_at, created_at, data) VALUES ($1, $2, $3, $4, 'pending', 0, $5, $6, $7)",
-            )
-            .bind(page.id)
-            .bind(page.delivery_id.as_str())
-            .bind(page.incident_id)
-            .bind(page.recipient.channel.as_str())
-            .bind(ms(page.created_at))
-            .bind(ms(page.created_at))
-            .bind(serde_json::to_string(page)?)
-            .execute(&mut *tx)
-            .await?;
+        for statement in statements {
+            statement.execute(&mut tx).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -268,6 +138,153 @@ impl Store {
     }
 }
 
+/// The statements that write one batch of changes, in order; run in one transaction.
+fn plan(changes: &Changes) -> Result<Vec<Statement>> {
+    let mut out = Vec::new();
+    for (id, reply) in &changes.inbox {
+        out.push(Statement::new(
+            "UPDATE inbox SET processed_at = $1, reply = $2 WHERE id = $3 AND processed_at IS NULL",
+            vec![
+                Val::I64(ms(chrono::Utc::now())),
+                Val::Str(reply.clone()),
+                Val::I64(*id),
+            ],
+        ));
+    }
+    let mut rows = Vec::with_capacity(changes.incidents.len());
+    for incident in &changes.incidents {
+        rows.push(vec![
+            Val::I64(incident.id),
+            Val::Str(incident.status.as_str().to_string()),
+            Val::I32(i32::from(incident.severity)),
+            Val::OptStr(incident.queue.clone()),
+            Val::I64(ms(incident.opened_at)),
+            Val::Str(serde_json::to_string(incident)?),
+        ]);
+    }
+    push_rows(
+        &mut out,
+        "INSERT INTO incidents (id, status, severity, queue, opened_at, data) VALUES ",
+        " ON CONFLICT (id) DO UPDATE SET status = excluded.status, \
+             severity = excluded.severity, queue = excluded.queue, data = excluded.data",
+        rows,
+    );
+    let mut rows = Vec::with_capacity(changes.impacts.len());
+    for impact in &changes.impacts {
+        rows.push(vec![
+            Val::I64(impact.id),
+            Val::I64(impact.incident_id),
+            Val::Str(serde_json::to_string(impact)?),
+        ]);
+    }
+    push_rows(
+        &mut out,
+        "INSERT INTO impacts (id, incident_id, data) VALUES ",
+        " ON CONFLICT (id) DO UPDATE SET incident_id = excluded.incident_id, data = excluded.data",
+        rows,
+    );
+    push_rows(
+        &mut out,
+        super::queries::TIMELINE_INSERT,
+        "",
+        super::queries::timeline_rows(&changes.timeline)?,
+    );
+    for (incident_id, state) in &changes.paging {
+        match state {
+            Some(state) => {
+                out.push(Statement::new(
+                    "INSERT INTO paging (incident_id, data) VALUES ($1, $2) \
+                         ON CONFLICT (incident_id) DO UPDATE SET data = excluded.data",
+                    vec![
+                        Val::I64(*incident_id),
+                        Val::Str(serde_json::to_string(state)?),
+                    ],
+                ));
+            }
+            None => {
+                out.push(Statement::new(
+                    "DELETE FROM paging WHERE incident_id = $1",
+                    vec![Val::I64(*incident_id)],
+                ));
+            }
+        }
+    }
+    // Upserts go out as multi-row statements, deletes one by one, in the order given (a
+    // key deleted and written again in one batch ends written).
+    let mut rows = Vec::new();
+    for (rule, fingerprint, state) in &changes.rule_states {
+        match state {
+            Some(state) => rows.push(vec![
+                Val::Str(rule.clone()),
+                Val::Str(fingerprint.to_string()),
+                Val::Str(serde_json::to_string(state)?),
+            ]),
+            None => {
+                push_rows(
+                    &mut out,
+                    RULE_STATE_UPSERT.0,
+                    RULE_STATE_UPSERT.1,
+                    std::mem::take(&mut rows),
+                );
+                out.push(Statement::new(
+                    "DELETE FROM rule_states WHERE rule = $1 AND fingerprint = $2",
+                    vec![Val::Str(rule.clone()), Val::Str(fingerprint.to_string())],
+                ));
+            }
+        }
+    }
+    push_rows(&mut out, RULE_STATE_UPSERT.0, RULE_STATE_UPSERT.1, rows);
+    let mut rows = Vec::new();
+    for (fingerprint, lease) in &changes.leases {
+        match lease {
+            Some(lease) => rows.push(vec![
+                Val::Str(fingerprint.to_string()),
+                Val::I64(ms(lease.expires_at)),
+                Val::Str(serde_json::to_string(lease)?),
+            ]),
+            None => {
+                push_rows(
+                    &mut out,
+                    LEASE_UPSERT.0,
+                    LEASE_UPSERT.1,
+                    std::mem::take(&mut rows),
+                );
+                out.push(Statement::new(
+                    "DELETE FROM leases WHERE fingerprint = $1",
+                    vec![Val::Str(fingerprint.to_string())],
+                ));
+            }
+        }
+    }
+    push_rows(&mut out, LEASE_UPSERT.0, LEASE_UPSERT.1, rows);
+    for (name, state) in &changes.heartbeats {
+        out.push(Statement::new(
+            "INSERT INTO heartbeats (name, data) VALUES ($1, $2) \
+                 ON CONFLICT (name) DO UPDATE SET data = excluded.data",
+            vec![
+                Val::Str(name.clone()),
+                Val::Str(serde_json::to_string(state)?),
+            ],
+        ));
+    }
+    for page in &changes.pages {
+        out.push(Statement::new(
+                "INSERT INTO outbox (id, delivery_id, incident_id, channel, status, attempts, \
+                 next_attempt_at, created_at, data) VALUES ($1, $2, $3, $4, 'pending', 0, $5, $6, $7)",
+                vec![
+                    Val::I64(page.id),
+                    Val::Str(page.delivery_id.clone()),
+                    Val::I64(page.incident_id),
+                    Val::Str(page.recipient.channel.as_str().to_string()),
+                    Val::I64(ms(page.created_at)),
+                    Val::I64(ms(page.created_at)),
+                    Val::Str(serde_json::to_string(page)?),
+                ],
+            ));
+    }
+    Ok(out)
+}
+
 const RULE_STATE_UPSERT: (&str, &str) = (
     "INSERT INTO rule_states (rule, fingerprint, data) VALUES ",
     " ON CONFLICT (rule, fingerprint) DO UPDATE SET data = excluded.data",
@@ -277,7 +294,8 @@ const LEASE_UPSERT: (&str, &str) = (
     " ON CONFLICT (fingerprint) DO UPDATE SET expires_at = excluded.expires_at, data = excluded.data",
 );
 
-/// One bound value of a multi-row statement.
+/// One bound value of a statement.
+#[derive(Clone, Debug)]
 pub(super) enum Val {
     I64(i64),
     I32(i32),
@@ -285,24 +303,50 @@ pub(super) enum Val {
     OptStr(Option<String>),
 }
 
+/// One statement of a write, with its values for `$1`, `$2`, ….
+#[derive(Debug)]
+pub(super) struct Statement {
+    pub sql: String,
+    pub values: Vec<Val>,
+}
+
+impl Statement {
+    pub fn new(sql: impl Into<String>, values: Vec<Val>) -> Self {
+        Statement {
+            sql: sql.into(),
+            values,
+        }
+    }
+
+    pub async fn execute(self, conn: &mut AnyConnection) -> Result<()> {
+        let mut query = sqlx::query(&self.sql);
+        for val in self.values {
+            query = match val {
+                Val::I64(v) => query.bind(v),
+                Val::I32(v) => query.bind(v),
+                Val::Str(v) => query.bind(v),
+                Val::OptStr(v) => query.bind(v),
+            };
+        }
+        query.execute(&mut *conn).await?;
+        Ok(())
+    }
+}
+
 /// Rows per statement, largest first: a batch goes out in chunks of these sizes, so a table
 /// has at most seven distinct statements, all kept prepared in the connection's cache.
-/// Each statement is one trip to SQLite's worker thread (or PostgreSQL) instead of one per
-/// row: the first pass of the ingest benchmark wrote ~4 rows per new alert, one statement
-/// each. 64 rows × 6 columns stays far under both backends' limit on parameters.
+/// One statement for many rows instead of one per row: the first pass of the ingest
+/// benchmark wrote ~4 rows per new alert, one statement (one trip to SQLite's worker thread
+/// or to PostgreSQL) each. 64 rows × 6 columns stays far under both backends' limit on
+/// parameters.
 const CHUNKS: [usize; 7] = [64, 32, 16, 8, 4, 2, 1];
 
 /// `head` + `($1, …), (…)` + `tail` for each chunk of `rows` (all rows have as many values),
-/// in order. Rows of one call must not repeat a conflict key (PostgreSQL refuses a
-/// statement that updates a row twice): callers pass rows from sets.
-pub(super) async fn insert_rows(
-    conn: &mut AnyConnection,
-    head: &str,
-    tail: &str,
-    rows: Vec<Vec<Val>>,
-) -> Result<()> {
+/// in order, appended to `out`. Rows of one call must not repeat a conflict key (PostgreSQL
+/// refuses a statement that updates a row twice): callers pass rows from sets.
+pub(super) fn push_rows(out: &mut Vec<Statement>, head: &str, tail: &str, rows: Vec<Vec<Val>>) {
     let Some(width) = rows.first().map(Vec::len) else {
-        return Ok(());
+        return;
     };
     let mut rows = rows.into_iter();
     let mut left = rows.len();
@@ -324,19 +368,8 @@ pub(super) async fn insert_rows(
             sql.push(')');
         }
         sql.push_str(tail);
-        let mut query = sqlx::query(&sql);
-        for row in rows.by_ref().take(size) {
-            for val in row {
-                query = match val {
-                    Val::I64(v) => query.bind(v),
-                    Val::I32(v) => query.bind(v),
-                    Val::Str(v) => query.bind(v),
-                    Val::OptStr(v) => query.bind(v),
-                };
-            }
-        }
-        query.execute(&mut *conn).await?;
+        let values = rows.by_ref().take(size).flatten().collect();
+        out.push(Statement { sql, values });
         left -= size;
     }
-    Ok(())
 }

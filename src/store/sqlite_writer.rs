@@ -1,0 +1,116 @@
+//! The engine's batch writes to a SQLite file, on a thread of their own.
+//!
+//! sqlx runs each SQLite connection on a worker thread and makes one round trip to it per
+//! statement; a batch that opens an incident and pages it is ~9 statements (begin, six
+//! tables, the outbox, commit), and those round trips were ~0.6 ms of the ~0.8 ms a page
+//! waited for its write (signal-to-page benchmark; the fsync itself is ~0.15 ms here). This
+//! thread takes a whole batch in one message and runs it in one transaction with rusqlite,
+//! on the same file and the same libsqlite3 as sqlx. Everything else (reads, the delivery
+//! worker's writes, PostgreSQL) stays on sqlx.
+//!
+//! A connection that failed a write is closed, not reused: after an I/O error SQLite may
+//! leave it inside its transaction (see the `store` module docs). The next write opens a
+//! fresh one.
+
+use std::path::PathBuf;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use rusqlite::types::{ToSqlOutput, Value};
+use rusqlite::{Connection, OpenFlags, ToSql};
+use tokio::sync::oneshot;
+
+use super::state::{Statement, Val};
+
+/// Prepared statements kept per connection: a table's multi-row inserts come in seven sizes.
+const STATEMENT_CACHE: usize = 128;
+
+struct Job {
+    statements: Vec<Statement>,
+    done: oneshot::Sender<rusqlite::Result<()>>,
+}
+
+/// Hands batches to the writer thread; the thread ends when the last handle is dropped.
+#[derive(Debug)]
+pub(super) struct SqliteWriter {
+    jobs: mpsc::Sender<Job>,
+}
+
+impl SqliteWriter {
+    /// A writer for the database file at `path` (created and migrated by sqlx already).
+    pub fn start(path: PathBuf) -> std::io::Result<SqliteWriter> {
+        let (jobs, inbox) = mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("tocsin-sqlite-writer".into())
+            .spawn(move || {
+                let mut conn: Option<Connection> = None;
+                for job in inbox {
+                    let result = write(&mut conn, &path, &job.statements);
+                    if result.is_err() {
+                        conn = None;
+                    }
+                    let _ = job.done.send(result);
+                }
+            })?;
+        Ok(SqliteWriter { jobs })
+    }
+
+    /// Run `statements` in one transaction: all of them land, or none.
+    pub async fn write(&self, statements: Vec<Statement>) -> rusqlite::Result<()> {
+        let (done, result) = oneshot::channel();
+        let gone = || rusqlite::Error::InvalidParameterName("the SQLite writer stopped".into());
+        self.jobs
+            .send(Job { statements, done })
+            .map_err(|_| gone())?;
+        result.await.map_err(|_| gone())?
+    }
+}
+
+fn open(path: &PathBuf) -> rusqlite::Result<Connection> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    // As sqlx's connections (`Store::open`): durable commits, checkpoints beside the writer.
+    conn.busy_timeout(Duration::from_secs(10))?;
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
+         PRAGMA wal_autocheckpoint = 0; PRAGMA foreign_keys = ON;",
+    )?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    Ok(conn)
+}
+
+fn write(
+    conn: &mut Option<Connection>,
+    path: &PathBuf,
+    statements: &[Statement],
+) -> rusqlite::Result<()> {
+    let conn = match conn {
+        Some(conn) => conn,
+        None => conn.insert(open(path)?),
+    };
+    // IMMEDIATE: take the write lock now, so a busy database is waited for here and not
+    // half-way through the batch.
+    let tx = rusqlite::Transaction::new(conn, rusqlite::TransactionBehavior::Immediate)?;
+    for statement in statements {
+        let mut prepared = tx.prepare_cached(&statement.sql)?;
+        for (i, value) in statement.values.iter().enumerate() {
+            prepared.raw_bind_parameter(i + 1, value)?;
+        }
+        prepared.raw_execute()?;
+    }
+    tx.commit()
+}
+
+impl ToSql for Val {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(match self {
+            Val::I64(v) => ToSqlOutput::Owned(Value::Integer(*v)),
+            Val::I32(v) => ToSqlOutput::Owned(Value::Integer(i64::from(*v))),
+            Val::Str(v) => ToSqlOutput::from(v.as_str()),
+            Val::OptStr(Some(v)) => ToSqlOutput::from(v.as_str()),
+            Val::OptStr(None) => ToSqlOutput::Owned(Value::Null),
+        })
+    }
+}
