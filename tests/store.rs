@@ -21,7 +21,7 @@ fn t(secs: i64) -> DateTime<Utc> {
 fn incident(id: i64, severity: u8, status: Status, queue: Option<&str>, opened: i64) -> Incident {
     Incident {
         id,
-        title: format!("incident {id}"),
+        title: format!("incident {id}").into(),
         severity,
         pinned: false,
         status,

@@ -97,7 +97,7 @@ mod tests {
             region: Some(region.into()),
             customers: customers.iter().map(|c| c.to_string()).collect(),
             labels: Default::default(),
-            summary: String::new(),
+            summary: "".into(),
             started_at: chrono::Utc::now(),
             cleared_at: None,
             cri: None,

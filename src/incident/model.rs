@@ -13,7 +13,7 @@ use crate::signal::{CriDetails, Fingerprint, Labels, SourceKind};
 pub struct Impact {
     pub id: i64,
     pub incident_id: i64,
-    pub rule: String,
+    pub rule: std::sync::Arc<str>,
     pub fingerprint: Fingerprint,
     pub source: SourceKind,
     pub kind: ImpactKind,
@@ -24,7 +24,8 @@ pub struct Impact {
     pub region: Option<String>,
     pub customers: NameSet,
     pub labels: Labels,
-    pub summary: String,
+    /// Shared with the title of the incident it opened: one string for both.
+    pub summary: std::sync::Arc<str>,
     pub started_at: DateTime<Utc>,
     pub cleared_at: Option<DateTime<Utc>>,
     #[serde(default)]
@@ -73,7 +74,7 @@ impl Status {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Incident {
     pub id: i64,
-    pub title: String,
+    pub title: std::sync::Arc<str>,
     pub severity: u8,
     pub pinned: bool,
     pub status: Status,
@@ -132,7 +133,7 @@ impl IncidentView {
     pub fn new(incident: &Incident, external_url: &str) -> Self {
         IncidentView {
             id: incident.id,
-            title: incident.title.clone(),
+            title: incident.title.to_string(),
             severity: incident.severity,
             status: incident.status,
             pinned: incident.pinned,

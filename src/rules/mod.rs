@@ -31,7 +31,8 @@ pub enum Clear {
 
 #[derive(Clone, Debug)]
 pub struct Rule {
-    pub name: String,
+    /// Shared with every impact the rule opens (`Impact::rule`).
+    pub name: std::sync::Arc<str>,
     pub group: String,
     pub matchers: Vec<Matcher>,
     pub when: Option<CelExpr>,
@@ -80,7 +81,7 @@ impl RuleSet {
             .map(|loaded| {
                 let r = &loaded.rule;
                 Rule {
-                    name: r.name.clone(),
+                    name: r.name.as_str().into(),
                     group: loaded.group.clone(),
                     matchers: r.matchers.clone(),
                     when: r.when.clone(),
@@ -104,7 +105,7 @@ impl RuleSet {
     }
 
     pub fn get(&self, name: &str) -> Option<&Rule> {
-        self.rules.iter().find(|r| r.name == name)
+        self.rules.iter().find(|r| &*r.name == name)
     }
 
     pub fn matching<'a>(&'a self, signal: &'a Signal) -> impl Iterator<Item = &'a Rule> + 'a {

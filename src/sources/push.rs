@@ -490,7 +490,7 @@ mod tests {
             let mut titles: Vec<String> = core
                 .open_incidents()
                 .filter(|i| i.is_open())
-                .map(|i| i.title.clone())
+                .map(|i| i.title.to_string())
                 .collect();
             titles.sort();
             titles

@@ -86,7 +86,7 @@ pub fn paged(setup: &Setup, pages: &[OutboxEntry]) -> Vec<Paged> {
 pub fn card(setup: &Setup, incident: &Incident, pages: &[OutboxEntry], now: DateTime<Utc>) -> Card {
     Card {
         id: incident.id,
-        title: incident.title.clone(),
+        title: incident.title.to_string(),
         severity: incident.severity,
         pinned: incident.pinned,
         status: incident.status.as_str(),
@@ -139,14 +139,14 @@ fn serde_name<T: Serialize>(value: &T) -> String {
 pub fn impact_row(impact: &Impact) -> ImpactRow {
     ImpactRow {
         id: impact.id,
-        rule: impact.rule.clone(),
+        rule: impact.rule.to_string(),
         kind: serde_name(&impact.kind),
         sla_breach: impact.sla_breach,
         business_impact: impact.business_impact.as_ref().map(serde_name),
         service: impact.service.clone(),
         region: impact.region.clone(),
         customers: impact.customers.iter().cloned().collect(),
-        summary: impact.summary.clone(),
+        summary: impact.summary.to_string(),
         started_at: time(impact.started_at),
         cleared_at: opt_time(impact.cleared_at),
         active: impact.is_active(),
