@@ -25,9 +25,13 @@ use super::state::{Statement, Val};
 /// Prepared statements kept per connection: a table's multi-row inserts come in seven sizes.
 const STATEMENT_CACHE: usize = 128;
 
-struct Job {
-    statements: Vec<Statement>,
-    done: oneshot::Sender<rusqlite::Result<()>>,
+enum Job {
+    Write {
+        statements: Vec<Statement>,
+        done: oneshot::Sender<rusqlite::Result<()>>,
+    },
+    /// Close the connection (a later write opens a new one).
+    Close(oneshot::Sender<()>),
 }
 
 /// Hands batches to the writer thread; the thread ends when the last handle is dropped.
@@ -45,11 +49,19 @@ impl SqliteWriter {
             .spawn(move || {
                 let mut conn: Option<Connection> = None;
                 for job in inbox {
-                    let result = write(&mut conn, &path, &job.statements);
-                    if result.is_err() {
-                        conn = None;
+                    match job {
+                        Job::Write { statements, done } => {
+                            let result = write(&mut conn, &path, &statements);
+                            if result.is_err() {
+                                conn = None;
+                            }
+                            let _ = done.send(result);
+                        }
+                        Job::Close(done) => {
+                            conn = None;
+                            let _ = done.send(());
+                        }
                     }
-                    let _ = job.done.send(result);
                 }
             })?;
         Ok(SqliteWriter { jobs })
@@ -60,9 +72,18 @@ impl SqliteWriter {
         let (done, result) = oneshot::channel();
         let gone = || rusqlite::Error::InvalidParameterName("the SQLite writer stopped".into());
         self.jobs
-            .send(Job { statements, done })
+            .send(Job::Write { statements, done })
             .map_err(|_| gone())?;
         result.await.map_err(|_| gone())?
+    }
+
+    /// Close the writer's connection, so that when the pool closes too SQLite copies the
+    /// WAL into the database file and removes it.
+    pub async fn close(&self) {
+        let (done, closed) = oneshot::channel();
+        if self.jobs.send(Job::Close(done)).is_ok() {
+            let _ = closed.await;
+        }
     }
 }
 
