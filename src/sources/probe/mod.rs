@@ -7,7 +7,6 @@ pub mod schedule;
 pub mod tcp;
 pub mod tls;
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,7 +20,7 @@ use self::tcp::TcpProbe;
 use crate::config::{Config, ProbeConfig, ProbeKind};
 use crate::engine::{Clock, EngineHandle, Input};
 use crate::metrics::Metrics;
-use crate::signal::{ProbeResult, Signal, SourceKind};
+use crate::signal::{LabelSet, Labels, ProbeResult, Signal, SignalState, SourceKind};
 
 /// The most of a body (or tcp answer) a probe keeps: enough for any health document, small
 /// enough that a thousand probes cannot fill memory with a misbehaving endpoint's output.
@@ -44,7 +43,9 @@ pub struct ProbeSetupError {
 pub struct Prober {
     pub name: String,
     pub interval: Duration,
-    labels: BTreeMap<String, String>,
+    /// Built once and shared by every run's signal (and what the engine keeps of it).
+    labels: Labels,
+    annotations: Labels,
     check: Check,
 }
 
@@ -69,7 +70,8 @@ impl Prober {
         Prober {
             name: probe.name.clone(),
             interval: probe.interval.std(),
-            labels,
+            labels: Arc::new(LabelSet::from(labels)),
+            annotations: Labels::default(),
             check,
         }
     }
@@ -88,9 +90,17 @@ impl Prober {
 
     /// The signal of one run.
     pub fn signal(&self, result: ProbeResult, at: DateTime<Utc>) -> Signal {
-        let mut signal = Signal::new(SourceKind::Probe, self.labels.clone(), at);
-        signal.probe = Some(Box::new(result));
-        signal
+        Signal {
+            source: SourceKind::Probe,
+            labels: Arc::clone(&self.labels),
+            annotations: Arc::clone(&self.annotations),
+            value: None,
+            state: SignalState::Firing,
+            probe: Some(Box::new(result)),
+            cri: None,
+            expires_at: None,
+            observed_at: at,
+        }
     }
 }
 
