@@ -1,6 +1,7 @@
 //! The http probe: one request on a connection of its own, timed from connect to the last
 //! byte of the body read, with the certificates of the peer chain when it speaks TLS.
 
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -46,10 +47,12 @@ enum HttpProbeError {
 pub struct HttpProbe {
     host: String,
     port: u16,
-    /// `Host` header: the host, with the port when it is not the scheme's default.
-    authority: String,
     path_and_query: Uri,
+    /// The address to connect to when the host is an IP address (no lookup per run).
+    ip: Option<SocketAddr>,
     method: Method,
+    /// Every request header (`Host`, `User-Agent`, `Connection` and the probe's own), built
+    /// once.
     headers: HeaderMap,
     body: Bytes,
     expect_status: Vec<u16>,
@@ -91,6 +94,11 @@ impl HttpProbe {
                 .map_err(|_| setup(format!("invalid method {m:?}")))?,
         };
         let mut headers = HeaderMap::new();
+        // `Host`: the host, with the port when it is not the scheme's default.
+        headers.insert(HOST, header_value(&authority));
+        headers.insert(USER_AGENT, HeaderValue::from_static("tocsin-probe"));
+        // One request per connection: the server need not keep it open for us.
+        headers.insert(CONNECTION, HeaderValue::from_static("close"));
         for (name, value) in &probe.headers {
             let header = HeaderName::from_bytes(name.as_bytes())
                 .map_err(|_| setup(format!("invalid header name {name:?}")))?;
@@ -118,10 +126,14 @@ impl HttpProbe {
         } else {
             None
         };
+        let ip = host
+            .parse::<IpAddr>()
+            .ok()
+            .map(|ip| SocketAddr::new(ip, port));
         Ok(HttpProbe {
+            ip,
             host,
             port,
-            authority,
             path_and_query,
             method,
             headers,
@@ -156,12 +168,15 @@ impl HttpProbe {
         result: &mut ProbeResult,
         now: DateTime<Utc>,
     ) -> Result<(), HttpProbeError> {
-        let tcp = TcpStream::connect((self.host.as_str(), self.port))
-            .await
-            .map_err(|source| HttpProbeError::Connect {
-                addr: format!("{}:{}", self.host, self.port),
-                source,
-            })?;
+        let tcp = match self.ip {
+            Some(addr) => TcpStream::connect(addr).await,
+            // A name is looked up on every run, as it may move.
+            None => TcpStream::connect((self.host.as_str(), self.port)).await,
+        };
+        let tcp = tcp.map_err(|source| HttpProbeError::Connect {
+            addr: format!("{}:{}", self.host, self.port),
+            source,
+        })?;
         // Nagle would hold the request back waiting for an ACK; the request is all we send.
         let _ = tcp.set_nodelay(true);
         let Some((connector, server_name)) = &self.tls else {
@@ -189,14 +204,7 @@ impl HttpProbe {
         let mut request = Request::new(Full::new(self.body.clone()));
         *request.method_mut() = self.method.clone();
         *request.uri_mut() = self.path_and_query.clone();
-        let headers = request.headers_mut();
-        headers.insert(HOST, header_value(&self.authority));
-        headers.insert(USER_AGENT, HeaderValue::from_static("tocsin-probe"));
-        // One request per connection: the server need not keep it open for us.
-        headers.insert(CONNECTION, HeaderValue::from_static("close"));
-        for (name, value) in &self.headers {
-            headers.insert(name, value.clone());
-        }
+        *request.headers_mut() = self.headers.clone();
         let exchange = async {
             let response = sender.send_request(request).await?;
             let status = response.status().as_u16();
@@ -283,12 +291,12 @@ mod tests {
             probe("{ name: p, kind: http, url: 'http://example.com:8080/health?deep=1' }").unwrap();
         assert_eq!(p.host, "example.com");
         assert_eq!(p.port, 8080);
-        assert_eq!(p.authority, "example.com:8080");
+        assert_eq!(p.headers[HOST], "example.com:8080");
         assert_eq!(p.path_and_query.to_string(), "/health?deep=1");
         assert_eq!(p.method, Method::GET);
         let p = probe("{ name: p, kind: http, url: 'https://[::1]/', method: post }").unwrap();
         assert_eq!((p.host.as_str(), p.port), ("::1", 443));
-        assert_eq!(p.authority, "[::1]");
+        assert_eq!(p.headers[HOST], "[::1]");
         assert_eq!(p.method, Method::POST);
         assert!(p.tls.is_some());
     }

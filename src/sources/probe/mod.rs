@@ -7,7 +7,6 @@ pub mod schedule;
 pub mod tcp;
 pub mod tls;
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,7 +20,7 @@ use self::tcp::TcpProbe;
 use crate::config::{Config, ProbeConfig, ProbeKind};
 use crate::engine::{Clock, EngineHandle, Input};
 use crate::metrics::Metrics;
-use crate::signal::{ProbeResult, Signal, SourceKind};
+use crate::signal::{LabelSet, Labels, ProbeResult, Signal, SignalState, SourceKind};
 
 /// The most of a body (or tcp answer) a probe keeps: enough for any health document, small
 /// enough that a thousand probes cannot fill memory with a misbehaving endpoint's output.
@@ -44,7 +43,9 @@ pub struct ProbeSetupError {
 pub struct Prober {
     pub name: String,
     pub interval: Duration,
-    labels: BTreeMap<String, String>,
+    /// Built once and shared by every run's signal (and what the engine keeps of it).
+    labels: Labels,
+    annotations: Labels,
     check: Check,
 }
 
@@ -69,7 +70,8 @@ impl Prober {
         Prober {
             name: probe.name.clone(),
             interval: probe.interval.std(),
-            labels,
+            labels: Arc::new(LabelSet::from(labels)),
+            annotations: Labels::default(),
             check,
         }
     }
@@ -88,9 +90,17 @@ impl Prober {
 
     /// The signal of one run.
     pub fn signal(&self, result: ProbeResult, at: DateTime<Utc>) -> Signal {
-        let mut signal = Signal::new(SourceKind::Probe, self.labels.clone(), at);
-        signal.probe = Some(Box::new(result));
-        signal
+        Signal {
+            source: SourceKind::Probe,
+            labels: Arc::clone(&self.labels),
+            annotations: Arc::clone(&self.annotations),
+            value: None,
+            state: SignalState::Firing,
+            probe: Some(Box::new(result)),
+            cri: None,
+            expires_at: None,
+            observed_at: at,
+        }
     }
 }
 
@@ -109,6 +119,61 @@ pub struct ProbeContext {
 
 /// Run every probe until `stop` turns true, sending each run's report to `reports`.
 pub async fn run_probes(
+    probers: Vec<Prober>,
+    context: ProbeContext,
+    reports: mpsc::Sender<ProbeReport>,
+    stop: watch::Receiver<bool>,
+) {
+    on_own_thread(probe_loops(probers, context, reports, stop)).await;
+}
+
+/// Run `work` to its end. On a multi-threaded runtime (the daemon's) it runs on a thread of
+/// its own, on a single-threaded runtime: a probe's few awaits (its start, connect, answer)
+/// then wake that thread only, where on the shared runtime each woke a parked worker
+/// through a futex and a context switch (see BENCHMARKS.md, "Probes"). On a single-threaded
+/// runtime (tests, paused time) it runs in place, on that runtime's clock.
+async fn on_own_thread<F>(work: F)
+where
+    F: std::future::Future<Output = ()> + Send + 'static,
+{
+    let shared = tokio::runtime::Handle::try_current()
+        .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+    if !shared {
+        return work.await;
+    }
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            tracing::warn!(error = %e, "no runtime of their own for the probes: they share");
+            return work.await;
+        }
+    };
+    // The work is handed over once the thread runs, so a failed spawn keeps it here.
+    let (hand, take) = std::sync::mpsc::channel::<F>();
+    let (done, finished) = tokio::sync::oneshot::channel::<()>();
+    let spawned = std::thread::Builder::new()
+        .name("tocsin-probes".into())
+        .spawn(move || {
+            if let Ok(work) = take.recv() {
+                runtime.block_on(work);
+            }
+            drop(done);
+        });
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "no thread of their own for the probes: they share");
+        return work.await;
+    }
+    if let Err(std::sync::mpsc::SendError(work)) = hand.send(work) {
+        return work.await;
+    }
+    // Ends when the work does (or the thread panicked).
+    let _ = finished.await;
+}
+
+async fn probe_loops(
     probers: Vec<Prober>,
     context: ProbeContext,
     reports: mpsc::Sender<ProbeReport>,
@@ -178,7 +243,8 @@ async fn run_one(
 }
 
 /// The probe stage of the daemon: probes, and a forwarder that hands their signals to the
-/// engine in batches (one engine round trip, one store transaction, for many results).
+/// engine in batches (one engine round trip, one store transaction, for many results), both
+/// on the probes' own thread.
 pub async fn run_stage(
     config: Arc<Config>,
     engine: EngineHandle,
@@ -194,10 +260,36 @@ pub async fn run_stage(
         return;
     }
     tracing::info!(probes = probers.len(), "probes started");
-    let (tx, mut rx) = mpsc::channel(REPORT_QUEUE);
-    let probes = tokio::spawn(run_probes(probers, context, tx, stop));
-    let mut batch = Vec::with_capacity(1024);
-    while rx.recv_many(&mut batch, 1024).await > 0 {
+    on_own_thread(async move {
+        let (tx, rx) = mpsc::channel(REPORT_QUEUE);
+        let probes = tokio::spawn(probe_loops(probers, context, tx, stop));
+        forward(rx, engine).await;
+        let _ = probes.await;
+    })
+    .await;
+}
+
+/// Results are gathered this long before they go to the engine: at a thousand runs a second
+/// a batch holds a few dozen instead of one, and the engine (on the shared runtime) is woken,
+/// and answers, once per batch rather than once per run.
+const FORWARD_WINDOW: Duration = Duration::from_millis(20);
+
+/// The most results in one engine input.
+const FORWARD_BATCH: usize = 1024;
+
+async fn forward(mut rx: mpsc::Receiver<ProbeReport>, engine: EngineHandle) {
+    let mut batch = Vec::with_capacity(FORWARD_BATCH);
+    while rx.recv_many(&mut batch, FORWARD_BATCH).await > 0 {
+        // The first result opens the window; whatever else arrives in it goes along.
+        let deadline = tokio::time::Instant::now() + FORWARD_WINDOW;
+        let mut open = true;
+        while open && batch.len() < FORWARD_BATCH {
+            let room = FORWARD_BATCH - batch.len();
+            match tokio::time::timeout_at(deadline, rx.recv_many(&mut batch, room)).await {
+                Ok(0) | Err(_) => open = false,
+                Ok(_) => {}
+            }
+        }
         let signals = batch.drain(..).map(|r| r.signal).collect();
         if let Err(e) = engine.send(Input::Signals(signals)).await {
             tracing::warn!(error = %e, "probe results not recorded");
@@ -206,7 +298,6 @@ pub async fn run_stage(
             }
         }
     }
-    let _ = probes.await;
 }
 
 /// Milliseconds since `started`, on tokio's clock.
