@@ -296,11 +296,10 @@ impl Core {
         let old = std::mem::replace(&mut self.setup, setup);
         // Rule states follow their rule by name; states of removed rules clear their impacts.
         let states = std::mem::take(&mut self.rule_states);
-        for ((index, fingerprint), state) in states {
+        for ((index, fingerprint), mut state) in states {
             let name = &old.rules.rules[index as usize].name;
             match self.rule_index(name) {
                 Some(new_index) => {
-                    let mut state = state;
                     // Its `when` may have changed: the next signal runs it again.
                     state.evaluated = false;
                     self.rule_states.insert((new_index, fingerprint), state);
@@ -1101,7 +1100,7 @@ impl Core {
                 // One impact's labels, or the labels all share: the first impact's map
                 // is shared as long as the others agree with it.
                 None => Arc::clone(&impact.labels),
-                Some(shared) if shared.is_empty() || shared.is_subset_of(&impact.labels) => shared,
+                Some(shared) if shared.is_subset_of(&impact.labels) => shared,
                 Some(shared) => Arc::new(shared.intersection(&impact.labels)),
             });
             if let Some(cri) = &impact.cri {
@@ -1965,10 +1964,8 @@ impl Core {
         }
         for key in &dirty.rule_states {
             if let Some(state) = self.rule_states.get(key) {
-                let name = self.rule(key.0).name.clone();
-                changes
-                    .rule_states
-                    .push((name.to_string(), key.1, Some(state.clone())));
+                let name = self.rule(key.0).name.to_string();
+                changes.rule_states.push((name, key.1, Some(state.clone())));
             }
         }
         for fingerprint in &dirty.leases {

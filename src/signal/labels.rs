@@ -68,12 +68,14 @@ impl LabelSet {
         LabelSet::from_sorted(&kept)
     }
 
+    /// Where pair `i` starts in `text`: where the one before it ends.
+    fn start(&self, i: usize) -> usize {
+        i.checked_sub(1)
+            .map_or(0, |before| self.ends[before].1 as usize)
+    }
+
     fn pair(&self, i: usize) -> (&str, &str) {
-        let start = if i == 0 {
-            0
-        } else {
-            self.ends[i - 1].1 as usize
-        };
+        let start = self.start(i);
         let (name_end, value_end) = self.ends[i];
         (
             &self.text[start..name_end as usize],
@@ -84,11 +86,7 @@ impl LabelSet {
     /// The name of pair `i`, as bytes (slicing bytes skips the char-boundary checks of
     /// slicing a str; the bytes compare in the same order).
     fn name_bytes(&self, i: usize) -> &[u8] {
-        let start = if i == 0 {
-            0
-        } else {
-            self.ends[i - 1].1 as usize
-        };
+        let start = self.start(i);
         &self.text.as_bytes()[start..self.ends[i].0 as usize]
     }
 

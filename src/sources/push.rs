@@ -47,6 +47,24 @@ pub struct Decoded {
     pub rejected: Vec<Rejection>,
 }
 
+impl Decoded {
+    /// The signals of the good items, and each bad item by its index.
+    fn of(items: impl Iterator<Item = Result<Signal, (Problem, String)>>) -> Decoded {
+        let mut decoded = Decoded::default();
+        for (index, item) in items.enumerate() {
+            match item {
+                Ok(signal) => decoded.signals.push(signal),
+                Err((problem, reason)) => decoded.rejected.push(Rejection {
+                    index,
+                    problem,
+                    reason,
+                }),
+            }
+        }
+        decoded
+    }
+}
+
 /// One item of `POST /api/v2/alerts` (Alertmanager's `postableAlert`).
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -94,18 +112,11 @@ pub fn decode_alerts(
     // Fast path: the whole batch in one pass, straight into the alerts' own types. Only a
     // batch with a bad item is read again item by item, to name each bad one.
     if let Ok(alerts) = serde_json::from_slice::<Vec<PostableAlert>>(body) {
-        let mut decoded = Decoded::default();
-        for (index, alert) in alerts.into_iter().enumerate() {
-            match postable(alert, now, resolve_timeout) {
-                Ok(signal) => decoded.signals.push(signal),
-                Err((problem, reason)) => decoded.rejected.push(Rejection {
-                    index,
-                    problem,
-                    reason,
-                }),
-            }
-        }
-        return Ok(decoded);
+        return Ok(Decoded::of(
+            alerts
+                .into_iter()
+                .map(|alert| postable(alert, now, resolve_timeout)),
+        ));
     }
     let items = match parse(body)? {
         Value::Array(items) => items,
@@ -116,18 +127,9 @@ pub fn decode_alerts(
             })
         }
     };
-    let mut decoded = Decoded::default();
-    for (index, item) in items.into_iter().enumerate() {
-        match typed(item).and_then(|alert| postable(alert, now, resolve_timeout)) {
-            Ok(signal) => decoded.signals.push(signal),
-            Err((problem, reason)) => decoded.rejected.push(Rejection {
-                index,
-                problem,
-                reason,
-            }),
-        }
-    }
-    Ok(decoded)
+    Ok(Decoded::of(items.into_iter().map(|item| {
+        typed(item).and_then(|alert| postable(alert, now, resolve_timeout))
+    })))
 }
 
 fn postable(
@@ -188,18 +190,9 @@ pub fn decode_webhook(body: &[u8], now: DateTime<Utc>) -> Result<Decoded, BodyEr
             })
         }
     };
-    let mut decoded = Decoded::default();
-    for (index, item) in items.into_iter().enumerate() {
-        match webhook_alert(item, now) {
-            Ok(signal) => decoded.signals.push(signal),
-            Err((problem, reason)) => decoded.rejected.push(Rejection {
-                index,
-                problem,
-                reason,
-            }),
-        }
-    }
-    Ok(decoded)
+    Ok(Decoded::of(
+        items.into_iter().map(|item| webhook_alert(item, now)),
+    ))
 }
 
 fn webhook_alert(item: Value, now: DateTime<Utc>) -> Result<Signal, (Problem, String)> {
@@ -525,5 +518,54 @@ mod tests {
             now() + minutes(10) + chrono::Duration::seconds(1),
         );
         assert!(open(&core).is_empty(), "{:?}", open(&core));
+    }
+
+    /// A refresh of an unchanged alert reuses the rule's last condition, but not across a
+    /// reload: a rule whose `when` changed must judge the same alert again.
+    #[test]
+    fn a_reload_that_changes_when_judges_a_refreshed_alert_again() {
+        use crate::engine::{Core, Input, Setup};
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("rules")).unwrap();
+        let config_path = dir.path().join("config.yaml");
+        std::fs::write(
+            &config_path,
+            "rule_files: [ \"rules/*.yaml\" ]\nincidents: { resolve_after: 1m }\n",
+        )
+        .unwrap();
+        let load = |when: &str| {
+            std::fs::write(
+                dir.path().join("rules/r.yaml"),
+                format!(
+                    "groups:\n  - name: g\n    rules:\n      - name: Judged\n        \
+                     match: [ 'source=\"alert\"' ]\n        when: \"{when}\"\n        \
+                     impact: {{ kind: outage }}\n"
+                ),
+            )
+            .unwrap();
+            Setup::new(crate::config::load(&config_path).unwrap(), None)
+        };
+        let metrics = std::sync::Arc::new(crate::metrics::Metrics::new());
+        let mut core = Core::new(load("labels.severity == 'critical'"), metrics, now());
+        let open = |core: &Core| core.open_incidents().filter(|i| i.is_open()).count();
+        let push = |core: &mut Core, at: DateTime<Utc>| {
+            let body = json!([{ "labels": { "alertname": "A", "severity": "critical" } }]);
+            let decoded = decode_alerts(body.to_string().as_bytes(), at, minutes(30)).unwrap();
+            core.handle(Input::Signals(decoded.signals), at);
+        };
+        push(&mut core, now());
+        assert_eq!(open(&core), 1);
+        // The same alert again: still judged broken (from the known condition).
+        push(&mut core, now() + minutes(1));
+        assert_eq!(open(&core), 1);
+        // The rule now asks for another severity: the same alert no longer matches `when`,
+        // its impact clears and the incident resolves after `resolve_after`.
+        core.reload(load("labels.severity == 'page'"), now() + minutes(2));
+        push(&mut core, now() + minutes(3));
+        let until = now() + minutes(5);
+        while let Some(at) = core.next_wake().filter(|at| *at <= until) {
+            core.tick(at);
+        }
+        assert_eq!(open(&core), 0);
     }
 }

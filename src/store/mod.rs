@@ -49,6 +49,10 @@ pub enum StoreError {
     Sql(#[from] sqlx::Error),
     #[error("store: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    #[error("store: cannot start the SQLite writer thread: {0}")]
+    WriterStart(#[source] std::io::Error),
+    #[error("store: the SQLite writer thread has stopped")]
+    WriterStopped,
     #[error("store: stored record is not valid JSON: {0}")]
     Json(#[from] serde_json::Error),
     #[error(
@@ -154,12 +158,8 @@ impl Store {
         if backend == Backend::Sqlite {
             tokio::spawn(checkpoint_wal(pool.clone(), Arc::clone(&writes)));
             if let Some(path) = sqlite_file(url) {
-                let writer = sqlite_writer::SqliteWriter::start(path.into()).map_err(|source| {
-                    StoreError::Folder {
-                        path: "(the SQLite writer thread)".into(),
-                        source,
-                    }
-                })?;
+                let writer = sqlite_writer::SqliteWriter::start(path.into())
+                    .map_err(StoreError::WriterStart)?;
                 sqlite_writer = Some(Arc::new(writer));
             }
         }
@@ -266,10 +266,10 @@ fn sqlite_file(url: &str) -> Option<&str> {
 
 /// `sqlite://relative/path` → a URL that creates the file, after creating its folder.
 fn sqlite_url(url: &str) -> Result<String> {
-    let (path, query) = sqlite_parts(url);
-    if path == ":memory:" || path.is_empty() {
+    let Some(path) = sqlite_file(url) else {
         return Ok("sqlite::memory:".into());
-    }
+    };
+    let (_, query) = sqlite_parts(url);
     if let Some(parent) = Path::new(path)
         .parent()
         .filter(|p| !p.as_os_str().is_empty())

@@ -21,6 +21,7 @@ use rusqlite::{Connection, OpenFlags, ToSql};
 use tokio::sync::oneshot;
 
 use super::state::{Statement, Val};
+use super::{Result, StoreError};
 
 /// Prepared statements kept per connection: a table's multi-row inserts come in seven sizes.
 const STATEMENT_CACHE: usize = 128;
@@ -68,13 +69,12 @@ impl SqliteWriter {
     }
 
     /// Run `statements` in one transaction: all of them land, or none.
-    pub async fn write(&self, statements: Vec<Statement>) -> rusqlite::Result<()> {
+    pub async fn write(&self, statements: Vec<Statement>) -> Result<()> {
         let (done, result) = oneshot::channel();
-        let gone = || rusqlite::Error::InvalidParameterName("the SQLite writer stopped".into());
         self.jobs
             .send(Job::Write { statements, done })
-            .map_err(|_| gone())?;
-        result.await.map_err(|_| gone())?
+            .map_err(|_| StoreError::WriterStopped)?;
+        Ok(result.await.map_err(|_| StoreError::WriterStopped)??)
     }
 
     /// Close the writer's connection, so that when the pool closes too SQLite copies the

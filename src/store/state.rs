@@ -17,7 +17,7 @@ impl Store {
         if let (Some(writer), None) = (&self.sqlite_writer, &self.fencing) {
             let statements = plan(changes)?;
             let _turn = self.write_turn().await;
-            return Ok(writer.write(statements).await?);
+            return writer.write(statements).await;
         }
         let _turn = self.write_turn().await;
         let mut conn = self.pool.acquire().await?;
@@ -209,54 +209,43 @@ fn plan(changes: &Changes) -> Result<Vec<Statement>> {
             }
         }
     }
-    // Upserts go out as multi-row statements, deletes one by one, in the order given (a
-    // key deleted and written again in one batch ends written).
-    let mut rows = Vec::new();
-    for (rule, fingerprint, state) in &changes.rule_states {
-        match state {
-            Some(state) => rows.push(vec![
-                Val::Str(rule.clone()),
-                Val::Str(fingerprint.to_string()),
-                Val::Str(serde_json::to_string(state)?),
-            ]),
-            None => {
-                push_rows(
-                    &mut out,
-                    RULE_STATE_UPSERT.0,
-                    RULE_STATE_UPSERT.1,
-                    std::mem::take(&mut rows),
-                );
-                out.push(Statement::new(
-                    "DELETE FROM rule_states WHERE rule = $1 AND fingerprint = $2",
-                    vec![Val::Str(rule.clone()), Val::Str(fingerprint.to_string())],
-                ));
-            }
-        }
-    }
-    push_rows(&mut out, RULE_STATE_UPSERT.0, RULE_STATE_UPSERT.1, rows);
-    let mut rows = Vec::new();
-    for (fingerprint, lease) in &changes.leases {
-        match lease {
-            Some(lease) => rows.push(vec![
-                Val::Str(fingerprint.to_string()),
-                Val::I64(ms(lease.expires_at)),
-                Val::Str(serde_json::to_string(lease)?),
-            ]),
-            None => {
-                push_rows(
-                    &mut out,
-                    LEASE_UPSERT.0,
-                    LEASE_UPSERT.1,
-                    std::mem::take(&mut rows),
-                );
-                out.push(Statement::new(
+    push_keyed(
+        &mut out,
+        RULE_STATE_UPSERT,
+        changes
+            .rule_states
+            .iter()
+            .map(|(rule, fingerprint, state)| {
+                Ok(match state {
+                    Some(state) => Keyed::Upsert(vec![
+                        Val::Str(rule.clone()),
+                        Val::Str(fingerprint.to_string()),
+                        Val::Str(serde_json::to_string(state)?),
+                    ]),
+                    None => Keyed::Delete(Statement::new(
+                        "DELETE FROM rule_states WHERE rule = $1 AND fingerprint = $2",
+                        vec![Val::Str(rule.clone()), Val::Str(fingerprint.to_string())],
+                    )),
+                })
+            }),
+    )?;
+    push_keyed(
+        &mut out,
+        LEASE_UPSERT,
+        changes.leases.iter().map(|(fingerprint, lease)| {
+            Ok(match lease {
+                Some(lease) => Keyed::Upsert(vec![
+                    Val::Str(fingerprint.to_string()),
+                    Val::I64(ms(lease.expires_at)),
+                    Val::Str(serde_json::to_string(lease)?),
+                ]),
+                None => Keyed::Delete(Statement::new(
                     "DELETE FROM leases WHERE fingerprint = $1",
                     vec![Val::Str(fingerprint.to_string())],
-                ));
-            }
-        }
-    }
-    push_rows(&mut out, LEASE_UPSERT.0, LEASE_UPSERT.1, rows);
+                )),
+            })
+        }),
+    )?;
     for (name, state) in &changes.heartbeats {
         out.push(Statement::new(
             "INSERT INTO heartbeats (name, data) VALUES ($1, $2) \
@@ -283,6 +272,34 @@ fn plan(changes: &Changes) -> Result<Vec<Statement>> {
             ));
     }
     Ok(out)
+}
+
+/// One change to a table keyed by name: a row to write, or the delete of one key.
+enum Keyed {
+    Upsert(Vec<Val>),
+    Delete(Statement),
+}
+
+/// Upserts go out as multi-row statements (`upsert`: head and tail, as for [`push_rows`]),
+/// deletes one by one, in the order given: a key deleted and written again in one batch
+/// ends written.
+fn push_keyed(
+    out: &mut Vec<Statement>,
+    upsert: (&str, &str),
+    changes: impl Iterator<Item = Result<Keyed>>,
+) -> Result<()> {
+    let mut rows = Vec::new();
+    for change in changes {
+        match change? {
+            Keyed::Upsert(row) => rows.push(row),
+            Keyed::Delete(delete) => {
+                push_rows(out, upsert.0, upsert.1, std::mem::take(&mut rows));
+                out.push(delete);
+            }
+        }
+    }
+    push_rows(out, upsert.0, upsert.1, rows);
+    Ok(())
 }
 
 const RULE_STATE_UPSERT: (&str, &str) = (
