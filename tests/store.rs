@@ -292,6 +292,30 @@ async fn store_on_sqlite() {
     );
 }
 
+/// A SQLite file's batch is reported committed (its pages go out then) before it is reported
+/// on disk (its inputs are answered then): in between, readers see it already.
+#[tokio::test]
+async fn a_committed_batch_is_read_back_before_its_fsync_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/tocsin.db", dir.path().display());
+    let store = Store::open(&url).await.unwrap();
+    let open = incident(7, 2, Status::Triggered, None, 0);
+    let changes = Changes {
+        incidents: vec![open.clone()],
+        pages: vec![page(70, &open)],
+        ..Changes::default()
+    };
+    let durable = store.commit(&changes).await.expect("commit");
+    assert_eq!(store.pages_of(7).await.unwrap().len(), 1);
+    durable.wait().await.expect("the WAL is fsynced");
+    store.close().await;
+    // Closing copied the WAL into the database file; a new process reads it from there.
+    let store = Store::open(&url).await.unwrap();
+    assert_eq!(store.pages_of(7).await.unwrap().len(), 1);
+    let listed = store.list_incidents(&IncidentFilter::default()).await;
+    assert_eq!(listed.unwrap().len(), 1);
+}
+
 #[tokio::test]
 async fn store_on_postgres() {
     let db = support::PgDatabase::create().await;

@@ -266,15 +266,19 @@ pub async fn run_loop(mut core: Core, inputs: EngineReceiver, parts: LoopParts) 
             });
         }
         let mut to_deliver = Vec::new();
+        // Committed batches on their way to disk: their pages go out meanwhile, their inputs
+        // are answered once they are there (see `store::Durable`).
+        let mut syncing = Vec::new();
         if unwritten.is_empty() || tokio::time::Instant::now() >= retry_at {
             let mut wrote = false;
             while let Some(kept) = unwritten.first() {
-                match store.apply(&kept.changes).await {
-                    Ok(()) => {
+                match store.commit(&kept.changes).await {
+                    Ok(durable) => {
                         let kept = unwritten.remove(0);
                         if !kept.handed {
                             to_deliver.extend(kept.changes.pages);
                         }
+                        syncing.push(durable);
                         wrote = true;
                     }
                     Err(crate::store::StoreError::Fenced { term }) => {
@@ -314,9 +318,21 @@ pub async fn run_loop(mut core: Core, inputs: EngineReceiver, parts: LoopParts) 
         if !to_deliver.is_empty() {
             let _ = pages.send(to_deliver);
         }
+        let mut synced = true;
+        for durable in syncing {
+            if let Err(e) = durable.wait().await {
+                // Committed, but the disk refused the fsync: SQLite's copy may not survive a
+                // power cut. Nothing to write again; the inputs hear of it, so their sources
+                // send them again, and the health check says so until a write goes through.
+                metrics.store_errors_total.inc();
+                health.write_failed("the engine's changes", &e);
+                failure = Some(e.to_string());
+                synced = false;
+            }
+        }
         // This round's changes are the newest: unwritten ones mean this round's are too. An
         // input that changed nothing gets its answer whatever the store does.
-        let not_recorded = changed && !unwritten.is_empty();
+        let not_recorded = changed && (!unwritten.is_empty() || !synced);
         for (tx, reply) in waiting.drain(..) {
             let answer = match (&failure, not_recorded) {
                 (Some(e), true) => Err(EngineError::Store(e.clone())),

@@ -34,6 +34,7 @@ use sqlx::{AnyPool, Executor, Row};
 pub use health::StoreHealth;
 pub use outbox::{Claim, DeliveryWrite, OutboxEntry, OutboxStatus};
 pub use queries::IncidentFilter;
+pub use sqlite_writer::Durable;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -53,6 +54,8 @@ pub enum StoreError {
     WriterStart(#[source] std::io::Error),
     #[error("store: the SQLite writer thread has stopped")]
     WriterStopped,
+    #[error("store: cannot fsync the SQLite WAL: {0}")]
+    Sync(#[source] std::io::Error),
     #[error("store: stored record is not valid JSON: {0}")]
     Json(#[from] serde_json::Error),
     #[error(

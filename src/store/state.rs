@@ -11,8 +11,15 @@ use crate::signal::Fingerprint;
 impl Store {
     /// Write one batch of changes in one transaction: all of it lands, or none.
     pub async fn apply(&self, changes: &Changes) -> Result<()> {
+        self.commit(changes).await?.wait().await
+    }
+
+    /// Write `changes` in one transaction, returning once it is committed (readers see it,
+    /// it survives this process) with what tells when it is on disk too. Only a SQLite
+    /// file's writer thread makes these two moments differ (see `sqlite_writer`).
+    pub async fn commit(&self, changes: &Changes) -> Result<super::Durable> {
         if changes.is_empty() {
-            return Ok(());
+            return Ok(super::Durable::done());
         }
         if let (Some(writer), None) = (&self.sqlite_writer, &self.fencing) {
             let statements = plan(changes)?;
@@ -26,7 +33,7 @@ impl Store {
             // Not put back in the pool: see the module docs of `store`.
             conn.close_on_drop();
         }
-        written
+        written.map(|()| super::Durable::done())
     }
 
     async fn apply_on(&self, conn: &mut AnyConnection, changes: &Changes) -> Result<()> {
