@@ -79,7 +79,7 @@ impl SqliteWriter {
                             }
                             let _ = committed.send(result);
                             if ok {
-                                let _ = durable.send(sync_file(&wal));
+                                let _ = durable.send(sync_file(&wal, &path));
                             }
                         }
                         Job::Close(done) => {
@@ -142,10 +142,17 @@ impl Durable {
     }
 }
 
-/// fsync a file by name: Linux writes back every dirty page of the file, whichever
-/// descriptor wrote it (here SQLite's).
-fn sync_file(path: &PathBuf) -> std::io::Result<()> {
-    std::fs::File::open(path)?.sync_data()
+/// fsync the WAL by name: Linux writes back every dirty page of a file, whichever
+/// descriptor wrote it (here SQLite's). Without a WAL (a file system where SQLite could not
+/// use one and kept its rollback journal) the commit went to the database file: that one.
+fn sync_file(wal: &PathBuf, database: &PathBuf) -> std::io::Result<()> {
+    match std::fs::File::open(wal) {
+        Ok(file) => file.sync_data(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::File::open(database)?.sync_data()
+        }
+        Err(e) => Err(e),
+    }
 }
 
 fn open(path: &PathBuf) -> rusqlite::Result<Connection> {
