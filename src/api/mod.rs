@@ -8,6 +8,7 @@ pub mod dashboard;
 pub mod error;
 pub mod incidents;
 pub mod oncall;
+mod oversized;
 pub mod queues;
 pub mod ratelimit;
 
@@ -85,6 +86,7 @@ pub fn router(state: AppState) -> Router {
         .merge(dashboard::router())
         .fallback(error::not_found)
         .layer(tower_http::limit::RequestBodyLimitLayer::new(MAX_BODY))
+        .layer(middleware::from_fn(oversized::drain_oversized))
         // Outermost, so it also sees the limit layer's 413 and axum's own 405s.
         .layer(middleware::map_response(error::json_errors))
         .with_state(state)

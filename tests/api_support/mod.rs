@@ -173,6 +173,10 @@ pub async fn raw_request(
             }
         }
         let _ = writer.flush().await;
+        // Keep our side open until the answer is read, as HTTP clients do: dropping the
+        // write half sends FIN, and the server (hyper, no half-close) then drops the request
+        // it is still reading.
+        std::future::pending::<()>().await;
     });
     let mut answer = Vec::new();
     let read = tokio::time::timeout(Duration::from_secs(30), async {
