@@ -204,3 +204,25 @@ impl ToSql for Val {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_wal_is_synced_else_the_database_file_else_it_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let database = dir.path().join("tocsin.db");
+        let wal = dir.path().join("tocsin.db-wal");
+        // Neither file: the commit cannot be on disk, and the caller must hear so.
+        let missing = sync_file(&wal, &database).unwrap_err();
+        assert_eq!(missing.kind(), std::io::ErrorKind::NotFound);
+        // No WAL (rollback journal): the database file is synced.
+        std::fs::write(&database, b"x").unwrap();
+        sync_file(&wal, &database).expect("the database file");
+        // The WAL, when there is one.
+        std::fs::write(&wal, b"y").unwrap();
+        std::fs::remove_file(&database).unwrap();
+        sync_file(&wal, &database).expect("the WAL alone");
+    }
+}
