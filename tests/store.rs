@@ -292,10 +292,12 @@ async fn store_on_sqlite() {
     );
 }
 
-/// A SQLite file's batch is reported committed (its pages go out then) before it is reported
-/// on disk (its inputs are answered then): in between, readers see it already.
+/// A SQLite file's batch is reported committed (its pages go out then), then on disk (its
+/// inputs are answered then): once committed, readers see it, and the wait for the fsync
+/// ends without error. (That the fsync can still be under way at the read is not asserted:
+/// it may finish first.)
 #[tokio::test]
-async fn a_committed_batch_is_read_back_before_its_fsync_is_reported() {
+async fn a_committed_batch_is_read_back_and_then_reported_on_disk() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}/tocsin.db", dir.path().display());
     let store = Store::open(&url).await.unwrap();

@@ -107,10 +107,6 @@ impl LabelSet {
         self.find(name).ok().map(|i| self.pair(i).1)
     }
 
-    pub fn contains_key(&self, name: &str) -> bool {
-        self.find(name).is_ok()
-    }
-
     /// Set `name`; returns the value it replaced. Rebuilds the set: labels are set while a
     /// signal is made, not on the engine's hot path.
     pub fn insert(&mut self, name: String, value: String) -> Option<String> {
@@ -120,20 +116,6 @@ impl LabelSet {
         pairs.insert(at, (&name, &value));
         *self = LabelSet::from_sorted(&pairs);
         old
-    }
-
-    pub fn remove(&mut self, name: &str) -> Option<String> {
-        let old = self.get(name)?.to_string();
-        self.retain(|k, _| k != name);
-        Some(old)
-    }
-
-    /// Keep the pairs for which `keep` is true.
-    pub fn retain(&mut self, mut keep: impl FnMut(&str, &str) -> bool) {
-        let pairs: Vec<(&str, &str)> = self.iter().filter(|(k, v)| keep(k, v)).collect();
-        if pairs.len() != self.len() {
-            *self = LabelSet::from_sorted(&pairs);
-        }
     }
 
     /// Is every pair of this set also in `other`? (Both are sorted: one merge pass.)
@@ -186,10 +168,6 @@ impl LabelSet {
 
     pub fn keys(&self) -> impl Iterator<Item = &str> {
         self.iter().map(|(k, _)| k)
-    }
-
-    pub fn values(&self) -> impl Iterator<Item = &str> {
-        self.iter().map(|(_, v)| v)
     }
 
     pub fn len(&self) -> usize {
@@ -400,18 +378,14 @@ mod tests {
     }
 
     #[test]
-    fn insert_remove_retain() {
+    fn insert_and_extend() {
         let mut s = set(&[("b", "2")]);
         assert_eq!(s.insert("a".into(), "1".into()), None);
         assert_eq!(s.insert("c".into(), "3".into()), None);
         assert_eq!(s.insert("b".into(), "two".into()), Some("2".into()));
         assert_eq!(s, set(&[("a", "1"), ("b", "two"), ("c", "3")]));
-        assert_eq!(s.remove("b"), Some("two".into()));
-        assert_eq!(s.remove("b"), None);
-        s.retain(|k, _| k != "a");
-        assert_eq!(s, set(&[("c", "3")]));
         s.extend([("a".to_string(), "x".to_string())]);
-        assert_eq!(s, set(&[("a", "x"), ("c", "3")]));
+        assert_eq!(s, set(&[("a", "x"), ("b", "two"), ("c", "3")]));
     }
 
     #[test]

@@ -196,26 +196,22 @@ fn plan(changes: &Changes) -> Result<Vec<Statement>> {
         "",
         super::queries::timeline_rows(&changes.timeline)?,
     );
-    for (incident_id, state) in &changes.paging {
-        match state {
-            Some(state) => {
-                out.push(Statement::new(
-                    "INSERT INTO paging (incident_id, data) VALUES ($1, $2) \
-                         ON CONFLICT (incident_id) DO UPDATE SET data = excluded.data",
-                    vec![
-                        Val::I64(*incident_id),
-                        Val::Str(serde_json::to_string(state)?),
-                    ],
-                ));
-            }
-            None => {
-                out.push(Statement::new(
+    push_keyed(
+        &mut out,
+        PAGING_UPSERT,
+        changes.paging.iter().map(|(incident_id, state)| {
+            Ok(match state {
+                Some(state) => Keyed::Upsert(vec![
+                    Val::I64(*incident_id),
+                    Val::Str(serde_json::to_string(state)?),
+                ]),
+                None => Keyed::Delete(Statement::new(
                     "DELETE FROM paging WHERE incident_id = $1",
                     vec![Val::I64(*incident_id)],
-                ));
-            }
-        }
-    }
+                )),
+            })
+        }),
+    )?;
     push_keyed(
         &mut out,
         RULE_STATE_UPSERT,
@@ -265,18 +261,18 @@ fn plan(changes: &Changes) -> Result<Vec<Statement>> {
     }
     for page in &changes.pages {
         out.push(Statement::new(
-                "INSERT INTO outbox (id, delivery_id, incident_id, channel, status, attempts, \
-                 next_attempt_at, created_at, data) VALUES ($1, $2, $3, $4, 'pending', 0, $5, $6, $7)",
-                vec![
-                    Val::I64(page.id),
-                    Val::Str(page.delivery_id.clone()),
-                    Val::I64(page.incident_id),
-                    Val::Str(page.recipient.channel.as_str().to_string()),
-                    Val::I64(ms(page.created_at)),
-                    Val::I64(ms(page.created_at)),
-                    Val::Str(serde_json::to_string(page)?),
-                ],
-            ));
+            "INSERT INTO outbox (id, delivery_id, incident_id, channel, status, attempts, \
+             next_attempt_at, created_at, data) VALUES ($1, $2, $3, $4, 'pending', 0, $5, $6, $7)",
+            vec![
+                Val::I64(page.id),
+                Val::Str(page.delivery_id.clone()),
+                Val::I64(page.incident_id),
+                Val::Str(page.recipient.channel.as_str().to_string()),
+                Val::I64(ms(page.created_at)),
+                Val::I64(ms(page.created_at)),
+                Val::Str(serde_json::to_string(page)?),
+            ],
+        ));
     }
     Ok(out)
 }
@@ -309,6 +305,10 @@ fn push_keyed(
     Ok(())
 }
 
+const PAGING_UPSERT: (&str, &str) = (
+    "INSERT INTO paging (incident_id, data) VALUES ",
+    " ON CONFLICT (incident_id) DO UPDATE SET data = excluded.data",
+);
 const RULE_STATE_UPSERT: (&str, &str) = (
     "INSERT INTO rule_states (rule, fingerprint, data) VALUES ",
     " ON CONFLICT (rule, fingerprint) DO UPDATE SET data = excluded.data",
