@@ -8,7 +8,8 @@
 //! SECONDS (the steady state of a Prometheus re-sending what fires). Prints alerts/s,
 //! request latency p50/p99/max and resident memory, then the ratios tocsin/Alertmanager.
 //!
-//! Run: `cargo bench --bench ingest` (env SECONDS, default 20; ALERTS, default 10000).
+//! Run: `cargo bench --bench ingest` (env SECONDS, default 20, 0 for the first pass alone;
+//! ALERTS, default 10000).
 
 mod alertmanager;
 mod common;
@@ -194,7 +195,8 @@ async fn load(
 
 struct Result {
     first: Phase,
-    refresh: Phase,
+    /// None with SECONDS=0 (the first pass alone, for profiling it).
+    refresh: Option<Phase>,
     rss_mb: f64,
     cpu_s: f64,
 }
@@ -209,10 +211,15 @@ async fn run(
     let cpu_before = pid_cpu().1;
     let first = load(url, batches, None).await;
     first.print(name, "first pass (new alerts)");
-    // Warm-up: a few seconds of refreshes before the measured ones.
-    let _ = load(url, batches, Some(Duration::from_secs(3))).await;
-    let refresh = load(url, batches, Some(Duration::from_secs(seconds))).await;
-    refresh.print(name, "refresh");
+    let refresh = if seconds > 0 {
+        // Warm-up: a few seconds of refreshes before the measured ones.
+        let _ = load(url, batches, Some(Duration::from_secs(3))).await;
+        let refresh = load(url, batches, Some(Duration::from_secs(seconds))).await;
+        refresh.print(name, "refresh");
+        Some(refresh)
+    } else {
+        None
+    };
     let (rss, cpu) = pid_cpu();
     let result = Result {
         first,
@@ -306,20 +313,22 @@ async fn main() {
             "alertmanager",
             a.first.alerts_per_second(),
         );
-        print_ratio(
-            "refresh alerts/s",
-            "alerts/s",
-            t.refresh.alerts_per_second(),
-            "alertmanager",
-            a.refresh.alerts_per_second(),
-        );
-        print_ratio(
-            "refresh p99 latency",
-            "ms",
-            t.refresh.p(99.0),
-            "alertmanager",
-            a.refresh.p(99.0),
-        );
+        if let (Some(t), Some(a)) = (&t.refresh, &a.refresh) {
+            print_ratio(
+                "refresh alerts/s",
+                "alerts/s",
+                t.alerts_per_second(),
+                "alertmanager",
+                a.alerts_per_second(),
+            );
+            print_ratio(
+                "refresh p99 latency",
+                "ms",
+                t.p(99.0),
+                "alertmanager",
+                a.p(99.0),
+            );
+        }
         print_ratio(
             "first pass p99 latency",
             "ms",

@@ -16,13 +16,15 @@ use serde::{Deserialize, Serialize};
 use super::setup::Setup;
 use super::timers::{TimerKey, Timers};
 use crate::config::{BusinessImpact, ImpactKind};
-use crate::incident::{classify, correlate, Impact, Incident, IncidentView, Status, TimelineEntry};
+use crate::incident::{
+    classify, correlate, Blast, Impact, Incident, IncidentView, Status, TimelineEntry,
+};
 use crate::metrics::Metrics;
 use crate::paging::escalate::LevelPage;
 use crate::paging::page::EscalationRef;
 use crate::paging::{route, Escalation, Page, PageEvent, PagePayload, Recipient};
 use crate::rules::{Decision, Rule, RuleState};
-use crate::signal::{Fingerprint, Labels, Signal, SignalState, SourceKind};
+use crate::signal::{Fingerprint, Signal, SignalState, SourceKind};
 
 /// Something the core is asked to do. Serializable: an engine that does not lead writes it
 /// to the store's inbox for the leader.
@@ -253,7 +255,9 @@ impl Core {
             self.incidents.insert(incident.id, Box::new(incident));
         }
         for impact in snapshot.impacts {
-            if self.incidents.contains_key(&impact.incident_id) {
+            if let Some(incident) = self.incidents.get_mut(&impact.incident_id) {
+                // Not stored: the Sev table's view of the impacts is worked out again.
+                incident.blast = incident.blast.join(Blast::of(&impact));
                 self.impacts.insert(impact.id, Box::new(impact));
             }
         }
@@ -862,6 +866,7 @@ impl Core {
         impact.incident_id = id;
         let (severity, reason) =
             classify(std::iter::once(&impact), &self.setup.config.classification);
+        let blast = Blast::of(&impact);
         let incident = Incident {
             id,
             title: impact.summary.clone(),
@@ -882,6 +887,7 @@ impl Core {
             sr_severity: impact.cri.as_ref().map(|c| c.sr_severity.clone()),
             queue: None,
             merged_into: None,
+            blast,
         };
         let rule = impact.rule.clone();
         let summary = impact.summary.clone();
@@ -925,10 +931,11 @@ impl Core {
         let rule = impact.rule.clone();
         let impact_id = impact.id;
         self.dirty.impacts.insert(impact.id);
-        self.impacts.insert(impact.id, Box::new(impact));
         if let Some(incident) = self.incidents.get_mut(&incident_id) {
             incident.impact_ids.push(impact_id);
+            incident.absorb(&impact);
         }
+        self.impacts.insert(impact.id, Box::new(impact));
         self.index_impact(incident_id, impact_id);
         self.timers.cancel(TimerKey::AutoResolve(incident_id));
         self.timeline(
@@ -959,10 +966,7 @@ impl Core {
         if let Some(target) = self.incidents.get_mut(&into) {
             target.impact_ids.extend(source.impact_ids.iter().copied());
             target.impact_ids.sort_unstable();
-            if target.respond_by.is_none() {
-                target.respond_by = source.respond_by;
-                target.sr_severity = source.sr_severity.clone();
-            }
+            target.absorb_incident(&source);
         }
         if let Some(paging) = self.paging.remove(&from) {
             let target = self.paging.entry(into).or_default();
@@ -1071,54 +1075,20 @@ impl Core {
         }
     }
 
-    /// Recompute what the impacts say: severity (which only rises on its own), services,
-    /// regions, customers and shared labels.
+    /// Severity from what the incident's impacts say (kept up to date as they join, see
+    /// `Incident::absorb`): it only rises on its own, and not while pinned.
     fn reclassify(&mut self, incident_id: i64, now: DateTime<Utc>, cause: &str) {
-        let Some(incident) = self.incidents.get(&incident_id) else {
+        let Some(incident) = self.incidents.get_mut(&incident_id) else {
             return;
         };
-        let impacts: Vec<&Impact> = incident
-            .impact_ids
-            .iter()
-            .filter_map(|id| self.impacts.get(id).map(|i| &**i))
-            .collect();
-        let (computed, reason) =
-            classify(impacts.iter().copied(), &self.setup.config.classification);
-        // Borrowed while gathering: an incident of many impacts names few services, and
-        // cloning each impact's names only to drop the duplicates was most of this.
-        let mut services = BTreeSet::new();
-        let mut regions = BTreeSet::new();
-        let mut customers = BTreeSet::new();
-        let mut labels: Option<Labels> = None;
-        let mut respond_by: Option<DateTime<Utc>> = None;
-        let mut sr_severity = None;
-        for impact in &impacts {
-            services.extend(impact.service.as_deref());
-            regions.extend(impact.region.as_deref());
-            customers.extend(impact.customers.iter().map(String::as_str));
-            labels = Some(match labels {
-                // One impact's labels, or the labels all share: the first impact's map
-                // is shared as long as the others agree with it.
-                None => Arc::clone(&impact.labels),
-                Some(shared) if shared.is_subset_of(&impact.labels) => shared,
-                Some(shared) => Arc::new(shared.intersection(&impact.labels)),
-            });
-            if let Some(cri) = &impact.cri {
-                if respond_by.is_none_or(|r| cri.respond_by < r) {
-                    respond_by = Some(cri.respond_by);
-                    sr_severity = Some(cri.sr_severity.clone());
-                }
-            }
-        }
-        let incident = self.incidents.get_mut(&incident_id).expect("checked above");
-        incident.services = services.into_iter().map(str::to_string).collect();
-        incident.regions = regions.into_iter().map(str::to_string).collect();
-        incident.customers = customers.into_iter().map(str::to_string).collect();
-        incident.labels = labels.unwrap_or_default();
-        if respond_by.is_some() {
-            incident.respond_by = respond_by;
-            incident.sr_severity = sr_severity;
-        }
+        let (computed, reason) = incident.blast.severity(
+            (
+                incident.customers.len(),
+                incident.regions.len(),
+                incident.services.len(),
+            ),
+            &self.setup.config.classification,
+        );
         self.dirty.incidents.insert(incident_id);
         let old = incident.severity;
         if computed < old {

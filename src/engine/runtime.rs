@@ -20,10 +20,12 @@ use std::sync::RwLock;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::clock::Clock;
-use super::core::{Core, Input, Reply};
+use futures::future::BoxFuture;
+
+use super::core::{Changes, Core, Input, Reply};
 use crate::metrics::Metrics;
 use crate::paging::Page;
-use crate::store::{Store, StoreHealth};
+use crate::store::{Durable, Store, StoreError, StoreHealth, Submitted};
 
 /// Inputs waiting for the core, at most.
 const QUEUE: usize = 4096;
@@ -197,11 +199,62 @@ pub struct EngineReceiver {
     rx: mpsc::Receiver<Request>,
 }
 
-/// A batch of changes the store has not taken yet.
+type Waiter = (oneshot::Sender<Result<Reply, EngineError>>, Reply);
+
+/// A batch of changes the store has not taken yet, and the callers whose inputs made it.
 struct Kept {
-    changes: super::core::Changes,
+    changes: Changes,
     /// Its pages were already handed to delivery (while the store refused writes).
     handed: bool,
+    waiting: Vec<Waiter>,
+}
+
+impl Kept {
+    /// Answer the callers: their input is recorded, or `Err` says why not.
+    fn answer(&mut self, outcome: Result<(), &str>) {
+        for (tx, reply) in self.waiting.drain(..) {
+            let _ = tx.send(match outcome {
+                Ok(()) => Ok(reply),
+                Err(e) => Err(EngineError::Store(e.to_string())),
+            });
+        }
+    }
+}
+
+/// The batch the store is writing while the core goes on with the next inputs. At most one
+/// is in flight: a batch is handed to the store only once the one before it is committed or
+/// refused, so a refused batch and every later one are kept and written again in order.
+struct InFlight {
+    kept: Kept,
+    stage: Stage,
+}
+
+enum Stage {
+    /// Handed to the store; its pages go to delivery once it is committed.
+    Committing(BoxFuture<'static, Result<Durable, StoreError>>),
+    /// Committed; its callers are answered once it is on disk (see `store::Durable`).
+    Syncing(BoxFuture<'static, Result<(), StoreError>>),
+}
+
+enum Written {
+    Committed(Result<Durable, StoreError>),
+    Synced(Result<(), StoreError>),
+}
+
+impl InFlight {
+    fn new(kept: Kept, submitted: Submitted) -> InFlight {
+        InFlight {
+            kept,
+            stage: Stage::Committing(Box::pin(submitted.committed())),
+        }
+    }
+
+    async fn next(&mut self) -> Written {
+        match &mut self.stage {
+            Stage::Committing(commit) => Written::Committed(commit.await),
+            Stage::Syncing(sync) => Written::Synced(sync.await),
+        }
+    }
 }
 
 /// Retry delays of a failing store: from the first to the last.
@@ -220,22 +273,75 @@ pub async fn run_loop(mut core: Core, inputs: EngineReceiver, parts: LoopParts) 
     } = parts;
     let mut rx = inputs.rx;
     let mut batch: Vec<Request> = Vec::with_capacity(BATCH);
-    let mut waiting: Vec<(oneshot::Sender<Result<Reply, EngineError>>, Reply)> = Vec::new();
-    // Changes not yet written (the store failed): kept in order and retried.
+    // Handled inputs whose changes are still in the core (not yet taken into a batch).
+    let mut waiting: Vec<Waiter> = Vec::new();
+    let mut inbox_done: Vec<(i64, String)> = Vec::new();
+    // Batches not yet written, in order: the next to hand to the store, and those the store
+    // refused (retried with backoff).
     let mut unwritten: Vec<Kept> = Vec::new();
+    let mut in_flight: Option<InFlight> = None;
     let mut retry_delay = RETRY_FIRST;
     // No write is tried before this while the store is failing: inputs arriving meanwhile
     // are answered at once instead of each waiting for another failed write.
     let mut retry_at = tokio::time::Instant::now();
     let mut failure: Option<String> = None;
-    let mut inbox_done: Vec<(i64, String)> = Vec::new();
-    // Another engine took the lease: this loop must stop writing and paging.
-    let mut fenced = false;
     loop {
         let wake = core.next_wake();
         tokio::select! {
             biased;
             _ = shutdown.changed() => break,
+            written = async { in_flight.as_mut().expect("guarded").next().await },
+                if in_flight.is_some() =>
+            {
+                let mut flight = in_flight.take().expect("guarded");
+                match written {
+                    Written::Committed(Ok(durable)) => {
+                        let committed = std::mem::take(&mut flight.kept.changes);
+                        if !flight.kept.handed && !committed.pages.is_empty() {
+                            let _ = pages.send(committed.pages);
+                        }
+                        if unwritten.is_empty() {
+                            retry_delay = RETRY_FIRST;
+                            failure = None;
+                            health.write_succeeded();
+                        }
+                        flight.stage = Stage::Syncing(Box::pin(durable.wait()));
+                        in_flight = Some(flight);
+                    }
+                    Written::Committed(Err(StoreError::Fenced { term })) => {
+                        // Another engine leads now: what was not written is its to redo.
+                        tracing::error!(term, "deposed: the lease passed on; this engine loop stops");
+                        let deposed = "this engine no longer leads";
+                        flight.kept.answer(Err(deposed));
+                        for kept in &mut unwritten {
+                            kept.answer(Err(deposed));
+                        }
+                        Kept { changes: Changes::default(), handed: true, waiting }
+                            .answer(Err(deposed));
+                        return core;
+                    }
+                    Written::Committed(Err(e)) => {
+                        metrics.store_errors_total.inc();
+                        health.write_failed("the engine's changes", &e);
+                        failure = Some(e.to_string());
+                        retry_at = tokio::time::Instant::now() + retry_delay;
+                        retry_delay = (retry_delay * 2).min(RETRY_MAX);
+                        unwritten.insert(0, flight.kept);
+                    }
+                    Written::Synced(Ok(())) => flight.kept.answer(Ok(())),
+                    Written::Synced(Err(e)) => {
+                        // Committed, but the disk refused the fsync: SQLite's copy may not
+                        // survive a power cut. Nothing to write again; the inputs hear of it,
+                        // so their sources send them again, and the health check says so
+                        // until a write goes through.
+                        metrics.store_errors_total.inc();
+                        health.write_failed("the engine's changes", &e);
+                        let e = e.to_string();
+                        flight.kept.answer(Err(&e));
+                        failure = Some(e);
+                    }
+                }
+            }
             received = rx.recv_many(&mut batch, BATCH) => {
                 if received == 0 {
                     break;
@@ -254,115 +360,102 @@ pub async fn run_loop(mut core: Core, inputs: EngineReceiver, parts: LoopParts) 
                 }
             }
             _ = clock.sleep_until(wake) => core.tick(clock.now()),
-            _ = tokio::time::sleep_until(retry_at), if !unwritten.is_empty() => {}
+            _ = tokio::time::sleep_until(retry_at),
+                if in_flight.is_none() && !unwritten.is_empty() => {}
         }
+        if in_flight.is_some() {
+            // The next batch gathers in the core meanwhile, and goes to the store in one.
+            continue;
+        }
+        // Every batch taken before is committed or kept: take the next one.
         let mut changes = core.take_changes();
         changes.inbox = std::mem::take(&mut inbox_done);
-        let changed = !changes.is_empty();
-        if changed {
+        if changes.is_empty() {
+            // An input that changed nothing gets its answer whatever the store does.
+            for (tx, reply) in waiting.drain(..) {
+                let _ = tx.send(Ok(reply));
+            }
+        } else {
             unwritten.push(Kept {
                 changes,
                 handed: false,
+                waiting: std::mem::take(&mut waiting),
             });
         }
-        let mut to_deliver = Vec::new();
-        // Committed batches on their way to disk: their pages go out meanwhile, their inputs
-        // are answered once they are there (see `store::Durable`).
-        let mut syncing = Vec::new();
-        if unwritten.is_empty() || tokio::time::Instant::now() >= retry_at {
-            let mut wrote = false;
-            while let Some(kept) = unwritten.first() {
-                match store.commit(&kept.changes).await {
-                    Ok(durable) => {
-                        let kept = unwritten.remove(0);
-                        if !kept.handed {
-                            to_deliver.extend(kept.changes.pages);
-                        }
-                        syncing.push(durable);
-                        wrote = true;
-                    }
-                    Err(crate::store::StoreError::Fenced { term }) => {
-                        // Another engine leads now: what was not written is its to redo.
-                        tracing::error!(
-                            term,
-                            "deposed: the lease passed on; this engine loop stops"
-                        );
-                        fenced = true;
-                        failure = Some("this engine no longer leads".to_string());
-                        break;
-                    }
-                    Err(e) => {
-                        metrics.store_errors_total.inc();
-                        health.write_failed("the engine's changes", &e);
-                        failure = Some(e.to_string());
-                        retry_at = tokio::time::Instant::now() + retry_delay;
-                        retry_delay = (retry_delay * 2).min(RETRY_MAX);
-                        break;
-                    }
+        if !unwritten.is_empty() && tokio::time::Instant::now() >= retry_at {
+            let kept = unwritten.remove(0);
+            // A batch refused before it reached the store is refused like one that did.
+            let submitted = store
+                .submit(&kept.changes)
+                .await
+                .unwrap_or_else(|e| Submitted::ready(Err(e)));
+            in_flight = Some(InFlight::new(kept, submitted));
+        } else if let Some(e) = failure.as_deref().filter(|_| !unwritten.is_empty()) {
+            // The store refuses writes: keep paging from memory. Pages it has not taken go
+            // out now, once each; they are written later with the rest of their batch and
+            // not handed over again. Their callers hear that the input was not recorded.
+            for kept in &mut unwritten {
+                if !kept.handed {
+                    let _ = pages.send(kept.changes.pages.clone());
+                    kept.handed = true;
+                }
+                kept.answer(Err(e));
+            }
+        }
+    }
+    // The batch being written when the loop stopped: its pages are in the outbox once it is
+    // committed (delivery picks them up on the next start); if refused it is written again
+    // below, in its place before the others.
+    if let Some(mut flight) = in_flight.take() {
+        loop {
+            match flight.next().await {
+                Written::Committed(Ok(durable)) => {
+                    flight.stage = Stage::Syncing(Box::pin(durable.wait()));
+                }
+                Written::Committed(Err(_)) => {
+                    unwritten.insert(0, flight.kept);
+                    break;
+                }
+                Written::Synced(result) => {
+                    let error = result.err().map(|e| e.to_string());
+                    flight.kept.answer(error.as_deref().map_or(Ok(()), Err));
+                    break;
                 }
             }
-            if wrote && unwritten.is_empty() {
-                retry_delay = RETRY_FIRST;
-                failure = None;
-                health.write_succeeded();
-            }
-        }
-        if !unwritten.is_empty() && !fenced {
-            // Keep paging from memory: pages the store has not taken go out now, once each.
-            // They are written later with the rest of their batch, and not handed over again.
-            for kept in unwritten.iter_mut().filter(|k| !k.handed) {
-                to_deliver.extend(kept.changes.pages.iter().cloned());
-                kept.handed = true;
-            }
-        }
-        if !to_deliver.is_empty() {
-            let _ = pages.send(to_deliver);
-        }
-        let mut synced = true;
-        for durable in syncing {
-            if let Err(e) = durable.wait().await {
-                // Committed, but the disk refused the fsync: SQLite's copy may not survive a
-                // power cut. Nothing to write again; the inputs hear of it, so their sources
-                // send them again, and the health check says so until a write goes through.
-                metrics.store_errors_total.inc();
-                health.write_failed("the engine's changes", &e);
-                failure = Some(e.to_string());
-                synced = false;
-            }
-        }
-        // This round's changes are the newest: unwritten ones mean this round's are too. An
-        // input that changed nothing gets its answer whatever the store does.
-        let not_recorded = changed && (!unwritten.is_empty() || !synced);
-        for (tx, reply) in waiting.drain(..) {
-            let answer = match (&failure, not_recorded) {
-                (Some(e), true) => Err(EngineError::Store(e.clone())),
-                _ => Ok(reply),
-            };
-            let _ = tx.send(answer);
-        }
-        if fenced {
-            return core;
         }
     }
     // Write what is left before stopping.
-    let changes = core.take_changes();
-    if !changes.is_empty() {
+    let mut changes = core.take_changes();
+    changes.inbox = std::mem::take(&mut inbox_done);
+    if !changes.is_empty() || !waiting.is_empty() {
         unwritten.push(Kept {
             changes,
             handed: false,
+            waiting,
         });
     }
     // In order, stopping at the first failure: a later batch without the earlier ones would
     // leave the store inconsistent (pages of incidents it never heard of).
-    for (i, kept) in unwritten.iter().enumerate() {
-        if let Err(e) = store.apply(&kept.changes).await {
-            metrics.store_errors_total.inc();
-            tracing::error!(
-                error = %e,
-                batches = unwritten.len() - i,
-                "the store cannot be written at shutdown; what the engine kept in memory is lost"
-            );
-            break;
+    let mut failed: Option<String> = None;
+    let batches = unwritten.len();
+    for (i, kept) in unwritten.iter_mut().enumerate() {
+        if let Some(e) = &failed {
+            kept.answer(Err(e));
+            continue;
+        }
+        match store.apply(&kept.changes).await {
+            Ok(()) => kept.answer(Ok(())),
+            Err(e) => {
+                metrics.store_errors_total.inc();
+                tracing::error!(
+                    error = %e,
+                    batches = batches - i,
+                    "the store cannot be written at shutdown; what the engine kept in memory is lost"
+                );
+                let e = e.to_string();
+                kept.answer(Err(&e));
+                failed = Some(e);
+            }
         }
     }
     core

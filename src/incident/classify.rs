@@ -14,59 +14,102 @@ use std::collections::BTreeSet;
 use super::model::Impact;
 use crate::config::{BusinessImpact, ClassificationConfig};
 
+/// What an incident's impacts say besides the names they hit: the kinds and flags the Sev
+/// table reads. Adding an impact only ever adds to it, so an incident keeps it up to date
+/// as impacts join (see `Incident::blast`) instead of walking them all again.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Blast {
+    /// Some impact is a data loss, data corruption or security impact.
+    pub disaster_kind: bool,
+    /// Some impact breaches SLA or is an outage.
+    pub major: bool,
+    pub sla_breach: bool,
+    pub high_business_impact: bool,
+    /// The gravest severity floor a rule set.
+    pub floor: Option<u8>,
+}
+
+impl Blast {
+    pub fn of(impact: &Impact) -> Blast {
+        Blast {
+            disaster_kind: impact.kind.is_disaster_kind(),
+            major: impact.is_major(),
+            sla_breach: impact.sla_breach,
+            high_business_impact: impact.business_impact == Some(BusinessImpact::High),
+            floor: impact.severity_floor,
+        }
+    }
+
+    /// Both together.
+    pub fn join(self, other: Blast) -> Blast {
+        Blast {
+            disaster_kind: self.disaster_kind || other.disaster_kind,
+            major: self.major || other.major,
+            sla_breach: self.sla_breach || other.sla_breach,
+            high_business_impact: self.high_business_impact || other.high_business_impact,
+            floor: match (self.floor, other.floor) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            },
+        }
+    }
+
+    /// Severity (0 is worst) and a one-line reason, for impacts that hit `c` customers, `r`
+    /// regions and `s` services between them.
+    pub fn severity(
+        &self,
+        (c, r, s): (usize, usize, usize),
+        thresholds: &ClassificationConfig,
+    ) -> (u8, String) {
+        let many_customers = c >= thresholds.major_customers;
+        let spread = r >= thresholds.multi_regions || s >= thresholds.multi_services;
+        let (computed, reason) = if self.disaster_kind && many_customers {
+            (
+                0,
+                format!("data loss, corruption or security impact on {c} customers"),
+            )
+        } else if many_customers && spread && self.major {
+            (
+                1,
+                format!("major impact on {c} customers across {r} regions and {s} services"),
+            )
+        } else if self.sla_breach || self.disaster_kind {
+            (
+                2,
+                if self.sla_breach {
+                    "SLA breached".to_string()
+                } else {
+                    format!("data loss, corruption or security impact on {c} customer(s)")
+                },
+            )
+        } else if self.high_business_impact {
+            (3, "high business impact, SLA not breached".to_string())
+        } else {
+            (4, "no SLA or high business impact".to_string())
+        };
+        match self.floor {
+            Some(f) if f < computed => (f, format!("severity floor {f} set by a rule")),
+            _ => (computed, reason),
+        }
+    }
+}
+
 /// Severity of a set of impacts (0 is worst) and a one-line reason.
 pub fn classify<'a>(
-    impacts: impl IntoIterator<Item = &'a Impact> + Clone,
+    impacts: impl IntoIterator<Item = &'a Impact>,
     thresholds: &ClassificationConfig,
 ) -> (u8, String) {
     let mut customers = BTreeSet::new();
     let mut regions = BTreeSet::new();
     let mut services = BTreeSet::new();
-    for impact in impacts.clone() {
+    let mut blast = Blast::default();
+    for impact in impacts {
         customers.extend(impact.customers.iter());
         regions.extend(impact.region.iter());
         services.extend(impact.service.iter());
+        blast = blast.join(Blast::of(impact));
     }
-    let (c, r, s) = (customers.len(), regions.len(), services.len());
-    let all: Vec<&Impact> = impacts.into_iter().collect();
-    let disaster_kind = all.iter().any(|i| i.kind.is_disaster_kind());
-    let major = all.iter().any(|i| i.is_major());
-    let sla = all.iter().any(|i| i.sla_breach);
-    let high = all
-        .iter()
-        .any(|i| i.business_impact == Some(BusinessImpact::High));
-    let many_customers = c >= thresholds.major_customers;
-    let spread = r >= thresholds.multi_regions || s >= thresholds.multi_services;
-
-    let (computed, reason) = if disaster_kind && many_customers {
-        (
-            0,
-            format!("data loss, corruption or security impact on {c} customers"),
-        )
-    } else if many_customers && spread && major {
-        (
-            1,
-            format!("major impact on {c} customers across {r} regions and {s} services"),
-        )
-    } else if sla || disaster_kind {
-        (
-            2,
-            if sla {
-                "SLA breached".to_string()
-            } else {
-                format!("data loss, corruption or security impact on {c} customer(s)")
-            },
-        )
-    } else if high {
-        (3, "high business impact, SLA not breached".to_string())
-    } else {
-        (4, "no SLA or high business impact".to_string())
-    };
-    let floor = all.iter().filter_map(|i| i.severity_floor).min();
-    match floor {
-        Some(f) if f < computed => (f, format!("severity floor {f} set by a rule")),
-        _ => (computed, reason),
-    }
+    blast.severity((customers.len(), regions.len(), services.len()), thresholds)
 }
 
 #[cfg(test)]

@@ -6,5 +6,5 @@ pub mod correlate;
 pub mod model;
 
 pub use catalog::Catalog;
-pub use classify::classify;
+pub use classify::{classify, Blast};
 pub use model::{Impact, Incident, IncidentView, NameSet, Status, TimelineEntry};

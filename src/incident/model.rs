@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::classify::Blast;
 use crate::config::{BusinessImpact, ImpactKind};
 use crate::signal::{CriDetails, Fingerprint, Labels, SourceKind};
 
@@ -94,11 +95,81 @@ pub struct Incident {
     /// The triage queue it waits in (Sev 4 routes).
     pub queue: Option<String>,
     pub merged_into: Option<i64>,
+    /// What its impacts say for the Sev table, kept up to date as they join (not stored:
+    /// worked out again from the impacts on restart).
+    #[serde(skip)]
+    pub blast: super::classify::Blast,
 }
 
 impl Incident {
     pub fn is_open(&self) -> bool {
         self.status != Status::Resolved
+    }
+
+    /// Take in what a newly joined impact says: the names it hits, the labels it shares,
+    /// its response deadline and its part of the blast radius. Every one of these only
+    /// grows (or, for labels, narrows) as impacts join, so this gives what walking all the
+    /// impacts again would.
+    pub fn absorb(&mut self, impact: &Impact) {
+        if let Some(service) = &impact.service {
+            if !self.services.contains(service) {
+                self.services.insert(service.clone());
+            }
+        }
+        if let Some(region) = &impact.region {
+            if !self.regions.contains(region) {
+                self.regions.insert(region.clone());
+            }
+        }
+        for customer in &impact.customers {
+            if !self.customers.contains(customer) {
+                self.customers.insert(customer.clone());
+            }
+        }
+        self.share_labels(&impact.labels);
+        if let Some(cri) = &impact.cri {
+            self.take_deadline(cri.respond_by, &cri.sr_severity);
+        }
+        self.blast = self.blast.join(Blast::of(impact));
+    }
+
+    /// Take in everything `other` (merged into this one) took in from its impacts.
+    pub fn absorb_incident(&mut self, other: &Incident) {
+        for service in &other.services {
+            if !self.services.contains(service) {
+                self.services.insert(service.clone());
+            }
+        }
+        for region in &other.regions {
+            if !self.regions.contains(region) {
+                self.regions.insert(region.clone());
+            }
+        }
+        for customer in &other.customers {
+            if !self.customers.contains(customer) {
+                self.customers.insert(customer.clone());
+            }
+        }
+        self.share_labels(&other.labels);
+        if let (Some(at), Some(sr_severity)) = (other.respond_by, &other.sr_severity) {
+            self.take_deadline(at, sr_severity);
+        }
+        self.blast = self.blast.join(other.blast);
+    }
+
+    /// Keep the labels `labels` shares with this incident's (Alertmanager's commonLabels).
+    fn share_labels(&mut self, labels: &Labels) {
+        if !self.labels.is_subset_of(labels) {
+            self.labels = std::sync::Arc::new(self.labels.intersection(labels));
+        }
+    }
+
+    /// The earliest response deadline of its customer-reported impacts wins.
+    fn take_deadline(&mut self, at: DateTime<Utc>, sr_severity: &str) {
+        if self.respond_by.is_none_or(|r| at < r) {
+            self.respond_by = Some(at);
+            self.sr_severity = Some(sr_severity.to_string());
+        }
     }
 }
 

@@ -34,7 +34,7 @@ use sqlx::{AnyPool, Executor, Row};
 pub use health::StoreHealth;
 pub use outbox::{Claim, DeliveryWrite, OutboxEntry, OutboxStatus};
 pub use queries::IncidentFilter;
-pub use sqlite_writer::Durable;
+pub use sqlite_writer::{Durable, Submitted};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -192,6 +192,17 @@ impl Store {
     }
 
     /// This writer's turn (SQLite); held until its transaction is over.
+    /// The write turn, held by what it is handed to (a batch on its way to the writer).
+    async fn write_turn_owned(&self) -> Option<tokio::sync::OwnedMutexGuard<()>> {
+        match &self.write_turn {
+            Some(turn) => {
+                self.writes.fetch_add(1, Ordering::Relaxed);
+                Some(Arc::clone(turn).lock_owned().await)
+            }
+            None => None,
+        }
+    }
+
     pub(crate) async fn write_turn(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
         match &self.write_turn {
             Some(turn) => {

@@ -30,7 +30,7 @@ use std::time::Duration;
 
 use rusqlite::types::{ToSqlOutput, Value};
 use rusqlite::{Connection, OpenFlags, ToSql};
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, OwnedMutexGuard};
 
 use super::state::{Statement, Val};
 use super::{Result, StoreError};
@@ -93,8 +93,12 @@ impl SqliteWriter {
     }
 
     /// Run `statements` in one transaction: all of them land, or none. Returns once the
-    /// transaction is committed; what it returns resolves once it is on disk.
-    pub async fn write(&self, statements: Vec<Statement>) -> Result<Durable> {
+    /// thread has them; `turn` (the store's write turn) is held until they are committed.
+    pub fn submit(
+        &self,
+        statements: Vec<Statement>,
+        turn: Option<OwnedMutexGuard<()>>,
+    ) -> Result<Submitted> {
         let (committed, is_committed) = oneshot::channel();
         let (durable, is_durable) = oneshot::channel();
         self.jobs
@@ -104,10 +108,11 @@ impl SqliteWriter {
                 durable,
             })
             .map_err(|_| StoreError::WriterStopped)?;
-        is_committed
-            .await
-            .map_err(|_| StoreError::WriterStopped)??;
-        Ok(Durable(Some(is_durable)))
+        Ok(Submitted(Inner::Writing {
+            committed: is_committed,
+            durable: is_durable,
+            _turn: turn,
+        }))
     }
 
     /// Close the writer's connection, so that when the pool closes too SQLite copies the
@@ -116,6 +121,44 @@ impl SqliteWriter {
         let (done, closed) = oneshot::channel();
         if self.jobs.send(Job::Close(done)).is_ok() {
             let _ = closed.await;
+        }
+    }
+}
+
+/// A batch handed to the store, not yet known to be committed.
+#[derive(Debug)]
+pub struct Submitted(Inner);
+
+#[derive(Debug)]
+enum Inner {
+    /// Written (or refused) before `Store::submit` returned.
+    Ready(Result<Durable>),
+    Writing {
+        committed: oneshot::Receiver<rusqlite::Result<()>>,
+        durable: oneshot::Receiver<std::io::Result<()>>,
+        _turn: Option<OwnedMutexGuard<()>>,
+    },
+}
+
+impl Submitted {
+    /// A batch already written, or refused.
+    pub fn ready(result: Result<Durable>) -> Submitted {
+        Submitted(Inner::Ready(result))
+    }
+
+    /// Wait until the batch is committed (readers see it, it survives this process); what
+    /// it returns resolves once it is on disk too. The write turn is handed on here.
+    pub async fn committed(self) -> Result<Durable> {
+        match self.0 {
+            Inner::Ready(result) => result,
+            Inner::Writing {
+                committed,
+                durable,
+                _turn,
+            } => {
+                committed.await.map_err(|_| StoreError::WriterStopped)??;
+                Ok(Durable(Some(durable)))
+            }
         }
     }
 }

@@ -18,13 +18,21 @@ impl Store {
     /// it survives this process) with what tells when it is on disk too. Only a SQLite
     /// file's writer thread makes these two moments differ (see `sqlite_writer`).
     pub async fn commit(&self, changes: &Changes) -> Result<super::Durable> {
+        self.submit(changes).await?.committed().await
+    }
+
+    /// Hand `changes` to the store: on a SQLite file this returns as soon as the writer
+    /// thread has the batch, so the caller can go on (the engine handles its next inputs)
+    /// while it is written; `Submitted::committed` waits for the commit. Everywhere else the
+    /// batch is committed before this returns. Holds the write turn until committed.
+    pub async fn submit(&self, changes: &Changes) -> Result<super::Submitted> {
         if changes.is_empty() {
-            return Ok(super::Durable::done());
+            return Ok(super::Submitted::ready(Ok(super::Durable::done())));
         }
         if let (Some(writer), None) = (&self.sqlite_writer, &self.fencing) {
             let statements = plan(changes)?;
-            let _turn = self.write_turn().await;
-            return writer.write(statements).await;
+            let turn = self.write_turn_owned().await;
+            return writer.submit(statements, turn);
         }
         let _turn = self.write_turn().await;
         let mut conn = self.pool.acquire().await?;
@@ -33,7 +41,9 @@ impl Store {
             // Not put back in the pool: see the module docs of `store`.
             conn.close_on_drop();
         }
-        written.map(|()| super::Durable::done())
+        Ok(super::Submitted::ready(
+            written.map(|()| super::Durable::done()),
+        ))
     }
 
     async fn apply_on(&self, conn: &mut AnyConnection, changes: &Changes) -> Result<()> {

@@ -258,6 +258,7 @@ mod tests {
             sr_severity: None,
             queue: None,
             merged_into: None,
+            blast: Default::default(),
         };
         OutboxEntry {
             page: Page {
