@@ -6,8 +6,9 @@
 //! sender and the same receiver: an axum server in this process that timestamps each page
 //! on the same clock the sender used.
 //!
-//! tocsin writes every page to its store (the outbox, SQLite with synchronous=FULL) before
-//! it sends it; Alertmanager keeps its notification log in memory and snapshots it.
+//! tocsin commits every page to its store (the outbox, a SQLite file) before it sends it,
+//! and fsyncs it while the page is on its way (see `store::sqlite_writer`); Alertmanager
+//! keeps its notification log in memory and snapshots it.
 //!
 //! Run: `cargo bench --bench page_latency` (env ALERTS, default 1000; INTERVAL_MS, the gap
 //! between two alerts, default 5).

@@ -93,6 +93,15 @@ fn page(id: i64, incident: &Incident) -> Page {
     }
 }
 
+/// An incident as the API's reads return it: its impact ids are in the impact rows, not in
+/// the incident's (a restart's `load` puts them back, see above).
+fn as_read(incident: &Incident) -> Incident {
+    Incident {
+        impact_ids: Vec::new(),
+        ..incident.clone()
+    }
+}
+
 async fn exercise(store: Store) {
     let open = incident(1, 2, Status::Triggered, None, 0);
     let queued_old = incident(2, 4, Status::Triggered, Some("triage"), 10);
@@ -201,7 +210,7 @@ async fn exercise(store: Store) {
         })
         .await
         .unwrap();
-    assert_eq!(resolved, vec![closed.clone()]);
+    assert_eq!(resolved, vec![as_read(&closed)]);
     let limited = store
         .list_incidents(&IncidentFilter {
             limit: Some(1),
@@ -216,7 +225,7 @@ async fn exercise(store: Store) {
         vec![2, 3],
         "FIFO: oldest first"
     );
-    assert_eq!(store.incident(4).await.unwrap(), Some(closed));
+    assert_eq!(store.incident(4).await.unwrap(), Some(as_read(&closed)));
     assert_eq!(store.incident(99).await.unwrap(), None);
     let timeline = store.timeline_of(1).await.unwrap();
     assert_eq!(
@@ -241,7 +250,7 @@ async fn exercise(store: Store) {
     assert!(
         snapshot.rule_states.is_empty() && snapshot.leases.is_empty() && snapshot.paging.is_empty()
     );
-    assert_eq!(store.incident(1).await.unwrap(), Some(acked));
+    assert_eq!(store.incident(1).await.unwrap(), Some(as_read(&acked)));
 
     // The outbox.
     let pending = store.pending_pages(10).await.unwrap();

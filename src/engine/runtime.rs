@@ -1,18 +1,20 @@
 //! The engine loop: one task owns the core, takes inputs from a bounded channel, fires timers
-//! on the clock, and writes each batch of changes to the store in one transaction before it
-//! answers the callers and hands new pages to delivery (group commit: many inputs, one fsync).
+//! on the clock, and writes each batch of changes to the store in one transaction (group
+//! commit: many inputs, one transaction, one fsync).
+//!
+//! A batch goes through three steps. It is handed to the store, and the loop goes back to
+//! its inputs: the next batch gathers in the core while this one is written (on a SQLite
+//! file, by the store's writer thread). Once it is committed, its pages go to delivery and
+//! the next batch may be handed over. Once it is on disk, the callers whose inputs made it
+//! are answered. At most one batch is handed over and not yet committed.
 //!
 //! When the store refuses a write, the loop runs from memory: it keeps the unwritten changes
 //! in order, hands their pages to delivery at once (each page once), answers the callers
 //! that their input was not recorded, marks the store unhealthy (`/-/ready` is 503) and
 //! retries with backoff; once a write goes through it writes everything it kept. A write
 //! refused because another engine took the lease stops the loop instead.
-//!
-//! When the store refuses a write, the loop runs from memory: it keeps the unwritten changes
-//! in order, hands their pages to delivery at once (each page once), answers the callers
-//! that their input was not recorded, marks the store unhealthy (`/-/ready` is 503) and
-//! retries with backoff; once a write goes through it writes everything it kept.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 use std::sync::RwLock;
@@ -201,6 +203,16 @@ pub struct EngineReceiver {
 
 type Waiter = (oneshot::Sender<Result<Reply, EngineError>>, Reply);
 
+/// Answer callers: their input is recorded, or `Err` says why not.
+fn answer(waiting: &mut Vec<Waiter>, outcome: Result<(), &str>) {
+    for (tx, reply) in waiting.drain(..) {
+        let _ = tx.send(match outcome {
+            Ok(()) => Ok(reply),
+            Err(e) => Err(EngineError::Store(e.to_string())),
+        });
+    }
+}
+
 /// A batch of changes the store has not taken yet, and the callers whose inputs made it.
 struct Kept {
     changes: Changes,
@@ -209,52 +221,19 @@ struct Kept {
     waiting: Vec<Waiter>,
 }
 
-impl Kept {
-    /// Answer the callers: their input is recorded, or `Err` says why not.
-    fn answer(&mut self, outcome: Result<(), &str>) {
-        for (tx, reply) in self.waiting.drain(..) {
-            let _ = tx.send(match outcome {
-                Ok(()) => Ok(reply),
-                Err(e) => Err(EngineError::Store(e.to_string())),
-            });
-        }
-    }
-}
-
-/// The batch the store is writing while the core goes on with the next inputs. At most one
-/// is in flight: a batch is handed to the store only once the one before it is committed or
-/// refused, so a refused batch and every later one are kept and written again in order.
-struct InFlight {
+/// The batch the store is committing while the core goes on with the next inputs. At most
+/// one batch is handed over and not yet committed: if the store refuses it, it and every
+/// later batch are kept and written again in order.
+struct Committing {
     kept: Kept,
-    stage: Stage,
+    commit: BoxFuture<'static, Result<Durable, StoreError>>,
 }
 
-enum Stage {
-    /// Handed to the store; its pages go to delivery once it is committed.
-    Committing(BoxFuture<'static, Result<Durable, StoreError>>),
-    /// Committed; its callers are answered once it is on disk (see `store::Durable`).
-    Syncing(BoxFuture<'static, Result<(), StoreError>>),
-}
-
-enum Written {
-    Committed(Result<Durable, StoreError>),
-    Synced(Result<(), StoreError>),
-}
-
-impl InFlight {
-    fn new(kept: Kept, submitted: Submitted) -> InFlight {
-        InFlight {
-            kept,
-            stage: Stage::Committing(Box::pin(submitted.committed())),
-        }
-    }
-
-    async fn next(&mut self) -> Written {
-        match &mut self.stage {
-            Stage::Committing(commit) => Written::Committed(commit.await),
-            Stage::Syncing(sync) => Written::Synced(sync.await),
-        }
-    }
+/// A committed batch on its way to disk (see `store::Durable`): its callers are answered
+/// once it is there. Batches reach the disk in the order they were committed.
+struct Syncing {
+    waiting: Vec<Waiter>,
+    sync: BoxFuture<'static, Result<(), StoreError>>,
 }
 
 /// Retry delays of a failing store: from the first to the last.
@@ -279,7 +258,8 @@ pub async fn run_loop(mut core: Core, inputs: EngineReceiver, parts: LoopParts) 
     // Batches not yet written, in order: the next to hand to the store, and those the store
     // refused (retried with backoff).
     let mut unwritten: Vec<Kept> = Vec::new();
-    let mut in_flight: Option<InFlight> = None;
+    let mut committing: Option<Committing> = None;
+    let mut syncing: VecDeque<Syncing> = VecDeque::new();
     let mut retry_delay = RETRY_FIRST;
     // No write is tried before this while the store is failing: inputs arriving meanwhile
     // are answered at once instead of each waiting for another failed write.
@@ -290,56 +270,55 @@ pub async fn run_loop(mut core: Core, inputs: EngineReceiver, parts: LoopParts) 
         tokio::select! {
             biased;
             _ = shutdown.changed() => break,
-            written = async { in_flight.as_mut().expect("guarded").next().await },
-                if in_flight.is_some() =>
+            committed = async { committing.as_mut().expect("guarded").commit.as_mut().await },
+                if committing.is_some() =>
             {
-                let mut flight = in_flight.take().expect("guarded");
-                match written {
-                    Written::Committed(Ok(durable)) => {
-                        let committed = std::mem::take(&mut flight.kept.changes);
-                        if !flight.kept.handed && !committed.pages.is_empty() {
-                            let _ = pages.send(committed.pages);
+                let Committing { mut kept, .. } = committing.take().expect("guarded");
+                match committed {
+                    Ok(durable) => {
+                        if !kept.handed && !kept.changes.pages.is_empty() {
+                            let _ = pages.send(kept.changes.pages);
                         }
                         if unwritten.is_empty() {
                             retry_delay = RETRY_FIRST;
                             failure = None;
                             health.write_succeeded();
                         }
-                        flight.stage = Stage::Syncing(Box::pin(durable.wait()));
-                        in_flight = Some(flight);
+                        syncing.push_back(Syncing {
+                            waiting: kept.waiting,
+                            sync: Box::pin(durable.wait()),
+                        });
                     }
-                    Written::Committed(Err(StoreError::Fenced { term })) => {
+                    Err(StoreError::Fenced { term }) => {
                         // Another engine leads now: what was not written is its to redo.
                         tracing::error!(term, "deposed: the lease passed on; this engine loop stops");
-                        let deposed = "this engine no longer leads";
-                        flight.kept.answer(Err(deposed));
+                        let deposed = Err("this engine no longer leads");
+                        answer(&mut kept.waiting, deposed);
                         for kept in &mut unwritten {
-                            kept.answer(Err(deposed));
+                            answer(&mut kept.waiting, deposed);
                         }
-                        Kept { changes: Changes::default(), handed: true, waiting }
-                            .answer(Err(deposed));
+                        answer(&mut waiting, deposed);
+                        settle(syncing, &metrics, &health).await;
                         return core;
                     }
-                    Written::Committed(Err(e)) => {
+                    Err(e) => {
                         metrics.store_errors_total.inc();
                         health.write_failed("the engine's changes", &e);
                         failure = Some(e.to_string());
                         retry_at = tokio::time::Instant::now() + retry_delay;
                         retry_delay = (retry_delay * 2).min(RETRY_MAX);
-                        unwritten.insert(0, flight.kept);
+                        unwritten.insert(0, kept);
                     }
-                    Written::Synced(Ok(())) => flight.kept.answer(Ok(())),
-                    Written::Synced(Err(e)) => {
-                        // Committed, but the disk refused the fsync: SQLite's copy may not
-                        // survive a power cut. Nothing to write again; the inputs hear of it,
-                        // so their sources send them again, and the health check says so
-                        // until a write goes through.
-                        metrics.store_errors_total.inc();
-                        health.write_failed("the engine's changes", &e);
-                        let e = e.to_string();
-                        flight.kept.answer(Err(&e));
-                        failure = Some(e);
-                    }
+                }
+            }
+            synced = async { syncing.front_mut().expect("guarded").sync.as_mut().await },
+                if !syncing.is_empty() =>
+            {
+                let mut batch = syncing.pop_front().expect("guarded");
+                let synced = synced.map_err(|e| sync_failed(&e, &metrics, &health));
+                answer(&mut batch.waiting, synced.as_ref().map(|_| ()).map_err(String::as_str));
+                if let Err(e) = synced {
+                    failure = Some(e);
                 }
             }
             received = rx.recv_many(&mut batch, BATCH) => {
@@ -361,19 +340,22 @@ pub async fn run_loop(mut core: Core, inputs: EngineReceiver, parts: LoopParts) 
             }
             _ = clock.sleep_until(wake) => core.tick(clock.now()),
             _ = tokio::time::sleep_until(retry_at),
-                if in_flight.is_none() && !unwritten.is_empty() => {}
+                if committing.is_none() && !unwritten.is_empty() => {}
         }
-        if in_flight.is_some() {
+        if committing.is_some() {
             // The next batch gathers in the core meanwhile, and goes to the store in one.
             continue;
         }
-        // Every batch taken before is committed or kept: take the next one.
+        // Every batch taken before is committed or kept: take the next one (while the
+        // last is still on its way to disk, which it reaches first).
         let mut changes = core.take_changes();
         changes.inbox = std::mem::take(&mut inbox_done);
         if changes.is_empty() {
-            // An input that changed nothing gets its answer whatever the store does.
-            for (tx, reply) in waiting.drain(..) {
-                let _ = tx.send(Ok(reply));
+            // An input that changed nothing gets its answer whatever the store does, once
+            // what it found in the core (the changes before it) is on disk.
+            match syncing.back_mut() {
+                Some(last) => last.waiting.append(&mut waiting),
+                None => answer(&mut waiting, Ok(())),
             }
         } else {
             unwritten.push(Kept {
@@ -389,7 +371,10 @@ pub async fn run_loop(mut core: Core, inputs: EngineReceiver, parts: LoopParts) 
                 .submit(&kept.changes)
                 .await
                 .unwrap_or_else(|e| Submitted::ready(Err(e)));
-            in_flight = Some(InFlight::new(kept, submitted));
+            committing = Some(Committing {
+                kept,
+                commit: Box::pin(submitted.committed()),
+            });
         } else if let Some(e) = failure.as_deref().filter(|_| !unwritten.is_empty()) {
             // The store refuses writes: keep paging from memory. Pages it has not taken go
             // out now, once each; they are written later with the rest of their batch and
@@ -399,31 +384,23 @@ pub async fn run_loop(mut core: Core, inputs: EngineReceiver, parts: LoopParts) 
                     let _ = pages.send(kept.changes.pages.clone());
                     kept.handed = true;
                 }
-                kept.answer(Err(e));
+                answer(&mut kept.waiting, Err(e));
             }
         }
     }
-    // The batch being written when the loop stopped: its pages are in the outbox once it is
-    // committed (delivery picks them up on the next start); if refused it is written again
-    // below, in its place before the others.
-    if let Some(mut flight) = in_flight.take() {
-        loop {
-            match flight.next().await {
-                Written::Committed(Ok(durable)) => {
-                    flight.stage = Stage::Syncing(Box::pin(durable.wait()));
-                }
-                Written::Committed(Err(_)) => {
-                    unwritten.insert(0, flight.kept);
-                    break;
-                }
-                Written::Synced(result) => {
-                    let error = result.err().map(|e| e.to_string());
-                    flight.kept.answer(error.as_deref().map_or(Ok(()), Err));
-                    break;
-                }
-            }
+    // The batch being committed when the loop stopped: its pages are in the outbox once it
+    // is (delivery picks them up on the next start); if refused it is written again below,
+    // in its place before the others.
+    if let Some(Committing { kept, commit }) = committing.take() {
+        match commit.await {
+            Ok(durable) => syncing.push_back(Syncing {
+                waiting: kept.waiting,
+                sync: Box::pin(durable.wait()),
+            }),
+            Err(_) => unwritten.insert(0, kept),
         }
     }
+    settle(syncing, &metrics, &health).await;
     // Write what is left before stopping.
     let mut changes = core.take_changes();
     changes.inbox = std::mem::take(&mut inbox_done);
@@ -440,11 +417,11 @@ pub async fn run_loop(mut core: Core, inputs: EngineReceiver, parts: LoopParts) 
     let batches = unwritten.len();
     for (i, kept) in unwritten.iter_mut().enumerate() {
         if let Some(e) = &failed {
-            kept.answer(Err(e));
+            answer(&mut kept.waiting, Err(e));
             continue;
         }
         match store.apply(&kept.changes).await {
-            Ok(()) => kept.answer(Ok(())),
+            Ok(()) => answer(&mut kept.waiting, Ok(())),
             Err(e) => {
                 metrics.store_errors_total.inc();
                 tracing::error!(
@@ -453,10 +430,33 @@ pub async fn run_loop(mut core: Core, inputs: EngineReceiver, parts: LoopParts) 
                     "the store cannot be written at shutdown; what the engine kept in memory is lost"
                 );
                 let e = e.to_string();
-                kept.answer(Err(&e));
+                answer(&mut kept.waiting, Err(&e));
                 failed = Some(e);
             }
         }
     }
     core
+}
+
+/// Wait for committed batches to reach the disk and answer their callers.
+async fn settle(syncing: VecDeque<Syncing>, metrics: &Metrics, health: &StoreHealth) {
+    for mut batch in syncing {
+        let synced = batch
+            .sync
+            .await
+            .map_err(|e| sync_failed(&e, metrics, health));
+        answer(
+            &mut batch.waiting,
+            synced.as_ref().map(|_| ()).map_err(String::as_str),
+        );
+    }
+}
+
+/// Committed, but the disk refused the fsync: SQLite's copy may not survive a power cut.
+/// Nothing to write again; the inputs hear of it, so their sources send them again, and the
+/// health check says so until a write goes through.
+fn sync_failed(e: &StoreError, metrics: &Metrics, health: &StoreHealth) -> String {
+    metrics.store_errors_total.inc();
+    health.write_failed("the engine's changes", e);
+    e.to_string()
 }

@@ -79,6 +79,9 @@ pub struct Incident {
     pub severity: u8,
     pub pinned: bool,
     pub status: Status,
+    /// Ascending. Not in the stored row: every impact row names its incident, and a row
+    /// rewritten at each new impact would grow with the incident (`Store::load` fills it).
+    #[serde(skip)]
     pub impact_ids: Vec<i64>,
     /// Labels every impact shares (Alertmanager's commonLabels).
     pub labels: Labels,
@@ -324,5 +327,168 @@ impl Serialize for NameSet {
 impl<'de> Deserialize<'de> for NameSet {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         Vec::<String>::deserialize(deserializer).map(NameSet::from_iter)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::config::ClassificationConfig;
+    use crate::incident::classify;
+    use crate::signal::{Contact, Fingerprint, LabelSet, SourceKind};
+
+    fn at(minutes: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(1_767_571_200 + minutes * 60, 0).unwrap()
+    }
+
+    fn impact(id: i64, kind: ImpactKind, region: &str, customers: &[&str]) -> Impact {
+        let labels: BTreeMap<String, String> = [
+            ("service", "storage"),
+            ("region", region),
+            ("instance", &format!("host-{id}")),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        Impact {
+            id,
+            incident_id: 1,
+            rule: "r".into(),
+            fingerprint: Fingerprint(id as u64),
+            source: SourceKind::Alert,
+            kind,
+            sla_breach: false,
+            business_impact: None,
+            severity_floor: None,
+            service: Some("storage".into()),
+            region: Some(region.into()),
+            customers: customers.iter().map(|c| c.to_string()).collect(),
+            labels: std::sync::Arc::new(LabelSet::from(labels)),
+            summary: "s".into(),
+            started_at: at(0),
+            cleared_at: None,
+            cri: None,
+        }
+    }
+
+    /// As the engine opens an incident for its first impact.
+    fn opened_by(impact: &Impact) -> Incident {
+        Incident {
+            id: 1,
+            title: "t".into(),
+            severity: 4,
+            pinned: false,
+            status: Status::Triggered,
+            impact_ids: vec![impact.id],
+            labels: impact.labels.clone(),
+            services: impact.service.iter().cloned().collect(),
+            regions: impact.region.iter().cloned().collect(),
+            customers: impact.customers.clone(),
+            opened_at: at(0),
+            acknowledged_at: None,
+            acknowledged_by: None,
+            resolved_at: None,
+            resolved_by: None,
+            respond_by: impact.cri.as_ref().map(|c| c.respond_by),
+            sr_severity: impact.cri.as_ref().map(|c| c.sr_severity.clone()),
+            queue: None,
+            merged_into: None,
+            blast: Blast::of(impact),
+        }
+    }
+
+    fn severity(incident: &Incident) -> u8 {
+        let counts = (
+            incident.customers.len(),
+            incident.regions.len(),
+            incident.services.len(),
+        );
+        incident
+            .blast
+            .severity(counts, &ClassificationConfig::default())
+            .0
+    }
+
+    fn with_deadline(mut impact: Impact, minutes: i64, sr_severity: &str) -> Impact {
+        impact.cri = Some(Box::new(CriDetails {
+            id: format!("cri-{}", impact.id),
+            sr_severity: sr_severity.into(),
+            contact: Contact::default(),
+            received_at: at(0),
+            respond_by: at(minutes),
+        }));
+        impact
+    }
+
+    #[test]
+    fn absorbing_impacts_one_by_one_says_what_the_whole_set_says() {
+        let impacts = [
+            impact(1, ImpactKind::Degradation, "china-east", &["contoso"]),
+            with_deadline(
+                impact(2, ImpactKind::Latency, "china-east", &["fabrikam"]),
+                60,
+                "B",
+            ),
+            with_deadline(
+                impact(3, ImpactKind::Outage, "china-north", &["contoso"]),
+                30,
+                "A",
+            ),
+        ];
+        let mut incident = opened_by(&impacts[0]);
+        assert_eq!(severity(&incident), 4);
+        for impact in &impacts[1..] {
+            incident.absorb(impact);
+        }
+        // Two customers, two regions and an outage: Sev 1, as classifying all three says.
+        let whole = classify(impacts.iter(), &ClassificationConfig::default()).0;
+        assert_eq!((severity(&incident), whole), (1, 1));
+        let names = |set: &NameSet| set.iter().cloned().collect::<Vec<_>>();
+        assert_eq!(names(&incident.customers), ["contoso", "fabrikam"]);
+        assert_eq!(names(&incident.regions), ["china-east", "china-north"]);
+        assert_eq!(names(&incident.services), ["storage"]);
+        // Only the label all three share is left.
+        assert_eq!(
+            BTreeMap::from(incident.labels.as_ref()),
+            BTreeMap::from([("service".to_string(), "storage".to_string())])
+        );
+        // The earliest deadline wins, with its SR severity.
+        assert_eq!(incident.respond_by, Some(at(30)));
+        assert_eq!(incident.sr_severity.as_deref(), Some("A"));
+    }
+
+    #[test]
+    fn a_merged_incident_brings_everything_its_impacts_said() {
+        let first = impact(1, ImpactKind::Degradation, "china-east", &["contoso"]);
+        let second = with_deadline(
+            impact(2, ImpactKind::Outage, "china-north", &["fabrikam"]),
+            45,
+            "A",
+        );
+        let mut into = opened_by(&first);
+        into.absorb_incident(&opened_by(&second));
+        let mut one_by_one = opened_by(&first);
+        one_by_one.absorb(&second);
+        assert_eq!(
+            (
+                &into.customers,
+                &into.regions,
+                &into.labels,
+                into.respond_by,
+                &into.sr_severity,
+                into.blast
+            ),
+            (
+                &one_by_one.customers,
+                &one_by_one.regions,
+                &one_by_one.labels,
+                one_by_one.respond_by,
+                &one_by_one.sr_severity,
+                one_by_one.blast
+            )
+        );
+        assert_eq!(severity(&into), 1);
     }
 }

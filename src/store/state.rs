@@ -1,5 +1,7 @@
 //! Writing the core's changes and reading its state back after a restart.
 
+use std::collections::HashMap;
+
 use sqlx::{AnyConnection, Connection, Row};
 
 use super::{json_column, ms, Result, Store};
@@ -94,6 +96,20 @@ impl Store {
         .await?
         {
             snapshot.impacts.push(json_column::<Impact>(&row, "data")?);
+        }
+        // Rows written before the ids left the incident row still carry them: the impact
+        // rows say the same, and they are what counts.
+        let mut impact_ids: HashMap<i64, Vec<i64>> = HashMap::new();
+        for impact in &snapshot.impacts {
+            impact_ids
+                .entry(impact.incident_id)
+                .or_default()
+                .push(impact.id);
+        }
+        for incident in &mut snapshot.incidents {
+            let mut ids = impact_ids.remove(&incident.id).unwrap_or_default();
+            ids.sort_unstable();
+            incident.impact_ids = ids;
         }
         for row in sqlx::query(
             "SELECT p.incident_id, p.data FROM paging p JOIN incidents i ON i.id = p.incident_id \
