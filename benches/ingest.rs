@@ -242,8 +242,12 @@ async fn main() {
     let seconds = env_or("SECONDS", 20);
     let alerts = env_or("ALERTS", 10_000) as usize;
     let batches = Arc::new(batches(alerts));
+    let phases = match seconds {
+        0 => "the first pass alone".to_string(),
+        _ => format!("first pass then {seconds} s of refreshes (after 3 s warm-up)"),
+    };
     println!(
-        "ingest: {alerts} distinct alerts in {} batches of {BATCH}, {CONNECTIONS} connections, first pass then {seconds} s of refreshes (after 3 s warm-up)",
+        "ingest: {alerts} distinct alerts in {} batches of {BATCH}, {CONNECTIONS} connections, {phases}",
         batches.len()
     );
 

@@ -866,29 +866,7 @@ impl Core {
         impact.incident_id = id;
         let (severity, reason) =
             classify(std::iter::once(&impact), &self.setup.config.classification);
-        let blast = Blast::of(&impact);
-        let incident = Incident {
-            id,
-            title: impact.summary.clone(),
-            severity,
-            pinned: false,
-            status: Status::Triggered,
-            impact_ids: vec![impact.id],
-            labels: impact.labels.clone(),
-            services: impact.service.iter().cloned().collect(),
-            regions: impact.region.iter().cloned().collect(),
-            customers: impact.customers.clone(),
-            opened_at: now,
-            acknowledged_at: None,
-            acknowledged_by: None,
-            resolved_at: None,
-            resolved_by: None,
-            respond_by: impact.cri.as_ref().map(|c| c.respond_by),
-            sr_severity: impact.cri.as_ref().map(|c| c.sr_severity.clone()),
-            queue: None,
-            merged_into: None,
-            blast,
-        };
+        let incident = Incident::opened_by(id, &impact, severity, now);
         let rule = impact.rule.clone();
         let summary = impact.summary.clone();
         let impact_id = impact.id;

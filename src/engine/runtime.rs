@@ -19,11 +19,10 @@ use std::sync::Arc;
 
 use std::sync::RwLock;
 
+use futures::future::BoxFuture;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::clock::Clock;
-use futures::future::BoxFuture;
-
 use super::core::{Changes, Core, Input, Reply};
 use crate::metrics::Metrics;
 use crate::paging::Page;

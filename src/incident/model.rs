@@ -101,10 +101,36 @@ pub struct Incident {
     /// What its impacts say for the Sev table, kept up to date as they join (not stored:
     /// worked out again from the impacts on restart).
     #[serde(skip)]
-    pub blast: super::classify::Blast,
+    pub blast: Blast,
 }
 
 impl Incident {
+    /// A new incident, opened at `now` for its first impact, at `severity`.
+    pub fn opened_by(id: i64, impact: &Impact, severity: u8, now: DateTime<Utc>) -> Incident {
+        Incident {
+            id,
+            title: impact.summary.clone(),
+            severity,
+            pinned: false,
+            status: Status::Triggered,
+            impact_ids: vec![impact.id],
+            labels: impact.labels.clone(),
+            services: impact.service.iter().cloned().collect(),
+            regions: impact.region.iter().cloned().collect(),
+            customers: impact.customers.clone(),
+            opened_at: now,
+            acknowledged_at: None,
+            acknowledged_by: None,
+            resolved_at: None,
+            resolved_by: None,
+            respond_by: impact.cri.as_ref().map(|c| c.respond_by),
+            sr_severity: impact.cri.as_ref().map(|c| c.sr_severity.clone()),
+            queue: None,
+            merged_into: None,
+            blast: Blast::of(impact),
+        }
+    }
+
     pub fn is_open(&self) -> bool {
         self.status != Status::Resolved
     }
@@ -114,21 +140,9 @@ impl Incident {
     /// grows (or, for labels, narrows) as impacts join, so this gives what walking all the
     /// impacts again would.
     pub fn absorb(&mut self, impact: &Impact) {
-        if let Some(service) = &impact.service {
-            if !self.services.contains(service) {
-                self.services.insert(service.clone());
-            }
-        }
-        if let Some(region) = &impact.region {
-            if !self.regions.contains(region) {
-                self.regions.insert(region.clone());
-            }
-        }
-        for customer in &impact.customers {
-            if !self.customers.contains(customer) {
-                self.customers.insert(customer.clone());
-            }
-        }
+        self.services.add_all(&impact.service);
+        self.regions.add_all(&impact.region);
+        self.customers.add_all(&impact.customers);
         self.share_labels(&impact.labels);
         if let Some(cri) = &impact.cri {
             self.take_deadline(cri.respond_by, &cri.sr_severity);
@@ -138,21 +152,9 @@ impl Incident {
 
     /// Take in everything `other` (merged into this one) took in from its impacts.
     pub fn absorb_incident(&mut self, other: &Incident) {
-        for service in &other.services {
-            if !self.services.contains(service) {
-                self.services.insert(service.clone());
-            }
-        }
-        for region in &other.regions {
-            if !self.regions.contains(region) {
-                self.regions.insert(region.clone());
-            }
-        }
-        for customer in &other.customers {
-            if !self.customers.contains(customer) {
-                self.customers.insert(customer.clone());
-            }
-        }
+        self.services.add_all(&other.services);
+        self.regions.add_all(&other.regions);
+        self.customers.add_all(&other.customers);
         self.share_labels(&other.labels);
         if let (Some(at), Some(sr_severity)) = (other.respond_by, &other.sr_severity) {
             self.take_deadline(at, sr_severity);
@@ -266,6 +268,15 @@ impl NameSet {
         }
     }
 
+    /// Add a copy of each of `names` not there yet (and copy no other).
+    pub fn add_all<'a>(&mut self, names: impl IntoIterator<Item = &'a String>) {
+        for name in names {
+            if !self.contains(name) {
+                self.insert(name.clone());
+            }
+        }
+    }
+
     pub fn contains(&self, name: &str) -> bool {
         self.0.binary_search_by(|n| n.as_str().cmp(name)).is_ok()
     }
@@ -375,28 +386,7 @@ mod tests {
 
     /// As the engine opens an incident for its first impact.
     fn opened_by(impact: &Impact) -> Incident {
-        Incident {
-            id: 1,
-            title: "t".into(),
-            severity: 4,
-            pinned: false,
-            status: Status::Triggered,
-            impact_ids: vec![impact.id],
-            labels: impact.labels.clone(),
-            services: impact.service.iter().cloned().collect(),
-            regions: impact.region.iter().cloned().collect(),
-            customers: impact.customers.clone(),
-            opened_at: at(0),
-            acknowledged_at: None,
-            acknowledged_by: None,
-            resolved_at: None,
-            resolved_by: None,
-            respond_by: impact.cri.as_ref().map(|c| c.respond_by),
-            sr_severity: impact.cri.as_ref().map(|c| c.sr_severity.clone()),
-            queue: None,
-            merged_into: None,
-            blast: Blast::of(impact),
-        }
+        Incident::opened_by(1, impact, 4, at(0))
     }
 
     fn severity(incident: &Incident) -> u8 {

@@ -191,23 +191,13 @@ impl Store {
         }
     }
 
-    /// This writer's turn (SQLite); held until its transaction is over.
-    /// The write turn, held by what it is handed to (a batch on its way to the writer).
-    async fn write_turn_owned(&self) -> Option<tokio::sync::OwnedMutexGuard<()>> {
+    /// This writer's turn (SQLite); held until its transaction is over, by whatever the
+    /// guard is handed to (an engine batch on its way to the writer thread).
+    pub(crate) async fn write_turn(&self) -> Option<tokio::sync::OwnedMutexGuard<()>> {
         match &self.write_turn {
             Some(turn) => {
                 self.writes.fetch_add(1, Ordering::Relaxed);
                 Some(Arc::clone(turn).lock_owned().await)
-            }
-            None => None,
-        }
-    }
-
-    pub(crate) async fn write_turn(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
-        match &self.write_turn {
-            Some(turn) => {
-                self.writes.fetch_add(1, Ordering::Relaxed);
-                Some(turn.lock().await)
             }
             None => None,
         }

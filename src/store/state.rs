@@ -33,7 +33,7 @@ impl Store {
         }
         if let (Some(writer), None) = (&self.sqlite_writer, &self.fencing) {
             let statements = plan(changes)?;
-            let turn = self.write_turn_owned().await;
+            let turn = self.write_turn().await;
             return writer.submit(statements, turn);
         }
         let _turn = self.write_turn().await;
