@@ -182,17 +182,8 @@ impl CelExpr {
                 .to_string();
             format!("invalid CEL in when {text:?}: {first}")
         })?;
-        check_comprehensions(program.expression(), text)?;
+        check_expression(program.expression(), text)?;
         let references = program.references();
-        for variable in references.variables() {
-            if !CEL_VARIABLES.contains(&variable) {
-                return Err(format!(
-                    "invalid CEL in when {text:?}: unknown variable {variable:?}, expected one of \
-                     {}",
-                    CEL_VARIABLES.join(", ")
-                ));
-            }
-        }
         let uses = CEL_VARIABLES.map(|name| references.has_variable(name));
         Ok(CelExpr {
             text: text.to_string(),
@@ -205,73 +196,103 @@ impl CelExpr {
 /// Comprehensions (`all`, `exists`, `exists_one`, `map`, `filter`) a `when` may hold.
 const MAX_COMPREHENSIONS: usize = 8;
 
-/// The only loops CEL has are comprehensions. One on its own costs its input's size times its
-/// body; one inside another (in its range or its body) multiplies, and a chain of `map`s that
-/// doubles what it is handed (`['a'].map(x, x + x).map(x, x + x)…`, forty times in 600 bytes)
-/// builds a terabyte string and takes the engine down. So none may contain another, and a
-/// `when` holds at most [`MAX_COMPREHENSIONS`]: evaluation stays linear in the signal.
-fn check_comprehensions(expr: &cel::IdedExpr, text: &str) -> Result<(), String> {
+/// What a `when` must not hold.
+enum Problem {
+    /// A name that is neither one of [`CEL_VARIABLES`] nor the variable of the comprehension
+    /// it is in.
+    Unknown(String),
+    Cost(&'static str),
+}
+
+/// Walk a `when`'s syntax tree: every name is one of [`CEL_VARIABLES`], or the variable of
+/// the comprehension (`all`, `exists`, `exists_one`, `map`, `filter`) it is used in; and
+/// comprehensions stay cheap. They are CEL's only loops. One on its own costs its input's size
+/// times its body; one inside another (in its range or its body) multiplies, and a chain of
+/// `map`s that doubles what it is handed (`['a'].map(x, x + x).map(x, x + x)…`, forty times in
+/// 600 bytes) builds a terabyte string and takes the engine down. So none may contain
+/// another, and a `when` holds at most [`MAX_COMPREHENSIONS`]: evaluation stays linear in the
+/// signal.
+fn check_expression(expr: &cel::IdedExpr, text: &str) -> Result<(), String> {
     use cel::common::ast::{EntryExpr, Expr};
-    fn walk(expr: &cel::IdedExpr, inside: bool, count: &mut usize) -> Result<(), &'static str> {
+    /// `bound`: the names the enclosing comprehension binds (none outside one).
+    fn walk(
+        expr: &cel::IdedExpr,
+        inside: bool,
+        bound: &[&str],
+        count: &mut usize,
+    ) -> Result<(), Problem> {
         match &expr.expr {
             Expr::Comprehension(c) => {
                 if inside {
-                    return Err(
+                    return Err(Problem::Cost(
                         "a comprehension (all, exists, exists_one, map, filter) inside \
                                 another one, in its list or its body",
-                    );
+                    ));
                 }
                 *count += 1;
                 if *count > MAX_COMPREHENSIONS {
-                    return Err(
+                    return Err(Problem::Cost(
                         "more than 8 comprehensions (all, exists, exists_one, map, filter)",
-                    );
+                    ));
                 }
-                for part in [
-                    &c.iter_range,
-                    &c.accu_init,
-                    &c.loop_cond,
-                    &c.loop_step,
-                    &c.result,
-                ] {
-                    walk(part, true, count)?;
+                // The list it runs over is outside the loop: its variables are not bound there.
+                walk(&c.iter_range, true, bound, count)?;
+                let mut inner: Vec<&str> = vec![&c.iter_var, &c.accu_var];
+                inner.extend(c.iter_var2.as_deref());
+                for part in [&c.accu_init, &c.loop_cond, &c.loop_step, &c.result] {
+                    walk(part, true, &inner, count)?;
                 }
             }
             Expr::Call(call) => {
                 if let Some(target) = &call.target {
-                    walk(target, inside, count)?;
+                    walk(target, inside, bound, count)?;
                 }
                 for arg in &call.args {
-                    walk(arg, inside, count)?;
+                    walk(arg, inside, bound, count)?;
                 }
             }
             Expr::List(list) => {
                 for element in &list.elements {
-                    walk(element, inside, count)?;
+                    walk(element, inside, bound, count)?;
                 }
             }
             Expr::Map(map) => {
                 for entry in &map.entries {
                     if let EntryExpr::MapEntry(e) = &entry.expr {
-                        walk(&e.key, inside, count)?;
-                        walk(&e.value, inside, count)?;
+                        walk(&e.key, inside, bound, count)?;
+                        walk(&e.value, inside, bound, count)?;
                     }
                 }
             }
             Expr::Struct(s) => {
                 for entry in &s.entries {
                     if let EntryExpr::StructField(f) = &entry.expr {
-                        walk(&f.value, inside, count)?;
+                        walk(&f.value, inside, bound, count)?;
                     }
                 }
             }
-            Expr::Select(select) => walk(&select.operand, inside, count)?,
-            Expr::Unspecified | Expr::Ident(_) | Expr::Literal(_) => {}
+            Expr::Select(select) => walk(&select.operand, inside, bound, count)?,
+            Expr::Ident(name) => {
+                // `@`-names are the macros' own accumulators.
+                let known = name.starts_with('@')
+                    || CEL_VARIABLES.contains(&name.as_str())
+                    || bound.contains(&name.as_str());
+                if !known {
+                    return Err(Problem::Unknown(name.clone()));
+                }
+            }
+            Expr::Unspecified | Expr::Literal(_) => {}
         }
         Ok(())
     }
-    walk(expr, false, &mut 0).map_err(|why| {
-        format!("when {text:?} could cost too much to evaluate: {why}; split the rule instead")
+    walk(expr, false, &[], &mut 0).map_err(|problem| match problem {
+        Problem::Unknown(variable) => format!(
+            "invalid CEL in when {text:?}: unknown variable {variable:?}, expected one of {}",
+            CEL_VARIABLES.join(", ")
+        ),
+        Problem::Cost(why) => {
+            format!("when {text:?} could cost too much to evaluate: {why}; split the rule instead")
+        }
     })
 }
 
@@ -296,6 +317,25 @@ mod tests {
         assert!(err.contains("invalid CEL"), "{err}");
         let deep = format!("{}1{}", "(".repeat(100), ")".repeat(100));
         assert!(CelExpr::compile(&deep).unwrap_err().contains("nests"));
+    }
+
+    #[test]
+    fn a_comprehension_binds_its_variable_inside_it_only() {
+        for when in [
+            "labels.exists(k, k.startsWith('team_'))",
+            "labels.all(name, labels[name] != '')",
+            "annotations.exists_one(a, a == 'runbook')",
+            "probe.body.items.filter(i, i.status != 'ok').size() > 0",
+        ] {
+            assert!(CelExpr::compile(when).is_ok(), "{when}");
+        }
+        let err = CelExpr::compile("labels.exists(k, k == 'x') && k == 'y'").unwrap_err();
+        assert!(err.contains("unknown variable \"k\""), "{err}");
+        let err = CelExpr::compile("[k].exists(k, true)").unwrap_err();
+        assert!(
+            err.contains("unknown variable \"k\""),
+            "the list is outside the loop: {err}"
+        );
     }
 
     #[test]
