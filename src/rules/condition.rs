@@ -3,7 +3,8 @@
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 
-use cel::objects::Key;
+use cel::common::types::{CelMap, CelMapKey, CelString};
+use cel::common::value::Val;
 use cel::{Context, Env, Value};
 
 use crate::config::CelExpr;
@@ -17,13 +18,21 @@ fn stdlib() -> Arc<Env> {
     STDLIB.get_or_init(|| Arc::new(Env::stdlib())).clone()
 }
 
-/// A label set as a CEL map of strings, built directly (through serde it cost twice as much).
-fn string_map(set: &LabelSet) -> Value {
-    let map: HashMap<Key, Value> = set
+/// A label set as a CEL map of strings that borrows the set's strings. Through CEL's
+/// `Value` the map was built twice (once as a `Value`, once converted for the interpreter)
+/// with a copy of every string: ~8 % of the engine's time on new alerts (ingest benchmark,
+/// perf).
+fn string_map(set: &LabelSet) -> Box<dyn Val + '_> {
+    let map: HashMap<CelMapKey<'_>, Box<dyn Val + '_>> = set
         .iter()
-        .map(|(k, v)| (Key::from(k), Value::from(v)))
+        .map(|(k, v)| {
+            (
+                CelMapKey::from(k),
+                Box::new(CelString::from(v)) as Box<dyn Val>,
+            )
+        })
         .collect();
-    Value::Map(map.into())
+    Box::new(CelMap::from(map))
 }
 
 /// Evaluate `when` with `labels`, `annotations`, `value`, `source` and `probe` bound (those
@@ -33,10 +42,10 @@ pub fn evaluate_when(when: &CelExpr, signal: &Signal) -> Result<bool, String> {
     let bind = |e: cel::SerializationError| format!("cannot bind signal fields: {e}");
     let [labels, annotations, value, source, probe] = when.uses;
     if labels {
-        context.add_variable_from_value("labels", string_map(&signal.labels));
+        context.add_variable_as_val("labels", string_map(&signal.labels));
     }
     if annotations {
-        context.add_variable_from_value("annotations", string_map(&signal.annotations));
+        context.add_variable_as_val("annotations", string_map(&signal.annotations));
     }
     if source {
         context.add_variable_from_value("source", signal.source.as_str());
@@ -93,6 +102,31 @@ mod tests {
         assert!(evaluate_when(&when, &probe(true, 2500.0, None)).unwrap());
         let when = CelExpr::compile("labels.service == 'storage' && source == 'probe'").unwrap();
         assert!(evaluate_when(&when, &probe(true, 1.0, None)).unwrap());
+    }
+
+    #[test]
+    fn labels_and_annotations_are_maps_of_strings() {
+        let mut signal = probe(true, 1.0, None);
+        signal.annotations = std::sync::Arc::new(LabelSet::from(std::collections::BTreeMap::from(
+            [("summary".to_string(), "disk full".to_string())],
+        )));
+        let holds = |expression: &str| {
+            let when = CelExpr::compile(expression).unwrap();
+            evaluate_when(&when, &signal).unwrap()
+        };
+        assert!(holds(
+            "'service' in labels && labels['service'] == 'storage'"
+        ));
+        assert!(holds("has(labels.service) && !has(labels.region)"));
+        assert!(holds("size(labels) == 1 && labels.all(k, labels[k] != '')"));
+        assert!(holds("labels.service.startsWith('stor')"));
+        assert!(holds("annotations.summary.contains('full')"));
+        assert!(!holds("'region' in labels"));
+        let when = CelExpr::compile("labels.region == 'x'").unwrap();
+        assert!(
+            evaluate_when(&when, &signal).is_err(),
+            "a missing key is an error"
+        );
     }
 
     #[test]
