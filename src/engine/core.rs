@@ -134,6 +134,7 @@ pub struct Snapshot {
 /// What changed since the last call of [`Core::take_changes`]; `None` means deleted.
 #[derive(Clone, Debug, Default)]
 pub struct Changes {
+    /// Without their impact ids (each impact names its incident).
     pub incidents: Vec<Incident>,
     pub impacts: Vec<Impact>,
     pub timeline: Vec<TimelineEntry>,
@@ -1887,8 +1888,12 @@ impl Core {
             ..Changes::default()
         };
         for id in &dirty.incidents {
-            if let Some(incident) = self.incidents.get(id) {
+            if let Some(incident) = self.incidents.get_mut(id) {
+                // Without its impact ids, which the store does not keep in the incident's
+                // row: copying them for every batch that touches it grew with the incident.
+                let impact_ids = std::mem::take(&mut incident.impact_ids);
                 changes.incidents.push(Incident::clone(incident));
+                incident.impact_ids = impact_ids;
             }
         }
         for id in &dirty.impacts {
