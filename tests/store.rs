@@ -12,7 +12,7 @@ use tocsin::paging::page::{EscalationRef, PagePayload};
 use tocsin::paging::{Channel, Page, PageEvent, Recipient};
 use tocsin::rules::RuleState;
 use tocsin::signal::{Fingerprint, Signal, SourceKind};
-use tocsin::store::{IncidentFilter, OutboxStatus, Store};
+use tocsin::store::{DeliveryWrite, IncidentFilter, OutboxStatus, Store};
 
 fn t(secs: i64) -> DateTime<Utc> {
     DateTime::from_timestamp(1_767_571_200 + secs, 0).unwrap()
@@ -379,5 +379,91 @@ async fn leader_lease_on_both_backends() {
     let store = Store::open(&db.url).await.unwrap();
     lease(&store).await;
     store.close().await;
+    db.drop_db().await;
+}
+
+/// Delivery outcomes are written in order, up to the first whose page has no row yet (the
+/// engine has not written it): those before it land; it and those after it wait.
+async fn delivery_outcomes_stop_at_a_page_not_yet_stored(store: Store) {
+    let open = incident(8, 2, Status::Triggered, None, 0);
+    let changes = Changes {
+        incidents: vec![open.clone()],
+        pages: vec![page(80, &open), page(81, &open)],
+        ..Changes::default()
+    };
+    store.apply(&changes).await.expect("apply");
+    let delivered = TimelineEntry {
+        incident_id: 8,
+        at: t(5),
+        kind: "delivered".into(),
+        actor: "delivery".into(),
+        message: "page 80 delivered".into(),
+        data: serde_json::json!({ "page": 80 }),
+    };
+    let written = store
+        .record_deliveries(&[
+            DeliveryWrite::Delivered {
+                page: 80,
+                attempts: 1,
+                at: t(5),
+            },
+            DeliveryWrite::Timeline(delivered),
+            DeliveryWrite::Retry {
+                page: 99,
+                attempts: 1,
+                next: t(9),
+                error: "connection refused".into(),
+            },
+            DeliveryWrite::Delivered {
+                page: 81,
+                attempts: 1,
+                at: t(6),
+            },
+        ])
+        .await
+        .expect("record");
+    assert_eq!(written, 2, "stops before the page without a row");
+    let pages = store.pages_of(8).await.unwrap();
+    assert_eq!(
+        pages
+            .iter()
+            .map(|p| (p.page.id, p.status, p.delivered_at))
+            .collect::<Vec<_>>(),
+        vec![
+            (80, OutboxStatus::Delivered, Some(t(5))),
+            (81, OutboxStatus::Pending, None)
+        ]
+    );
+    let timeline = store.timeline_of(8).await.unwrap();
+    assert_eq!(
+        timeline.iter().map(|e| e.kind.as_str()).collect::<Vec<_>>(),
+        vec!["delivered"]
+    );
+    // Delivery timeline entries written on their own land too.
+    let mut retried = timeline[0].clone();
+    retried.kind = "delivery_attempt".into();
+    store.add_timeline(&[retried]).await.expect("add timeline");
+    assert_eq!(store.timeline_of(8).await.unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn delivery_outcomes_on_every_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/tocsin.db", dir.path().display());
+    let file = Store::open(&url).await.unwrap();
+    delivery_outcomes_stop_at_a_page_not_yet_stored(file.clone()).await;
+    file.close().await;
+    // What the writer connection committed is in the file for the next process.
+    let reopened = Store::open(&url).await.unwrap();
+    assert_eq!(
+        reopened.page(80).await.unwrap().map(|p| p.status),
+        Some(OutboxStatus::Delivered)
+    );
+    reopened.close().await;
+
+    let db = support::PgDatabase::create().await;
+    let postgres = Store::open(&db.url).await.expect("open PostgreSQL");
+    delivery_outcomes_stop_at_a_page_not_yet_stored(postgres.clone()).await;
+    postgres.close().await;
     db.drop_db().await;
 }

@@ -3,6 +3,8 @@
 use chrono::{DateTime, Utc};
 use sqlx::Row;
 
+use super::queries::{timeline_rows, TIMELINE_INSERT};
+use super::state::{push_rows, Statement, Val};
 use super::{from_ms, json_column, ms, Result, Store};
 use crate::incident::TimelineEntry;
 use crate::paging::Page;
@@ -83,76 +85,17 @@ fn entry(row: &sqlx::any::AnyRow) -> Result<OutboxEntry> {
 const COLUMNS: &str = "data, status, attempts, next_attempt_at, delivered_at, last_error";
 
 impl Store {
-    /// Write delivery outcomes in order, in one transaction: one commit (one fsync on
-    /// SQLite) for every attempt that finished meanwhile, instead of two per page, which
-    /// capped delivery near 500 pages a second. Stops before the first outcome whose page
-    /// row is not in the outbox yet (the engine has not caught up; see `mark_delivered`)
-    /// and answers how many were written.
+    /// Write delivery outcomes in order, in one transaction: one commit for every attempt
+    /// that finished meanwhile, instead of two per page, which capped delivery near 500
+    /// pages a second. Stops before the first outcome whose page row is not in the outbox
+    /// yet (the engine has not caught up; see `mark_delivered`) and answers how many were
+    /// written.
     pub async fn record_deliveries(&self, writes: &[DeliveryWrite]) -> Result<usize> {
-        let _turn = self.write_turn().await;
-        let mut conn = self.pool.acquire().await?;
-        let written = Self::record_deliveries_on(&mut conn, writes).await;
-        if written.is_err() {
-            // Not put back in the pool: see the module docs of `store`.
-            conn.close_on_drop();
-        }
-        written
-    }
-
-    async fn record_deliveries_on(
-        conn: &mut sqlx::AnyConnection,
-        writes: &[DeliveryWrite],
-    ) -> Result<usize> {
-        use sqlx::Connection;
-        let mut tx = conn.begin().await?;
-        let mut written = 0;
+        let mut statements = Vec::with_capacity(writes.len());
         for write in writes {
-            let query = match write {
-                DeliveryWrite::Delivered { page, attempts, at } => sqlx::query(
-                    "UPDATE outbox SET status = 'delivered', attempts = $1, delivered_at = $2, \
-                     last_error = NULL WHERE id = $3",
-                )
-                .bind(*attempts as i32)
-                .bind(ms(*at))
-                .bind(*page),
-                DeliveryWrite::Retry {
-                    page,
-                    attempts,
-                    next,
-                    error,
-                } => sqlx::query(
-                    "UPDATE outbox SET attempts = $1, next_attempt_at = $2, last_error = $3 \
-                     WHERE id = $4",
-                )
-                .bind(*attempts as i32)
-                .bind(ms(*next))
-                .bind(error.as_str())
-                .bind(*page),
-                DeliveryWrite::Failed {
-                    page,
-                    attempts,
-                    error,
-                } => sqlx::query(
-                    "UPDATE outbox SET status = 'failed', attempts = $1, last_error = $2 \
-                     WHERE id = $3",
-                )
-                .bind(*attempts as i32)
-                .bind(error.as_str())
-                .bind(*page),
-                DeliveryWrite::Timeline(entry) => {
-                    Self::insert_timeline(&mut tx, std::slice::from_ref(entry)).await?;
-                    written += 1;
-                    continue;
-                }
-            };
-            let done = query.execute(&mut *tx).await?;
-            if done.rows_affected() == 0 {
-                break;
-            }
-            written += 1;
+            statements.push(delivery_statement(write)?);
         }
-        tx.commit().await?;
-        Ok(written)
+        self.write_statements(statements).await
     }
 
     /// Pages not yet delivered nor given up, oldest first.
@@ -299,4 +242,56 @@ impl Store {
         tx.commit().await?;
         Ok(Claim::Claimed)
     }
+}
+
+/// The one statement that records `write`.
+fn delivery_statement(write: &DeliveryWrite) -> Result<Statement> {
+    Ok(match write {
+        DeliveryWrite::Delivered { page, attempts, at } => Statement::needing_row(
+            "UPDATE outbox SET status = 'delivered', attempts = $1, delivered_at = $2, \
+             last_error = NULL WHERE id = $3",
+            vec![attempts_val(*attempts), Val::I64(ms(*at)), Val::I64(*page)],
+        ),
+        DeliveryWrite::Retry {
+            page,
+            attempts,
+            next,
+            error,
+        } => Statement::needing_row(
+            "UPDATE outbox SET attempts = $1, next_attempt_at = $2, last_error = $3 \
+             WHERE id = $4",
+            vec![
+                attempts_val(*attempts),
+                Val::I64(ms(*next)),
+                Val::Str(error.clone()),
+                Val::I64(*page),
+            ],
+        ),
+        DeliveryWrite::Failed {
+            page,
+            attempts,
+            error,
+        } => Statement::needing_row(
+            "UPDATE outbox SET status = 'failed', attempts = $1, last_error = $2 WHERE id = $3",
+            vec![
+                attempts_val(*attempts),
+                Val::Str(error.clone()),
+                Val::I64(*page),
+            ],
+        ),
+        DeliveryWrite::Timeline(entry) => {
+            let mut statements = Vec::with_capacity(1);
+            push_rows(
+                &mut statements,
+                TIMELINE_INSERT,
+                "",
+                timeline_rows(std::slice::from_ref(entry))?,
+            );
+            statements.pop().expect("one row is one statement")
+        }
+    })
+}
+
+fn attempts_val(attempts: u32) -> Val {
+    Val::I32(i32::try_from(attempts).unwrap_or(i32::MAX))
 }

@@ -86,32 +86,6 @@ impl Store {
 
     /// Add timeline entries from outside the core (page deliveries).
     pub async fn add_timeline(&self, entries: &[TimelineEntry]) -> Result<()> {
-        let _turn = self.write_turn().await;
-        let mut conn = self.pool.acquire().await?;
-        let written = Self::add_timeline_on(&mut conn, entries).await;
-        if written.is_err() {
-            // Not put back in the pool: see the module docs of `store`.
-            conn.close_on_drop();
-        }
-        written
-    }
-
-    async fn add_timeline_on(
-        conn: &mut sqlx::AnyConnection,
-        entries: &[TimelineEntry],
-    ) -> Result<()> {
-        use sqlx::Connection;
-        let mut tx = conn.begin().await?;
-        Self::insert_timeline(&mut tx, entries).await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
-    /// Insert timeline entries inside a transaction the caller commits.
-    pub(super) async fn insert_timeline(
-        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-        entries: &[TimelineEntry],
-    ) -> Result<()> {
         let mut statements = Vec::new();
         push_rows(
             &mut statements,
@@ -119,10 +93,7 @@ impl Store {
             "",
             timeline_rows(entries)?,
         );
-        for statement in statements {
-            statement.execute(tx).await?;
-        }
-        Ok(())
+        self.write_statements(statements).await.map(|_| ())
     }
 
     /// Open incidents waiting in a triage queue, oldest first.
