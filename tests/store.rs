@@ -467,3 +467,44 @@ async fn delivery_outcomes_on_every_store() {
     postgres.close().await;
     db.drop_db().await;
 }
+
+/// The engine's large batches are serialized and written on the SQLite writer's thread
+/// (`Store::submit_shared`), small ones by the caller: both land whole, in order.
+#[tokio::test]
+async fn large_and_small_engine_batches_land_whole_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/tocsin.db", dir.path().display());
+    let store = Store::open(&url).await.unwrap();
+    let opened: Vec<Incident> = (1..=40)
+        .map(|id| incident(id, 3, Status::Triggered, None, id))
+        .collect();
+    let large = std::sync::Arc::new(Changes {
+        impacts: opened.iter().map(|i| impact(i.id * 10, i.id)).collect(),
+        pages: opened.iter().map(|i| page(i.id, i)).collect(),
+        incidents: opened.clone(),
+        ..Changes::default()
+    });
+    assert!(large.rows() > 100, "a batch the writer thread plans");
+    let submitted = store.submit_shared(&large).await.expect("handed over");
+    // A small batch after it: it updates a row of the large one, so it must land after.
+    let mut acked = opened[0].clone();
+    acked.status = Status::Acknowledged;
+    let small = std::sync::Arc::new(Changes {
+        incidents: vec![acked],
+        ..Changes::default()
+    });
+    let durable = submitted.committed().await.expect("committed");
+    let small = store.submit_shared(&small).await.expect("small");
+    small.committed().await.unwrap().wait().await.unwrap();
+    durable.wait().await.expect("on disk");
+    let listed = store
+        .list_incidents(&IncidentFilter::default())
+        .await
+        .unwrap();
+    assert_eq!(listed.len(), 40);
+    let first = listed.iter().find(|i| i.id == 1).unwrap();
+    assert_eq!(first.status, Status::Acknowledged);
+    assert_eq!(store.pages_of(40).await.unwrap().len(), 1);
+    assert_eq!(store.load().await.unwrap().impacts.len(), 40);
+    store.close().await;
+}

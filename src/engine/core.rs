@@ -149,6 +149,19 @@ pub struct Changes {
 }
 
 impl Changes {
+    /// Rows this batch writes, about (one per change).
+    pub fn rows(&self) -> usize {
+        self.inbox.len()
+            + self.incidents.len()
+            + self.impacts.len()
+            + self.timeline.len()
+            + self.paging.len()
+            + self.rule_states.len()
+            + self.leases.len()
+            + self.heartbeats.len()
+            + self.pages.len()
+    }
+
     pub fn is_empty(&self) -> bool {
         self.inbox.is_empty()
             && self.incidents.is_empty()

@@ -214,7 +214,8 @@ fn answer(waiting: &mut Vec<Waiter>, outcome: Result<(), &str>) {
 
 /// A batch of changes the store has not taken yet, and the callers whose inputs made it.
 struct Kept {
-    changes: Changes,
+    /// Shared with the store's writer while it is written (see `Store::submit_shared`).
+    changes: Arc<Changes>,
     /// Its pages were already handed to delivery (while the store refused writes).
     handed: bool,
     waiting: Vec<Waiter>,
@@ -276,7 +277,10 @@ pub async fn run_loop(mut core: Core, inputs: EngineReceiver, parts: LoopParts) 
                 match committed {
                     Ok(durable) => {
                         if !kept.handed && !kept.changes.pages.is_empty() {
-                            let _ = pages.send(kept.changes.pages);
+                            // The writer has let go of the batch by now: no copy.
+                            let batch = Arc::try_unwrap(kept.changes)
+                                .map_or_else(|shared| shared.pages.clone(), |own| own.pages);
+                            let _ = pages.send(batch);
                         }
                         if unwritten.is_empty() {
                             retry_delay = RETRY_FIRST;
@@ -358,7 +362,7 @@ pub async fn run_loop(mut core: Core, inputs: EngineReceiver, parts: LoopParts) 
             }
         } else {
             unwritten.push(Kept {
-                changes,
+                changes: Arc::new(changes),
                 handed: false,
                 waiting: std::mem::take(&mut waiting),
             });
@@ -367,7 +371,7 @@ pub async fn run_loop(mut core: Core, inputs: EngineReceiver, parts: LoopParts) 
             let kept = unwritten.remove(0);
             // A batch refused before it reached the store is refused like one that did.
             let submitted = store
-                .submit(&kept.changes)
+                .submit_shared(&kept.changes)
                 .await
                 .unwrap_or_else(|e| Submitted::ready(Err(e)));
             committing = Some(Committing {
@@ -405,7 +409,7 @@ pub async fn run_loop(mut core: Core, inputs: EngineReceiver, parts: LoopParts) 
     changes.inbox = std::mem::take(&mut inbox_done);
     if !changes.is_empty() || !waiting.is_empty() {
         unwritten.push(Kept {
-            changes,
+            changes: Arc::new(changes),
             handed: false,
             waiting,
         });

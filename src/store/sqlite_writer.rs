@@ -59,11 +59,15 @@ const WRITE_HERE_MAX_VALUES: usize = 256;
 /// write small batches themselves.
 type SharedConnection = Arc<Mutex<Option<Connection>>>;
 
+/// Makes a write's statements, on the thread (serializing a large batch's rows is work
+/// the engine's task is better without).
+pub(super) type Plan = Box<dyn FnOnce() -> Result<Vec<Statement>> + Send>;
+
 enum Job {
     Write {
-        statements: Vec<Statement>,
+        plan: Plan,
         /// How many statements ran (see `Statement::needs_row`).
-        committed: oneshot::Sender<rusqlite::Result<usize>>,
+        committed: oneshot::Sender<Result<usize>>,
         /// Fsync after the commit and say so here; `None`: the commit is enough.
         durable: Option<oneshot::Sender<std::io::Result<()>>>,
     },
@@ -97,11 +101,13 @@ impl SqliteWriter {
                 for job in inbox {
                     match job {
                         Job::Write {
-                            statements,
+                            plan,
                             committed,
                             durable,
                         } => {
-                            let result = write_locked(&shared, &database, &statements);
+                            let result = plan().and_then(|statements| {
+                                Ok(write_locked(&shared, &database, &statements)?)
+                            });
                             let ok = result.is_ok();
                             let _ = committed.send(result);
                             if let Some(durable) = durable.filter(|_| ok) {
@@ -139,11 +145,17 @@ impl SqliteWriter {
                 .map_err(|_| StoreError::WriterStopped)?;
             return Ok(Submitted::ready(Ok(Durable(Some(is_durable)))));
         }
+        self.submit_plan(Box::new(move || Ok(statements)), turn)
+    }
+
+    /// As [`SqliteWriter::submit`] for a large batch: `plan` makes its statements on the
+    /// thread. Returns once the thread has it.
+    pub fn submit_plan(&self, plan: Plan, turn: Option<OwnedMutexGuard<()>>) -> Result<Submitted> {
         let (committed, is_committed) = oneshot::channel();
         let (durable, is_durable) = oneshot::channel();
         self.jobs
             .send(Job::Write {
-                statements,
+                plan,
                 committed,
                 durable: Some(durable),
             })
@@ -172,7 +184,7 @@ impl SqliteWriter {
         let (committed, is_committed) = oneshot::channel();
         self.jobs
             .send(Job::Write {
-                statements,
+                plan: Box::new(move || Ok(statements)),
                 committed,
                 durable: None,
             })
@@ -214,7 +226,7 @@ enum Inner {
     /// Written (or refused) before `Store::submit` returned.
     Ready(Result<Durable>),
     Writing {
-        committed: oneshot::Receiver<rusqlite::Result<usize>>,
+        committed: oneshot::Receiver<Result<usize>>,
         durable: oneshot::Receiver<std::io::Result<()>>,
         _turn: Option<OwnedMutexGuard<()>>,
     },
@@ -283,12 +295,16 @@ fn open(path: &PathBuf) -> rusqlite::Result<Connection> {
         path,
         OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
-    // As sqlx's connections (`Store::open`), checkpoints beside the writer, but NORMAL: the
+    // As sqlx's connections (`Store::open`), checkpoints beside the writer, and NORMAL: the
     // fsync of each commit is this thread's, after the commit (see the module docs).
+    // temp_store MEMORY: each multi-row upsert keeps a statement journal (to undo itself
+    // alone), and SQLite spilled those of a large batch to temporary files (7 % of the
+    // writer's samples; first pass of 50,000 alerts 56,540 / 59,305 → 62,754 / 62,003
+    // alerts/s with it).
     conn.busy_timeout(Duration::from_secs(10))?;
     conn.execute_batch(
         "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
-         PRAGMA wal_autocheckpoint = 0; PRAGMA foreign_keys = ON;",
+         PRAGMA wal_autocheckpoint = 0; PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY;",
     )?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     Ok(conn)
