@@ -266,6 +266,9 @@ pub async fn run_loop(mut core: Core, inputs: EngineReceiver, parts: LoopParts) 
     let mut retry_at = tokio::time::Instant::now();
     let mut failure: Option<String> = None;
     loop {
+        // Set once a batch is committed and its pages handed to delivery: the gauges are
+        // counted again after that, not on the pages' way (see `Core::refresh_gauges`).
+        let mut count_gauges = false;
         let wake = core.next_wake();
         tokio::select! {
             biased;
@@ -291,6 +294,7 @@ pub async fn run_loop(mut core: Core, inputs: EngineReceiver, parts: LoopParts) 
                             waiting: kept.waiting,
                             sync: Box::pin(durable.wait()),
                         });
+                        count_gauges = true;
                     }
                     Err(StoreError::Fenced { term }) => {
                         // Another engine leads now: what was not written is its to redo.
@@ -345,50 +349,59 @@ pub async fn run_loop(mut core: Core, inputs: EngineReceiver, parts: LoopParts) 
             _ = tokio::time::sleep_until(retry_at),
                 if committing.is_none() && !unwritten.is_empty() => {}
         }
-        if committing.is_some() {
-            // The next batch gathers in the core meanwhile, and goes to the store in one.
-            continue;
-        }
-        // Every batch taken before is committed or kept: take the next one (while the
-        // last is still on its way to disk, which it reaches first).
-        let mut changes = core.take_changes();
-        changes.inbox = std::mem::take(&mut inbox_done);
-        if changes.is_empty() {
-            // An input that changed nothing gets its answer whatever the store does, once
-            // what it found in the core (the changes before it) is on disk.
-            match syncing.back_mut() {
-                Some(last) => last.waiting.append(&mut waiting),
-                None => answer(&mut waiting, Ok(())),
-            }
-        } else {
-            unwritten.push(Kept {
-                changes: Arc::new(changes),
-                handed: false,
-                waiting: std::mem::take(&mut waiting),
-            });
-        }
-        if !unwritten.is_empty() && tokio::time::Instant::now() >= retry_at {
-            let kept = unwritten.remove(0);
-            // A batch refused before it reached the store is refused like one that did.
-            let submitted = store
-                .submit_shared(&kept.changes)
-                .await
-                .unwrap_or_else(|e| Submitted::ready(Err(e)));
-            committing = Some(Committing {
-                kept,
-                commit: Box::pin(submitted.committed()),
-            });
-        } else if let Some(e) = failure.as_deref().filter(|_| !unwritten.is_empty()) {
-            // The store refuses writes: keep paging from memory. Pages it has not taken go
-            // out now, once each; they are written later with the rest of their batch and
-            // not handed over again. Their callers hear that the input was not recorded.
-            for kept in &mut unwritten {
-                if !kept.handed {
-                    let _ = pages.send(kept.changes.pages.clone());
-                    kept.handed = true;
+        // While a batch is committing, the next gathers in the core and goes to the store in
+        // one once it is.
+        if committing.is_none() {
+            // Every batch taken before is committed or kept: take the next one (while the
+            // last is still on its way to disk, which it reaches first).
+            let mut changes = core.take_changes();
+            changes.inbox = std::mem::take(&mut inbox_done);
+            if changes.is_empty() {
+                // An input that changed nothing gets its answer whatever the store does, once
+                // what it found in the core (the changes before it) is on disk.
+                match syncing.back_mut() {
+                    Some(last) => last.waiting.append(&mut waiting),
+                    None => answer(&mut waiting, Ok(())),
                 }
-                answer(&mut kept.waiting, Err(e));
+            } else {
+                unwritten.push(Kept {
+                    changes: Arc::new(changes),
+                    handed: false,
+                    waiting: std::mem::take(&mut waiting),
+                });
             }
+            if !unwritten.is_empty() && tokio::time::Instant::now() >= retry_at {
+                let kept = unwritten.remove(0);
+                // A batch refused before it reached the store is refused like one that did.
+                let submitted = store
+                    .submit_shared(&kept.changes)
+                    .await
+                    .unwrap_or_else(|e| Submitted::ready(Err(e)));
+                committing = Some(Committing {
+                    kept,
+                    commit: Box::pin(submitted.committed()),
+                });
+            } else if let Some(e) = failure.as_deref().filter(|_| !unwritten.is_empty()) {
+                // The store refuses writes: keep paging from memory. Pages it has not taken go
+                // out now, once each; they are written later with the rest of their batch and
+                // not handed over again. Their callers hear that the input was not recorded.
+                core.refresh_gauges();
+                for kept in &mut unwritten {
+                    if !kept.handed {
+                        let _ = pages.send(kept.changes.pages.clone());
+                        kept.handed = true;
+                    }
+                    answer(&mut kept.waiting, Err(e));
+                }
+            }
+        }
+        // After the batch's pages are on their way; its inputs are answered in a later turn.
+        if count_gauges || (committing.is_none() && unwritten.is_empty()) {
+            if count_gauges {
+                // Let delivery take the pages first if it shares this thread.
+                tokio::task::yield_now().await;
+            }
+            core.refresh_gauges();
         }
     }
     // The batch being committed when the loop stopped: its pages are in the outbox once it
