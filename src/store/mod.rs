@@ -134,13 +134,15 @@ impl Store {
                         // a commit does not fsync while it holds SQLite's write lock. With
                         // FULL, a delivery outcome's fsync that the disk held for ~90 ms
                         // held the engine's next commit, and the page waiting on it, as
-                        // long (signal-to-page benchmark). What these connections write
-                        // (delivery outcomes and their timeline entries, claims, source
-                        // cursors) is on disk with the next fsync of the WAL: the engine's
+                        // long (signal-to-page benchmark). Delivery outcomes now go through
+                        // the engine's writer connection (`write_statements`), committed the
+                        // same way; these connections still write claims and source cursors.
+                        // All of it is on disk with the next fsync of the WAL: the engine's
                         // after each batch (`sqlite_writer`), or the checkpoint's within a
-                        // second. A power cut before that can forget that a page went out,
-                        // so it goes out again: a duplicate, never a lost page. The engine's
-                        // own batches answer nobody before their fsync.
+                        // second. A power cut before that can lose it: a claim that expires
+                        // anyway, a cursor read again, a delivered page sent once more (a
+                        // duplicate, never a lost page). The engine's own batches answer
+                        // nobody before their fsync.
                         conn.execute("PRAGMA journal_mode = WAL").await?;
                         conn.execute("PRAGMA synchronous = NORMAL").await?;
                         // Checkpoints run beside the writer (see `checkpoint_wal`), not

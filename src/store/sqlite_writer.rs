@@ -151,20 +151,31 @@ impl SqliteWriter {
     /// As [`SqliteWriter::submit`] for a large batch: `plan` makes its statements on the
     /// thread. Returns once the thread has it.
     pub fn submit_plan(&self, plan: Plan, turn: Option<OwnedMutexGuard<()>>) -> Result<Submitted> {
-        let (committed, is_committed) = oneshot::channel();
         let (durable, is_durable) = oneshot::channel();
+        let committed = self.hand_over(plan, Some(durable))?;
+        Ok(Submitted(Inner::Writing {
+            committed,
+            durable: is_durable,
+            _turn: turn,
+        }))
+    }
+
+    /// Queue a write for the thread; it answers on the returned channel once committed, and
+    /// on `durable`, when given, once fsynced.
+    fn hand_over(
+        &self,
+        plan: Plan,
+        durable: Option<oneshot::Sender<std::io::Result<()>>>,
+    ) -> Result<oneshot::Receiver<Result<usize>>> {
+        let (committed, is_committed) = oneshot::channel();
         self.jobs
             .send(Job::Write {
                 plan,
                 committed,
-                durable: Some(durable),
+                durable,
             })
             .map_err(|_| StoreError::WriterStopped)?;
-        Ok(Submitted(Inner::Writing {
-            committed: is_committed,
-            durable: is_durable,
-            _turn: turn,
-        }))
+        Ok(is_committed)
     }
 
     /// Run `statements` in one transaction, up to the first that needs a row and changed
@@ -181,17 +192,8 @@ impl SqliteWriter {
             drop(turn);
             return Ok(written?);
         }
-        let (committed, is_committed) = oneshot::channel();
-        self.jobs
-            .send(Job::Write {
-                plan: Box::new(move || Ok(statements)),
-                committed,
-                durable: None,
-            })
-            .map_err(|_| StoreError::WriterStopped)?;
-        let ran = is_committed
-            .await
-            .map_err(|_| StoreError::WriterStopped)??;
+        let committed = self.hand_over(Box::new(move || Ok(statements)), None)?;
+        let ran = committed.await.map_err(|_| StoreError::WriterStopped)??;
         drop(turn);
         Ok(ran)
     }
