@@ -163,15 +163,7 @@ impl Changes {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.inbox.is_empty()
-            && self.incidents.is_empty()
-            && self.impacts.is_empty()
-            && self.timeline.is_empty()
-            && self.paging.is_empty()
-            && self.rule_states.is_empty()
-            && self.leases.is_empty()
-            && self.heartbeats.is_empty()
-            && self.pages.is_empty()
+        self.rows() == 0
     }
 }
 
