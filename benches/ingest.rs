@@ -228,7 +228,7 @@ async fn run(
         cpu_s: cpu - cpu_before,
     };
     println!(
-        "{name}: resident {:.1} MB at the end; {:.1} CPU s over the run",
+        "{name}: resident {:.1} MB at the end; {:.2} CPU s over the run",
         result.rss_mb, result.cpu_s
     );
     result

@@ -107,6 +107,7 @@ impl PagingState {
 pub struct Lease {
     pub expires_at: DateTime<Utc>,
     /// The same signal the rule states hold, not a copy.
+    #[serde(serialize_with = "crate::signal::written_once::serialize")]
     pub signal: Arc<Signal>,
 }
 

@@ -7,7 +7,9 @@ use crate::config::Config;
 use crate::incident::Catalog;
 use crate::paging::{AckSigner, Paging};
 use crate::rules::RuleSet;
-use crate::signal::LabelSet;
+use crate::signal::Labels;
+
+use super::summary::Summaries;
 
 pub struct Setup {
     pub config: Config,
@@ -19,7 +21,7 @@ pub struct Setup {
     pub external_url: String,
     /// Bearer tokens accepted on /api/* (empty: no auth); re-read on every reload.
     pub api_tokens: Arc<Vec<String>>,
-    templates: minijinja::Environment<'static>,
+    summaries: Summaries,
 }
 
 impl std::fmt::Debug for Setup {
@@ -41,15 +43,10 @@ impl Setup {
         ack_key: Option<Vec<u8>>,
         api_tokens: Vec<String>,
     ) -> Arc<Self> {
-        let mut templates = minijinja::Environment::new();
-        // Missing labels render as empty, as in Alertmanager templates.
-        templates.set_undefined_behavior(minijinja::UndefinedBehavior::Lenient);
-        for loaded in &config.rules {
-            if let Some(summary) = &loaded.rule.summary {
-                // Validated at load; a failure here leaves the rule without a template.
-                let _ = templates.add_template_owned(loaded.rule.name.clone(), summary.clone());
-            }
-        }
+        let summaries = Summaries::new(config.rules.iter().filter_map(|loaded| {
+            let summary = loaded.rule.summary.as_deref()?;
+            Some((loaded.rule.name.as_str(), summary))
+        }));
         Arc::new(Setup {
             rules: RuleSet::new(&config),
             catalog: Catalog::new(&config),
@@ -57,7 +54,7 @@ impl Setup {
             ack_signer: ack_key.map(|k| AckSigner::new(&k)),
             external_url: config.external_url(),
             api_tokens: Arc::new(api_tokens),
-            templates,
+            summaries,
             config,
         })
     }
@@ -66,13 +63,10 @@ impl Setup {
     pub fn render_summary(
         &self,
         rule: &str,
-        labels: &LabelSet,
-        annotations: &LabelSet,
+        labels: &Labels,
+        annotations: &Labels,
         value: Option<f64>,
     ) -> Option<String> {
-        let template = self.templates.get_template(rule).ok()?;
-        template
-            .render(minijinja::context! { labels => labels, annotations => annotations, value => value })
-            .ok()
+        self.summaries.render(rule, labels, annotations, value)
     }
 }

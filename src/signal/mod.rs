@@ -97,6 +97,7 @@ pub struct Contact {
 pub type Labels = Arc<LabelSet>;
 
 mod labels;
+pub mod written_once;
 pub use labels::{LabelIter, LabelSet};
 
 /// One observation.

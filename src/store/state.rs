@@ -214,6 +214,10 @@ const PLAN_HERE_MAX_ROWS: usize = 32;
 
 /// The statements that write one batch of changes, in order; run in one transaction.
 fn plan(changes: &Changes) -> Result<Vec<Statement>> {
+    crate::signal::written_once::within_write(|| plan_rows(changes))
+}
+
+fn plan_rows(changes: &Changes) -> Result<Vec<Statement>> {
     let mut out = Vec::new();
     for (id, reply) in &changes.inbox {
         out.push(Statement::new(
