@@ -233,8 +233,9 @@ impl Store {
 
 /// Copy the WAL into the database file every second after writes, beside the writer: a
 /// passive checkpoint never waits for or blocks a commit. The WAL is reused from its start
-/// once wholly copied, so it stays about as large as a second of writes. Ends when the
-/// pool closes.
+/// once wholly copied, so it stays about as large as a second of writes; under writes that
+/// never pause the writer's own commits finish the copy past a bound (`sqlite_writer`).
+/// Ends when the pool closes.
 async fn checkpoint_wal(pool: AnyPool, writes: Arc<AtomicU64>) {
     let mut every = tokio::time::interval(StdDuration::from_secs(1));
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
