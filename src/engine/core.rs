@@ -802,7 +802,11 @@ impl Core {
             None => default_cri_impact(signal),
         };
         let summary = rule
-            .and_then(|r| setup.render_summary(&r.name, &labels, &signal.annotations, signal.value))
+            .and_then(|r| {
+                setup
+                    .summaries
+                    .render(&r.name, &labels, &signal.annotations, signal.value)
+            })
             .filter(|s| !s.trim().is_empty())
             .or_else(|| signal.annotations.get("summary").map(str::to_string))
             .unwrap_or_else(|| rule_name.to_string());

@@ -6,7 +6,7 @@ pub mod core;
 pub mod leadership;
 pub mod runtime;
 pub mod setup;
-mod summary;
+pub mod summary;
 pub mod timers;
 
 pub use self::core::{Changes, Core, Input, Reply, Snapshot};

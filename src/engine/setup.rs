@@ -3,13 +3,11 @@
 
 use std::sync::Arc;
 
+use super::summary::Summaries;
 use crate::config::Config;
 use crate::incident::Catalog;
 use crate::paging::{AckSigner, Paging};
 use crate::rules::RuleSet;
-use crate::signal::Labels;
-
-use super::summary::Summaries;
 
 pub struct Setup {
     pub config: Config,
@@ -21,7 +19,8 @@ pub struct Setup {
     pub external_url: String,
     /// Bearer tokens accepted on /api/* (empty: no auth); re-read on every reload.
     pub api_tokens: Arc<Vec<String>>,
-    summaries: Summaries,
+    /// Each rule's `summary:` template.
+    pub summaries: Summaries,
 }
 
 impl std::fmt::Debug for Setup {
@@ -57,16 +56,5 @@ impl Setup {
             summaries,
             config,
         })
-    }
-
-    /// Render a rule's `summary:` over the signal's labels, annotations and value.
-    pub fn render_summary(
-        &self,
-        rule: &str,
-        labels: &Labels,
-        annotations: &Labels,
-        value: Option<f64>,
-    ) -> Option<String> {
-        self.summaries.render(rule, labels, annotations, value)
     }
 }
