@@ -21,7 +21,6 @@ pub struct Summaries {
 }
 
 /// One piece of a plain template.
-#[derive(Debug, PartialEq)]
 enum Piece {
     Text(String),
     Label(String),

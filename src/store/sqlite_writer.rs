@@ -306,8 +306,8 @@ fn open(path: &PathBuf) -> rusqlite::Result<Connection> {
     // wal_autocheckpoint: the checkpoint beside the writer (every second, `Store::open`)
     // copies the WAL into the database while commits go on, and SQLite starts the WAL again
     // from its beginning only once a checkpoint has copied all of it. Under writes that
-    // never pause, it never had: the WAL grew to 1 GiB over 200,000 new alerts (ingest
-    // benchmark), each new frame a block the file system zeroed first (9 % of the writer's
+    // never pause, it never had: the WAL grew past 1,000 MiB over 200,000 new alerts
+    // (ingest benchmark), each new frame a block the file system zeroed first (9 % of all
     // samples). Past WAL_CHECKPOINT_FRAMES a commit here checkpoints what the other left
     // (passive: it never waits for readers), and the next one starts the WAL again.
     // temp_store MEMORY: each multi-row upsert keeps a statement journal (to undo itself
