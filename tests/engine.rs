@@ -162,3 +162,51 @@ async fn the_default_config_runs_and_ctrl_c_stops_it_cleanly() {
     assert!(exit.success(), "exit {exit:?}:\n{text}");
     assert!(text.contains("stopped cleanly"), "{text}");
 }
+
+/// The store does not hold a key to one row (the engine numbers rule states and leases): if
+/// a key ever has two rows, a restarted engine takes the later one and deletes the earlier
+/// with its first write, so they never pile up.
+#[tokio::test]
+async fn a_key_found_in_two_rows_keeps_the_later_after_a_restart() {
+    use tocsin::engine::core::{Changes, Lease};
+    use tocsin::store::Store;
+
+    let dir = TestDir::new(CATALOG, &[("default.yaml", &support::default_rules())]);
+    let firing = alert(&[("alertname", "DiskFull"), ("service", "storage")]);
+    let fingerprint = firing.fingerprint();
+    let lease = |row: i64, minutes: i64| Lease {
+        expires_at: chrono::Utc::now() + chrono::Duration::minutes(minutes),
+        signal: firing.clone().into(),
+        row,
+    };
+    let store = Store::open(&dir.store_url()).await.unwrap();
+    store
+        .apply(&Changes {
+            leases: vec![(fingerprint, lease(4, 30)), (fingerprint, lease(9, 60))],
+            ..Changes::default()
+        })
+        .await
+        .unwrap();
+    store.close().await;
+
+    let engine = TestEngine::start(&dir).await;
+    // Any input makes a write, which carries the deletion.
+    engine
+        .running
+        .engine()
+        .send(Input::Signals(vec![alert(&[("alertname", "Other")])]))
+        .await
+        .unwrap();
+    engine.stop().await;
+
+    let store = Store::open(&dir.store_url()).await.unwrap();
+    let snapshot = store.load().await.unwrap();
+    let leases: Vec<_> = snapshot
+        .leases
+        .iter()
+        .map(|(fp, lease)| (*fp, lease.row))
+        .collect();
+    assert_eq!(leases, vec![(fingerprint, 9)]);
+    assert_eq!(snapshot.next_lease_row, 10, "rows are never numbered twice");
+    store.close().await;
+}

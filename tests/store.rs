@@ -143,14 +143,18 @@ async fn exercise(store: Store) {
         rule_states: vec![(
             "StorageDown".into(),
             fp,
-            Some(RuleState::new(signal.clone().into(), t(0))),
+            RuleState {
+                row: 7,
+                ..RuleState::new(signal.clone().into(), t(0))
+            },
         )],
         leases: vec![(
             fp,
-            Some(Lease {
+            Lease {
                 expires_at: t(600),
                 signal: signal.clone().into(),
-            }),
+                row: 3,
+            },
         )],
         heartbeats: vec![(
             "backup".into(),
@@ -161,6 +165,8 @@ async fn exercise(store: Store) {
         )],
         pages: vec![page(1, &open), page(2, &open)],
         inbox: vec![],
+        deleted_rule_states: vec![],
+        deleted_leases: vec![],
     };
     store.apply(&changes).await.expect("apply");
 
@@ -174,7 +180,14 @@ async fn exercise(store: Store) {
     assert_eq!(snapshot.paging, vec![(1, PagingState::default())]);
     assert_eq!(snapshot.rule_states.len(), 1);
     assert_eq!(snapshot.rule_states[0].1, fp);
+    assert_eq!(snapshot.rule_states[0].2.row, 7);
     assert_eq!(snapshot.leases[0].1.expires_at, t(600));
+    assert_eq!(snapshot.leases[0].1.row, 3);
+    assert_eq!(
+        (snapshot.next_rule_state_row, snapshot.next_lease_row),
+        (8, 4),
+        "new rows are numbered past the last"
+    );
     assert_eq!(snapshot.heartbeats[0].1.last_ping, Some(t(3)));
     assert_eq!(
         (
@@ -240,8 +253,8 @@ async fn exercise(store: Store) {
     acked.acknowledged_by = Some("alice".into());
     let changes = Changes {
         incidents: vec![acked.clone()],
-        rule_states: vec![("StorageDown".into(), fp, None)],
-        leases: vec![(fp, None)],
+        deleted_rule_states: vec![7],
+        deleted_leases: vec![3],
         paging: vec![(1, None)],
         ..Changes::default()
     };
@@ -507,4 +520,185 @@ async fn large_and_small_engine_batches_land_whole_in_order() {
     assert_eq!(store.pages_of(40).await.unwrap().len(), 1);
     assert_eq!(store.load().await.unwrap().impacts.len(), 40);
     store.close().await;
+}
+
+/// A store written before rule states and leases had row ids (migrations up to 0003) is
+/// migrated in place when a new engine opens it: every row is still there, rule states and
+/// leases get row ids in order, new rows are numbered past them, and timeline ids go on
+/// past the old ones.
+async fn upgrade_from_keyed_rows(url: &str, backend: &str) {
+    sqlx::any::install_default_drivers();
+    let migrations = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("migrations")
+        .join(backend);
+    let mut before = sqlx::migrate::Migrator::new(migrations).await.unwrap();
+    let until_0003: Vec<_> = before
+        .migrations
+        .iter()
+        .filter(|m| m.version <= 3)
+        .cloned()
+        .collect();
+    assert_eq!(until_0003.len(), 3);
+    before.migrations = until_0003.into();
+    let connect = if backend == "sqlite" {
+        format!("{url}?mode=rwc")
+    } else {
+        url.to_string()
+    };
+    let old = sqlx::AnyPool::connect(&connect).await.unwrap();
+    before.run(&old).await.unwrap();
+
+    let signal = Signal::new(
+        SourceKind::Alert,
+        BTreeMap::from([("alertname".into(), "X".into())]),
+        t(0),
+    );
+    let other = Signal::new(
+        SourceKind::Alert,
+        BTreeMap::from([("alertname".into(), "Y".into())]),
+        t(0),
+    );
+    let (fp, other_fp) = (signal.fingerprint(), other.fingerprint());
+    let state = |signal: &Signal| {
+        serde_json::to_string(&RuleState::new(signal.clone().into(), t(0))).unwrap()
+    };
+    let lease = serde_json::to_string(&Lease {
+        expires_at: t(600),
+        signal: signal.clone().into(),
+        row: 0,
+    })
+    .unwrap();
+    let open = incident(1, 2, Status::Triggered, None, 0);
+    let statements = [
+        format!(
+            "INSERT INTO rule_states (rule, fingerprint, data) VALUES ('StorageDown', '{fp}', '{}')",
+            state(&signal)
+        ),
+        format!(
+            "INSERT INTO rule_states (rule, fingerprint, data) VALUES ('StorageDown', '{other_fp}', '{}')",
+            state(&other)
+        ),
+        format!(
+            "INSERT INTO leases (fingerprint, expires_at, data) VALUES ('{fp}', {}, '{lease}')",
+            t(600).timestamp_millis()
+        ),
+        format!(
+            "INSERT INTO incidents (id, status, severity, queue, opened_at, data) \
+             VALUES (1, 'triggered', 2, NULL, 0, '{}')",
+            serde_json::to_string(&open).unwrap()
+        ),
+        "INSERT INTO timeline (incident_id, at, kind, actor, message, data) \
+         VALUES (1, 0, 'opened', 'engine', 'opened', 'null')"
+            .to_string(),
+    ];
+    for sql in statements {
+        sqlx::query(&sql).execute(&old).await.unwrap();
+    }
+    old.close().await;
+
+    let store = Store::open(url).await.expect("open migrates the old store");
+    let snapshot = store.load().await.unwrap();
+    let states: Vec<_> = snapshot
+        .rule_states
+        .iter()
+        .map(|(rule, fp, state)| (rule.as_str(), *fp, state.row))
+        .collect();
+    assert_eq!(
+        states.iter().map(|s| s.2).collect::<Vec<_>>(),
+        vec![1, 2],
+        "read in the order of their rows"
+    );
+    assert_eq!(
+        states.iter().map(|s| (s.0, s.1)).collect::<BTreeSet<_>>(),
+        BTreeSet::from([("StorageDown", fp), ("StorageDown", other_fp)])
+    );
+    assert_eq!(snapshot.leases.len(), 1);
+    assert_eq!(snapshot.leases[0].0, fp);
+    assert_eq!(snapshot.leases[0].1.row, 1);
+    assert_eq!(snapshot.leases[0].1.expires_at, t(600));
+    assert_eq!(
+        (snapshot.next_rule_state_row, snapshot.next_lease_row),
+        (3, 2)
+    );
+    assert_eq!(snapshot.incidents.len(), 1);
+
+    // The engine goes on writing to the migrated tables by row.
+    let other_row = states.iter().find(|s| s.1 == other_fp).unwrap().2;
+    let third = Signal::new(
+        SourceKind::Alert,
+        BTreeMap::from([("alertname".into(), "Z".into())]),
+        t(0),
+    );
+    let changes = Changes {
+        rule_states: vec![(
+            "StorageDown".into(),
+            third.fingerprint(),
+            RuleState {
+                row: 3,
+                ..RuleState::new(third.clone().into(), t(0))
+            },
+        )],
+        deleted_rule_states: vec![other_row],
+        timeline: vec![TimelineEntry {
+            incident_id: 1,
+            at: t(5),
+            kind: "note".into(),
+            actor: "alice".into(),
+            message: "after the upgrade".into(),
+            data: serde_json::Value::Null,
+        }],
+        ..Changes::default()
+    };
+    store.apply(&changes).await.unwrap();
+    let snapshot = store.load().await.unwrap();
+    let mut left: Vec<_> = snapshot
+        .rule_states
+        .iter()
+        .map(|(_, fp, state)| (*fp, state.row))
+        .collect();
+    left.sort_by_key(|s| s.1);
+    let fp_row = 3 - other_row;
+    assert_eq!(left, vec![(fp, fp_row), (third.fingerprint(), 3)]);
+    let timeline = store.timeline_of(1).await.unwrap();
+    assert_eq!(
+        timeline
+            .iter()
+            .map(|e| e.message.as_str())
+            .collect::<Vec<_>>(),
+        vec!["opened", "after the upgrade"],
+        "new timeline rows come after the old ones"
+    );
+    store.close().await;
+}
+
+#[tokio::test]
+async fn a_store_from_before_row_ids_upgrades_in_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/tocsin.db", dir.path().display());
+    upgrade_from_keyed_rows(&url, "sqlite").await;
+    // SQLite keeps no second B-tree beside a table for its key any more: `INTEGER PRIMARY
+    // KEY` is the rowid (fewer pages written per commit, see migration 0004).
+    let file = rusqlite::Connection::open(dir.path().join("tocsin.db")).unwrap();
+    let mut autoindexes: Vec<String> = file
+        .prepare("SELECT tbl_name FROM sqlite_master WHERE name LIKE 'sqlite_autoindex_%'")
+        .unwrap()
+        .query_map([], |row| row.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    autoindexes.sort();
+    assert_eq!(
+        autoindexes,
+        vec![
+            "_sqlx_migrations",
+            "heartbeats",
+            "leader_lease",
+            "source_state"
+        ],
+        "tables keyed by name keep theirs; none of the engine's numbered tables do"
+    );
+
+    let db = support::PgDatabase::create().await;
+    upgrade_from_keyed_rows(&db.url, "postgres").await;
+    db.drop_db().await;
 }

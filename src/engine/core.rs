@@ -109,6 +109,9 @@ pub struct Lease {
     /// The same signal the rule states hold, not a copy.
     #[serde(serialize_with = "crate::signal::written_once::serialize")]
     pub signal: Arc<Signal>,
+    /// Its row in the store (`leases.id`), given by the engine when the lease began.
+    #[serde(skip)]
+    pub row: i64,
 }
 
 /// A heartbeat's last ping.
@@ -124,11 +127,14 @@ pub struct Snapshot {
     pub incidents: Vec<Incident>,
     pub impacts: Vec<Impact>,
     pub paging: Vec<(i64, PagingState)>,
+    /// In the order of their rows: a key found twice is the later row's (see `restore`).
     pub rule_states: Vec<(String, Fingerprint, RuleState)>,
     pub leases: Vec<(Fingerprint, Lease)>,
     pub heartbeats: Vec<(String, HeartbeatState)>,
     pub next_incident_id: i64,
     pub next_impact_id: i64,
+    pub next_rule_state_row: i64,
+    pub next_lease_row: i64,
     pub next_page_id: i64,
 }
 
@@ -140,8 +146,12 @@ pub struct Changes {
     pub impacts: Vec<Impact>,
     pub timeline: Vec<TimelineEntry>,
     pub paging: Vec<(i64, Option<PagingState>)>,
-    pub rule_states: Vec<(String, Fingerprint, Option<RuleState>)>,
-    pub leases: Vec<(Fingerprint, Option<Lease>)>,
+    /// Rule states to write whole (each to its `row`), and rows of rule states gone.
+    pub rule_states: Vec<(String, Fingerprint, RuleState)>,
+    pub deleted_rule_states: Vec<i64>,
+    /// Leases to write whole (each to its `row`), and rows of leases gone.
+    pub leases: Vec<(Fingerprint, Lease)>,
+    pub deleted_leases: Vec<i64>,
     pub heartbeats: Vec<(String, HeartbeatState)>,
     pub pages: Vec<Page>,
     /// Inbox inputs handled in this batch, with their replies (JSON): marked done in the
@@ -158,7 +168,9 @@ impl Changes {
             + self.timeline.len()
             + self.paging.len()
             + self.rule_states.len()
+            + self.deleted_rule_states.len()
             + self.leases.len()
+            + self.deleted_leases.len()
             + self.heartbeats.len()
             + self.pages.len()
     }
@@ -175,9 +187,11 @@ struct Dirty {
     timeline: Vec<TimelineEntry>,
     paging: BTreeSet<i64>,
     rule_states: BTreeSet<(u32, Fingerprint)>,
-    /// Rule states deleted, by rule name (the index may be gone after a reload).
-    deleted_rule_states: Vec<(String, Fingerprint)>,
+    /// Rows of rule states gone.
+    deleted_rule_states: Vec<i64>,
     leases: BTreeSet<Fingerprint>,
+    /// Rows of leases gone.
+    deleted_leases: Vec<i64>,
     heartbeats: BTreeSet<u32>,
     pages: Vec<Page>,
     /// Resolved incidents to drop from memory once written.
@@ -202,6 +216,8 @@ pub struct Core {
     next_incident_id: i64,
     next_impact_id: i64,
     next_page_id: i64,
+    next_rule_state_row: i64,
+    next_lease_row: i64,
     started_at: DateTime<Utc>,
     dirty: Dirty,
     /// Open incidents by (label, value) of their impacts' `correlation.by` labels, so a new
@@ -243,6 +259,8 @@ impl Core {
             next_incident_id: 1,
             next_impact_id: 1,
             next_page_id: 1,
+            next_rule_state_row: 1,
+            next_lease_row: 1,
             started_at: now,
             dirty: Dirty::default(),
             correlation_index: HashMap::new(),
@@ -258,6 +276,8 @@ impl Core {
         self.next_incident_id = snapshot.next_incident_id.max(1);
         self.next_impact_id = snapshot.next_impact_id.max(1);
         self.next_page_id = snapshot.next_page_id.max(1);
+        self.next_rule_state_row = snapshot.next_rule_state_row.max(1);
+        self.next_lease_row = snapshot.next_lease_row.max(1);
         for incident in snapshot.incidents.into_iter().filter(Incident::is_open) {
             self.incidents.insert(incident.id, Box::new(incident));
         }
@@ -273,9 +293,14 @@ impl Core {
                 self.paging.insert(id, Box::new(state));
             }
         }
+        // The store does not keep a key to one row (the engine does): should a key have two
+        // rows, the later one is the state, and the earlier goes. States of rules no longer
+        // configured stay in the store, unused, as they did before rows had ids.
         for (rule, fingerprint, state) in snapshot.rule_states {
             if let Some(index) = self.rule_index(&rule) {
-                self.rule_states.insert((index, fingerprint), state);
+                if let Some(earlier) = self.rule_states.insert((index, fingerprint), state) {
+                    self.dirty.deleted_rule_states.push(earlier.row);
+                }
             }
         }
         let grace = self.setup.config.sources.resolve_timeout.chrono();
@@ -283,7 +308,9 @@ impl Core {
             // Leases are refreshed in memory only; after a restart give senders a full
             // resolve_timeout to refresh them, as Alertmanager does after its restart.
             lease.expires_at = lease.expires_at.max(now + grace);
-            self.leases.insert(fingerprint, lease);
+            if let Some(earlier) = self.leases.insert(fingerprint, lease) {
+                self.dirty.deleted_leases.push(earlier.row);
+            }
         }
         for (name, state) in snapshot.heartbeats {
             if let Some(i) = self
@@ -323,9 +350,7 @@ impl Core {
                             &format!("rule {name} removed by a reload"),
                         );
                     }
-                    self.dirty
-                        .deleted_rule_states
-                        .push((name.to_string(), fingerprint));
+                    self.dirty.deleted_rule_states.push(state.row);
                 }
             }
         }
@@ -493,7 +518,7 @@ impl Core {
             }
             TimerKey::Lease(fingerprint) => {
                 if let Some(lease) = self.leases.remove(&fingerprint) {
-                    self.dirty.leases.insert(fingerprint);
+                    self.dirty.deleted_leases.push(lease.row);
                     let mut signal = Arc::unwrap_or_clone(lease.signal);
                     signal.state = SignalState::Resolved;
                     signal.expires_at = None;
@@ -652,10 +677,11 @@ impl Core {
             if !existed && !condition {
                 continue;
             }
-            let state = self
-                .rule_states
-                .entry(key)
-                .or_insert_with(|| RuleState::new(Arc::clone(&signal), now));
+            let next_row = &mut self.next_rule_state_row;
+            let state = self.rule_states.entry(key).or_insert_with(|| RuleState {
+                row: take_row(next_row),
+                ..RuleState::new(Arc::clone(&signal), now)
+            });
             let before = (
                 state.condition,
                 state.failures,
@@ -701,19 +727,21 @@ impl Core {
                     }
                     return;
                 }
+                let row = take_row(&mut self.next_lease_row);
                 self.leases.insert(
                     fingerprint,
                     Lease {
                         expires_at,
                         signal: Arc::clone(signal),
+                        row,
                     },
                 );
                 self.dirty.leases.insert(fingerprint);
                 self.timers.set(TimerKey::Lease(fingerprint), expires_at);
             }
             _ => {
-                if self.leases.remove(&fingerprint).is_some() {
-                    self.dirty.leases.insert(fingerprint);
+                if let Some(lease) = self.leases.remove(&fingerprint) {
+                    self.dirty.deleted_leases.push(lease.row);
                     self.timers.cancel(TimerKey::Lease(fingerprint));
                 }
             }
@@ -762,12 +790,11 @@ impl Core {
         let state = &self.rule_states[&key];
         // A CRI reports once: when its impact is over, its state is too.
         if state.is_idle() || (one_shot && state.impact.is_none() && state.suppressed) {
+            let row = state.row;
             self.rule_states.remove(&key);
             self.timers.cancel(timer);
             self.dirty.rule_states.remove(&key);
-            self.dirty
-                .deleted_rule_states
-                .push((rule.name.to_string(), fingerprint));
+            self.dirty.deleted_rule_states.push(row);
         }
         opened
     }
@@ -1927,20 +1954,27 @@ impl Core {
                 },
             ));
         }
-        for (name, fingerprint) in dirty.deleted_rule_states {
-            changes.rule_states.push((name, fingerprint, None));
-        }
+        changes.deleted_rule_states = dirty.deleted_rule_states;
         for key in &dirty.rule_states {
             if let Some(state) = self.rule_states.get(key) {
                 let name = self.rule(key.0).name.to_string();
-                changes.rule_states.push((name, key.1, Some(state.clone())));
+                changes.rule_states.push((name, key.1, state.clone()));
             }
         }
+        changes.deleted_leases = dirty.deleted_leases;
         for fingerprint in &dirty.leases {
-            changes
-                .leases
-                .push((*fingerprint, self.leases.get(fingerprint).cloned()));
+            // Gone again within the batch: its row went with `deleted_leases`.
+            if let Some(lease) = self.leases.get(fingerprint) {
+                changes.leases.push((*fingerprint, lease.clone()));
+            }
         }
+        // In the order of their rows: new rows then go at the end of their table one after
+        // the other. In the order of their keys (hashes), each landed in the middle of the
+        // batch's earlier rows, splitting pages: the table took ~15 % more pages.
+        changes
+            .rule_states
+            .sort_unstable_by_key(|(_, _, state)| state.row);
+        changes.leases.sort_unstable_by_key(|(_, lease)| lease.row);
         for index in &dirty.heartbeats {
             let name = self.setup.config.heartbeats[*index as usize].name.clone();
             changes
@@ -1967,6 +2001,13 @@ impl Core {
 }
 
 /// Keep counts from growing past what the rule needs, so steady signals write nothing.
+/// The next row id of a table whose rows the engine numbers (rule states, leases).
+fn take_row(next: &mut i64) -> i64 {
+    let row = *next;
+    *next += 1;
+    row
+}
+
 fn cap_counts(state: &mut RuleState, rule: &Rule) {
     use crate::rules::{Clear, Trigger};
     let failure_cap = match rule.trigger {

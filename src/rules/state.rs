@@ -38,9 +38,12 @@ pub struct RuleState {
     /// only then may a signal observed again unchanged reuse it instead of running `when`.
     #[serde(skip)]
     pub evaluated: bool,
+    /// Its row in the store (`rule_states.id`), given by the engine when the state began.
+    #[serde(skip)]
+    pub row: i64,
 }
 
-/// Equal in what is stored; `evaluated` is the engine's own cache.
+/// Equal in what is stored in the row's data; `evaluated` is the engine's own cache.
 impl PartialEq for RuleState {
     fn eq(&self, other: &Self) -> bool {
         self.condition == other.condition
@@ -74,6 +77,7 @@ impl RuleState {
             suppressed: false,
             signal,
             evaluated: false,
+            row: 0,
         }
     }
 

@@ -92,14 +92,17 @@ mod tests {
             suppressed: false,
             signal: Arc::clone(&signal),
             evaluated: true,
+            row: 1,
         };
         let lease = Lease {
             expires_at: now,
             signal: Arc::clone(&signal),
+            row: 1,
         };
         let other_lease = Lease {
             expires_at: now,
             signal: Arc::clone(&other),
+            row: 2,
         };
         let alone = [
             serde_json::to_string(&state).unwrap(),

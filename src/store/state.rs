@@ -160,7 +160,7 @@ impl Store {
                 .paging
                 .push((id, json_column::<PagingState>(&row, "data")?));
         }
-        for row in sqlx::query("SELECT rule, fingerprint, data FROM rule_states")
+        for row in sqlx::query("SELECT id, rule, fingerprint, data FROM rule_states ORDER BY id")
             .fetch_all(&self.pool)
             .await?
         {
@@ -169,11 +169,11 @@ impl Store {
             let Ok(fingerprint) = fingerprint.parse::<Fingerprint>() else {
                 continue;
             };
-            snapshot
-                .rule_states
-                .push((rule, fingerprint, json_column::<RuleState>(&row, "data")?));
+            let mut state = json_column::<RuleState>(&row, "data")?;
+            state.row = row.try_get("id")?;
+            snapshot.rule_states.push((rule, fingerprint, state));
         }
-        for row in sqlx::query("SELECT fingerprint, data FROM leases")
+        for row in sqlx::query("SELECT id, fingerprint, data FROM leases ORDER BY id")
             .fetch_all(&self.pool)
             .await?
         {
@@ -181,9 +181,9 @@ impl Store {
             let Ok(fingerprint) = fingerprint.parse::<Fingerprint>() else {
                 continue;
             };
-            snapshot
-                .leases
-                .push((fingerprint, json_column::<Lease>(&row, "data")?));
+            let mut lease = json_column::<Lease>(&row, "data")?;
+            lease.row = row.try_get("id")?;
+            snapshot.leases.push((fingerprint, lease));
         }
         for row in sqlx::query("SELECT name, data FROM heartbeats")
             .fetch_all(&self.pool)
@@ -197,6 +197,8 @@ impl Store {
         snapshot.next_incident_id = self.max_id("incidents").await? + 1;
         snapshot.next_impact_id = self.max_id("impacts").await? + 1;
         snapshot.next_page_id = self.max_id("outbox").await? + 1;
+        snapshot.next_rule_state_row = self.max_id("rule_states").await? + 1;
+        snapshot.next_lease_row = self.max_id("leases").await? + 1;
         Ok(snapshot)
     }
 
@@ -283,43 +285,30 @@ fn plan_rows(changes: &Changes) -> Result<Vec<Statement>> {
             })
         }),
     )?;
-    push_keyed(
-        &mut out,
-        RULE_STATE_UPSERT,
-        changes
-            .rule_states
-            .iter()
-            .map(|(rule, fingerprint, state)| {
-                Ok(match state {
-                    Some(state) => Keyed::Upsert(vec![
-                        Val::Str(rule.clone()),
-                        Val::Str(fingerprint.to_string()),
-                        Val::Str(serde_json::to_string(state)?),
-                    ]),
-                    None => Keyed::Delete(Statement::new(
-                        "DELETE FROM rule_states WHERE rule = $1 AND fingerprint = $2",
-                        vec![Val::Str(rule.clone()), Val::Str(fingerprint.to_string())],
-                    )),
-                })
-            }),
-    )?;
-    push_keyed(
-        &mut out,
-        LEASE_UPSERT,
-        changes.leases.iter().map(|(fingerprint, lease)| {
-            Ok(match lease {
-                Some(lease) => Keyed::Upsert(vec![
-                    Val::Str(fingerprint.to_string()),
-                    Val::I64(ms(lease.expires_at)),
-                    Val::Str(serde_json::to_string(lease)?),
-                ]),
-                None => Keyed::Delete(Statement::new(
-                    "DELETE FROM leases WHERE fingerprint = $1",
-                    vec![Val::Str(fingerprint.to_string())],
-                )),
-            })
-        }),
-    )?;
+    // Rows the engine numbers are never numbered again: a row deleted here is never one
+    // written here, so the two can go in either order.
+    push_deletes(&mut out, "rule_states", &changes.deleted_rule_states);
+    let mut rows = Vec::with_capacity(changes.rule_states.len());
+    for (rule, fingerprint, state) in &changes.rule_states {
+        rows.push(vec![
+            Val::I64(state.row),
+            Val::Str(rule.clone()),
+            Val::Str(fingerprint.to_string()),
+            Val::Str(serde_json::to_string(state)?),
+        ]);
+    }
+    push_rows(&mut out, RULE_STATE_UPSERT.0, RULE_STATE_UPSERT.1, rows);
+    push_deletes(&mut out, "leases", &changes.deleted_leases);
+    let mut rows = Vec::with_capacity(changes.leases.len());
+    for (fingerprint, lease) in &changes.leases {
+        rows.push(vec![
+            Val::I64(lease.row),
+            Val::Str(fingerprint.to_string()),
+            Val::I64(ms(lease.expires_at)),
+            Val::Str(serde_json::to_string(lease)?),
+        ]);
+    }
+    push_rows(&mut out, LEASE_UPSERT.0, LEASE_UPSERT.1, rows);
     for (name, state) in &changes.heartbeats {
         out.push(Statement::new(
             "INSERT INTO heartbeats (name, data) VALUES ($1, $2) \
@@ -380,14 +369,30 @@ const PAGING_UPSERT: (&str, &str) = (
     "INSERT INTO paging (incident_id, data) VALUES ",
     " ON CONFLICT (incident_id) DO UPDATE SET data = excluded.data",
 );
+// A row's rule and fingerprint never change: rule states follow their rule by name.
 const RULE_STATE_UPSERT: (&str, &str) = (
-    "INSERT INTO rule_states (rule, fingerprint, data) VALUES ",
-    " ON CONFLICT (rule, fingerprint) DO UPDATE SET data = excluded.data",
+    "INSERT INTO rule_states (id, rule, fingerprint, data) VALUES ",
+    " ON CONFLICT (id) DO UPDATE SET data = excluded.data",
 );
 const LEASE_UPSERT: (&str, &str) = (
-    "INSERT INTO leases (fingerprint, expires_at, data) VALUES ",
-    " ON CONFLICT (fingerprint) DO UPDATE SET expires_at = excluded.expires_at, data = excluded.data",
+    "INSERT INTO leases (id, fingerprint, expires_at, data) VALUES ",
+    " ON CONFLICT (id) DO UPDATE SET expires_at = excluded.expires_at, data = excluded.data",
 );
+
+/// `DELETE FROM table WHERE id IN (…)` for `ids`, in chunks of the sizes of [`CHUNKS`].
+fn push_deletes(out: &mut Vec<Statement>, table: &str, ids: &[i64]) {
+    let mut left = ids;
+    while !left.is_empty() {
+        let size = CHUNKS.into_iter().find(|c| *c <= left.len()).unwrap_or(1);
+        let (chunk, rest) = left.split_at(size);
+        let list = (1..=size).map(|n| format!("${n}")).collect::<Vec<_>>();
+        out.push(Statement::new(
+            format!("DELETE FROM {table} WHERE id IN ({})", list.join(", ")),
+            chunk.iter().map(|id| Val::I64(*id)).collect(),
+        ));
+        left = rest;
+    }
+}
 
 /// One bound value of a statement.
 #[derive(Clone, Debug)]
