@@ -2000,7 +2000,6 @@ impl Core {
     }
 }
 
-/// Keep counts from growing past what the rule needs, so steady signals write nothing.
 /// The next row id of a table whose rows the engine numbers (rule states, leases).
 fn take_row(next: &mut i64) -> i64 {
     let row = *next;
@@ -2008,6 +2007,7 @@ fn take_row(next: &mut i64) -> i64 {
     row
 }
 
+/// Keep counts from growing past what the rule needs, so steady signals write nothing.
 fn cap_counts(state: &mut RuleState, rule: &Rule) {
     use crate::rules::{Clear, Trigger};
     let failure_cap = match rule.trigger {
