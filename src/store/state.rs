@@ -379,19 +379,11 @@ const LEASE_UPSERT: (&str, &str) = (
     " ON CONFLICT (id) DO UPDATE SET expires_at = excluded.expires_at, data = excluded.data",
 );
 
-/// `DELETE FROM table WHERE id IN (…)` for `ids`, in chunks of the sizes of [`CHUNKS`].
+/// `DELETE FROM table WHERE id IN (VALUES ($1), …)` for `ids`, chunked as [`push_rows`].
 fn push_deletes(out: &mut Vec<Statement>, table: &str, ids: &[i64]) {
-    let mut left = ids;
-    while !left.is_empty() {
-        let size = CHUNKS.into_iter().find(|c| *c <= left.len()).unwrap_or(1);
-        let (chunk, rest) = left.split_at(size);
-        let list = (1..=size).map(|n| format!("${n}")).collect::<Vec<_>>();
-        out.push(Statement::new(
-            format!("DELETE FROM {table} WHERE id IN ({})", list.join(", ")),
-            chunk.iter().map(|id| Val::I64(*id)).collect(),
-        ));
-        left = rest;
-    }
+    let rows = ids.iter().map(|id| vec![Val::I64(*id)]).collect();
+    let head = format!("DELETE FROM {table} WHERE id IN (VALUES ");
+    push_rows(out, &head, ")", rows);
 }
 
 /// One bound value of a statement.
