@@ -10,6 +10,10 @@
 //! and fsyncs it while the page is on its way (see `store::sqlite_writer`); Alertmanager
 //! keeps its notification log in memory and snapshots it.
 //!
+//! After each system's pages, the same number of `GET /-/healthy` at the same pace: the
+//! round trip of a request that does nothing, the HTTP stack's own floor (and tail) on the
+//! machine, which a page's POST pays on its way in before any of the system's work.
+//!
 //! Run: `cargo bench --bench page_latency` (env ALERTS, default 1000; INTERVAL_MS, the gap
 //! between two alerts, default 5).
 
@@ -221,6 +225,43 @@ async fn run(
     }
 }
 
+/// The HTTP floor under a page: `GET /-/healthy` (a handler that does nothing) sent the way
+/// the alerts are, one every `interval`, timed from send to the answer's last byte. Both
+/// systems answer it without touching their state, so what it shows is the server's HTTP
+/// stack waking up on this machine after each idle gap, which every page pays on its way
+/// in (see BENCHMARKS.md, "Signal to page").
+async fn floor(url: &str, requests: usize, interval: Duration) -> Vec<f64> {
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let url = format!("{url}/-/healthy");
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut round_trips = Vec::with_capacity(requests);
+    for _ in 0..requests {
+        tick.tick().await;
+        let sent = Instant::now();
+        if let Ok(answer) = client.get(&url).send().await {
+            if answer.status().is_success() && answer.bytes().await.is_ok() {
+                round_trips.push(sent.elapsed().as_secs_f64() * 1000.0);
+            }
+        }
+    }
+    round_trips
+}
+
+fn print_floor(name: &str, round_trips: &[f64]) {
+    let sorted = sorted(round_trips);
+    println!(
+        "{name}: GET /-/healthy round trip ({} answered) p50 {:.2} ms, p99 {:.2} ms",
+        round_trips.len(),
+        percentile(&sorted, 50.0),
+        percentile(&sorted, 99.0)
+    );
+}
+
 #[tokio::main]
 async fn main() {
     if !common::invoked_by_cargo_bench("page_latency") {
@@ -246,7 +287,9 @@ async fn main() {
             println!("peer: {} (group_wait: 0s, group_by: ['...'])", am.version);
             let f = run(&am.url, &bodies, interval, &arrivals.am).await;
             f.print("alertmanager");
-            Some(f)
+            let round_trips = floor(&am.url, bodies.len(), interval).await;
+            print_floor("alertmanager", &round_trips);
+            Some((f, round_trips))
         }
         None => {
             println!("alertmanager: not installed or not ready; tocsin alone");
@@ -262,13 +305,15 @@ async fn main() {
     }
     let t = run(&tocsin.url, &bodies, interval, &arrivals.tocsin).await;
     t.print("tocsin (page in the store before it is sent)");
+    let t_floor = floor(&tocsin.url, bodies.len(), interval).await;
+    print_floor("tocsin", &t_floor);
     if t.missing > 0 {
         eprintln!(
             "tocsin log:\n{}",
             tocsin.log().lines().take(20).collect::<Vec<_>>().join("\n")
         );
     }
-    if let Some(a) = am_figures {
+    if let Some((a, a_floor)) = am_figures {
         print_ratio(
             "signal to page p50",
             "ms",
@@ -289,6 +334,14 @@ async fn main() {
             t.p(100.0),
             "alertmanager",
             a.p(100.0),
+        );
+        let (t_floor, a_floor) = (sorted(&t_floor), sorted(&a_floor));
+        print_ratio(
+            "HTTP floor p99",
+            "ms",
+            percentile(&t_floor, 99.0),
+            "alertmanager",
+            percentile(&a_floor, 99.0),
         );
     }
     drop(tocsin);

@@ -511,14 +511,24 @@ mod tests {
         assert!(refused.is_err(), "a duplicate key must fail the batch");
         assert!(conn.is_none(), "the connection that failed is closed");
         let reader = Connection::open(&database).unwrap();
-        assert_eq!(ids(&reader), vec![1], "nothing of the refused batch is left");
-        assert_eq!(write_with(&mut conn, &database, &[insert(2), insert(3)]).unwrap(), 2);
-        let update_missing = Statement::needing_row(
-            "UPDATE t SET data = 'x' WHERE id = $1",
-            vec![Val::I64(99)],
+        assert_eq!(
+            ids(&reader),
+            vec![1],
+            "nothing of the refused batch is left"
         );
         assert_eq!(
-            write_with(&mut conn, &database, &[insert(4), update_missing, insert(5)]).unwrap(),
+            write_with(&mut conn, &database, &[insert(2), insert(3)]).unwrap(),
+            2
+        );
+        let update_missing =
+            Statement::needing_row("UPDATE t SET data = 'x' WHERE id = $1", vec![Val::I64(99)]);
+        assert_eq!(
+            write_with(
+                &mut conn,
+                &database,
+                &[insert(4), update_missing, insert(5)]
+            )
+            .unwrap(),
             1,
             "the batch stops at the update that found no row, keeping what ran before it"
         );
