@@ -479,11 +479,8 @@ mod tests {
         assert_eq!(run(true), vec![Ok(()); 3]);
     }
 
-    /// A batch whose statement fails leaves none of its rows, the next batch on the same
-    /// writer connection lands whole, and a statement that needs a row and changed none
-    /// ends the batch with what ran before it committed.
-    #[test]
-    fn a_failed_batch_leaves_nothing_and_the_next_one_lands() {
+    /// A fresh database file in WAL mode with one table `t (id, data)`; keep the directory.
+    fn table_t() -> (tempfile::TempDir, PathBuf) {
         let dir = tempfile::tempdir().unwrap();
         let database = dir.path().join("tocsin.db");
         Connection::open(&database)
@@ -493,6 +490,15 @@ mod tests {
                  CREATE TABLE t (id INTEGER PRIMARY KEY, data TEXT NOT NULL);",
             )
             .unwrap();
+        (dir, database)
+    }
+
+    /// A batch whose statement fails leaves none of its rows, the next batch on the same
+    /// writer connection lands whole, and a statement that needs a row and changed none
+    /// ends the batch with what ran before it committed.
+    #[test]
+    fn a_failed_batch_leaves_nothing_and_the_next_one_lands() {
+        let (_dir, database) = table_t();
         let insert = |id: i64| {
             Statement::new(
                 "INSERT INTO t (id, data) VALUES ($1, $2)",
@@ -540,15 +546,7 @@ mod tests {
     /// file stays near its bound instead of growing with every commit.
     #[test]
     fn the_wal_stays_bounded_under_commits_that_never_pause() {
-        let dir = tempfile::tempdir().unwrap();
-        let database = dir.path().join("tocsin.db");
-        Connection::open(&database)
-            .unwrap()
-            .execute_batch(
-                "PRAGMA journal_mode = WAL; \
-                 CREATE TABLE t (id INTEGER PRIMARY KEY, data TEXT NOT NULL);",
-            )
-            .unwrap();
+        let (dir, database) = table_t();
         let bound = u64::from(WAL_CHECKPOINT_FRAMES) * 4096;
         // Rows of 3,000 bytes: one page each, so twice the bound's pages write about twice
         // the bound.
