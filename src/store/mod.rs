@@ -17,6 +17,7 @@ mod inbox;
 mod leader;
 mod outbox;
 mod queries;
+mod redo_log;
 mod sources;
 mod sqlite_writer;
 mod state;
@@ -56,6 +57,18 @@ pub enum StoreError {
     WriterStopped,
     #[error("store: cannot fsync the SQLite WAL: {0}")]
     Sync(#[source] std::io::Error),
+    #[error("store: the redo log beside the SQLite file: {0}")]
+    RedoLog(#[source] std::io::Error),
+    #[error(
+        "store: record {number} of the redo log {log} cannot be committed: {source}; the \
+         engine does not start without it (move the log aside to start without that batch)"
+    )]
+    Replay {
+        log: String,
+        number: u64,
+        #[source]
+        source: rusqlite::Error,
+    },
     #[error("store: stored record is not valid JSON: {0}")]
     Json(#[from] serde_json::Error),
     #[error(
@@ -174,6 +187,7 @@ impl Store {
             if let Some(path) = sqlite_file(url) {
                 let writer = sqlite_writer::SqliteWriter::start(path.into())
                     .map_err(StoreError::WriterStart)?;
+                writer.open_redo_log()?;
                 sqlite_writer = Some(Arc::new(writer));
             }
         }

@@ -30,6 +30,12 @@
 //! for anyway; large batches still go to the thread, so the engine handles the next inputs
 //! while they are written. The fsync is always the sync thread's.
 //!
+//! A small batch that pages goes another way (`submit_ahead`): its statements are appended
+//! to the redo log (`redo_log`) on the caller's thread, its pages go out at once, and this
+//! thread commits it meanwhile, on the other core; the fsync and the answers follow as for
+//! any batch. A batch SQLite refuses stays in the log and in `WriterThread::unapplied`, and
+//! is committed before any later write.
+//!
 //! Delivery outcomes are written on this connection too (`Store::write_statements`), so that
 //! SQLite keeps its page cache between the engine's commits: a write on another connection
 //! makes it drop the cache, and the next commit read its pages back from the file.
@@ -38,7 +44,9 @@
 //! leave it inside its transaction (see the `store` module docs). The next write opens a
 //! fresh one.
 
+use std::collections::VecDeque;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -46,6 +54,7 @@ use rusqlite::types::{ToSqlOutput, Value};
 use rusqlite::{Connection, OpenFlags, ToSql};
 use tokio::sync::{oneshot, OwnedMutexGuard};
 
+use super::redo_log::RedoLog;
 use super::state::{Statement, Val};
 use super::{Result, StoreError};
 
@@ -74,14 +83,23 @@ enum Job {
         /// How many statements ran (see `Statement::needs_row`).
         committed: oneshot::Sender<Result<usize>>,
         /// Fsync after the commit and say so here; `None`: the commit is enough.
-        durable: Option<oneshot::Sender<std::io::Result<()>>>,
+        durable: Option<SyncWaiter>,
+    },
+    /// A batch already in the redo log (record `number`, its statements ending with the
+    /// update of `redo_applied`): commit it, then fsync and say so on `durable`. `turn` is
+    /// the store's write turn, held until then.
+    Ahead {
+        number: u64,
+        statements: Vec<Statement>,
+        durable: SyncWaiter,
+        turn: Option<OwnedMutexGuard<()>>,
     },
     /// Close the connection (a later write opens a new one).
     Close(oneshot::Sender<()>),
 }
 
-/// Told once its write is on disk.
-type SyncWaiter = oneshot::Sender<std::io::Result<()>>;
+/// Told once its write is on disk, or why it is not.
+type SyncWaiter = oneshot::Sender<Result<()>>;
 
 /// Hands batches to the writer thread, and commits to fsync to the sync thread; both end
 /// when the last handle is dropped.
@@ -91,6 +109,12 @@ pub(super) struct SqliteWriter {
     syncs: mpsc::Sender<SyncWaiter>,
     conn: SharedConnection,
     path: PathBuf,
+    /// The redo log, once opened (see [`SqliteWriter::open_redo_log`]); `None` before, or
+    /// when another process holds it.
+    redo: Arc<Mutex<Option<RedoLog>>>,
+    /// Set while a batch of the redo log failed to commit: every write goes to the thread,
+    /// which commits such batches again before anything else.
+    behind: Arc<AtomicBool>,
 }
 
 impl SqliteWriter {
@@ -102,47 +126,120 @@ impl SqliteWriter {
         wal.push("-wal");
         let wal = PathBuf::from(wal);
         let conn = SharedConnection::default();
-        let shared = Arc::clone(&conn);
-        let database = path.clone();
+        let redo = Arc::new(Mutex::new(None));
+        let behind = Arc::new(AtomicBool::new(false));
+        let thread = WriterThread {
+            conn: Arc::clone(&conn),
+            database: path.clone(),
+            syncs: syncs.clone(),
+            redo: Arc::clone(&redo),
+            behind: Arc::clone(&behind),
+            unapplied: VecDeque::new(),
+        };
         let database_to_sync = path.clone();
         std::thread::Builder::new()
             .name("tocsin-sqlite-sync".into())
             .spawn(move || sync_loop(&to_sync, &wal, &database_to_sync))?;
-        let syncs_after_commit = syncs.clone();
         std::thread::Builder::new()
             .name("tocsin-sqlite-writer".into())
-            .spawn(move || {
-                for job in inbox {
-                    match job {
-                        Job::Write {
-                            plan,
-                            committed,
-                            durable,
-                        } => {
-                            let result = plan().and_then(|statements| {
-                                Ok(write_locked(&shared, &database, &statements)?)
-                            });
-                            let ok = result.is_ok();
-                            let _ = committed.send(result);
-                            if let Some(durable) = durable.filter(|_| ok) {
-                                // Fsynced on the sync thread while this one writes the next
-                                // batch (see `sync_loop`).
-                                let _ = syncs_after_commit.send(durable);
-                            }
-                        }
-                        Job::Close(done) => {
-                            *shared.lock().unwrap_or_else(PoisonError::into_inner) = None;
-                            let _ = done.send(());
-                        }
-                    }
-                }
-            })?;
+            .spawn(move || thread.run(inbox))?;
         Ok(SqliteWriter {
             jobs,
             syncs,
             conn,
             path,
+            redo,
+            behind,
         })
+    }
+
+    /// Open the redo log beside the database and commit what it holds that SQLite does not
+    /// (the batches of a process that stopped between the two); from then on
+    /// [`SqliteWriter::submit_ahead`] writes to it. Without it (another process holds it)
+    /// batches are committed before their pages go, as before.
+    pub fn open_redo_log(&self) -> Result<()> {
+        let path = super::redo_log::path_for(&self.path);
+        let mut log = match RedoLog::open(&path) {
+            Ok(Some(log)) => log,
+            Ok(None) => {
+                tracing::warn!(
+                    log = %path.display(),
+                    "another process holds this store's redo log; pages wait for their commit"
+                );
+                return Ok(());
+            }
+            // A folder that cannot take the file (read-only): SQLite alone, as before. A log
+            // left there by an earlier run is read once it can be opened.
+            Err(e) => {
+                tracing::warn!(
+                    log = %path.display(),
+                    error = %e,
+                    "cannot open the redo log; pages wait for their commit"
+                );
+                return Ok(());
+            }
+        };
+        let mut conn = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
+        let applied: i64 = match conn.as_ref() {
+            Some(conn) => read_applied(conn),
+            None => read_applied(conn.insert(open(&self.path)?)),
+        }?;
+        let applied = u64::try_from(applied).unwrap_or(0);
+        let records = log.unapplied(applied).map_err(StoreError::RedoLog)?;
+        let mut last = applied;
+        for (number, statements) in records {
+            write_with(&mut conn, &self.path, &statements).map_err(|source| {
+                StoreError::Replay {
+                    log: path.display().to_string(),
+                    number,
+                    source,
+                }
+            })?;
+            tracing::info!(record = number, "committed a batch from the redo log");
+            last = number;
+        }
+        log.start_empty(last + 1).map_err(StoreError::RedoLog)?;
+        *self.redo.lock().unwrap_or_else(PoisonError::into_inner) = Some(log);
+        Ok(())
+    }
+
+    /// As [`SqliteWriter::submit`] for a batch whose pages go out once this returns: its
+    /// statements are appended to the redo log here, in one write, and committed to SQLite
+    /// by the thread (see `redo_log`). Returns a batch already committed as far as the
+    /// caller is concerned: the redo log holds it. `turn` is held until SQLite has it.
+    pub fn submit_ahead(
+        &self,
+        mut statements: Vec<Statement>,
+        turn: Option<OwnedMutexGuard<()>>,
+    ) -> Result<Submitted> {
+        let mut redo = self.redo.lock().unwrap_or_else(PoisonError::into_inner);
+        // While SQLite refuses the log's batches, a batch waits for its commit as any
+        // other: refused, it is kept and paged from memory by the engine loop, and the
+        // store's health says so, instead of each page going out as if stored.
+        let Some(log) = redo
+            .as_mut()
+            .filter(|_| !self.behind.load(Ordering::Acquire))
+        else {
+            drop(redo);
+            return self.submit(statements, turn);
+        };
+        let number = log.next_number();
+        statements.push(Statement::new(
+            "UPDATE redo_applied SET seq = $1 WHERE id = 1",
+            vec![Val::I64(i64::try_from(number).unwrap_or(i64::MAX))],
+        ));
+        log.append(&statements).map_err(StoreError::RedoLog)?;
+        drop(redo);
+        let (durable, is_durable) = oneshot::channel();
+        self.jobs
+            .send(Job::Ahead {
+                number,
+                statements,
+                durable,
+                turn,
+            })
+            .map_err(|_| StoreError::WriterStopped)?;
+        Ok(Submitted::ready(Ok(Durable(Some(is_durable)))))
     }
 
     /// Run `statements` in one transaction: all of them land, or none. `turn` (the store's
@@ -183,7 +280,7 @@ impl SqliteWriter {
     fn hand_over(
         &self,
         plan: Plan,
-        durable: Option<oneshot::Sender<std::io::Result<()>>>,
+        durable: Option<SyncWaiter>,
     ) -> Result<oneshot::Receiver<Result<usize>>> {
         let (committed, is_committed) = oneshot::channel();
         self.jobs
@@ -220,7 +317,8 @@ impl SqliteWriter {
     /// connection (it is only while it writes a batch of its own); `None`: hand it over.
     fn write_here(&self, statements: &[Statement]) -> Option<rusqlite::Result<usize>> {
         let values: usize = statements.iter().map(|s| s.values.len()).sum();
-        if values > WRITE_HERE_MAX_VALUES {
+        // Batches of the redo log not yet committed go first, on the thread.
+        if values > WRITE_HERE_MAX_VALUES || self.behind.load(Ordering::Acquire) {
             return None;
         }
         let mut conn = self.conn.try_lock().ok()?;
@@ -229,11 +327,17 @@ impl SqliteWriter {
 
     /// Close the writer's connection, so that when the pool closes too SQLite copies the
     /// WAL into the database file and removes it.
+    /// The redo log is let go of too (its lock with it): writes after this wait for their
+    /// commit, and a store opened next on this file replays what is left in it.
     pub async fn close(&self) {
         let (done, closed) = oneshot::channel();
         if self.jobs.send(Job::Close(done)).is_ok() {
             let _ = closed.await;
         }
+        self.redo
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
     }
 }
 
@@ -247,7 +351,7 @@ enum Inner {
     Ready(Result<Durable>),
     Writing {
         committed: oneshot::Receiver<Result<usize>>,
-        durable: oneshot::Receiver<std::io::Result<()>>,
+        durable: oneshot::Receiver<Result<()>>,
         _turn: Option<OwnedMutexGuard<()>>,
     },
 }
@@ -278,7 +382,7 @@ impl Submitted {
 /// A committed write on its way to disk (see the module docs); `Durable::done()` for a
 /// write that was durable when it committed.
 #[derive(Debug)]
-pub struct Durable(Option<oneshot::Receiver<std::io::Result<()>>>);
+pub struct Durable(Option<oneshot::Receiver<Result<()>>>);
 
 impl Durable {
     pub fn done() -> Durable {
@@ -289,12 +393,104 @@ impl Durable {
     pub async fn wait(self) -> Result<()> {
         match self.0 {
             None => Ok(()),
-            Some(synced) => synced
-                .await
-                .map_err(|_| StoreError::WriterStopped)?
-                .map_err(StoreError::Sync),
+            Some(synced) => synced.await.map_err(|_| StoreError::WriterStopped)?,
         }
     }
+}
+
+/// The writer thread's side: its jobs, one at a time, in the order they came.
+struct WriterThread {
+    conn: SharedConnection,
+    database: PathBuf,
+    /// Commits to fsync, for the sync thread.
+    syncs: mpsc::Sender<SyncWaiter>,
+    redo: Arc<Mutex<Option<RedoLog>>>,
+    behind: Arc<AtomicBool>,
+    /// Batches of the redo log that failed to commit, oldest first: committed before
+    /// anything else, so SQLite gets every batch in the order the engine made them.
+    unapplied: VecDeque<(u64, Vec<Statement>)>,
+}
+
+impl WriterThread {
+    fn run(mut self, jobs: mpsc::Receiver<Job>) {
+        for job in jobs {
+            match job {
+                Job::Write {
+                    plan,
+                    committed,
+                    durable,
+                } => {
+                    let result = self.catch_up().and_then(|()| {
+                        let statements = plan()?;
+                        Ok(write_locked(&self.conn, &self.database, &statements)?)
+                    });
+                    let ok = result.is_ok();
+                    let _ = committed.send(result);
+                    if let Some(durable) = durable.filter(|_| ok) {
+                        // Fsynced on the sync thread while this one writes the next batch
+                        // (see `sync_loop`).
+                        let _ = self.syncs.send(durable);
+                    }
+                }
+                Job::Ahead {
+                    number,
+                    statements,
+                    durable,
+                    turn,
+                } => {
+                    self.unapplied.push_back((number, statements));
+                    match self.catch_up() {
+                        Ok(()) => {
+                            let _ = self.syncs.send(durable);
+                        }
+                        Err(e) => {
+                            tracing::error!(
+                                record = number,
+                                error = %e,
+                                "cannot commit a batch of the redo log; it is committed before \
+                                 the next write, or from the log on the next start"
+                            );
+                            let _ = durable.send(Err(e));
+                        }
+                    }
+                    drop(turn);
+                }
+                Job::Close(done) => {
+                    *self.conn.lock().unwrap_or_else(PoisonError::into_inner) = None;
+                    let _ = done.send(());
+                }
+            }
+        }
+    }
+
+    /// Commit the batches of the redo log still waiting, oldest first, each in its own
+    /// transaction; stops at the first that fails.
+    fn catch_up(&mut self) -> Result<()> {
+        while let Some((number, statements)) = self.unapplied.front() {
+            let number = *number;
+            if let Err(e) = write_locked(&self.conn, &self.database, statements) {
+                self.behind.store(true, Ordering::Release);
+                return Err(e.into());
+            }
+            self.unapplied.pop_front();
+            if let Some(log) = self
+                .redo
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .as_mut()
+            {
+                log.committed_up_to(number);
+            }
+        }
+        self.behind.store(false, Ordering::Release);
+        Ok(())
+    }
+}
+
+fn read_applied(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.query_row("SELECT seq FROM redo_applied WHERE id = 1", [], |row| {
+        row.get(0)
+    })
 }
 
 /// Fsync the WAL for every commit that asks, several at a time: each fsync answers all the
@@ -310,7 +506,10 @@ fn sync_loop(to_sync: &mpsc::Receiver<SyncWaiter>, wal: &PathBuf, database: &Pat
         for waiter in waiting {
             let _ = waiter.send(match &synced {
                 Ok(()) => Ok(()),
-                Err(e) => Err(std::io::Error::new(e.kind(), e.to_string())),
+                Err(e) => Err(StoreError::Sync(std::io::Error::new(
+                    e.kind(),
+                    e.to_string(),
+                ))),
             });
         }
     }
@@ -468,7 +667,12 @@ mod tests {
             sync_loop(&to_sync, &wal, &database);
             answers
                 .into_iter()
-                .map(|mut answer| answer.try_recv().expect("answered").map_err(|e| e.kind()))
+                .map(|mut answer| {
+                    answer.try_recv().expect("answered").map_err(|e| match e {
+                        StoreError::Sync(e) => e.kind(),
+                        other => panic!("not an fsync error: {other}"),
+                    })
+                })
                 .collect::<Vec<_>>()
         };
         assert_eq!(
@@ -577,5 +781,132 @@ mod tests {
             largest < bound + bound / 8,
             "the WAL grew to {largest} bytes, past its bound of {bound}"
         );
+    }
+
+    /// What a process killed between appending a batch to the redo log and committing it
+    /// leaves behind is committed when the store opens next, once: a record SQLite already
+    /// has is not committed again (its plain INSERT would fail the open if it were).
+    #[tokio::test]
+    async fn batches_left_in_the_redo_log_are_committed_on_the_next_start_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let database = dir.path().join("tocsin.db");
+        let url = format!("sqlite://{}", database.display());
+        let store = super::super::Store::open(&url).await.unwrap();
+        store.close().await;
+        drop(store);
+        let entry = |id: i64| {
+            Statement::new(
+                "INSERT INTO timeline (id, incident_id, at, kind, actor, message, data) \
+                 VALUES ($1, 1, 0, 'note', 'test', $2, 'null')",
+                vec![Val::I64(id), Val::Str(format!("entry {id}"))],
+            )
+        };
+        let applied = |n: i64| {
+            Statement::new(
+                "UPDATE redo_applied SET seq = $1 WHERE id = 1",
+                vec![Val::I64(n)],
+            )
+        };
+        {
+            let mut log = RedoLog::open(&super::super::redo_log::path_for(&database))
+                .unwrap()
+                .expect("the closed store let go of its log");
+            // Record 1 reached SQLite before the kill, record 2 did not.
+            log.start_empty(1).unwrap();
+            let first = [entry(10), applied(1)];
+            log.append(&first).unwrap();
+            log.append(&[entry(20), entry(21), applied(2)]).unwrap();
+            let mut conn = None;
+            write_with(&mut conn, &database, &first).unwrap();
+        }
+        let messages = |store: &super::super::Store| {
+            let pool = store.pool().clone();
+            async move {
+                let rows: Vec<(String,)> =
+                    sqlx::query_as("SELECT message FROM timeline ORDER BY id")
+                        .fetch_all(&pool)
+                        .await
+                        .unwrap();
+                let seq: (i64,) = sqlx::query_as("SELECT seq FROM redo_applied")
+                    .fetch_one(&pool)
+                    .await
+                    .unwrap();
+                (rows.into_iter().map(|r| r.0).collect::<Vec<_>>(), seq.0)
+            }
+        };
+        let store = super::super::Store::open(&url).await.unwrap();
+        let expected = (
+            vec!["entry 10".to_string(), "entry 20".into(), "entry 21".into()],
+            2,
+        );
+        assert_eq!(messages(&store).await, expected);
+        store.close().await;
+        drop(store);
+        let store = super::super::Store::open(&url).await.unwrap();
+        assert_eq!(messages(&store).await, expected, "nothing committed twice");
+        store.close().await;
+    }
+
+    /// A batch of the redo log that SQLite refuses is not lost: its waiter hears why, and it
+    /// is committed before the next write, which finds its row.
+    #[tokio::test]
+    async fn a_refused_batch_of_the_redo_log_is_committed_before_the_next_write() {
+        let (_dir, database) = table_t();
+        Connection::open(&database)
+            .unwrap()
+            .execute_batch(
+                "CREATE TABLE redo_applied (id INTEGER PRIMARY KEY, seq BIGINT NOT NULL); \
+                 INSERT INTO redo_applied VALUES (1, 0);",
+            )
+            .unwrap();
+        let writer = SqliteWriter::start(database.clone()).unwrap();
+        writer.open_redo_log().unwrap();
+        // Table `later` does not exist yet: SQLite refuses the batch, row 1 of `t` with it.
+        let batch = vec![
+            Statement::new("INSERT INTO t (id, data) VALUES (1, 'paged')", Vec::new()),
+            Statement::new("INSERT INTO later (id) VALUES (1)", Vec::new()),
+        ];
+        let submitted = writer.submit_ahead(batch, None).unwrap();
+        let durable = submitted.committed().await.expect("in the redo log");
+        let refused = durable.wait().await.unwrap_err();
+        assert!(refused.to_string().contains("later"), "{refused}");
+        assert!(writer.behind.load(Ordering::Acquire));
+        // Meanwhile a batch that pages does not go ahead: it waits for its commit, which
+        // waits for the refused one, and is refused with it (the engine keeps it).
+        let next = vec![Statement::new(
+            "INSERT INTO t (id, data) VALUES (2, 'next')",
+            Vec::new(),
+        )];
+        let waited = writer.submit_ahead(next, None).unwrap().committed().await;
+        assert!(waited.is_err(), "went ahead while SQLite refused the log");
+        Connection::open(&database)
+            .unwrap()
+            .execute_batch("CREATE TABLE later (id INTEGER PRIMARY KEY);")
+            .unwrap();
+        let update =
+            Statement::needing_row("UPDATE t SET data = 'delivered' WHERE id = 1", Vec::new());
+        assert_eq!(
+            writer.write(vec![update], None).await.unwrap(),
+            1,
+            "the refused batch went first: the update found its row"
+        );
+        assert!(!writer.behind.load(Ordering::Acquire));
+        let reader = Connection::open(&database).unwrap();
+        let data: String = reader
+            .query_row("SELECT data FROM t WHERE id = 1", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(data, "delivered");
+        let seq: i64 = reader
+            .query_row("SELECT seq FROM redo_applied", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(seq, 1);
+        let rows: i64 = reader
+            .query_row("SELECT COUNT(*) FROM t", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(
+            rows, 1,
+            "the batch refused at its commit is the engine's to retry"
+        );
+        writer.close().await;
     }
 }

@@ -60,6 +60,13 @@ impl Store {
                 let changes = Arc::clone(changes);
                 writer.submit_plan(Box::new(move || plan(&changes)), turn)
             }
+            // A small batch that pages: into the redo log, and its pages go while SQLite
+            // commits it (see `redo_log`).
+            (Some(writer), None) if !changes.pages.is_empty() => {
+                let statements = plan(changes)?;
+                let turn = self.write_turn().await;
+                writer.submit_ahead(statements, turn)
+            }
             _ => self.submit(changes).await,
         }
     }

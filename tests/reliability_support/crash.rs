@@ -164,7 +164,7 @@ async fn drive(url: String, ledger: Arc<Mutex<Ledger>>, stop: Arc<AtomicBool>, s
         let roll = rng.random_range(0..100);
         let op = ledger.lock().unwrap().ops;
         ledger.lock().unwrap().ops += 1;
-        if op % 8 == 0 {
+        if op.is_multiple_of(8) {
             if let Ok(r) = http
                 .get(format!("{url}/api/v1/incidents?limit=10000"))
                 .send()
