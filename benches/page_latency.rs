@@ -6,9 +6,10 @@
 //! sender and the same receiver: an axum server in this process that timestamps each page
 //! on the same clock the sender used.
 //!
-//! tocsin commits every page to its store (the outbox, a SQLite file) before it sends it,
-//! and fsyncs it while the page is on its way (see `store::sqlite_writer`); Alertmanager
-//! keeps its notification log in memory and snapshots it.
+//! tocsin writes every page to its store before it sends it: the batch that makes it goes
+//! into the SQLite store's redo log (one write), then the page goes while SQLite commits the
+//! batch and the WAL is fsynced (see `store::redo_log`, `store::sqlite_writer`);
+//! Alertmanager keeps its notification log in memory and snapshots it.
 //!
 //! After each system's pages, the same number of `GET /-/healthy` at the same pace: the
 //! round trip of a request that does nothing, the HTTP stack's own floor (and tail) on the
