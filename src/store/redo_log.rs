@@ -22,8 +22,8 @@
 //! does not carry the next number, so what is left of older records past the new ones is
 //! never read as new.
 //!
-//! Record: body length (u32 LE), FNV-1a 64 of the body (u64 LE), body. Body: number (u64),
-//! statement count (u32), then per statement: SQL (u32 length + UTF-8), needs-row flag (u8),
+//! Record: body length (u32 LE), FNV-1a 64 of the body (u64 LE), body. Body: the store's
+//! epoch (u64, see [`RedoLog`]), number (u64), statement count (u32), then per statement: SQL (u32 length + UTF-8), needs-row flag (u8),
 //! value count (u32), values (tag u8: 0 i64, 1 i32, 2 text, 3 null text, 4 text; then i64 LE,
 //! i32 LE, or u32 length + UTF-8).
 
@@ -45,6 +45,10 @@ pub struct RedoLog {
     end: u64,
     /// The number the next record gets.
     next: u64,
+    /// The store's own number (`redo_applied.epoch`), in every record: a log left beside
+    /// another store's file (a database deleted or swapped, its log not) is never replayed
+    /// into this one.
+    epoch: u64,
     /// Reused for each record's bytes.
     buffer: Vec<u8>,
 }
@@ -76,14 +80,16 @@ impl RedoLog {
             file,
             end: 0,
             next: 1,
+            epoch: 0,
             buffer: Vec::new(),
         }))
     }
 
-    /// The records numbered after `applied` (the last one SQLite committed), in order. None
-    /// when the first of them is not `applied + 1`: they are from before a commit SQLite
-    /// lost to a power cut, and replaying them without it would be worse than not.
-    pub fn unapplied(&self, applied: u64) -> io::Result<Vec<(u64, Vec<Statement>)>> {
+    /// The records of the store numbered `epoch` after `applied` (the last one SQLite
+    /// committed), in order. None when the first of them is not `applied + 1`: they are from
+    /// before a commit SQLite lost to a power cut, and replaying them without it would be
+    /// worse than not.
+    pub fn unapplied(&self, epoch: u64, applied: u64) -> io::Result<Vec<(u64, Vec<Statement>)>> {
         let mut bytes = Vec::new();
         let mut file = &self.file;
         file.seek(SeekFrom::Start(0))?;
@@ -91,8 +97,8 @@ impl RedoLog {
         let mut records = Vec::new();
         let mut at = 0;
         let mut previous: Option<u64> = None;
-        while let Some((number, statements, next)) = decode_at(&bytes, at) {
-            if previous.is_some_and(|p| number != p + 1) {
+        while let Some((record_epoch, number, statements, next)) = decode_at(&bytes, at) {
+            if record_epoch != epoch || previous.is_some_and(|p| number != p + 1) {
                 break;
             }
             previous = Some(number);
@@ -107,10 +113,12 @@ impl RedoLog {
         Ok(records)
     }
 
-    /// Empty the log (everything in it is committed) and number records from `next` on.
-    pub fn start_empty(&mut self, next: u64) -> io::Result<()> {
+    /// Empty the log (everything in it is committed) and number records of the store
+    /// `epoch` from `next` on.
+    pub fn start_empty(&mut self, epoch: u64, next: u64) -> io::Result<()> {
         self.file.set_len(0)?;
         self.end = 0;
+        self.epoch = epoch;
         self.next = next;
         Ok(())
     }
@@ -124,7 +132,7 @@ impl RedoLog {
     /// counts as written: the next record goes at the same place with the same number.
     pub fn append(&mut self, statements: &[Statement]) -> io::Result<u64> {
         let number = self.next;
-        encode(&mut self.buffer, number, statements);
+        encode(&mut self.buffer, self.epoch, number, statements);
         self.file.write_all_at(&self.buffer, self.end)?;
         self.end += self.buffer.len() as u64;
         self.next += 1;
@@ -140,9 +148,10 @@ impl RedoLog {
     }
 }
 
-fn encode(out: &mut Vec<u8>, number: u64, statements: &[Statement]) {
+fn encode(out: &mut Vec<u8>, epoch: u64, number: u64, statements: &[Statement]) {
     out.clear();
     out.extend_from_slice(&[0; 12]);
+    out.extend_from_slice(&epoch.to_le_bytes());
     out.extend_from_slice(&number.to_le_bytes());
     put_len(out, statements.len());
     for statement in statements {
@@ -186,9 +195,10 @@ fn put_text(out: &mut Vec<u8>, text: &str) {
     out.extend_from_slice(text.as_bytes());
 }
 
-/// The record at `at`: its number, statements and where the next one starts; `None` when
-/// there is none there (the end, a torn write, a checksum that does not match).
-fn decode_at(bytes: &[u8], at: usize) -> Option<(u64, Vec<Statement>, usize)> {
+/// The record at `at`: its store's epoch, its number, statements and where the next one
+/// starts; `None` when there is none there (the end, a torn write, a checksum that does not
+/// match).
+fn decode_at(bytes: &[u8], at: usize) -> Option<(u64, u64, Vec<Statement>, usize)> {
     let mut header = Reader {
         bytes: bytes.get(at..at.checked_add(12)?)?,
     };
@@ -200,6 +210,7 @@ fn decode_at(bytes: &[u8], at: usize) -> Option<(u64, Vec<Statement>, usize)> {
         return None;
     }
     let mut r = Reader { bytes: body };
+    let epoch = r.u64()?;
     let number = r.u64()?;
     let count = r.u32()?;
     let mut statements = Vec::new();
@@ -226,7 +237,7 @@ fn decode_at(bytes: &[u8], at: usize) -> Option<(u64, Vec<Statement>, usize)> {
     }
     r.bytes
         .is_empty()
-        .then_some((number, statements, start + body_len))
+        .then_some((epoch, number, statements, start + body_len))
 }
 
 struct Reader<'a> {
@@ -271,6 +282,8 @@ fn fnv1a(bytes: &[u8]) -> u64 {
 mod tests {
     use super::*;
 
+    const EPOCH: u64 = 77;
+
     fn batch(tag: &str) -> Vec<Statement> {
         vec![
             Statement::new(
@@ -304,7 +317,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = path_for(&dir.path().join("tocsin.db"));
         let mut log = RedoLog::open(&path).unwrap().expect("not held");
-        log.start_empty(1).unwrap();
+        log.start_empty(EPOCH, 1).unwrap();
         (dir, path, log)
     }
 
@@ -315,7 +328,7 @@ mod tests {
         for tag in ["a", "b", "c"] {
             log.append(&batch(tag)).unwrap();
         }
-        let all = log.unapplied(0).unwrap();
+        let all = log.unapplied(EPOCH, 0).unwrap();
         assert_eq!(
             shown(&all),
             vec![
@@ -324,8 +337,8 @@ mod tests {
                 (3, format!("{:?}", batch("c"))),
             ]
         );
-        assert_eq!(shown(&log.unapplied(2).unwrap()), shown(&all[2..]));
-        assert!(log.unapplied(3).unwrap().is_empty(), "all applied");
+        assert_eq!(shown(&log.unapplied(EPOCH, 2).unwrap()), shown(&all[2..]));
+        assert!(log.unapplied(EPOCH, 3).unwrap().is_empty(), "all applied");
     }
 
     /// A crash in the middle of an append leaves a torn record at the end: it and anything
@@ -340,7 +353,7 @@ mod tests {
         file.set_len(std::fs::metadata(&path).unwrap().len() - 5)
             .unwrap();
         assert_eq!(
-            log.unapplied(0)
+            log.unapplied(EPOCH, 0)
                 .unwrap()
                 .iter()
                 .map(|r| r.0)
@@ -351,7 +364,7 @@ mod tests {
         let mut bytes = std::fs::read(&path).unwrap();
         bytes[whole as usize - 3] ^= 0x20;
         std::fs::write(&path, &bytes).unwrap();
-        assert!(log.unapplied(0).unwrap().is_empty());
+        assert!(log.unapplied(EPOCH, 0).unwrap().is_empty());
     }
 
     /// Once every record is committed and the file is past its bound, records go at its
@@ -375,7 +388,7 @@ mod tests {
         log.committed_up_to(newest);
         assert_eq!(log.end, 0, "everything committed: back to the start");
         log.append(&batch("new")).unwrap();
-        let records = log.unapplied(newest).unwrap();
+        let records = log.unapplied(EPOCH, newest).unwrap();
         assert_eq!(
             shown(&records),
             vec![(newest + 1, format!("{:?}", batch("new")))]
@@ -387,11 +400,23 @@ mod tests {
     #[test]
     fn records_after_a_gap_are_not_replayed() {
         let (_dir, _path, mut log) = fresh();
-        log.start_empty(10).unwrap();
+        log.start_empty(EPOCH, 10).unwrap();
         log.append(&batch("a")).unwrap();
         log.append(&batch("b")).unwrap();
-        assert_eq!(log.unapplied(9).unwrap().len(), 2);
-        assert!(log.unapplied(7).unwrap().is_empty(), "record 8 is missing");
+        assert_eq!(log.unapplied(EPOCH, 9).unwrap().len(), 2);
+        assert!(
+            log.unapplied(EPOCH, 7).unwrap().is_empty(),
+            "record 8 is missing"
+        );
+    }
+
+    /// Records written for another store (another epoch) are not this store's.
+    #[test]
+    fn records_of_another_store_are_not_replayed() {
+        let (_dir, _path, mut log) = fresh();
+        log.append(&batch("a")).unwrap();
+        assert_eq!(log.unapplied(EPOCH, 0).unwrap().len(), 1);
+        assert!(log.unapplied(EPOCH + 1, 0).unwrap().is_empty());
     }
 
     /// One process holds a log: another opening it gets none.

@@ -180,12 +180,31 @@ impl SqliteWriter {
             }
         };
         let mut conn = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
-        let applied: i64 = match conn.as_ref() {
+        let (applied, epoch) = match conn.as_ref() {
             Some(conn) => read_applied(conn),
             None => read_applied(conn.insert(open(&self.path)?)),
         }?;
-        let applied = u64::try_from(applied).unwrap_or(0);
-        let records = log.unapplied(applied).map_err(StoreError::RedoLog)?;
+        let epoch = match epoch {
+            0 => {
+                // This store's first start with a redo log: it gets its number.
+                let epoch = rand::random_range(1..i64::MAX);
+                let set = Statement::new(
+                    "UPDATE redo_applied SET epoch = $1 WHERE id = 1",
+                    vec![Val::I64(epoch)],
+                );
+                if let Err(e) = write_with(&mut conn, &self.path, &[set]) {
+                    tracing::warn!(
+                        error = %e,
+                        "cannot write the store's redo log number; pages wait for their commit"
+                    );
+                    return Ok(());
+                }
+                epoch
+            }
+            epoch => epoch,
+        };
+        let epoch = epoch.unsigned_abs();
+        let records = log.unapplied(epoch, applied).map_err(StoreError::RedoLog)?;
         let mut last = applied;
         for (number, statements) in records {
             write_with(&mut conn, &self.path, &statements).map_err(|source| {
@@ -198,7 +217,8 @@ impl SqliteWriter {
             tracing::info!(record = number, "committed a batch from the redo log");
             last = number;
         }
-        log.start_empty(last + 1).map_err(StoreError::RedoLog)?;
+        log.start_empty(epoch, last + 1)
+            .map_err(StoreError::RedoLog)?;
         *self.redo.lock().unwrap_or_else(PoisonError::into_inner) = Some(log);
         Ok(())
     }
@@ -487,10 +507,16 @@ impl WriterThread {
     }
 }
 
-fn read_applied(conn: &Connection) -> rusqlite::Result<i64> {
-    conn.query_row("SELECT seq FROM redo_applied WHERE id = 1", [], |row| {
-        row.get(0)
-    })
+/// The last record of the redo log SQLite committed, and the store's epoch (0: none yet).
+fn read_applied(conn: &Connection) -> rusqlite::Result<(u64, i64)> {
+    conn.query_row(
+        "SELECT seq, epoch FROM redo_applied WHERE id = 1",
+        [],
+        |row| {
+            let seq: i64 = row.get(0)?;
+            Ok((u64::try_from(seq).unwrap_or(0), row.get(1)?))
+        },
+    )
 }
 
 /// Fsync the WAL for every commit that asks, several at a time: each fsync answers all the
@@ -807,12 +833,18 @@ mod tests {
                 vec![Val::I64(n)],
             )
         };
+        let epoch: i64 = Connection::open(&database)
+            .unwrap()
+            .query_row("SELECT epoch FROM redo_applied", [], |row| row.get(0))
+            .unwrap();
+        assert!(epoch > 0, "the store got its number on its first start");
+        let log_path = super::super::redo_log::path_for(&database);
         {
-            let mut log = RedoLog::open(&super::super::redo_log::path_for(&database))
+            let mut log = RedoLog::open(&log_path)
                 .unwrap()
                 .expect("the closed store let go of its log");
             // Record 1 reached SQLite before the kill, record 2 did not.
-            log.start_empty(1).unwrap();
+            log.start_empty(epoch.unsigned_abs(), 1).unwrap();
             let first = [entry(10), applied(1)];
             log.append(&first).unwrap();
             log.append(&[entry(20), entry(21), applied(2)]).unwrap();
@@ -845,6 +877,21 @@ mod tests {
         let store = super::super::Store::open(&url).await.unwrap();
         assert_eq!(messages(&store).await, expected, "nothing committed twice");
         store.close().await;
+        drop(store);
+        // The database deleted, its log left: a batch the log holds for it is not replayed
+        // into the new, empty store in its place.
+        {
+            let mut log = RedoLog::open(&log_path).unwrap().unwrap();
+            // Numbered 1: the very record a new store would expect next.
+            log.start_empty(epoch.unsigned_abs(), 1).unwrap();
+            log.append(&[entry(30), applied(1)]).unwrap();
+        }
+        for file in ["tocsin.db", "tocsin.db-wal", "tocsin.db-shm"] {
+            let _ = std::fs::remove_file(dir.path().join(file));
+        }
+        let store = super::super::Store::open(&url).await.unwrap();
+        assert_eq!(messages(&store).await, (Vec::<String>::new(), 0));
+        store.close().await;
     }
 
     /// A batch of the redo log that SQLite refuses is not lost: its waiter hears why, and it
@@ -855,8 +902,8 @@ mod tests {
         Connection::open(&database)
             .unwrap()
             .execute_batch(
-                "CREATE TABLE redo_applied (id INTEGER PRIMARY KEY, seq BIGINT NOT NULL); \
-                 INSERT INTO redo_applied VALUES (1, 0);",
+                "CREATE TABLE redo_applied (id INTEGER PRIMARY KEY, seq BIGINT NOT NULL, \
+                 epoch BIGINT NOT NULL); INSERT INTO redo_applied VALUES (1, 0, 0);",
             )
             .unwrap();
         let writer = SqliteWriter::start(database.clone()).unwrap();
