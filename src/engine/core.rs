@@ -106,6 +106,7 @@ impl PagingState {
 /// A pushed alert's lease.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Lease {
+    #[serde(serialize_with = "crate::signal::rfc3339::serialize")]
     pub expires_at: DateTime<Utc>,
     /// The same signal the rule states hold, not a copy.
     #[serde(serialize_with = "crate::signal::written_once::serialize")]

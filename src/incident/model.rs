@@ -27,7 +27,9 @@ pub struct Impact {
     pub labels: Labels,
     /// Shared with the title of the incident it opened: one string for both.
     pub summary: std::sync::Arc<str>,
+    #[serde(serialize_with = "crate::signal::rfc3339::serialize")]
     pub started_at: DateTime<Utc>,
+    #[serde(serialize_with = "crate::signal::rfc3339::serialize_opt")]
     pub cleared_at: Option<DateTime<Utc>>,
     #[serde(default)]
     pub cri: Option<Box<CriDetails>>,
@@ -88,11 +90,15 @@ pub struct Incident {
     pub services: NameSet,
     pub regions: NameSet,
     pub customers: NameSet,
+    #[serde(serialize_with = "crate::signal::rfc3339::serialize")]
     pub opened_at: DateTime<Utc>,
+    #[serde(serialize_with = "crate::signal::rfc3339::serialize_opt")]
     pub acknowledged_at: Option<DateTime<Utc>>,
     pub acknowledged_by: Option<String>,
+    #[serde(serialize_with = "crate::signal::rfc3339::serialize_opt")]
     pub resolved_at: Option<DateTime<Utc>>,
     pub resolved_by: Option<String>,
+    #[serde(serialize_with = "crate::signal::rfc3339::serialize_opt")]
     pub respond_by: Option<DateTime<Utc>>,
     pub sr_severity: Option<String>,
     /// The triage queue it waits in (Sev 4 routes).

@@ -23,6 +23,7 @@ pub struct RuleState {
     /// The condition as last observed.
     pub condition: bool,
     /// When the condition took its current value.
+    #[serde(serialize_with = "crate::signal::rfc3339::serialize")]
     pub since: DateTime<Utc>,
     /// Consecutive observations with the condition holding / not holding.
     pub failures: u32,

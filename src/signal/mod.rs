@@ -97,6 +97,7 @@ pub struct Contact {
 pub type Labels = Arc<LabelSet>;
 
 mod labels;
+pub mod rfc3339;
 pub mod written_once;
 pub use labels::{LabelIter, LabelSet};
 
@@ -116,8 +117,9 @@ pub struct Signal {
     #[serde(default)]
     pub cri: Option<Box<CriDetails>>,
     /// A pushed alert stays firing until then unless refreshed (its lease).
-    #[serde(default)]
+    #[serde(default, serialize_with = "rfc3339::serialize_opt")]
     pub expires_at: Option<DateTime<Utc>>,
+    #[serde(serialize_with = "rfc3339::serialize")]
     pub observed_at: DateTime<Utc>,
 }
 

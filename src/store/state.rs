@@ -246,7 +246,7 @@ fn plan_rows(changes: &Changes) -> Result<Vec<Statement>> {
             Val::I32(i32::from(incident.severity)),
             Val::OptStr(incident.queue.clone()),
             Val::I64(ms(incident.opened_at)),
-            Val::Str(serde_json::to_string(incident)?),
+            Val::Str(row_json(incident)?),
         ]);
     }
     push_rows(
@@ -261,7 +261,7 @@ fn plan_rows(changes: &Changes) -> Result<Vec<Statement>> {
         rows.push(vec![
             Val::I64(impact.id),
             Val::I64(impact.incident_id),
-            Val::Str(serde_json::to_string(impact)?),
+            Val::Str(row_json(impact)?),
         ]);
     }
     push_rows(
@@ -281,10 +281,9 @@ fn plan_rows(changes: &Changes) -> Result<Vec<Statement>> {
         PAGING_UPSERT,
         changes.paging.iter().map(|(incident_id, state)| {
             Ok(match state {
-                Some(state) => Keyed::Upsert(vec![
-                    Val::I64(*incident_id),
-                    Val::Str(serde_json::to_string(state)?),
-                ]),
+                Some(state) => {
+                    Keyed::Upsert(vec![Val::I64(*incident_id), Val::Str(row_json(state)?)])
+                }
                 None => Keyed::Delete(Statement::new(
                     "DELETE FROM paging WHERE incident_id = $1",
                     vec![Val::I64(*incident_id)],
@@ -301,7 +300,7 @@ fn plan_rows(changes: &Changes) -> Result<Vec<Statement>> {
             Val::I64(state.row),
             Val::Str(rule.clone()),
             Val::Str(fingerprint.to_string()),
-            Val::Str(serde_json::to_string(state)?),
+            Val::Str(row_json(state)?),
         ]);
     }
     push_rows(&mut out, RULE_STATE_UPSERT.0, RULE_STATE_UPSERT.1, rows);
@@ -312,7 +311,7 @@ fn plan_rows(changes: &Changes) -> Result<Vec<Statement>> {
             Val::I64(lease.row),
             Val::Str(fingerprint.to_string()),
             Val::I64(ms(lease.expires_at)),
-            Val::Str(serde_json::to_string(lease)?),
+            Val::Str(row_json(lease)?),
         ]);
     }
     push_rows(&mut out, LEASE_UPSERT.0, LEASE_UPSERT.1, rows);
@@ -320,10 +319,7 @@ fn plan_rows(changes: &Changes) -> Result<Vec<Statement>> {
         out.push(Statement::new(
             "INSERT INTO heartbeats (name, data) VALUES ($1, $2) \
                  ON CONFLICT (name) DO UPDATE SET data = excluded.data",
-            vec![
-                Val::Str(name.clone()),
-                Val::Str(serde_json::to_string(state)?),
-            ],
+            vec![Val::Str(name.clone()), Val::Str(row_json(state)?)],
         ));
     }
     for page in &changes.pages {
@@ -337,12 +333,23 @@ fn plan_rows(changes: &Changes) -> Result<Vec<Statement>> {
                 Val::Str(page.recipient.channel.as_str().to_string()),
                 Val::I64(ms(page.created_at)),
                 Val::I64(ms(page.created_at)),
-                Val::Str(serde_json::to_string(page)?),
+                Val::Str(row_json(page)?),
             ],
         ));
     }
     Ok(out)
 }
+
+/// A row's JSON. serde_json's `to_string` starts from 128 bytes and grew two or three times
+/// for each of a new alert's ~400–500-byte rows (reallocations: 1.5 % of tocsin's samples
+/// in the ingest benchmark's first pass).
+fn row_json<T: serde::Serialize + ?Sized>(value: &T) -> Result<String> {
+    let mut out = Vec::with_capacity(ROW_JSON_BYTES);
+    serde_json::to_writer(&mut out, value)?;
+    Ok(String::from_utf8(out).expect("serde_json writes UTF-8"))
+}
+
+const ROW_JSON_BYTES: usize = 640;
 
 /// One change to a table keyed by name: a row to write, or the delete of one key.
 enum Keyed {
@@ -472,6 +479,25 @@ pub(super) async fn run_statements(
 /// parameters.
 const CHUNKS: [usize; 7] = [64, 32, 16, 8, 4, 2, 1];
 
+/// `$n`, without a string of its own for the number: a chunk of 64 rows has up to 384
+/// placeholders, and `n.to_string()` for each was ~3 % of tocsin's samples in the ingest
+/// benchmark's first pass.
+fn push_placeholder(sql: &mut String, n: usize) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    let mut rest = n;
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    sql.push('$');
+    sql.push_str(std::str::from_utf8(&digits[at..]).expect("ASCII digits"));
+}
+
 /// `head` + `($1, …), (…)` + `tail` for each chunk of `rows` (all rows have as many values),
 /// in order, appended to `out`. Rows of one call must not repeat a conflict key (PostgreSQL
 /// refuses a statement that updates a row twice): callers pass rows from sets.
@@ -493,8 +519,7 @@ pub(super) fn push_rows(out: &mut Vec<Statement>, head: &str, tail: &str, rows: 
                 if c > 0 {
                     sql.push_str(", ");
                 }
-                sql.push('$');
-                sql.push_str(&n.to_string());
+                push_placeholder(&mut sql, n);
             }
             sql.push(')');
         }
@@ -502,5 +527,47 @@ pub(super) fn push_rows(out: &mut Vec<Statement>, head: &str, tail: &str, rows: 
         let values = rows.by_ref().take(size).flatten().collect();
         out.push(Statement::new(sql, values));
         left -= size;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Chunks of 64, then the powers of two below, each with its own numbered placeholders.
+    #[test]
+    fn rows_go_out_in_chunks_with_numbered_placeholders() {
+        let rows: Vec<Vec<Val>> = (0..67)
+            .map(|i| vec![Val::I64(i), Val::Str(format!("r{i}"))])
+            .collect();
+        let mut out = Vec::new();
+        push_rows(
+            &mut out,
+            "INSERT INTO t (a, b) VALUES ",
+            " ON CONFLICT DO NOTHING",
+            rows,
+        );
+        let sizes: Vec<usize> = out.iter().map(|s| s.values.len() / 2).collect();
+        assert_eq!(sizes, vec![64, 2, 1]);
+        assert!(out[0]
+            .sql
+            .starts_with("INSERT INTO t (a, b) VALUES ($1, $2), ($3, $4), ("));
+        assert!(out[0]
+            .sql
+            .ends_with(", ($127, $128) ON CONFLICT DO NOTHING"));
+        assert_eq!(
+            out[1].sql,
+            "INSERT INTO t (a, b) VALUES ($1, $2), ($3, $4) ON CONFLICT DO NOTHING"
+        );
+        assert_eq!(
+            out[2].sql,
+            "INSERT INTO t (a, b) VALUES ($1, $2) ON CONFLICT DO NOTHING"
+        );
+        assert!(matches!(out[2].values[0], Val::I64(66)));
+        let mut sql = String::new();
+        for n in [1, 9, 10, 384, 1000] {
+            push_placeholder(&mut sql, n);
+        }
+        assert_eq!(sql, "$1$9$10$384$1000");
     }
 }
