@@ -9,23 +9,29 @@
 //!
 //! What the log guarantees is what a SQLite commit with `synchronous = NORMAL` did: the
 //! record is in the OS's page cache when its pages go, so it survives the process being
-//! killed. On the next start [`RedoLog::unapplied`] hands back every record SQLite had not committed,
-//! in order, and the store commits them before anything reads it. Each record's
+//! killed. On the next start [`RedoLog::unapplied`] hands back every record SQLite had not
+//! committed, in order, and the store commits them before anything reads it. Each record's
 //! transaction also sets `redo_applied.seq` to the record's number, so a record is applied
 //! exactly once. A power cut can lose a record whose pages went out, as it could lose that
 //! commit before: the inputs that made it were not answered yet (answers still wait for the
 //! WAL's fsync), so their sources send them again and the page goes out again, a duplicate,
-//! never a loss.
+//! never a loss. Every record carries the store's epoch (`redo_applied.epoch`, drawn on the
+//! store's first start), so a log left beside a database that was deleted or swapped is
+//! never replayed into the one in its place.
+//!
+//! Between a page going out and SQLite's commit (a fraction of a millisecond) a reader of
+//! the store (the API, the dashboard) may not see the page's incident yet; the engine's own
+//! state, which acks and resolves go through, has it.
 //!
 //! The file is reused from its start once every record in it is committed and it has grown
-//! past [`RESTART_AT`]. Reading stops at the first record that is torn, fails its checksum or
-//! does not carry the next number, so what is left of older records past the new ones is
-//! never read as new.
+//! past [`RESTART_AT`]. Reading stops at the first record that is torn, fails its checksum,
+//! belongs to another epoch or does not carry the next number, so what is left of older
+//! records past the new ones is never read as new.
 //!
 //! Record: body length (u32 LE), FNV-1a 64 of the body (u64 LE), body. Body: the store's
-//! epoch (u64, see [`RedoLog`]), number (u64), statement count (u32), then per statement: SQL (u32 length + UTF-8), needs-row flag (u8),
-//! value count (u32), values (tag u8: 0 i64, 1 i32, 2 text, 3 null text, 4 text; then i64 LE,
-//! i32 LE, or u32 length + UTF-8).
+//! epoch (u64), number (u64), statement count (u32), then per statement: SQL (u32 length +
+//! UTF-8), needs-row flag (u8), value count (u32), values (tag u8: 0 i64, 1 i32, 2 text,
+//! 3 null text, 4 text; then i64 LE, i32 LE, or u32 length + UTF-8).
 
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
