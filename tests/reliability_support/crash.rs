@@ -92,6 +92,9 @@ pub struct Counts {
     pub sent_again_after_crash: usize,
     pub duplicates_after_dedupe: usize,
     pub unknown_at_receiver: usize,
+    /// Batches a restarted engine found in its redo log and not in SQLite (killed between
+    /// the two): how often that window was hit, not a failure.
+    pub batches_from_redo_log: usize,
 }
 
 impl Counts {
@@ -131,6 +134,10 @@ impl Counts {
             (
                 "receiver got pages not in the outbox",
                 self.unknown_at_receiver,
+            ),
+            (
+                "batches committed from the redo log",
+                self.batches_from_redo_log,
             ),
         ] {
             println!("  {name:<40} {value}");
@@ -382,6 +389,10 @@ pub async fn run(kills: usize, seed: u64, scratch: &Path) -> Counts {
     }
     store.close().await;
     proc.kill();
+    counts.batches_from_redo_log = proc
+        .log_text()
+        .matches("committed a batch from the redo log")
+        .count();
 
     let per_delivery = receiver.per_delivery();
     let mut logical: BTreeMap<(i64, String, String), usize> = BTreeMap::new();
