@@ -49,6 +49,8 @@ pub struct RedoLog {
     file: File,
     /// Where the next record goes.
     end: u64,
+    /// Where the last record went.
+    last_at: u64,
     /// The number the next record gets.
     next: u64,
     /// The store's own number (`redo_applied.epoch`), in every record: a log left beside
@@ -85,6 +87,7 @@ impl RedoLog {
         Ok(Some(RedoLog {
             file,
             end: 0,
+            last_at: 0,
             next: 1,
             epoch: 0,
             buffer: Vec::new(),
@@ -140,9 +143,17 @@ impl RedoLog {
         let number = self.next;
         encode(&mut self.buffer, self.epoch, number, statements);
         self.file.write_all_at(&self.buffer, self.end)?;
+        self.last_at = self.end;
         self.end += self.buffer.len() as u64;
         self.next += 1;
         Ok(number)
+    }
+
+    /// The last record appended will not be committed (its batch was refused before it
+    /// reached SQLite): the next record takes its place and its number.
+    pub fn forget_last(&mut self) {
+        self.end = self.last_at;
+        self.next -= 1;
     }
 
     /// Every record up to `applied` is committed to SQLite: start the file again from its
@@ -398,6 +409,24 @@ mod tests {
         assert_eq!(
             shown(&records),
             vec![(newest + 1, format!("{:?}", batch("new")))]
+        );
+    }
+
+    /// A record forgotten (its batch refused) is replaced by the next one, number and all.
+    #[test]
+    fn a_forgotten_record_is_replaced_by_the_next() {
+        let (_dir, _path, mut log) = fresh();
+        log.append(&batch("a")).unwrap();
+        log.append(&batch("refused, and longer than the one after it"))
+            .unwrap();
+        log.forget_last();
+        assert_eq!(log.append(&batch("b")).unwrap(), 2);
+        assert_eq!(
+            shown(&log.unapplied(EPOCH, 0).unwrap()),
+            vec![
+                (1, format!("{:?}", batch("a"))),
+                (2, format!("{:?}", batch("b"))),
+            ]
         );
     }
 

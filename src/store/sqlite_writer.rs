@@ -249,16 +249,19 @@ impl SqliteWriter {
             vec![Val::I64(i64::try_from(number).unwrap_or(i64::MAX))],
         ));
         log.append(&statements).map_err(StoreError::RedoLog)?;
-        drop(redo);
         let (durable, is_durable) = oneshot::channel();
-        self.jobs
-            .send(Job::Ahead {
-                number,
-                statements,
-                durable,
-                turn,
-            })
-            .map_err(|_| StoreError::WriterStopped)?;
+        let job = Job::Ahead {
+            number,
+            statements,
+            durable,
+            turn,
+        };
+        if self.jobs.send(job).is_err() {
+            // Refused, and the engine keeps the batch to write it again: the record must
+            // not stay ahead of that second one.
+            log.forget_last();
+            return Err(StoreError::WriterStopped);
+        }
         Ok(Submitted::ready(Ok(Durable(Some(is_durable)))))
     }
 
