@@ -897,11 +897,9 @@ mod tests {
         store.close().await;
     }
 
-    /// A batch of the redo log that SQLite refuses is not lost: its waiter hears why, and it
-    /// is committed before the next write, which finds its row.
-    #[tokio::test]
-    async fn a_refused_batch_of_the_redo_log_is_committed_before_the_next_write() {
-        let (_dir, database) = table_t();
+    /// A table `t` and the redo log's table, as migration 0005 makes it.
+    fn table_t_with_redo() -> (tempfile::TempDir, PathBuf) {
+        let (dir, database) = table_t();
         Connection::open(&database)
             .unwrap()
             .execute_batch(
@@ -909,6 +907,62 @@ mod tests {
                  epoch BIGINT NOT NULL); INSERT INTO redo_applied VALUES (1, 0, 0);",
             )
             .unwrap();
+        (dir, database)
+    }
+
+    /// Set (to the database's path) in the process this test starts again as the one that
+    /// dies: see `a_process_gone_after_the_append_loses_nothing`.
+    const DIES_AFTER_APPEND: &str = "TOCSIN_TEST_DIES_AFTER_APPEND";
+
+    /// A process that ends after a batch went into the redo log and before SQLite committed
+    /// it (the window in which its pages are already on their way) loses nothing: the next
+    /// writer on the file commits it from the log. The test runs itself again as that
+    /// process, which holds the writer's connection so the commit cannot happen, appends
+    /// the batch and exits on the spot (no destructor runs, its threads die with it).
+    #[test]
+    fn a_process_gone_after_the_append_loses_nothing() {
+        if let Some(database) = std::env::var_os(DIES_AFTER_APPEND) {
+            let writer = SqliteWriter::start(PathBuf::from(database)).unwrap();
+            writer.open_redo_log().unwrap();
+            let _no_commit = writer.conn.lock().unwrap();
+            let batch = vec![Statement::new(
+                "INSERT INTO t (id, data) VALUES (7, 'paged before its commit')",
+                Vec::new(),
+            )];
+            let submitted = writer.submit_ahead(batch, None).unwrap();
+            assert!(matches!(submitted.0, Inner::Ready(Ok(_))), "went ahead");
+            std::process::exit(0);
+        }
+        let (_dir, database) = table_t_with_redo();
+        let status = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "store::sqlite_writer::tests::a_process_gone_after_the_append_loses_nothing",
+                "--nocapture",
+            ])
+            .env(DIES_AFTER_APPEND, &database)
+            .status()
+            .unwrap();
+        assert!(status.success(), "the process that appends: {status}");
+        let rows = |database: &PathBuf| -> Vec<String> {
+            let conn = Connection::open(database).unwrap();
+            let mut select = conn.prepare("SELECT data FROM t ORDER BY id").unwrap();
+            let rows = select.query_map([], |row| row.get(0)).unwrap();
+            rows.map(Result::unwrap).collect()
+        };
+        assert!(rows(&database).is_empty(), "SQLite never got the batch");
+        let writer = SqliteWriter::start(database.clone()).unwrap();
+        writer.open_redo_log().unwrap();
+        assert_eq!(rows(&database), vec!["paged before its commit"]);
+        let (seq, _) = read_applied(&Connection::open(&database).unwrap()).unwrap();
+        assert_eq!(seq, 1);
+    }
+
+    /// A batch of the redo log that SQLite refuses is not lost: its waiter hears why, and it
+    /// is committed before the next write, which finds its row.
+    #[tokio::test]
+    async fn a_refused_batch_of_the_redo_log_is_committed_before_the_next_write() {
+        let (_dir, database) = table_t_with_redo();
         let writer = SqliteWriter::start(database.clone()).unwrap();
         writer.open_redo_log().unwrap();
         // Table `later` does not exist yet: SQLite refuses the batch, row 1 of `t` with it.
