@@ -164,18 +164,9 @@ pub async fn start(options: Options) -> Result<Running> {
     let addr = listener.local_addr()?;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let gate = api::Gate::new(api::admin::starting_router(Arc::clone(&metrics)));
-    let mut server_shutdown = shutdown_rx.clone();
+    let server_shutdown = shutdown_rx.clone();
     let app = gate.clone().into_router();
-    let server = tokio::spawn(async move {
-        // With the peer address, for the per-client rate limit of the ingest endpoints.
-        let app = app.into_make_service_with_connect_info::<SocketAddr>();
-        let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
-            let _ = server_shutdown.wait_for(|stop| *stop).await;
-        });
-        if let Err(e) = serve.await {
-            tracing::error!(error = %e, "HTTP server failed");
-        }
-    });
+    let server = tokio::spawn(api::serve::serve(listener, app, server_shutdown));
     let parts = StartParts {
         options,
         config,

@@ -11,6 +11,7 @@ pub mod oncall;
 mod oversized;
 pub mod queues;
 pub mod ratelimit;
+pub mod serve;
 
 use std::convert::Infallible;
 use std::sync::atomic::AtomicBool;
