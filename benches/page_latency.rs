@@ -179,16 +179,11 @@ async fn run(
     interval: Duration,
     arrivals: &Mutex<HashMap<u64, Instant>>,
 ) -> Figures {
-    let client = reqwest::Client::builder()
-        .no_proxy()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .unwrap();
+    let client = sender();
     let url = format!("{url}/api/v2/alerts");
     let mut sent = Vec::with_capacity(bodies.len());
     let mut posts = Vec::with_capacity(bodies.len());
-    let mut tick = tokio::time::interval(interval);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut tick = pace(interval);
     for body in bodies {
         tick.tick().await;
         let request = client
@@ -226,20 +221,31 @@ async fn run(
     }
 }
 
+/// The client both the alerts and the floor's requests go out on.
+fn sender() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap()
+}
+
+/// One tick every `interval`; a late tick delays the next rather than bunching them up.
+fn pace(interval: Duration) -> tokio::time::Interval {
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick
+}
+
 /// The HTTP floor under a page: `GET /-/healthy` (a handler that does nothing) sent the way
 /// the alerts are, one every `interval`, timed from send to the answer's last byte. Both
 /// systems answer it without touching their state, so what it shows is the server's HTTP
 /// stack waking up on this machine after each idle gap, which every page pays on its way
 /// in (see BENCHMARKS.md, "Signal to page").
 async fn floor(url: &str, requests: usize, interval: Duration) -> Vec<f64> {
-    let client = reqwest::Client::builder()
-        .no_proxy()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .unwrap();
+    let client = sender();
     let url = format!("{url}/-/healthy");
-    let mut tick = tokio::time::interval(interval);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut tick = pace(interval);
     let mut round_trips = Vec::with_capacity(requests);
     for _ in 0..requests {
         tick.tick().await;

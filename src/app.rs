@@ -164,9 +164,8 @@ pub async fn start(options: Options) -> Result<Running> {
     let addr = listener.local_addr()?;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let gate = api::Gate::new(api::admin::starting_router(Arc::clone(&metrics)));
-    let server_shutdown = shutdown_rx.clone();
     let app = gate.clone().into_router();
-    let server = tokio::spawn(api::serve::serve(listener, app, server_shutdown));
+    let server = tokio::spawn(api::serve::serve(listener, app, shutdown_rx.clone()));
     let parts = StartParts {
         options,
         config,

@@ -6,8 +6,8 @@
 //! as it liked: enough of them and Prometheus's and Alertmanager's own pushes found no room.
 //! Here hyper closes a connection whose request line and headers are not in within the
 //! deadline, counted from when it opened or from its last answer (so it also ends kept-alive
-//! connections left idle that long; clients open a new one). A request whose head is in
-//! is bounded by the body limits and handler timeouts as before.
+//! connections left idle that long; clients open a new one). Once a request's head is in,
+//! its body is bounded in size (1 MiB, as before), not in time.
 
 use std::net::SocketAddr;
 use std::time::Duration;
