@@ -467,7 +467,10 @@ impl WriterThread {
                             let _ = self.syncs.send(durable);
                         }
                         Err(e) => {
-                            tracing::error!(
+                            // Debug: the caller has the error and reports the store's outage
+                            // once, however many writes it refuses (each batch that pages
+                            // logged an error here before).
+                            tracing::debug!(
                                 record = number,
                                 error = %e,
                                 "cannot commit a batch of the redo log; it is committed before \
