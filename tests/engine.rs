@@ -163,34 +163,57 @@ async fn the_default_config_runs_and_ctrl_c_stops_it_cleanly() {
     assert!(text.contains("stopped cleanly"), "{text}");
 }
 
-/// The store does not hold a key to one row (the engine numbers rule states and leases): if
-/// a key ever has two rows, a restarted engine takes the later one and deletes the earlier
-/// with its first write, so they never pile up.
+/// The store does not hold a key to one row (the engine numbers rule states): if a key ever
+/// has two rows, a restarted engine takes the later one and deletes the earlier with its
+/// first write, so they never pile up. Rows an earlier version kept in the `leases` table
+/// are read once the same way, then deleted: leases now come from the rule states.
 #[tokio::test]
 async fn a_key_found_in_two_rows_keeps_the_later_after_a_restart() {
-    use tocsin::engine::core::{Changes, Lease};
+    use tocsin::engine::core::Changes;
+    use tocsin::rules::RuleState;
     use tocsin::store::Store;
 
     let dir = TestDir::new(CATALOG, &[("default.yaml", &support::default_rules())]);
-    let firing = alert(&[("alertname", "DiskFull"), ("service", "storage")]);
+    let firing = alert(&[
+        ("alertname", "DiskFull"),
+        ("service", "storage"),
+        ("severity", "critical"),
+    ]);
     let fingerprint = firing.fingerprint();
-    let lease = |row: i64, minutes: i64| Lease {
-        expires_at: chrono::Utc::now() + chrono::Duration::minutes(minutes),
-        signal: firing.clone().into(),
+    // Firing, as the engine would have left it.
+    let state = |row: i64| RuleState {
         row,
+        condition: true,
+        failures: 1,
+        ..RuleState::new(firing.clone().into(), chrono::Utc::now())
     };
     let store = Store::open(&dir.store_url()).await.unwrap();
     store
         .apply(&Changes {
-            leases: vec![(fingerprint, lease(4, 30)), (fingerprint, lease(9, 60))],
+            rule_states: vec![
+                ("AlertCritical".into(), fingerprint, state(4)),
+                ("AlertCritical".into(), fingerprint, state(9)),
+            ],
             ..Changes::default()
         })
         .await
         .unwrap();
+    let lease = serde_json::json!({ "expires_at": chrono::Utc::now(), "signal": firing });
+    for id in [1, 2] {
+        support::execute(
+            &dir.store_url(),
+            &format!(
+                "INSERT INTO leases (id, fingerprint, expires_at, data) \
+                 VALUES ({id}, '{fingerprint}', 0, '{lease}')"
+            ),
+        )
+        .await;
+    }
+    assert_eq!(store.load().await.unwrap().leases.len(), 2);
     store.close().await;
 
     let engine = TestEngine::start(&dir).await;
-    // Any input makes a write, which carries the deletion.
+    // Any input makes a write, which carries the deletions.
     engine
         .running
         .engine()
@@ -201,12 +224,179 @@ async fn a_key_found_in_two_rows_keeps_the_later_after_a_restart() {
 
     let store = Store::open(&dir.store_url()).await.unwrap();
     let snapshot = store.load().await.unwrap();
-    let leases: Vec<_> = snapshot
-        .leases
+    let states: Vec<_> = snapshot
+        .rule_states
         .iter()
-        .map(|(fp, lease)| (*fp, lease.row))
+        .filter(|(_, fp, _)| *fp == fingerprint)
+        .map(|(rule, fp, state)| (rule.as_str(), *fp, state.row))
         .collect();
-    assert_eq!(leases, vec![(fingerprint, 9)]);
-    assert_eq!(snapshot.next_lease_row, 10, "rows are never numbered twice");
+    assert_eq!(states, vec![("AlertCritical", fingerprint, 9)]);
+    let rows: Vec<i64> = snapshot.rule_states.iter().map(|(_, _, s)| s.row).collect();
+    assert_eq!(
+        rows,
+        vec![9, 10],
+        "row 4 deleted; the new alert's state numbered past the last, never twice"
+    );
+    assert!(snapshot.leases.is_empty(), "{:?}", snapshot.leases);
     store.close().await;
+}
+
+/// A pushed alert's lease is not a row of its own: after a restart it comes back from the
+/// signal its rule state keeps. The alert then resolves when its `endsAt` passes, or a full
+/// `resolve_timeout` after the restart if that is later, as before; not earlier, not never.
+#[tokio::test]
+async fn a_pushed_alerts_lease_comes_back_from_its_rule_state_after_a_restart() {
+    use tocsin::engine::{Core, Setup};
+    use tocsin::store::Store;
+
+    let dir = TestDir::new(
+        &format!(
+            "{CATALOG}\nsources: {{ resolve_timeout: 5m }}\nincidents: {{ resolve_after: 1m }}\n"
+        ),
+        &[("default.yaml", &support::default_rules())],
+    );
+    let setup = || {
+        let config = tocsin::config::load(&dir.config_path()).unwrap();
+        Setup::new(config, None)
+    };
+    let metrics = || std::sync::Arc::new(tocsin::metrics::Metrics::new());
+    let start: chrono::DateTime<chrono::Utc> = "2026-03-02T10:00:00Z".parse().unwrap();
+    let minutes = chrono::Duration::minutes;
+    let pushed = |service: &str, ends: chrono::DateTime<chrono::Utc>| {
+        serde_json::json!({
+            "labels": { "alertname": "Down", "severity": "critical", "service": service,
+                        "region": "china-east" },
+            "endsAt": ends.to_rfc3339(),
+        })
+    };
+    // Ends in 30 minutes; ends in 1 minute, long before the restart's resolve_timeout.
+    let body = serde_json::json!([
+        pushed("storage", start + minutes(30)),
+        pushed("sqldb", start + minutes(1))
+    ]);
+    let decoded =
+        tocsin::sources::push::decode_alerts(body.to_string().as_bytes(), start, minutes(5))
+            .unwrap();
+    let mut core = Core::new(setup(), metrics(), start);
+    core.handle(Input::Signals(decoded.signals), start);
+    assert_eq!(core.open_incidents().count(), 1, "one incident, correlated");
+
+    let store = Store::open(&dir.store_url()).await.unwrap();
+    store.apply(&core.take_changes()).await.unwrap();
+    let snapshot = store.load().await.unwrap();
+    assert!(snapshot.leases.is_empty(), "no lease rows are written");
+    store.close().await;
+    drop(core);
+
+    // Restarted at 10:10 on the same store: the sqldb alert's end (10:01) is past, so it
+    // gets the grace of resolve_timeout (10:15); the storage alert keeps its own (10:30).
+    let restarted = start + minutes(10);
+    let mut core = Core::new(setup(), metrics(), restarted);
+    core.restore(snapshot, restarted);
+    let advance = |core: &mut Core, until: chrono::DateTime<chrono::Utc>| {
+        while let Some(at) = core.next_wake().filter(|at| *at <= until) {
+            core.tick(at);
+        }
+    };
+    let active = |core: &Core| {
+        let incident = core.open_incidents().next().expect("the incident is open");
+        let mut services: Vec<String> = incident
+            .impact_ids
+            .iter()
+            .filter_map(|id| core.impact(*id))
+            .filter(|impact| impact.is_active())
+            .filter_map(|impact| impact.service.clone())
+            .collect();
+        services.sort();
+        services
+    };
+    advance(&mut core, start + minutes(14));
+    assert_eq!(active(&core), ["sqldb", "storage"]);
+    advance(&mut core, start + minutes(16));
+    assert_eq!(active(&core), ["storage"]);
+    advance(&mut core, start + minutes(29));
+    assert_eq!(active(&core), ["storage"]);
+    advance(
+        &mut core,
+        start + minutes(30) + chrono::Duration::seconds(1),
+    );
+    assert!(active(&core).is_empty());
+    // Every impact clear for resolve_after: the incident resolves.
+    advance(&mut core, start + minutes(32));
+    assert_eq!(core.open_incidents().filter(|i| i.is_open()).count(), 0);
+}
+
+/// Impacts one rule adds to an incident in one batch share a timeline entry that counts
+/// them and names each by id; an impact added later gets its own entry, as before.
+#[tokio::test]
+async fn impacts_added_together_share_one_timeline_entry() {
+    let dir = TestDir::new(CATALOG, &[("default.yaml", &support::default_rules())]);
+    let engine = TestEngine::start(&dir).await;
+    let pushed = |instance: &str, region: &str| {
+        serde_json::json!({ "labels": { "alertname": "StorageDown", "severity": "critical",
+            "service": "storage", "region": region, "instance": instance } })
+    };
+    let (status, body) = engine
+        .post(
+            "/api/v2/alerts",
+            &serde_json::json!([
+                pushed("a", "china-east"),
+                pushed("b", "china-east"),
+                pushed("c", "china-north")
+            ]),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (_, list) = engine.get("/api/v1/incidents").await;
+    assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
+    let path = format!("/api/v1/incidents/{}", list[0]["id"]);
+    let (_, detail) = engine.get(&path).await;
+    let impacts: Vec<i64> = detail["impacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(impacts.len(), 3, "{detail}");
+    let added = |detail: &serde_json::Value| -> Vec<serde_json::Value> {
+        detail["timeline"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["kind"] == "impact_added")
+            .cloned()
+            .collect()
+    };
+    let entries = added(&detail);
+    assert_eq!(entries.len(), 1, "{detail:#}");
+    assert_eq!(entries[0]["actor"], "AlertCritical");
+    let message = entries[0]["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("2 impacts added by AlertCritical: ")
+            && message.ends_with(" and 1 more"),
+        "{message}"
+    );
+    assert_eq!(
+        entries[0]["data"],
+        serde_json::json!({ "impacts": impacts[1..] })
+    );
+
+    let (status, _) = engine
+        .post(
+            "/api/v2/alerts",
+            &serde_json::json!([pushed("d", "china-north")]),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (_, detail) = engine.get(&path).await;
+    let entries = added(&detail);
+    assert_eq!(entries.len(), 2, "{detail:#}");
+    let message = entries[1]["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("impact added by AlertCritical: "),
+        "{message}"
+    );
+    let last = detail["impacts"].as_array().unwrap().last().unwrap()["id"].clone();
+    assert_eq!(entries[1]["data"], serde_json::json!({ "impact": last }));
+    engine.stop().await;
 }

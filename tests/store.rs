@@ -148,14 +148,6 @@ async fn exercise(store: Store) {
                 ..RuleState::new(signal.clone().into(), t(0))
             },
         )],
-        leases: vec![(
-            fp,
-            Lease {
-                expires_at: t(600),
-                signal: signal.clone().into(),
-                row: 3,
-            },
-        )],
         heartbeats: vec![(
             "backup".into(),
             HeartbeatState {
@@ -181,11 +173,9 @@ async fn exercise(store: Store) {
     assert_eq!(snapshot.rule_states.len(), 1);
     assert_eq!(snapshot.rule_states[0].1, fp);
     assert_eq!(snapshot.rule_states[0].2.row, 7);
-    assert_eq!(snapshot.leases[0].1.expires_at, t(600));
-    assert_eq!(snapshot.leases[0].1.row, 3);
+    assert!(snapshot.leases.is_empty(), "leases are kept in rule states");
     assert_eq!(
-        (snapshot.next_rule_state_row, snapshot.next_lease_row),
-        (8, 4),
+        snapshot.next_rule_state_row, 8,
         "new rows are numbered past the last"
     );
     assert_eq!(snapshot.heartbeats[0].1.last_ping, Some(t(3)));
@@ -565,7 +555,6 @@ async fn upgrade_from_keyed_rows(url: &str, backend: &str) {
     let lease = serde_json::to_string(&Lease {
         expires_at: t(600),
         signal: signal.clone().into(),
-        row: 0,
     })
     .unwrap();
     let open = incident(1, 2, Status::Triggered, None, 0);
@@ -612,14 +601,12 @@ async fn upgrade_from_keyed_rows(url: &str, backend: &str) {
         states.iter().map(|s| (s.0, s.1)).collect::<BTreeSet<_>>(),
         BTreeSet::from([("StorageDown", fp), ("StorageDown", other_fp)])
     );
+    // Read with their rows for the engine to delete (leases are now kept in rule states).
     assert_eq!(snapshot.leases.len(), 1);
-    assert_eq!(snapshot.leases[0].0, fp);
-    assert_eq!(snapshot.leases[0].1.row, 1);
-    assert_eq!(snapshot.leases[0].1.expires_at, t(600));
-    assert_eq!(
-        (snapshot.next_rule_state_row, snapshot.next_lease_row),
-        (3, 2)
-    );
+    let (row, lease_fp, lease) = &snapshot.leases[0];
+    assert_eq!((*row, *lease_fp), (1, fp));
+    assert_eq!(lease.expires_at, t(600));
+    assert_eq!(snapshot.next_rule_state_row, 3);
     assert_eq!(snapshot.incidents.len(), 1);
 
     // The engine goes on writing to the migrated tables by row.

@@ -103,17 +103,18 @@ impl PagingState {
     }
 }
 
-/// A pushed alert's lease.
+/// A pushed alert's lease: when it resolves unless it is pushed again.
+///
+/// Not a row of its own: the store keeps it as the signal its rule states hold, `expires_at`
+/// included, and a restart takes it from there (see [`Core::restore`]). A fourth row for
+/// each new alert, with the whole signal a second time, was ~20 % of what the ingest
+/// benchmark's first pass wrote.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Lease {
     #[serde(serialize_with = "crate::signal::rfc3339::serialize")]
     pub expires_at: DateTime<Utc>,
     /// The same signal the rule states hold, not a copy.
-    #[serde(serialize_with = "crate::signal::written_once::serialize")]
     pub signal: Arc<Signal>,
-    /// Its row in the store (`leases.id`), given by the engine when the lease began.
-    #[serde(skip)]
-    pub row: i64,
 }
 
 /// A heartbeat's last ping.
@@ -131,12 +132,13 @@ pub struct Snapshot {
     pub paging: Vec<(i64, PagingState)>,
     /// In the order of their rows: a key found twice is the later row's (see `restore`).
     pub rule_states: Vec<(String, Fingerprint, RuleState)>,
-    pub leases: Vec<(Fingerprint, Lease)>,
+    /// Rows of the `leases` table (`leases.id`), where stores written before leases were
+    /// taken from rule states kept them: read once after the upgrade, then deleted.
+    pub leases: Vec<(i64, Fingerprint, Lease)>,
     pub heartbeats: Vec<(String, HeartbeatState)>,
     pub next_incident_id: i64,
     pub next_impact_id: i64,
     pub next_rule_state_row: i64,
-    pub next_lease_row: i64,
     pub next_page_id: i64,
 }
 
@@ -151,8 +153,7 @@ pub struct Changes {
     /// Rule states to write whole (each to its `row`), and rows of rule states gone.
     pub rule_states: Vec<(String, Fingerprint, RuleState)>,
     pub deleted_rule_states: Vec<i64>,
-    /// Leases to write whole (each to its `row`), and rows of leases gone.
-    pub leases: Vec<(Fingerprint, Lease)>,
+    /// Rows of the `leases` table to delete (see [`Snapshot::leases`]).
     pub deleted_leases: Vec<i64>,
     pub heartbeats: Vec<(String, HeartbeatState)>,
     pub pages: Vec<Page>,
@@ -171,7 +172,6 @@ impl Changes {
             + self.paging.len()
             + self.rule_states.len()
             + self.deleted_rule_states.len()
-            + self.leases.len()
             + self.deleted_leases.len()
             + self.heartbeats.len()
             + self.pages.len()
@@ -187,12 +187,14 @@ struct Dirty {
     incidents: BTreeSet<i64>,
     impacts: BTreeSet<i64>,
     timeline: Vec<TimelineEntry>,
+    /// Impacts a rule added to an incident in this batch, by (incident, rule): one timeline
+    /// entry tells them all (see [`Core::attach`]).
+    added: HashMap<(i64, Arc<str>), Added>,
     paging: BTreeSet<i64>,
     rule_states: BTreeSet<(u32, Fingerprint)>,
     /// Rows of rule states gone.
     deleted_rule_states: Vec<i64>,
-    leases: BTreeSet<Fingerprint>,
-    /// Rows of leases gone.
+    /// Rows of the `leases` table read at the restart.
     deleted_leases: Vec<i64>,
     heartbeats: BTreeSet<u32>,
     pages: Vec<Page>,
@@ -201,6 +203,37 @@ struct Dirty {
 }
 
 const TOCSIN: &str = "tocsin";
+
+/// Impacts added to an incident by one rule within one batch, and their timeline entry.
+struct Added {
+    /// The entry's index in the batch's timeline.
+    entry: usize,
+    /// The first impact: its summary, service and region.
+    first: String,
+    impacts: Vec<i64>,
+}
+
+impl Added {
+    /// "impact added by R: …" for one impact, as always; for more, one entry that counts
+    /// them and lists their ids (each impact is in the incident with all it says).
+    fn describe(&self, rule: &str) -> (String, serde_json::Value) {
+        match self.impacts.as_slice() {
+            [one] => (
+                format!("impact added by {rule}: {}", self.first),
+                serde_json::json!({ "impact": one }),
+            ),
+            all => (
+                format!(
+                    "{} impacts added by {rule}: {} and {} more",
+                    all.len(),
+                    self.first,
+                    all.len() - 1
+                ),
+                serde_json::json!({ "impacts": all }),
+            ),
+        }
+    }
+}
 
 pub struct Core {
     setup: Arc<Setup>,
@@ -219,7 +252,6 @@ pub struct Core {
     next_impact_id: i64,
     next_page_id: i64,
     next_rule_state_row: i64,
-    next_lease_row: i64,
     started_at: DateTime<Utc>,
     dirty: Dirty,
     /// Open incidents by (label, value) of their impacts' `correlation.by` labels, so a new
@@ -264,7 +296,6 @@ impl Core {
             next_impact_id: 1,
             next_page_id: 1,
             next_rule_state_row: 1,
-            next_lease_row: 1,
             started_at: now,
             dirty: Dirty::default(),
             correlation_index: HashMap::new(),
@@ -282,7 +313,6 @@ impl Core {
         self.next_impact_id = snapshot.next_impact_id.max(1);
         self.next_page_id = snapshot.next_page_id.max(1);
         self.next_rule_state_row = snapshot.next_rule_state_row.max(1);
-        self.next_lease_row = snapshot.next_lease_row.max(1);
         for incident in snapshot.incidents.into_iter().filter(Incident::is_open) {
             self.incidents.insert(incident.id, Box::new(incident));
         }
@@ -308,15 +338,7 @@ impl Core {
                 }
             }
         }
-        let grace = self.setup.config.sources.resolve_timeout.chrono();
-        for (fingerprint, mut lease) in snapshot.leases {
-            // Leases are refreshed in memory only; after a restart give senders a full
-            // resolve_timeout to refresh them, as Alertmanager does after its restart.
-            lease.expires_at = lease.expires_at.max(now + grace);
-            if let Some(earlier) = self.leases.insert(fingerprint, lease) {
-                self.dirty.deleted_leases.push(earlier.row);
-            }
-        }
+        self.restore_leases(snapshot.leases, now);
         for (name, state) in snapshot.heartbeats {
             if let Some(i) = self
                 .setup
@@ -334,6 +356,43 @@ impl Core {
         self.refresh_gauges();
         self.rebuild_correlation_index();
         self.rebuild_timers(now);
+    }
+
+    /// The pushed alerts' leases, from the signals their rule states hold: of each
+    /// fingerprint, the signal observed last, if it is a firing alert with an end. An alert
+    /// that no rule state keeps has no lease after a restart; its end would resolve nothing
+    /// (and its sender pushes it again, as to an Alertmanager that restarted). Rows of the
+    /// `leases` table, from a store written before, count as one more such signal each and
+    /// are deleted with the first write.
+    fn restore_leases(&mut self, rows: Vec<(i64, Fingerprint, Lease)>, now: DateTime<Utc>) {
+        let mut last: HashMap<Fingerprint, (Arc<Signal>, Option<DateTime<Utc>>)> = HashMap::new();
+        let mut offer = |fingerprint: Fingerprint, signal: &Arc<Signal>, ends| {
+            let entry = last
+                .entry(fingerprint)
+                .or_insert_with(|| (Arc::clone(signal), ends));
+            if signal.observed_at > entry.0.observed_at {
+                *entry = (Arc::clone(signal), ends);
+            }
+        };
+        for ((_, fingerprint), state) in &self.rule_states {
+            offer(*fingerprint, &state.signal, state.signal.expires_at);
+        }
+        for (row, fingerprint, lease) in &rows {
+            offer(*fingerprint, &lease.signal, Some(lease.expires_at));
+            self.dirty.deleted_leases.push(*row);
+        }
+        // Leases are refreshed in memory only; after a restart give senders a full
+        // resolve_timeout to refresh them, as Alertmanager does after its restart.
+        let grace = self.setup.config.sources.resolve_timeout.chrono();
+        for (fingerprint, (signal, ends)) in last {
+            if let (SourceKind::Alert, SignalState::Firing, Some(expires_at)) =
+                (signal.source, signal.state, ends)
+            {
+                let expires_at = expires_at.max(now + grace);
+                self.leases
+                    .insert(fingerprint, Lease { expires_at, signal });
+            }
+        }
     }
 
     /// Swap in a new config. Running escalations keep the policy they started with.
@@ -525,7 +584,6 @@ impl Core {
             }
             TimerKey::Lease(fingerprint) => {
                 if let Some(lease) = self.leases.remove(&fingerprint) {
-                    self.dirty.deleted_leases.push(lease.row);
                     let mut signal = Arc::unwrap_or_clone(lease.signal);
                     signal.state = SignalState::Resolved;
                     signal.expires_at = None;
@@ -734,21 +792,18 @@ impl Core {
                     }
                     return;
                 }
-                let row = take_row(&mut self.next_lease_row);
+                // Stored with the rule states that keep the signal (see `Lease`).
                 self.leases.insert(
                     fingerprint,
                     Lease {
                         expires_at,
                         signal: Arc::clone(signal),
-                        row,
                     },
                 );
-                self.dirty.leases.insert(fingerprint);
                 self.timers.set(TimerKey::Lease(fingerprint), expires_at);
             }
             _ => {
-                if let Some(lease) = self.leases.remove(&fingerprint) {
-                    self.dirty.deleted_leases.push(lease.row);
+                if self.leases.remove(&fingerprint).is_some() {
                     self.timers.cancel(TimerKey::Lease(fingerprint));
                 }
             }
@@ -939,21 +994,44 @@ impl Core {
         id
     }
 
+    /// Add `impact` to incident `incident_id`. Impacts a rule adds to one incident within
+    /// one batch share one timeline entry: a storm of alerts into an incident reads as one
+    /// line, not hundreds, and the store writes one row (a timeline row for each new alert
+    /// was ~10 % of the ingest benchmark's first pass).
     fn attach(&mut self, incident_id: i64, mut impact: Impact, now: DateTime<Utc>) {
         impact.incident_id = incident_id;
-        let message = format!(
-            "impact added by {}: {} ({}{})",
-            impact.rule,
-            impact.summary,
-            impact.service.as_deref().unwrap_or("-"),
-            impact
-                .region
-                .as_deref()
-                .map(|r| format!(", {r}"))
-                .unwrap_or_default()
-        );
-        let rule = impact.rule.clone();
         let impact_id = impact.id;
+        match self.dirty.added.entry((incident_id, impact.rule.clone())) {
+            std::collections::hash_map::Entry::Occupied(mut added) => {
+                added.get_mut().impacts.push(impact_id);
+            }
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                let added = Added {
+                    entry: self.dirty.timeline.len(),
+                    first: format!(
+                        "{} ({}{})",
+                        impact.summary,
+                        impact.service.as_deref().unwrap_or("-"),
+                        impact
+                            .region
+                            .as_deref()
+                            .map(|r| format!(", {r}"))
+                            .unwrap_or_default()
+                    ),
+                    impacts: vec![impact_id],
+                };
+                let (message, data) = added.describe(&impact.rule);
+                slot.insert(added);
+                self.timeline(
+                    incident_id,
+                    now,
+                    "impact_added",
+                    &impact.rule,
+                    message,
+                    data,
+                );
+            }
+        }
         self.dirty.impacts.insert(impact.id);
         if let Some(incident) = self.incidents.get_mut(&incident_id) {
             incident.impact_ids.push(impact_id);
@@ -962,14 +1040,6 @@ impl Core {
         self.impacts.insert(impact.id, Box::new(impact));
         self.index_impact(incident_id, impact_id);
         self.timers.cancel(TimerKey::AutoResolve(incident_id));
-        self.timeline(
-            incident_id,
-            now,
-            "impact_added",
-            &rule,
-            message,
-            serde_json::json!({ "impact": impact_id }),
-        );
     }
 
     /// Fold incident `from` into `into`: the relation is transitive.
@@ -1937,7 +2007,13 @@ impl Core {
 
     /// Everything that changed since the last call, ready to be written in one transaction.
     pub fn take_changes(&mut self) -> Changes {
-        let dirty = std::mem::take(&mut self.dirty);
+        let mut dirty = std::mem::take(&mut self.dirty);
+        for ((_, rule), added) in &dirty.added {
+            if added.impacts.len() > 1 {
+                let entry = &mut dirty.timeline[added.entry];
+                (entry.message, entry.data) = added.describe(rule);
+            }
+        }
         let mut changes = Changes {
             timeline: dirty.timeline,
             pages: dirty.pages,
@@ -1976,19 +2052,12 @@ impl Core {
             }
         }
         changes.deleted_leases = dirty.deleted_leases;
-        for fingerprint in &dirty.leases {
-            // Gone again within the batch: its row went with `deleted_leases`.
-            if let Some(lease) = self.leases.get(fingerprint) {
-                changes.leases.push((*fingerprint, lease.clone()));
-            }
-        }
         // In the order of their rows: new rows then go at the end of their table one after
         // the other. In the order of their keys (hashes), each landed in the middle of the
         // batch's earlier rows, splitting pages: the table took ~15 % more pages.
         changes
             .rule_states
             .sort_unstable_by_key(|(_, _, state)| state.row);
-        changes.leases.sort_unstable_by_key(|(_, lease)| lease.row);
         for index in &dirty.heartbeats {
             let name = self.setup.config.heartbeats[*index as usize].name.clone();
             changes
@@ -2014,7 +2083,7 @@ impl Core {
     }
 }
 
-/// The next row id of a table whose rows the engine numbers (rule states, leases).
+/// The next row id of a table whose rows the engine numbers (rule states).
 fn take_row(next: &mut i64) -> i64 {
     let row = *next;
     *next += 1;

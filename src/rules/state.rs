@@ -33,7 +33,6 @@ pub struct RuleState {
     /// The impact was closed by a person while the condition still held.
     pub suppressed: bool,
     /// The latest signal, kept to describe the impact when a timer opens it.
-    #[serde(serialize_with = "crate::signal::written_once::serialize")]
     pub signal: Arc<Signal>,
     /// `condition` came from the rules now in force (not so after a reload or a restart):
     /// only then may a signal observed again unchanged reuse it instead of running `when`.

@@ -98,7 +98,6 @@ pub type Labels = Arc<LabelSet>;
 
 mod labels;
 pub mod rfc3339;
-pub mod written_once;
 pub use labels::{LabelIter, LabelSet};
 
 /// One observation.

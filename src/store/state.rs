@@ -121,7 +121,7 @@ impl Store {
     }
 
     /// The state the core needs to go on: open incidents with their impacts and paging,
-    /// rule states, leases, heartbeats and the next ids.
+    /// rule states, leases left by an earlier version, heartbeats and the next ids.
     pub async fn load(&self) -> Result<Snapshot> {
         let mut snapshot = Snapshot::default();
         for row in sqlx::query("SELECT data FROM incidents WHERE status <> 'resolved'")
@@ -188,9 +188,10 @@ impl Store {
             let Ok(fingerprint) = fingerprint.parse::<Fingerprint>() else {
                 continue;
             };
-            let mut lease = json_column::<Lease>(&row, "data")?;
-            lease.row = row.try_get("id")?;
-            snapshot.leases.push((fingerprint, lease));
+            let lease = json_column::<Lease>(&row, "data")?;
+            snapshot
+                .leases
+                .push((row.try_get("id")?, fingerprint, lease));
         }
         for row in sqlx::query("SELECT name, data FROM heartbeats")
             .fetch_all(&self.pool)
@@ -205,7 +206,6 @@ impl Store {
         snapshot.next_impact_id = self.max_id("impacts").await? + 1;
         snapshot.next_page_id = self.max_id("outbox").await? + 1;
         snapshot.next_rule_state_row = self.max_id("rule_states").await? + 1;
-        snapshot.next_lease_row = self.max_id("leases").await? + 1;
         Ok(snapshot)
     }
 
@@ -223,7 +223,7 @@ const PLAN_HERE_MAX_ROWS: usize = 32;
 
 /// The statements that write one batch of changes, in order; run in one transaction.
 fn plan(changes: &Changes) -> Result<Vec<Statement>> {
-    crate::signal::written_once::within_write(|| plan_rows(changes))
+    plan_rows(changes)
 }
 
 fn plan_rows(changes: &Changes) -> Result<Vec<Statement>> {
@@ -305,16 +305,6 @@ fn plan_rows(changes: &Changes) -> Result<Vec<Statement>> {
     }
     push_rows(&mut out, RULE_STATE_UPSERT.0, RULE_STATE_UPSERT.1, rows);
     push_deletes(&mut out, "leases", &changes.deleted_leases);
-    let mut rows = Vec::with_capacity(changes.leases.len());
-    for (fingerprint, lease) in &changes.leases {
-        rows.push(vec![
-            Val::I64(lease.row),
-            Val::Str(fingerprint.to_string()),
-            Val::I64(ms(lease.expires_at)),
-            Val::Str(row_json(lease)?),
-        ]);
-    }
-    push_rows(&mut out, LEASE_UPSERT.0, LEASE_UPSERT.1, rows);
     for (name, state) in &changes.heartbeats {
         out.push(Statement::new(
             "INSERT INTO heartbeats (name, data) VALUES ($1, $2) \
@@ -387,10 +377,6 @@ const PAGING_UPSERT: (&str, &str) = (
 const RULE_STATE_UPSERT: (&str, &str) = (
     "INSERT INTO rule_states (id, rule, fingerprint, data) VALUES ",
     " ON CONFLICT (id) DO UPDATE SET data = excluded.data",
-);
-const LEASE_UPSERT: (&str, &str) = (
-    "INSERT INTO leases (id, fingerprint, expires_at, data) VALUES ",
-    " ON CONFLICT (id) DO UPDATE SET expires_at = excluded.expires_at, data = excluded.data",
 );
 
 /// `DELETE FROM table WHERE id IN (VALUES ($1), …)` for `ids`, chunked as [`push_rows`].

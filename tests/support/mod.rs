@@ -65,6 +65,14 @@ fn psql(sql: &str) {
     );
 }
 
+/// Run one SQL statement on the store at `url`: to set up what an earlier version left.
+pub async fn execute(url: &str, sql: &str) {
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(url).await.unwrap();
+    sqlx::query(sql).execute(&pool).await.unwrap();
+    pool.close().await;
+}
+
 impl TestDir {
     /// `config` is the YAML of config.yaml; `rule_files` of `rules/NAME`. The config should
     /// say `rule_files: ["rules/*.yaml"]` and `store: { url: "sqlite://data/tocsin.db" }`
