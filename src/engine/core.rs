@@ -772,7 +772,7 @@ impl Core {
         }
         if !matched && signal.source == SourceKind::Cri && signal.is_firing() {
             // A customer report is never dropped: without a rule it gets a default impact.
-            let impact = self.open_impact(None, &signal, now);
+            let impact = self.open_impact(None, &signal, fingerprint, now);
             touched.extend(self.impacts.get(&impact).map(|i| i.incident_id));
         }
         touched.sort_unstable();
@@ -827,7 +827,7 @@ impl Core {
             Decision::OpenImpact => {
                 self.timers.cancel(timer);
                 let signal = self.rule_states[&key].signal.clone();
-                let impact = self.open_impact(Some(rule), &signal, now);
+                let impact = self.open_impact(Some(rule), &signal, fingerprint, now);
                 if let Some(state) = self.rule_states.get_mut(&key) {
                     state.impact = Some(impact);
                 }
@@ -865,7 +865,13 @@ impl Core {
 
     /// Open an impact for a signal (from a rule, or the default for an unmatched CRI) and
     /// put it in an incident. Returns the impact id.
-    fn open_impact(&mut self, rule: Option<&Rule>, signal: &Signal, now: DateTime<Utc>) -> i64 {
+    fn open_impact(
+        &mut self,
+        rule: Option<&Rule>,
+        signal: &Signal,
+        fingerprint: Fingerprint,
+        now: DateTime<Utc>,
+    ) -> i64 {
         let setup = Arc::clone(&self.setup);
         // The signal's own map, shared, unless the rule adds labels.
         let mut labels = Arc::clone(&signal.labels);
@@ -905,7 +911,7 @@ impl Core {
             id,
             incident_id: 0,
             rule: rule_name.clone(),
-            fingerprint: signal.fingerprint(),
+            fingerprint,
             source: signal.source,
             kind,
             sla_breach,
