@@ -225,7 +225,7 @@ async fn a_killed_leader_is_replaced_and_the_escalation_goes_on_once() {
     let http = http();
     let mut engines: Vec<Option<EngineProcess>> = Vec::new();
     for (dir, port) in dirs.iter().zip(&ports) {
-        let engine = EngineProcess::spawn(dir, *port);
+        let mut engine = EngineProcess::spawn(dir, *port);
         engine.wait_ready().await;
         engines.push(Some(engine));
     }
@@ -402,9 +402,9 @@ async fn a_leader_cut_off_from_the_database_stops_paging_and_another_takes_over(
     let ports = [free_port(), free_port()];
     let http = http();
     let url = |i: usize| format!("http://127.0.0.1:{}", ports[i]);
-    let first = EngineProcess::spawn(&dirs[0], ports[0]);
+    let mut first = EngineProcess::spawn(&dirs[0], ports[0]);
     first.wait_ready().await;
-    let second = EngineProcess::spawn(&dirs[1], ports[1]);
+    let mut second = EngineProcess::spawn(&dirs[1], ports[1]);
     second.wait_ready().await;
     assert_eq!(role(&http, &url(0)).await.as_deref(), Some("leader"));
 

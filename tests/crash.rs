@@ -64,7 +64,7 @@ async fn open_incidents_and_pending_for_timers_survive_sigkill() {
     tokio::time::sleep(Duration::from_millis(1000)).await;
     engine.kill();
 
-    let engine = EngineProcess::spawn(&dir, port);
+    let mut engine = EngineProcess::spawn(&dir, port);
     engine.wait_ready().await;
     let after = list_incidents(&http, &engine.url).await;
     assert_eq!(after.len(), 1, "the open incident is back: {after:?}");
@@ -101,7 +101,7 @@ async fn open_incidents_and_pending_for_timers_survive_sigkill() {
     engine.kill();
     tokio::time::sleep(Duration::from_secs(5)).await;
     let restarted_at = Utc::now();
-    let engine = EngineProcess::spawn(&dir, port);
+    let mut engine = EngineProcess::spawn(&dir, port);
     engine.wait_ready().await;
     let third = support::eventually(Duration::from_secs(5), || async {
         list_incidents(&http, &engine.url).await.into_iter().nth(2)

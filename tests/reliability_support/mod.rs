@@ -38,6 +38,10 @@ pub struct Proc {
     pub log: PathBuf,
     config: PathBuf,
     env: Vec<(String, String)>,
+    /// Where this start's output begins in the log.
+    log_start: u64,
+    /// Ready at least once: a start that fails later keeps what the log says before it.
+    ready_once: bool,
 }
 
 impl Proc {
@@ -53,6 +57,8 @@ impl Proc {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
+            log_start: 0,
+            ready_once: false,
         };
         proc.restart();
         proc
@@ -66,6 +72,7 @@ impl Proc {
             .append(true)
             .open(&self.log)
             .unwrap();
+        self.log_start = log.metadata().map_or(0, |m| m.len());
         let mut command = Command::new(env!("CARGO_BIN_EXE_tocsin"));
         command
             .args(["run", "--config"])
@@ -80,12 +87,16 @@ impl Proc {
         self.child = Some(command.spawn().expect("spawn tocsin"));
     }
 
-    /// Wait until `/-/ready` answers 200 (at most 15 s).
+    /// Wait until `/-/ready` answers 200 (at most 15 s, and 15 s more of port retries).
     pub async fn wait_ready(&mut self) {
         let http = http();
-        for _ in 0..300 {
+        let mut port_retries = 0;
+        let mut polls = 0;
+        while polls < 300 {
+            polls += 1;
             if let Ok(r) = http.get(format!("{}/-/ready", self.url)).send().await {
                 if r.status().is_success() {
+                    self.ready_once = true;
                     return;
                 }
             }
@@ -94,11 +105,33 @@ impl Proc {
                 .as_mut()
                 .and_then(|c| c.try_wait().ok().flatten())
             {
+                if port_taken(&self.log_since_start()) && port_retries < 75 {
+                    // `free_port` let the port go before the engine bound it, and a socket
+                    // of another test (a client's, from the same range) took it meanwhile:
+                    // start again once it is let go. A first start leaves no trace of the
+                    // failed one, for the tests that count the log's errors.
+                    port_retries += 1;
+                    polls = 0;
+                    self.child = None;
+                    if !self.ready_once {
+                        std::fs::write(&self.log, "").unwrap();
+                    }
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    self.restart();
+                    continue;
+                }
                 panic!("tocsin exited with {status}; log:\n{}", self.log_text());
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         panic!("tocsin not ready; log:\n{}", self.log_text());
+    }
+
+    /// What this start wrote to the log.
+    fn log_since_start(&self) -> String {
+        let text = std::fs::read(&self.log).unwrap_or_default();
+        let start = usize::try_from(self.log_start).unwrap_or(0).min(text.len());
+        String::from_utf8_lossy(&text[start..]).into_owned()
     }
 
     /// SIGKILL: no chance to clean up, as in a crash.
@@ -460,4 +493,9 @@ pub fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
+}
+
+/// The engine could not listen: its port is another socket's.
+pub fn port_taken(log: &str) -> bool {
+    log.contains("cannot listen on") && log.contains("Address already in use")
 }

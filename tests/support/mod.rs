@@ -209,11 +209,18 @@ pub struct EngineProcess {
     pub child: Child,
     pub url: String,
     pub log: PathBuf,
+    config: PathBuf,
+    port: u16,
 }
 
 impl EngineProcess {
     pub fn spawn(dir: &TestDir, port: u16) -> EngineProcess {
-        let log = dir.path().join(format!(
+        Self::spawn_config(&dir.config_path(), port)
+    }
+
+    fn spawn_config(config: &Path, port: u16) -> EngineProcess {
+        let folder = config.parent().expect("config.yaml in a folder");
+        let log = folder.join(format!(
             "engine-{}.log",
             std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
@@ -222,7 +229,7 @@ impl EngineProcess {
         ));
         let child = Command::new(env!("CARGO_BIN_EXE_tocsin"))
             .args(["run", "--config"])
-            .arg(dir.config_path())
+            .arg(config)
             .args(["--listen", &format!("127.0.0.1:{port}")])
             .env("TOCSIN_LOG", "info")
             .stdout(Stdio::null())
@@ -233,17 +240,33 @@ impl EngineProcess {
             child,
             url: format!("http://127.0.0.1:{port}"),
             log,
+            config: config.to_path_buf(),
+            port,
         }
     }
 
-    /// Wait until /-/ready answers 200 (bounded).
-    pub async fn wait_ready(&self) {
+    /// Wait until /-/ready answers 200 (bounded). Started while its port was another
+    /// socket's (`free_port` let it go, and a client of another test took it), it is started
+    /// again on the same port once that socket lets go of it.
+    pub async fn wait_ready(&mut self) {
         let http = reqwest::Client::builder().no_proxy().build().unwrap();
-        for _ in 0..300 {
+        let mut port_retries = 0;
+        let mut polls = 0;
+        while polls < 300 {
+            polls += 1;
             if let Ok(r) = http.get(format!("{}/-/ready", self.url)).send().await {
                 if r.status().is_success() {
                     return;
                 }
+            }
+            let exited = matches!(self.child.try_wait(), Ok(Some(_)));
+            let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+            if exited && port_taken(&log) && port_retries < 75 {
+                port_retries += 1;
+                polls = 0;
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                *self = Self::spawn_config(&self.config, self.port);
+                continue;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -369,4 +392,9 @@ pub async fn list_incidents(http: &reqwest::Client, url: &str) -> Vec<Value> {
     let mut list: Vec<Value> = response.json().await.expect("JSON list");
     list.reverse();
     list
+}
+
+/// The engine could not listen: its port is another socket's.
+pub fn port_taken(log: &str) -> bool {
+    log.contains("cannot listen on") && log.contains("Address already in use")
 }
