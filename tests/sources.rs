@@ -80,7 +80,7 @@ fn is_storage(incident: &Value) -> bool {
 
 #[tokio::test]
 async fn a_firing_prometheus_alert_is_pulled_from_api_v1_alerts_into_an_incident() {
-    let prometheus = Peer::prometheus(
+    let mut prometheus = Peer::prometheus(
         &prometheus_config(None),
         Some(PROMETHEUS_RULES),
         free_port(),
@@ -105,7 +105,7 @@ async fn prometheus_pushes_its_alert_to_api_v2_alerts_with_tocsin_as_its_alertma
     let dir = engine_dir("");
     let engine = TestEngine::start(&dir).await;
     let target = engine.url.trim_start_matches("http://").to_string();
-    let prometheus = Peer::prometheus(
+    let mut prometheus = Peer::prometheus(
         &prometheus_config(Some(&target)),
         Some(PROMETHEUS_RULES),
         free_port(),
@@ -149,7 +149,7 @@ async fn an_unreachable_source_is_a_monitoring_blind_incident_until_it_answers()
     );
 
     // Prometheus comes up on that port: the next pull resolves the blind spot.
-    let prometheus = Peer::prometheus("global: { evaluation_interval: 1s }\n", None, port);
+    let mut prometheus = Peer::prometheus("global: { evaluation_interval: 1s }\n", None, port);
     prometheus.wait_ready().await;
     wait_resolved(&engine, &blind["id"], WAIT).await;
     assert_eq!(
@@ -234,7 +234,7 @@ async fn alert_alertmanager(alertmanager: &Peer, ends_at: Option<DateTime<Utc>>)
 async fn alertmanager_webhook_notifications_open_and_resolve_an_incident() {
     let dir = engine_dir("");
     let engine = TestEngine::start(&dir).await;
-    let alertmanager = Peer::alertmanager(
+    let mut alertmanager = Peer::alertmanager(
         &alertmanager_config(Some(&format!("{}/api/v1/alertmanager", engine.url))),
         free_port(),
     );
@@ -260,7 +260,7 @@ async fn alertmanager_webhook_notifications_open_and_resolve_an_incident() {
 
 #[tokio::test]
 async fn alerts_pulled_from_alertmanager_open_and_resolve_an_incident() {
-    let alertmanager = Peer::alertmanager(&alertmanager_config(None), free_port());
+    let mut alertmanager = Peer::alertmanager(&alertmanager_config(None), free_port());
     alertmanager.wait_ready().await;
     let dir = engine_dir(&format!(
         "sources:\n  alertmanager: [ {{ name: am, url: \"{}\", interval: 1s, timeout: 900ms }} ]\n",
@@ -980,7 +980,7 @@ async fn probes_in_flight_never_exceed_max_in_flight() {
 #[tokio::test]
 async fn an_alert_that_left_its_source_while_tocsin_was_down_resolves_after_the_restart() {
     let port = free_port();
-    let prometheus = Peer::prometheus(&prometheus_config(None), Some(PROMETHEUS_RULES), port);
+    let mut prometheus = Peer::prometheus(&prometheus_config(None), Some(PROMETHEUS_RULES), port);
     prometheus.wait_ready().await;
     let dir = engine_dir(&format!(
         "sources:\n  prometheus: [ {{ name: prom, url: \"http://127.0.0.1:{port}\", interval: 1s, timeout: 900ms }} ]\n"
@@ -991,7 +991,7 @@ async fn an_alert_that_left_its_source_while_tocsin_was_down_resolves_after_the_
 
     // The same Prometheus comes back without the rule: the alert is gone from its list.
     drop(prometheus);
-    let prometheus = Peer::prometheus(&prometheus_config(None), Some("groups: []\n"), port);
+    let mut prometheus = Peer::prometheus(&prometheus_config(None), Some("groups: []\n"), port);
     prometheus.wait_ready().await;
     let engine = TestEngine::start(&dir).await;
     let resolved = wait_resolved(&engine, &incident["id"], WAIT).await;

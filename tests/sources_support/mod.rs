@@ -21,6 +21,8 @@ pub struct Peer {
     pub url: String,
     pub port: u16,
     log: PathBuf,
+    program: String,
+    args: Vec<String>,
     _dir: tempfile::TempDir,
 }
 
@@ -64,41 +66,56 @@ impl Peer {
 
     fn spawn(program: &str, args: &[String], dir: tempfile::TempDir, port: u16) -> Peer {
         let log = dir.path().join("peer.log");
-        let child = Command::new(program)
-            .args(args)
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!("cannot start {program} ({e}); scripts/test-all.sh installs it")
-            });
         Peer {
-            child,
+            child: start(program, args, &log),
             url: format!("http://127.0.0.1:{port}"),
             port,
             log,
+            program: program.to_string(),
+            args: args.to_vec(),
             _dir: dir,
         }
     }
 
-    /// Wait (bounded) until `/-/ready` answers 200.
-    pub async fn wait_ready(&self) {
+    /// Wait (bounded) until `/-/ready` answers 200. Started while its port was another
+    /// socket's (`free_port` let it go, and a client of another test took it), the peer is
+    /// started again on the same port once that socket lets go of it.
+    pub async fn wait_ready(&mut self) {
         let http = client();
-        let ready = eventually(Duration::from_secs(20), || async {
-            let response = http
-                .get(format!("{}/-/ready", self.url))
-                .send()
-                .await
-                .ok()?;
-            response.status().is_success().then_some(())
-        })
-        .await;
-        assert!(ready.is_some(), "peer not ready; log:\n{}", self.log());
+        let mut port_retries = 0;
+        let mut polls = 0;
+        while polls < 400 {
+            polls += 1;
+            if let Ok(response) = http.get(format!("{}/-/ready", self.url)).send().await {
+                if response.status().is_success() {
+                    return;
+                }
+            }
+            let exited = matches!(self.child.try_wait(), Ok(Some(_)));
+            if exited && self.log().contains("address already in use") && port_retries < 75 {
+                port_retries += 1;
+                polls = 0;
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                self.child = start(&self.program, &self.args, &self.log);
+                continue;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("peer not ready; log:\n{}", self.log());
     }
 
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
+}
+
+fn start(program: &str, args: &[String], log: &std::path::Path) -> Child {
+    Command::new(program)
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(log).unwrap())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {program} ({e}); scripts/test-all.sh installs it"))
 }
 
 impl Drop for Peer {
