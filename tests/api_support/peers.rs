@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use crate::support::{eventually, free_port};
+use crate::support::free_port;
 
 /// A child process killed (and reaped) when dropped, whatever the test did.
 pub struct Reaped {
@@ -38,19 +38,44 @@ impl Drop for Reaped {
     }
 }
 
-/// Poll `url` until it answers 2xx (bounded).
-async fn wait_up(url: &str, timeout: Duration, what: &Reaped) {
+/// Start `command(port)` on a free port and poll `path` on it until it answers 2xx
+/// (bounded). A peer that exits first is started again on another port: `free_port` lets
+/// its port go before the peer binds it, and a socket of another test (a client's, from the
+/// same range) can take it meanwhile.
+async fn start_up(
+    mut command: impl FnMut(u16) -> Command,
+    log: PathBuf,
+    path: &str,
+    timeout: Duration,
+) -> (Reaped, String) {
     let http = reqwest::Client::builder()
         .no_proxy()
         .timeout(Duration::from_secs(2))
         .build()
         .unwrap();
-    let up = eventually(timeout, || async {
-        let r = http.get(url).send().await.ok()?;
-        r.status().is_success().then_some(())
-    })
-    .await;
-    assert!(up.is_some(), "{url} did not come up:\n{}", what.logs());
+    for _ in 0..5 {
+        let port = free_port();
+        let mut process = Reaped::spawn(&mut command(port), log.clone());
+        let url = format!("http://127.0.0.1:{port}");
+        let deadline = tokio::time::Instant::now() + timeout;
+        while !matches!(process.child.try_wait(), Ok(Some(_))) {
+            if let Ok(r) = http.get(format!("{url}{path}")).send().await {
+                if r.status().is_success() {
+                    return (process, url);
+                }
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{url}{path} did not come up:\n{}",
+                process.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    panic!(
+        "{path}: the peer exited at every start; last log at {}",
+        log.display()
+    );
 }
 
 /// Prometheus 2.x scraping one target every second.
@@ -73,19 +98,23 @@ impl Prometheus {
             ),
         )
         .unwrap();
-        let port = free_port();
-        let process = Reaped::spawn(
-            Command::new("prometheus")
-                .arg(format!("--config.file={}", config.display()))
-                .arg(format!(
-                    "--storage.tsdb.path={}",
-                    folder.join("data").display()
-                ))
-                .arg(format!("--web.listen-address=127.0.0.1:{port}")),
+        let (process, url) = start_up(
+            |port| {
+                let mut command = Command::new("prometheus");
+                command
+                    .arg(format!("--config.file={}", config.display()))
+                    .arg(format!(
+                        "--storage.tsdb.path={}",
+                        folder.join("data").display()
+                    ))
+                    .arg(format!("--web.listen-address=127.0.0.1:{port}"));
+                command
+            },
             folder.join("prometheus.log"),
-        );
-        let url = format!("http://127.0.0.1:{port}");
-        wait_up(&format!("{url}/-/ready"), Duration::from_secs(60), &process).await;
+            "/-/ready",
+            Duration::from_secs(60),
+        )
+        .await;
         Prometheus {
             url,
             process,
@@ -134,19 +163,23 @@ pub struct ChromeDriver {
 
 impl ChromeDriver {
     pub async fn start(dir: &Path) -> ChromeDriver {
-        let port = free_port();
-        let process = Reaped::spawn(
-            Command::new("chromedriver")
-                .arg(format!("--port={port}"))
-                .arg("--allowed-ips=127.0.0.1")
-                .arg(format!(
-                    "--log-path={}",
-                    dir.join("chromedriver-verbose.log").display()
-                )),
+        let (process, url) = start_up(
+            |port| {
+                let mut command = Command::new("chromedriver");
+                command
+                    .arg(format!("--port={port}"))
+                    .arg("--allowed-ips=127.0.0.1")
+                    .arg(format!(
+                        "--log-path={}",
+                        dir.join("chromedriver-verbose.log").display()
+                    ));
+                command
+            },
             dir.join("chromedriver.log"),
-        );
-        let url = format!("http://127.0.0.1:{port}");
-        wait_up(&format!("{url}/status"), Duration::from_secs(30), &process).await;
+            "/status",
+            Duration::from_secs(30),
+        )
+        .await;
         ChromeDriver { url, process }
     }
 }

@@ -382,36 +382,49 @@ pub struct Smtpd {
 
 impl Smtpd {
     pub async fn start(dir: &Path) -> Smtpd {
-        let port = free_port();
         let maildir = dir.join("maildir");
         let log = dir.join("smtpd.log");
-        // Debian's python3-aiosmtpd is installed for /usr/bin/python3 only.
-        let child = Command::new("/usr/bin/python3")
-            .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}")])
-            .args(["-c", "aiosmtpd.handlers.Mailbox"])
-            .arg(&maildir)
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .expect("start aiosmtpd with /usr/bin/python3 (Debian package python3-aiosmtpd)");
-        let smtpd = Smtpd {
-            child,
-            port,
-            maildir,
-            log,
-        };
-        for _ in 0..200 {
-            if tokio::net::TcpStream::connect(("127.0.0.1", port))
-                .await
-                .is_ok()
-            {
-                return smtpd;
+        // Started again on another port if it exits first: `free_port` lets the port go
+        // before aiosmtpd binds it, and a socket of another test can take it meanwhile.
+        for _ in 0..5 {
+            let port = free_port();
+            // Debian's python3-aiosmtpd is installed for /usr/bin/python3 only.
+            let child = Command::new("/usr/bin/python3")
+                .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}")])
+                .args(["-c", "aiosmtpd.handlers.Mailbox"])
+                .arg(&maildir)
+                .stdout(Stdio::null())
+                .stderr(std::fs::File::create(&log).unwrap())
+                .spawn()
+                .expect("start aiosmtpd with /usr/bin/python3 (Debian package python3-aiosmtpd)");
+            let mut smtpd = Smtpd {
+                child,
+                port,
+                maildir: maildir.clone(),
+                log: log.clone(),
+            };
+            for _ in 0..200 {
+                if matches!(smtpd.child.try_wait(), Ok(Some(_))) {
+                    break;
+                }
+                if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                    .await
+                    .is_ok()
+                {
+                    return smtpd;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
             }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            if !matches!(smtpd.child.try_wait(), Ok(Some(_))) {
+                panic!(
+                    "aiosmtpd did not listen on {port}: {}",
+                    std::fs::read_to_string(&smtpd.log).unwrap_or_default()
+                );
+            }
         }
         panic!(
-            "aiosmtpd did not listen on {port}: {}",
-            std::fs::read_to_string(&smtpd.log).unwrap_or_default()
+            "aiosmtpd exited at every start: {}",
+            std::fs::read_to_string(&log).unwrap_or_default()
         );
     }
 
