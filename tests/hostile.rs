@@ -5,6 +5,7 @@
 //! after every case, and is still the same process at the end.
 
 mod reliability_support;
+mod support;
 
 use std::path::Path;
 use std::process::{Command, Stdio};

@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::support::{engine_port_taken, wait_ready_or_start_again, Started};
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -87,44 +88,12 @@ impl Proc {
         self.child = Some(command.spawn().expect("spawn tocsin"));
     }
 
-    /// Wait until `/-/ready` answers 200 (at most 15 s, and 15 s more of port retries).
+    /// Wait until `/-/ready` answers 200 (bounded; see `wait_ready_or_start_again`).
     pub async fn wait_ready(&mut self) {
-        let http = http();
-        let mut port_retries = 0;
-        let mut polls = 0;
-        while polls < 300 {
-            polls += 1;
-            if let Ok(r) = http.get(format!("{}/-/ready", self.url)).send().await {
-                if r.status().is_success() {
-                    self.ready_once = true;
-                    return;
-                }
-            }
-            if let Some(status) = self
-                .child
-                .as_mut()
-                .and_then(|c| c.try_wait().ok().flatten())
-            {
-                if port_taken(&self.log_since_start()) && port_retries < 75 {
-                    // `free_port` let the port go before the engine bound it, and a socket
-                    // of another test (a client's, from the same range) took it meanwhile:
-                    // start again once it is let go. A first start leaves no trace of the
-                    // failed one, for the tests that count the log's errors.
-                    port_retries += 1;
-                    polls = 0;
-                    self.child = None;
-                    if !self.ready_once {
-                        std::fs::write(&self.log, "").unwrap();
-                    }
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                    self.restart();
-                    continue;
-                }
-                panic!("tocsin exited with {status}; log:\n{}", self.log_text());
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+        if !wait_ready_or_start_again(self, Duration::from_secs(15)).await {
+            panic!("tocsin not ready; log:\n{}", self.log_text());
         }
-        panic!("tocsin not ready; log:\n{}", self.log_text());
+        self.ready_once = true;
     }
 
     /// What this start wrote to the log.
@@ -495,7 +464,28 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-/// The engine could not listen: its port is another socket's.
-pub fn port_taken(log: &str) -> bool {
-    log.contains("cannot listen on") && log.contains("Address already in use")
+impl Started for Proc {
+    fn ready_url(&self) -> String {
+        format!("{}/-/ready", self.url)
+    }
+
+    fn exited(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(Some(_))))
+    }
+
+    fn port_was_taken(&self) -> bool {
+        engine_port_taken(&self.log_since_start())
+    }
+
+    /// A first start leaves no trace of the failed one, for the tests that count the log's
+    /// errors.
+    fn start_again(&mut self) {
+        self.child = None;
+        if !self.ready_once {
+            std::fs::write(&self.log, "").unwrap();
+        }
+        self.restart();
+    }
 }

@@ -13,7 +13,7 @@ use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
-use crate::support::{eventually, TestEngine};
+use crate::support::{eventually, wait_ready_or_start_again, Started, TestEngine};
 
 /// A peer process with its own folder; killed and reaped when dropped.
 pub struct Peer {
@@ -77,35 +77,33 @@ impl Peer {
         }
     }
 
-    /// Wait (bounded) until `/-/ready` answers 200. Started while its port was another
-    /// socket's (`free_port` let it go, and a client of another test took it), the peer is
-    /// started again on the same port once that socket lets go of it.
+    /// Wait (bounded; see `wait_ready_or_start_again`) until `/-/ready` answers 200.
     pub async fn wait_ready(&mut self) {
-        let http = client();
-        let mut port_retries = 0;
-        let mut polls = 0;
-        while polls < 400 {
-            polls += 1;
-            if let Ok(response) = http.get(format!("{}/-/ready", self.url)).send().await {
-                if response.status().is_success() {
-                    return;
-                }
-            }
-            let exited = matches!(self.child.try_wait(), Ok(Some(_)));
-            if exited && self.log().contains("address already in use") && port_retries < 75 {
-                port_retries += 1;
-                polls = 0;
-                tokio::time::sleep(Duration::from_millis(200)).await;
-                self.child = start(&self.program, &self.args, &self.log);
-                continue;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+        if !wait_ready_or_start_again(self, Duration::from_secs(20)).await {
+            panic!("peer not ready; log:\n{}", self.log());
         }
-        panic!("peer not ready; log:\n{}", self.log());
     }
 
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Started for Peer {
+    fn ready_url(&self) -> String {
+        format!("{}/-/ready", self.url)
+    }
+
+    fn exited(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(Some(_)))
+    }
+
+    fn port_was_taken(&self) -> bool {
+        self.log().contains("address already in use")
+    }
+
+    fn start_again(&mut self) {
+        self.child = start(&self.program, &self.args, &self.log);
     }
 }
 

@@ -245,35 +245,14 @@ impl EngineProcess {
         }
     }
 
-    /// Wait until /-/ready answers 200 (bounded). Started while its port was another
-    /// socket's (`free_port` let it go, and a client of another test took it), it is started
-    /// again on the same port once that socket lets go of it.
+    /// Wait until /-/ready answers 200 (bounded; see [`wait_ready_or_start_again`]).
     pub async fn wait_ready(&mut self) {
-        let http = reqwest::Client::builder().no_proxy().build().unwrap();
-        let mut port_retries = 0;
-        let mut polls = 0;
-        while polls < 300 {
-            polls += 1;
-            if let Ok(r) = http.get(format!("{}/-/ready", self.url)).send().await {
-                if r.status().is_success() {
-                    return;
-                }
-            }
-            let exited = matches!(self.child.try_wait(), Ok(Some(_)));
-            let log = std::fs::read_to_string(&self.log).unwrap_or_default();
-            if exited && port_taken(&log) && port_retries < 75 {
-                port_retries += 1;
-                polls = 0;
-                tokio::time::sleep(Duration::from_millis(200)).await;
-                *self = Self::spawn_config(&self.config, self.port);
-                continue;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+        if !wait_ready_or_start_again(self, Duration::from_secs(15)).await {
+            panic!(
+                "engine not ready; log:\n{}",
+                std::fs::read_to_string(&self.log).unwrap_or_default()
+            );
         }
-        panic!(
-            "engine not ready; log:\n{}",
-            std::fs::read_to_string(&self.log).unwrap_or_default()
-        );
     }
 
     pub fn kill(&mut self) {
@@ -394,7 +373,73 @@ pub async fn list_incidents(http: &reqwest::Client, url: &str) -> Vec<Value> {
     list
 }
 
+impl Started for EngineProcess {
+    fn ready_url(&self) -> String {
+        format!("{}/-/ready", self.url)
+    }
+
+    fn exited(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(Some(_)))
+    }
+
+    fn port_was_taken(&self) -> bool {
+        engine_port_taken(&std::fs::read_to_string(&self.log).unwrap_or_default())
+    }
+
+    fn start_again(&mut self) {
+        *self = Self::spawn_config(&self.config, self.port);
+    }
+}
+
 /// The engine could not listen: its port is another socket's.
-pub fn port_taken(log: &str) -> bool {
+pub fn engine_port_taken(log: &str) -> bool {
     log.contains("cannot listen on") && log.contains("Address already in use")
+}
+
+/// A process a test started on a port from [`free_port`], which it can start again.
+pub trait Started {
+    /// Its `/-/ready`.
+    fn ready_url(&self) -> String;
+    /// It has exited.
+    fn exited(&mut self) -> bool;
+    /// It says it could not listen: its port was another socket's.
+    fn port_was_taken(&self) -> bool;
+    /// Start it again, on the same port.
+    fn start_again(&mut self);
+}
+
+/// Poll `process`'s `/-/ready` until it answers 200, for at most `wait` from its last start;
+/// false if it never did. `free_port` lets the port go before the process binds it, and a
+/// socket of another test (a client's, from the same range) can take it meanwhile: a process
+/// that exited for that is started again on the same port every 200 ms, for up to 15 s,
+/// until that socket lets go of it.
+pub async fn wait_ready_or_start_again(process: &mut impl Started, wait: Duration) -> bool {
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(15))
+        .build()
+        .unwrap();
+    let polls = wait.as_millis() / 50;
+    let mut starts = 0;
+    let mut polled = 0;
+    while polled < polls {
+        polled += 1;
+        if let Ok(r) = http.get(process.ready_url()).send().await {
+            if r.status().is_success() {
+                return true;
+            }
+        }
+        if process.exited() {
+            if !process.port_was_taken() || starts == 75 {
+                return false;
+            }
+            starts += 1;
+            polled = 0;
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            process.start_again();
+            continue;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
 }
