@@ -188,7 +188,7 @@ struct Dirty {
     impacts: BTreeSet<i64>,
     timeline: Vec<TimelineEntry>,
     /// Impacts a rule added to an incident in this batch, by (incident, rule): one timeline
-    /// entry tells them all (see [`Core::attach`]).
+    /// entry tells them all, described when the batch is taken (see [`Core::attach`]).
     added: HashMap<(i64, Arc<str>), Added>,
     paging: BTreeSet<i64>,
     rule_states: BTreeSet<(u32, Fingerprint)>,
@@ -1026,15 +1026,16 @@ impl Core {
                     ),
                     impacts: vec![impact_id],
                 };
-                let (message, data) = added.describe(&impact.rule);
                 slot.insert(added);
+                // Its message and data are written when the batch is taken: by then it
+                // knows every impact it tells.
                 self.timeline(
                     incident_id,
                     now,
                     "impact_added",
                     &impact.rule,
-                    message,
-                    data,
+                    String::new(),
+                    serde_json::Value::Null,
                 );
             }
         }
@@ -2015,10 +2016,8 @@ impl Core {
     pub fn take_changes(&mut self) -> Changes {
         let mut dirty = std::mem::take(&mut self.dirty);
         for ((_, rule), added) in &dirty.added {
-            if added.impacts.len() > 1 {
-                let entry = &mut dirty.timeline[added.entry];
-                (entry.message, entry.data) = added.describe(rule);
-            }
+            let entry = &mut dirty.timeline[added.entry];
+            (entry.message, entry.data) = added.describe(rule);
         }
         let mut changes = Changes {
             timeline: dirty.timeline,
