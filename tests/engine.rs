@@ -400,3 +400,74 @@ async fn impacts_added_together_share_one_timeline_entry() {
     assert_eq!(entries[1]["data"], serde_json::json!({ "impact": last }));
     engine.stop().await;
 }
+
+/// An impact that joins an incident rewrites the incident's row only when it changes what
+/// the row holds (a service, region or customer more, fewer shared labels, a severity): in a
+/// storm most impacts join an incident that already names everything they hit. What is
+/// stored still says what the engine says, after a restart too.
+#[tokio::test]
+async fn an_incident_row_is_written_again_only_when_an_impact_changes_it() {
+    use tocsin::engine::{Core, Setup};
+    use tocsin::store::Store;
+
+    let dir = TestDir::new(CATALOG, &[("default.yaml", &support::default_rules())]);
+    let config = tocsin::config::load(&dir.config_path()).unwrap();
+    let setup = Setup::new(config, None);
+    let metrics = std::sync::Arc::new(tocsin::metrics::Metrics::new());
+    let now = chrono::Utc::now();
+    let down = |instance: &str, region: &str| {
+        alert(&[
+            ("alertname", "StorageDown"),
+            ("severity", "critical"),
+            ("service", "storage"),
+            ("region", region),
+            ("instance", instance),
+        ])
+    };
+    let store = Store::open(&dir.store_url()).await.unwrap();
+    let mut core = Core::new(setup.clone(), metrics.clone(), now);
+    let batch = |core: &mut Core, signals: Vec<Signal>| {
+        core.handle(Input::Signals(signals), now);
+        core.take_changes()
+    };
+
+    let opened = batch(&mut core, vec![down("a", "china-east")]);
+    assert_eq!(opened.incidents.len(), 1);
+    store.apply(&opened).await.unwrap();
+
+    // Another instance: the incident's common labels lose `instance`, its row is written.
+    let narrowed = batch(&mut core, vec![down("b", "china-east")]);
+    assert_eq!(narrowed.incidents.len(), 1);
+    assert_eq!(narrowed.incidents[0].labels.get("instance"), None);
+    store.apply(&narrowed).await.unwrap();
+
+    // A third instance, same service and region: the impact is written, the incident not.
+    let joined = batch(&mut core, vec![down("c", "china-east")]);
+    assert_eq!(joined.impacts.len(), 1);
+    assert!(joined.incidents.is_empty(), "{:?}", joined.incidents);
+    store.apply(&joined).await.unwrap();
+
+    // A second region: the incident names it now, and is graver for it.
+    let grown = batch(&mut core, vec![down("d", "china-north")]);
+    assert_eq!(grown.incidents.len(), 1);
+    let incident = &grown.incidents[0];
+    let regions: Vec<&String> = incident.regions.iter().collect();
+    assert_eq!(regions, ["china-east", "china-north"]);
+    assert!(
+        incident.severity < opened.incidents[0].severity,
+        "{incident:?}"
+    );
+    store.apply(&grown).await.unwrap();
+
+    // The stored incident is the engine's, its four impacts with it.
+    let snapshot = store.load().await.unwrap();
+    assert_eq!(snapshot.incidents.len(), 1);
+    let stored = &snapshot.incidents[0];
+    let live = core.open_incidents().next().unwrap();
+    assert_eq!(
+        serde_json::to_value(stored).unwrap(),
+        serde_json::to_value(live).unwrap()
+    );
+    assert_eq!(stored.impact_ids.len(), 4);
+    store.close().await;
+}

@@ -1042,7 +1042,9 @@ impl Core {
         self.dirty.impacts.insert(impact.id);
         if let Some(incident) = self.incidents.get_mut(&incident_id) {
             incident.impact_ids.push(impact_id);
-            incident.absorb(&impact);
+            if incident.absorb(&impact) {
+                self.dirty.incidents.insert(incident_id);
+            }
         }
         self.impacts.insert(impact.id, Box::new(impact));
         self.index_impact(incident_id, impact_id);
@@ -1068,6 +1070,7 @@ impl Core {
             target.impact_ids.extend(source.impact_ids.iter().copied());
             target.impact_ids.sort_unstable();
             target.absorb_incident(&source);
+            self.dirty.incidents.insert(into);
         }
         if let Some(paging) = self.paging.remove(&from) {
             let target = self.paging.entry(into).or_default();
@@ -1191,7 +1194,8 @@ impl Core {
             ),
             &self.setup.config.classification,
         );
-        self.dirty.incidents.insert(incident_id);
+        // Its row is written by whoever changed what it holds (`attach`, `merge`); here only
+        // when the severity moves.
         let old = incident.severity;
         if computed < old {
             if incident.pinned {
@@ -1211,6 +1215,7 @@ impl Core {
             let before = Counted::of(incident);
             incident.severity = computed;
             self.open_counts.changed(before, Counted::of(incident));
+            self.dirty.incidents.insert(incident_id);
             self.metrics.incident_severity_changes_total.inc();
             self.timeline(
                 incident_id,

@@ -32,8 +32,15 @@ use crate::store::{Durable, Store, StoreError, StoreHealth, Submitted};
 
 /// Inputs waiting for the core, at most.
 const QUEUE: usize = 4096;
-/// Inputs taken per batch (one transaction).
-const BATCH: usize = 1024;
+/// Inputs taken from the channel at a time. One: the loop looks at the batch being committed
+/// after each input, and hands the store the next batch as soon as it is free, instead of
+/// handling every input that queued up first. With 1,024, the 15 requests of new alerts that
+/// arrived while the first was written were handled in one go (~45 ms of the loop), the
+/// writer idle meanwhile, then written in one go while the loop idled: the stages took turns
+/// instead of overlapping (ingest benchmark, first pass: 1.50× Alertmanager's alerts/s at the
+/// median of 8 runs, 1.85× with one). The inputs handled while a batch is committed still go
+/// to the store together, in one transaction.
+const TURN: usize = 1;
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum EngineError {
@@ -253,7 +260,7 @@ pub async fn run_loop(mut core: Core, inputs: EngineReceiver, parts: LoopParts) 
         health,
     } = parts;
     let mut rx = inputs.rx;
-    let mut batch: Vec<Request> = Vec::with_capacity(BATCH);
+    let mut batch: Vec<Request> = Vec::with_capacity(TURN);
     // Handled inputs whose changes are still in the core (not yet taken into a batch).
     let mut waiting: Vec<Waiter> = Vec::new();
     let mut inbox_done: Vec<(i64, String)> = Vec::new();
@@ -330,7 +337,7 @@ pub async fn run_loop(mut core: Core, inputs: EngineReceiver, parts: LoopParts) 
                     failure = Some(e);
                 }
             }
-            received = rx.recv_many(&mut batch, BATCH) => {
+            received = rx.recv_many(&mut batch, TURN) => {
                 if received == 0 {
                     break;
                 }

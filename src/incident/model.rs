@@ -144,8 +144,17 @@ impl Incident {
     /// Take in what a newly joined impact says: the names it hits, the labels it shares,
     /// its response deadline and its part of the blast radius. Every one of these only
     /// grows (or, for labels, narrows) as impacts join, so this gives what walking all the
-    /// impacts again would.
-    pub fn absorb(&mut self, impact: &Impact) {
+    /// impacts again would. Returns whether the incident's stored row changed: most impacts
+    /// that join an open incident hit what it already names, and its row need not be written
+    /// again for them.
+    pub fn absorb(&mut self, impact: &Impact) -> bool {
+        let names = (
+            self.services.len(),
+            self.regions.len(),
+            self.customers.len(),
+        );
+        let labels = std::sync::Arc::as_ptr(&self.labels);
+        let deadline = self.respond_by;
         self.services.add_all(&impact.service);
         self.regions.add_all(&impact.region);
         self.customers.add_all(&impact.customers);
@@ -153,7 +162,16 @@ impl Incident {
         if let Some(cri) = &impact.cri {
             self.take_deadline(cri.respond_by, &cri.sr_severity);
         }
+        // Not stored: counted again from the impacts on restore.
         self.blast = self.blast.join(Blast::of(impact));
+        names
+            != (
+                self.services.len(),
+                self.regions.len(),
+                self.customers.len(),
+            )
+            || labels != std::sync::Arc::as_ptr(&self.labels)
+            || deadline != self.respond_by
     }
 
     /// Take in everything `other` (merged into this one) took in from its impacts.
