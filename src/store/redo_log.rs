@@ -247,7 +247,7 @@ fn decode_at(bytes: &[u8], at: usize) -> Option<(u64, u64, Vec<Statement>, usize
             });
         }
         statements.push(Statement {
-            sql,
+            sql: sql.into(),
             values,
             needs_row,
         });

@@ -1,7 +1,8 @@
 //! Writing the core's changes and reading its state back after a restart.
 
-use std::collections::HashMap;
-use std::sync::Arc;
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use sqlx::{AnyConnection, Connection, Row};
 
@@ -293,7 +294,11 @@ fn plan_rows(changes: &Changes) -> Result<Vec<Statement>> {
     )?;
     // Rows the engine numbers are never numbered again: a row deleted here is never one
     // written here, so the two can go in either order.
-    push_deletes(&mut out, "rule_states", &changes.deleted_rule_states);
+    push_deletes(
+        &mut out,
+        "DELETE FROM rule_states WHERE id IN (VALUES ",
+        &changes.deleted_rule_states,
+    );
     let mut rows = Vec::with_capacity(changes.rule_states.len());
     for (rule, fingerprint, state) in &changes.rule_states {
         rows.push(vec![
@@ -304,7 +309,11 @@ fn plan_rows(changes: &Changes) -> Result<Vec<Statement>> {
         ]);
     }
     push_rows(&mut out, RULE_STATE_UPSERT.0, RULE_STATE_UPSERT.1, rows);
-    push_deletes(&mut out, "leases", &changes.deleted_leases);
+    push_deletes(
+        &mut out,
+        "DELETE FROM leases WHERE id IN (VALUES ",
+        &changes.deleted_leases,
+    );
     for (name, state) in &changes.heartbeats {
         out.push(Statement::new(
             "INSERT INTO heartbeats (name, data) VALUES ($1, $2) \
@@ -352,7 +361,7 @@ enum Keyed {
 /// ends written.
 fn push_keyed(
     out: &mut Vec<Statement>,
-    upsert: (&str, &str),
+    upsert: (&'static str, &'static str),
     changes: impl Iterator<Item = Result<Keyed>>,
 ) -> Result<()> {
     let mut rows = Vec::new();
@@ -379,11 +388,11 @@ const RULE_STATE_UPSERT: (&str, &str) = (
     " ON CONFLICT (id) DO UPDATE SET data = excluded.data",
 );
 
-/// `DELETE FROM table WHERE id IN (VALUES ($1), …)` for `ids`, chunked as [`push_rows`].
-fn push_deletes(out: &mut Vec<Statement>, table: &str, ids: &[i64]) {
+/// `DELETE FROM table WHERE id IN (VALUES ($1), …)` for `ids`, chunked as [`push_rows`];
+/// `head` is the statement up to the first row.
+fn push_deletes(out: &mut Vec<Statement>, head: &'static str, ids: &[i64]) {
     let rows = ids.iter().map(|id| vec![Val::I64(*id)]).collect();
-    let head = format!("DELETE FROM {table} WHERE id IN (VALUES ");
-    push_rows(out, &head, ")", rows);
+    push_rows(out, head, ")", rows);
 }
 
 /// One bound value of a statement.
@@ -398,7 +407,8 @@ pub(super) enum Val {
 /// One statement of a write, with its values for `$1`, `$2`, ….
 #[derive(Debug)]
 pub(super) struct Statement {
-    pub sql: String,
+    /// Borrowed for the engine's own statements (see [`rows_sql`]).
+    pub sql: Cow<'static, str>,
     pub values: Vec<Val>,
     /// When this statement changes no row, it and the statements after it do not count:
     /// the write commits those before it and says how many (see [`run_statements`]).
@@ -406,7 +416,7 @@ pub(super) struct Statement {
 }
 
 impl Statement {
-    pub fn new(sql: impl Into<String>, values: Vec<Val>) -> Self {
+    pub fn new(sql: impl Into<Cow<'static, str>>, values: Vec<Val>) -> Self {
         Statement {
             sql: sql.into(),
             values,
@@ -416,7 +426,7 @@ impl Statement {
 
     /// A statement that must change a row for the rest of its write to go on (an update of
     /// a row another writer may not have written yet).
-    pub fn needing_row(sql: impl Into<String>, values: Vec<Val>) -> Self {
+    pub fn needing_row(sql: impl Into<Cow<'static, str>>, values: Vec<Val>) -> Self {
         Statement {
             needs_row: true,
             ..Statement::new(sql, values)
@@ -487,7 +497,12 @@ fn push_placeholder(sql: &mut String, n: usize) {
 /// `head` + `($1, …), (…)` + `tail` for each chunk of `rows` (all rows have as many values),
 /// in order, appended to `out`. Rows of one call must not repeat a conflict key (PostgreSQL
 /// refuses a statement that updates a row twice): callers pass rows from sets.
-pub(super) fn push_rows(out: &mut Vec<Statement>, head: &str, tail: &str, rows: Vec<Vec<Val>>) {
+pub(super) fn push_rows(
+    out: &mut Vec<Statement>,
+    head: &'static str,
+    tail: &'static str,
+    rows: Vec<Vec<Val>>,
+) {
     let Some(width) = rows.first().map(Vec::len) else {
         return;
     };
@@ -495,6 +510,21 @@ pub(super) fn push_rows(out: &mut Vec<Statement>, head: &str, tail: &str, rows: 
     let mut left = rows.len();
     while left > 0 {
         let size = CHUNKS.into_iter().find(|c| *c <= left).unwrap_or(1);
+        let values = rows.by_ref().take(size).flatten().collect();
+        out.push(Statement::new(rows_sql(head, tail, width, size), values));
+        left -= size;
+    }
+}
+
+/// The text of a statement of `size` rows of `width` values: `head` + `($1, …), (…)` +
+/// `tail`. Made once for each and kept for the process (a few tables, seven sizes each):
+/// it was built again for every chunk of every batch, ~1.5 KB for 64 rows (`push_rows` was
+/// ~2 % of the samples of the ingest benchmark's first pass, with the values it moves).
+fn rows_sql(head: &'static str, tail: &'static str, width: usize, size: usize) -> &'static str {
+    type Key = (&'static str, &'static str, usize, usize);
+    static MADE: Mutex<BTreeMap<Key, &'static str>> = Mutex::new(BTreeMap::new());
+    let mut made = MADE.lock().unwrap_or_else(PoisonError::into_inner);
+    made.entry((head, tail, width, size)).or_insert_with(|| {
         let mut sql = String::with_capacity(head.len() + tail.len() + size * width * 5);
         sql.push_str(head);
         let mut n = 0;
@@ -510,10 +540,9 @@ pub(super) fn push_rows(out: &mut Vec<Statement>, head: &str, tail: &str, rows: 
             sql.push(')');
         }
         sql.push_str(tail);
-        let values = rows.by_ref().take(size).flatten().collect();
-        out.push(Statement::new(sql, values));
-        left -= size;
-    }
+        // Bounded: the callers' heads and tails are constants.
+        Box::leak(sql.into_boxed_str())
+    })
 }
 
 #[cfg(test)]
