@@ -29,8 +29,11 @@ pub struct RuleState {
     pub failures: u32,
     pub successes: u32,
     /// The open impact this state produced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub impact: Option<i64>,
-    /// The impact was closed by a person while the condition still held.
+    /// The impact was closed by a person while the condition still held. Stored only when
+    /// set, as the signal's empty fields are (see `Signal`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub suppressed: bool,
     /// The latest signal, kept to describe the impact when a timer opens it.
     pub signal: Arc<Signal>,
@@ -243,5 +246,50 @@ mod tests {
         s.observe(false, signal(), t(2));
         s.observe(true, signal(), t(3));
         assert_eq!(s.decide(&r, t(3)), Decision::OpenImpact);
+    }
+
+    /// A stored state leaves out what its signal lacks and `suppressed` when unset, and
+    /// reads back the same, as do rows written with them (before they were left out).
+    #[test]
+    fn a_stored_state_leaves_out_empty_fields_and_reads_back_the_same() {
+        let mut quiet = RuleState::new(signal(), t(0));
+        quiet.observe(true, signal(), t(5));
+        let json = serde_json::to_string(&quiet).unwrap();
+        for absent in [
+            "\"value\":",
+            "\"probe\":",
+            "\"cri\":",
+            "\"suppressed\":",
+            "\"impact\":",
+        ] {
+            assert!(!json.contains(absent), "{absent} in {json}");
+        }
+        let back: RuleState = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, quiet);
+
+        let mut set = quiet.clone();
+        set.suppressed = true;
+        let mut with_value = Signal::clone(&set.signal);
+        with_value.value = Some(0.5);
+        set.signal = Arc::new(with_value);
+        let json = serde_json::to_string(&set).unwrap();
+        assert!(json.contains("\"suppressed\":true") && json.contains("\"value\":0.5"));
+        let back: RuleState = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, set);
+
+        let older = serde_json::to_string(&quiet)
+            .unwrap()
+            .replace(
+                "\"state\":",
+                "\"value\":null,\"probe\":null,\"cri\":null,\"state\":",
+            )
+            .replace(
+                "\"signal\":",
+                "\"impact\":null,\"suppressed\":false,\"signal\":",
+            )
+            .replace("\"observed_at\":", "\"expires_at\":null,\"observed_at\":");
+        assert!(older.contains("\"probe\":null") && older.contains("\"expires_at\":null"));
+        let back: RuleState = serde_json::from_str(&older).unwrap();
+        assert_eq!(back, quiet);
     }
 }

@@ -101,22 +101,30 @@ pub mod rfc3339;
 pub use labels::{LabelIter, LabelSet};
 
 /// One observation.
+///
+/// Stored (with its rule states, and in the inbox) without the fields it lacks: most signals
+/// have no value, probe result or report, and each new alert's rule state wrote
+/// `"value":null,"probe":null,"cri":null`, bytes SQLite copies, logs and fsyncs.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Signal {
     pub source: SourceKind,
     pub labels: Labels,
     #[serde(default)]
     pub annotations: Labels,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value: Option<f64>,
     pub state: SignalState,
     // Boxed: most signals carry neither, and each open incident keeps its signal.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub probe: Option<Box<ProbeResult>>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cri: Option<Box<CriDetails>>,
     /// A pushed alert stays firing until then unless refreshed (its lease).
-    #[serde(default, serialize_with = "rfc3339::serialize_opt")]
+    #[serde(
+        default,
+        serialize_with = "rfc3339::serialize_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub expires_at: Option<DateTime<Utc>>,
     #[serde(serialize_with = "rfc3339::serialize")]
     pub observed_at: DateTime<Utc>,
