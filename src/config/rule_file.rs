@@ -136,6 +136,10 @@ pub struct CelExpr {
     /// Which of [`CEL_VARIABLES`] the expression reads, in that order: only those are
     /// bound when it runs (binding the labels map was most of a `when`'s cost).
     pub uses: [bool; 5],
+    /// For `labels` and `annotations`: the keys the expression reads, when it reads that map
+    /// only by keys written in it (see [`literal_keys`]); the map is then bound with those
+    /// keys alone. `None`: it uses the whole map.
+    pub keys: [Option<Box<[String]>>; 2],
 }
 
 impl fmt::Debug for CelExpr {
@@ -185,12 +189,93 @@ impl CelExpr {
         check_expression(program.expression(), text)?;
         let references = program.references();
         let uses = CEL_VARIABLES.map(|name| references.has_variable(name));
+        let keys = ["labels", "annotations"].map(|map| literal_keys(program.expression(), map));
         Ok(CelExpr {
             text: text.to_string(),
             uses,
+            keys,
             program: Arc::new(program),
         })
     }
+}
+
+/// The keys of the map variable `map` that `expr` reads, when it reads it only by a key
+/// written in the expression: `map.k`, `has(map.k)`, `map["k"]`, `map.?k`, `map[?"k"]`,
+/// `"k" in map`. Each of these gives the same on a map holding only those keys as on the
+/// whole map, so the whole need not be built (~5 labels, each boxed, for every new alert;
+/// a rule's `when` most often reads one or two). `None` when the expression uses the map
+/// any other way (its size, its keys, equality, a key computed when it runs, the map passed
+/// to a function) or a comprehension binds a variable of that name.
+fn literal_keys(expr: &cel::IdedExpr, map: &str) -> Option<Box<[String]>> {
+    use cel::common::ast::operators::{IN, INDEX, OPT_INDEX, OPT_SELECT};
+    use cel::common::ast::{EntryExpr, Expr, LiteralValue};
+    fn is_map(expr: &cel::IdedExpr, map: &str) -> bool {
+        matches!(&expr.expr, Expr::Ident(name) if name == map)
+    }
+    fn literal(expr: &cel::IdedExpr) -> Option<&str> {
+        match &expr.expr {
+            Expr::Literal(LiteralValue::String(s)) => Some(s.inner()),
+            _ => None,
+        }
+    }
+    /// Adds the keys read under `expr` to `keys`; false on any other use of the map.
+    fn visit(expr: &cel::IdedExpr, map: &str, keys: &mut Vec<String>) -> bool {
+        match &expr.expr {
+            Expr::Ident(name) => name != map,
+            Expr::Select(select) if is_map(&select.operand, map) => {
+                keys.push(select.field.clone());
+                true
+            }
+            Expr::Select(select) => visit(&select.operand, map, keys),
+            Expr::Call(call) => {
+                let by_key = match (call.func_name.as_str(), call.args.as_slice()) {
+                    (INDEX | OPT_INDEX | OPT_SELECT, [target, key]) if is_map(target, map) => {
+                        literal(key)
+                    }
+                    (IN, [key, target]) if is_map(target, map) => literal(key),
+                    _ => None,
+                };
+                if call.target.is_none() {
+                    if let Some(key) = by_key {
+                        keys.push(key.to_string());
+                        return true;
+                    }
+                }
+                call.target.iter().all(|t| visit(t, map, keys))
+                    && call.args.iter().all(|a| visit(a, map, keys))
+            }
+            Expr::Comprehension(c) => {
+                let binds = [Some(&c.iter_var), Some(&c.accu_var), c.iter_var2.as_ref()];
+                !binds.into_iter().flatten().any(|name| name == map)
+                    && [
+                        &c.iter_range,
+                        &c.accu_init,
+                        &c.loop_cond,
+                        &c.loop_step,
+                        &c.result,
+                    ]
+                    .into_iter()
+                    .all(|part| visit(part, map, keys))
+            }
+            Expr::List(list) => list.elements.iter().all(|e| visit(e, map, keys)),
+            Expr::Map(entries) => entries.entries.iter().all(|entry| match &entry.expr {
+                EntryExpr::MapEntry(e) => visit(&e.key, map, keys) && visit(&e.value, map, keys),
+                EntryExpr::StructField(f) => visit(&f.value, map, keys),
+            }),
+            Expr::Struct(s) => s.entries.iter().all(|entry| match &entry.expr {
+                EntryExpr::MapEntry(e) => visit(&e.key, map, keys) && visit(&e.value, map, keys),
+                EntryExpr::StructField(f) => visit(&f.value, map, keys),
+            }),
+            Expr::Literal(_) | Expr::Unspecified => true,
+        }
+    }
+    let mut keys = Vec::new();
+    if !visit(expr, map, &mut keys) {
+        return None;
+    }
+    keys.sort_unstable();
+    keys.dedup();
+    Some(keys.into_boxed_slice())
 }
 
 /// Comprehensions (`all`, `exists`, `exists_one`, `map`, `filter`) a `when` may hold.

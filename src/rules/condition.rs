@@ -35,6 +35,29 @@ fn string_map(set: &LabelSet) -> Box<dyn Val + '_> {
     Box::new(CelMap::from(map))
 }
 
+/// As [`string_map`], with only those of `keys` the set has (see `CelExpr::keys`).
+fn string_map_of<'v>(set: &'v LabelSet, keys: &'v [String]) -> Box<dyn Val + 'v> {
+    let map: HashMap<CelMapKey<'_>, Box<dyn Val + '_>> = keys
+        .iter()
+        .filter_map(|k| {
+            let v = set.get(k)?;
+            Some((
+                CelMapKey::from(k.as_str()),
+                Box::new(CelString::from(v)) as Box<dyn Val>,
+            ))
+        })
+        .collect();
+    Box::new(CelMap::from(map))
+}
+
+/// The map to bind for `set`: whole, or with the keys the expression reads.
+fn map_for<'v>(set: &'v LabelSet, keys: &'v Option<Box<[String]>>) -> Box<dyn Val + 'v> {
+    match keys {
+        Some(keys) => string_map_of(set, keys),
+        None => string_map(set),
+    }
+}
+
 /// Evaluate `when` with `labels`, `annotations`, `value`, `source` and `probe` bound (those
 /// of them the expression reads).
 pub fn evaluate_when(when: &CelExpr, signal: &Signal) -> Result<bool, String> {
@@ -42,10 +65,10 @@ pub fn evaluate_when(when: &CelExpr, signal: &Signal) -> Result<bool, String> {
     let bind = |e: cel::SerializationError| format!("cannot bind signal fields: {e}");
     let [labels, annotations, value, source, probe] = when.uses;
     if labels {
-        context.add_variable_as_val("labels", string_map(&signal.labels));
+        context.add_variable_as_val("labels", map_for(&signal.labels, &when.keys[0]));
     }
     if annotations {
-        context.add_variable_as_val("annotations", string_map(&signal.annotations));
+        context.add_variable_as_val("annotations", map_for(&signal.annotations, &when.keys[1]));
     }
     if source {
         context.add_variable_from_value("source", signal.source.as_str());
@@ -127,6 +150,67 @@ mod tests {
             evaluate_when(&when, &signal).is_err(),
             "a missing key is an error"
         );
+    }
+
+    /// A `when` that reads labels by keys written in it is given only those; every result,
+    /// error included, is what the whole map gives.
+    #[test]
+    fn a_map_read_by_literal_keys_gives_what_the_whole_map_gives() {
+        let mut signal = probe(true, 1.0, None);
+        signal.labels = std::sync::Arc::new(LabelSet::from(std::collections::BTreeMap::from([
+            ("service".to_string(), "storage".to_string()),
+            ("region".to_string(), "eu-west".to_string()),
+            ("team".to_string(), "".to_string()),
+        ])));
+        let narrowed = [
+            ("labels.service == 'storage'", Some(vec!["service"])),
+            (
+                "labels['region'].startsWith('eu') && 'team' in labels",
+                Some(vec!["region", "team"]),
+            ),
+            (
+                "has(labels.zone) || !('zone' in labels)",
+                Some(vec!["zone"]),
+            ),
+            ("labels.zone == 'a'", Some(vec!["zone"])),
+            (
+                "labels.service == 'x' || labels.service == 'storage'",
+                Some(vec!["service"]),
+            ),
+            ("['a'].exists(x, x == labels.region)", Some(vec!["region"])),
+            ("size(labels) == 3", None),
+            ("labels == {'service': 'storage'}", None),
+            ("labels.exists(k, k == 'team')", None),
+            ("labels[labels.team + 'service'] == 'storage'", None),
+            (
+                "['x'].exists(labels, labels == 'x') && labels.service == 'storage'",
+                None,
+            ),
+        ];
+        for (expression, keys) in narrowed {
+            let when = CelExpr::compile(expression).unwrap();
+            let expected: Option<Vec<String>> =
+                keys.map(|k| k.into_iter().map(String::from).collect());
+            assert_eq!(
+                when.keys[0].as_deref().map(<[String]>::to_vec),
+                expected,
+                "{expression}"
+            );
+            let mut whole = when.clone();
+            whole.keys = [None, None];
+            assert_eq!(
+                evaluate_when(&when, &signal),
+                evaluate_when(&whole, &signal),
+                "{expression}"
+            );
+        }
+        // Not read at all: an empty list, and the map is not bound (`uses`).
+        let when = CelExpr::compile("labels.service == 'storage'").unwrap();
+        assert_eq!(when.keys[1].as_deref(), Some(&[][..]));
+        assert!(evaluate_when(&when, &signal).unwrap());
+        let when = CelExpr::compile("labels.zone == 'a'").unwrap();
+        let error = evaluate_when(&when, &signal).unwrap_err();
+        assert!(error.contains("zone"), "{error}");
     }
 
     #[test]
