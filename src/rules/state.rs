@@ -31,9 +31,11 @@ pub struct RuleState {
     /// The open impact this state produced.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub impact: Option<i64>,
-    /// The impact was closed by a person while the condition still held. Stored only when
-    /// set, as the signal's empty fields are (see `Signal`).
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    /// The impact was closed by a person while the condition still held. Always stored:
+    /// an earlier version requires it when it reads the row (a rollback, or a standby of
+    /// that version taking over the store); the fields left out when empty are `Option`s,
+    /// which every version reads as absent.
+    #[serde(default)]
     pub suppressed: bool,
     /// The latest signal, kept to describe the impact when a timer opens it.
     pub signal: Arc<Signal>,
@@ -248,24 +250,35 @@ mod tests {
         assert_eq!(s.decide(&r, t(3)), Decision::OpenImpact);
     }
 
-    /// A stored state leaves out what its signal lacks and `suppressed` when unset, and
-    /// reads back the same, as do rows written with them (before they were left out).
+    /// A stored state leaves out what its signal lacks and an impact it has not, keeps
+    /// `suppressed` (see its doc), and reads back the same, as do rows written with those
+    /// fields (before they were left out).
     #[test]
     fn a_stored_state_leaves_out_empty_fields_and_reads_back_the_same() {
         let mut quiet = RuleState::new(signal(), t(0));
         quiet.observe(true, signal(), t(5));
         let json = serde_json::to_string(&quiet).unwrap();
-        for absent in [
-            "\"value\":",
-            "\"probe\":",
-            "\"cri\":",
-            "\"suppressed\":",
-            "\"impact\":",
-        ] {
+        assert!(json.contains("\"suppressed\":false"), "{json}");
+        for absent in ["\"value\":", "\"probe\":", "\"cri\":", "\"impact\":"] {
             assert!(!json.contains(absent), "{absent} in {json}");
         }
         let back: RuleState = serde_json::from_str(&json).unwrap();
         assert_eq!(back, quiet);
+        // As the last version without this change reads a row: every field required but
+        // the `Option`s (and the signal's, which have defaults there too).
+        #[derive(Deserialize)]
+        #[allow(dead_code)]
+        struct Before {
+            condition: bool,
+            since: DateTime<Utc>,
+            failures: u32,
+            successes: u32,
+            impact: Option<i64>,
+            suppressed: bool,
+            signal: Signal,
+        }
+        let before: Before = serde_json::from_str(&json).unwrap();
+        assert_eq!(before.signal, *quiet.signal);
 
         let mut set = quiet.clone();
         set.suppressed = true;
@@ -283,10 +296,7 @@ mod tests {
                 "\"state\":",
                 "\"value\":null,\"probe\":null,\"cri\":null,\"state\":",
             )
-            .replace(
-                "\"signal\":",
-                "\"impact\":null,\"suppressed\":false,\"signal\":",
-            )
+            .replace("\"signal\":", "\"impact\":null,\"signal\":")
             .replace("\"observed_at\":", "\"expires_at\":null,\"observed_at\":");
         assert!(older.contains("\"probe\":null") && older.contains("\"expires_at\":null"));
         let back: RuleState = serde_json::from_str(&older).unwrap();
