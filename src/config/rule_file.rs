@@ -258,15 +258,20 @@ fn literal_keys(expr: &cel::IdedExpr, map: &str) -> Option<Box<[String]>> {
                     .all(|part| visit(part, map, keys))
             }
             Expr::List(list) => list.elements.iter().all(|e| visit(e, map, keys)),
-            Expr::Map(entries) => entries.entries.iter().all(|entry| match &entry.expr {
-                EntryExpr::MapEntry(e) => visit(&e.key, map, keys) && visit(&e.value, map, keys),
-                EntryExpr::StructField(f) => visit(&f.value, map, keys),
-            }),
-            Expr::Struct(s) => s.entries.iter().all(|entry| match &entry.expr {
-                EntryExpr::MapEntry(e) => visit(&e.key, map, keys) && visit(&e.value, map, keys),
-                EntryExpr::StructField(f) => visit(&f.value, map, keys),
-            }),
+            Expr::Map(literal) => literal.entries.iter().all(|e| visit_entry(e, map, keys)),
+            Expr::Struct(literal) => literal.entries.iter().all(|e| visit_entry(e, map, keys)),
             Expr::Literal(_) | Expr::Unspecified => true,
+        }
+    }
+    /// As `visit`, for an entry of a map or struct literal.
+    fn visit_entry(
+        entry: &cel::common::ast::IdedEntryExpr,
+        map: &str,
+        keys: &mut Vec<String>,
+    ) -> bool {
+        match &entry.expr {
+            EntryExpr::MapEntry(e) => visit(&e.key, map, keys) && visit(&e.value, map, keys),
+            EntryExpr::StructField(f) => visit(&f.value, map, keys),
         }
     }
     let mut keys = Vec::new();
