@@ -21,6 +21,7 @@ mod redo_log;
 mod sources;
 mod sqlite_writer;
 mod state;
+mod wal_room;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -187,6 +188,7 @@ impl Store {
             if let Some(path) = sqlite_file(url) {
                 let writer = sqlite_writer::SqliteWriter::start(path.into())
                     .map_err(StoreError::WriterStart)?;
+                writer.make_wal_room();
                 writer.open_redo_log()?;
                 sqlite_writer = Some(Arc::new(writer));
             }
