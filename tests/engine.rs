@@ -471,3 +471,64 @@ async fn an_incident_row_is_written_again_only_when_an_impact_changes_it() {
     assert_eq!(stored.impact_ids.len(), 4);
     store.close().await;
 }
+
+/// A rule state changed several times in one batch is written once, and one that began and
+/// ended in the batch is not written at all (its row is only deleted): the store takes the
+/// batch, PostgreSQL included (a multi-row upsert may not name a row twice), and what it
+/// loads is what the engine holds.
+#[tokio::test]
+async fn a_batch_writes_each_changed_rule_state_once() {
+    use tocsin::engine::{Core, Setup};
+    use tocsin::signal::SignalState;
+    use tocsin::store::Store;
+
+    let dir = TestDir::new(CATALOG, &[("default.yaml", &support::default_rules())]);
+    let config = tocsin::config::load(&dir.config_path()).unwrap();
+    let setup = Setup::new(config, None);
+    let metrics = std::sync::Arc::new(tocsin::metrics::Metrics::new());
+    let now = chrono::Utc::now();
+    let down = |instance: &str| {
+        alert(&[
+            ("alertname", "StorageDown"),
+            ("severity", "critical"),
+            ("service", "storage"),
+            ("region", "china-east"),
+            ("instance", instance),
+        ])
+    };
+    let mut resolved = down("b");
+    resolved.state = SignalState::Resolved;
+    let store = Store::open(&dir.store_url()).await.unwrap();
+    let mut core = Core::new(setup, metrics, now);
+    // "a" opens its impact (its state changes twice: observed, then its impact opened) and
+    // comes again; "b" opens and clears within the batch.
+    core.handle(
+        Input::Signals(vec![down("a"), down("b"), down("a"), resolved]),
+        now,
+    );
+    let changes = core.take_changes();
+    assert_eq!(changes.rule_states.len(), 1, "{:?}", changes.rule_states);
+    let (rule, _, state) = &changes.rule_states[0];
+    assert_eq!(rule, "AlertCritical");
+    assert_eq!(state.signal.label("instance"), Some("a"));
+    assert_eq!(changes.deleted_rule_states.len(), 1);
+    assert_ne!(changes.deleted_rule_states[0], state.row);
+    store.apply(&changes).await.unwrap();
+
+    let snapshot = store.load().await.unwrap();
+    let stored: Vec<_> = snapshot
+        .rule_states
+        .iter()
+        .map(|(rule, _, state)| {
+            (
+                rule.clone(),
+                state.signal.label("instance").map(str::to_string),
+            )
+        })
+        .collect();
+    assert_eq!(
+        stored,
+        [("AlertCritical".to_string(), Some("a".to_string()))]
+    );
+    store.close().await;
+}
