@@ -157,13 +157,6 @@ impl Store {
                         // anyway, a cursor read again, a delivered page sent once more (a
                         // duplicate, never a lost page). The engine's own batches answer
                         // nobody before their fsync.
-                        // 8 KiB pages for a new file (an existing one keeps its own): a
-                        // batch of new alerts appends rows of ~400-500 bytes; with 4 KiB pages
-                        // it split twice as many B-tree pages and wrote twice as many WAL
-                        // frames. The writer thread took ~18 % less CPU on the ingest benchmark's
-                        // first pass (30,000 alerts: medians 99.7 against 121.3 ms, 5 runs).
-                        // Set before WAL mode: only then can a new file still take it.
-                        conn.execute("PRAGMA page_size = 8192").await?;
                         conn.execute("PRAGMA journal_mode = WAL").await?;
                         conn.execute("PRAGMA synchronous = NORMAL").await?;
                         // Checkpoints run beside the writer (see `checkpoint_wal`), not

@@ -66,18 +66,9 @@ const STATEMENT_CACHE: usize = 128;
 /// module docs). A new alert that opens and pages an incident binds ~30.
 const WRITE_HERE_MAX_VALUES: usize = 256;
 
-/// WAL size past which a commit on the writer's connection checkpoints the WAL itself (see
-/// `open`), in frames of the database's pages: 8,192 of 8 KiB, 16,384 of 4 KiB (stores made
-/// before 8 KiB pages).
-const WAL_CHECKPOINT_BYTES: u32 = 64 << 20;
-
-fn wal_checkpoint_frames(page_size: u32) -> u32 {
-    WAL_CHECKPOINT_BYTES / page_size.max(512)
-}
-
-fn page_size(conn: &Connection) -> rusqlite::Result<u32> {
-    conn.query_row("PRAGMA page_size", [], |row| row.get(0))
-}
+/// WAL frames (4 KiB pages) past which a commit on the writer's connection checkpoints the
+/// WAL itself: 64 MiB (see `open`).
+const WAL_CHECKPOINT_FRAMES: u32 = 16384;
 
 /// The writer's connection (opened on first use), shared by the thread and the callers that
 /// write small batches themselves.
@@ -172,8 +163,10 @@ impl SqliteWriter {
                 Some(conn) => conn,
                 None => conn.insert(open(&self.path).map_err(std::io::Error::other)?),
             };
-            let page_size = page_size(conn).map_err(std::io::Error::other)?;
-            let bytes = wal_room::wal_bytes(wal_checkpoint_frames(page_size), page_size);
+            let page_size: u32 = conn
+                .query_row("PRAGMA page_size", [], |row| row.get(0))
+                .map_err(std::io::Error::other)?;
+            let bytes = wal_room::wal_bytes(WAL_CHECKPOINT_FRAMES, page_size);
             wal_room::make_room(conn, &wal, bytes)
         })();
         match made {
@@ -619,17 +612,16 @@ fn open(path: &PathBuf) -> rusqlite::Result<Connection> {
     // from its beginning only once a checkpoint has copied all of it. Under writes that
     // never pause, it never had: the WAL grew past 1,000 MiB over 200,000 new alerts
     // (ingest benchmark), each new frame a block the file system zeroed first (9 % of all
-    // samples). Past WAL_CHECKPOINT_BYTES a commit here checkpoints what the other left
+    // samples). Past WAL_CHECKPOINT_FRAMES a commit here checkpoints what the other left
     // (passive: it never waits for readers), and the next one starts the WAL again.
     // temp_store MEMORY: each multi-row upsert keeps a statement journal (to undo itself
     // alone), and SQLite spilled those of a large batch to temporary files (7 % of the
     // writer's samples; first pass of 50,000 alerts 56,540 / 59,305 → 62,754 / 62,003
     // alerts/s with it).
     conn.busy_timeout(Duration::from_secs(10))?;
-    let frames = wal_checkpoint_frames(page_size(&conn)?);
     conn.execute_batch(&format!(
         "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
-         PRAGMA wal_autocheckpoint = {frames}; PRAGMA foreign_keys = ON; \
+         PRAGMA wal_autocheckpoint = {WAL_CHECKPOINT_FRAMES}; PRAGMA foreign_keys = ON; \
          PRAGMA temp_store = MEMORY;"
     ))?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
@@ -831,11 +823,11 @@ mod tests {
     #[test]
     fn the_wal_stays_bounded_under_commits_that_never_pause() {
         let (dir, database) = table_t();
-        let bound = u64::from(WAL_CHECKPOINT_BYTES);
+        let bound = u64::from(WAL_CHECKPOINT_FRAMES) * 4096;
         // Rows of 3,000 bytes: one page each, so twice the bound's pages write about twice
         // the bound.
         let data = "x".repeat(3000);
-        let rows = 2 * wal_checkpoint_frames(4096) as usize;
+        let rows = 2 * WAL_CHECKPOINT_FRAMES as usize;
         let mut conn = None;
         let mut largest = 0;
         for first in (0..rows).step_by(64) {
@@ -934,35 +926,23 @@ mod tests {
         assert_eq!(check, "ok");
     }
 
-    /// A store made on a new SQLite file has 8 KiB pages; one made before (4 KiB pages)
-    /// keeps its own. Either opens with room in its WAL for the commits up to the checkpoint
-    /// the writer makes itself (64 MiB), before its first batch.
+    /// A store opened on a SQLite file has room in its WAL for the commits up to the
+    /// checkpoint the writer makes itself, before its first batch.
     #[tokio::test]
     async fn a_store_opens_with_room_in_its_wal_up_to_its_checkpoint() {
         let dir = tempfile::tempdir().unwrap();
-        let older = dir.path().join("older.db");
-        Connection::open(&older)
-            .unwrap()
-            .execute_batch(
-                "PRAGMA page_size = 4096; PRAGMA journal_mode = WAL; CREATE TABLE t (a);",
-            )
+        let database = dir.path().join("tocsin.db");
+        let store = super::super::Store::open(&format!("sqlite://{}", database.display()))
+            .await
             .unwrap();
-        for (file, pages) in [("tocsin.db", 8192), ("older.db", 4096)] {
-            let database = dir.path().join(file);
-            let store = super::super::Store::open(&format!("sqlite://{}", database.display()))
-                .await
-                .unwrap();
-            let found = page_size(&Connection::open(&database).unwrap()).unwrap();
-            assert_eq!(found, pages, "{file}");
-            let wal = std::fs::metadata(wal_path(&database)).unwrap();
-            let frames = u64::from(WAL_CHECKPOINT_BYTES) / u64::from(pages);
-            assert!(
-                wal.len() >= 32 + frames * (u64::from(pages) + 24),
-                "{file}: the WAL is {} bytes",
-                wal.len()
-            );
-            store.close().await;
-        }
+        let wal = std::fs::metadata(dir.path().join("tocsin.db-wal")).unwrap();
+        let frame = 4096 + 24;
+        assert!(
+            wal.len() >= 32 + u64::from(WAL_CHECKPOINT_FRAMES) * frame,
+            "the WAL is {} bytes",
+            wal.len()
+        );
+        store.close().await;
     }
 
     /// What a process killed between appending a batch to the redo log and committing it

