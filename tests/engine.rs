@@ -407,23 +407,12 @@ async fn impacts_added_together_share_one_timeline_entry() {
 /// stored still says what the engine says, after a restart too.
 #[tokio::test]
 async fn an_incident_row_is_written_again_only_when_an_impact_changes_it() {
-    use tocsin::engine::{Core, Setup};
+    use tocsin::engine::Core;
     use tocsin::store::Store;
 
-    let dir = TestDir::new(CATALOG, &[("default.yaml", &support::default_rules())]);
-    let config = tocsin::config::load(&dir.config_path()).unwrap();
-    let setup = Setup::new(config, None);
-    let metrics = std::sync::Arc::new(tocsin::metrics::Metrics::new());
+    let (dir, setup, metrics) = core_parts();
     let now = chrono::Utc::now();
-    let down = |instance: &str, region: &str| {
-        alert(&[
-            ("alertname", "StorageDown"),
-            ("severity", "critical"),
-            ("service", "storage"),
-            ("region", region),
-            ("instance", instance),
-        ])
-    };
+    let down = storage_down;
     let store = Store::open(&dir.store_url()).await.unwrap();
     let mut core = Core::new(setup.clone(), metrics.clone(), now);
     let batch = |core: &mut Core, signals: Vec<Signal>| {
@@ -478,24 +467,13 @@ async fn an_incident_row_is_written_again_only_when_an_impact_changes_it() {
 /// loads is what the engine holds.
 #[tokio::test]
 async fn a_batch_writes_each_changed_rule_state_once() {
-    use tocsin::engine::{Core, Setup};
+    use tocsin::engine::Core;
     use tocsin::signal::SignalState;
     use tocsin::store::Store;
 
-    let dir = TestDir::new(CATALOG, &[("default.yaml", &support::default_rules())]);
-    let config = tocsin::config::load(&dir.config_path()).unwrap();
-    let setup = Setup::new(config, None);
-    let metrics = std::sync::Arc::new(tocsin::metrics::Metrics::new());
+    let (dir, setup, metrics) = core_parts();
     let now = chrono::Utc::now();
-    let down = |instance: &str| {
-        alert(&[
-            ("alertname", "StorageDown"),
-            ("severity", "critical"),
-            ("service", "storage"),
-            ("region", "china-east"),
-            ("instance", instance),
-        ])
-    };
+    let down = |instance: &str| storage_down(instance, "china-east");
     let mut resolved = down("b");
     resolved.state = SignalState::Resolved;
     let store = Store::open(&dir.store_url()).await.unwrap();
@@ -531,4 +509,31 @@ async fn a_batch_writes_each_changed_rule_state_once() {
         [("AlertCritical".to_string(), Some("a".to_string()))]
     );
     store.close().await;
+}
+
+/// A folder with the default rules, and what a core needs to run on them.
+fn core_parts() -> (
+    TestDir,
+    std::sync::Arc<tocsin::engine::Setup>,
+    std::sync::Arc<tocsin::metrics::Metrics>,
+) {
+    let dir = TestDir::new(CATALOG, &[("default.yaml", &support::default_rules())]);
+    let config = tocsin::config::load(&dir.config_path()).unwrap();
+    let setup = tocsin::engine::Setup::new(config, None);
+    (
+        dir,
+        setup,
+        std::sync::Arc::new(tocsin::metrics::Metrics::new()),
+    )
+}
+
+/// A critical StorageDown alert from one instance in one region.
+fn storage_down(instance: &str, region: &str) -> Signal {
+    alert(&[
+        ("alertname", "StorageDown"),
+        ("severity", "critical"),
+        ("service", "storage"),
+        ("region", region),
+        ("instance", instance),
+    ])
 }
