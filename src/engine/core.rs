@@ -6,13 +6,18 @@
 //! the others on a simulated one). What must outlive a crash leaves through
 //! [`Core::take_changes`], which the runtime writes to the store before anything is sent.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
+// The core's maps are keyed by fingerprints and ids, looked up several times per signal:
+// std's SipHash was ~7 % of the ingest benchmark's samples, most of them on the engine's
+// loop. foldhash is seeded per process too, so keys sent in cannot aim at one bucket.
+use foldhash::{HashMap, HashMapExt};
 use serde::{Deserialize, Serialize};
 
+use super::lease_expiries::LeaseExpiries;
 use super::open_counts::{Counted, OpenCounts};
 use super::setup::Setup;
 use super::timers::{TimerKey, Timers};
@@ -243,6 +248,8 @@ pub struct Core {
     metrics: Arc<Metrics>,
     rule_states: HashMap<(u32, Fingerprint), RuleState>,
     leases: HashMap<Fingerprint, Lease>,
+    /// When the leases end (each lease says when it ends now; see `lease_expiries`).
+    lease_expiries: LeaseExpiries,
     heartbeats: Vec<HeartbeatState>,
     /// Deadline of each heartbeat; missed ones wait for a ping.
     // Boxed: a hash table keeps up to twice its entries' room, and more while it grows;
@@ -290,6 +297,7 @@ impl Core {
             metrics,
             rule_states: HashMap::new(),
             leases: HashMap::new(),
+            lease_expiries: LeaseExpiries::default(),
             heartbeats,
             incidents: HashMap::new(),
             impacts: HashMap::new(),
@@ -530,10 +538,8 @@ impl Core {
             // down opens its impact now, one still pending gets its timer back.
             self.timers.set(TimerKey::Rule(index, fingerprint), now);
         }
-        for (fingerprint, lease) in &self.leases {
-            self.timers
-                .set(TimerKey::Lease(*fingerprint), lease.expires_at);
-        }
+        self.lease_expiries
+            .rebuild(self.leases.iter().map(|(f, lease)| (*f, lease.expires_at)));
         for (i, hb) in self.setup.config.heartbeats.iter().enumerate() {
             let state = &self.heartbeats[i];
             if !state.missed {
@@ -552,11 +558,15 @@ impl Core {
 
     /// When the core next needs [`Core::tick`].
     pub fn next_wake(&self) -> Option<DateTime<Utc>> {
-        self.timers.next()
+        match (self.timers.next(), self.lease_expiries.next()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
+    /// Timers and leases waiting to run out.
     pub fn pending_timers(&self) -> usize {
-        self.timers.len()
+        self.timers.len() + self.leases.len()
     }
 
     pub fn open_incidents(&self) -> impl Iterator<Item = &Incident> {
@@ -571,12 +581,50 @@ impl Core {
     pub fn tick(&mut self, now: DateTime<Utc>) {
         // Bounded: a timer that re-arms itself in the past cannot spin forever.
         for _ in 0..1_000_000 {
-            let Some((at, key)) = self.timers.pop_due(now) else {
-                break;
-            };
             // A timer that fell due while the engine was down (or busy) fires now, once.
-            let _ = at;
-            self.fire(key, now);
+            let timer = self.timers.peek().filter(|(at, _)| *at <= now);
+            let leases = self.lease_expiries.next().filter(|at| *at <= now);
+            match (timer, leases) {
+                (None, None) => break,
+                // At one instant rule timers go first, then leases, then the rest: the order
+                // they had when leases were timers too.
+                (Some((at, key)), leases)
+                    if leases.is_none_or(|l| {
+                        at < l || (at == l && matches!(key, TimerKey::Rule(..)))
+                    }) =>
+                {
+                    self.timers.pop_due(now);
+                    self.fire(key, now);
+                }
+                _ => {
+                    if let Some((at, fingerprints)) = self.lease_expiries.take_due(now) {
+                        self.leases_end(at, fingerprints, now);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The leases taken from their instant `at` run out: each alert still firing with
+    /// that end (not pushed again since, nor resolved) resolves.
+    fn leases_end(
+        &mut self,
+        at: DateTime<Utc>,
+        fingerprints: Vec<Fingerprint>,
+        now: DateTime<Utc>,
+    ) {
+        for fingerprint in fingerprints {
+            let current = self
+                .leases
+                .get(&fingerprint)
+                .is_some_and(|lease| LeaseExpiries::is_current(at, lease.expires_at));
+            if let Some(lease) = current.then(|| self.leases.remove(&fingerprint)).flatten() {
+                let mut signal = Arc::unwrap_or_clone(lease.signal);
+                signal.state = SignalState::Resolved;
+                signal.expires_at = None;
+                signal.observed_at = now;
+                self.on_signal(signal, now);
+            }
         }
     }
 
@@ -584,15 +632,6 @@ impl Core {
         match key {
             TimerKey::Rule(index, fingerprint) => {
                 self.step_rule(index, fingerprint, now);
-            }
-            TimerKey::Lease(fingerprint) => {
-                if let Some(lease) = self.leases.remove(&fingerprint) {
-                    let mut signal = Arc::unwrap_or_clone(lease.signal);
-                    signal.state = SignalState::Resolved;
-                    signal.expires_at = None;
-                    signal.observed_at = now;
-                    self.on_signal(signal, now);
-                }
             }
             TimerKey::Heartbeat(index) => self.heartbeat_missed(index as usize, now),
             TimerKey::AutoResolve(id) => {
@@ -791,7 +830,7 @@ impl Core {
                     lease.signal = Arc::clone(signal);
                     if lease.expires_at != expires_at {
                         lease.expires_at = expires_at;
-                        self.timers.set(TimerKey::Lease(fingerprint), expires_at);
+                        self.lease_ends_at(fingerprint, expires_at);
                     }
                     return;
                 }
@@ -803,13 +842,20 @@ impl Core {
                         signal: Arc::clone(signal),
                     },
                 );
-                self.timers.set(TimerKey::Lease(fingerprint), expires_at);
+                self.lease_ends_at(fingerprint, expires_at);
             }
             _ => {
-                if self.leases.remove(&fingerprint).is_some() {
-                    self.timers.cancel(TimerKey::Lease(fingerprint));
-                }
+                // Its entry in `lease_expiries` goes stale.
+                self.leases.remove(&fingerprint);
             }
+        }
+    }
+
+    fn lease_ends_at(&mut self, fingerprint: Fingerprint, at: DateTime<Utc>) {
+        self.lease_expiries.add(fingerprint, at);
+        if self.lease_expiries.needs_rebuild(self.leases.len()) {
+            self.lease_expiries
+                .rebuild(self.leases.iter().map(|(f, lease)| (*f, lease.expires_at)));
         }
     }
 
@@ -930,13 +976,16 @@ impl Core {
             cri: signal.cri.clone(),
         };
         let window = setup.config.correlation.window.chrono();
-        let indexed: BTreeSet<i64> = self
+        // Usually one key with one or two incidents: a sorted Vec, not a tree built for them.
+        let mut indexed: Vec<i64> = self
             .correlation_keys(&impact)
             .iter()
             .filter_map(|key| self.correlation_index.get(key))
             .flatten()
             .copied()
             .collect();
+        indexed.sort_unstable();
+        indexed.dedup();
         let candidates = correlate::candidates(
             &impact,
             indexed
@@ -2058,21 +2107,25 @@ impl Core {
             ));
         }
         changes.deleted_rule_states = dirty.deleted_rule_states;
-        dirty.rule_states.sort_unstable();
-        dirty.rule_states.dedup();
-        for key in &dirty.rule_states {
-            if let Some(state) = self.rule_states.get(key) {
-                let name = self.rule(key.0).name.to_string();
-                changes.rule_states.push((name, key.1, state.clone()));
-            }
-        }
-        changes.deleted_leases = dirty.deleted_leases;
         // In the order of their rows: new rows then go at the end of their table one after
         // the other. In the order of their keys (hashes), each landed in the middle of the
-        // batch's earlier rows, splitting pages: the table took ~15 % more pages.
-        changes
+        // batch's earlier rows, splitting pages: the table took ~15 % more pages. A state's
+        // row is its own, so sorting by row also brings a key's repeats together; the keys
+        // come mostly in the order their rows were given, which the sort runs through.
+        let mut changed: Vec<(&(u32, Fingerprint), &RuleState)> = dirty
             .rule_states
-            .sort_unstable_by_key(|(_, _, state)| state.row);
+            .iter()
+            .filter_map(|key| Some((key, self.rule_states.get(key)?)))
+            .collect();
+        changed.sort_unstable_by_key(|(_, state)| state.row);
+        changed.dedup_by_key(|(_, state)| state.row);
+        for ((rule, fingerprint), state) in changed {
+            let name = self.rule(*rule).name.to_string();
+            changes
+                .rule_states
+                .push((name, *fingerprint, state.clone()));
+        }
+        changes.deleted_leases = dirty.deleted_leases;
         for index in &dirty.heartbeats {
             let name = self.setup.config.heartbeats[*index as usize].name.clone();
             changes

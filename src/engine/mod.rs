@@ -4,6 +4,7 @@
 pub mod clock;
 pub mod core;
 pub mod leadership;
+pub mod lease_expiries;
 pub mod open_counts;
 pub mod runtime;
 pub mod setup;

@@ -1,7 +1,10 @@
 //! A timer wheel keyed by what the timer is for: the earliest deadline is found in O(log n),
 //! and setting a key again moves its timer (as mini-redis purges expirations).
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
+
+// Looked up per signal, as the core's maps (see there).
+use foldhash::HashMap;
 
 use chrono::{DateTime, Utc};
 
@@ -11,8 +14,6 @@ use crate::signal::Fingerprint;
 pub enum TimerKey {
     /// A rule's `for:` or `clear_for:` for one signal key (rule index, fingerprint).
     Rule(u32, Fingerprint),
-    /// A pushed alert's lease runs out.
-    Lease(Fingerprint),
     /// A heartbeat is missed (heartbeat index).
     Heartbeat(u32),
     /// Every impact has been clear for `resolve_after`.
@@ -26,9 +27,9 @@ pub enum TimerKey {
 /// Kept as nanoseconds since the epoch: 8 bytes where a `DateTime<Utc>` takes 12 and pads
 /// each entry to 32 (two entries per open incident; the timers benchmark holds 100,000).
 /// Times past 2262 (none are set) would fire at the end of that range.
-type Nanos = i64;
+pub(super) type Nanos = i64;
 
-fn nanos(at: DateTime<Utc>) -> Nanos {
+pub(super) fn nanos(at: DateTime<Utc>) -> Nanos {
     at.timestamp_nanos_opt().unwrap_or(if at.timestamp() < 0 {
         i64::MIN
     } else {
@@ -36,7 +37,7 @@ fn nanos(at: DateTime<Utc>) -> Nanos {
     })
 }
 
-fn time(at: Nanos) -> DateTime<Utc> {
+pub(super) fn time(at: Nanos) -> DateTime<Utc> {
     DateTime::from_timestamp_nanos(at)
 }
 
@@ -72,7 +73,12 @@ impl Timers {
     }
 
     pub fn next(&self) -> Option<DateTime<Utc>> {
-        self.by_time.first().map(|(at, _)| time(*at))
+        self.peek().map(|(at, _)| at)
+    }
+
+    /// The earliest timer, left in place.
+    pub fn peek(&self) -> Option<(DateTime<Utc>, TimerKey)> {
+        self.by_time.first().map(|(at, key)| (time(*at), *key))
     }
 
     /// Remove and return the earliest timer due at or before `now`.
