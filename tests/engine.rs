@@ -537,3 +537,47 @@ fn storage_down(instance: &str, region: &str) -> Signal {
         ("instance", instance),
     ])
 }
+
+/// An alert that links two incidents merges them: the incident they became lists every
+/// impact, and so does the store after a restart (a merge links the impacts it moves).
+#[tokio::test]
+async fn a_merged_incident_keeps_every_impact_after_a_restart() {
+    let dir = TestDir::new(CATALOG, &[("default.yaml", &support::default_rules())]);
+    let engine = TestEngine::start(&dir).await;
+    let push = |service: &str, region: &str| {
+        let body = serde_json::json!([{ "labels": { "alertname": "Down", "severity": "critical",
+            "service": service, "region": region } }]);
+        let engine = &engine;
+        async move {
+            let (status, body) = engine.post("/api/v2/alerts", &body).await;
+            assert_eq!(status, 200, "{body}");
+        }
+    };
+    push("storage", "china-east").await;
+    push("sqldb", "china-north").await;
+    let (_, list) = engine.get("/api/v1/incidents").await;
+    assert_eq!(list.as_array().unwrap().len(), 2, "{list}");
+    // Shares its service with the first incident and its region with the second.
+    push("storage", "china-north").await;
+    let impacts_of = |detail: &serde_json::Value| -> Vec<i64> {
+        detail["impacts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["id"].as_i64().unwrap())
+            .collect()
+    };
+    let (_, merged) = engine.get("/api/v1/incidents/2").await;
+    assert_eq!(merged["merged_into"], 1, "{merged}");
+    let (_, detail) = engine.get("/api/v1/incidents/1").await;
+    assert_eq!(impacts_of(&detail), vec![1, 2, 3], "{detail}");
+    engine.stop().await;
+
+    let engine = TestEngine::start(&dir).await;
+    let (_, detail) = engine.get("/api/v1/incidents/1").await;
+    assert_eq!(impacts_of(&detail), vec![1, 2, 3], "{detail}");
+    assert_eq!(detail["services"], serde_json::json!(["sqldb", "storage"]));
+    let (_, merged) = engine.get("/api/v1/incidents/2").await;
+    assert_eq!(impacts_of(&merged), Vec::<i64>::new(), "{merged}");
+    engine.stop().await;
+}

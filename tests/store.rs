@@ -121,6 +121,7 @@ async fn exercise(store: Store) {
             closed.clone(),
         ],
         impacts: vec![impact(10, 1), impact(20, 2), impact(30, 3), impact(40, 4)],
+        impact_links: vec![(1, vec![10]), (2, vec![20]), (3, vec![30]), (4, vec![40])],
         timeline: vec![
             TimelineEntry {
                 incident_id: 1,
@@ -483,6 +484,7 @@ async fn large_and_small_engine_batches_land_whole_in_order() {
         .collect();
     let large = std::sync::Arc::new(Changes {
         impacts: opened.iter().map(|i| impact(i.id * 10, i.id)).collect(),
+        impact_links: opened.iter().map(|i| (i.id, vec![i.id * 10])).collect(),
         pages: opened.iter().map(|i| page(i.id, i)).collect(),
         incidents: opened.clone(),
         ..Changes::default()
@@ -687,5 +689,130 @@ async fn a_store_from_before_row_ids_upgrades_in_place() {
 
     let db = support::PgDatabase::create().await;
     upgrade_from_keyed_rows(&db.url, "postgres").await;
+    db.drop_db().await;
+}
+
+/// A store written before incidents' impacts were linked by row (its impacts found through
+/// an index on their incident) is migrated in place: each incident's impacts are found as
+/// before, a restart loads those of open incidents, and links written after the upgrade
+/// (new impacts, a merge) add to the old ones.
+async fn upgrade_to_impact_links(url: &str, backend: &str, last_before: i64) {
+    sqlx::any::install_default_drivers();
+    let migrations = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("migrations")
+        .join(backend);
+    let mut before = sqlx::migrate::Migrator::new(migrations).await.unwrap();
+    let older: Vec<_> = before
+        .migrations
+        .iter()
+        .filter(|m| m.version <= last_before)
+        .cloned()
+        .collect();
+    before.migrations = older.into();
+    let connect = if backend == "sqlite" {
+        format!("{url}?mode=rwc")
+    } else {
+        url.to_string()
+    };
+    let old = sqlx::AnyPool::connect(&connect).await.unwrap();
+    before.run(&old).await.unwrap();
+    let mut statements = Vec::new();
+    for (id, status) in [
+        (1, Status::Triggered),
+        (2, Status::Triggered),
+        (3, Status::Resolved),
+    ] {
+        let mut row = incident(id, 2, status, None, 0);
+        row.impact_ids.clear();
+        statements.push(format!(
+            "INSERT INTO incidents (id, status, severity, queue, opened_at, data) \
+             VALUES ({id}, '{}', 2, NULL, 0, '{}')",
+            status.as_str(),
+            serde_json::to_string(&row).unwrap()
+        ));
+    }
+    for (id, incident_id) in [(11, 1), (12, 2), (13, 1), (14, 3)] {
+        statements.push(format!(
+            "INSERT INTO impacts (id, incident_id, data) VALUES ({id}, {incident_id}, '{}')",
+            serde_json::to_string(&impact(id, incident_id)).unwrap()
+        ));
+    }
+    for sql in statements {
+        sqlx::query(&sql).execute(&old).await.unwrap();
+    }
+    old.close().await;
+
+    let store = Store::open(url).await.expect("open migrates the old store");
+    let ids = |impacts: Vec<Impact>| impacts.iter().map(|i| i.id).collect::<Vec<_>>();
+    assert_eq!(ids(store.impacts_of(1).await.unwrap()), vec![11, 13]);
+    assert_eq!(ids(store.impacts_of(3).await.unwrap()), vec![14]);
+    let snapshot = store.load().await.unwrap();
+    assert_eq!(
+        ids(snapshot.impacts),
+        vec![11, 12, 13],
+        "the open incidents' impacts"
+    );
+    let open: BTreeMap<i64, Vec<i64>> = snapshot
+        .incidents
+        .iter()
+        .map(|i| (i.id, i.impact_ids.clone()))
+        .collect();
+    assert_eq!(open, BTreeMap::from([(1, vec![11, 13]), (2, vec![12])]));
+
+    // After the upgrade: a new impact joins incident 2, then incident 2 merges into 1.
+    store
+        .apply(&Changes {
+            impacts: vec![impact(15, 2)],
+            impact_links: vec![(2, vec![15])],
+            ..Changes::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(ids(store.impacts_of(2).await.unwrap()), vec![12, 15]);
+    let mut merged = incident(2, 2, Status::Resolved, None, 0);
+    merged.merged_into = Some(1);
+    store
+        .apply(&Changes {
+            incidents: vec![merged],
+            impacts: vec![impact(12, 1), impact(15, 1)],
+            impact_links: vec![(1, vec![12, 15])],
+            ..Changes::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        ids(store.impacts_of(1).await.unwrap()),
+        vec![11, 12, 13, 15]
+    );
+    assert_eq!(
+        ids(store.impacts_of(2).await.unwrap()),
+        Vec::<i64>::new(),
+        "moved on"
+    );
+    assert_eq!(
+        ids(store.load().await.unwrap().impacts),
+        vec![11, 12, 13, 15]
+    );
+    store.close().await;
+}
+
+#[tokio::test]
+async fn a_store_from_before_impact_links_upgrades_in_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/tocsin.db", dir.path().display());
+    upgrade_to_impact_links(&url, "sqlite", 5).await;
+    // The index the links replace is gone.
+    let file = rusqlite::Connection::open(dir.path().join("tocsin.db")).unwrap();
+    let indexes: Vec<String> = file
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'impacts'")
+        .unwrap()
+        .query_map([], |row| row.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert!(indexes.is_empty(), "{indexes:?}");
+
+    let db = support::PgDatabase::create().await;
+    upgrade_to_impact_links(&db.url, "postgres", 4).await;
     db.drop_db().await;
 }

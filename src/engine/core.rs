@@ -153,6 +153,9 @@ pub struct Changes {
     /// Without their impact ids (each impact names its incident).
     pub incidents: Vec<Incident>,
     pub impacts: Vec<Impact>,
+    /// Impacts that joined an incident in this batch (new ones, and those a merge moved),
+    /// by incident, in id order: how the store finds an incident's impacts.
+    pub impact_links: Vec<(i64, Vec<i64>)>,
     pub timeline: Vec<TimelineEntry>,
     pub paging: Vec<(i64, Option<PagingState>)>,
     /// Rule states to write whole (each to its `row`), and rows of rule states gone.
@@ -173,6 +176,7 @@ impl Changes {
         self.inbox.len()
             + self.incidents.len()
             + self.impacts.len()
+            + self.impact_links.len()
             + self.timeline.len()
             + self.paging.len()
             + self.rule_states.len()
@@ -191,6 +195,8 @@ impl Changes {
 struct Dirty {
     incidents: BTreeSet<i64>,
     impacts: BTreeSet<i64>,
+    /// (incident, impact): impacts that joined an incident (see [`Changes::impact_links`]).
+    linked: Vec<(i64, i64)>,
     timeline: Vec<TimelineEntry>,
     /// Impacts a rule added to an incident in this batch, by (incident, rule): one timeline
     /// entry tells them all, described when the batch is taken (see [`Core::attach`]).
@@ -1029,6 +1035,7 @@ impl Core {
         let summary = impact.summary.clone();
         let impact_id = impact.id;
         self.dirty.impacts.insert(impact.id);
+        self.dirty.linked.push((id, impact_id));
         self.impacts.insert(impact.id, Box::new(impact));
         self.open_counts.changed(None, Counted::of(&incident));
         self.incidents.insert(id, Box::new(incident));
@@ -1092,6 +1099,7 @@ impl Core {
             }
         }
         self.dirty.impacts.insert(impact.id);
+        self.dirty.linked.push((incident_id, impact_id));
         if let Some(incident) = self.incidents.get_mut(&incident_id) {
             incident.impact_ids.push(impact_id);
             if incident.absorb(&impact) {
@@ -1113,6 +1121,7 @@ impl Core {
             if let Some(impact) = self.impacts.get_mut(impact_id) {
                 impact.incident_id = into;
                 self.dirty.impacts.insert(*impact_id);
+                self.dirty.linked.push((into, *impact_id));
             }
         }
         for impact_id in &source.impact_ids {
@@ -2094,6 +2103,12 @@ impl Core {
             if let Some(impact) = self.impacts.get(id) {
                 changes.impacts.push(Impact::clone(impact));
             }
+        }
+        dirty.linked.sort_unstable();
+        dirty.linked.dedup();
+        for chunk in dirty.linked.chunk_by(|a, b| a.0 == b.0) {
+            let ids = chunk.iter().map(|(_, impact)| *impact).collect();
+            changes.impact_links.push((chunk[0].0, ids));
         }
         for id in &dirty.paging {
             let open = self.incidents.get(id).is_some_and(|i| i.is_open());

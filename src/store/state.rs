@@ -6,9 +6,10 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use sqlx::{AnyConnection, Connection, Row};
 
+use super::queries::{id_list, linked_ids, IMPACT_LINKS_INSERT};
 use super::{json_column, ms, Result, Store};
 use crate::engine::core::{Changes, HeartbeatState, Lease, PagingState, Snapshot};
-use crate::incident::{Impact, Incident};
+use crate::incident::Incident;
 use crate::rules::RuleState;
 use crate::signal::Fingerprint;
 
@@ -133,15 +134,13 @@ impl Store {
                 .incidents
                 .push(json_column::<Incident>(&row, "data")?);
         }
-        for row in sqlx::query(
-            "SELECT m.data FROM impacts m JOIN incidents i ON i.id = m.incident_id \
+        let links = sqlx::query(
+            "SELECT l.impact_ids FROM incident_impacts l JOIN incidents i ON i.id = l.incident_id \
              WHERE i.status <> 'resolved'",
         )
         .fetch_all(&self.pool)
-        .await?
-        {
-            snapshot.impacts.push(json_column::<Impact>(&row, "data")?);
-        }
+        .await?;
+        snapshot.impacts = self.impacts_by_id(linked_ids(&links)?).await?;
         // Rows written before the ids left the incident row still carry them: the impact
         // rows say the same, and they are what counts.
         let mut impact_ids: HashMap<i64, Vec<i64>> = HashMap::new();
@@ -271,6 +270,14 @@ fn plan_rows(changes: &Changes) -> Result<Vec<Statement>> {
         " ON CONFLICT (id) DO UPDATE SET incident_id = excluded.incident_id, data = excluded.data",
         rows,
     );
+    let rows = changes
+        .impact_links
+        .iter()
+        .map(|(incident_id, impact_ids)| {
+            vec![Val::I64(*incident_id), Val::Str(id_list(impact_ids))]
+        })
+        .collect();
+    push_rows(&mut out, IMPACT_LINKS_INSERT, "", rows);
     push_rows(
         &mut out,
         super::queries::TIMELINE_INSERT,
