@@ -1,6 +1,6 @@
 //! Several engines on one PostgreSQL: one pages, all serve, none loses or doubles a page.
 //!
-//! Real binaries, a real PostgreSQL (127.0.0.1:5432, a database per test), a real webhook
+//! Real binaries, a real PostgreSQL (`TOCSIN_TEST_PG_URL`, a database per test), a real webhook
 //! receiver that keeps every request with its `X-Tocsin-Delivery`.
 
 mod support;
@@ -108,6 +108,7 @@ impl Proxy {
     async fn start() -> Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
+        let server = support::pg_server_address();
         let cut = Arc::new(AtomicBool::new(false));
         let links: Arc<Mutex<Vec<JoinHandle<()>>>> = Arc::default();
         let (cut2, links2) = (Arc::clone(&cut), Arc::clone(&links));
@@ -120,8 +121,9 @@ impl Proxy {
                     drop(client);
                     continue;
                 }
+                let server = server.clone();
                 let link = tokio::spawn(async move {
-                    if let Ok(mut server) = TcpStream::connect("127.0.0.1:5432").await {
+                    if let Ok(mut server) = TcpStream::connect(&server).await {
                         let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
                     }
                 });
@@ -395,7 +397,7 @@ async fn a_leader_cut_off_from_the_database_stops_paging_and_another_takes_over(
     let dirs: Vec<TestDir> = proxies
         .iter()
         .map(|p| {
-            let url = db.url.replace(":5432/", &format!(":{}/", p.port));
+            let url = support::pg_url_through(&db.url, p.port);
             TestDir::new(&config(&url, &receiver.url), &[("default.yaml", &rules)])
         })
         .collect();

@@ -35,29 +35,64 @@ pub struct TestDir {
     pub pg_database: Option<String>,
 }
 
-/// `TOCSIN_TEST_STORE=postgres` runs the suite's engines on PostgreSQL (127.0.0.1:5432, a
-/// database of their own per test) instead of a SQLite file.
+/// `TOCSIN_TEST_STORE=postgres` runs the suite's engines on PostgreSQL (the server of
+/// [`PG_URL_VAR`], a database of their own per test) instead of a SQLite file.
 pub fn suite_on_postgres() -> bool {
     std::env::var("TOCSIN_TEST_STORE").is_ok_and(|v| v == "postgres")
 }
 
+/// The variable that names the PostgreSQL server of the tests.
+pub const PG_URL_VAR: &str = "TOCSIN_TEST_PG_URL";
+
+/// The PostgreSQL server the tests use: the URL in `TOCSIN_TEST_PG_URL`, whose user may
+/// create databases. `./scripts/test-all.sh` starts a throwaway cluster of its own on every
+/// run and sets it; a test that needs PostgreSQL without it fails saying so.
+pub fn pg_server_url() -> reqwest::Url {
+    let Ok(text) = std::env::var(PG_URL_VAR) else {
+        panic!(
+            "{PG_URL_VAR} is not set, and this test needs a PostgreSQL server. Run it through \
+             ./scripts/throwaway-postgres.sh run cargo test ..., which starts a throwaway \
+             cluster and sets it, or set {PG_URL_VAR}=postgres://USER@127.0.0.1:PORT/DB \
+             (a server whose USER may create databases; each test makes its own and drops it)"
+        )
+    };
+    reqwest::Url::parse(&text).unwrap_or_else(|e| {
+        panic!("{PG_URL_VAR}={text:?} is not a URL ({e}); expected postgres://USER@HOST:PORT/DB")
+    })
+}
+
+/// The URL of database `name` on the tests' PostgreSQL server.
+pub fn pg_database_url(name: &str) -> String {
+    let mut url = pg_server_url();
+    url.set_path(&format!("/{name}"));
+    url.to_string()
+}
+
+/// The tests' PostgreSQL server as `HOST:PORT`, for a proxy in front of it.
+pub fn pg_server_address() -> String {
+    let url = pg_server_url();
+    format!(
+        "{}:{}",
+        url.host_str().expect("the PostgreSQL URL names a host"),
+        url.port().unwrap_or(5432)
+    )
+}
+
+/// `url` with its port replaced: the same database through a proxy on 127.0.0.1:`port`.
+pub fn pg_url_through(url: &str, port: u16) -> String {
+    let mut url = reqwest::Url::parse(url).expect("a PostgreSQL URL");
+    url.set_host(Some("127.0.0.1")).unwrap();
+    url.set_port(Some(port)).unwrap();
+    url.to_string()
+}
+
 fn psql(sql: &str) {
     let output = Command::new("psql")
-        .args([
-            "-h",
-            "127.0.0.1",
-            "-U",
-            "postgres",
-            "-d",
-            "test",
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-q",
-            "-c",
-            sql,
-        ])
+        .arg("-d")
+        .arg(pg_server_url().as_str())
+        .args(["-v", "ON_ERROR_STOP=1", "-q", "-c", sql])
         .output()
-        .expect("psql (PostgreSQL client)");
+        .expect("psql (PostgreSQL client, Debian package postgresql-client)");
     assert!(
         output.status.success(),
         "psql {sql}: {}",
@@ -87,7 +122,8 @@ impl TestDir {
                 let name = format!("tocsin_test_{}", uuid::Uuid::new_v4().simple());
                 psql(&format!("CREATE DATABASE {name}"));
                 text.push_str(&format!(
-                    "\nstore: {{ url: \"postgres://postgres@127.0.0.1:5432/{name}\" }}\n"
+                    "\nstore: {{ url: \"{}\" }}\n",
+                    pg_database_url(&name)
                 ));
                 pg_database = Some(name);
             } else {
@@ -115,7 +151,7 @@ impl TestDir {
     /// The store URL this folder's config uses.
     pub fn store_url(&self) -> String {
         match &self.pg_database {
-            Some(name) => format!("postgres://postgres@127.0.0.1:5432/{name}"),
+            Some(name) => pg_database_url(name),
             None => format!("sqlite://{}/data/tocsin.db", self.path().display()),
         }
     }
@@ -295,36 +331,35 @@ where
     }
 }
 
-/// A PostgreSQL database of its own for one test, on the local server (trust auth), dropped
-/// by [`PgDatabase::drop_db`]. The server is the one this machine runs at 127.0.0.1:5432.
+/// A PostgreSQL database of its own for one test, on the tests' server (see
+/// [`pg_server_url`]), dropped by [`PgDatabase::drop_db`].
 pub struct PgDatabase {
     pub name: String,
     pub url: String,
 }
 
-const PG_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
-
 impl PgDatabase {
     pub async fn create() -> PgDatabase {
         use sqlx::Connection;
         let name = format!("tocsin_test_{}", uuid::Uuid::new_v4().simple());
-        let mut admin = sqlx::PgConnection::connect(PG_ADMIN_URL)
+        let server = pg_server_url();
+        let mut admin = sqlx::PgConnection::connect(server.as_str())
             .await
-            .expect("PostgreSQL at 127.0.0.1:5432");
+            .unwrap_or_else(|e| panic!("PostgreSQL at {PG_URL_VAR}={server}: {e}"));
         sqlx::query(&format!("CREATE DATABASE {name}"))
             .execute(&mut admin)
             .await
             .expect("create database");
         admin.close().await.ok();
         PgDatabase {
-            url: format!("postgres://postgres@127.0.0.1:5432/{name}"),
+            url: pg_database_url(&name),
             name,
         }
     }
 
     pub async fn drop_db(self) {
         use sqlx::Connection;
-        let mut admin = sqlx::PgConnection::connect(PG_ADMIN_URL)
+        let mut admin = sqlx::PgConnection::connect(pg_server_url().as_str())
             .await
             .expect("PostgreSQL");
         sqlx::query(&format!(
