@@ -263,6 +263,8 @@ async fn start_engine(
         {
             Ok(Some(term)) => {
                 fence.extend(sent, lease.lease - lease.margin);
+                leadership::publish_fence(&fence, &metrics);
+                leadership::publish_term_start(&fence, &metrics, sent);
                 Leadership { leader: true, term }
             }
             Ok(None) => Leadership::FOLLOWER,

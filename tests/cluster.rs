@@ -428,7 +428,7 @@ async fn a_leader_cut_off_from_the_database_stops_paging_and_another_takes_over(
     let cut_at = Utc::now();
     proxies[0].cut();
 
-    // It steps down when its fence runs out, before the lease can pass.
+    // It steps down when its fence runs out, and the other engine takes the lease.
     let stepped_down = eventually(Duration::from_secs(LEASE_SECS * 3), || async {
         (role(&http, &url(0)).await.as_deref() == Some("follower")).then(Utc::now)
     })
@@ -439,15 +439,9 @@ async fn a_leader_cut_off_from_the_database_stops_paging_and_another_takes_over(
     })
     .await
     .expect("the other engine takes over");
-    println!(
-        "cut-off leader stepped down {} ms after the cut; the other engine led {} ms after the cut",
-        (stepped_down - cut_at).num_milliseconds(),
-        (took_over - cut_at).num_milliseconds()
-    );
-    assert!(
-        stepped_down <= took_over,
-        "the old leader stopped before the new one started"
-    );
+    // The old leader stopped starting pages before the new one's term began, by each engine's
+    // own record: the old one's fence end, the new one's term start (when it sent the lease
+    // request that won it), both on this machine's clock.
     let metrics = http
         .get(format!("{}/metrics", url(0)))
         .send()
@@ -456,6 +450,45 @@ async fn a_leader_cut_off_from_the_database_stops_paging_and_another_takes_over(
         .text()
         .await
         .unwrap();
+    let new_leader_metrics = http
+        .get(format!("{}/metrics", url(1)))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let at = |seconds: f64| {
+        DateTime::<Utc>::from_timestamp_millis((seconds * 1000.0).round() as i64).unwrap()
+    };
+    let stopped = at(
+        metric(&metrics, "tocsin_leader_fence_end_timestamp_seconds")
+            .expect("the old leader's fence end"),
+    );
+    let started = at(metric(
+        &new_leader_metrics,
+        "tocsin_leader_term_start_timestamp_seconds",
+    )
+    .expect("the new leader's term start"));
+    println!(
+        "after the cut: the old leader stopped starting pages at +{} ms, the new leader's term \
+         began at +{} ms (seen by polling: stepped down +{} ms, took over +{} ms)",
+        (stopped - cut_at).num_milliseconds(),
+        (started - cut_at).num_milliseconds(),
+        (stepped_down - cut_at).num_milliseconds(),
+        (took_over - cut_at).num_milliseconds()
+    );
+    // Its last renewal before the cut gave it a fence that outlasted the cut.
+    assert!(
+        stopped > cut_at,
+        "the old leader's fence ended at {stopped}, before the cut at {cut_at}"
+    );
+    assert!(
+        stopped < started,
+        "the old leader could start pages until {stopped}, but the new leader's term began at \
+         {started}"
+    );
+    assert!(started <= took_over);
     assert_eq!(metric(&metrics, "tocsin_leader"), Some(0.0));
     let sent_by_old = metric(
         &metrics,

@@ -27,15 +27,26 @@ use crate::store::Store;
 #[derive(Debug)]
 pub struct Fence {
     origin: RealInstant,
+    /// The wall clock at `origin`, in Unix milliseconds: to publish the fence's times.
+    origin_unix_ms: i64,
     /// Milliseconds after `origin`; negative: not valid.
     valid_until_ms: AtomicI64,
+    /// When this engine stops (or stopped) starting pages, in milliseconds after `origin`:
+    /// the end of the last fence granted, or when it was revoked if that came first.
+    /// Negative: never valid.
+    stops_at_ms: AtomicI64,
 }
 
 impl Fence {
     pub fn new() -> Arc<Fence> {
+        let unix = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
         Arc::new(Fence {
             origin: RealInstant::now(),
+            origin_unix_ms: unix.as_millis() as i64,
             valid_until_ms: AtomicI64::new(-1),
+            stops_at_ms: AtomicI64::new(-1),
         })
     }
 
@@ -43,6 +54,7 @@ impl Fence {
     pub fn forever() -> Arc<Fence> {
         let fence = Fence::new();
         fence.valid_until_ms.store(i64::MAX, Ordering::Release);
+        fence.stops_at_ms.store(i64::MAX, Ordering::Release);
         fence
     }
 
@@ -52,12 +64,32 @@ impl Fence {
 
     /// Valid for `lasting` from `since` (when the renewal that grants it was sent).
     pub fn extend(&self, since: RealInstant, lasting: Duration) {
-        self.valid_until_ms
-            .store(self.ms_since_origin(since + lasting), Ordering::Release);
+        let until = self.ms_since_origin(since + lasting);
+        self.valid_until_ms.store(until, Ordering::Release);
+        self.stops_at_ms.store(until, Ordering::Release);
     }
 
     pub fn revoke(&self) {
         self.valid_until_ms.store(-1, Ordering::Release);
+        let now = self.ms_since_origin(RealInstant::now());
+        let _ = self
+            .stops_at_ms
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |at| {
+                (at > now).then_some(now)
+            });
+    }
+
+    /// `at` on the wall clock, in Unix seconds.
+    pub fn unix_seconds(&self, at: RealInstant) -> f64 {
+        (self.origin_unix_ms + self.ms_since_origin(at)) as f64 / 1000.0
+    }
+
+    /// When this engine stops (or stopped) starting pages as the leader, in Unix seconds:
+    /// the end of its last fence, or when it was revoked. None if it never led, or leads for
+    /// good.
+    pub fn stops_at_unix_seconds(&self) -> Option<f64> {
+        let at = self.stops_at_ms.load(Ordering::Acquire);
+        (at >= 0 && at != i64::MAX).then(|| (self.origin_unix_ms + at) as f64 / 1000.0)
     }
 
     pub fn is_valid(&self) -> bool {
@@ -74,6 +106,23 @@ impl Fence {
         let left = until - self.ms_since_origin(RealInstant::now());
         Some(Duration::from_millis(left.max(0) as u64))
     }
+}
+
+/// Publish the fence's end (`tocsin_leader_fence_end_timestamp_seconds`); call after every
+/// change of the fence.
+pub fn publish_fence(fence: &Fence, metrics: &Metrics) {
+    if let Some(at) = fence.stops_at_unix_seconds() {
+        metrics.leader_fence_end_timestamp_seconds.set(at);
+    }
+}
+
+/// A lease request sent at `sent` won a new term: publish when the term began
+/// (`tocsin_leader_term_start_timestamp_seconds`): when the request was sent, as the term
+/// cannot have begun before.
+pub fn publish_term_start(fence: &Fence, metrics: &Metrics, sent: RealInstant) {
+    metrics
+        .leader_term_start_timestamp_seconds
+        .set(fence.unix_seconds(sent));
 }
 
 /// This engine's role, as the supervisor acts on it.
@@ -132,7 +181,9 @@ pub async fn run_lease(
             Ok(Ok(Some(term))) => {
                 logged_error = false;
                 fence.extend(sent_real, timing.lease - timing.margin);
+                publish_fence(&fence, &metrics);
                 if !current.leader || current.term != term {
+                    publish_term_start(&fence, &metrics, sent_real);
                     tracing::info!(term, engine = %holder, "this engine now leads");
                     metrics.leader.set(1);
                     role.send_replace(Leadership { leader: true, term });
@@ -141,6 +192,7 @@ pub async fn run_lease(
             Ok(Ok(None)) => {
                 logged_error = false;
                 fence.revoke();
+                publish_fence(&fence, &metrics);
                 if current.leader {
                     tracing::warn!(engine = %holder, "the lease passed to another engine; stepping down");
                     step_down(&role, &metrics);
@@ -189,6 +241,7 @@ pub async fn run_lease(
     // A clean stop gives the lease up, so another engine need not wait for it to run out.
     if role.borrow().leader {
         fence.revoke();
+        publish_fence(&fence, &metrics);
         step_down(&role, &metrics);
         if let Err(e) = store.release_lease(&holder).await {
             tracing::warn!(error = %e, "could not release the leader lease");
@@ -229,5 +282,30 @@ mod tests {
         assert!(!fence.is_valid());
         assert!(Fence::forever().is_valid());
         assert_eq!(Fence::forever().remaining(), None);
+        assert_eq!(Fence::forever().stops_at_unix_seconds(), None);
+        assert_eq!(Fence::new().stops_at_unix_seconds(), None);
+    }
+
+    #[test]
+    fn the_fence_says_when_the_engine_stops_starting_pages() {
+        let fence = Fence::new();
+        let now = fence.unix_seconds(RealInstant::now());
+        fence.extend(RealInstant::now(), Duration::from_secs(8));
+        let end = fence.stops_at_unix_seconds().unwrap();
+        assert!((now + 7.9..now + 8.5).contains(&end), "{end} for {now}");
+        // Revoked before its end: it stopped then.
+        fence.revoke();
+        let revoked = fence.stops_at_unix_seconds().unwrap();
+        assert!((now..now + 1.0).contains(&revoked), "{revoked} for {now}");
+        // Revoked after an end that passed: it stopped at the end (counted from the fence's
+        // start at the earliest).
+        fence.extend(
+            RealInstant::now() - Duration::from_secs(9),
+            Duration::from_secs(8),
+        );
+        let ran_out = fence.stops_at_unix_seconds().unwrap();
+        fence.revoke();
+        assert_eq!(fence.stops_at_unix_seconds(), Some(ran_out));
+        assert!(ran_out <= now, "{ran_out} for {now}");
     }
 }
