@@ -5,7 +5,9 @@
 //!   engine keep working; none is given up before `retry.max_age`, then each gets a
 //!   `delivery_failed` entry and `pages_total{outcome="failed"}`, and escalation goes on.
 //! - Store trouble (a really full disk: a size-limited tmpfs; a really read-only file: the
-//!   immutable attribute, which stops root too): the engine keeps paging from memory, is
+//!   immutable attribute, which stops root too, on an ext4 file system of the test's own):
+//!   both need root, and fail without it (`TOCSIN_TEST_WITHOUT_ROOT=1` leaves them out on
+//!   purpose). The engine keeps paging from memory, is
 //!   unready with the reason, logs one error, answers writes 503, and writes everything once
 //!   the store recovers, without sending a page twice.
 //! - A short crash test: SIGKILL under load, nothing lost (the long form is `#[ignore]`d and
@@ -17,7 +19,9 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use reliability_support::{eventually, free_port, Hang, Proc, Recorder, Tmpfs};
+use reliability_support::{
+    cannot_make, eventually, free_port, mounts_wanted, Ext4, Hang, Proc, Recorder, Tmpfs,
+};
 use serde_json::{json, Value};
 use support::{TestDir, TestEngine};
 use tocsin::store::{OutboxStatus, Store};
@@ -452,34 +456,39 @@ async fn through_store_trouble(dir: &Path, db: &Path, trouble: Trouble) {
 
 #[tokio::test]
 async fn a_full_disk_keeps_paging_from_memory_and_catches_up() {
+    if !mounts_wanted("a_full_disk_keeps_paging_from_memory_and_catches_up") {
+        return;
+    }
     let scratch = tempfile::tempdir().unwrap();
     let mount = scratch.path().join("disk");
-    let fs = match Tmpfs::mount(&mount, 6) {
-        Ok(fs) => fs,
-        Err(why) => {
-            eprintln!("SKIPPED: cannot mount a size-limited tmpfs here (needs root): {why}");
-            return;
-        }
-    };
+    let fs = Tmpfs::mount(&mount, 6)
+        .unwrap_or_else(|why| cannot_make("a full disk (a 6 MB tmpfs)", &why));
     let db = mount.join("tocsin.db");
     through_store_trouble(scratch.path(), &db, Trouble::DiskFull(fs)).await;
 }
 
 #[tokio::test]
 async fn a_read_only_database_file_keeps_paging_from_memory_and_catches_up() {
-    let scratch = tempfile::tempdir().unwrap();
-    let db = scratch.path().join("data/tocsin.db");
-    std::fs::create_dir_all(db.parent().unwrap()).unwrap();
-    // Probe: chattr needs root and a filesystem that has the attribute.
-    let probe = scratch.path().join("probe");
-    std::fs::write(&probe, "x").unwrap();
-    if let Err(why) = reliability_support::immutable(std::slice::from_ref(&probe), true) {
-        eprintln!("SKIPPED: cannot make a file immutable here (needs root): {why}");
+    if !mounts_wanted("a_read_only_database_file_keeps_paging_from_memory_and_catches_up") {
         return;
     }
-    reliability_support::immutable(&[probe], false).unwrap();
+    let scratch = tempfile::tempdir().unwrap();
+    let fs = Ext4::mount(
+        &scratch.path().join("disk.img"),
+        &scratch.path().join("disk"),
+        64,
+    )
+    .unwrap_or_else(|why| {
+        cannot_make(
+            "a read-only database file (an immutable file on an ext4 of its own)",
+            &why,
+        )
+    });
+    let db = fs.dir.join("data/tocsin.db");
+    std::fs::create_dir_all(db.parent().unwrap()).unwrap();
     let files = vec![db.clone(), PathBuf::from(format!("{}-wal", db.display()))];
     through_store_trouble(scratch.path(), &db, Trouble::ReadOnly(files)).await;
+    drop(fs);
 }
 
 // ===== crash under load =====================================================================
