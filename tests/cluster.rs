@@ -494,6 +494,7 @@ async fn a_leader_cut_off_from_the_database_stops_paging_and_another_takes_over(
         &metrics,
         "tocsin_pages_total{channel=\"webhook\",outcome=\"delivered\"}",
     );
+    assert_eq!(sent_by_old, Some(1.0), "the old leader delivered level 0");
 
     // The new leader pages level 1 once.
     let level1 = eventually(Duration::from_secs(20), || async {
