@@ -378,3 +378,80 @@ async fn a_probe_still_failing_at_resolve_opens_a_new_incident_at_its_next_run()
     assert!(!second["impacts"][0]["cleared_at"].is_null(), "{second:#}");
     assert_eq!(list_incidents(&http, &url).await.len(), 2);
 }
+
+/// Rewrite the store at `url` as the last version without `resolved_firing` left it after a
+/// resolve while firing: the rule state only `suppressed`, the impact cleared at the resolve.
+async fn as_an_earlier_version_left_it(url: &str, resolved_at: &str) {
+    use sqlx::Row;
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(url).await.unwrap();
+    for (table, key, value) in [
+        ("rule_states", "resolved_firing", None),
+        (
+            "impacts",
+            "firing_at_resolve",
+            Some(("cleared_at", resolved_at)),
+        ),
+    ] {
+        let rows = sqlx::query(&format!("SELECT id, data FROM {table}"))
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+        for row in rows {
+            let id: i64 = row.try_get("id").unwrap();
+            let text: String = row.try_get("data").unwrap();
+            let mut data: Value = serde_json::from_str(&text).unwrap();
+            let object = data.as_object_mut().unwrap();
+            assert!(
+                object.remove(key).is_some(),
+                "{table} {id}: no {key} in {text}"
+            );
+            if let Some((field, to)) = value {
+                object.insert(field.into(), json!(to));
+            }
+            sqlx::query(&format!("UPDATE {table} SET data = $1 WHERE id = $2"))
+                .bind(data.to_string())
+                .bind(id)
+                .execute(&pool)
+                .await
+                .unwrap();
+        }
+    }
+    pool.close().await;
+}
+
+/// A store the earlier version left right after a resolve while the alert fired (its rule
+/// state suppressed, which that version kept until the alert stopped) loads, and the next
+/// push of the alert opens a new incident and pages.
+#[tokio::test]
+async fn a_store_an_earlier_version_left_suppressed_loads_and_the_next_push_opens_anew() {
+    let receiver = Receiver::start(vec![], Answer::Status(200)).await;
+    let dir = TestDir::new(
+        &config(&receiver.url, ""),
+        &[("default.yaml", &support::default_rules())],
+    );
+    let http = http();
+    let port = free_port();
+    let mut engine = EngineProcess::spawn(&dir, port);
+    engine.wait_ready().await;
+    let url = engine.url.clone();
+    let firing = storage_down(Utc::now() + chrono::Duration::hours(1));
+    push_alerts(&http, &url, firing.clone()).await;
+    let first = wait_incident_count(&http, &url, 1).await["id"]
+        .as_i64()
+        .unwrap();
+    let resolved = resolve(&http, &url, first).await;
+    engine.kill();
+    as_an_earlier_version_left_it(&dir.store_url(), resolved["resolved_at"].as_str().unwrap())
+        .await;
+
+    let mut engine = EngineProcess::spawn(&dir, port);
+    engine.wait_ready().await;
+    let old = detail(&http, &url, first).await;
+    assert_eq!(old["status"], "resolved");
+    assert_eq!(old["impacts"][0]["cleared_at"], resolved["resolved_at"]);
+    push_alerts(&http, &url, firing).await;
+    let second = wait_incident_count(&http, &url, 2).await;
+    assert_eq!(second["status"], "triggered", "{second:#}");
+    wait_page(&receiver, "triggered", second["id"].as_i64().unwrap()).await;
+}
