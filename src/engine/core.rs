@@ -364,7 +364,7 @@ impl Core {
         let held: BTreeSet<i64> = self
             .rule_states
             .values()
-            .flat_map(|state| state.resolved_firing.iter().copied())
+            .flat_map(|state| state.held().iter().copied())
             .collect();
         for impact in resolved_firing {
             if held.contains(&impact.id) {

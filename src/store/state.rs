@@ -184,7 +184,7 @@ impl Store {
         let resolved_firing: Vec<i64> = snapshot
             .rule_states
             .iter()
-            .flat_map(|(_, _, state)| state.resolved_firing.iter().copied())
+            .flat_map(|(_, _, state)| state.held().iter().copied())
             .collect();
         if !resolved_firing.is_empty() {
             let held = self.impacts_by_id(resolved_firing).await?;
