@@ -345,7 +345,8 @@ async fn a_probe_still_failing_at_resolve_opens_a_new_incident_at_its_next_run()
     assert_eq!(second["title"], "storage probe web failing in china-east");
     wait_page(&receiver, "triggered", second_id).await;
     // Opened by the first failed run after the resolve (which may have begun just before
-    // it), not after three more.
+    // it, or be followed by another while the engine is busy), not by a third: the rule's
+    // failures: 3 is not counted again.
     let opened_at = time(&second["opened_at"]);
     let runs_between = requests
         .lock()
@@ -354,7 +355,7 @@ async fn a_probe_still_failing_at_resolve_opens_a_new_incident_at_its_next_run()
         .filter(|at| **at > resolved_at && **at <= opened_at)
         .count();
     assert!(
-        runs_between <= 1,
+        runs_between < 3,
         "{runs_between} probe runs between the resolve at {resolved_at} and the new incident at {opened_at}"
     );
     assert_resolved_while_firing(&detail(&http, &url, first).await);
