@@ -562,3 +562,76 @@ async fn a_leader_cut_off_from_the_database_stops_paging_and_another_takes_over(
     drop((first, second));
     db.drop_db().await;
 }
+
+/// Pushes and a resolve through a follower go through the inbox to the leader: an alert
+/// resolved while it still fires opens a new incident at its next push, and it is paged, as
+/// on one engine.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resolve_through_a_follower_does_not_hide_an_alert_that_still_fires() {
+    let db = PgDatabase::create().await;
+    let receiver = Receiver::start().await;
+    let rules = support::default_rules();
+    let dirs: Vec<TestDir> = (0..2)
+        .map(|_| TestDir::new(&config(&db.url, &receiver.url), &[("default.yaml", &rules)]))
+        .collect();
+    let ports = [free_port(), free_port()];
+    let http = http();
+    let url = |i: usize| format!("http://127.0.0.1:{}", ports[i]);
+    let mut leader = EngineProcess::spawn(&dirs[0], ports[0]);
+    leader.wait_ready().await;
+    let mut follower = EngineProcess::spawn(&dirs[1], ports[1]);
+    follower.wait_ready().await;
+    assert_eq!(role(&http, &url(1)).await.as_deref(), Some("follower"));
+
+    push(&http, &url(1), "storage", "china-east").await;
+    let first = list_incidents(&http, &url(1)).await[0]["id"]
+        .as_i64()
+        .unwrap();
+    let response = http
+        .post(format!("{}/api/v1/incidents/{first}/resolve", url(1)))
+        .json(&json!({ "by": "carol" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    let detail: Value = http
+        .get(format!("{}/api/v1/incidents/{first}", url(1)))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(detail["status"], "resolved", "{detail:#}");
+    assert_eq!(
+        detail["impacts"][0]["cleared_at"],
+        Value::Null,
+        "{detail:#}"
+    );
+    let entry = detail["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["kind"] == "resolved")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        entry["data"]["still_firing"],
+        json!([detail["impacts"][0]["id"]])
+    );
+
+    push(&http, &url(1), "storage", "china-east").await;
+    let all = list_incidents(&http, &url(1)).await;
+    assert_eq!(all.len(), 2, "{all:#?}");
+    assert_eq!(all[1]["status"], "triggered");
+    let second = all[1]["id"].as_i64().unwrap();
+    let paged = eventually(Duration::from_secs(10), || async {
+        let pages = receiver.deduped(second);
+        (!pages.is_empty()).then_some(pages)
+    })
+    .await
+    .expect("the new incident is paged");
+    assert_eq!(paged[0].event, "triggered", "{paged:?}");
+    drop((leader, follower));
+    db.drop_db().await;
+}

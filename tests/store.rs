@@ -61,6 +61,7 @@ fn impact(id: i64, incident_id: i64) -> Impact {
         summary: "storage down".into(),
         started_at: t(0),
         cleared_at: None,
+        firing_at_resolve: false,
         cri: None,
     }
 }

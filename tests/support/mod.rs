@@ -209,34 +209,11 @@ impl TestEngine {
     }
 
     pub async fn get(&self, path: &str) -> (u16, Value) {
-        let response = self
-            .http
-            .get(format!("{}{path}", self.url))
-            .send()
-            .await
-            .expect("GET");
-        let status = response.status().as_u16();
-        let text = response.text().await.unwrap_or_default();
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        )
+        get_json(&self.http, &format!("{}{path}", self.url)).await
     }
 
     pub async fn post(&self, path: &str, body: &Value) -> (u16, Value) {
-        let response = self
-            .http
-            .post(format!("{}{path}", self.url))
-            .json(body)
-            .send()
-            .await
-            .expect("POST");
-        let status = response.status().as_u16();
-        let text = response.text().await.unwrap_or_default();
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        )
+        post_json(&self.http, &format!("{}{path}", self.url), body).await
     }
 }
 
@@ -394,6 +371,28 @@ pub async fn push_alerts(http: &reqwest::Client, url: &str, alerts: Value) {
         "push to {url} answered {}",
         response.status()
     );
+}
+
+/// GET `url` (an engine's API or dashboard): the status and the body, as JSON when it is.
+pub async fn get_json(http: &reqwest::Client, url: &str) -> (u16, Value) {
+    let response = http.get(url).send().await.expect("GET");
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap_or_default();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+/// POST `body` as JSON to `url`: the status and the answer, as JSON when it is.
+pub async fn post_json(http: &reqwest::Client, url: &str, body: &Value) -> (u16, Value) {
+    let response = http.post(url).json(body).send().await.expect("POST");
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap_or_default();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
 }
 
 /// An engine's incidents, oldest first.
