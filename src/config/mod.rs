@@ -10,6 +10,7 @@ pub mod matcher;
 pub mod rule_file;
 pub mod types;
 mod validate;
+pub mod when_check;
 
 use std::collections::BTreeMap;
 use std::fmt;

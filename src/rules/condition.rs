@@ -224,8 +224,13 @@ mod tests {
 
     #[test]
     fn non_bool_and_missing_fields_are_errors() {
-        let when = CelExpr::compile("probe.latency_ms").unwrap();
-        assert!(evaluate_when(&when, &probe(true, 1.0, None)).is_err());
+        // `check` refuses what is plainly not boolean; what only the signal shows is an
+        // error when it runs, never a panic.
+        assert!(CelExpr::compile("probe.latency_ms").is_err());
+        let when = CelExpr::compile("probe.body.count").unwrap();
+        let body = serde_json::json!({"count": 5});
+        let error = evaluate_when(&when, &probe(true, 1.0, Some(body))).unwrap_err();
+        assert!(error.contains("expected true or false"), "{error}");
         let when = CelExpr::compile("probe.body.missing == 1").unwrap();
         assert!(evaluate_when(&when, &probe(true, 1.0, Some(serde_json::json!({})))).is_err());
     }
