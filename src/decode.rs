@@ -54,16 +54,18 @@ fn classify(e: serde_path_to_error::Error<serde_json::Error>, root: &str) -> Dec
     let path = e.path().to_string();
     let inner = e.into_inner();
     match inner.classify() {
-        serde_json::error::Category::Data => DecodeError::Invalid(describe(&path, &inner, root)),
+        serde_json::error::Category::Data => {
+            DecodeError::Invalid(describe(&path, &inner.to_string(), root))
+        }
         _ if path == "." => DecodeError::NotJson(inner.to_string()),
         _ => DecodeError::NotJson(format!("{inner} (in field {path:?})")),
     }
 }
 
-/// serde's message about the value at `path`, in the API's words.
-fn describe(path: &str, error: &serde_json::Error, root: &str) -> String {
-    let message = error.to_string();
-    let message = strip_position(&message);
+/// serde's message about the value at `path` (`.` for the whole, `contact.name`), in the
+/// API's words. Also for other formats serde reads (HTML forms).
+pub fn describe(path: &str, message: &str, root: &str) -> String {
+    let message = strip_position(message);
     // What the message is about, as its first words ("field \"by\": "); nothing when the
     // caller names the whole itself (`root` empty: "alert 3: expected an object").
     let at = |path: &str| match path {

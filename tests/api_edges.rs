@@ -370,3 +370,57 @@ async fn process_metrics_are_what_proc_says_to_the_tick() {
     assert!(engine.metric("process_threads").await >= 1.0);
     assert!(engine.alive());
 }
+
+/// The dashboard's forms take only text fields: what can be wrong with them is the encoding
+/// and a field given twice.
+#[tokio::test]
+async fn dashboard_forms_are_refused_in_the_apis_words() {
+    let dir = test_dir();
+    let engine = engine(&dir).await;
+    for (path, content_type, body, status, says) in [
+        (
+            "/incidents/1/ack",
+            "application/json",
+            "{\"by\": \"alice\"}",
+            415,
+            "a form is sent as application/x-www-form-urlencoded",
+        ),
+        (
+            "/incidents/1/ack",
+            "application/x-www-form-urlencoded",
+            "by=alice&by=bob",
+            422,
+            "invalid form: field \"by\" is given twice",
+        ),
+        (
+            "/incidents/1/severity",
+            "application/x-www-form-urlencoded",
+            "severity=1&by=alice&severity=2",
+            422,
+            "invalid form: field \"severity\" is given twice",
+        ),
+        (
+            "/login",
+            "text/plain",
+            "token=x",
+            415,
+            "a form is sent as application/x-www-form-urlencoded",
+        ),
+    ] {
+        let answer = http()
+            .post(format!("{}{path}", engine.url))
+            .header("content-type", content_type)
+            .header("origin", &engine.url)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status().as_u16(), status, "{path} {body}");
+        let error: Value = answer.json().await.unwrap();
+        let error = error["error"].as_str().unwrap_or_default();
+        assert_eq!(error, says, "{path} {body}");
+        for word in OURS {
+            assert!(!error.contains(word), "{path}: {word:?} in {error}");
+        }
+    }
+}
