@@ -152,7 +152,7 @@ pub fn build_setup(config: Config) -> Result<Arc<Setup>> {
 /// fails before anything else is touched.
 pub async fn start(options: Options) -> Result<Running> {
     let config =
-        config::load(&options.config_path).map_err(|errors| anyhow::anyhow!("{errors}"))?;
+        config::load_to_run(&options.config_path).map_err(|errors| anyhow::anyhow!("{errors}"))?;
     let metrics = Arc::new(Metrics::new());
     let listen = options
         .listen
@@ -607,7 +607,7 @@ async fn reload_once(
     setup_tx: &watch::Sender<Arc<Setup>>,
     engine: &EngineHandle,
 ) -> Result<(), String> {
-    let config = config::load(config_path).map_err(|e| e.to_string())?;
+    let config = config::load_to_run(config_path).map_err(|e| e.to_string())?;
     let old = setup_tx.borrow().config.store_url();
     if config.store_url() != old {
         return Err("store.url cannot change on reload; restart the engine".into());

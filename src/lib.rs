@@ -8,6 +8,7 @@ pub mod api;
 pub mod app;
 pub mod cli;
 pub mod config;
+pub mod decode;
 pub mod engine;
 pub mod incident;
 pub mod metrics;

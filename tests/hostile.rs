@@ -481,7 +481,7 @@ fn api_cases() -> Vec<ApiCase> {
             "/api/v1/alertmanager",
             json_bytes(json!({ "version": "4", "alerts": {} })),
             400,
-            "as an array",
+            "field \"alerts\": expected an array of alerts",
         ),
         post(
             "webhook: a weird status",
@@ -541,7 +541,7 @@ fn api_cases() -> Vec<ApiCase> {
             "/api/v1/incidents/1/ack",
             json_bytes(json!({ "by": 5 })),
             400,
-            "invalid type",
+            "field \"by\": expected a string, got the number 5",
         ),
         post(
             "ack: a list body",
@@ -562,7 +562,7 @@ fn api_cases() -> Vec<ApiCase> {
             "/api/v1/incidents/1/severity",
             json_bytes(json!({ "severity": "high", "by": "a" })),
             400,
-            "invalid type",
+            "field \"severity\": expected an integer from 0 (worst) to 4, or null to unpin",
         ),
         post(
             "note: over 64 KiB",
@@ -605,7 +605,7 @@ fn api_cases() -> Vec<ApiCase> {
             "a GET of a heartbeat",
             format!("/api/v1/heartbeats/{}", "h".repeat(300)),
             405,
-            "only POST",
+            "allowed: POST",
         ),
         post(
             "an unknown heartbeat, 300 bytes long",
@@ -614,7 +614,7 @@ fn api_cases() -> Vec<ApiCase> {
             404,
             "is not configured",
         ),
-        get("a wrong method", "/api/v2/alerts", 405, "only POST"),
+        get("a wrong method", "/api/v2/alerts", 405, "allowed: POST"),
         get(
             "path traversal",
             "/ack/..%2F..%2Fetc%2Fpasswd",

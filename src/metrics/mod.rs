@@ -1,6 +1,9 @@
 //! The engine's Prometheus metrics, on a registry of its own (never the global default), so
 //! every engine and every test has fresh counters.
 
+#[cfg(target_os = "linux")]
+mod process;
+
 use prometheus::{
     Encoder, Gauge, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
     IntGaugeVec, Opts, Registry, TextEncoder,
@@ -263,8 +266,8 @@ impl Metrics {
         #[cfg(target_os = "linux")]
         {
             // Standard `process_*` names, as every Prometheus exporter has them.
-            let process = prometheus::process_collector::ProcessCollector::for_self();
-            r.register(Box::new(process)).unwrap();
+            r.register(Box::new(process::ProcessCollector::new()))
+                .unwrap();
         }
     }
 
