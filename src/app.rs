@@ -17,7 +17,7 @@ use crate::engine::runtime::{self, LoopParts};
 use crate::engine::{Clock, Core, EngineHandle, Input, Reply, Setup};
 use crate::metrics::Metrics;
 use crate::paging::Page;
-use crate::store::{Backend, Store, StoreHealth};
+use crate::store::{Backend, Owner, Store, StoreHealth};
 
 /// How to start an engine.
 #[derive(Clone, Debug)]
@@ -220,7 +220,8 @@ async fn start_engine(
     metrics.prime(&config);
     let opened = async {
         let setup = build_setup(config)?;
-        let store = Store::open(&store_url).await.context("opening the store")?;
+        let owner = Owner::this_process(Some(addr.to_string()));
+        let store = Store::open_as(&store_url, &owner).await?;
         anyhow::Ok((setup, store))
     }
     .await;
@@ -351,11 +352,7 @@ async fn start_engine(
 /// crash, by systemd) is the same holder, so it takes its lease back at once instead of
 /// waiting for it to run out.
 fn engine_id(addr: SocketAddr) -> String {
-    let host = std::fs::read_to_string("/etc/hostname")
-        .ok()
-        .map(|h| h.trim().to_string())
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "tocsin".into());
+    let host = crate::store::host_name().unwrap_or_else(|| "tocsin".into());
     format!("{host}@{addr}")
 }
 

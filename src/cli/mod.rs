@@ -109,8 +109,8 @@ async fn dispatch(command: Command) -> ExitCode {
             options.listen = listen;
             match crate::app::run(options).await {
                 Ok(()) => ExitCode::SUCCESS,
+                // One line on stderr, which is also where the log goes.
                 Err(e) => {
-                    tracing::error!("{e:#}");
                     eprintln!("tocsin: {e:#}");
                     ExitCode::FAILURE
                 }

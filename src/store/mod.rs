@@ -15,6 +15,7 @@
 mod health;
 mod inbox;
 mod leader;
+mod lock;
 mod outbox;
 mod queries;
 mod redo_log;
@@ -34,18 +35,17 @@ use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Executor, Row};
 
 pub use health::StoreHealth;
+pub use lock::{host_name, Owner};
 pub use outbox::{Claim, DeliveryWrite, OutboxEntry, OutboxStatus};
 pub use queries::IncidentFilter;
 pub use sqlite_writer::{Durable, Submitted};
 
+/// A `reason` is said in its variant's message and is not its `source()`, so the one line
+/// printed at the binary's edge (`{:#}`, which appends every source) says it once.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("store {url}: {source}")]
-    Open {
-        url: String,
-        #[source]
-        source: sqlx::Error,
-    },
+    #[error("store {url}: {reason}")]
+    Open { url: String, reason: sqlx::Error },
     #[error("store migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("store: {0}")]
@@ -76,11 +76,25 @@ pub enum StoreError {
         "store: this engine no longer holds the leader lease (term {term}); the write was refused"
     )]
     Fenced { term: i64 },
-    #[error("store: cannot create folder {path}: {source}")]
+    #[error(
+        "store {path} is in use by another engine ({holder}); one engine per SQLite store: \
+         stop that engine, or give this one a store of its own"
+    )]
+    InUse { path: String, holder: String },
+    #[error("store: cannot open {path} for writing: {reason}")]
+    Unwritable {
+        path: String,
+        reason: std::io::Error,
+    },
+    #[error("store: cannot lock {path}: {reason}")]
+    Lock {
+        path: String,
+        reason: std::io::Error,
+    },
+    #[error("store: cannot create folder {path}: {reason}")]
     Folder {
         path: String,
-        #[source]
-        source: std::io::Error,
+        reason: std::io::Error,
     },
 }
 
@@ -110,6 +124,8 @@ pub struct Store {
     writes: Arc<AtomicU64>,
     /// A SQLite file: the engine's batches are written by this thread (see `sqlite_writer`).
     sqlite_writer: Option<Arc<sqlite_writer::SqliteWriter>>,
+    /// A SQLite file: this process's lock on it (see `lock`), released by `close`.
+    lock: Option<Arc<lock::EngineLock>>,
 }
 
 /// Who must hold the lease for a write to go through.
@@ -123,8 +139,16 @@ static MIGRATE_SQLITE: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sq
 static MIGRATE_POSTGRES: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
 impl Store {
-    /// Open (creating the SQLite file and its folders when missing) and migrate.
+    /// Open (creating the SQLite file and its folders when missing) and migrate, as this
+    /// process serving no port.
     pub async fn open(url: &str) -> Result<Store> {
+        Store::open_as(url, &Owner::this_process(None)).await
+    }
+
+    /// Open and migrate on behalf of `owner`. A SQLite file is locked for it first (see
+    /// `lock`): a store another engine holds is refused at once, naming that engine, and
+    /// nothing is written to it.
+    pub async fn open_as(url: &str, owner: &Owner) -> Result<Store> {
         sqlx::any::install_default_drivers();
         let backend = if url.starts_with("postgres") {
             Backend::Postgres
@@ -134,6 +158,10 @@ impl Store {
         let connect_url = match backend {
             Backend::Sqlite => sqlite_url(url)?,
             Backend::Postgres => url.to_string(),
+        };
+        let lock = match sqlite_file(url).filter(|_| backend == Backend::Sqlite) {
+            Some(path) => Some(Arc::new(lock::EngineLock::take(Path::new(path), owner)?)),
+            None => None,
         };
         let options = AnyPoolOptions::new()
             .max_connections(match backend {
@@ -173,9 +201,9 @@ impl Store {
         let pool = options
             .connect(&connect_url)
             .await
-            .map_err(|source| StoreError::Open {
+            .map_err(|reason| StoreError::Open {
                 url: redact(url),
-                source,
+                reason,
             })?;
         match backend {
             Backend::Sqlite => MIGRATE_SQLITE.run(&pool).await?,
@@ -185,8 +213,9 @@ impl Store {
         let mut sqlite_writer = None;
         if backend == Backend::Sqlite {
             tokio::spawn(checkpoint_wal(pool.clone(), Arc::clone(&writes)));
-            if let Some(path) = sqlite_file(url) {
-                let writer = sqlite_writer::SqliteWriter::start(path.into())
+            // The file itself, so that its redo log is the same whatever path leads to it.
+            if let Some(path) = lock.as_ref().map(|lock| lock.database.clone()) {
+                let writer = sqlite_writer::SqliteWriter::start(path)
                     .map_err(StoreError::WriterStart)?;
                 writer.make_wal_room();
                 writer.open_redo_log()?;
@@ -200,6 +229,7 @@ impl Store {
             write_turn: (backend == Backend::Sqlite).then(|| Arc::new(tokio::sync::Mutex::new(()))),
             writes,
             sqlite_writer,
+            lock,
         })
     }
 
@@ -239,6 +269,9 @@ impl Store {
             writer.close().await;
         }
         self.pool.close().await;
+        if let Some(lock) = &self.lock {
+            lock.release();
+        }
     }
 
     /// Is the store answering?
@@ -306,9 +339,9 @@ fn sqlite_url(url: &str) -> Result<String> {
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
     {
-        std::fs::create_dir_all(parent).map_err(|source| StoreError::Folder {
+        std::fs::create_dir_all(parent).map_err(|reason| StoreError::Folder {
             path: parent.display().to_string(),
-            source,
+            reason,
         })?;
     }
     let mut query = query.map(str::to_string).unwrap_or_default();
