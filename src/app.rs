@@ -16,7 +16,7 @@ use crate::engine::leadership::{self, Fence, Leadership, LeaseTiming};
 use crate::engine::runtime::{self, LoopParts};
 use crate::engine::{Clock, Core, EngineHandle, Input, Reply, Setup};
 use crate::metrics::Metrics;
-use crate::paging::Page;
+use crate::paging::{AckSigner, Page};
 use crate::store::{Backend, Owner, Store, StoreHealth};
 
 /// How to start an engine.
@@ -81,39 +81,62 @@ pub fn read_secret(path: &Path) -> Result<Vec<u8>> {
     Ok(bytes)
 }
 
-/// The ack-link key: from `server.ack_secret_file`, else generated once under `data/`.
-fn ack_key(config: &Config) -> Result<Vec<u8>> {
-    if let Some(file) = &config.server.ack_secret_file {
-        return read_secret(&config.resolve_path(file));
-    }
-    let path = config.data_dir().join("ack-link.key");
-    if path.exists() {
-        return read_secret(&path);
-    }
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    }
-    let key: [u8; 32] = rand::random();
-    let text = hex::encode(key);
-    write_private(&path, text.as_bytes())?;
-    Ok(text.into_bytes())
+/// Where ack-link keys come from: `server.ack_secret_file`, else the key kept in the store,
+/// one for every engine on it, so a link signed by one engine is accepted by all. The stored
+/// key is read once and kept, so a reload needs no store.
+#[derive(Clone)]
+pub struct AckKeys {
+    store: Store,
+    stored: Arc<tokio::sync::OnceCell<AckSigner>>,
 }
 
-fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
-    use std::io::Write;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
+/// The stored key's name in the store.
+const ACK_KEY_NAME: &str = "ack_link_key";
+
+impl AckKeys {
+    pub fn new(store: Store) -> AckKeys {
+        AckKeys {
+            store,
+            stored: Arc::default(),
+        }
     }
-    let mut file = options
-        .open(path)
-        .with_context(|| format!("cannot create {}", path.display()))?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
-    Ok(())
+
+    /// The signer for `config`.
+    pub async fn signer(&self, config: &Config) -> Result<AckSigner> {
+        if let Some(file) = &config.server.ack_secret_file {
+            return Ok(AckSigner::new(&read_secret(&config.resolve_path(file))?));
+        }
+        let signer = self
+            .stored
+            .get_or_try_init(|| stored_ack_signer(config, &self.store))
+            .await?;
+        Ok(signer.clone())
+    }
+}
+
+/// The store's key, made by the first engine that asks. `data/ack-link.key`, where earlier
+/// versions kept a key of each engine's own, becomes the store's key if it has none yet, and
+/// links signed with it are accepted either way: links already sent keep working.
+async fn stored_ack_signer(config: &Config, store: &Store) -> Result<AckSigner> {
+    let earlier_file = config.data_dir().join("ack-link.key");
+    let earlier = if earlier_file.exists() {
+        Some(read_secret(&earlier_file)?)
+    } else {
+        None
+    };
+    let candidate = match &earlier {
+        Some(key) => String::from_utf8_lossy(key).into_owned(),
+        None => hex::encode(rand::random::<[u8; 32]>()),
+    };
+    let key = store
+        .shared_secret(ACK_KEY_NAME, &candidate)
+        .await
+        .context("reading the ack-link key from the store")?;
+    let signer = AckSigner::new(key.as_bytes());
+    Ok(match earlier {
+        Some(earlier) => signer.accepting(&earlier),
+        None => signer,
+    })
 }
 
 /// API bearer tokens, one per line (blank lines and `#` comments skipped).
@@ -139,10 +162,10 @@ fn api_tokens(config: &Config) -> Result<Vec<String>> {
 }
 
 /// Build the compiled setup from a config, reading the secrets it names.
-pub fn build_setup(config: Config) -> Result<Arc<Setup>> {
-    let key = ack_key(&config)?;
+pub async fn build_setup(config: Config, ack_keys: &AckKeys) -> Result<Arc<Setup>> {
+    let signer = ack_keys.signer(&config).await?;
     let tokens = api_tokens(&config)?;
-    Ok(Setup::with_secrets(config, Some(key), tokens))
+    Ok(Setup::with_secrets(config, Some(signer), tokens))
 }
 
 /// Start an engine: store, core, API and every task.
@@ -219,13 +242,19 @@ async fn start_engine(
         .unwrap_or_else(|| engine_id(addr));
     metrics.prime(&config);
     let opened = async {
-        let setup = build_setup(config)?;
         let owner = Owner::this_process(Some(addr.to_string()));
         let store = Store::open_as(&store_url, &owner).await?;
-        anyhow::Ok((setup, store))
+        let ack_keys = AckKeys::new(store.clone());
+        match build_setup(config, &ack_keys).await {
+            Ok(setup) => anyhow::Ok((setup, store, ack_keys)),
+            Err(e) => {
+                store.close().await;
+                Err(e)
+            }
+        }
     }
     .await;
-    let (setup, store) = match opened {
+    let (setup, store, ack_keys) = match opened {
         Ok(opened) => opened,
         Err(e) => return Err((e, shutdown_tx)),
     };
@@ -323,6 +352,7 @@ async fn start_engine(
     };
     tasks.push(tokio::spawn(reload_loop(
         options.config_path.clone(),
+        ack_keys,
         reload_rx,
         setup_tx,
         engine.clone(),
@@ -564,6 +594,7 @@ async fn read_inbox(
 /// Reload requests (API and SIGHUP): a bad config is refused whole and the old one runs on.
 async fn reload_loop(
     config_path: PathBuf,
+    ack_keys: AckKeys,
     mut requests: mpsc::Receiver<ReloadRequest>,
     setup_tx: watch::Sender<Arc<Setup>>,
     engine: EngineHandle,
@@ -578,7 +609,7 @@ async fn reload_loop(
                 None => return,
             },
         };
-        let result = reload_once(&config_path, &setup_tx, &engine).await;
+        let result = reload_once(&config_path, &ack_keys, &setup_tx, &engine).await;
         match &result {
             Ok(()) => {
                 metrics.prime(&setup_tx.borrow().config);
@@ -599,6 +630,7 @@ async fn reload_loop(
 
 async fn reload_once(
     config_path: &Path,
+    ack_keys: &AckKeys,
     setup_tx: &watch::Sender<Arc<Setup>>,
     engine: &EngineHandle,
 ) -> Result<(), String> {
@@ -607,7 +639,9 @@ async fn reload_once(
     if config.store_url() != old {
         return Err("store.url cannot change on reload; restart the engine".into());
     }
-    let setup = build_setup(config).map_err(|e| format!("{e:#}"))?;
+    let setup = build_setup(config, ack_keys)
+        .await
+        .map_err(|e| format!("{e:#}"))?;
     engine
         .send(Input::Reload(Arc::clone(&setup)))
         .await

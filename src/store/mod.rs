@@ -19,6 +19,7 @@ mod lock;
 mod outbox;
 mod queries;
 mod redo_log;
+mod secrets;
 mod sources;
 mod sqlite_writer;
 mod state;
