@@ -284,11 +284,19 @@ async fn start_engine(
         health: health.clone(),
     };
     let mut tasks = Vec::new();
+    // This process, among any others under the same engine id (see `store::leader`).
+    let instance = uuid::Uuid::new_v4().simple().to_string();
+    if shared {
+        if let Err(e) = leadership::claim_engine_id(&store, &holder, &instance, lease).await {
+            store.close().await;
+            return Err((e.into(), shutdown_tx));
+        }
+    }
     let initial_role = if shared {
         // The first attempt at the lease decides this engine's role before it serves.
         let sent = leadership::RealInstant::now();
         match store
-            .acquire_or_renew(&holder, lease.lease.as_millis() as i64)
+            .acquire_or_renew(&holder, &instance, lease.lease.as_millis() as i64)
             .await
         {
             Ok(Some(term)) => {
@@ -322,6 +330,7 @@ async fn start_engine(
         tasks.push(tokio::spawn(leadership::run_lease(
             store.clone(),
             holder.clone(),
+            instance,
             lease,
             Arc::clone(&fence),
             role_tx,
@@ -379,8 +388,8 @@ async fn start_engine(
 
 /// A name for this engine in the lease: its host and the address it serves on. Two engines
 /// cannot serve on one host and address at once, and an engine restarted in place (after a
-/// crash, by systemd) is the same holder, so it takes its lease back at once instead of
-/// waiting for it to run out.
+/// crash, by systemd) is the same holder, so it takes its lease back as soon as it has seen
+/// that nobody renews it, instead of waiting for it to run out (`claim_engine_id`).
 fn engine_id(addr: SocketAddr) -> String {
     let host = crate::store::host_name().unwrap_or_else(|| "tocsin".into());
     format!("{host}@{addr}")

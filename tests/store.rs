@@ -353,23 +353,69 @@ async fn store_on_postgres() {
 
 async fn lease(store: &Store) {
     // Free: the first engine takes term 1 and keeps it on renewal.
-    assert_eq!(store.acquire_or_renew("a", 2_000).await.unwrap(), Some(1));
-    assert_eq!(store.acquire_or_renew("a", 2_000).await.unwrap(), Some(1));
-    // Held: another engine cannot take it before it runs out.
-    assert_eq!(store.acquire_or_renew("b", 2_000).await.unwrap(), None);
+    assert_eq!(
+        store.acquire_or_renew("a", "1", 2_000).await.unwrap(),
+        Some(1)
+    );
+    assert_eq!(
+        store.acquire_or_renew("a", "1", 2_000).await.unwrap(),
+        Some(1)
+    );
+    // Held: another engine cannot take it before it runs out, nor another process under
+    // the same engine id.
+    assert_eq!(store.acquire_or_renew("b", "2", 2_000).await.unwrap(), None);
+    assert_eq!(store.acquire_or_renew("a", "3", 2_000).await.unwrap(), None);
     assert_eq!(
         store.lease_holder().await.unwrap(),
         Some(("a".to_string(), 1))
     );
     // Run out: the other engine takes it with a new term (the fencing token).
-    assert_eq!(store.acquire_or_renew("a", 1).await.unwrap(), Some(1));
+    assert_eq!(store.acquire_or_renew("a", "1", 1).await.unwrap(), Some(1));
     tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     assert_eq!(store.lease_holder().await.unwrap(), None);
-    assert_eq!(store.acquire_or_renew("b", 2_000).await.unwrap(), Some(2));
-    assert_eq!(store.acquire_or_renew("a", 2_000).await.unwrap(), None);
-    // Released: taken at once.
-    store.release_lease("b").await.unwrap();
-    assert_eq!(store.acquire_or_renew("a", 2_000).await.unwrap(), Some(3));
+    assert_eq!(
+        store.acquire_or_renew("b", "2", 2_000).await.unwrap(),
+        Some(2)
+    );
+    assert_eq!(store.acquire_or_renew("a", "1", 2_000).await.unwrap(), None);
+    // Released: taken at once; a release by another process under the same id is not one.
+    store.release_lease("b", "9").await.unwrap();
+    assert_eq!(store.acquire_or_renew("a", "1", 2_000).await.unwrap(), None);
+    store.release_lease("b", "2").await.unwrap();
+    assert_eq!(
+        store.acquire_or_renew("a", "1", 2_000).await.unwrap(),
+        Some(3)
+    );
+    // Taken back under the same id by a new process, only while it was not renewed since:
+    // a new term.
+    let row = store.lease_row().await.unwrap().unwrap();
+    assert_eq!((row.holder.as_str(), row.instance.as_str()), ("a", "1"));
+    assert_eq!(
+        store
+            .reclaim_lease("a", "4", row.expires_at - 1, 2_000)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        store
+            .reclaim_lease("b", "4", row.expires_at, 2_000)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        store
+            .reclaim_lease("a", "4", row.expires_at, 2_000)
+            .await
+            .unwrap(),
+        Some(4)
+    );
+    assert_eq!(store.acquire_or_renew("a", "1", 2_000).await.unwrap(), None);
+    assert_eq!(
+        store.acquire_or_renew("a", "4", 2_000).await.unwrap(),
+        Some(4)
+    );
 }
 
 #[tokio::test]

@@ -90,7 +90,10 @@ impl AckSigner {
             mac.update(body.as_bytes());
             mac.verify_slice(&signature).is_ok()
         };
-        if !std::iter::once(&self.key).chain(&self.older).any(|key| signed_with(key)) {
+        if !std::iter::once(&self.key)
+            .chain(&self.older)
+            .any(|key| signed_with(key))
+        {
             return Err(AckLinkError::BadSignature);
         }
         let claim: AckClaim = URL_SAFE_NO_PAD

@@ -36,6 +36,7 @@ use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Executor, Row};
 
 pub use health::StoreHealth;
+pub use leader::LeaseRow;
 pub use lock::{host_name, Owner};
 pub use outbox::{Claim, DeliveryWrite, OutboxEntry, OutboxStatus};
 pub use queries::IncidentFilter;
@@ -216,8 +217,8 @@ impl Store {
             tokio::spawn(checkpoint_wal(pool.clone(), Arc::clone(&writes)));
             // The file itself, so that its redo log is the same whatever path leads to it.
             if let Some(path) = lock.as_ref().map(|lock| lock.database.clone()) {
-                let writer = sqlite_writer::SqliteWriter::start(path)
-                    .map_err(StoreError::WriterStart)?;
+                let writer =
+                    sqlite_writer::SqliteWriter::start(path).map_err(StoreError::WriterStart)?;
                 writer.make_wal_room();
                 writer.open_redo_log()?;
                 sqlite_writer = Some(Arc::new(writer));
