@@ -11,6 +11,7 @@ pub mod config;
 pub mod engine;
 pub mod incident;
 pub mod metrics;
+pub mod output;
 pub mod paging;
 pub mod rules;
 pub mod signal;
