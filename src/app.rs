@@ -271,7 +271,7 @@ async fn start_engine(
         Fence::forever()
     };
     // Set by failed writes of the engine loop and the delivery worker; read by /-/ready.
-    let health = StoreHealth::new();
+    let health = StoreHealth::of(&store);
     let leader = LeaderContext {
         store: store.clone(),
         engine: engine.clone(),

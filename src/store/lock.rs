@@ -120,22 +120,11 @@ impl EngineLock {
                 })
             }
         }
-        // SQLite writes its -wal and -shm files beside the database, tocsin its -redo log:
-        // each must be writable if it is there already (SQLite creates the others).
-        for suffix in ["-wal", "-shm", "-redo"] {
-            let mut side = database.as_os_str().to_owned();
-            side.push(suffix);
-            let side = PathBuf::from(side);
-            match OpenOptions::new().read(true).write(true).open(&side) {
-                Ok(_) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(reason) => {
-                    return Err(StoreError::Unwritable {
-                        path: side.display().to_string(),
-                        reason,
-                    })
-                }
-            }
+        if let Some((path, reason)) = unwritable_side_file(&database) {
+            return Err(StoreError::Unwritable {
+                path: path.display().to_string(),
+                reason,
+            });
         }
         let owner_file = owner_path(&database);
         write_owner(&owner_file, owner).map_err(|reason| StoreError::Unwritable {
@@ -162,6 +151,44 @@ impl Drop for EngineLock {
     fn drop(&mut self) {
         self.release();
     }
+}
+
+/// SQLite writes its -wal and -shm files beside the database, tocsin its -redo log: the
+/// first of them that is there and cannot be opened for writing, with the OS's reason
+/// (SQLite creates those that are missing).
+fn unwritable_side_file(database: &Path) -> Option<(PathBuf, std::io::Error)> {
+    ["-wal", "-shm", "-redo"].into_iter().find_map(|suffix| {
+        let mut side = database.as_os_str().to_owned();
+        side.push(suffix);
+        let side = PathBuf::from(side);
+        match OpenOptions::new().read(true).write(true).open(&side) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Some((side, e)),
+            _ => None,
+        }
+    })
+}
+
+/// The database file or a file beside it that cannot be written, in words: what the file
+/// system says of a store whose writes fail. Asked with access(2), which sees a read-only
+/// file system, the immutable flag and permissions, without opening the files: closing a
+/// descriptor of them would drop the POSIX locks SQLite holds on them in this process.
+pub(super) fn why_unwritable(database: &Path) -> Option<String> {
+    ["", "-wal", "-shm", "-redo"]
+        .into_iter()
+        .find_map(|suffix| {
+            let mut path = database.as_os_str().to_owned();
+            path.push(suffix);
+            let path = PathBuf::from(path);
+            match rustix::fs::access(&path, rustix::fs::Access::WRITE_OK) {
+                Err(rustix::io::Errno::NOENT) if !suffix.is_empty() => None,
+                Err(errno) => Some(format!(
+                    "{} cannot be written: {}",
+                    path.display(),
+                    std::io::Error::from(errno)
+                )),
+                Ok(()) => None,
+            }
+        })
 }
 
 /// Written whole under another name and renamed, so a reader never sees half of it.
