@@ -560,38 +560,12 @@ async fn large_and_small_engine_batches_land_whole_in_order() {
     store.close().await;
 }
 
-/// A store at `url` as an engine of an earlier version left it: `backend`'s migrations up to
-/// `last` (numbered from 1) applied, none after.
-async fn store_of_an_earlier_version(url: &str, backend: &str, last: i64) -> sqlx::AnyPool {
-    sqlx::any::install_default_drivers();
-    let migrations = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("migrations")
-        .join(backend);
-    let mut before = sqlx::migrate::Migrator::new(migrations).await.unwrap();
-    let older: Vec<_> = before
-        .migrations
-        .iter()
-        .filter(|m| m.version <= last)
-        .cloned()
-        .collect();
-    assert_eq!(older.len() as i64, last);
-    before.migrations = older.into();
-    let connect = if backend == "sqlite" {
-        format!("{url}?mode=rwc")
-    } else {
-        url.to_string()
-    };
-    let old = sqlx::AnyPool::connect(&connect).await.unwrap();
-    before.run(&old).await.unwrap();
-    old
-}
-
 /// A store written before rule states and leases had row ids (migrations up to 0003) is
 /// migrated in place when a new engine opens it: every row is still there, rule states and
 /// leases get row ids in order, new rows are numbered past them, and timeline ids go on
 /// past the old ones.
 async fn upgrade_from_keyed_rows(url: &str, backend: &str) {
-    let old = store_of_an_earlier_version(url, backend, 3).await;
+    let old = support::store_of_an_earlier_version(url, backend, 3).await;
 
     let signal = Signal::new(
         SourceKind::Alert,
@@ -750,7 +724,7 @@ async fn a_store_from_before_row_ids_upgrades_in_place() {
 /// before, a restart loads those of open incidents, and links written after the upgrade
 /// (new impacts, a merge) add to the old ones.
 async fn upgrade_to_impact_links(url: &str, backend: &str, last_before: i64) {
-    let old = store_of_an_earlier_version(url, backend, last_before).await;
+    let old = support::store_of_an_earlier_version(url, backend, last_before).await;
     let mut statements = Vec::new();
     for (id, status) in [
         (1, Status::Triggered),
