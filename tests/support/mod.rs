@@ -316,6 +316,24 @@ impl Drop for EngineProcess {
     }
 }
 
+/// Send signal `name` (`INT`, `TERM`, …) to `child`.
+pub fn send_signal(child: &Child, name: &str) {
+    let status = Command::new("kill")
+        .args([&format!("-{name}"), &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success(), "kill -{name} {}", child.id());
+}
+
+/// Wait at most `timeout` for `child` to exit.
+pub async fn exit_of(child: &mut Child, timeout: Duration) -> Option<std::process::ExitStatus> {
+    eventually(timeout, || {
+        let status = child.try_wait().ok().flatten();
+        async move { status }
+    })
+    .await
+}
+
 /// A free TCP port on 127.0.0.1 (bound, then released).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
