@@ -709,7 +709,8 @@ async fn a_store_from_before_row_ids_upgrades_in_place() {
             "_sqlx_migrations",
             "heartbeats",
             "leader_lease",
-            "source_state"
+            "source_state",
+            "stored_secrets"
         ],
         "tables keyed by name keep theirs; none of the engine's numbered tables do"
     );
