@@ -414,7 +414,7 @@ async fn through_store_trouble(dir: &Path, db: &Path, trouble: Trouble) {
     eventually(Duration::from_secs(10), || caught_up(&engine))
         .await
         .expect("the refused incident and the ack were written");
-    let store = Store::open(&format!("sqlite://{}", db.display()))
+    let store = Store::open_read_only(&format!("sqlite://{}", db.display()))
         .await
         .unwrap();
     let delivered = eventually(Duration::from_secs(10), || async {

@@ -151,12 +151,7 @@ impl Store {
     /// `lock`): a store another engine holds is refused at once, naming that engine, and
     /// nothing is written to it.
     pub async fn open_as(url: &str, owner: &Owner) -> Result<Store> {
-        sqlx::any::install_default_drivers();
-        let backend = if url.starts_with("postgres") {
-            Backend::Postgres
-        } else {
-            Backend::Sqlite
-        };
+        let backend = backend_of(url);
         let connect_url = match backend {
             Backend::Sqlite => sqlite_url(url)?,
             Backend::Postgres => url.to_string(),
@@ -165,48 +160,7 @@ impl Store {
             Some(path) => Some(Arc::new(lock::EngineLock::take(Path::new(path), owner)?)),
             None => None,
         };
-        let options = AnyPoolOptions::new()
-            .max_connections(match backend {
-                Backend::Sqlite => 4,
-                Backend::Postgres => 8,
-            })
-            .acquire_timeout(StdDuration::from_secs(10))
-            .after_connect(move |conn, _| {
-                Box::pin(async move {
-                    if backend == Backend::Sqlite {
-                        // WAL lets readers (API, dashboard) run beside the writer. NORMAL:
-                        // a commit does not fsync while it holds SQLite's write lock. With
-                        // FULL, a delivery outcome's fsync that the disk held for ~90 ms
-                        // held the engine's next commit, and the page waiting on it, as
-                        // long (signal-to-page benchmark). Delivery outcomes now go through
-                        // the engine's writer connection (`write_statements`), committed the
-                        // same way; these connections still write claims and source cursors.
-                        // All of it is on disk with the next fsync of the WAL: the engine's
-                        // after each batch (`sqlite_writer`), or the checkpoint's within a
-                        // second. A power cut before that can lose it: a claim that expires
-                        // anyway, a cursor read again, a delivered page sent once more (a
-                        // duplicate, never a lost page). The engine's own batches answer
-                        // nobody before their fsync.
-                        conn.execute("PRAGMA journal_mode = WAL").await?;
-                        conn.execute("PRAGMA synchronous = NORMAL").await?;
-                        // Checkpoints run beside the writer (see `checkpoint_wal`), not
-                        // inside whichever commit crosses 1,000 WAL pages: there, copying
-                        // pages into a large database file and fsyncing it held up that
-                        // commit, and the page or answer waiting on it, for ~0.5 s.
-                        conn.execute("PRAGMA wal_autocheckpoint = 0").await?;
-                        conn.execute("PRAGMA busy_timeout = 10000").await?;
-                        conn.execute("PRAGMA foreign_keys = ON").await?;
-                    }
-                    Ok(())
-                })
-            });
-        let pool = options
-            .connect(&connect_url)
-            .await
-            .map_err(|reason| StoreError::Open {
-                url: redact(url),
-                reason,
-            })?;
+        let pool = connect(url, &connect_url, backend).await?;
         match backend {
             Backend::Sqlite => MIGRATE_SQLITE.run(&pool).await?,
             Backend::Postgres => MIGRATE_POSTGRES.run(&pool).await?,
@@ -232,6 +186,25 @@ impl Store {
             writes,
             sqlite_writer,
             lock,
+        })
+    }
+
+    /// Open a store only to read it, beside an engine that may be using it (a test looking
+    /// at a running engine's store): no lock, no migration, no writer; writes fail.
+    pub async fn open_read_only(url: &str) -> Result<Store> {
+        let backend = backend_of(url);
+        let connect_url = match sqlite_file(url).filter(|_| backend == Backend::Sqlite) {
+            Some(path) => format!("sqlite://{path}?mode=ro"),
+            None => url.to_string(),
+        };
+        Ok(Store {
+            pool: connect(url, &connect_url, backend).await?,
+            backend,
+            fencing: None,
+            write_turn: None,
+            writes: Arc::default(),
+            sqlite_writer: None,
+            lock: None,
         })
     }
 
@@ -280,6 +253,61 @@ impl Store {
     pub async fn ping(&self) -> bool {
         sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
     }
+}
+
+fn backend_of(url: &str) -> Backend {
+    sqlx::any::install_default_drivers();
+    if url.starts_with("postgres") {
+        Backend::Postgres
+    } else {
+        Backend::Sqlite
+    }
+}
+
+/// The store's pool (`url` as configured, for messages; `connect_url` as connected to).
+async fn connect(url: &str, connect_url: &str, backend: Backend) -> Result<AnyPool> {
+    let options = AnyPoolOptions::new()
+        .max_connections(match backend {
+            Backend::Sqlite => 4,
+            Backend::Postgres => 8,
+        })
+        .acquire_timeout(StdDuration::from_secs(10))
+        .after_connect(move |conn, _| {
+            Box::pin(async move {
+                if backend == Backend::Sqlite {
+                    // WAL lets readers (API, dashboard) run beside the writer. NORMAL:
+                    // a commit does not fsync while it holds SQLite's write lock. With
+                    // FULL, a delivery outcome's fsync that the disk held for ~90 ms
+                    // held the engine's next commit, and the page waiting on it, as
+                    // long (signal-to-page benchmark). Delivery outcomes now go through
+                    // the engine's writer connection (`write_statements`), committed the
+                    // same way; these connections still write claims and source cursors.
+                    // All of it is on disk with the next fsync of the WAL: the engine's
+                    // after each batch (`sqlite_writer`), or the checkpoint's within a
+                    // second. A power cut before that can lose it: a claim that expires
+                    // anyway, a cursor read again, a delivered page sent once more (a
+                    // duplicate, never a lost page). The engine's own batches answer
+                    // nobody before their fsync.
+                    conn.execute("PRAGMA journal_mode = WAL").await?;
+                    conn.execute("PRAGMA synchronous = NORMAL").await?;
+                    // Checkpoints run beside the writer (see `checkpoint_wal`), not
+                    // inside whichever commit crosses 1,000 WAL pages: there, copying
+                    // pages into a large database file and fsyncing it held up that
+                    // commit, and the page or answer waiting on it, for ~0.5 s.
+                    conn.execute("PRAGMA wal_autocheckpoint = 0").await?;
+                    conn.execute("PRAGMA busy_timeout = 10000").await?;
+                    conn.execute("PRAGMA foreign_keys = ON").await?;
+                }
+                Ok(())
+            })
+        });
+    options
+        .connect(connect_url)
+        .await
+        .map_err(|reason| StoreError::Open {
+            url: redact(url),
+            reason,
+        })
 }
 
 /// Copy the WAL into the database file every second after writes, beside the writer: a
