@@ -181,9 +181,14 @@ pub async fn start(options: Options) -> Result<Running> {
         .listen
         .clone()
         .unwrap_or_else(|| config.server.listen.clone());
-    let listener = tokio::net::TcpListener::bind(&listen)
-        .await
-        .with_context(|| format!("cannot listen on {listen}"))?;
+    let listener = match tokio::net::TcpListener::bind(&listen).await {
+        Ok(listener) => listener,
+        // Most often the same config started twice: its store is the reason to give.
+        Err(e) => match Store::in_use(&config.store_url()) {
+            Some(in_use) => return Err(in_use.into()),
+            None => return Err(anyhow::Error::new(e).context(format!("cannot listen on {listen}"))),
+        },
+    };
     let addr = listener.local_addr()?;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let gate = api::Gate::new(api::admin::starting_router(Arc::clone(&metrics)));

@@ -79,12 +79,12 @@ fn log_of(engine: &EngineProcess) -> String {
     std::fs::read_to_string(&engine.log).unwrap_or_default()
 }
 
-/// `tocsin run --config CONFIG` in `cwd` is refused: exit status 1 and one line naming the
-/// store's file and the engine that holds it.
-async fn refused(cwd: &Path, config: &str, database: &Path, holder: &EngineProcess) {
+/// `tocsin run --config CONFIG --listen LISTEN` in `cwd` is refused: exit status 1 and one
+/// line naming the store's file and the engine that holds it.
+async fn refused(cwd: &Path, config: &str, listen: &str, database: &Path, holder: &EngineProcess) {
     let started = tokio::time::Instant::now();
     let (code, stdout, stderr) =
-        run_tocsin(cwd, &["run", "--config", config, "--listen", "127.0.0.1:0"]).await;
+        run_tocsin(cwd, &["run", "--config", config, "--listen", listen]).await;
     let took = started.elapsed();
     assert_eq!(code, 1, "stdout:\n{stdout}\nstderr:\n{stderr}");
     let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
@@ -113,16 +113,22 @@ async fn a_second_engine_on_a_sqlite_file_in_use_is_refused_and_the_first_runs_o
     wait_emails(dir.path(), 1).await;
     let database = dir.path().join("data/tocsin.db").canonicalize().unwrap();
 
-    // The same config, relative to another working directory.
-    refused(dir.path(), "config.yaml", &database, &first).await;
+    // The same config, relative to another working directory, on another port and on the
+    // first engine's own (the store is the reason given, not the port).
+    refused(dir.path(), "config.yaml", "127.0.0.1:0", &database, &first).await;
+    let first_port = first.url.trim_start_matches("http://").to_string();
+    refused(dir.path(), "config.yaml", &first_port, &database, &first).await;
     // A symlink to the file, from another folder.
     let other = engine_dir();
     std::os::unix::fs::symlink(&database, other.path().join("link.db")).unwrap();
     let linked = config().replace("sqlite://data/tocsin.db", "sqlite://link.db");
     other.write("config.yaml", &linked);
+    let other_config = other.config_path();
+    let other_config = other_config.to_str().unwrap();
     refused(
         Path::new("/"),
-        other.config_path().to_str().unwrap(),
+        other_config,
+        "127.0.0.1:0",
         &database,
         &first,
     )
@@ -134,7 +140,14 @@ async fn a_second_engine_on_a_sqlite_file_in_use_is_refused_and_the_first_runs_o
         &format!("sqlite://../{name}/data/../data/tocsin.db"),
     );
     other.write("config.yaml", &walked);
-    refused(other.path(), "config.yaml", &database, &first).await;
+    refused(
+        other.path(),
+        "config.yaml",
+        "127.0.0.1:0",
+        &database,
+        &first,
+    )
+    .await;
 
     // The first engine is untouched: it serves, keeps its state and pages.
     let ready = http
@@ -200,7 +213,7 @@ tests:
     }
     // The engine still holds its store: another engine is still refused.
     let database = dir.path().join("data/tocsin.db").canonicalize().unwrap();
-    refused(dir.path(), "config.yaml", &database, &engine).await;
+    refused(dir.path(), "config.yaml", "127.0.0.1:0", &database, &engine).await;
     assert_eq!(list_incidents(&http, &engine.url).await.len(), 1);
 }
 
@@ -296,7 +309,9 @@ async fn an_ack_link_key_generated_by_an_earlier_version_keeps_its_links_working
     let mut engine = EngineProcess::spawn(&dir, free_port());
     engine.wait_ready().await;
     push(&http, &engine.url, "sqldb").await;
-    wait_emails(dir.path(), 2).await;
+    // Incident 1's page and its acknowledgement (sent before the kill or after the
+    // restart), incident 2's page.
+    wait_emails(dir.path(), 3).await;
     acknowledged_by_link(&http, &engine.url, &link_signed_with(&key, 2), 2).await;
     assert!(
         !dir.path().join("data/ack-link.key").exists(),

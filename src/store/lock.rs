@@ -103,16 +103,7 @@ impl EngineLock {
         let database = std::fs::canonicalize(database).unwrap_or_else(|_| database.into());
         match file.try_lock() {
             Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => {
-                let holder = read_owner(&owner_path(&database));
-                return Err(StoreError::InUse {
-                    path: database.display().to_string(),
-                    holder: match holder {
-                        Some(holder) => holder.to_string(),
-                        None => "its pid, host and address are not recorded yet".into(),
-                    },
-                });
-            }
+            Err(std::fs::TryLockError::WouldBlock) => return Err(in_use(&database)),
             Err(std::fs::TryLockError::Error(reason)) => {
                 return Err(StoreError::Lock {
                     path: database.display().to_string(),
@@ -138,6 +129,19 @@ impl EngineLock {
         })
     }
 
+    /// The error a new engine would meet on `database` now, if another engine holds it;
+    /// nothing is created or written.
+    pub fn held(database: &Path) -> Option<StoreError> {
+        let file = File::open(database).ok()?;
+        match file.try_lock() {
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let database = std::fs::canonicalize(database).ok()?;
+                Some(in_use(&database))
+            }
+            _ => None,
+        }
+    }
+
     /// Give the file up: the side file goes first, so a new holder's is never removed.
     pub fn release(&self) {
         let mut file = self.file.lock().unwrap_or_else(PoisonError::into_inner);
@@ -150,6 +154,17 @@ impl EngineLock {
 impl Drop for EngineLock {
     fn drop(&mut self) {
         self.release();
+    }
+}
+
+/// `database` is another engine's: say whose.
+fn in_use(database: &Path) -> StoreError {
+    StoreError::InUse {
+        path: database.display().to_string(),
+        holder: match read_owner(&owner_path(database)) {
+            Some(holder) => holder.to_string(),
+            None => "its pid, host and address are not recorded yet".into(),
+        },
     }
 }
 

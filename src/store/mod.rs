@@ -189,6 +189,13 @@ impl Store {
         })
     }
 
+    /// Why an engine could not open `url` now because another engine uses it (a SQLite file
+    /// another engine holds), if so; nothing is created or written.
+    pub fn in_use(url: &str) -> Option<StoreError> {
+        let path = sqlite_file(url).filter(|_| backend_of(url) == Backend::Sqlite)?;
+        lock::EngineLock::held(Path::new(path))
+    }
+
     /// Open a store only to read it, beside an engine that may be using it (a test looking
     /// at a running engine's store): no lock, no migration, no writer; writes fail.
     pub async fn open_read_only(url: &str) -> Result<Store> {
