@@ -336,6 +336,15 @@ async fn through_store_trouble(dir: &Path, db: &Path, trouble: Trouble) {
     let (status, text) = engine.get("/-/ready").await;
     assert_eq!(status, 503, "{text}");
     assert!(text.contains("store cannot be written"), "{text}");
+    if let Trouble::ReadOnly(files) = &trouble {
+        // SQLite says "disk I/O error"; the file system's word names the file and why.
+        let file = files[0].canonicalize().unwrap();
+        let said = format!(
+            "{} cannot be written: Operation not permitted",
+            file.display()
+        );
+        assert!(text.contains(&said), "{said:?} not in: {text}");
+    }
     assert_eq!(engine.get("/-/healthy").await.0, 200);
 
     // Paging goes on from memory: the incident the store refused is paged...
