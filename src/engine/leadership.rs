@@ -124,14 +124,14 @@ pub struct EngineIdInUse {
 /// Before this process first asks for the lease: when it is held under this engine's own id
 /// by another process, tell a live one (it renews the lease within a renewal) from one that
 /// is gone (a crash, a SIGKILL: nobody renews it). A live one is refused; a gone one's lease
-/// is taken back at once instead of waiting for it to run out. Returns the term when it was
-/// taken back. A store it cannot read is not a refusal: the lease task goes on from there.
+/// is taken back at once instead of waiting for it to run out. A store it cannot read is not
+/// a refusal: the lease task goes on from there.
 pub async fn claim_engine_id(
     store: &Store,
     holder: &str,
     instance: &str,
     timing: LeaseTiming,
-) -> Result<Option<i64>, EngineIdInUse> {
+) -> Result<(), EngineIdInUse> {
     let look = || async {
         tokio::time::timeout(timing.renew, store.lease_row())
             .await
@@ -140,13 +140,13 @@ pub async fn claim_engine_id(
             .flatten()
     };
     let Some(first) = look().await else {
-        return Ok(None);
+        return Ok(());
     };
     let ours_elsewhere = |row: &crate::store::LeaseRow| {
         row.holder == holder && row.instance != instance && row.remaining_ms > 0
     };
     if !ours_elsewhere(&first) {
-        return Ok(None);
+        return Ok(());
     }
     tracing::info!(
         engine = %holder,
@@ -159,7 +159,7 @@ pub async fn claim_engine_id(
     while Instant::now() < watch_until {
         tokio::time::sleep(step).await;
         match look().await {
-            Some(row) if !ours_elsewhere(&row) => return Ok(None),
+            Some(row) if !ours_elsewhere(&row) => return Ok(()),
             Some(row) if row.expires_at != first.expires_at => {
                 return Err(EngineIdInUse {
                     holder: holder.to_string(),
@@ -175,16 +175,16 @@ pub async fn claim_engine_id(
     {
         Ok(Some(term)) => {
             tracing::info!(term, engine = %holder, "took back the lease nobody renewed");
-            Ok(Some(term))
+            Ok(())
         }
         // Renewed at the last moment, or changed hands: look once more.
         Ok(None) => match look().await {
             Some(row) if ours_elsewhere(&row) => Err(EngineIdInUse {
                 holder: holder.to_string(),
             }),
-            _ => Ok(None),
+            _ => Ok(()),
         },
-        Err(_) => Ok(None),
+        Err(_) => Ok(()),
     }
 }
 
