@@ -12,6 +12,7 @@ pub mod decode;
 pub mod engine;
 pub mod incident;
 pub mod metrics;
+pub mod output;
 pub mod paging;
 pub mod rules;
 pub mod signal;

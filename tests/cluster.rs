@@ -16,8 +16,8 @@ use axum::Router;
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 use support::{
-    eventually, free_port, list_incidents, metric, push_alerts, EngineProcess, PgDatabase, TestDir,
-    CATALOG,
+    eventually, free_port, list_incidents, metric, push_alerts, run_tocsin, EngineProcess,
+    PgDatabase, TestDir, CATALOG,
 };
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
@@ -34,6 +34,7 @@ struct Got {
     level: Option<u64>,
     incident: i64,
     at: DateTime<Utc>,
+    ack_url: Option<String>,
 }
 
 /// A webhook receiver on 127.0.0.1 that answers 200 and keeps every request.
@@ -63,6 +64,7 @@ impl Receiver {
                         level: payload["escalation"]["level"].as_u64(),
                         incident: payload["incident"]["id"].as_i64().unwrap_or(-1),
                         at: Utc::now(),
+                        ack_url: payload["ack_url"].as_str().map(str::to_string),
                     });
                     "ok"
                 }
@@ -159,9 +161,14 @@ impl Drop for Proxy {
 }
 
 fn config(store_url: &str, receiver: &str) -> String {
+    config_with(store_url, receiver, &format!("lease: {LEASE_SECS}s"))
+}
+
+/// With more of `store:` than its url (`lease: 10s, engine_id: a`).
+fn config_with(store_url: &str, receiver: &str, store: &str) -> String {
     format!(
         r#"{CATALOG}
-store: {{ url: "{store_url}", lease: {LEASE_SECS}s }}
+store: {{ url: "{store_url}", {store} }}
 rule_files: [ "rules/*.yaml" ]
 responders:
   - {{ id: oncall, webhook: hook }}
@@ -633,5 +640,116 @@ async fn a_resolve_through_a_follower_does_not_hide_an_alert_that_still_fires() 
     .expect("the new incident is paged");
     assert_eq!(paged[0].event, "triggered", "{paged:?}");
     drop((leader, follower));
+    db.drop_db().await;
+}
+
+
+/// Each engine has its own folder and no `ack_secret_file`: the ack-link key is the store's,
+/// so a link in the leader's page acknowledges through a follower.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ack_link_signed_by_the_leader_acknowledges_through_a_follower() {
+    let db = PgDatabase::create().await;
+    let receiver = Receiver::start().await;
+    let rules = support::default_rules();
+    let dirs: Vec<TestDir> = (0..2)
+        .map(|_| TestDir::new(&config(&db.url, &receiver.url), &[("default.yaml", &rules)]))
+        .collect();
+    let ports = [free_port(), free_port()];
+    let url = |i: usize| format!("http://127.0.0.1:{}", ports[i]);
+    let mut leader = EngineProcess::spawn(&dirs[0], ports[0]);
+    leader.wait_ready().await;
+    let mut follower = EngineProcess::spawn(&dirs[1], ports[1]);
+    follower.wait_ready().await;
+    let http = http();
+    assert_eq!(role(&http, &url(0)).await.as_deref(), Some("leader"));
+    assert_eq!(role(&http, &url(1)).await.as_deref(), Some("follower"));
+
+    push(&http, &url(0), "storage", "china-east").await;
+    let page = eventually(Duration::from_secs(10), || async {
+        receiver.got().into_iter().find(|g| g.event == "triggered")
+    })
+    .await
+    .expect("the leader pages");
+    let link = page.ack_url.expect("the page carries an ack link");
+    let path = &link[link.find("/ack/").expect("an /ack/ link")..];
+    let response = http.post(format!("{}{path}", url(1))).send().await.unwrap();
+    let status = response.status();
+    let text = response.text().await.unwrap_or_default();
+    assert_eq!(
+        status, 200,
+        "the follower accepts the leader's link: {text}"
+    );
+    let incident = list_incidents(&http, &url(0)).await;
+    assert_eq!(incident[0]["status"], "acknowledged", "{incident:?}");
+    assert_eq!(incident[0]["acknowledged_by"], "oncall", "{incident:?}");
+    drop((leader, follower));
+    db.drop_db().await;
+}
+
+/// Two engines given the same `engine_id` (one shared config): the second is refused while
+/// the first holds and renews the lease under it, and the first leads on. Killed, the first
+/// is replaced under the same id at once: its successor sees that nobody renews the lease
+/// and takes it back, with a new term, well before it would run out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_live_engine_under_one_engine_id_is_refused_and_a_killed_one_is_replaced() {
+    let db = PgDatabase::create().await;
+    let receiver = Receiver::start().await;
+    let rules = support::default_rules();
+    // A 10 s lease, renewed every 2 s: a restart takes the lease back after watching it for
+    // 3 s, at least 5 s before it could run out.
+    let shared = config_with(&db.url, &receiver.url, "lease: 10s, engine_id: tocsin-a");
+    let dirs: Vec<TestDir> = (0..2)
+        .map(|_| TestDir::new(&shared, &[("default.yaml", &rules)]))
+        .collect();
+    let http = http();
+    let mut first = EngineProcess::spawn(&dirs[0], free_port());
+    first.wait_ready().await;
+    let ready = |url: String| {
+        let http = http.clone();
+        async move {
+            let r = http.get(format!("{url}/-/ready")).send().await.ok()?;
+            r.text().await.ok()
+        }
+    };
+    let said = ready(first.url.clone()).await.unwrap_or_default();
+    assert!(said.contains("leader (term 1)"), "{said}");
+
+    let (code, stdout, stderr) = run_tocsin(
+        dirs[1].path(),
+        &["run", "--config", "config.yaml", "--listen", "127.0.0.1:0"],
+    )
+    .await;
+    assert_eq!(code, 1, "stdout:\n{stdout}\nstderr:\n{stderr}");
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.contains(" INFO ")).collect();
+    assert_eq!(lines.len(), 1, "one line:\n{stderr}");
+    assert!(
+        lines[0].contains("engine id \"tocsin-a\" is in use") && lines[0].contains("renewed"),
+        "{stderr}"
+    );
+    // The first leads on and pages.
+    let said = ready(first.url.clone()).await.unwrap_or_default();
+    assert!(said.contains("leader (term 1)"), "{said}");
+    push(&http, &first.url, "storage", "china-east").await;
+    eventually(Duration::from_secs(10), || async {
+        receiver.got().into_iter().find(|g| g.event == "triggered")
+    })
+    .await
+    .expect("the first engine pages");
+
+    first.kill();
+    let mut second = EngineProcess::spawn(&dirs[1], free_port());
+    second.wait_ready().await;
+    let led = eventually(Duration::from_secs(20), || async {
+        let said = ready(second.url.clone()).await?;
+        said.contains("leader (term 2)").then_some(())
+    })
+    .await;
+    let log = std::fs::read_to_string(&second.log).unwrap_or_default();
+    assert!(led.is_some(), "the restarted engine leads:\n{log}");
+    assert!(
+        log.contains("took back the lease nobody renewed"),
+        "taken back, not waited out:\n{log}"
+    );
+    drop(second);
     db.drop_db().await;
 }

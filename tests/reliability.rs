@@ -340,6 +340,15 @@ async fn through_store_trouble(dir: &Path, db: &Path, trouble: Trouble) {
     let (status, text) = engine.get("/-/ready").await;
     assert_eq!(status, 503, "{text}");
     assert!(text.contains("store cannot be written"), "{text}");
+    if let Trouble::ReadOnly(files) = &trouble {
+        // SQLite says "disk I/O error"; the file system's word names the file and why.
+        let file = files[0].canonicalize().unwrap();
+        let said = format!(
+            "{} cannot be written: Operation not permitted",
+            file.display()
+        );
+        assert!(text.contains(&said), "{said:?} not in: {text}");
+    }
     assert_eq!(engine.get("/-/healthy").await.0, 200);
 
     // Paging goes on from memory: the incident the store refused is paged...
@@ -418,7 +427,7 @@ async fn through_store_trouble(dir: &Path, db: &Path, trouble: Trouble) {
     eventually(Duration::from_secs(10), || caught_up(&engine))
         .await
         .expect("the refused incident and the ack were written");
-    let store = Store::open(&format!("sqlite://{}", db.display()))
+    let store = Store::open_read_only(&format!("sqlite://{}", db.display()))
         .await
         .unwrap();
     let delivered = eventually(Duration::from_secs(10), || async {
@@ -489,6 +498,96 @@ async fn a_read_only_database_file_keeps_paging_from_memory_and_catches_up() {
     let files = vec![db.clone(), PathBuf::from(format!("{}-wal", db.display()))];
     through_store_trouble(scratch.path(), &db, Trouble::ReadOnly(files)).await;
     drop(fs);
+}
+
+/// Undoes [`reliability_support::read_only`] when dropped, so a failing test leaves a
+/// folder the temporary directory can remove.
+struct ReadOnly(PathBuf);
+
+impl ReadOnly {
+    fn set(path: &Path) -> ReadOnly {
+        reliability_support::read_only(path, true)
+            .unwrap_or_else(|e| panic!("cannot make {} read-only: {e}", path.display()));
+        ReadOnly(path.to_path_buf())
+    }
+}
+
+impl Drop for ReadOnly {
+    fn drop(&mut self) {
+        let _ = reliability_support::read_only(&self.0, false);
+    }
+}
+
+/// `tocsin run` on a store it cannot write exits with status 1 and one line naming `file`
+/// and the OS's reason.
+async fn refused_at_start(dir: &Path, file: &Path) {
+    let (code, stdout, stderr) = support::run_tocsin(
+        dir,
+        &["run", "--config", "config.yaml", "--listen", "127.0.0.1:0"],
+    )
+    .await;
+    assert_eq!(code, 1, "stdout:\n{stdout}\nstderr:\n{stderr}");
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "one line, no driver noise:\n{stderr}");
+    let expected = format!("cannot open {} for writing: ", file.display());
+    assert!(
+        lines[0].contains(&expected),
+        "{expected:?} not in: {stderr}"
+    );
+    assert!(
+        [
+            "Permission denied",
+            "Operation not permitted",
+            "Read-only file system"
+        ]
+        .iter()
+        .any(|reason| lines[0].contains(reason)),
+        "the OS's reason: {stderr}"
+    );
+}
+
+/// A read-only database file, a read-only folder with no database yet, and a read-only
+/// folder around a writable database (SQLite and tocsin write files beside it): each start
+/// is refused at once, not after the connection pool's 10 s time-out.
+#[tokio::test]
+async fn a_store_that_cannot_be_written_is_refused_at_start_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(dir.path().join("rules")).unwrap();
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(
+        dir.path().join("config.yaml"),
+        "store: { url: \"sqlite://data/tocsin.db\" }\nrule_files: [ \"rules/*.yaml\" ]\n",
+    )
+    .unwrap();
+    let data = data.canonicalize().unwrap();
+    let database = data.join("tocsin.db");
+    let started = tokio::time::Instant::now();
+    {
+        let _folder = ReadOnly::set(&data);
+        refused_at_start(dir.path(), &database).await;
+    }
+    std::fs::write(&database, b"").unwrap();
+    {
+        let _file = ReadOnly::set(&database);
+        refused_at_start(dir.path(), &database).await;
+    }
+    {
+        let _folder = ReadOnly::set(&data);
+        refused_at_start(dir.path(), &data.join("tocsin.db-engine")).await;
+    }
+    // Three refusals; the promise is 2 s each, and the pool's time-out alone was 10 s.
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(15), "{took:?}");
+    // Writable again, it starts.
+    let mut engine = Proc::start(
+        &dir.path().join("config.yaml"),
+        free_port(),
+        &dir.path().join("engine.log"),
+        &[],
+    );
+    engine.wait_ready().await;
+    engine.kill();
 }
 
 // ===== crash under load =====================================================================

@@ -5,6 +5,8 @@
 use std::path::Path;
 use std::process::ExitCode;
 
+use crate::output::outln;
+
 pub fn run(config: &Path) -> ExitCode {
     match crate::config::load(config) {
         Ok(loaded) => {
@@ -19,7 +21,7 @@ pub fn run(config: &Path) -> ExitCode {
             }
             let files: std::collections::BTreeSet<_> =
                 loaded.rules.iter().map(|r| r.file.clone()).collect();
-            println!(
+            outln!(
                 "{}: OK ({} rules in {} rule files, {} probes, {} routes{})",
                 config.display(),
                 loaded.rules.len(),

@@ -187,7 +187,7 @@ fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
 pub async fn run(command: IncidentsCommand) -> ExitCode {
     match execute(command).await {
         Ok(out) => {
-            print!("{out}");
+            crate::output::write(&out);
             ExitCode::SUCCESS
         }
         Err(e) => {

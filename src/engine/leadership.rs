@@ -159,10 +159,90 @@ impl LeaseTiming {
     }
 }
 
+/// The engine id is another running engine's: it holds the lease under it and renews it.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "engine id {holder:?} is in use: another running engine holds the leader lease under it \
+     and renewed it while this one waited; give each engine its own store.engine_id (or \
+     leave it unset: host@listen-address)"
+)]
+pub struct EngineIdInUse {
+    pub holder: String,
+}
+
+/// Before this process first asks for the lease: when it is held under this engine's own id
+/// by another process, tell a live one (it renews the lease within a renewal) from one that
+/// is gone (a crash, a SIGKILL: nobody renews it). A live one is refused; a gone one's lease
+/// is taken back at once instead of waiting for it to run out. A store it cannot read is not
+/// a refusal: the lease task goes on from there.
+pub async fn claim_engine_id(
+    store: &Store,
+    holder: &str,
+    instance: &str,
+    timing: LeaseTiming,
+) -> Result<(), EngineIdInUse> {
+    let look = || async {
+        tokio::time::timeout(timing.renew, store.lease_row())
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .flatten()
+    };
+    let Some(first) = look().await else {
+        return Ok(());
+    };
+    let ours_elsewhere = |row: &crate::store::LeaseRow| {
+        row.holder == holder && row.instance != instance && row.remaining_ms > 0
+    };
+    if !ours_elsewhere(&first) {
+        return Ok(());
+    }
+    tracing::info!(
+        engine = %holder,
+        "the leader lease is held under this engine's id by another process; waiting a \
+         renewal to see whether it still runs"
+    );
+    // A live holder renews every `renew`; half as much again covers a slow renewal.
+    let watch_until = Instant::now() + timing.renew + timing.renew / 2;
+    let step = (timing.renew / 8).max(Duration::from_millis(20));
+    while Instant::now() < watch_until {
+        tokio::time::sleep(step).await;
+        match look().await {
+            Some(row) if !ours_elsewhere(&row) => return Ok(()),
+            Some(row) if row.expires_at != first.expires_at => {
+                return Err(EngineIdInUse {
+                    holder: holder.to_string(),
+                })
+            }
+            _ => {}
+        }
+    }
+    let lease_ms = timing.lease.as_millis() as i64;
+    match store
+        .reclaim_lease(holder, instance, first.expires_at, lease_ms)
+        .await
+    {
+        Ok(Some(term)) => {
+            tracing::info!(term, engine = %holder, "took back the lease nobody renewed");
+            Ok(())
+        }
+        // Renewed at the last moment, or changed hands: look once more.
+        Ok(None) => match look().await {
+            Some(row) if ours_elsewhere(&row) => Err(EngineIdInUse {
+                holder: holder.to_string(),
+            }),
+            _ => Ok(()),
+        },
+        Err(_) => Ok(()),
+    }
+}
+
 /// Take and renew the lease until shutdown; publish the role on `role`.
+#[allow(clippy::too_many_arguments)]
 pub async fn run_lease(
     store: Store,
     holder: String,
+    instance: String,
     timing: LeaseTiming,
     fence: Arc<Fence>,
     role: watch::Sender<Leadership>,
@@ -174,8 +254,11 @@ pub async fn run_lease(
     loop {
         let sent = Instant::now();
         let sent_real = RealInstant::now();
-        let attempt =
-            tokio::time::timeout(timing.renew, store.acquire_or_renew(&holder, lease_ms)).await;
+        let attempt = tokio::time::timeout(
+            timing.renew,
+            store.acquire_or_renew(&holder, &instance, lease_ms),
+        )
+        .await;
         let current = *role.borrow();
         match attempt {
             Ok(Ok(Some(term))) => {
@@ -243,7 +326,7 @@ pub async fn run_lease(
         fence.revoke();
         publish_fence(&fence, &metrics);
         step_down(&role, &metrics);
-        if let Err(e) = store.release_lease(&holder).await {
+        if let Err(e) = store.release_lease(&holder, &instance).await {
             tracing::warn!(error = %e, "could not release the leader lease");
         }
     }

@@ -526,6 +526,24 @@ pub fn immutable(paths: &[PathBuf], on: bool) -> Result<(), String> {
     Ok(())
 }
 
+/// Make `path` (a file or a folder) read-only for this process, or writable again: the
+/// immutable attribute as root (permissions do not stop root), its mode bits otherwise.
+pub fn read_only(path: &Path, on: bool) -> Result<(), String> {
+    use std::os::unix::fs::PermissionsExt;
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    if unsafe { libc::geteuid() } == 0 {
+        return immutable(&[path.to_path_buf()], on);
+    }
+    let mode = match (path.is_dir(), on) {
+        (true, true) => 0o555,
+        (true, false) => 0o755,
+        (false, true) => 0o444,
+        (false, false) => 0o644,
+    };
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .map_err(|e| format!("chmod {}: {e}", path.display()))
+}
+
 /// Poll `check` every 50 ms until it returns Some, at most `timeout`.
 pub async fn eventually<T, F, Fut>(timeout: Duration, mut check: F) -> Option<T>
 where

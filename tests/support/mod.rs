@@ -108,6 +108,54 @@ pub async fn execute(url: &str, sql: &str) {
     pool.close().await;
 }
 
+/// A store at `url` as an engine of an earlier version left it: `backend`'s migrations up to
+/// `last` (numbered from 1) applied, none after.
+pub async fn store_of_an_earlier_version(url: &str, backend: &str, last: i64) -> sqlx::AnyPool {
+    sqlx::any::install_default_drivers();
+    let migrations = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("migrations")
+        .join(backend);
+    let mut before = sqlx::migrate::Migrator::new(migrations).await.unwrap();
+    let older: Vec<_> = before
+        .migrations
+        .iter()
+        .filter(|m| m.version <= last)
+        .cloned()
+        .collect();
+    assert_eq!(older.len() as i64, last);
+    before.migrations = older.into();
+    let connect = if backend == "sqlite" {
+        format!("{url}?mode=rwc")
+    } else {
+        url.to_string()
+    };
+    let old = sqlx::AnyPool::connect(&connect).await.unwrap();
+    before.run(&old).await.unwrap();
+    old
+}
+
+/// The real `tocsin` with `args`, in the working directory `cwd`, to its end (at most 60 s):
+/// its exit status (-1 for a signal), stdout and stderr.
+pub async fn run_tocsin(cwd: &Path, args: &[&str]) -> (i32, String, String) {
+    let output = tokio::time::timeout(
+        Duration::from_secs(60),
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_tocsin"))
+            .args(args)
+            .current_dir(cwd)
+            .env("TOCSIN_LOG", "info")
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("tocsin finishes within 60 s")
+    .expect("tocsin runs");
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).to_string(),
+        String::from_utf8_lossy(&output.stderr).to_string(),
+    )
+}
+
 impl TestDir {
     /// `config` is the YAML of config.yaml; `rule_files` of `rules/NAME`. The config should
     /// say `rule_files: ["rules/*.yaml"]` and `store: { url: "sqlite://data/tocsin.db" }`
@@ -279,6 +327,24 @@ impl Drop for EngineProcess {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// Send signal `name` (`INT`, `TERM`, …) to `child`.
+pub fn send_signal(child: &Child, name: &str) {
+    let status = Command::new("kill")
+        .args([&format!("-{name}"), &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success(), "kill -{name} {}", child.id());
+}
+
+/// Wait at most `timeout` for `child` to exit.
+pub async fn exit_of(child: &mut Child, timeout: Duration) -> Option<std::process::ExitStatus> {
+    eventually(timeout, || {
+        let status = child.try_wait().ok().flatten();
+        async move { status }
+    })
+    .await
 }
 
 /// A free TCP port on 127.0.0.1 (bound, then released).
