@@ -7,12 +7,17 @@
 //!   folders cargo-fuzz fills (`fuzz/corpus/<target>/`, `fuzz/artifacts/<target>/`) when
 //!   they exist. An input from cargo-fuzz's folders that fails is copied into
 //!   `tests/fuzz_corpus/<target>/`.
-//! - A failure (a panic, or an input still running after `TOCSIN_FUZZ_HANG_SECS`) writes the
-//!   input to `tests/fuzz_corpus/<target>/crash-<sha256>` (or `slow-…`) and fails the test,
-//!   naming the file and the seed.
+//! - A failure (a panic, an abort, or an input still running `TOCSIN_FUZZ_HANG_SECS` (60)
+//!   after the time bound) writes the input to `tests/fuzz_corpus/<target>/crash-<sha256>`
+//!   (or `slow-…`) and fails the test, naming the file and the seed.
 //! - Bounds: `TOCSIN_FUZZ_SECS` per target (default 10), `TOCSIN_FUZZ_ITERATIONS` (no
 //!   default), whichever comes first. `TOCSIN_FUZZ_SEED` makes a run repeat one before it:
 //!   the inputs depend only on the seed and the corpus.
+//!
+//! - Each target runs in a child process (this test binary again, that test alone), on a
+//!   thread with the stack of the engine's worker threads: an input that aborts the process
+//!   (a stack overflow) or never returns is found in the file the child writes each input
+//!   to before running it, kept as above and named.
 //!
 //! Each target prints one line with its counts (`cargo test --test fuzz -- --nocapture`).
 //! This is not coverage-guided, unlike libFuzzer; for long runs use cargo-fuzz
@@ -22,8 +27,6 @@
 mod targets;
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rand::rngs::StdRng;
@@ -32,6 +35,9 @@ use sha2::{Digest, Sha256};
 
 /// Inputs are cut to this length (libFuzzer's `-max_len` for the same targets).
 const MAX_LEN: usize = 64 * 1024;
+/// The stack a target runs on: tokio's worker threads' (2 MiB), where the engine parses
+/// reloads and evaluates rules.
+const ENGINE_STACK: usize = 2 << 20;
 
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -440,36 +446,34 @@ fn keep(dir: &Path, kind: &str, input: &[u8]) -> PathBuf {
     path
 }
 
-/// What the worker thread shows the watching test thread.
-#[derive(Default)]
-struct Progress {
-    /// The input being run.
-    current: Mutex<Vec<u8>>,
-    /// Inputs run so far.
-    done: AtomicU64,
-    /// Set by the watcher: stop at the next input.
-    stop: AtomicBool,
+/// The input being run, written to a file before it runs: if it takes the process down
+/// (a stack overflow aborts; an endless loop is killed), the parent process finds it there.
+struct Inflight(Option<std::fs::File>);
+
+impl Inflight {
+    fn set(&self, input: &[u8]) {
+        use std::os::unix::fs::FileExt;
+        if let Some(file) = &self.0 {
+            file.write_all_at(input, 0).unwrap();
+            file.set_len(input.len() as u64).unwrap();
+        }
+    }
 }
 
-/// Replay the corpus, then fuzz until the time or iteration bound; on the worker thread.
+/// Replay the corpus, then fuzz until the time or iteration bound.
 fn fuzz_loop(
     name: &'static str,
     target: fn(&[u8]),
     seed: u64,
     (deadline, max_inputs): (Instant, u64),
-    progress: &Progress,
+    inflight: &Inflight,
     kept_dir: &Path,
 ) -> Outcome {
-    let Progress {
-        current,
-        done,
-        stop,
-    } = progress;
     let started = Instant::now();
     let corpus = corpus(name);
     let words = dictionary(name);
     for (path, bytes) in &corpus {
-        *current.lock().unwrap() = bytes.clone();
+        inflight.set(bytes);
         if std::panic::catch_unwind(|| target(bytes)).is_err() {
             let kept = if path.starts_with(kept_dir) {
                 path.clone()
@@ -487,14 +491,13 @@ fn fuzz_loop(
                 )),
             };
         }
-        done.fetch_add(1, Ordering::Relaxed);
     }
     let mut rng = StdRng::seed_from_u64(seed);
     let mut inputs = 0u64;
-    while inputs < max_inputs && Instant::now() < deadline && !stop.load(Ordering::Relaxed) {
+    while inputs < max_inputs && Instant::now() < deadline {
         let input = mutate(&mut rng, &corpus, words);
         inputs += 1;
-        *current.lock().unwrap() = input.clone();
+        inflight.set(&input);
         if std::panic::catch_unwind(|| target(&input)).is_err() {
             let kept = keep(kept_dir, "crash", &input);
             return Outcome {
@@ -508,7 +511,6 @@ fn fuzz_loop(
                 )),
             };
         }
-        done.fetch_add(1, Ordering::Relaxed);
     }
     Outcome {
         replayed: corpus.len(),
@@ -518,7 +520,92 @@ fn fuzz_loop(
     }
 }
 
+/// Set in the child process that runs a target, to the file of the input being run.
+const CHILD: &str = "TOCSIN_FUZZ_INFLIGHT";
+
+/// Run one target in a child process (this test binary again, this test alone), so that an
+/// input that aborts the process or never returns is still kept and named.
 fn run(name: &'static str) {
+    if let Some(inflight) = std::env::var_os(CHILD) {
+        return run_here(name, Path::new(&inflight));
+    }
+    let secs: f64 = env_number("TOCSIN_FUZZ_SECS").unwrap_or(10.0);
+    let hang: f64 = env_number("TOCSIN_FUZZ_HANG_SECS").unwrap_or(60.0);
+    let base: u64 = env_number("TOCSIN_FUZZ_SEED").unwrap_or_else(rand::random);
+    println!("fuzz {name}: TOCSIN_FUZZ_SEED={base} replays this run");
+    let inflight = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("fuzz-inflight-{name}"));
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            &format!("fuzz_{name}"),
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(CHILD, &inflight)
+        .env("TOCSIN_FUZZ_SEED", base.to_string())
+        .env("RUST_BACKTRACE", "0")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run this test binary again");
+    // Read both pipes while the child runs, so a chatty child never blocks on a full pipe.
+    let pipe = |mut from: Box<dyn std::io::Read + Send>| {
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = from.read_to_string(&mut text);
+            text
+        })
+    };
+    let stdout = pipe(Box::new(child.stdout.take().unwrap()));
+    let stderr = pipe(Box::new(child.stderr.take().unwrap()));
+    let deadline = Instant::now() + Duration::from_secs_f64(secs + hang);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break Some(status);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let (stdout, stderr) = (stdout.join().unwrap(), stderr.join().unwrap());
+    // The child's lines, without its test harness's "test fuzz_… ... " before them.
+    let ours = format!("fuzz {name}:");
+    for line in stdout.lines() {
+        if let Some(at) = line.find(&ours) {
+            println!("{}", &line[at..]);
+        }
+    }
+    let tail: String = {
+        let lines: Vec<&str> = stderr.lines().collect();
+        lines[lines.len().saturating_sub(15)..].join("\n")
+    };
+    let kept_in_flight = |kind: &str| {
+        let input = std::fs::read(&inflight).expect("the input in flight");
+        keep(&kept_dir(name), kind, &input)
+    };
+    match status {
+        Some(status) if status.success() => {}
+        None => panic!(
+            "{name}: an input ran for over {hang} s; kept as {}; TOCSIN_FUZZ_SEED={base}",
+            kept_in_flight("slow").display()
+        ),
+        Some(status) if status.code() == Some(101) => {
+            // A target's panic: the child kept the input and says which.
+            panic!("{name} failed:\n{tail}")
+        }
+        Some(status) => panic!(
+            "{name}: the process died ({status}) on an input; kept as {}; \
+             TOCSIN_FUZZ_SEED={base}\n{tail}",
+            kept_in_flight("crash").display()
+        ),
+    }
+}
+
+/// The child's part: run `name` here, writing each input to `inflight` first.
+fn run_here(name: &'static str, inflight: &Path) {
     let target = targets::TARGETS
         .iter()
         .find(|(n, _)| *n == name)
@@ -526,40 +613,18 @@ fn run(name: &'static str) {
         .expect("a target of that name");
     let secs: f64 = env_number("TOCSIN_FUZZ_SECS").unwrap_or(10.0);
     let max_inputs: u64 = env_number("TOCSIN_FUZZ_ITERATIONS").unwrap_or(u64::MAX);
-    let hang = Duration::from_secs_f64(env_number("TOCSIN_FUZZ_HANG_SECS").unwrap_or(60.0));
-    let base: u64 = env_number("TOCSIN_FUZZ_SEED").unwrap_or_else(rand::random);
+    let base: u64 = env_number("TOCSIN_FUZZ_SEED").expect("the parent's seed");
     // One seed for the whole run; each target draws its own stream from it.
     let seed = base ^ u64::from_le_bytes(Sha256::digest(name)[..8].try_into().unwrap());
-    println!("fuzz {name}: TOCSIN_FUZZ_SEED={base} replays this run");
-
-    let progress = Arc::new(Progress::default());
-    let deadline = Instant::now() + Duration::from_secs_f64(secs);
-    let worker = {
-        let progress = Arc::clone(&progress);
-        std::thread::spawn(move || {
-            let bounds = (deadline, max_inputs);
-            fuzz_loop(name, target, seed, bounds, &progress, &kept_dir(name))
-        })
-    };
-    // Watch for an input that never returns: it cannot be interrupted, so it is kept and the
-    // test fails while the worker thread is left to the end of the process.
-    let mut last = (0, Instant::now());
-    while !worker.is_finished() {
-        std::thread::sleep(Duration::from_millis(100));
-        let now_done = progress.done.load(Ordering::Relaxed);
-        if now_done != last.0 {
-            last = (now_done, Instant::now());
-        } else if last.1.elapsed() > hang {
-            progress.stop.store(true, Ordering::Relaxed);
-            let input = progress.current.lock().unwrap().clone();
-            let kept = keep(&kept_dir(name), "slow", &input);
-            panic!(
-                "{name}: an input ran for over {hang:?} (seed {base}); kept as {}",
-                kept.display()
-            );
-        }
-    }
-    let outcome = worker.join().expect("the fuzz loop itself does not panic");
+    let inflight = Inflight(Some(std::fs::File::create(inflight).unwrap()));
+    let bounds = (Instant::now() + Duration::from_secs_f64(secs), max_inputs);
+    // The engine runs rules and parsers on tokio's worker threads: a stack of their size.
+    let outcome = std::thread::Builder::new()
+        .stack_size(ENGINE_STACK)
+        .spawn(move || fuzz_loop(name, target, seed, bounds, &inflight, &kept_dir(name)))
+        .unwrap()
+        .join()
+        .expect("the fuzz loop itself does not panic");
     let rate = outcome.inputs as f64 / outcome.elapsed.as_secs_f64().max(1e-9);
     println!(
         "fuzz {name}: {} corpus files replayed, {} generated inputs in {:.1} s ({rate:.0}/s), {}",
@@ -639,7 +704,7 @@ fn a_failing_input_is_kept_and_named() {
         fails_on_hash,
         1,
         bounds,
-        &Progress::default(),
+        &Inflight(None),
         kept.path(),
     );
     let failure = outcome.failure.expect("the target failed");
