@@ -133,6 +133,26 @@ const MAX_CEL_DEPTH: usize = 32;
 /// Operator characters a `when` may hold outside its strings (see `CelExpr::compile`).
 const MAX_CEL_OPERATORS: usize = 512;
 
+/// The stack the CEL parser runs on. It recurses through a dozen grammar rules for each
+/// bracket level: in a debug build 12 nested `[` overflowed the 2 MiB of a tokio worker
+/// thread (where a reload loads the rules), and 32 nested `(` needed more than 4 MiB.
+const PARSER_STACK: usize = 16 << 20;
+
+/// Run `parse` on a thread of its own with [`PARSER_STACK`], whatever thread loads the
+/// config (a few tens of microseconds per `when`, once per load).
+fn on_parser_stack<T: Send>(parse: impl FnOnce() -> Result<T, String> + Send) -> Result<T, String> {
+    std::thread::scope(|scope| {
+        let parser = std::thread::Builder::new()
+            .name("cel-parser".into())
+            .stack_size(PARSER_STACK)
+            .spawn_scoped(scope, parse)
+            .map_err(|e| format!("cannot start a thread to parse a when: {e}"))?;
+        parser
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    })
+}
+
 /// The operator characters of `text` outside its string literals.
 fn operator_characters(text: &str) -> usize {
     let mut count = 0;
@@ -208,17 +228,21 @@ impl CelExpr {
                  (. ! - + * / % < > = & | ?); split the rule"
             ));
         }
-        let program = cel::Program::compile(text).map_err(|e| {
-            let detail = e.to_string();
-            let first = detail
-                .lines()
-                .next()
-                .unwrap_or("syntax error")
-                .trim()
-                .to_string();
-            format!("invalid CEL in when {text:?}: {first}")
+        let program = on_parser_stack(|| {
+            let program = cel::Program::compile(text).map_err(|e| {
+                let detail = e.to_string();
+                let first = detail
+                    .lines()
+                    .next()
+                    .unwrap_or("syntax error")
+                    .trim()
+                    .to_string();
+                format!("invalid CEL in when {text:?}: {first}")
+            })?;
+            // A program refused here is dropped here too: dropping it recurses as deep.
+            check_expression(program.expression(), text)?;
+            Ok(program)
         })?;
-        check_expression(program.expression(), text)?;
         let references = program.references();
         let uses = CEL_VARIABLES.map(|name| references.has_variable(name));
         let keys = ["labels", "annotations"].map(|map| literal_keys(program.expression(), map));
