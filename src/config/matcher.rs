@@ -12,6 +12,11 @@ use serde::{de, Deserialize, Deserializer, Serialize, Serializer};
 
 /// Compiled regexes may use at most this much memory.
 const REGEX_SIZE_LIMIT: usize = 1 << 20;
+/// Groups and repetitions nest at most this deep. The regex crate allows 250, but
+/// compiling recurses per level: `a` and 200 `*` (nested repetitions) overflowed the 2 MiB
+/// stack of a tokio worker thread, where a reload compiles the matchers, in a debug build
+/// (the fuzz target `matcher` found it).
+const REGEX_NEST_LIMIT: u32 = 64;
 /// Longest matcher text accepted.
 const MAX_MATCHER_LEN: usize = 4096;
 
@@ -148,6 +153,7 @@ impl FromStr for Matcher {
 /// Compile a regex anchored at both ends, with a memory limit.
 pub fn compile_anchored(pattern: &str) -> Result<Regex, String> {
     regex::RegexBuilder::new(&format!("^(?:{pattern})$"))
+        .nest_limit(REGEX_NEST_LIMIT)
         .size_limit(REGEX_SIZE_LIMIT)
         .dfa_size_limit(REGEX_SIZE_LIMIT)
         .build()
@@ -310,5 +316,23 @@ mod tests {
         let pattern = "region=~\"(a{1000}){1000}\"".to_string();
         let err = pattern.parse::<Matcher>().unwrap_err();
         assert!(err.contains("bad regular expression"), "{err}");
+    }
+
+    /// On a thread with a tokio worker's 2 MiB stack: nesting past the limit is refused,
+    /// and the deepest nesting allowed compiles.
+    #[test]
+    fn deeply_nested_regexes_are_refused_before_they_can_exhaust_the_stack() {
+        std::thread::Builder::new()
+            .stack_size(2 << 20)
+            .spawn(|| {
+                let stars = format!("region=~\"china-.{}\"", "*".repeat(200));
+                let err = stars.parse::<Matcher>().unwrap_err();
+                assert!(err.contains("nested"), "{err}");
+                let deepest = format!("region=~\"{}a{}\"", "(".repeat(30), ")*".repeat(30));
+                assert!(deepest.parse::<Matcher>().is_ok());
+            })
+            .unwrap()
+            .join()
+            .unwrap();
     }
 }
