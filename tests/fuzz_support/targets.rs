@@ -13,8 +13,11 @@ use tocsin::config::{CelExpr, Matcher};
 use tocsin::signal::{ProbeResult, Signal, SourceKind};
 use tocsin::sources::{cri, push};
 
+/// A target: any bytes in, a panic if it finds something wrong.
+pub type Target = fn(&[u8]);
+
 /// Every target, by the name cargo-fuzz and the corpus folders use.
-pub const TARGETS: [(&str, fn(&[u8])); 5] = [
+pub const TARGETS: [(&str, Target); 5] = [
     ("config", config),
     ("rules", rules),
     ("matcher", matcher),
