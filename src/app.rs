@@ -567,10 +567,15 @@ async fn read_inbox(
 ) {
     let mut after = 0;
     let mut last_prune = tokio::time::Instant::now();
+    // A store that does not answer is logged once, not at every poll.
+    let mut failing = false;
     loop {
         let mut full = false;
         match store.inbox_pending(after, 256).await {
             Ok(rows) => {
+                if std::mem::take(&mut failing) {
+                    tracing::info!("the inbox can be read again");
+                }
                 full = rows.len() == 256;
                 for (id, json) in rows {
                     after = id;
@@ -591,7 +596,11 @@ async fn read_inbox(
                     }
                 }
             }
-            Err(e) => tracing::warn!(error = %e, "cannot read the inbox"),
+            Err(e) if !failing => {
+                failing = true;
+                tracing::warn!(error = %e, "cannot read the inbox; retrying every 250 ms");
+            }
+            Err(e) => tracing::debug!(error = %e, "cannot read the inbox"),
         }
         if last_prune.elapsed() > std::time::Duration::from_secs(60) {
             last_prune = tokio::time::Instant::now();
@@ -599,7 +608,11 @@ async fn read_inbox(
                 .inbox_prune(clock.now() - chrono::Duration::hours(1))
                 .await;
         }
-        let wait = if full { 0 } else { 20 };
+        let wait = match (full, failing) {
+            (_, true) => 250,
+            (true, false) => 0,
+            (false, false) => 20,
+        };
         tokio::select! {
             _ = stop.wait_for(|stop| *stop) => return,
             _ = tokio::time::sleep(std::time::Duration::from_millis(wait)) => {}

@@ -100,17 +100,26 @@ impl Drop for Receiver {
 
 /// A TCP proxy to PostgreSQL whose connections the test can cut, as a network failure would.
 struct Proxy {
-    port: u16,
+    /// The database's URL with this proxy's address in place of the server's.
+    url: String,
     cut: Arc<AtomicBool>,
     links: Arc<Mutex<Vec<JoinHandle<()>>>>,
     task: JoinHandle<()>,
 }
 
 impl Proxy {
-    async fn start() -> Proxy {
+    /// A proxy to the server of the database at `url`.
+    async fn start(url: &str) -> Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
-        let server = support::pg_server_address();
+        let mut proxied = reqwest::Url::parse(url).expect("a database URL");
+        let upstream = format!(
+            "{}:{}",
+            proxied.host_str().expect("a database host"),
+            proxied.port().unwrap_or(5432)
+        );
+        proxied.set_host(Some("127.0.0.1")).unwrap();
+        proxied.set_port(Some(port)).unwrap();
         let cut = Arc::new(AtomicBool::new(false));
         let links: Arc<Mutex<Vec<JoinHandle<()>>>> = Arc::default();
         let (cut2, links2) = (Arc::clone(&cut), Arc::clone(&links));
@@ -123,9 +132,9 @@ impl Proxy {
                     drop(client);
                     continue;
                 }
-                let server = server.clone();
+                let upstream = upstream.clone();
                 let link = tokio::spawn(async move {
-                    if let Ok(mut server) = TcpStream::connect(&server).await {
+                    if let Ok(mut server) = TcpStream::connect(upstream).await {
                         let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
                     }
                 });
@@ -133,7 +142,7 @@ impl Proxy {
             }
         });
         Proxy {
-            port,
+            url: proxied.to_string(),
             cut,
             links,
             task,
@@ -400,13 +409,10 @@ async fn a_leader_cut_off_from_the_database_stops_paging_and_another_takes_over(
     let db = PgDatabase::create().await;
     let receiver = Receiver::start().await;
     let rules = support::default_rules();
-    let proxies = [Proxy::start().await, Proxy::start().await];
+    let proxies = [Proxy::start(&db.url).await, Proxy::start(&db.url).await];
     let dirs: Vec<TestDir> = proxies
         .iter()
-        .map(|p| {
-            let url = support::pg_url_through(&db.url, p.port);
-            TestDir::new(&config(&url, &receiver.url), &[("default.yaml", &rules)])
-        })
+        .map(|p| TestDir::new(&config(&p.url, &receiver.url), &[("default.yaml", &rules)]))
         .collect();
     let ports = [free_port(), free_port()];
     let http = http();
@@ -435,9 +441,11 @@ async fn a_leader_cut_off_from_the_database_stops_paging_and_another_takes_over(
     let cut_at = Utc::now();
     proxies[0].cut();
 
-    // It steps down when its fence runs out, and the other engine takes the lease.
+    // It steps down when its fence runs out, before the lease can pass; cut off from the
+    // store, it is then not ready and says it pages nothing.
     let stepped_down = eventually(Duration::from_secs(LEASE_SECS * 3), || async {
-        (role(&http, &url(0)).await.as_deref() == Some("follower")).then(Utc::now)
+        let (status, text) = ready(&http, &url(0)).await;
+        (status == 503 && text.contains("pages nothing")).then(Utc::now)
     })
     .await
     .expect("the cut-off leader steps down");
@@ -751,5 +759,203 @@ async fn a_second_live_engine_under_one_engine_id_is_refused_and_a_killed_one_is
         "taken back, not waited out:\n{log}"
     );
     drop(second);
+    db.drop_db().await;
+}
+
+async fn ready(http: &reqwest::Client, url: &str) -> (u16, String) {
+    match http.get(format!("{url}/-/ready")).send().await {
+        Ok(r) => (r.status().as_u16(), r.text().await.unwrap_or_default()),
+        Err(e) => (0, e.to_string()),
+    }
+}
+
+async fn post_alert(
+    http: &reqwest::Client,
+    url: &str,
+    service: &str,
+    region: &str,
+) -> (u16, String) {
+    let ends = (Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
+    let body = json!([{ "labels": { "alertname": "Down", "severity": "critical", "service": service, "region": region }, "endsAt": ends }]);
+    let response = http
+        .post(format!("{url}/api/v2/alerts"))
+        .json(&body)
+        .send()
+        .await
+        .expect("the engine answers");
+    (
+        response.status().as_u16(),
+        response.text().await.unwrap_or_default(),
+    )
+}
+
+/// One engine on PostgreSQL, and the database goes away (every connection cut, new ones
+/// refused). Nothing is paged without the store: the leader cannot renew its lease, so it
+/// stops leading before the lease can pass, is not ready, and refuses inputs; an input it
+/// took just before is answered 503 and lost. When the database returns it leads again and
+/// pages what fell due meanwhile, late and once. See SECURITY.md, "Store trouble".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_single_engine_whose_database_goes_away_stops_paging_and_catches_up_when_it_returns() {
+    let db = PgDatabase::create().await;
+    let receiver = Receiver::start().await;
+    let proxy = Proxy::start(&db.url).await;
+    let dir = TestDir::new(
+        &config(&proxy.url, &receiver.url),
+        &[("default.yaml", &support::default_rules())],
+    );
+    let http = http();
+    let mut engine = EngineProcess::spawn(&dir, free_port());
+    engine.wait_ready().await;
+    let url = engine.url.clone();
+    assert_eq!(role(&http, &url).await.as_deref(), Some("leader"));
+    push(&http, &url, "storage", "china-east").await;
+    let incident = list_incidents(&http, &url).await[0]["id"].as_i64().unwrap();
+    let level0 = eventually(Duration::from_secs(10), || async {
+        receiver
+            .deduped(incident)
+            .into_iter()
+            .find(|g| g.level == Some(0))
+    })
+    .await
+    .expect("level 0 paged");
+
+    // The database goes away between level 0 and level 1.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let cut_at = Utc::now();
+    proxy.cut();
+    // An input taken while the leader still holds its fence: the store refuses it, so it
+    // is answered 503 (the sender keeps it and sends it again).
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (status, answer) = post_alert(&http, &url, "compute", "china-west").await;
+    assert_eq!(status, 503, "{answer}");
+    assert!(answer.contains("not recorded"), "{answer}");
+
+    // It is not ready from the first failed write, stops leading before its lease can pass,
+    // and then says that it pages nothing.
+    let (status, text) = ready(&http, &url).await;
+    assert_eq!(status, 503, "{text}");
+    let stepped_down = eventually(Duration::from_secs(LEASE_SECS * 3), || async {
+        let (status, text) = ready(&http, &url).await;
+        (status == 503 && text.contains("pages nothing")).then(|| (Utc::now(), text))
+    })
+    .await;
+    let (stepped_down, text) = stepped_down.expect("/-/ready answers 503 once it stops leading");
+    let took = (stepped_down - cut_at).num_milliseconds();
+    println!("stopped leading {took} ms after the database went away (lease {LEASE_SECS} s)");
+    assert!(
+        took <= LEASE_SECS as i64 * 1000 + 750,
+        "stepped down after {took} ms"
+    );
+    assert!(text.contains("the store is not answering"), "{text}");
+    assert!(text.contains("pages nothing"), "{text}");
+    let metrics = http
+        .get(format!("{url}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(metric(&metrics, "tocsin_leader"), Some(0.0));
+    let healthy = http.get(format!("{url}/-/healthy")).send().await.unwrap();
+    assert_eq!(healthy.status().as_u16(), 200);
+
+    // Inputs are refused now, not taken: nobody can record them.
+    let (status, answer) = post_alert(&http, &url, "sqldb", "china-north").await;
+    assert_eq!(status, 503, "{answer}");
+    assert!(answer.contains("not taken"), "{answer}");
+    assert!(answer.contains("send it again"), "{answer}");
+
+    // Level 1 falls due while the database is away: it is not paged.
+    let due = level0.at + chrono::Duration::seconds(LEVEL_GAP_SECS);
+    let wait = (due - Utc::now()).to_std().unwrap_or_default() + Duration::from_secs(2);
+    tokio::time::sleep(wait).await;
+    let got: Vec<(String, String)> = receiver
+        .got()
+        .iter()
+        .map(|g| (g.event.clone(), g.incident.to_string()))
+        .collect();
+    assert_eq!(
+        got,
+        vec![("triggered".to_string(), incident.to_string())],
+        "nothing is paged while the database is away"
+    );
+
+    // The database returns: the engine leads again and pages level 1, late, once.
+    let healed_at = Utc::now();
+    proxy.heal();
+    let led_again = eventually(Duration::from_secs(LEASE_SECS * 4), || async {
+        (role(&http, &url).await.as_deref() == Some("leader")).then(Utc::now)
+    })
+    .await
+    .expect("it leads again");
+    let level1 = eventually(Duration::from_secs(20), || async {
+        receiver
+            .deduped(incident)
+            .into_iter()
+            .find(|g| g.level == Some(1))
+    })
+    .await
+    .expect("level 1 paged once the database is back");
+    println!(
+        "led again {} ms after the database came back; level 1 paged {} ms after it fell due",
+        (led_again - healed_at).num_milliseconds(),
+        (level1.at - due).num_milliseconds()
+    );
+    assert_eq!(level1.event, "escalated");
+    assert!(
+        level1.at >= healed_at,
+        "level 1 went out before the database came back"
+    );
+
+    // The inputs answered 503 were not recorded; sent again, they land and page.
+    let services: BTreeSet<String> = list_incidents(&http, &url)
+        .await
+        .iter()
+        .map(|i| i["services"][0].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(services, BTreeSet::from(["storage".to_string()]));
+    for (service, region) in [("compute", "china-west"), ("sqldb", "china-north")] {
+        let (status, answer) = post_alert(&http, &url, service, region).await;
+        assert_eq!(status, 200, "{answer}");
+    }
+    let paged = eventually(Duration::from_secs(10), || async {
+        let triggered = receiver
+            .got()
+            .iter()
+            .filter(|g| g.event == "triggered")
+            .map(|g| g.incident)
+            .collect::<BTreeSet<_>>();
+        (triggered.len() == 3).then_some(())
+    })
+    .await;
+    assert!(paged.is_some(), "{:?}", receiver.got());
+
+    // Nothing went out twice, and every stored page was delivered.
+    let mut by_kind: BTreeMap<(i64, String, Option<u64>), BTreeSet<String>> = BTreeMap::new();
+    for g in receiver.got() {
+        by_kind
+            .entry((g.incident, g.event.clone(), g.level))
+            .or_default()
+            .insert(g.delivery.clone());
+    }
+    for (kind, ids) in &by_kind {
+        assert_eq!(ids.len(), 1, "{kind:?} went out as {} pages", ids.len());
+    }
+    let store = tocsin::store::Store::open(&db.url).await.unwrap();
+    let delivered = eventually(Duration::from_secs(10), || async {
+        let mut all = Vec::new();
+        for incident in store.all_incidents().await.ok()? {
+            all.extend(store.pages_of(incident.id).await.ok()?);
+        }
+        all.iter()
+            .all(|p| p.status == tocsin::store::OutboxStatus::Delivered)
+            .then_some(all.len())
+    })
+    .await;
+    let delivered = delivered.expect("every stored page is delivered");
+    assert!(delivered >= 4, "{delivered} pages");
+    store.close().await;
+    drop(engine);
     db.drop_db().await;
 }

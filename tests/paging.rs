@@ -8,7 +8,10 @@ mod support;
 use std::time::Duration;
 
 use hmac::{Hmac, Mac};
-use paging_support::{alert, cri, header, parts, utc, Answer, FrozenEngine, Receiver, Smtpd};
+use paging_support::{
+    alert, count, cri, delivery_config, header, open_incident, parts, storage_down, timeline, utc,
+    wait_count, wait_written, Answer, FrozenEngine, Receiver, Smtpd,
+};
 use sha2::Sha256;
 use support::{eventually, TestDir, TestEngine, CATALOG};
 use tocsin::engine::{Clock, Input};
@@ -451,91 +454,7 @@ async fn a_silence_records_but_does_not_page_inside_its_window() {
 
 // ===== delivery to real receivers, in real time ============================================
 
-/// A config whose one policy pages `level0` at once and `level1` an hour later; retries
-/// come fast.
-fn delivery_config(level0: &str, level1: &str, email: &str, webhooks: &str) -> String {
-    format!(
-        r#"{CATALOG}
-server: {{ external_url: "http://tocsin.test" }}
-responders:
-  - {{ id: alice, email: alice@example.com }}
-escalation_policies:
-  - name: storage
-    levels:
-      - {{ after: 0s, notify: [ "{level0}" ] }}
-      - {{ after: 1h, notify: [ "{level1}" ] }}
-routes:
-  - {{ match: [ 'severity=~"0|1|2"' ], policy: storage }}
-notifiers:
-  email: {email}
-  webhooks: {webhooks}
-  retry: {{ initial_backoff: 100ms, max_backoff: 200ms, max_age: 1h }}
-"#
-    )
-}
-
 const FILE_EMAIL: &str = "{ from: tocsin@example.com, file: { dir: outbox } }";
-
-fn storage_down() -> tocsin::signal::Signal {
-    alert(
-        "critical",
-        "storage",
-        "china-east",
-        "storage down in china-east",
-        chrono::Utc::now(),
-    )
-}
-
-async fn open_incident(engine: &TestEngine) -> i64 {
-    let reply = engine
-        .running
-        .engine()
-        .send(Input::Signals(vec![storage_down()]))
-        .await
-        .unwrap();
-    paging_support::incidents_of(reply)[0]
-}
-
-fn count(engine: &TestEngine, channel: &str, outcome: &str) -> u64 {
-    engine
-        .running
-        .metrics
-        .pages_total
-        .with_label_values(&[channel, outcome])
-        .get()
-}
-
-async fn wait_count(engine: &TestEngine, channel: &str, outcome: &str, at_least: u64) {
-    let reached = eventually(Duration::from_secs(20), || async {
-        (count(engine, channel, outcome) >= at_least).then_some(())
-    })
-    .await;
-    assert!(
-        reached.is_some(),
-        "pages_total{{channel={channel},outcome={outcome}}} stayed at {}",
-        count(engine, channel, outcome)
-    );
-}
-
-/// `pages_total` moves when an attempt ends; the outbox row and the timeline entry are
-/// written together at the notifier's next idle turn. Wait for that write before
-/// reading the store.
-async fn wait_written(engine: &TestEngine, id: i64, kind: &str, at_least: usize) {
-    let written = eventually(Duration::from_secs(10), || async {
-        let entries = timeline(engine, id).await;
-        let n = entries.iter().filter(|e| e.kind == kind).count();
-        (n >= at_least).then_some(())
-    })
-    .await;
-    assert!(
-        written.is_some(),
-        "fewer than {at_least} {kind} entries were written"
-    );
-}
-
-async fn timeline(engine: &TestEngine, id: i64) -> Vec<tocsin::incident::TimelineEntry> {
-    engine.running.state.store.timeline_of(id).await.unwrap()
-}
 
 fn hmac_hex(key: &[u8], body: &[u8]) -> String {
     let mut mac = Hmac::<Sha256>::new_from_slice(key).unwrap();

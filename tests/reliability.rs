@@ -199,6 +199,85 @@ async fn receiver_outages_retry_with_backoff_then_fail_over_to_the_next_level() 
     engine.stop().await;
 }
 
+/// A receiver that answers 500 with a body that never ends (64 MiB at most): the attempt
+/// reads only the start of it, records that, and hangs up.
+#[tokio::test]
+async fn only_the_start_of_a_failed_answer_is_read() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    const LIMIT: usize = 64 << 20;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    // Bytes of body written to each connection before the client hung up (or LIMIT).
+    let (written_tx, mut written) = tokio::sync::mpsc::unbounded_channel::<usize>();
+    let server = tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let written_tx = written_tx.clone();
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut buf = [0u8; 4096];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let _ = stream
+                    .write_all(
+                        b"HTTP/1.1 500 Internal Server Error\r\nTransfer-Encoding: chunked\r\n\r\n",
+                    )
+                    .await;
+                let chunk = format!("1000\r\n{}\r\n", "x".repeat(4096));
+                let mut sent = 0;
+                while sent < LIMIT && stream.write_all(chunk.as_bytes()).await.is_ok() {
+                    sent += 4096;
+                }
+                let _ = written_tx.send(sent);
+            });
+        }
+    });
+    let config = outage_config(free_port(), &url, &url, &url, &url);
+    let dir = TestDir::new(&config, &[("default.yaml", &support::default_rules())]);
+    let engine = TestEngine::start(&dir).await;
+    let (status, answer) = engine
+        .post(
+            "/api/v2/alerts",
+            &json!([{ "labels": { "alertname": "StorageDown", "severity": "critical",
+                                  "service": "storage", "region": "china-east" } }]),
+        )
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    let sent = tokio::time::timeout(Duration::from_secs(20), written.recv())
+        .await
+        .expect("an attempt ended")
+        .unwrap();
+    assert!(
+        sent < LIMIT,
+        "the whole endless answer was read ({sent} bytes)"
+    );
+    let (_, list) = engine.get("/api/v1/incidents").await;
+    let id = list[0]["id"].as_i64().unwrap();
+    let store = &engine.running.state.store;
+    let recorded = eventually(Duration::from_secs(10), || async {
+        store
+            .pages_of(id)
+            .await
+            .ok()?
+            .into_iter()
+            .filter(|e| e.page.recipient.address == "broken")
+            .find_map(|e| e.last_error)
+    })
+    .await
+    .expect("the failed attempt was recorded");
+    assert!(
+        recorded.contains("500 Internal Server Error: xxxx"),
+        "{recorded}"
+    );
+    assert!(!recorded.contains("timed out"), "{recorded}");
+    assert!(recorded.len() < 1024, "{} bytes recorded", recorded.len());
+    engine.stop().await;
+    server.abort();
+}
+
 // ===== store trouble =======================================================================
 
 const TROUBLE_RULES: &str = r#"
@@ -369,6 +448,14 @@ async fn through_store_trouble(dir: &Path, db: &Path, trouble: Trouble) {
         )
         .await;
     assert_eq!(status, 503, "{answer}");
+    // The person, told it was not recorded, tries again: it is already acknowledged.
+    let (status, answer) = engine
+        .post_json(
+            &format!("/api/v1/incidents/{before}/ack"),
+            &json!({ "by": "alice" }),
+        )
+        .await;
+    assert_eq!(status, 409, "{answer}");
     eventually(Duration::from_secs(5), || async {
         receiver
             .got()

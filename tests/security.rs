@@ -646,6 +646,34 @@ async fn ingest_endpoints_are_rate_limited_per_client() {
     engine.stop().await;
 }
 
+/// The limit comes before the token check: guessing tokens is limited too, and a wrong
+/// token costs as much as a right one.
+#[tokio::test]
+async fn the_rate_limit_holds_before_the_token_check() {
+    let config =
+        "server: { rate_limit: { per_client: 1, burst: 3 }, auth: { tokens_file: tokens } }\n";
+    let dir = TestDir::new(config, &[("default.yaml", &support::default_rules())]);
+    dir.write("tokens", "tok-right-9f8e7d\n");
+    let engine = TestEngine::start(&dir).await;
+    let client = http();
+    let push = |token: &'static str| {
+        let request = client
+            .post(format!("{}/api/v2/alerts", engine.url))
+            .bearer_auth(token)
+            .json(&json!([{ "labels": { "alertname": "Guess", "service": "x" } }]));
+        async move { request.send().await.unwrap().status().as_u16() }
+    };
+    for guess in ["tok-guess-1", "tok-guess-2", "tok-guess-3"] {
+        assert_eq!(push(guess).await, 401, "{guess}");
+    }
+    // The burst is spent on guesses: the next guess, and the right token too, wait.
+    assert_eq!(push("tok-guess-4").await, 429);
+    assert_eq!(push("tok-right-9f8e7d").await, 429);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(push("tok-right-9f8e7d").await, 200);
+    engine.stop().await;
+}
+
 // ===== sign-in redirects =====================================================================
 
 /// After signing in, the dashboard goes back to `next`: only ever a path of this site. A tab

@@ -827,3 +827,22 @@ async fn a_store_from_before_impact_links_upgrades_in_place() {
     upgrade_to_impact_links(&db.url, "postgres", 4).await;
     db.drop_db().await;
 }
+
+/// A store that cannot be opened is named in the error without the password of its URL.
+#[tokio::test]
+async fn the_password_of_a_store_url_is_not_in_its_errors() {
+    let port = support::free_port();
+    let url = format!("postgres://tocsin:pw-SECRET-5c5c@127.0.0.1:{port}/tocsin");
+    let error = match Store::open(&url).await {
+        Ok(_) => panic!("nothing listens on {port}"),
+        Err(e) => e,
+    };
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(&error);
+    while let Some(e) = source {
+        text.push_str(&format!(": {e}"));
+        source = e.source();
+    }
+    assert!(!text.contains("pw-SECRET-5c5c"), "{text}");
+    assert!(text.contains(&format!("127.0.0.1:{port}")), "{text}");
+}

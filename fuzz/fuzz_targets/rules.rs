@@ -1,23 +1,11 @@
-//! One rule file's text: YAML, rule fields, matchers, CEL `when`, durations, templates.
+//! cargo-fuzz target `rules`: its body is `tests/fuzz_support/targets.rs::rules`, the same
+//! function `cargo test --test fuzz` runs.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 
-fuzz_target!(|data: &[u8]| {
-    let Ok(text) = std::str::from_utf8(data) else {
-        return;
-    };
-    let path = std::path::Path::new("/nonexistent/tocsin-fuzz/rules/fuzz.yaml");
-    match tocsin::config::load_rules_str(path, text) {
-        Ok(rules) => {
-            for loaded in &rules {
-                assert!(!loaded.rule.name.is_empty());
-            }
-        }
-        Err(errors) => {
-            for e in &errors.0 {
-                assert!(e.line >= 1 && e.column >= 1, "{e}");
-            }
-        }
-    }
-});
+#[path = "../../tests/fuzz_support/targets.rs"]
+#[allow(dead_code)]
+mod targets;
+
+fuzz_target!(|data: &[u8]| targets::rules(data));

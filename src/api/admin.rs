@@ -70,7 +70,17 @@ async fn ready(State(state): State<AppState>) -> Response {
     if !state.ready.load(Ordering::Acquire) {
         return not_ready();
     }
-    match state.store_health.problem() {
+    // The store's health is what the leader's writes found. An engine that does not lead
+    // (PostgreSQL) writes nothing of its own, pages nothing and serves through the store:
+    // when the store does not answer, it can neither take the lead nor pass an input on,
+    // so it is not ready.
+    let leading = state.role.borrow().leader;
+    let problem = if leading {
+        state.store_health.problem()
+    } else {
+        unreachable_store(&state).await
+    };
+    match problem {
         // Followers serve the API and the dashboard too, so they are ready; the answer
         // says which engine pages.
         None => {
@@ -92,6 +102,22 @@ async fn ready(State(state): State<AppState>) -> Response {
             response
         }
     }
+}
+
+/// How long `/-/ready` waits for the store of an engine that does not lead.
+const STORE_CHECK: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Why the store does not answer this engine, or None when it does.
+async fn unreachable_store(state: &AppState) -> Option<String> {
+    let why = match tokio::time::timeout(STORE_CHECK, state.store.lease_remaining_ms()).await {
+        Ok(Ok(_)) => return None,
+        Ok(Err(e)) => e.to_string(),
+        Err(_) => format!("no answer within {STORE_CHECK:?}"),
+    };
+    Some(format!(
+        "the store is not answering ({why}): this engine cannot take the lead or pass inputs \
+         on, and pages nothing"
+    ))
 }
 
 /// Answers once the reload is done: 200, or 500 naming every error (file:line:column).

@@ -140,4 +140,31 @@ mod tests {
         server.await.unwrap();
         assert!(TcpStream::connect(addr).await.is_err(), "still listening");
     }
+
+    /// On tokio's paused clock: a kept-alive connection is answered, then closed once it has
+    /// sent no next request for `HEAD_TIMEOUT`.
+    #[tokio::test(start_paused = true)]
+    async fn a_kept_alive_connection_idle_for_the_deadline_is_closed() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let router = Router::new().route("/", get(|| async { "ok" }));
+        let (stop, stopped) = watch::channel(false);
+        let server = tokio::spawn(serve(listener, router, stopped));
+
+        let mut kept = TcpStream::connect(addr).await.unwrap();
+        kept.write_all(b"GET / HTTP/1.1\r\nHost: tocsin\r\n\r\n")
+            .await
+            .unwrap();
+        let start = Instant::now();
+        let answer = until_closed(&mut kept).await;
+        assert!(answer.starts_with("HTTP/1.1 200 OK"), "{answer}");
+        assert!(answer.ends_with("ok"), "{answer}");
+        let waited = start.elapsed();
+        assert!(
+            waited >= HEAD_TIMEOUT && waited < HEAD_TIMEOUT + Duration::from_secs(1),
+            "an idle kept-alive connection closed after {waited:?}"
+        );
+        stop.send(true).unwrap();
+        server.await.unwrap();
+    }
 }

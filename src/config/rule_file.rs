@@ -127,6 +127,50 @@ impl<'de> Deserialize<'de> for Severity {
 pub const CEL_VARIABLES: [&str; 5] = ["labels", "annotations", "value", "source", "probe"];
 const MAX_CEL_LEN: usize = 4096;
 const MAX_CEL_NESTING: usize = 32;
+/// How deep a `when` may nest, operators, calls and brackets together: evaluation recurses
+/// once per level, on the engine's worker threads (2 MiB stacks).
+const MAX_CEL_DEPTH: usize = 32;
+/// Operator characters a `when` may hold outside its strings (see `CelExpr::compile`).
+const MAX_CEL_OPERATORS: usize = 512;
+
+/// The stack the CEL parser runs on. It recurses through a dozen grammar rules for each
+/// bracket level: in a debug build 12 nested `[` overflowed the 2 MiB of a tokio worker
+/// thread (where a reload loads the rules), and 32 nested `(` needed more than 4 MiB.
+const PARSER_STACK: usize = 16 << 20;
+
+/// Run `parse` on a thread of its own with [`PARSER_STACK`], whatever thread loads the
+/// config (a few tens of microseconds per `when`, once per load).
+fn on_parser_stack<T: Send>(parse: impl FnOnce() -> Result<T, String> + Send) -> Result<T, String> {
+    std::thread::scope(|scope| {
+        let parser = std::thread::Builder::new()
+            .name("cel-parser".into())
+            .stack_size(PARSER_STACK)
+            .spawn_scoped(scope, parse)
+            .map_err(|e| format!("cannot start a thread to parse a when: {e}"))?;
+        parser
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    })
+}
+
+/// The operator characters of `text` outside its string literals.
+fn operator_characters(text: &str) -> usize {
+    let mut count = 0;
+    let mut quote: Option<char> = None;
+    let mut escaped = false;
+    for c in text.chars() {
+        match quote {
+            Some(_) if escaped => escaped = false,
+            Some(_) if c == '\\' => escaped = true,
+            Some(q) if c == q => quote = None,
+            Some(_) => {}
+            None if c == '\'' || c == '"' => quote = Some(c),
+            None if ".!-+*/%<>=&|?".contains(c) => count += 1,
+            None => {}
+        }
+    }
+    count
+}
 
 /// A compiled CEL condition over a signal.
 #[derive(Clone)]
@@ -176,20 +220,32 @@ impl CelExpr {
         if operators > 64 {
             return Err("when has more than 64 && or || operators; split the rule".into());
         }
-        let program = cel::Program::compile(text).map_err(|e| {
-            let detail = e.to_string();
-            let first = detail
-                .lines()
-                .next()
-                .unwrap_or("syntax error")
-                .trim()
-                .to_string();
-            format!("invalid CEL in when {text:?}: {first}")
+        // The parser recurses on chains of operators too (`1 + 1 + …`): bound them before it
+        // runs. What parses is then held to MAX_CEL_DEPTH (see `check_expression`).
+        if operator_characters(text) > MAX_CEL_OPERATORS {
+            return Err(format!(
+                "when has more than {MAX_CEL_OPERATORS} operator characters \
+                 (. ! - + * / % < > = & | ?); split the rule"
+            ));
+        }
+        let program = on_parser_stack(|| {
+            let program = cel::Program::compile(text).map_err(|e| {
+                let detail = e.to_string();
+                let first = detail
+                    .lines()
+                    .next()
+                    .unwrap_or("syntax error")
+                    .trim()
+                    .to_string();
+                format!("invalid CEL in when {text:?}: {first}")
+            })?;
+            // A program refused here is dropped here too: dropping it recurses as deep.
+            check_expression(program.expression(), text)?;
+            super::when_check::check_fields(program.expression())
+                .and_then(|()| super::when_check::check_boolean(program.expression()))
+                .map_err(|why| format!("invalid when {text:?}: {why}"))?;
+            Ok(program)
         })?;
-        check_expression(program.expression(), text)?;
-        super::when_check::check_fields(program.expression())
-            .and_then(|()| super::when_check::check_boolean(program.expression()))
-            .map_err(|why| format!("invalid when {text:?}: {why}"))?;
         let references = program.references();
         let uses = CEL_VARIABLES.map(|name| references.has_variable(name));
         let keys = ["labels", "annotations"].map(|map| literal_keys(program.expression(), map));
@@ -313,7 +369,14 @@ fn check_expression(expr: &cel::IdedExpr, text: &str) -> Result<(), String> {
         inside: bool,
         bound: &[&str],
         count: &mut usize,
+        depth: usize,
     ) -> Result<(), Problem> {
+        if depth > MAX_CEL_DEPTH {
+            return Err(Problem::Cost(
+                "it nests more than 32 deep (operators, calls and brackets together)",
+            ));
+        }
+        let depth = depth + 1;
         match &expr.expr {
             Expr::Comprehension(c) => {
                 if inside {
@@ -329,42 +392,42 @@ fn check_expression(expr: &cel::IdedExpr, text: &str) -> Result<(), String> {
                     ));
                 }
                 // The list it runs over is outside the loop: its variables are not bound there.
-                walk(&c.iter_range, true, bound, count)?;
+                walk(&c.iter_range, true, bound, count, depth)?;
                 let mut inner: Vec<&str> = vec![&c.iter_var, &c.accu_var];
                 inner.extend(c.iter_var2.as_deref());
                 for part in [&c.accu_init, &c.loop_cond, &c.loop_step, &c.result] {
-                    walk(part, true, &inner, count)?;
+                    walk(part, true, &inner, count, depth)?;
                 }
             }
             Expr::Call(call) => {
                 if let Some(target) = &call.target {
-                    walk(target, inside, bound, count)?;
+                    walk(target, inside, bound, count, depth)?;
                 }
                 for arg in &call.args {
-                    walk(arg, inside, bound, count)?;
+                    walk(arg, inside, bound, count, depth)?;
                 }
             }
             Expr::List(list) => {
                 for element in &list.elements {
-                    walk(element, inside, bound, count)?;
+                    walk(element, inside, bound, count, depth)?;
                 }
             }
             Expr::Map(map) => {
                 for entry in &map.entries {
                     if let EntryExpr::MapEntry(e) = &entry.expr {
-                        walk(&e.key, inside, bound, count)?;
-                        walk(&e.value, inside, bound, count)?;
+                        walk(&e.key, inside, bound, count, depth)?;
+                        walk(&e.value, inside, bound, count, depth)?;
                     }
                 }
             }
             Expr::Struct(s) => {
                 for entry in &s.entries {
                     if let EntryExpr::StructField(f) = &entry.expr {
-                        walk(&f.value, inside, bound, count)?;
+                        walk(&f.value, inside, bound, count, depth)?;
                     }
                 }
             }
-            Expr::Select(select) => walk(&select.operand, inside, bound, count)?,
+            Expr::Select(select) => walk(&select.operand, inside, bound, count, depth)?,
             Expr::Ident(name) => {
                 // `@`-names are the macros' own accumulators.
                 let known = name.starts_with('@')
@@ -378,7 +441,7 @@ fn check_expression(expr: &cel::IdedExpr, text: &str) -> Result<(), String> {
         }
         Ok(())
     }
-    walk(expr, false, &[], &mut 0).map_err(|problem| match problem {
+    walk(expr, false, &[], &mut 0, 0).map_err(|problem| match problem {
         Problem::Unknown(variable) => format!(
             "invalid CEL in when {text:?}: unknown variable {variable:?}{}, expected one of {}",
             super::when_check::did_you_mean(&variable, &CEL_VARIABLES)
@@ -413,6 +476,26 @@ mod tests {
         assert!(err.contains("invalid CEL"), "{err}");
         let deep = format!("{}1{}", "(".repeat(100), ")".repeat(100));
         assert!(CelExpr::compile(&deep).unwrap_err().contains("nests"));
+    }
+
+    /// Evaluation recurses per level on a 2 MiB worker thread: deep chains are refused
+    /// (the fuzz target `cel` found one of `>` and `.` that overflowed the stack), the parser
+    /// is shielded from long chains, and operators inside strings do not count.
+    #[test]
+    fn deep_chains_are_refused_before_they_can_exhaust_the_stack() {
+        let chain = |n: usize| vec!["value"; n + 1].join(" > ");
+        assert!(CelExpr::compile(&chain(30)).is_ok());
+        let err = CelExpr::compile(&chain(40)).unwrap_err();
+        assert!(err.contains("nests more than 32 deep"), "{err}");
+        let calls = format!("labels.a{} == 'a'", ".lowerAscii()".repeat(40));
+        assert!(CelExpr::compile(&calls).unwrap_err().contains("32 deep"));
+        let and = vec!["labels.a == 'b'"; 64].join(" && ");
+        assert!(CelExpr::compile(&and).is_ok(), "64 && stay allowed");
+        let long = vec!["1"; 1500].join("+");
+        let err = CelExpr::compile(&long).unwrap_err();
+        assert!(err.contains("more than 512 operator characters"), "{err}");
+        let quoted = format!("labels.a.matches('{}')", "a.b|c*".repeat(200));
+        assert!(CelExpr::compile(&quoted).is_ok());
     }
 
     #[test]

@@ -584,6 +584,10 @@ pub struct SmtpConfig {
     pub password_env: Option<String>,
     #[serde(default = "default_smtp_timeout")]
     pub timeout: Duration,
+    /// PEM file of the CAs that may sign the server's certificate (`tls: starttls | tls`),
+    /// instead of the Mozilla roots: for a server with a private CA or a self-signed one.
+    #[serde(default)]
+    pub ca_file: Option<String>,
 }
 
 fn default_smtp_timeout() -> Duration {

@@ -56,6 +56,13 @@ pub enum EngineError {
     Store(String),
     #[error("no engine took the lead within {0:?}; the input is kept and will be applied")]
     NoLeader(std::time::Duration),
+    /// This engine does not lead and could not put the input in the store's inbox: nobody
+    /// took it.
+    #[error(
+        "not taken: this engine does not lead and the store is not answering ({0}); \
+         send it again"
+    )]
+    NotTaken(String),
 }
 
 struct Request {
@@ -169,13 +176,15 @@ impl EngineHandle {
         let Some(store) = &self.inner.inbox else {
             return Err(EngineError::Stopped);
         };
-        let json = serde_json::to_string(&input).map_err(|e| EngineError::Store(e.to_string()))?;
+        let json =
+            serde_json::to_string(&input).map_err(|e| EngineError::NotTaken(e.to_string()))?;
         let id = store
             .inbox_put(&json, self.inner.clock.now())
             .await
-            .map_err(|e| EngineError::Store(e.to_string()))?;
+            .map_err(|e| EngineError::NotTaken(e.to_string()))?;
         let deadline = tokio::time::Instant::now() + INBOX_WAIT;
         let mut delay = std::time::Duration::from_millis(5);
+        let mut logged = false;
         loop {
             match store.inbox_reply(id).await {
                 Ok(Some(reply)) => {
@@ -183,7 +192,10 @@ impl EngineHandle {
                         .map_err(|e| EngineError::Store(e.to_string()))
                 }
                 Ok(None) => {}
-                Err(e) => tracing::warn!(error = %e, "cannot read the inbox; retrying"),
+                Err(e) if !std::mem::replace(&mut logged, true) => {
+                    tracing::warn!(error = %e, "cannot read the inbox; retrying")
+                }
+                Err(e) => tracing::debug!(error = %e, "cannot read the inbox"),
             }
             if tokio::time::Instant::now() >= deadline {
                 return Err(EngineError::NoLeader(INBOX_WAIT));

@@ -255,4 +255,30 @@ mod tests {
         let when = CelExpr::compile("probe.body.missing == 1").unwrap();
         assert!(evaluate_when(&when, &probe(true, 1.0, Some(serde_json::json!({})))).is_err());
     }
+
+    /// On a thread with a tokio worker's 2 MiB stack (where a reload parses the rules):
+    /// brackets as deep as allowed parse (on the parser's own stack) and evaluate.
+    #[test]
+    fn the_deepest_when_allowed_compiles_and_runs_on_a_worker_stack() {
+        std::thread::Builder::new()
+            .stack_size(2 << 20)
+            .spawn(|| {
+                let parens = format!("{}labels.a == 'b'{}", "(".repeat(32), ")".repeat(32));
+                let lists = format!("{}1{}.size() > 0", "[".repeat(29), "]".repeat(29));
+                let signal = Signal::new(
+                    SourceKind::Alert,
+                    [("a", "b")]
+                        .into_iter()
+                        .collect::<crate::signal::LabelSet>(),
+                    chrono::Utc::now(),
+                );
+                for when in [parens, lists] {
+                    let compiled = CelExpr::compile(&when).unwrap();
+                    assert!(evaluate_when(&compiled, &signal).unwrap(), "{when}");
+                }
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+    }
 }

@@ -162,4 +162,50 @@ mod tests {
         health.write_succeeded();
         assert!(health.problem().is_none());
     }
+
+    /// A writer for the test's log lines.
+    #[derive(Clone, Default)]
+    struct Lines(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Lines {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// On tokio's paused clock: one error when writes start failing, then quiet, a warning
+    /// every REMINDER while they keep failing, and one line when they work again.
+    #[tokio::test(start_paused = true)]
+    async fn one_error_then_a_reminder_every_ten_minutes_then_one_line() {
+        let lines = Lines::default();
+        let writer = lines.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .with_max_level(tracing::Level::INFO)
+            .finish();
+        let _guard = tracing::subscriber::set_default(subscriber);
+        let health = StoreHealth::new();
+        let log = || String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
+        let count = |level: &str| log().lines().filter(|l| l.contains(level)).count();
+        // Twenty minutes of writes failing every second.
+        for _ in 0..1200 {
+            health.write_failed("a batch", &"database or disk is full");
+            tokio::time::advance(Duration::from_secs(1)).await;
+        }
+        assert_eq!(count("ERROR"), 1, "{}", log());
+        assert!(log().contains("the store cannot be written"), "{}", log());
+        assert_eq!(count("WARN"), 1, "{}", log());
+        assert!(log().contains("failed_writes=601"), "{}", log());
+        health.write_failed("a batch", &"database or disk is full");
+        assert_eq!(count("WARN"), 2, "{}", log());
+        health.write_succeeded();
+        health.write_succeeded();
+        assert_eq!(count("INFO"), 1, "{}", log());
+        assert!(log().contains("the store takes writes again"), "{}", log());
+    }
 }

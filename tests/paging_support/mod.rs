@@ -18,7 +18,7 @@ use tocsin::engine::{Clock, Input, Reply};
 use tocsin::signal::{Contact, CriDetails, Signal, SourceKind};
 use tocsin::store::OutboxEntry;
 
-use crate::support::{free_port, TestDir, TestEngine};
+use crate::support::{eventually, free_port, TestDir, TestEngine, CATALOG};
 
 pub fn utc(text: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(text)
@@ -264,6 +264,92 @@ impl FrozenEngine {
     }
 }
 
+// ----- delivery in real time ---------------------------------------------------------------
+
+/// A config whose one policy pages `level0` at once and `level1` an hour later; retries
+/// come fast.
+pub fn delivery_config(level0: &str, level1: &str, email: &str, webhooks: &str) -> String {
+    format!(
+        r#"{CATALOG}
+server: {{ external_url: "http://tocsin.test" }}
+responders:
+  - {{ id: alice, email: alice@example.com }}
+escalation_policies:
+  - name: storage
+    levels:
+      - {{ after: 0s, notify: [ "{level0}" ] }}
+      - {{ after: 1h, notify: [ "{level1}" ] }}
+routes:
+  - {{ match: [ 'severity=~"0|1|2"' ], policy: storage }}
+notifiers:
+  email: {email}
+  webhooks: {webhooks}
+  retry: {{ initial_backoff: 100ms, max_backoff: 200ms, max_age: 1h }}
+"#
+    )
+}
+
+pub fn storage_down() -> tocsin::signal::Signal {
+    alert(
+        "critical",
+        "storage",
+        "china-east",
+        "storage down in china-east",
+        chrono::Utc::now(),
+    )
+}
+
+pub async fn open_incident(engine: &TestEngine) -> i64 {
+    let reply = engine
+        .running
+        .engine()
+        .send(Input::Signals(vec![storage_down()]))
+        .await
+        .unwrap();
+    incidents_of(reply)[0]
+}
+
+pub fn count(engine: &TestEngine, channel: &str, outcome: &str) -> u64 {
+    engine
+        .running
+        .metrics
+        .pages_total
+        .with_label_values(&[channel, outcome])
+        .get()
+}
+
+pub async fn wait_count(engine: &TestEngine, channel: &str, outcome: &str, at_least: u64) {
+    let reached = eventually(Duration::from_secs(20), || async {
+        (count(engine, channel, outcome) >= at_least).then_some(())
+    })
+    .await;
+    assert!(
+        reached.is_some(),
+        "pages_total{{channel={channel},outcome={outcome}}} stayed at {}",
+        count(engine, channel, outcome)
+    );
+}
+
+/// `pages_total` moves when an attempt ends; the outbox row and the timeline entry are
+/// written together at the notifier's next idle turn. Wait for that write before
+/// reading the store.
+pub async fn wait_written(engine: &TestEngine, id: i64, kind: &str, at_least: usize) {
+    let written = eventually(Duration::from_secs(10), || async {
+        let entries = timeline(engine, id).await;
+        let n = entries.iter().filter(|e| e.kind == kind).count();
+        (n >= at_least).then_some(())
+    })
+    .await;
+    assert!(
+        written.is_some(),
+        "fewer than {at_least} {kind} entries were written"
+    );
+}
+
+pub async fn timeline(engine: &TestEngine, id: i64) -> Vec<tocsin::incident::TimelineEntry> {
+    engine.running.state.store.timeline_of(id).await.unwrap()
+}
+
 // ----- a scripted webhook receiver ----------------------------------------------------------
 
 /// How the receiver answers one request.
@@ -371,13 +457,16 @@ impl Drop for Receiver {
 
 // ----- a real SMTP server ---------------------------------------------------------------
 
-/// aiosmtpd on 127.0.0.1, storing every message it accepts in a Maildir. It offers no
-/// STARTTLS (it has no certificate). Killed when dropped.
+/// aiosmtpd on 127.0.0.1, storing every message it accepts in a Maildir: without TLS
+/// ([`Smtpd::start`]: it offers no STARTTLS), or with it ([`Smtpd::start_tls`]). Killed
+/// when dropped.
 pub struct Smtpd {
     child: Child,
     pub port: u16,
     pub maildir: PathBuf,
     log: PathBuf,
+    /// The CA that signed the server's certificate ([`Smtpd::start_tls`]).
+    pub ca_file: Option<PathBuf>,
 }
 
 impl Smtpd {
@@ -402,6 +491,7 @@ impl Smtpd {
                 port,
                 maildir: maildir.clone(),
                 log: log.clone(),
+                ca_file: None,
             };
             for _ in 0..200 {
                 if matches!(smtpd.child.try_wait(), Ok(Some(_))) {
@@ -428,6 +518,68 @@ impl Smtpd {
         );
     }
 
+    /// aiosmtpd with TLS (`tests/paging_support/smtpd_tls.py`), its certificate for
+    /// 127.0.0.1 signed by a CA of the test ([`make_certificates`] in `dir`). With `login`,
+    /// a client must log in, over TLS, before it may send. Each stored message carries
+    /// `X-Peer-TLS` (the connection's TLS version) and `X-Authenticated-As`.
+    pub async fn start_tls(dir: &Path, tls: SmtpdTls, login: Option<(&str, &str)>) -> Smtpd {
+        let maildir = dir.join("maildir");
+        let log = dir.join("smtpd.log");
+        let certs = make_certificates(dir);
+        let mut command = Command::new("/usr/bin/python3");
+        command
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/paging_support/smtpd_tls.py"
+            ))
+            .arg(&maildir)
+            .arg(&certs.server_cert)
+            .arg(&certs.server_key)
+            .arg(match tls {
+                SmtpdTls::Starttls => "starttls",
+                SmtpdTls::Implicit => "tls",
+            });
+        if let Some((user, password)) = login {
+            command.args([user, password]);
+        }
+        let mut child = command
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("start aiosmtpd with /usr/bin/python3 (Debian package python3-aiosmtpd)");
+        // The script binds port 0 and prints the port it got: no race for a free port.
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line);
+            let _ = tx.send(line);
+        });
+        let line = tokio::task::spawn_blocking(move || rx.recv_timeout(Duration::from_secs(20)))
+            .await
+            .unwrap()
+            .unwrap_or_default();
+        let Ok(port) = line.trim().parse::<u16>() else {
+            let _ = child.kill();
+            panic!(
+                "aiosmtpd (TLS) did not start: {}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+        };
+        Smtpd {
+            child,
+            port,
+            maildir,
+            log,
+            ca_file: Some(certs.ca),
+        }
+    }
+
+    /// What the server wrote on stderr (the TLS server logs every AUTH attempt).
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
     /// Every message received so far, raw.
     pub fn messages(&self) -> Vec<String> {
         let Ok(entries) = std::fs::read_dir(self.maildir.join("new")) else {
@@ -440,6 +592,54 @@ impl Smtpd {
             .filter_map(|f| std::fs::read_to_string(f).ok())
             .collect()
     }
+}
+
+/// How [`Smtpd::start_tls`] speaks TLS.
+#[derive(Clone, Copy, Debug)]
+pub enum SmtpdTls {
+    /// Plain text until the client's STARTTLS (`tls: starttls`), which it requires.
+    Starttls,
+    /// TLS from the first byte (`tls: tls`, port 465's way).
+    Implicit,
+}
+
+/// PEM files made by [`make_certificates`].
+pub struct Certificates {
+    /// The CA: what a client trusts (`ca_file`).
+    pub ca: PathBuf,
+    pub server_cert: PathBuf,
+    pub server_key: PathBuf,
+}
+
+/// A CA of its own and a certificate for 127.0.0.1 that it signed, written to `dir` as
+/// `ca.pem`, `server.pem` and `server.key`.
+pub fn make_certificates(dir: &Path) -> Certificates {
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "tocsin test CA");
+    ca_params.key_usages = vec![
+        rcgen::KeyUsagePurpose::KeyCertSign,
+        rcgen::KeyUsagePurpose::DigitalSignature,
+    ];
+    let ca = rcgen::CertifiedIssuer::self_signed(ca_params, rcgen::KeyPair::generate().unwrap())
+        .unwrap();
+    let mut params = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "127.0.0.1");
+    let key = rcgen::KeyPair::generate().unwrap();
+    let server = params.signed_by(&key, &ca).unwrap();
+    let certs = Certificates {
+        ca: dir.join("ca.pem"),
+        server_cert: dir.join("server.pem"),
+        server_key: dir.join("server.key"),
+    };
+    std::fs::write(&certs.ca, ca.pem()).unwrap();
+    std::fs::write(&certs.server_cert, server.pem()).unwrap();
+    std::fs::write(&certs.server_key, key.serialize_pem()).unwrap();
+    certs
 }
 
 impl Drop for Smtpd {

@@ -68,24 +68,6 @@ pub fn pg_database_url(name: &str) -> String {
     url.to_string()
 }
 
-/// The tests' PostgreSQL server as `HOST:PORT`, for a proxy in front of it.
-pub fn pg_server_address() -> String {
-    let url = pg_server_url();
-    format!(
-        "{}:{}",
-        url.host_str().expect("the PostgreSQL URL names a host"),
-        url.port().unwrap_or(5432)
-    )
-}
-
-/// `url` with its port replaced: the same database through a proxy on 127.0.0.1:`port`.
-pub fn pg_url_through(url: &str, port: u16) -> String {
-    let mut url = reqwest::Url::parse(url).expect("a PostgreSQL URL");
-    url.set_host(Some("127.0.0.1")).unwrap();
-    url.set_port(Some(port)).unwrap();
-    url.to_string()
-}
-
 fn psql(sql: &str) {
     let output = Command::new("psql")
         .arg("-d")

@@ -7,8 +7,10 @@ use std::time::Duration;
 use lettre::message::header::{HeaderName, HeaderValue};
 use lettre::message::{Mailbox, MultiPart};
 use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::{Tls, TlsParameters};
+use lettre::transport::smtp::client::{Certificate, CertificateStore, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::CertificateDer;
 
 use super::error::{chain, NotifyError};
 use super::render;
@@ -158,8 +160,8 @@ fn build_transport(
         SmtpTls::None => Tls::None,
         // Required, not Opportunistic: a server that does not offer STARTTLS gets nothing,
         // neither credentials nor the page, rather than a silent downgrade to plain text.
-        SmtpTls::Starttls => Tls::Required(tls_parameters(&smtp.host)?),
-        SmtpTls::Tls => Tls::Wrapper(tls_parameters(&smtp.host)?),
+        SmtpTls::Starttls => Tls::Required(tls_parameters(config, smtp)?),
+        SmtpTls::Tls => Tls::Wrapper(tls_parameters(config, smtp)?),
     };
     let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(smtp.host.as_str())
         .port(port)
@@ -174,8 +176,38 @@ fn build_transport(
     Ok(builder.build())
 }
 
-fn tls_parameters(host: &str) -> Result<TlsParameters, String> {
-    TlsParameters::new(host.to_string()).map_err(|e| format!("TLS setup for {host}: {e}"))
+/// Whom to trust: the Mozilla roots, or only the CAs of `ca_file` (as a probe's
+/// `tls.ca_file`: they replace the roots, they do not add to them).
+fn tls_parameters(config: &Config, smtp: &SmtpConfig) -> Result<TlsParameters, String> {
+    let host = &smtp.host;
+    let mut builder = TlsParameters::builder(host.clone());
+    if let Some(file) = &smtp.ca_file {
+        let path = config.resolve_path(file);
+        let pem = std::fs::read(&path).map_err(|e| {
+            format!(
+                "cannot read notifiers.email.smtp.ca_file {}: {e}",
+                path.display()
+            )
+        })?;
+        let blocks = CertificateDer::pem_slice_iter(&pem).collect::<Result<Vec<_>, _>>();
+        let certificate = match blocks {
+            Ok(blocks) if !blocks.is_empty() => Certificate::from_pem(&pem).ok(),
+            _ => None,
+        }
+        .ok_or_else(|| {
+            format!(
+                "notifiers.email.smtp.ca_file {} holds no CA certificate \
+                 (expected PEM \"CERTIFICATE\" blocks)",
+                path.display()
+            )
+        })?;
+        builder = builder
+            .certificate_store(CertificateStore::None)
+            .add_root_certificate(certificate);
+    }
+    builder
+        .build()
+        .map_err(|e| format!("TLS setup for {host}: {}", chain(&e)))
 }
 
 /// The SMTP password: `password_file` (without its trailing newline) or `password_env`.
@@ -270,6 +302,7 @@ mod tests {
             password_file: None,
             password_env: None,
             timeout: ConfigDuration::from_secs(5),
+            ca_file: None,
         }
     }
 
@@ -314,5 +347,23 @@ mod tests {
         s.password_file = Some("missing".into());
         let err = build_transport(&c, &s, 25).unwrap_err();
         assert!(err.contains("missing"), "{err}");
+    }
+
+    #[test]
+    fn a_ca_file_missing_or_without_certificates_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = config(dir.path());
+        let mut s = smtp(SmtpTls::Starttls);
+        s.ca_file = Some("absent.pem".into());
+        let err = build_transport(&c, &s, 587).err().unwrap();
+        assert!(err.contains("notifiers.email.smtp.ca_file"), "{err}");
+        assert!(err.contains("absent.pem"), "{err}");
+        std::fs::write(dir.path().join("empty.pem"), "no PEM here\n").unwrap();
+        s.ca_file = Some("empty.pem".into());
+        let err = build_transport(&c, &s, 587).err().unwrap();
+        assert!(err.contains("empty.pem holds no CA certificate"), "{err}");
+        // Plain SMTP reads no ca_file.
+        s.tls = SmtpTls::None;
+        assert!(build_transport(&c, &s, 25).is_ok());
     }
 }

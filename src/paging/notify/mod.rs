@@ -652,7 +652,10 @@ impl Worker {
             // Recorded; or taken in memory, to be written when the store recovers.
             Ok(Reply::Done) | Err(EngineError::Store(_)) => return,
             // The engine is stopping, or no engine leads: record it here.
-            Ok(_) | Err(EngineError::Stopped) | Err(EngineError::NoLeader(_)) => {}
+            Ok(_)
+            | Err(EngineError::Stopped)
+            | Err(EngineError::NoLeader(_))
+            | Err(EngineError::NotTaken(_)) => {}
         }
         let message = format!("page to {recipient} given up: {reason}");
         data["error"] = reason.into();
