@@ -18,6 +18,7 @@ mod leader;
 mod outbox;
 mod queries;
 mod redo_log;
+mod schema;
 mod sources;
 mod sqlite_writer;
 mod state;
@@ -36,6 +37,7 @@ use sqlx::{AnyPool, Executor, Row};
 pub use health::StoreHealth;
 pub use outbox::{Claim, DeliveryWrite, OutboxEntry, OutboxStatus};
 pub use queries::IncidentFilter;
+pub use schema::{schema_status, Migration, SchemaStatus};
 pub use sqlite_writer::{Durable, Submitted};
 
 #[derive(Debug, thiserror::Error)]
@@ -76,6 +78,8 @@ pub enum StoreError {
         "store: this engine no longer holds the leader lease (term {term}); the write was refused"
     )]
     Fenced { term: i64 },
+    #[error("store: the database holds tables, but no record of tocsin's migrations: not a tocsin store")]
+    NotAStore,
     #[error("store: cannot create folder {path}: {source}")]
     Folder {
         path: String,
