@@ -25,9 +25,12 @@ use tocsin::store::Store;
 /// holds `timeline` rows. Returns (incidents, timeline rows) as counted in the store.
 async fn seed(dir: &EngineDir, incidents: u64, timeline: u64) -> (i64, i64) {
     let config = tocsin::config::load(&dir.path().join("config.yaml")).expect("config");
-    let setup = tocsin::app::build_setup(config).expect("setup");
     let url = format!("sqlite://{}/data/tocsin.db", dir.path().display());
     let store = Store::open(&url).await.expect("store");
+    let ack_keys = tocsin::app::AckKeys::new(store.clone());
+    let setup = tocsin::app::build_setup(config, &ack_keys)
+        .await
+        .expect("setup");
     let mut core = Core::new(setup, Arc::new(Metrics::new()), Utc::now());
     let mut ids = Vec::with_capacity(incidents as usize);
     for chunk in (0..incidents).collect::<Vec<_>>().chunks(1000) {

@@ -12,6 +12,13 @@ command -v prometheus-alertmanager >/dev/null 2>&1 || need+=(prometheus-alertman
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
+# PostgreSQL: the server programs for a throwaway cluster of the tests' own, and psql.
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
+command -v psql >/dev/null 2>&1 || need+=(postgresql-client)
+# The store-trouble tests: a file system of their own (mkfs.ext4) with an immutable file
+# (chattr) for a read-only store.
+PATH=$PATH:/usr/sbin:/sbin command -v mkfs.ext4 >/dev/null 2>&1 && command -v chattr >/dev/null 2>&1 ||
+    need+=(e2fsprogs)
 if [ ${#need[@]} -gt 0 ]; then
     echo "installing: ${need[*]}"
     if [ "$(id -u)" -ne 0 ]; then sudo=sudo; else sudo=; fi
@@ -23,14 +30,26 @@ fi
 cargo fmt --all -- --check
 cargo clippy --all-targets -- -D warnings
 
-# 3. Unit and end-to-end tests (the end-to-end tests start the real engine and peers), on a
-#    SQLite store, then the end-to-end tests again with the engines on PostgreSQL
-#    (127.0.0.1:5432; each test creates its own database and drops it).
+# 3. A throwaway PostgreSQL of this run's own (never one the machine happens to run), stopped
+#    and removed when this script exits, on failure too. Every PostgreSQL test uses it
+#    through TOCSIN_TEST_PG_URL and makes a database of its own on it.
+pg_dir=$(./scripts/throwaway-postgres.sh start)
+trap './scripts/throwaway-postgres.sh stop "$pg_dir"' EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+TOCSIN_TEST_PG_URL=$(cat "$pg_dir/url")
+export TOCSIN_TEST_PG_URL
+echo "throwaway PostgreSQL at $TOCSIN_TEST_PG_URL"
+# The store-trouble tests need root for their own mounts; here they always run.
+unset TOCSIN_TEST_WITHOUT_ROOT
+
+# 4. Unit and end-to-end tests (the end-to-end tests start the real engine and peers), on a
+#    SQLite store, then the end-to-end tests again with the engines on PostgreSQL.
 cargo test -- --test-threads 4
 TOCSIN_TEST_STORE=postgres cargo test --test engine --test crash --test api --test dashboard \
     --test paging --test sources -- --test-threads 4
 
-# 4. The shipped config and rules are valid, and the rule unit tests pass.
+# 5. The shipped config and rules are valid, and the rule unit tests pass.
 cargo run --quiet -- check --config config/tocsin.yaml
 cargo run --quiet -- test tests/rules/*.yaml
 echo "all tests passed"

@@ -16,8 +16,8 @@ use crate::engine::leadership::{self, Fence, Leadership, LeaseTiming};
 use crate::engine::runtime::{self, LoopParts};
 use crate::engine::{Clock, Core, EngineHandle, Input, Reply, Setup};
 use crate::metrics::Metrics;
-use crate::paging::Page;
-use crate::store::{Backend, Store, StoreHealth};
+use crate::paging::{AckSigner, Page};
+use crate::store::{Backend, Owner, Store, StoreHealth};
 
 /// How to start an engine.
 #[derive(Clone, Debug)]
@@ -81,39 +81,62 @@ pub fn read_secret(path: &Path) -> Result<Vec<u8>> {
     Ok(bytes)
 }
 
-/// The ack-link key: from `server.ack_secret_file`, else generated once under `data/`.
-fn ack_key(config: &Config) -> Result<Vec<u8>> {
-    if let Some(file) = &config.server.ack_secret_file {
-        return read_secret(&config.resolve_path(file));
-    }
-    let path = config.data_dir().join("ack-link.key");
-    if path.exists() {
-        return read_secret(&path);
-    }
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    }
-    let key: [u8; 32] = rand::random();
-    let text = hex::encode(key);
-    write_private(&path, text.as_bytes())?;
-    Ok(text.into_bytes())
+/// Where ack-link keys come from: `server.ack_secret_file`, else the key kept in the store,
+/// one for every engine on it, so a link signed by one engine is accepted by all. The stored
+/// key is read once and kept, so a reload needs no store.
+#[derive(Clone)]
+pub struct AckKeys {
+    store: Store,
+    stored: Arc<tokio::sync::OnceCell<AckSigner>>,
 }
 
-fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
-    use std::io::Write;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
+/// The stored key's name in the store.
+const ACK_KEY_NAME: &str = "ack_link_key";
+
+impl AckKeys {
+    pub fn new(store: Store) -> AckKeys {
+        AckKeys {
+            store,
+            stored: Arc::default(),
+        }
     }
-    let mut file = options
-        .open(path)
-        .with_context(|| format!("cannot create {}", path.display()))?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
-    Ok(())
+
+    /// The signer for `config`.
+    pub async fn signer(&self, config: &Config) -> Result<AckSigner> {
+        if let Some(file) = &config.server.ack_secret_file {
+            return Ok(AckSigner::new(&read_secret(&config.resolve_path(file))?));
+        }
+        let signer = self
+            .stored
+            .get_or_try_init(|| stored_ack_signer(config, &self.store))
+            .await?;
+        Ok(signer.clone())
+    }
+}
+
+/// The store's key, made by the first engine that asks. `data/ack-link.key`, where earlier
+/// versions kept a key of each engine's own, becomes the store's key if it has none yet, and
+/// links signed with it are accepted either way: links already sent keep working.
+async fn stored_ack_signer(config: &Config, store: &Store) -> Result<AckSigner> {
+    let earlier_file = config.data_dir().join("ack-link.key");
+    let earlier = if earlier_file.exists() {
+        Some(read_secret(&earlier_file)?)
+    } else {
+        None
+    };
+    let candidate = match &earlier {
+        Some(key) => String::from_utf8_lossy(key).into_owned(),
+        None => hex::encode(rand::random::<[u8; 32]>()),
+    };
+    let key = store
+        .shared_secret(ACK_KEY_NAME, &candidate)
+        .await
+        .context("reading the ack-link key from the store")?;
+    let signer = AckSigner::new(key.as_bytes());
+    Ok(match earlier {
+        Some(earlier) => signer.accepting(&earlier),
+        None => signer,
+    })
 }
 
 /// API bearer tokens, one per line (blank lines and `#` comments skipped).
@@ -139,10 +162,10 @@ fn api_tokens(config: &Config) -> Result<Vec<String>> {
 }
 
 /// Build the compiled setup from a config, reading the secrets it names.
-pub fn build_setup(config: Config) -> Result<Arc<Setup>> {
-    let key = ack_key(&config)?;
+pub async fn build_setup(config: Config, ack_keys: &AckKeys) -> Result<Arc<Setup>> {
+    let signer = ack_keys.signer(&config).await?;
     let tokens = api_tokens(&config)?;
-    Ok(Setup::with_secrets(config, Some(key), tokens))
+    Ok(Setup::with_secrets(config, Some(signer), tokens))
 }
 
 /// Start an engine: store, core, API and every task.
@@ -152,15 +175,20 @@ pub fn build_setup(config: Config) -> Result<Arc<Setup>> {
 /// fails before anything else is touched.
 pub async fn start(options: Options) -> Result<Running> {
     let config =
-        config::load(&options.config_path).map_err(|errors| anyhow::anyhow!("{errors}"))?;
+        config::load_to_run(&options.config_path).map_err(|errors| anyhow::anyhow!("{errors}"))?;
     let metrics = Arc::new(Metrics::new());
     let listen = options
         .listen
         .clone()
         .unwrap_or_else(|| config.server.listen.clone());
-    let listener = tokio::net::TcpListener::bind(&listen)
-        .await
-        .with_context(|| format!("cannot listen on {listen}"))?;
+    let listener = match tokio::net::TcpListener::bind(&listen).await {
+        Ok(listener) => listener,
+        // Most often the same config started twice: its store is the reason to give.
+        Err(e) => match Store::in_use(&config.store_url()) {
+            Some(in_use) => return Err(in_use.into()),
+            None => return Err(anyhow::Error::new(e).context(format!("cannot listen on {listen}"))),
+        },
+    };
     let addr = listener.local_addr()?;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let gate = api::Gate::new(api::admin::starting_router(Arc::clone(&metrics)));
@@ -219,12 +247,19 @@ async fn start_engine(
         .unwrap_or_else(|| engine_id(addr));
     metrics.prime(&config);
     let opened = async {
-        let setup = build_setup(config)?;
-        let store = Store::open(&store_url).await.context("opening the store")?;
-        anyhow::Ok((setup, store))
+        let owner = Owner::this_process(Some(addr.to_string()));
+        let store = Store::open_as(&store_url, &owner).await?;
+        let ack_keys = AckKeys::new(store.clone());
+        match build_setup(config, &ack_keys).await {
+            Ok(setup) => anyhow::Ok((setup, store, ack_keys)),
+            Err(e) => {
+                store.close().await;
+                Err(e)
+            }
+        }
     }
     .await;
-    let (setup, store) = match opened {
+    let (setup, store, ack_keys) = match opened {
         Ok(opened) => opened,
         Err(e) => return Err((e, shutdown_tx)),
     };
@@ -241,7 +276,7 @@ async fn start_engine(
         Fence::forever()
     };
     // Set by failed writes of the engine loop and the delivery worker; read by /-/ready.
-    let health = StoreHealth::new();
+    let health = StoreHealth::of(&store);
     let leader = LeaderContext {
         store: store.clone(),
         engine: engine.clone(),
@@ -254,15 +289,25 @@ async fn start_engine(
         health: health.clone(),
     };
     let mut tasks = Vec::new();
+    // This process, among any others under the same engine id (see `store::leader`).
+    let instance = uuid::Uuid::new_v4().simple().to_string();
+    if shared {
+        if let Err(e) = leadership::claim_engine_id(&store, &holder, &instance, lease).await {
+            store.close().await;
+            return Err((e.into(), shutdown_tx));
+        }
+    }
     let initial_role = if shared {
         // The first attempt at the lease decides this engine's role before it serves.
         let sent = leadership::RealInstant::now();
         match store
-            .acquire_or_renew(&holder, lease.lease.as_millis() as i64)
+            .acquire_or_renew(&holder, &instance, lease.lease.as_millis() as i64)
             .await
         {
             Ok(Some(term)) => {
                 fence.extend(sent, lease.lease - lease.margin);
+                leadership::publish_fence(&fence, &metrics);
+                leadership::publish_term_start(&fence, &metrics, sent);
                 Leadership { leader: true, term }
             }
             Ok(None) => Leadership::FOLLOWER,
@@ -292,6 +337,7 @@ async fn start_engine(
         tasks.push(tokio::spawn(leadership::run_lease(
             store.clone(),
             holder.clone(),
+            instance,
             lease,
             Arc::clone(&fence),
             role_tx,
@@ -322,6 +368,7 @@ async fn start_engine(
     };
     tasks.push(tokio::spawn(reload_loop(
         options.config_path.clone(),
+        ack_keys,
         reload_rx,
         setup_tx,
         engine.clone(),
@@ -348,14 +395,10 @@ async fn start_engine(
 
 /// A name for this engine in the lease: its host and the address it serves on. Two engines
 /// cannot serve on one host and address at once, and an engine restarted in place (after a
-/// crash, by systemd) is the same holder, so it takes its lease back at once instead of
-/// waiting for it to run out.
+/// crash, by systemd) is the same holder, so it takes its lease back as soon as it has seen
+/// that nobody renews it, instead of waiting for it to run out (`claim_engine_id`).
 fn engine_id(addr: SocketAddr) -> String {
-    let host = std::fs::read_to_string("/etc/hostname")
-        .ok()
-        .map(|h| h.trim().to_string())
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "tocsin".into());
+    let host = crate::store::host_name().unwrap_or_else(|| "tocsin".into());
     format!("{host}@{addr}")
 }
 
@@ -567,6 +610,7 @@ async fn read_inbox(
 /// Reload requests (API and SIGHUP): a bad config is refused whole and the old one runs on.
 async fn reload_loop(
     config_path: PathBuf,
+    ack_keys: AckKeys,
     mut requests: mpsc::Receiver<ReloadRequest>,
     setup_tx: watch::Sender<Arc<Setup>>,
     engine: EngineHandle,
@@ -581,7 +625,7 @@ async fn reload_loop(
                 None => return,
             },
         };
-        let result = reload_once(&config_path, &setup_tx, &engine).await;
+        let result = reload_once(&config_path, &ack_keys, &setup_tx, &engine).await;
         match &result {
             Ok(()) => {
                 metrics.prime(&setup_tx.borrow().config);
@@ -602,15 +646,18 @@ async fn reload_loop(
 
 async fn reload_once(
     config_path: &Path,
+    ack_keys: &AckKeys,
     setup_tx: &watch::Sender<Arc<Setup>>,
     engine: &EngineHandle,
 ) -> Result<(), String> {
-    let config = config::load(config_path).map_err(|e| e.to_string())?;
+    let config = config::load_to_run(config_path).map_err(|e| e.to_string())?;
     let old = setup_tx.borrow().config.store_url();
     if config.store_url() != old {
         return Err("store.url cannot change on reload; restart the engine".into());
     }
-    let setup = build_setup(config).map_err(|e| format!("{e:#}"))?;
+    let setup = build_setup(config, ack_keys)
+        .await
+        .map_err(|e| format!("{e:#}"))?;
     engine
         .send(Input::Reload(Arc::clone(&setup)))
         .await
@@ -619,40 +666,85 @@ async fn reload_once(
     Ok(())
 }
 
-/// `tocsin run`: start, then wait for Ctrl-C or SIGTERM; SIGHUP reloads.
+/// `tocsin run`: start, then wait for Ctrl-C (SIGINT) or SIGTERM; SIGHUP reloads.
+///
+/// Either signal stops the engine once, whenever it comes. During start-up the start is
+/// given up where it is: nothing has been paged yet, and what it did (the port bound, the
+/// store opened, migrated or read) is undone by closing it, a migration by its transaction.
+/// After start-up the engine drains (`Running::stop`); a second signal while it drains ends
+/// the process at once, as an error.
 pub async fn run(options: Options) -> Result<()> {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        // Installed before starting: a SIGHUP that arrives while the store opens must not
-        // kill the process (the default action of SIGHUP); it reloads once started.
-        let mut hangup = signal(SignalKind::hangup())?;
-        let mut terminate = signal(SignalKind::terminate())?;
-        let running = start(options).await?;
-        let reload = running.state.reload.clone();
-        loop {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => break,
-                _ = terminate.recv() => break,
-                _ = hangup.recv() => {
-                    tracing::info!("SIGHUP: reloading the config");
-                    let (tx, rx) = tokio::sync::oneshot::channel();
-                    if reload.send(tx).await.is_ok() {
-                        let _ = rx.await;
-                    }
+    // Installed before anything else: a signal during start-up must not kill the process
+    // (the default action of all three) but stop it, and a SIGHUP then is a reload to come.
+    let mut signals = Signals::install()?;
+    let running = tokio::select! {
+        started = start(options) => started?,
+        name = signals.stop() => {
+            tracing::info!("{name} during start-up: stopping");
+            tracing::info!("stopped cleanly");
+            return Ok(());
+        }
+    };
+    let reload = running.state.reload.clone();
+    let name = loop {
+        match signals.next().await {
+            Signal::Stop(name) => break name,
+            Signal::Reload => {
+                tracing::info!("SIGHUP: reloading the config");
+                let (tx, rx) = tokio::sync::oneshot::channel();
+                if reload.send(tx).await.is_ok() {
+                    let _ = rx.await;
                 }
             }
         }
-        tracing::info!("shutting down");
-        running.stop().await;
-    }
-    #[cfg(not(unix))]
-    {
-        let running = start(options).await?;
-        tokio::signal::ctrl_c().await?;
-        tracing::info!("shutting down");
-        running.stop().await;
+    };
+    tracing::info!("{name}: shutting down (a second signal stops at once)");
+    tokio::select! {
+        () = async { running.stop().await; } => {}
+        again = signals.stop() => anyhow::bail!(
+            "{again} while shutting down: stopped at once; pages in flight may go out again \
+             after the next start, with the same X-Tocsin-Delivery"
+        ),
     }
     tracing::info!("stopped cleanly");
     Ok(())
+}
+
+/// The signals `tocsin run` answers.
+struct Signals {
+    interrupt: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
+    hangup: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> Result<Signals> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(Signals {
+            interrupt: signal(SignalKind::interrupt()).context("cannot handle SIGINT")?,
+            terminate: signal(SignalKind::terminate()).context("cannot handle SIGTERM")?,
+            hangup: signal(SignalKind::hangup()).context("cannot handle SIGHUP")?,
+        })
+    }
+
+    /// The next SIGINT or SIGTERM, by name; a SIGHUP meanwhile waits for [`Signals::next`].
+    async fn stop(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.interrupt.recv() => "SIGINT",
+            _ = self.terminate.recv() => "SIGTERM",
+        }
+    }
+
+    async fn next(&mut self) -> Signal {
+        tokio::select! {
+            _ = self.interrupt.recv() => Signal::Stop("SIGINT"),
+            _ = self.terminate.recv() => Signal::Stop("SIGTERM"),
+            _ = self.hangup.recv() => Signal::Reload,
+        }
+    }
+}
+
+enum Signal {
+    Stop(&'static str),
+    Reload,
 }

@@ -6,27 +6,89 @@ use std::process::Command;
 
 /// Write the files, run `tocsin check`, return (exit code, stdout, stderr lines).
 fn check(config: &str, rules: &[(&str, &str)]) -> (i32, String, Vec<String>, tempfile::TempDir) {
+    check_with(config, rules, &[])
+}
+
+/// As [`check`], with more files (`path` relative to the config's folder; a path ending in
+/// `/` is a folder).
+fn check_with(
+    config: &str,
+    rules: &[(&str, &str)],
+    files: &[(&str, &str)],
+) -> (i32, String, Vec<String>, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(dir.path().join("rules")).unwrap();
     std::fs::write(dir.path().join("tocsin.yaml"), config).unwrap();
     for (name, body) in rules {
         std::fs::write(dir.path().join("rules").join(name), body).unwrap();
     }
-    let output = Command::new(env!("CARGO_BIN_EXE_tocsin"))
-        .args(["check", "--config"])
-        .arg(dir.path().join("tocsin.yaml"))
-        .output()
-        .expect("run tocsin check");
-    let stderr = String::from_utf8_lossy(&output.stderr)
-        .lines()
-        .map(|l| l.replace(&format!("{}/", dir.path().display()), ""))
-        .collect();
+    for (path, body) in files {
+        let path = dir.path().join(path);
+        if path.to_string_lossy().ends_with('/') {
+            std::fs::create_dir_all(&path).unwrap();
+            continue;
+        }
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, body).unwrap();
+    }
+    let output = tocsin(&["check", "--config"], dir.path());
     (
         output.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&output.stdout).into(),
-        stderr,
+        lines(&output.stderr, dir.path()),
         dir,
     )
+}
+
+/// The unset variable of the `password_env` cases: no test sets it.
+const UNSET_VARIABLE: &str = "TOCSIN_CHECK_TEST_UNSET_PASSWORD";
+
+/// `tocsin ARGS DIR/tocsin.yaml`, without [`UNSET_VARIABLE`] in its environment.
+fn tocsin(args: &[&str], dir: &Path) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_tocsin"))
+        .args(args)
+        .arg(dir.join("tocsin.yaml"))
+        .env_remove(UNSET_VARIABLE)
+        .output()
+        .expect("run tocsin")
+}
+
+/// Output lines, with paths relative to the test's folder.
+fn lines(output: &[u8], dir: &Path) -> Vec<String> {
+    String::from_utf8_lossy(output)
+        .lines()
+        .map(|l| l.replace(&format!("{}/", dir.display()), ""))
+        .collect()
+}
+
+/// `tocsin run` on the folder `check` just saw: it refuses to start, with the same errors.
+fn assert_run_refuses(dir: &Path, expected: &[&str]) {
+    let child = Command::new(env!("CARGO_BIN_EXE_tocsin"))
+        .args(["run", "--listen", "127.0.0.1:0", "--config"])
+        .arg(dir.join("tocsin.yaml"))
+        .env_remove(UNSET_VARIABLE)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run tocsin run");
+    let (done, wait) = std::sync::mpsc::channel();
+    let pid = child.id();
+    std::thread::spawn(move || done.send(child.wait_with_output()));
+    let output = match wait.recv_timeout(std::time::Duration::from_secs(20)) {
+        Ok(output) => output.unwrap(),
+        Err(_) => {
+            let _ = Command::new("kill").arg(pid.to_string()).status();
+            panic!("tocsin run started on a config check refuses");
+        }
+    };
+    let stderr = lines(&output.stderr, dir).join("\n");
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    for line in expected {
+        assert!(
+            stderr.contains(line),
+            "run does not say {line:?}:\n{stderr}"
+        );
+    }
 }
 
 /// Each error with the line it points at and a caret under its column, for failures.
@@ -55,9 +117,20 @@ fn annotated(dir: &Path, errors: &[&String]) -> String {
     out
 }
 
-/// Assert that the errors are exactly `expected` (paths relative to the temp folder).
+/// Assert that the errors are exactly `expected` (paths relative to the temp folder), and
+/// that `tocsin run` refuses the same config with the same errors.
 fn assert_errors(config: &str, rules: &[(&str, &str)], expected: &[&str]) {
-    let (code, _, stderr, dir) = check(config, rules);
+    assert_errors_with(config, rules, &[], expected)
+}
+
+/// As [`assert_errors`], with more files (see [`check_with`]).
+fn assert_errors_with(
+    config: &str,
+    rules: &[(&str, &str)],
+    files: &[(&str, &str)],
+    expected: &[&str],
+) {
+    let (code, _, stderr, dir) = check_with(config, rules, files);
     let errors: Vec<&String> = stderr.iter().filter(|l| !l.ends_with("error(s)")).collect();
     let shown = annotated(dir.path(), &errors);
     assert_eq!(code, 1, "exit status; errors:\n{shown}");
@@ -65,6 +138,7 @@ fn assert_errors(config: &str, rules: &[(&str, &str)], expected: &[&str]) {
     for (got, want) in errors.iter().zip(expected) {
         assert_eq!(got.as_str(), *want, "errors:\n{shown}");
     }
+    assert_run_refuses(dir.path(), expected);
 }
 
 const RULES_GLOB: &str = "rule_files: [ \"rules/*.yaml\" ]\n";
@@ -77,11 +151,10 @@ fn valid_files_pass() {
     );
     assert_eq!(code, 0, "{stderr:?}");
     assert!(stdout.contains("OK (1 rules in 1 rule files"), "{stdout}");
-    let shipped = Command::new(env!("CARGO_BIN_EXE_tocsin"))
-        .args(["check", "--config"])
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("config/tocsin.yaml"))
-        .output()
-        .unwrap();
+    let shipped = tocsin(
+        &["check", "--config"],
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("config"),
+    );
     assert!(
         shipped.status.success(),
         "{}",
@@ -145,7 +218,7 @@ fn bad_cel() {
         )],
         &[
             "rules/r.yaml:5:15: invalid CEL in when \"probe.success &&\": ERROR: <input>:1:17: Syntax error: mismatched input '<EOF>' expecting {'[', '{', '(', '.', '-', '!', 'true', 'false', 'null', NUM_FLOAT, NUM_INT, NUM_UINT, STRING, BYTES, IDENTIFIER}",
-            "rules/r.yaml:8:15: invalid CEL in when \"prob.latency_ms > 1\": unknown variable \"prob\", expected one of labels, annotations, value, source, probe",
+            "rules/r.yaml:8:15: invalid CEL in when \"prob.latency_ms > 1\": unknown variable \"prob\" (did you mean probe?), expected one of labels, annotations, value, source, probe",
         ],
     );
 }
@@ -277,8 +350,144 @@ fn missing_rule_file_and_bad_store() {
         "rule_files: [ rules/storage.yaml ]\nstore: { url: 'mysql://127.0.0.1/tocsin' }\n",
         &[],
         &[
-            "tocsin.yaml:1:15: rule file rules/storage.yaml does not exist",
+            "tocsin.yaml:1:15: rule file rules/storage.yaml does not exist; fix the path (relative to the config's folder) or create the file",
             "tocsin.yaml:2:15: invalid store url \"mysql://127.0.0.1/tocsin\": expected sqlite://PATH or postgres://…",
+        ],
+    );
+}
+
+#[test]
+fn rule_files_patterns_that_match_no_file() {
+    assert_errors(
+        "rule_files: [ \"rules/*.yaml\", \"rule/*.yml\" ]\n",
+        &[("ok.yaml", "groups: []\n")],
+        &["tocsin.yaml:1:31: no file matches the rule_files pattern \"rule/*.yml\" (rule/*.yml); add a rule file there or fix the pattern (relative to the config's folder)"],
+    );
+}
+
+const SECRETS: &str = "\
+server:
+  auth: { tokens_file: secrets/tokens }
+  ack_secret_file: secrets/ack-key
+probes:
+  - { name: api, kind: http, url: 'https://127.0.0.1:1/', tls: { ca_file: secrets/ca.pem } }
+notifiers:
+  email: { from: tocsin@example.com, smtp: { host: 127.0.0.1, username: tocsin, password_file: secrets/smtp } }
+  webhooks: [ { name: chat, url: 'http://127.0.0.1:1/', secret_file: secrets/ } ]
+";
+
+#[test]
+fn files_the_config_names_that_are_missing_unreadable_or_empty() {
+    assert_errors_with(
+        SECRETS,
+        &[],
+        &[
+            ("secrets/tokens", "# nobody yet\n"),
+            ("secrets/ca.pem", "not a certificate\n"),
+        ],
+        &[
+            "tocsin.yaml:2:24: tokens file \"secrets/tokens\" holds no token: every API request would be refused; create it with one API token per line, or remove server.auth to serve the API without tokens",
+            "tocsin.yaml:3:20: ack secret file \"secrets/ack-key\" (secrets/ack-key) does not exist; put a random key in it (e.g. `openssl rand -hex 32 > FILE`), or remove server.ack_secret_file to have tocsin generate the key",
+            "tocsin.yaml:5:75: CA file \"secrets/ca.pem\" holds no certificate (expected PEM \"CERTIFICATE\" blocks): every run of probe \"api\" would fail; give the PEM file of the CA that signed the server's certificate, or remove tls.ca_file to trust the Mozilla roots",
+            "tocsin.yaml:7:96: SMTP password file \"secrets/smtp\" (secrets/smtp) does not exist; create it with the SMTP password, or use password_env",
+            "tocsin.yaml:8:70: webhook secret file \"secrets/\" (secrets) is a folder, not a file; create it with the secret that signs the webhook's requests, or remove secret_file to send them unsigned",
+        ],
+    );
+    // The same files, present and sound: the config passes.
+    let (code, stdout, stderr, _dir) = check_with(
+        &SECRETS.replace("secret_file: secrets/ }", "secret_file: secrets/hook }"),
+        &[],
+        &[
+            ("secrets/tokens", "# on-call\ntok\n"),
+            ("secrets/ack-key", "0123456789abcdef\n"),
+            ("secrets/ca.pem", &test_ca_pem()),
+            ("secrets/smtp", "pw\n"),
+            ("secrets/hook", "s3cret\n"),
+        ],
+    );
+    assert_eq!(code, 0, "{stderr:?}");
+    assert!(stdout.contains("OK"), "{stdout}");
+}
+
+/// A PEM certificate.
+fn test_ca_pem() -> String {
+    rcgen::generate_simple_self_signed(vec!["localhost".into()])
+        .unwrap()
+        .cert
+        .pem()
+}
+
+#[test]
+fn an_email_folder_that_cannot_be_created() {
+    assert_errors_with(
+        "notifiers: { email: { from: tocsin@example.com, file: { dir: data/outbox } } }\n",
+        &[],
+        &[("data", "a file where the folder would go\n")],
+        &["tocsin.yaml:1:62: the email folder \"data/outbox\" cannot be created: data is a file, not a folder; pages sent by email would all fail; choose another dir"],
+    );
+}
+
+#[test]
+fn matchers_that_could_never_match() {
+    assert_errors(
+        &format!("{RULES_GLOB}escalation_policies: [ {{ name: p, levels: [ {{ notify: [ 'webhook:x' ] }} ] }} ]\nnotifiers: {{ webhooks: [ {{ name: x, url: 'http://127.0.0.1:1/' }} ] }}\nroutes:\n  - {{ match: [ '{{service=\"storage\"}}' ], policy: p }}\nsilences:\n  - {{ match: [ 'env!~\".*\"' ] }}\n"),
+        &[("r.yaml", "groups:\n  - name: g\n    rules:\n      - { name: A, match: [ 'service==storage' ], impact: {} }\n      - { name: B, match: [ \"region='china-east'\" ], impact: {} }\n")],
+        &[
+            "tocsin.yaml:5:16: invalid matcher \"{service=\\\"storage\\\"}\": write matchers without braces, one per list item, e.g. [ 'service=\"storage\"', 'region=~\"china-.*\"' ]",
+            "tocsin.yaml:7:16: invalid matcher \"env!~\\\".*\\\"\": it can never match: every value, the empty one too, matches \".*\"; remove it or write env!=\"\" for \"the label is set\"",
+            "rules/r.yaml:4:29: invalid matcher \"service==storage\": == is not an operator: write service=\"storage\"",
+            "rules/r.yaml:5:29: invalid matcher \"region='china-east'\": single quotes would be part of the value: write region=\"china-east\"",
+        ],
+    );
+}
+
+#[test]
+fn whens_that_read_fields_that_do_not_exist_or_are_not_boolean() {
+    let rule = |name: &str, when: &str| {
+        format!("      - name: {name}\n        when: \"{when}\"\n        impact: {{}}\n")
+    };
+    let rules = format!(
+        "groups:\n  - name: g\n    rules:\n{}{}{}{}",
+        rule("A", "probe.latncy_ms > 2000.0"),
+        rule("B", "lables.env == 'prod'"),
+        rule("C", "probe.latency_ms"),
+        rule("D", "labels.env == 'prod' && probe.latency_ms > 2000.0"),
+    );
+    assert_errors(
+        RULES_GLOB,
+        &[("r.yaml", &rules)],
+        &[
+            "rules/r.yaml:5:15: invalid when \"probe.latncy_ms > 2000.0\": probe has no field \"latncy_ms\" (did you mean latency_ms?); its fields are success, status_code, latency_ms, body, cert_expiry_days, error",
+            "rules/r.yaml:8:15: invalid CEL in when \"lables.env == 'prod'\": unknown variable \"lables\" (did you mean labels?), expected one of labels, annotations, value, source, probe",
+            "rules/r.yaml:11:15: invalid when \"probe.latency_ms\": it gives a number, not true or false; compare it (==, !=, <, >, in) or test it (has(), startsWith(), exists()), e.g. \"probe.latency_ms > 2000.0\" or \"labels.env == 'prod'\"",
+        ],
+    );
+}
+
+#[test]
+fn an_unset_password_env_is_a_warning_for_check_and_an_error_for_run() {
+    let config = format!(
+        "notifiers:\n  email:\n    from: tocsin@example.com\n    smtp: {{ host: 127.0.0.1, username: tocsin, password_env: {UNSET_VARIABLE} }}\n"
+    );
+    let (code, stdout, stderr, dir) = check(&config, &[]);
+    let message = format!("environment variable \"{UNSET_VARIABLE}\" (password_env) is not set: the engine needs it to sign in to the SMTP server and refuses to start without it; set it in the engine's environment, or use password_file");
+    assert_eq!(code, 0, "a warning only: {stderr:?}");
+    assert_eq!(stderr, [format!("tocsin.yaml:4:62: warning: {message}")]);
+    assert!(
+        stdout.contains("OK") && stdout.contains("1 warning(s)"),
+        "{stdout}"
+    );
+    assert_run_refuses(dir.path(), &[&format!("tocsin.yaml:4:62: {message}")]);
+}
+
+#[test]
+fn smtp_credentials_that_cannot_sign_in() {
+    assert_errors(
+        "notifiers:\n  email:\n    from: tocsin@example.com\n    smtp: { host: 127.0.0.1, username: tocsin }\n  webhooks: [ { name: x, url: 'http://127.0.0.1:1/', headers: { 'X Team': a } } ]\n",
+        &[],
+        &[
+            "tocsin.yaml:4:40: a username needs a password: set password_file or password_env",
+            "tocsin.yaml:5:66: invalid header name \"X Team\": expected letters, digits and - (e.g. X-Api-Key)",
         ],
     );
 }

@@ -1,6 +1,6 @@
 //! Several engines on one PostgreSQL: one pages, all serve, none loses or doubles a page.
 //!
-//! Real binaries, a real PostgreSQL (127.0.0.1:5432, a database per test), a real webhook
+//! Real binaries, a real PostgreSQL (`TOCSIN_TEST_PG_URL`, a database per test), a real webhook
 //! receiver that keeps every request with its `X-Tocsin-Delivery`.
 
 mod support;
@@ -16,8 +16,8 @@ use axum::Router;
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 use support::{
-    eventually, free_port, list_incidents, metric, push_alerts, EngineProcess, PgDatabase, TestDir,
-    CATALOG,
+    eventually, free_port, list_incidents, metric, push_alerts, run_tocsin, EngineProcess,
+    PgDatabase, TestDir, CATALOG,
 };
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
@@ -34,6 +34,7 @@ struct Got {
     level: Option<u64>,
     incident: i64,
     at: DateTime<Utc>,
+    ack_url: Option<String>,
 }
 
 /// A webhook receiver on 127.0.0.1 that answers 200 and keeps every request.
@@ -63,6 +64,7 @@ impl Receiver {
                         level: payload["escalation"]["level"].as_u64(),
                         incident: payload["incident"]["id"].as_i64().unwrap_or(-1),
                         at: Utc::now(),
+                        ack_url: payload["ack_url"].as_str().map(str::to_string),
                     });
                     "ok"
                 }
@@ -108,6 +110,7 @@ impl Proxy {
     async fn start() -> Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
+        let server = support::pg_server_address();
         let cut = Arc::new(AtomicBool::new(false));
         let links: Arc<Mutex<Vec<JoinHandle<()>>>> = Arc::default();
         let (cut2, links2) = (Arc::clone(&cut), Arc::clone(&links));
@@ -120,8 +123,9 @@ impl Proxy {
                     drop(client);
                     continue;
                 }
+                let server = server.clone();
                 let link = tokio::spawn(async move {
-                    if let Ok(mut server) = TcpStream::connect("127.0.0.1:5432").await {
+                    if let Ok(mut server) = TcpStream::connect(&server).await {
                         let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
                     }
                 });
@@ -157,9 +161,14 @@ impl Drop for Proxy {
 }
 
 fn config(store_url: &str, receiver: &str) -> String {
+    config_with(store_url, receiver, &format!("lease: {LEASE_SECS}s"))
+}
+
+/// With more of `store:` than its url (`lease: 10s, engine_id: a`).
+fn config_with(store_url: &str, receiver: &str, store: &str) -> String {
     format!(
         r#"{CATALOG}
-store: {{ url: "{store_url}", lease: {LEASE_SECS}s }}
+store: {{ url: "{store_url}", {store} }}
 rule_files: [ "rules/*.yaml" ]
 responders:
   - {{ id: oncall, webhook: hook }}
@@ -395,7 +404,7 @@ async fn a_leader_cut_off_from_the_database_stops_paging_and_another_takes_over(
     let dirs: Vec<TestDir> = proxies
         .iter()
         .map(|p| {
-            let url = db.url.replace(":5432/", &format!(":{}/", p.port));
+            let url = support::pg_url_through(&db.url, p.port);
             TestDir::new(&config(&url, &receiver.url), &[("default.yaml", &rules)])
         })
         .collect();
@@ -426,7 +435,7 @@ async fn a_leader_cut_off_from_the_database_stops_paging_and_another_takes_over(
     let cut_at = Utc::now();
     proxies[0].cut();
 
-    // It steps down when its fence runs out, before the lease can pass.
+    // It steps down when its fence runs out, and the other engine takes the lease.
     let stepped_down = eventually(Duration::from_secs(LEASE_SECS * 3), || async {
         (role(&http, &url(0)).await.as_deref() == Some("follower")).then(Utc::now)
     })
@@ -437,15 +446,9 @@ async fn a_leader_cut_off_from_the_database_stops_paging_and_another_takes_over(
     })
     .await
     .expect("the other engine takes over");
-    println!(
-        "cut-off leader stepped down {} ms after the cut; the other engine led {} ms after the cut",
-        (stepped_down - cut_at).num_milliseconds(),
-        (took_over - cut_at).num_milliseconds()
-    );
-    assert!(
-        stepped_down <= took_over,
-        "the old leader stopped before the new one started"
-    );
+    // The old leader stopped starting pages before the new one's term began, by each engine's
+    // own record: the old one's fence end, the new one's term start (when it sent the lease
+    // request that won it), both on this machine's clock.
     let metrics = http
         .get(format!("{}/metrics", url(0)))
         .send()
@@ -454,11 +457,51 @@ async fn a_leader_cut_off_from_the_database_stops_paging_and_another_takes_over(
         .text()
         .await
         .unwrap();
+    let new_leader_metrics = http
+        .get(format!("{}/metrics", url(1)))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let at = |seconds: f64| {
+        DateTime::<Utc>::from_timestamp_millis((seconds * 1000.0).round() as i64).unwrap()
+    };
+    let stopped = at(
+        metric(&metrics, "tocsin_leader_fence_end_timestamp_seconds")
+            .expect("the old leader's fence end"),
+    );
+    let started = at(metric(
+        &new_leader_metrics,
+        "tocsin_leader_term_start_timestamp_seconds",
+    )
+    .expect("the new leader's term start"));
+    println!(
+        "after the cut: the old leader stopped starting pages at +{} ms, the new leader's term \
+         began at +{} ms (seen by polling: stepped down +{} ms, took over +{} ms)",
+        (stopped - cut_at).num_milliseconds(),
+        (started - cut_at).num_milliseconds(),
+        (stepped_down - cut_at).num_milliseconds(),
+        (took_over - cut_at).num_milliseconds()
+    );
+    // Its last renewal before the cut gave it a fence that outlasted the cut.
+    assert!(
+        stopped > cut_at,
+        "the old leader's fence ended at {stopped}, before the cut at {cut_at}"
+    );
+    assert!(
+        stopped < started,
+        "the old leader could start pages until {stopped}, but the new leader's term began at \
+         {started}"
+    );
+    assert!(started <= took_over);
     assert_eq!(metric(&metrics, "tocsin_leader"), Some(0.0));
     let sent_by_old = metric(
         &metrics,
         "tocsin_pages_total{channel=\"webhook\",outcome=\"delivered\"}",
     );
+    assert_eq!(sent_by_old, Some(1.0), "the old leader delivered level 0");
 
     // The new leader pages level 1 once.
     let level1 = eventually(Duration::from_secs(20), || async {
@@ -524,5 +567,189 @@ async fn a_leader_cut_off_from_the_database_stops_paging_and_another_takes_over(
         );
     }
     drop((first, second));
+    db.drop_db().await;
+}
+
+/// Pushes and a resolve through a follower go through the inbox to the leader: an alert
+/// resolved while it still fires opens a new incident at its next push, and it is paged, as
+/// on one engine.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resolve_through_a_follower_does_not_hide_an_alert_that_still_fires() {
+    let db = PgDatabase::create().await;
+    let receiver = Receiver::start().await;
+    let rules = support::default_rules();
+    let dirs: Vec<TestDir> = (0..2)
+        .map(|_| TestDir::new(&config(&db.url, &receiver.url), &[("default.yaml", &rules)]))
+        .collect();
+    let ports = [free_port(), free_port()];
+    let http = http();
+    let url = |i: usize| format!("http://127.0.0.1:{}", ports[i]);
+    let mut leader = EngineProcess::spawn(&dirs[0], ports[0]);
+    leader.wait_ready().await;
+    let mut follower = EngineProcess::spawn(&dirs[1], ports[1]);
+    follower.wait_ready().await;
+    assert_eq!(role(&http, &url(1)).await.as_deref(), Some("follower"));
+
+    push(&http, &url(1), "storage", "china-east").await;
+    let first = list_incidents(&http, &url(1)).await[0]["id"]
+        .as_i64()
+        .unwrap();
+    let response = http
+        .post(format!("{}/api/v1/incidents/{first}/resolve", url(1)))
+        .json(&json!({ "by": "carol" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    let detail: Value = http
+        .get(format!("{}/api/v1/incidents/{first}", url(1)))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(detail["status"], "resolved", "{detail:#}");
+    assert_eq!(
+        detail["impacts"][0]["cleared_at"],
+        Value::Null,
+        "{detail:#}"
+    );
+    let entry = detail["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["kind"] == "resolved")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        entry["data"]["still_firing"],
+        json!([detail["impacts"][0]["id"]])
+    );
+
+    push(&http, &url(1), "storage", "china-east").await;
+    let all = list_incidents(&http, &url(1)).await;
+    assert_eq!(all.len(), 2, "{all:#?}");
+    assert_eq!(all[1]["status"], "triggered");
+    let second = all[1]["id"].as_i64().unwrap();
+    let paged = eventually(Duration::from_secs(10), || async {
+        let pages = receiver.deduped(second);
+        (!pages.is_empty()).then_some(pages)
+    })
+    .await
+    .expect("the new incident is paged");
+    assert_eq!(paged[0].event, "triggered", "{paged:?}");
+    drop((leader, follower));
+    db.drop_db().await;
+}
+
+
+/// Each engine has its own folder and no `ack_secret_file`: the ack-link key is the store's,
+/// so a link in the leader's page acknowledges through a follower.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ack_link_signed_by_the_leader_acknowledges_through_a_follower() {
+    let db = PgDatabase::create().await;
+    let receiver = Receiver::start().await;
+    let rules = support::default_rules();
+    let dirs: Vec<TestDir> = (0..2)
+        .map(|_| TestDir::new(&config(&db.url, &receiver.url), &[("default.yaml", &rules)]))
+        .collect();
+    let ports = [free_port(), free_port()];
+    let url = |i: usize| format!("http://127.0.0.1:{}", ports[i]);
+    let mut leader = EngineProcess::spawn(&dirs[0], ports[0]);
+    leader.wait_ready().await;
+    let mut follower = EngineProcess::spawn(&dirs[1], ports[1]);
+    follower.wait_ready().await;
+    let http = http();
+    assert_eq!(role(&http, &url(0)).await.as_deref(), Some("leader"));
+    assert_eq!(role(&http, &url(1)).await.as_deref(), Some("follower"));
+
+    push(&http, &url(0), "storage", "china-east").await;
+    let page = eventually(Duration::from_secs(10), || async {
+        receiver.got().into_iter().find(|g| g.event == "triggered")
+    })
+    .await
+    .expect("the leader pages");
+    let link = page.ack_url.expect("the page carries an ack link");
+    let path = &link[link.find("/ack/").expect("an /ack/ link")..];
+    let response = http.post(format!("{}{path}", url(1))).send().await.unwrap();
+    let status = response.status();
+    let text = response.text().await.unwrap_or_default();
+    assert_eq!(
+        status, 200,
+        "the follower accepts the leader's link: {text}"
+    );
+    let incident = list_incidents(&http, &url(0)).await;
+    assert_eq!(incident[0]["status"], "acknowledged", "{incident:?}");
+    assert_eq!(incident[0]["acknowledged_by"], "oncall", "{incident:?}");
+    drop((leader, follower));
+    db.drop_db().await;
+}
+
+/// Two engines given the same `engine_id` (one shared config): the second is refused while
+/// the first holds and renews the lease under it, and the first leads on. Killed, the first
+/// is replaced under the same id at once: its successor sees that nobody renews the lease
+/// and takes it back, with a new term, well before it would run out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_live_engine_under_one_engine_id_is_refused_and_a_killed_one_is_replaced() {
+    let db = PgDatabase::create().await;
+    let receiver = Receiver::start().await;
+    let rules = support::default_rules();
+    // A 10 s lease, renewed every 2 s: a restart takes the lease back after watching it for
+    // 3 s, at least 5 s before it could run out.
+    let shared = config_with(&db.url, &receiver.url, "lease: 10s, engine_id: tocsin-a");
+    let dirs: Vec<TestDir> = (0..2)
+        .map(|_| TestDir::new(&shared, &[("default.yaml", &rules)]))
+        .collect();
+    let http = http();
+    let mut first = EngineProcess::spawn(&dirs[0], free_port());
+    first.wait_ready().await;
+    let ready = |url: String| {
+        let http = http.clone();
+        async move {
+            let r = http.get(format!("{url}/-/ready")).send().await.ok()?;
+            r.text().await.ok()
+        }
+    };
+    let said = ready(first.url.clone()).await.unwrap_or_default();
+    assert!(said.contains("leader (term 1)"), "{said}");
+
+    let (code, stdout, stderr) = run_tocsin(
+        dirs[1].path(),
+        &["run", "--config", "config.yaml", "--listen", "127.0.0.1:0"],
+    )
+    .await;
+    assert_eq!(code, 1, "stdout:\n{stdout}\nstderr:\n{stderr}");
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.contains(" INFO ")).collect();
+    assert_eq!(lines.len(), 1, "one line:\n{stderr}");
+    assert!(
+        lines[0].contains("engine id \"tocsin-a\" is in use") && lines[0].contains("renewed"),
+        "{stderr}"
+    );
+    // The first leads on and pages.
+    let said = ready(first.url.clone()).await.unwrap_or_default();
+    assert!(said.contains("leader (term 1)"), "{said}");
+    push(&http, &first.url, "storage", "china-east").await;
+    eventually(Duration::from_secs(10), || async {
+        receiver.got().into_iter().find(|g| g.event == "triggered")
+    })
+    .await
+    .expect("the first engine pages");
+
+    first.kill();
+    let mut second = EngineProcess::spawn(&dirs[1], free_port());
+    second.wait_ready().await;
+    let led = eventually(Duration::from_secs(20), || async {
+        let said = ready(second.url.clone()).await?;
+        said.contains("leader (term 2)").then_some(())
+    })
+    .await;
+    let log = std::fs::read_to_string(&second.log).unwrap_or_default();
+    assert!(led.is_some(), "the restarted engine leads:\n{log}");
+    assert!(
+        log.contains("took back the lease nobody renewed"),
+        "taken back, not waited out:\n{log}"
+    );
+    drop(second);
     db.drop_db().await;
 }

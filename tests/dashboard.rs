@@ -389,10 +389,11 @@ async fn incident_page_shows_fields_impacts_and_the_whole_timeline() {
         let store = store.clone();
         async move {
             let pages = store.pages_of(id).await.ok()?;
-            pages
-                .iter()
-                .all(|p| p.status == tocsin::store::OutboxStatus::Delivered)
-                .then_some(())
+            (!pages.is_empty()
+                && pages
+                    .iter()
+                    .all(|p| p.status == tocsin::store::OutboxStatus::Delivered))
+            .then_some(())
         }
     })
     .await;

@@ -3,6 +3,7 @@
 mod support;
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use support::{TestDir, TestEngine, CATALOG};
 use tocsin::engine::Input;
@@ -580,4 +581,187 @@ async fn a_merged_incident_keeps_every_impact_after_a_restart() {
     let (_, merged) = engine.get("/api/v1/incidents/2").await;
     assert_eq!(impacts_of(&merged), Vec::<i64>::new(), "{merged}");
     engine.stop().await;
+}
+
+// ===== signals and the CLI's output ========================================================
+
+/// Every alert pages alice by email (`.eml` files): a push makes a batch that pages.
+const PAGED: &str = r#"
+store: { url: "sqlite://data/tocsin.db" }
+responders:
+  - { id: alice, email: alice@example.com }
+escalation_policies:
+  - name: main
+    levels:
+      - { after: 0s, notify: [ "responder:alice" ] }
+routes:
+  - { match: [], policy: main }
+notifiers:
+  email: { from: tocsin@example.com, file: { dir: data/outbox } }
+"#;
+
+/// SIGINT or SIGTERM while the store is still opening (a database that accepts connections
+/// and never answers): the engine stops cleanly at once, without waiting out the start.
+#[tokio::test]
+async fn sigint_or_sigterm_during_start_up_stops_the_engine_cleanly() {
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let db_port = silent.local_addr().unwrap().port();
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    for signal in ["INT", "TERM"] {
+        let dir = TestDir::new(
+            &format!("store: {{ url: \"postgres://tocsin@127.0.0.1:{db_port}/tocsin\" }}\n"),
+            &[],
+        );
+        let mut engine = support::EngineProcess::spawn(&dir, support::free_port());
+        // Serving /-/healthy, not ready: the store is still opening.
+        let url = engine.url.clone();
+        let starting = support::eventually(Duration::from_secs(15), || async {
+            let r = http.get(format!("{url}/-/ready")).send().await.ok()?;
+            (r.status() == 503).then_some(())
+        })
+        .await;
+        assert!(starting.is_some(), "{}", log_of(&engine.log));
+        support::send_signal(&engine.child, signal);
+        let exit = support::exit_of(&mut engine.child, Duration::from_secs(8)).await;
+        let log = log_of(&engine.log);
+        let exit = exit.unwrap_or_else(|| panic!("SIG{signal}: still running:\n{log}"));
+        assert!(exit.success(), "SIG{signal}: {exit:?}\n{log}");
+        assert!(
+            log.contains(&format!("SIG{signal} during start-up: stopping"))
+                && log.contains("stopped cleanly"),
+            "{log}"
+        );
+        assert!(
+            !log.contains("ERROR") && !log.contains("pool timed out"),
+            "{log}"
+        );
+    }
+    drop(silent);
+}
+
+/// The first SIGTERM drains; a second while the drain waits (here on a SQLite write lock
+/// another process holds) stops the engine at once. The lock goes with the process, and
+/// nothing the engine paged is lost: the restarted engine has the incident.
+#[tokio::test]
+async fn a_second_signal_while_the_engine_drains_stops_it_at_once() {
+    let dir = TestDir::new(PAGED, &[("default.yaml", &support::default_rules())]);
+    let mut engine = support::EngineProcess::spawn(&dir, support::free_port());
+    engine.wait_ready().await;
+    let database = dir.path().join("data/tocsin.db");
+    let holder = rusqlite::Connection::open(&database).unwrap();
+    holder.busy_timeout(Duration::from_secs(10)).unwrap();
+    holder.execute_batch("BEGIN IMMEDIATE").unwrap();
+
+    // A push whose batch pages and then waits for SQLite's write lock (10 s busy time-out).
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let push = {
+        let (http, url) = (http.clone(), engine.url.clone());
+        tokio::spawn(async move {
+            let body = serde_json::json!([{ "labels": { "alertname": "Down",
+                "severity": "critical", "service": "storage", "region": "china-east" } }]);
+            let _ = http
+                .post(format!("{url}/api/v2/alerts"))
+                .json(&body)
+                .send()
+                .await;
+        })
+    };
+    let outbox = dir.path().join("data/outbox");
+    let paged = support::eventually(Duration::from_secs(10), || async {
+        let files = std::fs::read_dir(&outbox).ok()?.count();
+        (files == 1).then_some(())
+    })
+    .await;
+    assert!(paged.is_some(), "paged:\n{}", log_of(&engine.log));
+
+    support::send_signal(&engine.child, "TERM");
+    let draining = support::eventually(Duration::from_secs(5), || async {
+        log_of(&engine.log).contains("shutting down").then_some(())
+    })
+    .await;
+    assert!(draining.is_some(), "{}", log_of(&engine.log));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        engine.child.try_wait().unwrap().is_none(),
+        "the drain waits for the write lock:\n{}",
+        log_of(&engine.log)
+    );
+    support::send_signal(&engine.child, "TERM");
+    let exit = support::exit_of(&mut engine.child, Duration::from_secs(5)).await;
+    let log = log_of(&engine.log);
+    let exit = exit.unwrap_or_else(|| panic!("still running after a second SIGTERM:\n{log}"));
+    assert_eq!(exit.code(), Some(1), "{log}");
+    assert!(
+        log.contains("tocsin: SIGTERM while shutting down: stopped at once"),
+        "{log}"
+    );
+    assert!(!log.contains("stopped cleanly"), "{log}");
+    push.abort();
+
+    holder.execute_batch("ROLLBACK").unwrap();
+    drop(holder);
+    let mut again = support::EngineProcess::spawn(&dir, support::free_port());
+    again.wait_ready().await;
+    let incidents = support::list_incidents(&http, &again.url).await;
+    assert_eq!(incidents.len(), 1, "{incidents:?}");
+}
+
+/// `tocsin incidents list | head -1` and the like: a command whose output is closed ends
+/// without a panic or a backtrace, with the status it would have had.
+#[tokio::test]
+async fn a_command_whose_output_is_closed_ends_quietly() {
+    let dir = TestDir::new(CATALOG, &[("default.yaml", &support::default_rules())]);
+    let engine = TestEngine::start(&dir).await;
+    for service in ["storage", "sqldb"] {
+        engine
+            .running
+            .engine()
+            .send(Input::Signals(vec![alert(&[
+                ("alertname", "Down"),
+                ("severity", "critical"),
+                ("service", service),
+            ])]))
+            .await
+            .unwrap();
+    }
+    dir.write(
+        "failing_test.yaml",
+        r#"
+config: config.yaml
+tests:
+  - name: expects an incident that never opens
+    input: []
+    expect:
+      - { at: 1m, incidents: [ { status: triggered } ] }
+"#,
+    );
+    let failing = dir.path().join("failing_test.yaml");
+    let cases: [(&[&str], i32); 2] = [
+        (&["incidents", "list", "--url", &engine.url], 0),
+        (&["test", failing.to_str().unwrap()], 1),
+    ];
+    for (args, status) in cases {
+        let (reader, writer) = std::io::pipe().unwrap();
+        // The reader is gone before the command writes a byte, as `head` once it has a line.
+        drop(reader);
+        let output = tokio::time::timeout(
+            Duration::from_secs(60),
+            tokio::process::Command::new(env!("CARGO_BIN_EXE_tocsin"))
+                .args(args)
+                .stdout(writer)
+                .kill_on_drop(true)
+                .output(),
+        )
+        .await
+        .expect("ends")
+        .expect("runs");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(status), "{args:?}: {stderr}");
+        assert!(stderr.is_empty(), "{args:?}: quiet, but said:\n{stderr}");
+    }
+    engine.stop().await;
+}
+
+fn log_of(path: &std::path::Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_default()
 }

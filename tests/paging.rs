@@ -822,8 +822,11 @@ async fn a_receiver_hears_of_an_incident_in_order_even_while_a_page_is_retried()
     engine.stop().await;
 }
 
+/// A webhook secret file that is missing is refused at start and on a reload, naming the
+/// file: pages are never sent unsigned, and never wait on a secret the engine lacks. The
+/// secret in force meanwhile signs them.
 #[tokio::test]
-async fn pages_wait_for_a_missing_webhook_secret_and_go_out_signed_after_a_reload() {
+async fn a_missing_webhook_secret_is_refused_at_start_and_on_reload_and_the_old_one_signs() {
     let receiver = Receiver::start(vec![], Answer::Status(200)).await;
     let webhooks = format!(
         "[ {{ name: hook, url: \"{}\", secret_file: secrets/hook, timeout: 5s }} ]",
@@ -831,29 +834,44 @@ async fn pages_wait_for_a_missing_webhook_secret_and_go_out_signed_after_a_reloa
     );
     let config = delivery_config("webhook:hook", "responder:alice", FILE_EMAIL, &webhooks);
     let dir = TestDir::new(&config, &[("default.yaml", &support::default_rules())]);
-    let engine = TestEngine::start(&dir).await;
-    let id = open_incident(&engine).await;
-    wait_count(&engine, "webhook", "retry", 2).await;
-    wait_written(&engine, id, "delivery_attempt", 2).await;
-    // Unsigned pages are not sent: nothing reached the receiver.
-    assert!(receiver.received().is_empty());
-    let stored = &engine.running.state.store.pages_of(id).await.unwrap()[0];
-    assert_eq!(stored.status, OutboxStatus::Pending);
-    let error = stored.last_error.clone().unwrap_or_default();
+    let refused = tocsin::app::start(tocsin::app::Options {
+        config_path: dir.config_path(),
+        clock: Clock::System,
+        listen: Some("127.0.0.1:0".into()),
+    })
+    .await
+    .err()
+    .expect("no start without the webhook secret")
+    .to_string();
     assert!(
-        error.contains("hook") && error.contains("secret"),
-        "{error}"
+        refused.contains("config.yaml:")
+            && refused.contains("webhook secret file \"secrets/hook\"")
+            && refused.contains("does not exist"),
+        "{refused}"
     );
 
-    dir.write("secrets/hook", "n3w-key\n");
-    let (status, answer) = engine.post("/-/reload", &serde_json::json!({})).await;
-    assert_eq!(status, 200, "{answer}");
+    dir.write("secrets/hook", "0ld-key\n");
+    let engine = TestEngine::start(&dir).await;
+    open_incident(&engine).await;
     wait_count(&engine, "webhook", "delivered", 1).await;
     let got = receiver.received();
     assert_eq!(got.len(), 1);
     assert_eq!(
         got[0].header("x-tocsin-signature"),
-        Some(hmac_hex(b"n3w-key", &got[0].body))
+        Some(hmac_hex(b"0ld-key", &got[0].body))
+    );
+    // Gone while the engine runs: the reload is refused and the key in force stays.
+    std::fs::remove_file(dir.path().join("secrets/hook")).unwrap();
+    let (status, answer) = engine.post("/-/reload", &serde_json::json!({})).await;
+    assert_eq!(status, 500, "{answer}");
+    let error = answer["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("secrets/hook") && error.contains("does not exist"),
+        "{answer}"
+    );
+    assert_eq!(
+        engine.running.metrics.config_last_reload_successful.get(),
+        0
     );
     engine.stop().await;
 }

@@ -5,7 +5,9 @@
 //!   engine keep working; none is given up before `retry.max_age`, then each gets a
 //!   `delivery_failed` entry and `pages_total{outcome="failed"}`, and escalation goes on.
 //! - Store trouble (a really full disk: a size-limited tmpfs; a really read-only file: the
-//!   immutable attribute, which stops root too): the engine keeps paging from memory, is
+//!   immutable attribute, which stops root too, on an ext4 file system of the test's own):
+//!   both need root, and fail without it (`TOCSIN_TEST_WITHOUT_ROOT=1` leaves them out on
+//!   purpose). The engine keeps paging from memory, is
 //!   unready with the reason, logs one error, answers writes 503, and writes everything once
 //!   the store recovers, without sending a page twice.
 //! - A short crash test: SIGKILL under load, nothing lost (the long form is `#[ignore]`d and
@@ -17,7 +19,9 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use reliability_support::{eventually, free_port, Hang, Proc, Recorder, Tmpfs};
+use reliability_support::{
+    cannot_make, eventually, free_port, mounts_wanted, Ext4, Hang, Proc, Recorder, Tmpfs,
+};
 use serde_json::{json, Value};
 use support::{TestDir, TestEngine};
 use tocsin::store::{OutboxStatus, Store};
@@ -336,6 +340,15 @@ async fn through_store_trouble(dir: &Path, db: &Path, trouble: Trouble) {
     let (status, text) = engine.get("/-/ready").await;
     assert_eq!(status, 503, "{text}");
     assert!(text.contains("store cannot be written"), "{text}");
+    if let Trouble::ReadOnly(files) = &trouble {
+        // SQLite says "disk I/O error"; the file system's word names the file and why.
+        let file = files[0].canonicalize().unwrap();
+        let said = format!(
+            "{} cannot be written: Operation not permitted",
+            file.display()
+        );
+        assert!(text.contains(&said), "{said:?} not in: {text}");
+    }
     assert_eq!(engine.get("/-/healthy").await.0, 200);
 
     // Paging goes on from memory: the incident the store refused is paged...
@@ -414,7 +427,7 @@ async fn through_store_trouble(dir: &Path, db: &Path, trouble: Trouble) {
     eventually(Duration::from_secs(10), || caught_up(&engine))
         .await
         .expect("the refused incident and the ack were written");
-    let store = Store::open(&format!("sqlite://{}", db.display()))
+    let store = Store::open_read_only(&format!("sqlite://{}", db.display()))
         .await
         .unwrap();
     let delivered = eventually(Duration::from_secs(10), || async {
@@ -452,34 +465,129 @@ async fn through_store_trouble(dir: &Path, db: &Path, trouble: Trouble) {
 
 #[tokio::test]
 async fn a_full_disk_keeps_paging_from_memory_and_catches_up() {
+    if !mounts_wanted("a_full_disk_keeps_paging_from_memory_and_catches_up") {
+        return;
+    }
     let scratch = tempfile::tempdir().unwrap();
     let mount = scratch.path().join("disk");
-    let fs = match Tmpfs::mount(&mount, 6) {
-        Ok(fs) => fs,
-        Err(why) => {
-            eprintln!("SKIPPED: cannot mount a size-limited tmpfs here (needs root): {why}");
-            return;
-        }
-    };
+    let fs = Tmpfs::mount(&mount, 6)
+        .unwrap_or_else(|why| cannot_make("a full disk (a 6 MB tmpfs)", &why));
     let db = mount.join("tocsin.db");
     through_store_trouble(scratch.path(), &db, Trouble::DiskFull(fs)).await;
 }
 
 #[tokio::test]
 async fn a_read_only_database_file_keeps_paging_from_memory_and_catches_up() {
-    let scratch = tempfile::tempdir().unwrap();
-    let db = scratch.path().join("data/tocsin.db");
-    std::fs::create_dir_all(db.parent().unwrap()).unwrap();
-    // Probe: chattr needs root and a filesystem that has the attribute.
-    let probe = scratch.path().join("probe");
-    std::fs::write(&probe, "x").unwrap();
-    if let Err(why) = reliability_support::immutable(std::slice::from_ref(&probe), true) {
-        eprintln!("SKIPPED: cannot make a file immutable here (needs root): {why}");
+    if !mounts_wanted("a_read_only_database_file_keeps_paging_from_memory_and_catches_up") {
         return;
     }
-    reliability_support::immutable(&[probe], false).unwrap();
+    let scratch = tempfile::tempdir().unwrap();
+    let fs = Ext4::mount(
+        &scratch.path().join("disk.img"),
+        &scratch.path().join("disk"),
+        64,
+    )
+    .unwrap_or_else(|why| {
+        cannot_make(
+            "a read-only database file (an immutable file on an ext4 of its own)",
+            &why,
+        )
+    });
+    let db = fs.dir.join("data/tocsin.db");
+    std::fs::create_dir_all(db.parent().unwrap()).unwrap();
     let files = vec![db.clone(), PathBuf::from(format!("{}-wal", db.display()))];
     through_store_trouble(scratch.path(), &db, Trouble::ReadOnly(files)).await;
+    drop(fs);
+}
+
+/// Undoes [`reliability_support::read_only`] when dropped, so a failing test leaves a
+/// folder the temporary directory can remove.
+struct ReadOnly(PathBuf);
+
+impl ReadOnly {
+    fn set(path: &Path) -> ReadOnly {
+        reliability_support::read_only(path, true)
+            .unwrap_or_else(|e| panic!("cannot make {} read-only: {e}", path.display()));
+        ReadOnly(path.to_path_buf())
+    }
+}
+
+impl Drop for ReadOnly {
+    fn drop(&mut self) {
+        let _ = reliability_support::read_only(&self.0, false);
+    }
+}
+
+/// `tocsin run` on a store it cannot write exits with status 1 and one line naming `file`
+/// and the OS's reason.
+async fn refused_at_start(dir: &Path, file: &Path) {
+    let (code, stdout, stderr) = support::run_tocsin(
+        dir,
+        &["run", "--config", "config.yaml", "--listen", "127.0.0.1:0"],
+    )
+    .await;
+    assert_eq!(code, 1, "stdout:\n{stdout}\nstderr:\n{stderr}");
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "one line, no driver noise:\n{stderr}");
+    let expected = format!("cannot open {} for writing: ", file.display());
+    assert!(
+        lines[0].contains(&expected),
+        "{expected:?} not in: {stderr}"
+    );
+    assert!(
+        [
+            "Permission denied",
+            "Operation not permitted",
+            "Read-only file system"
+        ]
+        .iter()
+        .any(|reason| lines[0].contains(reason)),
+        "the OS's reason: {stderr}"
+    );
+}
+
+/// A read-only database file, a read-only folder with no database yet, and a read-only
+/// folder around a writable database (SQLite and tocsin write files beside it): each start
+/// is refused at once, not after the connection pool's 10 s time-out.
+#[tokio::test]
+async fn a_store_that_cannot_be_written_is_refused_at_start_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(dir.path().join("rules")).unwrap();
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(
+        dir.path().join("config.yaml"),
+        "store: { url: \"sqlite://data/tocsin.db\" }\nrule_files: [ \"rules/*.yaml\" ]\n",
+    )
+    .unwrap();
+    let data = data.canonicalize().unwrap();
+    let database = data.join("tocsin.db");
+    let started = tokio::time::Instant::now();
+    {
+        let _folder = ReadOnly::set(&data);
+        refused_at_start(dir.path(), &database).await;
+    }
+    std::fs::write(&database, b"").unwrap();
+    {
+        let _file = ReadOnly::set(&database);
+        refused_at_start(dir.path(), &database).await;
+    }
+    {
+        let _folder = ReadOnly::set(&data);
+        refused_at_start(dir.path(), &data.join("tocsin.db-engine")).await;
+    }
+    // Three refusals; the promise is 2 s each, and the pool's time-out alone was 10 s.
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(15), "{took:?}");
+    // Writable again, it starts.
+    let mut engine = Proc::start(
+        &dir.path().join("config.yaml"),
+        free_port(),
+        &dir.path().join("engine.log"),
+        &[],
+    );
+    engine.wait_ready().await;
+    engine.kill();
 }
 
 // ===== crash under load =====================================================================

@@ -22,7 +22,7 @@ fn the_shipped_rule_tests_pass() {
         "tests/rules/lifecycle.yaml",
     ]);
     assert_eq!(code, 0, "{out}");
-    assert!(out.contains("24 passed, 0 failed"), "{out}");
+    assert!(out.contains("28 passed, 0 failed"), "{out}");
 }
 
 #[test]

@@ -635,7 +635,10 @@ async fn a_pushed_batch_keeps_its_good_alerts_and_names_the_bad_one() {
         "{body}"
     );
     assert!(
-        body["error"].as_str().unwrap().contains("alert 1: labels"),
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("alert 1: field \"labels\": expected an object"),
         "{body}"
     );
     let titles: Vec<Value> = incidents(&engine)

@@ -61,6 +61,7 @@ fn impact(id: i64, incident_id: i64) -> Impact {
         summary: "storage down".into(),
         started_at: t(0),
         cleared_at: None,
+        firing_at_resolve: false,
         cri: None,
     }
 }
@@ -353,23 +354,69 @@ async fn store_on_postgres() {
 
 async fn lease(store: &Store) {
     // Free: the first engine takes term 1 and keeps it on renewal.
-    assert_eq!(store.acquire_or_renew("a", 2_000).await.unwrap(), Some(1));
-    assert_eq!(store.acquire_or_renew("a", 2_000).await.unwrap(), Some(1));
-    // Held: another engine cannot take it before it runs out.
-    assert_eq!(store.acquire_or_renew("b", 2_000).await.unwrap(), None);
+    assert_eq!(
+        store.acquire_or_renew("a", "1", 2_000).await.unwrap(),
+        Some(1)
+    );
+    assert_eq!(
+        store.acquire_or_renew("a", "1", 2_000).await.unwrap(),
+        Some(1)
+    );
+    // Held: another engine cannot take it before it runs out, nor another process under
+    // the same engine id.
+    assert_eq!(store.acquire_or_renew("b", "2", 2_000).await.unwrap(), None);
+    assert_eq!(store.acquire_or_renew("a", "3", 2_000).await.unwrap(), None);
     assert_eq!(
         store.lease_holder().await.unwrap(),
         Some(("a".to_string(), 1))
     );
     // Run out: the other engine takes it with a new term (the fencing token).
-    assert_eq!(store.acquire_or_renew("a", 1).await.unwrap(), Some(1));
+    assert_eq!(store.acquire_or_renew("a", "1", 1).await.unwrap(), Some(1));
     tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     assert_eq!(store.lease_holder().await.unwrap(), None);
-    assert_eq!(store.acquire_or_renew("b", 2_000).await.unwrap(), Some(2));
-    assert_eq!(store.acquire_or_renew("a", 2_000).await.unwrap(), None);
-    // Released: taken at once.
-    store.release_lease("b").await.unwrap();
-    assert_eq!(store.acquire_or_renew("a", 2_000).await.unwrap(), Some(3));
+    assert_eq!(
+        store.acquire_or_renew("b", "2", 2_000).await.unwrap(),
+        Some(2)
+    );
+    assert_eq!(store.acquire_or_renew("a", "1", 2_000).await.unwrap(), None);
+    // Released: taken at once; a release by another process under the same id is not one.
+    store.release_lease("b", "9").await.unwrap();
+    assert_eq!(store.acquire_or_renew("a", "1", 2_000).await.unwrap(), None);
+    store.release_lease("b", "2").await.unwrap();
+    assert_eq!(
+        store.acquire_or_renew("a", "1", 2_000).await.unwrap(),
+        Some(3)
+    );
+    // Taken back under the same id by a new process, only while it was not renewed since:
+    // a new term.
+    let row = store.lease_row().await.unwrap().unwrap();
+    assert_eq!((row.holder.as_str(), row.instance.as_str()), ("a", "1"));
+    assert_eq!(
+        store
+            .reclaim_lease("a", "4", row.expires_at - 1, 2_000)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        store
+            .reclaim_lease("b", "4", row.expires_at, 2_000)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        store
+            .reclaim_lease("a", "4", row.expires_at, 2_000)
+            .await
+            .unwrap(),
+        Some(4)
+    );
+    assert_eq!(store.acquire_or_renew("a", "1", 2_000).await.unwrap(), None);
+    assert_eq!(
+        store.acquire_or_renew("a", "4", 2_000).await.unwrap(),
+        Some(4)
+    );
 }
 
 #[tokio::test]
@@ -514,38 +561,12 @@ async fn large_and_small_engine_batches_land_whole_in_order() {
     store.close().await;
 }
 
-/// A store at `url` as an engine of an earlier version left it: `backend`'s migrations up to
-/// `last` (numbered from 1) applied, none after.
-async fn store_of_an_earlier_version(url: &str, backend: &str, last: i64) -> sqlx::AnyPool {
-    sqlx::any::install_default_drivers();
-    let migrations = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("migrations")
-        .join(backend);
-    let mut before = sqlx::migrate::Migrator::new(migrations).await.unwrap();
-    let older: Vec<_> = before
-        .migrations
-        .iter()
-        .filter(|m| m.version <= last)
-        .cloned()
-        .collect();
-    assert_eq!(older.len() as i64, last);
-    before.migrations = older.into();
-    let connect = if backend == "sqlite" {
-        format!("{url}?mode=rwc")
-    } else {
-        url.to_string()
-    };
-    let old = sqlx::AnyPool::connect(&connect).await.unwrap();
-    before.run(&old).await.unwrap();
-    old
-}
-
 /// A store written before rule states and leases had row ids (migrations up to 0003) is
 /// migrated in place when a new engine opens it: every row is still there, rule states and
 /// leases get row ids in order, new rows are numbered past them, and timeline ids go on
 /// past the old ones.
 async fn upgrade_from_keyed_rows(url: &str, backend: &str) {
-    let old = store_of_an_earlier_version(url, backend, 3).await;
+    let old = support::store_of_an_earlier_version(url, backend, 3).await;
 
     let signal = Signal::new(
         SourceKind::Alert,
@@ -689,7 +710,8 @@ async fn a_store_from_before_row_ids_upgrades_in_place() {
             "_sqlx_migrations",
             "heartbeats",
             "leader_lease",
-            "source_state"
+            "source_state",
+            "stored_secrets"
         ],
         "tables keyed by name keep theirs; none of the engine's numbered tables do"
     );
@@ -704,7 +726,7 @@ async fn a_store_from_before_row_ids_upgrades_in_place() {
 /// before, a restart loads those of open incidents, and links written after the upgrade
 /// (new impacts, a merge) add to the old ones.
 async fn upgrade_to_impact_links(url: &str, backend: &str, last_before: i64) {
-    let old = store_of_an_earlier_version(url, backend, last_before).await;
+    let old = support::store_of_an_earlier_version(url, backend, last_before).await;
     let mut statements = Vec::new();
     for (id, status) in [
         (1, Status::Triggered),

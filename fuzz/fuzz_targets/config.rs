@@ -9,7 +9,8 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     // `rule_files` globs the filesystem (a pattern like "/**" walks all of it): that is I/O,
-    // not parsing, and the `rules` target covers rule files.
+    // not parsing, and the `rules` target covers rule files. The other files a config names
+    // are read too, but only regular ones and at most 16 MiB each: bounded.
     if text.contains("rule_files") {
         return;
     }

@@ -5,7 +5,6 @@ use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::{header, StatusCode};
-use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
@@ -29,7 +28,7 @@ pub fn router() -> Router<AppState> {
 /// What the server answers while the store opens and the rules load: the process is alive
 /// and its metrics are readable, but it is not ready and has no API yet.
 pub fn starting_router(metrics: Arc<Metrics>) -> Router {
-    Router::new()
+    let routes = Router::new()
         .route("/metrics", get(move || async move { exposition(&metrics) }))
         .route("/-/healthy", get(healthy))
         .route("/-/ready", get(|| async { not_ready() }))
@@ -38,8 +37,8 @@ pub fn starting_router(metrics: Arc<Metrics>) -> Router {
                 StatusCode::SERVICE_UNAVAILABLE,
                 "tocsin is starting: the store is not open or the rules are not loaded yet",
             )
-        })
-        .layer(middleware::map_response(super::error::json_errors))
+        });
+    super::error::with_json_errors(routes)
 }
 
 fn exposition(metrics: &Metrics) -> impl IntoResponse {

@@ -73,13 +73,16 @@ pub fn reply_error(reply: Reply) -> Result<Reply, ApiError> {
     }
 }
 
-/// Parse a JSON body; anything that is not what the endpoint takes is a 400.
+/// Parse a JSON body; anything that is not what the endpoint takes is a 400 naming the field
+/// and what it should be.
 pub fn json_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
-    if std::str::from_utf8(body).is_err() {
-        return Err(ApiError::bad_request("the body is not valid UTF-8"));
-    }
-    serde_json::from_slice(body)
-        .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
+    use crate::decode::DecodeError;
+    crate::decode::from_slice(body, "the body").map_err(|e| match e {
+        DecodeError::NotUtf8 => ApiError::bad_request(e.to_string()),
+        DecodeError::NotJson(why) | DecodeError::Invalid(why) => {
+            ApiError::bad_request(format!("invalid JSON body: {why}"))
+        }
+    })
 }
 
 /// Parse a JSON object body into `T`. serde would also build a struct from a JSON array
@@ -106,6 +109,14 @@ pub struct KeepBody;
 /// Error bodies larger than this are not worth echoing back.
 const ECHO_LIMIT: usize = 4096;
 
+/// `router` inside [`json_errors`], outside even its method routers: those add the `Allow`
+/// header of a 405 after every layer of the router has seen the answer.
+pub fn with_json_errors(router: axum::Router) -> axum::Router {
+    axum::Router::new()
+        .fallback_service(router)
+        .layer(axum::middleware::map_response(json_errors))
+}
+
 /// Outermost layer: every error answer is `{"error": "..."}`, including those axum and
 /// tower-http write themselves in plain text (413 from the body limit, 405 from the method
 /// router, 400 from an extractor that could not parse the path or query). HTML pages (the
@@ -126,6 +137,7 @@ pub async fn json_errors(response: Response) -> Response {
         return response;
     }
     let (mut parts, body) = response.into_parts();
+    let mut allowed = None;
     let message = match status {
         StatusCode::PAYLOAD_TOO_LARGE => {
             format!(
@@ -134,12 +146,18 @@ pub async fn json_errors(response: Response) -> Response {
             )
         }
         StatusCode::METHOD_NOT_ALLOWED => {
-            let allowed = parts
+            let methods: Vec<String> = parts
                 .headers
                 .get(header::ALLOW)
                 .and_then(|v| v.to_str().ok())
-                .unwrap_or("");
-            format!("method not allowed here; allowed: {allowed}")
+                .unwrap_or("")
+                .split(',')
+                .map(|m| m.trim().to_string())
+                .filter(|m| !m.is_empty())
+                .collect();
+            let message = format!("method not allowed here; allowed: {}", methods.join(", "));
+            allowed = Some(methods);
+            message
         }
         _ => {
             let text = axum::body::to_bytes(body, ECHO_LIMIT)
@@ -158,7 +176,11 @@ pub async fn json_errors(response: Response) -> Response {
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
-    let body = serde_json::json!({ "error": message }).to_string();
+    let body = match allowed {
+        Some(methods) => serde_json::json!({ "error": message, "allowed": methods }),
+        None => serde_json::json!({ "error": message }),
+    }
+    .to_string();
     Response::from_parts(parts, Body::from(body))
 }
 
@@ -198,10 +220,9 @@ mod tests {
             .insert(header::ALLOW, HeaderValue::from_static("GET,HEAD"));
         let out = json_errors(not_allowed).await;
         assert_eq!(out.headers()[header::ALLOW], "GET,HEAD");
-        assert!(body_json(out).await["error"]
-            .as_str()
-            .unwrap()
-            .contains("GET,HEAD"));
+        let body = body_json(out).await;
+        assert_eq!(body["error"], "method not allowed here; allowed: GET, HEAD");
+        assert_eq!(body["allowed"], serde_json::json!(["GET", "HEAD"]));
     }
 
     #[tokio::test]

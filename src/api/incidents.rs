@@ -135,9 +135,28 @@ struct SeverityBody {
 }
 
 /// Makes an `Option` field required while still accepting `null` (serde treats a missing
-/// `Option` as `None` otherwise, and a forgotten `severity` would silently unpin).
+/// `Option` as `None` otherwise, and a forgotten `severity` would silently unpin). Anything
+/// else is refused saying what the field takes.
 fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
-    Option::<i64>::deserialize(d)
+    use serde::de::{Error, Unexpected};
+    use serde_json::Value;
+    let value = Value::deserialize(d)?;
+    let unexpected = match &value {
+        Value::Null => return Ok(None),
+        Value::Number(n) => match (n.as_i64(), n.as_u64(), n.as_f64()) {
+            (Some(i), _, _) => return Ok(Some(i)),
+            (None, Some(u), _) => Unexpected::Unsigned(u),
+            (_, _, f) => Unexpected::Float(f.unwrap_or(f64::NAN)),
+        },
+        Value::Bool(b) => Unexpected::Bool(*b),
+        Value::String(s) => Unexpected::Str(s),
+        Value::Array(_) => Unexpected::Seq,
+        Value::Object(_) => Unexpected::Map,
+    };
+    Err(D::Error::invalid_type(
+        unexpected,
+        &"an integer from 0 (worst) to 4, or null to unpin",
+    ))
 }
 
 #[derive(Deserialize)]

@@ -77,7 +77,7 @@ impl AppState {
 
 /// Every route of the server.
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let routes = Router::new()
         .merge(admin::router())
         .merge(incidents::router(state.clone()))
         .merge(queues::router(state.clone()))
@@ -88,9 +88,9 @@ pub fn router(state: AppState) -> Router {
         .fallback(error::not_found)
         .layer(tower_http::limit::RequestBodyLimitLayer::new(MAX_BODY))
         .layer(middleware::from_fn(oversized::drain_oversized))
-        // Outermost, so it also sees the limit layer's 413 and axum's own 405s.
-        .layer(middleware::map_response(error::json_errors))
-        .with_state(state)
+        .with_state(state);
+    // Outermost, so it also sees the limit layer's 413 and axum's own 405s.
+    error::with_json_errors(routes)
 }
 
 /// Serves a stand-in router (the admin plane saying "not ready") until the real one is

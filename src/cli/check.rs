@@ -1,9 +1,12 @@
-//! `tocsin check`: every error in the config and rule files, one per line; with `--store`,
-//! whether the config's store needs migrating.
+//! `tocsin check`: every error in the config and rule files, one per line, and warnings about
+//! what depends on where the engine runs (an unset `password_env`: check may run where the
+//! secrets are not; the engine refuses to start without them); with `--store`, whether the
+//! config's store needs migrating.
 
 use std::path::Path;
 use std::process::ExitCode;
 
+use crate::output::outln;
 use crate::store::{schema_status, SchemaStatus};
 
 pub async fn run(config: &Path, store: bool) -> ExitCode {
@@ -17,15 +20,28 @@ pub async fn run(config: &Path, store: bool) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    for w in &loaded.warnings {
+        eprintln!(
+            "{}:{}:{}: warning: {}",
+            w.file.display(),
+            w.line,
+            w.column,
+            w.message
+        );
+    }
     let files: std::collections::BTreeSet<_> =
         loaded.rules.iter().map(|r| r.file.clone()).collect();
-    println!(
-        "{}: OK ({} rules in {} rule files, {} probes, {} routes)",
+    outln!(
+        "{}: OK ({} rules in {} rule files, {} probes, {} routes{})",
         config.display(),
         loaded.rules.len(),
         files.len(),
         loaded.probes.len(),
-        loaded.routes.len()
+        loaded.routes.len(),
+        match loaded.warnings.len() {
+            0 => String::new(),
+            n => format!("; {n} warning(s)"),
+        }
     );
     if !store {
         return ExitCode::SUCCESS;
@@ -35,7 +51,7 @@ pub async fn run(config: &Path, store: bool) -> ExitCode {
         Ok(status) => {
             let (line, fine) = describe(&status);
             if fine {
-                println!("{line}");
+                outln!("{line}");
                 ExitCode::SUCCESS
             } else {
                 eprintln!("{line}");

@@ -187,7 +187,7 @@ fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
 pub async fn run(command: IncidentsCommand) -> ExitCode {
     match execute(command).await {
         Ok(out) => {
-            print!("{out}");
+            crate::output::write(&out);
             ExitCode::SUCCESS
         }
         Err(e) => {
@@ -381,7 +381,10 @@ fn show_text(i: &Value) -> String {
                 text(&m["service"]),
                 text(&m["region"]),
                 text(&m["started_at"]),
-                text(&m["cleared_at"]),
+                match (m["cleared_at"].is_null(), m["firing_at_resolve"] == true) {
+                    (true, true) => "still firing at resolve".to_string(),
+                    _ => text(&m["cleared_at"]),
+                },
                 text(&m["summary"]),
             ]
         })

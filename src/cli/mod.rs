@@ -102,7 +102,11 @@ pub fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(dispatch(cli.command))
+    let code = runtime.block_on(dispatch(cli.command));
+    // Whatever is left (an engine stopped at once by a second signal, a thread blocked in a
+    // write) ends with the process, not waited for.
+    runtime.shutdown_background();
+    code
 }
 
 async fn dispatch(command: Command) -> ExitCode {
@@ -113,8 +117,8 @@ async fn dispatch(command: Command) -> ExitCode {
             options.listen = listen;
             match crate::app::run(options).await {
                 Ok(()) => ExitCode::SUCCESS,
+                // One line on stderr, which is also where the log goes.
                 Err(e) => {
-                    tracing::error!("{e:#}");
                     eprintln!("tocsin: {e:#}");
                     ExitCode::FAILURE
                 }

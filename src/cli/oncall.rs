@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use chrono::{DateTime, Utc};
 
+use crate::output::outln;
 use crate::paging::Paging;
 
 pub fn run(config: &Path, at: Option<&str>) -> ExitCode {
@@ -26,13 +27,15 @@ pub fn run(config: &Path, at: Option<&str>) -> ExitCode {
         },
     };
     let paging = Paging::new(&config);
-    println!(
+    outln!(
         "{:<24} {:<16} {:<26} UNTIL",
-        "SCHEDULE", "RESPONDER", "SINCE"
+        "SCHEDULE",
+        "RESPONDER",
+        "SINCE"
     );
     for rotation in &paging.rotations {
         match rotation.on_call(at) {
-            Some(on_call) => println!(
+            Some(on_call) => outln!(
                 "{:<24} {:<16} {:<26} {}",
                 on_call.schedule,
                 on_call.responder,
@@ -42,7 +45,7 @@ pub fn run(config: &Path, at: Option<&str>) -> ExitCode {
                     .map(|u| u.to_rfc3339())
                     .unwrap_or_else(|| "-".into())
             ),
-            None => println!("{:<24} {:<16} {:<26} -", rotation.name, "(nobody)", "-"),
+            None => outln!("{:<24} {:<16} {:<26} -", rotation.name, "(nobody)", "-"),
         }
     }
     ExitCode::SUCCESS

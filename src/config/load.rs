@@ -6,6 +6,7 @@ use std::path::{Path as FsPath, PathBuf};
 use serde::de::DeserializeOwned;
 use serde_yaml::Value;
 
+use super::files::check_files;
 use super::locate::{locate, Path, Seg};
 use super::rule_file::{RuleConfig, RuleGroupConfig};
 use super::validate::validate;
@@ -19,6 +20,9 @@ pub(super) struct FileReport {
     pub errors: Vec<(Path, bool, String)>,
     /// Errors whose position the YAML parser already knows.
     pub positioned: Vec<ConfigError>,
+    /// What depends on where tocsin runs (an unset `password_env`): a warning from `check`,
+    /// an error from the engine.
+    pub warnings: Vec<(Path, String)>,
     /// For lists parsed item by item: the original index of each item that parsed.
     indices: HashMap<String, Vec<usize>>,
     /// Names (or ids) of items that failed to parse, by list: references to them are not
@@ -33,6 +37,7 @@ impl FileReport {
             text,
             errors: Vec::new(),
             positioned: Vec::new(),
+            warnings: Vec::new(),
             indices: HashMap::new(),
             broken: HashMap::new(),
         }
@@ -66,12 +71,25 @@ impl FileReport {
         self.errors.push((path, true, message.into()));
     }
 
+    pub fn warn(&mut self, path: Path, message: impl Into<String>) {
+        self.warnings.push((path, message.into()));
+    }
+
     pub fn position(&self, path: &Path, at_key: bool) -> (usize, usize) {
         locate(&self.text, path, at_key)
     }
 
-    /// Position every error; a file's errors come out in the order they appear in it.
-    fn finish(self, out: &mut Vec<ConfigError>) {
+    /// Position every error and warning; a file's come out in the order they appear in it.
+    fn finish(self, out: &mut Vec<ConfigError>, warnings: &mut Vec<ConfigError>) {
+        for (path, message) in &self.warnings {
+            let (line, column) = locate(&self.text, path, false);
+            warnings.push(ConfigError {
+                file: self.file.clone(),
+                line,
+                column,
+                message: message.clone(),
+            });
+        }
         let mut errors = self.positioned;
         for (path, at_key, message) in self.errors {
             let (line, column) = locate(&self.text, &path, at_key);
@@ -175,10 +193,13 @@ pub fn load_str(path: &FsPath, text: &str) -> Result<Config, ConfigErrors> {
     config.rules = read_rule_files(&config, &mut report, &mut rule_reports);
     // Validate what did parse too, so one run reports every error it can.
     validate(&config, &mut report, &mut rule_reports);
-    report.finish(&mut errors);
+    check_files(&config, &mut report);
+    let mut warnings = Vec::new();
+    report.finish(&mut errors, &mut warnings);
     for r in rule_reports {
-        r.finish(&mut errors);
+        r.finish(&mut errors, &mut warnings);
     }
+    config.warnings = warnings;
     if errors.is_empty() {
         Ok(config)
     } else {
@@ -260,9 +281,10 @@ pub fn load_rules_str(path: &FsPath, text: &str) -> Result<Vec<LoadedRule>, Conf
     let mut rule_reports = vec![report];
     validate(&config, &mut config_report, &mut rule_reports);
     let mut errors = Vec::new();
-    config_report.finish(&mut errors);
+    let mut warnings = Vec::new();
+    config_report.finish(&mut errors, &mut warnings);
     for r in rule_reports {
-        r.finish(&mut errors);
+        r.finish(&mut errors, &mut warnings);
     }
     if errors.is_empty() {
         Ok(config.rules)
@@ -437,11 +459,23 @@ fn read_rule_files(
         };
         let mut files: Vec<PathBuf> = paths.filter_map(Result::ok).collect();
         files.sort();
-        if files.is_empty() && !pattern.contains(['*', '?', '[']) {
-            report.at(
-                Path::root().key("rule_files").index(i),
-                format!("rule file {} does not exist", full.display()),
-            );
+        if files.is_empty() {
+            // A pattern that matches nothing loads no rules: nothing it was meant to catch
+            // would ever open an incident.
+            let message = if pattern.contains(['*', '?', '[']) {
+                format!(
+                    "no file matches the rule_files pattern {pattern:?} ({}); add a rule \
+                     file there or fix the pattern (relative to the config's folder)",
+                    full.display()
+                )
+            } else {
+                format!(
+                    "rule file {} does not exist; fix the path (relative to the config's \
+                     folder) or create the file",
+                    full.display()
+                )
+            };
+            report.at(Path::root().key("rule_files").index(i), message);
         }
         for file in files {
             if rule_reports.iter().any(|r| r.file == file) {

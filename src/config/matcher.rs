@@ -98,6 +98,12 @@ impl FromStr for Matcher {
             )
         };
         let trimmed = text.trim();
+        if trimmed.starts_with('{') {
+            return Err(format!(
+                "invalid matcher {text:?}: write matchers without braces, one per list item, \
+                 e.g. [ 'service=\"storage\"', 'region=~\"china-.*\"' ]"
+            ));
+        }
         let name_len = trimmed
             .char_indices()
             .take_while(|(i, c)| {
@@ -117,13 +123,22 @@ impl FromStr for Matcher {
             (MatchOp::NotEqual, r)
         } else if let Some(r) = rest.strip_prefix('=') {
             (MatchOp::Equal, r)
+        } else if rest.starts_with("~=") {
+            return Err(expected("~= is not an operator (did you mean =~?)"));
         } else {
-            return Err(expected("no operator after the label name"));
+            return Err(expected(
+                "no operator after the label name (label names are [a-zA-Z_][a-zA-Z0-9_]*)",
+            ));
         };
         let rest = rest.trim();
+        never_matching(text, name, op, rest)?;
         let value = if rest.starts_with('"') {
             parse_quoted(rest).map_err(|why| expected(&why))?
-        } else if rest.contains(['"', ' ', ',', '{', '}']) {
+        } else if rest.contains(',') {
+            return Err(expected(
+                "the value must be quoted, and each matcher is a list item of its own",
+            ));
+        } else if rest.contains(['"', ' ', '{', '}']) {
             return Err(expected("the value must be quoted"));
         } else {
             rest.to_string()
@@ -142,6 +157,37 @@ impl FromStr for Matcher {
             value,
             regex,
         })
+    }
+}
+
+/// Matchers that parse but cannot mean what was written, and would never match what the
+/// writer had in mind: `name==value` (the value would be `=value`), `name=!value`, a value in
+/// single quotes (the quotes would be part of it), and `!~".*"` (every value matches `.*`).
+fn never_matching(text: &str, name: &str, op: MatchOp, rest: &str) -> Result<(), String> {
+    let bare = |v: &str| v.trim().trim_matches(['"', '\'']).to_string();
+    let problem = match op {
+        MatchOp::Equal if rest.starts_with('=') => Some(format!(
+            "== is not an operator: write {name}=\"{}\"",
+            bare(&rest[1..])
+        )),
+        MatchOp::Equal if rest.starts_with('!') => Some(format!(
+            "=! is not an operator: write {name}!=\"{}\"",
+            bare(&rest[1..])
+        )),
+        _ if rest.starts_with('\'') => Some(format!(
+            "single quotes would be part of the value: write {name}{}\"{}\"",
+            op.as_str(),
+            bare(rest)
+        )),
+        MatchOp::NotRegex if matches!(rest, "\".*\"" | ".*") => Some(format!(
+            "it can never match: every value, the empty one too, matches \".*\"; remove it \
+             or write {name}!=\"\" for \"the label is set\""
+        )),
+        _ => None,
+    };
+    match problem {
+        Some(why) => Err(format!("invalid matcher {text:?}: {why}")),
+        None => Ok(()),
     }
 }
 
@@ -303,6 +349,34 @@ mod tests {
         }
         let err = "region=~\"(\"".parse::<Matcher>().unwrap_err();
         assert!(err.contains("bad regular expression"), "{err}");
+    }
+
+    #[test]
+    fn matchers_that_could_never_match_say_what_to_write() {
+        for (bad, says) in [
+            (
+                "service==storage",
+                "== is not an operator: write service=\"storage\"",
+            ),
+            (r#"service=="storage""#, "write service=\"storage\""),
+            (
+                "service=!dev",
+                "=! is not an operator: write service!=\"dev\"",
+            ),
+            ("service='storage'", "single quotes"),
+            ("env=~'prod'", "write env=~\"prod\""),
+            (r#"env!~".*""#, "can never match"),
+            (r#"{service="storage"}"#, "without braces"),
+            (r#"service~="storage""#, "did you mean =~?"),
+            ("service=a,region=b", "a list item of its own"),
+        ] {
+            let err = bad.parse::<Matcher>().unwrap_err();
+            assert!(err.contains(says), "{bad}: {err}");
+        }
+        // What they look like, done right, parses.
+        for good in [r#"service="storage""#, r#"env!~"dev|test""#, r#"env!="""#] {
+            assert!(good.parse::<Matcher>().is_ok(), "{good}");
+        }
     }
 
     #[test]

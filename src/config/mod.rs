@@ -4,12 +4,14 @@
 
 pub mod cronspec;
 pub mod duration;
+mod files;
 mod load;
 pub mod locate;
 pub mod matcher;
 pub mod rule_file;
 pub mod types;
 mod validate;
+pub mod when_check;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -18,6 +20,18 @@ use std::path::{Path as FsPath, PathBuf};
 pub use cronspec::{CronSpec, Zone};
 pub use duration::Duration;
 pub use load::{load, load_rules_str, load_str};
+
+/// Load a config for the engine to run: what `check` only warns about, because it depends on
+/// where tocsin runs (an unset `password_env`), is an error here. The engine refuses to
+/// start (or to reload) rather than fail at its first page.
+pub fn load_to_run(path: &FsPath) -> Result<Config, ConfigErrors> {
+    let config = load(path)?;
+    if config.warnings.is_empty() {
+        Ok(config)
+    } else {
+        Err(ConfigErrors(config.warnings))
+    }
+}
 pub use matcher::Matcher;
 pub use rule_file::{BusinessImpact, CelExpr, ImpactConfig, ImpactKind, RuleConfig, Severity};
 pub use types::*;
@@ -113,6 +127,9 @@ pub struct Config {
     pub silences: Vec<SilenceConfig>,
     pub notifiers: NotifiersConfig,
     pub rules: Vec<LoadedRule>,
+    /// What depends on where tocsin runs (an unset `password_env`): `check` warns, the
+    /// engine refuses to start ([`load_to_run`]).
+    pub warnings: Vec<ConfigError>,
 }
 
 impl Config {

@@ -187,6 +187,9 @@ impl CelExpr {
             format!("invalid CEL in when {text:?}: {first}")
         })?;
         check_expression(program.expression(), text)?;
+        super::when_check::check_fields(program.expression())
+            .and_then(|()| super::when_check::check_boolean(program.expression()))
+            .map_err(|why| format!("invalid when {text:?}: {why}"))?;
         let references = program.references();
         let uses = CEL_VARIABLES.map(|name| references.has_variable(name));
         let keys = ["labels", "annotations"].map(|map| literal_keys(program.expression(), map));
@@ -377,7 +380,10 @@ fn check_expression(expr: &cel::IdedExpr, text: &str) -> Result<(), String> {
     }
     walk(expr, false, &[], &mut 0).map_err(|problem| match problem {
         Problem::Unknown(variable) => format!(
-            "invalid CEL in when {text:?}: unknown variable {variable:?}, expected one of {}",
+            "invalid CEL in when {text:?}: unknown variable {variable:?}{}, expected one of {}",
+            super::when_check::did_you_mean(&variable, &CEL_VARIABLES)
+                .map(|name| format!(" (did you mean {name}?)"))
+                .unwrap_or_default(),
             CEL_VARIABLES.join(", ")
         ),
         Problem::Cost(why) => {

@@ -57,6 +57,7 @@ pub(super) fn validate(config: &Config, report: &mut FileReport, rule_reports: &
                 format!("invalid url {:?}: no host", probe.url),
             );
         }
+        check_headers(report, at.key("headers"), &probe.headers);
         if let Some(method) = &probe.method {
             if reqwest::Method::from_bytes(method.as_bytes()).is_err() {
                 report.at(at.key("method"), format!("invalid HTTP method {method:?}"));
@@ -271,6 +272,7 @@ fn check_paging(config: &Config, report: &mut FileReport) {
         config.notifiers.webhooks.iter().map(|w| w.name.as_str()),
     );
     for (i, hook) in config.notifiers.webhooks.iter().enumerate() {
+        check_headers(report, webhooks.index(i).key("headers"), &hook.headers);
         if !(hook.url.starts_with("http://") || hook.url.starts_with("https://"))
             || reqwest::Url::parse(&hook.url).is_err()
         {
@@ -327,10 +329,26 @@ fn check_paging(config: &Config, report: &mut FileReport) {
             );
         }
         if let Some(smtp) = &email.smtp {
+            let at = at.key("smtp");
+            let password = smtp.password_file.is_some() || smtp.password_env.is_some();
             if smtp.password_file.is_some() && smtp.password_env.is_some() {
                 report.at(
-                    at.key("smtp").key("password_env"),
+                    at.key("password_env"),
                     "set either password_file or password_env, not both",
+                );
+            } else if smtp.username.is_some() && !password {
+                report.at(
+                    at.key("username"),
+                    "a username needs a password: set password_file or password_env",
+                );
+            } else if smtp.username.is_none() && password {
+                let key = match smtp.password_file {
+                    Some(_) => "password_file",
+                    None => "password_env",
+                };
+                report.at(
+                    at.key(key),
+                    "a password needs a username: set notifiers.email.smtp.username",
                 );
             }
         }
@@ -470,6 +488,34 @@ fn check_paging(config: &Config, report: &mut FileReport) {
                     unknown("time window", window, "time_windows"),
                 );
             }
+        }
+    }
+}
+
+/// Request headers are valid HTTP: a bad one would fail every probe run or every page.
+/// A value is never shown: it may be a credential.
+fn check_headers(
+    report: &mut FileReport,
+    at: Path,
+    headers: &std::collections::BTreeMap<String, String>,
+) {
+    for (name, value) in headers {
+        if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
+            report.at_key(
+                at.key(name),
+                format!(
+                    "invalid header name {name:?}: expected letters, digits and - (e.g. \
+                     X-Api-Key)"
+                ),
+            );
+        } else if reqwest::header::HeaderValue::from_str(value).is_err() {
+            report.at(
+                at.key(name),
+                format!(
+                    "the value of header {name:?} is not valid in HTTP: no line breaks or \
+                     control characters"
+                ),
+            );
         }
     }
 }

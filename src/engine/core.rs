@@ -23,7 +23,7 @@ use super::setup::Setup;
 use super::timers::{TimerKey, Timers};
 use crate::config::{BusinessImpact, ImpactKind};
 use crate::incident::{
-    classify, correlate, Blast, Impact, Incident, IncidentView, Status, TimelineEntry,
+    classify, correlate, resolution, Blast, Impact, Incident, IncidentView, Status, TimelineEntry,
 };
 use crate::metrics::Metrics;
 use crate::paging::escalate::LevelPage;
@@ -133,6 +133,8 @@ pub struct HeartbeatState {
 #[derive(Clone, Debug, Default)]
 pub struct Snapshot {
     pub incidents: Vec<Incident>,
+    /// Those of the open incidents, and those a person resolved while they fired (see
+    /// `RuleState::resolved_firing`).
     pub impacts: Vec<Impact>,
     pub paging: Vec<(i64, PagingState)>,
     /// In the order of their rows: a key found twice is the later row's (see `restore`).
@@ -333,11 +335,14 @@ impl Core {
         for incident in snapshot.incidents.into_iter().filter(Incident::is_open) {
             self.incidents.insert(incident.id, Box::new(incident));
         }
+        let mut resolved_firing = Vec::new();
         for impact in snapshot.impacts {
             if let Some(incident) = self.incidents.get_mut(&impact.incident_id) {
                 // Not stored: the Sev table's view of the impacts is worked out again.
                 incident.blast = incident.blast.join(Blast::of(&impact));
                 self.impacts.insert(impact.id, Box::new(impact));
+            } else if impact.is_active() {
+                resolved_firing.push(impact);
             }
         }
         for (id, state) in snapshot.paging {
@@ -353,6 +358,17 @@ impl Core {
                 if let Some(earlier) = self.rule_states.insert((index, fingerprint), state) {
                     self.dirty.deleted_rule_states.push(earlier.row);
                 }
+            }
+        }
+        // Impacts a person resolved while they fired wait for their rule state to clear them.
+        let held: BTreeSet<i64> = self
+            .rule_states
+            .values()
+            .flat_map(|state| state.held().iter().copied())
+            .collect();
+        for impact in resolved_firing {
+            if held.contains(&impact.id) {
+                self.impacts.insert(impact.id, Box::new(impact));
             }
         }
         self.restore_leases(snapshot.leases, now);
@@ -426,7 +442,7 @@ impl Core {
                     self.rule_states.insert((new_index, fingerprint), state);
                 }
                 None => {
-                    if let Some(impact_id) = state.impact {
+                    for impact_id in state.take_cleared() {
                         self.clear_impact(
                             impact_id,
                             now,
@@ -894,7 +910,12 @@ impl Core {
             }
             Decision::ClearImpact => {
                 self.timers.cancel(timer);
-                if let Some(impact) = self.rule_states.get_mut(&key).and_then(|s| s.impact.take()) {
+                let cleared = self
+                    .rule_states
+                    .get_mut(&key)
+                    .map(RuleState::take_cleared)
+                    .unwrap_or_default();
+                for impact in cleared {
                     self.clear_impact(
                         impact,
                         now,
@@ -982,6 +1003,7 @@ impl Core {
             summary: summary.into(),
             started_at: now,
             cleared_at: None,
+            firing_at_resolve: false,
             cri: signal.cri.clone(),
         };
         let window = setup.config.correlation.window.chrono();
@@ -1342,40 +1364,42 @@ impl Core {
             .time_to_resolve_seconds
             .with_label_values(&[&severity.to_string()])
             .observe((now - opened_at).num_milliseconds() as f64 / 1000.0);
-        let message = match &note {
-            Some(n) if !n.is_empty() => format!("resolved by {by}: {n}"),
-            _ => format!("resolved by {by}"),
-        };
-        self.timeline(
-            incident_id,
-            now,
-            "resolved",
-            by,
-            message,
-            serde_json::json!({ "note": note }),
-        );
-        // Close impacts still active: the trouble they saw must stop before it opens again.
+        // Impacts still active close with it, but those whose signal still fires stay
+        // uncleared (their rule state clears them with the signal), and their next firing
+        // observation opens a new incident: a resolve never hides trouble that goes on.
+        let mut still_firing = Vec::new();
         for impact_id in impact_ids {
-            let Some(impact) = self.impacts.get_mut(&impact_id) else {
+            let Some(impact) = self.impacts.get(&impact_id) else {
                 continue;
             };
-            if impact.cleared_at.is_none() {
-                impact.cleared_at = Some(now);
-                self.dirty.impacts.insert(impact_id);
-            }
             let (rule, fingerprint) = (impact.rule.clone(), impact.fingerprint);
+            let one_shot = impact.source == SourceKind::Cri;
+            let mut firing = false;
             if let Some(index) = self.rule_index(&rule) {
                 let key = (index, fingerprint);
                 if let Some(state) = self.rule_states.get_mut(&key) {
                     if state.impact == Some(impact_id) {
-                        state.impact = None;
-                        state.suppressed = state.condition;
+                        firing = state.resolved_by_person(impact_id, one_shot);
                         self.dirty.rule_states.push(key);
                         self.step_rule(index, fingerprint, now);
                     }
                 }
             }
+            let Some(impact) = self.impacts.get_mut(&impact_id) else {
+                continue;
+            };
+            if firing {
+                impact.firing_at_resolve = true;
+                still_firing.push((impact_id, impact.summary.clone()));
+                self.dirty.impacts.insert(impact_id);
+            } else if impact.cleared_at.is_none() {
+                impact.cleared_at = Some(now);
+                self.dirty.impacts.insert(impact_id);
+            }
         }
+        let named: Vec<(i64, &str)> = still_firing.iter().map(|(id, s)| (*id, &**s)).collect();
+        let (message, data) = resolution::resolved_entry(by, note.as_deref(), &named);
+        self.timeline(incident_id, now, "resolved", by, message, data);
         self.notify_paged(incident_id, PageEvent::Resolved, now);
         for key in [
             TimerKey::Escalation(incident_id),
@@ -2105,6 +2129,10 @@ impl Core {
         for id in &dirty.impacts {
             if let Some(impact) = self.impacts.get(id) {
                 changes.impacts.push(Impact::clone(impact));
+                // Resolved while it fired, then cleared: it leaves memory once written.
+                if !impact.is_active() && !self.incidents.contains_key(&impact.incident_id) {
+                    self.impacts.remove(id);
+                }
             }
         }
         dirty.linked.sort_unstable();
@@ -2150,14 +2178,15 @@ impl Core {
                 .heartbeats
                 .push((name, self.heartbeats[*index as usize].clone()));
         }
-        // Resolved incidents leave memory once their final state is written.
+        // Resolved incidents leave memory once their final state is written, and so do their
+        // impacts but those still firing (see `resolve`).
         for id in dirty.closed {
             if let Some(incident) = self.incidents.remove(&id) {
                 for impact in &incident.impact_ids {
                     if self
                         .impacts
                         .get(impact)
-                        .is_some_and(|i| i.incident_id == id)
+                        .is_some_and(|i| i.incident_id == id && !i.is_active())
                     {
                         self.impacts.remove(impact);
                     }

@@ -27,15 +27,26 @@ use crate::store::Store;
 #[derive(Debug)]
 pub struct Fence {
     origin: RealInstant,
+    /// The wall clock at `origin`, in Unix milliseconds: to publish the fence's times.
+    origin_unix_ms: i64,
     /// Milliseconds after `origin`; negative: not valid.
     valid_until_ms: AtomicI64,
+    /// When this engine stops (or stopped) starting pages, in milliseconds after `origin`:
+    /// the end of the last fence granted, or when it was revoked if that came first.
+    /// Negative: never valid.
+    stops_at_ms: AtomicI64,
 }
 
 impl Fence {
     pub fn new() -> Arc<Fence> {
+        let unix = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
         Arc::new(Fence {
             origin: RealInstant::now(),
+            origin_unix_ms: unix.as_millis() as i64,
             valid_until_ms: AtomicI64::new(-1),
+            stops_at_ms: AtomicI64::new(-1),
         })
     }
 
@@ -43,6 +54,7 @@ impl Fence {
     pub fn forever() -> Arc<Fence> {
         let fence = Fence::new();
         fence.valid_until_ms.store(i64::MAX, Ordering::Release);
+        fence.stops_at_ms.store(i64::MAX, Ordering::Release);
         fence
     }
 
@@ -52,12 +64,32 @@ impl Fence {
 
     /// Valid for `lasting` from `since` (when the renewal that grants it was sent).
     pub fn extend(&self, since: RealInstant, lasting: Duration) {
-        self.valid_until_ms
-            .store(self.ms_since_origin(since + lasting), Ordering::Release);
+        let until = self.ms_since_origin(since + lasting);
+        self.valid_until_ms.store(until, Ordering::Release);
+        self.stops_at_ms.store(until, Ordering::Release);
     }
 
     pub fn revoke(&self) {
         self.valid_until_ms.store(-1, Ordering::Release);
+        let now = self.ms_since_origin(RealInstant::now());
+        let _ = self
+            .stops_at_ms
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |at| {
+                (at > now).then_some(now)
+            });
+    }
+
+    /// `at` on the wall clock, in Unix seconds.
+    pub fn unix_seconds(&self, at: RealInstant) -> f64 {
+        (self.origin_unix_ms + self.ms_since_origin(at)) as f64 / 1000.0
+    }
+
+    /// When this engine stops (or stopped) starting pages as the leader, in Unix seconds:
+    /// the end of its last fence, or when it was revoked. None if it never led, or leads for
+    /// good.
+    pub fn stops_at_unix_seconds(&self) -> Option<f64> {
+        let at = self.stops_at_ms.load(Ordering::Acquire);
+        (at >= 0 && at != i64::MAX).then(|| (self.origin_unix_ms + at) as f64 / 1000.0)
     }
 
     pub fn is_valid(&self) -> bool {
@@ -74,6 +106,23 @@ impl Fence {
         let left = until - self.ms_since_origin(RealInstant::now());
         Some(Duration::from_millis(left.max(0) as u64))
     }
+}
+
+/// Publish the fence's end (`tocsin_leader_fence_end_timestamp_seconds`); call after every
+/// change of the fence.
+pub fn publish_fence(fence: &Fence, metrics: &Metrics) {
+    if let Some(at) = fence.stops_at_unix_seconds() {
+        metrics.leader_fence_end_timestamp_seconds.set(at);
+    }
+}
+
+/// A lease request sent at `sent` won a new term: publish when the term began
+/// (`tocsin_leader_term_start_timestamp_seconds`): when the request was sent, as the term
+/// cannot have begun before.
+pub fn publish_term_start(fence: &Fence, metrics: &Metrics, sent: RealInstant) {
+    metrics
+        .leader_term_start_timestamp_seconds
+        .set(fence.unix_seconds(sent));
 }
 
 /// This engine's role, as the supervisor acts on it.
@@ -110,10 +159,90 @@ impl LeaseTiming {
     }
 }
 
+/// The engine id is another running engine's: it holds the lease under it and renews it.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "engine id {holder:?} is in use: another running engine holds the leader lease under it \
+     and renewed it while this one waited; give each engine its own store.engine_id (or \
+     leave it unset: host@listen-address)"
+)]
+pub struct EngineIdInUse {
+    pub holder: String,
+}
+
+/// Before this process first asks for the lease: when it is held under this engine's own id
+/// by another process, tell a live one (it renews the lease within a renewal) from one that
+/// is gone (a crash, a SIGKILL: nobody renews it). A live one is refused; a gone one's lease
+/// is taken back at once instead of waiting for it to run out. A store it cannot read is not
+/// a refusal: the lease task goes on from there.
+pub async fn claim_engine_id(
+    store: &Store,
+    holder: &str,
+    instance: &str,
+    timing: LeaseTiming,
+) -> Result<(), EngineIdInUse> {
+    let look = || async {
+        tokio::time::timeout(timing.renew, store.lease_row())
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .flatten()
+    };
+    let Some(first) = look().await else {
+        return Ok(());
+    };
+    let ours_elsewhere = |row: &crate::store::LeaseRow| {
+        row.holder == holder && row.instance != instance && row.remaining_ms > 0
+    };
+    if !ours_elsewhere(&first) {
+        return Ok(());
+    }
+    tracing::info!(
+        engine = %holder,
+        "the leader lease is held under this engine's id by another process; waiting a \
+         renewal to see whether it still runs"
+    );
+    // A live holder renews every `renew`; half as much again covers a slow renewal.
+    let watch_until = Instant::now() + timing.renew + timing.renew / 2;
+    let step = (timing.renew / 8).max(Duration::from_millis(20));
+    while Instant::now() < watch_until {
+        tokio::time::sleep(step).await;
+        match look().await {
+            Some(row) if !ours_elsewhere(&row) => return Ok(()),
+            Some(row) if row.expires_at != first.expires_at => {
+                return Err(EngineIdInUse {
+                    holder: holder.to_string(),
+                })
+            }
+            _ => {}
+        }
+    }
+    let lease_ms = timing.lease.as_millis() as i64;
+    match store
+        .reclaim_lease(holder, instance, first.expires_at, lease_ms)
+        .await
+    {
+        Ok(Some(term)) => {
+            tracing::info!(term, engine = %holder, "took back the lease nobody renewed");
+            Ok(())
+        }
+        // Renewed at the last moment, or changed hands: look once more.
+        Ok(None) => match look().await {
+            Some(row) if ours_elsewhere(&row) => Err(EngineIdInUse {
+                holder: holder.to_string(),
+            }),
+            _ => Ok(()),
+        },
+        Err(_) => Ok(()),
+    }
+}
+
 /// Take and renew the lease until shutdown; publish the role on `role`.
+#[allow(clippy::too_many_arguments)]
 pub async fn run_lease(
     store: Store,
     holder: String,
+    instance: String,
     timing: LeaseTiming,
     fence: Arc<Fence>,
     role: watch::Sender<Leadership>,
@@ -125,14 +254,19 @@ pub async fn run_lease(
     loop {
         let sent = Instant::now();
         let sent_real = RealInstant::now();
-        let attempt =
-            tokio::time::timeout(timing.renew, store.acquire_or_renew(&holder, lease_ms)).await;
+        let attempt = tokio::time::timeout(
+            timing.renew,
+            store.acquire_or_renew(&holder, &instance, lease_ms),
+        )
+        .await;
         let current = *role.borrow();
         match attempt {
             Ok(Ok(Some(term))) => {
                 logged_error = false;
                 fence.extend(sent_real, timing.lease - timing.margin);
+                publish_fence(&fence, &metrics);
                 if !current.leader || current.term != term {
+                    publish_term_start(&fence, &metrics, sent_real);
                     tracing::info!(term, engine = %holder, "this engine now leads");
                     metrics.leader.set(1);
                     role.send_replace(Leadership { leader: true, term });
@@ -141,6 +275,7 @@ pub async fn run_lease(
             Ok(Ok(None)) => {
                 logged_error = false;
                 fence.revoke();
+                publish_fence(&fence, &metrics);
                 if current.leader {
                     tracing::warn!(engine = %holder, "the lease passed to another engine; stepping down");
                     step_down(&role, &metrics);
@@ -189,8 +324,9 @@ pub async fn run_lease(
     // A clean stop gives the lease up, so another engine need not wait for it to run out.
     if role.borrow().leader {
         fence.revoke();
+        publish_fence(&fence, &metrics);
         step_down(&role, &metrics);
-        if let Err(e) = store.release_lease(&holder).await {
+        if let Err(e) = store.release_lease(&holder, &instance).await {
             tracing::warn!(error = %e, "could not release the leader lease");
         }
     }
@@ -229,5 +365,30 @@ mod tests {
         assert!(!fence.is_valid());
         assert!(Fence::forever().is_valid());
         assert_eq!(Fence::forever().remaining(), None);
+        assert_eq!(Fence::forever().stops_at_unix_seconds(), None);
+        assert_eq!(Fence::new().stops_at_unix_seconds(), None);
+    }
+
+    #[test]
+    fn the_fence_says_when_the_engine_stops_starting_pages() {
+        let fence = Fence::new();
+        let now = fence.unix_seconds(RealInstant::now());
+        fence.extend(RealInstant::now(), Duration::from_secs(8));
+        let end = fence.stops_at_unix_seconds().unwrap();
+        assert!((now + 7.9..now + 8.5).contains(&end), "{end} for {now}");
+        // Revoked before its end: it stopped then.
+        fence.revoke();
+        let revoked = fence.stops_at_unix_seconds().unwrap();
+        assert!((now..now + 1.0).contains(&revoked), "{revoked} for {now}");
+        // Revoked after an end that passed: it stopped at the end (counted from the fence's
+        // start at the earliest).
+        fence.extend(
+            RealInstant::now() - Duration::from_secs(9),
+            Duration::from_secs(8),
+        );
+        let ran_out = fence.stops_at_unix_seconds().unwrap();
+        fence.revoke();
+        assert_eq!(fence.stops_at_unix_seconds(), Some(ran_out));
+        assert!(ran_out <= now, "{ran_out} for {now}");
     }
 }

@@ -33,13 +33,13 @@ impl std::fmt::Debug for Setup {
 
 impl Setup {
     pub fn new(config: Config, ack_key: Option<Vec<u8>>) -> Arc<Self> {
-        Self::with_secrets(config, ack_key, Vec::new())
+        Self::with_secrets(config, ack_key.map(|k| AckSigner::new(&k)), Vec::new())
     }
 
-    /// With the secrets read from the files the config names.
+    /// With the secrets read from the files the config names, or the store.
     pub fn with_secrets(
         config: Config,
-        ack_key: Option<Vec<u8>>,
+        ack_signer: Option<AckSigner>,
         api_tokens: Vec<String>,
     ) -> Arc<Self> {
         let summaries = Summaries::new(config.rules.iter().filter_map(|loaded| {
@@ -50,7 +50,7 @@ impl Setup {
             rules: RuleSet::new(&config),
             catalog: Catalog::new(&config),
             paging: Paging::new(&config),
-            ack_signer: ack_key.map(|k| AckSigner::new(&k)),
+            ack_signer,
             external_url: config.external_url(),
             api_tokens: Arc::new(api_tokens),
             summaries,

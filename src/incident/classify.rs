@@ -143,6 +143,7 @@ mod tests {
             summary: "".into(),
             started_at: chrono::Utc::now(),
             cleared_at: None,
+            firing_at_resolve: false,
             cri: None,
         }
     }

@@ -4,6 +4,7 @@ pub mod catalog;
 pub mod classify;
 pub mod correlate;
 pub mod model;
+pub mod resolution;
 
 pub use catalog::Catalog;
 pub use classify::{classify, Blast};

@@ -29,8 +29,14 @@ pub struct Impact {
     pub summary: std::sync::Arc<str>,
     #[serde(serialize_with = "crate::signal::rfc3339::serialize")]
     pub started_at: DateTime<Utc>,
+    /// When its signal cleared (or the impact ended with its incident); `None` while it
+    /// fires, which an impact of a resolved incident does when `firing_at_resolve`.
     #[serde(serialize_with = "crate::signal::rfc3339::serialize_opt")]
     pub cleared_at: Option<DateTime<Utc>>,
+    /// A person resolved its incident while its signal still fired: `cleared_at` waits for
+    /// the signal to clear. Left out of the row when false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub firing_at_resolve: bool,
     #[serde(default)]
     pub cri: Option<Box<CriDetails>>,
 }
@@ -404,6 +410,7 @@ mod tests {
             summary: "s".into(),
             started_at: at(0),
             cleared_at: None,
+            firing_at_resolve: false,
             cri: None,
         }
     }

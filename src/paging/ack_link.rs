@@ -36,6 +36,8 @@ pub enum AckLinkError {
 #[derive(Clone)]
 pub struct AckSigner {
     key: Vec<u8>,
+    /// Keys links were signed with before `key` took over: still accepted, never used to sign.
+    older: Vec<Vec<u8>>,
 }
 
 impl std::fmt::Debug for AckSigner {
@@ -46,11 +48,22 @@ impl std::fmt::Debug for AckSigner {
 
 impl AckSigner {
     pub fn new(key: &[u8]) -> Self {
-        AckSigner { key: key.to_vec() }
+        AckSigner {
+            key: key.to_vec(),
+            older: Vec::new(),
+        }
     }
 
-    fn mac(&self) -> HmacSha256 {
-        HmacSha256::new_from_slice(&self.key).expect("HMAC takes keys of any length")
+    /// Also accept links signed with `key` (an earlier key, so links already sent work).
+    pub fn accepting(mut self, key: &[u8]) -> Self {
+        if key != self.key.as_slice() {
+            self.older.push(key.to_vec());
+        }
+        self
+    }
+
+    fn mac(key: &[u8]) -> HmacSha256 {
+        HmacSha256::new_from_slice(key).expect("HMAC takes keys of any length")
     }
 
     pub fn sign(&self, incident_id: i64, recipient: &str, expires: DateTime<Utc>) -> String {
@@ -60,7 +73,7 @@ impl AckSigner {
             expires: expires.timestamp(),
         };
         let body = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claim).expect("claim serializes"));
-        let mut mac = self.mac();
+        let mut mac = Self::mac(&self.key);
         mac.update(body.as_bytes());
         let signature = URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
         format!("{body}.{signature}")
@@ -71,11 +84,18 @@ impl AckSigner {
         let signature = URL_SAFE_NO_PAD
             .decode(signature)
             .map_err(|_| AckLinkError::Malformed)?;
-        let mut mac = self.mac();
-        mac.update(body.as_bytes());
         // verify_slice compares in constant time.
-        mac.verify_slice(&signature)
-            .map_err(|_| AckLinkError::BadSignature)?;
+        let signed_with = |key: &[u8]| {
+            let mut mac = Self::mac(key);
+            mac.update(body.as_bytes());
+            mac.verify_slice(&signature).is_ok()
+        };
+        if !std::iter::once(&self.key)
+            .chain(&self.older)
+            .any(|key| signed_with(key))
+        {
+            return Err(AckLinkError::BadSignature);
+        }
         let claim: AckClaim = URL_SAFE_NO_PAD
             .decode(body)
             .ok()
@@ -116,5 +136,22 @@ mod tests {
             Err(AckLinkError::BadSignature)
         );
         assert_eq!(signer.verify("garbage", now), Err(AckLinkError::Malformed));
+    }
+
+    #[test]
+    fn an_earlier_key_is_accepted_and_never_signs() {
+        let now = Utc::now();
+        let old = AckSigner::new(b"old").sign(7, "bob", now + chrono::Duration::hours(1));
+        let signer = AckSigner::new(b"new").accepting(b"old");
+        assert_eq!(signer.verify(&old, now).unwrap().incident_id, 7);
+        let new = signer.sign(7, "bob", now + chrono::Duration::hours(1));
+        assert_eq!(
+            AckSigner::new(b"old").verify(&new, now),
+            Err(AckLinkError::BadSignature)
+        );
+        assert_eq!(
+            AckSigner::new(b"new").accepting(b"third").verify(&old, now),
+            Err(AckLinkError::BadSignature)
+        );
     }
 }

@@ -88,10 +88,28 @@ pub fn evaluate_when(when: &CelExpr, signal: &Signal) -> Result<bool, String> {
     match when.program.execute(&context) {
         Ok(Value::Bool(b)) => Ok(b),
         Ok(other) => Err(format!(
-            "`when` {:?} gave {other:?}, expected true or false",
-            when.text
+            "`when` {:?} gave {}, expected true or false",
+            when.text,
+            kind_of(&other)
         )),
         Err(e) => Err(format!("`when` {:?} failed: {e}", when.text)),
+    }
+}
+
+/// A CEL value's kind in words (`the number 5`), for the error of a `when` that gave it.
+fn kind_of(value: &Value) -> String {
+    match value {
+        Value::Int(n) => format!("the number {n}"),
+        Value::UInt(n) => format!("the number {n}"),
+        Value::Float(n) => format!("the number {n}"),
+        Value::String(_) => "a string".into(),
+        Value::Bytes(_) => "bytes".into(),
+        Value::List(_) => "a list".into(),
+        Value::Map(_) | Value::Struct(_) => "a map".into(),
+        Value::Null => "null".into(),
+        Value::Duration(_) => "a duration".into(),
+        Value::Timestamp(_) => "a timestamp".into(),
+        _ => "a value that is not true or false".into(),
     }
 }
 
@@ -224,8 +242,16 @@ mod tests {
 
     #[test]
     fn non_bool_and_missing_fields_are_errors() {
-        let when = CelExpr::compile("probe.latency_ms").unwrap();
-        assert!(evaluate_when(&when, &probe(true, 1.0, None)).is_err());
+        // `check` refuses what is plainly not boolean; what only the signal shows is an
+        // error when it runs, never a panic.
+        assert!(CelExpr::compile("probe.latency_ms").is_err());
+        let when = CelExpr::compile("probe.body.count").unwrap();
+        let body = serde_json::json!({"count": 5});
+        let error = evaluate_when(&when, &probe(true, 1.0, Some(body))).unwrap_err();
+        assert!(
+            error.contains("gave the number 5, expected true or false"),
+            "{error}"
+        );
         let when = CelExpr::compile("probe.body.missing == 1").unwrap();
         assert!(evaluate_when(&when, &probe(true, 1.0, Some(serde_json::json!({})))).is_err());
     }

@@ -23,7 +23,7 @@ pub fn run(config: &Path, signals: &Path) -> ExitCode {
     };
     match replay(config, signals) {
         Ok(output) => {
-            print!("{output}");
+            crate::output::write(&output);
             ExitCode::SUCCESS
         }
         Err(e) => {

@@ -17,6 +17,7 @@ use super::Simulation;
 use crate::config::{self, Config};
 use crate::engine::Setup;
 use crate::incident::Incident;
+use crate::output::outln;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -113,22 +114,22 @@ pub fn run(files: &[PathBuf]) -> ExitCode {
                     match outcome {
                         Ok(()) => {
                             passed += 1;
-                            println!("ok   {}: {name}", file.display());
+                            outln!("ok   {}: {name}", file.display());
                         }
                         Err(diff) => {
                             failed += 1;
-                            println!("FAIL {}: {name}\n{diff}", file.display());
+                            outln!("FAIL {}: {name}\n{diff}", file.display());
                         }
                     }
                 }
             }
             Err(e) => {
                 failed += 1;
-                println!("FAIL {}: {e}", file.display());
+                outln!("FAIL {}: {e}", file.display());
             }
         }
     }
-    println!("{passed} passed, {failed} failed");
+    outln!("{passed} passed, {failed} failed");
     if failed == 0 {
         ExitCode::SUCCESS
     } else {

@@ -68,12 +68,13 @@ pub struct CustomerReport {
 
 /// Parse and check a report body.
 pub fn parse(body: &[u8]) -> Result<CustomerReport, CriError> {
-    if std::str::from_utf8(body).is_err() {
-        return Err(CriError::Body("the body is not valid UTF-8".into()));
-    }
-    let mut json = serde_json::Deserializer::from_slice(body);
-    let report: ReportBody = serde_path_to_error::deserialize(&mut json)
-        .map_err(|e| CriError::Body(format!("invalid report: {}: {}", e.path(), e.inner())))?;
+    use crate::decode::DecodeError;
+    let report: ReportBody = crate::decode::from_slice(body, "the report").map_err(|e| {
+        CriError::Body(match e {
+            DecodeError::Invalid(why) => format!("invalid report: {why}"),
+            other => other.to_string(),
+        })
+    })?;
     let mut bad = BTreeMap::new();
     let customer = required(&mut bad, "customer", report.customer);
     let service = required(&mut bad, "service", report.service);

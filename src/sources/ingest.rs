@@ -38,11 +38,10 @@ pub fn router(state: AppState) -> Router<AppState> {
         ))
 }
 
-/// Other methods get a JSON 405, like every other error of the API.
+/// Other methods get a 405, in JSON like every other error of the API
+/// (`api::error::json_errors` lists the methods of its `Allow` header).
 fn post_only(route: MethodRouter<AppState>) -> MethodRouter<AppState> {
-    route.fallback(|| async {
-        ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "only POST is allowed here")
-    })
+    route.fallback(|| async { StatusCode::METHOD_NOT_ALLOWED })
 }
 
 async fn push_alerts(State(state): State<AppState>, body: Bytes) -> Result<Response, ApiError> {

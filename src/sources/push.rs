@@ -22,6 +22,12 @@ pub enum BodyError {
     NotJson(String),
     #[error("expected {expected}, got {got}")]
     Shape { expected: &'static str, got: String },
+    #[error("field {field:?}: expected {expected}, got {got}")]
+    Field {
+        field: &'static str,
+        expected: &'static str,
+        got: String,
+    },
 }
 
 /// What is wrong with one item.
@@ -128,7 +134,7 @@ pub fn decode_alerts(
         }
     };
     Ok(Decoded::of(items.into_iter().map(|item| {
-        typed(item).and_then(|alert| postable(alert, now, resolve_timeout))
+        typed(&item).and_then(|alert| postable(alert, now, resolve_timeout))
     })))
 }
 
@@ -137,13 +143,15 @@ fn postable(
     now: DateTime<Utc>,
     resolve_timeout: chrono::Duration,
 ) -> Result<Signal, (Problem, String)> {
-    if let Some(starts_at) = &alert.starts_at {
-        timestamp("startsAt", starts_at)?;
-    }
+    let starts_at = match &alert.starts_at {
+        None => None,
+        Some(text) => timestamp("startsAt", text)?,
+    };
     let ends_at = match &alert.ends_at {
         None => None,
         Some(text) => timestamp("endsAt", text)?,
     };
+    ordered(starts_at, ends_at)?;
     let mut signal = alert_signal(alert.labels, alert.annotations, now)?;
     match ends_at {
         Some(end) if end <= now => signal.state = SignalState::Resolved,
@@ -151,6 +159,25 @@ fn postable(
         None => signal.expires_at = Some(now + resolve_timeout),
     }
     Ok(signal)
+}
+
+/// An alert that ends before it starts is refused, as Alertmanager refuses it (its
+/// `Alert.Validate`: "start time must be before end time"); the same time is fine.
+fn ordered(
+    starts_at: Option<DateTime<Utc>>,
+    ends_at: Option<DateTime<Utc>>,
+) -> Result<(), (Problem, String)> {
+    match (starts_at, ends_at) {
+        (Some(start), Some(end)) if end < start => Err((
+            Problem::Type,
+            format!(
+                "endsAt {} is before startsAt {}: start time must be before end time",
+                end.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
+                start.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+            ),
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// `POST /api/v1/alertmanager`: Alertmanager tells when an alert resolves, so a firing one
@@ -169,24 +196,30 @@ pub fn decode_webhook(body: &[u8], now: DateTime<Utc>) -> Result<Decoded, BodyEr
         None => {}
         Some(Value::String(v)) if v == "4" => {}
         Some(other) => {
-            return Err(BodyError::Shape {
-                expected: "webhook payload version \"4\"",
-                got: format!("version {other}"),
+            return Err(BodyError::Field {
+                field: "version",
+                expected: "\"4\" (the webhook payload version tocsin reads)",
+                got: match other {
+                    Value::String(_) => format!("version {other}"),
+                    other => kind_of(other),
+                },
             })
         }
     }
     let items = match payload.remove("alerts") {
         Some(Value::Array(items)) => items,
         Some(other) => {
-            return Err(BodyError::Shape {
-                expected: "\"alerts\" as an array",
+            return Err(BodyError::Field {
+                field: "alerts",
+                expected: "an array of alerts",
                 got: kind_of(&other),
             })
         }
         None => {
-            return Err(BodyError::Shape {
-                expected: "a payload with \"alerts\"",
-                got: "none".into(),
+            return Err(BodyError::Field {
+                field: "alerts",
+                expected: "an array of alerts",
+                got: "nothing (the field is missing)".into(),
             })
         }
     };
@@ -196,12 +229,17 @@ pub fn decode_webhook(body: &[u8], now: DateTime<Utc>) -> Result<Decoded, BodyEr
 }
 
 fn webhook_alert(item: Value, now: DateTime<Utc>) -> Result<Signal, (Problem, String)> {
-    let alert: WebhookAlert = typed(item)?;
-    for (field, text) in [("startsAt", &alert.starts_at), ("endsAt", &alert.ends_at)] {
+    let alert: WebhookAlert = typed(&item)?;
+    let mut times = [None, None];
+    for (i, (field, text)) in [("startsAt", &alert.starts_at), ("endsAt", &alert.ends_at)]
+        .into_iter()
+        .enumerate()
+    {
         if let Some(text) = text {
-            timestamp(field, text)?;
+            times[i] = timestamp(field, text)?;
         }
     }
+    ordered(times[0], times[1])?;
     let mut signal = alert_signal(alert.labels, alert.annotations, now)?;
     if alert.status == WebhookStatus::Resolved {
         signal.state = SignalState::Resolved;
@@ -226,26 +264,22 @@ fn kind_of(value: &Value) -> String {
     .to_string()
 }
 
-fn typed<T: serde::de::DeserializeOwned>(item: Value) -> Result<T, (Problem, String)> {
-    serde_path_to_error::deserialize(item).map_err(|e| {
-        let path = e.path().to_string();
-        let reason = e.into_inner().to_string();
-        let reason = if path == "." {
-            reason
-        } else {
-            format!("{path}: {reason}")
-        };
-        (Problem::Type, reason)
-    })
+/// One item as an alert; the error names the field and what it should be.
+fn typed<T: serde::de::DeserializeOwned>(item: &Value) -> Result<T, (Problem, String)> {
+    crate::decode::from_value(item, "").map_err(|e| (Problem::Type, e.to_string()))
 }
 
 /// An RFC 3339 time; Go's zero time (`0001-01-01T00:00:00Z`, what Alertmanager sends for
 /// "not set") reads as none.
 fn timestamp(field: &str, text: &str) -> Result<Option<DateTime<Utc>>, (Problem, String)> {
-    let at = DateTime::parse_from_rfc3339(text).map_err(|e| {
+    let at = DateTime::parse_from_rfc3339(text).map_err(|_| {
+        let shown: String = text.chars().take(64).collect();
         (
             Problem::Type,
-            format!("{field}: {text:?} is not an RFC 3339 time: {e}"),
+            format!(
+                "field {field:?}: expected an RFC 3339 time such as 2026-01-05T09:00:00Z, got \
+                 {shown:?}"
+            ),
         )
     })?;
     let at = at.with_timezone(&Utc);
@@ -406,6 +440,29 @@ mod tests {
     }
 
     #[test]
+    fn an_alert_that_ends_before_it_starts_is_refused_as_alertmanager_refuses_it() {
+        let d = alerts(json!([
+            { "labels": { "alertname": "Backwards" }, "startsAt": "2026-01-05T09:00:00Z",
+              "endsAt": "2026-01-05T08:00:00Z" },
+            { "labels": { "alertname": "Instant" }, "startsAt": "2026-01-05T08:00:00Z",
+              "endsAt": "2026-01-05T08:00:00Z" },
+            { "labels": { "alertname": "Zero" }, "startsAt": "2026-01-05T08:00:00Z",
+              "endsAt": "0001-01-01T00:00:00Z" },
+        ]));
+        assert_eq!(d.signals.len(), 2, "{:?}", d.rejected);
+        assert_eq!(d.rejected.len(), 1);
+        assert_eq!(
+            (d.rejected[0].index, d.rejected[0].problem),
+            (0, Problem::Type)
+        );
+        assert_eq!(
+            d.rejected[0].reason,
+            "endsAt 2026-01-05T08:00:00Z is before startsAt 2026-01-05T09:00:00Z: start time \
+             must be before end time"
+        );
+    }
+
+    #[test]
     fn a_body_that_is_not_a_json_array_is_refused_whole() {
         let decode = |b: &[u8]| decode_alerts(b, now(), minutes(5)).unwrap_err();
         assert_eq!(decode(b"\xff\xfe"), BodyError::NotUtf8);
@@ -445,10 +502,13 @@ mod tests {
         );
 
         let old = json!({ "version": "3", "alerts": [] }).to_string();
-        assert!(matches!(
-            decode_webhook(old.as_bytes(), now()),
-            Err(BodyError::Shape { .. })
-        ));
+        assert_eq!(
+            decode_webhook(old.as_bytes(), now())
+                .unwrap_err()
+                .to_string(),
+            "field \"version\": expected \"4\" (the webhook payload version tocsin reads), got \
+             version \"3\""
+        );
         assert!(decode_webhook(b"[]", now()).is_err());
     }
 

@@ -19,6 +19,8 @@ pub const REMINDER: Duration = Duration::from_secs(600);
 #[derive(Clone, Default)]
 pub struct StoreHealth {
     inner: Arc<Mutex<State>>,
+    /// A SQLite file: a failed write also says what the file system says of it.
+    database: Option<Arc<std::path::Path>>,
 }
 
 #[derive(Default)]
@@ -42,10 +44,30 @@ impl StoreHealth {
         Self::default()
     }
 
+    /// The health of `store`'s writes: for a SQLite file, the reason of a failed write is
+    /// followed by the file system's word on the file (read-only, no permission), which
+    /// SQLite's own message ("disk I/O error") does not give.
+    pub fn of(store: &super::Store) -> Self {
+        StoreHealth {
+            database: store
+                .lock
+                .as_ref()
+                .map(|lock| Arc::from(lock.database.as_path())),
+            ..Self::default()
+        }
+    }
+
     /// A write failed (`what` was being written). Logs an error the first time only.
     pub fn write_failed(&self, what: &str, error: &dyn std::fmt::Display) {
+        let reason = match self
+            .database
+            .as_deref()
+            .and_then(super::lock::why_unwritable)
+        {
+            Some(file) => format!("{error}; {file}"),
+            None => error.to_string(),
+        };
         let mut state = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        let reason = error.to_string();
         let now = tokio::time::Instant::now();
         let State {
             failing,

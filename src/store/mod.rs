@@ -15,10 +15,12 @@
 mod health;
 mod inbox;
 mod leader;
+mod lock;
 mod outbox;
 mod queries;
 mod redo_log;
 mod schema;
+mod secrets;
 mod sources;
 mod sqlite_writer;
 mod state;
@@ -35,19 +37,19 @@ use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Executor, Row};
 
 pub use health::StoreHealth;
+pub use leader::LeaseRow;
+pub use lock::{host_name, Owner};
 pub use outbox::{Claim, DeliveryWrite, OutboxEntry, OutboxStatus};
 pub use queries::IncidentFilter;
 pub use schema::{schema_status, Migration, SchemaStatus};
 pub use sqlite_writer::{Durable, Submitted};
 
+/// A `reason` is said in its variant's message and is not its `source()`, so the one line
+/// printed at the binary's edge (`{:#}`, which appends every source) says it once.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("store {url}: {source}")]
-    Open {
-        url: String,
-        #[source]
-        source: sqlx::Error,
-    },
+    #[error("store {url}: {reason}")]
+    Open { url: String, reason: sqlx::Error },
     #[error("store migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("store: {0}")]
@@ -78,13 +80,27 @@ pub enum StoreError {
         "store: this engine no longer holds the leader lease (term {term}); the write was refused"
     )]
     Fenced { term: i64 },
+    #[error(
+        "store {path} is in use by another engine ({holder}); one engine per SQLite store: \
+         stop that engine, or give this one a store of its own"
+    )]
+    InUse { path: String, holder: String },
+    #[error("store: cannot open {path} for writing: {reason}")]
+    Unwritable {
+        path: String,
+        reason: std::io::Error,
+    },
+    #[error("store: cannot lock {path}: {reason}")]
+    Lock {
+        path: String,
+        reason: std::io::Error,
+    },
     #[error("store: the database holds tables, but no record of tocsin's migrations: not a tocsin store")]
     NotAStore,
-    #[error("store: cannot create folder {path}: {source}")]
+    #[error("store: cannot create folder {path}: {reason}")]
     Folder {
         path: String,
-        #[source]
-        source: std::io::Error,
+        reason: std::io::Error,
     },
 }
 
@@ -114,6 +130,8 @@ pub struct Store {
     writes: Arc<AtomicU64>,
     /// A SQLite file: the engine's batches are written by this thread (see `sqlite_writer`).
     sqlite_writer: Option<Arc<sqlite_writer::SqliteWriter>>,
+    /// A SQLite file: this process's lock on it (see `lock`), released by `close`.
+    lock: Option<Arc<lock::EngineLock>>,
 }
 
 /// Who must hold the lease for a write to go through.
@@ -127,69 +145,36 @@ static MIGRATE_SQLITE: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sq
 static MIGRATE_POSTGRES: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
 impl Store {
-    /// Open (creating the SQLite file and its folders when missing) and migrate.
+    /// Open (creating the SQLite file and its folders when missing) and migrate, as this
+    /// process serving no port.
     pub async fn open(url: &str) -> Result<Store> {
-        sqlx::any::install_default_drivers();
-        let backend = if url.starts_with("postgres") {
-            Backend::Postgres
-        } else {
-            Backend::Sqlite
-        };
+        Store::open_as(url, &Owner::this_process(None)).await
+    }
+
+    /// Open and migrate on behalf of `owner`. A SQLite file is locked for it first (see
+    /// `lock`): a store another engine holds is refused at once, naming that engine, and
+    /// nothing is written to it.
+    pub async fn open_as(url: &str, owner: &Owner) -> Result<Store> {
+        let backend = backend_of(url);
         let connect_url = match backend {
             Backend::Sqlite => sqlite_url(url)?,
             Backend::Postgres => url.to_string(),
         };
-        let options = AnyPoolOptions::new()
-            .max_connections(match backend {
-                Backend::Sqlite => 4,
-                Backend::Postgres => 8,
-            })
-            .acquire_timeout(StdDuration::from_secs(10))
-            .after_connect(move |conn, _| {
-                Box::pin(async move {
-                    if backend == Backend::Sqlite {
-                        // WAL lets readers (API, dashboard) run beside the writer. NORMAL:
-                        // a commit does not fsync while it holds SQLite's write lock. With
-                        // FULL, a delivery outcome's fsync that the disk held for ~90 ms
-                        // held the engine's next commit, and the page waiting on it, as
-                        // long (signal-to-page benchmark). Delivery outcomes now go through
-                        // the engine's writer connection (`write_statements`), committed the
-                        // same way; these connections still write claims and source cursors.
-                        // All of it is on disk with the next fsync of the WAL: the engine's
-                        // after each batch (`sqlite_writer`), or the checkpoint's within a
-                        // second. A power cut before that can lose it: a claim that expires
-                        // anyway, a cursor read again, a delivered page sent once more (a
-                        // duplicate, never a lost page). The engine's own batches answer
-                        // nobody before their fsync.
-                        conn.execute("PRAGMA journal_mode = WAL").await?;
-                        conn.execute("PRAGMA synchronous = NORMAL").await?;
-                        // Checkpoints run beside the writer (see `checkpoint_wal`), not
-                        // inside whichever commit crosses 1,000 WAL pages: there, copying
-                        // pages into a large database file and fsyncing it held up that
-                        // commit, and the page or answer waiting on it, for ~0.5 s.
-                        conn.execute("PRAGMA wal_autocheckpoint = 0").await?;
-                        conn.execute("PRAGMA busy_timeout = 10000").await?;
-                        conn.execute("PRAGMA foreign_keys = ON").await?;
-                    }
-                    Ok(())
-                })
-            });
-        let pool = options
-            .connect(&connect_url)
-            .await
-            .map_err(|source| StoreError::Open {
-                url: redact(url),
-                source,
-            })?;
+        let lock = match sqlite_file(url).filter(|_| backend == Backend::Sqlite) {
+            Some(path) => Some(Arc::new(lock::EngineLock::take(Path::new(path), owner)?)),
+            None => None,
+        };
+        let pool = connect(url, &connect_url, backend).await?;
         // A SQLite file's redo log holds batches of the engine that last ran on it, written
         // for the schema the file is at: they are committed before the migrations, which
         // then carry them forward with the rest (a batch of an earlier version committed
         // after them would miss what they add, such as the links of its new impacts).
         let mut sqlite_writer = None;
         let mut replayed = false;
-        if let (Backend::Sqlite, Some(path)) = (backend, sqlite_file(url)) {
+        // The file itself, so that its redo log is the same whatever path leads to it.
+        if let Some(path) = lock.as_ref().map(|lock| lock.database.clone()) {
             let writer =
-                sqlite_writer::SqliteWriter::start(path.into()).map_err(StoreError::WriterStart)?;
+                sqlite_writer::SqliteWriter::start(path).map_err(StoreError::WriterStart)?;
             if has_table(&pool, "redo_applied").await? {
                 writer.open_redo_log()?;
                 replayed = true;
@@ -218,6 +203,33 @@ impl Store {
             write_turn: (backend == Backend::Sqlite).then(|| Arc::new(tokio::sync::Mutex::new(()))),
             writes,
             sqlite_writer,
+            lock,
+        })
+    }
+
+    /// Why an engine could not open `url` now because another engine uses it (a SQLite file
+    /// another engine holds), if so; nothing is created or written.
+    pub fn in_use(url: &str) -> Option<StoreError> {
+        let path = sqlite_file(url).filter(|_| backend_of(url) == Backend::Sqlite)?;
+        lock::EngineLock::held(Path::new(path))
+    }
+
+    /// Open a store only to read it, beside an engine that may be using it (a test looking
+    /// at a running engine's store): no lock, no migration, no writer; writes fail.
+    pub async fn open_read_only(url: &str) -> Result<Store> {
+        let backend = backend_of(url);
+        let connect_url = match sqlite_file(url).filter(|_| backend == Backend::Sqlite) {
+            Some(path) => format!("sqlite://{path}?mode=ro"),
+            None => url.to_string(),
+        };
+        Ok(Store {
+            pool: connect(url, &connect_url, backend).await?,
+            backend,
+            fencing: None,
+            write_turn: None,
+            writes: Arc::default(),
+            sqlite_writer: None,
+            lock: None,
         })
     }
 
@@ -257,12 +269,70 @@ impl Store {
             writer.close().await;
         }
         self.pool.close().await;
+        if let Some(lock) = &self.lock {
+            lock.release();
+        }
     }
 
     /// Is the store answering?
     pub async fn ping(&self) -> bool {
         sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
     }
+}
+
+fn backend_of(url: &str) -> Backend {
+    sqlx::any::install_default_drivers();
+    if url.starts_with("postgres") {
+        Backend::Postgres
+    } else {
+        Backend::Sqlite
+    }
+}
+
+/// The store's pool (`url` as configured, for messages; `connect_url` as connected to).
+async fn connect(url: &str, connect_url: &str, backend: Backend) -> Result<AnyPool> {
+    let options = AnyPoolOptions::new()
+        .max_connections(match backend {
+            Backend::Sqlite => 4,
+            Backend::Postgres => 8,
+        })
+        .acquire_timeout(StdDuration::from_secs(10))
+        .after_connect(move |conn, _| {
+            Box::pin(async move {
+                if backend == Backend::Sqlite {
+                    // WAL lets readers (API, dashboard) run beside the writer. NORMAL:
+                    // a commit does not fsync while it holds SQLite's write lock. With
+                    // FULL, a delivery outcome's fsync that the disk held for ~90 ms
+                    // held the engine's next commit, and the page waiting on it, as
+                    // long (signal-to-page benchmark). Delivery outcomes now go through
+                    // the engine's writer connection (`write_statements`), committed the
+                    // same way; these connections still write claims and source cursors.
+                    // All of it is on disk with the next fsync of the WAL: the engine's
+                    // after each batch (`sqlite_writer`), or the checkpoint's within a
+                    // second. A power cut before that can lose it: a claim that expires
+                    // anyway, a cursor read again, a delivered page sent once more (a
+                    // duplicate, never a lost page). The engine's own batches answer
+                    // nobody before their fsync.
+                    conn.execute("PRAGMA journal_mode = WAL").await?;
+                    conn.execute("PRAGMA synchronous = NORMAL").await?;
+                    // Checkpoints run beside the writer (see `checkpoint_wal`), not
+                    // inside whichever commit crosses 1,000 WAL pages: there, copying
+                    // pages into a large database file and fsyncing it held up that
+                    // commit, and the page or answer waiting on it, for ~0.5 s.
+                    conn.execute("PRAGMA wal_autocheckpoint = 0").await?;
+                    conn.execute("PRAGMA busy_timeout = 10000").await?;
+                    conn.execute("PRAGMA foreign_keys = ON").await?;
+                }
+                Ok(())
+            })
+        });
+    options
+        .connect(connect_url)
+        .await
+        .map_err(|reason| StoreError::Open {
+            url: redact(url),
+            reason,
+        })
 }
 
 /// Copy the WAL into the database file every second after writes, beside the writer: a
@@ -334,9 +404,9 @@ fn sqlite_url(url: &str) -> Result<String> {
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
     {
-        std::fs::create_dir_all(parent).map_err(|source| StoreError::Folder {
+        std::fs::create_dir_all(parent).map_err(|reason| StoreError::Folder {
             path: parent.display().to_string(),
-            source,
+            reason,
         })?;
     }
     let mut query = query.map(str::to_string).unwrap_or_default();

@@ -157,9 +157,9 @@ fn read_sqlite(path: &Path) -> Result<Vec<Applied>, StoreError> {
 
 async fn read_postgres(url: &str) -> Result<Vec<Applied>, StoreError> {
     use sqlx::{Connection, Row};
-    let open = |source| StoreError::Open {
+    let open = |reason| StoreError::Open {
         url: redact(url),
-        source,
+        reason,
     };
     let mut conn = sqlx::PgConnection::connect(url).await.map_err(open)?;
     let mut tx = conn.begin().await?;

@@ -605,15 +605,16 @@ fn open(path: &PathBuf) -> rusqlite::Result<Connection> {
         path,
         OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
-    // As sqlx's connections (`Store::open`), checkpoints beside the writer, and NORMAL: the
-    // fsync of each commit is this thread's, after the commit (see the module docs).
-    // wal_autocheckpoint: the checkpoint beside the writer (every second, `Store::open`)
-    // copies the WAL into the database while commits go on, and SQLite starts the WAL again
-    // from its beginning only once a checkpoint has copied all of it. Under writes that
-    // never pause, it never had: the WAL grew past 1,000 MiB over 200,000 new alerts
-    // (ingest benchmark), each new frame a block the file system zeroed first (9 % of all
-    // samples). Past WAL_CHECKPOINT_FRAMES a commit here checkpoints what the other left
-    // (passive: it never waits for readers), and the next one starts the WAL again.
+    // As sqlx's connections (`store::connect`), checkpoints beside the writer, and NORMAL:
+    // the fsync of each commit is this thread's, after the commit (see the module docs).
+    // wal_autocheckpoint: the checkpoint beside the writer (every second,
+    // `store::checkpoint_wal`) copies the WAL into the database while commits go on, and
+    // SQLite starts the WAL again from its beginning only once a checkpoint has copied all
+    // of it. Under writes that never pause, it never had: the WAL grew past 1,000 MiB over
+    // 200,000 new alerts (ingest benchmark), each new frame a block the file system zeroed
+    // first (9 % of all samples). Past WAL_CHECKPOINT_FRAMES a commit here checkpoints what
+    // the other left (passive: it never waits for readers), and the next one starts the WAL
+    // again.
     // temp_store MEMORY: each multi-row upsert keeps a statement journal (to undo itself
     // alone), and SQLite spilled those of a large batch to temporary files (7 % of the
     // writer's samples; first pass of 50,000 alerts 56,540 / 59,305 → 62,754 / 62,003

@@ -180,6 +180,16 @@ impl Store {
             state.row = row.try_get("id")?;
             snapshot.rule_states.push((rule, fingerprint, state));
         }
+        // Impacts a person resolved while they fired: their rule states clear them later.
+        let resolved_firing: Vec<i64> = snapshot
+            .rule_states
+            .iter()
+            .flat_map(|(_, _, state)| state.held().iter().copied())
+            .collect();
+        if !resolved_firing.is_empty() {
+            let held = self.impacts_by_id(resolved_firing).await?;
+            snapshot.impacts.extend(held);
+        }
         for row in sqlx::query("SELECT id, fingerprint, data FROM leases ORDER BY id")
             .fetch_all(&self.pool)
             .await?

@@ -355,7 +355,7 @@ pub async fn run(kills: usize, seed: u64, scratch: &Path) -> Counts {
 
     // Every page that fell due goes out: wait until the outbox has nothing pending.
     let db = format!("sqlite://{}", scratch.join("data/tocsin.db").display());
-    let store = Store::open(&db).await.unwrap();
+    let store = Store::open_read_only(&db).await.unwrap();
     let mut drained = false;
     for _ in 0..600 {
         if store.pending_pages(1).await.unwrap().is_empty() {

@@ -1,6 +1,7 @@
 //! Helpers for the reliability and security tests: the real binary with its log, receivers
 //! that record (and dedupe on `X-Tocsin-Delivery`), one that accepts and never answers, and
-//! real store trouble (a size-limited tmpfs that fills up, an immutable database file).
+//! real store trouble (a size-limited tmpfs that fills up, an immutable database file on a
+//! file system of the test's own).
 #![allow(dead_code)]
 
 pub mod crash;
@@ -365,6 +366,29 @@ fn run(program: &str, args: &[&str]) -> Result<(), String> {
     }
 }
 
+/// Set to 1 by someone without root to leave out the tests that mount file systems of their
+/// own (they need root, or CAP_SYS_ADMIN); `scripts/test-all.sh` never sets it.
+pub const WITHOUT_ROOT_VAR: &str = "TOCSIN_TEST_WITHOUT_ROOT";
+
+/// Whether a test that mounts file systems of its own runs: yes, unless left out on purpose
+/// with [`WITHOUT_ROOT_VAR`] (it then says so).
+pub fn mounts_wanted(test: &str) -> bool {
+    if std::env::var(WITHOUT_ROOT_VAR).is_ok_and(|v| v == "1") {
+        eprintln!("{test}: left out, as {WITHOUT_ROOT_VAR}=1 asks (it mounts file systems)");
+        return false;
+    }
+    true
+}
+
+/// Fail a test whose store trouble cannot be made here, saying why and what to do.
+pub fn cannot_make(trouble: &str, why: &str) -> ! {
+    panic!(
+        "cannot make {trouble} here: {why}. This test mounts a file system of its own and \
+         needs root (or CAP_SYS_ADMIN); run it as root, or set {WITHOUT_ROOT_VAR}=1 to leave \
+         it out"
+    )
+}
+
 /// A size-limited tmpfs mounted on a folder (needs root or CAP_SYS_ADMIN), unmounted when
 /// dropped. `fill` takes every free byte with a file, so the filesystem is really full.
 pub struct Tmpfs {
@@ -373,7 +397,7 @@ pub struct Tmpfs {
 }
 
 impl Tmpfs {
-    /// None when mounting is not permitted here.
+    /// Err (why) when mounting is not permitted here.
     pub fn mount(dir: &Path, megabytes: u32) -> Result<Tmpfs, String> {
         std::fs::create_dir_all(dir).unwrap();
         run(
@@ -399,11 +423,7 @@ impl Tmpfs {
         let mut file = std::fs::File::create(&self.filler).unwrap();
         let block = vec![0xA5u8; 64 * 1024];
         let mut small = vec![0xA5u8; 512];
-        loop {
-            if file.write_all(&block).is_err() {
-                break;
-            }
-        }
+        while file.write_all(&block).is_ok() {}
         // Then the last bits that a whole block no longer fits into.
         while !small.is_empty() {
             if file.write_all(&small).is_err() {
@@ -411,10 +431,16 @@ impl Tmpfs {
             }
         }
         let _ = file.sync_all();
+        // Really full: not one more byte goes in.
+        let full = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&self.filler)
+            .and_then(|mut f| f.write_all(&[0]).and_then(|()| f.sync_all()));
+        assert!(full.is_err(), "{} is not full", self.dir.display());
     }
 
     pub fn free(&self) {
-        let _ = std::fs::remove_file(&self.filler);
+        std::fs::remove_file(&self.filler).expect("remove the filler");
     }
 }
 
@@ -425,8 +451,71 @@ impl Drop for Tmpfs {
     }
 }
 
+/// An ext4 file system of the test's own, in an image file mounted through a loop device
+/// (needs root or CAP_SYS_ADMIN), unmounted when dropped. Its files can be made immutable
+/// (`chattr +i`), which ext4 enforces even on descriptors opened before; tmpfs, which may
+/// hold the temporary folder, does not.
+///
+/// A read-only mount cannot stand in: remounting read-only is refused while the engine
+/// holds its database open for writing, and a read-only bind mount does not stop
+/// descriptors opened before it.
+pub struct Ext4 {
+    pub dir: PathBuf,
+}
+
+impl Ext4 {
+    /// Err (why) when it cannot be made or mounted here.
+    pub fn mount(image: &Path, dir: &Path, megabytes: u64) -> Result<Ext4, String> {
+        std::fs::create_dir_all(dir).unwrap();
+        std::fs::File::create(image)
+            .and_then(|f| f.set_len(megabytes * 1024 * 1024))
+            .map_err(|e| format!("{}: {e}", image.display()))?;
+        run("mkfs.ext4", &["-q", "-F", &image.to_string_lossy()])?;
+        run(
+            "mount",
+            &[
+                "-o",
+                "loop",
+                &image.to_string_lossy(),
+                &dir.to_string_lossy(),
+            ],
+        )?;
+        let fs = Ext4 {
+            dir: dir.to_path_buf(),
+        };
+        fs.check_immutable_refuses_writes()?;
+        Ok(fs)
+    }
+
+    /// A write through a descriptor opened before `chattr +i` fails: the trouble is real.
+    fn check_immutable_refuses_writes(&self) -> Result<(), String> {
+        use std::io::Write;
+        let probe = self.dir.join("probe");
+        let mut file = std::fs::File::create(&probe).map_err(|e| e.to_string())?;
+        immutable(std::slice::from_ref(&probe), true)?;
+        let written = file.write_all(b"x").and_then(|()| file.sync_all());
+        immutable(std::slice::from_ref(&probe), false)?;
+        std::fs::remove_file(&probe).map_err(|e| e.to_string())?;
+        match written {
+            Err(_) => Ok(()),
+            Ok(()) => Err(format!(
+                "{} took a write to an immutable file",
+                self.dir.display()
+            )),
+        }
+    }
+}
+
+impl Drop for Ext4 {
+    fn drop(&mut self) {
+        // Lazy: a process still holding a file there does not keep the mount around; the
+        // loop device goes with the last reference.
+        let _ = run("umount", &["-l", &self.dir.to_string_lossy()]);
+    }
+}
+
 /// Set or clear the immutable attribute (`chattr +i`), which refuses writes even to root and
-/// even through file descriptors opened before.
+/// (on ext4) even through file descriptors opened before.
 pub fn immutable(paths: &[PathBuf], on: bool) -> Result<(), String> {
     let flag = if on { "+i" } else { "-i" };
     for path in paths {
@@ -435,6 +524,24 @@ pub fn immutable(paths: &[PathBuf], on: bool) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// Make `path` (a file or a folder) read-only for this process, or writable again: the
+/// immutable attribute as root (permissions do not stop root), its mode bits otherwise.
+pub fn read_only(path: &Path, on: bool) -> Result<(), String> {
+    use std::os::unix::fs::PermissionsExt;
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    if unsafe { libc::geteuid() } == 0 {
+        return immutable(&[path.to_path_buf()], on);
+    }
+    let mode = match (path.is_dir(), on) {
+        (true, true) => 0o555,
+        (true, false) => 0o755,
+        (false, true) => 0o444,
+        (false, false) => 0o644,
+    };
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .map_err(|e| format!("chmod {}: {e}", path.display()))
 }
 
 /// Poll `check` every 50 ms until it returns Some, at most `timeout`.

@@ -234,7 +234,9 @@ pub async fn pong_server() -> SocketAddr {
 pub async fn incidents(engine: &TestEngine) -> Vec<Value> {
     let (status, list) = engine.get("/api/v1/incidents").await;
     assert_eq!(status, 200, "{list}");
-    list.as_array().cloned().unwrap_or_default()
+    list.as_array()
+        .cloned()
+        .unwrap_or_else(|| panic!("not a list: {list}"))
 }
 
 /// Wait (bounded) for an incident that satisfies `matches`.

@@ -35,29 +35,64 @@ pub struct TestDir {
     pub pg_database: Option<String>,
 }
 
-/// `TOCSIN_TEST_STORE=postgres` runs the suite's engines on PostgreSQL (127.0.0.1:5432, a
-/// database of their own per test) instead of a SQLite file.
+/// `TOCSIN_TEST_STORE=postgres` runs the suite's engines on PostgreSQL (the server of
+/// [`PG_URL_VAR`], a database of their own per test) instead of a SQLite file.
 pub fn suite_on_postgres() -> bool {
     std::env::var("TOCSIN_TEST_STORE").is_ok_and(|v| v == "postgres")
 }
 
+/// The variable that names the PostgreSQL server of the tests.
+pub const PG_URL_VAR: &str = "TOCSIN_TEST_PG_URL";
+
+/// The PostgreSQL server the tests use: the URL in `TOCSIN_TEST_PG_URL`, whose user may
+/// create databases. `./scripts/test-all.sh` starts a throwaway cluster of its own on every
+/// run and sets it; a test that needs PostgreSQL without it fails saying so.
+pub fn pg_server_url() -> reqwest::Url {
+    let Ok(text) = std::env::var(PG_URL_VAR) else {
+        panic!(
+            "{PG_URL_VAR} is not set, and this test needs a PostgreSQL server. Run it through \
+             ./scripts/throwaway-postgres.sh run cargo test ..., which starts a throwaway \
+             cluster and sets it, or set {PG_URL_VAR}=postgres://USER@127.0.0.1:PORT/DB \
+             (a server whose USER may create databases; each test makes its own and drops it)"
+        )
+    };
+    reqwest::Url::parse(&text).unwrap_or_else(|e| {
+        panic!("{PG_URL_VAR}={text:?} is not a URL ({e}); expected postgres://USER@HOST:PORT/DB")
+    })
+}
+
+/// The URL of database `name` on the tests' PostgreSQL server.
+pub fn pg_database_url(name: &str) -> String {
+    let mut url = pg_server_url();
+    url.set_path(&format!("/{name}"));
+    url.to_string()
+}
+
+/// The tests' PostgreSQL server as `HOST:PORT`, for a proxy in front of it.
+pub fn pg_server_address() -> String {
+    let url = pg_server_url();
+    format!(
+        "{}:{}",
+        url.host_str().expect("the PostgreSQL URL names a host"),
+        url.port().unwrap_or(5432)
+    )
+}
+
+/// `url` with its port replaced: the same database through a proxy on 127.0.0.1:`port`.
+pub fn pg_url_through(url: &str, port: u16) -> String {
+    let mut url = reqwest::Url::parse(url).expect("a PostgreSQL URL");
+    url.set_host(Some("127.0.0.1")).unwrap();
+    url.set_port(Some(port)).unwrap();
+    url.to_string()
+}
+
 fn psql(sql: &str) {
     let output = Command::new("psql")
-        .args([
-            "-h",
-            "127.0.0.1",
-            "-U",
-            "postgres",
-            "-d",
-            "test",
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-q",
-            "-c",
-            sql,
-        ])
+        .arg("-d")
+        .arg(pg_server_url().as_str())
+        .args(["-v", "ON_ERROR_STOP=1", "-q", "-c", sql])
         .output()
-        .expect("psql (PostgreSQL client)");
+        .expect("psql (PostgreSQL client, Debian package postgresql-client)");
     assert!(
         output.status.success(),
         "psql {sql}: {}",
@@ -71,6 +106,54 @@ pub async fn execute(url: &str, sql: &str) {
     let pool = sqlx::AnyPool::connect(url).await.unwrap();
     sqlx::query(sql).execute(&pool).await.unwrap();
     pool.close().await;
+}
+
+/// A store at `url` as an engine of an earlier version left it: `backend`'s migrations up to
+/// `last` (numbered from 1) applied, none after.
+pub async fn store_of_an_earlier_version(url: &str, backend: &str, last: i64) -> sqlx::AnyPool {
+    sqlx::any::install_default_drivers();
+    let migrations = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("migrations")
+        .join(backend);
+    let mut before = sqlx::migrate::Migrator::new(migrations).await.unwrap();
+    let older: Vec<_> = before
+        .migrations
+        .iter()
+        .filter(|m| m.version <= last)
+        .cloned()
+        .collect();
+    assert_eq!(older.len() as i64, last);
+    before.migrations = older.into();
+    let connect = if backend == "sqlite" {
+        format!("{url}?mode=rwc")
+    } else {
+        url.to_string()
+    };
+    let old = sqlx::AnyPool::connect(&connect).await.unwrap();
+    before.run(&old).await.unwrap();
+    old
+}
+
+/// The real `tocsin` with `args`, in the working directory `cwd`, to its end (at most 60 s):
+/// its exit status (-1 for a signal), stdout and stderr.
+pub async fn run_tocsin(cwd: &Path, args: &[&str]) -> (i32, String, String) {
+    let output = tokio::time::timeout(
+        Duration::from_secs(60),
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_tocsin"))
+            .args(args)
+            .current_dir(cwd)
+            .env("TOCSIN_LOG", "info")
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("tocsin finishes within 60 s")
+    .expect("tocsin runs");
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).to_string(),
+        String::from_utf8_lossy(&output.stderr).to_string(),
+    )
 }
 
 impl TestDir {
@@ -87,7 +170,8 @@ impl TestDir {
                 let name = format!("tocsin_test_{}", uuid::Uuid::new_v4().simple());
                 psql(&format!("CREATE DATABASE {name}"));
                 text.push_str(&format!(
-                    "\nstore: {{ url: \"postgres://postgres@127.0.0.1:5432/{name}\" }}\n"
+                    "\nstore: {{ url: \"{}\" }}\n",
+                    pg_database_url(&name)
                 ));
                 pg_database = Some(name);
             } else {
@@ -115,7 +199,7 @@ impl TestDir {
     /// The store URL this folder's config uses.
     pub fn store_url(&self) -> String {
         match &self.pg_database {
-            Some(name) => format!("postgres://postgres@127.0.0.1:5432/{name}"),
+            Some(name) => pg_database_url(name),
             None => format!("sqlite://{}/data/tocsin.db", self.path().display()),
         }
     }
@@ -173,34 +257,11 @@ impl TestEngine {
     }
 
     pub async fn get(&self, path: &str) -> (u16, Value) {
-        let response = self
-            .http
-            .get(format!("{}{path}", self.url))
-            .send()
-            .await
-            .expect("GET");
-        let status = response.status().as_u16();
-        let text = response.text().await.unwrap_or_default();
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        )
+        get_json(&self.http, &format!("{}{path}", self.url)).await
     }
 
     pub async fn post(&self, path: &str, body: &Value) -> (u16, Value) {
-        let response = self
-            .http
-            .post(format!("{}{path}", self.url))
-            .json(body)
-            .send()
-            .await
-            .expect("POST");
-        let status = response.status().as_u16();
-        let text = response.text().await.unwrap_or_default();
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        )
+        post_json(&self.http, &format!("{}{path}", self.url), body).await
     }
 }
 
@@ -268,6 +329,24 @@ impl Drop for EngineProcess {
     }
 }
 
+/// Send signal `name` (`INT`, `TERM`, …) to `child`.
+pub fn send_signal(child: &Child, name: &str) {
+    let status = Command::new("kill")
+        .args([&format!("-{name}"), &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success(), "kill -{name} {}", child.id());
+}
+
+/// Wait at most `timeout` for `child` to exit.
+pub async fn exit_of(child: &mut Child, timeout: Duration) -> Option<std::process::ExitStatus> {
+    eventually(timeout, || {
+        let status = child.try_wait().ok().flatten();
+        async move { status }
+    })
+    .await
+}
+
 /// A free TCP port on 127.0.0.1 (bound, then released).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -295,36 +374,35 @@ where
     }
 }
 
-/// A PostgreSQL database of its own for one test, on the local server (trust auth), dropped
-/// by [`PgDatabase::drop_db`]. The server is the one this machine runs at 127.0.0.1:5432.
+/// A PostgreSQL database of its own for one test, on the tests' server (see
+/// [`pg_server_url`]), dropped by [`PgDatabase::drop_db`].
 pub struct PgDatabase {
     pub name: String,
     pub url: String,
 }
 
-const PG_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
-
 impl PgDatabase {
     pub async fn create() -> PgDatabase {
         use sqlx::Connection;
         let name = format!("tocsin_test_{}", uuid::Uuid::new_v4().simple());
-        let mut admin = sqlx::PgConnection::connect(PG_ADMIN_URL)
+        let server = pg_server_url();
+        let mut admin = sqlx::PgConnection::connect(server.as_str())
             .await
-            .expect("PostgreSQL at 127.0.0.1:5432");
+            .unwrap_or_else(|e| panic!("PostgreSQL at {PG_URL_VAR}={server}: {e}"));
         sqlx::query(&format!("CREATE DATABASE {name}"))
             .execute(&mut admin)
             .await
             .expect("create database");
         admin.close().await.ok();
         PgDatabase {
-            url: format!("postgres://postgres@127.0.0.1:5432/{name}"),
+            url: pg_database_url(&name),
             name,
         }
     }
 
     pub async fn drop_db(self) {
         use sqlx::Connection;
-        let mut admin = sqlx::PgConnection::connect(PG_ADMIN_URL)
+        let mut admin = sqlx::PgConnection::connect(pg_server_url().as_str())
             .await
             .expect("PostgreSQL");
         sqlx::query(&format!(
@@ -359,6 +437,28 @@ pub async fn push_alerts(http: &reqwest::Client, url: &str, alerts: Value) {
         "push to {url} answered {}",
         response.status()
     );
+}
+
+/// GET `url` (an engine's API or dashboard): the status and the body, as JSON when it is.
+pub async fn get_json(http: &reqwest::Client, url: &str) -> (u16, Value) {
+    let response = http.get(url).send().await.expect("GET");
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap_or_default();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+/// POST `body` as JSON to `url`: the status and the answer, as JSON when it is.
+pub async fn post_json(http: &reqwest::Client, url: &str, body: &Value) -> (u16, Value) {
+    let response = http.post(url).json(body).send().await.expect("POST");
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap_or_default();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
 }
 
 /// An engine's incidents, oldest first.

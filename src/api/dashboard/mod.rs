@@ -9,7 +9,8 @@ pub mod view;
 
 use std::collections::HashMap;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::rejection::FormRejection;
+use axum::extract::{FromRequest, Path, Query, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::middleware;
 use axum::response::{IntoResponse, Redirect, Response};
@@ -229,6 +230,43 @@ async fn incident_detail(
     ))
 }
 
+/// A posted form, refused in the API's words ("field \"by\" is given twice") rather than
+/// axum's ("Failed to deserialize form body: duplicate field `by`").
+struct FormBody<T>(T);
+
+impl<T: serde::de::DeserializeOwned, S: Send + Sync> FromRequest<S> for FormBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+        match Form::<T>::from_request(request, state).await {
+            Ok(Form(form)) => Ok(FormBody(form)),
+            Err(FormRejection::InvalidFormContentType(e)) => Err(ApiError::new(
+                e.status(),
+                "a form is sent as application/x-www-form-urlencoded",
+            )),
+            Err(FormRejection::FailedToDeserializeForm(e)) => {
+                Err(form_error(e.status(), &e.body_text()))
+            }
+            Err(FormRejection::FailedToDeserializeFormBody(e)) => {
+                Err(form_error(e.status(), &e.body_text()))
+            }
+            Err(other) => Err(ApiError::new(other.status(), other.body_text())),
+        }
+    }
+}
+
+/// axum's "Failed to deserialize form body: <serde's message>", as the API says it.
+fn form_error(status: StatusCode, text: &str) -> ApiError {
+    let serde = text.split_once(": ").map_or(text, |(_, rest)| rest);
+    ApiError::new(
+        status,
+        format!(
+            "invalid form: {}",
+            crate::decode::describe(".", serde, "the form")
+        ),
+    )
+}
+
 #[derive(Deserialize)]
 struct ByForm {
     #[serde(default)]
@@ -301,7 +339,7 @@ async fn ack(
     State(state): State<AppState>,
     Path(id): Path<String>,
     headers: HeaderMap,
-    Form(form): Form<ByForm>,
+    FormBody(form): FormBody<ByForm>,
 ) -> Response {
     act(&state, &headers, &id, &form.by, |incident_id, by| {
         Ok(Input::Ack { incident_id, by })
@@ -313,7 +351,7 @@ async fn resolve(
     State(state): State<AppState>,
     Path(id): Path<String>,
     headers: HeaderMap,
-    Form(form): Form<ResolveForm>,
+    FormBody(form): FormBody<ResolveForm>,
 ) -> Response {
     let note = Some(form.note.trim().to_string()).filter(|n| !n.is_empty());
     act(&state, &headers, &id, &form.by, |incident_id, by| {
@@ -330,7 +368,7 @@ async fn note(
     State(state): State<AppState>,
     Path(id): Path<String>,
     headers: HeaderMap,
-    Form(form): Form<NoteForm>,
+    FormBody(form): FormBody<NoteForm>,
 ) -> Response {
     act(&state, &headers, &id, &form.by, |incident_id, by| {
         check_note(&form.text)?;
@@ -347,7 +385,7 @@ async fn severity(
     State(state): State<AppState>,
     Path(id): Path<String>,
     headers: HeaderMap,
-    Form(form): Form<SeverityForm>,
+    FormBody(form): FormBody<SeverityForm>,
 ) -> Response {
     act(&state, &headers, &id, &form.by, |incident_id, by| {
         let severity = match form.severity.trim() {
@@ -399,7 +437,7 @@ async fn login_page(State(state): State<AppState>, Query(q): Query<LoginQuery>) 
 async fn login(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Form(form): Form<LoginForm>,
+    FormBody(form): FormBody<LoginForm>,
 ) -> Response {
     if state.tokens().is_empty() {
         return Redirect::to(session::safe_next(&form.next)).into_response();

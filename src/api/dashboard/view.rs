@@ -126,6 +126,8 @@ pub struct ImpactRow {
     pub started_at: String,
     pub cleared_at: Option<String>,
     pub active: bool,
+    /// Its incident was resolved while its signal still fired (see `Impact`).
+    pub firing_at_resolve: bool,
 }
 
 /// The serde name of an enum value (`data_loss`, `high`), as the API spells it.
@@ -150,6 +152,7 @@ pub fn impact_row(impact: &Impact) -> ImpactRow {
         started_at: time(impact.started_at),
         cleared_at: opt_time(impact.cleared_at),
         active: impact.is_active(),
+        firing_at_resolve: impact.firing_at_resolve,
     }
 }
 

@@ -1,6 +1,9 @@
 //! The engine's Prometheus metrics, on a registry of its own (never the global default), so
 //! every engine and every test has fresh counters.
 
+#[cfg(target_os = "linux")]
+mod process;
+
 use prometheus::{
     Encoder, Gauge, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
     IntGaugeVec, Opts, Registry, TextEncoder,
@@ -27,6 +30,8 @@ pub struct Metrics {
     pub config_last_reload_successful: IntGauge,
     pub config_last_reload_success_timestamp_seconds: Gauge,
     pub leader: IntGauge,
+    pub leader_fence_end_timestamp_seconds: Gauge,
+    pub leader_term_start_timestamp_seconds: Gauge,
     pub store_errors_total: IntCounter,
     pub source_up: IntGaugeVec,
     pub rate_limited_total: IntCounter,
@@ -180,6 +185,18 @@ impl Metrics {
                 "1 on the engine that evaluates rules and sends pages.",
             ))
             .unwrap(),
+            leader_fence_end_timestamp_seconds: Gauge::with_opts(opts(
+                "leader_fence_end_timestamp_seconds",
+                "Among several engines: when this engine stops starting pages unless it renews \
+                 the lease (its fence's end, or when it lost the lease if sooner).",
+            ))
+            .unwrap(),
+            leader_term_start_timestamp_seconds: Gauge::with_opts(opts(
+                "leader_term_start_timestamp_seconds",
+                "Among several engines: when this engine's latest term as the leader began \
+                 (when the lease request that won it was sent).",
+            ))
+            .unwrap(),
             store_errors_total: IntCounter::with_opts(opts(
                 "store_errors_total",
                 "Store writes that failed.",
@@ -245,6 +262,10 @@ impl Metrics {
         ))
         .unwrap();
         r.register(Box::new(self.leader.clone())).unwrap();
+        r.register(Box::new(self.leader_fence_end_timestamp_seconds.clone()))
+            .unwrap();
+        r.register(Box::new(self.leader_term_start_timestamp_seconds.clone()))
+            .unwrap();
         r.register(Box::new(self.store_errors_total.clone()))
             .unwrap();
         r.register(Box::new(self.source_up.clone())).unwrap();
@@ -253,8 +274,8 @@ impl Metrics {
         #[cfg(target_os = "linux")]
         {
             // Standard `process_*` names, as every Prometheus exporter has them.
-            let process = prometheus::process_collector::ProcessCollector::for_self();
-            r.register(Box::new(process)).unwrap();
+            r.register(Box::new(process::ProcessCollector::new()))
+                .unwrap();
         }
     }
 
