@@ -558,10 +558,18 @@ fixtures! {
     sqlite_v5_stopped_upgrades, sqlite_v5_stopped_escalates_when_due => "sqlite-v5/stopped";
     sqlite_v5_killed_upgrades, sqlite_v5_killed_escalates_when_due => "sqlite-v5/killed";
     sqlite_v5_torn_upgrades, sqlite_v5_torn_escalates_when_due => "sqlite-v5/torn";
-    postgres_v5_today => "postgres-v5/stopped";
-    sqlite_v6_stopped_today, sqlite_v6_stopped_escalates_when_due => "sqlite-v6/stopped";
-    sqlite_v6_killed_today, sqlite_v6_killed_escalates_when_due => "sqlite-v6/killed";
-    sqlite_v6_torn_today, sqlite_v6_torn_escalates_when_due => "sqlite-v6/torn";
+    postgres_v5_upgrades => "postgres-v5/stopped";
+    sqlite_v6_stopped_upgrades, sqlite_v6_stopped_escalates_when_due => "sqlite-v6/stopped";
+    sqlite_v6_killed_upgrades, sqlite_v6_killed_escalates_when_due => "sqlite-v6/killed";
+    sqlite_v6_torn_upgrades, sqlite_v6_torn_escalates_when_due => "sqlite-v6/torn";
+    postgres_v6_upgrades => "postgres-v6/stopped";
+    sqlite_v7_stopped_upgrades, sqlite_v7_stopped_escalates_when_due => "sqlite-v7/stopped";
+    sqlite_v7_killed_upgrades, sqlite_v7_killed_escalates_when_due => "sqlite-v7/killed";
+    sqlite_v7_torn_upgrades, sqlite_v7_torn_escalates_when_due => "sqlite-v7/torn";
+    postgres_v7_today => "postgres-v7/stopped";
+    sqlite_v8_stopped_today, sqlite_v8_stopped_escalates_when_due => "sqlite-v8/stopped";
+    sqlite_v8_killed_today, sqlite_v8_killed_escalates_when_due => "sqlite-v8/killed";
+    sqlite_v8_torn_today, sqlite_v8_torn_escalates_when_due => "sqlite-v8/torn";
 }
 
 /// Every schema version before today's, and today's, has its fixtures, each tested: a new

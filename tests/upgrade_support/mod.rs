@@ -118,16 +118,30 @@ pub fn scenario_rules() -> String {
     std::fs::read_to_string(Path::new(FIXTURES).join("scenario/rules.yaml")).unwrap()
 }
 
-/// Copy the fixture's SQLite file and side files into `data`.
+/// Copy the fixture's SQLite file and side files into `data`, unzipped (they are kept
+/// gzipped: most of a killed store is WAL frames, which compress tenfold).
 pub fn copy_sqlite(fixture: &Fixture, data: &Path) {
     std::fs::create_dir_all(data).unwrap();
+    let mut copied = 0;
     for entry in std::fs::read_dir(&fixture.dir).unwrap() {
         let path = entry.unwrap().path();
         let name = path.file_name().unwrap().to_string_lossy().to_string();
-        if name.starts_with("tocsin.db") {
-            std::fs::copy(&path, data.join(&name)).unwrap();
-        }
+        let Some(file) = name
+            .strip_suffix(".gz")
+            .filter(|n| n.starts_with("tocsin.db"))
+        else {
+            continue;
+        };
+        let unzipped = Command::new("gzip")
+            .arg("-dc")
+            .arg(&path)
+            .output()
+            .expect("gzip");
+        assert!(unzipped.status.success(), "gzip -dc {}", path.display());
+        std::fs::write(data.join(file), unzipped.stdout).unwrap();
+        copied += 1;
     }
+    assert!(copied > 0, "{}: no tocsin.db*.gz", fixture.name);
 }
 
 /// Load the fixture's pg_dump into the (empty) database at `url`. psql's meta-commands
