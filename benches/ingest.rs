@@ -1,4 +1,4 @@
-//! Ingest benchmark: Alertmanager and tocsin, one after the other in the same run, take the
+//! Ingest benchmark: Alertmanager and tocsin, one after the other in each round, take the
 //! same pre-serialized `POST /api/v2/alerts` batches (10,000 distinct alerts, 256 a batch)
 //! from the same load generator (16 keep-alive connections, each sending its next batch as
 //! soon as the last one is answered).
@@ -6,10 +6,17 @@
 //! Two phases per system: the first pass (every alert new: tocsin opens impacts and
 //! incidents and commits them before it answers), then the alerts refreshed in a loop for
 //! SECONDS (the steady state of a Prometheus re-sending what fires). Prints alerts/s,
-//! request latency p50/p99/max and resident memory, then the ratios tocsin/Alertmanager.
+//! request latency p50/p99/max and resident memory of each run.
+//!
+//! ROUNDS rounds (default 3), the two systems taking turns going first, each run on a fresh
+//! process and store; then the median and spread of each figure over the rounds, of each
+//! system and of the ratio tocsin/Alertmanager. A run in which a request failed, or whose
+//! system does not hold what was sent (Alertmanager every distinct alert, tocsin an
+//! incident per service and a signal per alert answered), ends the benchmark without
+//! figures.
 //!
 //! Run: `cargo bench --bench ingest` (env SECONDS, default 20, 0 for the first pass alone;
-//! ALERTS, default 10000).
+//! ALERTS, default 10000; ROUNDS, default 3; PEER=0 for tocsin alone).
 
 mod alertmanager;
 mod common;
@@ -19,10 +26,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use alertmanager::Alertmanager;
-use common::{env_or, percentile, print_ratio, sorted, EngineDir};
+use common::{env_or, percentile, print_compared, sorted, EngineDir};
 use tokio::time::Instant;
 
 const BATCH: usize = 256;
+/// Distinct `service` labels among the alerts: one incident each.
+const SERVICES: usize = 100;
 const CONNECTIONS: usize = 16;
 
 /// Alertmanager: one route, a receiver with nothing to notify (the benchmark is ingest).
@@ -65,7 +74,7 @@ fn batches(alerts: usize) -> Vec<(axum::body::Bytes, usize)> {
             serde_json::json!({
                 "labels": {
                     "alertname": format!("Bench{}", i % 5),
-                    "service": format!("svc-{}", i % 100),
+                    "service": format!("svc-{}", i % SERVICES),
                     "region": format!("region-{}", i % 4),
                     "instance": format!("10.0.{}.{}:9100", i / 250, i % 250),
                     "severity": "critical",
@@ -199,6 +208,34 @@ struct Result {
     refresh: Option<Phase>,
     rss_mb: f64,
     cpu_s: f64,
+    /// Alerts answered 2xx over the whole run (warm-up included).
+    accepted: usize,
+}
+
+/// A phase in which a request failed, or fewer alerts were taken than were sent, measures
+/// something else than ingest: the run ends without figures.
+fn require_clean(name: &str, what: &str, phase: &Phase, sent: Option<usize>) {
+    if phase.errors > 0 {
+        common::invalid_run(
+            "ingest",
+            format!(
+                "{name} {what}: {} of {} requests failed",
+                phase.errors,
+                phase.latencies_ms.len()
+            ),
+        );
+    }
+    if let Some(sent) = sent {
+        if phase.alerts != sent {
+            common::invalid_run(
+                "ingest",
+                format!(
+                    "{name} {what}: {} alerts taken of {sent} sent",
+                    phase.alerts
+                ),
+            );
+        }
+    }
 }
 
 async fn run(
@@ -209,13 +246,19 @@ async fn run(
     seconds: u64,
 ) -> Result {
     let cpu_before = pid_cpu().1;
+    let sent: usize = batches.iter().map(|b| b.1).sum();
     let first = load(url, batches, None).await;
+    require_clean(name, "first pass", &first, Some(sent));
     first.print(name, "first pass (new alerts)");
+    let mut accepted = first.alerts;
     let refresh = if seconds > 0 {
         // Warm-up: a few seconds of refreshes before the measured ones.
-        let _ = load(url, batches, Some(Duration::from_secs(3))).await;
+        let warm = load(url, batches, Some(Duration::from_secs(3))).await;
+        require_clean(name, "warm-up", &warm, None);
         let refresh = load(url, batches, Some(Duration::from_secs(seconds))).await;
+        require_clean(name, "refresh", &refresh, None);
         refresh.print(name, "refresh");
+        accepted += warm.alerts + refresh.alerts;
         Some(refresh)
     } else {
         None
@@ -226,11 +269,120 @@ async fn run(
         refresh,
         rss_mb: rss / 1048576.0,
         cpu_s: cpu - cpu_before,
+        accepted,
     };
     println!(
         "{name}: resident {:.1} MB at the end; {:.2} CPU s over the run",
         result.rss_mb, result.cpu_s
     );
+    result
+}
+
+fn http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .unwrap()
+}
+
+/// One run of Alertmanager on a fresh storage folder; None when it is not installed. It
+/// must hold every distinct alert sent, or the run ends without figures.
+async fn alertmanager_run(
+    batches: &Arc<Vec<(axum::body::Bytes, usize)>>,
+    alerts: usize,
+    seconds: u64,
+) -> Option<Result> {
+    let am = Alertmanager::start(AM_CONFIG).await?;
+    let pid = am.proc.pid();
+    let result = run(
+        "alertmanager",
+        &am.url,
+        || proc_figures(pid),
+        batches,
+        seconds,
+    )
+    .await;
+    let held = match http().get(format!("{}/api/v2/alerts", am.url)).send().await {
+        Ok(r) => r
+            .json::<serde_json::Value>()
+            .await
+            .ok()
+            .and_then(|v| v.as_array().map(Vec::len)),
+        Err(_) => None,
+    };
+    if held != Some(alerts) {
+        common::invalid_run(
+            "ingest",
+            format!("alertmanager holds {held:?} alerts, not the {alerts} distinct ones sent"),
+        );
+    }
+    Some(result)
+}
+
+/// One run of tocsin on a fresh store. Every alert answered must have reached the engine
+/// (`tocsin_signals_total`), and the first pass must have opened one incident per service
+/// (correlation by service): otherwise the run ends without figures.
+async fn tocsin_run(
+    batches: &Arc<Vec<(axum::body::Bytes, usize)>>,
+    alerts: usize,
+    seconds: u64,
+) -> Result {
+    let dir = EngineDir::new(TOCSIN_CONFIG, &[("bench.yaml", TOCSIN_RULES)]);
+    let tocsin = dir.start(0);
+    if !tocsin.wait_ready().await {
+        panic!("tocsin never became ready:\n{}", tocsin.log());
+    }
+    let pid = tocsin.proc.pid();
+    let result = run(
+        "tocsin",
+        &tocsin.url,
+        || proc_figures(pid),
+        batches,
+        seconds,
+    )
+    .await;
+    let http = http();
+    let incidents = match http
+        .get(format!(
+            "{}/api/v1/incidents?status=open&limit=10000",
+            tocsin.url
+        ))
+        .send()
+        .await
+    {
+        Ok(r) => r
+            .json::<serde_json::Value>()
+            .await
+            .ok()
+            .and_then(|v| v.as_array().map(Vec::len)),
+        Err(_) => None,
+    };
+    let services = alerts.min(SERVICES);
+    if incidents != Some(services) {
+        common::invalid_run(
+            "ingest",
+            format!("tocsin stored {incidents:?} open incidents, not one per service ({services})"),
+        );
+    }
+    let metrics = match http.get(format!("{}/metrics", tocsin.url)).send().await {
+        Ok(r) => r.text().await.unwrap_or_default(),
+        Err(_) => String::new(),
+    };
+    let signals = metrics.lines().find_map(|l| {
+        l.strip_prefix("tocsin_signals_total{source=\"alert\"} ")
+            .and_then(|v| v.trim().parse::<f64>().ok())
+    });
+    if signals != Some(result.accepted as f64) {
+        common::invalid_run(
+            "ingest",
+            format!(
+                "tocsin counted {signals:?} alert signals, not the {} it answered for",
+                result.accepted
+            ),
+        );
+    }
+    println!("tocsin: {services} open incidents in the store, one per service");
     result
 }
 
@@ -241,111 +393,68 @@ async fn main() {
     }
     let seconds = env_or("SECONDS", 20);
     let alerts = env_or("ALERTS", 10_000) as usize;
+    let rounds = common::rounds(3);
     let batches = Arc::new(batches(alerts));
     let phases = match seconds {
         0 => "the first pass alone".to_string(),
         _ => format!("first pass then {seconds} s of refreshes (after 3 s warm-up)"),
     };
     println!(
-        "ingest: {alerts} distinct alerts in {} batches of {BATCH}, {CONNECTIONS} connections, {phases}",
-        batches.len()
+        "ingest: {alerts} distinct alerts in {} batches of {BATCH}, {CONNECTIONS} connections, {phases}; {}, the two systems taking turns going first",
+        batches.len(),
+        common::rounds_of(rounds)
     );
-
     // PEER=0 runs tocsin alone (for profiling it).
-    let am = if env_or("PEER", 1) == 1 {
-        Alertmanager::start(AM_CONFIG).await
+    let peer = env_or("PEER", 1) == 1 && common::installed(alertmanager::PROGRAM);
+    if peer {
+        println!("peer: {}", alertmanager::version());
     } else {
-        None
-    };
-    let am_result = match &am {
-        Some(am) => {
-            println!("peer: {}", am.version);
-            let pid = am.proc.pid();
-            Some(
-                run(
-                    "alertmanager",
-                    &am.url,
-                    || proc_figures(pid),
-                    &batches,
-                    seconds,
-                )
-                .await,
-            )
-        }
-        None => {
-            println!("alertmanager: not installed or not ready; tocsin alone");
-            None
-        }
-    };
-    drop(am);
-
-    let dir = EngineDir::new(TOCSIN_CONFIG, &[("bench.yaml", TOCSIN_RULES)]);
-    let tocsin = dir.start(0);
-    if !tocsin.wait_ready().await {
-        panic!("tocsin never became ready:\n{}", tocsin.log());
-    }
-    let pid = tocsin.proc.pid();
-    let t = run(
-        "tocsin",
-        &tocsin.url,
-        || proc_figures(pid),
-        &batches,
-        seconds,
-    )
-    .await;
-    let incidents = reqwest::Client::builder()
-        .no_proxy()
-        .build()
-        .unwrap()
-        .get(format!("{}/api/v1/incidents?limit=1000", tocsin.url))
-        .send()
-        .await
-        .ok();
-    if let Some(r) = incidents {
-        let list: serde_json::Value = r.json().await.unwrap_or_default();
-        println!(
-            "tocsin: {} open incidents in the store",
-            list.as_array().map_or(0, |a| a.len())
-        );
+        println!("alertmanager: not run (PEER=0 or not installed); tocsin alone");
     }
 
-    if let Some(a) = am_result {
-        print_ratio(
-            "first pass alerts/s",
-            "alerts/s",
-            t.first.alerts_per_second(),
-            "alertmanager",
-            a.first.alerts_per_second(),
-        );
-        if let (Some(t), Some(a)) = (&t.refresh, &a.refresh) {
-            print_ratio(
-                "refresh alerts/s",
-                "alerts/s",
-                t.alerts_per_second(),
-                "alertmanager",
-                a.alerts_per_second(),
-            );
-            print_ratio(
-                "refresh p99 latency",
-                "ms",
-                t.p(99.0),
-                "alertmanager",
-                a.p(99.0),
+    let (mut t, mut a) = (Vec::new(), Vec::new());
+    for round in 0..rounds {
+        common::announce_round(round, rounds, peer.then_some("alertmanager"));
+        let peer_first = peer && !common::tocsin_first(round);
+        if peer_first {
+            a.push(
+                alertmanager_run(&batches, alerts, seconds)
+                    .await
+                    .expect("alertmanager starts"),
             );
         }
-        print_ratio(
-            "first pass p99 latency",
-            "ms",
-            t.first.p(99.0),
-            "alertmanager",
-            a.first.p(99.0),
-        );
-        print_ratio("resident memory", "MB", t.rss_mb, "alertmanager", a.rss_mb);
-        print_ratio("CPU seconds", "s", t.cpu_s, "alertmanager", a.cpu_s);
+        t.push(tocsin_run(&batches, alerts, seconds).await);
+        if peer && !peer_first {
+            a.push(
+                alertmanager_run(&batches, alerts, seconds)
+                    .await
+                    .expect("alertmanager starts"),
+            );
+        }
     }
-    drop(tocsin);
+
+    let figure = |results: &[Result], f: &dyn Fn(&Result) -> Option<f64>| -> Vec<f64> {
+        results.iter().filter_map(f).collect()
+    };
+    let compare = |label: &str, unit: &str, f: &dyn Fn(&Result) -> Option<f64>| {
+        print_compared(label, unit, &figure(&t, f), "alertmanager", &figure(&a, f));
+    };
+    println!("--- over {}", common::rounds_of(rounds));
+    compare("first pass alerts/s", "alerts/s", &|r| {
+        Some(r.first.alerts_per_second())
+    });
+    compare("first pass p99 latency", "ms", &|r| Some(r.first.p(99.0)));
+    if seconds > 0 {
+        compare("refresh alerts/s", "alerts/s", &|r| {
+            r.refresh.as_ref().map(Phase::alerts_per_second)
+        });
+        compare("refresh p99 latency", "ms", &|r| {
+            r.refresh.as_ref().map(|p| p.p(99.0))
+        });
+    }
+    compare("resident memory", "MB", &|r| Some(r.rss_mb));
+    compare("CPU seconds", "s", &|r| Some(r.cpu_s));
 }
-
 fn proc_figures(pid: u32) -> (f64, f64) {
     (
         common::process_rss_bytes(pid).unwrap_or(0) as f64,

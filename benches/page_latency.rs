@@ -2,7 +2,7 @@
 //! webhook receiver holding the page, for 1,000 alerts that each open an incident of their
 //! own. Alertmanager (its route with `group_wait: 0s` and `group_by: ['...']`, so every
 //! alert is a group and a notification of its own) and tocsin (a rule without `for:`, a
-//! route and a policy whose level 0 notifies a webhook) in the same run, with the same
+//! route and a policy whose level 0 notifies a webhook) in each round, with the same
 //! sender and the same receiver: an axum server in this process that timestamps each page
 //! on the same clock the sender used.
 //!
@@ -15,8 +15,14 @@
 //! round trip of a request that does nothing, the HTTP stack's own floor (and tail) on the
 //! machine, which a page's POST pays on its way in before any of the system's work.
 //!
+//! ROUNDS rounds (default 5), the two systems taking turns going first, each run on a fresh
+//! process and store; then the median and spread over the rounds of each figure, of each
+//! system and of the ratio tocsin/Alertmanager. A run with a failed post or a page that
+//! never arrived, or whose system does not hold a record per alert sent, ends the benchmark
+//! without figures.
+//!
 //! Run: `cargo bench --bench page_latency` (env ALERTS, default 1000; INTERVAL_MS, the gap
-//! between two alerts, default 5).
+//! between two alerts, default 5; ROUNDS; PEER=0 for tocsin alone).
 
 mod alertmanager;
 mod common;
@@ -28,7 +34,7 @@ use std::time::Duration;
 use alertmanager::Alertmanager;
 use axum::extract::State;
 use axum::routing::post;
-use common::{env_or, percentile, print_ratio, sorted, EngineDir};
+use common::{env_or, percentile, print_compared, sorted, EngineDir};
 use serde_json::Value;
 use tokio::time::Instant;
 
@@ -179,6 +185,7 @@ async fn run(
     interval: Duration,
     arrivals: &Mutex<HashMap<u64, Instant>>,
 ) -> Figures {
+    arrivals.lock().unwrap().clear();
     let client = sender();
     let url = format!("{url}/api/v2/alerts");
     let mut sent = Vec::with_capacity(bodies.len());
@@ -269,6 +276,84 @@ fn print_floor(name: &str, round_trips: &[f64]) {
     );
 }
 
+/// A run whose posts failed or whose pages did not all arrive measures something else than
+/// signal to page; nor does one whose system does not hold an alert (Alertmanager) or an
+/// incident (tocsin) per alert sent. Such a run ends the benchmark without figures.
+fn require_clean(name: &str, figures: &Figures, stored: Option<usize>, alerts: usize) {
+    if figures.post_errors > 0 || figures.missing > 0 {
+        common::invalid_run(
+            "page_latency",
+            format!(
+                "{name}: {} of {alerts} posts failed, {} pages never arrived",
+                figures.post_errors, figures.missing
+            ),
+        );
+    }
+    if stored != Some(alerts) {
+        common::invalid_run(
+            "page_latency",
+            format!("{name} holds {stored:?} of the {alerts} alerts' records"),
+        );
+    }
+}
+
+/// The length of the JSON array at `url`, if it answers one.
+async fn listed(url: &str) -> Option<usize> {
+    let answer = sender().get(url).send().await.ok()?;
+    let list: Value = answer.json().await.ok()?;
+    list.as_array().map(Vec::len)
+}
+
+/// Signal to page and the HTTP floor of one system in one round.
+struct RoundFigures {
+    pages: Figures,
+    floor: Vec<f64>,
+}
+
+async fn alertmanager_round(
+    port: u16,
+    bodies: &[axum::body::Bytes],
+    interval: Duration,
+    arrivals: &Arrivals,
+) -> RoundFigures {
+    let am = Alertmanager::start(&am_config(port))
+        .await
+        .expect("alertmanager starts");
+    let pages = run(&am.url, bodies, interval, &arrivals.am).await;
+    let stored = listed(&format!("{}/api/v2/alerts", am.url)).await;
+    require_clean("alertmanager", &pages, stored, bodies.len());
+    pages.print("alertmanager");
+    let floor = floor(&am.url, bodies.len(), interval).await;
+    print_floor("alertmanager", &floor);
+    RoundFigures { pages, floor }
+}
+
+async fn tocsin_round(
+    port: u16,
+    bodies: &[axum::body::Bytes],
+    interval: Duration,
+    arrivals: &Arrivals,
+) -> RoundFigures {
+    let dir = EngineDir::new(&tocsin_config(port), &[("bench.yaml", TOCSIN_RULES)]);
+    let tocsin = dir.start(0);
+    if !tocsin.wait_ready().await {
+        panic!("tocsin never became ready:\n{}", tocsin.log());
+    }
+    let pages = run(&tocsin.url, bodies, interval, &arrivals.tocsin).await;
+    if pages.missing > 0 {
+        eprintln!(
+            "tocsin log:\n{}",
+            tocsin.log().lines().take(20).collect::<Vec<_>>().join("\n")
+        );
+    }
+    let stored = listed(&format!("{}/api/v1/incidents?limit=10000", tocsin.url)).await;
+    require_clean("tocsin", &pages, stored, bodies.len());
+    pages.print("tocsin (page in the store before it is sent)");
+    let floor = floor(&tocsin.url, bodies.len(), interval).await;
+    print_floor("tocsin", &floor);
+    RoundFigures { pages, floor }
+}
+
 #[tokio::main]
 async fn main() {
     if !common::invoked_by_cargo_bench("page_latency") {
@@ -276,80 +361,47 @@ async fn main() {
     }
     let alerts = env_or("ALERTS", 1000);
     let interval = Duration::from_millis(env_or("INTERVAL_MS", 5));
+    let rounds = common::rounds(5);
     let bodies: Vec<_> = (0..alerts).map(body).collect();
     let arrivals = Arrivals::default();
     let port = receiver(arrivals.clone()).await;
     println!(
-        "page_latency: {alerts} alerts, one incident each, one POST every {} ms; latency = receiver arrival - POST start",
-        interval.as_millis()
+        "page_latency: {alerts} alerts, one incident each, one POST every {} ms; latency = receiver arrival - POST start; {}, the two systems taking turns going first",
+        interval.as_millis(),
+        common::rounds_of(rounds)
     );
-
-    let am = if env_or("PEER", 1) == 1 {
-        Alertmanager::start(&am_config(port)).await
+    let peer = env_or("PEER", 1) == 1 && common::installed(alertmanager::PROGRAM);
+    if peer {
+        println!(
+            "peer: {} (group_wait: 0s, group_by: ['...'])",
+            alertmanager::version()
+        );
     } else {
-        None
-    };
-    let am_figures = match &am {
-        Some(am) => {
-            println!("peer: {} (group_wait: 0s, group_by: ['...'])", am.version);
-            let f = run(&am.url, &bodies, interval, &arrivals.am).await;
-            f.print("alertmanager");
-            let round_trips = floor(&am.url, bodies.len(), interval).await;
-            print_floor("alertmanager", &round_trips);
-            Some((f, round_trips))
-        }
-        None => {
-            println!("alertmanager: not installed or not ready; tocsin alone");
-            None
-        }
-    };
-    drop(am);
+        println!("alertmanager: not run (PEER=0 or not installed); tocsin alone");
+    }
 
-    let dir = EngineDir::new(&tocsin_config(port), &[("bench.yaml", TOCSIN_RULES)]);
-    let tocsin = dir.start(0);
-    if !tocsin.wait_ready().await {
-        panic!("tocsin never became ready:\n{}", tocsin.log());
+    let (mut t, mut a) = (Vec::new(), Vec::new());
+    for round in 0..rounds {
+        common::announce_round(round, rounds, peer.then_some("alertmanager"));
+        let peer_first = peer && !common::tocsin_first(round);
+        if peer_first {
+            a.push(alertmanager_round(port, &bodies, interval, &arrivals).await);
+        }
+        t.push(tocsin_round(port, &bodies, interval, &arrivals).await);
+        if peer && !peer_first {
+            a.push(alertmanager_round(port, &bodies, interval, &arrivals).await);
+        }
     }
-    let t = run(&tocsin.url, &bodies, interval, &arrivals.tocsin).await;
-    t.print("tocsin (page in the store before it is sent)");
-    let t_floor = floor(&tocsin.url, bodies.len(), interval).await;
-    print_floor("tocsin", &t_floor);
-    if t.missing > 0 {
-        eprintln!(
-            "tocsin log:\n{}",
-            tocsin.log().lines().take(20).collect::<Vec<_>>().join("\n")
-        );
-    }
-    if let Some((a, a_floor)) = am_figures {
-        print_ratio(
-            "signal to page p50",
-            "ms",
-            t.p(50.0),
-            "alertmanager",
-            a.p(50.0),
-        );
-        print_ratio(
-            "signal to page p99",
-            "ms",
-            t.p(99.0),
-            "alertmanager",
-            a.p(99.0),
-        );
-        print_ratio(
-            "signal to page max",
-            "ms",
-            t.p(100.0),
-            "alertmanager",
-            a.p(100.0),
-        );
-        let (t_floor, a_floor) = (sorted(&t_floor), sorted(&a_floor));
-        print_ratio(
-            "HTTP floor p99",
-            "ms",
-            percentile(&t_floor, 99.0),
-            "alertmanager",
-            percentile(&a_floor, 99.0),
-        );
-    }
-    drop(tocsin);
+
+    println!("--- over {}", common::rounds_of(rounds));
+    let figure = |runs: &[RoundFigures], f: &dyn Fn(&RoundFigures) -> f64| -> Vec<f64> {
+        runs.iter().map(f).collect()
+    };
+    let compare = |label: &str, f: &dyn Fn(&RoundFigures) -> f64| {
+        print_compared(label, "ms", &figure(&t, f), "alertmanager", &figure(&a, f));
+    };
+    compare("signal to page p50", &|r| r.pages.p(50.0));
+    compare("signal to page p99", &|r| r.pages.p(99.0));
+    compare("signal to page max", &|r| r.pages.p(100.0));
+    compare("HTTP floor p99", &|r| percentile(&sorted(&r.floor), 99.0));
 }

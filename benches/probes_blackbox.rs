@@ -1,5 +1,5 @@
 //! Probes beside Prometheus and blackbox_exporter: 10,000 http probes every 10 s (timeout
-//! 5 s) against one nginx, first by the `tocsin` binary, then by Prometheus scraping
+//! 5 s) against one nginx, by the `tocsin` binary and by Prometheus scraping
 //! blackbox_exporter's `/probe` for the same 10,000 target URLs, each for the same wall time.
 //!
 //! Measured over the window (after one interval of warm-up, so every probe is on its
@@ -8,14 +8,19 @@
 //! `tocsin_probe_schedule_lag_seconds` histogram (the bucket holding the 99th percentile).
 //! nginx is the same process for both runs and its CPU is counted for neither.
 //!
-//! Run: `cargo bench --bench probes_blackbox` (env PROBES, SECONDS, NGINX_WORKERS).
+//! ROUNDS rounds (default 3), the two taking turns going first, each on fresh processes;
+//! then the median and spread over the rounds of each figure, of each and of the ratio
+//! tocsin/peers. A window in which a probe or a scrape failed ends the benchmark without
+//! figures.
+//!
+//! Run: `cargo bench --bench probes_blackbox` (env PROBES, SECONDS, NGINX_WORKERS, ROUNDS).
 
 mod common;
 
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use common::{env_or, free_port, print_ratio, wait_for_http, EngineDir, Nginx, Proc};
+use common::{env_or, free_port, print_compared, wait_for_http, EngineDir, Nginx, Proc};
 use serde_json::Value;
 
 /// Samples of one metric (name and labels, value) in a Prometheus text exposition.
@@ -76,6 +81,8 @@ async fn prom_query(http: &reqwest::Client, base: &str, query: &str) -> f64 {
 struct TocsinFigures {
     cpu: f64,
     runs: f64,
+    /// Probe runs that failed in the window (`tocsin_probe_failures_total`).
+    failed: f64,
     succeeded_last: f64,
     incidents: f64,
     lag_p99_bucket: f64,
@@ -157,6 +164,8 @@ groups:
     TocsinFigures {
         cpu,
         runs,
+        failed: metric_sum(&after, "tocsin_probe_failures_total")
+            - metric_sum(&before, "tocsin_probe_failures_total"),
         succeeded_last: metric_sum(&after, "tocsin_probe_success"),
         incidents: metric_sum(&after, "tocsin_incidents_total"),
         lag_p99_bucket,
@@ -319,44 +328,63 @@ scrape_configs:
     }
 }
 
-#[tokio::main]
-async fn main() {
-    if !common::invoked_by_cargo_bench("probes_blackbox") {
-        return;
-    }
-    let probes = env_or("PROBES", 10_000);
-    let seconds = env_or("SECONDS", 60);
-    let workers = env_or("NGINX_WORKERS", 2) as u32;
-    for program in ["nginx", "prometheus", "prometheus-blackbox-exporter"] {
-        assert!(
-            common::installed(program),
-            "{program} is not installed (Debian: nginx-light, prometheus, prometheus-blackbox-exporter)"
+/// A window in which a probe failed (nginx answers every one, so a failure is the prober
+/// falling behind or erring) measures something else than probing: the run ends without
+/// figures. So does one with no probe run at all.
+fn require_clean_tocsin(t: &TocsinFigures, probes: u64) {
+    if !(t.runs.is_finite() && t.failed.is_finite())
+        || t.runs <= 0.0
+        || t.failed > 0.0
+        || t.incidents > 0.0
+        || t.succeeded_last < probes as f64
+    {
+        common::invalid_run(
+            "probes_blackbox",
+            format!(
+                "tocsin: {:.0} probe runs, {:.0} failed, {:.0} incidents opened, {:.0} of {probes} probes' last run succeeded",
+                t.runs, t.failed, t.incidents, t.succeeded_last
+            ),
         );
     }
-    let nginx = Nginx::start(workers).await.expect("nginx starts");
-    let expected = (probes * seconds / 10) as f64;
+}
 
-    let t = run_tocsin(nginx.port, probes, seconds).await;
-    let p = run_peers(nginx.port, probes, seconds).await;
+fn require_clean_peers(p: &PeerFigures) {
+    // NaN: Prometheus did not answer the query, so nothing is known to have worked.
+    let answered = [p.scrapes, p.scrapes_up, p.probes_succeeded]
+        .iter()
+        .all(|v| v.is_finite());
+    if !answered
+        || p.scrapes <= 0.0
+        || p.scrapes_up < p.scrapes
+        || p.probes_succeeded < p.scrapes_up
+    {
+        common::invalid_run(
+            "probes_blackbox",
+            format!(
+                "prometheus + blackbox_exporter: {:.0} scrapes, {:.0} up, {:.0} probes succeeded; last errors {:?}",
+                p.scrapes, p.scrapes_up, p.probes_succeeded, p.last_errors
+            ),
+        );
+    }
+}
 
+fn print_tocsin(t: &TocsinFigures, expected: f64) {
     println!(
-        "probes: {probes} http probes every 10 s (timeout 5 s), {seconds} s measured after 11 s of warm-up, against nginx ({workers} workers, not counted)"
-    );
-    println!(
-        "tocsin: {:.0} probe runs of {expected:.0} scheduled ({:.1}%), {:.0} probes' last run succeeded, {:.0} incidents opened; schedule lag p99 <= {} ms ({:.2}% under 50 ms); cpu {:.2} s; rss {:.1} MB",
+        "tocsin: {:.0} probe runs of {expected:.0} scheduled ({:.1}%), none failed, {:.0} probes' last run succeeded; schedule lag p99 <= {} ms ({:.2}% under 50 ms); cpu {:.2} s; rss {:.1} MB",
         t.runs,
         100.0 * t.runs / expected,
         t.succeeded_last,
-        t.incidents,
         t.lag_p99_bucket * 1000.0,
         100.0 * t.lag_under_50ms,
         t.cpu,
         t.rss as f64 / 1024.0 / 1024.0
     );
+}
+
+fn print_peers(p: &PeerFigures, expected: f64) {
     println!(
-        "prometheus + blackbox_exporter: {:.0} scrapes, {:.0} up, {:.0} probes succeeded of {expected:.0} scheduled ({:.1}%); scrape interval p99 {:.3} s; cpu {:.2} s (prometheus {:.2}, blackbox_exporter {:.2}); rss {:.1} MB",
+        "prometheus + blackbox_exporter: {:.0} scrapes, all up, {:.0} probes succeeded of {expected:.0} scheduled ({:.1}%); scrape interval p99 {:.3} s; cpu {:.2} s (prometheus {:.2}, blackbox_exporter {:.2}); rss {:.1} MB",
         p.scrapes,
-        p.scrapes_up,
         p.probes_succeeded,
         100.0 * p.probes_succeeded / expected,
         p.interval_p99,
@@ -365,16 +393,73 @@ async fn main() {
         p.cpu_blackbox,
         p.rss as f64 / 1024.0 / 1024.0
     );
+}
+
+#[tokio::main]
+async fn main() {
+    if !common::invoked_by_cargo_bench("probes_blackbox") {
+        return;
+    }
+    let probes = env_or("PROBES", 10_000);
+    let seconds = env_or("SECONDS", 60);
+    let workers = env_or("NGINX_WORKERS", 2) as u32;
+    let rounds = common::rounds(3);
+    for program in ["nginx", "prometheus", "prometheus-blackbox-exporter"] {
+        assert!(
+            common::installed(program),
+            "{program} is not installed (Debian: nginx-light, prometheus, prometheus-blackbox-exporter)"
+        );
+    }
+    let nginx = Nginx::start(workers).await.expect("nginx starts");
+    let expected = (probes * seconds / 10) as f64;
     println!(
-        "prometheus targets' last scrape errors (most common first): {:?}",
-        p.last_errors
+        "probes: {probes} http probes every 10 s (timeout 5 s), {seconds} s measured after 11 s of warm-up, against nginx ({workers} workers, not counted); {}, the two taking turns going first",
+        common::rounds_of(rounds)
     );
-    print_ratio(
-        "cpu",
-        "s",
-        t.cpu,
+
+    let (mut t, mut p) = (Vec::new(), Vec::new());
+    for round in 0..rounds {
+        common::announce_round(round, rounds, Some("prometheus + blackbox_exporter"));
+        let tocsin_first = common::tocsin_first(round);
+        if !tocsin_first {
+            let peers = run_peers(nginx.port, probes, seconds).await;
+            require_clean_peers(&peers);
+            print_peers(&peers, expected);
+            p.push(peers);
+        }
+        let tocsin = run_tocsin(nginx.port, probes, seconds).await;
+        require_clean_tocsin(&tocsin, probes);
+        print_tocsin(&tocsin, expected);
+        t.push(tocsin);
+        if tocsin_first {
+            let peers = run_peers(nginx.port, probes, seconds).await;
+            require_clean_peers(&peers);
+            print_peers(&peers, expected);
+            p.push(peers);
+        }
+    }
+
+    println!("--- over {}", common::rounds_of(rounds));
+    let tocsin_cpu: Vec<f64> = t.iter().map(|t| t.cpu).collect();
+    let peer_cpu: Vec<f64> = p
+        .iter()
+        .map(|p| p.cpu_prometheus + p.cpu_blackbox)
+        .collect();
+    print_compared("cpu", "s", &tocsin_cpu, "prometheus+blackbox", &peer_cpu);
+    let tocsin_runs: Vec<f64> = t.iter().map(|t| t.runs / expected).collect();
+    let peer_runs: Vec<f64> = p.iter().map(|p| p.probes_succeeded / expected).collect();
+    print_compared(
+        "probe runs per scheduled run",
+        "",
+        &tocsin_runs,
         "prometheus+blackbox",
-        p.cpu_prometheus + p.cpu_blackbox,
+        &peer_runs,
+    );
+    let lag: Vec<f64> = t.iter().map(|t| t.lag_p99_bucket * 1000.0).collect();
+    println!(
+        "tocsin schedule lag p99 bucket over {}: {}",
+        common::rounds_of(rounds),
+        common::Spread::of(&lag).show(0, "ms")
     );
     println!("target: tocsin/prometheus+blackbox <= 0.10, every probe completes, p99 lag < 50 ms");
 }

@@ -491,3 +491,141 @@ fn smtp_credentials_that_cannot_sign_in() {
         ],
     );
 }
+
+// ----- check --store ----------------------------------------------------------------------
+
+/// `tocsin check --store` on a config whose store is `data/tocsin.db` beside it, after
+/// `prepare` has had the folder: exit code, stdout, stderr, the folder.
+fn check_store(prepare: impl FnOnce(&Path)) -> (i32, String, String, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("tocsin.yaml"),
+        "store: { url: \"sqlite://data/tocsin.db\" }\n",
+    )
+    .unwrap();
+    prepare(dir.path());
+    let output = Command::new(env!("CARGO_BIN_EXE_tocsin"))
+        .args(["check", "--store", "--config"])
+        .arg(dir.path().join("tocsin.yaml"))
+        .output()
+        .expect("run tocsin check --store");
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into(),
+        String::from_utf8_lossy(&output.stderr).into(),
+        dir,
+    )
+}
+
+/// The number of SQLite migrations this tocsin has.
+fn sqlite_schema() -> usize {
+    std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/sqlite"))
+        .unwrap()
+        .count()
+}
+
+/// A store as today's engine leaves it, then `sql` run on it.
+fn store_then(folder: &Path, sql: &str) {
+    let url = format!("sqlite://{}/data/tocsin.db", folder.display());
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let store = tocsin::store::Store::open(&url).await.unwrap();
+        store.close().await;
+    });
+    if !sql.is_empty() {
+        let conn = rusqlite::Connection::open(folder.join("data/tocsin.db")).unwrap();
+        conn.execute_batch(sql).unwrap();
+    }
+}
+
+#[test]
+fn check_store_before_the_first_start_creates_nothing() {
+    let (code, stdout, stderr, dir) = check_store(|_| {});
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.contains(&format!(
+            "no store at sqlite://{}/data/tocsin.db yet: this tocsin creates it at schema version {} when it starts",
+            dir.path().display(),
+            sqlite_schema()
+        )),
+        "{stdout}"
+    );
+    assert!(!dir.path().join("data").exists(), "no folder made");
+}
+
+#[test]
+fn check_store_on_a_store_of_today() {
+    let (code, stdout, stderr, dir) = check_store(|folder| store_then(folder, ""));
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.contains(&format!(
+            "store at sqlite://{}/data/tocsin.db is at schema version {}: up to date",
+            dir.path().display(),
+            sqlite_schema()
+        )),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn check_store_refuses_a_store_newer_than_this_tocsin() {
+    let (code, stdout, stderr, _dir) = check_store(|folder| {
+        store_then(
+            folder,
+            "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
+             VALUES (99, 'from a later tocsin', 1, x'00', 0)",
+        )
+    });
+    assert_eq!(code, 1, "{stdout}");
+    assert!(
+        stderr.contains(&format!(
+            "is at schema version 99; this tocsin knows versions up to {}: the store was written by a newer tocsin (migrations 99 unknown here)",
+            sqlite_schema()
+        )),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn check_store_refuses_a_migration_applied_with_other_contents() {
+    let (code, _, stderr, _dir) = check_store(|folder| {
+        store_then(
+            folder,
+            "UPDATE _sqlx_migrations SET checksum = x'00' WHERE version = 2",
+        )
+    });
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains("but migrations 2 were applied with other contents than this tocsin's"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn check_store_on_what_is_no_tocsin_store() {
+    let (code, _, stderr, _dir) = check_store(|folder| {
+        std::fs::create_dir_all(folder.join("data")).unwrap();
+        std::fs::write(
+            folder.join("data/tocsin.db"),
+            "not a database, a text file\n".repeat(200),
+        )
+        .unwrap();
+    });
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains("cannot read the store at sqlite://"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("file is not a database"), "{stderr}");
+
+    let (code, _, stderr, _dir) = check_store(|folder| {
+        std::fs::create_dir_all(folder.join("data")).unwrap();
+        let conn = rusqlite::Connection::open(folder.join("data/tocsin.db")).unwrap();
+        conn.execute_batch("CREATE TABLE photos (id INTEGER PRIMARY KEY)")
+            .unwrap();
+    });
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains("no record of tocsin's migrations: not a tocsin store"),
+        "{stderr}"
+    );
+}

@@ -577,6 +577,14 @@ probes:
         .unwrap();
     // web-down failed three times, one interval apart: every other probe ran at least twice.
     assert!(lags >= 11.0, "{lags} runs");
+    // Only web-down fails, every run: its three so far at least, and fewer than all runs.
+    let failures = metric(&engine, "tocsin_probe_failures_total")
+        .await
+        .unwrap();
+    assert!(
+        failures >= 3.0 && failures < lags,
+        "{failures} of {lags} runs failed"
+    );
     engine.stop().await;
 }
 

@@ -322,10 +322,108 @@ impl Tocsin {
     }
 }
 
-/// Print `label: tocsin X, peer Y, ratio Z` with the ratio tocsin/peer.
-pub fn print_ratio(label: &str, unit: &str, tocsin: f64, peer_name: &str, peer: f64) {
-    println!(
-        "{label}: tocsin {tocsin:.3} {unit}, {peer_name} {peer:.3} {unit}, tocsin/{peer_name} = {:.2}",
-        tocsin / peer
+/// How many rounds a side-by-side benchmark runs (env ROUNDS, at least 1).
+pub fn rounds(default: u64) -> usize {
+    env_or("ROUNDS", default).max(1) as usize
+}
+
+/// Whether tocsin goes first in `round` (from 0): the two systems take turns, so neither
+/// always runs on a machine the other has just warmed (page cache, CPU frequency) or
+/// loaded (its processes still exiting, its files still being written back).
+pub fn tocsin_first(round: usize) -> bool {
+    round % 2 == 1
+}
+
+/// The round's banner: its number and who goes first.
+pub fn announce_round(round: usize, rounds: usize, peer: Option<&str>) {
+    let order = match peer {
+        Some(peer) if tocsin_first(round) => format!("tocsin first, then {peer}"),
+        Some(peer) => format!("{peer} first, then tocsin"),
+        None => "tocsin alone".to_string(),
+    };
+    println!("--- round {} of {rounds}: {order}", round + 1);
+}
+
+/// Median and spread (lowest, highest) of one figure over the rounds.
+#[derive(Clone, Copy, Debug)]
+pub struct Spread {
+    pub median: f64,
+    pub min: f64,
+    pub max: f64,
+}
+
+impl Spread {
+    pub fn of(values: &[f64]) -> Spread {
+        let sorted = sorted(values);
+        let median = match sorted.len() {
+            0 => f64::NAN,
+            n if n % 2 == 1 => sorted[n / 2],
+            n => (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0,
+        };
+        Spread {
+            median,
+            min: sorted.first().copied().unwrap_or(f64::NAN),
+            max: sorted.last().copied().unwrap_or(f64::NAN),
+        }
+    }
+
+    /// `median M (min A, max B)`, with `decimals` places.
+    pub fn show(&self, decimals: usize, unit: &str) -> String {
+        let unit = if unit.is_empty() {
+            String::new()
+        } else {
+            format!(" {unit}")
+        };
+        format!(
+            "median {:.*}{unit} (min {:.*}, max {:.*})",
+            decimals, self.median, decimals, self.min, decimals, self.max
+        )
+    }
+}
+
+/// Print one figure of both systems over the rounds: the median and spread of tocsin's,
+/// of the peer's, and of the ratio tocsin/peer taken round by round (each round's two runs
+/// ran back to back, so their ratio cancels what the machine did that round). With no peer
+/// figures (the peer not run), tocsin's alone.
+pub fn print_compared(label: &str, unit: &str, tocsin: &[f64], peer_name: &str, peer: &[f64]) {
+    let t = Spread::of(tocsin);
+    if peer.is_empty() {
+        println!(
+            "{label} over {}: tocsin {}",
+            rounds_of(tocsin.len()),
+            t.show(3, unit)
+        );
+        return;
+    }
+    assert_eq!(
+        tocsin.len(),
+        peer.len(),
+        "{label}: a figure per round of each"
     );
+    let p = Spread::of(peer);
+    let ratios: Vec<f64> = tocsin.iter().zip(peer).map(|(t, p)| t / p).collect();
+    let r = Spread::of(&ratios);
+    println!(
+        "{label} over {}: tocsin {}; {peer_name} {}; tocsin/{peer_name} {}",
+        rounds_of(tocsin.len()),
+        t.show(3, unit),
+        p.show(3, unit),
+        r.show(2, "")
+    );
+}
+
+/// `1 round`, `3 rounds`.
+pub fn rounds_of(n: usize) -> String {
+    if n == 1 {
+        "1 round".to_string()
+    } else {
+        format!("{n} rounds")
+    }
+}
+
+/// End the benchmark without a figure: the run is not what it claims to measure (requests
+/// failed, or the system under test did not store what was sent). A panic, so that the
+/// peers and engines are dropped (stopped) on the way out; the exit status is not 0.
+pub fn invalid_run(bench: &str, why: impl std::fmt::Display) -> ! {
+    panic!("{bench}: this run is not valid and prints no figures: {why}");
 }

@@ -1,46 +1,145 @@
 //! `tocsin check`: every error in the config and rule files, one per line, and warnings about
 //! what depends on where the engine runs (an unset `password_env`: check may run where the
-//! secrets are not; the engine refuses to start without them).
+//! secrets are not; the engine refuses to start without them); with `--store`, whether the
+//! config's store needs migrating.
 
 use std::path::Path;
 use std::process::ExitCode;
 
 use crate::output::outln;
+use crate::store::{schema_status, SchemaStatus};
 
-pub fn run(config: &Path) -> ExitCode {
-    match crate::config::load(config) {
-        Ok(loaded) => {
-            for w in &loaded.warnings {
-                eprintln!(
-                    "{}:{}:{}: warning: {}",
-                    w.file.display(),
-                    w.line,
-                    w.column,
-                    w.message
-                );
-            }
-            let files: std::collections::BTreeSet<_> =
-                loaded.rules.iter().map(|r| r.file.clone()).collect();
-            outln!(
-                "{}: OK ({} rules in {} rule files, {} probes, {} routes{})",
-                config.display(),
-                loaded.rules.len(),
-                files.len(),
-                loaded.probes.len(),
-                loaded.routes.len(),
-                match loaded.warnings.len() {
-                    0 => String::new(),
-                    n => format!("; {n} warning(s)"),
-                }
-            );
-            ExitCode::SUCCESS
-        }
+pub async fn run(config: &Path, store: bool) -> ExitCode {
+    let loaded = match crate::config::load(config) {
+        Ok(loaded) => loaded,
         Err(errors) => {
             for e in &errors.0 {
                 eprintln!("{e}");
             }
             eprintln!("{} error(s)", errors.0.len());
+            return ExitCode::FAILURE;
+        }
+    };
+    for w in &loaded.warnings {
+        eprintln!(
+            "{}:{}:{}: warning: {}",
+            w.file.display(),
+            w.line,
+            w.column,
+            w.message
+        );
+    }
+    let files: std::collections::BTreeSet<_> =
+        loaded.rules.iter().map(|r| r.file.clone()).collect();
+    outln!(
+        "{}: OK ({} rules in {} rule files, {} probes, {} routes{})",
+        config.display(),
+        loaded.rules.len(),
+        files.len(),
+        loaded.probes.len(),
+        loaded.routes.len(),
+        match loaded.warnings.len() {
+            0 => String::new(),
+            n => format!("; {n} warning(s)"),
+        }
+    );
+    if !store {
+        return ExitCode::SUCCESS;
+    }
+    let url = loaded.store_url();
+    match schema_status(&url).await {
+        Ok(status) => {
+            let (line, fine) = describe(&status);
+            if fine {
+                outln!("{line}");
+                ExitCode::SUCCESS
+            } else {
+                eprintln!("{line}");
+                ExitCode::FAILURE
+            }
+        }
+        Err(e) => {
+            eprintln!(
+                "cannot read the store at {}: {e}",
+                crate::store::redact(&url)
+            );
             ExitCode::FAILURE
         }
     }
+}
+
+/// What to tell the user, and whether this binary can start on the store.
+fn describe(s: &SchemaStatus) -> (String, bool) {
+    let url = &s.url;
+    let Some(at) = s.at else {
+        return (
+            format!(
+                "no store at {url} yet: this tocsin creates it at schema version {} when it starts",
+                s.needs
+            ),
+            true,
+        );
+    };
+    if !s.unknown.is_empty() {
+        return (
+            format!(
+                "store at {url} is at schema version {at}; this tocsin knows versions up to {}: \
+                 the store was written by a newer tocsin (migrations {} unknown here); run that \
+                 version or a later one",
+                s.needs,
+                list(&s.unknown)
+            ),
+            false,
+        );
+    }
+    if !s.modified.is_empty() {
+        return (
+            format!(
+                "store at {url} is at schema version {at}, but migrations {} were applied with \
+                 other contents than this tocsin's: it would refuse to start on it",
+                list(&s.modified)
+            ),
+            false,
+        );
+    }
+    if !s.failed.is_empty() {
+        return (
+            format!(
+                "store at {url}: migrations {} began and did not finish; restore the store from \
+                 a backup",
+                list(&s.failed)
+            ),
+            false,
+        );
+    }
+    if s.pending.is_empty() {
+        return (
+            format!("store at {url} is at schema version {at}: up to date"),
+            true,
+        );
+    }
+    let names: Vec<String> = s
+        .pending
+        .iter()
+        .map(|m| format!("{:04} {}", m.version, m.description))
+        .collect();
+    let count = s.pending.len();
+    (
+        format!(
+            "store at {url} is at schema version {at}; this tocsin needs {}: {count} migration{} \
+             pending (it migrates at start): {}",
+            s.needs,
+            if count == 1 { "" } else { "s" },
+            names.join(", ")
+        ),
+        true,
+    )
+}
+
+fn list(versions: &[i64]) -> String {
+    versions
+        .iter()
+        .map(i64::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
 }

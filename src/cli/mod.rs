@@ -32,6 +32,10 @@ pub enum Command {
     Check {
         #[arg(long, short, default_value = DEFAULT_CONFIG)]
         config: PathBuf,
+        /// Also say whether the config's store needs migrating (read-only: it changes
+        /// nothing, and it may run beside the engine).
+        #[arg(long)]
+        store: bool,
     },
     /// Run rule unit tests: timed signals in, expected incidents out (see README).
     Test {
@@ -120,7 +124,7 @@ async fn dispatch(command: Command) -> ExitCode {
                 }
             }
         }
-        Command::Check { config } => check::run(&config),
+        Command::Check { config, store } => check::run(&config, store).await,
         Command::Test { files } => crate::sim::test_files::run(&files),
         Command::Replay { config, signals } => crate::sim::replay::run(&config, &signals),
         Command::Incidents { command } => client::run(command).await,

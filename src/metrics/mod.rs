@@ -22,6 +22,7 @@ pub struct Metrics {
     pub signals_total: IntCounterVec,
     pub probe_success: IntGaugeVec,
     pub probe_duration_seconds: GaugeVec,
+    pub probe_failures_total: IntCounter,
     pub rule_evaluation_failures_total: IntCounterVec,
     pub sr_response_breaches_total: IntCounterVec,
     pub triage_queue_length: IntGaugeVec,
@@ -134,6 +135,11 @@ impl Metrics {
                 &["probe"],
             )
             .unwrap(),
+            probe_failures_total: IntCounter::with_opts(opts(
+                "probe_failures_total",
+                "Probe runs that failed, all probes together.",
+            ))
+            .unwrap(),
             rule_evaluation_failures_total: IntCounterVec::new(
                 opts(
                     "rule_evaluation_failures_total",
@@ -238,6 +244,8 @@ impl Metrics {
         r.register(Box::new(self.signals_total.clone())).unwrap();
         r.register(Box::new(self.probe_success.clone())).unwrap();
         r.register(Box::new(self.probe_duration_seconds.clone()))
+            .unwrap();
+        r.register(Box::new(self.probe_failures_total.clone()))
             .unwrap();
         r.register(Box::new(self.rule_evaluation_failures_total.clone()))
             .unwrap();

@@ -19,6 +19,7 @@ mod lock;
 mod outbox;
 mod queries;
 mod redo_log;
+mod schema;
 mod secrets;
 mod sources;
 mod sqlite_writer;
@@ -40,6 +41,7 @@ pub use leader::LeaseRow;
 pub use lock::{host_name, Owner};
 pub use outbox::{Claim, DeliveryWrite, OutboxEntry, OutboxStatus};
 pub use queries::IncidentFilter;
+pub use schema::{schema_status, Migration, SchemaStatus};
 pub use sqlite_writer::{Durable, Submitted};
 
 /// A `reason` is said in its variant's message and is not its `source()`, so the one line
@@ -93,6 +95,8 @@ pub enum StoreError {
         path: String,
         reason: std::io::Error,
     },
+    #[error("store: the database holds tables, but no record of tocsin's migrations: not a tocsin store")]
+    NotAStore,
     #[error("store: cannot create folder {path}: {reason}")]
     Folder {
         path: String,
@@ -161,23 +165,37 @@ impl Store {
             None => None,
         };
         let pool = connect(url, &connect_url, backend).await?;
+        // A SQLite file's redo log holds batches of the engine that last ran on it, written
+        // for the schema the file is at: they are committed before the migrations, which
+        // then carry them forward with the rest (a batch of an earlier version committed
+        // after them would miss what they add, such as the links of its new impacts).
+        let mut sqlite_writer = None;
+        let mut replayed = false;
+        // The file itself, so that its redo log is the same whatever path leads to it.
+        if let Some(path) = lock.as_ref().map(|lock| lock.database.clone()) {
+            let writer =
+                sqlite_writer::SqliteWriter::start(path).map_err(StoreError::WriterStart)?;
+            if has_table(&pool, "redo_applied").await? {
+                writer.open_redo_log()?;
+                replayed = true;
+            }
+            sqlite_writer = Some(writer);
+        }
         match backend {
             Backend::Sqlite => MIGRATE_SQLITE.run(&pool).await?,
             Backend::Postgres => MIGRATE_POSTGRES.run(&pool).await?,
         }
         let writes = Arc::new(AtomicU64::new(0));
-        let mut sqlite_writer = None;
         if backend == Backend::Sqlite {
             tokio::spawn(checkpoint_wal(pool.clone(), Arc::clone(&writes)));
-            // The file itself, so that its redo log is the same whatever path leads to it.
-            if let Some(path) = lock.as_ref().map(|lock| lock.database.clone()) {
-                let writer =
-                    sqlite_writer::SqliteWriter::start(path).map_err(StoreError::WriterStart)?;
-                writer.make_wal_room();
+        }
+        if let Some(writer) = &sqlite_writer {
+            writer.make_wal_room();
+            if !replayed {
                 writer.open_redo_log()?;
-                sqlite_writer = Some(Arc::new(writer));
             }
         }
+        let sqlite_writer = sqlite_writer.map(Arc::new);
         Ok(Store {
             pool,
             backend,
@@ -346,6 +364,16 @@ async fn checkpoint_wal(pool: AnyPool, writes: Arc<AtomicU64>) {
             tracing::debug!(error = %e, "WAL checkpoint failed; retried in a second");
         }
     }
+}
+
+/// Whether the SQLite database has a table `name`.
+async fn has_table(pool: &AnyPool, name: &str) -> Result<bool> {
+    let found: Option<(String,)> =
+        sqlx::query_as("SELECT name FROM sqlite_master WHERE type = 'table' AND name = $1")
+            .bind(name)
+            .fetch_optional(pool)
+            .await?;
+    Ok(found.is_some())
 }
 
 /// The path and the query of a `sqlite://path?query` URL.

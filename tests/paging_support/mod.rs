@@ -114,15 +114,20 @@ pub struct FrozenEngine {
 impl FrozenEngine {
     /// Call from `#[tokio::test(start_paused = true)]`.
     pub async fn start(config: &str, start: DateTime<Utc>) -> FrozenEngine {
+        let dir = TestDir::new(
+            config,
+            &[("default.yaml", &crate::support::default_rules())],
+        );
+        Self::start_in(dir, start).await
+    }
+
+    /// Start on a folder of the test's own (its config, rules and store).
+    pub async fn start_in(dir: TestDir, start: DateTime<Utc>) -> FrozenEngine {
         let (hold, release) = std::sync::mpsc::channel::<()>();
         let holder = tokio::task::spawn_blocking(move || {
             // Returns when the test drops `hold`.
             let _ = release.recv();
         });
-        let dir = TestDir::new(
-            config,
-            &[("default.yaml", &crate::support::default_rules())],
-        );
         let clock = Clock::tokio_at(start);
         let engine = TestEngine::start_with(&dir, clock.clone()).await;
         FrozenEngine {

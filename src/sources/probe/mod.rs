@@ -225,6 +225,9 @@ async fn run_one(
         drop(permit);
         success.set(i64::from(result.success));
         duration.set(result.latency_ms / 1000.0);
+        if !result.success {
+            context.metrics.probe_failures_total.inc();
+        }
         if let Some(error) = &result.error {
             tracing::debug!(probe = %prober.name, %error, "probe failed");
         }
