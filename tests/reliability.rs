@@ -642,6 +642,7 @@ async fn a_store_that_cannot_be_written_is_refused_at_start_naming_the_file() {
     let data = dir.path().join("data");
     std::fs::create_dir_all(dir.path().join("rules")).unwrap();
     std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(dir.path().join("rules/none.yaml"), "groups: []\n").unwrap();
     std::fs::write(
         dir.path().join("config.yaml"),
         "store: { url: \"sqlite://data/tocsin.db\" }\nrule_files: [ \"rules/*.yaml\" ]\n",
