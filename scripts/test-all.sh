@@ -45,9 +45,11 @@ unset TOCSIN_TEST_WITHOUT_ROOT
 
 # 4. Unit and end-to-end tests (the end-to-end tests start the real engine and peers), on a
 #    SQLite store, then the end-to-end tests again with the engines on PostgreSQL.
-cargo test -- --test-threads 4
+#    The fuzz targets run on their own afterwards, one at a time, each printing its figures.
+cargo test -- --test-threads 4 --skip fuzz_
 TOCSIN_TEST_STORE=postgres cargo test --test engine --test crash --test api --test dashboard \
-    --test paging --test sources -- --test-threads 4
+    --test paging --test sources --test resolve -- --test-threads 4
+cargo test --test fuzz -- --nocapture --test-threads 1 fuzz_
 
 # 5. The shipped config and rules are valid, and the rule unit tests pass.
 cargo run --quiet -- check --config config/tocsin.yaml
