@@ -162,6 +162,11 @@ impl TestDir {
         }
         if !text.contains("rule_files:") {
             text.push_str("\nrule_files: [ \"rules/*.yaml\" ]\n");
+            if rule_files.is_empty() {
+                // A pattern that matches no file is refused: an engine without rules has an
+                // empty rule file.
+                std::fs::write(dir.path().join("rules/none.yaml"), "groups: []\n").unwrap();
+            }
         }
         std::fs::write(dir.path().join("config.yaml"), text).unwrap();
         for (name, body) in rule_files {
