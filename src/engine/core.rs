@@ -22,8 +22,9 @@ use super::open_counts::{Counted, OpenCounts};
 use super::setup::Setup;
 use super::timers::{TimerKey, Timers};
 use crate::config::{BusinessImpact, ImpactKind};
+use crate::incident::timeline::{ClearCause, TOCSIN};
 use crate::incident::{
-    classify, correlate, resolution, Blast, Impact, Incident, IncidentView, Status, TimelineEntry,
+    classify, correlate, Entry, Impact, Incident, IncidentView, Status, TimelineEntry,
 };
 use crate::metrics::Metrics;
 use crate::paging::escalate::LevelPage;
@@ -199,10 +200,11 @@ struct Dirty {
     impacts: BTreeSet<i64>,
     /// (incident, impact): impacts that joined an incident (see [`Changes::impact_links`]).
     linked: Vec<(i64, i64)>,
-    timeline: Vec<TimelineEntry>,
-    /// Impacts a rule added to an incident in this batch, by (incident, rule): one timeline
-    /// entry tells them all, described when the batch is taken (see [`Core::attach`]).
-    added: HashMap<(i64, Arc<str>), Added>,
+    /// Rendered to rows when the batch is taken.
+    timeline: Vec<(i64, DateTime<Utc>, Entry)>,
+    /// Impacts a rule added to an incident in this batch, by (incident, rule): the index of
+    /// the one timeline entry that tells them all (see [`Core::attach`]).
+    added: HashMap<(i64, Arc<str>), usize>,
     paging: BTreeSet<i64>,
     /// Rule states changed, a key once or more (deduplicated when the batch is taken). A set
     /// kept in key order cost each new alert two inserts at random places (~3 % of the
@@ -216,39 +218,6 @@ struct Dirty {
     pages: Vec<Page>,
     /// Resolved incidents to drop from memory once written.
     closed: BTreeSet<i64>,
-}
-
-const TOCSIN: &str = "tocsin";
-
-/// Impacts added to an incident by one rule within one batch, and their timeline entry.
-struct Added {
-    /// The entry's index in the batch's timeline.
-    entry: usize,
-    /// The first impact: its summary, service and region.
-    first: String,
-    impacts: Vec<i64>,
-}
-
-impl Added {
-    /// "impact added by R: …" for one impact, as always; for more, one entry that counts
-    /// them and lists their ids (each impact is in the incident with all it says).
-    fn describe(&self, rule: &str) -> (String, serde_json::Value) {
-        match self.impacts.as_slice() {
-            [one] => (
-                format!("impact added by {rule}: {}", self.first),
-                serde_json::json!({ "impact": one }),
-            ),
-            all => (
-                format!(
-                    "{} impacts added by {rule}: {} and {} more",
-                    all.len(),
-                    self.first,
-                    all.len() - 1
-                ),
-                serde_json::json!({ "impacts": all }),
-            ),
-        }
-    }
 }
 
 pub struct Core {
@@ -339,7 +308,7 @@ impl Core {
         for impact in snapshot.impacts {
             if let Some(incident) = self.incidents.get_mut(&impact.incident_id) {
                 // Not stored: the Sev table's view of the impacts is worked out again.
-                incident.blast = incident.blast.join(Blast::of(&impact));
+                incident.blast = incident.blast.join(impact.blast());
                 self.impacts.insert(impact.id, Box::new(impact));
             } else if impact.is_active() {
                 resolved_firing.push(impact);
@@ -446,7 +415,9 @@ impl Core {
                         self.clear_impact(
                             impact_id,
                             now,
-                            &format!("rule {name} removed by a reload"),
+                            ClearCause::RuleRemoved {
+                                rule: name.to_string(),
+                            },
                         );
                     }
                     self.dirty.deleted_rule_states.push(state.row);
@@ -722,7 +693,7 @@ impl Core {
                 if !self.incidents.contains_key(&incident_id) {
                     return Reply::NotFound(format!("incident {incident_id} is not open"));
                 }
-                self.timeline(incident_id, now, "note", &by, text, serde_json::Value::Null);
+                self.timeline(incident_id, now, Entry::Note { by, text });
                 Reply::Done
             }
             Input::DeliveryFailed {
@@ -736,10 +707,11 @@ impl Core {
                 self.timeline(
                     incident_id,
                     now,
-                    "delivery_failed",
-                    TOCSIN,
-                    format!("page to {recipient} given up: {reason}"),
-                    serde_json::json!({ "recipient": recipient, "level": level }),
+                    Entry::DeliveryFailed {
+                        recipient,
+                        level,
+                        reason,
+                    },
                 );
                 if self.incidents.contains_key(&incident_id) {
                     let last = self
@@ -919,7 +891,9 @@ impl Core {
                     self.clear_impact(
                         impact,
                         now,
-                        &format!("rule {} condition stopped", rule.name),
+                        ClearCause::ConditionStopped {
+                            rule: rule.name.to_string(),
+                        },
                     );
                 }
                 self.dirty.rule_states.push(key);
@@ -1056,8 +1030,8 @@ impl Core {
         let (severity, reason) =
             classify(std::iter::once(&impact), &self.setup.config.classification);
         let incident = Incident::opened_by(id, &impact, severity, now);
-        let rule = impact.rule.clone();
-        let summary = impact.summary.clone();
+        let rule = impact.rule.to_string();
+        let summary = impact.summary.to_string();
         let impact_id = impact.id;
         self.dirty.impacts.insert(impact.id);
         self.dirty.linked.push((id, impact_id));
@@ -1073,10 +1047,12 @@ impl Core {
         self.timeline(
             id,
             now,
-            "opened",
-            &rule,
-            format!("opened at Sev {severity} ({reason}): {summary}"),
-            serde_json::json!({ "severity": severity }),
+            Entry::Opened {
+                rule,
+                severity,
+                reason,
+                summary,
+            },
         );
         self.gauges_dirty = true;
         self.schedule_respond_by(id);
@@ -1092,34 +1068,33 @@ impl Core {
         impact.incident_id = incident_id;
         let impact_id = impact.id;
         match self.dirty.added.entry((incident_id, impact.rule.clone())) {
-            std::collections::hash_map::Entry::Occupied(mut added) => {
-                added.get_mut().impacts.push(impact_id);
+            std::collections::hash_map::Entry::Occupied(added) => {
+                if let Some((_, _, Entry::ImpactAdded { impacts, .. })) =
+                    self.dirty.timeline.get_mut(*added.get())
+                {
+                    impacts.push(impact_id);
+                }
             }
             std::collections::hash_map::Entry::Vacant(slot) => {
-                let added = Added {
-                    entry: self.dirty.timeline.len(),
-                    first: format!(
-                        "{} ({}{})",
-                        impact.summary,
-                        impact.service.as_deref().unwrap_or("-"),
-                        impact
-                            .region
-                            .as_deref()
-                            .map(|r| format!(", {r}"))
-                            .unwrap_or_default()
-                    ),
-                    impacts: vec![impact_id],
-                };
-                slot.insert(added);
-                // Its message and data are written when the batch is taken: by then it
-                // knows every impact it tells.
+                slot.insert(self.dirty.timeline.len());
+                let first = format!(
+                    "{} ({}{})",
+                    impact.summary,
+                    impact.service.as_deref().unwrap_or("-"),
+                    impact
+                        .region
+                        .as_deref()
+                        .map(|r| format!(", {r}"))
+                        .unwrap_or_default()
+                );
                 self.timeline(
                     incident_id,
                     now,
-                    "impact_added",
-                    &impact.rule,
-                    String::new(),
-                    serde_json::Value::Null,
+                    Entry::ImpactAdded {
+                        rule: impact.rule.to_string(),
+                        first,
+                        impacts: vec![impact_id],
+                    },
                 );
             }
         }
@@ -1179,22 +1154,8 @@ impl Core {
         source.resolved_by = Some(TOCSIN.into());
         source.merged_into = Some(into);
         source.queue = None;
-        self.timeline(
-            from,
-            now,
-            "merged",
-            TOCSIN,
-            format!("merged into incident {into}"),
-            serde_json::json!({ "into": into }),
-        );
-        self.timeline(
-            into,
-            now,
-            "merged",
-            TOCSIN,
-            format!("incident {from} merged into this one"),
-            serde_json::json!({ "from": from }),
-        );
+        self.timeline(from, now, Entry::MergedInto { into });
+        self.timeline(into, now, Entry::MergedFrom { from });
         self.dirty.incidents.insert(from);
         self.dirty.closed.insert(from);
         // Keep the merged incident's final state for the store.
@@ -1203,7 +1164,7 @@ impl Core {
         self.gauges_dirty = true;
     }
 
-    fn clear_impact(&mut self, impact_id: i64, now: DateTime<Utc>, why: &str) {
+    fn clear_impact(&mut self, impact_id: i64, now: DateTime<Utc>, cause: ClearCause) {
         let Some(impact) = self.impacts.get_mut(&impact_id) else {
             return;
         };
@@ -1212,17 +1173,14 @@ impl Core {
         }
         impact.cleared_at = Some(now);
         let incident_id = impact.incident_id;
-        let rule = impact.rule.clone();
-        let summary = impact.summary.clone();
+        let entry = Entry::ImpactCleared {
+            rule: impact.rule.to_string(),
+            impact: impact_id,
+            summary: impact.summary.to_string(),
+            cause,
+        };
         self.dirty.impacts.insert(impact_id);
-        self.timeline(
-            incident_id,
-            now,
-            "impact_cleared",
-            &rule,
-            format!("impact cleared ({why}): {summary}"),
-            serde_json::json!({ "impact": impact_id }),
-        );
+        self.timeline(incident_id, now, entry);
         self.schedule_auto_resolve(incident_id);
     }
 
@@ -1285,16 +1243,15 @@ impl Core {
         let old = incident.severity;
         if computed < old {
             if incident.pinned {
-                let message = format!(
-                    "impacts now say Sev {computed} ({reason}); severity stays pinned at Sev {old}"
-                );
                 self.timeline(
                     incident_id,
                     now,
-                    "severity_pinned",
-                    cause,
-                    message,
-                    serde_json::json!({ "computed": computed }),
+                    Entry::SeverityHeldPinned {
+                        cause: cause.to_string(),
+                        computed,
+                        reason,
+                        pinned: old,
+                    },
                 );
                 return;
             }
@@ -1306,10 +1263,12 @@ impl Core {
             self.timeline(
                 incident_id,
                 now,
-                "severity_changed",
-                cause,
-                format!("severity raised from Sev {old} to Sev {computed} ({reason})"),
-                serde_json::json!({ "from": old, "to": computed }),
+                Entry::SeverityRaised {
+                    cause: cause.to_string(),
+                    from: old,
+                    to: computed,
+                    reason,
+                },
             );
             self.gauges_dirty = true;
             self.severity_raised(incident_id, now);
@@ -1330,14 +1289,7 @@ impl Core {
                 incident.acknowledged_at = None;
                 incident.acknowledged_by = None;
                 let by = acked_by.unwrap_or_default();
-                self.timeline(
-                    incident_id,
-                    now,
-                    "ack_cleared",
-                    TOCSIN,
-                    format!("acknowledgement by {by} cleared: severity rose"),
-                    serde_json::Value::Null,
-                );
+                self.timeline(incident_id, now, Entry::AckCleared { by });
             }
         }
         self.start_paging(incident_id, PageEvent::SeverityRaised, now);
@@ -1390,16 +1342,19 @@ impl Core {
             };
             if firing {
                 impact.firing_at_resolve = true;
-                still_firing.push((impact_id, impact.summary.clone()));
+                still_firing.push((impact_id, impact.summary.to_string()));
                 self.dirty.impacts.insert(impact_id);
             } else if impact.cleared_at.is_none() {
                 impact.cleared_at = Some(now);
                 self.dirty.impacts.insert(impact_id);
             }
         }
-        let named: Vec<(i64, &str)> = still_firing.iter().map(|(id, s)| (*id, &**s)).collect();
-        let (message, data) = resolution::resolved_entry(by, note.as_deref(), &named);
-        self.timeline(incident_id, now, "resolved", by, message, data);
+        let entry = Entry::Resolved {
+            by: by.to_string(),
+            note,
+            still_firing,
+        };
+        self.timeline(incident_id, now, entry);
         self.notify_paged(incident_id, PageEvent::Resolved, now);
         for key in [
             TimerKey::Escalation(incident_id),
@@ -1439,14 +1394,8 @@ impl Core {
             .time_to_acknowledge_seconds
             .with_label_values(&[&severity.to_string()])
             .observe((now - opened_at).num_milliseconds() as f64 / 1000.0);
-        self.timeline(
-            incident_id,
-            now,
-            "acknowledged",
-            by,
-            format!("acknowledged by {by}"),
-            serde_json::Value::Null,
-        );
+        let by = by.to_string();
+        self.timeline(incident_id, now, Entry::Acknowledged { by });
         if let Some(esc) = self
             .paging
             .get_mut(&incident_id)
@@ -1476,23 +1425,15 @@ impl Core {
             return Reply::Conflict(format!("incident {incident_id} is resolved"));
         }
         let old = incident.severity;
-        let reason_text = reason
-            .as_deref()
-            .filter(|r| !r.is_empty())
-            .map(|r| format!(": {r}"))
-            .unwrap_or_default();
         match severity {
             None => {
                 incident.pinned = false;
                 self.dirty.incidents.insert(incident_id);
-                self.timeline(
-                    incident_id,
-                    now,
-                    "severity_unpinned",
-                    by,
-                    format!("severity unpinned by {by}{reason_text}"),
-                    serde_json::Value::Null,
-                );
+                let entry = Entry::SeverityUnpinned {
+                    by: by.to_string(),
+                    reason,
+                };
+                self.timeline(incident_id, now, entry);
                 self.reclassify(incident_id, now, by);
             }
             Some(new) => {
@@ -1504,16 +1445,13 @@ impl Core {
                 if new != old {
                     self.metrics.incident_severity_changes_total.inc();
                 }
-                self.timeline(
-                    incident_id,
-                    now,
-                    "severity_changed",
-                    by,
-                    format!(
-                        "severity set from Sev {old} to Sev {new} and pinned by {by}{reason_text}"
-                    ),
-                    serde_json::json!({ "from": old, "to": new, "pinned": true, "reason": reason }),
-                );
+                let entry = Entry::SeveritySet {
+                    by: by.to_string(),
+                    from: old,
+                    to: new,
+                    reason,
+                };
+                self.timeline(incident_id, now, entry);
                 self.gauges_dirty = true;
                 if new < old {
                     self.severity_raised(incident_id, now);
@@ -1629,26 +1567,20 @@ impl Core {
         match selected {
             None => {
                 self.set_queue(incident_id, None);
-                self.timeline(
-                    incident_id,
-                    now,
-                    "unrouted",
-                    TOCSIN,
-                    format!("no route matches Sev {severity}: recorded, not paged"),
-                    serde_json::Value::Null,
-                );
+                self.timeline(incident_id, now, Entry::Unrouted { severity });
             }
             Some((index, r)) => {
                 if let Some(queue) = &r.queue {
                     if old_queue.as_deref() != Some(queue) {
                         self.set_queue(incident_id, Some(queue.clone()));
+                        let queue = queue.clone();
                         self.timeline(
                             incident_id,
                             now,
-                            "queued",
-                            TOCSIN,
-                            format!("route {index} put it in triage queue {queue}: no page"),
-                            serde_json::json!({ "queue": queue }),
+                            Entry::Queued {
+                                route: index,
+                                queue,
+                            },
                         );
                     }
                     return;
@@ -1656,26 +1588,20 @@ impl Core {
                 self.set_queue(incident_id, None);
                 let policy_name = r.policy.clone().unwrap_or_default();
                 let Some(policy) = setup.paging.policies.get(&policy_name) else {
-                    self.timeline(
-                        incident_id,
-                        now,
-                        "unrouted",
-                        TOCSIN,
-                        format!("route {index} names unknown policy {policy_name}"),
-                        serde_json::Value::Null,
-                    );
+                    let entry = Entry::UnknownPolicy {
+                        route: index,
+                        policy: policy_name,
+                    };
+                    self.timeline(incident_id, now, entry);
                     return;
                 };
                 let escalation =
                     Escalation::start(policy.clone(), r.active_during.clone(), event, now);
-                self.timeline(
-                    incident_id,
-                    now,
-                    "routed",
-                    TOCSIN,
-                    format!("route {index} → escalation policy {policy_name}"),
-                    serde_json::json!({ "route": index, "policy": policy_name }),
-                );
+                let entry = Entry::Routed {
+                    route: index,
+                    policy: policy_name,
+                };
+                self.timeline(incident_id, now, entry);
                 if let Some(p) = self.paging.get_mut(&incident_id) {
                     p.escalation = Some(escalation);
                 }
@@ -1730,14 +1656,7 @@ impl Core {
                 incident.acknowledged_by = None;
                 self.dirty.incidents.insert(incident_id);
             }
-            self.timeline(
-                incident_id,
-                now,
-                "ack_lapsed",
-                TOCSIN,
-                format!("acknowledgement by {by} lapsed: escalation resumes"),
-                serde_json::Value::Null,
-            );
+            self.timeline(incident_id, now, Entry::AckLapsed { by });
             self.schedule_respond_by(incident_id);
             self.page_levels(incident_id, pages, now);
             self.schedule_escalation(incident_id, now);
@@ -1757,24 +1676,12 @@ impl Core {
             paging.silenced_by = Some(index);
             self.dirty.paging.insert(incident_id);
             if first {
-                let until_text = until
-                    .map(|u| format!(" until {}", u.to_rfc3339()))
-                    .unwrap_or_default();
-                let comment = s
-                    .comment
-                    .as_deref()
-                    .map(|c| format!(" ({c})"))
-                    .unwrap_or_default();
-                self.timeline(
-                    incident_id,
-                    now,
-                    "silenced",
-                    TOCSIN,
-                    format!(
-                        "silenced by silence {index}{comment}{until_text}: recorded, not paged"
-                    ),
-                    serde_json::json!({ "silence": index }),
-                );
+                let entry = Entry::Silenced {
+                    silence: index,
+                    comment: s.comment.clone(),
+                    until,
+                };
+                self.timeline(incident_id, now, entry);
             }
             self.timers
                 .set_or_cancel(TimerKey::Escalation(incident_id), until);
@@ -1793,17 +1700,11 @@ impl Core {
         self.dirty.paging.insert(incident_id);
         if now_paused && !was_paused && !paging.pause_noted {
             paging.pause_noted = true;
-            let at = resume_at
-                .map(|t| t.to_rfc3339())
-                .unwrap_or_else(|| "never".into());
-            self.timeline(
-                incident_id,
-                now,
-                "paused",
-                TOCSIN,
-                format!("outside {window_names}: paging waits until {at}"),
-                serde_json::Value::Null,
-            );
+            let entry = Entry::Paused {
+                windows: window_names,
+                until: resume_at,
+            };
+            self.timeline(incident_id, now, entry);
         } else if !now_paused {
             paging.pause_noted = false;
         }
@@ -1889,33 +1790,18 @@ impl Core {
                     }
                 }
                 Err(why) => {
-                    self.timeline(
-                        incident_id,
-                        now,
-                        "page_skipped",
-                        TOCSIN,
-                        format!("level {level} target {target}: {why}"),
-                        serde_json::Value::Null,
-                    );
+                    let target = target.clone();
+                    self.timeline(incident_id, now, Entry::PageSkipped { level, target, why });
                 }
             }
         }
-        let who = if reached.is_empty() {
-            "nobody".to_string()
-        } else {
-            reached.join(", ")
+        let entry = Entry::PagedLevel {
+            event: event.as_str(),
+            level,
+            policy: escalation.policy.name.clone(),
+            reached,
         };
-        self.timeline(
-            incident_id,
-            now,
-            "paged",
-            TOCSIN,
-            format!(
-                "{event}: level {level} of {} → {who}",
-                escalation.policy.name
-            ),
-            serde_json::json!({ "event": event, "level": level, "policy": escalation.policy.name }),
-        );
+        self.timeline(incident_id, now, entry);
     }
 
     /// Tell everyone paged so far (ack and resolve notices).
@@ -1936,14 +1822,11 @@ impl Core {
         for recipient in recipients {
             self.create_page(incident_id, recipient, event, policy.as_deref(), level, now);
         }
-        self.timeline(
-            incident_id,
-            now,
-            "paged",
-            TOCSIN,
-            format!("{event} sent to {}", names.join(", ")),
-            serde_json::json!({ "event": event }),
-        );
+        let entry = Entry::Notified {
+            event: event.as_str(),
+            recipients: names,
+        };
+        self.timeline(incident_id, now, entry);
     }
 
     fn create_page(
@@ -2014,15 +1897,11 @@ impl Core {
             .sr_response_breaches_total
             .with_label_values(&[&sr])
             .inc();
-        let deadline = respond_by.map(|t| t.to_rfc3339()).unwrap_or_default();
-        self.timeline(
-            incident_id,
-            now,
-            "response_breached",
-            TOCSIN,
-            format!("SR {sr} initial response due {deadline} breached: not acknowledged"),
-            serde_json::json!({ "sr_severity": sr }),
-        );
+        let entry = Entry::ResponseBreached {
+            sr_severity: sr,
+            respond_by,
+        };
+        self.timeline(incident_id, now, entry);
         let levels = self
             .paging
             .get(&incident_id)
@@ -2030,14 +1909,7 @@ impl Core {
             .map(|e| e.current_and_next())
             .unwrap_or_default();
         if levels.is_empty() {
-            self.timeline(
-                incident_id,
-                now,
-                "page_skipped",
-                TOCSIN,
-                "response_breached: no escalation policy to notify".to_string(),
-                serde_json::Value::Null,
-            );
+            self.timeline(incident_id, now, Entry::BreachUnpaged);
         }
         for level in levels {
             self.page_level(incident_id, level, PageEvent::ResponseBreached, now);
@@ -2046,23 +1918,8 @@ impl Core {
 
     // ----- bookkeeping ---------------------------------------------------------------------
 
-    fn timeline(
-        &mut self,
-        incident_id: i64,
-        at: DateTime<Utc>,
-        kind: &str,
-        actor: &str,
-        message: String,
-        data: serde_json::Value,
-    ) {
-        self.dirty.timeline.push(TimelineEntry {
-            incident_id,
-            at,
-            kind: kind.to_string(),
-            actor: actor.to_string(),
-            message,
-            data,
-        });
+    fn timeline(&mut self, incident_id: i64, at: DateTime<Utc>, entry: Entry) {
+        self.dirty.timeline.push((incident_id, at, entry));
     }
 
     /// Set the open-incident and queue gauges if anything they count changed since. The
@@ -2108,12 +1965,12 @@ impl Core {
     /// Everything that changed since the last call, ready to be written in one transaction.
     pub fn take_changes(&mut self) -> Changes {
         let mut dirty = std::mem::take(&mut self.dirty);
-        for ((_, rule), added) in &dirty.added {
-            let entry = &mut dirty.timeline[added.entry];
-            (entry.message, entry.data) = added.describe(rule);
-        }
         let mut changes = Changes {
-            timeline: dirty.timeline,
+            timeline: dirty
+                .timeline
+                .iter()
+                .map(|(incident_id, at, entry)| entry.row(*incident_id, *at))
+                .collect::<Vec<TimelineEntry>>(),
             pages: dirty.pages,
             ..Changes::default()
         };
