@@ -4,6 +4,7 @@ pub mod blast;
 pub mod catalog;
 pub mod classify;
 pub mod correlate;
+pub mod lifecycle;
 pub mod model;
 pub mod timeline;
 
