@@ -4,6 +4,7 @@
 //! delivers pages by email and webhook.
 
 pub mod ack_link;
+pub mod decide;
 pub mod escalate;
 pub mod notify;
 pub mod page;

@@ -502,23 +502,6 @@ impl Core {
         }
         Reply::Done
     }
-
-    /// A person lowered the severity: nobody new is paged; a queue or no route stops paging.
-    pub(super) fn severity_lowered(&mut self, incident_id: i64, now: DateTime<Utc>) {
-        let Some(incident) = self.incidents.get(&incident_id) else {
-            return;
-        };
-        let selected = route::select(
-            &self.setup.paging.routes,
-            &incident.labels,
-            incident.severity,
-        )
-        .map(|(i, r)| (i, r.clone()));
-        match selected {
-            Some((_, r)) if r.policy.is_some() => {}
-            _ => self.start_paging(incident_id, PageEvent::Triggered, now),
-        }
-    }
 }
 
 /// A refused request as the core's reply: an id no open incident has is not found.

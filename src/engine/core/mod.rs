@@ -35,7 +35,7 @@ use crate::paging::escalate::LevelPage;
 use crate::paging::page::EscalationRef;
 /// Stored with the incidents; defined by paging, which decides on it.
 pub use crate::paging::PagingState;
-use crate::paging::{route, Escalation, Page, PageEvent, PagePayload, Recipient};
+use crate::paging::{Page, PageEvent, PagePayload, Recipient};
 use crate::rules::{Decision, Rule, RuleState};
 use crate::signal::{Fingerprint, Signal, SignalState, SourceKind};
 
@@ -576,23 +576,7 @@ impl Core {
                         reason,
                     },
                 );
-                if self.incidents.contains_key(&incident_id) {
-                    let last = self
-                        .paging
-                        .get(&incident_id)
-                        .and_then(|p| p.escalation.as_ref())
-                        .and_then(|e| e.last_paged_level);
-                    if level.is_some() && level == last {
-                        if let Some(esc) = self
-                            .paging
-                            .get_mut(&incident_id)
-                            .and_then(|p| p.escalation.as_mut())
-                        {
-                            esc.hurry(now);
-                        }
-                        self.drive_escalation(incident_id, now);
-                    }
-                }
+                self.delivery_failed(incident_id, level, now);
                 Reply::Done
             }
         }

@@ -1,67 +1,71 @@
-//! Paging: the engine applies who is paged when.
+//! Paging: the engine applies what `paging::decide` says (who is paged when) to its
+//! state, timeline, pages and timers.
 
 use super::*;
+use crate::paging::decide::{self, Routing, Step};
 
 impl Core {
-    // ----- paging --------------------------------------------------------------------------
-
     /// Route the incident and start its escalation (or queue it, or record it unrouted).
     pub(super) fn start_paging(&mut self, incident_id: i64, event: PageEvent, now: DateTime<Utc>) {
         let setup = Arc::clone(&self.setup);
         let Some(incident) = self.incidents.get(&incident_id) else {
             return;
         };
-        let selected = route::select(&setup.paging.routes, &incident.labels, incident.severity);
         let severity = incident.severity;
-        let old_queue = incident.queue.clone();
+        let routing = decide::route(
+            &setup.paging,
+            &incident.labels,
+            severity,
+            incident.queue.as_deref(),
+            event,
+            now,
+        );
         let paging = self.paging.entry(incident_id).or_default();
         paging.escalation = None;
         paging.pause_noted = false;
         self.dirty.paging.insert(incident_id);
         self.timers.cancel(TimerKey::Escalation(incident_id));
-        match selected {
-            None => {
+        match routing {
+            Routing::Unrouted => {
                 self.set_queue(incident_id, None);
                 self.timeline(incident_id, now, Entry::Unrouted { severity });
             }
-            Some((index, r)) => {
-                if let Some(queue) = &r.queue {
-                    if old_queue.as_deref() != Some(queue) {
-                        self.set_queue(incident_id, Some(queue.clone()));
-                        let queue = queue.clone();
-                        self.timeline(
-                            incident_id,
-                            now,
-                            Entry::Queued {
-                                route: index,
-                                queue,
-                            },
-                        );
-                    }
-                    return;
+            Routing::Queued {
+                route,
+                queue,
+                changed,
+            } => {
+                if changed {
+                    self.set_queue(incident_id, Some(queue.clone()));
+                    self.timeline(incident_id, now, Entry::Queued { route, queue });
                 }
+            }
+            Routing::UnknownPolicy { route, policy } => {
                 self.set_queue(incident_id, None);
-                let policy_name = r.policy.clone().unwrap_or_default();
-                let Some(policy) = setup.paging.policies.get(&policy_name) else {
-                    let entry = Entry::UnknownPolicy {
-                        route: index,
-                        policy: policy_name,
-                    };
-                    self.timeline(incident_id, now, entry);
-                    return;
-                };
-                let escalation =
-                    Escalation::start(policy.clone(), r.active_during.clone(), event, now);
-                let entry = Entry::Routed {
-                    route: index,
-                    policy: policy_name,
-                };
-                self.timeline(incident_id, now, entry);
+                self.timeline(incident_id, now, Entry::UnknownPolicy { route, policy });
+            }
+            Routing::Escalate {
+                route,
+                policy,
+                escalation,
+            } => {
+                self.set_queue(incident_id, None);
+                self.timeline(incident_id, now, Entry::Routed { route, policy });
                 if let Some(p) = self.paging.get_mut(&incident_id) {
                     p.escalation = Some(escalation);
                 }
                 self.drive_escalation(incident_id, now);
             }
+        }
+    }
+
+    /// A person lowered the severity: nobody new is paged; a queue or no route stops paging.
+    pub(super) fn severity_lowered(&mut self, incident_id: i64, now: DateTime<Utc>) {
+        let Some(incident) = self.incidents.get(&incident_id) else {
+            return;
+        };
+        if decide::reroute_after_lowering(&self.setup.paging, &incident.labels, incident.severity) {
+            self.start_paging(incident_id, PageEvent::Triggered, now);
         }
     }
 
@@ -91,110 +95,68 @@ impl Core {
         let Some(paging) = self.paging.get_mut(&incident_id) else {
             return;
         };
-        let Some(escalation) = paging.escalation.as_mut() else {
+        let acknowledged = status == Status::Acknowledged;
+        let Some(step) = decide::step(paging, &setup.paging, &labels, severity, acknowledged, now)
+        else {
             return;
         };
-
-        // An acknowledgement that ran out puts the incident back to triggered.
-        if escalation.acked && escalation.ack_lapses_at.is_some_and(|at| at <= now) {
-            let windows = setup.paging.window_set(&escalation.active_during);
-            let pages = escalation.lapse(now, &windows);
-            self.dirty.paging.insert(incident_id);
-            if let Some(incident) = self.incidents.get_mut(&incident_id) {
-                let entry = lifecycle::ack_lapsed(incident);
-                self.dirty.incidents.insert(incident_id);
-                self.timeline(incident_id, now, entry);
+        match step {
+            Step::AckLapsed { pages } => {
+                self.dirty.paging.insert(incident_id);
+                if let Some(incident) = self.incidents.get_mut(&incident_id) {
+                    let entry = lifecycle::ack_lapsed(incident);
+                    self.dirty.incidents.insert(incident_id);
+                    self.timeline(incident_id, now, entry);
+                }
+                self.schedule_respond_by(incident_id);
+                self.page_levels(incident_id, pages, now);
+                self.schedule_escalation(incident_id, now);
             }
-            self.schedule_respond_by(incident_id);
-            self.page_levels(incident_id, pages, now);
-            self.schedule_escalation(incident_id, now);
-            return;
-        }
-        if status == Status::Acknowledged || escalation.acked {
-            self.schedule_escalation(incident_id, now);
-            return;
-        }
-
-        // A silence holds pages back while it is in force.
-        let silence = route::silenced(&setup.paging.silences, &labels, severity, now, |w, t| {
-            setup.paging.windows.get(w).and_then(|w| w.open_until(t))
-        });
-        if let Some((index, s, until)) = silence {
-            let first = paging.silenced_by != Some(index);
-            paging.silenced_by = Some(index);
-            self.dirty.paging.insert(incident_id);
-            if first {
-                let entry = Entry::Silenced {
-                    silence: index,
-                    comment: s.comment.clone(),
-                    until,
-                };
-                self.timeline(incident_id, now, entry);
+            Step::HeldByAck => self.schedule_escalation(incident_id, now),
+            Step::Silenced {
+                silence,
+                comment,
+                until,
+                first,
+            } => {
+                self.dirty.paging.insert(incident_id);
+                if first {
+                    let entry = Entry::Silenced {
+                        silence,
+                        comment,
+                        until,
+                    };
+                    self.timeline(incident_id, now, entry);
+                }
+                self.timers
+                    .set_or_cancel(TimerKey::Escalation(incident_id), until);
             }
-            self.timers
-                .set_or_cancel(TimerKey::Escalation(incident_id), until);
-            return;
+            Step::Advance { pages, paused } => {
+                self.dirty.paging.insert(incident_id);
+                if let Some(pause) = paused {
+                    let entry = Entry::Paused {
+                        windows: pause.windows,
+                        until: pause.until,
+                    };
+                    self.timeline(incident_id, now, entry);
+                }
+                self.page_levels(incident_id, pages, now);
+                self.schedule_escalation(incident_id, now);
+            }
         }
-        if paging.silenced_by.take().is_some() {
-            self.dirty.paging.insert(incident_id);
-        }
-
-        let windows = setup.paging.window_set(&escalation.active_during);
-        let was_paused = escalation.is_paused();
-        let pages = escalation.advance(now, &windows);
-        let now_paused = escalation.is_paused();
-        let resume_at = escalation.wake_at(now, &windows);
-        let window_names = escalation.active_during.join(", ");
-        self.dirty.paging.insert(incident_id);
-        if now_paused && !was_paused && !paging.pause_noted {
-            paging.pause_noted = true;
-            let entry = Entry::Paused {
-                windows: window_names,
-                until: resume_at,
-            };
-            self.timeline(incident_id, now, entry);
-        } else if !now_paused {
-            paging.pause_noted = false;
-        }
-        self.page_levels(incident_id, pages, now);
-        self.schedule_escalation(incident_id, now);
     }
 
     pub(super) fn schedule_escalation(&mut self, incident_id: i64, now: DateTime<Utc>) {
-        let setup = Arc::clone(&self.setup);
-        let wake = self.paging.get(&incident_id).and_then(|p| {
-            let e = p.escalation.as_ref()?;
-            let windows = setup.paging.window_set(&e.active_during);
-            // A silence in force wakes at its end instead.
-            match p.silenced_by {
-                Some(_) => None,
-                None => e.wake_at(now, &windows),
-            }
-        });
-        let silenced_wake = self
+        let incident = self
+            .incidents
+            .get(&incident_id)
+            .map(|i| (&*i.labels, i.severity));
+        let wake = self
             .paging
             .get(&incident_id)
-            .and_then(|p| p.silenced_by)
-            .and(self.timers_for_silence(incident_id, now));
+            .and_then(|p| decide::wake_at(p, &self.setup.paging, incident, now));
         self.timers
-            .set_or_cancel(TimerKey::Escalation(incident_id), wake.or(silenced_wake));
-    }
-
-    pub(super) fn timers_for_silence(
-        &self,
-        incident_id: i64,
-        now: DateTime<Utc>,
-    ) -> Option<DateTime<Utc>> {
-        let incident = self.incidents.get(&incident_id)?;
-        let setup = &self.setup;
-        route::silenced(
-            &setup.paging.silences,
-            &incident.labels,
-            incident.severity,
-            now,
-            |w, t| setup.paging.windows.get(w).and_then(|w| w.open_until(t)),
-        )
-        .and_then(|(_, _, until)| until)
+            .set_or_cancel(TimerKey::Escalation(incident_id), wake);
     }
 
     pub(super) fn page_levels(
@@ -216,52 +178,30 @@ impl Core {
         event: PageEvent,
         now: DateTime<Utc>,
     ) {
-        let setup = Arc::clone(&self.setup);
-        let Some(escalation) = self
+        let Some(pages) = self
             .paging
             .get(&incident_id)
-            .and_then(|p| p.escalation.clone())
-        else {
-            return;
-        };
-        let Some(targets) = escalation
-            .policy
-            .levels
-            .get(level)
-            .map(|l| l.notify.clone())
+            .and_then(|p| p.escalation.as_ref())
+            .and_then(|e| decide::level(&self.setup.paging, e, level, now))
         else {
             return;
         };
         self.metrics
             .escalations_total
-            .with_label_values(&[&escalation.policy.name])
+            .with_label_values(&[&pages.policy])
             .inc();
-        let mut reached = Vec::new();
-        for target in &targets {
-            match setup.paging.recipients(target, now) {
-                Ok(recipients) => {
-                    for recipient in recipients {
-                        reached.push(format!("{} ({})", recipient.id, recipient.channel.as_str()));
-                        self.create_page(
-                            incident_id,
-                            recipient,
-                            event,
-                            Some(&escalation.policy.name),
-                            Some(level),
-                            now,
-                        );
-                    }
-                }
-                Err(why) => {
-                    let target = target.clone();
-                    self.timeline(incident_id, now, Entry::PageSkipped { level, target, why });
-                }
-            }
+        let reached = pages.recipients.iter().map(named).collect();
+        for recipient in pages.recipients {
+            let policy = Some(pages.policy.as_str());
+            self.create_page(incident_id, recipient, event, policy, Some(level), now);
+        }
+        for (target, why) in pages.skipped {
+            self.timeline(incident_id, now, Entry::PageSkipped { level, target, why });
         }
         let entry = Entry::PagedLevel {
             event: event.as_str(),
             level,
-            policy: escalation.policy.name.clone(),
+            policy: pages.policy,
             reached,
         };
         self.timeline(incident_id, now, entry);
@@ -269,21 +209,17 @@ impl Core {
 
     /// Tell everyone paged so far (ack and resolve notices).
     pub(super) fn notify_paged(&mut self, incident_id: i64, event: PageEvent, now: DateTime<Utc>) {
-        let Some(paging) = self.paging.get(&incident_id) else {
+        let Some(notice) = self
+            .paging
+            .get(&incident_id)
+            .and_then(|p| decide::notice(p))
+        else {
             return;
         };
-        let recipients: Vec<Recipient> = paging.paged.to_vec();
-        let policy = paging.escalation.as_ref().map(|e| e.policy.name.clone());
-        let level = paging.escalation.as_ref().and_then(|e| e.last_paged_level);
-        if recipients.is_empty() {
-            return;
-        }
-        let names: Vec<String> = recipients
-            .iter()
-            .map(|r| format!("{} ({})", r.id, r.channel.as_str()))
-            .collect();
-        for recipient in recipients {
-            self.create_page(incident_id, recipient, event, policy.as_deref(), level, now);
+        let names = notice.recipients.iter().map(named).collect();
+        for recipient in notice.recipients {
+            let policy = notice.policy.as_deref();
+            self.create_page(incident_id, recipient, event, policy, notice.level, now);
         }
         let entry = Entry::Notified {
             event: event.as_str(),
@@ -341,6 +277,8 @@ impl Core {
         self.dirty.paging.insert(incident_id);
     }
 
+    /// A customer report's response deadline passed unacknowledged: page the current
+    /// level and the next.
     pub(super) fn respond_by_due(&mut self, incident_id: i64, now: DateTime<Utc>) {
         let Some(incident) = self.incidents.get(&incident_id) else {
             return;
@@ -351,10 +289,9 @@ impl Core {
         let sr = incident.sr_severity.clone().unwrap_or_else(|| "-".into());
         let respond_by = incident.respond_by;
         let paging = self.paging.entry(incident_id).or_default();
-        if paging.response_breached {
+        let Some(levels) = decide::response_breached(paging) else {
             return;
-        }
-        paging.response_breached = true;
+        };
         self.dirty.paging.insert(incident_id);
         self.metrics
             .sr_response_breaches_total
@@ -365,12 +302,6 @@ impl Core {
             respond_by,
         };
         self.timeline(incident_id, now, entry);
-        let levels = self
-            .paging
-            .get(&incident_id)
-            .and_then(|p| p.escalation.as_ref())
-            .map(|e| e.current_and_next())
-            .unwrap_or_default();
         if levels.is_empty() {
             self.timeline(incident_id, now, Entry::BreachUnpaged);
         }
@@ -378,4 +309,28 @@ impl Core {
             self.page_level(incident_id, level, PageEvent::ResponseBreached, now);
         }
     }
+
+    /// A page of `level` was given up after its retries.
+    pub(super) fn delivery_failed(
+        &mut self,
+        incident_id: i64,
+        level: Option<usize>,
+        now: DateTime<Utc>,
+    ) {
+        if !self.incidents.contains_key(&incident_id) {
+            return;
+        }
+        let hurried = self
+            .paging
+            .get_mut(&incident_id)
+            .is_some_and(|p| decide::delivery_given_up(p, level, now));
+        if hurried {
+            self.drive_escalation(incident_id, now);
+        }
+    }
+}
+
+/// A recipient as the timeline names it: "id (channel)".
+fn named(recipient: &Recipient) -> String {
+    format!("{} ({})", recipient.id, recipient.channel.as_str())
 }
