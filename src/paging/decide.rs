@@ -73,7 +73,7 @@ pub fn route(
 /// A person lowered the severity: whether paging starts over (the route for the new
 /// severity queues it or has no policy) rather than going on as it is.
 pub fn reroute_after_lowering(paging: &Paging, labels: &LabelSet, severity: u8) -> bool {
-    !route::select(&paging.routes, labels, severity).is_some_and(|(_, r)| r.policy.is_some())
+    route::select(&paging.routes, labels, severity).is_none_or(|(_, r)| r.policy.is_none())
 }
 
 /// What the escalation of an incident does at `now`.

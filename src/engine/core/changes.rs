@@ -1,6 +1,12 @@
 //! What changed, for the store, and the gauges that count open incidents.
 
-use super::*;
+use std::collections::BTreeMap;
+
+use super::{Changes, Core, PagingState};
+use crate::engine::open_counts::OpenCounts;
+use crate::incident::{Impact, Incident, TimelineEntry};
+use crate::rules::RuleState;
+use crate::signal::Fingerprint;
 
 impl Core {
     /// Set the open-incident and queue gauges if anything they count changed since. The
@@ -92,10 +98,10 @@ impl Core {
         }
         changes.deleted_rule_states = dirty.deleted_rule_states;
         // In the order of their rows: new rows then go at the end of their table one after
-        // the other. In the order of their keys (hashes), each landed in the middle of the
-        // batch's earlier rows, splitting pages: the table took ~15 % more pages. A state's
-        // row is its own, so sorting by row also brings a key's repeats together; the keys
-        // come mostly in the order their rows were given, which the sort runs through.
+        // the other, where in the order of their keys (hashes) each would land among the
+        // batch's earlier rows and split the table's pages. A state's row is its own, so
+        // sorting by row also brings a key's repeats together; the keys come mostly in the
+        // order their rows were given, which the sort runs through.
         let mut changed: Vec<(&(u32, Fingerprint), &RuleState)> = dirty
             .rule_states
             .iter()

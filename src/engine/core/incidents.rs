@@ -1,7 +1,20 @@
 //! Impacts and incidents: the engine applies the lifecycle's transitions.
 
-use super::*;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+
+use super::{Core, Reply};
+use crate::config::{BusinessImpact, ImpactKind};
+use crate::engine::open_counts::Counted;
+use crate::engine::timers::TimerKey;
 use crate::incident::lifecycle::{self, AutoResolve, Reclassified, Refusal, SeverityChange};
+use crate::incident::timeline::ClearCause;
+use crate::incident::{correlate, Entry, Impact};
+use crate::paging::PageEvent;
+use crate::rules::Rule;
+use crate::signal::{Fingerprint, Signal, SourceKind};
 
 impl Core {
     /// The (label, value) pairs of an impact that correlation looks at.
@@ -61,8 +74,6 @@ impl Core {
             self.index_impact(incident_id, impact_id);
         }
     }
-
-    // ----- impacts and incidents ---------------------------------------------------------
 
     /// Open an impact for a signal (from a rule, or the default for an unmatched CRI) and
     /// put it in an incident. Returns the impact id.
@@ -199,8 +210,7 @@ impl Core {
 
     /// Add `impact` to incident `incident_id`. Impacts a rule adds to one incident within
     /// one batch share one timeline entry: a storm of alerts into an incident reads as one
-    /// line, not hundreds, and the store writes one row (a timeline row for each new alert
-    /// was ~10 % of the ingest benchmark's first pass).
+    /// line, not hundreds, and the store writes one row, not one per new alert.
     pub(super) fn attach(&mut self, incident_id: i64, mut impact: Impact, now: DateTime<Utc>) {
         impact.incident_id = incident_id;
         let impact_id = impact.id;

@@ -5,15 +5,19 @@
 //! `tocsin test` and `tocsin replay` all drive this same code (the first on tokio's clock,
 //! the others on a simulated one). What must outlive a crash leaves through
 //! [`Core::take_changes`], which the runtime writes to the store before anything is sent.
+//!
+//! The core owns the maps, timers and change log; the decisions are made in their stages
+//! and applied here: `incident::lifecycle` (open, attach, merge, ack, resolve, severity)
+//! in `incidents.rs`, `paging::decide` (who is paged when) in `paging.rs`, the rules in
+//! `signals.rs`; `changes.rs` hands the batch to the store.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 // The core's maps are keyed by fingerprints and ids, looked up several times per signal:
-// hashing (std's SipHash) and probing in them were ~7 % of the ingest benchmark's samples,
-// most of them on the engine's loop. foldhash is seeded per process too, so keys sent in cannot aim at one bucket.
+// foldhash hashes them faster than std's SipHash, and is seeded per process too, so keys
+// sent in cannot aim at one bucket.
 use foldhash::{HashMap, HashMapExt};
 use serde::{Deserialize, Serialize};
 
@@ -23,21 +27,18 @@ mod paging;
 mod signals;
 
 use super::lease_expiries::LeaseExpiries;
-use super::open_counts::{Counted, OpenCounts};
+use super::open_counts::OpenCounts;
 use super::setup::Setup;
 use super::timers::{TimerKey, Timers};
-use crate::config::{BusinessImpact, ImpactKind};
 use crate::incident::lifecycle::{self, Refusal};
 use crate::incident::timeline::{ClearCause, TOCSIN};
-use crate::incident::{correlate, Entry, Impact, Incident, IncidentView, Status, TimelineEntry};
+use crate::incident::{Entry, Impact, Incident, TimelineEntry};
 use crate::metrics::Metrics;
-use crate::paging::escalate::LevelPage;
-use crate::paging::page::EscalationRef;
+use crate::paging::Page;
 /// Stored with the incidents; defined by paging, which decides on it.
 pub use crate::paging::PagingState;
-use crate::paging::{Page, PageEvent, PagePayload, Recipient};
-use crate::rules::{Decision, Rule, RuleState};
-use crate::signal::{Fingerprint, Signal, SignalState, SourceKind};
+use crate::rules::{Rule, RuleState};
+use crate::signal::{Fingerprint, Signal};
 
 /// Something the core is asked to do. Serializable: an engine that does not lead writes it
 /// to the store's inbox for the leader.
@@ -187,9 +188,9 @@ struct Dirty {
     /// the one timeline entry that tells them all (see [`Core::attach`]).
     added: HashMap<(i64, Arc<str>), usize>,
     paging: BTreeSet<i64>,
-    /// Rule states changed, a key once or more (deduplicated when the batch is taken). A set
-    /// kept in key order cost each new alert two inserts at random places (~3 % of the
-    /// samples in the ingest benchmark's first pass), for an order the rows do not use.
+    /// Rule states changed, a key once or more (deduplicated when the batch is taken): a
+    /// set kept in key order would cost each new alert inserts at random places, for an
+    /// order the rows do not use.
     rule_states: Vec<(u32, Fingerprint)>,
     /// Rows of rule states gone.
     deleted_rule_states: Vec<i64>,
@@ -234,8 +235,8 @@ pub struct Core {
     open_counts: OpenCounts,
     /// While a batch of signals is handled: incidents that took impacts and must be
     /// reclassified (with the rule that caused it), once each at the end of the batch.
-    /// Reclassifying walks every impact of the incident; doing it per attached impact made
-    /// a push of 10,000 new alerts quadratic in the size of each incident (ingest benchmark).
+    /// Reclassifying per attached impact would make a push of many new alerts into one
+    /// incident quadratic in its size.
     deferred_reclassify: Option<BTreeMap<i64, String>>,
 }
 
@@ -581,8 +582,6 @@ impl Core {
             }
         }
     }
-
-    // ----- bookkeeping ---------------------------------------------------------------------
 
     fn timeline(&mut self, incident_id: i64, at: DateTime<Utc>, entry: Entry) {
         self.dirty.timeline.push((incident_id, at, entry));

@@ -1,8 +1,17 @@
 //! Paging: the engine applies what `paging::decide` says (who is paged when) to its
 //! state, timeline, pages and timers.
 
-use super::*;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+
+use super::Core;
+use crate::engine::open_counts::Counted;
+use crate::engine::timers::TimerKey;
+use crate::incident::{lifecycle, Entry, IncidentView, Status};
 use crate::paging::decide::{self, Routing, Step};
+use crate::paging::page::EscalationRef;
+use crate::paging::{LevelPage, Page, PageEvent, PagePayload, Recipient};
 
 impl Core {
     /// Route the incident and start its escalation (or queue it, or record it unrouted).

@@ -1,6 +1,16 @@
 //! Signals through the rules, pushed alerts' leases and heartbeats.
 
-use super::*;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use foldhash::{HashMap, HashMapExt};
+
+use super::{Core, HeartbeatState, Lease, Reply};
+use crate::engine::lease_expiries::LeaseExpiries;
+use crate::engine::timers::TimerKey;
+use crate::incident::timeline::ClearCause;
+use crate::rules::{Decision, Rule, RuleState};
+use crate::signal::{Fingerprint, Signal, SignalState, SourceKind};
 
 impl Core {
     /// The pushed alerts' leases, from the signals their rule states hold: of each
@@ -66,8 +76,6 @@ impl Core {
             }
         }
     }
-
-    // ----- signals and rules -------------------------------------------------------------
 
     /// Run one signal through the rules; returns the incidents its impacts joined.
     pub(super) fn on_signal(&mut self, signal: Signal, now: DateTime<Utc>) -> Vec<i64> {
@@ -245,8 +253,6 @@ impl Core {
         }
         opened
     }
-
-    // ----- heartbeats ----------------------------------------------------------------------
 
     pub(super) fn heartbeat(&mut self, name: &str, now: DateTime<Utc>) -> Reply {
         let Some(index) = self
