@@ -1,11 +1,15 @@
 //! Incidents: correlating impacts, classifying them Sev 0–4, and their lifecycle.
 
+pub mod blast;
 pub mod catalog;
 pub mod classify;
 pub mod correlate;
+pub mod lifecycle;
 pub mod model;
-pub mod resolution;
+pub mod timeline;
 
+pub use blast::Blast;
 pub use catalog::Catalog;
-pub use classify::{classify, Blast};
-pub use model::{Impact, Incident, IncidentView, NameSet, Status, TimelineEntry};
+pub use classify::classify;
+pub use model::{Impact, Incident, IncidentView, NameSet, Status};
+pub use timeline::{Entry, TimelineEntry};

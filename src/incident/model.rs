@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::classify::Blast;
+use super::blast::Blast;
 use crate::config::{BusinessImpact, ImpactKind};
 use crate::signal::{CriDetails, Fingerprint, Labels, SourceKind};
 
@@ -49,6 +49,17 @@ impl Impact {
     /// Major: breaches SLA or is an outage.
     pub fn is_major(&self) -> bool {
         self.sla_breach || self.kind == ImpactKind::Outage
+    }
+
+    /// What this impact says for the Sev table.
+    pub fn blast(&self) -> Blast {
+        Blast {
+            disaster_kind: self.kind.is_disaster_kind(),
+            major: self.is_major(),
+            sla_breach: self.sla_breach,
+            high_business_impact: self.business_impact == Some(BusinessImpact::High),
+            floor: self.severity_floor,
+        }
     }
 }
 
@@ -139,7 +150,7 @@ impl Incident {
             sr_severity: impact.cri.as_ref().map(|c| c.sr_severity.clone()),
             queue: None,
             merged_into: None,
-            blast: Blast::of(impact),
+            blast: impact.blast(),
         }
     }
 
@@ -169,7 +180,7 @@ impl Incident {
             self.take_deadline(cri.respond_by, &cri.sr_severity);
         }
         // Not stored: counted again from the impacts on restore.
-        self.blast = self.blast.join(Blast::of(impact));
+        self.blast = self.blast.join(impact.blast());
         names
             != (
                 self.services.len(),
@@ -259,18 +270,6 @@ impl IncidentView {
             merged_into: incident.merged_into,
         }
     }
-}
-
-/// One line of an incident's history: what happened, when, and who or which rule did it.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct TimelineEntry {
-    pub incident_id: i64,
-    pub at: DateTime<Utc>,
-    pub kind: String,
-    pub actor: String,
-    pub message: String,
-    #[serde(default)]
-    pub data: serde_json::Value,
 }
 
 /// Names (services, regions, customers) sorted, each once, in one exact-size allocation:

@@ -4,11 +4,13 @@
 //! delivers pages by email and webhook.
 
 pub mod ack_link;
+pub mod decide;
 pub mod escalate;
 pub mod notify;
 pub mod page;
 pub mod route;
 pub mod schedule;
+pub mod state;
 pub mod window;
 
 use std::collections::HashMap;
@@ -21,6 +23,7 @@ pub use ack_link::AckSigner;
 pub use escalate::{Escalation, LevelPage, PolicySnapshot};
 pub use page::{Channel, Page, PageEvent, PagePayload, Recipient};
 pub use schedule::{OnCall, Rotation};
+pub use state::PagingState;
 pub use window::{Window, WindowSet};
 
 /// Everything paging needs from the config, compiled.

@@ -1,0 +1,547 @@
+//! Impacts and incidents: the engine applies the lifecycle's transitions.
+
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+
+use super::{Core, Reply};
+use crate::config::{BusinessImpact, ImpactKind};
+use crate::engine::open_counts::Counted;
+use crate::engine::timers::TimerKey;
+use crate::incident::lifecycle::{self, AutoResolve, Reclassified, Refusal, SeverityChange};
+use crate::incident::timeline::ClearCause;
+use crate::incident::{correlate, Entry, Impact};
+use crate::paging::PageEvent;
+use crate::rules::Rule;
+use crate::signal::{Fingerprint, Signal, SourceKind};
+
+impl Core {
+    /// The (label, value) pairs of an impact that correlation looks at.
+    pub(super) fn correlation_keys(&self, impact: &Impact) -> Vec<u64> {
+        self.setup
+            .config
+            .correlation
+            .by
+            .iter()
+            .filter_map(|name| {
+                let value = impact.labels.get(name).filter(|v| !v.is_empty())?;
+                let mut hasher = std::hash::DefaultHasher::new();
+                (name.as_str(), value).hash(&mut hasher);
+                Some(hasher.finish())
+            })
+            .collect()
+    }
+
+    pub(super) fn index_impact(&mut self, incident_id: i64, impact_id: i64) {
+        let Some(impact) = self.impacts.get(&impact_id) else {
+            return;
+        };
+        for key in self.correlation_keys(impact) {
+            let ids = self.correlation_index.entry(key).or_default();
+            if let Err(at) = ids.binary_search(&incident_id) {
+                ids.reserve_exact(1);
+                ids.insert(at, incident_id);
+            }
+        }
+    }
+
+    pub(super) fn unindex_incident(&mut self, incident_id: i64, impact_ids: &[i64]) {
+        for impact_id in impact_ids {
+            let Some(impact) = self.impacts.get(impact_id) else {
+                continue;
+            };
+            for key in self.correlation_keys(impact) {
+                if let Some(ids) = self.correlation_index.get_mut(&key) {
+                    ids.retain(|id| *id != incident_id);
+                    if ids.is_empty() {
+                        self.correlation_index.remove(&key);
+                    }
+                }
+            }
+        }
+    }
+
+    pub(super) fn rebuild_correlation_index(&mut self) {
+        self.correlation_index.clear();
+        let pairs: Vec<(i64, i64)> = self
+            .incidents
+            .values()
+            .filter(|i| i.is_open())
+            .flat_map(|i| i.impact_ids.iter().map(move |m| (i.id, *m)))
+            .collect();
+        for (incident_id, impact_id) in pairs {
+            self.index_impact(incident_id, impact_id);
+        }
+    }
+
+    /// Open an impact for a signal (from a rule, or the default for an unmatched CRI) and
+    /// put it in an incident. Returns the impact id.
+    pub(super) fn open_impact(
+        &mut self,
+        rule: Option<&Rule>,
+        signal: &Signal,
+        fingerprint: Fingerprint,
+        now: DateTime<Utc>,
+    ) -> i64 {
+        let setup = Arc::clone(&self.setup);
+        // The signal's own map, shared, unless the rule adds labels.
+        let mut labels = Arc::clone(&signal.labels);
+        if let Some(rule) = rule.filter(|r| !r.labels.is_empty()) {
+            let added = rule.labels.iter().map(|(k, v)| (k.clone(), v.clone()));
+            Arc::make_mut(&mut labels).extend(added);
+        }
+        let service = labels.get("service").map(str::to_string);
+        let region = labels.get("region").map(str::to_string);
+        let customers = setup.catalog.customers(
+            labels.get("customer"),
+            service.as_deref(),
+            region.as_deref(),
+        );
+        let (rule_name, kind, sla_breach, business_impact, floor) = match rule {
+            Some(rule) => (
+                rule.name.clone(),
+                rule.impact.kind,
+                rule.impact.sla_breach,
+                rule.impact.business_impact,
+                rule.impact.severity.map(|s| s.0),
+            ),
+            None => default_cri_impact(signal),
+        };
+        let summary = rule
+            .and_then(|r| {
+                setup
+                    .summaries
+                    .render(&r.name, &labels, &signal.annotations, signal.value)
+            })
+            .filter(|s| !s.trim().is_empty())
+            .or_else(|| signal.annotations.get("summary").map(str::to_string))
+            .unwrap_or_else(|| rule_name.to_string());
+        let id = self.next_impact_id;
+        self.next_impact_id += 1;
+        let impact = Impact {
+            id,
+            incident_id: 0,
+            rule: rule_name.clone(),
+            fingerprint,
+            source: signal.source,
+            kind,
+            sla_breach,
+            business_impact,
+            severity_floor: floor,
+            service,
+            region,
+            customers: customers.into(),
+            labels,
+            summary: summary.into(),
+            started_at: now,
+            cleared_at: None,
+            firing_at_resolve: false,
+            cri: signal.cri.clone(),
+        };
+        let window = setup.config.correlation.window.chrono();
+        // Usually one key with one or two incidents: a sorted Vec, not a tree built for them.
+        let mut indexed: Vec<i64> = self
+            .correlation_keys(&impact)
+            .iter()
+            .filter_map(|key| self.correlation_index.get(key))
+            .flatten()
+            .copied()
+            .collect();
+        indexed.sort_unstable();
+        indexed.dedup();
+        let candidates = correlate::candidates(
+            &impact,
+            indexed
+                .iter()
+                .filter_map(|id| self.incidents.get(id).map(|i| &**i)),
+            |x| self.impacts.get(&x).map(|i| &**i),
+            &setup.config.correlation.by,
+            window,
+            now,
+        );
+        let incident_id = match candidates.first() {
+            None => self.open_incident(impact, now),
+            Some(&target) => {
+                self.attach(target, impact, now);
+                for other in candidates[1..].iter() {
+                    self.merge(*other, target, now);
+                }
+                match &mut self.deferred_reclassify {
+                    Some(pending) => {
+                        pending
+                            .entry(target)
+                            .or_insert_with(|| rule_name.to_string());
+                    }
+                    None => self.reclassify(target, now, &rule_name),
+                }
+                target
+            }
+        };
+        let _ = incident_id;
+        id
+    }
+
+    pub(super) fn open_incident(&mut self, mut impact: Impact, now: DateTime<Utc>) -> i64 {
+        let id = self.next_incident_id;
+        self.next_incident_id += 1;
+        impact.incident_id = id;
+        let (incident, entry) =
+            lifecycle::open(id, &impact, &self.setup.config.classification, now);
+        let severity = incident.severity;
+        let impact_id = impact.id;
+        self.dirty.impacts.insert(impact.id);
+        self.dirty.linked.push((id, impact_id));
+        self.impacts.insert(impact.id, Box::new(impact));
+        self.open_counts.changed(None, Counted::of(&incident));
+        self.incidents.insert(id, Box::new(incident));
+        self.index_impact(id, impact_id);
+        self.dirty.incidents.insert(id);
+        self.metrics
+            .incidents_total
+            .with_label_values(&[&severity.to_string()])
+            .inc();
+        self.timeline(id, now, entry);
+        self.gauges_dirty = true;
+        self.schedule_respond_by(id);
+        self.start_paging(id, PageEvent::Triggered, now);
+        id
+    }
+
+    /// Add `impact` to incident `incident_id`. Impacts a rule adds to one incident within
+    /// one batch share one timeline entry: a storm of alerts into an incident reads as one
+    /// line, not hundreds, and the store writes one row, not one per new alert.
+    pub(super) fn attach(&mut self, incident_id: i64, mut impact: Impact, now: DateTime<Utc>) {
+        impact.incident_id = incident_id;
+        let impact_id = impact.id;
+        match self.dirty.added.entry((incident_id, impact.rule.clone())) {
+            std::collections::hash_map::Entry::Occupied(added) => {
+                if let Some((_, _, Entry::ImpactAdded { impacts, .. })) =
+                    self.dirty.timeline.get_mut(*added.get())
+                {
+                    impacts.push(impact_id);
+                }
+            }
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                slot.insert(self.dirty.timeline.len());
+                self.timeline(incident_id, now, lifecycle::impact_added(&impact));
+            }
+        }
+        self.dirty.impacts.insert(impact.id);
+        self.dirty.linked.push((incident_id, impact_id));
+        if let Some(incident) = self.incidents.get_mut(&incident_id) {
+            if lifecycle::attach(incident, &impact) {
+                self.dirty.incidents.insert(incident_id);
+            }
+        }
+        self.impacts.insert(impact.id, Box::new(impact));
+        self.index_impact(incident_id, impact_id);
+        self.timers.cancel(TimerKey::AutoResolve(incident_id));
+    }
+
+    /// Fold incident `from` into `into`: the relation is transitive.
+    pub(super) fn merge(&mut self, from: i64, into: i64, now: DateTime<Utc>) {
+        let Some(mut source) = self.incidents.remove(&from) else {
+            return;
+        };
+        self.unindex_incident(from, &source.impact_ids.clone());
+        for impact_id in &source.impact_ids {
+            if let Some(impact) = self.impacts.get_mut(impact_id) {
+                impact.incident_id = into;
+                self.dirty.impacts.insert(*impact_id);
+                self.dirty.linked.push((into, *impact_id));
+            }
+        }
+        for impact_id in &source.impact_ids {
+            self.index_impact(into, *impact_id);
+        }
+        if let Some(target) = self.incidents.get_mut(&into) {
+            lifecycle::absorb_merged(target, &source);
+            self.dirty.incidents.insert(into);
+        }
+        if let Some(paging) = self.paging.remove(&from) {
+            let target = self.paging.entry(into).or_default();
+            for recipient in paging.paged {
+                target.add_paged(recipient);
+            }
+            self.dirty.paging.insert(into);
+        }
+        self.dirty.paging.insert(from);
+        for key in [
+            TimerKey::Escalation(from),
+            TimerKey::AutoResolve(from),
+            TimerKey::RespondBy(from),
+        ] {
+            self.timers.cancel(key);
+        }
+        self.open_counts.changed(Counted::of(&source), None);
+        let [merged_into, merged_from] = lifecycle::close_merged(&mut source, into, now);
+        self.timeline(from, now, merged_into);
+        self.timeline(into, now, merged_from);
+        self.dirty.incidents.insert(from);
+        self.dirty.closed.insert(from);
+        // Keep the merged incident's final state for the store.
+        self.incidents.insert(from, source);
+        self.schedule_respond_by(into);
+        self.gauges_dirty = true;
+    }
+
+    pub(super) fn clear_impact(&mut self, impact_id: i64, now: DateTime<Utc>, cause: ClearCause) {
+        let Some(impact) = self.impacts.get_mut(&impact_id) else {
+            return;
+        };
+        let Some(entry) = lifecycle::clear_impact(impact, cause, now) else {
+            return;
+        };
+        let incident_id = impact.incident_id;
+        self.dirty.impacts.insert(impact_id);
+        self.timeline(incident_id, now, entry);
+        self.schedule_auto_resolve(incident_id);
+    }
+
+    pub(super) fn schedule_auto_resolve(&mut self, incident_id: i64) {
+        let Some(incident) = self.incidents.get(&incident_id) else {
+            return;
+        };
+        if !incident.is_open() {
+            return;
+        }
+        let after = self.setup.config.incidents.resolve_after.chrono();
+        let impacts = &self.impacts;
+        let decision =
+            lifecycle::auto_resolve(incident, |id| impacts.get(&id).map(|i| &**i), after);
+        let timer = TimerKey::AutoResolve(incident_id);
+        match decision {
+            AutoResolve::Cancel => self.timers.cancel(timer),
+            AutoResolve::Leave => {}
+            AutoResolve::At(at) => self.timers.set(timer, at),
+        }
+    }
+
+    pub(super) fn schedule_respond_by(&mut self, incident_id: i64) {
+        let Some(incident) = self.incidents.get(&incident_id) else {
+            return;
+        };
+        let breached = self
+            .paging
+            .get(&incident_id)
+            .is_some_and(|p| p.response_breached);
+        let at = lifecycle::respond_by(incident, breached);
+        self.timers
+            .set_or_cancel(TimerKey::RespondBy(incident_id), at);
+    }
+
+    /// Severity from what the incident's impacts say (kept up to date as they join, see
+    /// `Incident::absorb`): it only rises on its own, and not while pinned.
+    pub(super) fn reclassify(&mut self, incident_id: i64, now: DateTime<Utc>, cause: &str) {
+        let Some(incident) = self.incidents.get_mut(&incident_id) else {
+            return;
+        };
+        let before = Counted::of(incident);
+        // Its row is written by whoever changed what it holds (`attach`, `merge`); here only
+        // when the severity moves.
+        match lifecycle::reclassify(incident, &self.setup.config.classification, cause) {
+            Reclassified::Unchanged => {}
+            Reclassified::HeldByPin(entry) => {
+                self.timeline(incident_id, now, entry);
+                return;
+            }
+            Reclassified::Raised(entry) => {
+                self.open_counts.changed(before, Counted::of(incident));
+                self.dirty.incidents.insert(incident_id);
+                self.metrics.incident_severity_changes_total.inc();
+                self.timeline(incident_id, now, entry);
+                self.gauges_dirty = true;
+                self.severity_raised(incident_id, now);
+            }
+        }
+        self.schedule_respond_by(incident_id);
+    }
+
+    /// A rise re-routes: the new route's policy starts at its first level.
+    pub(super) fn severity_raised(&mut self, incident_id: i64, now: DateTime<Utc>) {
+        if let Some(incident) = self.incidents.get_mut(&incident_id) {
+            if let Some(entry) = lifecycle::clear_ack_on_rise(incident) {
+                self.timeline(incident_id, now, entry);
+            }
+        }
+        self.start_paging(incident_id, PageEvent::SeverityRaised, now);
+    }
+
+    pub(super) fn resolve(
+        &mut self,
+        incident_id: i64,
+        by: &str,
+        note: Option<String>,
+        now: DateTime<Utc>,
+    ) {
+        let Some(incident) = self.incidents.get_mut(&incident_id) else {
+            return;
+        };
+        let before = Counted::of(incident);
+        if !lifecycle::resolve(incident, by, now) {
+            return;
+        }
+        self.open_counts.changed(before, None);
+        let severity = incident.severity;
+        let opened_at = incident.opened_at;
+        let impact_ids = incident.impact_ids.clone();
+        self.unindex_incident(incident_id, &impact_ids);
+        self.dirty.incidents.insert(incident_id);
+        self.metrics
+            .time_to_resolve_seconds
+            .with_label_values(&[&severity.to_string()])
+            .observe((now - opened_at).num_milliseconds() as f64 / 1000.0);
+        // Impacts still active close with it, but those whose signal still fires stay
+        // uncleared (their rule state clears them with the signal), and their next firing
+        // observation opens a new incident: a resolve never hides trouble that goes on.
+        let mut still_firing = Vec::new();
+        for impact_id in impact_ids {
+            let Some(impact) = self.impacts.get(&impact_id) else {
+                continue;
+            };
+            let (rule, fingerprint) = (impact.rule.clone(), impact.fingerprint);
+            let one_shot = impact.source == SourceKind::Cri;
+            let mut firing = false;
+            if let Some(index) = self.rule_index(&rule) {
+                let key = (index, fingerprint);
+                if let Some(state) = self.rule_states.get_mut(&key) {
+                    if state.impact == Some(impact_id) {
+                        firing = state.resolved_by_person(impact_id, one_shot);
+                        self.dirty.rule_states.push(key);
+                        self.step_rule(index, fingerprint, now);
+                    }
+                }
+            }
+            let Some(impact) = self.impacts.get_mut(&impact_id) else {
+                continue;
+            };
+            if firing {
+                impact.firing_at_resolve = true;
+                still_firing.push((impact_id, impact.summary.to_string()));
+                self.dirty.impacts.insert(impact_id);
+            } else if impact.cleared_at.is_none() {
+                impact.cleared_at = Some(now);
+                self.dirty.impacts.insert(impact_id);
+            }
+        }
+        let entry = Entry::Resolved {
+            by: by.to_string(),
+            note,
+            still_firing,
+        };
+        self.timeline(incident_id, now, entry);
+        self.notify_paged(incident_id, PageEvent::Resolved, now);
+        for key in [
+            TimerKey::Escalation(incident_id),
+            TimerKey::AutoResolve(incident_id),
+            TimerKey::RespondBy(incident_id),
+        ] {
+            self.timers.cancel(key);
+        }
+        self.dirty.paging.insert(incident_id);
+        self.dirty.closed.insert(incident_id);
+        self.gauges_dirty = true;
+    }
+
+    pub(super) fn acknowledge(&mut self, incident_id: i64, by: &str, now: DateTime<Utc>) -> Reply {
+        let Some(incident) = self.incidents.get_mut(&incident_id) else {
+            return refused(Refusal::NotOpen(incident_id));
+        };
+        let entry = match lifecycle::acknowledge(incident, by, now) {
+            Ok(entry) => entry,
+            Err(refusal) => return refused(refusal),
+        };
+        let severity = incident.severity;
+        let opened_at = incident.opened_at;
+        self.dirty.incidents.insert(incident_id);
+        self.metrics
+            .time_to_acknowledge_seconds
+            .with_label_values(&[&severity.to_string()])
+            .observe((now - opened_at).num_milliseconds() as f64 / 1000.0);
+        self.timeline(incident_id, now, entry);
+        if let Some(esc) = self
+            .paging
+            .get_mut(&incident_id)
+            .and_then(|p| p.escalation.as_mut())
+        {
+            esc.acknowledge(now);
+            self.dirty.paging.insert(incident_id);
+        }
+        self.timers.cancel(TimerKey::RespondBy(incident_id));
+        self.notify_paged(incident_id, PageEvent::Acknowledged, now);
+        self.schedule_escalation(incident_id, now);
+        Reply::Done
+    }
+
+    pub(super) fn set_severity(
+        &mut self,
+        incident_id: i64,
+        severity: Option<u8>,
+        by: &str,
+        reason: Option<String>,
+        now: DateTime<Utc>,
+    ) -> Reply {
+        let Some(incident) = self.incidents.get_mut(&incident_id) else {
+            return refused(Refusal::NotOpen(incident_id));
+        };
+        let before = Counted::of(incident);
+        let change = match lifecycle::set_severity(incident, severity, by, reason) {
+            Ok(change) => change,
+            Err(refusal) => return refused(refusal),
+        };
+        self.dirty.incidents.insert(incident_id);
+        match change {
+            SeverityChange::Unpinned(entry) => {
+                self.timeline(incident_id, now, entry);
+                self.reclassify(incident_id, now, by);
+            }
+            SeverityChange::Set { from, to, entry } => {
+                self.open_counts.changed(before, Counted::of(incident));
+                if to != from {
+                    self.metrics.incident_severity_changes_total.inc();
+                }
+                self.timeline(incident_id, now, entry);
+                self.gauges_dirty = true;
+                if to < from {
+                    self.severity_raised(incident_id, now);
+                } else if to > from {
+                    self.severity_lowered(incident_id, now);
+                }
+            }
+        }
+        Reply::Done
+    }
+}
+
+/// A refused request as the core's reply: an id no open incident has is not found.
+pub(super) fn refused(refusal: Refusal) -> Reply {
+    match refusal {
+        Refusal::NotOpen(_) => Reply::NotFound(refusal.to_string()),
+        _ => Reply::Conflict(refusal.to_string()),
+    }
+}
+
+/// The impact of a CRI that no rule matched: SR A breaches SLA, B is high business impact,
+/// C low; `kind` is taken from the report.
+fn default_cri_impact(
+    signal: &Signal,
+) -> (
+    Arc<str>,
+    ImpactKind,
+    bool,
+    Option<BusinessImpact>,
+    Option<u8>,
+) {
+    let sr = signal.label("sr_severity").unwrap_or("C");
+    let kind = signal
+        .label("kind")
+        .and_then(ImpactKind::parse)
+        .unwrap_or(ImpactKind::Other);
+    let (sla, business) = match sr {
+        "A" => (true, Some(BusinessImpact::High)),
+        "B" => (false, Some(BusinessImpact::High)),
+        _ => (false, Some(BusinessImpact::Low)),
+    };
+    ("cri-default".into(), kind, sla, business, None)
+}

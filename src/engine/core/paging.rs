@@ -1,0 +1,345 @@
+//! Paging: the engine applies what `paging::decide` says (who is paged when) to its
+//! state, timeline, pages and timers.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+
+use super::Core;
+use crate::engine::open_counts::Counted;
+use crate::engine::timers::TimerKey;
+use crate::incident::{lifecycle, Entry, IncidentView, Status};
+use crate::paging::decide::{self, Routing, Step};
+use crate::paging::page::EscalationRef;
+use crate::paging::{LevelPage, Page, PageEvent, PagePayload, Recipient};
+
+impl Core {
+    /// Route the incident and start its escalation (or queue it, or record it unrouted).
+    pub(super) fn start_paging(&mut self, incident_id: i64, event: PageEvent, now: DateTime<Utc>) {
+        let setup = Arc::clone(&self.setup);
+        let Some(incident) = self.incidents.get(&incident_id) else {
+            return;
+        };
+        let severity = incident.severity;
+        let routing = decide::route(
+            &setup.paging,
+            &incident.labels,
+            severity,
+            incident.queue.as_deref(),
+            event,
+            now,
+        );
+        let paging = self.paging.entry(incident_id).or_default();
+        paging.escalation = None;
+        paging.pause_noted = false;
+        self.dirty.paging.insert(incident_id);
+        self.timers.cancel(TimerKey::Escalation(incident_id));
+        match routing {
+            Routing::Unrouted => {
+                self.set_queue(incident_id, None);
+                self.timeline(incident_id, now, Entry::Unrouted { severity });
+            }
+            Routing::Queued {
+                route,
+                queue,
+                changed,
+            } => {
+                if changed {
+                    self.set_queue(incident_id, Some(queue.clone()));
+                    self.timeline(incident_id, now, Entry::Queued { route, queue });
+                }
+            }
+            Routing::UnknownPolicy { route, policy } => {
+                self.set_queue(incident_id, None);
+                self.timeline(incident_id, now, Entry::UnknownPolicy { route, policy });
+            }
+            Routing::Escalate {
+                route,
+                policy,
+                escalation,
+            } => {
+                self.set_queue(incident_id, None);
+                self.timeline(incident_id, now, Entry::Routed { route, policy });
+                if let Some(p) = self.paging.get_mut(&incident_id) {
+                    p.escalation = Some(escalation);
+                }
+                self.drive_escalation(incident_id, now);
+            }
+        }
+    }
+
+    /// A person lowered the severity: nobody new is paged; a queue or no route stops paging.
+    pub(super) fn severity_lowered(&mut self, incident_id: i64, now: DateTime<Utc>) {
+        let Some(incident) = self.incidents.get(&incident_id) else {
+            return;
+        };
+        if decide::reroute_after_lowering(&self.setup.paging, &incident.labels, incident.severity) {
+            self.start_paging(incident_id, PageEvent::Triggered, now);
+        }
+    }
+
+    pub(super) fn set_queue(&mut self, incident_id: i64, queue: Option<String>) {
+        if let Some(incident) = self.incidents.get_mut(&incident_id) {
+            if incident.queue != queue {
+                let before = Counted::of(incident);
+                incident.queue = queue;
+                self.open_counts.changed(before, Counted::of(incident));
+                self.dirty.incidents.insert(incident_id);
+                self.gauges_dirty = true;
+            }
+        }
+    }
+
+    /// Page whatever is due for the incident and set its next timer.
+    pub(super) fn drive_escalation(&mut self, incident_id: i64, now: DateTime<Utc>) {
+        let setup = Arc::clone(&self.setup);
+        let Some(incident) = self.incidents.get(&incident_id) else {
+            return;
+        };
+        if !incident.is_open() {
+            return;
+        }
+        let (labels, severity, status) =
+            (incident.labels.clone(), incident.severity, incident.status);
+        let Some(paging) = self.paging.get_mut(&incident_id) else {
+            return;
+        };
+        let acknowledged = status == Status::Acknowledged;
+        let Some(step) = decide::step(paging, &setup.paging, &labels, severity, acknowledged, now)
+        else {
+            return;
+        };
+        match step {
+            Step::AckLapsed { pages } => {
+                self.dirty.paging.insert(incident_id);
+                if let Some(incident) = self.incidents.get_mut(&incident_id) {
+                    let entry = lifecycle::ack_lapsed(incident);
+                    self.dirty.incidents.insert(incident_id);
+                    self.timeline(incident_id, now, entry);
+                }
+                self.schedule_respond_by(incident_id);
+                self.page_levels(incident_id, pages, now);
+                self.schedule_escalation(incident_id, now);
+            }
+            Step::HeldByAck => self.schedule_escalation(incident_id, now),
+            Step::Silenced {
+                silence,
+                comment,
+                until,
+                first,
+            } => {
+                self.dirty.paging.insert(incident_id);
+                if first {
+                    let entry = Entry::Silenced {
+                        silence,
+                        comment,
+                        until,
+                    };
+                    self.timeline(incident_id, now, entry);
+                }
+                self.timers
+                    .set_or_cancel(TimerKey::Escalation(incident_id), until);
+            }
+            Step::Advance { pages, paused } => {
+                self.dirty.paging.insert(incident_id);
+                if let Some(pause) = paused {
+                    let entry = Entry::Paused {
+                        windows: pause.windows,
+                        until: pause.until,
+                    };
+                    self.timeline(incident_id, now, entry);
+                }
+                self.page_levels(incident_id, pages, now);
+                self.schedule_escalation(incident_id, now);
+            }
+        }
+    }
+
+    pub(super) fn schedule_escalation(&mut self, incident_id: i64, now: DateTime<Utc>) {
+        let incident = self
+            .incidents
+            .get(&incident_id)
+            .map(|i| (&*i.labels, i.severity));
+        let wake = self
+            .paging
+            .get(&incident_id)
+            .and_then(|p| decide::wake_at(p, &self.setup.paging, incident, now));
+        self.timers
+            .set_or_cancel(TimerKey::Escalation(incident_id), wake);
+    }
+
+    pub(super) fn page_levels(
+        &mut self,
+        incident_id: i64,
+        pages: Vec<LevelPage>,
+        now: DateTime<Utc>,
+    ) {
+        for page in pages {
+            self.page_level(incident_id, page.level, page.event, now);
+        }
+    }
+
+    /// Page every target of one level.
+    pub(super) fn page_level(
+        &mut self,
+        incident_id: i64,
+        level: usize,
+        event: PageEvent,
+        now: DateTime<Utc>,
+    ) {
+        let Some(pages) = self
+            .paging
+            .get(&incident_id)
+            .and_then(|p| p.escalation.as_ref())
+            .and_then(|e| decide::level(&self.setup.paging, e, level, now))
+        else {
+            return;
+        };
+        self.metrics
+            .escalations_total
+            .with_label_values(&[&pages.policy])
+            .inc();
+        let reached = pages.recipients.iter().map(named).collect();
+        for recipient in pages.recipients {
+            let policy = Some(pages.policy.as_str());
+            self.create_page(incident_id, recipient, event, policy, Some(level), now);
+        }
+        for (target, why) in pages.skipped {
+            self.timeline(incident_id, now, Entry::PageSkipped { level, target, why });
+        }
+        let entry = Entry::PagedLevel {
+            event: event.as_str(),
+            level,
+            policy: pages.policy,
+            reached,
+        };
+        self.timeline(incident_id, now, entry);
+    }
+
+    /// Tell everyone paged so far (ack and resolve notices).
+    pub(super) fn notify_paged(&mut self, incident_id: i64, event: PageEvent, now: DateTime<Utc>) {
+        let Some(notice) = self
+            .paging
+            .get(&incident_id)
+            .and_then(|p| decide::notice(p))
+        else {
+            return;
+        };
+        let names = notice.recipients.iter().map(named).collect();
+        for recipient in notice.recipients {
+            let policy = notice.policy.as_deref();
+            self.create_page(incident_id, recipient, event, policy, notice.level, now);
+        }
+        let entry = Entry::Notified {
+            event: event.as_str(),
+            recipients: names,
+        };
+        self.timeline(incident_id, now, entry);
+    }
+
+    pub(super) fn create_page(
+        &mut self,
+        incident_id: i64,
+        recipient: Recipient,
+        event: PageEvent,
+        policy: Option<&str>,
+        level: Option<usize>,
+        now: DateTime<Utc>,
+    ) {
+        let Some(incident) = self.incidents.get(&incident_id) else {
+            return;
+        };
+        let setup = &self.setup;
+        let ack_url = setup.ack_signer.as_ref().map(|signer| {
+            let expires = now + setup.config.server.ack_link_ttl.chrono();
+            format!(
+                "{}/ack/{}",
+                setup.external_url,
+                signer.sign(incident_id, &recipient.id, expires)
+            )
+        });
+        let id = self.next_page_id;
+        self.next_page_id += 1;
+        let page = Page {
+            id,
+            delivery_id: uuid::Uuid::new_v4().to_string(),
+            incident_id,
+            event,
+            level,
+            payload: PagePayload {
+                version: "1".into(),
+                event,
+                incident: IncidentView::new(incident, &setup.external_url),
+                escalation: EscalationRef {
+                    policy: policy.map(str::to_string),
+                    level,
+                },
+                recipient: recipient.id.clone(),
+                ack_url,
+            },
+            recipient: recipient.clone(),
+            created_at: now,
+        };
+        self.dirty.pages.push(page);
+        let paging = self.paging.entry(incident_id).or_default();
+        paging.add_paged(recipient);
+        self.dirty.paging.insert(incident_id);
+    }
+
+    /// A customer report's response deadline passed unacknowledged: page the current
+    /// level and the next.
+    pub(super) fn respond_by_due(&mut self, incident_id: i64, now: DateTime<Utc>) {
+        let Some(incident) = self.incidents.get(&incident_id) else {
+            return;
+        };
+        if incident.status != Status::Triggered {
+            return;
+        }
+        let sr = incident.sr_severity.clone().unwrap_or_else(|| "-".into());
+        let respond_by = incident.respond_by;
+        let paging = self.paging.entry(incident_id).or_default();
+        let Some(levels) = decide::response_breached(paging) else {
+            return;
+        };
+        self.dirty.paging.insert(incident_id);
+        self.metrics
+            .sr_response_breaches_total
+            .with_label_values(&[&sr])
+            .inc();
+        let entry = Entry::ResponseBreached {
+            sr_severity: sr,
+            respond_by,
+        };
+        self.timeline(incident_id, now, entry);
+        if levels.is_empty() {
+            self.timeline(incident_id, now, Entry::BreachUnpaged);
+        }
+        for level in levels {
+            self.page_level(incident_id, level, PageEvent::ResponseBreached, now);
+        }
+    }
+
+    /// A page of `level` was given up after its retries.
+    pub(super) fn delivery_failed(
+        &mut self,
+        incident_id: i64,
+        level: Option<usize>,
+        now: DateTime<Utc>,
+    ) {
+        if !self.incidents.contains_key(&incident_id) {
+            return;
+        }
+        let hurried = self
+            .paging
+            .get_mut(&incident_id)
+            .is_some_and(|p| decide::delivery_given_up(p, level, now));
+        if hurried {
+            self.drive_escalation(incident_id, now);
+        }
+    }
+}
+
+/// A recipient as the timeline names it: "id (channel)".
+fn named(recipient: &Recipient) -> String {
+    format!("{} ({})", recipient.id, recipient.channel.as_str())
+}

@@ -1,0 +1,319 @@
+//! The incident lifecycle as pure transitions: open, attach an impact, merge, clear an
+//! impact, reclassify, acknowledge, resolve, set or unpin the severity.
+//!
+//! Each takes the incident (and what it needs to decide) and the time, changes the
+//! incident, and says what happened as a timeline [`Entry`]. The engine keeps the maps,
+//! timers and the changes to persist, and calls these.
+
+use chrono::{DateTime, Utc};
+
+use super::model::{Impact, Incident, Status};
+use super::timeline::{ClearCause, Entry, TOCSIN};
+use crate::config::ClassificationConfig;
+
+/// Why a person's request was refused.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// No open incident has that id.
+    NotOpen(i64),
+    Resolved(i64),
+    AlreadyAcknowledged {
+        id: i64,
+        by: Option<String>,
+    },
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Refusal::NotOpen(id) => write!(f, "incident {id} is not open"),
+            Refusal::Resolved(id) => write!(f, "incident {id} is resolved"),
+            Refusal::AlreadyAcknowledged { id, by } => write!(
+                f,
+                "incident {id} is already acknowledged by {}",
+                by.as_deref().unwrap_or("someone")
+            ),
+        }
+    }
+}
+
+/// A new incident `id` for its first impact, classified from that impact alone.
+pub fn open(
+    id: i64,
+    impact: &Impact,
+    thresholds: &ClassificationConfig,
+    now: DateTime<Utc>,
+) -> (Incident, Entry) {
+    let (severity, reason) = super::classify(std::iter::once(impact), thresholds);
+    let incident = Incident::opened_by(id, impact, severity, now);
+    let entry = Entry::Opened {
+        rule: impact.rule.to_string(),
+        severity,
+        reason,
+        summary: impact.summary.to_string(),
+    };
+    (incident, entry)
+}
+
+/// Add `impact` (already naming the incident) to `incident`. Returns whether the
+/// incident's stored row changed.
+pub fn attach(incident: &mut Incident, impact: &Impact) -> bool {
+    incident.impact_ids.push(impact.id);
+    incident.absorb(impact)
+}
+
+/// The entry that tells impacts one rule added in one batch, starting with `impact`; the
+/// engine adds the ids of the others to it.
+pub fn impact_added(impact: &Impact) -> Entry {
+    let first = format!(
+        "{} ({}{})",
+        impact.summary,
+        impact.service.as_deref().unwrap_or("-"),
+        impact
+            .region
+            .as_deref()
+            .map(|r| format!(", {r}"))
+            .unwrap_or_default()
+    );
+    Entry::ImpactAdded {
+        rule: impact.rule.to_string(),
+        first,
+        impacts: vec![impact.id],
+    }
+}
+
+/// Take in everything incident `source` holds: merging is transitive.
+pub fn absorb_merged(target: &mut Incident, source: &Incident) {
+    target.impact_ids.extend(source.impact_ids.iter().copied());
+    target.impact_ids.sort_unstable();
+    target.absorb_incident(source);
+}
+
+/// Close `source`, merged into incident `into`: the entries for it and for the target.
+pub fn close_merged(source: &mut Incident, into: i64, now: DateTime<Utc>) -> [Entry; 2] {
+    source.status = Status::Resolved;
+    source.resolved_at = Some(now);
+    source.resolved_by = Some(TOCSIN.into());
+    source.merged_into = Some(into);
+    source.queue = None;
+    [
+        Entry::MergedInto { into },
+        Entry::MergedFrom { from: source.id },
+    ]
+}
+
+/// The impact's signal stopped (or its rule went): `None` when it was cleared already.
+pub fn clear_impact(impact: &mut Impact, cause: ClearCause, now: DateTime<Utc>) -> Option<Entry> {
+    if impact.cleared_at.is_some() {
+        return None;
+    }
+    impact.cleared_at = Some(now);
+    Some(Entry::ImpactCleared {
+        rule: impact.rule.to_string(),
+        impact: impact.id,
+        summary: impact.summary.to_string(),
+        cause,
+    })
+}
+
+/// What reclassifying did.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Reclassified {
+    /// The impacts say no graver severity.
+    Unchanged,
+    /// They do, but a person pinned the severity: it stays.
+    HeldByPin(Entry),
+    /// The severity rose.
+    Raised(Entry),
+}
+
+/// Severity from what the incident's impacts say (kept up to date as they join, see
+/// `Incident::absorb`): it only rises on its own, and not while pinned. `cause` is the rule
+/// or person that made it look again.
+pub fn reclassify(
+    incident: &mut Incident,
+    thresholds: &ClassificationConfig,
+    cause: &str,
+) -> Reclassified {
+    let (computed, reason) = incident.blast.severity(
+        (
+            incident.customers.len(),
+            incident.regions.len(),
+            incident.services.len(),
+        ),
+        thresholds,
+    );
+    let old = incident.severity;
+    if computed >= old {
+        return Reclassified::Unchanged;
+    }
+    if incident.pinned {
+        return Reclassified::HeldByPin(Entry::SeverityHeldPinned {
+            cause: cause.to_string(),
+            computed,
+            reason,
+            pinned: old,
+        });
+    }
+    incident.severity = computed;
+    Reclassified::Raised(Entry::SeverityRaised {
+        cause: cause.to_string(),
+        from: old,
+        to: computed,
+        reason,
+    })
+}
+
+/// The severity rose: paging resumes for the graver incident, so an acknowledgement no
+/// longer holds. `None` when it was not acknowledged.
+pub fn clear_ack_on_rise(incident: &mut Incident) -> Option<Entry> {
+    if incident.status != Status::Acknowledged {
+        return None;
+    }
+    Some(Entry::AckCleared {
+        by: unacknowledge(incident),
+    })
+}
+
+/// An acknowledgement ran out: the incident is triggered again.
+pub fn ack_lapsed(incident: &mut Incident) -> Entry {
+    Entry::AckLapsed {
+        by: unacknowledge(incident),
+    }
+}
+
+/// Back to triggered; returns who had acknowledged it.
+fn unacknowledge(incident: &mut Incident) -> String {
+    incident.status = Status::Triggered;
+    incident.acknowledged_at = None;
+    incident.acknowledged_by.take().unwrap_or_default()
+}
+
+/// `by` acknowledges the incident.
+pub fn acknowledge(
+    incident: &mut Incident,
+    by: &str,
+    now: DateTime<Utc>,
+) -> Result<Entry, Refusal> {
+    match incident.status {
+        Status::Resolved => return Err(Refusal::Resolved(incident.id)),
+        Status::Acknowledged => {
+            return Err(Refusal::AlreadyAcknowledged {
+                id: incident.id,
+                by: incident.acknowledged_by.clone(),
+            })
+        }
+        Status::Triggered => {}
+    }
+    incident.status = Status::Acknowledged;
+    incident.acknowledged_at = Some(now);
+    incident.acknowledged_by = Some(by.to_string());
+    Ok(Entry::Acknowledged { by: by.to_string() })
+}
+
+/// `by` (a person, or tocsin) resolves the incident; false when it was resolved already.
+/// The timeline entry waits for what the engine finds still firing.
+pub fn resolve(incident: &mut Incident, by: &str, now: DateTime<Utc>) -> bool {
+    if !incident.is_open() {
+        return false;
+    }
+    incident.status = Status::Resolved;
+    incident.resolved_at = Some(now);
+    incident.resolved_by = Some(by.to_string());
+    incident.queue = None;
+    true
+}
+
+/// What a person's severity change did.
+#[derive(Clone, Debug, PartialEq)]
+pub enum SeverityChange {
+    /// The severity follows the impacts again (the engine reclassifies).
+    Unpinned(Entry),
+    /// Set and pinned.
+    Set { from: u8, to: u8, entry: Entry },
+}
+
+/// `by` sets and pins the severity, or unpins it (`None`).
+pub fn set_severity(
+    incident: &mut Incident,
+    severity: Option<u8>,
+    by: &str,
+    reason: Option<String>,
+) -> Result<SeverityChange, Refusal> {
+    if !incident.is_open() {
+        return Err(Refusal::Resolved(incident.id));
+    }
+    let by = by.to_string();
+    Ok(match severity {
+        None => {
+            incident.pinned = false;
+            SeverityChange::Unpinned(Entry::SeverityUnpinned { by, reason })
+        }
+        Some(to) => {
+            let from = incident.severity;
+            incident.severity = to;
+            incident.pinned = true;
+            SeverityChange::Set {
+                from,
+                to,
+                entry: Entry::SeveritySet {
+                    by,
+                    from,
+                    to,
+                    reason,
+                },
+            }
+        }
+    })
+}
+
+/// When the incident resolves by itself.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AutoResolve {
+    /// Some impact is active: it does not.
+    Cancel,
+    /// None of its impacts is known: leave its timer as it is.
+    Leave,
+    /// Every impact cleared: `resolve_after` after the last cleared.
+    At(DateTime<Utc>),
+}
+
+/// When an open incident resolves by itself, every impact clear for `after`.
+pub fn auto_resolve<'a>(
+    incident: &Incident,
+    impact: impl Fn(i64) -> Option<&'a Impact>,
+    after: chrono::Duration,
+) -> AutoResolve {
+    let mut last_clear = None;
+    for id in &incident.impact_ids {
+        match impact(*id).map(|i| i.cleared_at) {
+            Some(None) => return AutoResolve::Cancel,
+            Some(Some(at)) => last_clear = last_clear.max(Some(at)),
+            None => {}
+        }
+    }
+    match last_clear {
+        Some(at) => AutoResolve::At(at + after),
+        None => AutoResolve::Leave,
+    }
+}
+
+/// Every impact of the incident is clear (those no longer known count as clear).
+pub fn all_clear<'a>(incident: &Incident, impact: impl Fn(i64) -> Option<&'a Impact>) -> bool {
+    incident
+        .impact_ids
+        .iter()
+        .all(|x| impact(*x).is_none_or(|m| !m.is_active()))
+}
+
+/// When the response deadline of a customer report falls due: only while the incident is
+/// triggered and the deadline was not breached already.
+pub fn respond_by(incident: &Incident, breached: bool) -> Option<DateTime<Utc>> {
+    incident
+        .respond_by
+        .filter(|_| incident.status == Status::Triggered && !breached)
+}
+
+#[cfg(test)]
+#[path = "lifecycle_tests.rs"]
+mod tests;

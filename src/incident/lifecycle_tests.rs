@@ -1,0 +1,258 @@
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, Utc};
+
+use super::*;
+use crate::config::ImpactKind;
+use crate::signal::{Fingerprint, LabelSet, SourceKind};
+
+fn at(minutes: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp(1_767_571_200 + minutes * 60, 0).unwrap()
+}
+
+fn impact(id: i64, region: &str, customers: &[&str]) -> Impact {
+    let labels: BTreeMap<String, String> = [("service", "storage"), ("region", region)]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    Impact {
+        id,
+        incident_id: 1,
+        rule: "disk".into(),
+        fingerprint: Fingerprint(id as u64),
+        source: SourceKind::Alert,
+        kind: ImpactKind::Degradation,
+        sla_breach: false,
+        business_impact: None,
+        severity_floor: None,
+        service: Some("storage".into()),
+        region: Some(region.into()),
+        customers: customers.iter().map(|c| c.to_string()).collect(),
+        labels: Arc::new(LabelSet::from(labels)),
+        summary: format!("disk full {id}").into(),
+        started_at: at(0),
+        cleared_at: None,
+        firing_at_resolve: false,
+        cri: None,
+    }
+}
+
+fn thresholds() -> ClassificationConfig {
+    ClassificationConfig::default()
+}
+
+fn opened() -> Incident {
+    open(1, &impact(1, "east", &["contoso"]), &thresholds(), at(0)).0
+}
+
+#[test]
+fn opening_classifies_the_first_impact_and_says_why() {
+    let mut first = impact(1, "east", &["contoso"]);
+    first.sla_breach = true;
+    let (incident, entry) = open(1, &first, &thresholds(), at(2));
+    assert_eq!(
+        (incident.severity, incident.status, incident.opened_at),
+        (2, Status::Triggered, at(2))
+    );
+    assert_eq!(
+        entry,
+        Entry::Opened {
+            rule: "disk".into(),
+            severity: 2,
+            reason: "SLA breached".into(),
+            summary: "disk full 1".into(),
+        }
+    );
+}
+
+#[test]
+fn attaching_says_whether_the_row_changed() {
+    let mut incident = opened();
+    // Same service, region and customer: nothing stored changes.
+    assert!(!attach(&mut incident, &impact(2, "east", &["contoso"])));
+    assert!(attach(&mut incident, &impact(3, "west", &["contoso"])));
+    assert_eq!(incident.impact_ids, [1, 2, 3]);
+    let Entry::ImpactAdded { first, impacts, .. } = impact_added(&impact(3, "west", &[])) else {
+        panic!("not an impact_added entry");
+    };
+    assert_eq!((&*first, impacts), ("disk full 3 (storage, west)", vec![3]));
+}
+
+#[test]
+fn a_merge_closes_the_source_and_the_target_takes_its_impacts() {
+    let mut target = opened();
+    let mut source = open(5, &impact(4, "west", &["fabrikam"]), &thresholds(), at(0)).0;
+    absorb_merged(&mut target, &source);
+    let entries = close_merged(&mut source, 1, at(3));
+    assert_eq!(target.impact_ids, [1, 4]);
+    assert_eq!(target.regions.len(), 2);
+    assert_eq!(
+        (
+            source.status,
+            source.resolved_at,
+            source.resolved_by.as_deref(),
+            source.merged_into
+        ),
+        (Status::Resolved, Some(at(3)), Some(TOCSIN), Some(1))
+    );
+    assert_eq!(
+        entries,
+        [Entry::MergedInto { into: 1 }, Entry::MergedFrom { from: 5 }]
+    );
+}
+
+#[test]
+fn an_impact_clears_once() {
+    let mut one = impact(1, "east", &[]);
+    let cause = ClearCause::ConditionStopped {
+        rule: "disk".into(),
+    };
+    assert!(clear_impact(&mut one, cause.clone(), at(4)).is_some());
+    assert_eq!(one.cleared_at, Some(at(4)));
+    assert_eq!(clear_impact(&mut one, cause, at(5)), None);
+    assert_eq!(one.cleared_at, Some(at(4)));
+}
+
+#[test]
+fn reclassifying_only_raises_and_respects_a_pin() {
+    // (pinned, impact breaches SLA) -> what happens and the severity after.
+    let cases = [
+        (false, false, "unchanged", 4),
+        (false, true, "raised", 2),
+        (true, true, "held", 4),
+    ];
+    for (pinned, sla, what, severity) in cases {
+        let mut incident = opened();
+        incident.pinned = pinned;
+        let mut graver = impact(2, "east", &["contoso"]);
+        graver.sla_breach = sla;
+        attach(&mut incident, &graver);
+        let outcome = match reclassify(&mut incident, &thresholds(), "disk") {
+            Reclassified::Unchanged => "unchanged",
+            Reclassified::Raised(entry) => {
+                assert_eq!(entry.kind(), "severity_changed");
+                "raised"
+            }
+            Reclassified::HeldByPin(entry) => {
+                assert_eq!(entry.kind(), "severity_pinned");
+                "held"
+            }
+        };
+        assert_eq!(
+            (outcome, incident.severity),
+            (what, severity),
+            "{pinned} {sla}"
+        );
+    }
+    // A lower computed severity never lowers it.
+    let mut incident = opened();
+    incident.severity = 1;
+    assert_eq!(
+        reclassify(&mut incident, &thresholds(), "disk"),
+        Reclassified::Unchanged
+    );
+    assert_eq!(incident.severity, 1);
+}
+
+#[test]
+fn acknowledging_is_refused_twice_and_after_the_resolve() {
+    let mut incident = opened();
+    assert_eq!(
+        acknowledge(&mut incident, "ann", at(1)),
+        Ok(Entry::Acknowledged { by: "ann".into() })
+    );
+    assert_eq!(
+        (incident.status, incident.acknowledged_at),
+        (Status::Acknowledged, Some(at(1)))
+    );
+    let again = acknowledge(&mut incident, "bob", at(2)).unwrap_err();
+    assert_eq!(
+        again.to_string(),
+        "incident 1 is already acknowledged by ann"
+    );
+    assert!(resolve(&mut incident, "ann", at(3)));
+    assert!(!resolve(&mut incident, "bob", at(4)));
+    assert_eq!(incident.resolved_by.as_deref(), Some("ann"));
+    assert_eq!(
+        acknowledge(&mut incident, "bob", at(5)),
+        Err(Refusal::Resolved(1))
+    );
+    assert_eq!(Refusal::NotOpen(9).to_string(), "incident 9 is not open");
+}
+
+#[test]
+fn a_rise_or_a_lapse_takes_the_ack_back() {
+    let mut incident = opened();
+    assert_eq!(clear_ack_on_rise(&mut incident), None);
+    acknowledge(&mut incident, "ann", at(1)).unwrap();
+    assert_eq!(
+        clear_ack_on_rise(&mut incident),
+        Some(Entry::AckCleared { by: "ann".into() })
+    );
+    assert_eq!(
+        (incident.status, incident.acknowledged_by.as_deref()),
+        (Status::Triggered, None)
+    );
+    acknowledge(&mut incident, "bob", at(2)).unwrap();
+    assert_eq!(
+        ack_lapsed(&mut incident),
+        Entry::AckLapsed { by: "bob".into() }
+    );
+    assert_eq!(incident.status, Status::Triggered);
+}
+
+#[test]
+fn a_person_sets_and_pins_or_unpins_the_severity() {
+    let mut incident = opened();
+    let change = set_severity(&mut incident, Some(1), "bob", None).unwrap();
+    assert!(matches!(change, SeverityChange::Set { from: 4, to: 1, .. }));
+    assert_eq!((incident.severity, incident.pinned), (1, true));
+    let change = set_severity(&mut incident, None, "bob", Some("wrong".into())).unwrap();
+    assert!(matches!(change, SeverityChange::Unpinned(_)));
+    assert_eq!((incident.severity, incident.pinned), (1, false));
+    resolve(&mut incident, "bob", at(1));
+    assert_eq!(
+        set_severity(&mut incident, Some(2), "bob", None),
+        Err(Refusal::Resolved(1))
+    );
+}
+
+#[test]
+fn auto_resolve_waits_for_the_last_impact_to_clear() {
+    let mut incident = opened();
+    incident.impact_ids = vec![1, 2, 3];
+    let after = Duration::minutes(10);
+    let mut impacts = [
+        impact(1, "east", &[]),
+        impact(2, "east", &[]),
+        impact(3, "east", &[]),
+    ];
+    let find = |impacts: &[Impact; 3], id: i64| impacts.iter().position(|i| i.id == id);
+    // (cleared at, per impact) -> decision
+    let cases = [
+        ([Some(1), None, Some(2)], AutoResolve::Cancel, false),
+        ([Some(1), Some(5), Some(2)], AutoResolve::At(at(15)), true),
+    ];
+    for (cleared, decision, clear) in cases {
+        for (impact, at_minute) in impacts.iter_mut().zip(cleared) {
+            impact.cleared_at = at_minute.map(at);
+        }
+        let lookup = |id| find(&impacts, id).map(|i| &impacts[i]);
+        assert_eq!(auto_resolve(&incident, lookup, after), decision);
+        assert_eq!(all_clear(&incident, lookup), clear);
+    }
+    // Impacts no longer known leave the timer be.
+    assert_eq!(auto_resolve(&incident, |_| None, after), AutoResolve::Leave);
+}
+
+#[test]
+fn the_response_deadline_runs_while_triggered_and_unbreached() {
+    let mut incident = opened();
+    assert_eq!(respond_by(&incident, false), None);
+    incident.respond_by = Some(at(30));
+    assert_eq!(respond_by(&incident, false), Some(at(30)));
+    assert_eq!(respond_by(&incident, true), None);
+    acknowledge(&mut incident, "ann", at(1)).unwrap();
+    assert_eq!(respond_by(&incident, false), None);
+}

@@ -1,0 +1,284 @@
+//! Who is paged when: pure decisions on an incident's [`PagingState`], its labels,
+//! severity and the time, each returned as a typed value with its reason.
+//!
+//! The gates an incident's paging passes, in order: its route (no route, a triage queue,
+//! or an escalation policy); an acknowledgement, which holds paging until it lapses; a
+//! silence in force; the route's time windows, which pause escalation; then the levels
+//! due (first page, escalation, repeats). The engine applies each decision: it writes the
+//! timeline, creates the pages and sets the timers.
+
+use chrono::{DateTime, Utc};
+
+use super::escalate::{Escalation, LevelPage};
+use super::page::{PageEvent, Recipient};
+use super::state::PagingState;
+use super::{route, Paging};
+use crate::signal::LabelSet;
+
+/// Where a route sends an incident.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Routing {
+    /// No route matches: recorded, not paged.
+    Unrouted,
+    /// A route with a triage queue: no page. `changed` when it was not in that queue.
+    Queued {
+        route: usize,
+        queue: String,
+        changed: bool,
+    },
+    /// The route names a policy that is not configured.
+    UnknownPolicy { route: usize, policy: String },
+    /// Escalate by the route's policy, from its first level.
+    Escalate {
+        route: usize,
+        policy: String,
+        escalation: Escalation,
+    },
+}
+
+/// Route an incident at `severity` with `labels`, now in triage queue `queue`; `event`
+/// is what its first page tells.
+pub fn route(
+    paging: &Paging,
+    labels: &LabelSet,
+    severity: u8,
+    queue: Option<&str>,
+    event: PageEvent,
+    now: DateTime<Utc>,
+) -> Routing {
+    let Some((index, r)) = route::select(&paging.routes, labels, severity) else {
+        return Routing::Unrouted;
+    };
+    if let Some(to) = &r.queue {
+        return Routing::Queued {
+            route: index,
+            queue: to.clone(),
+            changed: queue != Some(to.as_str()),
+        };
+    }
+    let policy = r.policy.clone().unwrap_or_default();
+    match paging.policies.get(&policy) {
+        None => Routing::UnknownPolicy {
+            route: index,
+            policy,
+        },
+        Some(snapshot) => Routing::Escalate {
+            route: index,
+            escalation: Escalation::start(snapshot.clone(), r.active_during.clone(), event, now),
+            policy,
+        },
+    }
+}
+
+/// A person lowered the severity: whether paging starts over (the route for the new
+/// severity queues it or has no policy) rather than going on as it is.
+pub fn reroute_after_lowering(paging: &Paging, labels: &LabelSet, severity: u8) -> bool {
+    route::select(&paging.routes, labels, severity).is_none_or(|(_, r)| r.policy.is_none())
+}
+
+/// What the escalation of an incident does at `now`.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Step {
+    /// The acknowledgement ran out: the incident is triggered again, these levels are paged.
+    AckLapsed { pages: Vec<LevelPage> },
+    /// Acknowledged: nothing is paged until the acknowledgement lapses.
+    HeldByAck,
+    /// A silence in force holds the pages back until `until` (`None`: while it is
+    /// configured). `first` when this silence was not noted yet.
+    Silenced {
+        silence: usize,
+        comment: Option<String>,
+        until: Option<DateTime<Utc>>,
+        first: bool,
+    },
+    /// Page the levels due (maybe none). `paused` when escalation newly waits for one of
+    /// the route's windows to open.
+    Advance {
+        pages: Vec<LevelPage>,
+        paused: Option<Pause>,
+    },
+}
+
+/// Escalation waits outside the route's time windows.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Pause {
+    /// The windows' names, comma-separated.
+    pub windows: String,
+    /// When the next one opens.
+    pub until: Option<DateTime<Utc>>,
+}
+
+/// Step the incident's escalation at `now`; `None` when it has none. `acknowledged` is the
+/// incident's status.
+pub fn step(
+    state: &mut PagingState,
+    paging: &Paging,
+    labels: &LabelSet,
+    severity: u8,
+    acknowledged: bool,
+    now: DateTime<Utc>,
+) -> Option<Step> {
+    let escalation = state.escalation.as_mut()?;
+    if escalation.acked && escalation.ack_lapses_at.is_some_and(|at| at <= now) {
+        let windows = paging.window_set(&escalation.active_during);
+        let pages = escalation.lapse(now, &windows);
+        return Some(Step::AckLapsed { pages });
+    }
+    if acknowledged || escalation.acked {
+        return Some(Step::HeldByAck);
+    }
+    if let Some((silence, s, until)) = silence_in_force(paging, labels, severity, now) {
+        let first = state.silenced_by != Some(silence);
+        state.silenced_by = Some(silence);
+        return Some(Step::Silenced {
+            silence,
+            comment: s.comment.clone(),
+            until,
+            first,
+        });
+    }
+    state.silenced_by = None;
+    let windows = paging.window_set(&escalation.active_during);
+    let was_paused = escalation.is_paused();
+    let pages = escalation.advance(now, &windows);
+    let now_paused = escalation.is_paused();
+    let mut paused = None;
+    if now_paused && !was_paused && !state.pause_noted {
+        state.pause_noted = true;
+        paused = Some(Pause {
+            windows: escalation.active_during.join(", "),
+            until: escalation.wake_at(now, &windows),
+        });
+    } else if !now_paused {
+        state.pause_noted = false;
+    }
+    Some(Step::Advance { pages, paused })
+}
+
+/// The first silence in force at `now` for the incident, with its index and end.
+fn silence_in_force<'a>(
+    paging: &'a Paging,
+    labels: &LabelSet,
+    severity: u8,
+    now: DateTime<Utc>,
+) -> Option<(
+    usize,
+    &'a crate::config::SilenceConfig,
+    Option<DateTime<Utc>>,
+)> {
+    route::silenced(&paging.silences, labels, severity, now, |w, t| {
+        paging.windows.get(w).and_then(|w| w.open_until(t))
+    })
+}
+
+/// When the incident's escalation needs a look next: its next level, repeat or window,
+/// or, while a silence holds it, the silence's end. `incident` (labels, severity) is
+/// `None` when the incident is gone.
+pub fn wake_at(
+    state: &PagingState,
+    paging: &Paging,
+    incident: Option<(&LabelSet, u8)>,
+    now: DateTime<Utc>,
+) -> Option<DateTime<Utc>> {
+    let escalation = state
+        .escalation
+        .as_ref()
+        .and_then(|e| match state.silenced_by {
+            Some(_) => None,
+            None => e.wake_at(now, &paging.window_set(&e.active_during)),
+        });
+    let silence_ends = state.silenced_by.and_then(|_| {
+        let (labels, severity) = incident?;
+        silence_in_force(paging, labels, severity, now).and_then(|(_, _, until)| until)
+    });
+    escalation.or(silence_ends)
+}
+
+/// Who one level of the escalation reaches at `now`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LevelPages {
+    pub policy: String,
+    /// Each recipient of each target, in the level's order.
+    pub recipients: Vec<Recipient>,
+    /// Targets that reach nobody, and why.
+    pub skipped: Vec<(String, String)>,
+}
+
+/// Whom level `level` of the escalation pages at `now`; `None` when it has no such level.
+pub fn level(
+    paging: &Paging,
+    escalation: &Escalation,
+    level: usize,
+    now: DateTime<Utc>,
+) -> Option<LevelPages> {
+    let targets = &escalation.policy.levels.get(level)?.notify;
+    let mut out = LevelPages {
+        policy: escalation.policy.name.clone(),
+        recipients: Vec::new(),
+        skipped: Vec::new(),
+    };
+    for target in targets {
+        match paging.recipients(target, now) {
+            Ok(recipients) => out.recipients.extend(recipients),
+            Err(why) => out.skipped.push((target.clone(), why)),
+        }
+    }
+    Some(out)
+}
+
+/// The response deadline of a triggered incident passed: the levels to page (the current
+/// one and the next), or `None` when the breach was handled already.
+pub fn response_breached(state: &mut PagingState) -> Option<Vec<usize>> {
+    if state.response_breached {
+        return None;
+    }
+    state.response_breached = true;
+    Some(
+        state
+            .escalation
+            .as_ref()
+            .map(Escalation::current_and_next)
+            .unwrap_or_default(),
+    )
+}
+
+/// A page of level `level` was given up: when it was the last level paged, escalation
+/// hurries to the next one now (true: step it).
+pub fn delivery_given_up(
+    state: &mut PagingState,
+    level: Option<usize>,
+    now: DateTime<Utc>,
+) -> bool {
+    let Some(escalation) = state.escalation.as_mut() else {
+        return false;
+    };
+    if level.is_none() || level != escalation.last_paged_level {
+        return false;
+    }
+    escalation.hurry(now);
+    true
+}
+
+/// Everyone paged so far hears of an ack or a resolve.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Notice {
+    pub recipients: Vec<Recipient>,
+    pub policy: Option<String>,
+    pub level: Option<usize>,
+}
+
+/// Who hears of an ack or a resolve; `None` when nobody was paged.
+pub fn notice(state: &PagingState) -> Option<Notice> {
+    if state.paged.is_empty() {
+        return None;
+    }
+    Some(Notice {
+        recipients: state.paged.clone(),
+        policy: state.escalation.as_ref().map(|e| e.policy.name.clone()),
+        level: state.escalation.as_ref().and_then(|e| e.last_paged_level),
+    })
+}
+
+#[cfg(test)]
+#[path = "decide_tests.rs"]
+mod tests;

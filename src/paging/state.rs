@@ -1,0 +1,32 @@
+//! What paging keeps for one open incident, stored with it.
+
+use serde::{Deserialize, Serialize};
+
+use super::escalate::Escalation;
+use super::page::Recipient;
+
+/// Paging state of one open incident.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct PagingState {
+    pub escalation: Option<Escalation>,
+    /// Everyone paged so far, sorted, each once: they hear of the ack and the resolution.
+    /// A sorted `Vec` rather than a `BTreeSet`, whose first node alone takes ~500 bytes
+    /// for the one or two recipients an incident usually has (stored the same way).
+    pub paged: Vec<Recipient>,
+    /// Index of the silence that held paging back, noted once.
+    pub silenced_by: Option<usize>,
+    /// The pause outside the route's windows was noted in the timeline.
+    pub pause_noted: bool,
+    pub response_breached: bool,
+}
+
+impl PagingState {
+    /// Note that `recipient` was paged (once).
+    pub fn add_paged(&mut self, recipient: Recipient) {
+        if let Err(at) = self.paged.binary_search(&recipient) {
+            // Room for this one only: a Vec's first growth makes room for four.
+            self.paged.reserve_exact(1);
+            self.paged.insert(at, recipient);
+        }
+    }
+}
