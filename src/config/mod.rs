@@ -8,6 +8,7 @@ mod files;
 mod load;
 pub mod locate;
 pub mod matcher;
+mod report;
 pub mod rule_file;
 pub mod types;
 mod validate;
