@@ -11,6 +11,7 @@ pub mod ingest;
 pub mod probe;
 pub mod prometheus;
 pub mod pull;
+pub mod pulled;
 pub mod push;
 
 use std::collections::BTreeMap;

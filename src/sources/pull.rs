@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use tokio::time::MissedTickBehavior;
 
+pub use super::pulled::PulledAlert;
 use super::{alertmanager, prometheus};
 use crate::config::PullSource;
 use crate::engine::{Clock, EngineError, EngineHandle, Input};
@@ -47,14 +48,6 @@ impl PullKind {
             PullKind::Alertmanager => alertmanager::parse(body),
         }
     }
-}
-
-/// One firing alert as a source lists it.
-#[derive(Clone, Debug, PartialEq)]
-pub struct PulledAlert {
-    pub labels: BTreeMap<String, String>,
-    pub annotations: BTreeMap<String, String>,
-    pub value: Option<f64>,
 }
 
 /// Why a pull failed; the text becomes the `error` annotation of the blind-spot signal.
