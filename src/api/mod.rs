@@ -7,6 +7,7 @@ pub mod auth;
 pub mod dashboard;
 pub mod error;
 pub mod incidents;
+pub mod ingest;
 pub mod oncall;
 mod oversized;
 pub mod queues;
@@ -82,7 +83,7 @@ pub fn router(state: AppState) -> Router {
         .merge(incidents::router(state.clone()))
         .merge(queues::router(state.clone()))
         .merge(oncall::router(state.clone()))
-        .merge(crate::sources::ingest::router(state.clone()))
+        .merge(ingest::router(state.clone()))
         .merge(ack::router())
         .merge(dashboard::router())
         .fallback(error::not_found)

@@ -2,12 +2,12 @@
 //!
 //! The running sources follow the config: on a reload, the probes restart when their
 //! section changed, and each pull source restarts, starts or stops on its own, handing its
-//! memory of firing alerts to its successor so nothing it reported is left firing. The push,
-//! CRI and heartbeat endpoints ([`ingest`]) read the config in force on every request.
+//! memory of firing alerts to its successor so nothing it reported is left firing. Pushes and
+//! CRIs arrive over HTTP: the API's ingest endpoints (`api::ingest`) decode them with
+//! [`push`] and [`cri`], reading the config in force on every request.
 
 pub mod alertmanager;
 pub mod cri;
-pub mod ingest;
 pub mod probe;
 pub mod prometheus;
 pub mod pull;
