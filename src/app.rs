@@ -11,10 +11,11 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::api::{self, AppState, ReloadRequest};
+use crate::clock::Clock;
 use crate::config::{self, Config};
 use crate::engine::leadership::{self, Fence, Leadership, LeaseTiming};
 use crate::engine::runtime::{self, LoopParts};
-use crate::engine::{Clock, Core, EngineHandle, Input, Reply, Setup};
+use crate::engine::{Core, EngineHandle, Input, Reply, Setup};
 use crate::metrics::Metrics;
 use crate::paging::{AckSigner, Page};
 use crate::store::{Backend, Owner, Store, StoreHealth};

@@ -26,7 +26,8 @@ use axum::Router;
 use tokio::sync::{mpsc, oneshot, watch};
 use tower::ServiceExt;
 
-use crate::engine::{Clock, EngineHandle, Setup};
+use crate::clock::Clock;
+use crate::engine::{EngineHandle, Setup};
 use crate::metrics::Metrics;
 use crate::store::Store;
 

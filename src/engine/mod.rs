@@ -1,7 +1,6 @@
 //! The runtime that wires the stages: a pure [`core::Core`] driven by a clock, fed by
 //! sources and the API, persisting through the store before anything is sent.
 
-pub mod clock;
 pub mod core;
 pub mod leadership;
 pub mod lease_expiries;
@@ -12,6 +11,6 @@ pub mod summary;
 pub mod timers;
 
 pub use self::core::{Changes, Core, Input, Reply, Snapshot};
-pub use clock::Clock;
+pub use crate::clock::Clock;
 pub use runtime::{EngineError, EngineHandle};
 pub use setup::Setup;

@@ -24,8 +24,8 @@ use std::sync::RwLock;
 use futures::future::BoxFuture;
 use tokio::sync::{mpsc, oneshot, watch};
 
-use super::clock::Clock;
 use super::core::{Changes, Core, Input, Reply};
+use crate::clock::Clock;
 use crate::metrics::Metrics;
 use crate::paging::Page;
 use crate::store::{Durable, Store, StoreError, StoreHealth, Submitted};

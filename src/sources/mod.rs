@@ -22,8 +22,9 @@ use tokio::task::JoinHandle;
 
 use self::probe::ProbeContext;
 use self::pull::{PullContext, PullKind, PullMemory};
+use crate::clock::Clock;
 use crate::config::{Config, PullSource};
-use crate::engine::{Clock, EngineHandle, Input, Setup};
+use crate::engine::{EngineHandle, Input, Setup};
 use crate::metrics::Metrics;
 use crate::store::Store;
 

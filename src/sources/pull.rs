@@ -14,8 +14,9 @@ use tokio::time::MissedTickBehavior;
 
 pub use super::pulled::PulledAlert;
 use super::{alertmanager, prometheus};
+use crate::clock::Clock;
 use crate::config::PullSource;
-use crate::engine::{Clock, EngineError, EngineHandle, Input};
+use crate::engine::{EngineError, EngineHandle, Input};
 use crate::metrics::Metrics;
 use crate::signal::{Fingerprint, Signal, SignalState, SourceKind};
 use crate::store::Store;

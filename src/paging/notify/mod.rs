@@ -31,8 +31,9 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::{JoinError, JoinHandle, JoinSet};
 use tracing::Instrument;
 
+use crate::clock::Clock;
 use crate::config::{Config, RetryConfig};
-use crate::engine::{Clock, EngineError, EngineHandle, Input, Reply, Setup};
+use crate::engine::{EngineError, EngineHandle, Input, Reply, Setup};
 use crate::incident::TimelineEntry;
 use crate::metrics::Metrics;
 use crate::paging::{Channel, Page};

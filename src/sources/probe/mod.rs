@@ -17,8 +17,9 @@ use tokio::task::JoinSet;
 use self::http::HttpProbe;
 use self::schedule::Schedule;
 use self::tcp::TcpProbe;
+use crate::clock::Clock;
 use crate::config::{Config, ProbeConfig, ProbeKind};
-use crate::engine::{Clock, EngineHandle, Input};
+use crate::engine::{EngineHandle, Input};
 use crate::metrics::Metrics;
 use crate::signal::{LabelSet, Labels, ProbeResult, Signal, SignalState, SourceKind};
 
