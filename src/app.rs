@@ -462,7 +462,7 @@ impl LeaderContext {
         let mut tasks = vec![crate::paging::notify::spawn(
             crate::paging::notify::DeliveryParts {
                 store: self.store.clone(),
-                engine: self.engine.clone(),
+                escalation: Arc::new(self.engine.clone()),
                 clock: self.clock.clone(),
                 metrics: Arc::clone(&self.metrics),
                 setup: self.setup.clone(),
@@ -470,7 +470,7 @@ impl LeaderContext {
                 shutdown: stop_rx.clone(),
                 claims: self.shared.then(|| crate::paging::notify::Claims {
                     holder: self.holder.clone(),
-                    fence: Arc::clone(&self.fence),
+                    fence: self.fence.clone(),
                 }),
                 health: self.health.clone(),
             },

@@ -109,6 +109,13 @@ impl Fence {
 }
 
 /// Publish the fence's end (`tocsin_leader_fence_end_timestamp_seconds`); call after every
+/// Delivery starts a page only while the fence holds.
+impl crate::paging::notify::LeaderFence for Fence {
+    fn is_valid(&self) -> bool {
+        Fence::is_valid(self)
+    }
+}
+
 /// change of the fence.
 pub fn publish_fence(fence: &Fence, metrics: &Metrics) {
     if let Some(at) = fence.stops_at_unix_seconds() {

@@ -27,6 +27,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use super::core::{Changes, Core, Input, Reply};
 use crate::clock::Clock;
 use crate::metrics::Metrics;
+use crate::paging::notify::{Escalation, GivenUp};
 use crate::paging::Page;
 use crate::store::{Durable, Store, StoreError, StoreHealth, Submitted};
 
@@ -191,6 +192,27 @@ impl EngineHandle {
             tokio::time::sleep(delay).await;
             delay = (delay * 2).min(std::time::Duration::from_millis(50));
         }
+    }
+}
+
+/// The delivery worker reports pages it gave up on as inputs, like any other.
+impl Escalation for EngineHandle {
+    fn given_up(&self, page: GivenUp) -> BoxFuture<'_, bool> {
+        Box::pin(async move {
+            let input = Input::DeliveryFailed {
+                incident_id: page.incident_id,
+                level: page.level,
+                recipient: page.recipient,
+                reason: page.reason,
+            };
+            match self.send(input).await {
+                // Recorded; or taken in memory, to be written when the store recovers.
+                Ok(Reply::Done) | Err(EngineError::Store(_)) => true,
+                // The incident is no longer open, the engine is stopping, or no engine
+                // leads: the worker records it.
+                Ok(_) | Err(EngineError::Stopped) | Err(EngineError::NoLeader(_)) => false,
+            }
+        })
     }
 }
 

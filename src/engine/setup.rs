@@ -31,6 +31,12 @@ impl std::fmt::Debug for Setup {
     }
 }
 
+impl AsRef<Config> for Setup {
+    fn as_ref(&self) -> &Config {
+        &self.config
+    }
+}
+
 impl Setup {
     pub fn new(config: Config, ack_key: Option<Vec<u8>>) -> Arc<Self> {
         Self::with_secrets(config, ack_key.map(|k| AckSigner::new(&k)), Vec::new())

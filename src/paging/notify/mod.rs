@@ -18,6 +18,7 @@
 pub mod email;
 pub mod error;
 pub mod render;
+pub mod report;
 pub mod retry;
 pub mod webhook;
 
@@ -33,7 +34,6 @@ use tracing::Instrument;
 
 use crate::clock::Clock;
 use crate::config::{Config, RetryConfig};
-use crate::engine::{EngineError, EngineHandle, Input, Reply, Setup};
 use crate::incident::TimelineEntry;
 use crate::metrics::Metrics;
 use crate::paging::{Channel, Page};
@@ -42,6 +42,7 @@ use crate::store::{Claim, Store, StoreHealth};
 /// Outcomes written in one transaction, at most.
 const WRITE_BATCH: usize = 1024;
 pub use error::NotifyError;
+pub use report::{Escalation, GivenUp, LeaderFence};
 
 /// Attempts running at once, across all receivers.
 pub const MAX_IN_FLIGHT: usize = 32;
@@ -57,13 +58,15 @@ const ACTOR: &str = "tocsin";
 const DEFERRED_FIRST: Duration = Duration::from_millis(200);
 const DEFERRED_MAX: Duration = Duration::from_secs(5);
 
-/// What the delivery worker is handed.
-pub struct DeliveryParts {
+/// What the delivery worker is handed. `S` is the engine's compiled setup, which carries the
+/// config in force; a reload sends a new one.
+pub struct DeliveryParts<S> {
     pub store: Store,
-    pub engine: EngineHandle,
+    /// Hears of pages given up.
+    pub escalation: Arc<dyn Escalation>,
     pub clock: Clock,
     pub metrics: Arc<Metrics>,
-    pub setup: watch::Receiver<Arc<Setup>>,
+    pub setup: watch::Receiver<Arc<S>>,
     /// Pages just written to the outbox.
     pub pages: mpsc::UnboundedReceiver<Vec<Page>>,
     pub shutdown: watch::Receiver<bool>,
@@ -79,7 +82,7 @@ pub struct DeliveryParts {
 pub struct Claims {
     /// This engine's name in the lease and the claims.
     pub holder: String,
-    pub fence: Arc<crate::engine::leadership::Fence>,
+    pub fence: Arc<dyn LeaderFence>,
 }
 
 /// A claim lasts this long; an engine that dies while sending frees the page after it, and
@@ -94,7 +97,10 @@ enum Outcome {
 }
 
 /// Start the delivery worker.
-pub fn spawn(parts: DeliveryParts) -> JoinHandle<()> {
+pub fn spawn<S>(parts: DeliveryParts<S>) -> JoinHandle<()>
+where
+    S: AsRef<Config> + Send + Sync + 'static,
+{
     tokio::spawn(run(parts).instrument(tracing::info_span!("delivery")))
 }
 
@@ -206,7 +212,7 @@ type Write = crate::store::DeliveryWrite;
 struct Worker {
     claims: Option<Claims>,
     store: Store,
-    engine: EngineHandle,
+    escalation: Arc<dyn Escalation>,
     clock: Clock,
     metrics: Arc<Metrics>,
     client: reqwest::Client,
@@ -231,10 +237,13 @@ struct Worker {
     flush_delay: Duration,
 }
 
-async fn run(parts: DeliveryParts) {
+async fn run<S>(parts: DeliveryParts<S>)
+where
+    S: AsRef<Config> + Send + Sync + 'static,
+{
     let DeliveryParts {
         store,
-        engine,
+        escalation,
         clock,
         metrics,
         mut setup,
@@ -246,11 +255,11 @@ async fn run(parts: DeliveryParts) {
     let client = webhook::client();
     // Clone the Arc out of the watch so reading secret files does not hold its lock.
     let current = Arc::clone(&setup.borrow_and_update());
-    let notifiers = Arc::new(Notifiers::new(&current.config, client.clone()));
+    let notifiers = Arc::new(Notifiers::new((*current).as_ref(), client.clone()));
     let mut worker = Worker {
         claims,
         store,
-        engine,
+        escalation,
         clock,
         metrics,
         client,
@@ -295,7 +304,8 @@ async fn run(parts: DeliveryParts) {
             Event::Pages(None) => pages_open = false,
             Event::Reload(true) => {
                 let current = Arc::clone(&setup.borrow_and_update());
-                worker.notifiers = Arc::new(Notifiers::new(&current.config, worker.client.clone()));
+                worker.notifiers =
+                    Arc::new(Notifiers::new((*current).as_ref(), worker.client.clone()));
                 tracing::info!("notifiers rebuilt from the reloaded config");
             }
             Event::Reload(false) => setup_open = false,
@@ -643,17 +653,14 @@ impl Worker {
             page.recipient.channel.as_str(),
             page.recipient.address
         );
-        let input = Input::DeliveryFailed {
+        let given_up = GivenUp {
             incident_id: page.incident_id,
             level: page.level,
             recipient: recipient.clone(),
             reason: reason.clone(),
         };
-        match self.engine.send(input).await {
-            // Recorded; or taken in memory, to be written when the store recovers.
-            Ok(Reply::Done) | Err(EngineError::Store(_)) => return,
-            // The engine is stopping, or no engine leads: record it here.
-            Ok(_) | Err(EngineError::Stopped) | Err(EngineError::NoLeader(_)) => {}
+        if self.escalation.given_up(given_up).await {
+            return;
         }
         let message = format!("page to {recipient} given up: {reason}");
         data["error"] = reason.into();
