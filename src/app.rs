@@ -15,9 +15,10 @@ use crate::clock::Clock;
 use crate::config::{self, Config};
 use crate::engine::leadership::{self, Fence, Leadership, LeaseTiming};
 use crate::engine::runtime::{self, LoopParts};
+use crate::engine::setup::AckKeys;
 use crate::engine::{Core, EngineHandle, Input, Reply, Setup};
 use crate::metrics::Metrics;
-use crate::paging::{AckSigner, Page};
+use crate::paging::Page;
 use crate::store::{Backend, Owner, Store, StoreHealth};
 
 /// How to start an engine.
@@ -70,103 +71,6 @@ impl Running {
         self.state.store.close().await;
         core
     }
-}
-
-/// Read a secret file: its content without the trailing newline.
-pub fn read_secret(path: &Path) -> Result<Vec<u8>> {
-    let mut bytes = std::fs::read(path)
-        .with_context(|| format!("cannot read secret file {}", path.display()))?;
-    while bytes.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
-        bytes.pop();
-    }
-    Ok(bytes)
-}
-
-/// Where ack-link keys come from: `server.ack_secret_file`, else the key kept in the store,
-/// one for every engine on it, so a link signed by one engine is accepted by all. The stored
-/// key is read once and kept, so a reload needs no store.
-#[derive(Clone)]
-pub struct AckKeys {
-    store: Store,
-    stored: Arc<tokio::sync::OnceCell<AckSigner>>,
-}
-
-/// The stored key's name in the store.
-const ACK_KEY_NAME: &str = "ack_link_key";
-
-impl AckKeys {
-    pub fn new(store: Store) -> AckKeys {
-        AckKeys {
-            store,
-            stored: Arc::default(),
-        }
-    }
-
-    /// The signer for `config`.
-    pub async fn signer(&self, config: &Config) -> Result<AckSigner> {
-        if let Some(file) = &config.server.ack_secret_file {
-            return Ok(AckSigner::new(&read_secret(&config.resolve_path(file))?));
-        }
-        let signer = self
-            .stored
-            .get_or_try_init(|| stored_ack_signer(config, &self.store))
-            .await?;
-        Ok(signer.clone())
-    }
-}
-
-/// The store's key, made by the first engine that asks. `data/ack-link.key`, where earlier
-/// versions kept a key of each engine's own, becomes the store's key if it has none yet, and
-/// links signed with it are accepted either way: links already sent keep working.
-async fn stored_ack_signer(config: &Config, store: &Store) -> Result<AckSigner> {
-    let earlier_file = config.data_dir().join("ack-link.key");
-    let earlier = if earlier_file.exists() {
-        Some(read_secret(&earlier_file)?)
-    } else {
-        None
-    };
-    let candidate = match &earlier {
-        Some(key) => String::from_utf8_lossy(key).into_owned(),
-        None => hex::encode(rand::random::<[u8; 32]>()),
-    };
-    let key = store
-        .shared_secret(ACK_KEY_NAME, &candidate)
-        .await
-        .context("reading the ack-link key from the store")?;
-    let signer = AckSigner::new(key.as_bytes());
-    Ok(match earlier {
-        Some(earlier) => signer.accepting(&earlier),
-        None => signer,
-    })
-}
-
-/// API bearer tokens, one per line (blank lines and `#` comments skipped).
-fn api_tokens(config: &Config) -> Result<Vec<String>> {
-    let Some(auth) = &config.server.auth else {
-        return Ok(Vec::new());
-    };
-    let path = config.resolve_path(&auth.tokens_file);
-    let text = std::fs::read_to_string(&path)
-        .with_context(|| format!("cannot read tokens file {}", path.display()))?;
-    let tokens: Vec<String> = text
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .map(str::to_string)
-        .collect();
-    anyhow::ensure!(
-        !tokens.is_empty(),
-        "tokens file {} holds no token",
-        path.display()
-    );
-    Ok(tokens)
-}
-
-/// Build the compiled setup from a config, reading the secrets it names.
-pub async fn build_setup(config: Config, ack_keys: &AckKeys) -> Result<Arc<Setup>> {
-    let signer = ack_keys.signer(&config).await?;
-    let tokens = api_tokens(&config)?;
-    Ok(Setup::with_secrets(config, Some(signer), tokens))
 }
 
 /// Start an engine: store, core, API and every task.
@@ -251,11 +155,11 @@ async fn start_engine(
         let owner = Owner::this_process(Some(addr.to_string()));
         let store = Store::open_as(&store_url, &owner).await?;
         let ack_keys = AckKeys::new(store.clone());
-        match build_setup(config, &ack_keys).await {
+        match Setup::build(config, &ack_keys).await {
             Ok(setup) => anyhow::Ok((setup, store, ack_keys)),
             Err(e) => {
                 store.close().await;
-                Err(e)
+                Err(e.into())
             }
         }
     }
@@ -656,7 +560,7 @@ async fn reload_once(
     if config.store_url() != old {
         return Err("store.url cannot change on reload; restart the engine".into());
     }
-    let setup = build_setup(config, ack_keys)
+    let setup = Setup::build(config, ack_keys)
         .await
         .map_err(|e| format!("{e:#}"))?;
     engine

@@ -10,6 +10,7 @@ pub mod locate;
 pub mod matcher;
 mod report;
 pub mod rule_file;
+pub mod secrets;
 pub mod types;
 mod validate;
 pub mod when_check;

@@ -23,7 +23,6 @@ pub mod retry;
 pub mod webhook;
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -102,16 +101,6 @@ where
     S: AsRef<Config> + Send + Sync + 'static,
 {
     tokio::spawn(run(parts).instrument(tracing::info_span!("delivery")))
-}
-
-/// A secret file's content without its trailing newline (as `echo secret > file` writes it).
-pub(crate) fn read_secret(path: &Path) -> Result<Vec<u8>, String> {
-    let mut bytes = std::fs::read(path)
-        .map_err(|e| format!("cannot read secret file {}: {e}", path.display()))?;
-    while bytes.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
-        bytes.pop();
-    }
-    Ok(bytes)
 }
 
 /// Every notifier, built from one config. A reload builds a new set; attempts under way
