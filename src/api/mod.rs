@@ -23,7 +23,7 @@ use axum::extract::Request;
 use axum::middleware;
 use axum::response::Response;
 use axum::Router;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, watch};
 use tower::ServiceExt;
 
 use crate::clock::Clock;
@@ -34,8 +34,7 @@ use crate::store::Store;
 /// Largest request body accepted (DESIGN.md: 413 above 1 MiB).
 pub const MAX_BODY: usize = 1 << 20;
 
-/// A reload request; answered once the reload is done.
-pub type ReloadRequest = oneshot::Sender<Result<(), String>>;
+pub use crate::engine::reload::ReloadRequest;
 
 /// What every handler can reach.
 #[derive(Clone)]

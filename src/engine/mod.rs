@@ -2,9 +2,12 @@
 //! sources and the API, persisting through the store before anything is sent.
 
 pub mod core;
+pub mod inbox;
+pub mod leader;
 pub mod leadership;
 pub mod lease_expiries;
 pub mod open_counts;
+pub mod reload;
 pub mod runtime;
 pub mod setup;
 pub mod summary;
