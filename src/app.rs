@@ -14,7 +14,7 @@ use crate::api::{self, AppState};
 use crate::clock::Clock;
 use crate::config::{self, Config};
 use crate::engine::leader::LeaderContext;
-use crate::engine::leadership::{Fence, LeaseTiming};
+use crate::engine::leadership::{default_engine_id, Fence, LeaseTiming};
 use crate::engine::reload::{reload_loop, ReloadRequest};
 use crate::engine::setup::AckKeys;
 use crate::engine::{Core, EngineHandle, Setup};
@@ -59,7 +59,6 @@ impl Running {
         &self.state.engine
     }
 
-    /// Stop every task and write what is left; returns the core for inspection.
     /// Stop every task and write what is left; returns the last core this engine ran as
     /// the leader, for inspection.
     pub async fn stop(self) -> Option<Core> {
@@ -149,7 +148,7 @@ async fn start_engine(
         .store
         .engine_id
         .clone()
-        .unwrap_or_else(|| engine_id(addr));
+        .unwrap_or_else(|| default_engine_id(addr));
     metrics.prime(&config);
     let opened = async {
         let owner = Owner::this_process(Some(addr.to_string()));
@@ -235,15 +234,6 @@ async fn start_engine(
         tasks,
         supervisor: leading.supervisor,
     })
-}
-
-/// A name for this engine in the lease: its host and the address it serves on. Two engines
-/// cannot serve on one host and address at once, and an engine restarted in place (after a
-/// crash, by systemd) is the same holder, so it takes its lease back as soon as it has seen
-/// that nobody renews it, instead of waiting for it to run out (`claim_engine_id`).
-fn engine_id(addr: SocketAddr) -> String {
-    let host = crate::store::host_name().unwrap_or_else(|| "tocsin".into());
-    format!("{host}@{addr}")
 }
 
 /// `tocsin run`: start, then wait for Ctrl-C (SIGINT) or SIGTERM; SIGHUP reloads.

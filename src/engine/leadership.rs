@@ -166,6 +166,15 @@ impl LeaseTiming {
     }
 }
 
+/// A name for this engine in the lease: its host and the address it serves on. Two engines
+/// cannot serve on one host and address at once, and an engine restarted in place (after a
+/// crash, by systemd) is the same holder, so it takes its lease back as soon as it has seen
+/// that nobody renews it, instead of waiting for it to run out (`claim_engine_id`).
+pub fn default_engine_id(addr: std::net::SocketAddr) -> String {
+    let host = crate::store::host_name().unwrap_or_else(|| "tocsin".into());
+    format!("{host}@{addr}")
+}
+
 /// The engine id is another running engine's: it holds the lease under it and renews it.
 #[derive(Debug, thiserror::Error)]
 #[error(
