@@ -1,5 +1,7 @@
-//! The daemon: builds every stage from the config, runs them, reloads on SIGHUP or
-//! `POST /-/reload`, and shuts down cleanly on Ctrl-C or SIGTERM.
+//! The daemon's wiring: bind the port, open the store, build the setup, and hand each stage
+//! its parts: the leader's services and the lease (`engine::leader`), reloads on SIGHUP or
+//! `POST /-/reload` (`engine::reload`), the HTTP API (`api`). `run` adds the signals, and
+//! shuts down cleanly on Ctrl-C or SIGTERM.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
