@@ -186,7 +186,7 @@ impl LeaderContext {
             },
         )];
         tasks.push(crate::sources::spawn(crate::sources::SourceParts {
-            engine: self.engine.clone(),
+            engine: Arc::new(self.engine.clone()),
             clock: self.clock.clone(),
             metrics: Arc::clone(&self.metrics),
             setup: self.setup.clone(),

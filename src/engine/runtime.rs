@@ -29,6 +29,8 @@ use crate::clock::Clock;
 use crate::metrics::Metrics;
 use crate::paging::notify::{Escalation, GivenUp};
 use crate::paging::Page;
+use crate::signal::Signal;
+use crate::sources::{NotTaken, SignalSink};
 use crate::store::{Durable, Store, StoreError, StoreHealth, Submitted};
 
 /// Inputs waiting for the core, at most.
@@ -211,6 +213,19 @@ impl Escalation for EngineHandle {
                 // The incident is no longer open, the engine is stopping, or no engine
                 // leads: the worker records it.
                 Ok(_) | Err(EngineError::Stopped) | Err(EngineError::NoLeader(_)) => false,
+            }
+        })
+    }
+}
+
+/// Sources hand their signals over as inputs.
+impl SignalSink for EngineHandle {
+    fn send_signals(&self, signals: Vec<Signal>) -> BoxFuture<'_, Result<(), NotTaken>> {
+        Box::pin(async move {
+            match self.send(Input::Signals(signals)).await {
+                Ok(_) => Ok(()),
+                Err(EngineError::Stopped) => Err(NotTaken::Stopped),
+                Err(e) => Err(NotTaken::Refused(e.to_string())),
             }
         })
     }

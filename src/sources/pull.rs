@@ -13,10 +13,10 @@ use tokio::sync::watch;
 use tokio::time::MissedTickBehavior;
 
 pub use super::pulled::PulledAlert;
+use super::sink::{NotTaken, SignalSink};
 use super::{alertmanager, prometheus};
 use crate::clock::Clock;
 use crate::config::PullSource;
-use crate::engine::{EngineError, EngineHandle, Input};
 use crate::metrics::Metrics;
 use crate::signal::{Fingerprint, Signal, SignalState, SourceKind};
 use crate::store::Store;
@@ -162,7 +162,7 @@ impl PullMemory {
 /// What a pull loop is handed.
 #[derive(Clone)]
 pub struct PullContext {
-    pub engine: EngineHandle,
+    pub engine: Arc<dyn SignalSink>,
     pub clock: Clock,
     pub metrics: Arc<Metrics>,
     /// Where each source's memory outlives the engine (None in unit tests).
@@ -264,8 +264,8 @@ pub async fn run(
         if signals.is_empty() {
             continue;
         }
-        match context.engine.send(Input::Signals(signals)).await {
-            Ok(_) => {
+        match context.engine.send_signals(signals).await {
+            Ok(()) => {
                 // Stored once the engine has the signals, so a restart resolves what left.
                 if memory.digest() != before {
                     if let Some(store) = &context.store {
@@ -273,7 +273,7 @@ pub async fn run(
                     }
                 }
             }
-            Err(EngineError::Stopped) => return memory,
+            Err(NotTaken::Stopped) => return memory,
             Err(e) => {
                 tracing::warn!(source = %source.name, error = %e, "pulled alerts not recorded")
             }
