@@ -18,7 +18,7 @@ use crate::config::{self, Config};
 use crate::engine::leader::LeaderContext;
 use crate::engine::leadership::{default_engine_id, Fence, LeaseTiming};
 use crate::engine::reload::{reload_loop, ReloadRequest};
-use crate::engine::setup::AckKeys;
+use crate::engine::secrets::AckKeys;
 use crate::engine::{Core, EngineHandle, Setup};
 use crate::metrics::Metrics;
 use crate::store::{Backend, Owner, Store, StoreHealth};

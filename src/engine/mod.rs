@@ -9,6 +9,7 @@ pub mod lease_expiries;
 pub mod open_counts;
 pub mod reload;
 pub mod runtime;
+pub mod secrets;
 pub mod setup;
 pub mod summary;
 pub mod timers;

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::runtime::EngineHandle;
-use super::setup::AckKeys;
+use super::secrets::AckKeys;
 use super::{Input, Setup};
 use crate::config;
 use crate::metrics::Metrics;
