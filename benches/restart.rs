@@ -27,8 +27,8 @@ async fn seed(dir: &EngineDir, incidents: u64, timeline: u64) -> (i64, i64) {
     let config = tocsin::config::load(&dir.path().join("config.yaml")).expect("config");
     let url = format!("sqlite://{}/data/tocsin.db", dir.path().display());
     let store = Store::open(&url).await.expect("store");
-    let ack_keys = tocsin::app::AckKeys::new(store.clone());
-    let setup = tocsin::app::build_setup(config, &ack_keys)
+    let ack_keys = tocsin::engine::secrets::AckKeys::new(store.clone());
+    let setup = tocsin::engine::Setup::build(config, &ack_keys)
         .await
         .expect("setup");
     let mut core = Core::new(setup, Arc::new(Metrics::new()), Utc::now());

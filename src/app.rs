@@ -1,8 +1,10 @@
-//! The daemon: builds every stage from the config, runs them, reloads on SIGHUP or
-//! `POST /-/reload`, and shuts down cleanly on Ctrl-C or SIGTERM.
+//! The daemon's wiring: bind the port, open the store, build the setup, and hand each stage
+//! its parts: the leader's services and the lease (`engine::leader`), reloads on SIGHUP or
+//! `POST /-/reload` (`engine::reload`), the HTTP API (`api`). `run` adds the signals, and
+//! shuts down cleanly on Ctrl-C or SIGTERM.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -10,13 +12,15 @@ use anyhow::{Context, Result};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
-use crate::api::{self, AppState, ReloadRequest};
+use crate::api::{self, AppState};
+use crate::clock::Clock;
 use crate::config::{self, Config};
-use crate::engine::leadership::{self, Fence, Leadership, LeaseTiming};
-use crate::engine::runtime::{self, LoopParts};
-use crate::engine::{Clock, Core, EngineHandle, Input, Reply, Setup};
+use crate::engine::leader::LeaderContext;
+use crate::engine::leadership::{default_engine_id, Fence, LeaseTiming};
+use crate::engine::reload::{reload_loop, ReloadRequest};
+use crate::engine::secrets::AckKeys;
+use crate::engine::{Core, EngineHandle, Setup};
 use crate::metrics::Metrics;
-use crate::paging::{AckSigner, Page};
 use crate::store::{Backend, Owner, Store, StoreHealth};
 
 /// How to start an engine.
@@ -57,7 +61,6 @@ impl Running {
         &self.state.engine
     }
 
-    /// Stop every task and write what is left; returns the core for inspection.
     /// Stop every task and write what is left; returns the last core this engine ran as
     /// the leader, for inspection.
     pub async fn stop(self) -> Option<Core> {
@@ -69,103 +72,6 @@ impl Running {
         self.state.store.close().await;
         core
     }
-}
-
-/// Read a secret file: its content without the trailing newline.
-pub fn read_secret(path: &Path) -> Result<Vec<u8>> {
-    let mut bytes = std::fs::read(path)
-        .with_context(|| format!("cannot read secret file {}", path.display()))?;
-    while bytes.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
-        bytes.pop();
-    }
-    Ok(bytes)
-}
-
-/// Where ack-link keys come from: `server.ack_secret_file`, else the key kept in the store,
-/// one for every engine on it, so a link signed by one engine is accepted by all. The stored
-/// key is read once and kept, so a reload needs no store.
-#[derive(Clone)]
-pub struct AckKeys {
-    store: Store,
-    stored: Arc<tokio::sync::OnceCell<AckSigner>>,
-}
-
-/// The stored key's name in the store.
-const ACK_KEY_NAME: &str = "ack_link_key";
-
-impl AckKeys {
-    pub fn new(store: Store) -> AckKeys {
-        AckKeys {
-            store,
-            stored: Arc::default(),
-        }
-    }
-
-    /// The signer for `config`.
-    pub async fn signer(&self, config: &Config) -> Result<AckSigner> {
-        if let Some(file) = &config.server.ack_secret_file {
-            return Ok(AckSigner::new(&read_secret(&config.resolve_path(file))?));
-        }
-        let signer = self
-            .stored
-            .get_or_try_init(|| stored_ack_signer(config, &self.store))
-            .await?;
-        Ok(signer.clone())
-    }
-}
-
-/// The store's key, made by the first engine that asks. `data/ack-link.key`, where earlier
-/// versions kept a key of each engine's own, becomes the store's key if it has none yet, and
-/// links signed with it are accepted either way: links already sent keep working.
-async fn stored_ack_signer(config: &Config, store: &Store) -> Result<AckSigner> {
-    let earlier_file = config.data_dir().join("ack-link.key");
-    let earlier = if earlier_file.exists() {
-        Some(read_secret(&earlier_file)?)
-    } else {
-        None
-    };
-    let candidate = match &earlier {
-        Some(key) => String::from_utf8_lossy(key).into_owned(),
-        None => hex::encode(rand::random::<[u8; 32]>()),
-    };
-    let key = store
-        .shared_secret(ACK_KEY_NAME, &candidate)
-        .await
-        .context("reading the ack-link key from the store")?;
-    let signer = AckSigner::new(key.as_bytes());
-    Ok(match earlier {
-        Some(earlier) => signer.accepting(&earlier),
-        None => signer,
-    })
-}
-
-/// API bearer tokens, one per line (blank lines and `#` comments skipped).
-fn api_tokens(config: &Config) -> Result<Vec<String>> {
-    let Some(auth) = &config.server.auth else {
-        return Ok(Vec::new());
-    };
-    let path = config.resolve_path(&auth.tokens_file);
-    let text = std::fs::read_to_string(&path)
-        .with_context(|| format!("cannot read tokens file {}", path.display()))?;
-    let tokens: Vec<String> = text
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .map(str::to_string)
-        .collect();
-    anyhow::ensure!(
-        !tokens.is_empty(),
-        "tokens file {} holds no token",
-        path.display()
-    );
-    Ok(tokens)
-}
-
-/// Build the compiled setup from a config, reading the secrets it names.
-pub async fn build_setup(config: Config, ack_keys: &AckKeys) -> Result<Arc<Setup>> {
-    let signer = ack_keys.signer(&config).await?;
-    let tokens = api_tokens(&config)?;
-    Ok(Setup::with_secrets(config, Some(signer), tokens))
 }
 
 /// Start an engine: store, core, API and every task.
@@ -244,17 +150,17 @@ async fn start_engine(
         .store
         .engine_id
         .clone()
-        .unwrap_or_else(|| engine_id(addr));
+        .unwrap_or_else(|| default_engine_id(addr));
     metrics.prime(&config);
     let opened = async {
         let owner = Owner::this_process(Some(addr.to_string()));
         let store = Store::open_as(&store_url, &owner).await?;
         let ack_keys = AckKeys::new(store.clone());
-        match build_setup(config, &ack_keys).await {
+        match Setup::build(config, &ack_keys).await {
             Ok(setup) => anyhow::Ok((setup, store, ack_keys)),
             Err(e) => {
                 store.close().await;
-                Err(e)
+                Err(e.into())
             }
         }
     }
@@ -269,13 +175,11 @@ async fn start_engine(
     // another leads go through the store's inbox.
     let engine = EngineHandle::new(shared.then(|| store.clone()), clock.clone());
     let (setup_tx, setup_rx) = watch::channel(Arc::clone(&setup));
-    let (role_tx, role_rx) = watch::channel(Leadership::FOLLOWER);
     let fence = if shared {
         Fence::new()
     } else {
         Fence::forever()
     };
-    // Set by failed writes of the engine loop and the delivery worker; read by /-/ready.
     let health = StoreHealth::of(&store);
     let leader = LeaderContext {
         store: store.clone(),
@@ -285,73 +189,14 @@ async fn start_engine(
         setup: setup_rx.clone(),
         holder: holder.clone(),
         shared,
-        fence: Arc::clone(&fence),
+        fence,
         health: health.clone(),
     };
-    let mut tasks = Vec::new();
-    // This process, among any others under the same engine id (see `store::leader`).
-    let instance = uuid::Uuid::new_v4().simple().to_string();
-    if shared {
-        if let Err(e) = leadership::claim_engine_id(&store, &holder, &instance, lease).await {
-            store.close().await;
-            return Err((e.into(), shutdown_tx));
-        }
-    }
-    let initial_role = if shared {
-        // The first attempt at the lease decides this engine's role before it serves.
-        let sent = leadership::RealInstant::now();
-        match store
-            .acquire_or_renew(&holder, &instance, lease.lease.as_millis() as i64)
-            .await
-        {
-            Ok(Some(term)) => {
-                fence.extend(sent, lease.lease - lease.margin);
-                leadership::publish_fence(&fence, &metrics);
-                leadership::publish_term_start(&fence, &metrics, sent);
-                Leadership { leader: true, term }
-            }
-            Ok(None) => Leadership::FOLLOWER,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot reach the leader lease; starting as a follower");
-                Leadership::FOLLOWER
-            }
-        }
-    } else {
-        // One engine on its own SQLite store leads for good.
-        Leadership {
-            leader: true,
-            term: 0,
-        }
+    let leading = match leader.lead(lease, shutdown_rx.clone()).await {
+        Ok(leading) => leading,
+        Err(e) => return Err((e.into(), shutdown_tx)),
     };
-    role_tx.send_replace(initial_role);
-    metrics.leader.set(i64::from(initial_role.leader));
-    let services = if initial_role.leader {
-        match leader.start(initial_role.term).await {
-            Ok(services) => Some(services),
-            Err(e) => return Err((e, shutdown_tx)),
-        }
-    } else {
-        None
-    };
-    if shared {
-        tasks.push(tokio::spawn(leadership::run_lease(
-            store.clone(),
-            holder.clone(),
-            instance,
-            lease,
-            Arc::clone(&fence),
-            role_tx,
-            Arc::clone(&metrics),
-            shutdown_rx.clone(),
-        )));
-    }
-    let supervisor = tokio::spawn(supervise(
-        leader,
-        services,
-        role_rx.clone(),
-        shutdown_rx.clone(),
-    ));
-
+    let mut tasks = leading.tasks;
     let (reload_tx, reload_rx) = mpsc::channel::<ReloadRequest>(8);
     let ready = Arc::new(AtomicBool::new(false));
     let state = AppState {
@@ -363,7 +208,7 @@ async fn start_engine(
         store_health: health,
         clock: clock.clone(),
         reload: reload_tx,
-        role: role_rx,
+        role: leading.role,
         engine_id: Arc::from(holder.as_str()),
     };
     tasks.push(tokio::spawn(reload_loop(
@@ -382,301 +227,15 @@ async fn start_engine(
         .config_last_reload_success_timestamp_seconds
         .set(chrono::Utc::now().timestamp() as f64);
     ready.store(true, Ordering::Release);
-    tracing::info!(%addr, engine = %holder, leader = initial_role.leader, "tocsin is ready");
+    tracing::info!(%addr, engine = %holder, leader = leading.first.leader, "tocsin is ready");
     Ok(Running {
         addr,
         state,
         metrics,
         shutdown: shutdown_tx,
         tasks,
-        supervisor,
+        supervisor: leading.supervisor,
     })
-}
-
-/// A name for this engine in the lease: its host and the address it serves on. Two engines
-/// cannot serve on one host and address at once, and an engine restarted in place (after a
-/// crash, by systemd) is the same holder, so it takes its lease back as soon as it has seen
-/// that nobody renews it, instead of waiting for it to run out (`claim_engine_id`).
-fn engine_id(addr: SocketAddr) -> String {
-    let host = crate::store::host_name().unwrap_or_else(|| "tocsin".into());
-    format!("{host}@{addr}")
-}
-
-/// What the leader's services are built from.
-struct LeaderContext {
-    store: Store,
-    engine: EngineHandle,
-    clock: Clock,
-    metrics: Arc<Metrics>,
-    setup: watch::Receiver<Arc<Setup>>,
-    holder: String,
-    shared: bool,
-    fence: Arc<Fence>,
-    health: StoreHealth,
-}
-
-/// The tasks that only the leader runs: the engine loop (rules, timers), delivery, probes
-/// and pulls, and the inbox reader.
-struct LeaderServices {
-    stop: watch::Sender<bool>,
-    engine_task: JoinHandle<Core>,
-    tasks: Vec<JoinHandle<()>>,
-}
-
-impl LeaderContext {
-    /// Take over: load the state from the store and start everything the leader runs.
-    async fn start(&self, term: i64) -> Result<LeaderServices> {
-        let store = if self.shared {
-            self.store.fenced(&self.holder, term)
-        } else {
-            self.store.clone()
-        };
-        let snapshot = store.load().await.context("loading state from the store")?;
-        let setup = Arc::clone(&self.setup.borrow());
-        let now = self.clock.now();
-        let mut core = Core::new(setup, Arc::clone(&self.metrics), now);
-        tracing::info!(
-            term,
-            incidents = snapshot.incidents.len(),
-            rule_states = snapshot.rule_states.len(),
-            "state loaded from the store"
-        );
-        // Also sets the open-incident and queue gauges from what was stored.
-        core.restore(snapshot, now);
-        let (stop, stop_rx) = watch::channel(false);
-        let (pages_tx, pages_rx) = mpsc::unbounded_channel::<Vec<Page>>();
-        let inputs = self.engine.attach();
-        let engine_task = tokio::spawn(runtime::run_loop(
-            core,
-            inputs,
-            LoopParts {
-                store,
-                clock: self.clock.clone(),
-                metrics: Arc::clone(&self.metrics),
-                pages: pages_tx,
-                shutdown: stop_rx.clone(),
-                health: self.health.clone(),
-            },
-        ));
-        let mut tasks = vec![crate::paging::notify::spawn(
-            crate::paging::notify::DeliveryParts {
-                store: self.store.clone(),
-                engine: self.engine.clone(),
-                clock: self.clock.clone(),
-                metrics: Arc::clone(&self.metrics),
-                setup: self.setup.clone(),
-                pages: pages_rx,
-                shutdown: stop_rx.clone(),
-                claims: self.shared.then(|| crate::paging::notify::Claims {
-                    holder: self.holder.clone(),
-                    fence: Arc::clone(&self.fence),
-                }),
-                health: self.health.clone(),
-            },
-        )];
-        tasks.push(crate::sources::spawn(crate::sources::SourceParts {
-            engine: self.engine.clone(),
-            clock: self.clock.clone(),
-            metrics: Arc::clone(&self.metrics),
-            setup: self.setup.clone(),
-            shutdown: stop_rx.clone(),
-            store: self.store.clone(),
-        }));
-        if self.shared {
-            tasks.push(tokio::spawn(read_inbox(
-                self.store.clone(),
-                self.engine.clone(),
-                self.clock.clone(),
-                stop_rx,
-            )));
-        }
-        Ok(LeaderServices {
-            stop,
-            engine_task,
-            tasks,
-        })
-    }
-}
-
-impl LeaderServices {
-    /// Stop leading: inputs go to the inbox again and every leader task ends.
-    async fn stop(self, engine: &EngineHandle) -> Option<Core> {
-        engine.detach();
-        let _ = self.stop.send(true);
-        for task in self.tasks {
-            let _ = task.await;
-        }
-        self.engine_task.await.ok()
-    }
-}
-
-/// Start the leader's services when this engine takes the lease, stop them when it loses it;
-/// returns the last core at shutdown (for tests).
-async fn supervise(
-    leader: LeaderContext,
-    mut services: Option<LeaderServices>,
-    mut role: watch::Receiver<Leadership>,
-    mut shutdown: watch::Receiver<bool>,
-) -> Option<Core> {
-    let mut running_term = services.as_ref().map(|_| role.borrow().term);
-    let mut last_core = None;
-    loop {
-        let changed = tokio::select! {
-            _ = shutdown.wait_for(|stop| *stop) => break,
-            changed = role.changed() => changed.is_ok(),
-        };
-        if !changed {
-            // No lease to follow (one engine on SQLite): lead until shutdown.
-            let _ = shutdown.wait_for(|stop| *stop).await;
-            break;
-        }
-        let now = *role.borrow_and_update();
-        if running_term.is_some() && (!now.leader || running_term != Some(now.term)) {
-            if let Some(s) = services.take() {
-                last_core = s.stop(&leader.engine).await;
-            }
-            running_term = None;
-            tracing::info!("leader services stopped");
-        }
-        if now.leader && running_term.is_none() {
-            match leader.start(now.term).await {
-                Ok(s) => {
-                    services = Some(s);
-                    running_term = Some(now.term);
-                }
-                Err(e) => tracing::error!(
-                    error = %format!("{e:#}"),
-                    "cannot take over; staying a follower until the next renewal"
-                ),
-            }
-        }
-    }
-    if let Some(s) = services.take() {
-        last_core = s.stop(&leader.engine).await;
-    }
-    last_core
-}
-
-/// The leader applies inputs other engines took (pushes, CRIs, heartbeats, acks); each is
-/// marked done with its reply in the same transaction as its effects.
-async fn read_inbox(
-    store: Store,
-    engine: EngineHandle,
-    clock: Clock,
-    mut stop: watch::Receiver<bool>,
-) {
-    let mut after = 0;
-    let mut last_prune = tokio::time::Instant::now();
-    // A store that does not answer is logged once, not at every poll.
-    let mut failing = false;
-    loop {
-        let mut full = false;
-        match store.inbox_pending(after, 256).await {
-            Ok(rows) => {
-                if std::mem::take(&mut failing) {
-                    tracing::info!("the inbox can be read again");
-                }
-                full = rows.len() == 256;
-                for (id, json) in rows {
-                    after = id;
-                    let input = match serde_json::from_str::<Input>(&json) {
-                        Ok(input) => input,
-                        Err(e) => {
-                            // Written by an engine of another version: answer, do not guess.
-                            tracing::error!(inbox = id, error = %e, "an inbox input cannot be read");
-                            let reply =
-                                Reply::Conflict(format!("this leader cannot read the input: {e}"));
-                            let json = serde_json::to_string(&reply).unwrap_or_default();
-                            let _ = store.inbox_answer(id, &json, clock.now()).await;
-                            continue;
-                        }
-                    };
-                    if engine.submit_inbox(id, input).await.is_err() {
-                        return;
-                    }
-                }
-            }
-            Err(e) if !failing => {
-                failing = true;
-                tracing::warn!(error = %e, "cannot read the inbox; retrying every 250 ms");
-            }
-            Err(e) => tracing::debug!(error = %e, "cannot read the inbox"),
-        }
-        if last_prune.elapsed() > std::time::Duration::from_secs(60) {
-            last_prune = tokio::time::Instant::now();
-            let _ = store
-                .inbox_prune(clock.now() - chrono::Duration::hours(1))
-                .await;
-        }
-        let wait = match (full, failing) {
-            (_, true) => 250,
-            (true, false) => 0,
-            (false, false) => 20,
-        };
-        tokio::select! {
-            _ = stop.wait_for(|stop| *stop) => return,
-            _ = tokio::time::sleep(std::time::Duration::from_millis(wait)) => {}
-        }
-    }
-}
-
-/// Reload requests (API and SIGHUP): a bad config is refused whole and the old one runs on.
-async fn reload_loop(
-    config_path: PathBuf,
-    ack_keys: AckKeys,
-    mut requests: mpsc::Receiver<ReloadRequest>,
-    setup_tx: watch::Sender<Arc<Setup>>,
-    engine: EngineHandle,
-    metrics: Arc<Metrics>,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    loop {
-        let reply = tokio::select! {
-            _ = shutdown.wait_for(|stop| *stop) => return,
-            request = requests.recv() => match request {
-                Some(reply) => reply,
-                None => return,
-            },
-        };
-        let result = reload_once(&config_path, &ack_keys, &setup_tx, &engine).await;
-        match &result {
-            Ok(()) => {
-                metrics.prime(&setup_tx.borrow().config);
-                metrics.config_last_reload_successful.set(1);
-                metrics
-                    .config_last_reload_success_timestamp_seconds
-                    .set(chrono::Utc::now().timestamp() as f64);
-                tracing::info!("config reloaded");
-            }
-            Err(why) => {
-                metrics.config_last_reload_successful.set(0);
-                tracing::error!(error = %why, "config reload refused; the old config keeps running");
-            }
-        }
-        let _ = reply.send(result);
-    }
-}
-
-async fn reload_once(
-    config_path: &Path,
-    ack_keys: &AckKeys,
-    setup_tx: &watch::Sender<Arc<Setup>>,
-    engine: &EngineHandle,
-) -> Result<(), String> {
-    let config = config::load_to_run(config_path).map_err(|e| e.to_string())?;
-    let old = setup_tx.borrow().config.store_url();
-    if config.store_url() != old {
-        return Err("store.url cannot change on reload; restart the engine".into());
-    }
-    let setup = build_setup(config, ack_keys)
-        .await
-        .map_err(|e| format!("{e:#}"))?;
-    engine
-        .send(Input::Reload(Arc::clone(&setup)))
-        .await
-        .map_err(|e| e.to_string())?;
-    setup_tx.send_replace(setup);
-    Ok(())
 }
 
 /// `tocsin run`: start, then wait for Ctrl-C (SIGINT) or SIGTERM; SIGHUP reloads.

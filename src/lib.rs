@@ -2,11 +2,13 @@
 //!
 //! The flow: `sources` produce signals, `rules` turn them into impacts, `incident` groups and
 //! classifies impacts, `paging` decides who is paged, `paging::notify` delivers, and `store`
-//! keeps every step durable. `engine` wires the stages; `api` and `cli` are the interfaces.
+//! keeps every step durable. `engine` wires the stages, on one `clock`; `app` starts them;
+//! `api` and `cli` are the interfaces.
 
 pub mod api;
 pub mod app;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod decode;
 pub mod engine;

@@ -7,6 +7,7 @@ pub mod auth;
 pub mod dashboard;
 pub mod error;
 pub mod incidents;
+pub mod ingest;
 pub mod oncall;
 mod oversized;
 pub mod queues;
@@ -22,18 +23,18 @@ use axum::extract::Request;
 use axum::middleware;
 use axum::response::Response;
 use axum::Router;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, watch};
 use tower::ServiceExt;
 
-use crate::engine::{Clock, EngineHandle, Setup};
+use crate::clock::Clock;
+use crate::engine::{EngineHandle, Setup};
 use crate::metrics::Metrics;
 use crate::store::Store;
 
 /// Largest request body accepted (DESIGN.md: 413 above 1 MiB).
 pub const MAX_BODY: usize = 1 << 20;
 
-/// A reload request; answered once the reload is done.
-pub type ReloadRequest = oneshot::Sender<Result<(), String>>;
+pub use crate::engine::reload::ReloadRequest;
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -82,7 +83,7 @@ pub fn router(state: AppState) -> Router {
         .merge(incidents::router(state.clone()))
         .merge(queues::router(state.clone()))
         .merge(oncall::router(state.clone()))
-        .merge(crate::sources::ingest::router(state.clone()))
+        .merge(ingest::router(state.clone()))
         .merge(ack::router())
         .merge(dashboard::router())
         .fallback(error::not_found)

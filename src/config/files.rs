@@ -9,8 +9,8 @@ use std::path::{Path as FsPath, PathBuf};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::CertificateDer;
 
-use super::load::FileReport;
 use super::locate::Path;
+use super::report::FileReport;
 use super::Config;
 
 /// Largest file read (a CA bundle is a few hundred KiB; a secret a few bytes).

@@ -3,8 +3,8 @@
 
 use std::collections::HashMap;
 
-use super::load::FileReport;
 use super::locate::Path;
+use super::report::FileReport;
 use super::{Config, ProbeKind};
 
 pub(super) fn validate(config: &Config, report: &mut FileReport, rule_reports: &mut [FileReport]) {

@@ -109,6 +109,13 @@ impl Fence {
 }
 
 /// Publish the fence's end (`tocsin_leader_fence_end_timestamp_seconds`); call after every
+/// Delivery starts a page only while the fence holds.
+impl crate::paging::notify::LeaderFence for Fence {
+    fn is_valid(&self) -> bool {
+        Fence::is_valid(self)
+    }
+}
+
 /// change of the fence.
 pub fn publish_fence(fence: &Fence, metrics: &Metrics) {
     if let Some(at) = fence.stops_at_unix_seconds() {
@@ -157,6 +164,15 @@ impl LeaseTiming {
             margin: lease / 5,
         }
     }
+}
+
+/// A name for this engine in the lease: its host and the address it serves on. Two engines
+/// cannot serve on one host and address at once, and an engine restarted in place (after a
+/// crash, by systemd) is the same holder, so it takes its lease back as soon as it has seen
+/// that nobody renews it, instead of waiting for it to run out (`claim_engine_id`).
+pub fn default_engine_id(addr: std::net::SocketAddr) -> String {
+    let host = crate::store::host_name().unwrap_or_else(|| "tocsin".into());
+    format!("{host}@{addr}")
 }
 
 /// The engine id is another running engine's: it holds the lease under it and renews it.

@@ -24,10 +24,13 @@ use std::sync::RwLock;
 use futures::future::BoxFuture;
 use tokio::sync::{mpsc, oneshot, watch};
 
-use super::clock::Clock;
 use super::core::{Changes, Core, Input, Reply};
+use crate::clock::Clock;
 use crate::metrics::Metrics;
+use crate::paging::notify::{Escalation, GivenUp};
 use crate::paging::Page;
+use crate::signal::Signal;
+use crate::sources::{NotTaken, SignalSink};
 use crate::store::{Durable, Store, StoreError, StoreHealth, Submitted};
 
 /// Inputs waiting for the core, at most.
@@ -203,6 +206,43 @@ impl EngineHandle {
             tokio::time::sleep(delay).await;
             delay = (delay * 2).min(std::time::Duration::from_millis(50));
         }
+    }
+}
+
+/// The delivery worker reports pages it gave up on as inputs, like any other.
+impl Escalation for EngineHandle {
+    fn given_up(&self, page: GivenUp) -> BoxFuture<'_, bool> {
+        Box::pin(async move {
+            let input = Input::DeliveryFailed {
+                incident_id: page.incident_id,
+                level: page.level,
+                recipient: page.recipient,
+                reason: page.reason,
+            };
+            match self.send(input).await {
+                // Recorded; or taken in memory, to be written when the store recovers.
+                Ok(Reply::Done) | Err(EngineError::Store(_)) => true,
+                // The incident is no longer open, the engine is stopping, or no engine
+                // leads: the worker records it.
+                Ok(_)
+                | Err(EngineError::Stopped)
+                | Err(EngineError::NoLeader(_))
+                | Err(EngineError::NotTaken(_)) => false,
+            }
+        })
+    }
+}
+
+/// Sources hand their signals over as inputs.
+impl SignalSink for EngineHandle {
+    fn send_signals(&self, signals: Vec<Signal>) -> BoxFuture<'_, Result<(), NotTaken>> {
+        Box::pin(async move {
+            match self.send(Input::Signals(signals)).await {
+                Ok(_) => Ok(()),
+                Err(EngineError::Stopped) => Err(NotTaken::Stopped),
+                Err(e) => Err(NotTaken::Refused(e.to_string())),
+            }
+        })
     }
 }
 

@@ -1,5 +1,6 @@
-//! The config compiled for the core: rules, catalog, paging and templates. Immutable; a
-//! reload builds a new one and swaps it in whole.
+//! The config compiled for the core: rules, catalog, paging and templates, with the secrets
+//! it names (read by `engine::secrets`). Immutable; a reload builds a new one and swaps it in
+//! whole.
 
 use std::sync::Arc;
 
@@ -28,6 +29,12 @@ impl std::fmt::Debug for Setup {
         f.debug_struct("Setup")
             .field("rules", &self.rules.rules.len())
             .finish()
+    }
+}
+
+impl AsRef<Config> for Setup {
+    fn as_ref(&self) -> &Config {
+        &self.config
     }
 }
 

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use super::pull::PulledAlert;
+use super::pulled::PulledAlert;
 
 /// The path and query under the source's URL.
 pub const PATH: &str = "/api/v2/alerts?active=true&silenced=false&inhibited=false";

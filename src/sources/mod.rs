@@ -2,16 +2,18 @@
 //!
 //! The running sources follow the config: on a reload, the probes restart when their
 //! section changed, and each pull source restarts, starts or stops on its own, handing its
-//! memory of firing alerts to its successor so nothing it reported is left firing. The push,
-//! CRI and heartbeat endpoints ([`ingest`]) read the config in force on every request.
+//! memory of firing alerts to its successor so nothing it reported is left firing. Pushes and
+//! CRIs arrive over HTTP: the API's ingest endpoints (`api::ingest`) decode them with
+//! [`push`] and [`cri`], reading the config in force on every request.
 
 pub mod alertmanager;
 pub mod cri;
-pub mod ingest;
 pub mod probe;
 pub mod prometheus;
 pub mod pull;
+pub mod pulled;
 pub mod push;
+pub mod sink;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -21,25 +23,31 @@ use tokio::task::JoinHandle;
 
 use self::probe::ProbeContext;
 use self::pull::{PullContext, PullKind, PullMemory};
+pub use self::sink::{NotTaken, SignalSink};
+use crate::clock::Clock;
 use crate::config::{Config, PullSource};
-use crate::engine::{Clock, EngineHandle, Input, Setup};
 use crate::metrics::Metrics;
 use crate::store::Store;
 
-/// What the sources are handed.
-pub struct SourceParts {
-    pub engine: EngineHandle,
+/// What the sources are handed. `S` is the engine's compiled setup, which carries the config
+/// in force.
+pub struct SourceParts<S> {
+    /// Takes their signals.
+    pub engine: Arc<dyn SignalSink>,
     pub clock: Clock,
     pub metrics: Arc<Metrics>,
     /// The config in force; sources restart on a reload.
-    pub setup: watch::Receiver<Arc<Setup>>,
+    pub setup: watch::Receiver<Arc<S>>,
     pub shutdown: watch::Receiver<bool>,
     /// Keeps each pulled source's memory across restarts and takeovers.
     pub store: Store,
 }
 
 /// Start every configured source.
-pub fn spawn(parts: SourceParts) -> JoinHandle<()> {
+pub fn spawn<S>(parts: SourceParts<S>) -> JoinHandle<()>
+where
+    S: AsRef<Config> + Send + Sync + 'static,
+{
     tokio::spawn(supervise(parts))
 }
 
@@ -68,7 +76,10 @@ struct PullTask {
     running: Running<PullMemory>,
 }
 
-async fn supervise(parts: SourceParts) {
+async fn supervise<S>(parts: SourceParts<S>)
+where
+    S: AsRef<Config> + Send + Sync + 'static,
+{
     let SourceParts {
         engine,
         clock,
@@ -78,17 +89,17 @@ async fn supervise(parts: SourceParts) {
         store,
     } = parts;
     let pull_context = PullContext {
-        engine: engine.clone(),
+        engine: Arc::clone(&engine),
         clock: clock.clone(),
         metrics: Arc::clone(&metrics),
         store: Some(store.clone()),
     };
     let initial = Arc::clone(&setup.borrow());
-    forget_removed_sources(&store, &initial.config, &pull_context).await;
+    forget_removed_sources(&store, (*initial).as_ref(), &pull_context).await;
     let mut probes: Option<ProbeStage> = None;
     let mut pulls: BTreeMap<(PullKind, String), PullTask> = BTreeMap::new();
     loop {
-        let config = Arc::new(setup.borrow_and_update().config.clone());
+        let config = Arc::new((**setup.borrow_and_update()).as_ref().clone());
         probes = follow_probes(probes, &config, &engine, &clock, &metrics).await;
         follow_pulls(&mut pulls, &config, &pull_context).await;
         tokio::select! {
@@ -129,7 +140,7 @@ async fn forget_removed_sources(store: &Store, config: &Config, context: &PullCo
     for name in names.into_iter().filter(|n| !configured.contains(n)) {
         if let Some(memory) = pull::stored_memory(store, &name).await {
             let signals = memory.forget(context.clock.now());
-            if !signals.is_empty() && context.engine.send(Input::Signals(signals)).await.is_err() {
+            if !signals.is_empty() && context.engine.send_signals(signals).await.is_err() {
                 continue;
             }
         }
@@ -152,7 +163,7 @@ fn probe_section(config: &Config) -> String {
 async fn follow_probes(
     current: Option<ProbeStage>,
     config: &Arc<Config>,
-    engine: &EngineHandle,
+    engine: &Arc<dyn SignalSink>,
     clock: &Clock,
     metrics: &Arc<Metrics>,
 ) -> Option<ProbeStage> {
@@ -179,7 +190,7 @@ async fn follow_probes(
     };
     let task = tokio::spawn(probe::run_stage(
         Arc::clone(config),
-        engine.clone(),
+        Arc::clone(engine),
         context,
         stopped,
     ));
@@ -230,7 +241,7 @@ async fn follow_pulls(
                 .ok();
             let signals = memory.forget(context.clock.now());
             if !signals.is_empty() {
-                if let Err(e) = context.engine.send(Input::Signals(signals)).await {
+                if let Err(e) = context.engine.send_signals(signals).await {
                     tracing::warn!(source = %key.1, error = %e, "resolutions not recorded");
                 }
             }

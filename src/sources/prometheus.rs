@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use super::pull::PulledAlert;
+use super::pulled::PulledAlert;
 
 /// The path under the source's URL.
 pub const PATH: &str = "/api/v1/alerts";

@@ -12,9 +12,11 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use tokio::time::MissedTickBehavior;
 
+pub use super::pulled::PulledAlert;
+use super::sink::{NotTaken, SignalSink};
 use super::{alertmanager, prometheus};
+use crate::clock::Clock;
 use crate::config::PullSource;
-use crate::engine::{Clock, EngineError, EngineHandle, Input};
 use crate::metrics::Metrics;
 use crate::signal::{Fingerprint, Signal, SignalState, SourceKind};
 use crate::store::Store;
@@ -47,14 +49,6 @@ impl PullKind {
             PullKind::Alertmanager => alertmanager::parse(body),
         }
     }
-}
-
-/// One firing alert as a source lists it.
-#[derive(Clone, Debug, PartialEq)]
-pub struct PulledAlert {
-    pub labels: BTreeMap<String, String>,
-    pub annotations: BTreeMap<String, String>,
-    pub value: Option<f64>,
 }
 
 /// Why a pull failed; the text becomes the `error` annotation of the blind-spot signal.
@@ -168,7 +162,7 @@ impl PullMemory {
 /// What a pull loop is handed.
 #[derive(Clone)]
 pub struct PullContext {
-    pub engine: EngineHandle,
+    pub engine: Arc<dyn SignalSink>,
     pub clock: Clock,
     pub metrics: Arc<Metrics>,
     /// Where each source's memory outlives the engine (None in unit tests).
@@ -270,8 +264,8 @@ pub async fn run(
         if signals.is_empty() {
             continue;
         }
-        match context.engine.send(Input::Signals(signals)).await {
-            Ok(_) => {
+        match context.engine.send_signals(signals).await {
+            Ok(()) => {
                 // Stored once the engine has the signals, so a restart resolves what left.
                 if memory.digest() != before {
                     if let Some(store) = &context.store {
@@ -279,7 +273,7 @@ pub async fn run(
                     }
                 }
             }
-            Err(EngineError::Stopped) => return memory,
+            Err(NotTaken::Stopped) => return memory,
             Err(e) => {
                 tracing::warn!(source = %source.name, error = %e, "pulled alerts not recorded")
             }

@@ -14,6 +14,7 @@ use rustls::pki_types::CertificateDer;
 
 use super::error::{chain, NotifyError};
 use super::render;
+use crate::config::secrets::read_secret;
 use crate::config::{Config, EmailConfig, SmtpConfig, SmtpTls};
 use crate::paging::Page;
 
@@ -214,7 +215,7 @@ fn tls_parameters(config: &Config, smtp: &SmtpConfig) -> Result<TlsParameters, S
 fn password(config: &Config, smtp: &SmtpConfig) -> Result<String, String> {
     if let Some(file) = &smtp.password_file {
         let path = config.resolve_path(file);
-        let bytes = super::read_secret(&path)?;
+        let bytes = read_secret(&path).map_err(|e| e.to_string())?;
         return String::from_utf8(bytes)
             .map_err(|_| format!("password file {} is not UTF-8", path.display()));
     }

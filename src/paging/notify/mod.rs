@@ -17,12 +17,13 @@
 
 pub mod email;
 pub mod error;
+mod notifiers;
 pub mod render;
+pub mod report;
 pub mod retry;
 pub mod webhook;
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -31,8 +32,8 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::{JoinError, JoinHandle, JoinSet};
 use tracing::Instrument;
 
-use crate::config::{Config, RetryConfig};
-use crate::engine::{Clock, EngineError, EngineHandle, Input, Reply, Setup};
+use crate::clock::Clock;
+use crate::config::Config;
 use crate::incident::TimelineEntry;
 use crate::metrics::Metrics;
 use crate::paging::{Channel, Page};
@@ -41,6 +42,8 @@ use crate::store::{Claim, Store, StoreHealth};
 /// Outcomes written in one transaction, at most.
 const WRITE_BATCH: usize = 1024;
 pub use error::NotifyError;
+pub use notifiers::Notifiers;
+pub use report::{Escalation, GivenUp, LeaderFence};
 
 /// Attempts running at once, across all receivers.
 pub const MAX_IN_FLIGHT: usize = 32;
@@ -56,13 +59,15 @@ const ACTOR: &str = "tocsin";
 const DEFERRED_FIRST: Duration = Duration::from_millis(200);
 const DEFERRED_MAX: Duration = Duration::from_secs(5);
 
-/// What the delivery worker is handed.
-pub struct DeliveryParts {
+/// What the delivery worker is handed. `S` is the engine's compiled setup, which carries the
+/// config in force; a reload sends a new one.
+pub struct DeliveryParts<S> {
     pub store: Store,
-    pub engine: EngineHandle,
+    /// Hears of pages given up.
+    pub escalation: Arc<dyn Escalation>,
     pub clock: Clock,
     pub metrics: Arc<Metrics>,
-    pub setup: watch::Receiver<Arc<Setup>>,
+    pub setup: watch::Receiver<Arc<S>>,
     /// Pages just written to the outbox.
     pub pages: mpsc::UnboundedReceiver<Vec<Page>>,
     pub shutdown: watch::Receiver<bool>,
@@ -78,7 +83,7 @@ pub struct DeliveryParts {
 pub struct Claims {
     /// This engine's name in the lease and the claims.
     pub holder: String,
-    pub fence: Arc<crate::engine::leadership::Fence>,
+    pub fence: Arc<dyn LeaderFence>,
 }
 
 /// A claim lasts this long; an engine that dies while sending frees the page after it, and
@@ -93,72 +98,11 @@ enum Outcome {
 }
 
 /// Start the delivery worker.
-pub fn spawn(parts: DeliveryParts) -> JoinHandle<()> {
+pub fn spawn<S>(parts: DeliveryParts<S>) -> JoinHandle<()>
+where
+    S: AsRef<Config> + Send + Sync + 'static,
+{
     tokio::spawn(run(parts).instrument(tracing::info_span!("delivery")))
-}
-
-/// A secret file's content without its trailing newline (as `echo secret > file` writes it).
-pub(crate) fn read_secret(path: &Path) -> Result<Vec<u8>, String> {
-    let mut bytes = std::fs::read(path)
-        .map_err(|e| format!("cannot read secret file {}: {e}", path.display()))?;
-    while bytes.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
-        bytes.pop();
-    }
-    Ok(bytes)
-}
-
-/// Every notifier, built from one config. A reload builds a new set; attempts under way
-/// finish with the set they started with.
-pub struct Notifiers {
-    email: Option<email::Mailer>,
-    webhooks: HashMap<String, webhook::Webhook>,
-    client: reqwest::Client,
-    pub retry: RetryConfig,
-}
-
-impl Notifiers {
-    /// Build from the config, reading secret and password files now. A notifier whose
-    /// secret cannot be read is kept and fails its attempts with a retryable error that
-    /// says why, so the pages wait for a fixed config instead of being lost.
-    pub fn new(config: &Config, client: reqwest::Client) -> Notifiers {
-        let notifiers = &config.notifiers;
-        Notifiers {
-            email: notifiers
-                .email
-                .as_ref()
-                .map(|e| email::Mailer::new(config, e)),
-            webhooks: notifiers
-                .webhooks
-                .iter()
-                .map(|w| (w.name.clone(), webhook::Webhook::new(config, w)))
-                .collect(),
-            client,
-            retry: notifiers.retry.clone(),
-        }
-    }
-
-    /// One attempt to deliver one page.
-    pub async fn send(
-        &self,
-        page: &Page,
-        body: &[u8],
-        now: DateTime<Utc>,
-    ) -> Result<(), NotifyError> {
-        match page.recipient.channel {
-            Channel::Email => match &self.email {
-                Some(mailer) => mailer.send(page).await,
-                None => Err(NotifyError::NoEmailNotifier {
-                    to: page.recipient.address.clone(),
-                }),
-            },
-            Channel::Webhook => match self.webhooks.get(&page.recipient.address) {
-                Some(hook) => hook.send(&self.client, page, body, now).await,
-                None => Err(NotifyError::UnknownWebhook {
-                    webhook: page.recipient.address.clone(),
-                }),
-            },
-        }
-    }
 }
 
 /// A page the worker is responsible for until it is delivered or given up.
@@ -205,7 +149,7 @@ type Write = crate::store::DeliveryWrite;
 struct Worker {
     claims: Option<Claims>,
     store: Store,
-    engine: EngineHandle,
+    escalation: Arc<dyn Escalation>,
     clock: Clock,
     metrics: Arc<Metrics>,
     client: reqwest::Client,
@@ -230,10 +174,13 @@ struct Worker {
     flush_delay: Duration,
 }
 
-async fn run(parts: DeliveryParts) {
+async fn run<S>(parts: DeliveryParts<S>)
+where
+    S: AsRef<Config> + Send + Sync + 'static,
+{
     let DeliveryParts {
         store,
-        engine,
+        escalation,
         clock,
         metrics,
         mut setup,
@@ -245,11 +192,11 @@ async fn run(parts: DeliveryParts) {
     let client = webhook::client();
     // Clone the Arc out of the watch so reading secret files does not hold its lock.
     let current = Arc::clone(&setup.borrow_and_update());
-    let notifiers = Arc::new(Notifiers::new(&current.config, client.clone()));
+    let notifiers = Arc::new(Notifiers::new((*current).as_ref(), client.clone()));
     let mut worker = Worker {
         claims,
         store,
-        engine,
+        escalation,
         clock,
         metrics,
         client,
@@ -294,7 +241,8 @@ async fn run(parts: DeliveryParts) {
             Event::Pages(None) => pages_open = false,
             Event::Reload(true) => {
                 let current = Arc::clone(&setup.borrow_and_update());
-                worker.notifiers = Arc::new(Notifiers::new(&current.config, worker.client.clone()));
+                worker.notifiers =
+                    Arc::new(Notifiers::new((*current).as_ref(), worker.client.clone()));
                 tracing::info!("notifiers rebuilt from the reloaded config");
             }
             Event::Reload(false) => setup_open = false,
@@ -642,20 +590,14 @@ impl Worker {
             page.recipient.channel.as_str(),
             page.recipient.address
         );
-        let input = Input::DeliveryFailed {
+        let given_up = GivenUp {
             incident_id: page.incident_id,
             level: page.level,
             recipient: recipient.clone(),
             reason: reason.clone(),
         };
-        match self.engine.send(input).await {
-            // Recorded; or taken in memory, to be written when the store recovers.
-            Ok(Reply::Done) | Err(EngineError::Store(_)) => return,
-            // The engine is stopping, or no engine leads: record it here.
-            Ok(_)
-            | Err(EngineError::Stopped)
-            | Err(EngineError::NoLeader(_))
-            | Err(EngineError::NotTaken(_)) => {}
+        if self.escalation.given_up(given_up).await {
+            return;
         }
         let message = format!("page to {recipient} given up: {reason}");
         data["error"] = reason.into();

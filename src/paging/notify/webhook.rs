@@ -9,6 +9,7 @@ use sha2::Sha256;
 
 use super::error::{chain, NotifyError};
 use super::retry::parse_retry_after;
+use crate::config::secrets::read_secret;
 use crate::config::{Config, WebhookConfig};
 use crate::paging::Page;
 
@@ -45,7 +46,9 @@ impl Webhook {
     pub fn new(config: &Config, hook: &WebhookConfig) -> Webhook {
         let secret = match &hook.secret_file {
             None => Ok(None),
-            Some(file) => super::read_secret(&config.resolve_path(file)).map(|s| Some(Secret(s))),
+            Some(file) => read_secret(&config.resolve_path(file))
+                .map(|s| Some(Secret(s)))
+                .map_err(|e| e.to_string()),
         };
         Webhook {
             name: hook.name.clone(),

@@ -17,8 +17,9 @@ use tokio::task::JoinSet;
 use self::http::HttpProbe;
 use self::schedule::Schedule;
 use self::tcp::TcpProbe;
+use super::sink::{NotTaken, SignalSink};
+use crate::clock::Clock;
 use crate::config::{Config, ProbeConfig, ProbeKind};
-use crate::engine::{Clock, EngineHandle, Input};
 use crate::metrics::Metrics;
 use crate::signal::{LabelSet, Labels, ProbeResult, Signal, SignalState, SourceKind};
 
@@ -250,7 +251,7 @@ async fn run_one(
 /// on the probes' own thread.
 pub async fn run_stage(
     config: Arc<Config>,
-    engine: EngineHandle,
+    engine: Arc<dyn SignalSink>,
     context: ProbeContext,
     stop: watch::Receiver<bool>,
 ) {
@@ -280,7 +281,7 @@ const FORWARD_WINDOW: Duration = Duration::from_millis(20);
 /// The most results in one engine input.
 const FORWARD_BATCH: usize = 1024;
 
-async fn forward(mut rx: mpsc::Receiver<ProbeReport>, engine: EngineHandle) {
+async fn forward(mut rx: mpsc::Receiver<ProbeReport>, engine: Arc<dyn SignalSink>) {
     let mut batch = Vec::with_capacity(FORWARD_BATCH);
     while rx.recv_many(&mut batch, FORWARD_BATCH).await > 0 {
         // The first result opens the window; whatever else arrives in it goes along.
@@ -294,9 +295,9 @@ async fn forward(mut rx: mpsc::Receiver<ProbeReport>, engine: EngineHandle) {
             }
         }
         let signals = batch.drain(..).map(|r| r.signal).collect();
-        if let Err(e) = engine.send(Input::Signals(signals)).await {
+        if let Err(e) = engine.send_signals(signals).await {
             tracing::warn!(error = %e, "probe results not recorded");
-            if e == crate::engine::EngineError::Stopped {
+            if e == NotTaken::Stopped {
                 break;
             }
         }

@@ -1,5 +1,6 @@
-//! Wall-clock time that follows tokio's clock, so a test on a paused runtime moves the
-//! engine's "now" (and every escalation, `for:` and schedule) without sleeping.
+//! Wall-clock time for every stage that reads "now" (the engine, sources, delivery, the API).
+//! It follows tokio's clock, so a test on a paused runtime moves the engine's "now" (and
+//! every escalation, `for:` and schedule) without sleeping.
 
 use chrono::{DateTime, Utc};
 

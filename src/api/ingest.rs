@@ -1,4 +1,4 @@
-//! The HTTP ingest endpoints: Alertmanager-compatible push, the Alertmanager webhook
+//! The HTTP ingest endpoints (decoded by `sources::push` and `sources::cri`): Alertmanager-compatible push, the Alertmanager webhook
 //! receiver, customer-reported incidents and heartbeats. All behind the API token when
 //! `server.auth.tokens_file` is set.
 
@@ -11,13 +11,13 @@ use axum::{Json, Router};
 use chrono::SecondsFormat;
 use serde_json::json;
 
-use super::cri::{self, CriError};
-use super::push::{self, BodyError, Decoded, Problem};
-use crate::api::auth::require_token;
-use crate::api::error::ApiError;
-use crate::api::ratelimit::{self, RateLimiter};
-use crate::api::AppState;
+use super::auth::require_token;
+use super::error::ApiError;
+use super::ratelimit::{self, RateLimiter};
+use super::AppState;
 use crate::engine::{Input, Reply};
+use crate::sources::cri::{self, CriError};
+use crate::sources::push::{self, BodyError, Decoded, Problem};
 
 pub fn router(state: AppState) -> Router<AppState> {
     let limiter = std::sync::Arc::new(RateLimiter::new());

@@ -1,0 +1,63 @@
+//! Every notifier, built from one config: the mailer, each webhook, and the retry policy.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+
+use super::{email, webhook, NotifyError};
+use crate::config::{Config, RetryConfig};
+use crate::paging::{Channel, Page};
+
+/// Every notifier, built from one config. A reload builds a new set; attempts under way
+/// finish with the set they started with.
+pub struct Notifiers {
+    email: Option<email::Mailer>,
+    webhooks: HashMap<String, webhook::Webhook>,
+    client: reqwest::Client,
+    pub retry: RetryConfig,
+}
+
+impl Notifiers {
+    /// Build from the config, reading secret and password files now. A notifier whose
+    /// secret cannot be read is kept and fails its attempts with a retryable error that
+    /// says why, so the pages wait for a fixed config instead of being lost.
+    pub fn new(config: &Config, client: reqwest::Client) -> Notifiers {
+        let notifiers = &config.notifiers;
+        Notifiers {
+            email: notifiers
+                .email
+                .as_ref()
+                .map(|e| email::Mailer::new(config, e)),
+            webhooks: notifiers
+                .webhooks
+                .iter()
+                .map(|w| (w.name.clone(), webhook::Webhook::new(config, w)))
+                .collect(),
+            client,
+            retry: notifiers.retry.clone(),
+        }
+    }
+
+    /// One attempt to deliver one page.
+    pub async fn send(
+        &self,
+        page: &Page,
+        body: &[u8],
+        now: DateTime<Utc>,
+    ) -> Result<(), NotifyError> {
+        match page.recipient.channel {
+            Channel::Email => match &self.email {
+                Some(mailer) => mailer.send(page).await,
+                None => Err(NotifyError::NoEmailNotifier {
+                    to: page.recipient.address.clone(),
+                }),
+            },
+            Channel::Webhook => match self.webhooks.get(&page.recipient.address) {
+                Some(hook) => hook.send(&self.client, page, body, now).await,
+                None => Err(NotifyError::UnknownWebhook {
+                    webhook: page.recipient.address.clone(),
+                }),
+            },
+        }
+    }
+}
