@@ -93,7 +93,7 @@ async fn list_is_newest_first_and_filters_by_status_severity_and_limit() {
         .map(|i| i["severity"].as_i64().unwrap())
         .collect();
     assert_eq!(severities, vec![3, 4, 2]);
-    // The DESIGN incident object, every field present.
+    // The incident object of docs/api.md, every field present.
     for field in [
         "id",
         "title",

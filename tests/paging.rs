@@ -20,7 +20,8 @@ use tocsin::store::{OutboxStatus, Store};
 // ===== who is paged when, on a paused clock ================================================
 
 /// Responders reached by email (written to `.eml` files, so delivery needs no network and
-/// never retries), a policy per kind of incident, and the routes of DESIGN.md.
+/// never retries), a policy per kind of incident, and routes like those of the example in
+/// docs/configuration.md.
 const PAGING: &str = r#"
 server: { external_url: "http://tocsin.test" }
 responders:

@@ -166,7 +166,7 @@ struct NoteBody {
     text: String,
 }
 
-/// Longest note text (as DESIGN.md bounds a CRI summary).
+/// Longest note text (as docs/api.md bounds a CRI summary).
 pub(crate) const MAX_NOTE: usize = 64 * 1024;
 
 pub(crate) fn check_by(by: &str) -> Result<(), ApiError> {

@@ -31,7 +31,7 @@ use crate::engine::{EngineHandle, Setup};
 use crate::metrics::Metrics;
 use crate::store::Store;
 
-/// Largest request body accepted (DESIGN.md: 413 above 1 MiB).
+/// Largest request body accepted (docs/api.md: 413 above 1 MiB).
 pub const MAX_BODY: usize = 1 << 20;
 
 pub use crate::engine::reload::ReloadRequest;

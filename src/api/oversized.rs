@@ -3,10 +3,9 @@
 //! The body limit answers 413 as soon as it sees the `Content-Length`, while the client is
 //! still sending. The server then closes the connection with the rest of the body unread,
 //! and the kernel answers those bytes with a reset, which can reach the client before it
-//! reads the 413: it saw "connection reset" instead of the answer that says why (half the
-//! runs of `tests/hostile.rs` on one machine). As Go's net/http does, a body up to
-//! [`DRAIN_MAX`] is read to its end first, dropped frame by frame, never held; beyond that,
-//! or with no declared length, the answer goes out at once as before.
+//! reads the 413: it sees "connection reset" instead of the answer that says why. As Go's
+//! net/http does, a body up to [`DRAIN_MAX`] is read to its end first, dropped frame by
+//! frame, never held; beyond that, or with no declared length, the answer goes out at once.
 
 use axum::extract::Request;
 use axum::http::header::CONTENT_LENGTH;

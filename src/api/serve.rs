@@ -2,12 +2,13 @@
 //! [`HEAD_TIMEOUT`].
 //!
 //! `axum::serve` sets no such deadline (its connections have no timer), so a client that
-//! opened connections and sent nothing, or a byte now and then, held each of them for as long
-//! as it liked: enough of them and Prometheus's and Alertmanager's own pushes found no room.
+//! opens connections and sends nothing, or a byte now and then, would hold each of them for
+//! as long as it likes: enough of them and Prometheus's and Alertmanager's own pushes would
+//! find no room.
 //! Here hyper closes a connection whose request line and headers are not in within the
 //! deadline, counted from when it opened or from its last answer (so it also ends kept-alive
 //! connections left idle that long; clients open a new one). Once a request's head is in,
-//! its body is bounded in size (1 MiB, as before), not in time.
+//! its body is bounded in size (1 MiB, [`super::MAX_BODY`]), not in time.
 
 use std::net::SocketAddr;
 use std::time::Duration;

@@ -37,7 +37,7 @@ pub enum Command {
         #[arg(long)]
         store: bool,
     },
-    /// Run rule unit tests: timed signals in, expected incidents out (see README).
+    /// Run rule unit tests: timed signals in, expected incidents out (see docs/rules.md).
     Test {
         #[arg(required = true)]
         files: Vec<PathBuf>,

@@ -102,8 +102,8 @@ impl FromStr for Duration {
 }
 
 /// The longest duration accepted: every time the engine computes (now + a window + a delay …)
-/// stays far inside what a date can hold. `resolve_after: 100000000y` passed the check and
-/// then panicked the engine loop the first time an impact cleared.
+/// stays far inside what a date can hold, so no duration the check passes can overflow a
+/// time in the engine loop (`resolve_after: 100000000y` would).
 const MAX_MS: u64 = 100 * 365 * 24 * 3600 * 1000;
 
 impl fmt::Display for Duration {

@@ -13,9 +13,8 @@ use serde::{de, Deserialize, Deserializer, Serialize, Serializer};
 /// Compiled regexes may use at most this much memory.
 const REGEX_SIZE_LIMIT: usize = 1 << 20;
 /// Groups and repetitions nest at most this deep. The regex crate allows 250, but
-/// compiling recurses per level: `a` and 200 `*` (nested repetitions) overflowed the 2 MiB
-/// stack of a tokio worker thread, where a reload compiles the matchers, in a debug build
-/// (the fuzz target `matcher` found it).
+/// compiling recurses per level: `a` and 200 `*` (nested repetitions) overflow the 2 MiB
+/// stack of a tokio worker thread, where a reload compiles the matchers, in a debug build.
 const REGEX_NEST_LIMIT: u32 = 64;
 /// Longest matcher accepted: its name and value together (the text is longer by its
 /// operator, quotes and escapes).
@@ -256,8 +255,8 @@ fn parse_quoted(text: &str) -> Result<String, String> {
 }
 
 /// Written the way it is read (with the escapes [`parse_quoted`] knows), so what is printed
-/// parses back to the same matcher. Rust's `{:?}` escapes (`\0`, `\u{b}`) did not: found by
-/// the `matcher` fuzz target.
+/// parses back to the same matcher; Rust's `{:?}` escapes (`\0`, `\u{b}`) would not (the
+/// `matcher` fuzz target checks the round trip).
 impl fmt::Display for Matcher {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         use fmt::Write;
@@ -402,8 +401,8 @@ mod tests {
     }
 
     /// The limit holds for the name and value, not the text: the longest matcher, all
-    /// escapes when printed, prints back to one that parses (the fuzz target `matcher`
-    /// found one of 3,508 bytes that printed to 4,771 and no longer parsed).
+    /// escapes when printed, prints back to one that parses (printed, a matcher can grow
+    /// past the limit: 3,508 bytes can print as 4,771).
     #[test]
     fn the_longest_matcher_prints_back_to_one_that_parses() {
         let longest = format!("a={}", "\\".repeat(4095));

@@ -134,8 +134,8 @@ const MAX_CEL_DEPTH: usize = 32;
 const MAX_CEL_OPERATORS: usize = 512;
 
 /// The stack the CEL parser runs on. It recurses through a dozen grammar rules for each
-/// bracket level: in a debug build 12 nested `[` overflowed the 2 MiB of a tokio worker
-/// thread (where a reload loads the rules), and 32 nested `(` needed more than 4 MiB.
+/// bracket level: in a debug build 12 nested `[` overflow the 2 MiB of a tokio worker
+/// thread (where a reload loads the rules), and 32 nested `(` need more than 4 MiB.
 const PARSER_STACK: usize = 16 << 20;
 
 /// Run `parse` on a thread of its own with [`PARSER_STACK`], whatever thread loads the
@@ -178,7 +178,7 @@ pub struct CelExpr {
     pub text: String,
     pub program: Arc<cel::Program>,
     /// Which of [`CEL_VARIABLES`] the expression reads, in that order: only those are
-    /// bound when it runs (binding the labels map was most of a `when`'s cost).
+    /// bound when it runs (binding the labels map is most of a `when`'s cost).
     pub uses: [bool; 5],
     /// For `labels` and `annotations`: the keys the expression reads, when it reads that map
     /// only by keys written in it (see [`literal_keys`]); the map is then bound with those
@@ -478,9 +478,9 @@ mod tests {
         assert!(CelExpr::compile(&deep).unwrap_err().contains("nests"));
     }
 
-    /// Evaluation recurses per level on a 2 MiB worker thread: deep chains are refused
-    /// (the fuzz target `cel` found one of `>` and `.` that overflowed the stack), the parser
-    /// is shielded from long chains, and operators inside strings do not count.
+    /// Evaluation recurses per level on a 2 MiB worker thread: deep chains are refused (a
+    /// chain of `>` and `.` can overflow the stack), the parser is shielded from long chains,
+    /// and operators inside strings do not count.
     #[test]
     fn deep_chains_are_refused_before_they_can_exhaust_the_stack() {
         let chain = |n: usize| vec!["value"; n + 1].join(" > ");

@@ -1,5 +1,5 @@
-//! The typed shape of `config/tocsin.yaml`, straight from DESIGN.md. Every struct refuses
-//! unknown keys so a typo is an error, not a silently ignored setting.
+//! The typed shape of `config/tocsin.yaml`, as docs/configuration.md describes it. Every
+//! struct refuses unknown keys so a typo is an error, not a silently ignored setting.
 
 use std::collections::BTreeMap;
 

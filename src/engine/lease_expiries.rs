@@ -2,10 +2,9 @@
 //! to end then, in the order they were set.
 //!
 //! Not in [`Timers`](super::timers::Timers): a push of new alerts sets thousands of leases,
-//! mostly to a few instants (a sender stamps one `endsAt` on a whole batch). There each took
-//! an insert at a random place among the timers of its instant, which are ordered by key, and
-//! an entry in a hash map (the insert alone 2.3 % of the ingest benchmark's samples). Here it
-//! is an append to its instant's list.
+//! mostly to a few instants (a sender stamps one `endsAt` on a whole batch). In `Timers` each
+//! would be an insert at a random place among the timers of its instant, which are ordered
+//! by key, and an entry in a hash map; here it is an append to its instant's list.
 //!
 //! A lease that moves or ends is not looked for: its old entry stays, and is skipped when its
 //! instant comes, since the core's lease says when it ends now. Stale entries go all at once

@@ -36,14 +36,11 @@ use crate::store::{Durable, Store, StoreError, StoreHealth, Submitted};
 /// Inputs waiting for the core, at most.
 const QUEUE: usize = 4096;
 /// Inputs taken from the channel at a time. One: the loop looks at the batch being committed
-/// after each input, and hands the store the next batch as soon as it is free, instead of
-/// handling every input that queued up first. With 1,024, the 15 requests of new alerts that
-/// arrived while the first was written were handled in one go (~45 ms of the loop), the
-/// writer idle meanwhile, then written in one go while the loop idled: the stages took turns
-/// instead of overlapping (ingest benchmark, first pass, medians of two sets of 8 alternated
-/// runs: 1.50× and 1.54× Alertmanager's alerts/s with 1,024, 1.85× and 1.65× with one; runs
-/// on that machine moved by ±30 %). The inputs handled while a batch is committed still go
-/// to the store together, in one transaction.
+/// after each input and hands the store the next batch as soon as it is free, so the loop
+/// and the writer work at the same time. Taking every queued input first makes them take
+/// turns: the loop handles a burst while the writer idles, then the writer writes it while
+/// the loop idles (BENCHMARKS.md, "Ingest"). The inputs handled while a batch is committed
+/// still go to the store together, in one transaction.
 const TURN: usize = 1;
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]

@@ -25,7 +25,7 @@ pub enum TimerKey {
 }
 
 /// Kept as nanoseconds since the epoch: 8 bytes where a `DateTime<Utc>` takes 12 and pads
-/// each entry to 32 (two entries per open incident; the timers benchmark holds 100,000).
+/// each entry to 32 (two entries per open incident, and there may be 100,000 open).
 /// Times past 2262 (none are set) would fire at the end of that range.
 pub(super) type Nanos = i64;
 

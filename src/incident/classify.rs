@@ -1,4 +1,5 @@
-//! Sev 0–4 from the blast radius, as DESIGN.md and the LSI table define it.
+//! Sev 0–4 from the blast radius, as the LSI table defines it (docs/rules.md, "How an
+//! incident is classified").
 //!
 //! Over the incident's impacts: C = affected customers, R = regions, S = services.
 //! 0: a data loss, data corruption or security impact with |C| ≥ major_customers.

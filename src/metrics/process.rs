@@ -1,7 +1,7 @@
 //! The standard `process_*` metrics every Prometheus exporter has, read from `/proc/self`.
 //!
 //! The prometheus crate's own collector divides CPU ticks by the clock rate in integers
-//! (`process_cpu_seconds_total` moved a whole second at a time, and read 0 for an engine's
+//! (`process_cpu_seconds_total` moves a whole second at a time, and reads 0 for an engine's
 //! first second of CPU) and truncates the start time to the second; these are exact to the
 //! tick (1/100 s on Linux), as the Go client's are.
 

@@ -10,18 +10,16 @@ use cel::{Context, Env, Value};
 use crate::config::CelExpr;
 use crate::signal::{LabelSet, Signal};
 
-/// CEL's standard library (its functions, macros and types), built once. `Context::default()`
-/// builds it anew, thousands of declarations, and that was most of the engine's CPU time
-/// under a push of 10,000 alerts (the ingest benchmark, perf).
+/// CEL's standard library (its functions, macros and types), built once and shared:
+/// `Context::default()` builds it anew, thousands of declarations, for each evaluation.
 fn stdlib() -> Arc<Env> {
     static STDLIB: OnceLock<Arc<Env>> = OnceLock::new();
     STDLIB.get_or_init(|| Arc::new(Env::stdlib())).clone()
 }
 
 /// A label set as a CEL map of strings that borrows the set's strings. Through CEL's
-/// `Value` the map was built twice (once as a `Value`, once converted for the interpreter)
-/// with a copy of every string: ~8 % of the engine's time on new alerts (ingest benchmark,
-/// perf).
+/// `Value` the map would be built twice (once as a `Value`, once converted for the
+/// interpreter), with a copy of every string.
 fn string_map(set: &LabelSet) -> Box<dyn Val + '_> {
     let map: HashMap<CelMapKey<'_>, Box<dyn Val + '_>> = set
         .iter()

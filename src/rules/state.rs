@@ -393,8 +393,8 @@ mod tests {
     }
 
     /// A stored state leaves out what its signal lacks, an impact it has not and an empty
-    /// `resolved_firing`, keeps `suppressed` (see its doc), and reads back the same, as do rows written with those
-    /// fields (before they were left out).
+    /// `resolved_firing`, keeps `suppressed` (see its doc), and reads back the same, as do
+    /// rows that earlier versions wrote with those fields.
     #[test]
     fn a_stored_state_leaves_out_empty_fields_and_reads_back_the_same() {
         let mut quiet = RuleState::new(signal(), t(0));

@@ -2,7 +2,7 @@
 //!
 //! A test file names a config (a path, relative to the test file, or the config inline),
 //! then lists tests: timed inputs and the incidents (and optionally pages) expected at
-//! evaluation times. The README documents the format.
+//! evaluation times. docs/rules.md documents the format.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;

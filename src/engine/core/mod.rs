@@ -94,9 +94,8 @@ pub enum Reply {
 /// A pushed alert's lease: when it resolves unless it is pushed again.
 ///
 /// Not a row of its own: the store keeps it as the signal its rule states hold, `expires_at`
-/// included, and a restart takes it from there (see [`Core::restore`]). A fourth row for
-/// each new alert, with the whole signal a second time, was about a quarter of the bytes the
-/// ingest benchmark's first pass wrote per alert, and ~10 % of its CPU.
+/// included, and a restart takes it from there (see [`Core::restore`]). A row of its own
+/// would write the whole signal a second time for each new alert.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Lease {
     #[serde(serialize_with = "crate::signal::rfc3339::serialize")]
@@ -212,7 +211,7 @@ pub struct Core {
     heartbeats: Vec<HeartbeatState>,
     /// Deadline of each heartbeat; missed ones wait for a ping.
     // Boxed: a hash table keeps up to twice its entries' room, and more while it grows;
-    // for these ~400-byte values that room cost more than the values themselves.
+    // for these ~400-byte values that room costs more than the values themselves.
     incidents: HashMap<i64, Box<Incident>>,
     impacts: HashMap<i64, Box<Impact>>,
     paging: HashMap<i64, Box<PagingState>>,
@@ -303,7 +302,7 @@ impl Core {
         }
         // The store does not keep a key to one row (the engine does): should a key have two
         // rows, the later one is the state, and the earlier goes. States of rules no longer
-        // configured stay in the store, unused, as they did before rows had ids.
+        // configured stay in the store, unused.
         for (rule, fingerprint, state) in snapshot.rule_states {
             if let Some(index) = self.rule_index(&rule) {
                 if let Some(earlier) = self.rule_states.insert((index, fingerprint), state) {
@@ -465,8 +464,10 @@ impl Core {
             let leases = self.lease_expiries.next().filter(|at| *at <= now);
             match (timer, leases) {
                 (None, None) => break,
-                // At one instant rule timers go first, then leases, then the rest: the order
-                // they had when leases were timers too.
+                // At one instant rule timers go first, then leases, then the rest: a fixed
+                // order, so what an instant does never depends on which was set first. A
+                // `for:` that runs out as its alert's lease ends opens the impact, which the
+                // lease's end then clears.
                 (Some((at, key)), leases)
                     if leases.is_none_or(|l| {
                         at < l || (at == l && matches!(key, TimerKey::Rule(..)))

@@ -634,10 +634,8 @@ impl Worker {
 
     /// Queue a write; the loop writes what is queued at its next idle turn, in one
     /// transaction with every outcome that finished meanwhile (group commit, as the engine
-    /// loop does). Writing each outcome at once, awaited in the loop, cost two commits per
-    /// page and held up the next attempts: delivery topped out near 500 pages a second and
-    /// pages falling due faster were paged seconds late. A write that waits behind failed
-    /// or row-less ones keeps its place and their backoff.
+    /// loop does), so outcomes cost no commit each and never hold up the next attempts. A
+    /// write that waits behind failed or row-less ones keeps its place and their backoff.
     async fn write(&mut self, write: Write) {
         if self.deferred.is_empty() {
             self.flush_at = tokio::time::Instant::now();

@@ -45,7 +45,7 @@ pub fn next_attempt(
     let backoff = backoff(retry, failures, unit);
     let wait = retry_after.map_or(backoff, |asked| asked.max(backoff));
     // Saturating: a receiver may ask for `Retry-After: 99999999999999`, a config may keep
-    // pages for a million years; either overflowed DateTime and panicked the worker.
+    // pages for a million years; either would overflow DateTime and panic the worker.
     let next = later(now, wait);
     let deadline = later(created_at, retry.max_age.std());
     let earliest = later(now, backoff);

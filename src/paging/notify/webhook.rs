@@ -202,13 +202,12 @@ fn header_map(headers: &BTreeMap<String, String>) -> Result<HeaderMap, String> {
 pub fn client() -> reqwest::Client {
     reqwest::Client::builder()
         // Connections are kept between pages, as Alertmanager's client keeps its own: a burst
-        // of pages to one receiver does not open a connection per page (the signal-to-page
-        // benchmark, one page every 5 ms, showed no latency change from it either way). A
-        // kept connection the receiver has closed is
-        // dropped from the pool when its close arrives, and a request that finds it closed
-        // before a byte was sent is sent again on a new one (hyper), so a page does not fail
-        // for it. Idle ones go after 4 s, before the shortest common server keep-alive
-        // (Node.js closes idle connections after 5 s), so the pool rarely races a close.
+        // of pages to one receiver does not open a connection per page. A kept connection
+        // the receiver has closed is dropped from the pool when its close arrives, and a
+        // request that finds it closed before a byte was sent is sent again on a new one
+        // (hyper), so a page does not fail for it. Idle ones go after 4 s, before the
+        // shortest common server keep-alive (Node.js closes idle connections after 5 s), so
+        // the pool rarely races a close.
         .pool_idle_timeout(Duration::from_secs(4))
         .pool_max_idle_per_host(8)
         // A redirected POST may turn into a GET; a webhook URL that redirects is wrong.

@@ -130,9 +130,10 @@ pub async fn run_probes(
 
 /// Run `work` to its end. On a multi-threaded runtime (the daemon's) it runs on a thread of
 /// its own, on a single-threaded runtime: a probe's few awaits (its start, connect, answer)
-/// then wake that thread only, where on the shared runtime each woke a parked worker
-/// through a futex and a context switch (see BENCHMARKS.md, "Probes"). On a single-threaded
-/// runtime (tests, paused time) it runs in place, on that runtime's clock.
+/// then wake that thread only, where on the shared runtime each would wake a parked worker
+/// through a futex and a context switch (BENCHMARKS.md, "Probes beside Prometheus and
+/// blackbox_exporter"). On a single-threaded runtime (tests, paused time) it runs in place,
+/// on that runtime's clock.
 async fn on_own_thread<F>(work: F)
 where
     F: std::future::Future<Output = ()> + Send + 'static,

@@ -13,9 +13,9 @@ use tokio::time::{Instant, Interval, MissedTickBehavior};
 /// Offsets are whole multiples of this (of a hundredth of the interval when that is
 /// shorter), so probes whose phases fall in the same slot start on the same wake-up of the
 /// probes' thread and their connects and answers tend to share wake-ups too. At a thousand
-/// probes a second, one start per wake-up made the thread's context switches ~11 % of its
-/// CPU (`cargo bench --bench probes_blackbox` under perf); ten share one now. A start is at
-/// most one slot away from where the hash alone would put it.
+/// probes a second that is ten starts per wake-up instead of one, and fewer context switches
+/// of the probes' thread (BENCHMARKS.md, "Probes beside Prometheus and blackbox_exporter").
+/// A start is at most one slot away from where the hash alone would put it.
 const SLOT: Duration = Duration::from_millis(10);
 
 /// The probe's offset inside its interval: stable for a name, spread across names.
