@@ -1,14 +1,14 @@
 //! The daemon's wiring: bind the port, open the store, build the setup, and hand each stage
 //! its parts: the leader's services and the lease (`engine::leader`), reloads on SIGHUP or
-//! `POST /-/reload` (`engine::reload`), the HTTP API (`api`). `run` adds the signals, and
-//! shuts down cleanly on Ctrl-C or SIGTERM.
+//! `POST /-/reload` (`engine::reload`), the HTTP API (`api`). `tocsin run` (`cli::run`)
+//! adds the signals.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
@@ -236,87 +236,4 @@ async fn start_engine(
         tasks,
         supervisor: leading.supervisor,
     })
-}
-
-/// `tocsin run`: start, then wait for Ctrl-C (SIGINT) or SIGTERM; SIGHUP reloads.
-///
-/// Either signal stops the engine once, whenever it comes. During start-up the start is
-/// given up where it is: nothing has been paged yet, and what it did (the port bound, the
-/// store opened, migrated or read) is undone by closing it, a migration by its transaction.
-/// After start-up the engine drains (`Running::stop`); a second signal while it drains ends
-/// the process at once, as an error.
-pub async fn run(options: Options) -> Result<()> {
-    // Installed before anything else: a signal during start-up must not kill the process
-    // (the default action of all three) but stop it, and a SIGHUP then is a reload to come.
-    let mut signals = Signals::install()?;
-    let running = tokio::select! {
-        started = start(options) => started?,
-        name = signals.stop() => {
-            tracing::info!("{name} during start-up: stopping");
-            tracing::info!("stopped cleanly");
-            return Ok(());
-        }
-    };
-    let reload = running.state.reload.clone();
-    let name = loop {
-        match signals.next().await {
-            Signal::Stop(name) => break name,
-            Signal::Reload => {
-                tracing::info!("SIGHUP: reloading the config");
-                let (tx, rx) = tokio::sync::oneshot::channel();
-                if reload.send(tx).await.is_ok() {
-                    let _ = rx.await;
-                }
-            }
-        }
-    };
-    tracing::info!("{name}: shutting down (a second signal stops at once)");
-    tokio::select! {
-        () = async { running.stop().await; } => {}
-        again = signals.stop() => anyhow::bail!(
-            "{again} while shutting down: stopped at once; pages in flight may go out again \
-             after the next start, with the same X-Tocsin-Delivery"
-        ),
-    }
-    tracing::info!("stopped cleanly");
-    Ok(())
-}
-
-/// The signals `tocsin run` answers.
-struct Signals {
-    interrupt: tokio::signal::unix::Signal,
-    terminate: tokio::signal::unix::Signal,
-    hangup: tokio::signal::unix::Signal,
-}
-
-impl Signals {
-    fn install() -> Result<Signals> {
-        use tokio::signal::unix::{signal, SignalKind};
-        Ok(Signals {
-            interrupt: signal(SignalKind::interrupt()).context("cannot handle SIGINT")?,
-            terminate: signal(SignalKind::terminate()).context("cannot handle SIGTERM")?,
-            hangup: signal(SignalKind::hangup()).context("cannot handle SIGHUP")?,
-        })
-    }
-
-    /// The next SIGINT or SIGTERM, by name; a SIGHUP meanwhile waits for [`Signals::next`].
-    async fn stop(&mut self) -> &'static str {
-        tokio::select! {
-            _ = self.interrupt.recv() => "SIGINT",
-            _ = self.terminate.recv() => "SIGTERM",
-        }
-    }
-
-    async fn next(&mut self) -> Signal {
-        tokio::select! {
-            _ = self.interrupt.recv() => Signal::Stop("SIGINT"),
-            _ = self.terminate.recv() => Signal::Stop("SIGTERM"),
-            _ = self.hangup.recv() => Signal::Reload,
-        }
-    }
-}
-
-enum Signal {
-    Stop(&'static str),
-    Reload,
 }

@@ -3,6 +3,7 @@
 mod check;
 pub mod client;
 mod oncall;
+mod run;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -115,7 +116,7 @@ async fn dispatch(command: Command) -> ExitCode {
             init_logging();
             let mut options = crate::app::Options::new(config);
             options.listen = listen;
-            match crate::app::run(options).await {
+            match run::run(options).await {
                 Ok(()) => ExitCode::SUCCESS,
                 // One line on stderr, which is also where the log goes.
                 Err(e) => {
