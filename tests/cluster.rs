@@ -643,7 +643,6 @@ async fn a_resolve_through_a_follower_does_not_hide_an_alert_that_still_fires() 
     db.drop_db().await;
 }
 
-
 /// Each engine has its own folder and no `ack_secret_file`: the ack-link key is the store's,
 /// so a link in the leader's page acknowledges through a follower.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

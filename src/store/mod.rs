@@ -16,6 +16,7 @@ mod health;
 mod inbox;
 mod leader;
 mod lock;
+pub mod model;
 mod outbox;
 mod queries;
 mod redo_log;
@@ -23,6 +24,7 @@ mod secrets;
 mod sources;
 mod sqlite_writer;
 mod state;
+mod statements;
 mod wal_room;
 
 use std::path::Path;

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use sqlx::Row;
 
 use super::queries::{timeline_rows, TIMELINE_INSERT};
-use super::state::{push_rows, Statement, Val};
+use super::statements::{push_rows, Statement, Val};
 use super::{from_ms, json_column, ms, Result, Store};
 use crate::incident::TimelineEntry;
 use crate::paging::Page;

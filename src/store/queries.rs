@@ -4,7 +4,7 @@ use std::fmt::Write;
 
 use sqlx::Row;
 
-use super::state::{push_rows, Val};
+use super::statements::{push_rows, Val};
 use super::{from_ms, json_column, Result, Store};
 use crate::incident::{Impact, Incident, Status, TimelineEntry};
 

@@ -55,7 +55,7 @@ use rusqlite::{Connection, OpenFlags, ToSql};
 use tokio::sync::{oneshot, OwnedMutexGuard};
 
 use super::redo_log::RedoLog;
-use super::state::{Statement, Val};
+use super::statements::{Statement, Val};
 use super::wal_room;
 use super::{Result, StoreError};
 
@@ -653,7 +653,7 @@ fn write_with(
     written
 }
 
-/// As `state::run_statements`, on this connection.
+/// As `statements::run_statements`, on this connection.
 fn write(
     conn: &mut Option<Connection>,
     path: &PathBuf,
