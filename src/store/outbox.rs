@@ -205,10 +205,7 @@ impl Store {
         until: DateTime<Utc>,
     ) -> Result<Claim> {
         let mut tx = self.pool.begin().await?;
-        let lock = match self.backend {
-            super::Backend::Postgres => "FOR UPDATE SKIP LOCKED",
-            super::Backend::Sqlite => "",
-        };
+        let lock = self.backend.row_lock(false);
         let row = sqlx::query(&format!(
             "SELECT status, claimed_by, claimed_until FROM outbox WHERE id = $1 {lock}"
         ))

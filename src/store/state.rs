@@ -21,7 +21,7 @@ impl Store {
 
     /// Write `changes` in one transaction, returning once it is committed (readers see it,
     /// it survives this process) with what tells when it is on disk too. Only a SQLite
-    /// file's writer thread makes these two moments differ (see `sqlite_writer`).
+    /// file's writer thread makes these two moments differ (see `sqlite::writer`).
     pub async fn commit(&self, changes: &Changes) -> Result<super::Durable> {
         self.submit(changes).await?.committed().await
     }
@@ -34,7 +34,7 @@ impl Store {
         if changes.is_empty() {
             return Ok(super::Submitted::ready(Ok(super::Durable::done())));
         }
-        if let (Some(writer), None) = (&self.sqlite_writer, &self.fencing) {
+        if let (Some(writer), None) = (self.sqlite_writer(), &self.fencing) {
             let statements = plan(changes)?;
             let turn = self.write_turn().await;
             return writer.submit(statements, turn);
@@ -56,7 +56,7 @@ impl Store {
     /// engine's task that took ~5 µs per new alert, while the engine could not take the next
     /// inputs nor answer those already on disk (ingest benchmark, first pass).
     pub async fn submit_shared(&self, changes: &Arc<Changes>) -> Result<super::Submitted> {
-        match (&self.sqlite_writer, &self.fencing) {
+        match (self.sqlite_writer(), &self.fencing) {
             (Some(writer), None) if changes.rows() > PLAN_HERE_MAX_ROWS => {
                 let turn = self.write_turn().await;
                 let changes = Arc::clone(changes);
@@ -82,8 +82,8 @@ impl Store {
             let sql = format!(
                 "SELECT term FROM leader_lease WHERE name = 'engine' AND holder = $1 AND term = $2 \
                  AND expires_at >= {} {}",
-                super::leader::db_now(self.backend),
-                if self.backend == super::Backend::Postgres { "FOR SHARE" } else { "" }
+                self.backend.now_ms(),
+                self.backend.row_lock(true)
             );
             let held = sqlx::query(&sql)
                 .bind(fencing.holder.as_str())
@@ -110,7 +110,7 @@ impl Store {
     /// Committed, not fsynced: see the `synchronous` note in `Store::open`.
     pub(super) async fn write_statements(&self, statements: Vec<Statement>) -> Result<usize> {
         let turn = self.write_turn().await;
-        if let Some(writer) = &self.sqlite_writer {
+        if let Some(writer) = self.sqlite_writer() {
             return writer.write(statements, turn).await;
         }
         let mut conn = self.pool.acquire().await?;
@@ -228,7 +228,7 @@ impl Store {
 }
 
 /// Batches of up to this many rows (an alert and its page has ~8) are planned by
-/// [`Store::submit_shared`]'s caller, and likely written there too (see `sqlite_writer`).
+/// [`Store::submit_shared`]'s caller, and likely written there too (see `sqlite::writer`).
 const PLAN_HERE_MAX_ROWS: usize = 32;
 
 /// The statements that write one batch of changes, in order; run in one transaction.

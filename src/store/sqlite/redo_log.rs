@@ -38,7 +38,7 @@ use std::io::{self, Read, Seek, SeekFrom};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-use super::statements::{Statement, Val};
+use crate::store::statements::{Statement, Val};
 
 /// Past this size the file starts again from its beginning, once all of it is committed.
 pub const RESTART_AT: u64 = 4 << 20;
