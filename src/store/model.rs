@@ -29,9 +29,8 @@ pub struct PagingState {
 /// A pushed alert's lease: when it resolves unless it is pushed again.
 ///
 /// Not a row of its own: the store keeps it as the signal its rule states hold, `expires_at`
-/// included, and a restart takes it from there (see the engine core's `restore`). A fourth row for
-/// each new alert, with the whole signal a second time, was about a quarter of the bytes the
-/// ingest benchmark's first pass wrote per alert, and ~10 % of its CPU.
+/// included, and a restart takes it from there (see the engine core's `restore`): a row of its
+/// own would write the whole signal a second time for each new alert.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Lease {
     #[serde(serialize_with = "crate::signal::rfc3339::serialize")]

@@ -1,48 +1,32 @@
-//! The engine's batch writes to a SQLite file, on a thread of their own.
+//! The engine's batch writes to a SQLite file: rusqlite on a thread of their own, beside
+//! sqlx (which serves reads, claims, cursors and PostgreSQL).
 //!
-//! sqlx runs each SQLite connection on a worker thread and makes one round trip to it per
-//! statement; a batch that opens an incident and pages it is ~9 statements (begin, six
-//! tables, the outbox, commit), and those round trips were ~0.6 ms of the ~0.8 ms a page
-//! waited for its write (signal-to-page benchmark; the fsync itself is ~0.15 ms here). This
-//! thread takes a whole batch in one message and runs it in one transaction with rusqlite,
-//! on the same file and the same libsqlite3 as sqlx. Everything else (reads, the delivery
-//! worker's writes, PostgreSQL) stays on sqlx.
+//! - **One call per batch, not per statement.** sqlx runs a SQLite connection on a worker
+//!   thread and makes a round trip to it per statement; a batch that opens an incident and
+//!   pages it is ~9. This thread takes the whole batch in one message and runs it in one
+//!   transaction, on the same file and libsqlite3, its statements prepared once and kept.
+//! - **Commit, then fsync beside.** SQLite commits with `synchronous = NORMAL`: the
+//!   transaction is in the WAL through the OS's page cache when COMMIT returns, so it
+//!   survives the process being killed and readers see it. The engine hands the batch's
+//!   pages to delivery then; a second thread fsyncs the WAL (one fsync for every commit
+//!   queued) and only then are the inputs that made the batch answered. A power cut in
+//!   between can lose a batch whose pages went out, never one whose inputs were answered:
+//!   the source sends it again and the page goes again (a duplicate, not a loss).
+//! - **Small writes on the caller's thread.** A write of at most `WRITE_HERE_MAX_VALUES`
+//!   bound values is committed on the caller's thread, on the same connection, when the
+//!   thread is not using it: no hand-over and wake-up on a page's way out.
+//! - **Ahead of the commit** (`submit_ahead`): a small batch that pages is appended to the
+//!   redo log (`redo_log`), its pages go at once, and this thread commits it meanwhile. A
+//!   batch SQLite refuses stays in the log and in `WriterThread::unapplied`, and is committed
+//!   before any later write.
+//! - **Room in the WAL** (`wal_room`): before the first batch the WAL is grown with zeros
+//!   to its checkpoint bound, so the first burst after a start writes over blocks it has.
+//! - Delivery outcomes are written on this connection too (`Store::write_statements`), so
+//!   SQLite keeps its page cache between the engine's commits.
 //!
-//! A commit is reported in two steps. SQLite commits with `synchronous = NORMAL`: the
-//! transaction is in the WAL, through the OS's page cache, when COMMIT returns, so it
-//! survives the process being killed, and every reader sees it. The thread reports that
-//! (the engine hands the batch's pages to delivery then), and only then a second thread
-//! fsyncs the WAL file and reports the batch durable (the engine answers the inputs that
-//! made it then), while the writer goes on with the next batch. The
-//! fsync was ~0.4 of a page's ~1 ms from signal to receiver; this way it runs while the page
-//! is on its way instead of before it. A power cut in between can lose a batch whose pages
-//! went out, never a batch whose inputs were answered: the alert source, not told its
-//! alert was taken, sends it again and the page goes out again (a duplicate, not a loss).
-//! WAL with `NORMAL` stays consistent after a crash (SQLite's checksums end the log at the
-//! last whole commit); the fsync here gives back FULL's durability for what was answered.
-//!
-//! A small write (an alert or two and its page, a delivery outcome: at most
-//! `WRITE_HERE_MAX_VALUES` bound values) is committed on the caller's thread instead, on the
-//! same connection, when the thread is not using it. Handing it over and being woken when it
-//! was committed were two thread wake-ups on each page's way out (signal-to-page p50 0.65 →
-//! 0.56–0.61 ms without them), and a small write queued on the thread waited behind its
-//! fsync of the batch before. The caller blocks for the commit, which it would have waited
-//! for anyway; large batches still go to the thread, so the engine handles the next inputs
-//! while they are written. The fsync is always the sync thread's.
-//!
-//! A small batch that pages goes another way (`submit_ahead`): its statements are appended
-//! to the redo log (`redo_log`) on the caller's thread, its pages go out at once, and this
-//! thread commits it meanwhile, on the other core; the fsync and the answers follow as for
-//! any batch. A batch SQLite refuses stays in the log and in `WriterThread::unapplied`, and
-//! is committed before any later write.
-//!
-//! Delivery outcomes are written on this connection too (`Store::write_statements`), so that
-//! SQLite keeps its page cache between the engine's commits: a write on another connection
-//! makes it drop the cache, and the next commit read its pages back from the file.
-//!
-//! A connection that failed a write is closed, not reused: after an I/O error SQLite may
-//! leave it inside its transaction (see the `store` module docs). The next write opens a
-//! fresh one.
+//! Their measured effect is in BENCHMARKS.md ("The store's mechanisms"). A connection that
+//! failed a write is closed, not reused: after an I/O error SQLite may leave it inside its
+//! transaction (see the `store` module docs). The next write opens a fresh one.
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
