@@ -52,9 +52,8 @@ impl Store {
     }
 
     /// As [`Store::submit`], for the engine's batches: on a SQLite file a large batch is
-    /// turned into statements (its rows serialized) on the writer thread, not here. On the
-    /// engine's task that took ~5 µs per new alert, while the engine could not take the next
-    /// inputs nor answer those already on disk (ingest benchmark, first pass).
+    /// turned into statements (its rows serialized) on the writer thread, not here, so the
+    /// engine's task takes the next inputs and answers those already on disk meanwhile.
     pub async fn submit_shared(&self, changes: &Arc<Changes>) -> Result<super::Submitted> {
         match (self.sqlite_writer(), &self.fencing) {
             (Some(writer), None) if changes.rows() > PLAN_HERE_MAX_ROWS => {
@@ -106,8 +105,8 @@ impl Store {
     /// outside the engine (delivery outcomes and their timeline entries). On a SQLite file
     /// they go through the engine's writer connection: a write on another connection makes
     /// SQLite drop that connection's page cache, and the engine's next commit then read its
-    /// pages back from the file (~60 µs of each page's way out, signal-to-page benchmark).
-    /// Committed, not fsynced: see the `synchronous` note in `Store::open`.
+    /// pages back from the file. Committed, not fsynced: see the `synchronous` note in
+    /// `sqlite::connect`.
     pub(super) async fn write_statements(&self, statements: Vec<Statement>) -> Result<usize> {
         let turn = self.write_turn().await;
         if let Some(writer) = self.sqlite_writer() {
@@ -356,9 +355,8 @@ fn plan_rows(changes: &Changes) -> Result<Vec<Statement>> {
     Ok(out)
 }
 
-/// A row's JSON. serde_json's `to_string` starts from 128 bytes and grew two or three times
-/// for each of a new alert's ~400–500-byte rows (reallocations: 1.5 % of tocsin's samples
-/// in the ingest benchmark's first pass).
+/// A row's JSON, in a buffer sized for a new alert's rows (serde_json's `to_string` starts
+/// from 128 bytes and grows two or three times for each).
 fn row_json<T: serde::Serialize + ?Sized>(value: &T) -> Result<String> {
     let mut out = Vec::with_capacity(ROW_JSON_BYTES);
     serde_json::to_writer(&mut out, value)?;

@@ -83,15 +83,13 @@ pub(super) async fn run_statements(
 
 /// Rows per statement, largest first: a batch goes out in chunks of these sizes, so a table
 /// has at most seven distinct statements, all kept prepared in the connection's cache.
-/// One statement for many rows instead of one per row: the first pass of the ingest
-/// benchmark wrote ~4 rows per new alert, one statement (one trip to SQLite's worker thread
-/// or to PostgreSQL) each. 64 rows × 6 columns stays far under both backends' limit on
+/// One statement for many rows instead of one per row (one trip to SQLite's worker thread
+/// or to PostgreSQL each). 64 rows × 6 columns stays far under both backends' limit on
 /// parameters.
 const CHUNKS: [usize; 7] = [64, 32, 16, 8, 4, 2, 1];
 
 /// `$n`, without a string of its own for the number: a chunk of 64 rows has up to 384
-/// placeholders, and `n.to_string()` for each was ~3 % of tocsin's samples in the ingest
-/// benchmark's first pass.
+/// placeholders.
 fn push_placeholder(sql: &mut String, n: usize) {
     let mut digits = [0u8; 20];
     let mut at = digits.len();
@@ -131,9 +129,8 @@ pub(super) fn push_rows(
 }
 
 /// The text of a statement of `size` rows of `width` values: `head` + `($1, …), (…)` +
-/// `tail`. Made once for each and kept for the process (a few tables, seven sizes each):
-/// it was built again for every chunk of every batch, ~1.5 KB for 64 rows (`push_rows` was
-/// ~2 % of the samples of the ingest benchmark's first pass, with the values it moves).
+/// `tail`. Made once for each and kept for the process (a few tables, seven sizes each)
+/// instead of for every chunk of every batch (~1.5 KB for 64 rows).
 fn rows_sql(head: &'static str, tail: &'static str, width: usize, size: usize) -> &'static str {
     type Key = (&'static str, &'static str, usize, usize);
     static MADE: Mutex<BTreeMap<Key, &'static str>> = Mutex::new(BTreeMap::new());

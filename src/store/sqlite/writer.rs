@@ -550,9 +550,8 @@ fn wal_path(database: &Path) -> PathBuf {
 }
 
 /// Fsync the WAL for every commit that asks, several at a time: each fsync answers all the
-/// commits that were made before it began. On the writer thread, each batch's fsync (~8 % of
-/// its time in the ingest benchmark's first pass, 75 of 880 ms) kept the next batch waiting;
-/// here the next batch is written meanwhile. Answers go out in the order the commits were
+/// commits that were made before it began. On the writer thread, each batch's fsync kept the
+/// next batch waiting; here the next batch is written meanwhile. Answers go out in the order the commits were
 /// made, so callers learn of them in order too.
 fn sync_loop(to_sync: &mpsc::Receiver<SyncWaiter>, wal: &PathBuf, database: &PathBuf) {
     while let Ok(first) = to_sync.recv() {
