@@ -8,7 +8,7 @@
 //!
 //! tocsin writes every page to its store before it sends it: the batch that makes it goes
 //! into the SQLite store's redo log (one write), then the page goes while SQLite commits the
-//! batch and the WAL is fsynced (see `store::redo_log`, `store::sqlite_writer`);
+//! batch and the WAL is fsynced (see `store::sqlite::redo_log`, `store::sqlite::writer`);
 //! Alertmanager keeps its notification log in memory and snapshots it.
 //!
 //! After each system's pages, the same number of `GET /-/healthy` at the same pace: the

@@ -5,7 +5,7 @@
 //! A batch goes through three steps. It is handed to the store, and the loop goes back to
 //! its inputs: the next batch gathers in the core while this one is written (on a SQLite
 //! file, by the store's writer thread). Once it is committed (on a SQLite file, a small
-//! batch that pages: once it is in the store's redo log, see `store::redo_log`), its pages
+//! batch that pages: once it is in the store's redo log, see `store::sqlite::redo_log`), its pages
 //! go to delivery and the next batch may be handed over. Once it is on disk, the callers
 //! whose inputs made it are answered. At most one batch is handed over and not yet
 //! committed.

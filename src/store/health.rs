@@ -50,8 +50,9 @@ impl StoreHealth {
     pub fn of(store: &super::Store) -> Self {
         StoreHealth {
             database: store
-                .lock
+                .sqlite
                 .as_ref()
+                .and_then(|sqlite| sqlite.lock.as_ref())
                 .map(|lock| Arc::from(lock.database.as_path())),
             ..Self::default()
         }
@@ -62,7 +63,7 @@ impl StoreHealth {
         let reason = match self
             .database
             .as_deref()
-            .and_then(super::lock::why_unwritable)
+            .and_then(super::sqlite::lock::why_unwritable)
         {
             Some(file) => format!("{error}; {file}"),
             None => error.to_string(),

@@ -11,7 +11,7 @@
 
 use sqlx::Row;
 
-use super::{Backend, Result, Store};
+use super::{Result, Store};
 
 const LEASE: &str = "engine";
 
@@ -27,14 +27,6 @@ pub struct LeaseRow {
     pub remaining_ms: i64,
 }
 
-/// Milliseconds now, by the database's clock.
-pub(super) fn db_now(backend: Backend) -> &'static str {
-    match backend {
-        Backend::Postgres => "(EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT",
-        Backend::Sqlite => "CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)",
-    }
-}
-
 impl Store {
     /// Take the lease if it is free or this process's (`holder` and `instance`), for
     /// `lease_ms`; returns the term we hold, or None when another process holds a lease that
@@ -45,7 +37,7 @@ impl Store {
         instance: &str,
         lease_ms: i64,
     ) -> Result<Option<i64>> {
-        let now = db_now(self.backend);
+        let now = self.backend.now_ms();
         let sql = format!(
             "INSERT INTO leader_lease (name, holder, instance, term, expires_at) \
              VALUES ($1, $2, $3, 1, {now} + $4) \
@@ -84,7 +76,7 @@ impl Store {
         let sql = format!(
             "UPDATE leader_lease SET instance = $1, term = term + 1, expires_at = {} + $2 \
              WHERE name = $3 AND holder = $4 AND expires_at = $5 RETURNING term",
-            db_now(self.backend)
+            self.backend.now_ms()
         );
         let row = sqlx::query(&sql)
             .bind(instance)
@@ -117,7 +109,7 @@ impl Store {
         let sql = format!(
             "SELECT holder, instance, term, expires_at, expires_at - {} AS remaining \
              FROM leader_lease WHERE name = $1",
-            db_now(self.backend)
+            self.backend.now_ms()
         );
         let row = sqlx::query(&sql)
             .bind(LEASE)
@@ -139,7 +131,7 @@ impl Store {
     pub async fn lease_remaining_ms(&self) -> Result<Option<i64>> {
         let sql = format!(
             "SELECT expires_at - {} AS remaining FROM leader_lease WHERE name = $1",
-            db_now(self.backend)
+            self.backend.now_ms()
         );
         let row = sqlx::query(&sql)
             .bind(LEASE)
@@ -152,7 +144,7 @@ impl Store {
     pub async fn lease_holder(&self) -> Result<Option<(String, i64)>> {
         let sql = format!(
             "SELECT holder, term FROM leader_lease WHERE name = $1 AND expires_at >= {}",
-            db_now(self.backend)
+            self.backend.now_ms()
         );
         let row = sqlx::query(&sql)
             .bind(LEASE)

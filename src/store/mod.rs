@@ -2,6 +2,13 @@
 //! escalation and page. SQLite for one engine, PostgreSQL for several; the same portable SQL
 //! (through sqlx's Any driver) serves both, with a migration folder per backend.
 //!
+//! - `model`: the data the engine hands in and reads back; `statements`: SQL with bound
+//!   values, as both backends run it.
+//! - `state` (the engine's batches and its state after a restart), `queries` (reads for
+//!   the API), `outbox`, `inbox`, `leader`, `sources`, `secrets`, `health`: portable SQL.
+//! - `sqlite/` and `postgres/`: what each backend adds (connections, migrations, dialect;
+//!   for SQLite the file lock, the checkpointer and the writer thread).
+//!
 //! Every write takes a connection of its own and closes it, rather than putting it back in
 //! the pool, when the write fails. After an I/O error (a full disk, a file that became
 //! read-only) SQLite may leave the connection inside its transaction, its own rollback and
@@ -15,34 +22,32 @@
 mod health;
 mod inbox;
 mod leader;
-mod lock;
+pub mod model;
 mod outbox;
+mod postgres;
 mod queries;
-mod redo_log;
 mod schema;
 mod secrets;
 mod sources;
-mod sqlite_writer;
+mod sqlite;
 mod state;
-mod wal_room;
+mod statements;
 
-use std::path::Path;
 use std::str::FromStr;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
 use chrono::{DateTime, Utc};
 use sqlx::any::{AnyPoolOptions, AnyRow};
-use sqlx::{AnyPool, Executor, Row};
+use sqlx::{AnyPool, Row};
 
 pub use health::StoreHealth;
 pub use leader::LeaseRow;
-pub use lock::{host_name, Owner};
 pub use outbox::{Claim, DeliveryWrite, OutboxEntry, OutboxStatus};
 pub use queries::IncidentFilter;
 pub use schema::{schema_status, Migration, SchemaStatus};
-pub use sqlite_writer::{Durable, Submitted};
+pub use sqlite::lock::{host_name, Owner};
+pub use sqlite::writer::{Durable, Submitted};
 
 /// A `reason` is said in its variant's message and is not its `source()`, so the one line
 /// printed at the binary's edge (`{:#}`, which appends every source) says it once.
@@ -119,19 +124,9 @@ pub struct Store {
     /// Set on the leader's store: its writes of core changes check that it still holds the
     /// lease at this term (the fencing token), so a deposed leader cannot write.
     fencing: Option<Arc<Fencing>>,
-    /// SQLite only: the engine's and the delivery worker's writes take turns here before
-    /// they ask for SQLite's write lock. A writer that finds SQLite's lock taken gets
-    /// SQLITE_BUSY and its busy handler sleeps (1, 2, 5, 10 ms and more) before it tries
-    /// again, long after the lock was free: that put milliseconds on a page's way out
-    /// (signal-to-page benchmark). Waiting on this mutex wakes the next writer at once.
-    write_turn: Option<Arc<tokio::sync::Mutex<()>>>,
-    /// SQLite only: write turns taken so far, so the checkpointer idles while nothing is
-    /// written.
-    writes: Arc<AtomicU64>,
-    /// A SQLite file: the engine's batches are written by this thread (see `sqlite_writer`).
-    sqlite_writer: Option<Arc<sqlite_writer::SqliteWriter>>,
-    /// A SQLite file: this process's lock on it (see `lock`), released by `close`.
-    lock: Option<Arc<lock::EngineLock>>,
+    /// A SQLite store's own parts (write turns, writer, file lock); `None` for PostgreSQL
+    /// and for a store opened read-only.
+    sqlite: Option<Arc<sqlite::Sqlite>>,
 }
 
 /// Who must hold the lease for a write to go through.
@@ -141,8 +136,26 @@ pub struct Fencing {
     pub term: i64,
 }
 
-static MIGRATE_SQLITE: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
-static MIGRATE_POSTGRES: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+impl Backend {
+    /// Milliseconds now, by the database's clock, as SQL.
+    pub(super) fn now_ms(self) -> &'static str {
+        match self {
+            Backend::Sqlite => sqlite::NOW_MS,
+            Backend::Postgres => postgres::NOW_MS,
+        }
+    }
+
+    /// What a `SELECT` ends with to lock the rows it reads: `share` for a read that others
+    /// may share, else to claim them, skipping rows another writer holds. Nothing on
+    /// SQLite, where a write transaction holds the whole file.
+    pub(super) fn row_lock(self, share: bool) -> &'static str {
+        match (self, share) {
+            (Backend::Sqlite, _) => "",
+            (Backend::Postgres, true) => "FOR SHARE",
+            (Backend::Postgres, false) => "FOR UPDATE SKIP LOCKED",
+        }
+    }
+}
 
 impl Store {
     /// Open (creating the SQLite file and its folders when missing) and migrate, as this
@@ -152,84 +165,46 @@ impl Store {
     }
 
     /// Open and migrate on behalf of `owner`. A SQLite file is locked for it first (see
-    /// `lock`): a store another engine holds is refused at once, naming that engine, and
-    /// nothing is written to it.
+    /// `sqlite::lock`): a store another engine holds is refused at once, naming that
+    /// engine, and nothing is written to it.
     pub async fn open_as(url: &str, owner: &Owner) -> Result<Store> {
-        let backend = backend_of(url);
-        let connect_url = match backend {
-            Backend::Sqlite => sqlite_url(url)?,
-            Backend::Postgres => url.to_string(),
-        };
-        let lock = match sqlite_file(url).filter(|_| backend == Backend::Sqlite) {
-            Some(path) => Some(Arc::new(lock::EngineLock::take(Path::new(path), owner)?)),
-            None => None,
-        };
-        let pool = connect(url, &connect_url, backend).await?;
-        // A SQLite file's redo log holds batches of the engine that last ran on it, written
-        // for the schema the file is at: they are committed before the migrations, which
-        // then carry them forward with the rest (a batch of an earlier version committed
-        // after them would miss what they add, such as the links of its new impacts).
-        let mut sqlite_writer = None;
-        let mut replayed = false;
-        // The file itself, so that its redo log is the same whatever path leads to it.
-        if let Some(path) = lock.as_ref().map(|lock| lock.database.clone()) {
-            let writer =
-                sqlite_writer::SqliteWriter::start(path).map_err(StoreError::WriterStart)?;
-            if has_table(&pool, "redo_applied").await? {
-                writer.open_redo_log()?;
-                replayed = true;
+        let (pool, sqlite) = match backend_of(url) {
+            Backend::Sqlite => {
+                let (pool, sqlite) = sqlite::open(url, owner).await?;
+                (pool, Some(Arc::new(sqlite)))
             }
-            sqlite_writer = Some(writer);
-        }
-        match backend {
-            Backend::Sqlite => MIGRATE_SQLITE.run(&pool).await?,
-            Backend::Postgres => MIGRATE_POSTGRES.run(&pool).await?,
-        }
-        let writes = Arc::new(AtomicU64::new(0));
-        if backend == Backend::Sqlite {
-            tokio::spawn(checkpoint_wal(pool.clone(), Arc::clone(&writes)));
-        }
-        if let Some(writer) = &sqlite_writer {
-            writer.make_wal_room();
-            if !replayed {
-                writer.open_redo_log()?;
-            }
-        }
-        let sqlite_writer = sqlite_writer.map(Arc::new);
+            Backend::Postgres => (postgres::open(url).await?, None),
+        };
         Ok(Store {
             pool,
-            backend,
+            backend: backend_of(url),
             fencing: None,
-            write_turn: (backend == Backend::Sqlite).then(|| Arc::new(tokio::sync::Mutex::new(()))),
-            writes,
-            sqlite_writer,
-            lock,
+            sqlite,
         })
     }
 
     /// Why an engine could not open `url` now because another engine uses it (a SQLite file
     /// another engine holds), if so; nothing is created or written.
     pub fn in_use(url: &str) -> Option<StoreError> {
-        let path = sqlite_file(url).filter(|_| backend_of(url) == Backend::Sqlite)?;
-        lock::EngineLock::held(Path::new(path))
+        match backend_of(url) {
+            Backend::Sqlite => sqlite::in_use(url),
+            Backend::Postgres => None,
+        }
     }
 
     /// Open a store only to read it, beside an engine that may be using it (a test looking
     /// at a running engine's store): no lock, no migration, no writer; writes fail.
     pub async fn open_read_only(url: &str) -> Result<Store> {
         let backend = backend_of(url);
-        let connect_url = match sqlite_file(url).filter(|_| backend == Backend::Sqlite) {
-            Some(path) => format!("sqlite://{path}?mode=ro"),
-            None => url.to_string(),
+        let pool = match backend {
+            Backend::Sqlite => sqlite::open_read_only(url).await?,
+            Backend::Postgres => postgres::connect(url).await?,
         };
         Ok(Store {
-            pool: connect(url, &connect_url, backend).await?,
+            pool,
             backend,
             fencing: None,
-            write_turn: None,
-            writes: Arc::default(),
-            sqlite_writer: None,
-            lock: None,
+            sqlite: None,
         })
     }
 
@@ -251,13 +226,15 @@ impl Store {
     /// This writer's turn (SQLite); held until its transaction is over, by whatever the
     /// guard is handed to (an engine batch on its way to the writer thread).
     pub(crate) async fn write_turn(&self) -> Option<tokio::sync::OwnedMutexGuard<()>> {
-        match &self.write_turn {
-            Some(turn) => {
-                self.writes.fetch_add(1, Ordering::Relaxed);
-                Some(Arc::clone(turn).lock_owned().await)
-            }
+        match &self.sqlite {
+            Some(sqlite) => Some(sqlite.write_turn().await),
             None => None,
         }
+    }
+
+    /// The SQLite file's writer, when this store writes one.
+    fn sqlite_writer(&self) -> Option<&sqlite::SqliteWriter> {
+        self.sqlite.as_ref()?.writer.as_ref()
     }
 
     pub fn pool(&self) -> &AnyPool {
@@ -265,11 +242,11 @@ impl Store {
     }
 
     pub async fn close(&self) {
-        if let Some(writer) = &self.sqlite_writer {
+        if let Some(writer) = self.sqlite_writer() {
             writer.close().await;
         }
         self.pool.close().await;
-        if let Some(lock) = &self.lock {
+        if let Some(lock) = self.sqlite.as_ref().and_then(|s| s.lock.as_ref()) {
             lock.release();
         }
     }
@@ -289,134 +266,16 @@ fn backend_of(url: &str) -> Backend {
     }
 }
 
-/// The store's pool (`url` as configured, for messages; `connect_url` as connected to).
-async fn connect(url: &str, connect_url: &str, backend: Backend) -> Result<AnyPool> {
-    let options = AnyPoolOptions::new()
-        .max_connections(match backend {
-            Backend::Sqlite => 4,
-            Backend::Postgres => 8,
-        })
-        .acquire_timeout(StdDuration::from_secs(10))
-        .after_connect(move |conn, _| {
-            Box::pin(async move {
-                if backend == Backend::Sqlite {
-                    // WAL lets readers (API, dashboard) run beside the writer. NORMAL:
-                    // a commit does not fsync while it holds SQLite's write lock. With
-                    // FULL, a delivery outcome's fsync that the disk held for ~90 ms
-                    // held the engine's next commit, and the page waiting on it, as
-                    // long (signal-to-page benchmark). Delivery outcomes now go through
-                    // the engine's writer connection (`write_statements`), committed the
-                    // same way; these connections still write claims and source cursors.
-                    // All of it is on disk with the next fsync of the WAL: the engine's
-                    // after each batch (`sqlite_writer`), or the checkpoint's within a
-                    // second. A power cut before that can lose it: a claim that expires
-                    // anyway, a cursor read again, a delivered page sent once more (a
-                    // duplicate, never a lost page). The engine's own batches answer
-                    // nobody before their fsync.
-                    conn.execute("PRAGMA journal_mode = WAL").await?;
-                    conn.execute("PRAGMA synchronous = NORMAL").await?;
-                    // Checkpoints run beside the writer (see `checkpoint_wal`), not
-                    // inside whichever commit crosses 1,000 WAL pages: there, copying
-                    // pages into a large database file and fsyncing it held up that
-                    // commit, and the page or answer waiting on it, for ~0.5 s.
-                    conn.execute("PRAGMA wal_autocheckpoint = 0").await?;
-                    conn.execute("PRAGMA busy_timeout = 10000").await?;
-                    conn.execute("PRAGMA foreign_keys = ON").await?;
-                }
-                Ok(())
-            })
-        });
+/// A pool on `connect_url`, with `options`; `url` (as configured) names it in an error.
+async fn connect_pool(url: &str, connect_url: &str, options: AnyPoolOptions) -> Result<AnyPool> {
     options
+        .acquire_timeout(StdDuration::from_secs(10))
         .connect(connect_url)
         .await
         .map_err(|reason| StoreError::Open {
             url: redact(url),
             reason,
         })
-}
-
-/// Copy the WAL into the database file every second after writes, beside the writer: a
-/// passive checkpoint never waits for or blocks a commit. The WAL is reused from its start
-/// once wholly copied, so it stays about as large as a second of writes; under writes that
-/// never pause the writer's own commits finish the copy past a bound (`sqlite_writer`).
-/// Ends when the pool closes.
-async fn checkpoint_wal(pool: AnyPool, writes: Arc<AtomicU64>) {
-    let mut every = tokio::time::interval(StdDuration::from_secs(1));
-    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut checkpointed = 0;
-    loop {
-        every.tick().await;
-        if pool.is_closed() {
-            return;
-        }
-        let written = writes.load(Ordering::Relaxed);
-        if written == checkpointed {
-            continue;
-        }
-        checkpointed = written;
-        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
-            .execute(&pool)
-            .await
-        {
-            if pool.is_closed() {
-                return;
-            }
-            tracing::debug!(error = %e, "WAL checkpoint failed; retried in a second");
-        }
-    }
-}
-
-/// Whether the SQLite database has a table `name`.
-async fn has_table(pool: &AnyPool, name: &str) -> Result<bool> {
-    let found: Option<(String,)> =
-        sqlx::query_as("SELECT name FROM sqlite_master WHERE type = 'table' AND name = $1")
-            .bind(name)
-            .fetch_optional(pool)
-            .await?;
-    Ok(found.is_some())
-}
-
-/// The path and the query of a `sqlite://path?query` URL.
-fn sqlite_parts(url: &str) -> (&str, Option<&str>) {
-    let rest = url
-        .strip_prefix("sqlite://")
-        .or_else(|| url.strip_prefix("sqlite:"))
-        .unwrap_or(url);
-    match rest.split_once('?') {
-        Some((p, q)) => (p, Some(q)),
-        None => (rest, None),
-    }
-}
-
-/// The database file of a SQLite URL; None for an in-memory database.
-fn sqlite_file(url: &str) -> Option<&str> {
-    let (path, _) = sqlite_parts(url);
-    (path != ":memory:" && !path.is_empty()).then_some(path)
-}
-
-/// `sqlite://relative/path` → a URL that creates the file, after creating its folder.
-fn sqlite_url(url: &str) -> Result<String> {
-    let Some(path) = sqlite_file(url) else {
-        return Ok("sqlite::memory:".into());
-    };
-    let (_, query) = sqlite_parts(url);
-    if let Some(parent) = Path::new(path)
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-    {
-        std::fs::create_dir_all(parent).map_err(|reason| StoreError::Folder {
-            path: parent.display().to_string(),
-            reason,
-        })?;
-    }
-    let mut query = query.map(str::to_string).unwrap_or_default();
-    if !query.contains("mode=") {
-        if !query.is_empty() {
-            query.push('&');
-        }
-        query.push_str("mode=rwc");
-    }
-    Ok(format!("sqlite://{path}?{query}"))
 }
 
 /// A URL without its password, for messages.

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use sqlx::Row;
 
 use super::queries::{timeline_rows, TIMELINE_INSERT};
-use super::state::{push_rows, Statement, Val};
+use super::statements::{push_rows, Statement, Val};
 use super::{from_ms, json_column, ms, Result, Store};
 use crate::incident::TimelineEntry;
 use crate::paging::Page;
@@ -205,10 +205,7 @@ impl Store {
         until: DateTime<Utc>,
     ) -> Result<Claim> {
         let mut tx = self.pool.begin().await?;
-        let lock = match self.backend {
-            super::Backend::Postgres => "FOR UPDATE SKIP LOCKED",
-            super::Backend::Sqlite => "",
-        };
+        let lock = self.backend.row_lock(false);
         let row = sqlx::query(&format!(
             "SELECT status, claimed_by, claimed_until FROM outbox WHERE id = $1 {lock}"
         ))

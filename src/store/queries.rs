@@ -4,7 +4,7 @@ use std::fmt::Write;
 
 use sqlx::Row;
 
-use super::state::{push_rows, Val};
+use super::statements::{push_rows, Val};
 use super::{from_ms, json_column, Result, Store};
 use crate::incident::{Impact, Incident, Status, TimelineEntry};
 
@@ -138,11 +138,9 @@ impl Store {
 }
 
 /// How the store finds an incident's impacts: a row per incident and batch that linked
-/// impacts to it, their ids as a JSON array. An index on `impacts (incident_id)` did it
-/// before, but each new impact put an entry at its incident's place in that index: every
-/// commit wrote a page of it for each incident that took impacts (with 100 incidents
-/// taking alerts, a build without the index ran the ingest benchmark's first pass ~6 %
-/// faster). Links come a row per incident per batch, as the timeline does.
+/// impacts to it, their ids as a JSON array, rather than an index on `impacts
+/// (incident_id)`, where each new impact would write a page of the index at its incident's
+/// place on every commit. Links come a row per incident per batch, as the timeline does.
 pub(super) const IMPACT_LINKS_INSERT: &str =
     "INSERT INTO incident_impacts (incident_id, impact_ids) VALUES ";
 

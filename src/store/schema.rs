@@ -8,7 +8,8 @@
 
 use std::path::Path;
 
-use super::{redact, sqlite_file, Backend, StoreError, MIGRATE_POSTGRES, MIGRATE_SQLITE};
+use super::sqlite::file_of as sqlite_file;
+use super::{postgres, redact, sqlite, Backend, StoreError};
 
 /// One migration this binary has.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -55,9 +56,9 @@ struct Applied {
 /// Read the schema version of the store at `url`, changing nothing.
 pub async fn schema_status(url: &str) -> Result<SchemaStatus, StoreError> {
     let (backend, migrator) = if url.starts_with("postgres") {
-        (Backend::Postgres, &MIGRATE_POSTGRES)
+        (Backend::Postgres, &postgres::MIGRATE)
     } else {
-        (Backend::Sqlite, &MIGRATE_SQLITE)
+        (Backend::Sqlite, &sqlite::MIGRATE)
     };
     let applied = match backend {
         Backend::Sqlite => match sqlite_file(url) {

@@ -1,15 +1,16 @@
 //! Writing the core's changes and reading its state back after a restart.
 
-use std::borrow::Cow;
-use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::collections::HashMap;
+use std::sync::Arc;
 
 use sqlx::{AnyConnection, Connection, Row};
 
+use super::model::{Changes, HeartbeatState, Lease, Snapshot};
 use super::queries::{id_list, linked_ids, IMPACT_LINKS_INSERT};
+use super::statements::{push_rows, run_statements, Statement, Val};
 use super::{json_column, ms, Result, Store};
-use crate::engine::core::{Changes, HeartbeatState, Lease, PagingState, Snapshot};
 use crate::incident::Incident;
+use crate::paging::PagingState;
 use crate::rules::RuleState;
 use crate::signal::Fingerprint;
 
@@ -21,7 +22,7 @@ impl Store {
 
     /// Write `changes` in one transaction, returning once it is committed (readers see it,
     /// it survives this process) with what tells when it is on disk too. Only a SQLite
-    /// file's writer thread makes these two moments differ (see `sqlite_writer`).
+    /// file's writer thread makes these two moments differ (see `sqlite::writer`).
     pub async fn commit(&self, changes: &Changes) -> Result<super::Durable> {
         self.submit(changes).await?.committed().await
     }
@@ -34,7 +35,7 @@ impl Store {
         if changes.is_empty() {
             return Ok(super::Submitted::ready(Ok(super::Durable::done())));
         }
-        if let (Some(writer), None) = (&self.sqlite_writer, &self.fencing) {
+        if let (Some(writer), None) = (self.sqlite_writer(), &self.fencing) {
             let statements = plan(changes)?;
             let turn = self.write_turn().await;
             return writer.submit(statements, turn);
@@ -52,11 +53,10 @@ impl Store {
     }
 
     /// As [`Store::submit`], for the engine's batches: on a SQLite file a large batch is
-    /// turned into statements (its rows serialized) on the writer thread, not here. On the
-    /// engine's task that took ~5 µs per new alert, while the engine could not take the next
-    /// inputs nor answer those already on disk (ingest benchmark, first pass).
+    /// turned into statements (its rows serialized) on the writer thread, not here, so the
+    /// engine's task takes the next inputs and answers those already on disk meanwhile.
     pub async fn submit_shared(&self, changes: &Arc<Changes>) -> Result<super::Submitted> {
-        match (&self.sqlite_writer, &self.fencing) {
+        match (self.sqlite_writer(), &self.fencing) {
             (Some(writer), None) if changes.rows() > PLAN_HERE_MAX_ROWS => {
                 let turn = self.write_turn().await;
                 let changes = Arc::clone(changes);
@@ -82,8 +82,8 @@ impl Store {
             let sql = format!(
                 "SELECT term FROM leader_lease WHERE name = 'engine' AND holder = $1 AND term = $2 \
                  AND expires_at >= {} {}",
-                super::leader::db_now(self.backend),
-                if self.backend == super::Backend::Postgres { "FOR SHARE" } else { "" }
+                self.backend.now_ms(),
+                self.backend.row_lock(true)
             );
             let held = sqlx::query(&sql)
                 .bind(fencing.holder.as_str())
@@ -106,11 +106,11 @@ impl Store {
     /// outside the engine (delivery outcomes and their timeline entries). On a SQLite file
     /// they go through the engine's writer connection: a write on another connection makes
     /// SQLite drop that connection's page cache, and the engine's next commit then read its
-    /// pages back from the file (~60 µs of each page's way out, signal-to-page benchmark).
-    /// Committed, not fsynced: see the `synchronous` note in `Store::open`.
+    /// pages back from the file. Committed, not fsynced: see the `synchronous` note in
+    /// `sqlite::connect`.
     pub(super) async fn write_statements(&self, statements: Vec<Statement>) -> Result<usize> {
         let turn = self.write_turn().await;
-        if let Some(writer) = &self.sqlite_writer {
+        if let Some(writer) = self.sqlite_writer() {
             return writer.write(statements, turn).await;
         }
         let mut conn = self.pool.acquire().await?;
@@ -228,7 +228,7 @@ impl Store {
 }
 
 /// Batches of up to this many rows (an alert and its page has ~8) are planned by
-/// [`Store::submit_shared`]'s caller, and likely written there too (see `sqlite_writer`).
+/// [`Store::submit_shared`]'s caller, and likely written there too (see `sqlite::writer`).
 const PLAN_HERE_MAX_ROWS: usize = 32;
 
 /// The statements that write one batch of changes, in order; run in one transaction.
@@ -356,9 +356,8 @@ fn plan_rows(changes: &Changes) -> Result<Vec<Statement>> {
     Ok(out)
 }
 
-/// A row's JSON. serde_json's `to_string` starts from 128 bytes and grew two or three times
-/// for each of a new alert's ~400–500-byte rows (reallocations: 1.5 % of tocsin's samples
-/// in the ingest benchmark's first pass).
+/// A row's JSON, in a buffer sized for a new alert's rows (serde_json's `to_string` starts
+/// from 128 bytes and grows two or three times for each).
 fn row_json<T: serde::Serialize + ?Sized>(value: &T) -> Result<String> {
     let mut out = Vec::with_capacity(ROW_JSON_BYTES);
     serde_json::to_writer(&mut out, value)?;
@@ -410,196 +409,4 @@ const RULE_STATE_UPSERT: (&str, &str) = (
 fn push_deletes(out: &mut Vec<Statement>, head: &'static str, ids: &[i64]) {
     let rows = ids.iter().map(|id| vec![Val::I64(*id)]).collect();
     push_rows(out, head, ")", rows);
-}
-
-/// One bound value of a statement.
-#[derive(Clone, Debug)]
-pub(super) enum Val {
-    I64(i64),
-    I32(i32),
-    Str(String),
-    OptStr(Option<String>),
-}
-
-/// One statement of a write, with its values for `$1`, `$2`, ….
-#[derive(Debug)]
-pub(super) struct Statement {
-    /// Borrowed for the engine's own statements (see [`rows_sql`]).
-    pub sql: Cow<'static, str>,
-    pub values: Vec<Val>,
-    /// When this statement changes no row, it and the statements after it do not count:
-    /// the write commits those before it and says how many (see [`run_statements`]).
-    pub needs_row: bool,
-}
-
-impl Statement {
-    pub fn new(sql: impl Into<Cow<'static, str>>, values: Vec<Val>) -> Self {
-        Statement {
-            sql: sql.into(),
-            values,
-            needs_row: false,
-        }
-    }
-
-    /// A statement that must change a row for the rest of its write to go on (an update of
-    /// a row another writer may not have written yet).
-    pub fn needing_row(sql: impl Into<Cow<'static, str>>, values: Vec<Val>) -> Self {
-        Statement {
-            needs_row: true,
-            ..Statement::new(sql, values)
-        }
-    }
-
-    /// Run it; returns the rows it changed.
-    pub async fn execute(self, conn: &mut AnyConnection) -> Result<u64> {
-        let mut query = sqlx::query(&self.sql);
-        for val in self.values {
-            query = match val {
-                Val::I64(v) => query.bind(v),
-                Val::I32(v) => query.bind(v),
-                Val::Str(v) => query.bind(v),
-                Val::OptStr(v) => query.bind(v),
-            };
-        }
-        Ok(query.execute(&mut *conn).await?.rows_affected())
-    }
-}
-
-/// Run `statements` in order in one transaction on `conn`, up to the first that needs a row
-/// and changed none; commits what ran and returns how many statements that was.
-pub(super) async fn run_statements(
-    conn: &mut AnyConnection,
-    statements: Vec<Statement>,
-) -> Result<usize> {
-    let mut tx = conn.begin().await?;
-    let mut done = 0;
-    for statement in statements {
-        let needs_row = statement.needs_row;
-        if statement.execute(&mut tx).await? == 0 && needs_row {
-            break;
-        }
-        done += 1;
-    }
-    tx.commit().await?;
-    Ok(done)
-}
-
-/// Rows per statement, largest first: a batch goes out in chunks of these sizes, so a table
-/// has at most seven distinct statements, all kept prepared in the connection's cache.
-/// One statement for many rows instead of one per row: the first pass of the ingest
-/// benchmark wrote ~4 rows per new alert, one statement (one trip to SQLite's worker thread
-/// or to PostgreSQL) each. 64 rows × 6 columns stays far under both backends' limit on
-/// parameters.
-const CHUNKS: [usize; 7] = [64, 32, 16, 8, 4, 2, 1];
-
-/// `$n`, without a string of its own for the number: a chunk of 64 rows has up to 384
-/// placeholders, and `n.to_string()` for each was ~3 % of tocsin's samples in the ingest
-/// benchmark's first pass.
-fn push_placeholder(sql: &mut String, n: usize) {
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    let mut rest = n;
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (rest % 10) as u8;
-        rest /= 10;
-        if rest == 0 {
-            break;
-        }
-    }
-    sql.push('$');
-    sql.push_str(std::str::from_utf8(&digits[at..]).expect("ASCII digits"));
-}
-
-/// `head` + `($1, …), (…)` + `tail` for each chunk of `rows` (all rows have as many values),
-/// in order, appended to `out`. Rows of one call must not repeat a conflict key (PostgreSQL
-/// refuses a statement that updates a row twice): callers pass rows from sets.
-pub(super) fn push_rows(
-    out: &mut Vec<Statement>,
-    head: &'static str,
-    tail: &'static str,
-    rows: Vec<Vec<Val>>,
-) {
-    let Some(width) = rows.first().map(Vec::len) else {
-        return;
-    };
-    let mut rows = rows.into_iter();
-    let mut left = rows.len();
-    while left > 0 {
-        let size = CHUNKS.into_iter().find(|c| *c <= left).unwrap_or(1);
-        let values = rows.by_ref().take(size).flatten().collect();
-        out.push(Statement::new(rows_sql(head, tail, width, size), values));
-        left -= size;
-    }
-}
-
-/// The text of a statement of `size` rows of `width` values: `head` + `($1, …), (…)` +
-/// `tail`. Made once for each and kept for the process (a few tables, seven sizes each):
-/// it was built again for every chunk of every batch, ~1.5 KB for 64 rows (`push_rows` was
-/// ~2 % of the samples of the ingest benchmark's first pass, with the values it moves).
-fn rows_sql(head: &'static str, tail: &'static str, width: usize, size: usize) -> &'static str {
-    type Key = (&'static str, &'static str, usize, usize);
-    static MADE: Mutex<BTreeMap<Key, &'static str>> = Mutex::new(BTreeMap::new());
-    let mut made = MADE.lock().unwrap_or_else(PoisonError::into_inner);
-    made.entry((head, tail, width, size)).or_insert_with(|| {
-        let mut sql = String::with_capacity(head.len() + tail.len() + size * width * 5);
-        sql.push_str(head);
-        let mut n = 0;
-        for r in 0..size {
-            sql.push_str(if r == 0 { "(" } else { ", (" });
-            for c in 0..width {
-                n += 1;
-                if c > 0 {
-                    sql.push_str(", ");
-                }
-                push_placeholder(&mut sql, n);
-            }
-            sql.push(')');
-        }
-        sql.push_str(tail);
-        // Bounded: the callers' heads and tails are constants.
-        Box::leak(sql.into_boxed_str())
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Chunks of 64, then the powers of two below, each with its own numbered placeholders.
-    #[test]
-    fn rows_go_out_in_chunks_with_numbered_placeholders() {
-        let rows: Vec<Vec<Val>> = (0..67)
-            .map(|i| vec![Val::I64(i), Val::Str(format!("r{i}"))])
-            .collect();
-        let mut out = Vec::new();
-        push_rows(
-            &mut out,
-            "INSERT INTO t (a, b) VALUES ",
-            " ON CONFLICT DO NOTHING",
-            rows,
-        );
-        let sizes: Vec<usize> = out.iter().map(|s| s.values.len() / 2).collect();
-        assert_eq!(sizes, vec![64, 2, 1]);
-        assert!(out[0]
-            .sql
-            .starts_with("INSERT INTO t (a, b) VALUES ($1, $2), ($3, $4), ("));
-        assert!(out[0]
-            .sql
-            .ends_with(", ($127, $128) ON CONFLICT DO NOTHING"));
-        assert_eq!(
-            out[1].sql,
-            "INSERT INTO t (a, b) VALUES ($1, $2), ($3, $4) ON CONFLICT DO NOTHING"
-        );
-        assert_eq!(
-            out[2].sql,
-            "INSERT INTO t (a, b) VALUES ($1, $2) ON CONFLICT DO NOTHING"
-        );
-        assert!(matches!(out[2].values[0], Val::I64(66)));
-        let mut sql = String::new();
-        for n in [1, 9, 10, 384, 1000] {
-            push_placeholder(&mut sql, n);
-        }
-        assert_eq!(sql, "$1$9$10$384$1000");
-    }
 }

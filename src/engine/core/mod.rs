@@ -32,13 +32,15 @@ use super::setup::Setup;
 use super::timers::{TimerKey, Timers};
 use crate::incident::lifecycle::{self, Refusal};
 use crate::incident::timeline::{ClearCause, TOCSIN};
-use crate::incident::{Entry, Impact, Incident, TimelineEntry};
+use crate::incident::{Entry, Impact, Incident};
 use crate::metrics::Metrics;
 use crate::paging::Page;
 /// Stored with the incidents; defined by paging, which decides on it.
 pub use crate::paging::PagingState;
 use crate::rules::{Rule, RuleState};
 use crate::signal::{Fingerprint, Signal};
+/// The data the core hands the store and reads back from it.
+pub use crate::store::model::{Changes, HeartbeatState, Lease, Snapshot};
 
 /// Something the core is asked to do. Serializable: an engine that does not lead writes it
 /// to the store's inbox for the leader.
@@ -89,90 +91,6 @@ pub enum Reply {
     Signals(Vec<Vec<i64>>),
     NotFound(String),
     Conflict(String),
-}
-
-/// A pushed alert's lease: when it resolves unless it is pushed again.
-///
-/// Not a row of its own: the store keeps it as the signal its rule states hold, `expires_at`
-/// included, and a restart takes it from there (see [`Core::restore`]). A row of its own
-/// would write the whole signal a second time for each new alert.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Lease {
-    #[serde(serialize_with = "crate::signal::rfc3339::serialize")]
-    pub expires_at: DateTime<Utc>,
-    /// The same signal the rule states hold, not a copy.
-    pub signal: Arc<Signal>,
-}
-
-/// A heartbeat's last ping.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct HeartbeatState {
-    pub last_ping: Option<DateTime<Utc>>,
-    pub missed: bool,
-}
-
-/// Durable state, as written to and read back from the store.
-#[derive(Clone, Debug, Default)]
-pub struct Snapshot {
-    pub incidents: Vec<Incident>,
-    /// Those of the open incidents, and those a person resolved while they fired (see
-    /// `RuleState::resolved_firing`).
-    pub impacts: Vec<Impact>,
-    pub paging: Vec<(i64, PagingState)>,
-    /// In the order of their rows: a key found twice is the later row's (see `restore`).
-    pub rule_states: Vec<(String, Fingerprint, RuleState)>,
-    /// Rows of the `leases` table (`leases.id`), where stores written before leases were
-    /// taken from rule states kept them: read once after the upgrade, then deleted.
-    pub leases: Vec<(i64, Fingerprint, Lease)>,
-    pub heartbeats: Vec<(String, HeartbeatState)>,
-    pub next_incident_id: i64,
-    pub next_impact_id: i64,
-    pub next_rule_state_row: i64,
-    pub next_page_id: i64,
-}
-
-/// What changed since the last call of [`Core::take_changes`]; `None` means deleted.
-#[derive(Clone, Debug, Default)]
-pub struct Changes {
-    /// Without their impact ids (each impact names its incident).
-    pub incidents: Vec<Incident>,
-    pub impacts: Vec<Impact>,
-    /// Impacts that joined an incident in this batch (new ones, and those a merge moved),
-    /// by incident, in id order: how the store finds an incident's impacts.
-    pub impact_links: Vec<(i64, Vec<i64>)>,
-    pub timeline: Vec<TimelineEntry>,
-    pub paging: Vec<(i64, Option<PagingState>)>,
-    /// Rule states to write whole (each to its `row`), and rows of rule states gone.
-    pub rule_states: Vec<(String, Fingerprint, RuleState)>,
-    pub deleted_rule_states: Vec<i64>,
-    /// Rows of the `leases` table to delete (see [`Snapshot::leases`]).
-    pub deleted_leases: Vec<i64>,
-    pub heartbeats: Vec<(String, HeartbeatState)>,
-    pub pages: Vec<Page>,
-    /// Inbox inputs handled in this batch, with their replies (JSON): marked done in the
-    /// same transaction as their effects, so a takeover neither loses nor repeats them.
-    pub inbox: Vec<(i64, String)>,
-}
-
-impl Changes {
-    /// Rows this batch writes, about (one per change).
-    pub fn rows(&self) -> usize {
-        self.inbox.len()
-            + self.incidents.len()
-            + self.impacts.len()
-            + self.impact_links.len()
-            + self.timeline.len()
-            + self.paging.len()
-            + self.rule_states.len()
-            + self.deleted_rule_states.len()
-            + self.deleted_leases.len()
-            + self.heartbeats.len()
-            + self.pages.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.rows() == 0
-    }
 }
 
 #[derive(Default)]

@@ -1,11 +1,7 @@
-//! A log of the engine's paging batches, written ahead of their SQLite transaction.
-//!
-//! A batch that pages someone used to be committed to SQLite before its pages went out: the
-//! commit (begin, ~8 statements over 12 B-trees, 12–14 WAL frames) was ~0.13 ms of the
-//! ~0.5 ms from alert to receiver, the whole gap to Alertmanager, which keeps alerts in
-//! memory (signal-to-page benchmark, stamped step by step). Now the batch's statements are
-//! appended to this log with one `pwrite` and its pages go out, while the writer thread
-//! commits the same statements to SQLite on the other core.
+//! A log of the engine's paging batches, `<file>-redo`, written ahead of their SQLite
+//! transaction: a batch that pages is appended here with one `pwrite` and its pages go,
+//! while the writer thread commits the same statements (its effect on the page's way out
+//! is in BENCHMARKS.md, "The store's mechanisms").
 //!
 //! What the log guarantees is what a SQLite commit with `synchronous = NORMAL` did: the
 //! record is in the OS's page cache when its pages go, so it survives the process being
@@ -38,7 +34,7 @@ use std::io::{self, Read, Seek, SeekFrom};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-use super::state::{Statement, Val};
+use crate::store::statements::{Statement, Val};
 
 /// Past this size the file starts again from its beginning, once all of it is committed.
 pub const RESTART_AT: u64 = 4 << 20;

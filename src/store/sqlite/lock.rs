@@ -24,7 +24,7 @@ use std::sync::{Mutex, PoisonError};
 
 use serde::{Deserialize, Serialize};
 
-use super::StoreError;
+use crate::store::StoreError;
 
 /// Who opens a store: named in the side file, and to an engine that is refused.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -68,7 +68,7 @@ pub fn host_name() -> Option<String> {
 
 /// The lock on one SQLite file, held until [`EngineLock::release`] or drop.
 #[derive(Debug)]
-pub(super) struct EngineLock {
+pub(in crate::store) struct EngineLock {
     /// The locked descriptor; None once released.
     file: Mutex<Option<File>>,
     owner_file: PathBuf,
@@ -77,7 +77,7 @@ pub(super) struct EngineLock {
 }
 
 /// `<database>-engine`: who holds the lock.
-pub(super) fn owner_path(database: &Path) -> PathBuf {
+pub(in crate::store) fn owner_path(database: &Path) -> PathBuf {
     let mut name = database.as_os_str().to_owned();
     name.push("-engine");
     PathBuf::from(name)
@@ -187,7 +187,7 @@ fn unwritable_side_file(database: &Path) -> Option<(PathBuf, std::io::Error)> {
 /// system says of a store whose writes fail. Asked with access(2), which sees a read-only
 /// file system, the immutable flag and permissions, without opening the files: closing a
 /// descriptor of them would drop the POSIX locks SQLite holds on them in this process.
-pub(super) fn why_unwritable(database: &Path) -> Option<String> {
+pub(in crate::store) fn why_unwritable(database: &Path) -> Option<String> {
     ["", "-wal", "-shm", "-redo"]
         .into_iter()
         .find_map(|suffix| {

@@ -2,16 +2,12 @@
 //! new WAL segment with zeros (`wal_init_zero`).
 //!
 //! SQLite writes its WAL from the start of the file again once a checkpoint has copied all
-//! of it, and never shrinks the file (no `journal_size_limit`): after its first burst of
-//! writes, a running engine commits into blocks the file already has. The first burst after
-//! a start does not: the file is new (SQLite removes it at a clean stop) and each commit
-//! appends. An append costs the file system more than a write over blocks it has: the write
-//! takes new page-cache pages and reserves blocks, and the fsync after it commits the file
-//! system's journal (size, extents) besides the data. Here (ext4), a 1 MiB write and fdatasync
-//! took a median 0.52–0.84 ms appended against 0.24–0.31 ms over zeros written before, and the
-//! ingest benchmark's first pass (every alert new, the batch fsynced before its answer) ran
-//! ~15 % faster on ~15 % less CPU with the room made (BENCHMARKS.md, eighth session). That
-//! first burst is the one that meets a restart in the middle of an outage.
+//! of it, and never shrinks the file: a running engine commits into blocks the file already
+//! has. The first burst after a start does not (SQLite removes the file at a clean stop), and
+//! an append costs the file system more than a write over blocks it has (new page-cache
+//! pages, reserved blocks, a journal commit with each fsync). That first burst is the one
+//! that meets a restart in the middle of an outage; the effect on the ingest benchmark's
+//! first pass is in BENCHMARKS.md ("The store's mechanisms").
 //!
 //! The room is zeros past the end of the file, written while this connection holds SQLite's
 //! write lock, so no frame is appended meanwhile; frames already there are never touched.
