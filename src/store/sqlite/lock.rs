@@ -21,6 +21,7 @@ use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -66,6 +67,10 @@ pub fn host_name() -> Option<String> {
         .filter(|h| !h.is_empty())
 }
 
+/// How long a start waits for a lock that another process holds before it is refused.
+const LOCK_WAIT: Duration = Duration::from_millis(500);
+const LOCK_POLL: Duration = Duration::from_millis(25);
+
 /// The lock on one SQLite file, held until [`EngineLock::release`] or drop.
 #[derive(Debug)]
 pub(in crate::store) struct EngineLock {
@@ -88,7 +93,7 @@ impl EngineLock {
     ///
     /// Fails at once, naming the file, when it cannot be opened for writing (a read-only file
     /// or folder, missing permission) or when another engine holds it.
-    pub fn take(database: &Path, owner: &Owner) -> Result<EngineLock, StoreError> {
+    pub async fn take(database: &Path, owner: &Owner) -> Result<EngineLock, StoreError> {
         let file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -101,14 +106,24 @@ impl EngineLock {
             })?;
         // The file itself, whatever the path to it: its side files are beside it.
         let database = std::fs::canonicalize(database).unwrap_or_else(|_| database.into());
-        match file.try_lock() {
-            Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => return Err(in_use(&database)),
-            Err(std::fs::TryLockError::Error(reason)) => {
-                return Err(StoreError::Lock {
-                    path: database.display().to_string(),
-                    reason,
-                })
+        // A lock held for a moment longer than its engine (a process still exiting, or a child
+        // forked by its last owner that has not yet executed its program) is waited for, a
+        // little: well within the second in which a second engine is refused.
+        let mut waited = Duration::ZERO;
+        loop {
+            match file.try_lock() {
+                Ok(()) => break,
+                Err(std::fs::TryLockError::WouldBlock) if waited < LOCK_WAIT => {
+                    tokio::time::sleep(LOCK_POLL).await;
+                    waited += LOCK_POLL;
+                }
+                Err(std::fs::TryLockError::WouldBlock) => return Err(in_use(&database)),
+                Err(std::fs::TryLockError::Error(reason)) => {
+                    return Err(StoreError::Lock {
+                        path: database.display().to_string(),
+                        reason,
+                    })
+                }
             }
         }
         if let Some((path, reason)) = unwritable_side_file(&database) {
@@ -228,8 +243,8 @@ fn read_owner(path: &Path) -> Option<Owner> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_second_lock_on_the_same_file_is_refused_naming_the_first() {
+    #[tokio::test(start_paused = true)]
+    async fn a_second_lock_on_the_same_file_is_refused_naming_the_first() {
         let dir = tempfile::tempdir().unwrap();
         let database = dir.path().join("tocsin.db");
         let first = Owner {
@@ -237,11 +252,13 @@ mod tests {
             host: "alpha".into(),
             listen: Some("127.0.0.1:9470".into()),
         };
-        let lock = EngineLock::take(&database, &first).unwrap();
+        let lock = EngineLock::take(&database, &first).await.unwrap();
         // Another path to the same file: through a symlink.
         let link = dir.path().join("link.db");
         std::os::unix::fs::symlink(&database, &link).unwrap();
-        let refused = EngineLock::take(&link, &Owner::this_process(None)).unwrap_err();
+        let refused = EngineLock::take(&link, &Owner::this_process(None))
+            .await
+            .unwrap_err();
         let text = refused.to_string();
         assert!(
             text.contains("pid 4242 on host alpha, listening on 127.0.0.1:9470"),
@@ -253,6 +270,26 @@ mod tests {
         );
         lock.release();
         assert!(!owner_path(&database).exists(), "the side file goes too");
-        EngineLock::take(&link, &Owner::this_process(None)).expect("free again");
+        EngineLock::take(&link, &Owner::this_process(None))
+            .await
+            .expect("free again");
+    }
+
+    /// A lock let go within the wait (its engine still exiting) is taken, not refused.
+    #[tokio::test(start_paused = true)]
+    async fn a_lock_let_go_within_the_wait_is_taken() {
+        let dir = tempfile::tempdir().unwrap();
+        let database = dir.path().join("tocsin.db");
+        let first = EngineLock::take(&database, &Owner::this_process(None))
+            .await
+            .unwrap();
+        let letting_go = tokio::spawn(async move {
+            tokio::time::sleep(LOCK_WAIT / 2).await;
+            first.release();
+        });
+        EngineLock::take(&database, &Owner::this_process(None))
+            .await
+            .expect("taken once the first lets go");
+        letting_go.await.unwrap();
     }
 }

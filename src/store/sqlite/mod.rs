@@ -55,7 +55,7 @@ impl Sqlite {
 pub(super) async fn open(url: &str, owner: &Owner) -> Result<(AnyPool, Sqlite)> {
     let connect_url = create_url(url)?;
     let lock = match file_of(url) {
-        Some(path) => Some(lock::EngineLock::take(Path::new(path), owner)?),
+        Some(path) => Some(lock::EngineLock::take(Path::new(path), owner).await?),
         None => None,
     };
     let pool = connect(url, &connect_url).await?;
