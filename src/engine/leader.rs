@@ -74,7 +74,7 @@ impl LeaderContext {
         let (role_tx, role_rx) = watch::channel(Leadership::FOLLOWER);
         let mut tasks = Vec::new();
         // This process, among any others under the same engine id (see `store::leader`).
-        let instance = uuid::Uuid::new_v4().simple().to_string();
+        let instance = super::leadership::new_instance();
         if shared {
             if let Err(e) = claim_engine_id(&store, &holder, &instance, lease).await {
                 store.close().await;

@@ -213,6 +213,13 @@ pub async fn claim_engine_id(
     if !ours_elsewhere(&first) {
         return Ok(());
     }
+    if instance_gone(&first.instance) {
+        tracing::info!(
+            engine = %holder,
+            "the process that held the lease under this engine's id is gone; taking it back"
+        );
+        return reclaim(store, holder, instance, first.expires_at, timing).await;
+    }
     tracing::info!(
         engine = %holder,
         "the leader lease is held under this engine's id by another process; waiting a \
@@ -233,9 +240,20 @@ pub async fn claim_engine_id(
             _ => {}
         }
     }
+    reclaim(store, holder, instance, first.expires_at, timing).await
+}
+
+/// Take back the lease held under `holder` at `expires_at`, which nobody renews.
+async fn reclaim(
+    store: &Store,
+    holder: &str,
+    instance: &str,
+    expires_at: i64,
+    timing: LeaseTiming,
+) -> Result<(), EngineIdInUse> {
     let lease_ms = timing.lease.as_millis() as i64;
     match store
-        .reclaim_lease(holder, instance, first.expires_at, lease_ms)
+        .reclaim_lease(holder, instance, expires_at, lease_ms)
         .await
     {
         Ok(Some(term)) => {
@@ -243,14 +261,45 @@ pub async fn claim_engine_id(
             Ok(())
         }
         // Renewed at the last moment, or changed hands: look once more.
-        Ok(None) => match look().await {
-            Some(row) if ours_elsewhere(&row) => Err(EngineIdInUse {
-                holder: holder.to_string(),
-            }),
+        Ok(None) => match store.lease_row().await {
+            Ok(Some(row))
+                if row.holder == holder && row.instance != instance && row.remaining_ms > 0 =>
+            {
+                Err(EngineIdInUse {
+                    holder: holder.to_string(),
+                })
+            }
             _ => Ok(()),
         },
         Err(_) => Ok(()),
     }
+}
+
+/// A new process's instance in the lease row: `host/pid/random`, so that an engine restarted
+/// on the same host can tell that the process holding the lease under its id is gone.
+pub fn new_instance() -> String {
+    let host = crate::store::host_name().unwrap_or_default();
+    format!(
+        "{host}/{}/{}",
+        std::process::id(),
+        uuid::Uuid::new_v4().simple()
+    )
+}
+
+/// Whether `instance` (see [`new_instance`]) is a process of this host that no longer runs.
+/// Instances of other hosts, and those written before instances named their process, are
+/// not known to be gone.
+fn instance_gone(instance: &str) -> bool {
+    let mut parts = instance.splitn(3, '/');
+    let (Some(host), Some(pid), Some(_)) = (parts.next(), parts.next(), parts.next()) else {
+        return false;
+    };
+    let Ok(pid) = pid.parse::<u32>() else {
+        return false;
+    };
+    host == crate::store::host_name().unwrap_or_default()
+        && pid != std::process::id()
+        && !std::path::Path::new(&format!("/proc/{pid}")).exists()
 }
 
 /// Take and renew the lease until shutdown; publish the role on `role`.
@@ -363,6 +412,18 @@ async fn sleep_opt(wait: Option<Duration>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_instance_is_gone_only_when_its_process_on_this_host_has_ended() {
+        let host = crate::store::host_name().unwrap_or_default();
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let ended = child.id();
+        child.wait().unwrap();
+        assert!(instance_gone(&format!("{host}/{ended}/abc")));
+        assert!(!instance_gone(&new_instance()), "this process runs");
+        assert!(!instance_gone(&format!("{host}-elsewhere/{ended}/abc")));
+        assert!(!instance_gone("0123456789abcdef"), "an earlier version's instance");
+    }
 
     #[test]
     fn fence_runs_out() {
