@@ -5,15 +5,14 @@
 //!
 //! Real binaries on a real SQLite file; pages are written as `.eml` files.
 
-mod support;
-
 use std::path::Path;
 use std::time::Duration;
 
-use serde_json::json;
-use support::{
+use crate::support;
+use crate::support::{
     eventually, free_port, list_incidents, push_alerts, run_tocsin, EngineProcess, TestDir, CATALOG,
 };
+use serde_json::json;
 use tocsin::paging::AckSigner;
 use tocsin::store::Store;
 

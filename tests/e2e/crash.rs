@@ -1,12 +1,11 @@
 //! Crash safety: SIGKILL the real engine binary and start it again.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support;
+use crate::support::{free_port, list_incidents, push_alerts, EngineProcess, TestDir, CATALOG};
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
-use support::{free_port, list_incidents, push_alerts, EngineProcess, TestDir, CATALOG};
 
 const RULES: &str = r#"
 groups:

@@ -3,11 +3,11 @@
 //! the engine acknowledged to its clients, and at the end the outbox and a receiver that
 //! dedupes on `X-Tocsin-Delivery` with the incidents.
 //!
-//! Run in the suite with a few kills (`tests/reliability.rs`,
+//! Run in the suite with a few kills (`tests/e2e/reliability.rs`,
 //! `crash_under_load_loses_nothing`); the long form is run by hand:
 //!
 //! ```sh
-//! TOCSIN_CRASH_KILLS=20 cargo test --test reliability crash_under_load_long -- --ignored --nocapture
+//! TOCSIN_CRASH_KILLS=20 cargo test --test e2e reliability::crash_under_load_long -- --ignored --nocapture
 //! ```
 //! `TOCSIN_CRASH_SEED=N` replays one run's random choices (the seed is printed).
 

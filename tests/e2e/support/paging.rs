@@ -1,6 +1,5 @@
 //! Helpers for the paging tests: the engine on a frozen tokio clock, a scripted webhook
 //! receiver, a real SMTP server (aiosmtpd), and enough MIME to read what it received.
-#![allow(dead_code)]
 
 use std::collections::{BTreeMap, VecDeque};
 use std::path::{Path, PathBuf};
@@ -106,7 +105,8 @@ pub struct FrozenEngine {
     pub engine: TestEngine,
     pub clock: Clock,
     pub start: DateTime<Utc>,
-    pub dir: TestDir,
+    /// The engine's folder, removed when the engine is dropped.
+    _dir: TestDir,
     hold: Option<std::sync::mpsc::Sender<()>>,
     holder: Option<tokio::task::JoinHandle<()>>,
 }
@@ -134,7 +134,7 @@ impl FrozenEngine {
             engine,
             clock,
             start,
-            dir,
+            _dir: dir,
             hold: Some(hold),
             holder: Some(holder),
         }
@@ -523,7 +523,7 @@ impl Smtpd {
         );
     }
 
-    /// aiosmtpd with TLS (`tests/paging_support/smtpd_tls.py`), its certificate for
+    /// aiosmtpd with TLS (`tests/e2e/support/smtpd_tls.py`), its certificate for
     /// 127.0.0.1 signed by a CA of the test ([`make_certificates`] in `dir`). With `login`,
     /// a client must log in, over TLS, before it may send. Each stored message carries
     /// `X-Peer-TLS` (the connection's TLS version) and `X-Authenticated-As`.
@@ -535,7 +535,7 @@ impl Smtpd {
         command
             .arg(concat!(
                 env!("CARGO_MANIFEST_DIR"),
-                "/tests/paging_support/smtpd_tls.py"
+                "/tests/e2e/support/smtpd_tls.py"
             ))
             .arg(&maildir)
             .arg(&certs.server_cert)

@@ -1,7 +1,6 @@
-//! Helpers for the upgrade tests (tests/upgrade.rs): the fixtures of tests/fixtures/, what
+//! Helpers for the upgrade tests (tests/e2e/upgrade.rs): the fixtures of tests/fixtures/, what
 //! they expect, copies of their stores, `tocsin check --store`, and comparing what an old
 //! binary showed with what today's shows.
-#![allow(dead_code)]
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};

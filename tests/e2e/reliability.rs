@@ -11,19 +11,18 @@
 //!   unready with the reason, logs one error, answers writes 503, and writes everything once
 //!   the store recovers, without sending a page twice.
 //! - A short crash test: SIGKILL under load, nothing lost (the long form is `#[ignore]`d and
-//!   run by hand, see `reliability_support/crash.rs`).
-
-mod reliability_support;
-mod support;
+//!   run by hand, see `support/reliability/crash.rs`).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use reliability_support::{
+use crate::support;
+use crate::support::reliability as reliability_support;
+use crate::support::reliability::{
     cannot_make, eventually, free_port, mounts_wanted, Ext4, Hang, Proc, Recorder, Tmpfs,
 };
+use crate::support::{TestDir, TestEngine};
 use serde_json::{json, Value};
-use support::{TestDir, TestEngine};
 use tocsin::store::{OutboxStatus, Store};
 
 // ===== receiver outages ==================================================================
@@ -693,8 +692,8 @@ async fn crash_under_load_loses_nothing() {
     assert!(counts.pushes_acknowledged > 0 && counts.pages_in_outbox > 0);
 }
 
-/// The long form, by hand: `TOCSIN_CRASH_KILLS=20 cargo test --test reliability
-/// crash_under_load_long -- --ignored --nocapture`.
+/// The long form, by hand: `TOCSIN_CRASH_KILLS=20 cargo test --test e2e
+/// reliability::crash_under_load_long -- --ignored --nocapture`.
 #[tokio::test]
 #[ignore = "long: run by hand (see SECURITY.md)"]
 async fn crash_under_load_long() {

@@ -4,14 +4,11 @@
 //! naming the problem for the API — and nothing crashes: the engine answers `/-/healthy`
 //! after every case, and is still the same process at the end.
 
-mod reliability_support;
-mod support;
-
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use reliability_support::{free_port, http, Proc};
+use crate::support::reliability::{free_port, http, Proc};
 use serde_json::{json, Value};
 
 // ===== config and rule files ===============================================================

@@ -9,24 +9,20 @@
 //! again, and fires each escalation level left pending (on the frozen clock: when it is due,
 //! not before); after a restart nothing is sent again, and the store is up to date.
 
-mod paging_support;
-mod reliability_support;
-mod support;
-mod upgrade_support;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
-use paging_support::FrozenEngine;
-use reliability_support::{eventually, free_port, http, Proc, Recorder};
-use serde_json::{json, Value};
-use support::TestDir;
-use tocsin::store::{OutboxStatus, Store};
-use upgrade_support::{
+use crate::support::paging::FrozenEngine;
+use crate::support::reliability as reliability_support;
+use crate::support::reliability::{eventually, free_port, http, Proc, Recorder};
+use crate::support::upgrade::{
     check_line, check_store, copy_sqlite, differences, latest_schema, scenario_config,
     scenario_rules, snapshot, Fixture, Prepared, FIXTURES,
 };
+use crate::support::TestDir;
+use chrono::{DateTime, Utc};
+use serde_json::{json, Value};
+use tocsin::store::{OutboxStatus, Store};
 
 /// Every incident the old binary showed, shown the same by the engine at `base`, and no
 /// other (but the test's own, of service [`MARK`], and a torn fixture's burst, see

@@ -1,9 +1,6 @@
-//! Helpers for the interface tests (tests/api.rs, tests/dashboard.rs): the config they run,
-//! signals, raw HTTP, and the real peers (Prometheus, chromedriver + headless Chromium).
-#![allow(dead_code)]
-
-pub mod peers;
-pub mod webdriver;
+//! Helpers for the interface tests (tests/e2e/api.rs, tests/e2e/dashboard.rs): the config
+//! they run, signals, raw HTTP, and the real peers (Prometheus, chromedriver + headless
+//! Chromium).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;

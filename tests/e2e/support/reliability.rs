@@ -2,7 +2,6 @@
 //! that record (and dedupe on `X-Tocsin-Delivery`), one that accepts and never answers, and
 //! real store trouble (a size-limited tmpfs that fills up, an immutable database file on a
 //! file system of the test's own).
-#![allow(dead_code)]
 
 pub mod crash;
 

@@ -3,17 +3,14 @@
 //! header says, every field of every body of the wrong type is named in the API's words,
 //! and the `process_*` metrics are what /proc says of the process.
 
-mod reliability_support;
-mod sources_support;
-mod support;
-
 use std::collections::BTreeSet;
 
+use crate::support;
+use crate::support::reliability::{free_port, http, Proc};
+use crate::support::sources::Peer;
+use crate::support::TestDir;
 use chrono::{Duration as Span, SecondsFormat, Utc};
-use reliability_support::{free_port, http, Proc};
 use serde_json::{json, Value};
-use sources_support::Peer;
-use support::TestDir;
 
 /// Many requests from one address.
 const NO_LIMIT: &str = "server: { rate_limit: { per_client: 100000, burst: 100000 } }\n";

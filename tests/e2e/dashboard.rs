@@ -1,19 +1,17 @@
 //! The dashboard: server-rendered pages read over HTTP, and a real headless Chromium (driven
 //! through chromedriver) acknowledging an incident with the page's own button.
 
-mod api_support;
-mod support;
-
 use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use api_support::peers::ChromeDriver;
-use api_support::webdriver::Browser;
-use api_support::*;
+use crate::support;
+use crate::support::api::*;
+use crate::support::peers::ChromeDriver;
+use crate::support::webdriver::Browser;
+use crate::support::{eventually, TestEngine};
 use futures::FutureExt;
 use serde_json::{json, Value};
-use support::{eventually, TestEngine};
 use tocsin::signal::Signal;
 
 fn with_summary(mut signal: Signal, summary: &str) -> Signal {

@@ -1,23 +1,22 @@
 //! End-to-end tests of the sources: real Prometheus and Alertmanager processes, probes
 //! against servers started here, and the ingest API, all on 127.0.0.1 with bounded waits.
 
-mod sources_support;
-mod support;
-
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::support;
+use crate::support::sources as sources_support;
+use crate::support::sources::{
+    closed_port, incidents, metric, pong_server, services, tls_server, wait_incident,
+    wait_resolved, Peer,
+};
+use crate::support::{free_port, TestDir, TestEngine, CATALOG};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
-use sources_support::{
-    closed_port, incidents, metric, pong_server, services, tls_server, wait_incident,
-    wait_resolved, Peer,
-};
-use support::{free_port, TestDir, TestEngine, CATALOG};
 use tocsin::config::{Config, ProbeConfig};
 use tocsin::signal::ProbeResult;
 use tocsin::sources::probe::Prober;

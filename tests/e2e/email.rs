@@ -1,18 +1,16 @@
 //! Email pages over SMTP with TLS, delivered to a real aiosmtpd: STARTTLS and implicit TLS,
 //! the server's certificate (made by the test, for 127.0.0.1) trusted through
 //! `notifiers.email.smtp.ca_file`, and SMTP AUTH. (Plain SMTP and a server without STARTTLS:
-//! `tests/paging.rs`.)
-
-mod paging_support;
-mod support;
+//! `tests/e2e/paging.rs`.)
 
 use std::path::Path;
 
-use paging_support::{
+use crate::support;
+use crate::support::paging::{
     count, delivery_config, header, open_incident, timeline, wait_count, wait_written, Smtpd,
     SmtpdTls,
 };
-use support::{TestDir, TestEngine};
+use crate::support::{TestDir, TestEngine};
 use tocsin::store::OutboxStatus;
 
 const USER: &str = "tocsin";

@@ -1,7 +1,6 @@
 //! Real peers and small servers for the source tests: Prometheus and Alertmanager started
 //! as processes on 127.0.0.1 (killed when dropped), and in-process HTTP, TLS and TCP
 //! servers for the probes to measure.
-#![allow(dead_code)]
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -19,7 +18,6 @@ use crate::support::{eventually, wait_ready_or_start_again, Started, TestEngine}
 pub struct Peer {
     child: Child,
     pub url: String,
-    pub port: u16,
     log: PathBuf,
     program: String,
     args: Vec<String>,
@@ -69,7 +67,6 @@ impl Peer {
         Peer {
             child: start(program, args, &log),
             url: format!("http://127.0.0.1:{port}"),
-            port,
             log,
             program: program.to_string(),
             args: args.to_vec(),
@@ -129,16 +126,6 @@ pub fn client() -> reqwest::Client {
         .timeout(Duration::from_secs(10))
         .build()
         .unwrap()
-}
-
-/// Serve `app` on 127.0.0.1:0 for the rest of the test.
-pub async fn http_server(app: axum::Router) -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    addr
 }
 
 /// A port nothing listens on: bound, then released.

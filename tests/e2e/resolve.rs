@@ -2,23 +2,21 @@
 //! webhook receiver for the pages, alerts pushed to `POST /api/v2/alerts` and an HTTP probe
 //! of a server started here, all on 127.0.0.1 with bounded waits.
 
-mod paging_support;
-mod support;
-
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::support;
+use crate::support::paging::{Answer, Receiver};
+use crate::support::{
+    eventually, free_port, get_json, list_incidents, post_json, push_alerts, EngineProcess,
+    TestDir, CATALOG,
+};
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::Router;
 use chrono::{DateTime, Utc};
-use paging_support::{Answer, Receiver};
 use serde_json::{json, Value};
-use support::{
-    eventually, free_port, get_json, list_incidents, post_json, push_alerts, EngineProcess,
-    TestDir, CATALOG,
-};
 
 const WAIT: Duration = Duration::from_secs(20);
 

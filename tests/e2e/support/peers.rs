@@ -158,7 +158,8 @@ impl Prometheus {
 /// chromedriver on a free port; sessions it opens start headless Chromium.
 pub struct ChromeDriver {
     pub url: String,
-    pub process: Reaped,
+    /// Killed when the driver is dropped.
+    _process: Reaped,
 }
 
 impl ChromeDriver {
@@ -180,6 +181,9 @@ impl ChromeDriver {
             Duration::from_secs(30),
         )
         .await;
-        ChromeDriver { url, process }
+        ChromeDriver {
+            url,
+            _process: process,
+        }
     }
 }

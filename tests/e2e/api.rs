@@ -2,14 +2,11 @@
 //! CLI client, against the real engine (in-process or the real binary) on 127.0.0.1 with
 //! SQLite in a temporary folder, and a real Prometheus.
 
-mod api_support;
-mod support;
-
 use std::time::Duration;
 
-use api_support::*;
+use crate::support::api::*;
+use crate::support::{eventually, free_port, EngineProcess, TestEngine};
 use serde_json::{json, Value};
-use support::{eventually, free_port, EngineProcess, TestEngine};
 use tocsin::paging::AckSigner;
 
 /// POST raw bytes (not necessarily JSON) with an optional bearer token.
@@ -1025,7 +1022,7 @@ async fn ready_is_503_while_the_store_is_not_open() {
 async fn prometheus_scrapes_incidents_open_during_a_sev1() {
     let (dir, engine) = engine(false).await;
     let target = engine.running.addr.to_string();
-    let prometheus = api_support::peers::Prometheus::scraping(dir.path(), &target).await;
+    let prometheus = crate::support::peers::Prometheus::scraping(dir.path(), &target).await;
     let query = "tocsin_incidents_open{severity=\"1\"}";
     let value_is = |want: f64| {
         let prometheus = &prometheus;

@@ -1,6 +1,13 @@
 //! Shared harness for end-to-end tests: an engine started in-process (or as the real
 //! binary) on 127.0.0.1 with a config written to a temporary folder.
-#![allow(dead_code)]
+
+pub mod api;
+pub mod paging;
+pub mod peers;
+pub mod reliability;
+pub mod sources;
+pub mod upgrade;
+pub mod webdriver;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

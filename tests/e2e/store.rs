@@ -1,9 +1,8 @@
 //! The store on SQLite and on PostgreSQL alike: what the core writes comes back the same.
 
-mod support;
-
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::support;
 use chrono::{DateTime, Duration, Utc};
 use tocsin::config::ImpactKind;
 use tocsin::engine::core::{Changes, HeartbeatState, Lease, PagingState};

@@ -2,18 +2,17 @@
 //! and the timeline), and delivery to real receivers (aiosmtpd, an HTTP server, `.eml` files)
 //! with real time and short backoffs.
 
-mod paging_support;
-mod support;
-
 use std::time::Duration;
 
-use hmac::{Hmac, Mac};
-use paging_support::{
+use crate::support;
+use crate::support::paging as paging_support;
+use crate::support::paging::{
     alert, count, cri, delivery_config, header, open_incident, parts, storage_down, timeline, utc,
     wait_count, wait_written, Answer, FrozenEngine, Receiver, Smtpd,
 };
+use crate::support::{eventually, TestDir, TestEngine, CATALOG};
+use hmac::{Hmac, Mac};
 use sha2::Sha256;
-use support::{eventually, TestDir, TestEngine, CATALOG};
 use tocsin::engine::{Clock, Input};
 use tocsin::store::{OutboxStatus, Store};
 

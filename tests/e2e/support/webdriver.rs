@@ -17,7 +17,7 @@ pub struct Browser {
 }
 
 #[derive(Debug)]
-pub struct WebDriverError(pub String);
+pub struct WebDriverError(#[allow(dead_code)] pub String);
 
 impl Browser {
     /// A new headless Chromium session with a fresh profile in `profile`.

@@ -3,22 +3,21 @@
 //! Real binaries, a real PostgreSQL (`TOCSIN_TEST_PG_URL`, a database per test), a real webhook
 //! receiver that keeps every request with its `X-Tocsin-Delivery`.
 
-mod support;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::support;
+use crate::support::{
+    eventually, free_port, list_incidents, metric, push_alerts, run_tocsin, EngineProcess,
+    PgDatabase, TestDir, CATALOG,
+};
 use axum::http::HeaderMap;
 use axum::routing::post;
 use axum::Router;
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
-use support::{
-    eventually, free_port, list_incidents, metric, push_alerts, run_tocsin, EngineProcess,
-    PgDatabase, TestDir, CATALOG,
-};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 

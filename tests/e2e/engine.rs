@@ -1,11 +1,10 @@
 //! End-to-end: the engine core behind the real runtime, store and API.
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use support::{TestDir, TestEngine, CATALOG};
+use crate::support;
+use crate::support::{TestDir, TestEngine, CATALOG};
 use tocsin::engine::Input;
 use tocsin::signal::{Signal, SourceKind};
 

@@ -2,19 +2,17 @@
 //! only from config, a rate limit per client on the ingest endpoints. (Ack links that are
 //! forged, expired or moved to another incident or recipient: tests/api.rs.)
 
-mod reliability_support;
-mod support;
-
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::support;
+use crate::support::reliability::{eventually, free_port, http, Proc, Recorder};
+use crate::support::{TestDir, TestEngine};
 use base64::Engine as _;
 use hmac::{Hmac, Mac};
-use reliability_support::{eventually, free_port, http, Proc, Recorder};
 use serde_json::{json, Value};
 use sha2::Sha256;
-use support::{TestDir, TestEngine};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 // ===== no secret in logs or API output =======================================================
