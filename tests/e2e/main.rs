@@ -8,9 +8,12 @@
 
 mod support;
 
+mod ack_links;
+mod admin;
 mod api;
 mod api_edges;
 mod check;
+mod cli;
 mod cluster;
 mod crash;
 mod dashboard;
@@ -19,6 +22,7 @@ mod engine;
 mod hostile;
 mod paging;
 mod reliability;
+mod reload;
 mod resolve;
 mod security;
 mod sim;

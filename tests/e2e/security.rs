@@ -1,6 +1,6 @@
 //! Security: no secret in logs or API output, token comparison in constant time, targets
 //! only from config, a rate limit per client on the ingest endpoints. (Ack links that are
-//! forged, expired or moved to another incident or recipient: tests/api.rs.)
+//! forged, expired or moved to another incident or recipient: tests/e2e/ack_links.rs.)
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};

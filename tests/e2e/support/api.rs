@@ -234,3 +234,12 @@ pub fn plain_http() -> reqwest::Client {
         .build()
         .unwrap()
 }
+
+/// The ids of a list of incidents, in its order.
+pub fn ids(list: &Value) -> Vec<i64> {
+    list.as_array()
+        .unwrap_or_else(|| panic!("not a list: {list}"))
+        .iter()
+        .map(|i| i["id"].as_i64().unwrap())
+        .collect()
+}
