@@ -47,8 +47,8 @@ unset TOCSIN_TEST_WITHOUT_ROOT
 #    SQLite store, then the end-to-end tests again with the engines on PostgreSQL.
 #    The fuzz targets run on their own afterwards, one at a time, each printing its figures.
 cargo test -- --test-threads 4 --skip fuzz_
-TOCSIN_TEST_STORE=postgres cargo test --test engine --test crash --test api --test dashboard \
-    --test paging --test sources --test resolve -- --test-threads 4
+TOCSIN_TEST_STORE=postgres cargo test --test e2e -- --test-threads 4 engine:: crash:: api:: \
+    ack_links:: admin:: reload:: cli:: dashboard:: paging:: sources:: resolve::
 cargo test --test fuzz -- --nocapture --test-threads 1 fuzz_
 
 # 5. The shipped config and rules are valid, and the rule unit tests pass.

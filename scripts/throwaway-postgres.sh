@@ -6,7 +6,7 @@
 #   ./scripts/throwaway-postgres.sh run CMD [ARGS...]
 #       start one, run CMD with TOCSIN_TEST_PG_URL set to it, then stop and remove it (also
 #       when CMD fails or the script is interrupted); exits with CMD's status. For example:
-#       ./scripts/throwaway-postgres.sh run cargo test --test cluster -- --test-threads 2
+#       ./scripts/throwaway-postgres.sh run cargo test --test e2e -- --test-threads 2 cluster::
 #   dir=$(./scripts/throwaway-postgres.sh start)
 #       start one and print its folder; "$dir/url" holds its URL (database `postgres`, user
 #       `postgres`, who may create databases).

@@ -16,7 +16,7 @@
 //! write waited out busy_timeout and failed), and the next transaction on it was only a
 //! savepoint inside the stale one: its "commit" released the savepoint and committed
 //! nothing, so the engine took for stored what never reached the file (found by
-//! tests/reliability.rs with a read-only database file). Closing the connection rolls back
+//! tests/e2e/reliability.rs with a read-only database file). Closing the connection rolls back
 //! and releases its locks; the pool opens a fresh one.
 
 mod health;

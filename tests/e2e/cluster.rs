@@ -1,0 +1,959 @@
+//! Several engines on one PostgreSQL: one pages, all serve, none loses or doubles a page.
+//!
+//! Real binaries, a real PostgreSQL (`TOCSIN_TEST_PG_URL`, a database per test), a real webhook
+//! receiver that keeps every request with its `X-Tocsin-Delivery`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::support;
+use crate::support::{
+    eventually, free_port, list_incidents, metric, push_alerts, run_tocsin, EngineProcess,
+    PgDatabase, TestDir, CATALOG,
+};
+use axum::http::HeaderMap;
+use axum::routing::post;
+use axum::Router;
+use chrono::{DateTime, Utc};
+use serde_json::{json, Value};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+
+/// The lease in these tests; renewed every fifth of it.
+const LEASE_SECS: u64 = 3;
+/// Level 1 of the policy is paged this long after level 0.
+const LEVEL_GAP_SECS: i64 = 8;
+
+#[derive(Clone, Debug)]
+struct Got {
+    delivery: String,
+    event: String,
+    level: Option<u64>,
+    incident: i64,
+    at: DateTime<Utc>,
+    ack_url: Option<String>,
+}
+
+/// A webhook receiver on 127.0.0.1 that answers 200 and keeps every request.
+struct Receiver {
+    url: String,
+    got: Arc<Mutex<Vec<Got>>>,
+    task: JoinHandle<()>,
+}
+
+impl Receiver {
+    async fn start() -> Receiver {
+        let got: Arc<Mutex<Vec<Got>>> = Arc::default();
+        let keep = Arc::clone(&got);
+        let app = Router::new().route(
+            "/hook",
+            post(move |headers: HeaderMap, body: String| {
+                let keep = Arc::clone(&keep);
+                async move {
+                    let payload: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+                    keep.lock().unwrap().push(Got {
+                        delivery: headers
+                            .get("x-tocsin-delivery")
+                            .and_then(|v| v.to_str().ok())
+                            .unwrap_or_default()
+                            .to_string(),
+                        event: payload["event"].as_str().unwrap_or_default().to_string(),
+                        level: payload["escalation"]["level"].as_u64(),
+                        incident: payload["incident"]["id"].as_i64().unwrap_or(-1),
+                        at: Utc::now(),
+                        ack_url: payload["ack_url"].as_str().map(str::to_string),
+                    });
+                    "ok"
+                }
+            }),
+        );
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Receiver { url, got, task }
+    }
+
+    fn got(&self) -> Vec<Got> {
+        self.got.lock().unwrap().clone()
+    }
+
+    /// The pages of an incident as a receiver that dedupes on `X-Tocsin-Delivery` sees them.
+    fn deduped(&self, incident: i64) -> Vec<Got> {
+        let mut seen = BTreeSet::new();
+        self.got()
+            .into_iter()
+            .filter(|g| g.incident == incident && seen.insert(g.delivery.clone()))
+            .collect()
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// A TCP proxy to PostgreSQL whose connections the test can cut, as a network failure would.
+struct Proxy {
+    /// The database's URL with this proxy's address in place of the server's.
+    url: String,
+    cut: Arc<AtomicBool>,
+    links: Arc<Mutex<Vec<JoinHandle<()>>>>,
+    task: JoinHandle<()>,
+}
+
+impl Proxy {
+    /// A proxy to the server of the database at `url`.
+    async fn start(url: &str) -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let mut proxied = reqwest::Url::parse(url).expect("a database URL");
+        let upstream = format!(
+            "{}:{}",
+            proxied.host_str().expect("a database host"),
+            proxied.port().unwrap_or(5432)
+        );
+        proxied.set_host(Some("127.0.0.1")).unwrap();
+        proxied.set_port(Some(port)).unwrap();
+        let cut = Arc::new(AtomicBool::new(false));
+        let links: Arc<Mutex<Vec<JoinHandle<()>>>> = Arc::default();
+        let (cut2, links2) = (Arc::clone(&cut), Arc::clone(&links));
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((mut client, _)) = listener.accept().await else {
+                    return;
+                };
+                if cut2.load(Ordering::SeqCst) {
+                    drop(client);
+                    continue;
+                }
+                let upstream = upstream.clone();
+                let link = tokio::spawn(async move {
+                    if let Ok(mut server) = TcpStream::connect(upstream).await {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                    }
+                });
+                links2.lock().unwrap().push(link);
+            }
+        });
+        Proxy {
+            url: proxied.to_string(),
+            cut,
+            links,
+            task,
+        }
+    }
+
+    /// Drop every connection and refuse new ones.
+    fn cut(&self) {
+        self.cut.store(true, Ordering::SeqCst);
+        for link in self.links.lock().unwrap().drain(..) {
+            link.abort();
+        }
+    }
+
+    fn heal(&self) {
+        self.cut.store(false, Ordering::SeqCst);
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.task.abort();
+        self.cut();
+    }
+}
+
+fn config(store_url: &str, receiver: &str) -> String {
+    config_with(store_url, receiver, &format!("lease: {LEASE_SECS}s"))
+}
+
+/// With more of `store:` than its url (`lease: 10s, engine_id: a`).
+fn config_with(store_url: &str, receiver: &str, store: &str) -> String {
+    format!(
+        r#"{CATALOG}
+store: {{ url: "{store_url}", {store} }}
+rule_files: [ "rules/*.yaml" ]
+responders:
+  - {{ id: oncall, webhook: hook }}
+escalation_policies:
+  - name: main
+    levels:
+      - {{ after: 0s, notify: [ "responder:oncall" ] }}
+      - {{ after: {LEVEL_GAP_SECS}s, notify: [ "responder:oncall" ] }}
+      - {{ after: 1h, notify: [ "responder:oncall" ] }}
+routes:
+  - {{ match: [], policy: main }}
+notifiers:
+  webhooks: [ {{ name: hook, url: "{receiver}/hook", timeout: 2s }} ]
+  retry: {{ initial_backoff: 200ms, max_backoff: 1s, max_age: 1h }}
+"#
+    )
+}
+
+fn http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap()
+}
+
+async fn role(http: &reqwest::Client, url: &str) -> Option<String> {
+    let text = http
+        .get(format!("{url}/-/ready"))
+        .send()
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()?;
+    if text.contains(": leader") {
+        Some("leader".into())
+    } else if text.contains(": follower") {
+        Some("follower".into())
+    } else {
+        None
+    }
+}
+
+async fn push(http: &reqwest::Client, url: &str, service: &str, region: &str) {
+    let ends = (Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
+    let body = json!([{ "labels": { "alertname": "Down", "severity": "critical", "service": service, "region": region }, "endsAt": ends }]);
+    push_alerts(http, url, body).await;
+}
+
+/// Three engines on one database: SIGKILL the leader during an escalation; another takes over
+/// within the lease time, the next level is paged once at its time, nothing is lost, and
+/// pushes and acks to any engine land.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_leader_is_replaced_and_the_escalation_goes_on_once() {
+    let db = PgDatabase::create().await;
+    let receiver = Receiver::start().await;
+    let rules = support::default_rules();
+    let dirs: Vec<TestDir> = (0..3)
+        .map(|_| TestDir::new(&config(&db.url, &receiver.url), &[("default.yaml", &rules)]))
+        .collect();
+    let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+    let http = http();
+    let mut engines: Vec<Option<EngineProcess>> = Vec::new();
+    for (dir, port) in dirs.iter().zip(&ports) {
+        let mut engine = EngineProcess::spawn(dir, *port);
+        engine.wait_ready().await;
+        engines.push(Some(engine));
+    }
+    let url = |i: usize| format!("http://127.0.0.1:{}", ports[i]);
+    assert_eq!(
+        role(&http, &url(0)).await.as_deref(),
+        Some("leader"),
+        "the first engine up leads"
+    );
+    assert_eq!(role(&http, &url(1)).await.as_deref(), Some("follower"));
+    assert_eq!(role(&http, &url(2)).await.as_deref(), Some("follower"));
+
+    // A push to a follower lands: the leader opens the incident and pages level 0.
+    push(&http, &url(1), "storage", "china-east").await;
+    let seen_by_other = list_incidents(&http, &url(2)).await;
+    assert_eq!(seen_by_other.len(), 1, "{seen_by_other:?}");
+    let incident = seen_by_other[0]["id"].as_i64().unwrap();
+    let level0 = eventually(Duration::from_secs(10), || async {
+        receiver
+            .deduped(incident)
+            .into_iter()
+            .find(|g| g.level == Some(0))
+    })
+    .await
+    .expect("level 0 paged");
+    assert_eq!(level0.event, "triggered");
+
+    // Kill the leader between level 0 and level 1.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let killed_at = Utc::now();
+    engines[0].as_mut().unwrap().kill();
+    let takeover = eventually(Duration::from_secs(LEASE_SECS * 3), || async {
+        for i in [1, 2] {
+            if role(&http, &url(i)).await.as_deref() == Some("leader") {
+                return Some((i, Utc::now()));
+            }
+        }
+        None
+    })
+    .await
+    .expect("another engine takes over");
+    let (leader, took_over_at) = takeover;
+    let took = (took_over_at - killed_at).num_milliseconds();
+    println!("takeover after SIGKILL of the leader: {took} ms (lease {LEASE_SECS} s)");
+    // The lease runs out at most LEASE after the last renewal, which came before the kill;
+    // a little is added for polling /-/ready.
+    assert!(
+        took <= (LEASE_SECS as i64 * 1000) + 750,
+        "takeover took {took} ms"
+    );
+    let follower = if leader == 1 { 2 } else { 1 };
+
+    // Level 1 at its time, once, from the new leader.
+    let due = level0.at + chrono::Duration::seconds(LEVEL_GAP_SECS);
+    let level1 = eventually(Duration::from_secs(20), || async {
+        receiver
+            .deduped(incident)
+            .into_iter()
+            .find(|g| g.level == Some(1))
+    })
+    .await
+    .expect("level 1 paged after the takeover");
+    assert_eq!(level1.event, "escalated");
+    let late = (level1.at - due).num_milliseconds();
+    println!("level 1 paged {late} ms after its due time");
+    assert!(
+        (-300..=2500).contains(&late),
+        "level 1 at {} for due {due}",
+        level1.at
+    );
+
+    // An ack through the follower lands, and everyone paged hears of it.
+    let response = http
+        .post(format!("{}/api/v1/incidents/{incident}/ack", url(follower)))
+        .json(&json!({ "by": "alice" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    let acked: Value = response.json().await.unwrap();
+    assert_eq!(acked["status"], "acknowledged");
+    assert_eq!(acked["acknowledged_by"], "alice");
+    eventually(Duration::from_secs(10), || async {
+        receiver
+            .deduped(incident)
+            .into_iter()
+            .find(|g| g.event == "acknowledged")
+    })
+    .await
+    .expect("the ack is paged");
+
+    // Pushes to either remaining engine land.
+    push(&http, &url(leader), "sqldb", "china-north").await;
+    push(&http, &url(follower), "compute", "china-west").await;
+    let all = list_incidents(&http, &url(follower)).await;
+    let services: BTreeSet<String> = all
+        .iter()
+        .map(|i| i["services"][0].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(all.len(), 3, "{all:?}");
+    assert_eq!(
+        services,
+        ["compute", "sqldb", "storage"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
+    );
+
+    // No page lost, none doubled: each (event, level) of the incident reached the deduping
+    // receiver under exactly one delivery id, and every stored page was delivered.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let mut by_kind: BTreeMap<(String, Option<u64>), BTreeSet<String>> = BTreeMap::new();
+    for g in receiver
+        .got()
+        .into_iter()
+        .filter(|g| g.incident == incident)
+    {
+        by_kind
+            .entry((g.event.clone(), g.level))
+            .or_default()
+            .insert(g.delivery.clone());
+    }
+    for ((event, level), ids) in &by_kind {
+        assert_eq!(
+            ids.len(),
+            1,
+            "{event} level {level:?} went out as {} different pages",
+            ids.len()
+        );
+    }
+    let levels: Vec<Option<u64>> = receiver
+        .deduped(incident)
+        .iter()
+        .filter(|g| g.event != "acknowledged")
+        .map(|g| g.level)
+        .collect();
+    assert_eq!(
+        levels,
+        vec![Some(0), Some(1)],
+        "no level skipped, none repeated"
+    );
+    let store = tocsin::store::Store::open(&db.url).await.unwrap();
+    let pages = store.pages_of(incident).await.unwrap();
+    assert!(!pages.is_empty());
+    for p in &pages {
+        assert_eq!(
+            p.status,
+            tocsin::store::OutboxStatus::Delivered,
+            "page {} {:?}",
+            p.page.id,
+            p.page.event
+        );
+    }
+    store.close().await;
+    drop(engines);
+    db.drop_db().await;
+}
+
+/// The leader's database connection is cut: it stops paging before the lease can pass, a
+/// new leader pages the next level, and no page goes out twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_cut_off_from_the_database_stops_paging_and_another_takes_over() {
+    let db = PgDatabase::create().await;
+    let receiver = Receiver::start().await;
+    let rules = support::default_rules();
+    let proxies = [Proxy::start(&db.url).await, Proxy::start(&db.url).await];
+    let dirs: Vec<TestDir> = proxies
+        .iter()
+        .map(|p| TestDir::new(&config(&p.url, &receiver.url), &[("default.yaml", &rules)]))
+        .collect();
+    let ports = [free_port(), free_port()];
+    let http = http();
+    let url = |i: usize| format!("http://127.0.0.1:{}", ports[i]);
+    let mut first = EngineProcess::spawn(&dirs[0], ports[0]);
+    first.wait_ready().await;
+    let mut second = EngineProcess::spawn(&dirs[1], ports[1]);
+    second.wait_ready().await;
+    assert_eq!(role(&http, &url(0)).await.as_deref(), Some("leader"));
+
+    push(&http, &url(0), "storage", "china-east").await;
+    let incident = list_incidents(&http, &url(0)).await[0]["id"]
+        .as_i64()
+        .unwrap();
+    let level0 = eventually(Duration::from_secs(10), || async {
+        receiver
+            .deduped(incident)
+            .into_iter()
+            .find(|g| g.level == Some(0))
+    })
+    .await
+    .expect("level 0 paged");
+
+    // Cut the leader off from the database.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let cut_at = Utc::now();
+    proxies[0].cut();
+
+    // It steps down when its fence runs out, before the lease can pass; cut off from the
+    // store, it is then not ready and says it pages nothing.
+    let stepped_down = eventually(Duration::from_secs(LEASE_SECS * 3), || async {
+        let (status, text) = ready(&http, &url(0)).await;
+        (status == 503 && text.contains("pages nothing")).then(Utc::now)
+    })
+    .await
+    .expect("the cut-off leader steps down");
+    let took_over = eventually(Duration::from_secs(LEASE_SECS * 4), || async {
+        (role(&http, &url(1)).await.as_deref() == Some("leader")).then(Utc::now)
+    })
+    .await
+    .expect("the other engine takes over");
+    // The old leader stopped starting pages before the new one's term began, by each engine's
+    // own record: the old one's fence end, the new one's term start (when it sent the lease
+    // request that won it), both on this machine's clock.
+    let metrics = http
+        .get(format!("{}/metrics", url(0)))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let new_leader_metrics = http
+        .get(format!("{}/metrics", url(1)))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let at = |seconds: f64| {
+        DateTime::<Utc>::from_timestamp_millis((seconds * 1000.0).round() as i64).unwrap()
+    };
+    let stopped = at(
+        metric(&metrics, "tocsin_leader_fence_end_timestamp_seconds")
+            .expect("the old leader's fence end"),
+    );
+    let started = at(metric(
+        &new_leader_metrics,
+        "tocsin_leader_term_start_timestamp_seconds",
+    )
+    .expect("the new leader's term start"));
+    println!(
+        "after the cut: the old leader stopped starting pages at +{} ms, the new leader's term \
+         began at +{} ms (seen by polling: stepped down +{} ms, took over +{} ms)",
+        (stopped - cut_at).num_milliseconds(),
+        (started - cut_at).num_milliseconds(),
+        (stepped_down - cut_at).num_milliseconds(),
+        (took_over - cut_at).num_milliseconds()
+    );
+    // Its last renewal before the cut gave it a fence that outlasted the cut.
+    assert!(
+        stopped > cut_at,
+        "the old leader's fence ended at {stopped}, before the cut at {cut_at}"
+    );
+    assert!(
+        stopped < started,
+        "the old leader could start pages until {stopped}, but the new leader's term began at \
+         {started}"
+    );
+    assert!(started <= took_over);
+    assert_eq!(metric(&metrics, "tocsin_leader"), Some(0.0));
+    let sent_by_old = metric(
+        &metrics,
+        "tocsin_pages_total{channel=\"webhook\",outcome=\"delivered\"}",
+    );
+    assert_eq!(sent_by_old, Some(1.0), "the old leader delivered level 0");
+
+    // The new leader pages level 1 once.
+    let level1 = eventually(Duration::from_secs(20), || async {
+        receiver
+            .deduped(incident)
+            .into_iter()
+            .find(|g| g.level == Some(1))
+    })
+    .await
+    .expect("level 1 paged by the new leader");
+    assert!(
+        level1.at
+            >= level0.at + chrono::Duration::seconds(LEVEL_GAP_SECS)
+                - chrono::Duration::milliseconds(300)
+    );
+    let metrics = http
+        .get(format!("{}/metrics", url(0)))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(
+        metric(
+            &metrics,
+            "tocsin_pages_total{channel=\"webhook\",outcome=\"delivered\"}"
+        ),
+        sent_by_old,
+        "the cut-off engine sent nothing after stepping down"
+    );
+
+    // Healed, the old leader serves again as a follower; nothing went out twice.
+    proxies[0].heal();
+    let ack = eventually(Duration::from_secs(15), || async {
+        let response = http
+            .post(format!("{}/api/v1/incidents/{incident}/ack", url(0)))
+            .json(&json!({ "by": "bob" }))
+            .send()
+            .await
+            .ok()?;
+        (response.status().as_u16() == 200).then_some(())
+    })
+    .await;
+    assert!(ack.is_some(), "an ack through the healed engine lands");
+    let mut by_kind: BTreeMap<(String, Option<u64>), BTreeSet<String>> = BTreeMap::new();
+    for g in receiver
+        .got()
+        .into_iter()
+        .filter(|g| g.incident == incident)
+    {
+        by_kind
+            .entry((g.event.clone(), g.level))
+            .or_default()
+            .insert(g.delivery.clone());
+    }
+    for ((event, level), ids) in &by_kind {
+        assert_eq!(
+            ids.len(),
+            1,
+            "{event} level {level:?} went out as {} different pages",
+            ids.len()
+        );
+    }
+    drop((first, second));
+    db.drop_db().await;
+}
+
+/// Pushes and a resolve through a follower go through the inbox to the leader: an alert
+/// resolved while it still fires opens a new incident at its next push, and it is paged, as
+/// on one engine.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resolve_through_a_follower_does_not_hide_an_alert_that_still_fires() {
+    let db = PgDatabase::create().await;
+    let receiver = Receiver::start().await;
+    let rules = support::default_rules();
+    let dirs: Vec<TestDir> = (0..2)
+        .map(|_| TestDir::new(&config(&db.url, &receiver.url), &[("default.yaml", &rules)]))
+        .collect();
+    let ports = [free_port(), free_port()];
+    let http = http();
+    let url = |i: usize| format!("http://127.0.0.1:{}", ports[i]);
+    let mut leader = EngineProcess::spawn(&dirs[0], ports[0]);
+    leader.wait_ready().await;
+    let mut follower = EngineProcess::spawn(&dirs[1], ports[1]);
+    follower.wait_ready().await;
+    assert_eq!(role(&http, &url(1)).await.as_deref(), Some("follower"));
+
+    push(&http, &url(1), "storage", "china-east").await;
+    let first = list_incidents(&http, &url(1)).await[0]["id"]
+        .as_i64()
+        .unwrap();
+    let response = http
+        .post(format!("{}/api/v1/incidents/{first}/resolve", url(1)))
+        .json(&json!({ "by": "carol" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    let detail: Value = http
+        .get(format!("{}/api/v1/incidents/{first}", url(1)))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(detail["status"], "resolved", "{detail:#}");
+    assert_eq!(
+        detail["impacts"][0]["cleared_at"],
+        Value::Null,
+        "{detail:#}"
+    );
+    let entry = detail["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["kind"] == "resolved")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        entry["data"]["still_firing"],
+        json!([detail["impacts"][0]["id"]])
+    );
+
+    push(&http, &url(1), "storage", "china-east").await;
+    let all = list_incidents(&http, &url(1)).await;
+    assert_eq!(all.len(), 2, "{all:#?}");
+    assert_eq!(all[1]["status"], "triggered");
+    let second = all[1]["id"].as_i64().unwrap();
+    let paged = eventually(Duration::from_secs(10), || async {
+        let pages = receiver.deduped(second);
+        (!pages.is_empty()).then_some(pages)
+    })
+    .await
+    .expect("the new incident is paged");
+    assert_eq!(paged[0].event, "triggered", "{paged:?}");
+    drop((leader, follower));
+    db.drop_db().await;
+}
+
+/// Each engine has its own folder and no `ack_secret_file`: the ack-link key is the store's,
+/// so a link in the leader's page acknowledges through a follower.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ack_link_signed_by_the_leader_acknowledges_through_a_follower() {
+    let db = PgDatabase::create().await;
+    let receiver = Receiver::start().await;
+    let rules = support::default_rules();
+    let dirs: Vec<TestDir> = (0..2)
+        .map(|_| TestDir::new(&config(&db.url, &receiver.url), &[("default.yaml", &rules)]))
+        .collect();
+    let ports = [free_port(), free_port()];
+    let url = |i: usize| format!("http://127.0.0.1:{}", ports[i]);
+    let mut leader = EngineProcess::spawn(&dirs[0], ports[0]);
+    leader.wait_ready().await;
+    let mut follower = EngineProcess::spawn(&dirs[1], ports[1]);
+    follower.wait_ready().await;
+    let http = http();
+    assert_eq!(role(&http, &url(0)).await.as_deref(), Some("leader"));
+    assert_eq!(role(&http, &url(1)).await.as_deref(), Some("follower"));
+
+    push(&http, &url(0), "storage", "china-east").await;
+    let page = eventually(Duration::from_secs(10), || async {
+        receiver.got().into_iter().find(|g| g.event == "triggered")
+    })
+    .await
+    .expect("the leader pages");
+    let link = page.ack_url.expect("the page carries an ack link");
+    let path = &link[link.find("/ack/").expect("an /ack/ link")..];
+    let response = http.post(format!("{}{path}", url(1))).send().await.unwrap();
+    let status = response.status();
+    let text = response.text().await.unwrap_or_default();
+    assert_eq!(
+        status, 200,
+        "the follower accepts the leader's link: {text}"
+    );
+    let incident = list_incidents(&http, &url(0)).await;
+    assert_eq!(incident[0]["status"], "acknowledged", "{incident:?}");
+    assert_eq!(incident[0]["acknowledged_by"], "oncall", "{incident:?}");
+    drop((leader, follower));
+    db.drop_db().await;
+}
+
+/// Two engines given the same `engine_id` (one shared config): the second is refused while
+/// the first holds and renews the lease under it, and the first leads on. Killed, the first
+/// is replaced under the same id at once: its successor sees that nobody renews the lease
+/// and takes it back, with a new term, well before it would run out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_live_engine_under_one_engine_id_is_refused_and_a_killed_one_is_replaced() {
+    let db = PgDatabase::create().await;
+    let receiver = Receiver::start().await;
+    let rules = support::default_rules();
+    // A 10 s lease, renewed every 2 s: a restart takes the lease back after watching it for
+    // 3 s, at least 5 s before it could run out.
+    let shared = config_with(&db.url, &receiver.url, "lease: 10s, engine_id: tocsin-a");
+    let dirs: Vec<TestDir> = (0..2)
+        .map(|_| TestDir::new(&shared, &[("default.yaml", &rules)]))
+        .collect();
+    let http = http();
+    let mut first = EngineProcess::spawn(&dirs[0], free_port());
+    first.wait_ready().await;
+    let ready = |url: String| {
+        let http = http.clone();
+        async move {
+            let r = http.get(format!("{url}/-/ready")).send().await.ok()?;
+            r.text().await.ok()
+        }
+    };
+    let said = ready(first.url.clone()).await.unwrap_or_default();
+    assert!(said.contains("leader (term 1)"), "{said}");
+
+    let (code, stdout, stderr) = run_tocsin(
+        dirs[1].path(),
+        &["run", "--config", "config.yaml", "--listen", "127.0.0.1:0"],
+    )
+    .await;
+    assert_eq!(code, 1, "stdout:\n{stdout}\nstderr:\n{stderr}");
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.contains(" INFO ")).collect();
+    assert_eq!(lines.len(), 1, "one line:\n{stderr}");
+    assert!(
+        lines[0].contains("engine id \"tocsin-a\" is in use") && lines[0].contains("renewed"),
+        "{stderr}"
+    );
+    // The first leads on and pages.
+    let said = ready(first.url.clone()).await.unwrap_or_default();
+    assert!(said.contains("leader (term 1)"), "{said}");
+    push(&http, &first.url, "storage", "china-east").await;
+    eventually(Duration::from_secs(10), || async {
+        receiver.got().into_iter().find(|g| g.event == "triggered")
+    })
+    .await
+    .expect("the first engine pages");
+
+    first.kill();
+    let mut second = EngineProcess::spawn(&dirs[1], free_port());
+    second.wait_ready().await;
+    let led = eventually(Duration::from_secs(20), || async {
+        let said = ready(second.url.clone()).await?;
+        said.contains("leader (term 2)").then_some(())
+    })
+    .await;
+    let log = std::fs::read_to_string(&second.log).unwrap_or_default();
+    assert!(led.is_some(), "the restarted engine leads:\n{log}");
+    assert!(
+        log.contains("took back the lease nobody renewed"),
+        "taken back, not waited out:\n{log}"
+    );
+    drop(second);
+    db.drop_db().await;
+}
+
+async fn ready(http: &reqwest::Client, url: &str) -> (u16, String) {
+    match http.get(format!("{url}/-/ready")).send().await {
+        Ok(r) => (r.status().as_u16(), r.text().await.unwrap_or_default()),
+        Err(e) => (0, e.to_string()),
+    }
+}
+
+async fn post_alert(
+    http: &reqwest::Client,
+    url: &str,
+    service: &str,
+    region: &str,
+) -> (u16, String) {
+    let ends = (Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
+    let body = json!([{ "labels": { "alertname": "Down", "severity": "critical", "service": service, "region": region }, "endsAt": ends }]);
+    let response = http
+        .post(format!("{url}/api/v2/alerts"))
+        .json(&body)
+        .send()
+        .await
+        .expect("the engine answers");
+    (
+        response.status().as_u16(),
+        response.text().await.unwrap_or_default(),
+    )
+}
+
+/// One engine on PostgreSQL, and the database goes away (every connection cut, new ones
+/// refused). Nothing is paged without the store: the leader cannot renew its lease, so it
+/// stops leading before the lease can pass, is not ready, and refuses inputs; an input it
+/// took just before is answered 503 and lost. When the database returns it leads again and
+/// pages what fell due meanwhile, late and once. See SECURITY.md, "Store trouble".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_single_engine_whose_database_goes_away_stops_paging_and_catches_up_when_it_returns() {
+    let db = PgDatabase::create().await;
+    let receiver = Receiver::start().await;
+    let proxy = Proxy::start(&db.url).await;
+    let dir = TestDir::new(
+        &config(&proxy.url, &receiver.url),
+        &[("default.yaml", &support::default_rules())],
+    );
+    let http = http();
+    let mut engine = EngineProcess::spawn(&dir, free_port());
+    engine.wait_ready().await;
+    let url = engine.url.clone();
+    assert_eq!(role(&http, &url).await.as_deref(), Some("leader"));
+    push(&http, &url, "storage", "china-east").await;
+    let incident = list_incidents(&http, &url).await[0]["id"].as_i64().unwrap();
+    let level0 = eventually(Duration::from_secs(10), || async {
+        receiver
+            .deduped(incident)
+            .into_iter()
+            .find(|g| g.level == Some(0))
+    })
+    .await
+    .expect("level 0 paged");
+
+    // The database goes away between level 0 and level 1.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let cut_at = Utc::now();
+    proxy.cut();
+    // An input taken while the leader still holds its fence: the store refuses it, so it
+    // is answered 503 (the sender keeps it and sends it again).
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (status, answer) = post_alert(&http, &url, "compute", "china-west").await;
+    assert_eq!(status, 503, "{answer}");
+    assert!(answer.contains("not recorded"), "{answer}");
+
+    // It is not ready from the first failed write, stops leading before its lease can pass,
+    // and then says that it pages nothing.
+    let (status, text) = ready(&http, &url).await;
+    assert_eq!(status, 503, "{text}");
+    let stepped_down = eventually(Duration::from_secs(LEASE_SECS * 3), || async {
+        let (status, text) = ready(&http, &url).await;
+        (status == 503 && text.contains("pages nothing")).then(|| (Utc::now(), text))
+    })
+    .await;
+    let (stepped_down, text) = stepped_down.expect("/-/ready answers 503 once it stops leading");
+    let took = (stepped_down - cut_at).num_milliseconds();
+    println!("stopped leading {took} ms after the database went away (lease {LEASE_SECS} s)");
+    assert!(
+        took <= LEASE_SECS as i64 * 1000 + 750,
+        "stepped down after {took} ms"
+    );
+    assert!(text.contains("the store is not answering"), "{text}");
+    assert!(text.contains("pages nothing"), "{text}");
+    let metrics = http
+        .get(format!("{url}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(metric(&metrics, "tocsin_leader"), Some(0.0));
+    let healthy = http.get(format!("{url}/-/healthy")).send().await.unwrap();
+    assert_eq!(healthy.status().as_u16(), 200);
+
+    // Inputs are refused now, not taken: nobody can record them.
+    let (status, answer) = post_alert(&http, &url, "sqldb", "china-north").await;
+    assert_eq!(status, 503, "{answer}");
+    assert!(answer.contains("not taken"), "{answer}");
+    assert!(answer.contains("send it again"), "{answer}");
+
+    // Level 1 falls due while the database is away: it is not paged.
+    let due = level0.at + chrono::Duration::seconds(LEVEL_GAP_SECS);
+    let wait = (due - Utc::now()).to_std().unwrap_or_default() + Duration::from_secs(2);
+    tokio::time::sleep(wait).await;
+    let got: Vec<(String, String)> = receiver
+        .got()
+        .iter()
+        .map(|g| (g.event.clone(), g.incident.to_string()))
+        .collect();
+    assert_eq!(
+        got,
+        vec![("triggered".to_string(), incident.to_string())],
+        "nothing is paged while the database is away"
+    );
+
+    // The database returns: the engine leads again and pages level 1, late, once.
+    let healed_at = Utc::now();
+    proxy.heal();
+    let led_again = eventually(Duration::from_secs(LEASE_SECS * 4), || async {
+        (role(&http, &url).await.as_deref() == Some("leader")).then(Utc::now)
+    })
+    .await
+    .expect("it leads again");
+    let level1 = eventually(Duration::from_secs(20), || async {
+        receiver
+            .deduped(incident)
+            .into_iter()
+            .find(|g| g.level == Some(1))
+    })
+    .await
+    .expect("level 1 paged once the database is back");
+    println!(
+        "led again {} ms after the database came back; level 1 paged {} ms after it fell due",
+        (led_again - healed_at).num_milliseconds(),
+        (level1.at - due).num_milliseconds()
+    );
+    assert_eq!(level1.event, "escalated");
+    assert!(
+        level1.at >= healed_at,
+        "level 1 went out before the database came back"
+    );
+
+    // The inputs answered 503 were not recorded; sent again, they land and page.
+    let services: BTreeSet<String> = list_incidents(&http, &url)
+        .await
+        .iter()
+        .map(|i| i["services"][0].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(services, BTreeSet::from(["storage".to_string()]));
+    for (service, region) in [("compute", "china-west"), ("sqldb", "china-north")] {
+        let (status, answer) = post_alert(&http, &url, service, region).await;
+        assert_eq!(status, 200, "{answer}");
+    }
+    let paged = eventually(Duration::from_secs(10), || async {
+        let triggered = receiver
+            .got()
+            .iter()
+            .filter(|g| g.event == "triggered")
+            .map(|g| g.incident)
+            .collect::<BTreeSet<_>>();
+        (triggered.len() == 3).then_some(())
+    })
+    .await;
+    assert!(paged.is_some(), "{:?}", receiver.got());
+
+    // Nothing went out twice, and every stored page was delivered.
+    let mut by_kind: BTreeMap<(i64, String, Option<u64>), BTreeSet<String>> = BTreeMap::new();
+    for g in receiver.got() {
+        by_kind
+            .entry((g.incident, g.event.clone(), g.level))
+            .or_default()
+            .insert(g.delivery.clone());
+    }
+    for (kind, ids) in &by_kind {
+        assert_eq!(ids.len(), 1, "{kind:?} went out as {} pages", ids.len());
+    }
+    let store = tocsin::store::Store::open(&db.url).await.unwrap();
+    let delivered = eventually(Duration::from_secs(10), || async {
+        let mut all = Vec::new();
+        for incident in store.all_incidents().await.ok()? {
+            all.extend(store.pages_of(incident.id).await.ok()?);
+        }
+        all.iter()
+            .all(|p| p.status == tocsin::store::OutboxStatus::Delivered)
+            .then_some(all.len())
+    })
+    .await;
+    let delivered = delivered.expect("every stored page is delivered");
+    assert!(delivered >= 4, "{delivered} pages");
+    store.close().await;
+    drop(engine);
+    db.drop_db().await;
+}

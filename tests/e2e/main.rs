@@ -1,0 +1,32 @@
+//! The end-to-end tests, one binary: a module per topic, and the harness they share
+//! (`support`). Run one topic with `cargo test --test e2e TOPIC::`, e.g.
+//! `cargo test --test e2e paging::`.
+//!
+//! The fuzz targets stay a binary of their own (`tests/fuzz.rs`): the test command runs
+//! them alone with `--nocapture`, each target runs its inputs in a child process of that
+//! binary, and `fuzz/fuzz_targets/*.rs` include `tests/fuzz_support/targets.rs` by path.
+
+mod support;
+
+mod ack_links;
+mod admin;
+mod api;
+mod api_edges;
+mod check;
+mod cli;
+mod cluster;
+mod crash;
+mod dashboard;
+mod email;
+mod engine;
+mod hostile;
+mod paging;
+mod reliability;
+mod reload;
+mod resolve;
+mod security;
+mod sim;
+mod sources;
+mod store;
+mod store_lock;
+mod upgrade;
