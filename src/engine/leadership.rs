@@ -422,7 +422,10 @@ mod tests {
         assert!(instance_gone(&format!("{host}/{ended}/abc")));
         assert!(!instance_gone(&new_instance()), "this process runs");
         assert!(!instance_gone(&format!("{host}-elsewhere/{ended}/abc")));
-        assert!(!instance_gone("0123456789abcdef"), "an earlier version's instance");
+        assert!(
+            !instance_gone("0123456789abcdef"),
+            "an earlier version's instance"
+        );
     }
 
     #[test]
