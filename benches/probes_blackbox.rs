@@ -62,10 +62,12 @@ async fn get_text(http: &reqwest::Client, url: &str) -> String {
 }
 
 /// One number from a Prometheus instant query (NaN when it has none).
-async fn prom_query(http: &reqwest::Client, base: &str, query: &str) -> f64 {
+/// `query` evaluated at `at` (Unix seconds): the window's queries share one instant, so
+/// their windows hold the same scrapes.
+async fn prom_query(http: &reqwest::Client, base: &str, query: &str, at: &str) -> f64 {
     let Ok(response) = http
         .get(format!("{base}/api/v1/query"))
-        .query(&[("query", query)])
+        .query(&[("query", query), ("time", at)])
         .send()
         .await
     else {
@@ -267,28 +269,39 @@ scrape_configs:
     let http = reqwest::Client::builder().no_proxy().build().unwrap();
     // The samples of the measured window only.
     let range = format!("{seconds}s");
+    let at = format!(
+        "{:.3}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64()
+    );
     let scrapes_up = prom_query(
         &http,
         &base,
         &format!("sum(sum_over_time(up{{job=\"blackbox\"}}[{range}]))"),
+        &at,
     )
     .await;
     let scrapes = prom_query(
         &http,
         &base,
         &format!("sum(count_over_time(up{{job=\"blackbox\"}}[{range}]))"),
+        &at,
     )
     .await;
     let probes_succeeded = prom_query(
         &http,
         &base,
         &format!("sum(sum_over_time(probe_success[{range}]))"),
+        &at,
     )
     .await;
     let interval_p99 = prom_query(
         &http,
         &base,
         "max(prometheus_target_interval_length_seconds{quantile=\"0.99\"})",
+        &at,
     )
     .await;
     // Why scrapes failed, as Prometheus says: the most common last errors of the targets.

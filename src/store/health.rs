@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
+use tracing::Level;
 
 /// A store that stays broken is mentioned again this often (as a warning).
 pub const REMINDER: Duration = Duration::from_secs(600);
@@ -58,8 +59,9 @@ impl StoreHealth {
         }
     }
 
-    /// A write failed (`what` was being written). Logs an error the first time only.
-    pub fn write_failed(&self, what: &str, error: &dyn std::fmt::Display) {
+    /// A write failed (`what` was being written). Logs an error the first time only, then a
+    /// warning at most every [`REMINDER`]; returns the level it logged at (None: debug only).
+    pub fn write_failed(&self, what: &str, error: &dyn std::fmt::Display) -> Option<Level> {
         let reason = match self
             .database
             .as_deref()
@@ -80,18 +82,21 @@ impl StoreHealth {
                      it can. Pages still go out, /-/ready answers 503, API writes answer 503, \
                      and everything not written is kept and written once the store takes \
                      writes again (it is lost if the engine stops first)";
-                if last_error.is_none_or(|at| now - at >= REMINDER) {
+                let level = if last_error.is_none_or(|at| now - at >= REMINDER) {
                     *last_error = Some(now);
                     tracing::error!(error = %reason, while_writing = what, "{MESSAGE}");
+                    Level::ERROR
                 } else {
                     tracing::warn!(error = %reason, while_writing = what, "{MESSAGE}");
-                }
+                    Level::WARN
+                };
                 *failing = Some(Failing {
                     since: Utc::now(),
                     reason,
                     failures: 1,
                     last_logged: now,
                 });
+                Some(level)
             }
             Some(failing) => {
                 failing.failures += 1;
@@ -104,17 +109,23 @@ impl StoreHealth {
                         failed_writes = failing.failures,
                         "the store still cannot be written; running from memory"
                     );
+                    Some(Level::WARN)
                 } else {
                     tracing::debug!(error = %failing.reason, while_writing = what, "store write failed again");
+                    None
                 }
             }
         }
     }
 
-    /// A write went through: the store takes writes (again).
-    pub fn write_succeeded(&self) {
+    /// A write went through: the store takes writes (again). Returns whether it said so
+    /// (once, after failures).
+    pub fn write_succeeded(&self) -> bool {
         let mut state = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(failing) = state.failing.take() {
+        let Some(failing) = state.failing.take() else {
+            return false;
+        };
+        {
             let seconds = (Utc::now() - failing.since).num_milliseconds().max(0) as f64 / 1000.0;
             tracing::info!(
                 failed_writes = failing.failures,
@@ -122,6 +133,7 @@ impl StoreHealth {
                  being written"
             );
         }
+        true
     }
 
     /// Why the store is not taking writes, or None when it is.
@@ -164,49 +176,27 @@ mod tests {
         assert!(health.problem().is_none());
     }
 
-    /// A writer for the test's log lines.
-    #[derive(Clone, Default)]
-    struct Lines(Arc<Mutex<Vec<u8>>>);
-
-    impl std::io::Write for Lines {
-        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(bytes);
-            Ok(bytes.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-
     /// On tokio's paused clock: one error when writes start failing, then quiet, a warning
     /// every REMINDER while they keep failing, and one line when they work again.
     #[tokio::test(start_paused = true)]
     async fn one_error_then_a_reminder_every_ten_minutes_then_one_line() {
-        let lines = Lines::default();
-        let writer = lines.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_writer(move || writer.clone())
-            .with_ansi(false)
-            .with_max_level(tracing::Level::INFO)
-            .finish();
-        let _guard = tracing::subscriber::set_default(subscriber);
         let health = StoreHealth::new();
-        let log = || String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
-        let count = |level: &str| log().lines().filter(|l| l.contains(level)).count();
-        // Twenty minutes of writes failing every second.
-        for _ in 0..1200 {
-            health.write_failed("a batch", &"database or disk is full");
+        // Twenty minutes of writes failing every second: what each failure logged.
+        let mut logged = Vec::new();
+        for second in 0..1200 {
+            if let Some(level) = health.write_failed("a batch", &"database or disk is full") {
+                logged.push((second, level));
+            }
             tokio::time::advance(Duration::from_secs(1)).await;
         }
-        assert_eq!(count("ERROR"), 1, "{}", log());
-        assert!(log().contains("the store cannot be written"), "{}", log());
-        assert_eq!(count("WARN"), 1, "{}", log());
-        assert!(log().contains("failed_writes=601"), "{}", log());
-        health.write_failed("a batch", &"database or disk is full");
-        assert_eq!(count("WARN"), 2, "{}", log());
-        health.write_succeeded();
-        health.write_succeeded();
-        assert_eq!(count("INFO"), 1, "{}", log());
-        assert!(log().contains("the store takes writes again"), "{}", log());
+        assert_eq!(logged, [(0, Level::ERROR), (600, Level::WARN)]);
+        assert!(health.problem().unwrap().contains("1200 failed writes"));
+        assert_eq!(
+            health.write_failed("a batch", &"database or disk is full"),
+            Some(Level::WARN),
+            "the next reminder, ten minutes after the last"
+        );
+        assert!(health.write_succeeded(), "one line when writes work again");
+        assert!(!health.write_succeeded(), "and only one");
     }
 }
