@@ -2,8 +2,7 @@
 //! planned into these, and SQLite's writer thread and sqlx run the same list.
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
-use std::sync::{Mutex, PoisonError};
+use std::fmt::Write;
 
 use sqlx::{AnyConnection, Connection};
 
@@ -21,7 +20,7 @@ pub(super) enum Val {
 /// One statement of a write, with its values for `$1`, `$2`, ….
 #[derive(Debug)]
 pub(super) struct Statement {
-    /// Borrowed for the engine's own statements (see [`rows_sql`]).
+    /// Borrowed for constant statements, owned for multi-row ones and replayed ones.
     pub sql: Cow<'static, str>,
     pub values: Vec<Val>,
     /// When this statement changes no row, it and the statements after it do not count:
@@ -88,33 +87,10 @@ pub(super) async fn run_statements(
 /// parameters.
 const CHUNKS: [usize; 7] = [64, 32, 16, 8, 4, 2, 1];
 
-/// `$n`, without a string of its own for the number: a chunk of 64 rows has up to 384
-/// placeholders.
-fn push_placeholder(sql: &mut String, n: usize) {
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    let mut rest = n;
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (rest % 10) as u8;
-        rest /= 10;
-        if rest == 0 {
-            break;
-        }
-    }
-    sql.push('$');
-    sql.push_str(std::str::from_utf8(&digits[at..]).expect("ASCII digits"));
-}
-
 /// `head` + `($1, …), (…)` + `tail` for each chunk of `rows` (all rows have as many values),
 /// in order, appended to `out`. Rows of one call must not repeat a conflict key (PostgreSQL
 /// refuses a statement that updates a row twice): callers pass rows from sets.
-pub(super) fn push_rows(
-    out: &mut Vec<Statement>,
-    head: &'static str,
-    tail: &'static str,
-    rows: Vec<Vec<Val>>,
-) {
+pub(super) fn push_rows(out: &mut Vec<Statement>, head: &str, tail: &str, rows: Vec<Vec<Val>>) {
     let Some(width) = rows.first().map(Vec::len) else {
         return;
     };
@@ -129,31 +105,23 @@ pub(super) fn push_rows(
 }
 
 /// The text of a statement of `size` rows of `width` values: `head` + `($1, …), (…)` +
-/// `tail`. Made once for each and kept for the process (a few tables, seven sizes each)
-/// instead of for every chunk of every batch (~1.5 KB for 64 rows).
-fn rows_sql(head: &'static str, tail: &'static str, width: usize, size: usize) -> &'static str {
-    type Key = (&'static str, &'static str, usize, usize);
-    static MADE: Mutex<BTreeMap<Key, &'static str>> = Mutex::new(BTreeMap::new());
-    let mut made = MADE.lock().unwrap_or_else(PoisonError::into_inner);
-    made.entry((head, tail, width, size)).or_insert_with(|| {
-        let mut sql = String::with_capacity(head.len() + tail.len() + size * width * 5);
-        sql.push_str(head);
-        let mut n = 0;
-        for r in 0..size {
-            sql.push_str(if r == 0 { "(" } else { ", (" });
-            for c in 0..width {
-                n += 1;
-                if c > 0 {
-                    sql.push_str(", ");
-                }
-                push_placeholder(&mut sql, n);
+/// `tail`.
+fn rows_sql(head: &str, tail: &str, width: usize, size: usize) -> String {
+    let mut sql = String::from(head);
+    let mut n = 0;
+    for r in 0..size {
+        sql.push_str(if r == 0 { "(" } else { ", (" });
+        for c in 0..width {
+            n += 1;
+            if c > 0 {
+                sql.push_str(", ");
             }
-            sql.push(')');
+            write!(sql, "${n}").expect("writing to a String");
         }
-        sql.push_str(tail);
-        // Bounded: the callers' heads and tails are constants.
-        Box::leak(sql.into_boxed_str())
-    })
+        sql.push(')');
+    }
+    sql.push_str(tail);
+    sql
 }
 
 #[cfg(test)]
@@ -190,10 +158,5 @@ mod tests {
             "INSERT INTO t (a, b) VALUES ($1, $2) ON CONFLICT DO NOTHING"
         );
         assert!(matches!(out[2].values[0], Val::I64(66)));
-        let mut sql = String::new();
-        for n in [1, 9, 10, 384, 1000] {
-            push_placeholder(&mut sql, n);
-        }
-        assert_eq!(sql, "$1$9$10$384$1000");
     }
 }
