@@ -176,7 +176,7 @@ impl Client {
 }
 
 /// The innermost cause ("Connection refused (os error 111)"), not reqwest's outer wrapper.
-fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+pub(super) fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
     let mut cause = e;
     while let Some(inner) = cause.source() {
         cause = inner;

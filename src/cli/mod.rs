@@ -1,5 +1,6 @@
 //! The `tocsin` command line.
 
+mod backup;
 mod check;
 pub mod client;
 mod oncall;
@@ -55,6 +56,10 @@ pub enum Command {
         #[command(subcommand)]
         command: client::IncidentsCommand,
     },
+    /// Copy a running engine's SQLite store into one file, through its API.
+    Backup(backup::BackupArgs),
+    /// Put a backup in place of the config's store; the engine must be stopped.
+    Restore(backup::RestoreArgs),
     /// Who is on call now (or at --at) in every schedule.
     Oncall {
         #[arg(long, short, default_value = DEFAULT_CONFIG)]
@@ -129,6 +134,8 @@ async fn dispatch(command: Command) -> ExitCode {
         Command::Test { files } => crate::sim::test_files::run(&files),
         Command::Replay { config, signals } => crate::sim::replay::run(&config, &signals),
         Command::Incidents { command } => client::run(command).await,
+        Command::Backup(args) => backup::backup(args).await,
+        Command::Restore(args) => backup::restore(args).await,
         Command::Oncall { config, at } => oncall::run(&config, at.as_deref()),
     }
 }

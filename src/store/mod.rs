@@ -46,6 +46,7 @@ pub use leader::LeaseRow;
 pub use outbox::{Claim, DeliveryWrite, OutboxEntry, OutboxStatus};
 pub use queries::IncidentFilter;
 pub use schema::{schema_status, Migration, SchemaStatus};
+pub use sqlite::backup::{restore, RestoreError, Restored};
 pub use sqlite::lock::{host_name, Owner};
 pub use sqlite::writer::{Durable, Submitted};
 
@@ -102,6 +103,10 @@ pub enum StoreError {
     },
     #[error("store: the database holds tables, but no record of tocsin's migrations: not a tocsin store")]
     NotAStore,
+    #[error(
+        "a PostgreSQL store is backed up with pg_dump (docs/operations.md, \"Backup and restore\")"
+    )]
+    BackupOfPostgres,
     #[error("store: cannot create folder {path}: {reason}")]
     Folder {
         path: String,
@@ -235,6 +240,21 @@ impl Store {
     /// The SQLite file's writer, when this store writes one.
     fn sqlite_writer(&self) -> Option<&sqlite::SqliteWriter> {
         self.sqlite.as_ref()?.writer.as_ref()
+    }
+
+    /// A consistent copy of a SQLite store, as one self-contained file at `dest` (which must
+    /// not exist), taken while the engine goes on writing (see `sqlite::backup`).
+    pub async fn backup_to(&self, dest: &std::path::Path) -> Result<()> {
+        match self.backend {
+            Backend::Sqlite => sqlite::backup::vacuum_into(&self.pool, dest).await,
+            Backend::Postgres => Err(StoreError::BackupOfPostgres),
+        }
+    }
+
+    /// The SQLite file this store holds locked, if any.
+    pub fn sqlite_file(&self) -> Option<&std::path::Path> {
+        let lock = self.sqlite.as_ref()?.lock.as_ref()?;
+        Some(&lock.database)
     }
 
     pub fn pool(&self) -> &AnyPool {

@@ -5,8 +5,9 @@
 //! that keeps a second engine out (`lock`), the WAL checkpoint beside the writer, and the
 //! writer of the engine's batches (`writer`, with `redo_log` and `wal_room`).
 
+pub(super) mod backup;
 pub(super) mod lock;
-mod redo_log;
+pub(super) mod redo_log;
 mod wal_room;
 pub(super) mod writer;
 
