@@ -141,6 +141,10 @@ pub struct StoreConfig {
     /// This engine's name in the lease (default: host name and listen address).
     #[serde(default)]
     pub engine_id: Option<String>,
+    /// Resolved incidents (with their timelines and pages) that resolved longer ago than
+    /// this are removed in the background.
+    #[serde(default = "default_retention")]
+    pub retention: Duration,
 }
 
 impl Default for StoreConfig {
@@ -149,8 +153,13 @@ impl Default for StoreConfig {
             url: default_store_url(),
             lease: default_lease(),
             engine_id: None,
+            retention: default_retention(),
         }
     }
+}
+
+fn default_retention() -> Duration {
+    Duration::from_secs(400 * 24 * 3600)
 }
 
 fn default_lease() -> Duration {

@@ -178,6 +178,15 @@ fn check_server_and_store(config: &Config, report: &mut FileReport) {
             ),
         );
     }
+    if config.store.retention < crate::config::Duration::from_secs(24 * 3600) {
+        report.at(
+            Path::root().key("store").key("retention"),
+            format!(
+                "retention {} is too short: at least 1d (incidents resolved longer ago are removed)",
+                config.store.retention
+            ),
+        );
+    }
     let rate = &config.server.rate_limit;
     let rate_path = server.key("rate_limit");
     if !(rate.per_client.is_finite() && rate.per_client > 0.0) {

@@ -1,5 +1,5 @@
 //! The leader's services: what runs only while this engine leads (the engine loop, delivery,
-//! the sources and the inbox reader), started when it takes the lease and stopped when it
+//! the sources, the pruner and the inbox reader), started when it takes the lease and stopped when it
 //! loses it. One engine on its own SQLite store leads for good.
 
 use std::sync::Arc;
@@ -193,6 +193,13 @@ impl LeaderContext {
             shutdown: stop_rx.clone(),
             store: self.store.clone(),
         }));
+        tasks.push(tokio::spawn(super::retention::prune(
+            self.store.clone(),
+            self.clock.clone(),
+            Arc::clone(&self.metrics),
+            self.setup.clone(),
+            stop_rx.clone(),
+        )));
         if self.shared {
             tasks.push(tokio::spawn(super::inbox::read_inbox(
                 self.store.clone(),

@@ -8,6 +8,7 @@ pub mod leadership;
 pub mod lease_expiries;
 pub mod open_counts;
 pub mod reload;
+pub mod retention;
 pub mod runtime;
 pub mod secrets;
 pub mod setup;

@@ -33,6 +33,7 @@ pub struct Metrics {
     pub leader_fence_end_timestamp_seconds: Gauge,
     pub leader_term_start_timestamp_seconds: Gauge,
     pub store_errors_total: IntCounter,
+    pub store_pruned_rows_total: IntCounter,
     pub source_up: IntGaugeVec,
     pub rate_limited_total: IntCounter,
 }
@@ -202,6 +203,12 @@ impl Metrics {
                 "Store writes that failed.",
             ))
             .unwrap(),
+            store_pruned_rows_total: IntCounter::with_opts(opts(
+                "store_pruned_rows_total",
+                "Rows removed from the store by store.retention (incidents, impacts, \
+                 timeline entries, pages).",
+            ))
+            .unwrap(),
             source_up: IntGaugeVec::new(
                 opts(
                     "source_up",
@@ -242,6 +249,8 @@ impl Metrics {
         r.register(Box::new(self.time_to_resolve_seconds.clone()))
             .unwrap();
         r.register(Box::new(self.signals_total.clone())).unwrap();
+        r.register(Box::new(self.store_pruned_rows_total.clone()))
+            .unwrap();
         r.register(Box::new(self.probe_success.clone())).unwrap();
         r.register(Box::new(self.probe_duration_seconds.clone()))
             .unwrap();

@@ -408,12 +408,18 @@ async fn a_postgresql_store_points_to_pg_dump_and_pg_restore() {
     let (code, _, stderr) =
         run_tocsin(dir.path(), &["backup", "--url", &engine.url, "copy.db"]).await;
     assert_eq!(code, 1);
-    assert!(stderr.contains("409") && stderr.contains("pg_dump"), "{stderr}");
+    assert!(
+        stderr.contains("409") && stderr.contains("pg_dump"),
+        "{stderr}"
+    );
     assert!(!dir.path().join("copy.db").exists());
     engine.kill();
     dir.write("copy.db", "");
-    let (code, _, stderr) =
-        run_tocsin(dir.path(), &["restore", "--config", "config.yaml", "copy.db"]).await;
+    let (code, _, stderr) = run_tocsin(
+        dir.path(),
+        &["restore", "--config", "config.yaml", "copy.db"],
+    )
+    .await;
     assert_eq!(code, 1);
     assert!(stderr.contains("pg_restore"), "{stderr}");
     database.drop_db().await;

@@ -25,6 +25,7 @@ mod paging;
 mod reliability;
 mod reload;
 mod resolve;
+mod retention;
 mod security;
 mod sim;
 mod sources;
