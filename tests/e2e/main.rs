@@ -31,4 +31,5 @@ mod sim;
 mod sources;
 mod store;
 mod store_lock;
+mod store_upgrade;
 mod upgrade;
