@@ -164,14 +164,15 @@ pub fn reclassify(
     })
 }
 
-/// The severity rose: paging resumes for the graver incident, so an acknowledgement no
-/// longer holds. `None` when it was not acknowledged.
-pub fn clear_ack_on_rise(incident: &mut Incident) -> Option<Entry> {
+/// The severity rose while the incident is acknowledged: the acknowledgement holds (the
+/// acknowledger is told, and the graver policy's later levels wait for it to lapse). `None`
+/// when it was not acknowledged.
+pub fn ack_kept_on_rise(incident: &Incident) -> Option<Entry> {
     if incident.status != Status::Acknowledged {
         return None;
     }
-    Some(Entry::AckCleared {
-        by: unacknowledge(incident),
+    Some(Entry::AckKept {
+        by: incident.acknowledged_by.clone().unwrap_or_default(),
     })
 }
 

@@ -182,17 +182,21 @@ fn acknowledging_is_refused_twice_and_after_the_resolve() {
 }
 
 #[test]
-fn a_rise_or_a_lapse_takes_the_ack_back() {
+fn a_rise_keeps_the_ack_and_a_lapse_takes_it_back() {
     let mut incident = opened();
-    assert_eq!(clear_ack_on_rise(&mut incident), None);
+    assert_eq!(ack_kept_on_rise(&incident), None);
     acknowledge(&mut incident, "ann", at(1)).unwrap();
     assert_eq!(
-        clear_ack_on_rise(&mut incident),
-        Some(Entry::AckCleared { by: "ann".into() })
+        ack_kept_on_rise(&incident),
+        Some(Entry::AckKept { by: "ann".into() })
     );
     assert_eq!(
         (incident.status, incident.acknowledged_by.as_deref()),
-        (Status::Triggered, None)
+        (Status::Acknowledged, Some("ann"))
+    );
+    assert_eq!(
+        ack_lapsed(&mut incident),
+        Entry::AckLapsed { by: "ann".into() }
     );
     acknowledge(&mut incident, "bob", at(2)).unwrap();
     assert_eq!(

@@ -89,8 +89,8 @@ pub enum Entry {
     Acknowledged {
         by: String,
     },
-    /// The severity rose: an acknowledgement no longer holds.
-    AckCleared {
+    /// The severity rose: the acknowledgement holds.
+    AckKept {
         by: String,
     },
     /// An acknowledgement ran out: escalation resumes.
@@ -174,7 +174,7 @@ impl Entry {
             Entry::SeverityHeldPinned { .. } => "severity_pinned",
             Entry::SeverityUnpinned { .. } => "severity_unpinned",
             Entry::Acknowledged { .. } => "acknowledged",
-            Entry::AckCleared { .. } => "ack_cleared",
+            Entry::AckKept { .. } => "ack_kept",
             Entry::AckLapsed { .. } => "ack_lapsed",
             Entry::Resolved { .. } => "resolved",
             Entry::Note { .. } => "note",
@@ -261,9 +261,9 @@ impl Entry {
                 format!("severity unpinned by {by}{}", reason_text(reason))
             }
             Entry::Acknowledged { by } => format!("acknowledged by {by}"),
-            Entry::AckCleared { by } => {
-                format!("acknowledgement by {by} cleared: severity rose")
-            }
+            Entry::AckKept { by } => format!(
+                "severity rose; acknowledgement by {by} kept: later levels wait for it to lapse"
+            ),
             Entry::AckLapsed { by } => {
                 format!("acknowledgement by {by} lapsed: escalation resumes")
             }
@@ -382,7 +382,7 @@ impl Entry {
             } => json!({ "recipient": recipient, "level": level }),
             Entry::SeverityUnpinned { .. }
             | Entry::Acknowledged { .. }
-            | Entry::AckCleared { .. }
+            | Entry::AckKept { .. }
             | Entry::AckLapsed { .. }
             | Entry::Note { .. }
             | Entry::Unrouted { .. }
