@@ -24,6 +24,8 @@ pub enum TimerKey {
     RespondBy(i64),
     /// An update to those paged, held by `notifiers.update_interval`, falls due.
     Update(i64),
+    /// A resolved incident can no longer be reopened (`incidents.reopen_within`).
+    ReopenEnds(i64),
 }
 
 /// Kept as nanoseconds since the epoch: 8 bytes where a `DateTime<Utc>` takes 12 and pads

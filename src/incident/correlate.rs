@@ -96,6 +96,27 @@ pub fn regional<'a>(
     ids
 }
 
+/// The recently resolved incident a new impact reopens: the latest whose impacts shared a
+/// value of a `by` label with it (`labels`: those (label, value) pairs of its impacts).
+pub fn reopens<'a>(
+    new: &Impact,
+    resolved: impl Iterator<Item = (i64, &'a [(String, String)])>,
+    by: &[String],
+) -> Option<i64> {
+    resolved
+        .filter(|(_, labels)| {
+            labels.iter().any(|(name, value)| {
+                by.contains(name)
+                    && new
+                        .labels
+                        .get(name)
+                        .is_some_and(|v| !v.is_empty() && v == value)
+            })
+        })
+        .map(|(id, _)| id)
+        .max()
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
@@ -195,6 +216,18 @@ mod tests {
         let mut cleared = storage.clone();
         cleared.cleared_at = Some(at(10));
         assert_eq!(regional_of(&sqldb, &[cleared], 2), Vec::<i64>::new());
+    }
+
+    #[test]
+    fn a_new_impact_reopens_the_latest_resolved_incident_it_correlates_with() {
+        let by = vec!["service".to_string()];
+        let pair = |s: &str| vec![("service".to_string(), s.to_string())];
+        let (storage, sqldb, later) = (pair("storage"), pair("sqldb"), pair("storage"));
+        let resolved = [(1, &storage[..]), (2, &sqldb[..]), (3, &later[..])];
+        let new = impact(9, "storage", "east", ImpactKind::Outage, 0);
+        assert_eq!(reopens(&new, resolved.iter().copied(), &by), Some(3));
+        let other = impact(9, "queue", "east", ImpactKind::Outage, 0);
+        assert_eq!(reopens(&other, resolved.iter().copied(), &by), None);
     }
 
     #[test]

@@ -124,6 +124,17 @@ impl Escalation {
         escalation
     }
 
+    /// The incident reopened at `now` after it resolved at `resolved_at`: escalation goes on
+    /// from the level it had reached, with the wait that was left at the resolve, and an
+    /// acknowledgement (which ended with the resolve) no longer holds.
+    pub fn resume(&mut self, resolved_at: DateTime<Utc>, now: DateTime<Utc>) {
+        self.acked = false;
+        self.ack_lapses_at = None;
+        if let Some(due) = self.due {
+            self.due = Some(now + (due - resolved_at).max(chrono::Duration::zero()));
+        }
+    }
+
     pub fn is_paused(&self) -> bool {
         self.paused_remaining_ms.is_some()
     }

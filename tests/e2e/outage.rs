@@ -13,9 +13,10 @@ const WAIT: Duration = Duration::from_secs(30);
 
 /// Alice and carol get their pages by webhook; Sev 2 and 3 page alice, Sev 0 and 1 alice
 /// and carol at once and bob 10 minutes on (never, in these tests).
-fn config(receiver: &Receiver) -> String {
+fn config(receiver: &Receiver, extra: &str) -> String {
     format!(
         r#"{CATALOG}
+{extra}
 server: {{ external_url: "http://tocsin.test" }}
 responders:
   - {{ id: alice, webhook: hook }}
@@ -50,8 +51,15 @@ struct Running {
 }
 
 async fn start() -> Running {
+    start_with("").await
+}
+
+async fn start_with(extra: &str) -> Running {
     let receiver = Receiver::start(vec![], Answer::Status(200)).await;
-    let dir = TestDir::new(&config(&receiver), &[("default.yaml", &default_rules())]);
+    let dir = TestDir::new(
+        &config(&receiver, extra),
+        &[("default.yaml", &default_rules())],
+    );
     let mut engine = EngineProcess::spawn(&dir, free_port());
     engine.wait_ready().await;
     let http = reqwest::Client::builder().no_proxy().build().unwrap();
@@ -66,10 +74,27 @@ async fn start() -> Running {
 impl Running {
     /// Push one alert as Prometheus does.
     async fn alert(&self, name: &str, severity: &str, service: &str, region: &str) {
-        let body = json!([{
+        self.alert_ending(name, severity, service, region, None)
+            .await
+    }
+
+    /// Push one alert that ends at `ends` (when given).
+    async fn alert_ending(
+        &self,
+        name: &str,
+        severity: &str,
+        service: &str,
+        region: &str,
+        ends: Option<chrono::DateTime<chrono::Utc>>,
+    ) {
+        let mut alert = json!({
             "labels": {"alertname": name, "severity": severity, "service": service, "region": region},
             "annotations": {"summary": format!("{name} in {service} {region}")},
-        }]);
+        });
+        if let Some(ends) = ends {
+            alert["endsAt"] = json!(ends.to_rfc3339());
+        }
+        let body = json!([alert]);
         let r = self
             .http
             .post(format!("{}/api/v2/alerts", self.engine.url))
@@ -246,5 +271,73 @@ async fn a_merge_pages_those_paged_with_merged() {
     assert_eq!(merged["status"], "resolved");
     let body = t.body_of("merged");
     assert_eq!(body["incident"]["services"], json!(["cache", "queue"]));
+    t.engine.kill();
+}
+
+#[tokio::test]
+async fn a_flapping_service_reopens_its_incident_across_a_restart() {
+    let mut t = start_with("incidents: { resolve_after: 1s, reopen_within: 10m }\n").await;
+    let soon = chrono::Utc::now() + chrono::Duration::seconds(1);
+    t.alert_ending(
+        "StorageDown",
+        "critical",
+        "storage",
+        "china-east",
+        Some(soon),
+    )
+    .await;
+    // Cleared when its end passes, resolved on its own a second later.
+    assert_eq!(
+        t.wait_pages(2).await,
+        vec![page("resolved", "alice", 1), page("triggered", "alice", 1)]
+    );
+    // A crash, and the engine starts again on the same store.
+    t.engine.kill();
+    let mut engine = EngineProcess::spawn(&t._dir, free_port());
+    engine.wait_ready().await;
+    t.engine = engine;
+    t.alert("StorageDown", "critical", "storage", "china-east")
+        .await;
+    assert_eq!(
+        t.wait_pages(3).await,
+        vec![
+            page("reopened", "alice", 1),
+            page("resolved", "alice", 1),
+            page("triggered", "alice", 1),
+        ]
+    );
+    let incident = t.incident(1).await;
+    assert_eq!(incident["status"], "triggered");
+    let kinds: Vec<&str> = incident["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert!(kinds.contains(&"reopened"), "{kinds:?}");
+    // No second incident: the reopened one is the only one there is.
+    let incidents: Value = t
+        .http
+        .get(format!("{}/api/v1/incidents", t.engine.url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(incidents.as_array().unwrap().len(), 1, "{incidents:#}");
+    let metrics = t
+        .http
+        .get(format!("{}/metrics", t.engine.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("tocsin_incident_reopens_total 1"),
+        "{metrics}"
+    );
     t.engine.kill();
 }

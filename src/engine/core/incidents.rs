@@ -10,7 +10,7 @@ use crate::config::{BusinessImpact, ImpactKind};
 use crate::engine::open_counts::Counted;
 use crate::engine::timers::TimerKey;
 use crate::incident::lifecycle::{self, AutoResolve, Reclassified, Refusal, SeverityChange};
-use crate::incident::timeline::ClearCause;
+use crate::incident::timeline::{ClearCause, TOCSIN};
 use crate::incident::{correlate, Entry, Impact};
 use crate::paging::PageEvent;
 use crate::rules::Rule;
@@ -180,7 +180,13 @@ impl Core {
         candidates.sort_unstable();
         candidates.dedup();
         let incident_id = match candidates.first() {
-            None => self.open_incident(impact, now),
+            None => match self.reopen_candidate(&impact, now) {
+                Some(resolved) => {
+                    self.reopen(resolved, impact, now);
+                    resolved
+                }
+                None => self.open_incident(impact, now),
+            },
             Some(&target) => {
                 self.attach(target, impact, now);
                 for other in candidates[1..].iter() {
@@ -474,6 +480,9 @@ impl Core {
         self.dirty.paging.insert(incident_id);
         self.dirty.closed.insert(incident_id);
         self.gauges_dirty = true;
+        if by == TOCSIN {
+            self.keep_reopenable(incident_id, now);
+        }
     }
 
     pub(super) fn acknowledge(&mut self, incident_id: i64, by: &str, now: DateTime<Utc>) -> Reply {
@@ -552,7 +561,7 @@ impl Core {
 const REGIONAL: &str = "\0region";
 
 /// The index key of one (label, value) pair.
-fn key_of(name: &str, value: &str) -> u64 {
+pub(super) fn key_of(name: &str, value: &str) -> u64 {
     let mut hasher = std::hash::DefaultHasher::new();
     (name, value).hash(&mut hasher);
     hasher.finish()

@@ -24,6 +24,7 @@ use serde::{Deserialize, Serialize};
 mod changes;
 mod incidents;
 mod paging;
+mod reopen;
 mod signals;
 
 use super::lease_expiries::LeaseExpiries;
@@ -163,6 +164,19 @@ pub struct Core {
     /// Who was paged about which incident at this instant (the time): an update at the
     /// same instant would only repeat what their page says.
     just_paged: (DateTime<Utc>, HashMap<i64, Vec<crate::paging::Recipient>>),
+    /// Incidents that resolved on their own less than `incidents.reopen_within` ago: a new
+    /// impact that correlates with one reopens it.
+    reopenable: HashMap<i64, Reopenable>,
+    /// `reopenable` by the (label, value) pairs of their impacts' `correlation.by` labels.
+    reopen_index: HashMap<u64, Vec<i64>>,
+}
+
+/// A recently resolved incident that may reopen, with its paging (kept in the store too).
+pub(super) struct Reopenable {
+    incident: Box<Incident>,
+    paging: Option<Box<PagingState>>,
+    /// The `correlation.by` (label, value) pairs of its impacts.
+    labels: Vec<(String, String)>,
 }
 
 impl Core {
@@ -200,6 +214,8 @@ impl Core {
             updates: BTreeMap::new(),
             raised_by: None,
             just_paged: (now, HashMap::new()),
+            reopenable: HashMap::new(),
+            reopen_index: HashMap::new(),
         };
         core.rebuild_timers(now);
         core
@@ -250,6 +266,7 @@ impl Core {
                 self.impacts.insert(impact.id, Box::new(impact));
             }
         }
+        self.restore_reopenable(snapshot.reopenable, now);
         self.restore_leases(snapshot.leases, now);
         for (name, state) in snapshot.heartbeats {
             if let Some(i) = self
@@ -441,6 +458,7 @@ impl Core {
             TimerKey::Escalation(id) => self.drive_escalation(id, now),
             TimerKey::RespondBy(id) => self.respond_by_due(id, now),
             TimerKey::Update(id) => self.held_update_due(id, now),
+            TimerKey::ReopenEnds(id) => self.reopen_ends(id),
         }
     }
 
