@@ -39,6 +39,15 @@ pub struct RuleConfig {
     pub labels: BTreeMap<String, String>,
     #[serde(default)]
     pub summary: Option<String>,
+    /// `separate`: the rule's impacts never join another incident, nor others theirs.
+    #[serde(default)]
+    pub correlation: Option<RuleCorrelation>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RuleCorrelation {
+    Separate,
 }
 
 #[derive(

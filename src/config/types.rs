@@ -187,6 +187,10 @@ pub struct ServiceDef {
     pub sla: Option<f64>,
     #[serde(default)]
     pub regions: Vec<String>,
+    /// Services this one runs on: an impact here while one of them has an open major
+    /// incident in the same region joins that incident instead of paging on its own.
+    #[serde(default)]
+    pub depends_on: Vec<String>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -351,6 +355,8 @@ pub struct CorrelationConfig {
     pub by: Vec<String>,
     #[serde(default = "default_correlation_window")]
     pub window: Duration,
+    #[serde(default)]
+    pub regional: RegionalConfig,
 }
 
 impl Default for CorrelationConfig {
@@ -358,12 +364,34 @@ impl Default for CorrelationConfig {
         CorrelationConfig {
             by: default_correlation_by(),
             window: default_correlation_window(),
+            regional: RegionalConfig::default(),
         }
     }
 }
 
 fn default_correlation_by() -> Vec<String> {
-    vec!["service".into(), "region".into()]
+    vec!["service".into()]
+}
+
+/// Major impacts on `classification.multi_services` services in one region within
+/// `window` form one regional incident.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegionalConfig {
+    #[serde(default = "default_regional_window")]
+    pub window: Duration,
+}
+
+impl Default for RegionalConfig {
+    fn default() -> Self {
+        RegionalConfig {
+            window: default_regional_window(),
+        }
+    }
+}
+
+fn default_regional_window() -> Duration {
+    Duration::from_secs(120)
 }
 
 fn default_correlation_window() -> Duration {
@@ -375,14 +403,23 @@ fn default_correlation_window() -> Duration {
 pub struct IncidentsConfig {
     #[serde(default = "default_resolve_after")]
     pub resolve_after: Duration,
+    /// A new impact that correlates with an incident that resolved on its own less than
+    /// this long ago reopens it.
+    #[serde(default = "default_reopen_within")]
+    pub reopen_within: Duration,
 }
 
 impl Default for IncidentsConfig {
     fn default() -> Self {
         IncidentsConfig {
             resolve_after: default_resolve_after(),
+            reopen_within: default_reopen_within(),
         }
     }
+}
+
+fn default_reopen_within() -> Duration {
+    Duration::from_secs(600)
 }
 
 fn default_resolve_after() -> Duration {
@@ -546,7 +583,7 @@ pub struct SilenceConfig {
     pub comment: Option<String>,
 }
 
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NotifiersConfig {
     #[serde(default)]
@@ -555,6 +592,24 @@ pub struct NotifiersConfig {
     pub webhooks: Vec<WebhookConfig>,
     #[serde(default)]
     pub retry: RetryConfig,
+    /// At most one update (`impact_added`, `reopened`) per recipient and incident this often.
+    #[serde(default = "default_update_interval")]
+    pub update_interval: Duration,
+}
+
+impl Default for NotifiersConfig {
+    fn default() -> Self {
+        NotifiersConfig {
+            email: None,
+            webhooks: Vec::new(),
+            retry: RetryConfig::default(),
+            update_interval: default_update_interval(),
+        }
+    }
+}
+
+fn default_update_interval() -> Duration {
+    Duration::from_secs(60)
 }
 
 #[derive(Clone, Debug, Deserialize)]

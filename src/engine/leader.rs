@@ -142,9 +142,11 @@ impl LeaderContext {
         } else {
             self.store.clone()
         };
-        let snapshot = store.load().await.map_err(TakeoverError::Load)?;
+        let mut snapshot = store.load().await.map_err(TakeoverError::Load)?;
         let setup = Arc::clone(&self.setup.borrow());
         let now = self.clock.now();
+        let since = now - setup.config.incidents.reopen_within.chrono();
+        snapshot.reopenable = store.reopenable(since).await.map_err(TakeoverError::Load)?;
         let mut core = Core::new(setup, Arc::clone(&self.metrics), now);
         tracing::info!(
             term,

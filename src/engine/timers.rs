@@ -22,6 +22,10 @@ pub enum TimerKey {
     Escalation(i64),
     /// A CRI's initial-response deadline.
     RespondBy(i64),
+    /// An update to those paged, held by `notifiers.update_interval`, falls due.
+    Update(i64),
+    /// A resolved incident can no longer be reopened (`incidents.reopen_within`).
+    ReopenEnds(i64),
 }
 
 /// Kept as nanoseconds since the epoch: 8 bytes where a `DateTime<Utc>` takes 12 and pads

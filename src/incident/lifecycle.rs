@@ -164,14 +164,15 @@ pub fn reclassify(
     })
 }
 
-/// The severity rose: paging resumes for the graver incident, so an acknowledgement no
-/// longer holds. `None` when it was not acknowledged.
-pub fn clear_ack_on_rise(incident: &mut Incident) -> Option<Entry> {
+/// The severity rose while the incident is acknowledged: the acknowledgement holds (the
+/// acknowledger is told, and the graver policy's later levels wait for it to lapse). `None`
+/// when it was not acknowledged.
+pub fn ack_kept_on_rise(incident: &Incident) -> Option<Entry> {
     if incident.status != Status::Acknowledged {
         return None;
     }
-    Some(Entry::AckCleared {
-        by: unacknowledge(incident),
+    Some(Entry::AckKept {
+        by: incident.acknowledged_by.clone().unwrap_or_default(),
     })
 }
 
@@ -265,6 +266,30 @@ pub fn set_severity(
             }
         }
     })
+}
+
+/// Whether a new impact that correlates with this resolved incident reopens it at `now`:
+/// it resolved on its own (not by a person, not merged) less than `within` ago.
+pub fn reopenable(incident: &Incident, now: DateTime<Utc>, within: chrono::Duration) -> bool {
+    incident.status == Status::Resolved
+        && incident.merged_into.is_none()
+        && incident.resolved_by.as_deref() == Some(TOCSIN)
+        && incident.resolved_at.is_some_and(|at| now - at < within)
+}
+
+/// A new impact (`by` its rule, `summary`) reopens an incident that resolved on its own:
+/// triggered again (an acknowledgement ended with the resolve).
+pub fn reopen(incident: &mut Incident, by: &str, summary: &str) -> Entry {
+    let resolved_at = incident.resolved_at.take();
+    incident.status = Status::Triggered;
+    incident.resolved_by = None;
+    incident.acknowledged_at = None;
+    incident.acknowledged_by = None;
+    Entry::Reopened {
+        rule: by.to_string(),
+        summary: summary.to_string(),
+        resolved_at,
+    }
 }
 
 /// When the incident resolves by itself.

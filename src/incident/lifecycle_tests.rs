@@ -182,17 +182,21 @@ fn acknowledging_is_refused_twice_and_after_the_resolve() {
 }
 
 #[test]
-fn a_rise_or_a_lapse_takes_the_ack_back() {
+fn a_rise_keeps_the_ack_and_a_lapse_takes_it_back() {
     let mut incident = opened();
-    assert_eq!(clear_ack_on_rise(&mut incident), None);
+    assert_eq!(ack_kept_on_rise(&incident), None);
     acknowledge(&mut incident, "ann", at(1)).unwrap();
     assert_eq!(
-        clear_ack_on_rise(&mut incident),
-        Some(Entry::AckCleared { by: "ann".into() })
+        ack_kept_on_rise(&incident),
+        Some(Entry::AckKept { by: "ann".into() })
     );
     assert_eq!(
         (incident.status, incident.acknowledged_by.as_deref()),
-        (Status::Triggered, None)
+        (Status::Acknowledged, Some("ann"))
+    );
+    assert_eq!(
+        ack_lapsed(&mut incident),
+        Entry::AckLapsed { by: "ann".into() }
     );
     acknowledge(&mut incident, "bob", at(2)).unwrap();
     assert_eq!(
@@ -255,4 +259,41 @@ fn the_response_deadline_runs_while_triggered_and_unbreached() {
     assert_eq!(respond_by(&incident, true), None);
     acknowledge(&mut incident, "ann", at(1)).unwrap();
     assert_eq!(respond_by(&incident, false), None);
+}
+
+#[test]
+fn only_an_incident_that_resolved_on_its_own_lately_reopens() {
+    let within = Duration::minutes(10);
+    let mut incident = opened();
+    acknowledge(&mut incident, "ann", at(1)).unwrap();
+    assert!(!reopenable(&incident, at(2), within), "open");
+    resolve(&mut incident, TOCSIN, at(5));
+    assert!(reopenable(&incident, at(14), within));
+    assert!(!reopenable(&incident, at(15), within), "too long ago");
+    let entry = reopen(&mut incident, "disk", "disk full again");
+    assert_eq!(
+        entry,
+        Entry::Reopened {
+            rule: "disk".into(),
+            summary: "disk full again".into(),
+            resolved_at: Some(at(5)),
+        }
+    );
+    assert_eq!(
+        (
+            incident.status,
+            incident.resolved_at,
+            incident.acknowledged_by
+        ),
+        (Status::Triggered, None, None)
+    );
+    let mut by_person = opened();
+    resolve(&mut by_person, "ann", at(5));
+    assert!(
+        !reopenable(&by_person, at(6), within),
+        "resolved by a person"
+    );
+    let mut merged = opened();
+    close_merged(&mut merged, 7, at(5));
+    assert!(!reopenable(&merged, at(6), within), "merged");
 }

@@ -60,6 +60,12 @@ pub enum Entry {
     MergedInto {
         into: i64,
     },
+    /// A new impact reopened the incident that had resolved on its own at `resolved_at`.
+    Reopened {
+        rule: String,
+        summary: String,
+        resolved_at: Option<DateTime<Utc>>,
+    },
     MergedFrom {
         from: i64,
     },
@@ -89,8 +95,8 @@ pub enum Entry {
     Acknowledged {
         by: String,
     },
-    /// The severity rose: an acknowledgement no longer holds.
-    AckCleared {
+    /// The severity rose: the acknowledgement holds.
+    AckKept {
         by: String,
     },
     /// An acknowledgement ran out: escalation resumes.
@@ -170,11 +176,12 @@ impl Entry {
             Entry::ImpactAdded { .. } => "impact_added",
             Entry::ImpactCleared { .. } => "impact_cleared",
             Entry::MergedInto { .. } | Entry::MergedFrom { .. } => "merged",
+            Entry::Reopened { .. } => "reopened",
             Entry::SeverityRaised { .. } | Entry::SeveritySet { .. } => "severity_changed",
             Entry::SeverityHeldPinned { .. } => "severity_pinned",
             Entry::SeverityUnpinned { .. } => "severity_unpinned",
             Entry::Acknowledged { .. } => "acknowledged",
-            Entry::AckCleared { .. } => "ack_cleared",
+            Entry::AckKept { .. } => "ack_kept",
             Entry::AckLapsed { .. } => "ack_lapsed",
             Entry::Resolved { .. } => "resolved",
             Entry::Note { .. } => "note",
@@ -194,6 +201,7 @@ impl Entry {
     pub fn actor(&self) -> &str {
         match self {
             Entry::Opened { rule, .. }
+            | Entry::Reopened { rule, .. }
             | Entry::ImpactAdded { rule, .. }
             | Entry::ImpactCleared { rule, .. } => rule,
             Entry::SeverityRaised { cause, .. } | Entry::SeverityHeldPinned { cause, .. } => cause,
@@ -236,6 +244,16 @@ impl Entry {
                 format!("impact cleared ({why}): {summary}")
             }
             Entry::MergedInto { into } => format!("merged into incident {into}"),
+            Entry::Reopened {
+                summary,
+                resolved_at,
+                ..
+            } => {
+                let at = resolved_at
+                    .map(|t| format!(" (resolved on its own at {})", t.to_rfc3339()))
+                    .unwrap_or_default();
+                format!("reopened{at}: {summary}")
+            }
             Entry::MergedFrom { from } => format!("incident {from} merged into this one"),
             Entry::SeverityRaised {
                 from, to, reason, ..
@@ -261,9 +279,9 @@ impl Entry {
                 format!("severity unpinned by {by}{}", reason_text(reason))
             }
             Entry::Acknowledged { by } => format!("acknowledged by {by}"),
-            Entry::AckCleared { by } => {
-                format!("acknowledgement by {by} cleared: severity rose")
-            }
+            Entry::AckKept { by } => format!(
+                "severity rose; acknowledgement by {by} kept: later levels wait for it to lapse"
+            ),
             Entry::AckLapsed { by } => {
                 format!("acknowledgement by {by} lapsed: escalation resumes")
             }
@@ -350,6 +368,7 @@ impl Entry {
             },
             Entry::ImpactCleared { impact, .. } => json!({ "impact": impact }),
             Entry::MergedInto { into } => json!({ "into": into }),
+            Entry::Reopened { resolved_at, .. } => json!({ "resolved_at": resolved_at }),
             Entry::MergedFrom { from } => json!({ "from": from }),
             Entry::SeverityRaised { from, to, .. } => json!({ "from": from, "to": to }),
             Entry::SeverityHeldPinned { computed, .. } => json!({ "computed": computed }),
@@ -382,7 +401,7 @@ impl Entry {
             } => json!({ "recipient": recipient, "level": level }),
             Entry::SeverityUnpinned { .. }
             | Entry::Acknowledged { .. }
-            | Entry::AckCleared { .. }
+            | Entry::AckKept { .. }
             | Entry::AckLapsed { .. }
             | Entry::Note { .. }
             | Entry::Unrouted { .. }

@@ -184,10 +184,10 @@ fn every_entry_renders_as_its_row() {
             Value::Null,
         ),
         (
-            Entry::AckCleared { by: "ann".into() },
-            "ack_cleared",
+            Entry::AckKept { by: "ann".into() },
+            "ack_kept",
             TOCSIN,
-            "acknowledgement by ann cleared: severity rose",
+            "severity rose; acknowledgement by ann kept: later levels wait for it to lapse",
             Value::Null,
         ),
         (

@@ -14,6 +14,7 @@ pub struct Metrics {
     pub incidents_open: IntGaugeVec,
     pub incidents_total: IntCounterVec,
     pub incident_severity_changes_total: IntCounter,
+    pub incident_reopens_total: IntCounter,
     pub pages_total: IntCounterVec,
     pub page_delivery_seconds: HistogramVec,
     pub escalations_total: IntCounterVec,
@@ -74,6 +75,11 @@ impl Metrics {
             incident_severity_changes_total: IntCounter::with_opts(opts(
                 "incident_severity_changes_total",
                 "Severity changes, automatic and by people.",
+            ))
+            .unwrap(),
+            incident_reopens_total: IntCounter::with_opts(opts(
+                "incident_reopens_total",
+                "Incidents that resolved on their own and were reopened by a new impact.",
             ))
             .unwrap(),
             pages_total: IntCounterVec::new(
@@ -238,6 +244,8 @@ impl Metrics {
         r.register(Box::new(self.incidents_open.clone())).unwrap();
         r.register(Box::new(self.incidents_total.clone())).unwrap();
         r.register(Box::new(self.incident_severity_changes_total.clone()))
+            .unwrap();
+        r.register(Box::new(self.incident_reopens_total.clone()))
             .unwrap();
         r.register(Box::new(self.pages_total.clone())).unwrap();
         r.register(Box::new(self.page_delivery_seconds.clone()))

@@ -279,6 +279,104 @@ pub fn notice(state: &PagingState) -> Option<Notice> {
     })
 }
 
+impl Notice {
+    /// Leave out the recipients `skip` names (those paged about it a moment ago).
+    pub fn without(mut self, skip: impl Fn(&Recipient) -> bool) -> Option<Notice> {
+        self.recipients.retain(|r| !skip(r));
+        (!self.recipients.is_empty()).then_some(self)
+    }
+}
+
+/// What to do about a change everyone paged should hear of.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Update {
+    /// Nobody was paged yet (or nothing is held): the first page tells it all.
+    Nobody,
+    /// Tell them now.
+    Send { event: PageEvent, notice: Notice },
+    /// They were told less than `update_interval` ago: held until `until`.
+    Held { until: DateTime<Utc> },
+}
+
+/// Of two updates held for one incident, the one to send: a reopen says more than a new
+/// impact.
+fn graver(held: Option<PageEvent>, event: PageEvent) -> PageEvent {
+    match held {
+        Some(PageEvent::Reopened) => PageEvent::Reopened,
+        _ => event,
+    }
+}
+
+/// A change to a paged incident: `impact_added` and `reopened` go out at most once per
+/// `interval` (later ones wait, folded into one); `merged` goes out at once.
+pub fn update(
+    state: &mut PagingState,
+    event: PageEvent,
+    interval: chrono::Duration,
+    now: DateTime<Utc>,
+) -> Update {
+    let Some(notice) = notice(state) else {
+        return Update::Nobody;
+    };
+    if event != PageEvent::Merged {
+        if let Some(until) = state.updated_at.map(|at| at + interval) {
+            if now < until {
+                state.pending_update = Some(graver(state.pending_update, event));
+                return Update::Held { until };
+            }
+        }
+    }
+    state.updated_at = Some(now);
+    state.pending_update = None;
+    Update::Send { event, notice }
+}
+
+/// The held update at `now`: sent once `interval` has passed since the last.
+pub fn held_update(
+    state: &mut PagingState,
+    interval: chrono::Duration,
+    now: DateTime<Utc>,
+) -> Update {
+    let Some(event) = state.pending_update else {
+        return Update::Nobody;
+    };
+    if let Some(until) = state.updated_at.map(|at| at + interval) {
+        if now < until {
+            return Update::Held { until };
+        }
+    }
+    state.pending_update = None;
+    update(state, event, interval, now)
+}
+
+/// When the held update falls due.
+pub fn update_due(state: &PagingState, interval: chrono::Duration) -> Option<DateTime<Utc>> {
+    state.pending_update?;
+    Some(state.updated_at? + interval)
+}
+
+/// Who hears of a rise in severity while the incident stays acknowledged: the person who
+/// acknowledged it (`acknowledger`, their channels), and the new policy's first level
+/// (`level0`) where it reaches someone not paged yet. Never `raised_by`, the person who
+/// raised it: nobody is paged about their own change.
+pub fn raised_while_acknowledged(
+    level0: Vec<Recipient>,
+    paged: &[Recipient],
+    acknowledger: Vec<Recipient>,
+    raised_by: Option<&str>,
+) -> Vec<Recipient> {
+    let mut out: Vec<Recipient> = acknowledger;
+    out.extend(
+        level0
+            .into_iter()
+            .filter(|r| paged.binary_search(r).is_err()),
+    );
+    out.retain(|r| Some(r.id.as_str()) != raised_by);
+    out.sort();
+    out.dedup();
+    out
+}
+
 #[cfg(test)]
 #[path = "decide_tests.rs"]
 mod tests;

@@ -329,3 +329,134 @@ fn everyone_paged_hears_of_the_ack() {
         })
     );
 }
+
+fn person(id: &str) -> Recipient {
+    Recipient {
+        id: id.into(),
+        channel: Channel::Email,
+        address: format!("{id}@example.com"),
+    }
+}
+
+#[test]
+fn updates_go_at_most_once_an_interval_folded_and_merges_at_once() {
+    let minute = chrono::Duration::minutes(1);
+    let mut state = PagingState::default();
+    // Nobody paged yet: the first page will say it all.
+    assert_eq!(
+        update(&mut state, PageEvent::ImpactAdded, minute, t(0)),
+        Update::Nobody
+    );
+    state.add_paged(person("ann"));
+    let Update::Send { event, notice } = update(&mut state, PageEvent::ImpactAdded, minute, t(1))
+    else {
+        panic!("not sent");
+    };
+    assert_eq!(
+        (event, notice.recipients),
+        (PageEvent::ImpactAdded, vec![person("ann")])
+    );
+    // Within the minute: held, and a reopen outweighs a new impact held with it.
+    let second = t(1) + chrono::Duration::seconds(20);
+    assert_eq!(
+        update(&mut state, PageEvent::Reopened, minute, second),
+        Update::Held { until: t(2) }
+    );
+    assert_eq!(
+        update(&mut state, PageEvent::ImpactAdded, minute, second),
+        Update::Held { until: t(2) }
+    );
+    assert_eq!(update_due(&state, minute), Some(t(2)));
+    assert_eq!(
+        held_update(&mut state, minute, second),
+        Update::Held { until: t(2) }
+    );
+    assert!(matches!(
+        held_update(&mut state, minute, t(2)),
+        Update::Send {
+            event: PageEvent::Reopened,
+            ..
+        }
+    ));
+    assert_eq!(update_due(&state, minute), None);
+    assert_eq!(held_update(&mut state, minute, t(3)), Update::Nobody);
+    // A merge is never held, and what it tells replaces what was waiting.
+    assert!(matches!(
+        update(&mut state, PageEvent::ImpactAdded, minute, t(2)),
+        Update::Held { .. }
+    ));
+    assert!(matches!(
+        update(&mut state, PageEvent::Merged, minute, t(2)),
+        Update::Send {
+            event: PageEvent::Merged,
+            ..
+        }
+    ));
+    assert_eq!(state.pending_update, None);
+}
+
+#[test]
+fn a_notice_leaves_out_who_was_just_paged() {
+    let mut state = PagingState::default();
+    state.add_paged(person("ann"));
+    state.add_paged(person("bob"));
+    let notice = notice(&state).unwrap();
+    let left = notice.clone().without(|r| r.id == "ann").unwrap();
+    assert_eq!(left.recipients, vec![person("bob")]);
+    assert_eq!(notice.without(|_| true), None);
+}
+
+#[test]
+fn a_rise_while_acknowledged_tells_the_acknowledger_and_pages_only_new_people() {
+    let paged = vec![person("ann"), person("bob")];
+    // The new first level reaches ann (paged already) and cat (not yet); bob acknowledged.
+    let level0 = vec![person("ann"), person("cat")];
+    assert_eq!(
+        raised_while_acknowledged(level0.clone(), &paged, vec![person("bob")], None),
+        vec![person("bob"), person("cat")]
+    );
+    // Bob raised it himself: he is not paged about his own change.
+    assert_eq!(
+        raised_while_acknowledged(level0, &paged, vec![person("bob")], Some("bob")),
+        vec![person("cat")]
+    );
+}
+
+#[test]
+fn an_escalation_started_while_acknowledged_waits_for_the_ack_to_lapse() {
+    let paging = paging();
+    let Routing::Escalate { escalation, .. } = route(
+        &paging,
+        &labels(&[("service", "storage")]),
+        1,
+        None,
+        PageEvent::SeverityRaised,
+        t(10),
+    ) else {
+        panic!("not routed to a policy");
+    };
+    let mut state = PagingState {
+        escalation: Some(Escalation::start_acknowledged(
+            escalation.policy,
+            escalation.active_during,
+            t(10),
+            t(5),
+        )),
+        ..PagingState::default()
+    };
+    let storage = labels(&[("service", "storage")]);
+    // Level 1 is due 15 minutes on, but the acknowledgement (at 5) holds it until 35.
+    assert_eq!(
+        step(&mut state, &paging, &storage, 1, true, t(30)),
+        Some(Step::HeldByAck)
+    );
+    assert_eq!(
+        wake_at(&state, &paging, Some((&storage, 1)), t(30)),
+        Some(t(35))
+    );
+    let Some(Step::AckLapsed { pages }) = step(&mut state, &paging, &storage, 1, true, t(35))
+    else {
+        panic!("the acknowledgement did not lapse");
+    };
+    assert_eq!(levels(&pages), vec![(0, PageEvent::Escalated)]);
+}

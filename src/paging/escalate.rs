@@ -106,6 +106,35 @@ impl Escalation {
         }
     }
 
+    /// An escalation that begins while the incident is acknowledged (a rise in severity):
+    /// its first level counts as paged at `now`, and the later ones wait for the
+    /// acknowledgement made at `acked_at` to lapse by this policy's `ack_timeout`.
+    pub fn start_acknowledged(
+        policy: Arc<PolicySnapshot>,
+        active_during: Vec<String>,
+        now: DateTime<Utc>,
+        acked_at: DateTime<Utc>,
+    ) -> Self {
+        let mut escalation =
+            Escalation::start(policy, active_during, PageEvent::SeverityRaised, now);
+        escalation.last_paged_level = Some(0);
+        escalation.levels_paged = 1;
+        escalation.schedule_after(0, now);
+        escalation.acknowledge(acked_at);
+        escalation
+    }
+
+    /// The incident reopened at `now` after it resolved at `resolved_at`: escalation goes on
+    /// from the level it had reached, with the wait that was left at the resolve, and an
+    /// acknowledgement (which ended with the resolve) no longer holds.
+    pub fn resume(&mut self, resolved_at: DateTime<Utc>, now: DateTime<Utc>) {
+        self.acked = false;
+        self.ack_lapses_at = None;
+        if let Some(due) = self.due {
+            self.due = Some(now + (due - resolved_at).max(chrono::Duration::zero()));
+        }
+    }
+
     pub fn is_paused(&self) -> bool {
         self.paused_remaining_ms.is_some()
     }

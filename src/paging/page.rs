@@ -16,6 +16,12 @@ pub enum PageEvent {
     Acknowledged,
     Resolved,
     ResponseBreached,
+    /// An impact joined an incident after its first page.
+    ImpactAdded,
+    /// Another incident was merged into this one.
+    Merged,
+    /// An incident that resolved on its own opened again.
+    Reopened,
 }
 
 impl PageEvent {
@@ -27,6 +33,9 @@ impl PageEvent {
             PageEvent::Acknowledged => "acknowledged",
             PageEvent::Resolved => "resolved",
             PageEvent::ResponseBreached => "response_breached",
+            PageEvent::ImpactAdded => "impact_added",
+            PageEvent::Merged => "merged",
+            PageEvent::Reopened => "reopened",
         }
     }
 }

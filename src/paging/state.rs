@@ -1,9 +1,10 @@
 //! What paging keeps for one open incident, stored with it.
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::escalate::Escalation;
-use super::page::Recipient;
+use super::page::{PageEvent, Recipient};
 
 /// Paging state of one open incident.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -18,6 +19,12 @@ pub struct PagingState {
     /// The pause outside the route's windows was noted in the timeline.
     pub pause_noted: bool,
     pub response_breached: bool,
+    /// When everyone paged was last told of a change (`impact_added`, `reopened`, `merged`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub updated_at: Option<DateTime<Utc>>,
+    /// An update held back until `update_interval` after `updated_at`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_update: Option<PageEvent>,
 }
 
 impl PagingState {

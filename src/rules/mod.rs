@@ -41,6 +41,8 @@ pub struct Rule {
     pub impact: ImpactConfig,
     pub labels: BTreeMap<String, String>,
     pub summary: Option<String>,
+    /// `correlation: separate`: its impacts open incidents of their own.
+    pub separate: bool,
 }
 
 impl Rule {
@@ -98,10 +100,16 @@ impl RuleSet {
                     impact: r.impact.clone(),
                     labels: r.labels.clone(),
                     summary: r.summary.clone(),
+                    separate: r.correlation.is_some(),
                 }
             })
             .collect();
         RuleSet { rules }
+    }
+
+    /// Whether rule `name` keeps its impacts apart (`correlation: separate`).
+    pub fn is_separate(&self, name: &str) -> bool {
+        self.rules.iter().any(|r| r.separate && &*r.name == name)
     }
 
     pub fn get(&self, name: &str) -> Option<&Rule> {

@@ -218,6 +218,7 @@ mod tests {
             },
             labels: Default::default(),
             summary: None,
+            separate: false,
         }
     }
 

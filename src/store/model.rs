@@ -49,6 +49,9 @@ pub struct Snapshot {
     pub next_impact_id: i64,
     pub next_rule_state_row: i64,
     pub next_page_id: i64,
+    /// Incidents that resolved on their own lately (see [`crate::store::Store::reopenable`]),
+    /// with their paging and impacts: a new impact may reopen one.
+    pub reopenable: Vec<(Incident, Option<PagingState>, Vec<Impact>)>,
 }
 
 /// What changed since the engine core's last `take_changes`; `None` means deleted.

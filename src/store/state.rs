@@ -9,8 +9,11 @@ use super::model::{Changes, HeartbeatState, Lease, Snapshot};
 use super::queries::{id_list, linked_ids, IMPACT_LINKS_INSERT};
 use super::statements::{push_rows, run_statements, Statement, Val};
 use super::{json_column, ms, Result, Store};
-use crate::incident::Incident;
+use crate::incident::{Impact, Incident};
 use crate::paging::PagingState;
+
+/// How many of the latest resolved incidents a restart looks at for ones that may reopen.
+const REOPEN_SCAN: usize = 1000;
 use crate::rules::RuleState;
 use crate::signal::Fingerprint;
 
@@ -120,6 +123,37 @@ impl Store {
             conn.close_on_drop();
         }
         written
+    }
+
+    /// Incidents that resolved on their own (not merged) at `since` or later, newest first,
+    /// with their paging and impacts: a new impact that correlates with one reopens it.
+    /// Looks at the latest resolved incidents only (`REOPEN_SCAN`).
+    pub async fn reopenable(
+        &self,
+        since: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Vec<(Incident, Option<PagingState>, Vec<Impact>)>> {
+        let sql = format!(
+            "SELECT data FROM incidents WHERE status = 'resolved' ORDER BY id DESC LIMIT {REOPEN_SCAN}"
+        );
+        let mut out = Vec::new();
+        for row in sqlx::query(&sql).fetch_all(&self.pool).await? {
+            let incident = json_column::<Incident>(&row, "data")?;
+            let recent = incident.merged_into.is_none()
+                && incident.resolved_by.as_deref() == Some(crate::incident::timeline::TOCSIN)
+                && incident.resolved_at.is_some_and(|at| at >= since);
+            if !recent {
+                continue;
+            }
+            let paging = sqlx::query("SELECT data FROM paging WHERE incident_id = $1")
+                .bind(incident.id)
+                .fetch_optional(&self.pool)
+                .await?
+                .map(|row| json_column::<PagingState>(&row, "data"))
+                .transpose()?;
+            let impacts = self.impacts_of(incident.id).await?;
+            out.push((incident, paging, impacts));
+        }
+        Ok(out)
     }
 
     /// The state the core needs to go on: open incidents with their impacts and paging,

@@ -21,6 +21,7 @@ mod dashboard;
 mod email;
 mod engine;
 mod hostile;
+mod outage;
 mod paging;
 mod reliability;
 mod reload;

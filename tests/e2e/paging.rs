@@ -247,8 +247,10 @@ async fn a_severity_rise_reroutes_and_starts_the_new_policy_at_level_0() {
         vec![
             page("triggered", "alice", 0, 0),
             // The major policy from its first level; the standard policy's level 1 (bob at
-            // 15m) never comes.
+            // 15m) never comes. Alice, paged already and not on the major policy's first
+            // level, hears of the impact that joined.
             page("severity_raised", "carol", 0, 5),
+            page("impact_added", "alice", 0, 5),
             page("escalated", "dave", 1, 10),
             page("resolved", "alice", 1, 30),
             page("resolved", "carol", 1, 30),

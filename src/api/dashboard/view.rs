@@ -61,7 +61,11 @@ pub fn paged(setup: &Setup, pages: &[OutboxEntry]) -> Vec<Paged> {
     for entry in pages {
         if matches!(
             entry.page.event,
-            PageEvent::Acknowledged | PageEvent::Resolved
+            PageEvent::Acknowledged
+                | PageEvent::Resolved
+                | PageEvent::ImpactAdded
+                | PageEvent::Merged
+                | PageEvent::Reopened
         ) {
             continue;
         }

@@ -87,12 +87,17 @@ impl Core {
         }
         for id in &dirty.paging {
             let open = self.incidents.get(id).is_some_and(|i| i.is_open());
+            // A reopenable incident keeps its paging row: reopened, its escalation goes on.
+            let kept = match self.reopenable.get(id) {
+                Some(r) if !open => r.paging.as_deref().cloned(),
+                _ => None,
+            };
             changes.paging.push((
                 *id,
                 if open {
                     self.paging.get(id).map(|p| PagingState::clone(p))
                 } else {
-                    None
+                    kept
                 },
             ));
         }

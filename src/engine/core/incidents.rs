@@ -10,27 +10,34 @@ use crate::config::{BusinessImpact, ImpactKind};
 use crate::engine::open_counts::Counted;
 use crate::engine::timers::TimerKey;
 use crate::incident::lifecycle::{self, AutoResolve, Reclassified, Refusal, SeverityChange};
-use crate::incident::timeline::ClearCause;
+use crate::incident::timeline::{ClearCause, TOCSIN};
 use crate::incident::{correlate, Entry, Impact};
 use crate::paging::PageEvent;
 use crate::rules::Rule;
 use crate::signal::{Fingerprint, Signal, SourceKind};
 
 impl Core {
-    /// The (label, value) pairs of an impact that correlation looks at.
+    /// The (label, value) pairs of an impact that correlation looks at, and for a major
+    /// impact its region (regional correlation). None for a rule's `correlation: separate`.
     pub(super) fn correlation_keys(&self, impact: &Impact) -> Vec<u64> {
-        self.setup
+        if self.setup.rules.is_separate(&impact.rule) {
+            return Vec::new();
+        }
+        let mut keys: Vec<u64> = self
+            .setup
             .config
             .correlation
             .by
             .iter()
             .filter_map(|name| {
                 let value = impact.labels.get(name).filter(|v| !v.is_empty())?;
-                let mut hasher = std::hash::DefaultHasher::new();
-                (name.as_str(), value).hash(&mut hasher);
-                Some(hasher.finish())
+                Some(key_of(name, value))
             })
-            .collect()
+            .collect();
+        if let Some(region) = impact.region.as_deref().filter(|_| impact.is_major()) {
+            keys.push(key_of(REGIONAL, region));
+        }
+        keys
     }
 
     pub(super) fn index_impact(&mut self, incident_id: i64, impact_id: i64) {
@@ -150,7 +157,7 @@ impl Core {
             .collect();
         indexed.sort_unstable();
         indexed.dedup();
-        let candidates = correlate::candidates(
+        let mut candidates = correlate::candidates(
             &impact,
             indexed
                 .iter()
@@ -160,8 +167,26 @@ impl Core {
             window,
             now,
         );
+        candidates.extend(correlate::regional(
+            &impact,
+            indexed
+                .iter()
+                .filter_map(|id| self.incidents.get(id).map(|i| &**i)),
+            |x| self.impacts.get(&x).map(|i| &**i),
+            setup.config.classification.multi_services,
+            setup.config.correlation.regional.window.chrono(),
+            now,
+        ));
+        candidates.sort_unstable();
+        candidates.dedup();
         let incident_id = match candidates.first() {
-            None => self.open_incident(impact, now),
+            None => match self.reopen_candidate(&impact, now) {
+                Some(resolved) => {
+                    self.reopen(resolved, impact, now);
+                    resolved
+                }
+                None => self.open_incident(impact, now),
+            },
             Some(&target) => {
                 self.attach(target, impact, now);
                 for other in candidates[1..].iter() {
@@ -237,6 +262,8 @@ impl Core {
         self.impacts.insert(impact.id, Box::new(impact));
         self.index_impact(incident_id, impact_id);
         self.timers.cancel(TimerKey::AutoResolve(incident_id));
+        // Those already paged hear of it, acknowledged or not.
+        self.note_update(incident_id, PageEvent::ImpactAdded);
     }
 
     /// Fold incident `from` into `into`: the relation is transitive.
@@ -271,9 +298,12 @@ impl Core {
             TimerKey::Escalation(from),
             TimerKey::AutoResolve(from),
             TimerKey::RespondBy(from),
+            TimerKey::Update(from),
         ] {
             self.timers.cancel(key);
         }
+        self.updates.remove(&from);
+        self.note_update(into, PageEvent::Merged);
         self.open_counts.changed(Counted::of(&source), None);
         let [merged_into, merged_from] = lifecycle::close_merged(&mut source, into, now);
         self.timeline(from, now, merged_into);
@@ -358,11 +388,17 @@ impl Core {
         self.schedule_respond_by(incident_id);
     }
 
-    /// A rise re-routes: the new route's policy starts at its first level.
+    /// A rise re-routes: the new route's policy starts at its first level. An
+    /// acknowledgement holds through it (see `raise_acknowledged`).
     pub(super) fn severity_raised(&mut self, incident_id: i64, now: DateTime<Utc>) {
-        if let Some(incident) = self.incidents.get_mut(&incident_id) {
-            if let Some(entry) = lifecycle::clear_ack_on_rise(incident) {
+        let kept = self
+            .incidents
+            .get(&incident_id)
+            .and_then(|i| lifecycle::ack_kept_on_rise(i));
+        if let Some(entry) = kept {
+            if self.raise_acknowledged(incident_id, now) {
                 self.timeline(incident_id, now, entry);
+                return;
             }
         }
         self.start_paging(incident_id, PageEvent::SeverityRaised, now);
@@ -432,16 +468,21 @@ impl Core {
         };
         self.timeline(incident_id, now, entry);
         self.notify_paged(incident_id, PageEvent::Resolved, now);
+        self.updates.remove(&incident_id);
         for key in [
             TimerKey::Escalation(incident_id),
             TimerKey::AutoResolve(incident_id),
             TimerKey::RespondBy(incident_id),
+            TimerKey::Update(incident_id),
         ] {
             self.timers.cancel(key);
         }
         self.dirty.paging.insert(incident_id);
         self.dirty.closed.insert(incident_id);
         self.gauges_dirty = true;
+        if by == TOCSIN {
+            self.keep_reopenable(incident_id, now);
+        }
     }
 
     pub(super) fn acknowledge(&mut self, incident_id: i64, by: &str, now: DateTime<Utc>) -> Reply {
@@ -491,6 +532,7 @@ impl Core {
             Err(refusal) => return refused(refusal),
         };
         self.dirty.incidents.insert(incident_id);
+        self.raised_by = Some(by.to_string());
         match change {
             SeverityChange::Unpinned(entry) => {
                 self.timeline(incident_id, now, entry);
@@ -510,8 +552,19 @@ impl Core {
                 }
             }
         }
+        self.raised_by = None;
         Reply::Done
     }
+}
+
+/// The pseudo-label of regional correlation's index keys (no label has this name).
+const REGIONAL: &str = "\0region";
+
+/// The index key of one (label, value) pair.
+pub(super) fn key_of(name: &str, value: &str) -> u64 {
+    let mut hasher = std::hash::DefaultHasher::new();
+    (name, value).hash(&mut hasher);
+    hasher.finish()
 }
 
 /// A refused request as the core's reply: an id no open incident has is not found.

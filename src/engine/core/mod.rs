@@ -24,6 +24,7 @@ use serde::{Deserialize, Serialize};
 mod changes;
 mod incidents;
 mod paging;
+mod reopen;
 mod signals;
 
 use super::lease_expiries::LeaseExpiries;
@@ -34,9 +35,9 @@ use crate::incident::lifecycle::{self, Refusal};
 use crate::incident::timeline::{ClearCause, TOCSIN};
 use crate::incident::{Entry, Impact, Incident};
 use crate::metrics::Metrics;
-use crate::paging::Page;
 /// Stored with the incidents; defined by paging, which decides on it.
 pub use crate::paging::PagingState;
+use crate::paging::{Page, PageEvent};
 use crate::rules::{Rule, RuleState};
 use crate::signal::{Fingerprint, Signal};
 /// The data the core hands the store and reads back from it.
@@ -155,6 +156,27 @@ pub struct Core {
     /// Reclassifying per attached impact would make a push of many new alerts into one
     /// incident quadratic in its size.
     deferred_reclassify: Option<BTreeMap<i64, String>>,
+    /// Changes those paged about an incident hear of once the input is handled (one per
+    /// incident: a merge before a new impact), so a storm of impacts is one update.
+    updates: BTreeMap<i64, PageEvent>,
+    /// While a person's severity change is applied: who made it (never paged about it).
+    raised_by: Option<String>,
+    /// Who was paged about which incident at this instant (the time): an update at the
+    /// same instant would only repeat what their page says.
+    just_paged: (DateTime<Utc>, HashMap<i64, Vec<crate::paging::Recipient>>),
+    /// Incidents that resolved on their own less than `incidents.reopen_within` ago: a new
+    /// impact that correlates with one reopens it.
+    reopenable: HashMap<i64, Reopenable>,
+    /// `reopenable` by the (label, value) pairs of their impacts' `correlation.by` labels.
+    reopen_index: HashMap<u64, Vec<i64>>,
+}
+
+/// A recently resolved incident that may reopen, with its paging (kept in the store too).
+pub(super) struct Reopenable {
+    incident: Box<Incident>,
+    paging: Option<Box<PagingState>>,
+    /// The `correlation.by` (label, value) pairs of its impacts.
+    labels: Vec<(String, String)>,
 }
 
 impl Core {
@@ -189,6 +211,11 @@ impl Core {
             gauges_dirty: true,
             open_counts: OpenCounts::default(),
             deferred_reclassify: None,
+            updates: BTreeMap::new(),
+            raised_by: None,
+            just_paged: (now, HashMap::new()),
+            reopenable: HashMap::new(),
+            reopen_index: HashMap::new(),
         };
         core.rebuild_timers(now);
         core
@@ -239,6 +266,7 @@ impl Core {
                 self.impacts.insert(impact.id, Box::new(impact));
             }
         }
+        self.restore_reopenable(snapshot.reopenable, now);
         self.restore_leases(snapshot.leases, now);
         for (name, state) in snapshot.heartbeats {
             if let Some(i) = self
@@ -349,6 +377,7 @@ impl Core {
             self.schedule_auto_resolve(id);
             self.schedule_respond_by(id);
             self.schedule_escalation(id, now);
+            self.schedule_update(id);
         }
     }
 
@@ -401,6 +430,7 @@ impl Core {
                 }
             }
         }
+        self.send_updates(now);
     }
 
     fn fire(&mut self, key: TimerKey, now: DateTime<Utc>) {
@@ -427,11 +457,19 @@ impl Core {
             }
             TimerKey::Escalation(id) => self.drive_escalation(id, now),
             TimerKey::RespondBy(id) => self.respond_by_due(id, now),
+            TimerKey::Update(id) => self.held_update_due(id, now),
+            TimerKey::ReopenEnds(id) => self.reopen_ends(id),
         }
     }
 
     /// Handle one input at `now`.
     pub fn handle(&mut self, input: Input, now: DateTime<Utc>) -> Reply {
+        let reply = self.apply(input, now);
+        self.send_updates(now);
+        reply
+    }
+
+    fn apply(&mut self, input: Input, now: DateTime<Utc>) -> Reply {
         match input {
             Input::Signals(signals) => {
                 let mut out = Vec::with_capacity(signals.len());

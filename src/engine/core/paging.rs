@@ -9,7 +9,8 @@ use super::Core;
 use crate::engine::open_counts::Counted;
 use crate::engine::timers::TimerKey;
 use crate::incident::{lifecycle, Entry, IncidentView, Status};
-use crate::paging::decide::{self, Routing, Step};
+use crate::paging::decide::{self, Routing, Step, Update};
+use crate::paging::escalate::Escalation;
 use crate::paging::page::EscalationRef;
 use crate::paging::{LevelPage, Page, PageEvent, PagePayload, Recipient};
 
@@ -199,8 +200,13 @@ impl Core {
             .escalations_total
             .with_label_values(&[&pages.policy])
             .inc();
-        let reached = pages.recipients.iter().map(named).collect();
-        for recipient in pages.recipients {
+        let mut recipients = pages.recipients;
+        // Nobody is paged about their own change of severity.
+        if let Some(by) = &self.raised_by {
+            recipients.retain(|r| &r.id != by);
+        }
+        let reached = recipients.iter().map(named).collect();
+        for recipient in recipients {
             let policy = Some(pages.policy.as_str());
             self.create_page(incident_id, recipient, event, policy, Some(level), now);
         }
@@ -235,6 +241,199 @@ impl Core {
             recipients: names,
         };
         self.timeline(incident_id, now, entry);
+    }
+
+    /// Note a change those paged about the incident hear of once the input is handled: a
+    /// merge outweighs a reopen, which outweighs a new impact.
+    pub(super) fn note_update(&mut self, incident_id: i64, event: PageEvent) {
+        let rank = |e: &PageEvent| match e {
+            PageEvent::Merged => 2,
+            PageEvent::Reopened => 1,
+            _ => 0,
+        };
+        let slot = self.updates.entry(incident_id).or_insert(event);
+        if rank(&event) > rank(slot) {
+            *slot = event;
+        }
+    }
+
+    /// Tell those paged about the changes of this input (see [`decide::update`]). Anyone
+    /// paged about the incident in this same batch has just had a page that says it all.
+    pub(super) fn send_updates(&mut self, now: DateTime<Utc>) {
+        let interval = self.setup.config.notifiers.update_interval.chrono();
+        for (incident_id, event) in std::mem::take(&mut self.updates) {
+            if !self
+                .incidents
+                .get(&incident_id)
+                .is_some_and(|i| i.is_open())
+            {
+                continue;
+            }
+            let Some(paging) = self.paging.get_mut(&incident_id) else {
+                continue;
+            };
+            let decision = decide::update(paging, event, interval, now);
+            self.apply_update(incident_id, decision, now);
+        }
+    }
+
+    /// A held update falls due.
+    pub(super) fn held_update_due(&mut self, incident_id: i64, now: DateTime<Utc>) {
+        let interval = self.setup.config.notifiers.update_interval.chrono();
+        if !self
+            .incidents
+            .get(&incident_id)
+            .is_some_and(|i| i.is_open())
+        {
+            return;
+        }
+        let Some(paging) = self.paging.get_mut(&incident_id) else {
+            return;
+        };
+        let decision = decide::held_update(paging, interval, now);
+        self.apply_update(incident_id, decision, now);
+    }
+
+    fn apply_update(&mut self, incident_id: i64, decision: Update, now: DateTime<Utc>) {
+        match decision {
+            Update::Nobody => {}
+            Update::Held { until } => {
+                self.dirty.paging.insert(incident_id);
+                self.timers.set(TimerKey::Update(incident_id), until);
+            }
+            Update::Send { event, notice } => {
+                self.dirty.paging.insert(incident_id);
+                self.timers.cancel(TimerKey::Update(incident_id));
+                let (at, paged) = &self.just_paged;
+                let just_paged = |r: &Recipient| {
+                    *at == now && paged.get(&incident_id).is_some_and(|p| p.contains(r))
+                };
+                let Some(notice) = notice.without(just_paged) else {
+                    return;
+                };
+                let names = notice.recipients.iter().map(named).collect();
+                for recipient in notice.recipients {
+                    let policy = notice.policy.as_deref();
+                    self.create_page(incident_id, recipient, event, policy, notice.level, now);
+                }
+                let entry = Entry::Notified {
+                    event: event.as_str(),
+                    recipients: names,
+                };
+                self.timeline(incident_id, now, entry);
+            }
+        }
+    }
+
+    /// The timer of the incident's held update (after a restart).
+    pub(super) fn schedule_update(&mut self, incident_id: i64) {
+        let interval = self.setup.config.notifiers.update_interval.chrono();
+        let due = self
+            .paging
+            .get(&incident_id)
+            .and_then(|p| decide::update_due(p, interval));
+        self.timers
+            .set_or_cancel(TimerKey::Update(incident_id), due);
+    }
+
+    /// The severity rose while the incident is acknowledged: the acknowledgement holds. The
+    /// acknowledger hears of it, the new policy's first level pages whoever it reaches that
+    /// was not paged yet, and its later levels wait for the acknowledgement to lapse.
+    /// False when the new route does not escalate (paging then starts over as it says).
+    pub(super) fn raise_acknowledged(&mut self, incident_id: i64, now: DateTime<Utc>) -> bool {
+        let setup = Arc::clone(&self.setup);
+        let Some(incident) = self.incidents.get(&incident_id) else {
+            return false;
+        };
+        let (Some(acked_by), Some(acked_at)) =
+            (incident.acknowledged_by.clone(), incident.acknowledged_at)
+        else {
+            return false;
+        };
+        let routing = decide::route(
+            &setup.paging,
+            &incident.labels,
+            incident.severity,
+            incident.queue.as_deref(),
+            PageEvent::SeverityRaised,
+            now,
+        );
+        let Routing::Escalate {
+            route,
+            policy,
+            escalation,
+        } = routing
+        else {
+            return false;
+        };
+        let escalation = Escalation::start_acknowledged(
+            escalation.policy,
+            escalation.active_during,
+            now,
+            acked_at,
+        );
+        let level0 = decide::level(&setup.paging, &escalation, 0, now);
+        self.set_queue(incident_id, None);
+        self.timeline(incident_id, now, Entry::Routed { route, policy });
+        let paging = self.paging.entry(incident_id).or_default();
+        let acknowledger: Vec<Recipient> = match paging
+            .paged
+            .iter()
+            .filter(|r| r.id == acked_by)
+            .cloned()
+            .collect::<Vec<_>>()
+        {
+            found if !found.is_empty() => found,
+            _ => setup
+                .paging
+                .recipients(&format!("responder:{acked_by}"), now)
+                .unwrap_or_default(),
+        };
+        let (level0_recipients, skipped, policy_name) = match level0 {
+            Some(l) => (l.recipients, l.skipped, l.policy),
+            None => (Vec::new(), Vec::new(), escalation.policy.name.clone()),
+        };
+        let recipients = decide::raised_while_acknowledged(
+            level0_recipients,
+            &paging.paged,
+            acknowledger,
+            self.raised_by.as_deref(),
+        );
+        paging.escalation = Some(escalation);
+        paging.pause_noted = false;
+        self.dirty.paging.insert(incident_id);
+        let reached = recipients.iter().map(named).collect();
+        for recipient in recipients {
+            let policy = Some(policy_name.as_str());
+            self.create_page(
+                incident_id,
+                recipient,
+                PageEvent::SeverityRaised,
+                policy,
+                Some(0),
+                now,
+            );
+        }
+        for (target, why) in skipped {
+            self.timeline(
+                incident_id,
+                now,
+                Entry::PageSkipped {
+                    level: 0,
+                    target,
+                    why,
+                },
+            );
+        }
+        let entry = Entry::PagedLevel {
+            event: PageEvent::SeverityRaised.as_str(),
+            level: 0,
+            policy: policy_name,
+            reached,
+        };
+        self.timeline(incident_id, now, entry);
+        self.schedule_escalation(incident_id, now);
+        true
     }
 
     pub(super) fn create_page(
@@ -281,6 +480,11 @@ impl Core {
             created_at: now,
         };
         self.dirty.pages.push(page);
+        if self.just_paged.0 != now {
+            self.just_paged = (now, foldhash::HashMap::default());
+        }
+        let paged_now = self.just_paged.1.entry(incident_id).or_default();
+        paged_now.push(recipient.clone());
         let paging = self.paging.entry(incident_id).or_default();
         paging.add_paged(recipient);
         self.dirty.paging.insert(incident_id);

@@ -16,6 +16,9 @@ fn headline(event: PageEvent) -> Option<&'static str> {
         PageEvent::Acknowledged => Some("ACKNOWLEDGED"),
         PageEvent::Resolved => Some("RESOLVED"),
         PageEvent::ResponseBreached => Some("RESPONSE OVERDUE"),
+        PageEvent::ImpactAdded => Some("NEW IMPACT"),
+        PageEvent::Merged => Some("MERGED"),
+        PageEvent::Reopened => Some("REOPENED"),
     }
 }
 
@@ -145,7 +148,26 @@ fn intro(payload: &PagePayload) -> String {
             "The customer's initial-response deadline passed without an acknowledgement."
                 .to_string()
         }
+        PageEvent::ImpactAdded => format!(
+            "A new impact joined this Sev {sev} incident{}.",
+            still_acknowledged(payload)
+        ),
+        PageEvent::Merged => format!(
+            "Another incident was merged into this Sev {sev} incident{}.",
+            still_acknowledged(payload)
+        ),
+        PageEvent::Reopened => format!("The Sev {sev} incident failed again and is reopened."),
     }
+}
+
+/// ", which X acknowledged", so a person who acknowledged it knows the news is theirs.
+fn still_acknowledged(payload: &PagePayload) -> String {
+    payload
+        .incident
+        .acknowledged_by
+        .as_deref()
+        .map(|by| format!(" (acknowledged by {by})"))
+        .unwrap_or_default()
 }
 
 /// The plain-text and HTML bodies.
