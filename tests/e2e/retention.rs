@@ -69,7 +69,7 @@ async fn prune_on(store_url: &str) {
         .signal(alert("critical", "storage", "china-east", "disk", start))
         .await;
     let open = e
-        .signal(alert("critical", "sqldb", "china-east", "down", start))
+        .signal(alert("critical", "sqldb", "china-north", "down", start))
         .await;
     assert_ne!(old, open, "two incidents");
     e.advance_minutes(10).await;
@@ -81,7 +81,7 @@ async fn prune_on(store_url: &str) {
     assert_eq!(e.engine.running.metrics.store_pruned_rows_total.get(), 0);
     let now = e.clock.now();
     let recent = e
-        .signal(alert("critical", "storage", "china-north", "disk", now))
+        .signal(alert("critical", "storage", "china-east", "disk", now))
         .await;
     resolve(&e, recent).await;
     e.settle().await;
