@@ -12,7 +12,7 @@ use super::rule_file::{RuleConfig, RuleGroupConfig};
 use super::validate::validate;
 use super::{Config, ConfigError, ConfigErrors, LoadedRule};
 
-const TOP_LEVEL: [&str; 20] = [
+const TOP_LEVEL: [&str; 21] = [
     "server",
     "store",
     "rule_files",
@@ -32,6 +32,7 @@ const TOP_LEVEL: [&str; 20] = [
     "routes",
     "silences",
     "notifiers",
+    "watchdog",
     "version",
 ];
 
@@ -263,6 +264,7 @@ fn read_sections(report: &mut FileReport, root: &Value, config: &mut Config) {
     section!(classification);
     section!(sr_response);
     section!(notifiers);
+    section!(watchdog);
     list!(probes);
     list!(heartbeats);
     list!(responders);

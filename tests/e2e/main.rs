@@ -30,3 +30,4 @@ mod sources;
 mod store;
 mod store_lock;
 mod upgrade;
+mod watchdog;
