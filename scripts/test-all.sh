@@ -54,4 +54,9 @@ cargo test --test fuzz -- --nocapture --test-threads 1 fuzz_
 # 5. The shipped config and rules are valid, and the rule unit tests pass.
 cargo run --quiet -- check --config config/tocsin.yaml
 cargo run --quiet -- test tests/rules/*.yaml
+
+# 6. The alerting rules for tocsin itself (contrib/prometheus) are valid Prometheus rules and
+#    pass their unit tests (promtool comes with the prometheus package).
+promtool check rules contrib/prometheus/tocsin.rules.yaml
+(cd contrib/prometheus && promtool test rules tocsin.rules.test.yaml)
 echo "all tests passed"

@@ -36,6 +36,7 @@ pub struct Metrics {
     pub source_up: IntGaugeVec,
     pub rate_limited_total: IntCounter,
     pub engine_loop_last_turn_timestamp_seconds: Gauge,
+    pub ready: IntGauge,
     pub notifier_last_success_timestamp_seconds: GaugeVec,
 }
 
@@ -223,6 +224,11 @@ impl Metrics {
                  runs, on the leader); stale while it is wedged.",
             ))
             .unwrap(),
+            ready: IntGauge::with_opts(opts(
+                "ready",
+                "1 if /-/ready answers 200 (set at each scrape).",
+            ))
+            .unwrap(),
             notifier_last_success_timestamp_seconds: GaugeVec::new(
                 opts(
                     "notifier_last_success_timestamp_seconds",
@@ -293,6 +299,7 @@ impl Metrics {
             self.notifier_last_success_timestamp_seconds.clone(),
         ))
         .unwrap();
+        r.register(Box::new(self.ready.clone())).unwrap();
         r.register(Box::new(self.rate_limited_total.clone()))
             .unwrap();
         #[cfg(target_os = "linux")]
