@@ -2,6 +2,7 @@
 
 mod check;
 pub mod client;
+mod init;
 mod oncall;
 mod run;
 
@@ -55,6 +56,9 @@ pub enum Command {
         #[command(subcommand)]
         command: client::IncidentsCommand,
     },
+    /// Write a commented starter config, the default rules and a rule unit test into DIR
+    /// (made if missing); nothing is overwritten.
+    Init { dir: PathBuf },
     /// Who is on call now (or at --at) in every schedule.
     Oncall {
         #[arg(long, short, default_value = DEFAULT_CONFIG)]
@@ -130,5 +134,6 @@ async fn dispatch(command: Command) -> ExitCode {
         Command::Replay { config, signals } => crate::sim::replay::run(&config, &signals),
         Command::Incidents { command } => client::run(command).await,
         Command::Oncall { config, at } => oncall::run(&config, at.as_deref()),
+        Command::Init { dir } => init::run(&dir),
     }
 }
