@@ -2,6 +2,7 @@
 
 mod check;
 pub mod client;
+mod docs;
 mod init;
 mod oncall;
 mod run;
@@ -59,6 +60,10 @@ pub enum Command {
     /// Write a commented starter config, the default rules and a rule unit test into DIR
     /// (made if missing); nothing is overwritten.
     Init { dir: PathBuf },
+    /// Print shell completions (bash, zsh, fish, elvish, powershell) to stdout.
+    Completions { shell: clap_complete::Shell },
+    /// Write the man pages (tocsin.1 and one per command) into DIR.
+    Man { dir: PathBuf },
     /// Who is on call now (or at --at) in every schedule.
     Oncall {
         #[arg(long, short, default_value = DEFAULT_CONFIG)]
@@ -135,5 +140,7 @@ async fn dispatch(command: Command) -> ExitCode {
         Command::Incidents { command } => client::run(command).await,
         Command::Oncall { config, at } => oncall::run(&config, at.as_deref()),
         Command::Init { dir } => init::run(&dir),
+        Command::Completions { shell } => docs::completions(shell),
+        Command::Man { dir } => docs::man(&dir),
     }
 }
