@@ -19,6 +19,7 @@ mod crash;
 mod dashboard;
 mod email;
 mod engine;
+mod grafana;
 mod hostile;
 mod install;
 mod paging;
