@@ -12,6 +12,7 @@ use super::rule_file::{RuleConfig, RuleGroupConfig};
 use super::validate::validate;
 use super::{Config, ConfigError, ConfigErrors, LoadedRule};
 
+/// The top-level keys; the last (`version`) is not offered in "expected one of".
 const TOP_LEVEL: [&str; 21] = [
     "server",
     "store",
@@ -221,7 +222,7 @@ fn read_sections(report: &mut FileReport, root: &Value, config: &mut Config) {
                 Path::root().key(name),
                 format!(
                     "unknown field \"{name}\", expected one of {}",
-                    TOP_LEVEL[..19].join(", ")
+                    TOP_LEVEL[..TOP_LEVEL.len() - 1].join(", ")
                 ),
             );
         }

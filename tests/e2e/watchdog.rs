@@ -378,3 +378,27 @@ async fn a_leader_whose_engine_loop_is_wedged_loses_the_lease_and_a_follower_pag
     drop((first, second));
     db.drop_db().await;
 }
+
+/// `tocsin check` names each bad watchdog key with what to write instead.
+#[tokio::test]
+async fn check_refuses_a_bad_watchdog() {
+    let dir = TestDir::new(
+        "watchdog: { url: \"ftp://example.com/ping\", every: 100ms, secret_file: secrets/none }\n",
+        &[],
+    );
+    let (code, out, err) = crate::support::run_tocsin(
+        dir.path(),
+        &["check", "--config", dir.config_path().to_str().unwrap()],
+    )
+    .await;
+    assert_eq!(code, 1, "{out}{err}");
+    let all = format!("{out}{err}");
+    for expected in [
+        "invalid watchdog url \"ftp://example.com/ping\": expected an http(s) URL",
+        "watchdog every 100ms is too short: at least 1s",
+        "watchdog secret file",
+    ] {
+        assert!(all.contains(expected), "{expected:?} not in:\n{all}");
+    }
+    assert!(all.contains("config.yaml:1:"), "{all}");
+}
