@@ -19,6 +19,12 @@ command -v psql >/dev/null 2>&1 || need+=(postgresql-client)
 # (chattr) for a read-only store.
 PATH=$PATH:/usr/sbin:/sbin command -v mkfs.ext4 >/dev/null 2>&1 && command -v chattr >/dev/null 2>&1 ||
     need+=(e2fsprogs)
+# The Debian package test (scripts/test-deb.sh): dpkg-shlibdeps and strip to build it,
+# systemd-analyze to verify its unit (it works without systemd as PID 1; nothing is started),
+# curl to talk to the installed engine.
+command -v dpkg-shlibdeps >/dev/null 2>&1 || need+=(dpkg-dev)
+command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
+command -v curl >/dev/null 2>&1 || need+=(curl)
 if [ ${#need[@]} -gt 0 ]; then
     echo "installing: ${need[*]}"
     if [ "$(id -u)" -ne 0 ]; then sudo=sudo; else sudo=; fi
@@ -54,4 +60,12 @@ cargo test --test fuzz -- --nocapture --test-threads 1 fuzz_
 # 5. The shipped config and rules are valid, and the rule unit tests pass.
 cargo run --quiet -- check --config config/tocsin.yaml
 cargo run --quiet -- test tests/rules/*.yaml
+
+# 6. The alerting rules for tocsin itself (contrib/prometheus) are valid Prometheus rules and
+#    pass their unit tests (promtool comes with the prometheus package).
+promtool check rules contrib/prometheus/tocsin.rules.yaml
+(cd contrib/prometheus && promtool test rules tocsin.rules.test.yaml)
+
+# 7. The Debian package: built, installed, run as its service would run, and purged (root).
+./scripts/test-deb.sh
 echo "all tests passed"

@@ -19,6 +19,7 @@ use crate::engine::leader::LeaderContext;
 use crate::engine::leadership::{default_engine_id, Fence, LeaseTiming};
 use crate::engine::reload::{reload_loop, ReloadRequest};
 use crate::engine::secrets::AckKeys;
+use crate::engine::watchdog::{self, LoopPulse};
 use crate::engine::{Core, EngineHandle, Setup};
 use crate::metrics::Metrics;
 use crate::store::{Backend, Owner, Store, StoreHealth};
@@ -181,6 +182,7 @@ async fn start_engine(
         Fence::forever()
     };
     let health = StoreHealth::of(&store);
+    let pulse = LoopPulse::new();
     let leader = LeaderContext {
         store: store.clone(),
         engine: engine.clone(),
@@ -191,6 +193,7 @@ async fn start_engine(
         shared,
         fence,
         health: health.clone(),
+        pulse: Arc::clone(&pulse),
     };
     let leading = match leader.lead(lease, shutdown_rx.clone()).await {
         Ok(leading) => leading,
@@ -221,12 +224,28 @@ async fn start_engine(
         shutdown_rx.clone(),
     )));
 
+    tasks.push(tokio::spawn(watchdog::run_outbound(
+        watchdog::WatchdogParts {
+            setup: setup_rx.clone(),
+            pulse: Arc::clone(&pulse),
+            health: state.store_health.clone(),
+            metrics: Arc::clone(&metrics),
+            shutdown: shutdown_rx.clone(),
+        },
+    )));
+    tasks.push(tokio::spawn(watchdog::feed_systemd(
+        Arc::clone(&pulse),
+        shutdown_rx.clone(),
+    )));
+
     gate.open(api::router(state.clone()));
     metrics.config_last_reload_successful.set(1);
     metrics
         .config_last_reload_success_timestamp_seconds
         .set(chrono::Utc::now().timestamp() as f64);
     ready.store(true, Ordering::Release);
+    // systemd's Type=notify: /-/ready answers 200 from now on.
+    watchdog::notify_systemd(sd_notify::NotifyState::Ready);
     tracing::info!(%addr, engine = %holder, leader = leading.first.leader, "tocsin is ready");
     Ok(Running {
         addr,

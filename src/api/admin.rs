@@ -18,7 +18,12 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route(
             "/metrics",
-            get(|State(state): State<AppState>| async move { exposition(&state.metrics) }),
+            get(|State(state): State<AppState>| async move {
+                // `tocsin_ready`: what /-/ready would answer now.
+                let ready = readiness(&state).await.is_ok();
+                state.metrics.ready.set(i64::from(ready));
+                exposition(&state.metrics)
+            }),
         )
         .route("/-/healthy", get(healthy))
         .route("/-/ready", get(ready))
@@ -67,8 +72,25 @@ fn not_ready() -> Response {
 }
 
 async fn ready(State(state): State<AppState>) -> Response {
+    match readiness(&state).await {
+        Ok(text) => (StatusCode::OK, text).into_response(),
+        Err(None) => not_ready(),
+        Err(Some(problem)) => {
+            let mut response = (
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("tocsin is not ready: {problem}\n"),
+            )
+                .into_response();
+            response.extensions_mut().insert(KeepBody);
+            response
+        }
+    }
+}
+
+/// What `/-/ready` answers: Ok with its text, or why not (None: still starting).
+async fn readiness(state: &AppState) -> Result<String, Option<String>> {
     if !state.ready.load(Ordering::Acquire) {
-        return not_ready();
+        return Err(None);
     }
     // The store's health is what the leader's writes found. An engine that does not lead
     // (PostgreSQL) writes nothing of its own, pages nothing and serves through the store:
@@ -78,29 +100,18 @@ async fn ready(State(state): State<AppState>) -> Response {
     let problem = if leading {
         state.store_health.problem()
     } else {
-        unreachable_store(&state).await
+        unreachable_store(state).await
     };
     match problem {
         // Followers serve the API and the dashboard too, so they are ready; the answer
         // says which engine pages.
-        None => {
-            let text = format!(
-                "tocsin is ready: {} ({}).\n",
-                state.role_text(),
-                state.engine_id
-            );
-            (StatusCode::OK, text).into_response()
-        }
+        None => Ok(format!(
+            "tocsin is ready: {} ({}).\n",
+            state.role_text(),
+            state.engine_id
+        )),
         // Still paging from memory, but what it does is not durable: not ready.
-        Some(problem) => {
-            let mut response = (
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!("tocsin is not ready: {problem}\n"),
-            )
-                .into_response();
-            response.extensions_mut().insert(KeepBody);
-            response
-        }
+        Some(problem) => Err(Some(problem)),
     }
 }
 

@@ -3,6 +3,8 @@
 mod backup;
 mod check;
 pub mod client;
+mod docs;
+mod init;
 mod oncall;
 mod run;
 
@@ -60,6 +62,13 @@ pub enum Command {
     Backup(backup::BackupArgs),
     /// Put a backup in place of the config's store; the engine must be stopped.
     Restore(backup::RestoreArgs),
+    /// Write a commented starter config, the default rules and a rule unit test into DIR
+    /// (made if missing); nothing is overwritten.
+    Init { dir: PathBuf },
+    /// Print shell completions (bash, zsh, fish, elvish, powershell) to stdout.
+    Completions { shell: clap_complete::Shell },
+    /// Write the man pages (tocsin.1 and one per command) into DIR.
+    Man { dir: PathBuf },
     /// Who is on call now (or at --at) in every schedule.
     Oncall {
         #[arg(long, short, default_value = DEFAULT_CONFIG)]
@@ -137,5 +146,8 @@ async fn dispatch(command: Command) -> ExitCode {
         Command::Backup(args) => backup::backup(args).await,
         Command::Restore(args) => backup::restore(args).await,
         Command::Oncall { config, at } => oncall::run(&config, at.as_deref()),
+        Command::Init { dir } => init::run(&dir),
+        Command::Completions { shell } => docs::completions(shell),
+        Command::Man { dir } => docs::man(&dir),
     }
 }

@@ -37,6 +37,7 @@ pub async fn run(options: Options) -> Result<()> {
         }
     };
     tracing::info!("{name}: shutting down (a second signal stops at once)");
+    crate::engine::watchdog::notify_systemd(sd_notify::NotifyState::Stopping);
     tokio::select! {
         () = async { running.stop().await; } => {}
         again = signals.stop() => anyhow::bail!(

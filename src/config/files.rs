@@ -99,6 +99,15 @@ pub(super) fn check_files(config: &Config, report: &mut FileReport) {
             read(config, report, at, "webhook secret file", file, hint);
         }
     }
+    if let Some(file) = config
+        .watchdog
+        .as_ref()
+        .and_then(|w| w.secret_file.as_ref())
+    {
+        let at = root.key("watchdog").key("secret_file");
+        let hint = "create it with the secret the watchdog URL expects, or remove secret_file";
+        read(config, report, at, "watchdog secret file", file, hint);
+    }
     let Some(email) = &config.notifiers.email else {
         return;
     };

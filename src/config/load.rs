@@ -12,7 +12,8 @@ use super::rule_file::{RuleConfig, RuleGroupConfig};
 use super::validate::validate;
 use super::{Config, ConfigError, ConfigErrors, LoadedRule};
 
-const TOP_LEVEL: [&str; 20] = [
+/// The top-level keys; the last (`version`) is not offered in "expected one of".
+const TOP_LEVEL: [&str; 21] = [
     "server",
     "store",
     "rule_files",
@@ -32,6 +33,7 @@ const TOP_LEVEL: [&str; 20] = [
     "routes",
     "silences",
     "notifiers",
+    "watchdog",
     "version",
 ];
 
@@ -220,7 +222,7 @@ fn read_sections(report: &mut FileReport, root: &Value, config: &mut Config) {
                 Path::root().key(name),
                 format!(
                     "unknown field \"{name}\", expected one of {}",
-                    TOP_LEVEL[..19].join(", ")
+                    TOP_LEVEL[..TOP_LEVEL.len() - 1].join(", ")
                 ),
             );
         }
@@ -263,6 +265,7 @@ fn read_sections(report: &mut FileReport, root: &Value, config: &mut Config) {
     section!(classification);
     section!(sr_response);
     section!(notifiers);
+    section!(watchdog);
     list!(probes);
     list!(heartbeats);
     list!(responders);

@@ -128,6 +128,7 @@ pub struct Config {
     pub routes: Vec<RouteConfig>,
     pub silences: Vec<SilenceConfig>,
     pub notifiers: NotifiersConfig,
+    pub watchdog: Option<WatchdogConfig>,
     pub rules: Vec<LoadedRule>,
     /// What depends on where tocsin runs (an unset `password_env`): `check` warns, the
     /// engine refuses to start ([`load_to_run`]).

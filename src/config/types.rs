@@ -713,3 +713,16 @@ fn default_max_backoff() -> Duration {
 fn default_max_age() -> Duration {
     Duration::from_secs(3600)
 }
+
+/// `watchdog:`: an outbound dead-man's switch. While the engine is healthy it sends a request
+/// to `url` every `every`; it stops as soon as it is not, so the service behind the URL
+/// (healthchecks.io, Dead Man's Snitch, an Alertmanager heartbeat) pages someone.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WatchdogConfig {
+    pub url: String,
+    pub every: Duration,
+    /// Sent as `Authorization: Bearer <secret>` when set.
+    #[serde(default)]
+    pub secret_file: Option<String>,
+}

@@ -169,6 +169,25 @@ fn check_server_and_store(config: &Config, report: &mut FileReport) {
             );
         }
     }
+    if let Some(watchdog) = &config.watchdog {
+        let at = Path::root().key("watchdog");
+        let url = &watchdog.url;
+        if reqwest::Url::parse(url).is_err() || !url.starts_with("http") {
+            report.at(
+                at.key("url"),
+                format!("invalid watchdog url {url:?}: expected an http(s) URL"),
+            );
+        }
+        if watchdog.every < crate::config::Duration::from_secs(1) {
+            report.at(
+                at.key("every"),
+                format!(
+                    "watchdog every {} is too short: at least 1s (e.g. 1m)",
+                    watchdog.every
+                ),
+            );
+        }
+    }
     if config.store.lease < crate::config::Duration::from_secs(1) {
         report.at(
             Path::root().key("store").key("lease"),

@@ -12,6 +12,7 @@ use super::leadership::{
     Leadership, LeaseTiming, RealInstant,
 };
 use super::runtime::{run_loop, EngineHandle, LoopParts};
+use super::watchdog::LoopPulse;
 use super::{Core, Setup};
 use crate::clock::Clock;
 use crate::metrics::Metrics;
@@ -37,6 +38,9 @@ pub struct Leading {
     pub supervisor: JoinHandle<Option<Core>>,
 }
 
+/// How long a stopping engine loop may take to write what it kept before it counts as wedged.
+const WEDGED_LOOP_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// What the leader's services are built from.
 pub struct LeaderContext {
     pub store: Store,
@@ -51,6 +55,8 @@ pub struct LeaderContext {
     pub fence: Arc<Fence>,
     /// Set by failed writes of the engine loop and the delivery worker; read by /-/ready.
     pub health: StoreHealth,
+    /// Marked by the engine loop at every turn: the lease is renewed only while it turns.
+    pub pulse: Arc<LoopPulse>,
 }
 
 /// The tasks that only the leader runs: the engine loop (rules, timers), delivery, probes
@@ -123,6 +129,7 @@ impl LeaderContext {
                 Arc::clone(&fence),
                 role_tx,
                 Arc::clone(&metrics),
+                Arc::clone(&self.pulse),
                 shutdown.clone(),
             )));
         }
@@ -169,6 +176,7 @@ impl LeaderContext {
                 pages: pages_tx,
                 shutdown: stop_rx.clone(),
                 health: self.health.clone(),
+                pulse: Arc::clone(&self.pulse),
             },
         ));
         let mut tasks = vec![crate::paging::notify::spawn(
@@ -226,7 +234,17 @@ impl LeaderServices {
         for task in self.tasks {
             let _ = task.await;
         }
-        self.engine_task.await.ok()
+        // A wedged loop never ends by itself: it is dropped, its unwritten changes with it
+        // (the engine that leads now redoes them from the store).
+        let mut engine_task = self.engine_task;
+        match tokio::time::timeout(WEDGED_LOOP_WAIT, &mut engine_task).await {
+            Ok(core) => core.ok(),
+            Err(_) => {
+                tracing::error!("the engine loop does not stop: it is wedged; dropping it");
+                engine_task.abort();
+                None
+            }
+        }
     }
 }
 

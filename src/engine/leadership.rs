@@ -17,6 +17,7 @@ use tokio::time::Instant;
 #[allow(clippy::disallowed_types)]
 pub type RealInstant = std::time::Instant;
 
+use super::watchdog::LoopPulse;
 use crate::metrics::Metrics;
 use crate::store::Store;
 
@@ -312,13 +313,41 @@ pub async fn run_lease(
     fence: Arc<Fence>,
     role: watch::Sender<Leadership>,
     metrics: Arc<Metrics>,
+    pulse: Arc<LoopPulse>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let lease_ms = timing.lease.as_millis() as i64;
     let mut logged_error = false;
+    let mut logged_wedged = false;
     loop {
         let sent = Instant::now();
         let sent_real = RealInstant::now();
+        if !pulse.is_turning() {
+            // A wedged leader lets its lease run out, so that another engine takes over and
+            // pages: its own fence runs out first and it stops starting pages. Nor does it
+            // take the lease again while its wedged loop is still being stopped.
+            if !std::mem::replace(&mut logged_wedged, true) {
+                tracing::error!(
+                    engine = %holder,
+                    stalled = ?pulse.since_last_turn().unwrap_or_default(),
+                    "the engine loop is not turning: not renewing the leader lease"
+                );
+            }
+            let fence_left = fence.remaining();
+            tokio::select! {
+                _ = shutdown.wait_for(|stop| *stop) => break,
+                _ = tokio::time::sleep_until(sent + timing.renew) => {}
+                _ = sleep_opt(fence_left) => {}
+            }
+            if role.borrow().leader && !fence.is_valid() {
+                tracing::error!(engine = %holder, "the leader lease ran out while the engine loop was wedged; stepped down");
+                fence.revoke();
+                publish_fence(&fence, &metrics);
+                step_down(&role, &metrics);
+            }
+            continue;
+        }
+        logged_wedged = false;
         let attempt = tokio::time::timeout(
             timing.renew,
             store.acquire_or_renew(&holder, &instance, lease_ms),

@@ -14,6 +14,7 @@ pub mod secrets;
 pub mod setup;
 pub mod summary;
 pub mod timers;
+pub mod watchdog;
 
 pub use self::core::{Changes, Core, Input, Reply, Snapshot};
 pub use crate::clock::Clock;

@@ -25,6 +25,7 @@ use futures::future::BoxFuture;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::core::{Changes, Core, Input, Reply};
+use super::watchdog::{LoopPulse, PulseGuard, HEARTBEAT};
 use crate::clock::Clock;
 use crate::metrics::Metrics;
 use crate::paging::notify::{Escalation, GivenUp};
@@ -253,6 +254,8 @@ pub struct LoopParts {
     pub shutdown: watch::Receiver<bool>,
     /// Set when a write fails, cleared when writes go through again.
     pub health: StoreHealth,
+    /// Marked at every turn of the loop (see `engine::watchdog`).
+    pub pulse: Arc<LoopPulse>,
 }
 
 pub struct EngineReceiver {
@@ -308,7 +311,12 @@ pub async fn run_loop(mut core: Core, inputs: EngineReceiver, parts: LoopParts) 
         pages,
         mut shutdown,
         health,
+        pulse,
     } = parts;
+    let _running = PulseGuard(Arc::clone(&pulse));
+    // Turns the loop when nothing else does, so that a quiet loop is told from a wedged one.
+    let mut heartbeat = tokio::time::interval(HEARTBEAT);
+    heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut rx = inputs.rx;
     let mut batch: Vec<Request> = Vec::with_capacity(TURN);
     // Handled inputs whose changes are still in the core (not yet taken into a batch).
@@ -328,6 +336,10 @@ pub async fn run_loop(mut core: Core, inputs: EngineReceiver, parts: LoopParts) 
         // Set once a batch is committed and its pages handed to delivery: the gauges are
         // counted again after that, not on the pages' way (see `Core::refresh_gauges`).
         let mut count_gauges = false;
+        pulse.turned();
+        metrics
+            .engine_loop_last_turn_timestamp_seconds
+            .set(clock.now().timestamp_millis() as f64 / 1000.0);
         let wake = core.next_wake();
         tokio::select! {
             biased;
@@ -407,6 +419,10 @@ pub async fn run_loop(mut core: Core, inputs: EngineReceiver, parts: LoopParts) 
             _ = clock.sleep_until(wake) => core.tick(clock.now()),
             _ = tokio::time::sleep_until(retry_at),
                 if committing.is_none() && !unwritten.is_empty() => {}
+            _ = heartbeat.tick() => {
+                wedge_for_tests().await;
+                continue;
+            }
         }
         // While a batch is committing, the next gathers in the core and goes to the store in
         // one once it is.
@@ -511,6 +527,18 @@ pub async fn run_loop(mut core: Core, inputs: EngineReceiver, parts: LoopParts) 
         }
     }
     core
+}
+
+/// Tests only (debug builds): once the file `TOCSIN_TEST_WEDGE_FILE` names exists, the loop
+/// waits for ever, as a loop stuck on a call that never returns does, while the rest of the
+/// process (the API, the lease task) runs on. Release builds have no such hook.
+async fn wedge_for_tests() {
+    #[cfg(debug_assertions)]
+    if std::env::var_os("TOCSIN_TEST_WEDGE_FILE").is_some_and(|f| std::path::Path::new(&f).exists())
+    {
+        tracing::warn!("TOCSIN_TEST_WEDGE_FILE exists: the engine loop wedges (a test)");
+        std::future::pending::<()>().await;
+    }
 }
 
 /// Wait for committed batches to reach the disk and answer their callers.

@@ -37,6 +37,9 @@ pub struct Metrics {
     pub store_pruned_rows_total: IntCounter,
     pub source_up: IntGaugeVec,
     pub rate_limited_total: IntCounter,
+    pub engine_loop_last_turn_timestamp_seconds: Gauge,
+    pub ready: IntGauge,
+    pub notifier_last_success_timestamp_seconds: GaugeVec,
 }
 
 const NS: &str = "tocsin";
@@ -228,6 +231,25 @@ impl Metrics {
                 "Ingest requests refused with 429 by the per-client rate limit.",
             ))
             .unwrap(),
+            engine_loop_last_turn_timestamp_seconds: Gauge::with_opts(opts(
+                "engine_loop_last_turn_timestamp_seconds",
+                "When the engine loop last turned (it turns at least every 250ms while it \
+                 runs, on the leader); stale while it is wedged.",
+            ))
+            .unwrap(),
+            ready: IntGauge::with_opts(opts(
+                "ready",
+                "1 if /-/ready answers 200 (set at each scrape).",
+            ))
+            .unwrap(),
+            notifier_last_success_timestamp_seconds: GaugeVec::new(
+                opts(
+                    "notifier_last_success_timestamp_seconds",
+                    "When a page was last delivered on each channel.",
+                ),
+                &["channel"],
+            )
+            .unwrap(),
             registry,
         };
         m.register_all();
@@ -286,6 +308,15 @@ impl Metrics {
         r.register(Box::new(self.store_errors_total.clone()))
             .unwrap();
         r.register(Box::new(self.source_up.clone())).unwrap();
+        r.register(Box::new(
+            self.engine_loop_last_turn_timestamp_seconds.clone(),
+        ))
+        .unwrap();
+        r.register(Box::new(
+            self.notifier_last_success_timestamp_seconds.clone(),
+        ))
+        .unwrap();
+        r.register(Box::new(self.ready.clone())).unwrap();
         r.register(Box::new(self.rate_limited_total.clone()))
             .unwrap();
         #[cfg(target_os = "linux")]

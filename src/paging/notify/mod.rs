@@ -509,6 +509,10 @@ impl Worker {
                     .with_label_values(&[channel])
                     .observe(seconds);
                 self.count(channel, "delivered");
+                self.metrics
+                    .notifier_last_success_timestamp_seconds
+                    .with_label_values(&[channel])
+                    .set(now.timestamp_millis() as f64 / 1000.0);
             }
             Err(error) if error.is_retryable() && !retry::expired(&retry, page.created_at, now) => {
                 let next = retry::next_attempt(
