@@ -3,6 +3,7 @@
 
 pub mod ack;
 pub mod admin;
+pub mod alertmanager;
 pub mod auth;
 pub mod dashboard;
 pub mod error;
@@ -13,6 +14,7 @@ mod oversized;
 pub mod queues;
 pub mod ratelimit;
 pub mod serve;
+pub mod silences;
 
 use std::convert::Infallible;
 use std::sync::atomic::AtomicBool;
@@ -53,6 +55,8 @@ pub struct AppState {
     pub role: watch::Receiver<crate::engine::leadership::Leadership>,
     /// This engine's name in the leader lease.
     pub engine_id: Arc<str>,
+    /// When this engine started serving (Alertmanager's `uptime`).
+    pub started_at: chrono::DateTime<chrono::Utc>,
 }
 
 impl AppState {
@@ -83,6 +87,8 @@ pub fn router(state: AppState) -> Router {
         .merge(incidents::router(state.clone()))
         .merge(queues::router(state.clone()))
         .merge(oncall::router(state.clone()))
+        .merge(silences::router(state.clone()))
+        .merge(alertmanager::router(state.clone()))
         .merge(ingest::router(state.clone()))
         .merge(ack::router())
         .merge(dashboard::router())

@@ -4,6 +4,7 @@ mod check;
 pub mod client;
 mod oncall;
 mod run;
+mod silence;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -54,6 +55,11 @@ pub enum Command {
     Incidents {
         #[command(subcommand)]
         command: client::IncidentsCommand,
+    },
+    /// Silences made at run time: add, list, expire (through the HTTP API).
+    Silence {
+        #[command(subcommand)]
+        command: silence::SilenceCommand,
     },
     /// Who is on call now (or at --at) in every schedule.
     Oncall {
@@ -129,6 +135,7 @@ async fn dispatch(command: Command) -> ExitCode {
         Command::Test { files } => crate::sim::test_files::run(&files),
         Command::Replay { config, signals } => crate::sim::replay::run(&config, &signals),
         Command::Incidents { command } => client::run(command).await,
+        Command::Silence { command } => silence::run(command).await,
         Command::Oncall { config, at } => oncall::run(&config, at.as_deref()),
     }
 }

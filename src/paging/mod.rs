@@ -10,6 +10,7 @@ pub mod notify;
 pub mod page;
 pub mod route;
 pub mod schedule;
+pub mod silence;
 pub mod state;
 pub mod window;
 
@@ -22,7 +23,8 @@ use crate::config::{Config, ResponderConfig, RouteConfig, SilenceConfig};
 pub use ack_link::AckSigner;
 pub use escalate::{Escalation, LevelPage, PolicySnapshot};
 pub use page::{Channel, Page, PageEvent, PagePayload, Recipient};
-pub use schedule::{OnCall, Rotation};
+pub use schedule::{OnCall, Rotation, ScheduleOverride};
+pub use silence::{Silence, SilenceState};
 pub use state::PagingState;
 pub use window::{Window, WindowSet};
 
@@ -34,6 +36,8 @@ pub struct Paging {
     pub windows: HashMap<String, Window>,
     pub rotations: Vec<Rotation>,
     pub silences: Vec<SilenceConfig>,
+    /// Silences made at run time (see [`Paging::with_live`]).
+    pub live_silences: Vec<Silence>,
     pub responders: HashMap<String, ResponderConfig>,
 }
 
@@ -53,12 +57,29 @@ impl Paging {
                 .collect(),
             rotations: config.schedules.iter().map(Rotation::new).collect(),
             silences: config.silences.clone(),
+            live_silences: Vec::new(),
             responders: config
                 .responders
                 .iter()
                 .map(|r| (r.id.clone(), r.clone()))
                 .collect(),
         }
+    }
+
+    /// This config with the silences and overrides made at run time: each override goes
+    /// after its schedule's configured ones, so it wins where they overlap.
+    pub fn with_live(&self, silences: &[Silence], overrides: &[ScheduleOverride]) -> Paging {
+        let mut out = self.clone();
+        out.live_silences = silences.to_vec();
+        for rotation in &mut out.rotations {
+            rotation.overrides.extend(
+                overrides
+                    .iter()
+                    .filter(|o| o.schedule == rotation.name)
+                    .map(ScheduleOverride::as_override),
+            );
+        }
+        out
     }
 
     pub fn window_set(&self, names: &[String]) -> WindowSet<'_> {

@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::config::{CronSpec, ScheduleConfig};
 
@@ -22,6 +22,28 @@ pub struct Override {
     pub responder: String,
     pub from: DateTime<Utc>,
     pub to: DateTime<Utc>,
+}
+
+/// An override made at run time (`POST /api/v1/schedules/{name}/overrides`), as stored.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ScheduleOverride {
+    pub id: String,
+    pub schedule: String,
+    pub responder: String,
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+    pub created_by: String,
+    pub created_at: DateTime<Utc>,
+}
+
+impl ScheduleOverride {
+    pub fn as_override(&self) -> Override {
+        Override {
+            responder: self.responder.clone(),
+            from: self.start,
+            to: self.end,
+        }
+    }
 }
 
 /// Who is on call, and for how long.
@@ -50,8 +72,8 @@ impl Rotation {
                 .iter()
                 .map(|o| Override {
                     responder: o.responder.clone(),
-                    from: o.from.with_timezone(&Utc),
-                    to: o.to.with_timezone(&Utc),
+                    from: o.start.with_timezone(&Utc),
+                    to: o.end.with_timezone(&Utc),
                 })
                 .collect(),
         }

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::incident::{Impact, Incident, TimelineEntry};
-use crate::paging::{Page, PagingState};
+use crate::paging::{Page, PagingState, ScheduleOverride, Silence};
 use crate::rules::RuleState;
 use crate::signal::{Fingerprint, Signal};
 
@@ -49,6 +49,9 @@ pub struct Snapshot {
     pub next_impact_id: i64,
     pub next_rule_state_row: i64,
     pub next_page_id: i64,
+    /// Run-time silences not yet ended, and on-call overrides, in the order made.
+    pub silences: Vec<Silence>,
+    pub overrides: Vec<ScheduleOverride>,
 }
 
 /// What changed since the engine core's last `take_changes`; `None` means deleted.
@@ -72,6 +75,10 @@ pub struct Changes {
     /// Inbox inputs handled in this batch, with their replies (JSON): marked done in the
     /// same transaction as their effects, so a takeover neither loses nor repeats them.
     pub inbox: Vec<(i64, String)>,
+    /// Run-time silences made or expired (each written whole).
+    pub silences: Vec<Silence>,
+    /// On-call overrides made (`Some`) or deleted, by id.
+    pub overrides: Vec<(String, Option<ScheduleOverride>)>,
 }
 
 impl Changes {
@@ -88,6 +95,8 @@ impl Changes {
             + self.deleted_leases.len()
             + self.heartbeats.len()
             + self.pages.len()
+            + self.silences.len()
+            + self.overrides.len()
     }
 
     pub fn is_empty(&self) -> bool {

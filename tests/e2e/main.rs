@@ -25,6 +25,7 @@ mod reliability;
 mod reload;
 mod resolve;
 mod security;
+mod silences;
 mod sim;
 mod sources;
 mod store;
