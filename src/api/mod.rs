@@ -10,9 +10,11 @@ pub mod error;
 pub mod incidents;
 pub mod ingest;
 pub mod oncall;
+pub mod overrides;
 mod oversized;
 pub mod queues;
 pub mod ratelimit;
+pub mod responders;
 pub mod serve;
 pub mod silences;
 
@@ -88,6 +90,8 @@ pub fn router(state: AppState) -> Router {
         .merge(queues::router(state.clone()))
         .merge(oncall::router(state.clone()))
         .merge(silences::router(state.clone()))
+        .merge(overrides::router(state.clone()))
+        .merge(responders::router(state.clone()))
         .merge(alertmanager::router(state.clone()))
         .merge(ingest::router(state.clone()))
         .merge(ack::router())

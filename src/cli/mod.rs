@@ -61,13 +61,22 @@ pub enum Command {
         #[command(subcommand)]
         command: silence::SilenceCommand,
     },
-    /// Who is on call now (or at --at) in every schedule.
+    /// Who is on call now (or at --at) in every schedule, as the engine answers; and the
+    /// overrides made at run time.
     Oncall {
-        #[arg(long, short, default_value = DEFAULT_CONFIG)]
-        config: PathBuf,
+        #[command(subcommand)]
+        command: Option<oncall::OncallCommand>,
         /// An RFC 3339 time, e.g. 2026-03-08T09:00:00-05:00.
         #[arg(long)]
         at: Option<String>,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Send a test page over each channel of RESPONDER and report each delivery.
+    TestPage {
+        responder: String,
+        #[command(flatten)]
+        api: ApiArgs,
     },
 }
 
@@ -136,6 +145,7 @@ async fn dispatch(command: Command) -> ExitCode {
         Command::Replay { config, signals } => crate::sim::replay::run(&config, &signals),
         Command::Incidents { command } => client::run(command).await,
         Command::Silence { command } => silence::run(command).await,
-        Command::Oncall { config, at } => oncall::run(&config, at.as_deref()),
+        Command::Oncall { command, at, api } => oncall::run(command, at, api).await,
+        Command::TestPage { responder, api } => oncall::test_page(&responder, &api).await,
     }
 }

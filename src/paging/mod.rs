@@ -6,6 +6,7 @@
 pub mod ack_link;
 pub mod decide;
 pub mod escalate;
+pub mod notice;
 pub mod notify;
 pub mod page;
 pub mod route;
@@ -95,6 +96,11 @@ impl Paging {
     /// Who is on call in every schedule at `t`.
     pub fn on_call(&self, t: DateTime<Utc>) -> Vec<OnCall> {
         self.rotations.iter().filter_map(|r| r.on_call(t)).collect()
+    }
+
+    /// Each channel responder `id` is reached on; `None` when it is not configured.
+    pub fn channels_of(&self, id: &str) -> Option<Vec<Recipient>> {
+        self.responders.get(id).map(|r| self.responder_channels(r))
     }
 
     fn responder_channels(&self, responder: &ResponderConfig) -> Vec<Recipient> {

@@ -16,6 +16,10 @@ pub enum PageEvent {
     Acknowledged,
     Resolved,
     ResponseBreached,
+    /// `tocsin test-page`: a responder checks a channel; no incident behind it.
+    Test,
+    /// A shift began: the responder now on call hears of it and of the open incidents.
+    ShiftStarted,
 }
 
 impl PageEvent {
@@ -27,6 +31,8 @@ impl PageEvent {
             PageEvent::Acknowledged => "acknowledged",
             PageEvent::Resolved => "resolved",
             PageEvent::ResponseBreached => "response_breached",
+            PageEvent::Test => "test",
+            PageEvent::ShiftStarted => "shift_started",
         }
     }
 }

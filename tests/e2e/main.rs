@@ -20,6 +20,7 @@ mod dashboard;
 mod email;
 mod engine;
 mod hostile;
+mod oncall;
 mod paging;
 mod reliability;
 mod reload;

@@ -16,6 +16,8 @@ fn headline(event: PageEvent) -> Option<&'static str> {
         PageEvent::Acknowledged => Some("ACKNOWLEDGED"),
         PageEvent::Resolved => Some("RESOLVED"),
         PageEvent::ResponseBreached => Some("RESPONSE OVERDUE"),
+        PageEvent::Test => Some("TEST PAGE"),
+        PageEvent::ShiftStarted => Some("ON CALL"),
     }
 }
 
@@ -145,6 +147,10 @@ fn intro(payload: &PagePayload) -> String {
             "The customer's initial-response deadline passed without an acknowledgement."
                 .to_string()
         }
+        PageEvent::Test => {
+            "This is a test page from tocsin: this contact method reaches you.".to_string()
+        }
+        PageEvent::ShiftStarted => "Your on-call shift has begun.".to_string(),
     }
 }
 

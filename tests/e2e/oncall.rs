@@ -1,0 +1,270 @@
+//! On-call changes at run time, through the real binary: overrides (API and CLI) that
+//! change who a page reaches, `tocsin oncall` asking the engine, and test pages.
+
+use std::time::Duration;
+
+use chrono::{SecondsFormat, Utc};
+use serde_json::{json, Value};
+
+use crate::support;
+use crate::support::paging::{Answer, Receiver};
+use crate::support::{
+    eventually, free_port, get_json, post_json, push_alerts, run_tocsin, EngineProcess, TestDir,
+    CATALOG,
+};
+
+/// alice holds `primary` every week (the config's overrides give carol one day by the new
+/// field names and dave one by the old); bob has an email address (written to a folder) and
+/// a webhook nothing listens on.
+fn config(a: &str, b: &str) -> String {
+    let dead = format!("http://127.0.0.1:{}/hook", free_port());
+    format!(
+        r#"{CATALOG}
+responders:
+  - {{ id: alice, webhook: hook_a }}
+  - {{ id: bob, webhook: hook_dead, email: bob@example.com }}
+  - {{ id: carol, webhook: hook_b }}
+  - {{ id: dave, webhook: hook_a }}
+schedules:
+  - name: primary
+    timezone: UTC
+    handoff: "0 0 9 * * Mon"
+    start: 2020-01-06T09:00:00Z
+    participants: [alice]
+    overrides:
+      - {{ responder: carol, start: 2030-01-01T00:00:00Z, end: 2030-01-02T00:00:00Z }}
+      - {{ responder: dave, from: 2031-01-01T00:00:00Z, to: 2031-01-02T00:00:00Z }}
+escalation_policies:
+  - name: main
+    levels:
+      - {{ after: 0s, notify: [ "schedule:primary" ] }}
+routes:
+  - {{ match: [], policy: main }}
+notifiers:
+  webhooks:
+    - {{ name: hook_a, url: "{a}", timeout: 2s }}
+    - {{ name: hook_b, url: "{b}", timeout: 2s }}
+    - {{ name: hook_dead, url: "{dead}", timeout: 2s }}
+  email:
+    from: tocsin@example.com
+    file: {{ dir: data/outbox }}
+  retry: {{ initial_backoff: 200ms, max_backoff: 1s, max_age: 1h }}
+"#
+    )
+}
+
+fn http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap()
+}
+
+fn events(receiver: &Receiver) -> Vec<Value> {
+    receiver
+        .received()
+        .iter()
+        .filter_map(|r| serde_json::from_slice(&r.body).ok())
+        .collect()
+}
+
+fn rfc3339(t: chrono::DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+async fn on_call_at(http: &reqwest::Client, url: &str, at: &str) -> Value {
+    let (status, list) = get_json(http, &format!("{url}/api/v1/oncall?at={at}")).await;
+    assert_eq!(status, 200, "{list}");
+    list[0]["responder"].clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_override_changes_who_is_paged_from_its_start() {
+    let (a, b) = (
+        Receiver::start(vec![], Answer::Status(200)).await,
+        Receiver::start(vec![], Answer::Status(200)).await,
+    );
+    let dir = TestDir::new(
+        &config(&a.url, &b.url),
+        &[("default.yaml", &support::default_rules())],
+    );
+    let mut engine = EngineProcess::spawn(&dir, free_port());
+    engine.wait_ready().await;
+    let (http, url) = (http(), engine.url.clone());
+
+    // The config's overrides, by the new field names and the old.
+    assert_eq!(
+        on_call_at(&http, &url, "2030-01-01T12:00:00Z").await,
+        "carol"
+    );
+    assert_eq!(
+        on_call_at(&http, &url, "2031-01-01T12:00:00Z").await,
+        "dave"
+    );
+    assert_eq!(
+        on_call_at(&http, &url, "2030-01-03T12:00:00Z").await,
+        "alice"
+    );
+
+    // carol covers from now for an hour: the next page reaches her, not alice.
+    let now = Utc::now();
+    let (status, made) = post_json(
+        &http,
+        &format!("{url}/api/v1/schedules/primary/overrides"),
+        &json!({ "responder": "carol", "start": rfc3339(now - chrono::Duration::minutes(1)), "end": rfc3339(now + chrono::Duration::hours(1)), "created_by": "alice" }),
+    )
+    .await;
+    assert_eq!(status, 201, "{made}");
+    let (_, list) = get_json(&http, &format!("{url}/api/v1/schedules/primary/overrides")).await;
+    assert_eq!(list[0]["id"], made["id"], "{list}");
+    let (_, oncall) = get_json(&http, &format!("{url}/api/v1/oncall")).await;
+    assert_eq!(oncall[0]["responder"], "carol", "{oncall}");
+    let ends = rfc3339(now + chrono::Duration::hours(2));
+    push_alerts(
+        &http,
+        &url,
+        json!([{ "labels": { "alertname": "Down", "severity": "critical", "service": "storage", "region": "china-east" }, "endsAt": ends }]),
+    )
+    .await;
+    let page = eventually(Duration::from_secs(10), || async {
+        events(&b).into_iter().find(|p| p["event"] == "triggered")
+    })
+    .await
+    .expect("carol is paged");
+    assert_eq!(page["recipient"], "carol");
+    assert!(events(&a).is_empty(), "alice was paged: {:?}", events(&a));
+
+    // Removed: alice again.
+    let id = made["id"].as_str().unwrap();
+    let r = http
+        .delete(format!("{url}/api/v1/schedules/primary/overrides/{id}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let (_, oncall) = get_json(&http, &format!("{url}/api/v1/oncall")).await;
+    assert_eq!(oncall[0]["responder"], "alice", "{oncall}");
+
+    // Refused, saying why.
+    for (path, body, code, says) in [
+        (
+            "nope",
+            json!({ "responder": "bob", "start": "2030-01-01T00:00:00Z", "end": "2030-01-02T00:00:00Z" }),
+            404,
+            "no schedule",
+        ),
+        (
+            "primary",
+            json!({ "responder": "zed", "start": "2030-01-01T00:00:00Z", "end": "2030-01-02T00:00:00Z" }),
+            422,
+            "not a configured responder",
+        ),
+        (
+            "primary",
+            json!({ "responder": "bob", "start": "2030-01-02T00:00:00Z", "end": "2030-01-01T00:00:00Z" }),
+            422,
+            "must be after",
+        ),
+    ] {
+        let (status, answer) = post_json(
+            &http,
+            &format!("{url}/api/v1/schedules/{path}/overrides"),
+            &body,
+        )
+        .await;
+        assert_eq!(status, code, "{answer}");
+        assert!(answer["error"].as_str().unwrap().contains(says), "{answer}");
+    }
+
+    // The CLI: an override, the list, and `tocsin oncall --at` asking the engine.
+    let cli = |words: &[&str]| {
+        let mut args: Vec<String> = words.iter().map(|s| s.to_string()).collect();
+        args.extend(["--url".to_string(), url.clone()]);
+        let cwd = dir.path().to_path_buf();
+        async move {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            run_tocsin(&cwd, &args).await
+        }
+    };
+    let (code, out, err) = cli(&[
+        "oncall",
+        "override",
+        "primary",
+        "bob",
+        "--start",
+        "2032-03-01T00:00:00Z",
+        "--end",
+        "2032-03-02T00:00:00Z",
+        "--by",
+        "alice",
+    ])
+    .await;
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("bob is on call in primary from 2032-03-01"),
+        "{out}"
+    );
+    let (code, out, _) = cli(&["oncall", "--at", "2032-03-01T12:00:00Z"]).await;
+    assert_eq!(code, 0);
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(lines[0].starts_with("SCHEDULE"), "{out}");
+    assert!(
+        lines[1].starts_with("primary") && lines[1].contains("bob"),
+        "{out}"
+    );
+    let (_, out, _) = cli(&["oncall"]).await;
+    assert!(out.lines().nth(1).unwrap().contains("alice"), "{out}");
+    let (_, out, _) = cli(&["oncall", "overrides", "primary"]).await;
+    assert!(out.contains("2032-03-01") && out.contains("bob"), "{out}");
+    // Durable: a restarted engine still knows it.
+    engine.kill();
+    let mut again = EngineProcess::spawn(&dir, free_port());
+    again.wait_ready().await;
+    assert_eq!(
+        on_call_at(&http, &again.url, "2032-03-01T12:00:00Z").await,
+        "bob"
+    );
+}
+
+/// `tocsin test-page` sends over each channel and says how each went; a failed one makes
+/// it exit 1.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_test_page_reports_each_channel() {
+    let (a, b) = (
+        Receiver::start(vec![], Answer::Status(200)).await,
+        Receiver::start(vec![], Answer::Status(200)).await,
+    );
+    let dir = TestDir::new(
+        &config(&a.url, &b.url),
+        &[("default.yaml", &support::default_rules())],
+    );
+    let mut engine = EngineProcess::spawn(&dir, free_port());
+    engine.wait_ready().await;
+    let url = engine.url.clone();
+    let (code, out, err) = run_tocsin(dir.path(), &["test-page", "alice", "--url", &url]).await;
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(out, "webhook hook_a: delivered\n");
+    let got = events(&a);
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0]["event"], "test");
+    assert_eq!(got[0]["recipient"], "alice");
+
+    let (code, out, _) = run_tocsin(dir.path(), &["test-page", "bob", "--url", &url]).await;
+    assert_eq!(code, 1, "{out}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "email bob@example.com: delivered", "{out}");
+    assert!(
+        lines[1].starts_with("webhook hook_dead: failed: webhook \"hook_dead\" could not be reached"),
+        "{out}"
+    );
+    let mail = std::fs::read_dir(dir.path().join("data/outbox")).unwrap().count();
+    assert_eq!(mail, 1, "one test email written");
+    let (status, answer) = post_json(
+        &http(),
+        &format!("{url}/api/v1/responders/zed/test"),
+        &json!({}),
+    )
+    .await;
+    assert_eq!(status, 404, "{answer}");
+}
