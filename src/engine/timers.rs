@@ -22,6 +22,8 @@ pub enum TimerKey {
     Escalation(i64),
     /// A CRI's initial-response deadline.
     RespondBy(i64),
+    /// The next shift change in some schedule (its holder gets a notice).
+    ShiftStart,
 }
 
 /// Kept as nanoseconds since the epoch: 8 bytes where a `DateTime<Utc>` takes 12 and pads

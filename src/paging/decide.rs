@@ -230,6 +230,16 @@ pub fn wake_at(
     escalation.or(silence_ends)
 }
 
+/// Whether an open incident's escalation pages schedule `name` at some level: its next
+/// holder inherits it.
+pub fn pages_schedule(state: &PagingState, name: &str) -> bool {
+    let target = format!("schedule:{name}");
+    state
+        .escalation
+        .as_ref()
+        .is_some_and(|e| e.policy.levels.iter().any(|l| l.notify.contains(&target)))
+}
+
 /// Who one level of the escalation reaches at `now`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct LevelPages {

@@ -93,6 +93,19 @@ impl Paging {
         self.rotations.iter().find(|r| r.name == name)
     }
 
+    /// The next moment after `t` when who is on call may change in some schedule.
+    pub fn next_shift_change(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        self.rotations.iter().filter_map(|r| r.next_change(t)).min()
+    }
+
+    /// The shifts that begin in `(from, to]` in every schedule.
+    pub fn shifts_beginning(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> Vec<OnCall> {
+        self.rotations
+            .iter()
+            .flat_map(|r| r.shifts_beginning(from, to))
+            .collect()
+    }
+
     /// Who is on call in every schedule at `t`.
     pub fn on_call(&self, t: DateTime<Utc>) -> Vec<OnCall> {
         self.rotations.iter().filter_map(|r| r.on_call(t)).collect()

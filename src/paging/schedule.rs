@@ -148,6 +148,50 @@ impl Rotation {
     }
 }
 
+impl Rotation {
+    /// The next moment strictly after `t` when who is on call may change: the rotation's
+    /// start, a handoff, or an override's start or end.
+    pub fn next_change(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let mut next = self
+            .handoff
+            .next_after(self.tz, t.max(self.start))
+            .filter(|_| !self.participants.is_empty());
+        let mut consider = |at: DateTime<Utc>| {
+            if at > t && next.is_none_or(|n| at < n) {
+                next = Some(at);
+            }
+        };
+        if !self.participants.is_empty() {
+            consider(self.start);
+        }
+        for o in &self.overrides {
+            consider(o.from);
+            consider(o.to);
+        }
+        next
+    }
+
+    /// The shifts that begin in `(from, to]`, in order: each time someone else (or someone,
+    /// after nobody) comes on call. Bounded to 1000.
+    pub fn shifts_beginning(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> Vec<OnCall> {
+        let mut out = Vec::new();
+        let mut t = from;
+        for _ in 0..1000 {
+            let Some(at) = self.next_change(t).filter(|at| *at <= to) else {
+                break;
+            };
+            if let Some(now) = self.on_call(at) {
+                let before = self.on_call(at - chrono::Duration::milliseconds(1));
+                if before.map(|b| b.responder) != Some(now.responder.clone()) {
+                    out.push(now);
+                }
+            }
+            t = at;
+        }
+        out
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -199,6 +243,42 @@ mod tests {
         let after = r.on_call(utc("2026-01-08T10:00:00+08:00")).unwrap();
         assert_eq!(after.responder, "alice");
         assert_eq!(after.since, utc("2026-01-08T09:00:00+08:00"));
+    }
+
+    #[test]
+    fn shifts_begin_at_handoffs_and_overrides_and_not_when_the_same_person_stays() {
+        let mut r = weekly();
+        r.overrides.push(Override {
+            responder: "carol".into(),
+            from: utc("2026-01-07T18:00:00+08:00"),
+            to: utc("2026-01-08T09:00:00+08:00"),
+        });
+        // alice covers her own turn's last hours: no new shift for her.
+        r.overrides.push(Override {
+            responder: "alice".into(),
+            from: utc("2026-01-09T00:00:00+08:00"),
+            to: utc("2026-01-10T00:00:00+08:00"),
+        });
+        let shifts = r.shifts_beginning(
+            utc("2026-01-05T00:00:00Z"),
+            utc("2026-01-19T09:00:00+08:00"),
+        );
+        let got: Vec<(String, DateTime<Utc>)> =
+            shifts.into_iter().map(|s| (s.responder, s.since)).collect();
+        assert_eq!(
+            got,
+            vec![
+                ("alice".to_string(), utc("2026-01-05T09:00:00+08:00")),
+                ("carol".to_string(), utc("2026-01-07T18:00:00+08:00")),
+                ("alice".to_string(), utc("2026-01-08T09:00:00+08:00")),
+                ("bob".to_string(), utc("2026-01-12T09:00:00+08:00")),
+                ("alice".to_string(), utc("2026-01-19T09:00:00+08:00")),
+            ]
+        );
+        assert_eq!(
+            r.next_change(utc("2026-01-12T09:00:00+08:00")),
+            Some(utc("2026-01-19T09:00:00+08:00"))
+        );
     }
 
     // ----- daylight saving time --------------------------------------------------------

@@ -255,10 +255,13 @@ async fn a_test_page_reports_each_channel() {
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines[0], "email bob@example.com: delivered", "{out}");
     assert!(
-        lines[1].starts_with("webhook hook_dead: failed: webhook \"hook_dead\" could not be reached"),
+        lines[1]
+            .starts_with("webhook hook_dead: failed: webhook \"hook_dead\" could not be reached"),
         "{out}"
     );
-    let mail = std::fs::read_dir(dir.path().join("data/outbox")).unwrap().count();
+    let mail = std::fs::read_dir(dir.path().join("data/outbox"))
+        .unwrap()
+        .count();
     assert_eq!(mail, 1, "one test email written");
     let (status, answer) = post_json(
         &http(),
@@ -267,4 +270,67 @@ async fn a_test_page_reports_each_channel() {
     )
     .await;
     assert_eq!(status, 404, "{answer}");
+}
+
+/// The holder of a shift that begins while the engine runs hears of it once, with the
+/// schedule, the shift's end and the open incidents they inherit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shift_start_notice_names_the_schedule_its_end_and_the_open_incidents() {
+    let (a, b) = (
+        Receiver::start(vec![], Answer::Status(200)).await,
+        Receiver::start(vec![], Answer::Status(200)).await,
+    );
+    // Whole seconds, as the config says it.
+    let starts = chrono::DateTime::from_timestamp(Utc::now().timestamp() + 6, 0).expect("a time");
+    let text = config(&a.url, &b.url).replace(
+        "start: 2020-01-06T09:00:00Z",
+        &format!("start: {}", rfc3339(starts)),
+    );
+    let dir = TestDir::new(&text, &[("default.yaml", &support::default_rules())]);
+    let mut engine = EngineProcess::spawn(&dir, free_port());
+    engine.wait_ready().await;
+    let (http, url) = (http(), engine.url.clone());
+    // Open before anyone is on call: alice inherits it.
+    let ends = rfc3339(Utc::now() + chrono::Duration::hours(2));
+    push_alerts(
+        &http,
+        &url,
+        json!([{ "labels": { "alertname": "Down", "severity": "critical", "service": "storage", "region": "china-east" }, "endsAt": ends }]),
+    )
+    .await;
+    let incident = eventually(Duration::from_secs(10), || async {
+        let (_, list) = get_json(&http, &format!("{url}/api/v1/incidents")).await;
+        list[0]["id"].as_i64()
+    })
+    .await
+    .expect("an incident opens");
+    let notice = eventually(Duration::from_secs(20), || async {
+        events(&a)
+            .into_iter()
+            .find(|p| p["event"] == "shift_started")
+    })
+    .await
+    .expect("alice hears her shift begin");
+    assert!(Utc::now() >= starts, "the notice came before the shift");
+    assert_eq!(notice["recipient"], "alice");
+    let labels = &notice["incident"]["labels"];
+    assert_eq!(labels["schedule"], "primary");
+    assert_eq!(labels["open_incidents"], incident.to_string());
+    // The shift ends at the next Monday 09:00 UTC handoff.
+    let until: chrono::DateTime<Utc> = labels["shift_ends_at"].as_str().unwrap().parse().unwrap();
+    use chrono::{Datelike, Timelike};
+    assert_eq!(until.weekday(), chrono::Weekday::Mon);
+    assert_eq!((until.hour(), until.minute()), (9, 0));
+    assert!(until > starts && until - starts <= chrono::Duration::days(7));
+    let title = notice["incident"]["title"].as_str().unwrap();
+    assert!(
+        title.contains("on call in primary") && title.contains(&format!("#{incident}")),
+        "{title}"
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let notices = events(&a)
+        .into_iter()
+        .filter(|p| p["event"] == "shift_started")
+        .count();
+    assert_eq!(notices, 1, "one notice per shift");
 }

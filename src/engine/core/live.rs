@@ -7,7 +7,9 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 
 use super::{Core, Reply};
-use crate::paging::{ScheduleOverride, Silence};
+use crate::engine::timers::TimerKey;
+use crate::paging::notice::{self, Inherited};
+use crate::paging::{decide, Page, ScheduleOverride, Silence};
 
 impl Core {
     /// Merge the config's paging with the run-time silences (those not ended) and overrides.
@@ -65,6 +67,7 @@ impl Core {
         self.overrides.push(o.clone());
         self.dirty.overrides.push((o.id.clone(), Some(o)));
         self.rebuild_live(now);
+        self.arm_shift_timer(now);
         Reply::Done
     }
 
@@ -76,6 +79,62 @@ impl Core {
         }
         self.dirty.overrides.push((id.to_string(), None));
         self.rebuild_live(now);
+        self.arm_shift_timer(now);
         Reply::Done
+    }
+
+    /// Wake at the next shift change of any schedule.
+    pub(super) fn arm_shift_timer(&mut self, now: DateTime<Utc>) {
+        let at = self
+            .live_paging
+            .next_shift_change(now.max(self.shifts_noted_until));
+        self.timers.set_or_cancel(TimerKey::ShiftStart, at);
+    }
+
+    /// Each shift that began since the last look: its holder gets one notice over each of
+    /// their channels, naming the schedule, the shift's end and the open incidents whose
+    /// escalation pages that schedule.
+    pub(super) fn shifts_due(&mut self, now: DateTime<Utc>) {
+        let live = Arc::clone(&self.live_paging);
+        let shifts = live.shifts_beginning(self.shifts_noted_until, now);
+        self.shifts_noted_until = now;
+        for shift in shifts {
+            let mut inherited: Vec<Inherited> = self
+                .paging
+                .iter()
+                .filter(|(_, p)| decide::pages_schedule(p, &shift.schedule))
+                .filter_map(|(id, _)| self.incidents.get(id))
+                .filter(|i| i.is_open())
+                .map(|i| Inherited {
+                    id: i.id,
+                    severity: i.severity,
+                    title: i.title.to_string(),
+                })
+                .collect();
+            inherited.sort_by_key(|i| i.id);
+            for recipient in live.channels_of(&shift.responder).unwrap_or_default() {
+                let payload = notice::shift_started(
+                    &shift.schedule,
+                    &shift.responder,
+                    shift.until,
+                    &inherited,
+                    &self.setup.external_url,
+                    now,
+                );
+                let id = self.next_page_id;
+                self.next_page_id += 1;
+                self.dirty.pages.push(Page {
+                    id,
+                    delivery_id: uuid::Uuid::new_v4().to_string(),
+                    incident_id: 0,
+                    event: payload.event,
+                    recipient,
+                    level: None,
+                    payload,
+                    created_at: now,
+                });
+            }
+        }
+        self.arm_shift_timer(now);
     }
 }

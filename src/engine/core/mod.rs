@@ -142,6 +142,9 @@ pub struct Core {
     /// Run-time silences not yet ended, and on-call overrides.
     silences: Vec<crate::paging::Silence>,
     overrides: Vec<crate::paging::ScheduleOverride>,
+    /// Shifts that began up to here have had their notice (a new engine starts from its
+    /// start: shifts under way then are not announced again).
+    shifts_noted_until: DateTime<Utc>,
     metrics: Arc<Metrics>,
     rule_states: HashMap<(u32, Fingerprint), RuleState>,
     leases: HashMap<Fingerprint, Lease>,
@@ -193,6 +196,7 @@ impl Core {
             live_paging: Arc::new(setup.paging.clone()),
             silences: Vec::new(),
             overrides: Vec::new(),
+            shifts_noted_until: now,
             setup,
             metrics,
             rule_states: HashMap::new(),
@@ -378,6 +382,7 @@ impl Core {
             self.schedule_respond_by(id);
             self.schedule_escalation(id, now);
         }
+        self.arm_shift_timer(now);
     }
 
     /// When the core next needs [`Core::tick`].
@@ -455,6 +460,7 @@ impl Core {
             }
             TimerKey::Escalation(id) => self.drive_escalation(id, now),
             TimerKey::RespondBy(id) => self.respond_by_due(id, now),
+            TimerKey::ShiftStart => self.shifts_due(now),
         }
     }
 
