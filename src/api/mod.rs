@@ -7,6 +7,7 @@ pub mod alertmanager;
 pub mod auth;
 pub mod dashboard;
 pub mod error;
+pub mod feeds;
 pub mod incidents;
 pub mod ingest;
 pub mod oncall;
@@ -92,6 +93,7 @@ pub fn router(state: AppState) -> Router {
         .merge(silences::router(state.clone()))
         .merge(overrides::router(state.clone()))
         .merge(responders::router(state.clone()))
+        .merge(feeds::router(state.clone()))
         .merge(alertmanager::router(state.clone()))
         .merge(ingest::router(state.clone()))
         .merge(ack::router())

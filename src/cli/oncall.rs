@@ -32,6 +32,14 @@ pub enum OncallCommand {
         #[command(flatten)]
         api: ApiArgs,
     },
+    /// The calendar feed URL of a schedule or a responder (signed when auth is on, for
+    /// calendar apps, which cannot send a token).
+    FeedLink {
+        /// A schedule's name or a responder's id.
+        name: String,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
     /// Delete an override made at run time.
     RemoveOverride {
         schedule: String,
@@ -95,6 +103,31 @@ async fn execute(command: OncallCommand) -> Result<String, ClientError> {
                 .get(&format!("/api/v1/schedules/{schedule}/overrides"), &[])
                 .await?;
             output(&api, &list, overrides_table)
+        }
+        OncallCommand::FeedLink { name, api } => {
+            let client = Client::new(&api)?;
+            let link = match client
+                .get(&format!("/api/v1/schedules/{name}/feed-link"), &[])
+                .await
+            {
+                Err(ClientError::Status { status: 404, .. }) => client
+                    .get(&format!("/api/v1/responders/{name}/feed-link"), &[])
+                    .await
+                    .map_err(|e| match e {
+                        ClientError::Status {
+                            status: 404,
+                            had_token,
+                            ..
+                        } => ClientError::Status {
+                            status: 404,
+                            message: format!("{name:?} is neither a schedule nor a responder"),
+                            had_token,
+                        },
+                        e => e,
+                    })?,
+                other => other?,
+            };
+            output(&api, &link, |l| format!("{}\n", text(&l["url"])))
         }
         OncallCommand::RemoveOverride { schedule, id, api } => {
             let gone = Client::new(&api)?

@@ -6,6 +6,7 @@
 pub mod ack_link;
 pub mod decide;
 pub mod escalate;
+pub mod ics;
 pub mod notice;
 pub mod notify;
 pub mod page;

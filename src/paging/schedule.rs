@@ -171,6 +171,30 @@ impl Rotation {
         next
     }
 
+    /// Every turn on call that overlaps `[from, to)`, in order (the first may have begun
+    /// before `from`); a turn without an end is the last. Bounded to 10000.
+    pub fn shifts_between(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> Vec<OnCall> {
+        let mut out = Vec::new();
+        let mut t = from;
+        for _ in 0..10_000 {
+            match self.on_call(t) {
+                Some(shift) => {
+                    let end = shift.until;
+                    out.push(shift);
+                    match end {
+                        Some(end) if end < to => t = end,
+                        _ => break,
+                    }
+                }
+                None => match self.next_change(t) {
+                    Some(next) if next < to => t = next,
+                    _ => break,
+                },
+            }
+        }
+        out
+    }
+
     /// The shifts that begin in `(from, to]`, in order: each time someone else (or someone,
     /// after nobody) comes on call. Bounded to 1000.
     pub fn shifts_beginning(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> Vec<OnCall> {

@@ -334,3 +334,230 @@ async fn a_shift_start_notice_names_the_schedule_its_end_and_the_open_incidents(
         .count();
     assert_eq!(notices, 1, "one notice per shift");
 }
+
+/// Every VEVENT of a feed (parsed by Python's icalendar): (summary, start, end) in UTC.
+fn parse_feed(text: &str) -> Vec<(String, chrono::DateTime<Utc>, chrono::DateTime<Utc>)> {
+    use std::io::Write;
+    const SCRIPT: &str = r#"
+import json, sys, datetime, icalendar
+cal = icalendar.Calendar.from_ical(sys.stdin.buffer.read())
+assert any(c.name == "VTIMEZONE" for c in cal.walk()), "no VTIMEZONE"
+out = []
+for e in cal.walk("VEVENT"):
+    s, t = e.decoded("DTSTART"), e.decoded("DTEND")
+    assert s.tzinfo is not None and t.tzinfo is not None, "floating time"
+    out.append([str(e["SUMMARY"]), s.astimezone(datetime.timezone.utc).isoformat(), t.astimezone(datetime.timezone.utc).isoformat()])
+print(json.dumps(out))
+"#;
+    let mut child = std::process::Command::new("/usr/bin/python3")
+        .args(["-c", SCRIPT])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 with icalendar (Debian package python3-icalendar)");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "icalendar refused the feed: {}\n{text}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let events: Vec<(String, String, String)> = serde_json::from_slice(&output.stdout).unwrap();
+    events
+        .into_iter()
+        .map(|(s, a, b)| (s, a.parse().unwrap(), b.parse().unwrap()))
+        .collect()
+}
+
+/// The feeds, read by a real iCalendar parser, agree with `/api/v1/oncall?at=` at the start
+/// and end of every shift, across the spring daylight-saving change, overrides applied;
+/// with auth on they are served by their signed link only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calendar_feeds_agree_with_oncall_at_every_shift() {
+    use chrono::{Offset, Timelike};
+    let (a, b) = (
+        Receiver::start(vec![], Answer::Status(200)).await,
+        Receiver::start(vec![], Answer::Status(200)).await,
+    );
+    // A zone whose clocks change within the feed's 90 days, whenever the test runs (the
+    // unit tests of `paging::ics` pin the spring and autumn changes at fixed dates).
+    let zone: chrono_tz::Tz = [
+        "America/New_York",
+        "Europe/Berlin",
+        "Australia/Sydney",
+        "America/Santiago",
+        "Africa/Cairo",
+        "Africa/Casablanca",
+    ]
+    .into_iter()
+    .map(|z| z.parse::<chrono_tz::Tz>().unwrap())
+    .find(|tz| {
+        let offset = |t: chrono::DateTime<Utc>| t.with_timezone(tz).offset().fix();
+        let now = Utc::now();
+        (1..85).any(|d| offset(now + chrono::Duration::days(d)) != offset(now))
+    })
+    .unwrap_or(chrono_tz::America::New_York);
+    let text = config(&a.url, &b.url)
+        .replace("timezone: UTC", &format!("timezone: {}", zone.name()))
+        .replace("\"0 0 9 * * Mon\"", "\"0 0 9 * * Mon,Thu\"")
+        .replace("participants: [alice]", "participants: [alice, bob]");
+    let text = format!(
+        "server:\n  ack_secret_file: secrets/ack-key\n  auth: {{ tokens_file: secrets/api-tokens }}\n{text}"
+    );
+    let dir = TestDir::new(&text, &[("default.yaml", &support::default_rules())]);
+    dir.write("secrets/ack-key", "feed-test-key\n");
+    dir.write("secrets/api-tokens", "t0ken\n");
+    let mut engine = EngineProcess::spawn(&dir, free_port());
+    engine.wait_ready().await;
+    let url = engine.url.clone();
+    let http = http();
+    let authed = |path: String| {
+        let http = http.clone();
+        async move {
+            let r = http.get(path).bearer_auth("t0ken").send().await.unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        }
+    };
+    // carol covers three days ahead, from 15:00 UTC for a day.
+    let day = (Utc::now() + chrono::Duration::days(3)).date_naive();
+    let cover_from = day.and_hms_opt(15, 0, 0).unwrap().and_utc();
+    let r = http
+        .post(format!("{url}/api/v1/schedules/primary/overrides"))
+        .bearer_auth("t0ken")
+        .json(&json!({ "responder": "carol", "start": rfc3339(cover_from), "end": rfc3339(cover_from + chrono::Duration::days(1)) }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 201);
+
+    // Without a token or a signature: refused. The CLI's link works alone.
+    let plain = http
+        .get(format!("{url}/api/v1/schedules/primary.ics"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(plain.status().as_u16(), 401);
+    let (code, link, err) = run_tocsin(
+        dir.path(),
+        &[
+            "oncall",
+            "feed-link",
+            "primary",
+            "--url",
+            &url,
+            "--token",
+            "t0ken",
+        ],
+    )
+    .await;
+    assert_eq!(code, 0, "{err}");
+    let link = link.trim().to_string();
+    assert!(
+        link.contains("/api/v1/schedules/primary.ics?sig="),
+        "{link}"
+    );
+    let path = &link[link.find("/api/").unwrap()..];
+    let signed = http.get(format!("{url}{path}")).send().await.unwrap();
+    assert_eq!(signed.status().as_u16(), 200);
+    assert!(signed.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/calendar"));
+    let feed = signed.text().await.unwrap();
+    let forged = http
+        .get(format!("{url}/api/v1/schedules/primary.ics?sig=AAAA"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status().as_u16(), 401);
+    let other = http
+        .get(format!(
+            "{url}{}",
+            path.replace("schedules/primary", "responders/alice")
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        other.status().as_u16(),
+        401,
+        "a link signs its own feed only"
+    );
+
+    let events = parse_feed(&feed);
+    let horizon = Utc::now() + chrono::Duration::days(89);
+    assert!(
+        events.len() >= 26,
+        "90 days of twice-weekly shifts: {}",
+        events.len()
+    );
+    assert!(
+        events.last().unwrap().2 >= horizon,
+        "the feed reaches 90 days ahead"
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| e.0 == "On call: carol (primary)" && e.1 == cover_from),
+        "the override is in the feed"
+    );
+    for (i, (summary, start, end)) in events.iter().enumerate() {
+        if i > 0 {
+            assert_eq!(events[i - 1].2, *start, "shifts follow each other");
+        }
+        let who = summary
+            .strip_prefix("On call: ")
+            .and_then(|s| s.strip_suffix(" (primary)"))
+            .unwrap();
+        for at in [*start, *end - chrono::Duration::seconds(1)] {
+            let (status, body) = authed(format!(
+                "{url}/api/v1/oncall?at={}",
+                at.to_rfc3339_opts(SecondsFormat::Secs, true)
+            ))
+            .await;
+            assert_eq!(status, 200, "{body}");
+            let list: Value = serde_json::from_str(&body).unwrap();
+            assert_eq!(list[0]["responder"], who, "at {at}: {summary}");
+        }
+        // Each handoff at 09:00 on the schedule's wall clock, whatever the offset.
+        let after_cover = i > 0 && events[i - 1].0 == "On call: carol (primary)";
+        if !summary.contains("carol") && i > 0 && !after_cover {
+            let local = start.with_timezone(&zone);
+            assert_eq!(
+                (local.hour(), local.minute()),
+                (9, 0),
+                "{summary} at {start}"
+            );
+        }
+    }
+    let offsets: std::collections::BTreeSet<i32> = events
+        .iter()
+        .map(|e| e.1.with_timezone(&zone).offset().fix().local_minus_utc())
+        .collect();
+    // New York is the fallback when no candidate changes within the span.
+    if zone.name() != "America/New_York" || offsets.len() > 1 {
+        assert_eq!(
+            offsets.len(),
+            2,
+            "the feed crosses a change of {}",
+            zone.name()
+        );
+    }
+
+    // A responder's feed: only their shifts, the same as in the schedule's.
+    let (status, alice) = authed(format!("{url}/api/v1/responders/alice.ics")).await;
+    assert_eq!(status, 200);
+    let mine = parse_feed(&alice);
+    let theirs: Vec<_> = events
+        .iter()
+        .filter(|e| e.0 == "On call: alice (primary)")
+        .cloned()
+        .collect();
+    assert_eq!(mine, theirs);
+}
