@@ -62,6 +62,24 @@ impl Core {
         }
     }
 
+    /// As [`Core::recheck_held`], for the incidents that took impacts since the changes
+    /// were last taken (a batch of signals): no scan of every open incident per batch.
+    pub(super) fn recheck_linked(&mut self, now: DateTime<Utc>) {
+        if self.silences.is_empty() {
+            return;
+        }
+        let linked: BTreeSet<i64> = self.dirty.linked.iter().map(|(id, _)| *id).collect();
+        for incident_id in linked {
+            let held = self
+                .paging
+                .get(&incident_id)
+                .is_some_and(|p| p.held_by.is_some());
+            if held {
+                self.drive_escalation(incident_id, now);
+            }
+        }
+    }
+
     pub(super) fn put_override(&mut self, o: ScheduleOverride, now: DateTime<Utc>) -> Reply {
         self.overrides.retain(|x| x.id != o.id);
         self.overrides.push(o.clone());

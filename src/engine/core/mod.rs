@@ -477,7 +477,7 @@ impl Core {
                 for (incident_id, cause) in self.deferred_reclassify.take().unwrap_or_default() {
                     self.reclassify(incident_id, now, &cause);
                 }
-                self.recheck_held(now);
+                self.recheck_linked(now);
                 Reply::Signals(out)
             }
             Input::Heartbeat(name) => self.heartbeat(&name, now),
