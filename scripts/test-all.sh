@@ -9,6 +9,8 @@ need=()
 command -v prometheus >/dev/null 2>&1 || need+=(prometheus)
 command -v prometheus-alertmanager >/dev/null 2>&1 || need+=(prometheus-alertmanager)
 /usr/bin/python3 -c 'import aiosmtpd' >/dev/null 2>&1 || need+=(python3-aiosmtpd)
+# The calendar-feed tests read the feeds with a real iCalendar parser.
+/usr/bin/python3 -c 'import icalendar' >/dev/null 2>&1 || need+=(python3-icalendar)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
@@ -54,7 +56,8 @@ unset TOCSIN_TEST_WITHOUT_ROOT
 #    The fuzz targets run on their own afterwards, one at a time, each printing its figures.
 cargo test -- --test-threads 4 --skip fuzz_
 TOCSIN_TEST_STORE=postgres cargo test --test e2e -- --test-threads 4 engine:: crash:: api:: \
-    ack_links:: admin:: reload:: cli:: dashboard:: paging:: sources:: resolve:: outage::
+    ack_links:: admin:: reload:: cli:: dashboard:: paging:: sources:: resolve:: outage:: silences:: \
+    oncall::
 cargo test --test fuzz -- --nocapture --test-threads 1 fuzz_
 
 # 5. The shipped config and rules are valid, and the rule unit tests pass.

@@ -213,6 +213,7 @@ async fn start_engine(
         reload: reload_tx,
         role: leading.role,
         engine_id: Arc::from(holder.as_str()),
+        started_at: clock.now(),
     };
     tasks.push(tokio::spawn(reload_loop(
         options.config_path.clone(),

@@ -3,17 +3,22 @@
 
 pub mod ack;
 pub mod admin;
+pub mod alertmanager;
 pub mod auth;
 mod backup;
 pub mod dashboard;
 pub mod error;
+pub mod feeds;
 pub mod incidents;
 pub mod ingest;
 pub mod oncall;
+pub mod overrides;
 mod oversized;
 pub mod queues;
 pub mod ratelimit;
+pub mod responders;
 pub mod serve;
+pub mod silences;
 
 use std::convert::Infallible;
 use std::sync::atomic::AtomicBool;
@@ -54,6 +59,8 @@ pub struct AppState {
     pub role: watch::Receiver<crate::engine::leadership::Leadership>,
     /// This engine's name in the leader lease.
     pub engine_id: Arc<str>,
+    /// When this engine started serving (Alertmanager's `uptime`).
+    pub started_at: chrono::DateTime<chrono::Utc>,
 }
 
 impl AppState {
@@ -85,6 +92,11 @@ pub fn router(state: AppState) -> Router {
         .merge(queues::router(state.clone()))
         .merge(backup::router(state.clone()))
         .merge(oncall::router(state.clone()))
+        .merge(silences::router(state.clone()))
+        .merge(overrides::router(state.clone()))
+        .merge(responders::router(state.clone()))
+        .merge(feeds::router(state.clone()))
+        .merge(alertmanager::router(state.clone()))
         .merge(ingest::router(state.clone()))
         .merge(ack::router())
         .merge(dashboard::router())

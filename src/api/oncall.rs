@@ -66,5 +66,8 @@ async fn oncall(
                 ApiError::bad_request(format!("invalid at {text:?}: {e}; expected RFC 3339"))
             })?,
     };
-    Ok(Json(on_call(&state.setup().paging, at)))
+    Ok(Json(on_call(
+        &super::overrides::live_paging(&state).await?,
+        at,
+    )))
 }

@@ -113,14 +113,14 @@ impl fmt::Display for ClientError {
     }
 }
 
-struct Client {
+pub(super) struct Client {
     http: reqwest::Client,
     base: String,
     token: Option<String>,
 }
 
 impl Client {
-    fn new(api: &ApiArgs) -> Result<Client, ClientError> {
+    pub(super) fn new(api: &ApiArgs) -> Result<Client, ClientError> {
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
             .timeout(Duration::from_secs(30))
@@ -164,13 +164,22 @@ impl Client {
         serde_json::from_str(&text).map_err(|e| ClientError::Garbled(e.to_string()))
     }
 
-    async fn get(&self, path: &str, query: &[(&str, String)]) -> Result<Value, ClientError> {
+    pub(super) async fn get(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+    ) -> Result<Value, ClientError> {
         self.send(self.http.get(format!("{}{path}", self.base)).query(query))
             .await
     }
 
-    async fn post(&self, path: &str, body: Value) -> Result<Value, ClientError> {
+    pub(super) async fn post(&self, path: &str, body: Value) -> Result<Value, ClientError> {
         self.send(self.http.post(format!("{}{path}", self.base)).json(&body))
+            .await
+    }
+
+    pub(super) async fn delete(&self, path: &str) -> Result<Value, ClientError> {
+        self.send(self.http.delete(format!("{}{path}", self.base)))
             .await
     }
 }
@@ -265,7 +274,7 @@ async fn execute(command: IncidentsCommand) -> Result<String, ClientError> {
     }
 }
 
-fn output(
+pub(super) fn output(
     api: &ApiArgs,
     value: &Value,
     table: impl Fn(&Value) -> String,
@@ -280,7 +289,7 @@ fn output(
     }
 }
 
-fn text(v: &Value) -> String {
+pub(super) fn text(v: &Value) -> String {
     match v {
         Value::Null => "-".to_string(),
         Value::String(s) => s.clone(),
@@ -291,7 +300,7 @@ fn text(v: &Value) -> String {
 }
 
 /// Columns padded to their widest cell; the last column runs free.
-fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+pub(super) fn table(header: &[&str], rows: &[Vec<String>]) -> String {
     let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
     for row in rows {
         for (i, cell) in row.iter().enumerate() {

@@ -7,6 +7,7 @@ mod docs;
 mod init;
 mod oncall;
 mod run;
+mod silence;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -70,12 +71,27 @@ pub enum Command {
     /// Write the man pages (tocsin.1 and one per command) into DIR.
     Man { dir: PathBuf },
     /// Who is on call now (or at --at) in every schedule.
+    /// Silences made at run time: add, list, expire (through the HTTP API).
+    Silence {
+        #[command(subcommand)]
+        command: silence::SilenceCommand,
+    },
+    /// Who is on call now (or at --at) in every schedule, as the engine answers; and the
+    /// overrides made at run time.
     Oncall {
-        #[arg(long, short, default_value = DEFAULT_CONFIG)]
-        config: PathBuf,
+        #[command(subcommand)]
+        command: Option<oncall::OncallCommand>,
         /// An RFC 3339 time, e.g. 2026-03-08T09:00:00-05:00.
         #[arg(long)]
         at: Option<String>,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Send a test page over each channel of RESPONDER and report each delivery.
+    TestPage {
+        responder: String,
+        #[command(flatten)]
+        api: ApiArgs,
     },
 }
 
@@ -145,9 +161,11 @@ async fn dispatch(command: Command) -> ExitCode {
         Command::Incidents { command } => client::run(command).await,
         Command::Backup(args) => backup::backup(args).await,
         Command::Restore(args) => backup::restore(args).await,
-        Command::Oncall { config, at } => oncall::run(&config, at.as_deref()),
         Command::Init { dir } => init::run(&dir),
         Command::Completions { shell } => docs::completions(shell),
         Command::Man { dir } => docs::man(&dir),
+        Command::Silence { command } => silence::run(command).await,
+        Command::Oncall { command, at, api } => oncall::run(command, at, api).await,
+        Command::TestPage { responder, api } => oncall::test_page(&responder, &api).await,
     }
 }

@@ -63,6 +63,18 @@ impl Matcher {
         }
     }
 
+    /// A matcher from its parts (as Alertmanager's API gives them), checked as if written.
+    pub fn from_parts(name: &str, op: MatchOp, value: &str) -> Result<Self, String> {
+        Matcher {
+            name: name.to_string(),
+            op,
+            value: value.to_string(),
+            regex: None,
+        }
+        .to_string()
+        .parse()
+    }
+
     /// Does a label value (empty when the label is absent, as in Prometheus) satisfy this?
     pub fn matches_value(&self, value: &str) -> bool {
         match self.op {

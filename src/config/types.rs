@@ -523,8 +523,11 @@ pub struct ScheduleConfig {
 #[serde(deny_unknown_fields)]
 pub struct OverrideConfig {
     pub responder: String,
-    pub from: DateTime<FixedOffset>,
-    pub to: DateTime<FixedOffset>,
+    /// The API's field names; `from` and `to` are still read.
+    #[serde(alias = "from")]
+    pub start: DateTime<FixedOffset>,
+    #[serde(alias = "to")]
+    pub end: DateTime<FixedOffset>,
 }
 
 #[derive(Clone, Debug, Deserialize)]

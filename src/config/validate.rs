@@ -422,8 +422,8 @@ fn check_paging(config: &Config, report: &mut FileReport) {
                     unknown("responder", &o.responder, "responders"),
                 );
             }
-            if o.from >= o.to {
-                report.at(at.key("to"), "an override must end after it starts");
+            if o.start >= o.end {
+                report.at(at.key("end"), "an override must end after it starts");
             }
         }
     }

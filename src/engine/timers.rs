@@ -26,6 +26,8 @@ pub enum TimerKey {
     Update(i64),
     /// A resolved incident can no longer be reopened (`incidents.reopen_within`).
     ReopenEnds(i64),
+    /// The next shift change in some schedule (its holder gets a notice).
+    ShiftStart,
 }
 
 /// Kept as nanoseconds since the epoch: 8 bytes where a `DateTime<Utc>` takes 12 and pads

@@ -133,6 +133,13 @@ pub enum Entry {
         comment: Option<String>,
         until: Option<DateTime<Utc>>,
     },
+    /// A silence made at run time holds the pages until it ends.
+    Held {
+        silence: String,
+        created_by: String,
+        comment: String,
+        until: DateTime<Utc>,
+    },
     /// Outside the route's time windows: paging waits.
     Paused {
         windows: String,
@@ -188,7 +195,7 @@ impl Entry {
             Entry::Unrouted { .. } | Entry::UnknownPolicy { .. } => "unrouted",
             Entry::Queued { .. } => "queued",
             Entry::Routed { .. } => "routed",
-            Entry::Silenced { .. } => "silenced",
+            Entry::Silenced { .. } | Entry::Held { .. } => "silenced",
             Entry::Paused { .. } => "paused",
             Entry::PagedLevel { .. } | Entry::Notified { .. } => "paged",
             Entry::PageSkipped { .. } | Entry::BreachUnpaged => "page_skipped",
@@ -317,6 +324,16 @@ impl Entry {
                     .unwrap_or_default();
                 format!("silenced by silence {silence}{comment}{until}: recorded, not paged")
             }
+            Entry::Held {
+                silence,
+                created_by,
+                comment,
+                until,
+            } => format!(
+                "held by silence {silence} of {created_by} ({comment}) until {}: recorded, \
+                 not paged until then",
+                until.to_rfc3339()
+            ),
             Entry::Paused { windows, until } => {
                 let at = until
                     .map(|t| t.to_rfc3339())
@@ -388,6 +405,9 @@ impl Entry {
             Entry::Queued { queue, .. } => json!({ "queue": queue }),
             Entry::Routed { route, policy } => json!({ "route": route, "policy": policy }),
             Entry::Silenced { silence, .. } => json!({ "silence": silence }),
+            Entry::Held { silence, until, .. } => {
+                json!({ "silence": silence, "until": until.to_rfc3339() })
+            }
             Entry::PagedLevel {
                 event,
                 level,

@@ -66,6 +66,34 @@ impl AckSigner {
         HmacSha256::new_from_slice(key).expect("HMAC takes keys of any length")
     }
 
+    /// The signature of a calendar feed's path (`schedules/NAME` or `responders/ID`): it
+    /// stands in for a bearer token, which calendar apps cannot send. Domain-separated from
+    /// ack links, so one is never the other.
+    pub fn sign_feed(&self, feed: &str) -> String {
+        Self::feed_mac(&self.key, feed)
+    }
+
+    fn feed_mac(key: &[u8], feed: &str) -> String {
+        let mut mac = Self::mac(key);
+        mac.update(b"tocsin calendar feed\0");
+        mac.update(feed.as_bytes());
+        URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
+    }
+
+    /// Does `signature` sign `feed` (under the key or an earlier one)? Constant time.
+    pub fn verify_feed(&self, feed: &str, signature: &str) -> bool {
+        use subtle::ConstantTimeEq;
+        std::iter::once(&self.key)
+            .chain(&self.older)
+            .fold(false, |ok, key| {
+                ok | bool::from(
+                    Self::feed_mac(key, feed)
+                        .as_bytes()
+                        .ct_eq(signature.as_bytes()),
+                )
+            })
+    }
+
     pub fn sign(&self, incident_id: i64, recipient: &str, expires: DateTime<Utc>) -> String {
         let claim = AckClaim {
             incident_id,
@@ -112,6 +140,19 @@ impl AckSigner {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_feed_signature_binds_its_feed_and_key() {
+        let signer = AckSigner::new(b"k1");
+        let sig = signer.sign_feed("schedules/primary");
+        assert!(signer.verify_feed("schedules/primary", &sig));
+        assert!(!signer.verify_feed("schedules/other", &sig));
+        assert!(!signer.verify_feed("schedules/primary", ""));
+        assert!(!AckSigner::new(b"k2").verify_feed("schedules/primary", &sig));
+        assert!(AckSigner::new(b"k2")
+            .accepting(b"k1")
+            .verify_feed("schedules/primary", &sig));
+    }
 
     #[test]
     fn sign_and_verify() {

@@ -7,6 +7,8 @@
 //! due (first page, escalation, repeats). The engine applies each decision: it writes the
 //! timeline, creates the pages and sets the timers.
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Utc};
 
 use super::escalate::{Escalation, LevelPage};
@@ -91,6 +93,15 @@ pub enum Step {
         until: Option<DateTime<Utc>>,
         first: bool,
     },
+    /// A silence made at run time holds the pages back until it ends. `first` when this
+    /// silence was not noted yet.
+    Held {
+        silence: String,
+        created_by: String,
+        comment: String,
+        until: DateTime<Utc>,
+        first: bool,
+    },
     /// Page the levels due (maybe none). `paused` when escalation newly waits for one of
     /// the route's windows to open.
     Advance {
@@ -109,13 +120,15 @@ pub struct Pause {
 }
 
 /// Step the incident's escalation at `now`; `None` when it has none. `acknowledged` is the
-/// incident's status.
+/// incident's status; `targets` its impacts as run-time silences see them
+/// ([`super::silence::targets`]; may be left empty when there are none).
 pub fn step(
     state: &mut PagingState,
     paging: &Paging,
     labels: &LabelSet,
     severity: u8,
     acknowledged: bool,
+    targets: &[BTreeMap<String, String>],
     now: DateTime<Utc>,
 ) -> Option<Step> {
     let escalation = state.escalation.as_mut()?;
@@ -138,6 +151,18 @@ pub fn step(
         });
     }
     state.silenced_by = None;
+    if let Some(s) = super::silence::holding(&paging.live_silences, targets, now) {
+        let first = state.held_by.as_deref() != Some(s.id.as_str());
+        state.held_by = Some(s.id.clone());
+        return Some(Step::Held {
+            silence: s.id.clone(),
+            created_by: s.created_by.clone(),
+            comment: s.comment.clone(),
+            until: s.ends_at,
+            first,
+        });
+    }
+    state.held_by = None;
     let windows = paging.window_set(&escalation.active_during);
     let was_paused = escalation.is_paused();
     let pages = escalation.advance(now, &windows);
@@ -180,18 +205,39 @@ pub fn wake_at(
     incident: Option<(&LabelSet, u8)>,
     now: DateTime<Utc>,
 ) -> Option<DateTime<Utc>> {
-    let escalation = state
-        .escalation
-        .as_ref()
-        .and_then(|e| match state.silenced_by {
-            Some(_) => None,
-            None => e.wake_at(now, &paging.window_set(&e.active_during)),
-        });
+    let escalation =
+        state
+            .escalation
+            .as_ref()
+            .and_then(|e| match (state.silenced_by, &state.held_by) {
+                (None, None) => e.wake_at(now, &paging.window_set(&e.active_during)),
+                _ => None,
+            });
+    if let Some(id) = &state.held_by {
+        // Its end; one expired and gone meanwhile: now.
+        return Some(
+            paging
+                .live_silences
+                .iter()
+                .find(|s| &s.id == id)
+                .map_or(now, |s| s.ends_at.max(now)),
+        );
+    }
     let silence_ends = state.silenced_by.and_then(|_| {
         let (labels, severity) = incident?;
         silence_in_force(paging, labels, severity, now).and_then(|(_, _, until)| until)
     });
     escalation.or(silence_ends)
+}
+
+/// Whether an open incident's escalation pages schedule `name` at some level: its next
+/// holder inherits it.
+pub fn pages_schedule(state: &PagingState, name: &str) -> bool {
+    let target = format!("schedule:{name}");
+    state
+        .escalation
+        .as_ref()
+        .is_some_and(|e| e.policy.levels.iter().any(|l| l.notify.contains(&target)))
 }
 
 /// Who one level of the escalation reaches at `now`.

@@ -81,6 +81,7 @@ fn paging() -> Paging {
             window: None,
             comment: Some("migration".into()),
         }],
+        live_silences: Vec::new(),
         responders: [("ann", responder("ann")), ("bob", responder("bob"))]
             .into_iter()
             .map(|(k, v)| (k.to_string(), v))
@@ -163,6 +164,7 @@ fn escalation_pages_each_level_when_due_and_wakes_for_the_next() {
         &storage,
         2,
         false,
+        &[],
         t(minutes),
     ) {
         Some(Step::Advance {
@@ -182,7 +184,10 @@ fn escalation_pages_each_level_when_due_and_wakes_for_the_next() {
     assert_eq!(wake_at(&state, &paging, Some((&storage, 2)), t(15)), None);
     // Without an escalation there is nothing to step.
     let mut idle = PagingState::default();
-    assert_eq!(step(&mut idle, &paging, &storage, 2, false, t(0)), None);
+    assert_eq!(
+        step(&mut idle, &paging, &storage, 2, false, &[], t(0)),
+        None
+    );
 }
 
 #[test]
@@ -190,18 +195,77 @@ fn an_ack_holds_paging_until_it_lapses() {
     let paging = paging();
     let storage = labels(&[("service", "storage")]);
     let mut state = escalating(&paging, &storage, t(0));
-    step(&mut state, &paging, &storage, 2, false, t(0));
+    step(&mut state, &paging, &storage, 2, false, &[], t(0));
     state.escalation.as_mut().unwrap().acknowledge(t(5));
     assert_eq!(
-        step(&mut state, &paging, &storage, 2, true, t(20)),
+        step(&mut state, &paging, &storage, 2, true, &[], t(20)),
         Some(Step::HeldByAck)
     );
-    let Some(Step::AckLapsed { pages }) = step(&mut state, &paging, &storage, 2, true, t(35))
+    let Some(Step::AckLapsed { pages }) = step(&mut state, &paging, &storage, 2, true, &[], t(35))
     else {
         panic!("the ack did not lapse");
     };
     // The level paged last is paged again.
     assert_eq!(levels(&pages), [(0, PageEvent::Escalated)]);
+}
+
+#[test]
+fn a_run_time_silence_holds_pages_until_it_ends_then_paging_starts() {
+    let base = paging();
+    let storage = labels(&[("service", "storage")]);
+    let silence = crate::paging::Silence {
+        id: "s-1".into(),
+        matchers: vec![Matcher::equal("service", "storage")],
+        starts_at: t(0),
+        ends_at: t(30),
+        created_by: "alice".into(),
+        comment: "disk swap".into(),
+        updated_at: t(0),
+    };
+    let paging = base.with_live(&[silence], &[]);
+    let targets = vec![crate::paging::route::route_labels(&storage, 2)];
+    let mut state = escalating(&paging, &storage, t(0));
+    let held = |state: &mut PagingState, minutes| match step(
+        state,
+        &paging,
+        &storage,
+        2,
+        false,
+        &targets,
+        t(minutes),
+    ) {
+        Some(Step::Held {
+            silence,
+            until,
+            first,
+            ..
+        }) => {
+            assert_eq!((silence.as_str(), until), ("s-1", t(30)));
+            first
+        }
+        other => panic!("{other:?}"),
+    };
+    assert!(held(&mut state, 0));
+    assert!(!held(&mut state, 10));
+    assert_eq!(state.held_by.as_deref(), Some("s-1"));
+    assert_eq!(
+        wake_at(&state, &paging, Some((&storage, 2)), t(10)),
+        Some(t(30))
+    );
+    // Its end: the first level is paged.
+    let Some(Step::Advance { pages, .. }) =
+        step(&mut state, &paging, &storage, 2, false, &targets, t(30))
+    else {
+        panic!("not paged after the silence");
+    };
+    assert_eq!(levels(&pages), [(0, PageEvent::Triggered)]);
+    assert_eq!(state.held_by, None);
+    // Without targets (an impact it does not match), nothing holds.
+    let mut fresh = escalating(&paging, &storage, t(0));
+    assert!(matches!(
+        step(&mut fresh, &paging, &storage, 2, false, &[], t(1)),
+        Some(Step::Advance { .. })
+    ));
 }
 
 #[test]
@@ -211,7 +275,7 @@ fn a_silence_holds_pages_and_is_noted_once() {
     let mut state = escalating(&paging, &hushed, t(0));
     let firsts: Vec<bool> = (0..2)
         .map(
-            |minutes| match step(&mut state, &paging, &hushed, 2, false, t(minutes)) {
+            |minutes| match step(&mut state, &paging, &hushed, 2, false, &[], t(minutes)) {
                 Some(Step::Silenced {
                     silence: 0,
                     comment,
@@ -238,7 +302,8 @@ fn outside_its_windows_escalation_pauses_and_says_until_when() {
     let storage = labels(&[("service", "storage")]);
     let mut state = escalating(&paging, &storage, t(0));
     // Monday 00:00 UTC: the office opens at 09:00.
-    let Some(Step::Advance { pages, paused }) = step(&mut state, &paging, &storage, 2, false, t(0))
+    let Some(Step::Advance { pages, paused }) =
+        step(&mut state, &paging, &storage, 2, false, &[], t(0))
     else {
         panic!("no step");
     };
@@ -251,7 +316,8 @@ fn outside_its_windows_escalation_pauses_and_says_until_when() {
         })
     );
     // Noted once.
-    let Some(Step::Advance { paused, .. }) = step(&mut state, &paging, &storage, 2, false, t(1))
+    let Some(Step::Advance { paused, .. }) =
+        step(&mut state, &paging, &storage, 2, false, &[], t(1))
     else {
         panic!("no step");
     };
@@ -261,7 +327,7 @@ fn outside_its_windows_escalation_pauses_and_says_until_when() {
         Some(t(9 * 60))
     );
     let Some(Step::Advance { pages, .. }) =
-        step(&mut state, &paging, &storage, 2, false, t(9 * 60))
+        step(&mut state, &paging, &storage, 2, false, &[], t(9 * 60))
     else {
         panic!("no step");
     };
@@ -298,7 +364,7 @@ fn a_breach_pages_once_and_a_failed_last_level_hurries() {
     let paging = paging();
     let storage = labels(&[]);
     let mut state = escalating(&paging, &storage, t(0));
-    step(&mut state, &paging, &storage, 2, false, t(0));
+    step(&mut state, &paging, &storage, 2, false, &[], t(0));
     assert_eq!(response_breached(&mut state), Some(vec![0, 1]));
     assert_eq!(response_breached(&mut state), None);
     assert_eq!(response_breached(&mut PagingState::default()), Some(vec![]));
@@ -447,14 +513,14 @@ fn an_escalation_started_while_acknowledged_waits_for_the_ack_to_lapse() {
     let storage = labels(&[("service", "storage")]);
     // Level 1 is due 15 minutes on, but the acknowledgement (at 5) holds it until 35.
     assert_eq!(
-        step(&mut state, &paging, &storage, 1, true, t(30)),
+        step(&mut state, &paging, &storage, 1, true, &[], t(30)),
         Some(Step::HeldByAck)
     );
     assert_eq!(
         wake_at(&state, &paging, Some((&storage, 1)), t(30)),
         Some(t(35))
     );
-    let Some(Step::AckLapsed { pages }) = step(&mut state, &paging, &storage, 1, true, t(35))
+    let Some(Step::AckLapsed { pages }) = step(&mut state, &paging, &storage, 1, true, &[], t(35))
     else {
         panic!("the acknowledgement did not lapse");
     };

@@ -6,10 +6,13 @@
 pub mod ack_link;
 pub mod decide;
 pub mod escalate;
+pub mod ics;
+pub mod notice;
 pub mod notify;
 pub mod page;
 pub mod route;
 pub mod schedule;
+pub mod silence;
 pub mod state;
 pub mod window;
 
@@ -22,7 +25,8 @@ use crate::config::{Config, ResponderConfig, RouteConfig, SilenceConfig};
 pub use ack_link::AckSigner;
 pub use escalate::{Escalation, LevelPage, PolicySnapshot};
 pub use page::{Channel, Page, PageEvent, PagePayload, Recipient};
-pub use schedule::{OnCall, Rotation};
+pub use schedule::{OnCall, Rotation, ScheduleOverride};
+pub use silence::{Silence, SilenceState};
 pub use state::PagingState;
 pub use window::{Window, WindowSet};
 
@@ -34,6 +38,8 @@ pub struct Paging {
     pub windows: HashMap<String, Window>,
     pub rotations: Vec<Rotation>,
     pub silences: Vec<SilenceConfig>,
+    /// Silences made at run time (see [`Paging::with_live`]).
+    pub live_silences: Vec<Silence>,
     pub responders: HashMap<String, ResponderConfig>,
 }
 
@@ -53,12 +59,29 @@ impl Paging {
                 .collect(),
             rotations: config.schedules.iter().map(Rotation::new).collect(),
             silences: config.silences.clone(),
+            live_silences: Vec::new(),
             responders: config
                 .responders
                 .iter()
                 .map(|r| (r.id.clone(), r.clone()))
                 .collect(),
         }
+    }
+
+    /// This config with the silences and overrides made at run time: each override goes
+    /// after its schedule's configured ones, so it wins where they overlap.
+    pub fn with_live(&self, silences: &[Silence], overrides: &[ScheduleOverride]) -> Paging {
+        let mut out = self.clone();
+        out.live_silences = silences.to_vec();
+        for rotation in &mut out.rotations {
+            rotation.overrides.extend(
+                overrides
+                    .iter()
+                    .filter(|o| o.schedule == rotation.name)
+                    .map(ScheduleOverride::as_override),
+            );
+        }
+        out
     }
 
     pub fn window_set(&self, names: &[String]) -> WindowSet<'_> {
@@ -71,9 +94,27 @@ impl Paging {
         self.rotations.iter().find(|r| r.name == name)
     }
 
+    /// The next moment after `t` when who is on call may change in some schedule.
+    pub fn next_shift_change(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        self.rotations.iter().filter_map(|r| r.next_change(t)).min()
+    }
+
+    /// The shifts that begin in `(from, to]` in every schedule.
+    pub fn shifts_beginning(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> Vec<OnCall> {
+        self.rotations
+            .iter()
+            .flat_map(|r| r.shifts_beginning(from, to))
+            .collect()
+    }
+
     /// Who is on call in every schedule at `t`.
     pub fn on_call(&self, t: DateTime<Utc>) -> Vec<OnCall> {
         self.rotations.iter().filter_map(|r| r.on_call(t)).collect()
+    }
+
+    /// Each channel responder `id` is reached on; `None` when it is not configured.
+    pub fn channels_of(&self, id: &str) -> Option<Vec<Recipient>> {
+        self.responders.get(id).map(|r| self.responder_channels(r))
     }
 
     fn responder_channels(&self, responder: &ResponderConfig) -> Vec<Recipient> {

@@ -22,6 +22,10 @@ pub enum PageEvent {
     Merged,
     /// An incident that resolved on its own opened again.
     Reopened,
+    /// `tocsin test-page`: a responder checks a channel; no incident behind it.
+    Test,
+    /// A shift began: the responder now on call hears of it and of the open incidents.
+    ShiftStarted,
 }
 
 impl PageEvent {
@@ -36,6 +40,8 @@ impl PageEvent {
             PageEvent::ImpactAdded => "impact_added",
             PageEvent::Merged => "merged",
             PageEvent::Reopened => "reopened",
+            PageEvent::Test => "test",
+            PageEvent::ShiftStarted => "shift_started",
         }
     }
 }

@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::config::{CronSpec, ScheduleConfig};
 
@@ -22,6 +22,28 @@ pub struct Override {
     pub responder: String,
     pub from: DateTime<Utc>,
     pub to: DateTime<Utc>,
+}
+
+/// An override made at run time (`POST /api/v1/schedules/{name}/overrides`), as stored.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ScheduleOverride {
+    pub id: String,
+    pub schedule: String,
+    pub responder: String,
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+    pub created_by: String,
+    pub created_at: DateTime<Utc>,
+}
+
+impl ScheduleOverride {
+    pub fn as_override(&self) -> Override {
+        Override {
+            responder: self.responder.clone(),
+            from: self.start,
+            to: self.end,
+        }
+    }
 }
 
 /// Who is on call, and for how long.
@@ -50,8 +72,8 @@ impl Rotation {
                 .iter()
                 .map(|o| Override {
                     responder: o.responder.clone(),
-                    from: o.from.with_timezone(&Utc),
-                    to: o.to.with_timezone(&Utc),
+                    from: o.start.with_timezone(&Utc),
+                    to: o.end.with_timezone(&Utc),
                 })
                 .collect(),
         }
@@ -126,6 +148,74 @@ impl Rotation {
     }
 }
 
+impl Rotation {
+    /// The next moment strictly after `t` when who is on call may change: the rotation's
+    /// start, a handoff, or an override's start or end.
+    pub fn next_change(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let mut next = self
+            .handoff
+            .next_after(self.tz, t.max(self.start))
+            .filter(|_| !self.participants.is_empty());
+        let mut consider = |at: DateTime<Utc>| {
+            if at > t && next.is_none_or(|n| at < n) {
+                next = Some(at);
+            }
+        };
+        if !self.participants.is_empty() {
+            consider(self.start);
+        }
+        for o in &self.overrides {
+            consider(o.from);
+            consider(o.to);
+        }
+        next
+    }
+
+    /// Every turn on call that overlaps `[from, to)`, in order (the first may have begun
+    /// before `from`); a turn without an end is the last. Bounded to 10000.
+    pub fn shifts_between(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> Vec<OnCall> {
+        let mut out = Vec::new();
+        let mut t = from;
+        for _ in 0..10_000 {
+            match self.on_call(t) {
+                Some(shift) => {
+                    let end = shift.until;
+                    out.push(shift);
+                    match end {
+                        Some(end) if end < to => t = end,
+                        _ => break,
+                    }
+                }
+                None => match self.next_change(t) {
+                    Some(next) if next < to => t = next,
+                    _ => break,
+                },
+            }
+        }
+        out
+    }
+
+    /// The shifts that begin in `(from, to]`, in order: each time someone else (or someone,
+    /// after nobody) comes on call. Bounded to 1000.
+    pub fn shifts_beginning(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> Vec<OnCall> {
+        let mut out = Vec::new();
+        let mut t = from;
+        for _ in 0..1000 {
+            let Some(at) = self.next_change(t).filter(|at| *at <= to) else {
+                break;
+            };
+            if let Some(now) = self.on_call(at) {
+                let before = self.on_call(at - chrono::Duration::milliseconds(1));
+                if before.map(|b| b.responder) != Some(now.responder.clone()) {
+                    out.push(now);
+                }
+            }
+            t = at;
+        }
+        out
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -177,6 +267,42 @@ mod tests {
         let after = r.on_call(utc("2026-01-08T10:00:00+08:00")).unwrap();
         assert_eq!(after.responder, "alice");
         assert_eq!(after.since, utc("2026-01-08T09:00:00+08:00"));
+    }
+
+    #[test]
+    fn shifts_begin_at_handoffs_and_overrides_and_not_when_the_same_person_stays() {
+        let mut r = weekly();
+        r.overrides.push(Override {
+            responder: "carol".into(),
+            from: utc("2026-01-07T18:00:00+08:00"),
+            to: utc("2026-01-08T09:00:00+08:00"),
+        });
+        // alice covers her own turn's last hours: no new shift for her.
+        r.overrides.push(Override {
+            responder: "alice".into(),
+            from: utc("2026-01-09T00:00:00+08:00"),
+            to: utc("2026-01-10T00:00:00+08:00"),
+        });
+        let shifts = r.shifts_beginning(
+            utc("2026-01-05T00:00:00Z"),
+            utc("2026-01-19T09:00:00+08:00"),
+        );
+        let got: Vec<(String, DateTime<Utc>)> =
+            shifts.into_iter().map(|s| (s.responder, s.since)).collect();
+        assert_eq!(
+            got,
+            vec![
+                ("alice".to_string(), utc("2026-01-05T09:00:00+08:00")),
+                ("carol".to_string(), utc("2026-01-07T18:00:00+08:00")),
+                ("alice".to_string(), utc("2026-01-08T09:00:00+08:00")),
+                ("bob".to_string(), utc("2026-01-12T09:00:00+08:00")),
+                ("alice".to_string(), utc("2026-01-19T09:00:00+08:00")),
+            ]
+        );
+        assert_eq!(
+            r.next_change(utc("2026-01-12T09:00:00+08:00")),
+            Some(utc("2026-01-19T09:00:00+08:00"))
+        );
     }
 
     // ----- daylight saving time --------------------------------------------------------

@@ -16,6 +16,9 @@ pub struct PagingState {
     pub paged: Vec<Recipient>,
     /// Index of the silence that held paging back, noted once.
     pub silenced_by: Option<usize>,
+    /// Id of the run-time silence holding the pages back, noted once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held_by: Option<String>,
     /// The pause outside the route's windows was noted in the timeline.
     pub pause_noted: bool,
     pub response_breached: bool,

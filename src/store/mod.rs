@@ -22,6 +22,7 @@
 mod health;
 mod inbox;
 mod leader;
+mod live;
 pub mod model;
 mod outbox;
 mod postgres;

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::incident::{Impact, Incident, TimelineEntry};
-use crate::paging::{Page, PagingState};
+use crate::paging::{Page, PagingState, ScheduleOverride, Silence};
 use crate::rules::RuleState;
 use crate::signal::{Fingerprint, Signal};
 
@@ -52,6 +52,9 @@ pub struct Snapshot {
     /// Incidents that resolved on their own lately (see [`crate::store::Store::reopenable`]),
     /// with their paging and impacts: a new impact may reopen one.
     pub reopenable: Vec<(Incident, Option<PagingState>, Vec<Impact>)>,
+    /// Run-time silences not yet ended, and on-call overrides, in the order made.
+    pub silences: Vec<Silence>,
+    pub overrides: Vec<ScheduleOverride>,
 }
 
 /// What changed since the engine core's last `take_changes`; `None` means deleted.
@@ -75,6 +78,10 @@ pub struct Changes {
     /// Inbox inputs handled in this batch, with their replies (JSON): marked done in the
     /// same transaction as their effects, so a takeover neither loses nor repeats them.
     pub inbox: Vec<(i64, String)>,
+    /// Run-time silences made or expired (each written whole).
+    pub silences: Vec<Silence>,
+    /// On-call overrides made (`Some`) or deleted, by id.
+    pub overrides: Vec<(String, Option<ScheduleOverride>)>,
 }
 
 impl Changes {
@@ -91,6 +98,8 @@ impl Changes {
             + self.deleted_leases.len()
             + self.heartbeats.len()
             + self.pages.len()
+            + self.silences.len()
+            + self.overrides.len()
     }
 
     pub fn is_empty(&self) -> bool {

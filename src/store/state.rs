@@ -246,6 +246,8 @@ impl Store {
                 .heartbeats
                 .push((name, json_column::<HeartbeatState>(&row, "data")?));
         }
+        snapshot.silences = self.silences(None).await?;
+        snapshot.overrides = self.overrides(None).await?;
         snapshot.next_incident_id = self.max_id("incidents").await? + 1;
         snapshot.next_impact_id = self.max_id("impacts").await? + 1;
         snapshot.next_page_id = self.max_id("outbox").await? + 1;
@@ -371,6 +373,47 @@ fn plan_rows(changes: &Changes) -> Result<Vec<Statement>> {
                  ON CONFLICT (name) DO UPDATE SET data = excluded.data",
             vec![Val::Str(name.clone()), Val::Str(row_json(state)?)],
         ));
+    }
+    let mut rows = Vec::with_capacity(changes.silences.len());
+    // A silence made and expired in one batch: its last state only (one row per key).
+    let mut seen = std::collections::HashSet::new();
+    for silence in changes.silences.iter().rev() {
+        if seen.insert(silence.id.as_str()) {
+            rows.push(vec![
+                Val::Str(silence.id.clone()),
+                Val::I64(ms(silence.starts_at)),
+                Val::I64(ms(silence.ends_at)),
+                Val::Str(row_json(silence)?),
+            ]);
+        }
+    }
+    push_rows(
+        &mut out,
+        "INSERT INTO silences (id, starts_at, ends_at, data) VALUES ",
+        " ON CONFLICT (id) DO UPDATE SET starts_at = excluded.starts_at, \
+             ends_at = excluded.ends_at, data = excluded.data",
+        rows,
+    );
+    for (id, change) in &changes.overrides {
+        out.push(match change {
+            Some(o) => Statement::new(
+                "INSERT INTO schedule_overrides (id, schedule, starts_at, ends_at, data) \
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO UPDATE SET \
+                 schedule = excluded.schedule, starts_at = excluded.starts_at, \
+                 ends_at = excluded.ends_at, data = excluded.data",
+                vec![
+                    Val::Str(id.clone()),
+                    Val::Str(o.schedule.clone()),
+                    Val::I64(ms(o.start)),
+                    Val::I64(ms(o.end)),
+                    Val::Str(row_json(o)?),
+                ],
+            ),
+            None => Statement::new(
+                "DELETE FROM schedule_overrides WHERE id = $1",
+                vec![Val::Str(id.clone())],
+            ),
+        });
     }
     for page in &changes.pages {
         out.push(Statement::new(

@@ -119,6 +119,28 @@ async fn exercise(store: Store) {
         t(0),
     );
     let fp = signal.fingerprint();
+    let silence = tocsin::paging::Silence {
+        id: "s-1".into(),
+        matchers: vec!["service=\"storage\"".parse().unwrap()],
+        starts_at: t(0),
+        ends_at: t(60),
+        created_by: "alice".into(),
+        comment: "disk swap".into(),
+        updated_at: t(0),
+    };
+    let cover = tocsin::paging::ScheduleOverride {
+        id: "o-1".into(),
+        schedule: "primary".into(),
+        responder: "bob".into(),
+        start: t(10),
+        end: t(20),
+        created_by: "alice".into(),
+        created_at: t(0),
+    };
+    let cover_2 = tocsin::paging::ScheduleOverride {
+        id: "o-2".into(),
+        ..cover.clone()
+    };
     let changes = Changes {
         incidents: vec![
             open.clone(),
@@ -166,6 +188,11 @@ async fn exercise(store: Store) {
         inbox: vec![],
         deleted_rule_states: vec![],
         deleted_leases: vec![],
+        silences: vec![silence.clone()],
+        overrides: vec![
+            ("o-1".into(), Some(cover.clone())),
+            ("o-2".into(), Some(cover_2.clone())),
+        ],
     };
     store.apply(&changes).await.expect("apply");
 
@@ -178,6 +205,22 @@ async fn exercise(store: Store) {
     assert_eq!(snapshot.impacts.len(), 3);
     assert_eq!(snapshot.paging, vec![(1, PagingState::default())]);
     assert_eq!(snapshot.rule_states.len(), 1);
+    assert_eq!(snapshot.silences, vec![silence.clone()]);
+    assert_eq!(snapshot.overrides, vec![cover.clone(), cover_2.clone()]);
+    // An expired silence is written whole; a deleted override is gone.
+    let mut expired = silence.clone();
+    expired.expire(t(30));
+    let later = Changes {
+        silences: vec![expired.clone()],
+        overrides: vec![("o-2".into(), None)],
+        ..Changes::default()
+    };
+    store.apply(&later).await.expect("apply");
+    assert_eq!(store.silence("s-1").await.unwrap(), Some(expired));
+    assert_eq!(
+        store.overrides(Some("primary")).await.unwrap(),
+        vec![cover.clone()]
+    );
     assert_eq!(snapshot.rule_states[0].1, fp);
     assert_eq!(snapshot.rule_states[0].2.row, 7);
     assert!(snapshot.leases.is_empty(), "leases are kept in rule states");

@@ -160,10 +160,12 @@ async fn a_store_from_before_row_ids_upgrades_in_place() {
             "_sqlx_migrations",
             "heartbeats",
             "leader_lease",
+            "schedule_overrides",
+            "silences",
             "source_state",
             "stored_secrets"
         ],
-        "tables keyed by name keep theirs; none of the engine's numbered tables do"
+        "tables keyed by name (or by a text id) keep theirs; none of the engine's numbered tables do"
     );
 
     let db = support::PgDatabase::create().await;

@@ -59,6 +59,8 @@ impl Core {
                 .map(|(incident_id, at, entry)| entry.row(*incident_id, *at))
                 .collect::<Vec<TimelineEntry>>(),
             pages: dirty.pages,
+            silences: std::mem::take(&mut dirty.silences),
+            overrides: std::mem::take(&mut dirty.overrides),
             ..Changes::default()
         };
         for id in &dirty.incidents {

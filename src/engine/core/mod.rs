@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
 
 mod changes;
 mod incidents;
+mod live;
 mod paging;
 mod reopen;
 mod signals;
@@ -74,6 +75,17 @@ pub enum Input {
     /// Swap in a new config (a reload). Local only: never goes through the inbox.
     #[serde(skip)]
     Reload(Arc<Setup>),
+    /// A silence made at run time (a new id, or one replacing the silence of that id).
+    PutSilence(crate::paging::Silence),
+    /// Expire a run-time silence now.
+    ExpireSilence {
+        id: String,
+    },
+    /// An on-call override made at run time.
+    PutOverride(crate::paging::ScheduleOverride),
+    DeleteOverride {
+        id: String,
+    },
     /// A page was given up after its retries: record it and go on to the next level.
     DeliveryFailed {
         incident_id: i64,
@@ -118,10 +130,22 @@ struct Dirty {
     pages: Vec<Page>,
     /// Resolved incidents to drop from memory once written.
     closed: BTreeSet<i64>,
+    /// Run-time silences made or expired, and overrides made (`Some`) or deleted.
+    silences: Vec<crate::paging::Silence>,
+    overrides: Vec<(String, Option<crate::paging::ScheduleOverride>)>,
 }
 
 pub struct Core {
     setup: Arc<Setup>,
+    /// The config's paging with the silences and overrides made at run time: what the
+    /// paging decisions see (see `live.rs`).
+    live_paging: Arc<crate::paging::Paging>,
+    /// Run-time silences not yet ended, and on-call overrides.
+    silences: Vec<crate::paging::Silence>,
+    overrides: Vec<crate::paging::ScheduleOverride>,
+    /// Shifts that began up to here have had their notice (a new engine starts from its
+    /// start: shifts under way then are not announced again).
+    shifts_noted_until: DateTime<Utc>,
     metrics: Arc<Metrics>,
     rule_states: HashMap<(u32, Fingerprint), RuleState>,
     leases: HashMap<Fingerprint, Lease>,
@@ -191,6 +215,10 @@ impl Core {
             })
             .collect();
         let mut core = Core {
+            live_paging: Arc::new(setup.paging.clone()),
+            silences: Vec::new(),
+            overrides: Vec::new(),
+            shifts_noted_until: now,
             setup,
             metrics,
             rule_states: HashMap::new(),
@@ -223,6 +251,9 @@ impl Core {
 
     /// Pick up where a previous engine stopped.
     pub fn restore(&mut self, snapshot: Snapshot, now: DateTime<Utc>) {
+        self.silences = snapshot.silences.clone();
+        self.overrides = snapshot.overrides.clone();
+        self.rebuild_live(now);
         self.next_incident_id = snapshot.next_incident_id.max(1);
         self.next_impact_id = snapshot.next_impact_id.max(1);
         self.next_page_id = snapshot.next_page_id.max(1);
@@ -290,6 +321,7 @@ impl Core {
     /// Swap in a new config. Running escalations keep the policy they started with.
     pub fn reload(&mut self, setup: Arc<Setup>, now: DateTime<Utc>) {
         let old = std::mem::replace(&mut self.setup, setup);
+        self.rebuild_live(now);
         // Rule states follow their rule by name; states of removed rules clear their impacts.
         let states = std::mem::take(&mut self.rule_states);
         for ((index, fingerprint), mut state) in states {
@@ -379,6 +411,7 @@ impl Core {
             self.schedule_escalation(id, now);
             self.schedule_update(id);
         }
+        self.arm_shift_timer(now);
     }
 
     /// When the core next needs [`Core::tick`].
@@ -459,6 +492,7 @@ impl Core {
             TimerKey::RespondBy(id) => self.respond_by_due(id, now),
             TimerKey::Update(id) => self.held_update_due(id, now),
             TimerKey::ReopenEnds(id) => self.reopen_ends(id),
+            TimerKey::ShiftStart => self.shifts_due(now),
         }
     }
 
@@ -481,6 +515,7 @@ impl Core {
                 for (incident_id, cause) in self.deferred_reclassify.take().unwrap_or_default() {
                     self.reclassify(incident_id, now, &cause);
                 }
+                self.recheck_linked(now);
                 Reply::Signals(out)
             }
             Input::Heartbeat(name) => self.heartbeat(&name, now),
@@ -517,6 +552,10 @@ impl Core {
                 self.timeline(incident_id, now, Entry::Note { by, text });
                 Reply::Done
             }
+            Input::PutSilence(silence) => self.put_silence(silence, now),
+            Input::ExpireSilence { id } => self.expire_silence(&id, now),
+            Input::PutOverride(o) => self.put_override(o, now),
+            Input::DeleteOverride { id } => self.delete_override(&id, now),
             Input::DeliveryFailed {
                 incident_id,
                 level,

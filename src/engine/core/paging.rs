@@ -12,18 +12,18 @@ use crate::incident::{lifecycle, Entry, IncidentView, Status};
 use crate::paging::decide::{self, Routing, Step, Update};
 use crate::paging::escalate::Escalation;
 use crate::paging::page::EscalationRef;
-use crate::paging::{LevelPage, Page, PageEvent, PagePayload, Recipient};
+use crate::paging::{silence, LevelPage, Page, PageEvent, PagePayload, Recipient};
 
 impl Core {
     /// Route the incident and start its escalation (or queue it, or record it unrouted).
     pub(super) fn start_paging(&mut self, incident_id: i64, event: PageEvent, now: DateTime<Utc>) {
-        let setup = Arc::clone(&self.setup);
+        let live = Arc::clone(&self.live_paging);
         let Some(incident) = self.incidents.get(&incident_id) else {
             return;
         };
         let severity = incident.severity;
         let routing = decide::route(
-            &setup.paging,
+            &live,
             &incident.labels,
             severity,
             incident.queue.as_deref(),
@@ -74,7 +74,7 @@ impl Core {
         let Some(incident) = self.incidents.get(&incident_id) else {
             return;
         };
-        if decide::reroute_after_lowering(&self.setup.paging, &incident.labels, incident.severity) {
+        if decide::reroute_after_lowering(&self.live_paging, &incident.labels, incident.severity) {
             self.start_paging(incident_id, PageEvent::Triggered, now);
         }
     }
@@ -93,7 +93,7 @@ impl Core {
 
     /// Page whatever is due for the incident and set its next timer.
     pub(super) fn drive_escalation(&mut self, incident_id: i64, now: DateTime<Utc>) {
-        let setup = Arc::clone(&self.setup);
+        let live = Arc::clone(&self.live_paging);
         let Some(incident) = self.incidents.get(&incident_id) else {
             return;
         };
@@ -102,12 +102,32 @@ impl Core {
         }
         let (labels, severity, status) =
             (incident.labels.clone(), incident.severity, incident.status);
+        // Only worked out while run-time silences exist: most engines have none.
+        let targets = if live.live_silences.is_empty() {
+            Vec::new()
+        } else {
+            let impacts = &self.impacts;
+            silence::targets(
+                incident,
+                incident
+                    .impact_ids
+                    .iter()
+                    .filter_map(|id| impacts.get(id).map(|i| &**i)),
+            )
+        };
         let Some(paging) = self.paging.get_mut(&incident_id) else {
             return;
         };
         let acknowledged = status == Status::Acknowledged;
-        let Some(step) = decide::step(paging, &setup.paging, &labels, severity, acknowledged, now)
-        else {
+        let Some(step) = decide::step(
+            paging,
+            &live,
+            &labels,
+            severity,
+            acknowledged,
+            &targets,
+            now,
+        ) else {
             return;
         };
         match step {
@@ -141,6 +161,26 @@ impl Core {
                 self.timers
                     .set_or_cancel(TimerKey::Escalation(incident_id), until);
             }
+            Step::Held {
+                silence,
+                created_by,
+                comment,
+                until,
+                first,
+            } => {
+                self.dirty.paging.insert(incident_id);
+                if first {
+                    let entry = Entry::Held {
+                        silence,
+                        created_by,
+                        comment,
+                        until,
+                    };
+                    self.timeline(incident_id, now, entry);
+                }
+                self.timers
+                    .set_or_cancel(TimerKey::Escalation(incident_id), Some(until));
+            }
             Step::Advance { pages, paused } => {
                 self.dirty.paging.insert(incident_id);
                 if let Some(pause) = paused {
@@ -164,7 +204,7 @@ impl Core {
         let wake = self
             .paging
             .get(&incident_id)
-            .and_then(|p| decide::wake_at(p, &self.setup.paging, incident, now));
+            .and_then(|p| decide::wake_at(p, &self.live_paging, incident, now));
         self.timers
             .set_or_cancel(TimerKey::Escalation(incident_id), wake);
     }
@@ -192,7 +232,7 @@ impl Core {
             .paging
             .get(&incident_id)
             .and_then(|p| p.escalation.as_ref())
-            .and_then(|e| decide::level(&self.setup.paging, e, level, now))
+            .and_then(|e| decide::level(&self.live_paging, e, level, now))
         else {
             return;
         };

@@ -19,6 +19,8 @@ fn headline(event: PageEvent) -> Option<&'static str> {
         PageEvent::ImpactAdded => Some("NEW IMPACT"),
         PageEvent::Merged => Some("MERGED"),
         PageEvent::Reopened => Some("REOPENED"),
+        PageEvent::Test => Some("TEST PAGE"),
+        PageEvent::ShiftStarted => Some("ON CALL"),
     }
 }
 
@@ -157,6 +159,10 @@ fn intro(payload: &PagePayload) -> String {
             still_acknowledged(payload)
         ),
         PageEvent::Reopened => format!("The Sev {sev} incident failed again and is reopened."),
+        PageEvent::Test => {
+            "This is a test page from tocsin: this contact method reaches you.".to_string()
+        }
+        PageEvent::ShiftStarted => "Your on-call shift has begun.".to_string(),
     }
 }
 
