@@ -8,7 +8,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
-use super::auth::require_token;
+use super::auth::{need, require_token, Caller, Need};
 use super::error::{json_object, reply_error, ApiError};
 use super::AppState;
 use crate::engine::Input;
@@ -34,6 +34,7 @@ struct ListQuery {
 }
 
 async fn list(
+    Need(..): Need<need::Viewer>,
     State(state): State<AppState>,
     Query(q): Query<ListQuery>,
 ) -> Result<Json<Vec<IncidentView>>, ApiError> {
@@ -92,6 +93,7 @@ pub(crate) fn parse_id(id: &str) -> Result<i64, ApiError> {
 }
 
 async fn show(
+    Need(..): Need<need::Viewer>,
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<IncidentDetail>, ApiError> {
@@ -112,12 +114,14 @@ async fn show(
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct AckBody {
+    #[serde(default)]
     by: String,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ResolveBody {
+    #[serde(default)]
     by: String,
     #[serde(default)]
     note: Option<String>,
@@ -129,6 +133,7 @@ struct SeverityBody {
     /// Absent is a 400 (the field is required); `null` unpins.
     #[serde(deserialize_with = "present")]
     severity: Option<i64>,
+    #[serde(default)]
     by: String,
     #[serde(default)]
     reason: Option<String>,
@@ -162,6 +167,7 @@ fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Err
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct NoteBody {
+    #[serde(default)]
     by: String,
     text: String,
 }
@@ -176,6 +182,16 @@ pub(crate) fn check_by(by: &str) -> Result<(), ApiError> {
         ));
     }
     Ok(())
+}
+
+/// Who acts: a named token's name (the body's `by` is ignored); else the body's `by`, which
+/// must then name someone.
+pub(crate) fn who(caller: &Caller, said: &str) -> Result<String, ApiError> {
+    if let Some(name) = &caller.name {
+        return Ok(name.clone());
+    }
+    check_by(said)?;
+    Ok(said.to_string())
 }
 
 pub(crate) fn check_note(text: &str) -> Result<(), ApiError> {
@@ -197,20 +213,42 @@ pub(crate) fn check_severity(severity: Option<i64>) -> Result<Option<u8>, ApiErr
     }
 }
 
-/// Hand a person's action to the engine. An incident that exists but is resolved is a 409
-/// (the core forgets resolved incidents, so it answers "not open"); one that never existed a 404.
-pub(crate) async fn perform(state: &AppState, id: i64, input: Input) -> Result<(), ApiError> {
+/// Hand a person's action to the engine, and record it in the audit log once done. An
+/// incident that exists but is resolved is a 409 (the core forgets resolved incidents, so
+/// it answers "not open"); one that never existed a 404.
+pub(crate) async fn perform(
+    state: &AppState,
+    caller: &Caller,
+    id: i64,
+    input: Input,
+) -> Result<(), ApiError> {
+    let described = super::audit::describe(&input)
+        .map(|(action, actor, detail)| (action, actor.to_string(), detail));
     match state.engine.send(input).await? {
-        crate::engine::Reply::NotFound(_) => Err(match state.store.incident(id).await? {
-            Some(_) => ApiError::new(StatusCode::CONFLICT, format!("incident {id} is resolved")),
-            None => ApiError::not_found(format!("no incident {id}")),
-        }),
-        reply => reply_error(reply).map(drop),
+        crate::engine::Reply::NotFound(_) => {
+            return Err(match state.store.incident(id).await? {
+                Some(_) => {
+                    ApiError::new(StatusCode::CONFLICT, format!("incident {id} is resolved"))
+                }
+                None => ApiError::not_found(format!("no incident {id}")),
+            })
+        }
+        reply => reply_error(reply).map(drop)?,
     }
+    if let Some((action, actor, detail)) = described {
+        let target = format!("incident {id}");
+        super::audit::record(state, caller, &actor, action, &target, &detail).await?;
+    }
+    Ok(())
 }
 
-async fn act(state: &AppState, id: i64, input: Input) -> Result<Json<IncidentView>, ApiError> {
-    perform(state, id, input).await?;
+async fn act(
+    state: &AppState,
+    caller: &Caller,
+    id: i64,
+    input: Input,
+) -> Result<Json<IncidentView>, ApiError> {
+    perform(state, caller, id, input).await?;
     let incident = state
         .store
         .incident(id)
@@ -223,38 +261,42 @@ async fn act(state: &AppState, id: i64, input: Input) -> Result<Json<IncidentVie
 }
 
 async fn ack(
+    Need(caller, _): Need<need::Responder>,
     State(state): State<AppState>,
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Json<IncidentView>, ApiError> {
     let id = parse_id(&id)?;
     let body: AckBody = json_object(&body)?;
-    check_by(&body.by)?;
+    let by = who(&caller, &body.by)?;
     act(
         &state,
+        &caller,
         id,
         Input::Ack {
             incident_id: id,
-            by: body.by,
+            by,
         },
     )
     .await
 }
 
 async fn resolve(
+    Need(caller, _): Need<need::Responder>,
     State(state): State<AppState>,
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Json<IncidentView>, ApiError> {
     let id = parse_id(&id)?;
     let body: ResolveBody = json_object(&body)?;
-    check_by(&body.by)?;
+    let by = who(&caller, &body.by)?;
     act(
         &state,
+        &caller,
         id,
         Input::Resolve {
             incident_id: id,
-            by: body.by,
+            by,
             note: body.note,
         },
     )
@@ -262,21 +304,23 @@ async fn resolve(
 }
 
 async fn severity(
+    Need(caller, _): Need<need::Admin>,
     State(state): State<AppState>,
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Json<IncidentView>, ApiError> {
     let id = parse_id(&id)?;
     let body: SeverityBody = json_object(&body)?;
-    check_by(&body.by)?;
+    let by = who(&caller, &body.by)?;
     let severity = check_severity(body.severity)?;
     act(
         &state,
+        &caller,
         id,
         Input::SetSeverity {
             incident_id: id,
             severity,
-            by: body.by,
+            by,
             reason: body.reason,
         },
     )
@@ -285,20 +329,21 @@ async fn severity(
 
 /// 201 with the timeline entry the note became.
 async fn note(
+    Need(caller, _): Need<need::Responder>,
     State(state): State<AppState>,
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<(StatusCode, Json<TimelineEntry>), ApiError> {
     let id = parse_id(&id)?;
     let body: NoteBody = json_object(&body)?;
-    check_by(&body.by)?;
+    let by = who(&caller, &body.by)?;
     check_note(&body.text)?;
     let input = Input::Note {
         incident_id: id,
-        by: body.by.clone(),
+        by: by.clone(),
         text: body.text.clone(),
     };
-    perform(&state, id, input).await?;
+    perform(&state, &caller, id, input).await?;
     // The engine answers once the entry is stored, so it is there to read back.
     let entry = state
         .store
@@ -306,7 +351,7 @@ async fn note(
         .await?
         .into_iter()
         .rev()
-        .find(|e| e.kind == "note" && e.actor == body.by && e.message == body.text)
+        .find(|e| e.kind == "note" && e.actor == by && e.message == body.text)
         .ok_or_else(|| ApiError::internal("the note was taken but cannot be read back"))?;
     Ok((StatusCode::CREATED, Json(entry)))
 }

@@ -3,7 +3,9 @@
 
 pub mod ack;
 pub mod admin;
+pub mod audit;
 pub mod auth;
+pub mod cursor;
 pub mod dashboard;
 pub mod error;
 pub mod incidents;
@@ -67,7 +69,7 @@ impl AppState {
     }
 
     /// Bearer tokens accepted on /api/* (empty: no auth), as of the last reload.
-    pub fn tokens(&self) -> Arc<Vec<String>> {
+    pub fn tokens(&self) -> Arc<Vec<auth::ApiToken>> {
         Arc::clone(&self.setup.borrow().api_tokens)
     }
 
@@ -82,6 +84,7 @@ pub fn router(state: AppState) -> Router {
         .merge(admin::router())
         .merge(incidents::router(state.clone()))
         .merge(queues::router(state.clone()))
+        .merge(audit::router(state.clone()))
         .merge(oncall::router(state.clone()))
         .merge(ingest::router(state.clone()))
         .merge(ack::router())

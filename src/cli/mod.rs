@@ -1,5 +1,6 @@
 //! The `tocsin` command line.
 
+mod audit;
 mod check;
 pub mod client;
 mod oncall;
@@ -55,6 +56,11 @@ pub enum Command {
         #[command(subcommand)]
         command: client::IncidentsCommand,
     },
+    /// The audit log: `verify` walks its HMAC chain with the audit key.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
     /// Who is on call now (or at --at) in every schedule.
     Oncall {
         #[arg(long, short, default_value = DEFAULT_CONFIG)]
@@ -62,6 +68,16 @@ pub enum Command {
         /// An RFC 3339 time, e.g. 2026-03-08T09:00:00-05:00.
         #[arg(long)]
         at: Option<String>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AuditCommand {
+    /// Say whether every entry's MAC holds (exit 0, with the count) or which entry first
+    /// breaks the chain (exit 1).
+    Verify {
+        #[arg(long, short, default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
     },
 }
 
@@ -129,6 +145,9 @@ async fn dispatch(command: Command) -> ExitCode {
         Command::Test { files } => crate::sim::test_files::run(&files),
         Command::Replay { config, signals } => crate::sim::replay::run(&config, &signals),
         Command::Incidents { command } => client::run(command).await,
+        Command::Audit {
+            command: AuditCommand::Verify { config },
+        } => audit::verify(&config).await,
         Command::Oncall { config, at } => oncall::run(&config, at.as_deref()),
     }
 }

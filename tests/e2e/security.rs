@@ -263,6 +263,7 @@ async fn no_secret_reaches_the_log_or_any_api_output() {
         .success());
     let answer = client
         .post(format!("{}/-/reload", engine.url))
+        .header("authorization", &bearer)
         .send()
         .await
         .unwrap();
@@ -276,6 +277,7 @@ async fn no_secret_reaches_the_log_or_any_api_output() {
     .unwrap();
     let answer = client
         .post(format!("{}/-/reload", engine.url))
+        .header("authorization", &bearer)
         .send()
         .await
         .unwrap();
@@ -290,6 +292,7 @@ async fn no_secret_reaches_the_log_or_any_api_output() {
     .unwrap();
     let answer = client
         .post(format!("{}/-/reload", engine.url))
+        .header("authorization", &bearer)
         .send()
         .await
         .unwrap();
@@ -298,6 +301,7 @@ async fn no_secret_reaches_the_log_or_any_api_output() {
     std::fs::write(dir.join("config.yaml"), &good).unwrap();
     let answer = client
         .post(format!("{}/-/reload", engine.url))
+        .header("authorization", &bearer)
         .send()
         .await
         .unwrap();
