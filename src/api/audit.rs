@@ -76,6 +76,9 @@ pub fn describe(input: &Input) -> Option<(&'static str, &str, String)> {
             ("severity", by, detail)
         }
         Input::Note { by, text, .. } => ("note", by, short(text)),
+        Input::Escalate { by, .. } => ("escalate", by, String::new()),
+        Input::AddResponder { by, responder, .. } => ("add_responder", by, responder.clone()),
+        Input::Assign { by, responder, .. } => ("assign", by, format!("to {responder}")),
         _ => return None,
     })
 }

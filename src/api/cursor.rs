@@ -6,7 +6,7 @@ use super::error::ApiError;
 
 /// Items a page when `limit` is not given, and at most.
 pub const DEFAULT_LIMIT: i64 = 100;
-pub const MAX_LIMIT: i64 = 1000;
+pub const MAX_LIMIT: i64 = 10_000;
 
 /// `?limit=`: 1 to [`MAX_LIMIT`].
 pub fn limit(text: Option<&str>) -> Result<i64, ApiError> {
@@ -64,7 +64,7 @@ mod tests {
         assert_eq!(limit(None).unwrap(), DEFAULT_LIMIT);
         assert_eq!(
             limit(Some("0")).unwrap_err().message,
-            "invalid limit \"0\": expected 1 to 1000"
+            "invalid limit \"0\": expected 1 to 10000"
         );
         assert_eq!(cursor(Some("12")).unwrap(), Some(12));
         assert!(cursor(Some("abc"))

@@ -1,4 +1,5 @@
-//! /api/v1/incidents: list, show, ack, resolve, set severity, add a note.
+//! /api/v1/incidents: list, show, ack, resolve, set severity, add a note (and, in
+//! `declare`, incidents by hand).
 
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
@@ -17,66 +18,113 @@ use crate::store::IncidentFilter;
 
 pub fn router(state: AppState) -> Router<AppState> {
     Router::new()
-        .route("/api/v1/incidents", get(list))
+        .route("/api/v1/incidents", get(list).post(super::declare::declare))
         .route("/api/v1/incidents/{id}", get(show))
         .route("/api/v1/incidents/{id}/ack", post(ack))
         .route("/api/v1/incidents/{id}/resolve", post(resolve))
         .route("/api/v1/incidents/{id}/severity", post(severity))
         .route("/api/v1/incidents/{id}/notes", post(note))
+        .route(
+            "/api/v1/incidents/{id}/escalate",
+            post(super::declare::escalate),
+        )
+        .route(
+            "/api/v1/incidents/{id}/responders",
+            post(super::declare::add_responder),
+        )
+        .route(
+            "/api/v1/incidents/{id}/assign",
+            post(super::declare::assign),
+        )
         .route_layer(middleware::from_fn_with_state(state, require_token))
 }
 
-#[derive(Deserialize)]
-struct ListQuery {
-    status: Option<String>,
-    severity: Option<String>,
-    limit: Option<String>,
+/// The parameters `GET /api/v1/incidents` takes.
+const LIST_PARAMETERS: [&str; 10] = [
+    "cursor", "limit", "q", "status", "severity", "service", "region", "customer", "from", "to",
+];
+
+/// A page of the list.
+#[derive(Serialize)]
+pub struct IncidentPage {
+    pub incidents: Vec<IncidentView>,
+    /// The `cursor` of the next page; `null` on the last.
+    pub next: Option<String>,
 }
 
+/// Newest first, over the whole history; filters and a cursor (see `api::cursor`).
 async fn list(
     Need(..): Need<need::Viewer>,
     State(state): State<AppState>,
-    Query(q): Query<ListQuery>,
-) -> Result<Json<Vec<IncidentView>>, ApiError> {
-    let status = match q.status.as_deref() {
-        None | Some("") => None,
-        Some("open") => None,
+    Query(pairs): Query<Vec<(String, String)>>,
+) -> Result<Json<IncidentPage>, ApiError> {
+    let mut q = std::collections::HashMap::new();
+    for (name, value) in pairs {
+        if !LIST_PARAMETERS.contains(&name.as_str()) {
+            return Err(ApiError::bad_request(format!(
+                "unknown parameter {name:?}: expected one of {}",
+                LIST_PARAMETERS.join(", ")
+            )));
+        }
+        if q.insert(name.clone(), value).is_some() {
+            return Err(ApiError::bad_request(format!(
+                "parameter {name:?} is given twice: expected it once"
+            )));
+        }
+    }
+    let text = |name: &str| q.get(name).map(String::as_str).filter(|v| !v.is_empty());
+    let status = match text("status") {
+        None | Some("open") => None,
         Some(s) => Some(Status::parse(s).ok_or_else(|| {
             ApiError::bad_request(format!(
                 "invalid status {s:?}: expected triggered, acknowledged, resolved or open"
             ))
         })?),
     };
-    let severity = match q.severity.as_deref() {
-        None | Some("") => None,
+    let severity = match text("severity") {
+        None => None,
         Some(s) => Some(s.parse::<u8>().ok().filter(|n| *n <= 4).ok_or_else(|| {
             ApiError::bad_request(format!("invalid severity {s:?}: expected 0 to 4"))
         })?),
     };
-    let limit = match q.limit.as_deref() {
-        None | Some("") => 100,
-        Some(s) => s
-            .parse::<i64>()
-            .ok()
-            .filter(|n| (1..=10_000).contains(n))
-            .ok_or_else(|| {
-                ApiError::bad_request(format!("invalid limit {s:?}: expected 1 to 10000"))
-            })?,
+    let time = |name: &str| -> Result<Option<chrono::DateTime<chrono::Utc>>, ApiError> {
+        text(name)
+            .map(|t| {
+                chrono::DateTime::parse_from_rfc3339(t)
+                    .map(|t| t.with_timezone(&chrono::Utc))
+                    .map_err(|_| {
+                        ApiError::bad_request(format!(
+                            "invalid {name} {t:?}: expected an RFC 3339 time, e.g. \
+                             2026-03-08T09:00:00Z"
+                        ))
+                    })
+            })
+            .transpose()
     };
+    let limit = super::cursor::limit(text("limit"))?;
     let filter = IncidentFilter {
         status,
-        open: q.status.as_deref() == Some("open"),
+        open: text("status") == Some("open"),
         severity,
-        limit: Some(limit),
+        limit: Some(limit + 1),
+        before: super::cursor::cursor(text("cursor"))?,
+        text: text("q").map(str::to_string),
+        service: text("service").map(str::to_string),
+        region: text("region").map(str::to_string),
+        customer: text("customer").map(str::to_string),
+        from: time("from")?,
+        to: time("to")?,
     };
     let external = state.setup().external_url.clone();
     let incidents = state.store.list_incidents(&filter).await?;
-    Ok(Json(
-        incidents
+    let (incidents, next) = super::cursor::page(incidents, limit, |i| i.id);
+    Ok(Json(IncidentPage {
+        incidents: incidents
             .iter()
             .map(|i| IncidentView::new(i, &external))
             .collect(),
-    ))
+        next,
+    }))
 }
 
 #[derive(Serialize)]

@@ -7,6 +7,7 @@ pub mod audit;
 pub mod auth;
 pub mod cursor;
 pub mod dashboard;
+mod declare;
 pub mod error;
 pub mod incidents;
 pub mod ingest;

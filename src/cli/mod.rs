@@ -53,8 +53,9 @@ pub enum Command {
     },
     /// Work with incidents through the HTTP API.
     Incidents {
+        // Boxed: its variants carry many flags, the other commands few.
         #[command(subcommand)]
-        command: client::IncidentsCommand,
+        command: Box<client::IncidentsCommand>,
     },
     /// The audit log: `verify` walks its HMAC chain with the audit key.
     Audit {
@@ -144,7 +145,7 @@ async fn dispatch(command: Command) -> ExitCode {
         Command::Check { config, store } => check::run(&config, store).await,
         Command::Test { files } => crate::sim::test_files::run(&files),
         Command::Replay { config, signals } => crate::sim::replay::run(&config, &signals),
-        Command::Incidents { command } => client::run(command).await,
+        Command::Incidents { command } => client::run(*command).await,
         Command::Audit {
             command: AuditCommand::Verify { config },
         } => audit::verify(&config).await,

@@ -16,6 +16,10 @@ pub enum PageEvent {
     Acknowledged,
     Resolved,
     ResponseBreached,
+    /// A person made this responder the incident's assignee.
+    Assigned,
+    /// A person added this responder to the incident.
+    ResponderAdded,
 }
 
 impl PageEvent {
@@ -27,6 +31,8 @@ impl PageEvent {
             PageEvent::Acknowledged => "acknowledged",
             PageEvent::Resolved => "resolved",
             PageEvent::ResponseBreached => "response_breached",
+            PageEvent::Assigned => "assigned",
+            PageEvent::ResponderAdded => "responder_added",
         }
     }
 }

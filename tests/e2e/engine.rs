@@ -34,6 +34,7 @@ async fn an_alert_becomes_a_stored_incident_that_survives_a_restart() {
         .await
         .unwrap();
     let (status, list) = engine.get("/api/v1/incidents").await;
+    let list = list["incidents"].clone();
     assert_eq!(status, 200);
     assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
     assert_eq!(list[0]["severity"], 2);
@@ -43,6 +44,7 @@ async fn an_alert_becomes_a_stored_incident_that_survives_a_restart() {
 
     let engine = TestEngine::start(&dir).await;
     let (_, list) = engine.get("/api/v1/incidents?status=triggered").await;
+    let list = list["incidents"].clone();
     assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
     let (status, acked) = engine
         .post(
@@ -355,6 +357,7 @@ async fn impacts_added_together_share_one_timeline_entry() {
         .await;
     assert_eq!(status, 200, "{body}");
     let (_, list) = engine.get("/api/v1/incidents").await;
+    let list = list["incidents"].clone();
     assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
     let path = format!("/api/v1/incidents/{}", list[0]["id"]);
     let (_, detail) = engine.get(&path).await;
@@ -563,6 +566,7 @@ async fn a_merged_incident_keeps_every_impact_after_a_restart() {
     push("storage", "china-east").await;
     push("sqldb", "china-north").await;
     let (_, list) = engine.get("/api/v1/incidents").await;
+    let list = list["incidents"].clone();
     assert_eq!(list.as_array().unwrap().len(), 2, "{list}");
     // Shares its service with the first incident and its region with the second.
     push("storage", "china-north").await;

@@ -547,6 +547,7 @@ notifiers:
         .await;
     assert_eq!(status, 201, "{answer}");
     let (_, list) = engine.get("/api/v1/incidents").await;
+    let list = list["incidents"].clone();
     let id = list[0]["id"].as_i64().unwrap();
     let (status, _) = engine
         .post(

@@ -29,7 +29,7 @@ use tocsin::store::{OutboxStatus, Store};
 /// [`assert_burst_kept`]).
 async fn assert_incidents_kept(fixture: &Fixture, base: &str) {
     let http = http();
-    let listed: Vec<Value> = http
+    let page: Value = http
         .get(format!("{base}/api/v1/incidents?limit=1000"))
         .send()
         .await
@@ -37,6 +37,7 @@ async fn assert_incidents_kept(fixture: &Fixture, base: &str) {
         .json()
         .await
         .unwrap();
+    let listed: Vec<Value> = page["incidents"].as_array().cloned().unwrap();
     let ids: BTreeSet<i64> = listed
         .iter()
         .filter(|i| !of_the_mark(&i["services"]) && !of_the_burst(&i["services"]))
@@ -89,7 +90,7 @@ async fn assert_burst_kept(fixture: &Fixture, base: &str) {
         return;
     }
     let http = http();
-    let listed: Vec<Value> = http
+    let page: Value = http
         .get(format!("{base}/api/v1/incidents?limit=1000"))
         .send()
         .await
@@ -97,6 +98,7 @@ async fn assert_burst_kept(fixture: &Fixture, base: &str) {
         .json()
         .await
         .unwrap();
+    let listed: Vec<Value> = page["incidents"].as_array().cloned().unwrap();
     let burst: BTreeSet<i64> = listed
         .iter()
         .filter(|i| of_the_burst(&i["services"]))

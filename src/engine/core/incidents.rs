@@ -17,8 +17,12 @@ use crate::rules::Rule;
 use crate::signal::{Fingerprint, Signal, SourceKind};
 
 impl Core {
-    /// The (label, value) pairs of an impact that correlation looks at.
+    /// The (label, value) pairs of an impact that correlation looks at: none for the
+    /// impacts of a declared incident, which nothing joins on its own.
     pub(super) fn correlation_keys(&self, impact: &Impact) -> Vec<u64> {
+        if impact.source == SourceKind::Manual {
+            return Vec::new();
+        }
         self.setup
             .config
             .correlation
@@ -403,7 +407,12 @@ impl Core {
             let (rule, fingerprint) = (impact.rule.clone(), impact.fingerprint);
             let one_shot = impact.source == SourceKind::Cri;
             let mut firing = false;
-            if let Some(index) = self.rule_index(&rule) {
+            // A declared incident's impacts have no rule (a rule may share their name).
+            let index = match impact.source {
+                SourceKind::Manual => None,
+                _ => self.rule_index(&rule),
+            };
+            if let Some(index) = index {
                 let key = (index, fingerprint);
                 if let Some(state) = self.rule_states.get_mut(&key) {
                     if state.impact == Some(impact_id) {

@@ -16,6 +16,8 @@ fn headline(event: PageEvent) -> Option<&'static str> {
         PageEvent::Acknowledged => Some("ACKNOWLEDGED"),
         PageEvent::Resolved => Some("RESOLVED"),
         PageEvent::ResponseBreached => Some("RESPONSE OVERDUE"),
+        PageEvent::Assigned => Some("ASSIGNED TO YOU"),
+        PageEvent::ResponderAdded => Some("YOU ARE ADDED"),
     }
 }
 
@@ -145,6 +147,10 @@ fn intro(payload: &PagePayload) -> String {
             "The customer's initial-response deadline passed without an acknowledgement."
                 .to_string()
         }
+        PageEvent::Assigned => format!("A Sev {sev} incident is assigned to you."),
+        PageEvent::ResponderAdded => {
+            format!("You are added to a Sev {sev} incident: its updates reach you from now on.")
+        }
     }
 }
 
@@ -199,6 +205,7 @@ mod tests {
                 queue: None,
                 sr_severity: None,
                 merged_into: None,
+                assignee: None,
             },
             escalation: EscalationRef {
                 policy: Some("storage".into()),

@@ -462,7 +462,8 @@ pub async fn list_incidents(http: &reqwest::Client, url: &str) -> Vec<Value> {
         .send()
         .await
         .expect("list");
-    let mut list: Vec<Value> = response.json().await.expect("JSON list");
+    let page: Value = response.json().await.expect("JSON page");
+    let mut list: Vec<Value> = page["incidents"].as_array().cloned().expect("a list");
     list.reverse();
     list
 }
