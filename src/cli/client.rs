@@ -569,10 +569,10 @@ mod tests {
 
     #[test]
     fn list_prints_the_five_columns_aligned() {
-        let list = json!([
+        let list = json!({ "incidents": [
             { "id": 12, "severity": 1, "status": "triggered", "services": ["storage", "sqldb"], "title": "storage down" },
             { "id": 3, "severity": 4, "status": "acknowledged", "services": [], "title": "slow" },
-        ]);
+        ], "next": "3" });
         let out = list_table(&list);
         let lines: Vec<&str> = out.lines().collect();
         assert_eq!(lines[0], "ID  SEV    STATUS        SERVICES       TITLE");
@@ -581,7 +581,9 @@ mod tests {
             "12  Sev 1  triggered     storage,sqldb  storage down"
         );
         assert_eq!(lines[2], "3   Sev 4  acknowledged  -              slow");
-        assert_eq!(list_table(&json!([])), "no incidents\n");
+        assert_eq!(lines[3], "more: --cursor 3");
+        let empty = json!({ "incidents": [], "next": null });
+        assert_eq!(list_table(&empty), "no incidents\n");
     }
 
     #[test]
