@@ -20,7 +20,7 @@ pub struct IncidentFilter {
     pub limit: Option<i64>,
     /// Only ids below this (the cursor of a page).
     pub before: Option<i64>,
-    /// Text in the title, a label's name or value, or a note (ASCII case ignored).
+    /// Text in the title, a label's value or a note (ASCII case ignored).
     pub text: Option<String>,
     pub service: Option<String>,
     pub region: Option<String>,
@@ -43,9 +43,7 @@ impl IncidentFilter {
             && self.text.as_deref().is_none_or(|text| {
                 let text = text.to_ascii_lowercase();
                 let has = |s: &str| s.to_ascii_lowercase().contains(&text);
-                note_matches
-                    || has(&incident.title)
-                    || incident.labels.iter().any(|(k, v)| has(k) || has(v))
+                note_matches || has(&incident.title) || incident.labels.iter().any(|(_, v)| has(v))
             })
     }
 }

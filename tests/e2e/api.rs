@@ -108,7 +108,11 @@ async fn list_is_newest_first_and_filters_by_status_severity_and_limit() {
     assert_eq!(ids(&list), vec![sev4]);
     let (_, list) = engine.get("/api/v1/incidents?limit=2").await;
     assert_eq!(ids(&list), vec![sev3, sev4]);
-    assert_eq!(list["next"], sev4.to_string(), "the next page starts below the last");
+    assert_eq!(
+        list["next"],
+        sev4.to_string(),
+        "the next page starts below the last"
+    );
     let (_, list) = engine
         .get(&format!("/api/v1/incidents?limit=2&cursor={sev4}"))
         .await;

@@ -20,6 +20,7 @@ mod dashboard;
 mod email;
 mod engine;
 mod hostile;
+mod operate;
 mod paging;
 mod reliability;
 mod reload;
