@@ -498,7 +498,7 @@ async fn through_store_trouble(dir: &Path, db: &Path, trouble: Trouble) {
         let engine_url = engine.url.clone();
         let refused = refused.clone();
         async move {
-            let list: Vec<Value> = reliability_support::http()
+            let page: Value = reliability_support::http()
                 .get(format!("{engine_url}/api/v1/incidents"))
                 .send()
                 .await
@@ -506,6 +506,7 @@ async fn through_store_trouble(dir: &Path, db: &Path, trouble: Trouble) {
                 .json()
                 .await
                 .ok()?;
+            let list = page["incidents"].as_array()?.clone();
             let stored = list.iter().any(|i| i["services"][0] == refused.as_str());
             let acked = list
                 .iter()
