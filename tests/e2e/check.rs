@@ -411,7 +411,8 @@ fn files_the_config_names_that_are_missing_unreadable_or_empty() {
 
 #[test]
 fn a_tokens_line_with_an_unknown_role_or_shape_and_an_empty_audit_key() {
-    let config = "server:\n  auth: { tokens_file: secrets/tokens }\n  audit_key_file: secrets/audit\n";
+    let config =
+        "server:\n  auth: { tokens_file: secrets/tokens }\n  audit_key_file: secrets/audit\n";
     for (tokens, why) in [
         (
             "alice responder t1\nbob boss s3cret\n",

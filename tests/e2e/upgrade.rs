@@ -564,10 +564,14 @@ fixtures! {
     sqlite_v7_stopped_upgrades, sqlite_v7_stopped_escalates_when_due => "sqlite-v7/stopped";
     sqlite_v7_killed_upgrades, sqlite_v7_killed_escalates_when_due => "sqlite-v7/killed";
     sqlite_v7_torn_upgrades, sqlite_v7_torn_escalates_when_due => "sqlite-v7/torn";
-    postgres_v7_today => "postgres-v7/stopped";
-    sqlite_v8_stopped_today, sqlite_v8_stopped_escalates_when_due => "sqlite-v8/stopped";
-    sqlite_v8_killed_today, sqlite_v8_killed_escalates_when_due => "sqlite-v8/killed";
-    sqlite_v8_torn_today, sqlite_v8_torn_escalates_when_due => "sqlite-v8/torn";
+    postgres_v7_upgrades => "postgres-v7/stopped";
+    sqlite_v8_stopped_upgrades, sqlite_v8_stopped_escalates_when_due => "sqlite-v8/stopped";
+    sqlite_v8_killed_upgrades, sqlite_v8_killed_escalates_when_due => "sqlite-v8/killed";
+    sqlite_v8_torn_upgrades, sqlite_v8_torn_escalates_when_due => "sqlite-v8/torn";
+    postgres_v8_today => "postgres-v8/stopped";
+    sqlite_v9_stopped_today, sqlite_v9_stopped_escalates_when_due => "sqlite-v9/stopped";
+    sqlite_v9_killed_today, sqlite_v9_killed_escalates_when_due => "sqlite-v9/killed";
+    sqlite_v9_torn_today, sqlite_v9_torn_escalates_when_due => "sqlite-v9/torn";
 }
 
 /// Every schema version before today's, and today's, has its fixtures, each tested: a new
