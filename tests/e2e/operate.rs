@@ -380,6 +380,18 @@ async fn a_reload_needs_admin_and_reads_the_tokens_again() {
     assert_eq!(reloads.len(), 1, "only the admin's reload ran: {page}");
     assert_eq!(reloads[0]["actor"], "ada");
     assert_eq!(reloads[0]["detail"], "reloaded");
+    // A reload by SIGHUP is audited too, by the signal.
+    send_signal(&live.engine.child, "HUP");
+    let by_signal = eventually(Duration::from_secs(10), || async {
+        let (_, page) = live.get(ADMIN, "/api/v1/audit?limit=1").await;
+        (page["entries"][0]["actor"] == "SIGHUP").then(|| page["entries"][0].clone())
+    })
+    .await
+    .expect("the SIGHUP reload is in the audit log");
+    assert_eq!(
+        (&by_signal["action"], &by_signal["target"]),
+        (&json!("reload"), &json!("config"))
+    );
 }
 
 #[tokio::test]
