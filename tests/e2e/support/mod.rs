@@ -2,6 +2,7 @@
 //! binary) on 127.0.0.1 with a config written to a temporary folder.
 
 pub mod api;
+pub mod operate;
 pub mod paging;
 pub mod peers;
 pub mod reliability;
