@@ -16,11 +16,12 @@ impl Setup {
         let signer = ack_keys.signer(&config).await?;
         let tokens = api_tokens(&config)?;
         let audit_key: Arc<[u8]> = audit_key(&config)?.into();
-        let mut setup = Setup::with_secrets(config, Some(signer), tokens);
-        if let Some(setup) = Arc::get_mut(&mut setup) {
-            setup.audit_key = Some(audit_key);
-        }
-        Ok(setup)
+        Ok(Setup::with_secrets(
+            config,
+            Some(signer),
+            tokens,
+            Some(audit_key),
+        ))
     }
 }
 

@@ -45,7 +45,12 @@ impl AsRef<Config> for Setup {
 
 impl Setup {
     pub fn new(config: Config, ack_key: Option<Vec<u8>>) -> Arc<Self> {
-        Self::with_secrets(config, ack_key.map(|k| AckSigner::new(&k)), Vec::new())
+        Self::with_secrets(
+            config,
+            ack_key.map(|k| AckSigner::new(&k)),
+            Vec::new(),
+            None,
+        )
     }
 
     /// With the secrets read from the files the config names, or the store.
@@ -53,6 +58,7 @@ impl Setup {
         config: Config,
         ack_signer: Option<AckSigner>,
         api_tokens: Vec<ApiToken>,
+        audit_key: Option<Arc<[u8]>>,
     ) -> Arc<Self> {
         let summaries = Summaries::new(config.rules.iter().filter_map(|loaded| {
             let summary = loaded.rule.summary.as_deref()?;
@@ -65,7 +71,7 @@ impl Setup {
             ack_signer,
             external_url: config.external_url(),
             api_tokens: Arc::new(api_tokens),
-            audit_key: None,
+            audit_key,
             summaries,
             config,
         })
