@@ -308,7 +308,7 @@ async fn alertmanager_run(
             .json::<serde_json::Value>()
             .await
             .ok()
-            .and_then(|v| v.as_array().map(Vec::len)),
+            .and_then(|v| v["incidents"].as_array().map(Vec::len)),
         Err(_) => None,
     };
     if held != Some(alerts) {
@@ -355,7 +355,7 @@ async fn tocsin_run(
             .json::<serde_json::Value>()
             .await
             .ok()
-            .and_then(|v| v.as_array().map(Vec::len)),
+            .and_then(|v| v["incidents"].as_array().map(Vec::len)),
         Err(_) => None,
     };
     let services = alerts.min(SERVICES);

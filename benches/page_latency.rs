@@ -301,7 +301,7 @@ fn require_clean(name: &str, figures: &Figures, stored: Option<usize>, alerts: u
 async fn listed(url: &str) -> Option<usize> {
     let answer = sender().get(url).send().await.ok()?;
     let list: Value = answer.json().await.ok()?;
-    list.as_array().map(Vec::len)
+    list["incidents"].as_array().map(Vec::len)
 }
 
 /// Signal to page and the HTTP floor of one system in one round.

@@ -12,6 +12,7 @@ use axum::routing::get;
 use axum::Router;
 use minijinja::context;
 
+use super::auth::{Caller, ClientAddress};
 use super::dashboard::render::{self, message, page};
 use super::dashboard::view;
 use super::error::ApiError;
@@ -132,7 +133,11 @@ async fn confirm(State(state): State<AppState>, Path(token): Path<String>) -> Re
     )
 }
 
-async fn acknowledge(State(state): State<AppState>, Path(token): Path<String>) -> Response {
+async fn acknowledge(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+    ClientAddress(address): ClientAddress,
+) -> Response {
     let claim = match verify(&state, &token) {
         Ok(claim) => claim,
         Err(refused) => return *refused,
@@ -142,7 +147,13 @@ async fn acknowledge(State(state): State<AppState>, Path(token): Path<String>) -
         incident_id: id,
         by: claim.recipient.clone(),
     };
-    match perform(&state, id, input).await {
+    // The link stands for its recipient alone, whoever holds a token.
+    let caller = Caller {
+        name: Some(claim.recipient.clone()),
+        role: crate::api::auth::Role::Responder,
+        address,
+    };
+    match perform(&state, &caller, id, input).await {
         Ok(()) => {
             tracing::info!(incident = id, by = %claim.recipient, "acknowledged through an ack link");
             let href = format!("/incidents/{id}");

@@ -10,6 +10,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use tokio::sync::oneshot;
 
+use super::auth::{need, Need};
 use super::error::{ApiError, KeepBody};
 use super::AppState;
 use crate::metrics::Metrics;
@@ -132,7 +133,23 @@ async fn unreachable_store(state: &AppState) -> Option<String> {
 }
 
 /// Answers once the reload is done: 200, or 500 naming every error (file:line:column).
-async fn reload(State(state): State<AppState>) -> Result<&'static str, ApiError> {
+/// Needs the admin role; a reload reads the tokens file again. Recorded in the audit log,
+/// refused or not.
+async fn reload(
+    Need(caller, _): Need<need::Admin>,
+    State(state): State<AppState>,
+) -> Result<&'static str, ApiError> {
+    let actor = caller.by("");
+    let outcome = reload_now(&state).await;
+    let detail = match &outcome {
+        Ok(_) => "reloaded".to_string(),
+        Err(e) => super::audit::short(&e.message),
+    };
+    super::audit::record(&state, &caller, &actor, "reload", "config", &detail).await?;
+    outcome
+}
+
+async fn reload_now(state: &AppState) -> Result<&'static str, ApiError> {
     let (tx, rx) = oneshot::channel();
     state
         .reload

@@ -12,7 +12,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::auth::{require_token, token_matches};
+use super::auth::{find_token, require_token, Role};
 use super::error::ApiError;
 use super::AppState;
 use crate::paging::ics::{self, Shift};
@@ -51,7 +51,10 @@ fn allowed(
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
-    if bearer.is_some_and(|t| token_matches(&tokens, t)) {
+    let viewer = bearer
+        .and_then(|t| find_token(&tokens, t))
+        .is_some_and(|t| t.role.grants(Role::Viewer));
+    if viewer {
         return Ok(());
     }
     let signed = match (sig, &state.setup().ack_signer) {

@@ -1,4 +1,5 @@
-//! /api/v1/incidents: list, show, ack, resolve, set severity, add a note.
+//! /api/v1/incidents: list, show, ack, resolve, set severity, add a note (and, in
+//! `declare`, incidents by hand).
 
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
@@ -8,7 +9,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
-use super::auth::require_token;
+use super::auth::{need, require_token, Caller, Need};
 use super::error::{json_object, reply_error, ApiError};
 use super::AppState;
 use crate::engine::Input;
@@ -17,65 +18,113 @@ use crate::store::IncidentFilter;
 
 pub fn router(state: AppState) -> Router<AppState> {
     Router::new()
-        .route("/api/v1/incidents", get(list))
+        .route("/api/v1/incidents", get(list).post(super::declare::declare))
         .route("/api/v1/incidents/{id}", get(show))
         .route("/api/v1/incidents/{id}/ack", post(ack))
         .route("/api/v1/incidents/{id}/resolve", post(resolve))
         .route("/api/v1/incidents/{id}/severity", post(severity))
         .route("/api/v1/incidents/{id}/notes", post(note))
+        .route(
+            "/api/v1/incidents/{id}/escalate",
+            post(super::declare::escalate),
+        )
+        .route(
+            "/api/v1/incidents/{id}/responders",
+            post(super::declare::add_responder),
+        )
+        .route(
+            "/api/v1/incidents/{id}/assign",
+            post(super::declare::assign),
+        )
         .route_layer(middleware::from_fn_with_state(state, require_token))
 }
 
-#[derive(Deserialize)]
-struct ListQuery {
-    status: Option<String>,
-    severity: Option<String>,
-    limit: Option<String>,
+/// The parameters `GET /api/v1/incidents` takes.
+const LIST_PARAMETERS: [&str; 10] = [
+    "cursor", "limit", "q", "status", "severity", "service", "region", "customer", "from", "to",
+];
+
+/// A page of the list.
+#[derive(Serialize)]
+pub struct IncidentPage {
+    pub incidents: Vec<IncidentView>,
+    /// The `cursor` of the next page; `null` on the last.
+    pub next: Option<String>,
 }
 
+/// Newest first, over the whole history; filters and a cursor (see `api::cursor`).
 async fn list(
+    Need(..): Need<need::Viewer>,
     State(state): State<AppState>,
-    Query(q): Query<ListQuery>,
-) -> Result<Json<Vec<IncidentView>>, ApiError> {
-    let status = match q.status.as_deref() {
-        None | Some("") => None,
-        Some("open") => None,
+    Query(pairs): Query<Vec<(String, String)>>,
+) -> Result<Json<IncidentPage>, ApiError> {
+    let mut q = std::collections::HashMap::new();
+    for (name, value) in pairs {
+        if !LIST_PARAMETERS.contains(&name.as_str()) {
+            return Err(ApiError::bad_request(format!(
+                "unknown parameter {name:?}: expected one of {}",
+                LIST_PARAMETERS.join(", ")
+            )));
+        }
+        if q.insert(name.clone(), value).is_some() {
+            return Err(ApiError::bad_request(format!(
+                "parameter {name:?} is given twice: expected it once"
+            )));
+        }
+    }
+    let text = |name: &str| q.get(name).map(String::as_str).filter(|v| !v.is_empty());
+    let status = match text("status") {
+        None | Some("open") => None,
         Some(s) => Some(Status::parse(s).ok_or_else(|| {
             ApiError::bad_request(format!(
                 "invalid status {s:?}: expected triggered, acknowledged, resolved or open"
             ))
         })?),
     };
-    let severity = match q.severity.as_deref() {
-        None | Some("") => None,
+    let severity = match text("severity") {
+        None => None,
         Some(s) => Some(s.parse::<u8>().ok().filter(|n| *n <= 4).ok_or_else(|| {
             ApiError::bad_request(format!("invalid severity {s:?}: expected 0 to 4"))
         })?),
     };
-    let limit = match q.limit.as_deref() {
-        None | Some("") => 100,
-        Some(s) => s
-            .parse::<i64>()
-            .ok()
-            .filter(|n| (1..=10_000).contains(n))
-            .ok_or_else(|| {
-                ApiError::bad_request(format!("invalid limit {s:?}: expected 1 to 10000"))
-            })?,
+    let time = |name: &str| -> Result<Option<chrono::DateTime<chrono::Utc>>, ApiError> {
+        text(name)
+            .map(|t| {
+                chrono::DateTime::parse_from_rfc3339(t)
+                    .map(|t| t.with_timezone(&chrono::Utc))
+                    .map_err(|_| {
+                        ApiError::bad_request(format!(
+                            "invalid {name} {t:?}: expected an RFC 3339 time, e.g. \
+                             2026-03-08T09:00:00Z"
+                        ))
+                    })
+            })
+            .transpose()
     };
+    let limit = super::cursor::limit(text("limit"))?;
     let filter = IncidentFilter {
         status,
-        open: q.status.as_deref() == Some("open"),
+        open: text("status") == Some("open"),
         severity,
-        limit: Some(limit),
+        limit: Some(limit + 1),
+        before: super::cursor::cursor(text("cursor"))?,
+        text: text("q").map(str::to_string),
+        service: text("service").map(str::to_string),
+        region: text("region").map(str::to_string),
+        customer: text("customer").map(str::to_string),
+        from: time("from")?,
+        to: time("to")?,
     };
     let external = state.setup().external_url.clone();
     let incidents = state.store.list_incidents(&filter).await?;
-    Ok(Json(
-        incidents
+    let (incidents, next) = super::cursor::page(incidents, limit, |i| i.id);
+    Ok(Json(IncidentPage {
+        incidents: incidents
             .iter()
             .map(|i| IncidentView::new(i, &external))
             .collect(),
-    ))
+        next,
+    }))
 }
 
 #[derive(Serialize)]
@@ -92,6 +141,7 @@ pub(crate) fn parse_id(id: &str) -> Result<i64, ApiError> {
 }
 
 async fn show(
+    Need(..): Need<need::Viewer>,
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<IncidentDetail>, ApiError> {
@@ -112,12 +162,14 @@ async fn show(
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct AckBody {
+    #[serde(default)]
     by: String,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ResolveBody {
+    #[serde(default)]
     by: String,
     #[serde(default)]
     note: Option<String>,
@@ -129,6 +181,7 @@ struct SeverityBody {
     /// Absent is a 400 (the field is required); `null` unpins.
     #[serde(deserialize_with = "present")]
     severity: Option<i64>,
+    #[serde(default)]
     by: String,
     #[serde(default)]
     reason: Option<String>,
@@ -162,6 +215,7 @@ fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Err
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct NoteBody {
+    #[serde(default)]
     by: String,
     text: String,
 }
@@ -176,6 +230,16 @@ pub(crate) fn check_by(by: &str) -> Result<(), ApiError> {
         ));
     }
     Ok(())
+}
+
+/// Who acts: a named token's name (the body's `by` is ignored); else the body's `by`, which
+/// must then name someone.
+pub(crate) fn who(caller: &Caller, said: &str) -> Result<String, ApiError> {
+    if let Some(name) = &caller.name {
+        return Ok(name.clone());
+    }
+    check_by(said)?;
+    Ok(said.to_string())
 }
 
 pub(crate) fn check_note(text: &str) -> Result<(), ApiError> {
@@ -197,20 +261,42 @@ pub(crate) fn check_severity(severity: Option<i64>) -> Result<Option<u8>, ApiErr
     }
 }
 
-/// Hand a person's action to the engine. An incident that exists but is resolved is a 409
-/// (the core forgets resolved incidents, so it answers "not open"); one that never existed a 404.
-pub(crate) async fn perform(state: &AppState, id: i64, input: Input) -> Result<(), ApiError> {
+/// Hand a person's action to the engine, and record it in the audit log once done. An
+/// incident that exists but is resolved is a 409 (the core forgets resolved incidents, so
+/// it answers "not open"); one that never existed a 404.
+pub(crate) async fn perform(
+    state: &AppState,
+    caller: &Caller,
+    id: i64,
+    input: Input,
+) -> Result<(), ApiError> {
+    let described = super::audit::describe(&input)
+        .map(|(action, actor, detail)| (action, actor.to_string(), detail));
     match state.engine.send(input).await? {
-        crate::engine::Reply::NotFound(_) => Err(match state.store.incident(id).await? {
-            Some(_) => ApiError::new(StatusCode::CONFLICT, format!("incident {id} is resolved")),
-            None => ApiError::not_found(format!("no incident {id}")),
-        }),
-        reply => reply_error(reply).map(drop),
+        crate::engine::Reply::NotFound(_) => {
+            return Err(match state.store.incident(id).await? {
+                Some(_) => {
+                    ApiError::new(StatusCode::CONFLICT, format!("incident {id} is resolved"))
+                }
+                None => ApiError::not_found(format!("no incident {id}")),
+            })
+        }
+        reply => reply_error(reply).map(drop)?,
     }
+    if let Some((action, actor, detail)) = described {
+        let target = format!("incident {id}");
+        super::audit::record(state, caller, &actor, action, &target, &detail).await?;
+    }
+    Ok(())
 }
 
-async fn act(state: &AppState, id: i64, input: Input) -> Result<Json<IncidentView>, ApiError> {
-    perform(state, id, input).await?;
+async fn act(
+    state: &AppState,
+    caller: &Caller,
+    id: i64,
+    input: Input,
+) -> Result<Json<IncidentView>, ApiError> {
+    perform(state, caller, id, input).await?;
     let incident = state
         .store
         .incident(id)
@@ -223,38 +309,42 @@ async fn act(state: &AppState, id: i64, input: Input) -> Result<Json<IncidentVie
 }
 
 async fn ack(
+    Need(caller, _): Need<need::Responder>,
     State(state): State<AppState>,
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Json<IncidentView>, ApiError> {
     let id = parse_id(&id)?;
     let body: AckBody = json_object(&body)?;
-    check_by(&body.by)?;
+    let by = who(&caller, &body.by)?;
     act(
         &state,
+        &caller,
         id,
         Input::Ack {
             incident_id: id,
-            by: body.by,
+            by,
         },
     )
     .await
 }
 
 async fn resolve(
+    Need(caller, _): Need<need::Responder>,
     State(state): State<AppState>,
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Json<IncidentView>, ApiError> {
     let id = parse_id(&id)?;
     let body: ResolveBody = json_object(&body)?;
-    check_by(&body.by)?;
+    let by = who(&caller, &body.by)?;
     act(
         &state,
+        &caller,
         id,
         Input::Resolve {
             incident_id: id,
-            by: body.by,
+            by,
             note: body.note,
         },
     )
@@ -262,21 +352,23 @@ async fn resolve(
 }
 
 async fn severity(
+    Need(caller, _): Need<need::Admin>,
     State(state): State<AppState>,
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Json<IncidentView>, ApiError> {
     let id = parse_id(&id)?;
     let body: SeverityBody = json_object(&body)?;
-    check_by(&body.by)?;
+    let by = who(&caller, &body.by)?;
     let severity = check_severity(body.severity)?;
     act(
         &state,
+        &caller,
         id,
         Input::SetSeverity {
             incident_id: id,
             severity,
-            by: body.by,
+            by,
             reason: body.reason,
         },
     )
@@ -285,20 +377,21 @@ async fn severity(
 
 /// 201 with the timeline entry the note became.
 async fn note(
+    Need(caller, _): Need<need::Responder>,
     State(state): State<AppState>,
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<(StatusCode, Json<TimelineEntry>), ApiError> {
     let id = parse_id(&id)?;
     let body: NoteBody = json_object(&body)?;
-    check_by(&body.by)?;
+    let by = who(&caller, &body.by)?;
     check_note(&body.text)?;
     let input = Input::Note {
         incident_id: id,
-        by: body.by.clone(),
+        by: by.clone(),
         text: body.text.clone(),
     };
-    perform(&state, id, input).await?;
+    perform(&state, &caller, id, input).await?;
     // The engine answers once the entry is stored, so it is there to read back.
     let entry = state
         .store
@@ -306,7 +399,7 @@ async fn note(
         .await?
         .into_iter()
         .rev()
-        .find(|e| e.kind == "note" && e.actor == body.by && e.message == body.text)
+        .find(|e| e.kind == "note" && e.actor == by && e.message == body.text)
         .ok_or_else(|| ApiError::internal("the note was taken but cannot be read back"))?;
     Ok((StatusCode::CREATED, Json(entry)))
 }

@@ -11,7 +11,7 @@ use axum::{Json, Router};
 use chrono::SecondsFormat;
 use serde_json::json;
 
-use super::auth::require_token;
+use super::auth::{need, require_token, Need};
 use super::error::ApiError;
 use super::ratelimit::{self, RateLimiter};
 use super::AppState;
@@ -44,14 +44,22 @@ fn post_only(route: MethodRouter<AppState>) -> MethodRouter<AppState> {
     route.fallback(|| async { StatusCode::METHOD_NOT_ALLOWED })
 }
 
-async fn push_alerts(State(state): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
+async fn push_alerts(
+    _: Need<need::Ingest>,
+    State(state): State<AppState>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     let now = state.clock.now();
     let resolve_timeout = state.setup().config.sources.resolve_timeout.chrono();
     let decoded = push::decode_alerts(&body, now, resolve_timeout).map_err(body_error)?;
     accept(&state, decoded).await
 }
 
-async fn webhook(State(state): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
+async fn webhook(
+    _: Need<need::Ingest>,
+    State(state): State<AppState>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     let decoded = push::decode_webhook(&body, state.clock.now()).map_err(body_error)?;
     accept(&state, decoded).await
 }
@@ -101,7 +109,11 @@ async fn accept(state: &AppState, decoded: Decoded) -> Result<Response, ApiError
     Ok((status, Json(body)).into_response())
 }
 
-async fn customer_report(State(state): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
+async fn customer_report(
+    _: Need<need::Ingest>,
+    State(state): State<AppState>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     let report = match cri::parse(&body) {
         Ok(report) => report,
         Err(e) => return Ok(cri_rejection(e)),
@@ -140,6 +152,7 @@ fn cri_rejection(error: CriError) -> Response {
 }
 
 async fn heartbeat(
+    _: Need<need::Ingest>,
     State(state): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {

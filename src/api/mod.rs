@@ -4,9 +4,12 @@
 pub mod ack;
 pub mod admin;
 pub mod alertmanager;
+pub mod audit;
 pub mod auth;
 mod backup;
+pub mod cursor;
 pub mod dashboard;
+mod declare;
 pub mod error;
 pub mod feeds;
 pub mod incidents;
@@ -75,7 +78,7 @@ impl AppState {
     }
 
     /// Bearer tokens accepted on /api/* (empty: no auth), as of the last reload.
-    pub fn tokens(&self) -> Arc<Vec<String>> {
+    pub fn tokens(&self) -> Arc<Vec<auth::ApiToken>> {
         Arc::clone(&self.setup.borrow().api_tokens)
     }
 
@@ -91,6 +94,7 @@ pub fn router(state: AppState) -> Router {
         .merge(incidents::router(state.clone()))
         .merge(queues::router(state.clone()))
         .merge(backup::router(state.clone()))
+        .merge(audit::router(state.clone()))
         .merge(oncall::router(state.clone()))
         .merge(silences::router(state.clone()))
         .merge(overrides::router(state.clone()))

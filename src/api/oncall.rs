@@ -7,7 +7,7 @@ use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::auth::require_token;
+use super::auth::{need, require_token, Need};
 use super::error::ApiError;
 use super::AppState;
 use crate::paging::Paging;
@@ -55,6 +55,7 @@ struct OnCallQuery {
 }
 
 async fn oncall(
+    _: Need<need::Viewer>,
     State(state): State<AppState>,
     Query(q): Query<OnCallQuery>,
 ) -> Result<Json<Vec<OnCallEntry>>, ApiError> {

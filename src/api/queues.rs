@@ -5,7 +5,7 @@ use axum::middleware;
 use axum::routing::get;
 use axum::{Json, Router};
 
-use super::auth::require_token;
+use super::auth::{need, require_token, Need};
 use super::error::ApiError;
 use super::AppState;
 use crate::engine::Setup;
@@ -29,6 +29,7 @@ pub fn queue_names(setup: &Setup) -> Vec<String> {
 }
 
 async fn queue(
+    _: Need<need::Viewer>,
     State(state): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<Json<Vec<IncidentView>>, ApiError> {

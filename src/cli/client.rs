@@ -1,4 +1,5 @@
-//! `tocsin incidents list|show|ack|resolve|severity`: a client of the HTTP API. Tables for
+//! `tocsin incidents list|show|ack|resolve|severity|declare|escalate|add-responder|assign`:
+//! a client of the HTTP API. Tables for
 //! people, `--output json` for scripts; every failure says what went wrong and exits 1.
 
 use std::fmt;
@@ -23,6 +24,73 @@ pub enum IncidentsCommand {
         severity: Option<u8>,
         #[arg(long)]
         limit: Option<u32>,
+        /// The page after the one whose last line said `--cursor N`.
+        #[arg(long)]
+        cursor: Option<String>,
+        /// Text in the title, labels or notes.
+        #[arg(long)]
+        q: Option<String>,
+        #[arg(long)]
+        service: Option<String>,
+        #[arg(long)]
+        region: Option<String>,
+        #[arg(long)]
+        customer: Option<String>,
+        /// Opened at or after this RFC 3339 time.
+        #[arg(long)]
+        from: Option<String>,
+        /// Opened before this RFC 3339 time.
+        #[arg(long)]
+        to: Option<String>,
+    },
+    /// Declare an incident nobody's monitor saw: routed and paged like any other.
+    Declare {
+        #[command(flatten)]
+        api: ApiArgs,
+        #[arg(long)]
+        title: String,
+        /// A service it hits (repeat for several).
+        #[arg(long = "service")]
+        services: Vec<String>,
+        /// A region it hits (repeat for several).
+        #[arg(long = "region")]
+        regions: Vec<String>,
+        /// A customer it hits (repeat; default: those the catalog places there).
+        #[arg(long = "customer")]
+        customers: Vec<String>,
+        /// 0 (disaster) to 4, pinned; default: from the blast radius.
+        #[arg(long)]
+        severity: Option<u8>,
+        #[arg(long, default_value = "")]
+        description: String,
+        #[arg(long, env = "USER")]
+        by: String,
+    },
+    /// Page the next level of the escalation now.
+    Escalate {
+        id: i64,
+        #[command(flatten)]
+        api: ApiArgs,
+        #[arg(long, env = "USER")]
+        by: String,
+    },
+    /// Add a responder: paged now, and told of every update after.
+    AddResponder {
+        id: i64,
+        responder: String,
+        #[command(flatten)]
+        api: ApiArgs,
+        #[arg(long, env = "USER")]
+        by: String,
+    },
+    /// Make a responder the assignee, and page them.
+    Assign {
+        id: i64,
+        responder: String,
+        #[command(flatten)]
+        api: ApiArgs,
+        #[arg(long, env = "USER")]
+        by: String,
     },
     /// One incident with its impacts and timeline.
     Show {
@@ -214,19 +282,85 @@ async fn execute(command: IncidentsCommand) -> Result<String, ClientError> {
             status,
             severity,
             limit,
+            cursor,
+            q,
+            service,
+            region,
+            customer,
+            from,
+            to,
         } => {
-            let mut query = Vec::new();
-            if let Some(s) = status {
-                query.push(("status", s));
-            }
-            if let Some(s) = severity {
-                query.push(("severity", s.to_string()));
-            }
-            if let Some(l) = limit {
-                query.push(("limit", l.to_string()));
-            }
+            let query: Vec<(&str, String)> = [
+                ("status", status),
+                ("severity", severity.map(|s| s.to_string())),
+                ("limit", limit.map(|l| l.to_string())),
+                ("cursor", cursor),
+                ("q", q),
+                ("service", service),
+                ("region", region),
+                ("customer", customer),
+                ("from", from),
+                ("to", to),
+            ]
+            .into_iter()
+            .filter_map(|(k, v)| Some((k, v?)))
+            .collect();
             let list = Client::new(&api)?.get("/api/v1/incidents", &query).await?;
             output(&api, &list, list_table)
+        }
+        IncidentsCommand::Declare {
+            api,
+            title,
+            services,
+            regions,
+            customers,
+            severity,
+            description,
+            by,
+        } => {
+            let body = json!({
+                "title": title, "severity": severity, "services": services,
+                "regions": regions, "customers": customers, "description": description, "by": by,
+            });
+            let incident = Client::new(&api)?.post("/api/v1/incidents", body).await?;
+            output(&api, &incident, |i| action_line("declared", i))
+        }
+        IncidentsCommand::Escalate { id, api, by } => {
+            let incident = Client::new(&api)?
+                .post(
+                    &format!("/api/v1/incidents/{id}/escalate"),
+                    json!({ "by": by }),
+                )
+                .await?;
+            output(&api, &incident, |i| action_line("escalated", i))
+        }
+        IncidentsCommand::AddResponder {
+            id,
+            responder,
+            api,
+            by,
+        } => {
+            let body = json!({ "responder": responder, "by": by });
+            let incident = Client::new(&api)?
+                .post(&format!("/api/v1/incidents/{id}/responders"), body)
+                .await?;
+            output(&api, &incident, |i| {
+                action_line(&format!("responder {responder} added"), i)
+            })
+        }
+        IncidentsCommand::Assign {
+            id,
+            responder,
+            api,
+            by,
+        } => {
+            let body = json!({ "responder": responder, "by": by });
+            let incident = Client::new(&api)?
+                .post(&format!("/api/v1/incidents/{id}/assign"), body)
+                .await?;
+            output(&api, &incident, |i| {
+                action_line(&format!("assigned to {responder}"), i)
+            })
         }
         IncidentsCommand::Show { id, api } => {
             let detail = Client::new(&api)?
@@ -329,10 +463,14 @@ pub(super) fn table(header: &[&str], rows: &[Vec<String>]) -> String {
 }
 
 fn list_table(list: &Value) -> String {
-    let incidents = list.as_array().cloned().unwrap_or_default();
+    let incidents = list["incidents"].as_array().cloned().unwrap_or_default();
     if incidents.is_empty() {
         return "no incidents\n".to_string();
     }
+    let more = match list["next"].as_str() {
+        Some(next) => format!("more: --cursor {next}\n"),
+        None => String::new(),
+    };
     let rows: Vec<Vec<String>> = incidents
         .iter()
         .map(|i| {
@@ -345,7 +483,7 @@ fn list_table(list: &Value) -> String {
             ]
         })
         .collect();
-    table(&["ID", "SEV", "STATUS", "SERVICES", "TITLE"], &rows)
+    table(&["ID", "SEV", "STATUS", "SERVICES", "TITLE"], &rows) + &more
 }
 
 fn show_text(i: &Value) -> String {
@@ -440,10 +578,10 @@ mod tests {
 
     #[test]
     fn list_prints_the_five_columns_aligned() {
-        let list = json!([
+        let list = json!({ "incidents": [
             { "id": 12, "severity": 1, "status": "triggered", "services": ["storage", "sqldb"], "title": "storage down" },
             { "id": 3, "severity": 4, "status": "acknowledged", "services": [], "title": "slow" },
-        ]);
+        ], "next": "3" });
         let out = list_table(&list);
         let lines: Vec<&str> = out.lines().collect();
         assert_eq!(lines[0], "ID  SEV    STATUS        SERVICES       TITLE");
@@ -452,7 +590,9 @@ mod tests {
             "12  Sev 1  triggered     storage,sqldb  storage down"
         );
         assert_eq!(lines[2], "3   Sev 4  acknowledged  -              slow");
-        assert_eq!(list_table(&json!([])), "no incidents\n");
+        assert_eq!(lines[3], "more: --cursor 3");
+        let empty = json!({ "incidents": [], "next": null });
+        assert_eq!(list_table(&empty), "no incidents\n");
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! The `tocsin` command line.
 
+mod audit;
 mod backup;
 mod check;
 pub mod client;
@@ -56,8 +57,14 @@ pub enum Command {
     },
     /// Work with incidents through the HTTP API.
     Incidents {
+        // Boxed: its variants carry many flags, the other commands few.
         #[command(subcommand)]
-        command: client::IncidentsCommand,
+        command: Box<client::IncidentsCommand>,
+    },
+    /// The audit log: `verify` walks its HMAC chain with the audit key.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
     },
     /// Copy a running engine's SQLite store into one file, through its API.
     Backup(backup::BackupArgs),
@@ -92,6 +99,16 @@ pub enum Command {
         responder: String,
         #[command(flatten)]
         api: ApiArgs,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AuditCommand {
+    /// Say whether every entry's MAC holds (exit 0, with the count) or which entry first
+    /// breaks the chain (exit 1).
+    Verify {
+        #[arg(long, short, default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
     },
 }
 
@@ -158,7 +175,7 @@ async fn dispatch(command: Command) -> ExitCode {
         Command::Check { config, store } => check::run(&config, store).await,
         Command::Test { files } => crate::sim::test_files::run(&files),
         Command::Replay { config, signals } => crate::sim::replay::run(&config, &signals),
-        Command::Incidents { command } => client::run(command).await,
+        Command::Incidents { command } => client::run(*command).await,
         Command::Backup(args) => backup::backup(args).await,
         Command::Restore(args) => backup::restore(args).await,
         Command::Init { dir } => init::run(&dir),
@@ -167,5 +184,8 @@ async fn dispatch(command: Command) -> ExitCode {
         Command::Silence { command } => silence::run(command).await,
         Command::Oncall { command, at, api } => oncall::run(command, at, api).await,
         Command::TestPage { responder, api } => oncall::test_page(&responder, &api).await,
+        Command::Audit {
+            command: AuditCommand::Verify { config },
+        } => audit::verify(&config).await,
     }
 }

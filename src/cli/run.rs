@@ -31,7 +31,17 @@ pub async fn run(options: Options) -> Result<()> {
                 tracing::info!("SIGHUP: reloading the config");
                 let (tx, rx) = tokio::sync::oneshot::channel();
                 if reload.send(tx).await.is_ok() {
-                    let _ = rx.await;
+                    // A reload done is a change: audited, by the signal (no person, no address).
+                    if let Ok(Ok(())) = rx.await {
+                        let caller = crate::api::auth::Caller::of(None, String::new());
+                        let state = &running.state;
+                        let recorded = crate::api::audit::record(
+                            state, &caller, "SIGHUP", "reload", "config", "reloaded",
+                        );
+                        if let Err(e) = recorded.await {
+                            tracing::error!(error = %e.message, "the reload's audit entry");
+                        }
+                    }
                 }
             }
         }

@@ -21,7 +21,7 @@ pub(super) fn check_files(config: &Config, report: &mut FileReport) {
     let server = root.key("server");
     if let Some(auth) = &config.server.auth {
         let at = server.key("auth").key("tokens_file");
-        let hint = "create it with one API token per line, or remove server.auth to serve the \
+        let hint = "create it with one API token per line (`NAME ROLE TOKEN` or `TOKEN`), or remove server.auth to serve the \
                     API without tokens";
         if let Some(text) = read(
             config,
@@ -31,17 +31,31 @@ pub(super) fn check_files(config: &Config, report: &mut FileReport) {
             &auth.tokens_file,
             hint,
         ) {
-            let tokens = String::from_utf8_lossy(&text)
-                .lines()
-                .map(str::trim)
-                .any(|l| !l.is_empty() && !l.starts_with('#'));
-            if !tokens {
-                report.at(
+            match super::secrets::parse_tokens(&String::from_utf8_lossy(&text)) {
+                Err(why) => report.at(
+                    at,
+                    format!("tokens file {:?}, {why}; {hint}", auth.tokens_file),
+                ),
+                Ok(tokens) if tokens.is_empty() => report.at(
                     at,
                     format!(
                         "tokens file {:?} holds no token: every API request would be refused; {hint}",
                         auth.tokens_file
                     ),
+                ),
+                Ok(_) => {}
+            }
+        }
+    }
+    if let Some(file) = &config.server.audit_key_file {
+        let at = server.key("audit_key_file");
+        let hint = "put a random key in it (e.g. `openssl rand -hex 32 > FILE`), or remove \
+                    server.audit_key_file to have tocsin generate the key beside the data";
+        if let Some(key) = read(config, report, at.clone(), "audit key file", file, hint) {
+            if key.iter().all(u8::is_ascii_whitespace) {
+                report.at(
+                    at,
+                    format!("audit key file {file:?} is empty: anyone could forge the audit log; {hint}"),
                 );
             }
         }

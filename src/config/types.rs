@@ -61,6 +61,10 @@ pub struct ServerConfig {
     /// Key that signs ack links; generated under the data folder when absent.
     #[serde(default)]
     pub ack_secret_file: Option<String>,
+    /// Key of the audit log's HMAC chain; `audit.key` beside the data (made, 0600) when
+    /// absent. Engines sharing a PostgreSQL store need the same key.
+    #[serde(default)]
+    pub audit_key_file: Option<String>,
     /// How long an ack link stays valid.
     #[serde(default = "default_ack_link_ttl")]
     pub ack_link_ttl: Duration,
@@ -109,6 +113,7 @@ impl Default for ServerConfig {
             external_url: None,
             auth: None,
             ack_secret_file: None,
+            audit_key_file: None,
             ack_link_ttl: default_ack_link_ttl(),
             rate_limit: RateLimitConfig::default(),
         }

@@ -1,10 +1,10 @@
-//! The secrets a setup is built with: the API tokens and ack-link key files the config
-//! names (`config::secrets`), else the ack-link key kept in the store.
+//! The secrets a setup is built with: the API tokens, audit key and ack-link key files the
+//! config names (`config::secrets`), else the ack-link key kept in the store.
 
 use std::sync::Arc;
 
 use super::Setup;
-use crate::config::secrets::{api_tokens, read_secret, SecretError};
+use crate::config::secrets::{api_tokens, audit_key, read_secret, SecretError};
 use crate::config::Config;
 use crate::paging::AckSigner;
 use crate::store::{Store, StoreError};
@@ -15,7 +15,13 @@ impl Setup {
     pub async fn build(config: Config, ack_keys: &AckKeys) -> Result<Arc<Self>, SetupError> {
         let signer = ack_keys.signer(&config).await?;
         let tokens = api_tokens(&config)?;
-        Ok(Setup::with_secrets(config, Some(signer), tokens))
+        let audit_key: Arc<[u8]> = audit_key(&config)?.into();
+        Ok(Setup::with_secrets(
+            config,
+            Some(signer),
+            tokens,
+            Some(audit_key),
+        ))
     }
 }
 

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use super::summary::Summaries;
+use crate::config::secrets::ApiToken;
 use crate::config::Config;
 use crate::incident::Catalog;
 use crate::paging::{AckSigner, Paging};
@@ -18,8 +19,12 @@ pub struct Setup {
     /// Signs ack links; pages carry no ack link without it.
     pub ack_signer: Option<AckSigner>,
     pub external_url: String,
-    /// Bearer tokens accepted on /api/* (empty: no auth); re-read on every reload.
-    pub api_tokens: Arc<Vec<String>>,
+    /// Bearer tokens accepted on /api/*, with their names and roles (empty: no auth);
+    /// re-read on every reload.
+    pub api_tokens: Arc<Vec<ApiToken>>,
+    /// Key of the audit log's HMAC chain (`config::secrets::audit_key`); `None` where no
+    /// API is served (`tocsin test`, `replay`).
+    pub audit_key: Option<Arc<[u8]>>,
     /// Each rule's `summary:` template.
     pub summaries: Summaries,
 }
@@ -40,14 +45,20 @@ impl AsRef<Config> for Setup {
 
 impl Setup {
     pub fn new(config: Config, ack_key: Option<Vec<u8>>) -> Arc<Self> {
-        Self::with_secrets(config, ack_key.map(|k| AckSigner::new(&k)), Vec::new())
+        Self::with_secrets(
+            config,
+            ack_key.map(|k| AckSigner::new(&k)),
+            Vec::new(),
+            None,
+        )
     }
 
     /// With the secrets read from the files the config names, or the store.
     pub fn with_secrets(
         config: Config,
         ack_signer: Option<AckSigner>,
-        api_tokens: Vec<String>,
+        api_tokens: Vec<ApiToken>,
+        audit_key: Option<Arc<[u8]>>,
     ) -> Arc<Self> {
         let summaries = Summaries::new(config.rules.iter().filter_map(|loaded| {
             let summary = loaded.rule.summary.as_deref()?;
@@ -60,6 +71,7 @@ impl Setup {
             ack_signer,
             external_url: config.external_url(),
             api_tokens: Arc::new(api_tokens),
+            audit_key,
             summaries,
             config,
         })

@@ -1,5 +1,6 @@
 //! The incident lifecycle as pure transitions: open, attach an impact, merge, clear an
-//! impact, reclassify, acknowledge, resolve, set or unpin the severity.
+//! impact, reclassify, acknowledge, resolve, set or unpin the severity, and by hand:
+//! declare and assign.
 //!
 //! Each takes the incident (and what it needs to decide) and the time, changes the
 //! incident, and says what happened as a timeline [`Entry`]. The engine keeps the maps,
@@ -7,7 +8,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::model::{Impact, Incident, Status};
+use super::model::{Impact, Incident, NameSet, Status};
 use super::timeline::{ClearCause, Entry, TOCSIN};
 use crate::config::ClassificationConfig;
 
@@ -290,6 +291,144 @@ pub fn reopen(incident: &mut Incident, by: &str, summary: &str) -> Entry {
         summary: summary.to_string(),
         resolved_at,
     }
+}
+
+/// What a person declares (`POST /api/v1/incidents`): checked by the API.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Declaration {
+    pub title: String,
+    /// Given: set and pinned; else computed from the blast radius.
+    pub severity: Option<u8>,
+    pub services: Vec<String>,
+    pub regions: Vec<String>,
+    /// Empty: the customers the catalog places on those services and regions.
+    pub customers: Vec<String>,
+    pub description: String,
+    pub by: String,
+}
+
+/// The rule name a declared incident's impacts carry.
+pub const MANUAL: &str = "manual";
+
+/// The impacts of a declared incident: one per service and region (one per service when
+/// it names no region, one per region when it names no service, one alone when neither),
+/// ids from `first_id`. Their source is `manual`: no rule clears them and correlation
+/// leaves them alone, so the incident ends only when a person resolves it. A person
+/// declaring an outage says it matters: each is an outage of high business impact, and
+/// the Sev table reads their spread. `customers` gives those of a service and region.
+pub fn declared_impacts(
+    declaration: &Declaration,
+    first_id: i64,
+    customers: impl Fn(Option<&str>, Option<&str>) -> NameSet,
+    now: DateTime<Utc>,
+) -> Vec<Impact> {
+    let services: Vec<Option<&str>> = match declaration.services.as_slice() {
+        [] => vec![None],
+        names => names.iter().map(|s| Some(s.as_str())).collect(),
+    };
+    let regions: Vec<Option<&str>> = match declaration.regions.as_slice() {
+        [] => vec![None],
+        names => names.iter().map(|r| Some(r.as_str())).collect(),
+    };
+    let summary: std::sync::Arc<str> = declaration.title.as_str().into();
+    let rule: std::sync::Arc<str> = MANUAL.into();
+    let mut impacts = Vec::new();
+    for service in &services {
+        for region in &regions {
+            let mut labels = std::collections::BTreeMap::new();
+            if let Some(service) = service {
+                labels.insert("service".to_string(), service.to_string());
+            }
+            if let Some(region) = region {
+                labels.insert("region".to_string(), region.to_string());
+            }
+            let fingerprint =
+                crate::signal::Signal::new(crate::signal::SourceKind::Manual, labels.clone(), now)
+                    .fingerprint();
+            let customers = if declaration.customers.is_empty() {
+                customers(*service, *region)
+            } else {
+                declaration.customers.iter().cloned().collect()
+            };
+            impacts.push(Impact {
+                id: first_id + impacts.len() as i64,
+                incident_id: 0,
+                rule: rule.clone(),
+                fingerprint,
+                source: crate::signal::SourceKind::Manual,
+                kind: crate::config::ImpactKind::Outage,
+                sla_breach: false,
+                business_impact: Some(crate::config::BusinessImpact::High),
+                severity_floor: None,
+                service: service.map(str::to_string),
+                region: region.map(str::to_string),
+                customers,
+                labels: std::sync::Arc::new(crate::signal::LabelSet::from(labels)),
+                summary: summary.clone(),
+                started_at: now,
+                cleared_at: None,
+                firing_at_resolve: false,
+                cri: None,
+            });
+        }
+    }
+    impacts
+}
+
+/// A new incident `id`, declared by a person, holding `impacts` (from [`declared_impacts`]).
+/// Its severity is the declaration's, pinned, or what the impacts' blast radius says.
+pub fn declare(
+    id: i64,
+    declaration: &Declaration,
+    impacts: &mut [Impact],
+    thresholds: &ClassificationConfig,
+    now: DateTime<Utc>,
+) -> (Incident, Entry) {
+    let (first, rest) = impacts
+        .split_first_mut()
+        .expect("a declaration has at least one impact");
+    first.incident_id = id;
+    let mut incident = Incident::opened_by(id, first, 4, now);
+    for impact in rest {
+        impact.incident_id = id;
+        attach(&mut incident, impact);
+    }
+    incident.title = declaration.title.as_str().into();
+    let (severity, reason) = match declaration.severity {
+        Some(severity) => {
+            incident.pinned = true;
+            (severity, format!("set by {}", declaration.by))
+        }
+        None => incident.blast.severity(
+            (
+                incident.customers.len(),
+                incident.regions.len(),
+                incident.services.len(),
+            ),
+            thresholds,
+        ),
+    };
+    incident.severity = severity;
+    let entry = Entry::Declared {
+        by: declaration.by.clone(),
+        severity,
+        reason,
+        title: declaration.title.clone(),
+        description: declaration.description.clone(),
+    };
+    (incident, entry)
+}
+
+/// `by` makes `responder` the incident's assignee.
+pub fn assign(incident: &mut Incident, responder: &str, by: &str) -> Result<Entry, Refusal> {
+    if !incident.is_open() {
+        return Err(Refusal::Resolved(incident.id));
+    }
+    incident.assignee = Some(responder.to_string());
+    Ok(Entry::Assigned {
+        by: by.to_string(),
+        responder: responder.to_string(),
+    })
 }
 
 /// When the incident resolves by itself.

@@ -297,3 +297,116 @@ fn only_an_incident_that_resolved_on_its_own_lately_reopens() {
     close_merged(&mut merged, 7, at(5));
     assert!(!reopenable(&merged, at(6), within), "merged");
 }
+
+fn declaration(severity: Option<u8>, services: &[&str], regions: &[&str]) -> Declaration {
+    Declaration {
+        title: "Checkout down".into(),
+        severity,
+        services: services.iter().map(|s| s.to_string()).collect(),
+        regions: regions.iter().map(|r| r.to_string()).collect(),
+        customers: Vec::new(),
+        description: "customers call in".into(),
+        by: "ann".into(),
+    }
+}
+
+#[test]
+fn a_declaration_holds_one_manual_impact_per_service_and_region() {
+    let declared = declaration(None, &["checkout", "payments"], &["east", "north"]);
+    let customers = |service: Option<&str>, region: Option<&str>| {
+        [format!(
+            "{}-{}",
+            service.unwrap_or("-"),
+            region.unwrap_or("-")
+        )]
+        .into_iter()
+        .collect()
+    };
+    let impacts = declared_impacts(&declared, 7, customers, at(0));
+    let pairs: Vec<(i64, Option<&str>, Option<&str>)> = impacts
+        .iter()
+        .map(|i| (i.id, i.service.as_deref(), i.region.as_deref()))
+        .collect();
+    assert_eq!(
+        pairs,
+        vec![
+            (7, Some("checkout"), Some("east")),
+            (8, Some("checkout"), Some("north")),
+            (9, Some("payments"), Some("east")),
+            (10, Some("payments"), Some("north")),
+        ]
+    );
+    assert!(impacts.iter().all(|i| i.source == SourceKind::Manual
+        && &*i.rule == MANUAL
+        && i.is_active()
+        && &*i.summary == "Checkout down"));
+    assert_eq!(
+        impacts[0].customers.iter().collect::<Vec<_>>(),
+        ["checkout-east"]
+    );
+    // No region: one impact per service, and given customers are every impact's.
+    let mut declared = declaration(None, &["checkout"], &[]);
+    declared.customers = vec!["contoso".into()];
+    let impacts = declared_impacts(&declared, 1, |_, _| NameSet::new(), at(0));
+    assert_eq!(impacts.len(), 1);
+    assert_eq!(impacts[0].region, None);
+    assert_eq!(impacts[0].customers.iter().collect::<Vec<_>>(), ["contoso"]);
+}
+
+#[test]
+fn a_declared_severity_is_pinned_else_the_blast_radius_says_it() {
+    let thresholds = ClassificationConfig::default();
+    let two_customers = |_: Option<&str>, r: Option<&str>| {
+        [format!("customer-{}", r.unwrap_or("-"))]
+            .into_iter()
+            .collect()
+    };
+    // Two regions, two customers, outages: Sev 1 by the table.
+    let broad = declaration(None, &["checkout"], &["east", "north"]);
+    let mut impacts = declared_impacts(&broad, 1, two_customers, at(0));
+    let (incident, entry) = declare(5, &broad, &mut impacts, &thresholds, at(0));
+    assert_eq!(
+        (incident.id, incident.severity, incident.pinned),
+        (5, 1, false)
+    );
+    assert_eq!(incident.impact_ids, vec![1, 2]);
+    assert!(impacts.iter().all(|i| i.incident_id == 5));
+    assert_eq!(&*incident.title, "Checkout down");
+    assert_eq!(entry.actor(), "ann");
+    assert!(
+        entry
+            .message()
+            .starts_with("declared by ann at Sev 1 (major impact"),
+        "{}",
+        entry.message()
+    );
+    // One service in one region: high business impact, Sev 3.
+    let narrow = declaration(None, &["checkout"], &["east"]);
+    let mut impacts = declared_impacts(&narrow, 1, |_, _| NameSet::new(), at(0));
+    assert_eq!(
+        declare(6, &narrow, &mut impacts, &thresholds, at(0))
+            .0
+            .severity,
+        3
+    );
+    // Given: set and pinned, whatever the radius.
+    let pinned = declaration(Some(0), &["checkout"], &["east"]);
+    let mut impacts = declared_impacts(&pinned, 1, |_, _| NameSet::new(), at(0));
+    let (incident, entry) = declare(7, &pinned, &mut impacts, &thresholds, at(0));
+    assert_eq!((incident.severity, incident.pinned), (0, true));
+    assert!(entry.message().contains("Sev 0 (set by ann)"));
+}
+
+#[test]
+fn assigning_names_the_assignee_of_an_open_incident_only() {
+    let mut incident = opened();
+    let entry = assign(&mut incident, "bob", "ann").unwrap();
+    assert_eq!(incident.assignee.as_deref(), Some("bob"));
+    assert_eq!(entry.message(), "assigned to bob by ann");
+    assert!(resolve(&mut incident, "ann", at(1)));
+    assert_eq!(
+        assign(&mut incident, "carol", "ann"),
+        Err(Refusal::Resolved(incident.id))
+    );
+    assert_eq!(incident.assignee.as_deref(), Some("bob"));
+}

@@ -173,6 +173,30 @@ pub enum Entry {
         level: Option<usize>,
         reason: String,
     },
+    /// A person declared the incident (`POST /api/v1/incidents`).
+    Declared {
+        by: String,
+        severity: u8,
+        /// Why this severity: the blast radius's reason, or "set by …".
+        reason: String,
+        title: String,
+        description: String,
+    },
+    /// A person made `responder` the assignee.
+    Assigned {
+        by: String,
+        responder: String,
+    },
+    /// A person added `responder`, who follows the incident from now on.
+    ResponderAdded {
+        by: String,
+        responder: String,
+    },
+    /// A person escalated to `level` at once.
+    EscalatedByHand {
+        by: String,
+        level: usize,
+    },
 }
 
 impl Entry {
@@ -201,6 +225,10 @@ impl Entry {
             Entry::PageSkipped { .. } | Entry::BreachUnpaged => "page_skipped",
             Entry::ResponseBreached { .. } => "response_breached",
             Entry::DeliveryFailed { .. } => "delivery_failed",
+            Entry::Declared { .. } => "opened",
+            Entry::Assigned { .. } => "assigned",
+            Entry::ResponderAdded { .. } => "responder_added",
+            Entry::EscalatedByHand { .. } => "escalated",
         }
     }
 
@@ -216,7 +244,11 @@ impl Entry {
             | Entry::SeverityUnpinned { by, .. }
             | Entry::Acknowledged { by }
             | Entry::Resolved { by, .. }
-            | Entry::Note { by, .. } => by,
+            | Entry::Note { by, .. }
+            | Entry::Declared { by, .. }
+            | Entry::Assigned { by, .. }
+            | Entry::ResponderAdded { by, .. }
+            | Entry::EscalatedByHand { by, .. } => by,
             _ => TOCSIN,
         }
     }
@@ -372,6 +404,27 @@ impl Entry {
             Entry::DeliveryFailed {
                 recipient, reason, ..
             } => format!("page to {recipient} given up: {reason}"),
+            Entry::Declared {
+                by,
+                severity,
+                reason,
+                title,
+                description,
+            } => {
+                let description = if description.is_empty() {
+                    String::new()
+                } else {
+                    format!(" — {description}")
+                };
+                format!("declared by {by} at Sev {severity} ({reason}): {title}{description}")
+            }
+            Entry::Assigned { by, responder } => format!("assigned to {responder} by {by}"),
+            Entry::ResponderAdded { by, responder } => {
+                format!("{responder} added by {by}: paged now, and follows the incident")
+            }
+            Entry::EscalatedByHand { by, level } => {
+                format!("escalated by {by}: level {level} paged now")
+            }
         }
     }
 
@@ -419,6 +472,15 @@ impl Entry {
             Entry::DeliveryFailed {
                 recipient, level, ..
             } => json!({ "recipient": recipient, "level": level }),
+            Entry::Declared {
+                severity,
+                description,
+                ..
+            } => json!({ "severity": severity, "declared": true, "description": description }),
+            Entry::Assigned { responder, .. } | Entry::ResponderAdded { responder, .. } => {
+                json!({ "responder": responder })
+            }
+            Entry::EscalatedByHand { level, .. } => json!({ "level": level }),
             Entry::SeverityUnpinned { .. }
             | Entry::Acknowledged { .. }
             | Entry::AckKept { .. }

@@ -305,6 +305,60 @@ pub fn delivery_given_up(
     true
 }
 
+/// Why a person cannot escalate an incident now.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EscalateRefusal {
+    /// Its route queues it or pages nobody: there is no escalation to move on.
+    NoEscalation,
+    /// Every level of its policy was paged.
+    NoLevelLeft { policy: String, levels: usize },
+}
+
+impl std::fmt::Display for EscalateRefusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            EscalateRefusal::NoEscalation => {
+                f.write_str("it has no escalation policy (its route queues it or pages nobody)")
+            }
+            EscalateRefusal::NoLevelLeft { policy, levels } => write!(
+                f,
+                "no level is left: all {levels} level(s) of policy {policy} were paged"
+            ),
+        }
+    }
+}
+
+/// A person escalates now: the level to page at once (event `escalated`), or why not.
+pub fn escalate_now(
+    state: &mut PagingState,
+    now: DateTime<Utc>,
+) -> Result<LevelPage, EscalateRefusal> {
+    let escalation = state
+        .escalation
+        .as_mut()
+        .ok_or(EscalateRefusal::NoEscalation)?;
+    match escalation.escalate_now(now) {
+        Some(level) => Ok(LevelPage {
+            level,
+            event: PageEvent::Escalated,
+        }),
+        None => Err(EscalateRefusal::NoLevelLeft {
+            policy: escalation.policy.name.clone(),
+            levels: escalation.policy.levels.len(),
+        }),
+    }
+}
+
+/// Whom a responder a person adds (or assigns) is paged on at `now`: each of their
+/// channels. Once paged they are among those who hear of the incident's updates.
+pub fn responder_pages(
+    paging: &Paging,
+    responder: &str,
+    now: DateTime<Utc>,
+) -> Result<Vec<Recipient>, String> {
+    paging.recipients(&format!("responder:{responder}"), now)
+}
+
 /// Everyone paged so far hears of an ack or a resolve.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Notice {

@@ -526,3 +526,71 @@ fn an_escalation_started_while_acknowledged_waits_for_the_ack_to_lapse() {
     };
     assert_eq!(levels(&pages), vec![(0, PageEvent::Escalated)]);
 }
+
+#[test]
+fn escalating_by_hand_pages_the_next_level_at_once_until_none_is_left() {
+    let paging = paging();
+    let storage = labels(&[("service", "storage")]);
+    let mut state = escalating(&paging, &storage, t(0));
+    // Level 0 is due at once; escalating by hand before it is paged pages it.
+    let first = escalate_now(&mut state, t(0)).unwrap();
+    assert_eq!((first.level, first.event), (0, PageEvent::Escalated));
+    // Then level 1, fifteen minutes early, even while acknowledged.
+    state.escalation.as_mut().unwrap().acknowledge(t(1));
+    let second = escalate_now(&mut state, t(1)).unwrap();
+    assert_eq!(second.level, 1);
+    assert_eq!(
+        escalate_now(&mut state, t(2)),
+        Err(EscalateRefusal::NoLevelLeft {
+            policy: "storage".into(),
+            levels: 2
+        })
+    );
+    assert_eq!(
+        EscalateRefusal::NoLevelLeft {
+            policy: "storage".into(),
+            levels: 2
+        }
+        .to_string(),
+        "no level is left: all 2 level(s) of policy storage were paged"
+    );
+    let mut queued = PagingState::default();
+    assert_eq!(
+        escalate_now(&mut queued, t(0)),
+        Err(EscalateRefusal::NoEscalation)
+    );
+}
+
+#[test]
+fn escalating_by_hand_carries_on_from_the_level_it_paged() {
+    let paging = paging();
+    let storage = labels(&[("service", "storage")]);
+    let mut state = escalating(&paging, &storage, t(0));
+    let Some(Step::Advance { pages, .. }) =
+        step(&mut state, &paging, &storage, 2, false, &[], t(0))
+    else {
+        panic!("level 0 is paged");
+    };
+    assert_eq!(levels(&pages), vec![(0, PageEvent::Triggered)]);
+    assert_eq!(escalate_now(&mut state, t(5)).unwrap().level, 1);
+    // Level 1 was the last: nothing more falls due at its old time.
+    let Some(Step::Advance { pages, .. }) =
+        step(&mut state, &paging, &storage, 2, false, &[], t(15))
+    else {
+        panic!("an advance");
+    };
+    assert!(pages.is_empty());
+}
+
+#[test]
+fn an_added_responder_is_paged_on_each_of_their_channels() {
+    let paging = paging();
+    let pages = responder_pages(&paging, "ann", t(0)).unwrap();
+    assert_eq!(pages.len(), 1);
+    assert_eq!(pages[0].id, "ann");
+    assert_eq!(pages[0].channel, Channel::Email);
+    assert_eq!(
+        responder_pages(&paging, "zed", t(0)).unwrap_err(),
+        "responder \"zed\" is not configured"
+    );
+}

@@ -239,6 +239,21 @@ impl Escalation {
         }
     }
 
+    /// A person escalates now: the level after the last one paged (the first when none
+    /// was) is paged at once, even while acknowledged or outside the route's windows, and
+    /// escalation goes on from it. `None` when the policy has no such level.
+    pub fn escalate_now(&mut self, now: DateTime<Utc>) -> Option<usize> {
+        let level = self.last_paged_level.map_or(0, |l| l + 1);
+        if level >= self.policy.levels.len() {
+            return None;
+        }
+        self.paused_remaining_ms = None;
+        self.last_paged_level = Some(level);
+        self.levels_paged += 1;
+        self.schedule_after(level, now);
+        Some(level)
+    }
+
     /// The level paged now and the one after it (for `response_breached`).
     pub fn current_and_next(&self) -> Vec<usize> {
         let current = self.last_paged_level.unwrap_or(0);

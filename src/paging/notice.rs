@@ -43,6 +43,7 @@ fn stand_in(
         queue: None,
         sr_severity: None,
         merged_into: None,
+        assignee: None,
     }
 }
 

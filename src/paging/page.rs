@@ -26,6 +26,10 @@ pub enum PageEvent {
     Test,
     /// A shift began: the responder now on call hears of it and of the open incidents.
     ShiftStarted,
+    /// A person made this responder the incident's assignee.
+    Assigned,
+    /// A person added this responder to the incident.
+    ResponderAdded,
 }
 
 impl PageEvent {
@@ -42,6 +46,8 @@ impl PageEvent {
             PageEvent::Reopened => "reopened",
             PageEvent::Test => "test",
             PageEvent::ShiftStarted => "shift_started",
+            PageEvent::Assigned => "assigned",
+            PageEvent::ResponderAdded => "responder_added",
         }
     }
 }

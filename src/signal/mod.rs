@@ -18,6 +18,8 @@ pub enum SourceKind {
     Heartbeat,
     /// The engine about itself, e.g. a source it cannot reach.
     Tocsin,
+    /// A person: the impacts of an incident declared by hand (never a signal's source).
+    Manual,
 }
 
 impl SourceKind {
@@ -28,15 +30,17 @@ impl SourceKind {
             SourceKind::Cri => "cri",
             SourceKind::Heartbeat => "heartbeat",
             SourceKind::Tocsin => "tocsin",
+            SourceKind::Manual => "manual",
         }
     }
 
-    pub const ALL: [SourceKind; 5] = [
+    pub const ALL: [SourceKind; 6] = [
         SourceKind::Probe,
         SourceKind::Alert,
         SourceKind::Cri,
         SourceKind::Heartbeat,
         SourceKind::Tocsin,
+        SourceKind::Manual,
     ];
 }
 

@@ -5,7 +5,8 @@
 //! - `model`: the data the engine hands in and reads back; `statements`: SQL with bound
 //!   values, as both backends run it.
 //! - `state` (the engine's batches and its state after a restart), `queries` (reads for
-//!   the API), `outbox`, `inbox`, `leader`, `sources`, `secrets`, `health`: portable SQL.
+//!   the API), `outbox`, `inbox`, `leader`, `sources`, `secrets`, `health`, `audit` (the
+//!   audit log's HMAC chain): portable SQL.
 //! - `sqlite/` and `postgres/`: what each backend adds (connections, migrations, dialect;
 //!   for SQLite the file lock, the checkpointer and the writer thread).
 //!
@@ -19,6 +20,7 @@
 //! tests/e2e/reliability.rs with a read-only database file). Closing the connection rolls back
 //! and releases its locks; the pool opens a fresh one.
 
+mod audit;
 mod health;
 mod inbox;
 mod leader;
@@ -43,6 +45,7 @@ use chrono::{DateTime, Utc};
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
 
+pub use audit::{audit_mac, AuditCheck, AuditEntry, NewAuditEntry};
 pub use health::StoreHealth;
 pub use leader::LeaseRow;
 pub use outbox::{Claim, DeliveryWrite, OutboxEntry, OutboxStatus};

@@ -5,6 +5,8 @@ use std::fmt::Write;
 use sqlx::Row;
 
 use super::statements::{push_rows, Val};
+use chrono::{DateTime, Utc};
+
 use super::{from_ms, json_column, Result, Store};
 use crate::incident::{Impact, Incident, Status, TimelineEntry};
 
@@ -14,18 +16,65 @@ pub struct IncidentFilter {
     /// Only incidents that are not resolved.
     pub open: bool,
     pub severity: Option<u8>,
+    /// At most this many (100 when unset).
     pub limit: Option<i64>,
+    /// Only ids below this (the cursor of a page).
+    pub before: Option<i64>,
+    /// Text in the title, a label's value or a note (ASCII case ignored).
+    pub text: Option<String>,
+    pub service: Option<String>,
+    pub region: Option<String>,
+    pub customer: Option<String>,
+    /// Opened at or after.
+    pub from: Option<DateTime<Utc>>,
+    /// Opened before.
+    pub to: Option<DateTime<Utc>>,
 }
 
+impl IncidentFilter {
+    /// What SQL cannot judge of a row: names and text (in the JSON of `data`).
+    fn keeps(&self, incident: &Incident, note_matches: bool) -> bool {
+        let named = |wanted: &Option<String>, names: &crate::incident::NameSet| {
+            wanted.as_deref().is_none_or(|w| names.contains(w))
+        };
+        named(&self.service, &incident.services)
+            && named(&self.region, &incident.regions)
+            && named(&self.customer, &incident.customers)
+            && self.text.as_deref().is_none_or(|text| {
+                let text = text.to_ascii_lowercase();
+                let has = |s: &str| s.to_ascii_lowercase().contains(&text);
+                note_matches || has(&incident.title) || incident.labels.iter().any(|(_, v)| has(v))
+            })
+    }
+}
+
+/// Rows read at a time while filtering the incident list.
+const LIST_CHUNK: i64 = 500;
+
 impl Store {
-    /// Incidents, newest first.
+    /// Incidents newest first (below `before`), those the filter keeps, up to its limit.
+    /// Status, severity, times and the cursor are judged by SQL; names and text on the
+    /// decoded rows, read in chunks until the page is full or the history ends.
     pub async fn list_incidents(&self, filter: &IncidentFilter) -> Result<Vec<Incident>> {
-        let mut sql = String::from("SELECT data FROM incidents WHERE 1 = 1");
+        let limit = filter.limit.unwrap_or(100).max(1) as usize;
+        let mut sql = String::from("SELECT id, data, ");
         let mut n = 0;
         let mut next = || {
             n += 1;
             n
         };
+        // Whether a note holds the text: one column, so the rows need no second query.
+        match filter.text {
+            Some(_) => sql.push_str(&format!(
+                "CAST(CASE WHEN id IN (SELECT incident_id FROM timeline WHERE kind = 'note' \
+                 AND LOWER(message) LIKE ${} ESCAPE '\\') THEN 1 ELSE 0 END AS BIGINT) \
+                 AS note_hit",
+                next()
+            )),
+            None => sql.push_str("CAST(0 AS BIGINT) AS note_hit"),
+        }
+        sql.push_str(" FROM incidents WHERE id < $");
+        sql.push_str(&next().to_string());
         if filter.status.is_some() {
             sql.push_str(&format!(" AND status = ${}", next()));
         }
@@ -35,17 +84,67 @@ impl Store {
         if filter.severity.is_some() {
             sql.push_str(&format!(" AND severity = ${}", next()));
         }
+        if filter.from.is_some() {
+            sql.push_str(&format!(" AND opened_at >= ${}", next()));
+        }
+        if filter.to.is_some() {
+            sql.push_str(&format!(" AND opened_at < ${}", next()));
+        }
         sql.push_str(&format!(" ORDER BY id DESC LIMIT ${}", next()));
-        let mut query = sqlx::query(&sql);
-        if let Some(status) = filter.status {
-            query = query.bind(status.as_str());
+        let pattern = filter.text.as_deref().map(|text| {
+            let escaped = text
+                .to_ascii_lowercase()
+                .replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_");
+            format!("%{escaped}%")
+        });
+        let mut out = Vec::new();
+        let mut below = filter.before.unwrap_or(i64::MAX);
+        loop {
+            let mut query = sqlx::query(&sql);
+            if let Some(pattern) = &pattern {
+                query = query.bind(pattern.clone());
+            }
+            query = query.bind(below);
+            if let Some(status) = filter.status {
+                query = query.bind(status.as_str());
+            }
+            if let Some(severity) = filter.severity {
+                query = query.bind(i32::from(severity));
+            }
+            if let Some(from) = filter.from {
+                query = query.bind(super::ms(from));
+            }
+            if let Some(to) = filter.to {
+                query = query.bind(super::ms(to));
+            }
+            // Filters SQL cannot judge read whole chunks; without them, the page is the query.
+            let judged_here = filter.text.is_some()
+                || filter.service.is_some()
+                || filter.region.is_some()
+                || filter.customer.is_some();
+            let chunk = if judged_here {
+                LIST_CHUNK
+            } else {
+                limit as i64
+            };
+            let rows = query.bind(chunk).fetch_all(&self.pool).await?;
+            for row in &rows {
+                below = row.try_get("id")?;
+                let incident: Incident = json_column(row, "data")?;
+                let note_hit: i64 = row.try_get("note_hit")?;
+                if filter.keeps(&incident, note_hit != 0) {
+                    out.push(incident);
+                    if out.len() == limit {
+                        return Ok(out);
+                    }
+                }
+            }
+            if (rows.len() as i64) < chunk {
+                return Ok(out);
+            }
         }
-        if let Some(severity) = filter.severity {
-            query = query.bind(i32::from(severity));
-        }
-        query = query.bind(filter.limit.unwrap_or(100));
-        let rows = query.fetch_all(&self.pool).await?;
-        rows.iter().map(|r| json_column(r, "data")).collect()
     }
 
     pub async fn incident(&self, id: i64) -> Result<Option<Incident>> {

@@ -73,6 +73,8 @@ async fn list_is_newest_first_and_filters_by_status_severity_and_limit() {
     let (status, list) = engine.get("/api/v1/incidents").await;
     assert_eq!(status, 200, "{list}");
     assert_eq!(ids(&list), vec![sev3, sev4, sev2]);
+    assert_eq!(list["next"], Value::Null, "one page holds them all");
+    let list = list["incidents"].clone();
     let severities: Vec<i64> = list
         .as_array()
         .unwrap()
@@ -106,6 +108,16 @@ async fn list_is_newest_first_and_filters_by_status_severity_and_limit() {
     assert_eq!(ids(&list), vec![sev4]);
     let (_, list) = engine.get("/api/v1/incidents?limit=2").await;
     assert_eq!(ids(&list), vec![sev3, sev4]);
+    assert_eq!(
+        list["next"],
+        sev4.to_string(),
+        "the next page starts below the last"
+    );
+    let (_, list) = engine
+        .get(&format!("/api/v1/incidents?limit=2&cursor={sev4}"))
+        .await;
+    assert_eq!(ids(&list), vec![sev2]);
+    assert_eq!(list["next"], Value::Null);
 
     engine
         .post(
@@ -144,6 +156,10 @@ async fn bad_filter_values_are_400() {
         "limit=abc",
         "limit=100000",
         "status=open&status=resolved",
+        "cursor=abc",
+        "from=yesterday",
+        "to=2026-13-01T00:00:00Z",
+        "colour=red",
     ] {
         let (status, body) = engine.get(&format!("/api/v1/incidents?{query}")).await;
         assert_eq!(status, 400, "{query}: {body}");

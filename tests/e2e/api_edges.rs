@@ -104,7 +104,7 @@ async fn an_alert_that_ends_before_it_starts_is_refused_as_alertmanager_refuses_
     );
     let (status, incidents) = engine.get_json("/api/v1/incidents").await;
     assert_eq!(status, 200);
-    let incidents = incidents.as_array().unwrap();
+    let incidents = incidents["incidents"].as_array().unwrap();
     assert_eq!(incidents.len(), 1, "{incidents:#?}");
     let (_, incident) = engine
         .get_json(&format!("/api/v1/incidents/{}", incidents[0]["id"]))

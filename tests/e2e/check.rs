@@ -178,7 +178,7 @@ fn unknown_fields_in_config_and_rules() {
         &[("r.yaml", "groups:\n  - name: g\n    rules:\n      - name: A\n        fro: 5m\n        impact: { kind: outage }\n")],
         &[
             "tocsin.yaml:2:1: unknown field \"severs\", expected one of server, store, rule_files, catalog, probes, probing, sources, heartbeats, correlation, incidents, classification, sr_response, responders, schedules, time_windows, escalation_policies, routes, silences, notifiers, watchdog",
-            "tocsin.yaml:4:3: unknown field \"listn\", expected one of \"listen\", \"external_url\", \"auth\", \"ack_secret_file\", \"ack_link_ttl\", \"rate_limit\"",
+            "tocsin.yaml:4:3: unknown field \"listn\", expected one of \"listen\", \"external_url\", \"auth\", \"ack_secret_file\", \"audit_key_file\", \"ack_link_ttl\", \"rate_limit\"",
             "rules/r.yaml:5:9: unknown field \"fro\", expected one of \"name\", \"match\", \"when\", \"for\", \"failures\", \"clear_for\", \"successes\", \"impact\", \"labels\", \"summary\"",
         ],
     );
@@ -386,7 +386,7 @@ fn files_the_config_names_that_are_missing_unreadable_or_empty() {
             ("secrets/ca.pem", "not a certificate\n"),
         ],
         &[
-            "tocsin.yaml:2:24: tokens file \"secrets/tokens\" holds no token: every API request would be refused; create it with one API token per line, or remove server.auth to serve the API without tokens",
+            "tocsin.yaml:2:24: tokens file \"secrets/tokens\" holds no token: every API request would be refused; create it with one API token per line (`NAME ROLE TOKEN` or `TOKEN`), or remove server.auth to serve the API without tokens",
             "tocsin.yaml:3:20: ack secret file \"secrets/ack-key\" (secrets/ack-key) does not exist; put a random key in it (e.g. `openssl rand -hex 32 > FILE`), or remove server.ack_secret_file to have tocsin generate the key",
             "tocsin.yaml:5:75: CA file \"secrets/ca.pem\" holds no certificate (expected PEM \"CERTIFICATE\" blocks): every run of probe \"api\" would fail; give the PEM file of the CA that signed the server's certificate, or remove tls.ca_file to trust the Mozilla roots",
             "tocsin.yaml:7:96: SMTP password file \"secrets/smtp\" (secrets/smtp) does not exist; create it with the SMTP password, or use password_env",
@@ -407,6 +407,32 @@ fn files_the_config_names_that_are_missing_unreadable_or_empty() {
     );
     assert_eq!(code, 0, "{stderr:?}");
     assert!(stdout.contains("OK"), "{stdout}");
+}
+
+#[test]
+fn a_tokens_line_with_an_unknown_role_or_shape_and_an_empty_audit_key() {
+    let config =
+        "server:\n  auth: { tokens_file: secrets/tokens }\n  audit_key_file: secrets/audit\n";
+    for (tokens, why) in [
+        (
+            "alice responder t1\nbob boss s3cret\n",
+            "line 2: unknown role \"boss\": expected viewer, ingest, responder or admin",
+        ),
+        (
+            "alice s3cret\n",
+            "line 1: expected `TOKEN` or `NAME ROLE TOKEN` (2 fields found)",
+        ),
+    ] {
+        assert_errors_with(
+            config,
+            &[],
+            &[("secrets/tokens", tokens), ("secrets/audit", "\n")],
+            &[
+                &format!("tocsin.yaml:2:24: tokens file \"secrets/tokens\", {why}; create it with one API token per line (`NAME ROLE TOKEN` or `TOKEN`), or remove server.auth to serve the API without tokens"),
+                "tocsin.yaml:3:19: audit key file \"secrets/audit\" is empty: anyone could forge the audit log; put a random key in it (e.g. `openssl rand -hex 32 > FILE`), or remove server.audit_key_file to have tocsin generate the key beside the data",
+            ],
+        );
+    }
 }
 
 /// A PEM certificate.

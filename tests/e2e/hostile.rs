@@ -758,6 +758,7 @@ async fn a_label_explosion_is_taken_without_harm() {
     let pushed = started.elapsed();
     let listing = tokio::time::Instant::now();
     let (status, list) = engine.get_json("/api/v1/incidents?limit=10000").await;
+    let list = list["incidents"].clone();
     assert_eq!(status, 200);
     assert_eq!(
         list.as_array().unwrap().len(),

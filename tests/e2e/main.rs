@@ -24,6 +24,7 @@ mod grafana;
 mod hostile;
 mod install;
 mod oncall;
+mod operate;
 mod outage;
 mod paging;
 mod reliability;

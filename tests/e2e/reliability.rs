@@ -83,6 +83,7 @@ async fn receiver_outages_retry_with_backoff_then_fail_over_to_the_next_level() 
         .await;
     assert_eq!(status, 200, "{answer}");
     let (_, list) = engine.get("/api/v1/incidents").await;
+    let list = list["incidents"].clone();
     let id = list[0]["id"].as_i64().unwrap();
 
     // The working channel is not held up by the three broken ones.
@@ -254,6 +255,7 @@ async fn only_the_start_of_a_failed_answer_is_read() {
         "the whole endless answer was read ({sent} bytes)"
     );
     let (_, list) = engine.get("/api/v1/incidents").await;
+    let list = list["incidents"].clone();
     let id = list[0]["id"].as_i64().unwrap();
     let store = &engine.running.state.store;
     let recorded = eventually(Duration::from_secs(10), || async {
@@ -378,6 +380,7 @@ async fn through_store_trouble(dir: &Path, db: &Path, trouble: Trouble) {
         .await;
     assert_eq!(status, 200, "{answer}");
     let (_, list) = engine.get_json("/api/v1/incidents").await;
+    let list = list["incidents"].clone();
     let before = list[0]["id"].as_i64().unwrap();
     // Generous: the suite runs this beside other engines on two cores, and a page a few
     // seconds late is not what this test is about.
@@ -495,7 +498,7 @@ async fn through_store_trouble(dir: &Path, db: &Path, trouble: Trouble) {
         let engine_url = engine.url.clone();
         let refused = refused.clone();
         async move {
-            let list: Vec<Value> = reliability_support::http()
+            let page: Value = reliability_support::http()
                 .get(format!("{engine_url}/api/v1/incidents"))
                 .send()
                 .await
@@ -503,6 +506,7 @@ async fn through_store_trouble(dir: &Path, db: &Path, trouble: Trouble) {
                 .json()
                 .await
                 .ok()?;
+            let list = page["incidents"].as_array()?.clone();
             let stored = list.iter().any(|i| i["services"][0] == refused.as_str());
             let acked = list
                 .iter()

@@ -263,6 +263,7 @@ async fn no_secret_reaches_the_log_or_any_api_output() {
         .success());
     let answer = client
         .post(format!("{}/-/reload", engine.url))
+        .header("authorization", &bearer)
         .send()
         .await
         .unwrap();
@@ -276,6 +277,7 @@ async fn no_secret_reaches_the_log_or_any_api_output() {
     .unwrap();
     let answer = client
         .post(format!("{}/-/reload", engine.url))
+        .header("authorization", &bearer)
         .send()
         .await
         .unwrap();
@@ -290,6 +292,7 @@ async fn no_secret_reaches_the_log_or_any_api_output() {
     .unwrap();
     let answer = client
         .post(format!("{}/-/reload", engine.url))
+        .header("authorization", &bearer)
         .send()
         .await
         .unwrap();
@@ -298,6 +301,7 @@ async fn no_secret_reaches_the_log_or_any_api_output() {
     std::fs::write(dir.join("config.yaml"), &good).unwrap();
     let answer = client
         .post(format!("{}/-/reload", engine.url))
+        .header("authorization", &bearer)
         .send()
         .await
         .unwrap();
@@ -543,6 +547,7 @@ notifiers:
         .await;
     assert_eq!(status, 201, "{answer}");
     let (_, list) = engine.get("/api/v1/incidents").await;
+    let list = list["incidents"].clone();
     let id = list[0]["id"].as_i64().unwrap();
     let (status, _) = engine
         .post(

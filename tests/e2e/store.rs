@@ -44,6 +44,7 @@ pub(crate) fn incident(
         sr_severity: None,
         queue: queue.map(str::to_string),
         merged_into: None,
+        assignee: None,
         blast: Default::default(),
     }
 }

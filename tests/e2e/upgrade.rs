@@ -29,7 +29,7 @@ use tocsin::store::{OutboxStatus, Store};
 /// [`assert_burst_kept`]).
 async fn assert_incidents_kept(fixture: &Fixture, base: &str) {
     let http = http();
-    let listed: Vec<Value> = http
+    let page: Value = http
         .get(format!("{base}/api/v1/incidents?limit=1000"))
         .send()
         .await
@@ -37,6 +37,7 @@ async fn assert_incidents_kept(fixture: &Fixture, base: &str) {
         .json()
         .await
         .unwrap();
+    let listed: Vec<Value> = page["incidents"].as_array().cloned().unwrap();
     let ids: BTreeSet<i64> = listed
         .iter()
         .filter(|i| !of_the_mark(&i["services"]) && !of_the_burst(&i["services"]))
@@ -89,7 +90,7 @@ async fn assert_burst_kept(fixture: &Fixture, base: &str) {
         return;
     }
     let http = http();
-    let listed: Vec<Value> = http
+    let page: Value = http
         .get(format!("{base}/api/v1/incidents?limit=1000"))
         .send()
         .await
@@ -97,6 +98,7 @@ async fn assert_burst_kept(fixture: &Fixture, base: &str) {
         .json()
         .await
         .unwrap();
+    let listed: Vec<Value> = page["incidents"].as_array().cloned().unwrap();
     let burst: BTreeSet<i64> = listed
         .iter()
         .filter(|i| of_the_burst(&i["services"]))
@@ -562,10 +564,14 @@ fixtures! {
     sqlite_v7_stopped_upgrades, sqlite_v7_stopped_escalates_when_due => "sqlite-v7/stopped";
     sqlite_v7_killed_upgrades, sqlite_v7_killed_escalates_when_due => "sqlite-v7/killed";
     sqlite_v7_torn_upgrades, sqlite_v7_torn_escalates_when_due => "sqlite-v7/torn";
-    postgres_v7_today => "postgres-v7/stopped";
-    sqlite_v8_stopped_today, sqlite_v8_stopped_escalates_when_due => "sqlite-v8/stopped";
-    sqlite_v8_killed_today, sqlite_v8_killed_escalates_when_due => "sqlite-v8/killed";
-    sqlite_v8_torn_today, sqlite_v8_torn_escalates_when_due => "sqlite-v8/torn";
+    postgres_v7_upgrades => "postgres-v7/stopped";
+    sqlite_v8_stopped_upgrades, sqlite_v8_stopped_escalates_when_due => "sqlite-v8/stopped";
+    sqlite_v8_killed_upgrades, sqlite_v8_killed_escalates_when_due => "sqlite-v8/killed";
+    sqlite_v8_torn_upgrades, sqlite_v8_torn_escalates_when_due => "sqlite-v8/torn";
+    postgres_v8_today => "postgres-v8/stopped";
+    sqlite_v9_stopped_today, sqlite_v9_stopped_escalates_when_due => "sqlite-v9/stopped";
+    sqlite_v9_killed_today, sqlite_v9_killed_escalates_when_due => "sqlite-v9/killed";
+    sqlite_v9_torn_today, sqlite_v9_torn_escalates_when_due => "sqlite-v9/torn";
 }
 
 /// Every schema version before today's, and today's, has its fixtures, each tested: a new

@@ -19,8 +19,9 @@ use axum::{Form, Router};
 use minijinja::context;
 use serde::Deserialize;
 
+use super::auth::{ClientAddress, Role};
 use super::error::ApiError;
-use super::incidents::{check_by, check_note, check_severity, parse_id, perform};
+use super::incidents::{check_note, check_severity, parse_id, perform, who};
 use super::oncall::on_call;
 use super::queues::queue_names;
 use super::AppState;
@@ -225,7 +226,9 @@ async fn incident_detail(
             timeline => view::timeline(&setup, &entries, &pages),
             can_ack => incident.status == Status::Triggered,
             can_resolve => incident.is_open(),
-            by => session::remembered_by(headers),
+            by => session::caller(state, headers, String::new())
+                .and_then(|c| c.name)
+                .unwrap_or_else(|| session::remembered_by(headers)),
         },
     ))
 }
@@ -300,34 +303,41 @@ struct SeverityForm {
     reason: String,
 }
 
-/// The common path of every dashboard action: who may, what it is, then back to the page.
+/// The common path of every dashboard action: who may (the role `needed`), what it is, then
+/// back to the page. A named token acts under its name, whatever the form's `by` says.
 async fn act(
     state: &AppState,
     headers: &HeaderMap,
+    address: String,
     id: &str,
     by: &str,
+    needed: Role,
     make: impl FnOnce(i64, String) -> Result<Input, ApiError>,
 ) -> Response {
     let back = format!("/incidents/{id}");
-    if let Some(login) = session::login_needed(state, headers, &back) {
-        return login;
-    }
+    let Some(caller) = session::caller(state, headers, address) else {
+        return session::login_needed(state, headers, &back)
+            .unwrap_or_else(|| Redirect::to("/login").into_response());
+    };
     if !session::same_origin(headers) {
         return session::forbidden_cross_site();
     }
     let by = by.trim().to_string();
     let result = async {
+        caller.need(needed)?;
         let id = parse_id(id)?;
-        check_by(&by)?;
-        let input = make(id, by.clone())?;
-        perform(state, id, input).await
+        let by = who(&caller, &by)?;
+        let input = make(id, by)?;
+        perform(state, &caller, id, input).await
     }
     .await;
     match result {
         Ok(()) => {
             let mut response = Redirect::to(&back).into_response();
-            if let Some(cookie) = session::by_cookie(&by) {
-                response.headers_mut().append(header::SET_COOKIE, cookie);
+            if caller.name.is_none() {
+                if let Some(cookie) = session::by_cookie(&by) {
+                    response.headers_mut().append(header::SET_COOKIE, cookie);
+                }
             }
             response
         }
@@ -339,11 +349,18 @@ async fn ack(
     State(state): State<AppState>,
     Path(id): Path<String>,
     headers: HeaderMap,
+    ClientAddress(address): ClientAddress,
     FormBody(form): FormBody<ByForm>,
 ) -> Response {
-    act(&state, &headers, &id, &form.by, |incident_id, by| {
-        Ok(Input::Ack { incident_id, by })
-    })
+    act(
+        &state,
+        &headers,
+        address,
+        &id,
+        &form.by,
+        Role::Responder,
+        |incident_id, by| Ok(Input::Ack { incident_id, by }),
+    )
     .await
 }
 
@@ -351,16 +368,25 @@ async fn resolve(
     State(state): State<AppState>,
     Path(id): Path<String>,
     headers: HeaderMap,
+    ClientAddress(address): ClientAddress,
     FormBody(form): FormBody<ResolveForm>,
 ) -> Response {
     let note = Some(form.note.trim().to_string()).filter(|n| !n.is_empty());
-    act(&state, &headers, &id, &form.by, |incident_id, by| {
-        Ok(Input::Resolve {
-            incident_id,
-            by,
-            note,
-        })
-    })
+    act(
+        &state,
+        &headers,
+        address,
+        &id,
+        &form.by,
+        Role::Responder,
+        |incident_id, by| {
+            Ok(Input::Resolve {
+                incident_id,
+                by,
+                note,
+            })
+        },
+    )
     .await
 }
 
@@ -368,16 +394,25 @@ async fn note(
     State(state): State<AppState>,
     Path(id): Path<String>,
     headers: HeaderMap,
+    ClientAddress(address): ClientAddress,
     FormBody(form): FormBody<NoteForm>,
 ) -> Response {
-    act(&state, &headers, &id, &form.by, |incident_id, by| {
-        check_note(&form.text)?;
-        Ok(Input::Note {
-            incident_id,
-            by,
-            text: form.text,
-        })
-    })
+    act(
+        &state,
+        &headers,
+        address,
+        &id,
+        &form.by,
+        Role::Responder,
+        |incident_id, by| {
+            check_note(&form.text)?;
+            Ok(Input::Note {
+                incident_id,
+                by,
+                text: form.text,
+            })
+        },
+    )
     .await
 }
 
@@ -385,23 +420,32 @@ async fn severity(
     State(state): State<AppState>,
     Path(id): Path<String>,
     headers: HeaderMap,
+    ClientAddress(address): ClientAddress,
     FormBody(form): FormBody<SeverityForm>,
 ) -> Response {
-    act(&state, &headers, &id, &form.by, |incident_id, by| {
-        let severity = match form.severity.trim() {
-            "unpin" => None,
-            text => check_severity(Some(text.parse::<i64>().map_err(|_| {
-                ApiError::unprocessable(format!("severity {text:?} is not 0 to 4 or \"unpin\""))
-            })?))?,
-        };
-        let reason = Some(form.reason.trim().to_string()).filter(|r| !r.is_empty());
-        Ok(Input::SetSeverity {
-            incident_id,
-            severity,
-            by,
-            reason,
-        })
-    })
+    act(
+        &state,
+        &headers,
+        address,
+        &id,
+        &form.by,
+        Role::Admin,
+        |incident_id, by| {
+            let severity = match form.severity.trim() {
+                "unpin" => None,
+                text => check_severity(Some(text.parse::<i64>().map_err(|_| {
+                    ApiError::unprocessable(format!("severity {text:?} is not 0 to 4 or \"unpin\""))
+                })?))?,
+            };
+            let reason = Some(form.reason.trim().to_string()).filter(|r| !r.is_empty());
+            Ok(Input::SetSeverity {
+                incident_id,
+                severity,
+                by,
+                reason,
+            })
+        },
+    )
     .await
 }
 

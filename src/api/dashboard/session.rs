@@ -12,7 +12,7 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
-use super::super::auth::token_matches;
+use super::super::auth::{bearer, find_token, Caller, Role};
 use super::super::AppState;
 
 pub const SESSION_COOKIE: &str = "tocsin_session";
@@ -41,25 +41,36 @@ pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
         .map(|(_, v)| v.to_string())
 }
 
-/// May this request see and act on the dashboard?
-pub fn authorized(state: &AppState, headers: &HeaderMap) -> bool {
-    if state.tokens().is_empty() {
-        return true;
+/// Who makes this dashboard request: by bearer token or session cookie; `None` when auth is
+/// on and neither is valid. Without auth, a nameless caller with every role.
+pub fn caller(state: &AppState, headers: &HeaderMap, address: String) -> Option<Caller> {
+    let tokens = state.tokens();
+    if tokens.is_empty() {
+        return Some(Caller::of(None, address));
     }
-    let bearer = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    if let Some(token) = bearer {
-        return token_matches(&state.tokens(), token);
+    if let Some(token) = bearer(headers) {
+        return find_token(&tokens, token).map(|t| Caller::of(Some(t), address));
     }
-    let Some(presented) = cookie(headers, SESSION_COOKIE) else {
-        return false;
-    };
+    let presented = cookie(headers, SESSION_COOKIE)?;
     // Every token is tried, in constant time, as for bearer tokens.
-    state.tokens().iter().fold(false, |found, token| {
-        found | bool::from(session_value(token).as_bytes().ct_eq(presented.as_bytes()))
-    })
+    let found = tokens.iter().fold(None, |found, token| {
+        let equal = bool::from(
+            session_value(&token.token)
+                .as_bytes()
+                .ct_eq(presented.as_bytes()),
+        );
+        if equal {
+            Some(token)
+        } else {
+            found
+        }
+    });
+    found.map(|t| Caller::of(Some(t), address))
+}
+
+/// May this request see the dashboard?
+pub fn authorized(state: &AppState, headers: &HeaderMap) -> bool {
+    caller(state, headers, String::new()).is_some_and(|c| c.role.grants(Role::Viewer))
 }
 
 /// The redirect to `/login` when the request may not see the dashboard.
@@ -102,9 +113,7 @@ pub fn forbidden_cross_site() -> Response {
 
 /// Sign in with `token`: the cookie on success, `None` when the token is not accepted.
 pub fn login_cookie(state: &AppState, token: &str) -> Option<HeaderValue> {
-    if !token_matches(&state.tokens(), token) {
-        return None;
-    }
+    find_token(&state.tokens(), token)?;
     let secure = if state.setup().external_url.starts_with("https://") {
         "; Secure"
     } else {

@@ -265,6 +265,7 @@ mod tests {
             sr_severity: None,
             queue: None,
             merged_into: None,
+            assignee: None,
             blast: Default::default(),
         };
         OutboxEntry {

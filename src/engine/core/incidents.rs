@@ -18,9 +18,10 @@ use crate::signal::{Fingerprint, Signal, SourceKind};
 
 impl Core {
     /// The (label, value) pairs of an impact that correlation looks at, and for a major
-    /// impact its region (regional correlation). None for a rule's `correlation: separate`.
+    /// impact its region (regional correlation). None for a rule's `correlation: separate`,
+    /// nor for the impacts of a declared incident, which nothing joins on its own.
     pub(super) fn correlation_keys(&self, impact: &Impact) -> Vec<u64> {
-        if self.setup.rules.is_separate(&impact.rule) {
+        if impact.source == SourceKind::Manual || self.setup.rules.is_separate(&impact.rule) {
             return Vec::new();
         }
         let mut keys: Vec<u64> = self
@@ -439,7 +440,12 @@ impl Core {
             let (rule, fingerprint) = (impact.rule.clone(), impact.fingerprint);
             let one_shot = impact.source == SourceKind::Cri;
             let mut firing = false;
-            if let Some(index) = self.rule_index(&rule) {
+            // A declared incident's impacts have no rule (a rule may share their name).
+            let index = match impact.source {
+                SourceKind::Manual => None,
+                _ => self.rule_index(&rule),
+            };
+            if let Some(index) = index {
                 let key = (index, fingerprint);
                 if let Some(state) = self.rule_states.get_mut(&key) {
                     if state.impact == Some(impact_id) {

@@ -8,7 +8,8 @@
 //!
 //! The core owns the maps, timers and change log; the decisions are made in their stages
 //! and applied here: `incident::lifecycle` (open, attach, merge, ack, resolve, severity)
-//! in `incidents.rs`, `paging::decide` (who is paged when) in `paging.rs`, the rules in
+//! in `incidents.rs`, incidents by hand (declare, escalate, add a responder, assign) in
+//! `manual.rs`, `paging::decide` (who is paged when) in `paging.rs`, the rules in
 //! `signals.rs`; `changes.rs` hands the batch to the store.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -24,6 +25,7 @@ use serde::{Deserialize, Serialize};
 mod changes;
 mod incidents;
 mod live;
+mod manual;
 mod paging;
 mod reopen;
 mod signals;
@@ -32,7 +34,7 @@ use super::lease_expiries::LeaseExpiries;
 use super::open_counts::OpenCounts;
 use super::setup::Setup;
 use super::timers::{TimerKey, Timers};
-use crate::incident::lifecycle::{self, Refusal};
+use crate::incident::lifecycle::{self, Declaration, Refusal};
 use crate::incident::timeline::{ClearCause, TOCSIN};
 use crate::incident::{Entry, Impact, Incident};
 use crate::metrics::Metrics;
@@ -72,6 +74,25 @@ pub enum Input {
         by: String,
         text: String,
     },
+    /// A person declares an incident: answered with [`Reply::Declared`].
+    Declare(Declaration),
+    /// A person pages the next level of the incident's escalation now.
+    Escalate {
+        incident_id: i64,
+        by: String,
+    },
+    /// A person adds a responder: paged now, and told of the incident's updates from then.
+    AddResponder {
+        incident_id: i64,
+        responder: String,
+        by: String,
+    },
+    /// A person makes a responder the incident's assignee, and pages them.
+    Assign {
+        incident_id: i64,
+        responder: String,
+        by: String,
+    },
     /// Swap in a new config (a reload). Local only: never goes through the inbox.
     #[serde(skip)]
     Reload(Arc<Setup>),
@@ -104,6 +125,8 @@ pub enum Reply {
     Signals(Vec<Vec<i64>>),
     NotFound(String),
     Conflict(String),
+    /// The id of the incident a person declared.
+    Declared(i64),
 }
 
 #[derive(Default)]
@@ -556,6 +579,18 @@ impl Core {
             Input::ExpireSilence { id } => self.expire_silence(&id, now),
             Input::PutOverride(o) => self.put_override(o, now),
             Input::DeleteOverride { id } => self.delete_override(&id, now),
+            Input::Declare(declaration) => self.declare(declaration, now),
+            Input::Escalate { incident_id, by } => self.escalate_now(incident_id, &by, now),
+            Input::AddResponder {
+                incident_id,
+                responder,
+                by,
+            } => self.add_responder(incident_id, &responder, &by, now),
+            Input::Assign {
+                incident_id,
+                responder,
+                by,
+            } => self.assign(incident_id, &responder, &by, now),
             Input::DeliveryFailed {
                 incident_id,
                 level,

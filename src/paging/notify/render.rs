@@ -21,6 +21,8 @@ fn headline(event: PageEvent) -> Option<&'static str> {
         PageEvent::Reopened => Some("REOPENED"),
         PageEvent::Test => Some("TEST PAGE"),
         PageEvent::ShiftStarted => Some("ON CALL"),
+        PageEvent::Assigned => Some("ASSIGNED TO YOU"),
+        PageEvent::ResponderAdded => Some("YOU ARE ADDED"),
     }
 }
 
@@ -163,6 +165,10 @@ fn intro(payload: &PagePayload) -> String {
             "This is a test page from tocsin: this contact method reaches you.".to_string()
         }
         PageEvent::ShiftStarted => "Your on-call shift has begun.".to_string(),
+        PageEvent::Assigned => format!("A Sev {sev} incident is assigned to you."),
+        PageEvent::ResponderAdded => {
+            format!("You are added to a Sev {sev} incident: its updates reach you from now on.")
+        }
     }
 }
 
@@ -227,6 +233,7 @@ mod tests {
                 queue: None,
                 sr_severity: None,
                 merged_into: None,
+                assignee: None,
             },
             escalation: EscalationRef {
                 policy: Some("storage".into()),

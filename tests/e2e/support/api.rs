@@ -235,8 +235,10 @@ pub fn plain_http() -> reqwest::Client {
         .unwrap()
 }
 
-/// The ids of a list of incidents, in its order.
+/// The ids of a list of incidents (a queue, or a page of `GET /api/v1/incidents`: its
+/// `incidents`), in its order.
 pub fn ids(list: &Value) -> Vec<i64> {
+    let list = list.get("incidents").unwrap_or(list);
     list.as_array()
         .unwrap_or_else(|| panic!("not a list: {list}"))
         .iter()

@@ -2,6 +2,7 @@
 //! binary) on 127.0.0.1 with a config written to a temporary folder.
 
 pub mod api;
+pub mod operate;
 pub mod paging;
 pub mod peers;
 pub mod reliability;
@@ -462,7 +463,8 @@ pub async fn list_incidents(http: &reqwest::Client, url: &str) -> Vec<Value> {
         .send()
         .await
         .expect("list");
-    let mut list: Vec<Value> = response.json().await.expect("JSON list");
+    let page: Value = response.json().await.expect("JSON page");
+    let mut list: Vec<Value> = page["incidents"].as_array().cloned().expect("a list");
     list.reverse();
     list
 }

@@ -220,6 +220,7 @@ pub async fn pong_server() -> SocketAddr {
 /// The incidents of an engine, newest first.
 pub async fn incidents(engine: &TestEngine) -> Vec<Value> {
     let (status, list) = engine.get("/api/v1/incidents").await;
+    let list = list["incidents"].clone();
     assert_eq!(status, 200, "{list}");
     list.as_array()
         .cloned()

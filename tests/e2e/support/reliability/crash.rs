@@ -177,7 +177,8 @@ async fn drive(url: String, ledger: Arc<Mutex<Ledger>>, stop: Arc<AtomicBool>, s
                 .send()
                 .await
             {
-                if let Ok(list) = r.json::<Vec<Value>>().await {
+                if let Ok(page) = r.json::<Value>().await {
+                    let list = page["incidents"].as_array().cloned().unwrap_or_default();
                     let mut l = ledger.lock().unwrap();
                     for i in list {
                         if let (Some(service), Some(id)) =
@@ -272,6 +273,7 @@ async fn verify(proc: &Proc, ledger: &Mutex<Ledger>, counts: &mut Counts) {
         (l.pushed.clone(), l.acked.clone(), l.resolved.clone())
     };
     let (status, list) = proc.get_json("/api/v1/incidents?limit=10000").await;
+    let list = list["incidents"].clone();
     assert_eq!(status, 200, "{list}");
     let by_service: BTreeMap<String, Value> = list
         .as_array()

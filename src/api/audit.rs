@@ -1,0 +1,116 @@
+//! The audit log: `GET /api/v1/audit` (viewer), and [`record`], which every action calls
+//! once it is done. The chain itself (HMACs, appends, verification) is `store::audit`.
+//!
+//! A new endpoint that changes something records it with [`record`], naming the action,
+//! its target and a short detail; the actor and address come from its [`Caller`].
+
+use axum::extract::{Query, State};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+
+use super::auth::{need, require_token, Caller, Need};
+use super::cursor;
+use super::error::ApiError;
+use super::AppState;
+use crate::engine::Input;
+use crate::store::{AuditEntry, NewAuditEntry};
+
+pub fn router(state: AppState) -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/audit", get(list))
+        .route_layer(axum::middleware::from_fn_with_state(state, require_token))
+}
+
+/// Record that `actor` (the caller's name, or the `by` a nameless caller gave) did
+/// `action` on `target`, with a short `detail`, from the caller's address.
+pub async fn record(
+    state: &AppState,
+    caller: &Caller,
+    actor: &str,
+    action: &str,
+    target: &str,
+    detail: &str,
+) -> Result<AuditEntry, ApiError> {
+    let setup = state.setup();
+    let key = setup
+        .audit_key
+        .as_ref()
+        .ok_or_else(|| ApiError::internal("the audit key is not loaded"))?;
+    let entry = NewAuditEntry {
+        at: state.clock.now(),
+        actor: actor.to_string(),
+        action: action.to_string(),
+        target: target.to_string(),
+        detail: detail.to_string(),
+        address: caller.address.clone(),
+    };
+    state.store.append_audit(key, entry).await.map_err(|e| {
+        tracing::error!(error = %e, action, target, "the audit entry could not be written");
+        ApiError::new(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            format!("{action} of {target} was done, but its audit entry could not be written: the store is not answering"),
+        )
+    })
+}
+
+/// The audit words of a person's action on an incident: (action, actor, detail).
+pub fn describe(input: &Input) -> Option<(&'static str, &str, String)> {
+    Some(match input {
+        Input::Ack { by, .. } => ("ack", by, String::new()),
+        Input::Resolve { by, note, .. } => ("resolve", by, note.clone().unwrap_or_default()),
+        Input::SetSeverity {
+            severity,
+            by,
+            reason,
+            ..
+        } => {
+            let what = match severity {
+                Some(s) => format!("pinned to Sev {s}"),
+                None => "unpinned".to_string(),
+            };
+            let detail = match reason {
+                Some(reason) => format!("{what}: {reason}"),
+                None => what,
+            };
+            ("severity", by, detail)
+        }
+        Input::Note { by, text, .. } => ("note", by, short(text)),
+        Input::Escalate { by, .. } => ("escalate", by, String::new()),
+        Input::AddResponder { by, responder, .. } => ("add_responder", by, responder.clone()),
+        Input::Assign { by, responder, .. } => ("assign", by, format!("to {responder}")),
+        _ => return None,
+    })
+}
+
+/// At most 200 characters of `text`, for a detail.
+pub fn short(text: &str) -> String {
+    match text.char_indices().nth(200) {
+        Some((at, _)) => format!("{}…", &text[..at]),
+        None => text.to_string(),
+    }
+}
+
+#[derive(Deserialize)]
+struct ListQuery {
+    cursor: Option<String>,
+    limit: Option<String>,
+}
+
+#[derive(Serialize)]
+struct AuditPage {
+    entries: Vec<AuditEntry>,
+    next: Option<String>,
+}
+
+async fn list(
+    Need(..): Need<need::Viewer>,
+    State(state): State<AppState>,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<AuditPage>, ApiError> {
+    let limit = cursor::limit(q.limit.as_deref())?;
+    let before = cursor::cursor(q.cursor.as_deref())?;
+    let entries = state.store.audit_entries(before, limit + 1).await?;
+    let (entries, next) = cursor::page(entries, limit, |e| e.id);
+    Ok(Json(AuditPage { entries, next }))
+}
