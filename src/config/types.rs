@@ -459,6 +459,10 @@ pub struct ResponderConfig {
     /// Name of a webhook in `notifiers.webhooks` that reaches this person.
     #[serde(default)]
     pub webhook: Option<String>,
+    /// The zone the times in this person's pages are in (an IANA name); else the zone of a
+    /// schedule that pages them, else UTC.
+    #[serde(default)]
+    pub timezone: Option<Zone>,
 }
 
 #[derive(Clone, Debug, Deserialize)]

@@ -644,6 +644,22 @@ fn check_rules(config: &Config, rule_reports: &mut [FileReport]) {
                 );
             }
         }
+        for (name, template) in &rule.annotations {
+            if !is_label_name(name) {
+                report.at_key(
+                    at.key("annotations").key(name),
+                    format!("invalid annotation name {name:?}: expected [a-zA-Z_][a-zA-Z0-9_]*"),
+                );
+            } else if let Err(e) = env.template_from_str(template) {
+                report.at(
+                    at.key("annotations").key(name),
+                    format!(
+                        "invalid annotation template: {}",
+                        e.detail().unwrap_or("syntax error")
+                    ),
+                );
+            }
+        }
         if let Some(summary) = &rule.summary {
             if let Err(e) = env.template_from_str(summary) {
                 report.at(

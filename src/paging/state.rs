@@ -1,5 +1,6 @@
 //! What paging keeps for one open incident, stored with it.
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::escalate::Escalation;
@@ -18,6 +19,34 @@ pub struct PagingState {
     /// The pause outside the route's windows was noted in the timeline.
     pub pause_noted: bool,
     pub response_breached: bool,
+    /// Each page made, oldest first (at most [`MAX_HISTORY`]): the next pages say who was
+    /// paged and when, and whether their recipient heard of the incident before.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub history: Vec<PagedEntry>,
+}
+
+/// Pages an incident remembers; older ones are dropped first.
+pub const MAX_HISTORY: usize = 64;
+
+/// One page made about an incident.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PagedEntry {
+    /// The responder id (or `webhook:NAME`).
+    pub recipient: String,
+    pub channel: String,
+    pub event: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub level: Option<usize>,
+    pub at: DateTime<Utc>,
+    /// The incident's severity when the page was made.
+    pub severity: u8,
+}
+
+impl PagedEntry {
+    /// A page that asked its recipient to respond (not a notice of an ack or resolution).
+    pub fn asks_response(&self) -> bool {
+        !matches!(self.event.as_str(), "acknowledged" | "resolved")
+    }
 }
 
 impl PagingState {
@@ -28,5 +57,13 @@ impl PagingState {
             self.paged.reserve_exact(1);
             self.paged.insert(at, recipient);
         }
+    }
+
+    /// Remember a page made (the oldest is dropped past [`MAX_HISTORY`]).
+    pub fn remember(&mut self, entry: PagedEntry) {
+        if self.history.len() >= MAX_HISTORY {
+            self.history.remove(0);
+        }
+        self.history.push(entry);
     }
 }

@@ -20,6 +20,7 @@ mod dashboard;
 mod email;
 mod engine;
 mod hostile;
+mod page_content;
 mod paging;
 mod reliability;
 mod reload;
