@@ -615,6 +615,44 @@ pub struct WebhookConfig {
     pub timeout: Duration,
     #[serde(default, deserialize_with = "labels")]
     pub headers: BTreeMap<String, String>,
+    /// The body the receiver takes: tocsin's own (signed), or a product's.
+    #[serde(default)]
+    pub format: WebhookFormat,
+    /// `format: pagerduty`: the file holding the Events API v2 routing (integration) key.
+    #[serde(default)]
+    pub routing_key_file: Option<String>,
+    /// `format: ntfy`: the topic to publish to.
+    #[serde(default)]
+    pub topic: Option<String>,
+}
+
+/// What a webhook's body is.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WebhookFormat {
+    /// The page payload as JSON, signed with `secret_file` (docs/api.md).
+    #[default]
+    Tocsin,
+    /// A Slack incoming webhook: Block Kit blocks, severity colour, an Acknowledge button.
+    Slack,
+    /// A Microsoft Teams Workflows webhook: an Adaptive Card.
+    Teams,
+    /// PagerDuty Events API v2: trigger, acknowledge and resolve.
+    Pagerduty,
+    /// ntfy: a JSON publish to the server's root.
+    Ntfy,
+}
+
+impl WebhookFormat {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WebhookFormat::Tocsin => "tocsin",
+            WebhookFormat::Slack => "slack",
+            WebhookFormat::Teams => "teams",
+            WebhookFormat::Pagerduty => "pagerduty",
+            WebhookFormat::Ntfy => "ntfy",
+        }
+    }
 }
 
 fn default_webhook_timeout() -> Duration {

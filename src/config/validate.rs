@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use super::locate::Path;
 use super::report::FileReport;
-use super::{Config, ProbeKind};
+use super::{Config, ProbeKind, WebhookFormat};
 
 pub(super) fn validate(config: &Config, report: &mut FileReport, rule_reports: &mut [FileReport]) {
     let root = Path::root();
@@ -281,6 +281,35 @@ fn check_paging(config: &Config, report: &mut FileReport) {
                 format!("invalid url {:?}: expected http:// or https://", hook.url),
             );
         }
+        let at = webhooks.index(i);
+        let format = hook.format.as_str();
+        match (hook.format, &hook.topic) {
+            (WebhookFormat::Ntfy, None) => report.at(
+                at.key("format"),
+                "format: ntfy needs topic: (the ntfy topic to publish to)",
+            ),
+            (WebhookFormat::Ntfy, Some(topic)) if !valid_ntfy_topic(topic) => report.at(
+                at.key("topic"),
+                format!("invalid topic {topic:?}: expected 1 to 64 of [A-Za-z0-9_-]"),
+            ),
+            (WebhookFormat::Ntfy, Some(_)) | (_, None) => {}
+            (_, Some(_)) => report.at(
+                at.key("topic"),
+                format!("topic: is for format: ntfy, not format: {format}"),
+            ),
+        }
+        match (hook.format, &hook.routing_key_file) {
+            (WebhookFormat::Pagerduty, None) => report.at(
+                at.key("format"),
+                "format: pagerduty needs routing_key_file: (a file holding the Events API v2 \
+                 integration key)",
+            ),
+            (WebhookFormat::Pagerduty, Some(_)) | (_, None) => {}
+            (_, Some(_)) => report.at(
+                at.key("routing_key_file"),
+                format!("routing_key_file: is for format: pagerduty, not format: {format}"),
+            ),
+        }
     }
     for (i, responder) in config.responders.iter().enumerate() {
         let at = report.item(&responders, i);
@@ -518,6 +547,14 @@ fn check_headers(
             );
         }
     }
+}
+
+/// An ntfy topic name, as ntfy accepts it.
+fn valid_ntfy_topic(topic: &str) -> bool {
+    (1..=64).contains(&topic.len())
+        && topic
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 /// A notify target: `responder:ID`, `schedule:NAME` or `webhook:NAME`.

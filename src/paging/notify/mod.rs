@@ -17,6 +17,7 @@
 
 pub mod email;
 pub mod error;
+pub mod format;
 mod notifiers;
 pub mod render;
 pub mod report;
