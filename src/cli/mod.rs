@@ -4,6 +4,7 @@ mod check;
 pub mod client;
 mod oncall;
 mod run;
+mod template;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -55,6 +56,11 @@ pub enum Command {
         #[command(subcommand)]
         command: client::IncidentsCommand,
     },
+    /// Notifier templates.
+    Template {
+        #[command(subcommand)]
+        command: TemplateCommand,
+    },
     /// Who is on call now (or at --at) in every schedule.
     Oncall {
         #[arg(long, short, default_value = DEFAULT_CONFIG)]
@@ -62,6 +68,30 @@ pub enum Command {
         /// An RFC 3339 time, e.g. 2026-03-08T09:00:00-05:00.
         #[arg(long)]
         at: Option<String>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TemplateCommand {
+    /// Print what a notifier would send for a page (nothing is sent).
+    Render {
+        #[arg(long, short, default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+        /// `email`, or the name of a webhook in notifiers.webhooks.
+        #[arg(long)]
+        notifier: String,
+        /// An incident of the running engine (read through its API).
+        #[arg(long, conflicts_with = "sample")]
+        incident: Option<i64>,
+        /// A sample incident (the default).
+        #[arg(long)]
+        sample: bool,
+        /// The page's event: triggered (default), escalated, severity_raised,
+        /// acknowledged, resolved or response_breached.
+        #[arg(long)]
+        event: Option<String>,
+        #[command(flatten)]
+        api: ApiArgs,
     },
 }
 
@@ -130,5 +160,25 @@ async fn dispatch(command: Command) -> ExitCode {
         Command::Replay { config, signals } => crate::sim::replay::run(&config, &signals),
         Command::Incidents { command } => client::run(command).await,
         Command::Oncall { config, at } => oncall::run(&config, at.as_deref()),
+        Command::Template {
+            command:
+                TemplateCommand::Render {
+                    config,
+                    notifier,
+                    incident,
+                    sample: _,
+                    event,
+                    api,
+                },
+        } => {
+            template::render(template::RenderArgs {
+                config: &config,
+                notifier: &notifier,
+                incident,
+                event: event.as_deref(),
+                api: &api,
+            })
+            .await
+        }
     }
 }

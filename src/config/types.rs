@@ -560,6 +560,41 @@ pub struct EmailConfig {
     pub smtp: Option<SmtpConfig>,
     #[serde(default)]
     pub file: Option<FileTransportConfig>,
+    /// The notifier's own minijinja templates; the built-in ones where unset.
+    #[serde(default)]
+    pub template: Option<EmailTemplate>,
+}
+
+/// A template: its text, or `{file: PATH}` (relative to the config's folder).
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(untagged)]
+pub enum TemplateSource {
+    Text(String),
+    File { file: String },
+}
+
+/// `notifiers.email.template`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmailTemplate {
+    #[serde(default)]
+    pub subject: Option<TemplateSource>,
+    #[serde(default)]
+    pub text: Option<TemplateSource>,
+    #[serde(default)]
+    pub html: Option<TemplateSource>,
+}
+
+/// `notifiers.webhooks[].template`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookTemplate {
+    /// The body; each `{{ value }}` in it is written as JSON.
+    #[serde(default)]
+    pub body: Option<TemplateSource>,
+    /// Headers added to the request, by name.
+    #[serde(default)]
+    pub headers: BTreeMap<String, TemplateSource>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
@@ -624,6 +659,9 @@ pub struct WebhookConfig {
     /// `format: ntfy`: the topic to publish to.
     #[serde(default)]
     pub topic: Option<String>,
+    /// The webhook's own minijinja templates (body, headers), instead of its format's body.
+    #[serde(default)]
+    pub template: Option<WebhookTemplate>,
 }
 
 /// What a webhook's body is.

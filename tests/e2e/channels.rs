@@ -221,3 +221,93 @@ async fn each_format_sends_what_its_product_requires() {
     );
     engine.stop().await;
 }
+
+/// A webhook with its own templates: `tocsin check` renders them against a sample page and
+/// names an error by file, line and column; `tocsin template render` prints what would be
+/// sent; the engine sends the rendered body and header to a real receiver.
+#[tokio::test]
+async fn a_webhook_template_is_checked_rendered_and_sent() {
+    let receiver = Receiver::start(vec![], Answer::Status(200)).await;
+    let config = format!(
+        r#"{CATALOG}
+server: {{ external_url: "https://tocsin.test" }}
+escalation_policies:
+  - {{ name: storage, levels: [ {{ after: 0s, notify: [ "webhook:chat" ] }} ] }}
+routes:
+  - {{ match: [ 'severity=~"0|1|2"' ], policy: storage }}
+notifiers:
+  webhooks:
+    - name: chat
+      url: "{}"
+      template:
+        body: {{ file: chat.json.j2 }}
+        headers: {{ X-Severity: "sev{{{{ page.severity }}}}" }}
+  retry: {{ initial_backoff: 100ms, max_backoff: 200ms, max_age: 1h }}
+"#,
+        receiver.url
+    );
+    let dir = TestDir::new(
+        &config,
+        &[("default.yaml", &crate::support::default_rules())],
+    );
+    dir.write(
+        "chat.json.j2",
+        "{\"title\": {{ page.subject }},\n \"why\": {{ page.severity_reason | nosuch }}}\n",
+    );
+    let (code, _, stderr) =
+        crate::support::run_tocsin(dir.path(), &["check", "-c", "config.yaml"]).await;
+    assert_eq!(code, 1, "{stderr}");
+    let template = dir.path().join("chat.json.j2");
+    assert!(
+        stderr.contains(&format!(
+            "{}:2:35: notifiers.webhooks[0].template.body: unknown filter",
+            template.display()
+        )),
+        "{stderr}"
+    );
+
+    dir.write(
+        "chat.json.j2",
+        "{\"title\": {{ page.subject }},\n \"why\": {{ page.severity_reason }},\n \
+         \"ack\": {{ ack_url }}, \"impacts\": {{ page.impacts | length }}}\n",
+    );
+    let (code, stdout, stderr) =
+        crate::support::run_tocsin(dir.path(), &["check", "-c", "config.yaml"]).await;
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    let (code, stdout, stderr) = crate::support::run_tocsin(
+        dir.path(),
+        &[
+            "template",
+            "render",
+            "-c",
+            "config.yaml",
+            "--notifier",
+            "chat",
+            "--sample",
+            "--event",
+            "severity_raised",
+        ],
+    )
+    .await;
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("X-Severity: sev1"), "{stdout}");
+    assert!(
+        stdout.contains(r#""title": "[Sev 1] storage down in china-east (severity raised)""#),
+        "{stdout}"
+    );
+    assert!(stdout.contains(r#""impacts": 2"#), "{stdout}");
+
+    let engine = TestEngine::start(&dir).await;
+    open_incident(&engine).await;
+    wait_count(&engine, "webhook", "delivered", 1).await;
+    let received = receiver.received();
+    assert_eq!(received[0].header("x-severity").as_deref(), Some("sev2"));
+    let body: Value = serde_json::from_slice(&received[0].body).unwrap();
+    assert_eq!(body["title"], "[Sev 2] storage down in china-east");
+    assert!(body["ack"]
+        .as_str()
+        .unwrap()
+        .starts_with("https://tocsin.test/ack/"));
+    assert_eq!(body["impacts"], 1);
+    engine.stop().await;
+}

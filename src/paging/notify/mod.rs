@@ -22,6 +22,7 @@ mod notifiers;
 pub mod render;
 pub mod report;
 pub mod retry;
+pub mod templates;
 pub mod webhook;
 
 use std::collections::{BTreeSet, HashMap, VecDeque};

@@ -186,17 +186,26 @@ fn templates() -> &'static Environment<'static> {
             .expect("the text template parses");
         env.add_template("page.html", HTML)
             .expect("the HTML template parses");
-        // minijinja's HTML escaping also escapes `/`, which is safe but turns every link in
-        // the HTML part into `http:&#x2f;&#x2f;…`; escape only what HTML needs escaped.
-        env.set_formatter(|out, state, value| match value.as_str() {
-            Some(text) if state.auto_escape() == AutoEscape::Html && !value.is_safe() => {
-                out.write_str(&escape_html(text))?;
-                Ok(())
-            }
-            _ => minijinja::escape_formatter(out, state, value),
-        });
+        env.set_formatter(html_formatter);
         env
     })
+}
+
+/// minijinja's formatter, but HTML escaping escapes only what HTML needs escaped: its own
+/// also escapes `/`, which is safe but turns every link in an HTML part into
+/// `http:&#x2f;&#x2f;…`.
+pub fn html_formatter(
+    out: &mut minijinja::Output<'_>,
+    state: &minijinja::State<'_, '_>,
+    value: &minijinja::Value,
+) -> Result<(), minijinja::Error> {
+    match value.as_str() {
+        Some(text) if state.auto_escape() == AutoEscape::Html && !value.is_safe() => {
+            out.write_str(&escape_html(text))?;
+            Ok(())
+        }
+        _ => minijinja::escape_formatter(out, state, value),
+    }
 }
 
 fn escape_html(text: &str) -> String {

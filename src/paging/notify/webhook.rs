@@ -10,6 +10,7 @@ use sha2::Sha256;
 use super::error::{chain, NotifyError};
 use super::format;
 use super::retry::parse_retry_after;
+use super::templates::{body_name, header_name, Templates};
 use crate::config::secrets::read_secret;
 use crate::config::{Config, WebhookConfig, WebhookFormat};
 use crate::paging::Page;
@@ -45,6 +46,8 @@ pub struct Webhook {
     /// `format: pagerduty`: the routing key, or why its file could not be read.
     routing_key: Result<Option<Secret>, String>,
     topic: Option<String>,
+    /// `template.headers`: each header's name and its template's name.
+    header_templates: Vec<(HeaderName, String)>,
 }
 
 impl Webhook {
@@ -70,12 +73,33 @@ impl Webhook {
             format: hook.format,
             routing_key,
             topic: hook.topic.clone(),
+            header_templates: hook
+                .template
+                .iter()
+                .flat_map(|t| t.headers.keys())
+                .filter_map(|h| {
+                    let name = HeaderName::from_bytes(h.as_bytes()).ok()?;
+                    Some((name, header_name(&hook.name, h)))
+                })
+                .collect(),
         }
     }
 
     /// The body this webhook sends for `page`: `tocsin` sends the payload (`payload_body`,
     /// serialized once), the other formats their product's JSON.
-    pub fn body(&self, page: &Page, payload_body: &[u8]) -> Result<Vec<u8>, NotifyError> {
+    pub fn body(
+        &self,
+        page: &Page,
+        payload_body: &[u8],
+        templates: &Templates,
+    ) -> Result<Vec<u8>, NotifyError> {
+        match templates.render(&body_name(&self.name), &page.payload, &page.delivery_id) {
+            Some(Ok(body)) => return Ok(body.into_bytes()),
+            Some(Err(error)) => {
+                tracing::error!(%error, "webhook body template failed; the format's body is sent")
+            }
+            None => {}
+        }
         let routing_key = self
             .routing_key
             .as_ref()
@@ -107,6 +131,7 @@ impl Webhook {
         client: &reqwest::Client,
         page: &Page,
         body: &[u8],
+        templates: &Templates,
         now: chrono::DateTime<chrono::Utc>,
     ) -> Result<(), NotifyError> {
         let config_error = |reason: &String| NotifyError::Config {
@@ -114,9 +139,26 @@ impl Webhook {
             reason: reason.clone(),
         };
         let secret = self.secret.as_ref().map_err(config_error)?;
-        let body = &self.body(page, body)?[..];
+        let body = &self.body(page, body, templates)?[..];
         // Configured headers first, then ours, so the contract headers cannot be overridden.
         let mut headers = self.headers.as_ref().map_err(config_error)?.clone();
+        for (name, template) in &self.header_templates {
+            let rendered = templates.render(template, &page.payload, &page.delivery_id);
+            match rendered.map(|r| r.map(|v| HeaderValue::from_str(v.trim()))) {
+                Some(Ok(Ok(value))) => {
+                    headers.insert(name.clone(), value);
+                }
+                Some(Ok(Err(_))) => tracing::error!(
+                    webhook = %self.name,
+                    header = %name,
+                    "header template renders no valid header value; header left out"
+                ),
+                Some(Err(error)) => {
+                    tracing::error!(%error, "header template failed; header left out")
+                }
+                None => {}
+            }
+        }
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         headers.insert(
             USER_AGENT,
