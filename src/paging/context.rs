@@ -338,6 +338,14 @@ fn severity_reason(
     (customers, regions, services): (&[String], &[String], &[String]),
 ) -> String {
     let (computed, reason) = classify(impacts.iter().copied(), thresholds);
+    // The Sev table's row, without the counts the names below say again.
+    let reason = if reason.starts_with("major impact") {
+        "major impact (outage or SLA breach)".to_string()
+    } else if reason.starts_with("data loss") {
+        "data loss, corruption or security impact".to_string()
+    } else {
+        reason
+    };
     let reach = format!(
         "{} in {} of {}",
         counted(customers.len(), "customer", "customers", customers),
@@ -378,10 +386,10 @@ fn severity_reason(
     if incident.pinned || severity != computed {
         format!(
             "Sev {severity} set by a person; the impacts alone say Sev {computed}: {reason}, \
-             {reach}{decided}"
+             hitting {reach}{decided}"
         )
     } else {
-        format!("Sev {severity}: {reason}, {reach}{decided}")
+        format!("Sev {severity}: {reason}, hitting {reach}{decided}")
     }
 }
 

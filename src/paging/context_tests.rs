@@ -140,9 +140,9 @@ fn a_page_says_what_broke_newest_first_and_why_it_is_this_severity() {
     );
     assert_eq!(
         c.severity_reason,
-        "Sev 1: major impact on 2 customers across 2 regions and 1 services, 2 customers \
-         (Contoso Ltd and fabrikam) in 2 regions (china-east and china-north) of 1 service \
-         (storage); decided by rule storage-down (outage, SLA breach)"
+        "Sev 1: major impact (outage or SLA breach), hitting 2 customers (Contoso Ltd and \
+         fabrikam) in 2 regions (china-east and china-north) of 1 service (storage); decided \
+         by rule storage-down (outage, SLA breach)"
     );
     assert_eq!(c.customers, ["Contoso Ltd", "fabrikam"]);
     assert_eq!(

@@ -292,7 +292,7 @@ notifiers:
     assert_eq!(code, 0, "{stderr}");
     assert!(stdout.contains("X-Severity: sev1"), "{stdout}");
     assert!(
-        stdout.contains(r#""title": "[Sev 1] storage down in china-east (severity raised)""#),
+        stdout.contains(r#""title": "[Sev 1] storage down in china-east (raised from Sev 2)""#),
         "{stdout}"
     );
     assert!(stdout.contains(r#""impacts": 2"#), "{stdout}");

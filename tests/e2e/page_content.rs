@@ -100,7 +100,7 @@ async fn a_page_says_what_broke_why_and_who_else_was_paged_in_the_readers_zone()
     assert_eq!(subject, "[Sev 2] storage down in china-east");
     for needle in [
         "You are paged for Sev 2 incident #1.",
-        "Why:       Sev 2: SLA breached, 2 customers (contoso and fabrikam) in 1 region \
+        "Why:       Sev 2: SLA breached, hitting 2 customers (contoso and fabrikam) in 1 region \
          (china-east) of 1 service (storage); decided by rule StorageDown (outage, SLA breach)",
         "- storage down in china-east (outage, storage, china-east), since ",
         "  5xx above 5% on every front end in china-east",
@@ -155,7 +155,7 @@ async fn a_page_says_what_broke_why_and_who_else_was_paged_in_the_readers_zone()
         "What changed: Severity rose from Sev 2 to Sev 1, raised by the newest impact: storage \
          down in china-north (rule StorageDown; storage, china-north). Paged before and not \
          acknowledged: alice (email, ",
-        "Why:       Sev 1: major impact on 2 customers across 2 regions and 1 services",
+        "Why:       Sev 1: major impact (outage or SLA breach), hitting 2 customers",
         "  Runbook: https://runbooks.example/storage/china-north",
         "Times are in Asia/Shanghai.",
     ] {

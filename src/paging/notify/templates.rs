@@ -345,7 +345,15 @@ pub fn sample_payload(config: &Config, event: PageEvent, recipient: &str) -> Pag
         impacts: impacts.iter().collect(),
         event,
         recipient: &who,
-        history: &[],
+        // Bob was paged when the first region went down, at Sev 2.
+        history: &[crate::paging::PagedEntry {
+            recipient: "bob".into(),
+            channel: "webhook".into(),
+            event: "triggered".into(),
+            level: Some(0),
+            at: now + chrono::Duration::seconds(65),
+            severity: 2,
+        }],
         zone: chrono_tz::Tz::UTC,
         customer_name: &customer_name,
         thresholds,
