@@ -178,6 +178,28 @@ async fn a_page_says_what_broke_why_and_who_else_was_paged_in_the_readers_zone()
         annotations["generatorURL"],
         "http://prometheus.test:9090/graph?g0.expr=up%7Bregion%3D%22china-east%22%7D"
     );
+    // The dashboard shows each impact's description and links.
+    let html = engine
+        .http
+        .get(format!("{}/incidents/1", engine.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+        // As a browser reads the attribute: the dashboard escapes `/` too.
+        .replace("&#x2f;", "/");
+    for needle in [
+        "5xx above 5% on every front end in china-north",
+        r#"<a class="annotation-link" href="https://runbooks.example/storage/china-east" rel="noopener noreferrer">Runbook</a>"#,
+        r#"rel="noopener noreferrer">Alert source</a>"#,
+    ] {
+        assert!(
+            html.contains(needle),
+            "the dashboard lacks {needle:?}:\n{html}"
+        );
+    }
     engine.stop().await;
 }
 

@@ -122,6 +122,17 @@ impl Templates {
             for (header, source) in &t.headers {
                 let key = format!("notifiers.webhooks[{i}].template.headers.{header}");
                 let path = at.key("headers").key(header);
+                if reqwest::header::HeaderName::from_bytes(header.as_bytes()).is_err() {
+                    let (line, column) = crate::config::locate::locate(&config_text, &path, true);
+                    errors.push(TemplateError {
+                        file: config.path.clone(),
+                        line,
+                        column,
+                        key,
+                        message: format!("{header:?} is not a valid HTTP header name"),
+                    });
+                    continue;
+                }
                 wanted.push((header_name(&hook.name, header), key, path, source));
             }
         }
