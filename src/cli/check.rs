@@ -7,6 +7,8 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use crate::output::outln;
+use crate::paging::notify::templates::{sample_payload, Templates};
+use crate::paging::PageEvent;
 use crate::store::{schema_status, SchemaStatus};
 
 pub async fn run(config: &Path, store: bool) -> ExitCode {
@@ -28,6 +30,26 @@ pub async fn run(config: &Path, store: bool) -> ExitCode {
             w.column,
             w.message
         );
+    }
+    // Every notifier template, compiled and rendered against a sample page of each event.
+    let (templates, mut template_errors) = Templates::compile(&loaded);
+    for event in [
+        PageEvent::Triggered,
+        PageEvent::SeverityRaised,
+        PageEvent::Resolved,
+    ] {
+        for error in templates.check(&sample_payload(&loaded, event, "alice")) {
+            if !template_errors.contains(&error) {
+                template_errors.push(error);
+            }
+        }
+    }
+    if !template_errors.is_empty() {
+        for e in &template_errors {
+            eprintln!("{e}");
+        }
+        eprintln!("{} error(s)", template_errors.len());
+        return ExitCode::FAILURE;
     }
     let files: std::collections::BTreeSet<_> =
         loaded.rules.iter().map(|r| r.file.clone()).collect();

@@ -9,6 +9,7 @@ mod init;
 mod oncall;
 mod run;
 mod silence;
+mod template;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -77,6 +78,11 @@ pub enum Command {
     Completions { shell: clap_complete::Shell },
     /// Write the man pages (tocsin.1 and one per command) into DIR.
     Man { dir: PathBuf },
+    /// Notifier templates.
+    Template {
+        #[command(subcommand)]
+        command: TemplateCommand,
+    },
     /// Who is on call now (or at --at) in every schedule.
     /// Silences made at run time: add, list, expire (through the HTTP API).
     Silence {
@@ -109,6 +115,30 @@ pub enum AuditCommand {
     Verify {
         #[arg(long, short, default_value = DEFAULT_CONFIG)]
         config: PathBuf,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TemplateCommand {
+    /// Print what a notifier would send for a page (nothing is sent).
+    Render {
+        #[arg(long, short, default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+        /// `email`, or the name of a webhook in notifiers.webhooks.
+        #[arg(long)]
+        notifier: String,
+        /// An incident of the running engine (read through its API).
+        #[arg(long, conflicts_with = "sample")]
+        incident: Option<i64>,
+        /// A sample incident (the default).
+        #[arg(long)]
+        sample: bool,
+        /// The page's event: triggered (default), escalated, severity_raised,
+        /// acknowledged, resolved or response_breached.
+        #[arg(long)]
+        event: Option<String>,
+        #[command(flatten)]
+        api: ApiArgs,
     },
 }
 
@@ -187,5 +217,25 @@ async fn dispatch(command: Command) -> ExitCode {
         Command::Audit {
             command: AuditCommand::Verify { config },
         } => audit::verify(&config).await,
+        Command::Template {
+            command:
+                TemplateCommand::Render {
+                    config,
+                    notifier,
+                    incident,
+                    sample: _,
+                    event,
+                    api,
+                },
+        } => {
+            template::render(template::RenderArgs {
+                config: &config,
+                notifier: &notifier,
+                incident,
+                event: event.as_deref(),
+                api: &api,
+            })
+            .await
+        }
     }
 }

@@ -39,6 +39,10 @@ pub struct RuleConfig {
     pub labels: BTreeMap<String, String>,
     #[serde(default)]
     pub summary: Option<String>,
+    /// Annotations the rule adds to each impact it opens (`runbook_url`, `description`, …):
+    /// templates over the signal's `labels`, `annotations` and `value`, like `summary`.
+    #[serde(default, deserialize_with = "super::types::labels")]
+    pub annotations: BTreeMap<String, String>,
     /// `separate`: the rule's impacts never join another incident, nor others theirs.
     #[serde(default)]
     pub correlation: Option<RuleCorrelation>,

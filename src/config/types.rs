@@ -510,6 +510,10 @@ pub struct ResponderConfig {
     /// Name of a webhook in `notifiers.webhooks` that reaches this person.
     #[serde(default)]
     pub webhook: Option<String>,
+    /// The zone the times in this person's pages are in (an IANA name); else the zone of a
+    /// schedule that pages them, else UTC.
+    #[serde(default)]
+    pub timezone: Option<Zone>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -628,6 +632,41 @@ pub struct EmailConfig {
     pub smtp: Option<SmtpConfig>,
     #[serde(default)]
     pub file: Option<FileTransportConfig>,
+    /// The notifier's own minijinja templates; the built-in ones where unset.
+    #[serde(default)]
+    pub template: Option<EmailTemplate>,
+}
+
+/// A template: its text, or `{file: PATH}` (relative to the config's folder).
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(untagged)]
+pub enum TemplateSource {
+    Text(String),
+    File { file: String },
+}
+
+/// `notifiers.email.template`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmailTemplate {
+    #[serde(default)]
+    pub subject: Option<TemplateSource>,
+    #[serde(default)]
+    pub text: Option<TemplateSource>,
+    #[serde(default)]
+    pub html: Option<TemplateSource>,
+}
+
+/// `notifiers.webhooks[].template`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookTemplate {
+    /// The body; each `{{ value }}` in it is written as JSON.
+    #[serde(default)]
+    pub body: Option<TemplateSource>,
+    /// Headers added to the request, by name.
+    #[serde(default)]
+    pub headers: BTreeMap<String, TemplateSource>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
@@ -683,6 +722,47 @@ pub struct WebhookConfig {
     pub timeout: Duration,
     #[serde(default, deserialize_with = "labels")]
     pub headers: BTreeMap<String, String>,
+    /// The body the receiver takes: tocsin's own (signed), or a product's.
+    #[serde(default)]
+    pub format: WebhookFormat,
+    /// `format: pagerduty`: the file holding the Events API v2 routing (integration) key.
+    #[serde(default)]
+    pub routing_key_file: Option<String>,
+    /// `format: ntfy`: the topic to publish to.
+    #[serde(default)]
+    pub topic: Option<String>,
+    /// The webhook's own minijinja templates (body, headers), instead of its format's body.
+    #[serde(default)]
+    pub template: Option<WebhookTemplate>,
+}
+
+/// What a webhook's body is.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WebhookFormat {
+    /// The page payload as JSON, signed with `secret_file` (docs/api.md).
+    #[default]
+    Tocsin,
+    /// A Slack incoming webhook: Block Kit blocks, severity colour, an Acknowledge button.
+    Slack,
+    /// A Microsoft Teams Workflows webhook: an Adaptive Card.
+    Teams,
+    /// PagerDuty Events API v2: trigger, acknowledge and resolve.
+    Pagerduty,
+    /// ntfy: a JSON publish to the server's root.
+    Ntfy,
+}
+
+impl WebhookFormat {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WebhookFormat::Tocsin => "tocsin",
+            WebhookFormat::Slack => "slack",
+            WebhookFormat::Teams => "teams",
+            WebhookFormat::Pagerduty => "pagerduty",
+            WebhookFormat::Ntfy => "ntfy",
+        }
+    }
 }
 
 fn default_webhook_timeout() -> Duration {

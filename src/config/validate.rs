@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use super::locate::Path;
 use super::report::FileReport;
-use super::{Config, ProbeKind};
+use super::{Config, ProbeKind, WebhookFormat};
 
 pub(super) fn validate(config: &Config, report: &mut FileReport, rule_reports: &mut [FileReport]) {
     let root = Path::root();
@@ -309,6 +309,35 @@ fn check_paging(config: &Config, report: &mut FileReport) {
                 format!("invalid url {:?}: expected http:// or https://", hook.url),
             );
         }
+        let at = webhooks.index(i);
+        let format = hook.format.as_str();
+        match (hook.format, &hook.topic) {
+            (WebhookFormat::Ntfy, None) => report.at(
+                at.key("format"),
+                "format: ntfy needs topic: (the ntfy topic to publish to)",
+            ),
+            (WebhookFormat::Ntfy, Some(topic)) if !valid_ntfy_topic(topic) => report.at(
+                at.key("topic"),
+                format!("invalid topic {topic:?}: expected 1 to 64 of [A-Za-z0-9_-]"),
+            ),
+            (WebhookFormat::Ntfy, Some(_)) | (_, None) => {}
+            (_, Some(_)) => report.at(
+                at.key("topic"),
+                format!("topic: is for format: ntfy, not format: {format}"),
+            ),
+        }
+        match (hook.format, &hook.routing_key_file) {
+            (WebhookFormat::Pagerduty, None) => report.at(
+                at.key("format"),
+                "format: pagerduty needs routing_key_file: (a file holding the Events API v2 \
+                 integration key)",
+            ),
+            (WebhookFormat::Pagerduty, Some(_)) | (_, None) => {}
+            (_, Some(_)) => report.at(
+                at.key("routing_key_file"),
+                format!("routing_key_file: is for format: pagerduty, not format: {format}"),
+            ),
+        }
     }
     for (i, responder) in config.responders.iter().enumerate() {
         let at = report.item(&responders, i);
@@ -548,6 +577,14 @@ fn check_headers(
     }
 }
 
+/// An ntfy topic name, as ntfy accepts it.
+fn valid_ntfy_topic(topic: &str) -> bool {
+    (1..=64).contains(&topic.len())
+        && topic
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
 /// A notify target: `responder:ID`, `schedule:NAME` or `webhook:NAME`.
 fn check_target(config: &Config, report: &FileReport, target: &str) -> Result<(), String> {
     let known = |exists: bool, list: &str, name: &str| exists || report.is_broken(list, name);
@@ -669,6 +706,22 @@ fn check_rules(config: &Config, rule_reports: &mut [FileReport]) {
                 report.at_key(
                     at.key("labels").key(key),
                     format!("invalid label name {key:?}: expected [a-zA-Z_][a-zA-Z0-9_]*"),
+                );
+            }
+        }
+        for (name, template) in &rule.annotations {
+            if !is_label_name(name) {
+                report.at_key(
+                    at.key("annotations").key(name),
+                    format!("invalid annotation name {name:?}: expected [a-zA-Z_][a-zA-Z0-9_]*"),
+                );
+            } else if let Err(e) = env.template_from_str(template) {
+                report.at(
+                    at.key("annotations").key(name),
+                    format!(
+                        "invalid annotation template: {}",
+                        e.detail().unwrap_or("syntax error")
+                    ),
                 );
             }
         }

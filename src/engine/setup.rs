@@ -63,6 +63,14 @@ impl Setup {
         let summaries = Summaries::new(config.rules.iter().filter_map(|loaded| {
             let summary = loaded.rule.summary.as_deref()?;
             Some((loaded.rule.name.as_str(), summary))
+        }))
+        .with_annotations(config.rules.iter().flat_map(|loaded| {
+            let rule = loaded.rule.name.as_str();
+            loaded
+                .rule
+                .annotations
+                .iter()
+                .map(move |(name, template)| (rule, name.as_str(), template.as_str()))
         }));
         Arc::new(Setup {
             rules: RuleSet::new(&config),

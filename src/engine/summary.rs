@@ -17,6 +17,8 @@ pub struct Summaries {
     templates: Environment<'static>,
     /// The templates that are text and `{{ labels.NAME }}` / `{{ annotations.NAME }}` only.
     plain: HashMap<String, Vec<Piece>>,
+    /// Each rule's `annotations:`: (annotation name, template name), in name order.
+    annotations: HashMap<String, Vec<(String, String)>>,
 }
 
 /// One piece of a plain template.
@@ -47,7 +49,64 @@ impl Summaries {
                 }
             }
         }
-        Summaries { templates, plain }
+        Summaries {
+            templates,
+            plain,
+            annotations: HashMap::new(),
+        }
+    }
+
+    /// Add each rule's `annotations:` templates: (rule, annotation name, template).
+    pub fn with_annotations<'a>(
+        mut self,
+        templates: impl IntoIterator<Item = (&'a str, &'a str, &'a str)>,
+    ) -> Self {
+        for (rule, name, source) in templates {
+            // A name no rule can have: a rule name holds no control character.
+            let key = format!("{rule}\u{1f}{name}");
+            if self
+                .templates
+                .add_template_owned(key.clone(), source.to_string())
+                .is_ok()
+            {
+                if let Some(pieces) = plain_pieces(source) {
+                    self.plain.insert(key.clone(), pieces);
+                }
+                self.annotations
+                    .entry(rule.to_string())
+                    .or_default()
+                    .push((name.to_string(), key));
+            }
+        }
+        self
+    }
+
+    /// Whether `rule` adds annotations of its own.
+    pub fn adds_annotations(&self, rule: &str) -> bool {
+        self.annotations.contains_key(rule)
+    }
+
+    /// `annotations` with `rule`'s own rendered over them (a rule's annotation wins over
+    /// the signal's of the same name; one that renders empty is left out).
+    pub fn annotate(
+        &self,
+        rule: &str,
+        labels: &Labels,
+        annotations: &Labels,
+        value: Option<f64>,
+    ) -> Labels {
+        let Some(templates) = self.annotations.get(rule) else {
+            return Arc::clone(annotations);
+        };
+        let mut out = Arc::clone(annotations);
+        for (name, key) in templates {
+            if let Some(text) = self.render(key, labels, annotations, value) {
+                if !text.trim().is_empty() {
+                    Arc::make_mut(&mut out).insert(name.clone(), text);
+                }
+            }
+        }
+        out
     }
 
     /// Render `rule`'s summary over a signal's labels, annotations and value; `None` when
@@ -224,6 +283,28 @@ mod tests {
             Summaries::for_one_rule("R", "x").render("S", &labels, &annotations, None),
             None
         );
+    }
+
+    #[test]
+    fn a_rules_annotations_render_over_the_signals_and_win() {
+        let (labels, annotations) = labels();
+        let summaries = Summaries::new([("R", "x")]).with_annotations([
+            ("R", "runbook_url", "https://runbooks/{{ labels.service }}"),
+            (
+                "R",
+                "summary",
+                "{{ labels.alertname|lower }} ({{ annotations.summary }})",
+            ),
+            ("R", "empty", "{{ labels.missing }}"),
+        ]);
+        assert!(summaries.adds_annotations("R"));
+        let out = summaries.annotate("R", &labels, &annotations, None);
+        assert_eq!(out.get("runbook_url"), Some("https://runbooks/storage"));
+        assert_eq!(out.get("summary"), Some("diskfull (disk 97% <full>)"));
+        assert_eq!(out.get("empty"), None);
+        // A rule without annotations shares the signal's set.
+        let same = summaries.annotate("S", &labels, &annotations, None);
+        assert!(Arc::ptr_eq(&same, &annotations));
     }
 
     impl Summaries {

@@ -66,6 +66,7 @@ mod tests {
             started_at: chrono::Utc::now(),
             cleared_at: None,
             firing_at_resolve: false,
+            annotations: Default::default(),
             cri: None,
         }
     }

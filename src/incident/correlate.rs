@@ -149,6 +149,7 @@ mod tests {
             region: Some(region.into()),
             customers: Default::default(),
             labels: Arc::new(LabelSet::from(labels)),
+            annotations: Default::default(),
             summary: "s".into(),
             started_at: at(started),
             cleared_at: None,

@@ -322,6 +322,13 @@ pub fn declared_impacts(
     customers: impl Fn(Option<&str>, Option<&str>) -> NameSet,
     now: DateTime<Utc>,
 ) -> Vec<Impact> {
+    // The description is each impact's `description` annotation, as an alert's would be.
+    let description: crate::signal::Labels = std::sync::Arc::new(crate::signal::LabelSet::from(
+        std::collections::BTreeMap::from_iter(
+            (!declaration.description.is_empty())
+                .then(|| ("description".to_string(), declaration.description.clone())),
+        ),
+    ));
     let services: Vec<Option<&str>> = match declaration.services.as_slice() {
         [] => vec![None],
         names => names.iter().map(|s| Some(s.as_str())).collect(),
@@ -364,6 +371,7 @@ pub fn declared_impacts(
                 region: region.map(str::to_string),
                 customers,
                 labels: std::sync::Arc::new(crate::signal::LabelSet::from(labels)),
+                annotations: description.clone(),
                 summary: summary.clone(),
                 started_at: now,
                 cleared_at: None,

@@ -34,6 +34,7 @@ fn impact(id: i64, region: &str, customers: &[&str]) -> Impact {
         started_at: at(0),
         cleared_at: None,
         firing_at_resolve: false,
+        annotations: Default::default(),
         cri: None,
     }
 }

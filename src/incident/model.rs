@@ -39,6 +39,11 @@ pub struct Impact {
     pub firing_at_resolve: bool,
     #[serde(default)]
     pub cri: Option<Box<CriDetails>>,
+    /// What its signal said about itself (`summary`, `description`, `runbook_url`, links,
+    /// the alert's `generatorURL`) and what its rule's `annotations:` added. Shared with the
+    /// signal when the rule adds none.
+    #[serde(default, skip_serializing_if = "crate::signal::no_labels")]
+    pub annotations: Labels,
 }
 
 impl Impact {
@@ -417,6 +422,7 @@ mod tests {
             started_at: at(0),
             cleared_at: None,
             firing_at_resolve: false,
+            annotations: Default::default(),
             cri: None,
         }
     }

@@ -35,6 +35,7 @@ fn responder(id: &str) -> ResponderConfig {
         name: None,
         email: Some(format!("{id}@example.com")),
         webhook: None,
+        timezone: None,
     }
 }
 

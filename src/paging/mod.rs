@@ -4,6 +4,7 @@
 //! delivers pages by email and webhook.
 
 pub mod ack_link;
+pub mod context;
 pub mod decide;
 pub mod escalate;
 pub mod ics;
@@ -23,11 +24,12 @@ use chrono::{DateTime, Utc};
 
 use crate::config::{Config, ResponderConfig, RouteConfig, SilenceConfig};
 pub use ack_link::AckSigner;
+pub use context::PageContext;
 pub use escalate::{Escalation, LevelPage, PolicySnapshot};
 pub use page::{Channel, Page, PageEvent, PagePayload, Recipient};
 pub use schedule::{OnCall, Rotation, ScheduleOverride};
 pub use silence::{Silence, SilenceState};
-pub use state::PagingState;
+pub use state::{PagedEntry, PagingState};
 pub use window::{Window, WindowSet};
 
 /// Everything paging needs from the config, compiled.
@@ -105,6 +107,32 @@ impl Paging {
             .iter()
             .flat_map(|r| r.shifts_beginning(from, to))
             .collect()
+    }
+
+    /// The zone a responder's pages are written in: their own `timezone`, else that of the
+    /// schedule among `targets` (the paging level's) they are in, else of any schedule they
+    /// are in, else UTC.
+    pub fn zone_for(&self, responder: &str, targets: &[String]) -> chrono_tz::Tz {
+        if let Some(zone) = self
+            .responders
+            .get(responder)
+            .and_then(|r| r.timezone.as_ref())
+        {
+            return zone.0;
+        }
+        let member = |r: &&Rotation| {
+            r.participants.iter().any(|p| p == responder)
+                || r.overrides.iter().any(|o| o.responder == responder)
+        };
+        let named = targets
+            .iter()
+            .filter_map(|t| t.strip_prefix("schedule:"))
+            .filter_map(|name| self.rotation(name))
+            .find(member);
+        named
+            .or_else(|| self.rotations.iter().find(member))
+            .map(|r| r.tz)
+            .unwrap_or(chrono_tz::Tz::UTC)
     }
 
     /// Who is on call in every schedule at `t`.

@@ -65,6 +65,7 @@ pub fn test_page(responder: &str, external_url: &str, now: DateTime<Utc>) -> Pag
         },
         recipient: responder.to_string(),
         ack_url: None,
+        context: None,
     }
 }
 
@@ -115,6 +116,7 @@ pub fn shift_started(
         },
         recipient: responder.to_string(),
         ack_url: None,
+        context: None,
     }
 }
 

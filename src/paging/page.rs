@@ -101,6 +101,24 @@ pub struct PagePayload {
     pub escalation: EscalationRef,
     pub recipient: String,
     pub ack_url: Option<String>,
+    /// What the page says, in words and links (absent from pages stored by older versions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context: Option<crate::paging::PageContext>,
+}
+
+impl PagePayload {
+    /// What the page says: the context it was made with, else one from the incident alone.
+    pub fn context(&self) -> std::borrow::Cow<'_, crate::paging::PageContext> {
+        match &self.context {
+            Some(context) => std::borrow::Cow::Borrowed(context),
+            None => std::borrow::Cow::Owned(crate::paging::PageContext::from_view(
+                self.event,
+                &self.incident,
+                &self.recipient,
+                self.ack_url.as_deref(),
+            )),
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -29,6 +29,7 @@ fn impact(id: i64, alertname: &str, region: &str, customers: &[&str]) -> Impact 
         region: Some(region.into()),
         customers: customers.iter().map(|c| c.to_string()).collect(),
         labels: Arc::new(LabelSet::from(labels)),
+        annotations: Default::default(),
         summary: format!("disk full {id}").into(),
         started_at: at(0),
         cleared_at: None,

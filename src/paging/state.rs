@@ -28,6 +28,34 @@ pub struct PagingState {
     /// An update held back until `update_interval` after `updated_at`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pending_update: Option<PageEvent>,
+    /// Each page made, oldest first (at most [`MAX_HISTORY`]): the next pages say who was
+    /// paged and when, and whether their recipient heard of the incident before.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub history: Vec<PagedEntry>,
+}
+
+/// Pages an incident remembers; older ones are dropped first.
+pub const MAX_HISTORY: usize = 64;
+
+/// One page made about an incident.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PagedEntry {
+    /// The responder id (or `webhook:NAME`).
+    pub recipient: String,
+    pub channel: String,
+    pub event: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub level: Option<usize>,
+    pub at: DateTime<Utc>,
+    /// The incident's severity when the page was made.
+    pub severity: u8,
+}
+
+impl PagedEntry {
+    /// A page that asked its recipient to respond (not a notice of an ack or resolution).
+    pub fn asks_response(&self) -> bool {
+        !matches!(self.event.as_str(), "acknowledged" | "resolved")
+    }
 }
 
 impl PagingState {
@@ -38,5 +66,13 @@ impl PagingState {
             self.paged.reserve_exact(1);
             self.paged.insert(at, recipient);
         }
+    }
+
+    /// Remember a page made (the oldest is dropped past [`MAX_HISTORY`]).
+    pub fn remember(&mut self, entry: PagedEntry) {
+        if self.history.len() >= MAX_HISTORY {
+            self.history.remove(0);
+        }
+        self.history.push(entry);
     }
 }

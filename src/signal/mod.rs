@@ -102,6 +102,11 @@ pub type Labels = Arc<LabelSet>;
 
 mod labels;
 pub mod rfc3339;
+
+/// For `skip_serializing_if`: an empty set is left out of a stored row.
+pub fn no_labels(labels: &Labels) -> bool {
+    labels.is_empty()
+}
 pub use labels::{LabelIter, LabelSet};
 
 /// One observation.
@@ -132,6 +137,20 @@ pub struct Signal {
     pub expires_at: Option<DateTime<Utc>>,
     #[serde(serialize_with = "rfc3339::serialize")]
     pub observed_at: DateTime<Utc>,
+}
+
+/// The annotation an alert's `generatorURL` is kept under. Not a label name, so no
+/// annotation of a source's own can take its place.
+pub const GENERATOR_URL: &str = "generatorURL";
+
+/// Longest link kept from a source.
+const MAX_LINK: usize = 4096;
+
+/// An `http://` or `https://` URL: a link a page may show as one.
+pub fn is_web_link(text: &str) -> bool {
+    let lower = text.get(..8).unwrap_or(text).to_ascii_lowercase();
+    (lower.starts_with("http://") || lower.starts_with("https://"))
+        && !text.chars().any(|c| c.is_whitespace() || c.is_control())
 }
 
 /// A stable key of (source, sorted labels), as Alertmanager fingerprints alerts.
@@ -195,6 +214,15 @@ impl Signal {
         }
         signal.cri = Some(Box::new(cri));
         signal
+    }
+
+    /// Keep an alert's `generatorURL` among its annotations, under [`GENERATOR_URL`], when
+    /// it is an http(s) link (anything else could not be followed, or would run script in
+    /// a page's HTML).
+    pub fn set_generator_url(&mut self, url: Option<&str>) {
+        if let Some(url) = url.filter(|u| is_web_link(u) && u.len() <= MAX_LINK) {
+            Arc::make_mut(&mut self.annotations).insert(GENERATOR_URL.into(), url.to_string());
+        }
     }
 
     pub fn label(&self, name: &str) -> Option<&str> {

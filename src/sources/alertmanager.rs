@@ -16,6 +16,8 @@ struct Alert {
     #[serde(default)]
     annotations: BTreeMap<String, String>,
     status: Status,
+    #[serde(default, rename = "generatorURL")]
+    generator_url: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -34,6 +36,7 @@ pub fn parse(body: &[u8]) -> Result<Vec<PulledAlert>, String> {
             labels: a.labels,
             annotations: a.annotations,
             value: None,
+            generator_url: a.generator_url,
         })
         .collect())
 }

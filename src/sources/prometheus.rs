@@ -56,6 +56,8 @@ pub fn parse(body: &[u8]) -> Result<Vec<PulledAlert>, String> {
             value: a.value.as_deref().and_then(|v| v.parse::<f64>().ok()),
             labels: a.labels,
             annotations: a.annotations,
+            // Prometheus's alert list carries no link back to its expression.
+            generator_url: None,
         })
         .collect())
 }

@@ -98,6 +98,7 @@ impl PullMemory {
             let mut signal = Signal::new(SourceKind::Alert, labels, now);
             signal.annotations = std::sync::Arc::new(alert.annotations.into());
             signal.value = alert.value;
+            signal.set_generator_url(alert.generator_url.as_deref());
             firing.insert(signal.fingerprint(), signal.clone());
             signals.push(signal);
         }
@@ -360,6 +361,7 @@ mod tests {
             ]),
             annotations: BTreeMap::from([("summary".to_string(), format!("{name} fires"))]),
             value: Some(1.0),
+            generator_url: None,
         }
     }
 

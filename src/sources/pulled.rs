@@ -9,4 +9,6 @@ pub struct PulledAlert {
     pub labels: BTreeMap<String, String>,
     pub annotations: BTreeMap<String, String>,
     pub value: Option<f64>,
+    /// The link back to the expression that fired (Alertmanager's `generatorURL`).
+    pub generator_url: Option<String>,
 }

@@ -83,7 +83,7 @@ struct PostableAlert {
     #[serde(default)]
     ends_at: Option<String>,
     #[serde(default, rename = "generatorURL")]
-    _generator_url: Option<serde::de::IgnoredAny>,
+    generator_url: Option<String>,
 }
 
 /// One alert of a webhook payload.
@@ -98,6 +98,8 @@ struct WebhookAlert {
     starts_at: Option<String>,
     #[serde(default)]
     ends_at: Option<String>,
+    #[serde(default, rename = "generatorURL")]
+    generator_url: Option<String>,
 }
 
 #[derive(Deserialize, PartialEq)]
@@ -153,6 +155,7 @@ fn postable(
     };
     ordered(starts_at, ends_at)?;
     let mut signal = alert_signal(alert.labels, alert.annotations, now)?;
+    signal.set_generator_url(alert.generator_url.as_deref());
     match ends_at {
         Some(end) if end <= now => signal.state = SignalState::Resolved,
         Some(end) => signal.expires_at = Some(end),
@@ -241,6 +244,7 @@ fn webhook_alert(item: Value, now: DateTime<Utc>) -> Result<Signal, (Problem, St
     }
     ordered(times[0], times[1])?;
     let mut signal = alert_signal(alert.labels, alert.annotations, now)?;
+    signal.set_generator_url(alert.generator_url.as_deref());
     if alert.status == WebhookStatus::Resolved {
         signal.state = SignalState::Resolved;
     }
@@ -373,6 +377,30 @@ mod tests {
         assert_eq!(by_name("Missing").expires_at, Some(now() + minutes(5)));
         assert_eq!(by_name("Zero").expires_at, Some(now() + minutes(5)));
         assert_eq!(by_name("Zero").source, SourceKind::Alert);
+    }
+
+    #[test]
+    fn a_web_generator_url_is_kept_among_the_annotations() {
+        let d = alerts(json!([
+            { "labels": { "alertname": "Web" }, "generatorURL": "http://prom:9090/graph?g0.expr=up" },
+            { "labels": { "alertname": "Script" }, "generatorURL": "javascript:alert(1)" },
+            { "labels": { "alertname": "Empty" }, "generatorURL": "" },
+        ]));
+        let url = |i: usize| d.signals[i].annotations.get(crate::signal::GENERATOR_URL);
+        assert_eq!(url(0), Some("http://prom:9090/graph?g0.expr=up"));
+        assert_eq!((url(1), url(2)), (None, None));
+        let d = decode_webhook(
+            json!({ "version": "4", "alerts": [{ "status": "firing",
+                "labels": { "alertname": "A" }, "generatorURL": "https://prom/graph" }] })
+            .to_string()
+            .as_bytes(),
+            now(),
+        )
+        .unwrap();
+        assert_eq!(
+            d.signals[0].annotations.get(crate::signal::GENERATOR_URL),
+            Some("https://prom/graph")
+        );
     }
 
     #[test]

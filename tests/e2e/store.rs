@@ -68,6 +68,7 @@ pub(crate) fn impact(id: i64, incident_id: i64) -> Impact {
         started_at: t(0),
         cleared_at: None,
         firing_at_resolve: false,
+        annotations: Default::default(),
         cri: None,
     }
 }
@@ -94,6 +95,7 @@ fn page(id: i64, incident: &Incident) -> Page {
             },
             recipient: "alice".into(),
             ack_url: None,
+            context: None,
         },
         recipient,
         created_at: t(id),

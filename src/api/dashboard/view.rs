@@ -132,6 +132,17 @@ pub struct ImpactRow {
     pub active: bool,
     /// Its incident was resolved while its signal still fired (see `Impact`).
     pub firing_at_resolve: bool,
+    pub description: Option<String>,
+    /// Its annotations that are http(s) links: the runbook first, then the alert's source.
+    pub links: Vec<AnnotationLink>,
+    /// Its other annotations (not the summary, description or links), by name.
+    pub annotations: Vec<(String, String)>,
+}
+
+#[derive(Serialize)]
+pub struct AnnotationLink {
+    pub title: String,
+    pub url: String,
 }
 
 /// The serde name of an enum value (`data_loss`, `high`), as the API spells it.
@@ -157,7 +168,40 @@ pub fn impact_row(impact: &Impact) -> ImpactRow {
         cleared_at: opt_time(impact.cleared_at),
         active: impact.is_active(),
         firing_at_resolve: impact.firing_at_resolve,
+        description: impact.annotations.get("description").map(str::to_string),
+        links: annotation_links(impact),
+        annotations: impact
+            .annotations
+            .iter()
+            .filter(|(k, v)| {
+                !matches!(*k, "summary" | "description") && !crate::signal::is_web_link(v)
+            })
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
     }
+}
+
+/// An impact's annotations that are http(s) links, named for a reader.
+fn annotation_links(impact: &Impact) -> Vec<AnnotationLink> {
+    let mut links: Vec<AnnotationLink> = impact
+        .annotations
+        .iter()
+        .filter(|(_, v)| crate::signal::is_web_link(v))
+        .map(|(k, v)| AnnotationLink {
+            title: match k {
+                "runbook_url" | "runbook" | "tsg_url" => "Runbook".to_string(),
+                crate::signal::GENERATOR_URL => "Alert source".to_string(),
+                other => other.replace('_', " "),
+            },
+            url: v.to_string(),
+        })
+        .collect();
+    links.sort_by_key(|l| match l.title.as_str() {
+        "Runbook" => 0,
+        "Alert source" => 1,
+        _ => 2,
+    });
+    links
 }
 
 /// One line of the incident's history as the page shows it.
@@ -290,6 +334,7 @@ mod tests {
                     },
                     recipient: who.into(),
                     ack_url: None,
+                    context: None,
                 },
                 created_at: at + chrono::Duration::seconds(id),
             },

@@ -125,6 +125,14 @@ impl Core {
             .filter(|s| !s.trim().is_empty())
             .or_else(|| signal.annotations.get("summary").map(str::to_string))
             .unwrap_or_else(|| rule_name.to_string());
+        let annotations = match rule {
+            Some(r) => {
+                setup
+                    .summaries
+                    .annotate(&r.name, &labels, &signal.annotations, signal.value)
+            }
+            None => Arc::clone(&signal.annotations),
+        };
         let id = self.next_impact_id;
         self.next_impact_id += 1;
         let impact = Impact {
@@ -146,6 +154,7 @@ impl Core {
             cleared_at: None,
             firing_at_resolve: false,
             cri: signal.cri.clone(),
+            annotations,
         };
         let window = setup.config.correlation.window.chrono();
         // Usually one key with one or two incidents: a sorted Vec, not a tree built for them.

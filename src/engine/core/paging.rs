@@ -9,10 +9,11 @@ use super::Core;
 use crate::engine::open_counts::Counted;
 use crate::engine::timers::TimerKey;
 use crate::incident::{lifecycle, Entry, IncidentView, Status};
+use crate::paging::context::{self, PageContext};
 use crate::paging::decide::{self, Routing, Step, Update};
 use crate::paging::escalate::Escalation;
 use crate::paging::page::EscalationRef;
-use crate::paging::{silence, LevelPage, Page, PageEvent, PagePayload, Recipient};
+use crate::paging::{silence, LevelPage, Page, PageEvent, PagePayload, PagedEntry, Recipient};
 
 impl Core {
     /// Route the incident and start its escalation (or queue it, or record it unrouted).
@@ -497,6 +498,51 @@ impl Core {
                 signer.sign(incident_id, &recipient.id, expires)
             )
         });
+        let history: &[PagedEntry] = self
+            .paging
+            .get(&incident_id)
+            .map(|p| p.history.as_slice())
+            .unwrap_or_default();
+        let targets: &[String] = self
+            .paging
+            .get(&incident_id)
+            .and_then(|p| p.escalation.as_ref())
+            .and_then(|e| e.policy.levels.get(level.unwrap_or(0)))
+            .map(|l| l.notify.as_slice())
+            .unwrap_or_default();
+        let customers = &setup.config.catalog.customers;
+        let customer_name = |id: &str| {
+            customers
+                .iter()
+                .find(|c| c.id == id)
+                .and_then(|c| c.name.clone())
+        };
+        let incident_url = format!("{}/incidents/{}", setup.external_url, incident_id);
+        let context = PageContext::build(context::Inputs {
+            incident,
+            impacts: incident
+                .impact_ids
+                .iter()
+                .filter_map(|id| self.impacts.get(id).map(|i| &**i))
+                .collect(),
+            event,
+            recipient: &recipient,
+            history,
+            zone: setup.paging.zone_for(&recipient.id, targets),
+            customer_name: &customer_name,
+            thresholds: &setup.config.classification,
+            incident_url,
+            ack_url: ack_url.clone(),
+            now,
+        });
+        let entry = PagedEntry {
+            recipient: recipient.id.clone(),
+            channel: recipient.channel.as_str().to_string(),
+            event: event.as_str().to_string(),
+            level,
+            at: now,
+            severity: incident.severity,
+        };
         let id = self.next_page_id;
         self.next_page_id += 1;
         let page = Page {
@@ -515,6 +561,7 @@ impl Core {
                 },
                 recipient: recipient.id.clone(),
                 ack_url,
+                context: Some(context),
             },
             recipient: recipient.clone(),
             created_at: now,
@@ -527,6 +574,7 @@ impl Core {
         paged_now.push(recipient.clone());
         let paging = self.paging.entry(incident_id).or_default();
         paging.add_paged(recipient);
+        paging.remember(entry);
         self.dirty.paging.insert(incident_id);
     }
 

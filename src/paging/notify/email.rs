@@ -14,6 +14,7 @@ use rustls::pki_types::CertificateDer;
 
 use super::error::{chain, NotifyError};
 use super::render;
+use super::templates::{email_name, Templates};
 use crate::config::secrets::read_secret;
 use crate::config::{Config, EmailConfig, SmtpConfig, SmtpTls};
 use crate::paging::Page;
@@ -58,9 +59,9 @@ impl Mailer {
     }
 
     /// Send one page; the error says whether it is worth another attempt.
-    pub async fn send(&self, page: &Page) -> Result<(), NotifyError> {
+    pub async fn send(&self, page: &Page, templates: &Templates) -> Result<(), NotifyError> {
         let to = page.recipient.address.clone();
-        let message = self.message(page)?;
+        let message = self.message(page, templates)?;
         match &self.transport {
             Transport::Smtp(smtp) => smtp.send(&to, &message).await,
             Transport::File(dir) => write_eml(dir, &to, &page.delivery_id, &message).await,
@@ -70,7 +71,7 @@ impl Mailer {
 
     /// The message: `[Sev N] title`, text and HTML parts, a Message-ID and Date that stay the
     /// same on every retry (so a mail client shows a re-sent page once).
-    pub fn message(&self, page: &Page) -> Result<Message, NotifyError> {
+    pub fn message(&self, page: &Page, templates: &Templates) -> Result<Message, NotifyError> {
         let to_text = page.recipient.address.clone();
         let from = self.from.clone().map_err(|reason| NotifyError::Config {
             notifier: "email".into(),
@@ -90,11 +91,26 @@ impl Mailer {
                 reason,
             }
         })?;
+        let own = |part: &str| {
+            let rendered = templates.render(&email_name(part), &page.payload, &page.delivery_id)?;
+            rendered
+                .map_err(|error| {
+                    tracing::error!(%error, "email template failed; the built-in part is sent");
+                })
+                .ok()
+        };
+        let text = own("text").unwrap_or(text);
+        let html = own("html").unwrap_or(html);
+        // A header holds one line.
+        let subject = own("subject")
+            .map(|s| s.split_whitespace().collect::<Vec<_>>().join(" "))
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| render::subject(&page.payload));
         let domain = from.email.domain().to_string();
         let mut builder = Message::builder()
             .from(from)
             .to(to)
-            .subject(render::subject(&page.payload))
+            .subject(subject)
             .date(page.created_at.into())
             .message_id(Some(format!("<{}@{domain}>", page.delivery_id)));
         for (name, value) in [

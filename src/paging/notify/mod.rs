@@ -17,10 +17,12 @@
 
 pub mod email;
 pub mod error;
+pub mod format;
 mod notifiers;
 pub mod render;
 pub mod report;
 pub mod retry;
+pub mod templates;
 pub mod webhook;
 
 use std::collections::{BTreeSet, HashMap, VecDeque};

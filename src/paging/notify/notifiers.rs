@@ -4,6 +4,9 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 
+use std::sync::Arc;
+
+use super::templates::Templates;
 use super::{email, webhook, NotifyError};
 use crate::config::{Config, RetryConfig};
 use crate::paging::{Channel, Page};
@@ -15,6 +18,8 @@ pub struct Notifiers {
     webhooks: HashMap<String, webhook::Webhook>,
     client: reqwest::Client,
     pub retry: RetryConfig,
+    /// The notifiers' own templates (those that compiled; `tocsin check` names the rest).
+    templates: Arc<Templates>,
 }
 
 impl Notifiers {
@@ -23,6 +28,11 @@ impl Notifiers {
     /// says why, so the pages wait for a fixed config instead of being lost.
     pub fn new(config: &Config, client: reqwest::Client) -> Notifiers {
         let notifiers = &config.notifiers;
+        let (templates, errors) = Templates::compile(config);
+        for error in errors {
+            tracing::error!(%error, "notifier template not used; pages use the built-in one");
+        }
+        let templates = Arc::new(templates);
         Notifiers {
             email: notifiers
                 .email
@@ -35,6 +45,7 @@ impl Notifiers {
                 .collect(),
             client,
             retry: notifiers.retry.clone(),
+            templates,
         }
     }
 
@@ -47,13 +58,16 @@ impl Notifiers {
     ) -> Result<(), NotifyError> {
         match page.recipient.channel {
             Channel::Email => match &self.email {
-                Some(mailer) => mailer.send(page).await,
+                Some(mailer) => mailer.send(page, &self.templates).await,
                 None => Err(NotifyError::NoEmailNotifier {
                     to: page.recipient.address.clone(),
                 }),
             },
             Channel::Webhook => match self.webhooks.get(&page.recipient.address) {
-                Some(hook) => hook.send(&self.client, page, body, now).await,
+                Some(hook) => {
+                    hook.send(&self.client, page, body, &self.templates, now)
+                        .await
+                }
                 None => Err(NotifyError::UnknownWebhook {
                     webhook: page.recipient.address.clone(),
                 }),

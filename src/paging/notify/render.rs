@@ -5,94 +5,177 @@ use std::sync::OnceLock;
 
 use minijinja::{context, AutoEscape, Environment};
 
-use crate::paging::{PageEvent, PagePayload};
+use crate::paging::PagePayload;
 
-/// What a reader sees of the event, in the subject and the first line.
-fn headline(event: PageEvent) -> Option<&'static str> {
-    match event {
-        // A page that asks for a response: the subject is just `[Sev N] title`.
-        PageEvent::Triggered | PageEvent::Escalated => None,
-        PageEvent::SeverityRaised => Some("SEVERITY RAISED"),
-        PageEvent::Acknowledged => Some("ACKNOWLEDGED"),
-        PageEvent::Resolved => Some("RESOLVED"),
-        PageEvent::ResponseBreached => Some("RESPONSE OVERDUE"),
-        PageEvent::ImpactAdded => Some("NEW IMPACT"),
-        PageEvent::Merged => Some("MERGED"),
-        PageEvent::Reopened => Some("REOPENED"),
-        PageEvent::Test => Some("TEST PAGE"),
-        PageEvent::ShiftStarted => Some("ON CALL"),
-        PageEvent::Assigned => Some("ASSIGNED TO YOU"),
-        PageEvent::ResponderAdded => Some("YOU ARE ADDED"),
-    }
-}
-
-/// `[Sev N] title`, with the event after the severity when it is not a plain page.
+/// The subject: `[Sev N] title`, with what happened when it is not a plain page (and, to
+/// someone who never heard of the incident, after the title, never instead of it).
 pub fn subject(payload: &PagePayload) -> String {
-    // A header cannot hold line breaks; a title with some still reads as one line.
-    let title: String = payload
-        .incident
-        .title
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
-    let severity = payload.incident.severity;
-    match headline(payload.event) {
-        None => format!("[Sev {severity}] {title}"),
-        Some(what) => format!("[Sev {severity}] {what}: {title}"),
+    payload.context().subject.clone()
+}
+
+/// What every template is rendered with: `page` (the page context: what broke, why this
+/// severity, links, who else was paged), `incident` (the incident as the API shows it),
+/// `event`, `escalation`, `recipient`, `ack_url` and `delivery_id`.
+pub fn template_context(payload: &PagePayload, delivery_id: &str) -> minijinja::Value {
+    let page = payload.context();
+    context! {
+        page => &*page,
+        subject => &page.subject,
+        event => payload.event.as_str(),
+        incident => &payload.incident,
+        escalation => &payload.escalation,
+        recipient => &payload.recipient,
+        ack_url => &payload.ack_url,
+        delivery_id => delivery_id,
     }
 }
 
-const TEXT: &str = r#"{{ intro }}
+const TEXT: &str = r#"{{ page.headline }}
+{%- if page.what_changed %}
 
-Incident #{{ incident.id }}: {{ incident.title }}
-Severity:  Sev {{ incident.severity }}
-Status:    {{ incident.status }}
-Event:     {{ event }}{% if escalation.policy %} (policy {{ escalation.policy }}{% if escalation.level is not none %}, level {{ escalation.level }}{% endif %}){% endif %}
-Services:  {{ incident.services | join(", ") or "-" }}
-Regions:   {{ incident.regions | join(", ") or "-" }}
-Customers: {{ incident.customers | join(", ") or "-" }} ({{ incident.customer_count }})
-Opened:    {{ incident.opened_at }}
+What changed: {{ page.what_changed }}
+{%- endif %}
+
+Incident #{{ page.incident_id }}: {{ page.title }}
+Severity:  Sev {{ page.severity }}
+Why:       {{ page.severity_reason }}
+Status:    {{ page.status }}{% if page.acknowledged %} ({{ page.acknowledged }}){% endif %}
+Opened:    {{ page.opened_at }}
+Services:  {{ page.services | join(", ") or "-" }}
+Regions:   {{ page.regions | join(", ") or "-" }}
+Customers: {{ page.customers | join(", ") or "-" }} ({{ page.customers | length }})
 {%- if incident.respond_by %}
 Respond by: {{ incident.respond_by }}
-{%- endif %}
-{%- if incident.acknowledged_by %}
-Acknowledged by {{ incident.acknowledged_by }} at {{ incident.acknowledged_at }}
 {%- endif %}
 {% if ack_url %}
 Acknowledge: {{ ack_url }}
 {%- endif %}
-Incident:    {{ incident.url }}
+Dashboard:   {{ page.dashboard_url }}
+{%- for link in page.runbooks %}
+Runbook:     {{ link.url }}
+{%- endfor %}
+{%- if page.impacts %}
 
+What is broken ({{ page.impacts_total }} impact{% if page.impacts_total != 1 %}s{% endif %}, newest first):
+{%- for impact in page.impacts %}
+- {{ impact.summary }} ({{ impact.kind }}{% if impact.service %}, {{ impact.service }}{% endif %}{% if impact.region %}, {{ impact.region }}{% endif %}), since {{ impact.started_at }}{% if not impact.active %}, cleared{% endif %}
+{%- if impact.customers %}
+  Customers: {{ impact.customers | join(", ") }}
+{%- endif %}
+{%- if impact.description %}
+  {{ impact.description }}
+{%- endif %}
+{%- if impact.runbook_url %}
+  Runbook: {{ impact.runbook_url }}
+{%- endif %}
+{%- if impact.generator_url %}
+  Alert source: {{ impact.generator_url }}
+{%- endif %}
+{%- endfor %}
+{%- if page.impacts_total > page.impacts | length %}
+- and {{ page.impacts_total - page.impacts | length }} more on the dashboard
+{%- endif %}
+{%- endif %}
+{%- if page.links %}
+
+Links:
+{%- for link in page.links %}
+- {{ link.title }}: {{ link.url }}
+{%- endfor %}
+{%- endif %}
+
+{% if page.paged %}Also paged:
+{%- for p in page.paged %}
+- {{ p.who }} by {{ p.channel }} at {{ p.at }} ({{ p.event }}{% if p.level is not none %}, level {{ p.level }}{% endif %})
+{%- endfor %}
+{% else %}Nobody else has been paged about it.
+{% endif %}
+Event: {{ event }}{% if escalation.policy %} (policy {{ escalation.policy }}{% if escalation.level is not none %}, level {{ escalation.level }}{% endif %}){% endif %}
+Times are in {{ page.timezone }}.
 Sent by tocsin to {{ recipient }}. Delivery {{ delivery_id }}.
 "#;
 
 const HTML: &str = r#"<!DOCTYPE html>
 <html><head><meta charset="utf-8"><title>{{ subject }}</title></head>
-<body style="font-family: sans-serif">
-<p><strong>{{ intro }}</strong></p>
-<h2>Incident #{{ incident.id }}: {{ incident.title }}</h2>
-<table>
-<tr><th align="left">Severity</th><td>Sev {{ incident.severity }}</td></tr>
-<tr><th align="left">Status</th><td>{{ incident.status }}</td></tr>
-<tr><th align="left">Event</th><td>{{ event }}{% if escalation.policy %} (policy {{ escalation.policy }}{% if escalation.level is not none %}, level {{ escalation.level }}{% endif %}){% endif %}</td></tr>
-<tr><th align="left">Services</th><td>{{ incident.services | join(", ") or "-" }}</td></tr>
-<tr><th align="left">Regions</th><td>{{ incident.regions | join(", ") or "-" }}</td></tr>
-<tr><th align="left">Customers</th><td>{{ incident.customers | join(", ") or "-" }} ({{ incident.customer_count }})</td></tr>
-<tr><th align="left">Opened</th><td>{{ incident.opened_at }}</td></tr>
+<body style="font-family: -apple-system, 'Segoe UI', Helvetica, Arial, sans-serif; color: #1d1c1d; max-width: 720px">
+<div style="border-left: 6px solid {{ colour }}; padding: 4px 12px; margin-bottom: 12px">
+<p style="margin: 4px 0"><strong>{{ page.headline }}</strong></p>
+{%- if page.what_changed %}
+<p style="margin: 4px 0"><strong>What changed:</strong> {{ page.what_changed }}</p>
+{%- endif %}
+</div>
+<h2 style="margin: 8px 0">Incident #{{ page.incident_id }}: {{ page.title }}</h2>
+{%- if ack_url %}
+<p><a href="{{ ack_url }}" style="background: {{ colour }}; color: #fff; padding: 8px 16px; border-radius: 4px; text-decoration: none; font-weight: bold">Acknowledge</a>
+&nbsp; <a href="{{ page.dashboard_url }}">Open the incident</a></p>
+{%- else %}
+<p><a href="{{ page.dashboard_url }}">Open the incident</a></p>
+{%- endif %}
+<table cellpadding="3">
+<tr><th align="left">Severity</th><td>Sev {{ page.severity }}</td></tr>
+<tr><th align="left">Why</th><td>{{ page.severity_reason }}</td></tr>
+<tr><th align="left">Status</th><td>{{ page.status }}{% if page.acknowledged %} ({{ page.acknowledged }}){% endif %}</td></tr>
+<tr><th align="left">Opened</th><td>{{ page.opened_at }}</td></tr>
+<tr><th align="left">Services</th><td>{{ page.services | join(", ") or "-" }}</td></tr>
+<tr><th align="left">Regions</th><td>{{ page.regions | join(", ") or "-" }}</td></tr>
+<tr><th align="left">Customers</th><td>{{ page.customers | join(", ") or "-" }} ({{ page.customers | length }})</td></tr>
 {%- if incident.respond_by %}
 <tr><th align="left">Respond by</th><td>{{ incident.respond_by }}</td></tr>
 {%- endif %}
-{%- if incident.acknowledged_by %}
-<tr><th align="left">Acknowledged</th><td>by {{ incident.acknowledged_by }} at {{ incident.acknowledged_at }}</td></tr>
-{%- endif %}
+{%- for link in page.runbooks %}
+<tr><th align="left">Runbook</th><td><a href="{{ link.url }}">{{ link.url }}</a></td></tr>
+{%- endfor %}
 </table>
-{%- if ack_url %}
-<p><a href="{{ ack_url }}">Acknowledge</a> ({{ ack_url }})</p>
+{%- if page.impacts %}
+<h3>What is broken ({{ page.impacts_total }} impact{% if page.impacts_total != 1 %}s{% endif %}, newest first)</h3>
+<ul>
+{%- for impact in page.impacts %}
+<li><strong>{{ impact.summary }}</strong> ({{ impact.kind }}{% if impact.service %}, {{ impact.service }}{% endif %}{% if impact.region %}, {{ impact.region }}{% endif %}), since {{ impact.started_at }}{% if not impact.active %}, cleared{% endif %}
+{%- if impact.customers %}<br>Customers: {{ impact.customers | join(", ") }}{% endif %}
+{%- if impact.description %}<br>{{ impact.description }}{% endif %}
+{%- if impact.runbook_url %}<br><a href="{{ impact.runbook_url }}">Runbook</a>{% endif %}
+{%- if impact.generator_url %}<br><a href="{{ impact.generator_url }}">Alert source</a>{% endif %}
+</li>
+{%- endfor %}
+{%- if page.impacts_total > page.impacts | length %}
+<li>and {{ page.impacts_total - page.impacts | length }} more on the <a href="{{ page.dashboard_url }}">dashboard</a></li>
 {%- endif %}
-<p><a href="{{ incident.url }}">Open the incident</a> ({{ incident.url }})</p>
-<p style="color: #666">Sent by tocsin to {{ recipient }}. Delivery {{ delivery_id }}.</p>
+</ul>
+{%- endif %}
+{%- if page.links %}
+<h3>Links</h3>
+<ul>
+{%- for link in page.links %}
+<li><a href="{{ link.url }}">{{ link.title }}</a></li>
+{%- endfor %}
+</ul>
+{%- endif %}
+<h3>Who else was paged</h3>
+{%- if page.paged %}
+<ul>
+{%- for p in page.paged %}
+<li>{{ p.who }} by {{ p.channel }} at {{ p.at }} ({{ p.event }}{% if p.level is not none %}, level {{ p.level }}{% endif %})</li>
+{%- endfor %}
+</ul>
+{%- else %}
+<p>Nobody else has been paged about it.</p>
+{%- endif %}
+<p style="color: #666">Event {{ event }}{% if escalation.policy %} (policy {{ escalation.policy }}{% if escalation.level is not none %}, level {{ escalation.level }}{% endif %}){% endif %}. Times are in {{ page.timezone }}.
+Sent by tocsin to {{ recipient }}. Delivery {{ delivery_id }}.
+{%- if ack_url %}<br>Acknowledge link: {{ ack_url }}{% endif %}</p>
 </body></html>
 "#;
+
+/// The colour of a severity, as the Slack and Teams formats and the HTML email show it.
+pub fn severity_colour(severity: u8) -> &'static str {
+    match severity {
+        0 => "#7b1fa2",
+        1 => "#d32f2f",
+        2 => "#f57c00",
+        3 => "#fbc02d",
+        _ => "#1976d2",
+    }
+}
 
 fn templates() -> &'static Environment<'static> {
     static ENV: OnceLock<Environment<'static>> = OnceLock::new();
@@ -103,17 +186,26 @@ fn templates() -> &'static Environment<'static> {
             .expect("the text template parses");
         env.add_template("page.html", HTML)
             .expect("the HTML template parses");
-        // minijinja's HTML escaping also escapes `/`, which is safe but turns every link in
-        // the HTML part into `http:&#x2f;&#x2f;…`; escape only what HTML needs escaped.
-        env.set_formatter(|out, state, value| match value.as_str() {
-            Some(text) if state.auto_escape() == AutoEscape::Html && !value.is_safe() => {
-                out.write_str(&escape_html(text))?;
-                Ok(())
-            }
-            _ => minijinja::escape_formatter(out, state, value),
-        });
+        env.set_formatter(html_formatter);
         env
     })
+}
+
+/// minijinja's formatter, but HTML escaping escapes only what HTML needs escaped: its own
+/// also escapes `/`, which is safe but turns every link in an HTML part into
+/// `http:&#x2f;&#x2f;…`.
+pub fn html_formatter(
+    out: &mut minijinja::Output<'_>,
+    state: &minijinja::State<'_, '_>,
+    value: &minijinja::Value,
+) -> Result<(), minijinja::Error> {
+    match value.as_str() {
+        Some(text) if state.auto_escape() == AutoEscape::Html && !value.is_safe() => {
+            out.write_str(&escape_html(text))?;
+            Ok(())
+        }
+        _ => minijinja::escape_formatter(out, state, value),
+    }
 }
 
 fn escape_html(text: &str) -> String {
@@ -131,69 +223,11 @@ fn escape_html(text: &str) -> String {
     out
 }
 
-fn intro(payload: &PagePayload) -> String {
-    let sev = payload.incident.severity;
-    match payload.event {
-        PageEvent::Triggered => format!("You are paged for a Sev {sev} incident."),
-        PageEvent::Escalated => {
-            format!("You are paged for a Sev {sev} incident: nobody has acknowledged it yet.")
-        }
-        PageEvent::SeverityRaised => format!("The incident's severity rose to Sev {sev}."),
-        PageEvent::Acknowledged => format!(
-            "The incident was acknowledged by {}.",
-            payload
-                .incident
-                .acknowledged_by
-                .as_deref()
-                .unwrap_or("someone")
-        ),
-        PageEvent::Resolved => "The incident is resolved.".to_string(),
-        PageEvent::ResponseBreached => {
-            "The customer's initial-response deadline passed without an acknowledgement."
-                .to_string()
-        }
-        PageEvent::ImpactAdded => format!(
-            "A new impact joined this Sev {sev} incident{}.",
-            still_acknowledged(payload)
-        ),
-        PageEvent::Merged => format!(
-            "Another incident was merged into this Sev {sev} incident{}.",
-            still_acknowledged(payload)
-        ),
-        PageEvent::Reopened => format!("The Sev {sev} incident failed again and is reopened."),
-        PageEvent::Test => {
-            "This is a test page from tocsin: this contact method reaches you.".to_string()
-        }
-        PageEvent::ShiftStarted => "Your on-call shift has begun.".to_string(),
-        PageEvent::Assigned => format!("A Sev {sev} incident is assigned to you."),
-        PageEvent::ResponderAdded => {
-            format!("You are added to a Sev {sev} incident: its updates reach you from now on.")
-        }
-    }
-}
-
-/// ", which X acknowledged", so a person who acknowledged it knows the news is theirs.
-fn still_acknowledged(payload: &PagePayload) -> String {
-    payload
-        .incident
-        .acknowledged_by
-        .as_deref()
-        .map(|by| format!(" (acknowledged by {by})"))
-        .unwrap_or_default()
-}
-
 /// The plain-text and HTML bodies.
 pub fn bodies(payload: &PagePayload, delivery_id: &str) -> Result<(String, String), String> {
-    let ctx = context! {
-        subject => subject(payload),
-        intro => intro(payload),
-        event => payload.event.as_str(),
-        incident => &payload.incident,
-        escalation => &payload.escalation,
-        recipient => &payload.recipient,
-        ack_url => &payload.ack_url,
-        delivery_id => delivery_id,
-    };
+    let ctx = template_context(payload, delivery_id);
+    let colour = severity_colour(payload.incident.severity);
+    let ctx = context! { colour, ..ctx };
     let render = |name: &str| {
         templates()
             .get_template(name)
@@ -208,6 +242,7 @@ mod tests {
     use super::*;
     use crate::incident::{IncidentView, Status};
     use crate::paging::page::EscalationRef;
+    use crate::paging::PageEvent;
 
     fn payload(event: PageEvent) -> PagePayload {
         PagePayload {
@@ -241,6 +276,7 @@ mod tests {
             },
             recipient: "alice".into(),
             ack_url: Some("http://tocsin/ack/abc.def".into()),
+            context: None,
         }
     }
 
@@ -250,9 +286,10 @@ mod tests {
             subject(&payload(PageEvent::Triggered)),
             "[Sev 1] storage <down> in china-east"
         );
+        // A page stored without a context reads as one to someone new to the incident.
         assert_eq!(
             subject(&payload(PageEvent::Resolved)),
-            "[Sev 1] RESOLVED: storage <down> in china-east"
+            "[Sev 1] storage <down> in china-east (resolved)"
         );
     }
 
@@ -275,7 +312,68 @@ mod tests {
         assert!(html.contains("storage &lt;down&gt;"), "{html}");
         assert!(!html.contains("<down>"));
         assert!(
-            html.contains(r#"<a href="http://tocsin/ack/abc.def">"#),
+            html.contains(r#"<a href="http://tocsin/ack/abc.def""#),
+            "{html}"
+        );
+    }
+
+    #[test]
+    fn both_bodies_carry_the_page_context() {
+        use crate::paging::context::{ImpactLine, Link, PagedLine};
+        let mut p = payload(PageEvent::SeverityRaised);
+        p.context = Some(crate::paging::PageContext {
+            subject: "[Sev 1] storage down (raised from Sev 2)".into(),
+            headline: "You are paged for Sev 1 incident #7.".into(),
+            what_changed: Some("Severity rose from Sev 2 to Sev 1".into()),
+            severity: 1,
+            severity_reason: "Sev 1: major impact, 2 customers (Contoso Ltd and fabrikam)".into(),
+            customers: vec!["Contoso Ltd".into(), "fabrikam".into()],
+            impacts: vec![ImpactLine {
+                summary: "storage down in china-north".into(),
+                kind: "outage".into(),
+                started_at: "2026-01-05 17:01:30 CST (Asia/Shanghai)".into(),
+                active: true,
+                description: Some("5xx <above> 5%".into()),
+                runbook_url: Some("https://runbooks.example/storage".into()),
+                generator_url: Some("http://prom/graph?g0.expr=up&x=1".into()),
+                ..Default::default()
+            }],
+            impacts_total: 3,
+            runbooks: vec![Link {
+                title: "Runbook".into(),
+                url: "https://runbooks.example/storage".into(),
+            }],
+            paged: vec![PagedLine {
+                who: "bob".into(),
+                channel: "webhook".into(),
+                event: "triggered".into(),
+                at: "2026-01-05 17:00:05 CST (Asia/Shanghai)".into(),
+                level: Some(0),
+            }],
+            dashboard_url: "http://tocsin/incidents/7".into(),
+            timezone: "Asia/Shanghai".into(),
+            ..Default::default()
+        });
+        assert_eq!(subject(&p), "[Sev 1] storage down (raised from Sev 2)");
+        let (text, html) = bodies(&p, "d-1").unwrap();
+        for needle in [
+            "What changed:",
+            "Severity rose from Sev 2 to Sev 1",
+            "Contoso Ltd and fabrikam",
+            "storage down in china-north",
+            "https://runbooks.example/storage",
+            "http://tocsin/incidents/7",
+            "bob by webhook at 2026-01-05 17:00:05 CST (Asia/Shanghai)",
+            "and 2 more",
+            "Times are in Asia/Shanghai",
+        ] {
+            assert!(text.contains(needle), "text lacks {needle}:\n{text}");
+            assert!(html.contains(needle), "html lacks {needle}:\n{html}");
+        }
+        assert!(text.contains("5xx <above> 5%"), "{text}");
+        assert!(html.contains("5xx &lt;above&gt; 5%"), "{html}");
+        assert!(
+            html.contains(r#"<a href="http://prom/graph?g0.expr=up&amp;x=1">Alert source</a>"#),
             "{html}"
         );
     }

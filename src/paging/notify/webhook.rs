@@ -8,9 +8,11 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE, USER_AGE
 use sha2::Sha256;
 
 use super::error::{chain, NotifyError};
+use super::format;
 use super::retry::parse_retry_after;
+use super::templates::{body_name, header_name, Templates};
 use crate::config::secrets::read_secret;
-use crate::config::{Config, WebhookConfig};
+use crate::config::{Config, WebhookConfig, WebhookFormat};
 use crate::paging::Page;
 
 /// A webhook secret; its Debug output never shows it.
@@ -40,11 +42,23 @@ pub struct Webhook {
     secret: Result<Option<Secret>, String>,
     /// The configured `headers`, or why one of them is not a valid HTTP header.
     headers: Result<HeaderMap, String>,
+    format: WebhookFormat,
+    /// `format: pagerduty`: the routing key, or why its file could not be read.
+    routing_key: Result<Option<Secret>, String>,
+    topic: Option<String>,
+    /// `template.headers`: each header's name and its template's name.
+    header_templates: Vec<(HeaderName, String)>,
 }
 
 impl Webhook {
     pub fn new(config: &Config, hook: &WebhookConfig) -> Webhook {
         let secret = match &hook.secret_file {
+            None => Ok(None),
+            Some(file) => read_secret(&config.resolve_path(file))
+                .map(|s| Some(Secret(s)))
+                .map_err(|e| e.to_string()),
+        };
+        let routing_key = match &hook.routing_key_file {
             None => Ok(None),
             Some(file) => read_secret(&config.resolve_path(file))
                 .map(|s| Some(Secret(s)))
@@ -56,6 +70,54 @@ impl Webhook {
             timeout: hook.timeout.std(),
             secret,
             headers: header_map(&hook.headers),
+            format: hook.format,
+            routing_key,
+            topic: hook.topic.clone(),
+            header_templates: hook
+                .template
+                .iter()
+                .flat_map(|t| t.headers.keys())
+                .filter_map(|h| {
+                    let name = HeaderName::from_bytes(h.as_bytes()).ok()?;
+                    Some((name, header_name(&hook.name, h)))
+                })
+                .collect(),
+        }
+    }
+
+    /// The body this webhook sends for `page`: `tocsin` sends the payload (`payload_body`,
+    /// serialized once), the other formats their product's JSON.
+    pub fn body(
+        &self,
+        page: &Page,
+        payload_body: &[u8],
+        templates: &Templates,
+    ) -> Result<Vec<u8>, NotifyError> {
+        match templates.render(&body_name(&self.name), &page.payload, &page.delivery_id) {
+            Some(Ok(body)) => return Ok(body.into_bytes()),
+            Some(Err(error)) => {
+                tracing::error!(%error, "webhook body template failed; the format's body is sent")
+            }
+            None => {}
+        }
+        let routing_key = self
+            .routing_key
+            .as_ref()
+            .map_err(|reason| NotifyError::Config {
+                notifier: format!("webhook {:?}", self.name),
+                reason: reason.clone(),
+            })?;
+        let key = routing_key
+            .as_ref()
+            .map(|Secret(k)| String::from_utf8_lossy(k).trim().to_string());
+        let extras = format::Extras {
+            routing_key: key.as_deref(),
+            topic: self.topic.as_deref(),
+        };
+        match format::body(self.format, &page.payload, &extras) {
+            None => Ok(payload_body.to_vec()),
+            // Plain data with string keys: serializing cannot fail.
+            Some(value) => Ok(serde_json::to_vec(&value).expect("a format body serializes")),
         }
     }
 
@@ -69,6 +131,7 @@ impl Webhook {
         client: &reqwest::Client,
         page: &Page,
         body: &[u8],
+        templates: &Templates,
         now: chrono::DateTime<chrono::Utc>,
     ) -> Result<(), NotifyError> {
         let config_error = |reason: &String| NotifyError::Config {
@@ -76,8 +139,26 @@ impl Webhook {
             reason: reason.clone(),
         };
         let secret = self.secret.as_ref().map_err(config_error)?;
+        let body = &self.body(page, body, templates)?[..];
         // Configured headers first, then ours, so the contract headers cannot be overridden.
         let mut headers = self.headers.as_ref().map_err(config_error)?.clone();
+        for (name, template) in &self.header_templates {
+            let rendered = templates.render(template, &page.payload, &page.delivery_id);
+            match rendered.map(|r| r.map(|v| HeaderValue::from_str(v.trim()))) {
+                Some(Ok(Ok(value))) => {
+                    headers.insert(name.clone(), value);
+                }
+                Some(Ok(Err(_))) => tracing::error!(
+                    webhook = %self.name,
+                    header = %name,
+                    "header template renders no valid header value; header left out"
+                ),
+                Some(Err(error)) => {
+                    tracing::error!(%error, "header template failed; header left out")
+                }
+                None => {}
+            }
+        }
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         headers.insert(
             USER_AGENT,
