@@ -67,6 +67,7 @@ mod tests {
             cleared_at: None,
             firing_at_resolve: false,
             cri: None,
+            inhibited_by: None,
         }
     }
 

@@ -35,6 +35,7 @@ fn impact(id: i64, region: &str, customers: &[&str]) -> Impact {
         cleared_at: None,
         firing_at_resolve: false,
         cri: None,
+        inhibited_by: None,
     }
 }
 
@@ -296,4 +297,15 @@ fn only_an_incident_that_resolved_on_its_own_lately_reopens() {
     let mut merged = opened();
     close_merged(&mut merged, 7, at(5));
     assert!(!reopenable(&merged, at(6), within), "merged");
+}
+
+#[test]
+fn a_dependent_impact_leaves_the_incident_as_it_is() {
+    let mut incident = opened();
+    let mut web = impact(2, "north", &["fabrikam"]);
+    web.inhibited_by = Some(1);
+    assert!(!attach(&mut incident, &web));
+    assert_eq!(incident.impact_ids, vec![1, 2]);
+    assert_eq!(incident.customers.len(), 1);
+    assert_eq!(incident.regions.len(), 1);
 }

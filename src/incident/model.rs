@@ -39,6 +39,10 @@ pub struct Impact {
     pub firing_at_resolve: bool,
     #[serde(default)]
     pub cri: Option<Box<CriDetails>>,
+    /// A dependent impact: it joined incident N because a service it depends on
+    /// (`catalog.services[].depends_on`) is down there; it pages on its own when N resolves.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inhibited_by: Option<i64>,
 }
 
 impl Impact {
@@ -411,6 +415,7 @@ mod tests {
             cleared_at: None,
             firing_at_resolve: false,
             cri: None,
+            inhibited_by: None,
         }
     }
 

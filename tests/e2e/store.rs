@@ -62,6 +62,7 @@ fn impact(id: i64, incident_id: i64) -> Impact {
         cleared_at: None,
         firing_at_resolve: false,
         cri: None,
+        inhibited_by: None,
     }
 }
 
