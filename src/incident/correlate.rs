@@ -73,16 +73,29 @@ pub fn regional<'a>(
     let mut ids = Vec::new();
     for incident in incidents.filter(|i| i.is_open()) {
         let mut joins = false;
-        for existing in incident.impact_ids.iter().filter_map(|id| impact_of(*id)) {
+        // Newest first: impact ids rise with time, so the scan stops at the first impact
+        // older than the window, and once the incident joins with no service left to count
+        // (a storm of alerts on one service costs one look, not one per impact).
+        for existing in incident
+            .impact_ids
+            .iter()
+            .rev()
+            .filter_map(|id| impact_of(*id))
+        {
+            if now - existing.started_at > window {
+                break;
+            }
             let near = existing.is_active()
                 && existing.is_major()
-                && existing.region.as_deref() == Some(region)
-                && now - existing.started_at <= window;
+                && existing.region.as_deref() == Some(region);
             if let (true, Some(s)) = (near, existing.service.as_deref()) {
                 joins = true;
                 if !seen.contains(&s) {
                     seen.push(s);
                 }
+            }
+            if joins && incident.services.iter().all(|s| seen.contains(&s.as_str())) {
+                break;
             }
         }
         if joins {
@@ -110,6 +123,8 @@ pub fn dependency<'a>(
     }
     incidents
         .filter(|incident| incident.is_open())
+        // Its services say at once whether it can hold a dependency.
+        .filter(|incident| depends_on.iter().any(|d| incident.services.contains(d)))
         .filter(|incident| {
             incident
                 .impact_ids

@@ -52,6 +52,8 @@ pub struct Snapshot {
     /// Incidents that resolved on their own lately (see [`crate::store::Store::reopenable`]),
     /// with their paging and impacts: a new impact may reopen one.
     pub reopenable: Vec<(Incident, Option<PagingState>, Vec<Impact>)>,
+    /// Resolved incidents whose paging row outlived the time they could reopen in.
+    pub stale_paging: Vec<i64>,
 }
 
 /// What changed since the engine core's last `take_changes`; `None` means deleted.

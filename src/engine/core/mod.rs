@@ -270,6 +270,12 @@ impl Core {
             }
         }
         self.restore_reopenable(snapshot.reopenable, now);
+        // Paging rows kept for a reopen that can no longer happen go with the first batch.
+        for id in snapshot.stale_paging {
+            if !self.reopenable.contains_key(&id) && !self.incidents.contains_key(&id) {
+                self.dirty.paging.insert(id);
+            }
+        }
         self.restore_leases(snapshot.leases, now);
         for (name, state) in snapshot.heartbeats {
             if let Some(i) = self
