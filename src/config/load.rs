@@ -441,6 +441,24 @@ mod tests {
     }
 
     #[test]
+    fn a_dependency_must_be_another_catalog_service() {
+        let errs = errors_of(
+            "catalog:\n  services:\n    - { name: db }\n    - { name: web, depends_on: [db, dbb, web] }\n",
+        );
+        assert_eq!(
+            errs,
+            vec![
+                "t.yaml:4:37: unknown service \"dbb\": not in catalog.services",
+                "t.yaml:4:42: service \"web\" cannot depend on itself",
+            ]
+        );
+        assert!(errors_of(
+            "catalog:\n  services: [ { name: db }, { name: web, depends_on: [db] } ]\n"
+        )
+        .is_empty());
+    }
+
+    #[test]
     fn unknown_top_level_and_nested_fields_are_positioned() {
         let errs = errors_of("servr: {}\nserver:\n  listn: x\n");
         assert_eq!(errs.len(), 2, "{errs:?}");

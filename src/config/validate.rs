@@ -245,6 +245,19 @@ fn check_catalog(config: &Config, report: &mut FileReport) {
         "service",
         config.catalog.services.iter().map(|s| s.name.as_str()),
     );
+    for (i, service) in config.catalog.services.iter().enumerate() {
+        for (j, name) in service.depends_on.iter().enumerate() {
+            let at = report.item(&services, i).key("depends_on").index(j);
+            if name == &service.name {
+                report.at(at, format!("service {name:?} cannot depend on itself"));
+            } else if !config.catalog.services.iter().any(|s| &s.name == name) {
+                report.at(
+                    at,
+                    format!("unknown service {name:?}: not in catalog.services"),
+                );
+            }
+        }
+    }
     let customers = catalog.key("customers");
     unique(
         report,

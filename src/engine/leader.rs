@@ -154,6 +154,10 @@ impl LeaderContext {
         let now = self.clock.now();
         let since = now - setup.config.incidents.reopen_within.chrono();
         snapshot.reopenable = store.reopenable(since).await.map_err(TakeoverError::Load)?;
+        snapshot.stale_paging = store
+            .resolved_with_paging()
+            .await
+            .map_err(TakeoverError::Load)?;
         let mut core = Core::new(setup, Arc::clone(&self.metrics), now);
         tracing::info!(
             term,

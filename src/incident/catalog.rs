@@ -11,6 +11,8 @@ pub struct Catalog {
     service_regions: BTreeMap<String, BTreeSet<String>>,
     /// (customer, service, regions; empty = all regions of the service)
     subscriptions: Vec<(String, String, BTreeSet<String>)>,
+    /// service -> the services it depends on (`depends_on`)
+    depends_on: BTreeMap<String, Vec<String>>,
 }
 
 impl Catalog {
@@ -35,10 +37,26 @@ impl Catalog {
                 })
             })
             .collect();
+        let depends_on = config
+            .catalog
+            .services
+            .iter()
+            .filter(|s| !s.depends_on.is_empty())
+            .map(|s| (s.name.clone(), s.depends_on.clone()))
+            .collect();
         Catalog {
             service_regions,
             subscriptions,
+            depends_on,
         }
+    }
+
+    /// The services `service` depends on.
+    pub fn depends_on(&self, service: &str) -> &[String] {
+        self.depends_on
+            .get(service)
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
     }
 
     /// Customers of an impact: its `customer` label (comma-separated allowed), else every

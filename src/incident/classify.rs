@@ -68,6 +68,7 @@ mod tests {
             firing_at_resolve: false,
             annotations: Default::default(),
             cri: None,
+            inhibited_by: None,
         }
     }
 

@@ -73,16 +73,29 @@ pub fn regional<'a>(
     let mut ids = Vec::new();
     for incident in incidents.filter(|i| i.is_open()) {
         let mut joins = false;
-        for existing in incident.impact_ids.iter().filter_map(|id| impact_of(*id)) {
+        // Newest first: impact ids rise with time, so the scan stops at the first impact
+        // older than the window, and once the incident joins with no service left to count
+        // (a storm of alerts on one service costs one look, not one per impact).
+        for existing in incident
+            .impact_ids
+            .iter()
+            .rev()
+            .filter_map(|id| impact_of(*id))
+        {
+            if now - existing.started_at > window {
+                break;
+            }
             let near = existing.is_active()
                 && existing.is_major()
-                && existing.region.as_deref() == Some(region)
-                && now - existing.started_at <= window;
+                && existing.region.as_deref() == Some(region);
             if let (true, Some(s)) = (near, existing.service.as_deref()) {
                 joins = true;
                 if !seen.contains(&s) {
                     seen.push(s);
                 }
+            }
+            if joins && incident.services.iter().all(|s| seen.contains(&s.as_str())) {
+                break;
             }
         }
         if joins {
@@ -94,6 +107,42 @@ pub fn regional<'a>(
     }
     ids.sort_unstable();
     ids
+}
+
+/// The open incident a new impact joins as a dependent impact: the oldest holding an active
+/// major impact, in the new impact's region, on a service it depends on (`depends_on`).
+pub fn dependency<'a>(
+    new: &Impact,
+    depends_on: &[String],
+    incidents: impl Iterator<Item = &'a Incident>,
+    impact_of: impl Fn(i64) -> Option<&'a Impact>,
+) -> Option<i64> {
+    let region = new.region.as_deref()?;
+    if depends_on.is_empty() {
+        return None;
+    }
+    incidents
+        .filter(|incident| incident.is_open())
+        // Its services say at once whether it can hold a dependency.
+        .filter(|incident| depends_on.iter().any(|d| incident.services.contains(d)))
+        .filter(|incident| {
+            incident
+                .impact_ids
+                .iter()
+                .filter_map(|id| impact_of(*id))
+                .any(|existing| {
+                    existing.is_active()
+                        && existing.is_major()
+                        && existing.inhibited_by.is_none()
+                        && existing.region.as_deref() == Some(region)
+                        && existing
+                            .service
+                            .as_deref()
+                            .is_some_and(|s| depends_on.iter().any(|d| d == s))
+                })
+        })
+        .map(|incident| incident.id)
+        .min()
 }
 
 /// The recently resolved incident a new impact reopens: the latest whose impacts shared a
@@ -155,6 +204,7 @@ mod tests {
             cleared_at: None,
             firing_at_resolve: false,
             cri: None,
+            inhibited_by: None,
         }
     }
 
@@ -229,6 +279,26 @@ mod tests {
         assert_eq!(reopens(&new, resolved.iter().copied(), &by), Some(3));
         let other = impact(9, "queue", "east", ImpactKind::Outage, 0);
         assert_eq!(reopens(&other, resolved.iter().copied(), &by), None);
+    }
+
+    #[test]
+    fn an_impact_joins_the_open_major_incident_of_a_service_it_depends_on_in_its_region() {
+        let deps = vec!["sqldb".to_string()];
+        let db = impact(1, "sqldb", "east", ImpactKind::Outage, 0);
+        let web = impact(2, "web", "east", ImpactKind::Outage, 30);
+        let of = |list: &[Impact], new: &Impact, deps: &[String]| {
+            let incidents: Vec<Incident> = list.iter().map(incident_of).collect();
+            dependency(new, deps, incidents.iter(), |id| {
+                list.iter().find(|i| i.id == id)
+            })
+        };
+        assert_eq!(of(std::slice::from_ref(&db), &web, &deps), Some(1));
+        // Not a dependency, another region, or the database only slow: on its own.
+        assert_eq!(of(std::slice::from_ref(&db), &web, &[]), None);
+        let north = impact(3, "web", "north", ImpactKind::Outage, 30);
+        assert_eq!(of(std::slice::from_ref(&db), &north, &deps), None);
+        let slow = impact(1, "sqldb", "east", ImpactKind::Latency, 0);
+        assert_eq!(of(&[slow], &web, &deps), None);
     }
 
     #[test]

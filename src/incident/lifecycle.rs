@@ -57,9 +57,13 @@ pub fn open(
 }
 
 /// Add `impact` (already naming the incident) to `incident`. Returns whether the
-/// incident's stored row changed.
+/// incident's stored row changed. A dependent impact (`inhibited_by`) is a symptom of the
+/// incident, not more of it: it leaves its services, customers and severity as they are.
 pub fn attach(incident: &mut Incident, impact: &Impact) -> bool {
     incident.impact_ids.push(impact.id);
+    if impact.inhibited_by.is_some() {
+        return false;
+    }
     incident.absorb(impact)
 }
 
@@ -372,6 +376,7 @@ pub fn declared_impacts(
                 customers,
                 labels: std::sync::Arc::new(crate::signal::LabelSet::from(labels)),
                 annotations: description.clone(),
+                inhibited_by: None,
                 summary: summary.clone(),
                 started_at: now,
                 cleared_at: None,

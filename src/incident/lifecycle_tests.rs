@@ -36,6 +36,7 @@ fn impact(id: i64, region: &str, customers: &[&str]) -> Impact {
         firing_at_resolve: false,
         annotations: Default::default(),
         cri: None,
+        inhibited_by: None,
     }
 }
 
@@ -410,4 +411,15 @@ fn assigning_names_the_assignee_of_an_open_incident_only() {
         Err(Refusal::Resolved(incident.id))
     );
     assert_eq!(incident.assignee.as_deref(), Some("bob"));
+}
+
+#[test]
+fn a_dependent_impact_leaves_the_incident_as_it_is() {
+    let mut incident = opened();
+    let mut web = impact(2, "north", &["fabrikam"]);
+    web.inhibited_by = Some(1);
+    assert!(!attach(&mut incident, &web));
+    assert_eq!(incident.impact_ids, vec![1, 2]);
+    assert_eq!(incident.customers.len(), 1);
+    assert_eq!(incident.regions.len(), 1);
 }

@@ -44,6 +44,10 @@ pub struct Impact {
     /// signal when the rule adds none.
     #[serde(default, skip_serializing_if = "crate::signal::no_labels")]
     pub annotations: Labels,
+    /// A dependent impact: it joined incident N because a service it depends on
+    /// (`catalog.services[].depends_on`) is down there; it pages on its own when N resolves.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inhibited_by: Option<i64>,
 }
 
 impl Impact {
@@ -424,6 +428,7 @@ mod tests {
             firing_at_resolve: false,
             annotations: Default::default(),
             cri: None,
+            inhibited_by: None,
         }
     }
 

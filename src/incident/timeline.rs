@@ -51,6 +51,22 @@ pub enum Entry {
         first: String,
         impacts: Vec<i64>,
     },
+    /// An impact on a service that depends on one down in this incident joined it instead
+    /// of paging on its own.
+    DependentAdded {
+        rule: String,
+        impact: i64,
+        summary: String,
+        service: String,
+        region: String,
+        incident: i64,
+    },
+    /// The dependent impact still fails after this incident resolved: it pages on its own.
+    DependentReleased {
+        impact: i64,
+        summary: String,
+        into: i64,
+    },
     ImpactCleared {
         rule: String,
         impact: i64,
@@ -204,7 +220,8 @@ impl Entry {
     pub fn kind(&self) -> &'static str {
         match self {
             Entry::Opened { .. } => "opened",
-            Entry::ImpactAdded { .. } => "impact_added",
+            Entry::ImpactAdded { .. } | Entry::DependentAdded { .. } => "impact_added",
+            Entry::DependentReleased { .. } => "dependent_released",
             Entry::ImpactCleared { .. } => "impact_cleared",
             Entry::MergedInto { .. } | Entry::MergedFrom { .. } => "merged",
             Entry::Reopened { .. } => "reopened",
@@ -237,6 +254,7 @@ impl Entry {
         match self {
             Entry::Opened { rule, .. }
             | Entry::Reopened { rule, .. }
+            | Entry::DependentAdded { rule, .. }
             | Entry::ImpactAdded { rule, .. }
             | Entry::ImpactCleared { rule, .. } => rule,
             Entry::SeverityRaised { cause, .. } | Entry::SeverityHeldPinned { cause, .. } => cause,
@@ -273,6 +291,22 @@ impl Entry {
                     n.saturating_sub(1)
                 ),
             },
+            Entry::DependentAdded {
+                summary,
+                service,
+                region,
+                incident,
+                ..
+            } => format!(
+                "dependent impact added ({service}, {region}): {summary} (inhibited by #{incident})"
+            ),
+            Entry::DependentReleased {
+                impact,
+                summary,
+                into,
+            } => format!(
+                "dependent impact {impact} still fails after the resolve: {summary} (pages on its own as #{into})"
+            ),
             Entry::ImpactCleared { summary, cause, .. } => {
                 let why = match cause {
                     ClearCause::ConditionStopped { rule } => {
@@ -437,6 +471,12 @@ impl Entry {
                 all => json!({ "impacts": all }),
             },
             Entry::ImpactCleared { impact, .. } => json!({ "impact": impact }),
+            Entry::DependentAdded {
+                impact, incident, ..
+            } => json!({ "impact": impact, "inhibited_by": incident }),
+            Entry::DependentReleased { impact, into, .. } => {
+                json!({ "impact": impact, "into": into })
+            }
             Entry::MergedInto { into } => json!({ "into": into }),
             Entry::Reopened { resolved_at, .. } => json!({ "resolved_at": resolved_at }),
             Entry::MergedFrom { from } => json!({ "from": from }),

@@ -483,9 +483,9 @@ fn headline(event: PageEvent, incident: &Incident, first_page: bool) -> String {
         }
         PageEvent::ShiftStarted => "Your on-call shift has begun.".to_string(),
         PageEvent::Assigned => format!("Sev {sev} incident #{id} is assigned to you."),
-        PageEvent::ResponderAdded => format!(
-            "You are added to Sev {sev} incident #{id}: its updates reach you from now on."
-        ),
+        PageEvent::ResponderAdded => {
+            format!("You are added to Sev {sev} incident #{id}: its updates reach you from now on.")
+        }
     }
 }
 

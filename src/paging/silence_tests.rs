@@ -16,6 +16,7 @@ fn impact(id: i64, alertname: &str, region: &str, customers: &[&str]) -> Impact 
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
     Impact {
+        inhibited_by: None,
         id,
         incident_id: 1,
         rule: "disk".into(),

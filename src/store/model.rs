@@ -55,6 +55,8 @@ pub struct Snapshot {
     /// Run-time silences not yet ended, and on-call overrides, in the order made.
     pub silences: Vec<Silence>,
     pub overrides: Vec<ScheduleOverride>,
+    /// Resolved incidents whose paging row outlived the time they could reopen in.
+    pub stale_paging: Vec<i64>,
 }
 
 /// What changed since the engine core's last `take_changes`; `None` means deleted.

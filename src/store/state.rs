@@ -156,6 +156,19 @@ impl Store {
         Ok(out)
     }
 
+    /// Resolved incidents that still have a paging row (kept while they could reopen).
+    pub async fn resolved_with_paging(&self) -> Result<Vec<i64>> {
+        let rows = sqlx::query(
+            "SELECT p.incident_id FROM paging p JOIN incidents i ON i.id = p.incident_id \
+             WHERE i.status = 'resolved'",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| Ok(row.try_get::<i64, _>("incident_id")?))
+            .collect()
+    }
+
     /// The state the core needs to go on: open incidents with their impacts and paging,
     /// rule states, leases left by an earlier version, heartbeats and the next ids.
     pub async fn load(&self) -> Result<Snapshot> {

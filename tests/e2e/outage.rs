@@ -14,8 +14,19 @@ const WAIT: Duration = Duration::from_secs(30);
 /// Alice and carol get their pages by webhook; Sev 2 and 3 page alice, Sev 0 and 1 alice
 /// and carol at once and bob 10 minutes on (never, in these tests).
 fn config(receiver: &Receiver, extra: &str) -> String {
+    // `catalog_extra: {}` in `extra` adds the service `web`, which runs on `sqldb`.
+    let (catalog, extra) = match extra.strip_prefix("catalog_extra: {}\n") {
+        Some(rest) => (
+            CATALOG.replace(
+                "    - { name: sqldb, regions: [china-east, china-north] }",
+                "    - { name: sqldb, regions: [china-east, china-north] }\n    - { name: web, regions: [china-east, china-north], depends_on: [sqldb] }",
+            ),
+            rest,
+        ),
+        None => (CATALOG.to_string(), extra),
+    };
     format!(
-        r#"{CATALOG}
+        r#"{catalog}
 {extra}
 server: {{ external_url: "http://tocsin.test" }}
 responders:
@@ -339,5 +350,48 @@ async fn a_flapping_service_reopens_its_incident_across_a_restart() {
         metrics.contains("tocsin_incident_reopens_total 1"),
         "{metrics}"
     );
+    t.engine.kill();
+}
+
+#[tokio::test]
+async fn services_on_a_dead_database_join_its_incident_and_page_on_their_own_after_it() {
+    // `web` runs on `sqldb`; the database's incident resolves a second after it clears.
+    let mut t = start_with(
+        "catalog_extra: {}\ncorrelation: { by: [service] }\nincidents: { resolve_after: 1s }\n",
+    )
+    .await;
+    let soon = chrono::Utc::now() + chrono::Duration::seconds(6);
+    t.alert_ending("SqlDown", "critical", "sqldb", "china-east", Some(soon))
+        .await;
+    assert_eq!(t.wait_pages(1).await, vec![page("triggered", "alice", 1)]);
+    t.alert("WebDown", "critical", "web", "china-east").await;
+    // One page for the database and a note of the dependent impact: no page of its own.
+    assert_eq!(
+        t.wait_pages(2).await,
+        vec![
+            page("impact_added", "alice", 1),
+            page("triggered", "alice", 1)
+        ]
+    );
+    let incident = t.incident(1).await;
+    let inhibited = incident["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e["message"].as_str().unwrap().contains("(inhibited by #1)"));
+    assert!(inhibited, "{incident:#}");
+    // The database recovers; web, still down, pages on its own.
+    assert_eq!(
+        t.wait_pages(4).await,
+        vec![
+            page("impact_added", "alice", 1),
+            page("resolved", "alice", 1),
+            page("triggered", "alice", 1),
+            page("triggered", "alice", 2),
+        ]
+    );
+    let web = t.incident(2).await;
+    assert_eq!(web["services"], json!(["web"]));
+    assert_eq!(web["status"], "triggered");
     t.engine.kill();
 }

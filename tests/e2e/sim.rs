@@ -23,9 +23,11 @@ fn the_shipped_rule_tests_pass() {
         "tests/rules/correlation.yaml",
         "tests/rules/updates.yaml",
         "tests/rules/reopen.yaml",
+        "tests/rules/dependencies.yaml",
+        "tests/rules/correlation_separate.yaml",
     ]);
     assert_eq!(code, 0, "{out}");
-    assert!(out.contains("45 passed, 0 failed"), "{out}");
+    assert!(out.contains("49 passed, 0 failed"), "{out}");
 }
 
 #[test]

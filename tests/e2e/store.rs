@@ -70,6 +70,7 @@ pub(crate) fn impact(id: i64, incident_id: i64) -> Impact {
         firing_at_resolve: false,
         annotations: Default::default(),
         cri: None,
+        inhibited_by: None,
     }
 }
 

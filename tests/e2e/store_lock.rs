@@ -49,10 +49,17 @@ fn http() -> reqwest::Client {
         .unwrap()
 }
 
+/// An outage of `service`, storage in china-east and the others in china-north: two
+/// services down in one region within minutes would be one regional incident.
 async fn push(http: &reqwest::Client, url: &str, service: &str) {
     let ends = (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
+    let region = if service == "storage" {
+        "china-east"
+    } else {
+        "china-north"
+    };
     let body = json!([{ "labels": { "alertname": "Down", "severity": "critical",
-                                    "service": service, "region": "china-east" },
+                                    "service": service, "region": region },
                         "endsAt": ends }]);
     push_alerts(http, url, body).await;
 }

@@ -155,7 +155,23 @@ impl Core {
             firing_at_resolve: false,
             cri: signal.cri.clone(),
             annotations,
+            inhibited_by: None,
         };
+        // A service whose dependency is down in its region joins that incident instead.
+        if let Some(target) = self.dependency_incident(&impact) {
+            let mut impact = impact;
+            impact.inhibited_by = Some(target);
+            self.attach(target, impact, now);
+            match &mut self.deferred_reclassify {
+                Some(pending) => {
+                    pending
+                        .entry(target)
+                        .or_insert_with(|| rule_name.to_string());
+                }
+                None => self.reclassify(target, now, &rule_name),
+            }
+            return id;
+        }
         let window = setup.config.correlation.window.chrono();
         // Usually one key with one or two incidents: a sorted Vec, not a tree built for them.
         let mut indexed: Vec<i64> = self
@@ -249,17 +265,29 @@ impl Core {
     pub(super) fn attach(&mut self, incident_id: i64, mut impact: Impact, now: DateTime<Utc>) {
         impact.incident_id = incident_id;
         let impact_id = impact.id;
-        match self.dirty.added.entry((incident_id, impact.rule.clone())) {
-            std::collections::hash_map::Entry::Occupied(added) => {
-                if let Some((_, _, Entry::ImpactAdded { impacts, .. })) =
-                    self.dirty.timeline.get_mut(*added.get())
-                {
-                    impacts.push(impact_id);
+        if impact.inhibited_by.is_some() {
+            let entry = Entry::DependentAdded {
+                rule: impact.rule.to_string(),
+                impact: impact_id,
+                summary: impact.summary.to_string(),
+                service: impact.service.clone().unwrap_or_default(),
+                region: impact.region.clone().unwrap_or_default(),
+                incident: incident_id,
+            };
+            self.timeline(incident_id, now, entry);
+        } else {
+            match self.dirty.added.entry((incident_id, impact.rule.clone())) {
+                std::collections::hash_map::Entry::Occupied(added) => {
+                    if let Some((_, _, Entry::ImpactAdded { impacts, .. })) =
+                        self.dirty.timeline.get_mut(*added.get())
+                    {
+                        impacts.push(impact_id);
+                    }
                 }
-            }
-            std::collections::hash_map::Entry::Vacant(slot) => {
-                slot.insert(self.dirty.timeline.len());
-                self.timeline(incident_id, now, lifecycle::impact_added(&impact));
+                std::collections::hash_map::Entry::Vacant(slot) => {
+                    slot.insert(self.dirty.timeline.len());
+                    self.timeline(incident_id, now, lifecycle::impact_added(&impact));
+                }
             }
         }
         self.dirty.impacts.insert(impact.id);
@@ -285,6 +313,9 @@ impl Core {
         for impact_id in &source.impact_ids {
             if let Some(impact) = self.impacts.get_mut(impact_id) {
                 impact.incident_id = into;
+                if impact.inhibited_by == Some(from) {
+                    impact.inhibited_by = Some(into);
+                }
                 self.dirty.impacts.insert(*impact_id);
                 self.dirty.linked.push((into, *impact_id));
             }
@@ -348,8 +379,17 @@ impl Core {
         }
         let after = self.setup.config.incidents.resolve_after.chrono();
         let impacts = &self.impacts;
-        let decision =
-            lifecycle::auto_resolve(incident, |id| impacts.get(&id).map(|i| &**i), after);
+        // Dependent impacts do not hold it open: they page on their own once it resolves.
+        let decision = lifecycle::auto_resolve(
+            incident,
+            |id| {
+                impacts
+                    .get(&id)
+                    .map(|i| &**i)
+                    .filter(|i| i.inhibited_by.is_none())
+            },
+            after,
+        );
         let timer = TimerKey::AutoResolve(incident_id);
         match decision {
             AutoResolve::Cancel => self.timers.cancel(timer),
@@ -431,8 +471,18 @@ impl Core {
         self.open_counts.changed(before, None);
         let severity = incident.severity;
         let opened_at = incident.opened_at;
-        let impact_ids = incident.impact_ids.clone();
+        let mut impact_ids = incident.impact_ids.clone();
         self.unindex_incident(incident_id, &impact_ids);
+        let dependents: Vec<i64> = impact_ids
+            .iter()
+            .copied()
+            .filter(|id| {
+                self.impacts
+                    .get(id)
+                    .is_some_and(|i| i.inhibited_by == Some(incident_id) && i.is_active())
+            })
+            .collect();
+        impact_ids.retain(|id| !dependents.contains(id));
         self.dirty.incidents.insert(incident_id);
         self.metrics
             .time_to_resolve_seconds
@@ -495,9 +545,50 @@ impl Core {
         self.dirty.paging.insert(incident_id);
         self.dirty.closed.insert(incident_id);
         self.gauges_dirty = true;
+        for impact_id in dependents {
+            self.release_dependent(incident_id, impact_id, now);
+        }
         if by == TOCSIN {
             self.keep_reopenable(incident_id, now);
         }
+    }
+
+    /// The open major incident of a service the impact's service depends on, in its region.
+    fn dependency_incident(&self, impact: &Impact) -> Option<i64> {
+        let service = impact.service.as_deref()?;
+        let region = impact.region.as_deref()?;
+        let depends_on = self.setup.catalog.depends_on(service);
+        if depends_on.is_empty() || self.setup.rules.is_separate(&impact.rule) {
+            return None;
+        }
+        let ids = self.correlation_index.get(&key_of(REGIONAL, region))?;
+        correlate::dependency(
+            impact,
+            depends_on,
+            ids.iter()
+                .filter_map(|id| self.incidents.get(id).map(|i| &**i)),
+            |x| self.impacts.get(&x).map(|i| &**i),
+        )
+    }
+
+    /// Incident `from` resolved while its dependent impact still fails: the impact leaves
+    /// it and pages on its own.
+    fn release_dependent(&mut self, from: i64, impact_id: i64, now: DateTime<Utc>) {
+        let Some(mut impact) = self.impacts.remove(&impact_id) else {
+            return;
+        };
+        if let Some(incident) = self.incidents.get_mut(&from) {
+            incident.impact_ids.retain(|id| *id != impact_id);
+        }
+        impact.inhibited_by = None;
+        let summary = impact.summary.to_string();
+        let into = self.open_incident(*impact, now);
+        let entry = Entry::DependentReleased {
+            impact: impact_id,
+            summary,
+            into,
+        };
+        self.timeline(from, now, entry);
     }
 
     pub(super) fn acknowledge(&mut self, incident_id: i64, by: &str, now: DateTime<Utc>) -> Reply {

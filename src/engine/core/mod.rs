@@ -287,8 +287,11 @@ impl Core {
         let mut resolved_firing = Vec::new();
         for impact in snapshot.impacts {
             if let Some(incident) = self.incidents.get_mut(&impact.incident_id) {
-                // Not stored: the Sev table's view of the impacts is worked out again.
-                incident.blast = incident.blast.join(impact.blast());
+                // Not stored: the Sev table's view of the impacts is worked out again
+                // (without dependent impacts, which leave it as it is).
+                if impact.inhibited_by.is_none() {
+                    incident.blast = incident.blast.join(impact.blast());
+                }
                 self.impacts.insert(impact.id, Box::new(impact));
             } else if impact.is_active() {
                 resolved_firing.push(impact);
@@ -321,6 +324,12 @@ impl Core {
             }
         }
         self.restore_reopenable(snapshot.reopenable, now);
+        // Paging rows kept for a reopen that can no longer happen go with the first batch.
+        for id in snapshot.stale_paging {
+            if !self.reopenable.contains_key(&id) && !self.incidents.contains_key(&id) {
+                self.dirty.paging.insert(id);
+            }
+        }
         self.restore_leases(snapshot.leases, now);
         for (name, state) in snapshot.heartbeats {
             if let Some(i) = self
@@ -497,10 +506,14 @@ impl Core {
             TimerKey::Heartbeat(index) => self.heartbeat_missed(index as usize, now),
             TimerKey::AutoResolve(id) => {
                 let impacts = &self.impacts;
-                let all_clear = self
-                    .incidents
-                    .get(&id)
-                    .is_some_and(|i| lifecycle::all_clear(i, |x| impacts.get(&x).map(|m| &**m)));
+                let all_clear = self.incidents.get(&id).is_some_and(|i| {
+                    lifecycle::all_clear(i, |x| {
+                        impacts
+                            .get(&x)
+                            .map(|m| &**m)
+                            .filter(|m| m.inhibited_by.is_none())
+                    })
+                });
                 if all_clear {
                     let after = self.setup.config.incidents.resolve_after;
                     self.resolve(

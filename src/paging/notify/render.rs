@@ -379,6 +379,29 @@ mod tests {
     }
 
     #[test]
+    fn updates_say_what_changed_and_who_acknowledged() {
+        assert_eq!(
+            subject(&payload(PageEvent::ImpactAdded)),
+            "[Sev 1] NEW IMPACT: storage <down> in china-east"
+        );
+        assert_eq!(
+            subject(&payload(PageEvent::Merged)),
+            "[Sev 1] MERGED: storage <down> in china-east"
+        );
+        assert_eq!(
+            subject(&payload(PageEvent::Reopened)),
+            "[Sev 1] REOPENED: storage <down> in china-east"
+        );
+        let mut p = payload(PageEvent::ImpactAdded);
+        p.incident.acknowledged_by = Some("alice".into());
+        let (text, _) = bodies(&p, "d-1").unwrap();
+        assert!(
+            text.starts_with("A new impact joined this Sev 1 incident (acknowledged by alice)."),
+            "{text}"
+        );
+    }
+
+    #[test]
     fn no_ack_link_without_one() {
         let mut p = payload(PageEvent::Resolved);
         p.ack_url = None;

@@ -157,9 +157,13 @@ impl Counts {
     }
 }
 
+/// An outage of `service`, in a region of its own: outages of several services in one
+/// region within minutes would be one regional incident, and the ledger counts one incident
+/// per service.
 fn alert(service: &str) -> Value {
     let ends = (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
-    json!({ "labels": { "alertname": "Down", "service": service, "region": "r1" },
+    let region = format!("r-{service}");
+    json!({ "labels": { "alertname": "Down", "service": service, "region": region },
             "annotations": { "summary": format!("{service} is down") }, "endsAt": ends })
 }
 
