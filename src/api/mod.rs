@@ -4,6 +4,7 @@
 pub mod ack;
 pub mod admin;
 pub mod auth;
+pub mod cases;
 pub mod dashboard;
 pub mod error;
 pub mod incidents;
@@ -82,6 +83,7 @@ pub fn router(state: AppState) -> Router {
         .merge(admin::router())
         .merge(incidents::router(state.clone()))
         .merge(queues::router(state.clone()))
+        .merge(cases::router(state.clone()))
         .merge(oncall::router(state.clone()))
         .merge(ingest::router(state.clone()))
         .merge(ack::router())

@@ -113,14 +113,14 @@ impl fmt::Display for ClientError {
     }
 }
 
-struct Client {
+pub(super) struct Client {
     http: reqwest::Client,
     base: String,
     token: Option<String>,
 }
 
 impl Client {
-    fn new(api: &ApiArgs) -> Result<Client, ClientError> {
+    pub(super) fn new(api: &ApiArgs) -> Result<Client, ClientError> {
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
             .timeout(Duration::from_secs(30))
@@ -164,12 +164,16 @@ impl Client {
         serde_json::from_str(&text).map_err(|e| ClientError::Garbled(e.to_string()))
     }
 
-    async fn get(&self, path: &str, query: &[(&str, String)]) -> Result<Value, ClientError> {
+    pub(super) async fn get(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+    ) -> Result<Value, ClientError> {
         self.send(self.http.get(format!("{}{path}", self.base)).query(query))
             .await
     }
 
-    async fn post(&self, path: &str, body: Value) -> Result<Value, ClientError> {
+    pub(super) async fn post(&self, path: &str, body: Value) -> Result<Value, ClientError> {
         self.send(self.http.post(format!("{}{path}", self.base)).json(&body))
             .await
     }
@@ -265,7 +269,7 @@ async fn execute(command: IncidentsCommand) -> Result<String, ClientError> {
     }
 }
 
-fn output(
+pub(super) fn output(
     api: &ApiArgs,
     value: &Value,
     table: impl Fn(&Value) -> String,

@@ -1,5 +1,6 @@
 //! The `tocsin` command line.
 
+mod cases;
 mod check;
 pub mod client;
 mod oncall;
@@ -54,6 +55,11 @@ pub enum Command {
     Incidents {
         #[command(subcommand)]
         command: client::IncidentsCommand,
+    },
+    /// Work with support cases (service requests) through the HTTP API.
+    Cases {
+        #[command(subcommand)]
+        command: cases::CasesCommand,
     },
     /// Who is on call now (or at --at) in every schedule.
     Oncall {
@@ -129,6 +135,7 @@ async fn dispatch(command: Command) -> ExitCode {
         Command::Test { files } => crate::sim::test_files::run(&files),
         Command::Replay { config, signals } => crate::sim::replay::run(&config, &signals),
         Command::Incidents { command } => client::run(command).await,
+        Command::Cases { command } => cases::run(command).await,
         Command::Oncall { config, at } => oncall::run(&config, at.as_deref()),
     }
 }

@@ -12,7 +12,7 @@ use super::rule_file::{RuleConfig, RuleGroupConfig};
 use super::validate::validate;
 use super::{Config, ConfigError, ConfigErrors, LoadedRule};
 
-const TOP_LEVEL: [&str; 20] = [
+const TOP_LEVEL: [&str; 22] = [
     "server",
     "store",
     "rule_files",
@@ -25,6 +25,8 @@ const TOP_LEVEL: [&str; 20] = [
     "incidents",
     "classification",
     "sr_response",
+    "sr_engagement",
+    "case_routes",
     "responders",
     "schedules",
     "time_windows",
@@ -220,7 +222,7 @@ fn read_sections(report: &mut FileReport, root: &Value, config: &mut Config) {
                 Path::root().key(name),
                 format!(
                     "unknown field \"{name}\", expected one of {}",
-                    TOP_LEVEL[..19].join(", ")
+                    TOP_LEVEL[..TOP_LEVEL.len() - 1].join(", ")
                 ),
             );
         }
@@ -262,6 +264,7 @@ fn read_sections(report: &mut FileReport, root: &Value, config: &mut Config) {
     section!(incidents);
     section!(classification);
     section!(sr_response);
+    section!(sr_engagement);
     section!(notifiers);
     list!(probes);
     list!(heartbeats);
@@ -270,6 +273,7 @@ fn read_sections(report: &mut FileReport, root: &Value, config: &mut Config) {
     list!(time_windows);
     list!(escalation_policies);
     list!(routes);
+    list!(case_routes);
     list!(silences);
 }
 

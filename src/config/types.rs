@@ -438,6 +438,40 @@ impl SrResponseConfig {
     }
 }
 
+/// How often an SR case needs an update once it is responded to (the reference: SR A and B
+/// get continuous work; SR C only its initial response).
+#[derive(Clone, Copy, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SrEngagementConfig {
+    #[serde(rename = "A", default = "one_hour")]
+    pub a: Duration,
+    #[serde(rename = "B", default = "four_hours")]
+    pub b: Duration,
+}
+
+impl Default for SrEngagementConfig {
+    fn default() -> Self {
+        SrEngagementConfig {
+            a: one_hour(),
+            b: four_hours(),
+        }
+    }
+}
+
+impl SrEngagementConfig {
+    /// The update cadence of an SR severity; `None` for SR C (and anything else).
+    pub fn cadence(&self, sr_severity: &str) -> Option<Duration> {
+        match sr_severity {
+            "A" => Some(self.a),
+            "B" => Some(self.b),
+            _ => None,
+        }
+    }
+}
+
+fn one_hour() -> Duration {
+    Duration::from_secs(3600)
+}
 fn two_hours() -> Duration {
     Duration::from_secs(2 * 3600)
 }

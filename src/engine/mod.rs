@@ -14,7 +14,7 @@ pub mod setup;
 pub mod summary;
 pub mod timers;
 
-pub use self::core::{Changes, Core, Input, Reply, Snapshot};
+pub use self::core::{CaseInput, Changes, Core, Input, Reply, Snapshot};
 pub use crate::clock::Clock;
 pub use runtime::{EngineError, EngineHandle};
 pub use setup::Setup;

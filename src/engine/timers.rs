@@ -22,6 +22,8 @@ pub enum TimerKey {
     Escalation(i64),
     /// A CRI's initial-response deadline.
     RespondBy(i64),
+    /// A support case's response deadline or next update (case id).
+    Case(i64),
 }
 
 /// Kept as nanoseconds since the epoch: 8 bytes where a `DateTime<Utc>` takes 12 and pads

@@ -19,6 +19,7 @@
 //! tests/e2e/reliability.rs with a read-only database file). Closing the connection rolls back
 //! and releases its locks; the pool opens a fresh one.
 
+mod cases;
 mod health;
 mod inbox;
 mod leader;

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::incident::case::{Case, CaseEntry};
 use crate::incident::{Impact, Incident, TimelineEntry};
 use crate::paging::{Page, PagingState};
 use crate::rules::RuleState;
@@ -49,6 +50,9 @@ pub struct Snapshot {
     pub next_impact_id: i64,
     pub next_rule_state_row: i64,
     pub next_page_id: i64,
+    /// Open support cases.
+    pub cases: Vec<Case>,
+    pub next_case_id: i64,
 }
 
 /// What changed since the engine core's last `take_changes`; `None` means deleted.
@@ -72,6 +76,9 @@ pub struct Changes {
     /// Inbox inputs handled in this batch, with their replies (JSON): marked done in the
     /// same transaction as their effects, so a takeover neither loses nor repeats them.
     pub inbox: Vec<(i64, String)>,
+    /// Support cases to write whole, and their new timeline entries.
+    pub cases: Vec<Case>,
+    pub case_timeline: Vec<CaseEntry>,
 }
 
 impl Changes {
@@ -88,6 +95,8 @@ impl Changes {
             + self.deleted_leases.len()
             + self.heartbeats.len()
             + self.pages.len()
+            + self.cases.len()
+            + self.case_timeline.len()
     }
 
     pub fn is_empty(&self) -> bool {

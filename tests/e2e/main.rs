@@ -12,6 +12,7 @@ mod ack_links;
 mod admin;
 mod api;
 mod api_edges;
+mod cases;
 mod check;
 mod cli;
 mod cluster;

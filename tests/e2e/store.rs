@@ -75,6 +75,7 @@ fn page(id: i64, incident: &Incident) -> Page {
         id,
         delivery_id: format!("delivery-{id}"),
         incident_id: incident.id,
+        case_id: None,
         event: PageEvent::Triggered,
         level: Some(0),
         payload: PagePayload {
@@ -87,6 +88,7 @@ fn page(id: i64, incident: &Incident) -> Page {
             },
             recipient: "alice".into(),
             ack_url: None,
+            case: None,
         },
         recipient,
         created_at: t(id),
@@ -158,6 +160,8 @@ async fn exercise(store: Store) {
         )],
         pages: vec![page(1, &open), page(2, &open)],
         inbox: vec![],
+        cases: vec![],
+        case_timeline: vec![],
         deleted_rule_states: vec![],
         deleted_leases: vec![],
     };

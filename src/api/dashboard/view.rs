@@ -268,6 +268,7 @@ mod tests {
                 id,
                 delivery_id: format!("d{id}"),
                 incident_id: 1,
+                case_id: None,
                 event,
                 recipient: Recipient {
                     id: who.into(),
@@ -285,6 +286,7 @@ mod tests {
                     },
                     recipient: who.into(),
                     ack_url: None,
+                    case: None,
                 },
                 created_at: at + chrono::Duration::seconds(id),
             },

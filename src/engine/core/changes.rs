@@ -59,8 +59,21 @@ impl Core {
                 .map(|(incident_id, at, entry)| entry.row(*incident_id, *at))
                 .collect::<Vec<TimelineEntry>>(),
             pages: dirty.pages,
+            case_timeline: dirty.case_timeline,
             ..Changes::default()
         };
+        changes.timeline.append(&mut dirty.incident_rows);
+        dirty.cases.sort_unstable();
+        dirty.cases.dedup();
+        for id in &dirty.cases {
+            if let Some(case) = self.cases.get(id) {
+                changes.cases.push(crate::incident::case::Case::clone(case));
+            }
+        }
+        // Resolved cases leave memory once their final state is written.
+        for id in &dirty.closed_cases {
+            self.cases.remove(id);
+        }
         for id in &dirty.incidents {
             if let Some(incident) = self.incidents.get_mut(id) {
                 // Without its impact ids, which the store does not keep in the incident's

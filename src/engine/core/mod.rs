@@ -21,6 +21,7 @@ use chrono::{DateTime, Utc};
 use foldhash::{HashMap, HashMapExt};
 use serde::{Deserialize, Serialize};
 
+mod cases;
 mod changes;
 mod incidents;
 mod paging;
@@ -30,9 +31,11 @@ use super::lease_expiries::LeaseExpiries;
 use super::open_counts::OpenCounts;
 use super::setup::Setup;
 use super::timers::{TimerKey, Timers};
+use crate::incident::case::Case;
 use crate::incident::lifecycle::{self, Refusal};
 use crate::incident::timeline::{ClearCause, TOCSIN};
-use crate::incident::{Entry, Impact, Incident};
+use crate::incident::{Entry, Impact, Incident, TimelineEntry};
+
 use crate::metrics::Metrics;
 use crate::paging::Page;
 /// Stored with the incidents; defined by paging, which decides on it.
@@ -41,6 +44,7 @@ use crate::rules::{Rule, RuleState};
 use crate::signal::{Fingerprint, Signal};
 /// The data the core hands the store and reads back from it.
 pub use crate::store::model::{Changes, HeartbeatState, Lease, Snapshot};
+pub use cases::CaseInput;
 
 /// Something the core is asked to do. Serializable: an engine that does not lead writes it
 /// to the store's inbox for the leader.
@@ -80,6 +84,8 @@ pub enum Input {
         recipient: String,
         reason: String,
     },
+    /// Something done to a support case.
+    Case(CaseInput),
 }
 
 /// The core's answer to an input.
@@ -91,6 +97,8 @@ pub enum Reply {
     Signals(Vec<Vec<i64>>),
     NotFound(String),
     Conflict(String),
+    /// The support case after the input.
+    Case(Box<Case>),
 }
 
 #[derive(Default)]
@@ -117,6 +125,12 @@ struct Dirty {
     pages: Vec<Page>,
     /// Resolved incidents to drop from memory once written.
     closed: BTreeSet<i64>,
+    /// Support cases changed (a case once or more), their timeline, and those resolved.
+    cases: Vec<i64>,
+    case_timeline: Vec<crate::incident::case::CaseEntry>,
+    closed_cases: Vec<i64>,
+    /// Incident timeline rows written as they are (case links).
+    incident_rows: Vec<TimelineEntry>,
 }
 
 pub struct Core {
@@ -133,6 +147,9 @@ pub struct Core {
     incidents: HashMap<i64, Box<Incident>>,
     impacts: HashMap<i64, Box<Impact>>,
     paging: HashMap<i64, Box<PagingState>>,
+    /// Open support cases.
+    cases: HashMap<i64, Box<Case>>,
+    next_case_id: i64,
     timers: Timers,
     next_incident_id: i64,
     next_impact_id: i64,
@@ -178,6 +195,8 @@ impl Core {
             incidents: HashMap::new(),
             impacts: HashMap::new(),
             paging: HashMap::new(),
+            cases: HashMap::new(),
+            next_case_id: 1,
             timers: Timers::default(),
             next_incident_id: 1,
             next_impact_id: 1,
@@ -200,6 +219,10 @@ impl Core {
         self.next_impact_id = snapshot.next_impact_id.max(1);
         self.next_page_id = snapshot.next_page_id.max(1);
         self.next_rule_state_row = snapshot.next_rule_state_row.max(1);
+        self.next_case_id = snapshot.next_case_id.max(1);
+        for case in snapshot.cases.into_iter().filter(Case::is_open) {
+            self.cases.insert(case.id, Box::new(case));
+        }
         for incident in snapshot.incidents.into_iter().filter(Incident::is_open) {
             self.incidents.insert(incident.id, Box::new(incident));
         }
@@ -350,6 +373,10 @@ impl Core {
             self.schedule_respond_by(id);
             self.schedule_escalation(id, now);
         }
+        let cases: Vec<i64> = self.cases.keys().copied().collect();
+        for id in cases {
+            self.schedule_case(id);
+        }
     }
 
     /// When the core next needs [`Core::tick`].
@@ -427,6 +454,7 @@ impl Core {
             }
             TimerKey::Escalation(id) => self.drive_escalation(id, now),
             TimerKey::RespondBy(id) => self.respond_by_due(id, now),
+            TimerKey::Case(id) => self.case_due(id, now),
         }
     }
 
@@ -479,6 +507,8 @@ impl Core {
                 self.timeline(incident_id, now, Entry::Note { by, text });
                 Reply::Done
             }
+            // A page about a support case (incident 0): its outbox row keeps its fate.
+            Input::DeliveryFailed { incident_id: 0, .. } => Reply::Done,
             Input::DeliveryFailed {
                 incident_id,
                 level,
@@ -499,6 +529,7 @@ impl Core {
                 self.delivery_failed(incident_id, level, now);
                 Reply::Done
             }
+            Input::Case(input) => self.handle_case(input, now),
         }
     }
 

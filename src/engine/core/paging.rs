@@ -264,6 +264,7 @@ impl Core {
             id,
             delivery_id: uuid::Uuid::new_v4().to_string(),
             incident_id,
+            case_id: None,
             event,
             level,
             payload: PagePayload {
@@ -276,6 +277,7 @@ impl Core {
                 },
                 recipient: recipient.id.clone(),
                 ack_url,
+                case: None,
             },
             recipient: recipient.clone(),
             created_at: now,

@@ -16,11 +16,17 @@ fn headline(event: PageEvent) -> Option<&'static str> {
         PageEvent::Acknowledged => Some("ACKNOWLEDGED"),
         PageEvent::Resolved => Some("RESOLVED"),
         PageEvent::ResponseBreached => Some("RESPONSE OVERDUE"),
+        PageEvent::EngagementDue => Some("UPDATE DUE"),
+        PageEvent::EngagementMissed => Some("UPDATE MISSED"),
+        PageEvent::CustomerUpdate => Some("UPDATE"),
     }
 }
 
 /// `[Sev N] title`, with the event after the severity when it is not a plain page.
 pub fn subject(payload: &PagePayload) -> String {
+    if let Some(case) = &payload.case {
+        return super::case_render::subject(payload.event, case, headline(payload.event));
+    }
     // A header cannot hold line breaks; a title with some still reads as one line.
     let title: String = payload
         .incident
@@ -145,11 +151,18 @@ fn intro(payload: &PagePayload) -> String {
             "The customer's initial-response deadline passed without an acknowledgement."
                 .to_string()
         }
+        // Pages about cases are written by `case_render`.
+        PageEvent::EngagementDue | PageEvent::EngagementMissed | PageEvent::CustomerUpdate => {
+            String::new()
+        }
     }
 }
 
 /// The plain-text and HTML bodies.
 pub fn bodies(payload: &PagePayload, delivery_id: &str) -> Result<(String, String), String> {
+    if let Some(case) = &payload.case {
+        return super::case_render::bodies(payload, case, delivery_id);
+    }
     let ctx = context! {
         subject => subject(payload),
         intro => intro(payload),
@@ -206,6 +219,7 @@ mod tests {
             },
             recipient: "alice".into(),
             ack_url: Some("http://tocsin/ack/abc.def".into()),
+            case: None,
         }
     }
 
