@@ -48,7 +48,7 @@ unset TOCSIN_TEST_WITHOUT_ROOT
 #    The fuzz targets run on their own afterwards, one at a time, each printing its figures.
 cargo test -- --test-threads 4 --skip fuzz_
 TOCSIN_TEST_STORE=postgres cargo test --test e2e -- --test-threads 4 engine:: crash:: api:: \
-    ack_links:: admin:: reload:: cli:: dashboard:: paging:: sources:: resolve:: cases::
+    ack_links:: admin:: reload:: cli:: dashboard:: paging:: sources:: resolve:: cases:: triage::
 cargo test --test fuzz -- --nocapture --test-threads 1 fuzz_
 
 # 5. The shipped config and rules are valid, and the rule unit tests pass.

@@ -18,7 +18,10 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route(
             "/metrics",
-            get(|State(state): State<AppState>| async move { exposition(&state.metrics) }),
+            get(|State(state): State<AppState>| async move {
+                super::queues::refresh_oldest_ages(&state).await;
+                exposition(&state.metrics)
+            }),
         )
         .route("/-/healthy", get(healthy))
         .route("/-/ready", get(ready))

@@ -4,6 +4,7 @@ mod cases;
 mod check;
 pub mod client;
 mod oncall;
+mod queue;
 mod run;
 
 use std::path::PathBuf;
@@ -60,6 +61,11 @@ pub enum Command {
     Cases {
         #[command(subcommand)]
         command: cases::CasesCommand,
+    },
+    /// Work a triage queue through the HTTP API.
+    Queue {
+        #[command(subcommand)]
+        command: queue::QueueCommand,
     },
     /// Who is on call now (or at --at) in every schedule.
     Oncall {
@@ -136,6 +142,7 @@ async fn dispatch(command: Command) -> ExitCode {
         Command::Replay { config, signals } => crate::sim::replay::run(&config, &signals),
         Command::Incidents { command } => client::run(command).await,
         Command::Cases { command } => cases::run(command).await,
+        Command::Queue { command } => queue::run(command).await,
         Command::Oncall { config, at } => oncall::run(&config, at.as_deref()),
     }
 }

@@ -178,6 +178,18 @@ pub struct ServiceDef {
     pub sla: Option<f64>,
     #[serde(default)]
     pub regions: Vec<String>,
+    /// Its component triage queue (`queue: component` routes); `<name>-triage` when unset.
+    #[serde(default)]
+    pub triage_queue: Option<String>,
+}
+
+impl ServiceDef {
+    /// The component triage queue of this service.
+    pub fn triage_queue(&self) -> String {
+        self.triage_queue
+            .clone()
+            .unwrap_or_else(|| format!("{}-triage", self.name))
+    }
 }
 
 #[derive(Clone, Debug, Deserialize)]

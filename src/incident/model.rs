@@ -120,6 +120,9 @@ pub struct Incident {
     pub sr_severity: Option<String>,
     /// The triage queue it waits in (Sev 4 routes).
     pub queue: Option<String>,
+    /// Who took it from its triage queue.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assignee: Option<String>,
     pub merged_into: Option<i64>,
     /// What its impacts say for the Sev table, kept up to date as they join (not stored:
     /// worked out again from the impacts on restart).
@@ -150,6 +153,7 @@ impl Incident {
             sr_severity: impact.cri.as_ref().map(|c| c.sr_severity.clone()),
             queue: None,
             merged_into: None,
+            assignee: None,
             blast: impact.blast(),
         }
     }
@@ -244,6 +248,8 @@ pub struct IncidentView {
     pub sr_severity: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub merged_into: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assignee: Option<String>,
 }
 
 impl IncidentView {
@@ -268,6 +274,7 @@ impl IncidentView {
             queue: incident.queue.clone(),
             sr_severity: incident.sr_severity.clone(),
             merged_into: incident.merged_into,
+            assignee: incident.assignee.clone(),
         }
     }
 }

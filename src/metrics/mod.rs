@@ -27,6 +27,7 @@ pub struct Metrics {
     pub sr_response_breaches_total: IntCounterVec,
     pub triage_queue_length: IntGaugeVec,
     pub cases_opened_total: IntCounterVec,
+    pub triage_queue_oldest_age_seconds: GaugeVec,
     pub sr_first_response_seconds: HistogramVec,
     pub sr_engagement_missed_total: IntCounterVec,
     pub probe_schedule_lag_seconds: prometheus::Histogram,
@@ -159,6 +160,14 @@ impl Metrics {
                 &["sr_severity"],
             )
             .unwrap(),
+            triage_queue_oldest_age_seconds: GaugeVec::new(
+                opts(
+                    "triage_queue_oldest_age_seconds",
+                    "How long the oldest incident of each triage queue has waited.",
+                ),
+                &["queue"],
+            )
+            .unwrap(),
             cases_opened_total: IntCounterVec::new(
                 opts("cases_opened_total", "Support cases opened."),
                 &["sr_severity"],
@@ -279,6 +288,8 @@ impl Metrics {
         r.register(Box::new(self.sr_response_breaches_total.clone()))
             .unwrap();
         r.register(Box::new(self.triage_queue_length.clone()))
+            .unwrap();
+        r.register(Box::new(self.triage_queue_oldest_age_seconds.clone()))
             .unwrap();
         r.register(Box::new(self.cases_opened_total.clone()))
             .unwrap();

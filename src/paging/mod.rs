@@ -8,6 +8,7 @@ pub mod decide;
 pub mod escalate;
 pub mod notify;
 pub mod page;
+pub mod queue;
 pub mod route;
 pub mod schedule;
 pub mod state;

@@ -30,4 +30,5 @@ mod sim;
 mod sources;
 mod store;
 mod store_lock;
+mod triage;
 mod upgrade;

@@ -38,6 +38,7 @@ fn incident(id: i64, severity: u8, status: Status, queue: Option<&str>, opened: 
         sr_severity: None,
         queue: queue.map(str::to_string),
         merged_into: None,
+        assignee: None,
         blast: Default::default(),
     }
 }

@@ -261,6 +261,7 @@ mod tests {
             sr_severity: None,
             queue: None,
             merged_into: None,
+            assignee: None,
             blast: Default::default(),
         };
         OutboxEntry {

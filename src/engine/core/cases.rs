@@ -719,5 +719,6 @@ fn case_incident_view(case: &Case, external_url: &str) -> IncidentView {
         queue: None,
         sr_severity: Some(case.sr_severity.clone()),
         merged_into: None,
+        assignee: None,
     }
 }

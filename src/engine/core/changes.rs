@@ -26,13 +26,8 @@ impl Core {
             "the open-incident counts drifted from the incidents"
         );
         let mut queues: BTreeMap<&str, i64> = self.open_counts.queues().collect();
-        for queue in self
-            .setup
-            .config
-            .routes
-            .iter()
-            .filter_map(|r| r.queue.as_deref())
-        {
+        let configured = crate::paging::queue::configured(&self.setup.config);
+        for queue in &configured {
             queues.insert(queue, self.open_counts.in_queue(queue));
         }
         for (severity, count) in self.open_counts.by_severity().iter().enumerate() {

@@ -86,6 +86,11 @@ pub enum Input {
     },
     /// Something done to a support case.
     Case(CaseInput),
+    /// Take the oldest unassigned incident of a triage queue.
+    TakeFromQueue {
+        queue: String,
+        by: String,
+    },
 }
 
 /// The core's answer to an input.
@@ -99,6 +104,8 @@ pub enum Reply {
     Conflict(String),
     /// The support case after the input.
     Case(Box<Case>),
+    /// The incident an input was about (taken from a queue).
+    Incident(i64),
 }
 
 #[derive(Default)]
@@ -530,6 +537,7 @@ impl Core {
                 Reply::Done
             }
             Input::Case(input) => self.handle_case(input, now),
+            Input::TakeFromQueue { queue, by } => self.take_from_queue(&queue, &by, now),
         }
     }
 

@@ -21,6 +21,9 @@ impl Core {
             return;
         };
         let severity = incident.severity;
+        let services: Vec<String> = incident.services.iter().cloned().collect();
+        let taken = incident.assignee.is_some();
+        let current_queue = incident.queue.clone();
         let routing = decide::route(
             &setup.paging,
             &incident.labels,
@@ -39,12 +42,12 @@ impl Core {
                 self.set_queue(incident_id, None);
                 self.timeline(incident_id, now, Entry::Unrouted { severity });
             }
-            Routing::Queued {
-                route,
-                queue,
-                changed,
-            } => {
-                if changed {
+            Routing::Queued { route, queue, .. } => {
+                // `queue: component` is the queue of the service it hits; an incident
+                // someone took from its queue stays out of the queues.
+                let queue = crate::paging::queue::resolve(&queue, &services, &setup.config.catalog)
+                    .filter(|_| !taken);
+                if let Some(queue) = queue.filter(|q| current_queue.as_ref() != Some(q)) {
                     self.set_queue(incident_id, Some(queue.clone()));
                     self.timeline(incident_id, now, Entry::Queued { route, queue });
                 }
@@ -66,6 +69,46 @@ impl Core {
                 self.drive_escalation(incident_id, now);
             }
         }
+    }
+
+    /// Triage queues are worked FIFO: the oldest unassigned incident of `queue` goes to
+    /// `by`, and leaves every queue.
+    pub(super) fn take_from_queue(
+        &mut self,
+        queue: &str,
+        by: &str,
+        now: DateTime<Utc>,
+    ) -> super::Reply {
+        let oldest = self
+            .incidents
+            .values()
+            .filter(|i| i.queue.as_deref() == Some(queue) && i.assignee.is_none())
+            .min_by_key(|i| (i.opened_at, i.id))
+            .map(|i| i.id);
+        let Some(incident_id) = oldest else {
+            return super::Reply::Conflict(format!("queue {queue:?} is empty"));
+        };
+        let waited = self
+            .incidents
+            .get(&incident_id)
+            .map(|i| (now - i.opened_at).num_seconds())
+            .unwrap_or_default();
+        self.set_queue(incident_id, None);
+        if let Some(incident) = self.incidents.get_mut(&incident_id) {
+            incident.assignee = Some(by.to_string());
+        }
+        self.dirty.incidents.insert(incident_id);
+        self.dirty
+            .incident_rows
+            .push(crate::incident::TimelineEntry {
+                incident_id,
+                at: now,
+                kind: "taken".into(),
+                actor: by.to_string(),
+                message: format!("{by} took it from triage queue {queue} after {waited}s"),
+                data: serde_json::json!({ "queue": queue, "waited_seconds": waited }),
+            });
+        super::Reply::Incident(incident_id)
     }
 
     /// A person lowered the severity: nobody new is paged; a queue or no route stops paging.

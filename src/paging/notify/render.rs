@@ -212,6 +212,7 @@ mod tests {
                 queue: None,
                 sr_severity: None,
                 merged_into: None,
+                assignee: None,
             },
             escalation: EscalationRef {
                 policy: Some("storage".into()),
