@@ -20,9 +20,10 @@ fn the_shipped_rule_tests_pass() {
         "test",
         "tests/rules/lsi_severity.yaml",
         "tests/rules/lifecycle.yaml",
+        "tests/rules/triage_queues.yaml",
     ]);
     assert_eq!(code, 0, "{out}");
-    assert!(out.contains("28 passed, 0 failed"), "{out}");
+    assert!(out.contains("31 passed, 0 failed"), "{out}");
 }
 
 #[test]
