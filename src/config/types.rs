@@ -181,6 +181,29 @@ pub struct ServiceDef {
     /// Its component triage queue (`queue: component` routes); `<name>-triage` when unset.
     #[serde(default)]
     pub triage_queue: Option<String>,
+    /// Its troubleshooting guide.
+    #[serde(default)]
+    pub tsg: Option<TsgConfig>,
+}
+
+/// A troubleshooting guide: where it is, and when a Sev 3 of the service escalates.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TsgConfig {
+    pub url: String,
+    #[serde(default)]
+    pub escalate: TsgEscalate,
+}
+
+/// "All escalations occur during business hours (or immediately per TSG)".
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TsgEscalate {
+    /// A Sev 3 waits for its route's time window, as without a TSG.
+    #[default]
+    BusinessHours,
+    /// A Sev 3 pages at once, outside its route's time window too.
+    Immediately,
 }
 
 impl ServiceDef {

@@ -123,6 +123,9 @@ pub struct Incident {
     /// Who took it from its triage queue.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub assignee: Option<String>,
+    /// The troubleshooting guide of the services it hits (`catalog.services[].tsg.url`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tsg: Option<String>,
     pub merged_into: Option<i64>,
     /// What its impacts say for the Sev table, kept up to date as they join (not stored:
     /// worked out again from the impacts on restart).
@@ -154,6 +157,7 @@ impl Incident {
             queue: None,
             merged_into: None,
             assignee: None,
+            tsg: None,
             blast: impact.blast(),
         }
     }
@@ -250,6 +254,8 @@ pub struct IncidentView {
     pub merged_into: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub assignee: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tsg: Option<String>,
 }
 
 impl IncidentView {
@@ -275,6 +281,7 @@ impl IncidentView {
             sr_severity: incident.sr_severity.clone(),
             merged_into: incident.merged_into,
             assignee: incident.assignee.clone(),
+            tsg: incident.tsg.clone(),
         }
     }
 }

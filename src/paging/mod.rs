@@ -12,6 +12,7 @@ pub mod queue;
 pub mod route;
 pub mod schedule;
 pub mod state;
+pub mod tsg;
 pub mod window;
 
 use std::collections::HashMap;

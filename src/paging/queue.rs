@@ -56,6 +56,7 @@ mod tests {
             sla: None,
             regions: vec![],
             triage_queue: queue.map(str::to_string),
+            tsg: None,
         };
         Catalog {
             services: vec![

@@ -21,9 +21,10 @@ fn the_shipped_rule_tests_pass() {
         "tests/rules/lsi_severity.yaml",
         "tests/rules/lifecycle.yaml",
         "tests/rules/triage_queues.yaml",
+        "tests/rules/tsg.yaml",
     ]);
     assert_eq!(code, 0, "{out}");
-    assert!(out.contains("31 passed, 0 failed"), "{out}");
+    assert!(out.contains("34 passed, 0 failed"), "{out}");
 }
 
 #[test]

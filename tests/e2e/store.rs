@@ -39,6 +39,7 @@ fn incident(id: i64, severity: u8, status: Status, queue: Option<&str>, opened: 
         queue: queue.map(str::to_string),
         merged_into: None,
         assignee: None,
+        tsg: None,
         blast: Default::default(),
     }
 }

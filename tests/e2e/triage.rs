@@ -148,3 +148,61 @@ async fn sev4_incidents_wait_in_their_components_queue_and_are_taken_oldest_firs
     assert!(metrics.contains(&format!("{length} 0")), "{metrics}");
     e.stop().await;
 }
+
+/// A Sev 3 of a service whose TSG says `escalate: immediately` pages on a Saturday night;
+/// the incident carries its TSG link and says why it paged.
+#[tokio::test(start_paused = true)]
+async fn a_tsg_that_escalates_immediately_pages_a_sev3_at_night() {
+    let catalog = CATALOG.replace(
+        "{ name: storage, sla: 99.9, regions: [china-east, china-north] }",
+        "{ name: storage, regions: [china-east], tsg: { url: \"https://wiki.example.com/tsg/storage\", \
+         escalate: immediately } }",
+    );
+    let config = format!(
+        r#"{catalog}
+correlation: {{ by: [service], window: 15m }}
+responders:
+  - {{ id: alice, email: alice@example.com }}
+time_windows:
+  - {{ name: business-hours, timezone: Asia/Shanghai, start: "0 0 9 * * Mon-Fri", duration: 9h }}
+escalation_policies:
+  - name: standard
+    levels:
+      - {{ after: 0s, notify: [ "responder:alice" ] }}
+routes:
+  - {{ match: [ 'severity="3"' ], policy: standard, active_during: [business-hours] }}
+notifiers:
+  email: {{ from: tocsin@example.com, file: {{ dir: outbox }} }}
+"#
+    );
+    // Saturday 22:00 in Shanghai.
+    let start = utc("2026-01-10T14:00:00Z");
+    let e = FrozenEngine::start(&config, start).await;
+    let slow = |service: &str| alert("warning", service, "china-east", "slow", e.clock.now());
+    let storage = e.signal(slow("storage")).await;
+    let sqldb = e.signal(slow("sqldb")).await;
+    e.advance_minutes(1).await;
+    assert_eq!(
+        e.page_list(storage).await,
+        [("triggered".to_string(), "alice".to_string(), Some(0), 0)]
+    );
+    assert_eq!(
+        e.page_list(sqldb).await,
+        [],
+        "no TSG: waits for business hours"
+    );
+    let (_, shown) = e.engine.get(&format!("/api/v1/incidents/{storage}")).await;
+    assert_eq!(shown["severity"], 3);
+    assert_eq!(shown["tsg"], "https://wiki.example.com/tsg/storage");
+    assert!(e
+        .timeline_kinds(storage)
+        .await
+        .contains(&"tsg_escalates_immediately".to_string()));
+    let payload = &e.pages(storage).await[0].page.payload;
+    assert_eq!(
+        payload.incident.tsg.as_deref(),
+        Some("https://wiki.example.com/tsg/storage"),
+        "the page carries the TSG link"
+    );
+    e.stop().await;
+}

@@ -262,6 +262,7 @@ mod tests {
             queue: None,
             merged_into: None,
             assignee: None,
+            tsg: None,
             blast: Default::default(),
         };
         OutboxEntry {

@@ -720,5 +720,6 @@ fn case_incident_view(case: &Case, external_url: &str) -> IncidentView {
         sr_severity: Some(case.sr_severity.clone()),
         merged_into: None,
         assignee: None,
+        tsg: None,
     }
 }

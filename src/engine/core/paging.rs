@@ -24,6 +24,17 @@ impl Core {
         let services: Vec<String> = incident.services.iter().cloned().collect();
         let taken = incident.assignee.is_some();
         let current_queue = incident.queue.clone();
+        let tsg =
+            crate::paging::tsg::of(&setup.config.catalog, &services).map(|(_, t)| t.url.clone());
+        if incident.tsg != tsg {
+            if let Some(incident) = self.incidents.get_mut(&incident_id) {
+                incident.tsg = tsg;
+            }
+            self.dirty.incidents.insert(incident_id);
+        }
+        let Some(incident) = self.incidents.get(&incident_id) else {
+            return;
+        };
         let routing = decide::route(
             &setup.paging,
             &incident.labels,
@@ -59,10 +70,28 @@ impl Core {
             Routing::Escalate {
                 route,
                 policy,
-                escalation,
+                mut escalation,
             } => {
                 self.set_queue(incident_id, None);
                 self.timeline(incident_id, now, Entry::Routed { route, policy });
+                let at_once =
+                    crate::paging::tsg::pages_at_once(&setup.config.catalog, &services, severity);
+                if let Some(service) = at_once.filter(|_| !escalation.active_during.is_empty()) {
+                    escalation.active_during.clear();
+                    self.dirty
+                        .incident_rows
+                        .push(crate::incident::TimelineEntry {
+                            incident_id,
+                            at: now,
+                            kind: "tsg_escalates_immediately".into(),
+                            actor: crate::incident::timeline::TOCSIN.into(),
+                            message: format!(
+                            "the TSG of {service} says escalate immediately: paged outside the \
+                             route's time windows too"
+                        ),
+                            data: serde_json::json!({ "service": service }),
+                        });
+                }
                 if let Some(p) = self.paging.get_mut(&incident_id) {
                     p.escalation = Some(escalation);
                 }

@@ -213,6 +213,7 @@ mod tests {
                 sr_severity: None,
                 merged_into: None,
                 assignee: None,
+                tsg: None,
             },
             escalation: EscalationRef {
                 policy: Some("storage".into()),
