@@ -1,6 +1,7 @@
 -- Support cases (service requests): whole records are JSON in `data`, as incidents are.
+-- (SQLite: the id is the rowid, as migration 0004 made the other numbered tables.)
 CREATE TABLE cases (
-    id BIGINT PRIMARY KEY,
+    id INTEGER PRIMARY KEY,
     status TEXT NOT NULL,
     customer TEXT NOT NULL,
     -- The linked incident; 0 while there is none.
