@@ -23,6 +23,7 @@ pub fn router() -> Router<AppState> {
                 // `tocsin_ready`: what /-/ready would answer now.
                 let ready = readiness(&state).await.is_ok();
                 state.metrics.ready.set(i64::from(ready));
+                super::queues::refresh_oldest_ages(&state).await;
                 exposition(&state.metrics)
             }),
         )

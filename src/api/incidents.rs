@@ -133,6 +133,9 @@ pub struct IncidentDetail {
     pub incident: IncidentView,
     pub impacts: Vec<Impact>,
     pub timeline: Vec<TimelineEntry>,
+    /// Support cases linked to the incident (its CRIs' cases), with their status.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub cases: Vec<serde_json::Value>,
 }
 
 pub(crate) fn parse_id(id: &str) -> Result<i64, ApiError> {
@@ -156,6 +159,19 @@ async fn show(
         incident: IncidentView::new(&incident, &external),
         impacts: state.store.impacts_of(id).await?,
         timeline: state.store.timeline_of(id).await?,
+        cases: state
+            .store
+            .cases_of_incident(id)
+            .await?
+            .iter()
+            .map(|c| {
+                serde_json::json!({
+                    "id": c.id, "status": c.status, "sr_severity": c.sr_severity,
+                    "customer": c.customer, "owner": c.owner,
+                    "url": format!("{external}/api/v1/cases/{}", c.id),
+                })
+            })
+            .collect(),
     }))
 }
 

@@ -123,12 +123,17 @@ async fn customer_report(
     let Some(cri) = signal.cri.clone() else {
         return Err(ApiError::internal("a customer report lost its details"));
     };
-    let incident_id = match state.engine.send(Input::Signals(vec![signal])).await? {
-        Reply::Signals(incidents) => incidents.into_iter().flatten().next(),
-        _ => None,
+    // The report makes a support case too, linked to the incident it opens or joins.
+    let input = Input::Case(crate::engine::CaseInput::Cri {
+        signal: Box::new(signal),
+    });
+    let (incident_id, case_id) = match super::error::reply_error(state.engine.send(input).await?)? {
+        Reply::Case(case) => (case.incident_id, Some(case.id)),
+        _ => (None, None),
     };
     let body = json!({
         "incident_id": incident_id,
+        "case_id": case_id,
         "id": cri.id,
         "received_at": cri.received_at.to_rfc3339_opts(SecondsFormat::Secs, true),
         "respond_by": cri.respond_by.to_rfc3339_opts(SecondsFormat::Secs, true),
@@ -137,7 +142,7 @@ async fn customer_report(
 }
 
 /// 400 for a body that is not a report; 422 naming every field to fix.
-fn cri_rejection(error: CriError) -> Response {
+pub(crate) fn cri_rejection(error: CriError) -> Response {
     match error {
         CriError::Body(message) => ApiError::bad_request(message).into_response(),
         CriError::Fields(fields) => {

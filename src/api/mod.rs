@@ -7,6 +7,7 @@ pub mod alertmanager;
 pub mod audit;
 pub mod auth;
 mod backup;
+pub mod cases;
 pub mod cursor;
 pub mod dashboard;
 mod declare;
@@ -95,6 +96,7 @@ pub fn router(state: AppState) -> Router {
         .merge(queues::router(state.clone()))
         .merge(backup::router(state.clone()))
         .merge(audit::router(state.clone()))
+        .merge(cases::router(state.clone()))
         .merge(oncall::router(state.clone()))
         .merge(silences::router(state.clone()))
         .merge(overrides::router(state.clone()))

@@ -56,6 +56,7 @@ async fn test_page(
         let body = serde_json::to_vec(&payload)
             .map_err(|e| ApiError::internal(format!("cannot write the test page: {e}")))?;
         let page = Page {
+            case_id: Default::default(),
             id: 0,
             delivery_id: uuid::Uuid::new_v4().to_string(),
             incident_id: 0,

@@ -2,11 +2,13 @@
 
 mod audit;
 mod backup;
+mod cases;
 mod check;
 pub mod client;
 mod docs;
 mod init;
 mod oncall;
+mod queue;
 mod run;
 mod silence;
 mod template;
@@ -82,6 +84,16 @@ pub enum Command {
     Template {
         #[command(subcommand)]
         command: TemplateCommand,
+    },
+    /// Work with support cases (service requests) through the HTTP API.
+    Cases {
+        #[command(subcommand)]
+        command: cases::CasesCommand,
+    },
+    /// Work a triage queue through the HTTP API.
+    Queue {
+        #[command(subcommand)]
+        command: queue::QueueCommand,
     },
     /// Who is on call now (or at --at) in every schedule.
     /// Silences made at run time: add, list, expire (through the HTTP API).
@@ -237,5 +249,7 @@ async fn dispatch(command: Command) -> ExitCode {
             })
             .await
         }
+        Command::Cases { command } => cases::run(command).await,
+        Command::Queue { command } => queue::run(command).await,
     }
 }

@@ -72,6 +72,7 @@ async fn run(args: RenderArgs<'_>) -> Result<String, String> {
         ));
     };
     let page = Page {
+        case_id: Default::default(),
         id: 0,
         delivery_id: "rendered-not-sent".into(),
         incident_id: payload.incident.id,
@@ -197,6 +198,7 @@ async fn fetched_payload(
         now: chrono::Utc::now(),
     });
     Ok(PagePayload {
+        case: Default::default(),
         version: "1".into(),
         event,
         incident: view,

@@ -13,7 +13,7 @@ use super::validate::validate;
 use super::{Config, ConfigError, ConfigErrors, LoadedRule};
 
 /// The top-level keys; the last (`version`) is not offered in "expected one of".
-const TOP_LEVEL: [&str; 21] = [
+const TOP_LEVEL: [&str; 23] = [
     "server",
     "store",
     "rule_files",
@@ -26,6 +26,8 @@ const TOP_LEVEL: [&str; 21] = [
     "incidents",
     "classification",
     "sr_response",
+    "sr_engagement",
+    "case_routes",
     "responders",
     "schedules",
     "time_windows",
@@ -264,6 +266,7 @@ fn read_sections(report: &mut FileReport, root: &Value, config: &mut Config) {
     section!(incidents);
     section!(classification);
     section!(sr_response);
+    section!(sr_engagement);
     section!(notifiers);
     section!(watchdog);
     list!(probes);
@@ -273,6 +276,7 @@ fn read_sections(report: &mut FileReport, root: &Value, config: &mut Config) {
     list!(time_windows);
     list!(escalation_policies);
     list!(routes);
+    list!(case_routes);
     list!(silences);
 }
 

@@ -121,11 +121,15 @@ pub struct Config {
     pub incidents: IncidentsConfig,
     pub classification: ClassificationConfig,
     pub sr_response: SrResponseConfig,
+    /// How often an SR A / B case needs an update once responded to.
+    pub sr_engagement: SrEngagementConfig,
     pub responders: Vec<ResponderConfig>,
     pub schedules: Vec<ScheduleConfig>,
     pub time_windows: Vec<TimeWindowConfig>,
     pub escalation_policies: Vec<EscalationPolicyConfig>,
     pub routes: Vec<RouteConfig>,
+    /// Routes of support cases, over `sr_severity`, `customer`, `service` and `region`.
+    pub case_routes: Vec<RouteConfig>,
     pub silences: Vec<SilenceConfig>,
     pub notifiers: NotifiersConfig,
     pub watchdog: Option<WatchdogConfig>,

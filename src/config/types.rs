@@ -196,6 +196,41 @@ pub struct ServiceDef {
     /// incident in the same region joins that incident instead of paging on its own.
     #[serde(default)]
     pub depends_on: Vec<String>,
+    /// Its component triage queue (`queue: component` routes); `<name>-triage` when unset.
+    #[serde(default)]
+    pub triage_queue: Option<String>,
+    /// Its troubleshooting guide.
+    #[serde(default)]
+    pub tsg: Option<TsgConfig>,
+}
+
+/// A troubleshooting guide: where it is, and when a Sev 3 of the service escalates.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TsgConfig {
+    pub url: String,
+    #[serde(default)]
+    pub escalate: TsgEscalate,
+}
+
+/// "All escalations occur during business hours (or immediately per TSG)".
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TsgEscalate {
+    /// A Sev 3 waits for its route's time window, as without a TSG.
+    #[default]
+    BusinessHours,
+    /// A Sev 3 pages at once, outside its route's time window too.
+    Immediately,
+}
+
+impl ServiceDef {
+    /// The component triage queue of this service.
+    pub fn triage_queue(&self) -> String {
+        self.triage_queue
+            .clone()
+            .unwrap_or_else(|| format!("{}-triage", self.name))
+    }
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -489,6 +524,40 @@ impl SrResponseConfig {
     }
 }
 
+/// How often an SR case needs an update once it is responded to (the reference: SR A and B
+/// get continuous work; SR C only its initial response).
+#[derive(Clone, Copy, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SrEngagementConfig {
+    #[serde(rename = "A", default = "one_hour")]
+    pub a: Duration,
+    #[serde(rename = "B", default = "four_hours")]
+    pub b: Duration,
+}
+
+impl Default for SrEngagementConfig {
+    fn default() -> Self {
+        SrEngagementConfig {
+            a: one_hour(),
+            b: four_hours(),
+        }
+    }
+}
+
+impl SrEngagementConfig {
+    /// The update cadence of an SR severity; `None` for SR C (and anything else).
+    pub fn cadence(&self, sr_severity: &str) -> Option<Duration> {
+        match sr_severity {
+            "A" => Some(self.a),
+            "B" => Some(self.b),
+            _ => None,
+        }
+    }
+}
+
+fn one_hour() -> Duration {
+    Duration::from_secs(3600)
+}
 fn two_hours() -> Duration {
     Duration::from_secs(2 * 3600)
 }

@@ -549,6 +549,7 @@ fn check_paging(config: &Config, report: &mut FileReport) {
             }
         }
     }
+    check_case_routes(config, report, &root);
     let silences = root.key("silences");
     for (i, silence) in config.silences.iter().enumerate() {
         if let Some(window) = &silence.window {
@@ -787,3 +788,57 @@ pub fn is_label_name(name: &str) -> bool {
     matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
+
+/// `case_routes:` page support: each names a policy (a case has no triage queue) and only
+/// the labels a case carries.
+fn check_case_routes(config: &Config, report: &mut FileReport, root: &Path) {
+    let routes = root.key("case_routes");
+    for (i, route) in config.case_routes.iter().enumerate() {
+        let at = report.item(&routes, i);
+        if route.queue.is_some() {
+            report.at(
+                at.key("queue"),
+                "a case route pages a policy: cases do not go to triage queues",
+            );
+        }
+        match &route.policy {
+            None => report.at(
+                at.clone(),
+                "a case route needs policy: (the policy to page)",
+            ),
+            Some(policy)
+                if config.policy(policy).is_none()
+                    && !report.is_broken("escalation_policies", policy) =>
+            {
+                report.at(
+                    at.key("policy"),
+                    unknown("escalation policy", policy, "escalation_policies"),
+                )
+            }
+            _ => {}
+        }
+        for (j, matcher) in route.matchers.iter().enumerate() {
+            if !CASE_LABELS.contains(&matcher.name.as_str()) {
+                report.at(
+                    at.key("match").index(j),
+                    format!(
+                        "a case has no label {:?}: case routes match {}",
+                        matcher.name,
+                        CASE_LABELS.join(", ")
+                    ),
+                );
+            }
+        }
+        for (j, window) in route.active_during.iter().enumerate() {
+            if config.window(window).is_none() && !report.is_broken("time_windows", window) {
+                report.at(
+                    at.key("active_during").index(j),
+                    unknown("time window", window, "time_windows"),
+                );
+            }
+        }
+    }
+}
+
+/// The labels a case is routed by.
+const CASE_LABELS: [&str; 4] = ["sr_severity", "customer", "service", "region"];

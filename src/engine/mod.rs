@@ -16,7 +16,7 @@ pub mod summary;
 pub mod timers;
 pub mod watchdog;
 
-pub use self::core::{Changes, Core, Input, Reply, Snapshot};
+pub use self::core::{CaseInput, Changes, Core, Input, Reply, Snapshot};
 pub use crate::clock::Clock;
 pub use runtime::{EngineError, EngineHandle};
 pub use setup::Setup;

@@ -28,6 +28,8 @@ pub enum TimerKey {
     ReopenEnds(i64),
     /// The next shift change in some schedule (its holder gets a notice).
     ShiftStart,
+    /// A support case's response deadline or next update (case id).
+    Case(i64),
 }
 
 /// Kept as nanoseconds since the epoch: 8 bytes where a `DateTime<Utc>` takes 12 and pads

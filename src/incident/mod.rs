@@ -1,6 +1,7 @@
 //! Incidents: correlating impacts, classifying them Sev 0–4, and their lifecycle.
 
 pub mod blast;
+pub mod case;
 pub mod catalog;
 pub mod classify;
 pub mod correlate;

@@ -129,6 +129,9 @@ pub struct Incident {
     pub sr_severity: Option<String>,
     /// The triage queue it waits in (Sev 4 routes).
     pub queue: Option<String>,
+    /// The troubleshooting guide of the services it hits (`catalog.services[].tsg.url`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tsg: Option<String>,
     pub merged_into: Option<i64>,
     /// The responder who owns it (assigned, or who took it from a triage queue).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -163,6 +166,7 @@ impl Incident {
             queue: None,
             merged_into: None,
             assignee: None,
+            tsg: None,
             blast: impact.blast(),
         }
     }
@@ -259,6 +263,8 @@ pub struct IncidentView {
     pub merged_into: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub assignee: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tsg: Option<String>,
 }
 
 impl IncidentView {
@@ -284,6 +290,7 @@ impl IncidentView {
             sr_severity: incident.sr_severity.clone(),
             merged_into: incident.merged_into,
             assignee: incident.assignee.clone(),
+            tsg: incident.tsg.clone(),
         }
     }
 }

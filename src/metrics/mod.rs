@@ -27,6 +27,10 @@ pub struct Metrics {
     pub rule_evaluation_failures_total: IntCounterVec,
     pub sr_response_breaches_total: IntCounterVec,
     pub triage_queue_length: IntGaugeVec,
+    pub cases_opened_total: IntCounterVec,
+    pub triage_queue_oldest_age_seconds: GaugeVec,
+    pub sr_first_response_seconds: HistogramVec,
+    pub sr_engagement_missed_total: IntCounterVec,
     pub probe_schedule_lag_seconds: prometheus::Histogram,
     pub config_last_reload_successful: IntGauge,
     pub config_last_reload_success_timestamp_seconds: Gauge,
@@ -166,6 +170,38 @@ impl Metrics {
                 &["sr_severity"],
             )
             .unwrap(),
+            triage_queue_oldest_age_seconds: GaugeVec::new(
+                opts(
+                    "triage_queue_oldest_age_seconds",
+                    "How long the oldest incident of each triage queue has waited.",
+                ),
+                &["queue"],
+            )
+            .unwrap(),
+            cases_opened_total: IntCounterVec::new(
+                opts("cases_opened_total", "Support cases opened."),
+                &["sr_severity"],
+            )
+            .unwrap(),
+            sr_first_response_seconds: HistogramVec::new(
+                hopts(
+                    "sr_first_response_seconds",
+                    "From a support case's opening to its first response.",
+                    vec![
+                        300.0, 900.0, 1800.0, 3600.0, 7200.0, 14400.0, 28800.0, 86400.0,
+                    ],
+                ),
+                &["sr_severity"],
+            )
+            .unwrap(),
+            sr_engagement_missed_total: IntCounterVec::new(
+                opts(
+                    "sr_engagement_missed_total",
+                    "Support cases that went two update intervals without an update.",
+                ),
+                &["sr_severity"],
+            )
+            .unwrap(),
             triage_queue_length: IntGaugeVec::new(
                 opts(
                     "triage_queue_length",
@@ -291,6 +327,14 @@ impl Metrics {
         r.register(Box::new(self.sr_response_breaches_total.clone()))
             .unwrap();
         r.register(Box::new(self.triage_queue_length.clone()))
+            .unwrap();
+        r.register(Box::new(self.triage_queue_oldest_age_seconds.clone()))
+            .unwrap();
+        r.register(Box::new(self.cases_opened_total.clone()))
+            .unwrap();
+        r.register(Box::new(self.sr_first_response_seconds.clone()))
+            .unwrap();
+        r.register(Box::new(self.sr_engagement_missed_total.clone()))
             .unwrap();
         r.register(Box::new(self.probe_schedule_lag_seconds.clone()))
             .unwrap();

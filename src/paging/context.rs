@@ -433,6 +433,9 @@ fn subject(
         PageEvent::ShiftStarted => Some("ON CALL"),
         PageEvent::Assigned => Some("ASSIGNED TO YOU"),
         PageEvent::ResponderAdded => Some("YOU ARE ADDED"),
+        PageEvent::EngagementDue => Some("UPDATE DUE"),
+        PageEvent::EngagementMissed => Some("UPDATE MISSED"),
+        PageEvent::CustomerUpdate => Some("UPDATE"),
     };
     match (tag, first_page, event) {
         (None, _, _) => format!("[Sev {severity}] {title}"),
@@ -486,6 +489,12 @@ fn headline(event: PageEvent, incident: &Incident, first_page: bool) -> String {
         PageEvent::ResponderAdded => {
             format!("You are added to Sev {sev} incident #{id}: its updates reach you from now on.")
         }
+        // Case pages are written by `notify::case_render`; these read sensibly if one is not.
+        PageEvent::EngagementDue => "A support case needs its next update.".to_string(),
+        PageEvent::EngagementMissed => {
+            "A support case went a second interval without an update.".to_string()
+        }
+        PageEvent::CustomerUpdate => "An update on a support case.".to_string(),
     }
 }
 

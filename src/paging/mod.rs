@@ -11,10 +11,12 @@ pub mod ics;
 pub mod notice;
 pub mod notify;
 pub mod page;
+pub mod queue;
 pub mod route;
 pub mod schedule;
 pub mod silence;
 pub mod state;
+pub mod tsg;
 pub mod window;
 
 use std::collections::HashMap;

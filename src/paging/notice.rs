@@ -24,6 +24,7 @@ fn stand_in(
     now: DateTime<Utc>,
 ) -> IncidentView {
     IncidentView {
+        tsg: Default::default(),
         id: 0,
         title,
         severity: 4,
@@ -51,6 +52,7 @@ fn stand_in(
 pub fn test_page(responder: &str, external_url: &str, now: DateTime<Utc>) -> PagePayload {
     let labels = BTreeMap::from([("tocsin_notice".to_string(), "test".to_string())]);
     PagePayload {
+        case: Default::default(),
         version: "1".into(),
         event: PageEvent::Test,
         incident: stand_in(
@@ -107,6 +109,7 @@ pub fn shift_started(
         labels.insert("shift_ends_at".to_string(), t.to_rfc3339());
     }
     PagePayload {
+        case: Default::default(),
         version: "1".into(),
         event: PageEvent::ShiftStarted,
         incident: stand_in(title, labels, external_url, now),

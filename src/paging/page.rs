@@ -5,6 +5,7 @@ use std::fmt;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::incident::case::CasePayload;
 use crate::incident::IncidentView;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -30,6 +31,12 @@ pub enum PageEvent {
     Assigned,
     /// A person added this responder to the incident.
     ResponderAdded,
+    /// A support case's update is due (to its owner).
+    EngagementDue,
+    /// A support case went a second interval without an update (by its policy).
+    EngagementMissed,
+    /// A case update sent to the customer's case owner.
+    CustomerUpdate,
 }
 
 impl PageEvent {
@@ -48,6 +55,9 @@ impl PageEvent {
             PageEvent::ShiftStarted => "shift_started",
             PageEvent::Assigned => "assigned",
             PageEvent::ResponderAdded => "responder_added",
+            PageEvent::EngagementDue => "engagement_due",
+            PageEvent::EngagementMissed => "engagement_missed",
+            PageEvent::CustomerUpdate => "customer_update",
         }
     }
 }
@@ -104,6 +114,10 @@ pub struct PagePayload {
     /// What the page says, in words and links (absent from pages stored by older versions).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub context: Option<crate::paging::PageContext>,
+    /// The support case a case page is about; its `incident` is then the case's incident
+    /// as far as the case knows it (id 0 while it has none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub case: Option<Box<CasePayload>>,
 }
 
 impl PagePayload {
@@ -133,7 +147,11 @@ pub struct Page {
     pub id: i64,
     /// Stable across retries and engine takeovers: receivers dedupe on it.
     pub delivery_id: String,
+    /// 0 for a page about a support case (see `case_id`).
     pub incident_id: i64,
+    /// The support case a page is about.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub case_id: Option<i64>,
     pub event: PageEvent,
     pub recipient: Recipient,
     pub level: Option<usize>,

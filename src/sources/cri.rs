@@ -14,7 +14,7 @@ use crate::signal::{Contact, CriDetails, Signal};
 pub const MAX_SUMMARY: usize = 64 * 1024;
 /// Longest customer, service, region or contact field, in characters.
 const MAX_FIELD: usize = 256;
-const KINDS: [&str; 7] = [
+pub const KINDS: [&str; 7] = [
     "outage",
     "degradation",
     "latency",

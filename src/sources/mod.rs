@@ -7,6 +7,7 @@
 //! [`push`] and [`cri`], reading the config in force on every request.
 
 pub mod alertmanager;
+pub mod case;
 pub mod cri;
 pub mod probe;
 pub mod prometheus;

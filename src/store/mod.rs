@@ -21,6 +21,7 @@
 //! and releases its locks; the pool opens a fresh one.
 
 mod audit;
+mod cases;
 mod health;
 mod inbox;
 mod leader;

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::incident::case::{Case, CaseEntry};
 use crate::incident::{Impact, Incident, TimelineEntry};
 use crate::paging::{Page, PagingState, ScheduleOverride, Silence};
 use crate::rules::RuleState;
@@ -57,6 +58,9 @@ pub struct Snapshot {
     pub overrides: Vec<ScheduleOverride>,
     /// Resolved incidents whose paging row outlived the time they could reopen in.
     pub stale_paging: Vec<i64>,
+    /// Open support cases.
+    pub cases: Vec<Case>,
+    pub next_case_id: i64,
 }
 
 /// What changed since the engine core's last `take_changes`; `None` means deleted.
@@ -84,6 +88,9 @@ pub struct Changes {
     pub silences: Vec<Silence>,
     /// On-call overrides made (`Some`) or deleted, by id.
     pub overrides: Vec<(String, Option<ScheduleOverride>)>,
+    /// Support cases to write whole, and their new timeline entries.
+    pub cases: Vec<Case>,
+    pub case_timeline: Vec<CaseEntry>,
 }
 
 impl Changes {
@@ -102,6 +109,8 @@ impl Changes {
             + self.pages.len()
             + self.silences.len()
             + self.overrides.len()
+            + self.cases.len()
+            + self.case_timeline.len()
     }
 
     pub fn is_empty(&self) -> bool {

@@ -120,6 +120,23 @@ impl Store {
         rows.iter().map(entry).collect()
     }
 
+    /// The pages about a support case, oldest first.
+    pub async fn pages_of_case(&self, case_id: i64) -> Result<Vec<OutboxEntry>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM outbox WHERE incident_id = 0 ORDER BY id"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
+        let mut pages = Vec::new();
+        for row in &rows {
+            let entry = entry(row)?;
+            if entry.page.case_id == Some(case_id) {
+                pages.push(entry);
+            }
+        }
+        Ok(pages)
+    }
+
     pub async fn page(&self, id: i64) -> Result<Option<OutboxEntry>> {
         let row = sqlx::query(&format!("SELECT {COLUMNS} FROM outbox WHERE id = $1"))
             .bind(id)

@@ -215,6 +215,19 @@ impl Store {
         self.write_statements(statements).await.map(|_| ())
     }
 
+    /// When the oldest open, unassigned incident of each triage queue opened.
+    pub async fn queue_oldest(&self) -> Result<Vec<(String, chrono::DateTime<chrono::Utc>)>> {
+        let rows = sqlx::query(
+            "SELECT queue, MIN(opened_at) AS oldest FROM incidents \
+             WHERE queue IS NOT NULL AND status <> 'resolved' GROUP BY queue",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("queue")?, from_ms(r.try_get("oldest")?))))
+            .collect()
+    }
+
     /// Open incidents waiting in a triage queue, oldest first.
     pub async fn queue(&self, name: &str) -> Result<Vec<Incident>> {
         let rows = sqlx::query(

@@ -261,6 +261,8 @@ impl Store {
         }
         snapshot.silences = self.silences(None).await?;
         snapshot.overrides = self.overrides(None).await?;
+        snapshot.cases = self.open_cases().await?;
+        snapshot.next_case_id = self.next_case_id().await?;
         snapshot.next_incident_id = self.max_id("incidents").await? + 1;
         snapshot.next_impact_id = self.max_id("impacts").await? + 1;
         snapshot.next_page_id = self.max_id("outbox").await? + 1;
@@ -443,6 +445,7 @@ fn plan_rows(changes: &Changes) -> Result<Vec<Statement>> {
             ],
         ));
     }
+    super::cases::plan(&mut out, &changes.cases, &changes.case_timeline)?;
     Ok(out)
 }
 

@@ -25,9 +25,11 @@ fn the_shipped_rule_tests_pass() {
         "tests/rules/reopen.yaml",
         "tests/rules/dependencies.yaml",
         "tests/rules/correlation_separate.yaml",
+        "tests/rules/triage_queues.yaml",
+        "tests/rules/tsg.yaml",
     ]);
     assert_eq!(code, 0, "{out}");
-    assert!(out.contains("49 passed, 0 failed"), "{out}");
+    assert!(out.contains("55 passed, 0 failed"), "{out}");
 }
 
 #[test]

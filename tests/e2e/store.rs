@@ -45,6 +45,7 @@ pub(crate) fn incident(
         queue: queue.map(str::to_string),
         merged_into: None,
         assignee: None,
+        tsg: None,
         blast: Default::default(),
     }
 }
@@ -84,6 +85,7 @@ fn page(id: i64, incident: &Incident) -> Page {
         id,
         delivery_id: format!("delivery-{id}"),
         incident_id: incident.id,
+        case_id: None,
         event: PageEvent::Triggered,
         level: Some(0),
         payload: PagePayload {
@@ -97,6 +99,7 @@ fn page(id: i64, incident: &Incident) -> Page {
             recipient: "alice".into(),
             ack_url: None,
             context: None,
+            case: None,
         },
         recipient,
         created_at: t(id),
@@ -190,6 +193,8 @@ async fn exercise(store: Store) {
         )],
         pages: vec![page(1, &open), page(2, &open)],
         inbox: vec![],
+        cases: vec![],
+        case_timeline: vec![],
         deleted_rule_states: vec![],
         deleted_leases: vec![],
         silences: vec![silence.clone()],

@@ -310,6 +310,7 @@ mod tests {
             queue: None,
             merged_into: None,
             assignee: None,
+            tsg: None,
             blast: Default::default(),
         };
         OutboxEntry {
@@ -317,6 +318,7 @@ mod tests {
                 id,
                 delivery_id: format!("d{id}"),
                 incident_id: 1,
+                case_id: None,
                 event,
                 recipient: Recipient {
                     id: who.into(),
@@ -335,6 +337,7 @@ mod tests {
                     recipient: who.into(),
                     ack_url: None,
                     context: None,
+                    case: None,
                 },
                 created_at: at + chrono::Duration::seconds(id),
             },

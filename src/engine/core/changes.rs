@@ -26,13 +26,8 @@ impl Core {
             "the open-incident counts drifted from the incidents"
         );
         let mut queues: BTreeMap<&str, i64> = self.open_counts.queues().collect();
-        for queue in self
-            .setup
-            .config
-            .routes
-            .iter()
-            .filter_map(|r| r.queue.as_deref())
-        {
+        let configured = crate::paging::queue::configured(&self.setup.config);
+        for queue in &configured {
             queues.insert(queue, self.open_counts.in_queue(queue));
         }
         for (severity, count) in self.open_counts.by_severity().iter().enumerate() {
@@ -61,8 +56,21 @@ impl Core {
             pages: dirty.pages,
             silences: std::mem::take(&mut dirty.silences),
             overrides: std::mem::take(&mut dirty.overrides),
+            case_timeline: dirty.case_timeline,
             ..Changes::default()
         };
+        changes.timeline.append(&mut dirty.incident_rows);
+        dirty.cases.sort_unstable();
+        dirty.cases.dedup();
+        for id in &dirty.cases {
+            if let Some(case) = self.cases.get(id) {
+                changes.cases.push(crate::incident::case::Case::clone(case));
+            }
+        }
+        // Resolved cases leave memory once their final state is written.
+        for id in &dirty.closed_cases {
+            self.cases.remove(id);
+        }
         for id in &dirty.incidents {
             if let Some(incident) = self.incidents.get_mut(id) {
                 // Without its impact ids, which the store does not keep in the incident's

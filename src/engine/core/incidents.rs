@@ -469,6 +469,10 @@ impl Core {
             return;
         }
         self.open_counts.changed(before, None);
+        self.cases_incident_resolved(incident_id, now);
+        let Some(incident) = self.incidents.get(&incident_id) else {
+            return;
+        };
         let severity = incident.severity;
         let opened_at = incident.opened_at;
         let mut impact_ids = incident.impact_ids.clone();
@@ -616,6 +620,7 @@ impl Core {
             self.dirty.paging.insert(incident_id);
         }
         self.timers.cancel(TimerKey::RespondBy(incident_id));
+        self.cases_incident_acknowledged(incident_id, by, now);
         self.notify_paged(incident_id, PageEvent::Acknowledged, now);
         self.schedule_escalation(incident_id, now);
         Reply::Done

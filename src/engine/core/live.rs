@@ -142,6 +142,7 @@ impl Core {
                 let id = self.next_page_id;
                 self.next_page_id += 1;
                 self.dirty.pages.push(Page {
+                    case_id: Default::default(),
                     id,
                     delivery_id: uuid::Uuid::new_v4().to_string(),
                     incident_id: 0,

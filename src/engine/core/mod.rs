@@ -22,6 +22,7 @@ use chrono::{DateTime, Utc};
 use foldhash::{HashMap, HashMapExt};
 use serde::{Deserialize, Serialize};
 
+mod cases;
 mod changes;
 mod incidents;
 mod live;
@@ -34,9 +35,11 @@ use super::lease_expiries::LeaseExpiries;
 use super::open_counts::OpenCounts;
 use super::setup::Setup;
 use super::timers::{TimerKey, Timers};
+use crate::incident::case::Case;
 use crate::incident::lifecycle::{self, Declaration, Refusal};
 use crate::incident::timeline::{ClearCause, TOCSIN};
-use crate::incident::{Entry, Impact, Incident};
+use crate::incident::{Entry, Impact, Incident, TimelineEntry};
+
 use crate::metrics::Metrics;
 /// Stored with the incidents; defined by paging, which decides on it.
 pub use crate::paging::PagingState;
@@ -45,6 +48,7 @@ use crate::rules::{Rule, RuleState};
 use crate::signal::{Fingerprint, Signal};
 /// The data the core hands the store and reads back from it.
 pub use crate::store::model::{Changes, HeartbeatState, Lease, Snapshot};
+pub use cases::CaseInput;
 
 /// Something the core is asked to do. Serializable: an engine that does not lead writes it
 /// to the store's inbox for the leader.
@@ -114,6 +118,13 @@ pub enum Input {
         recipient: String,
         reason: String,
     },
+    /// Something done to a support case.
+    Case(CaseInput),
+    /// Take the oldest unassigned incident of a triage queue.
+    TakeFromQueue {
+        queue: String,
+        by: String,
+    },
 }
 
 /// The core's answer to an input.
@@ -127,6 +138,10 @@ pub enum Reply {
     Conflict(String),
     /// The id of the incident a person declared.
     Declared(i64),
+    /// The support case after the input.
+    Case(Box<Case>),
+    /// The incident an input was about (taken from a queue).
+    Incident(i64),
 }
 
 #[derive(Default)]
@@ -156,6 +171,12 @@ struct Dirty {
     /// Run-time silences made or expired, and overrides made (`Some`) or deleted.
     silences: Vec<crate::paging::Silence>,
     overrides: Vec<(String, Option<crate::paging::ScheduleOverride>)>,
+    /// Support cases changed (a case once or more), their timeline, and those resolved.
+    cases: Vec<i64>,
+    case_timeline: Vec<crate::incident::case::CaseEntry>,
+    closed_cases: Vec<i64>,
+    /// Incident timeline rows written as they are (case links).
+    incident_rows: Vec<TimelineEntry>,
 }
 
 pub struct Core {
@@ -181,6 +202,9 @@ pub struct Core {
     incidents: HashMap<i64, Box<Incident>>,
     impacts: HashMap<i64, Box<Impact>>,
     paging: HashMap<i64, Box<PagingState>>,
+    /// Open support cases.
+    cases: HashMap<i64, Box<Case>>,
+    next_case_id: i64,
     timers: Timers,
     next_incident_id: i64,
     next_impact_id: i64,
@@ -251,6 +275,8 @@ impl Core {
             incidents: HashMap::new(),
             impacts: HashMap::new(),
             paging: HashMap::new(),
+            cases: HashMap::new(),
+            next_case_id: 1,
             timers: Timers::default(),
             next_incident_id: 1,
             next_impact_id: 1,
@@ -281,6 +307,10 @@ impl Core {
         self.next_impact_id = snapshot.next_impact_id.max(1);
         self.next_page_id = snapshot.next_page_id.max(1);
         self.next_rule_state_row = snapshot.next_rule_state_row.max(1);
+        self.next_case_id = snapshot.next_case_id.max(1);
+        for case in snapshot.cases.into_iter().filter(Case::is_open) {
+            self.cases.insert(case.id, Box::new(case));
+        }
         for incident in snapshot.incidents.into_iter().filter(Incident::is_open) {
             self.incidents.insert(incident.id, Box::new(incident));
         }
@@ -444,6 +474,10 @@ impl Core {
             self.schedule_update(id);
         }
         self.arm_shift_timer(now);
+        let cases: Vec<i64> = self.cases.keys().copied().collect();
+        for id in cases {
+            self.schedule_case(id);
+        }
     }
 
     /// When the core next needs [`Core::tick`].
@@ -529,6 +563,7 @@ impl Core {
             TimerKey::Update(id) => self.held_update_due(id, now),
             TimerKey::ReopenEnds(id) => self.reopen_ends(id),
             TimerKey::ShiftStart => self.shifts_due(now),
+            TimerKey::Case(id) => self.case_due(id, now),
         }
     }
 
@@ -604,6 +639,8 @@ impl Core {
                 responder,
                 by,
             } => self.assign(incident_id, &responder, &by, now),
+            // A page about a support case (incident 0): its outbox row keeps its fate.
+            Input::DeliveryFailed { incident_id: 0, .. } => Reply::Done,
             Input::DeliveryFailed {
                 incident_id,
                 level,
@@ -624,6 +661,8 @@ impl Core {
                 self.delivery_failed(incident_id, level, now);
                 Reply::Done
             }
+            Input::Case(input) => self.handle_case(input, now),
+            Input::TakeFromQueue { queue, by } => self.take_from_queue(&queue, &by, now),
         }
     }
 

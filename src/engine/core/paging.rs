@@ -23,6 +23,20 @@ impl Core {
             return;
         };
         let severity = incident.severity;
+        let services: Vec<String> = incident.services.iter().cloned().collect();
+        let taken = incident.assignee.is_some();
+        let current_queue = incident.queue.clone();
+        let tsg = crate::paging::tsg::of(&self.setup.config.catalog, &services)
+            .map(|(_, t)| t.url.clone());
+        if incident.tsg != tsg {
+            if let Some(incident) = self.incidents.get_mut(&incident_id) {
+                incident.tsg = tsg;
+            }
+            self.dirty.incidents.insert(incident_id);
+        }
+        let Some(incident) = self.incidents.get(&incident_id) else {
+            return;
+        };
         let routing = decide::route(
             &live,
             &incident.labels,
@@ -41,12 +55,13 @@ impl Core {
                 self.set_queue(incident_id, None);
                 self.timeline(incident_id, now, Entry::Unrouted { severity });
             }
-            Routing::Queued {
-                route,
-                queue,
-                changed,
-            } => {
-                if changed {
+            Routing::Queued { route, queue, .. } => {
+                // `queue: component` is the queue of the service it hits; an incident
+                // someone took from its queue stays out of the queues.
+                let queue =
+                    crate::paging::queue::resolve(&queue, &services, &self.setup.config.catalog)
+                        .filter(|_| !taken);
+                if let Some(queue) = queue.filter(|q| current_queue.as_ref() != Some(q)) {
                     self.set_queue(incident_id, Some(queue.clone()));
                     self.timeline(incident_id, now, Entry::Queued { route, queue });
                 }
@@ -58,16 +73,77 @@ impl Core {
             Routing::Escalate {
                 route,
                 policy,
-                escalation,
+                mut escalation,
             } => {
                 self.set_queue(incident_id, None);
                 self.timeline(incident_id, now, Entry::Routed { route, policy });
+                let at_once = crate::paging::tsg::pages_at_once(
+                    &self.setup.config.catalog,
+                    &services,
+                    severity,
+                );
+                if let Some(service) = at_once.filter(|_| !escalation.active_during.is_empty()) {
+                    escalation.active_during.clear();
+                    self.dirty
+                        .incident_rows
+                        .push(crate::incident::TimelineEntry {
+                            incident_id,
+                            at: now,
+                            kind: "tsg_escalates_immediately".into(),
+                            actor: crate::incident::timeline::TOCSIN.into(),
+                            message: format!(
+                            "the TSG of {service} says escalate immediately: paged outside the \
+                             route's time windows too"
+                        ),
+                            data: serde_json::json!({ "service": service }),
+                        });
+                }
                 if let Some(p) = self.paging.get_mut(&incident_id) {
                     p.escalation = Some(escalation);
                 }
                 self.drive_escalation(incident_id, now);
             }
         }
+    }
+
+    /// Triage queues are worked FIFO: the oldest unassigned incident of `queue` goes to
+    /// `by`, and leaves every queue.
+    pub(super) fn take_from_queue(
+        &mut self,
+        queue: &str,
+        by: &str,
+        now: DateTime<Utc>,
+    ) -> super::Reply {
+        let oldest = self
+            .incidents
+            .values()
+            .filter(|i| i.queue.as_deref() == Some(queue) && i.assignee.is_none())
+            .min_by_key(|i| (i.opened_at, i.id))
+            .map(|i| i.id);
+        let Some(incident_id) = oldest else {
+            return super::Reply::Conflict(format!("queue {queue:?} is empty"));
+        };
+        let waited = self
+            .incidents
+            .get(&incident_id)
+            .map(|i| (now - i.opened_at).num_seconds())
+            .unwrap_or_default();
+        self.set_queue(incident_id, None);
+        if let Some(incident) = self.incidents.get_mut(&incident_id) {
+            incident.assignee = Some(by.to_string());
+        }
+        self.dirty.incidents.insert(incident_id);
+        self.dirty
+            .incident_rows
+            .push(crate::incident::TimelineEntry {
+                incident_id,
+                at: now,
+                kind: "taken".into(),
+                actor: by.to_string(),
+                message: format!("{by} took it from triage queue {queue} after {waited}s"),
+                data: serde_json::json!({ "queue": queue, "waited_seconds": waited }),
+            });
+        super::Reply::Incident(incident_id)
     }
 
     /// A person lowered the severity: nobody new is paged; a queue or no route stops paging.
@@ -510,7 +586,7 @@ impl Core {
             .and_then(|e| e.policy.levels.get(level.unwrap_or(0)))
             .map(|l| l.notify.as_slice())
             .unwrap_or_default();
-        let customers = &setup.config.catalog.customers;
+        let customers = &self.setup.config.catalog.customers;
         let customer_name = |id: &str| {
             customers
                 .iter()
@@ -549,6 +625,7 @@ impl Core {
             id,
             delivery_id: uuid::Uuid::new_v4().to_string(),
             incident_id,
+            case_id: None,
             event,
             level,
             payload: PagePayload {
@@ -562,6 +639,7 @@ impl Core {
                 recipient: recipient.id.clone(),
                 ack_url,
                 context: Some(context),
+                case: None,
             },
             recipient: recipient.clone(),
             created_at: now,

@@ -15,6 +15,7 @@
 //! page's row is not written yet) wait in order in [`Worker::deferred`] and are written once
 //! the store takes them, so a delivered page is marked delivered and not sent again.
 
+mod case_render;
 pub mod email;
 pub mod error;
 pub mod format;

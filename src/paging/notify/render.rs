@@ -10,7 +10,21 @@ use crate::paging::PagePayload;
 /// The subject: `[Sev N] title`, with what happened when it is not a plain page (and, to
 /// someone who never heard of the incident, after the title, never instead of it).
 pub fn subject(payload: &PagePayload) -> String {
+    if let Some(case) = &payload.case {
+        return super::case_render::subject(payload.event, case, case_headline(payload.event));
+    }
     payload.context().subject.clone()
+}
+
+/// What a reader of a case page sees of the event, in the subject.
+fn case_headline(event: crate::paging::PageEvent) -> Option<&'static str> {
+    match event {
+        crate::paging::PageEvent::ResponseBreached => Some("RESPONSE OVERDUE"),
+        crate::paging::PageEvent::EngagementDue => Some("UPDATE DUE"),
+        crate::paging::PageEvent::EngagementMissed => Some("UPDATE MISSED"),
+        crate::paging::PageEvent::CustomerUpdate => Some("UPDATE"),
+        _ => None,
+    }
 }
 
 /// What every template is rendered with: `page` (the page context: what broke, why this
@@ -225,6 +239,9 @@ fn escape_html(text: &str) -> String {
 
 /// The plain-text and HTML bodies.
 pub fn bodies(payload: &PagePayload, delivery_id: &str) -> Result<(String, String), String> {
+    if let Some(case) = &payload.case {
+        return super::case_render::bodies(payload, case, delivery_id);
+    }
     let ctx = template_context(payload, delivery_id);
     let colour = severity_colour(payload.incident.severity);
     let ctx = context! { colour, ..ctx };
@@ -269,6 +286,7 @@ mod tests {
                 sr_severity: None,
                 merged_into: None,
                 assignee: None,
+                tsg: None,
             },
             escalation: EscalationRef {
                 policy: Some("storage".into()),
@@ -277,6 +295,7 @@ mod tests {
             recipient: "alice".into(),
             ack_url: Some("http://tocsin/ack/abc.def".into()),
             context: None,
+            case: None,
         }
     }
 

@@ -374,6 +374,7 @@ pub fn sample_payload(config: &Config, event: PageEvent, recipient: &str) -> Pag
         now: now + chrono::Duration::minutes(3),
     });
     PagePayload {
+        case: Default::default(),
         version: "1".into(),
         event,
         incident: crate::incident::IncidentView::new(&incident, &external),

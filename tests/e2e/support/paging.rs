@@ -183,6 +183,8 @@ impl FrozenEngine {
             {
                 pages += self.pages(incident.id).await.len() as u64;
             }
+            // Pages about support cases.
+            pages += self.pages(0).await.len() as u64;
             let handled: u64 = ["delivered", "retry", "failed"]
                 .iter()
                 .map(|outcome| {

@@ -67,9 +67,11 @@ pub(crate) mod sample {
 
     pub fn payload(event: PageEvent) -> PagePayload {
         PagePayload {
+            case: Default::default(),
             version: "1".into(),
             event,
             incident: IncidentView {
+                tsg: Default::default(),
                 id: 7,
                 title: "storage down in china-east".into(),
                 severity: 1,
