@@ -13,7 +13,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::auth::require_token;
+use super::auth::{need, require_token, Need};
 use super::error::{json_object, ApiError, KeepBody};
 use super::silences::{build, expire_now, put};
 use super::AppState;
@@ -123,6 +123,7 @@ fn filters(query: Option<&str>) -> Result<Vec<Matcher>, ApiError> {
 
 /// Silences whose matchers include every filter matcher, as Alertmanager lists them.
 async fn list(
+    Need(..): Need<need::Viewer>,
     State(state): State<AppState>,
     RawQuery(query): RawQuery,
 ) -> Result<Json<Vec<Value>>, ApiError> {
@@ -140,7 +141,11 @@ async fn list(
     ))
 }
 
-async fn create(State(state): State<AppState>, body: Bytes) -> Result<Json<Value>, ApiError> {
+async fn create(
+    Need(caller, _): Need<need::Responder>,
+    State(state): State<AppState>,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
     let body: PostableSilence = json_object(&body)?;
     let matchers = body
         .matchers
@@ -153,7 +158,7 @@ async fn create(State(state): State<AppState>, body: Bytes) -> Result<Json<Value
         matchers,
         Some(body.starts_at.max(now)),
         body.ends_at,
-        body.created_by,
+        caller.by(&body.created_by),
         body.comment,
         now,
     )?;
@@ -165,11 +170,13 @@ async fn create(State(state): State<AppState>, body: Bytes) -> Result<Json<Value
         silence.id = id;
     }
     let id = silence.id.clone();
-    put(&state, silence).await?;
+    put(&state, silence.clone()).await?;
+    super::silences::audit_made(&state, &caller, &silence).await?;
     Ok(Json(json!({ "silenceID": id })))
 }
 
 async fn show(
+    Need(..): Need<need::Viewer>,
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
@@ -183,8 +190,12 @@ async fn show(
 
 /// 200 when expired; as Alertmanager: 404 for an unknown silence, 500 with the reason as
 /// a JSON string for one that has ended already (amtool prints it).
-async fn expire(State(state): State<AppState>, Path(id): Path<String>) -> Response {
-    match expire_now(&state, &id).await {
+async fn expire(
+    Need(caller, _): Need<need::Responder>,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Response {
+    match expire_now(&state, &caller, &id).await {
         Ok(_) => Json(json!({})).into_response(),
         Err(e) if e.status == StatusCode::CONFLICT => {
             let mut response = (
@@ -200,7 +211,7 @@ async fn expire(State(state): State<AppState>, Path(id): Path<String>) -> Respon
 }
 
 /// Alertmanager's `alertmanagerStatus`: tocsin stands alone, its cluster always ready.
-async fn status(State(state): State<AppState>) -> Json<Value> {
+async fn status(Need(..): Need<need::Viewer>, State(state): State<AppState>) -> Json<Value> {
     Json(json!({
         "cluster": { "name": state.engine_id.to_string(), "status": "ready", "peers": [] },
         "versionInfo": {

@@ -10,7 +10,7 @@ use axum::routing::post;
 use axum::Router;
 use tokio::io::AsyncReadExt;
 
-use super::auth::require_token;
+use super::auth::{need, require_token, Need};
 use super::error::ApiError;
 use super::AppState;
 use crate::store::{Backend, StoreError};
@@ -24,7 +24,10 @@ pub fn router(state: AppState) -> Router<AppState> {
 /// The copy is made beside the store (same file system, same permissions), opened, and
 /// unlinked at once: the open descriptor keeps it readable while it streams, and nothing is
 /// left behind whatever happens to the request.
-async fn backup(State(state): State<AppState>) -> Result<Response, ApiError> {
+async fn backup(
+    Need(caller, _): Need<need::Admin>,
+    State(state): State<AppState>,
+) -> Result<Response, ApiError> {
     let Some(database) = state.store.sqlite_file() else {
         let message = match state.store.backend() {
             Backend::Postgres => StoreError::BackupOfPostgres.to_string(),
@@ -57,6 +60,16 @@ async fn backup(State(state): State<AppState>) -> Result<Response, ApiError> {
         )
     })?;
     let length = file.metadata().await.map(|m| m.len()).ok();
+    let detail = format!("{} bytes", length.unwrap_or(0));
+    super::audit::record(
+        &state,
+        &caller,
+        &caller.by("(unnamed)"),
+        "backup",
+        "store",
+        &detail,
+    )
+    .await?;
     let chunks = futures::stream::try_unfold(file, |mut file| async move {
         let mut buffer = vec![0u8; 64 * 1024];
         let read = file.read(&mut buffer).await?;

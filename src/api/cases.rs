@@ -9,7 +9,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
-use super::auth::require_token;
+use super::auth::{need, require_token, Need};
 use super::error::{json_object, reply_error, ApiError};
 use super::incidents::{check_by, check_note};
 use super::AppState;
@@ -79,7 +79,11 @@ fn parse_id(id: &str) -> Result<i64, ApiError> {
 }
 
 /// 201 with the case.
-async fn open(State(state): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
+async fn open(
+    Need(..): Need<need::Responder>,
+    State(state): State<AppState>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     let case = match crate::sources::case::parse(&body) {
         Ok(case) => case,
         Err(e) => return Ok(super::ingest::cri_rejection(e)),
@@ -96,6 +100,7 @@ struct ListQuery {
 }
 
 async fn list(
+    Need(..): Need<need::Viewer>,
     State(state): State<AppState>,
     Query(q): Query<ListQuery>,
 ) -> Result<Json<Vec<CaseView>>, ApiError> {
@@ -128,6 +133,7 @@ async fn list(
 }
 
 async fn show(
+    Need(..): Need<need::Viewer>,
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
@@ -204,24 +210,28 @@ struct EscalateBody {
 }
 
 async fn take(
+    Need(caller, _): Need<need::Responder>,
     State(state): State<AppState>,
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Json<CaseView>, ApiError> {
     let id = parse_id(&id)?;
     let body: ByBody = json_object(&body)?;
-    check_by(&body.by)?;
-    act(&state, id, CaseInput::Take { id, by: body.by }).await
+    let by = caller.by(&body.by);
+    check_by(&by)?;
+    act(&state, id, CaseInput::Take { id, by }).await
 }
 
 async fn respond(
+    Need(caller, _): Need<need::Responder>,
     State(state): State<AppState>,
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Json<CaseView>, ApiError> {
     let id = parse_id(&id)?;
     let body: TextBody = json_object(&body)?;
-    check_by(&body.by)?;
+    let by = caller.by(&body.by);
+    check_by(&by)?;
     check_note(&body.text)?;
     if body.notify_customer {
         return Err(ApiError::unprocessable(
@@ -230,7 +240,7 @@ async fn respond(
     }
     let input = CaseInput::Respond {
         id,
-        by: body.by,
+        by,
         text: body.text,
     };
     act(&state, id, input).await
@@ -238,17 +248,19 @@ async fn respond(
 
 /// 201 with the case after the update.
 async fn update(
+    Need(caller, _): Need<need::Responder>,
     State(state): State<AppState>,
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<(StatusCode, Json<CaseView>), ApiError> {
     let id = parse_id(&id)?;
     let body: TextBody = json_object(&body)?;
-    check_by(&body.by)?;
+    let by = caller.by(&body.by);
+    check_by(&by)?;
     check_note(&body.text)?;
     let input = CaseInput::Update {
         id,
-        by: body.by,
+        by,
         text: body.text,
         notify_customer: body.notify_customer,
     };
@@ -256,45 +268,51 @@ async fn update(
 }
 
 async fn customer_exit(
+    Need(caller, _): Need<need::Responder>,
     State(state): State<AppState>,
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Json<CaseView>, ApiError> {
     let id = parse_id(&id)?;
     let body: NoteBody = json_object(&body)?;
-    check_by(&body.by)?;
+    let by = caller.by(&body.by);
+    check_by(&by)?;
     let input = CaseInput::CustomerExit {
         id,
-        by: body.by,
+        by,
         note: body.note,
     };
     act(&state, id, input).await
 }
 
 async fn resolve(
+    Need(caller, _): Need<need::Responder>,
     State(state): State<AppState>,
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Json<CaseView>, ApiError> {
     let id = parse_id(&id)?;
     let body: NoteBody = json_object(&body)?;
-    check_by(&body.by)?;
+    let by = caller.by(&body.by);
+    check_by(&by)?;
     let input = CaseInput::Resolve {
         id,
-        by: body.by,
+        by,
         note: body.note,
     };
     act(&state, id, input).await
 }
 
 async fn escalate(
+    Need(caller, _): Need<need::Responder>,
     State(state): State<AppState>,
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Json<CaseView>, ApiError> {
     let id = parse_id(&id)?;
     let body: EscalateBody = json_object(&body)?;
-    check_by(&body.by)?;
+    let by = caller.by(&body.by);
+    check_by(&by)?;
     if let Some(kind) = &body.kind {
         if !crate::sources::cri::KINDS.contains(&kind.as_str()) {
             return Err(ApiError::unprocessable(format!(
@@ -305,7 +323,7 @@ async fn escalate(
     }
     let input = CaseInput::Escalate {
         id,
-        by: body.by,
+        by,
         kind: body.kind,
     };
     act(&state, id, input).await

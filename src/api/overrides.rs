@@ -11,7 +11,7 @@ use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
-use super::auth::require_token;
+use super::auth::{need, require_token, Need};
 use super::error::{json_object, reply_error, ApiError};
 use super::AppState;
 use crate::engine::{Input, Reply};
@@ -50,6 +50,7 @@ fn known_schedule(state: &AppState, name: &str) -> Result<(), ApiError> {
 }
 
 async fn create(
+    Need(caller, _): Need<need::Admin>,
     State(state): State<AppState>,
     Path(name): Path<String>,
     body: Bytes,
@@ -76,7 +77,7 @@ async fn create(
     if body.end <= now {
         return Err(ApiError::unprocessable("`end` is in the past"));
     }
-    let created_by = body.created_by.unwrap_or_default();
+    let created_by = caller.by(&body.created_by.unwrap_or_default());
     if created_by.len() > 256 {
         return Err(ApiError::unprocessable(
             "`created_by` is at most 256 characters",
@@ -92,10 +93,28 @@ async fn create(
         created_at: now,
     };
     reply_error(state.engine.send(Input::PutOverride(made.clone())).await?)?;
+    let detail = format!(
+        "{} on call in {} from {} to {}",
+        made.responder,
+        made.schedule,
+        made.start.to_rfc3339(),
+        made.end.to_rfc3339()
+    );
+    let target = format!("override {}", made.id);
+    super::audit::record(
+        &state,
+        &caller,
+        &made.created_by,
+        "override_create",
+        &target,
+        &detail,
+    )
+    .await?;
     Ok((StatusCode::CREATED, Json(made)))
 }
 
 async fn list(
+    Need(..): Need<need::Viewer>,
     State(state): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<Json<Vec<ScheduleOverride>>, ApiError> {
@@ -104,6 +123,7 @@ async fn list(
 }
 
 async fn remove(
+    Need(caller, _): Need<need::Admin>,
     State(state): State<AppState>,
     Path((name, id)): Path<(String, String)>,
 ) -> Result<Json<ScheduleOverride>, ApiError> {
@@ -121,5 +141,15 @@ async fn remove(
         Reply::NotFound(m) => return Err(ApiError::not_found(m)),
         reply => reply_error(reply).map(drop)?,
     }
+    let detail = format!(
+        "{} on call in {} from {} to {}",
+        found.responder,
+        found.schedule,
+        found.start.to_rfc3339(),
+        found.end.to_rfc3339()
+    );
+    let actor = caller.by(&found.created_by);
+    let target = format!("override {id}");
+    super::audit::record(&state, &caller, &actor, "override_remove", &target, &detail).await?;
     Ok(Json(found))
 }

@@ -23,6 +23,7 @@ struct TakeBody {
 /// The oldest unassigned incident of the queue, now the caller's (its `assignee`) and out of
 /// every queue; 409 when the queue is empty.
 async fn take(
+    Need(..): Need<need::Responder>,
     State(state): State<AppState>,
     Path(name): Path<String>,
     body: Bytes,

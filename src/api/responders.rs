@@ -7,7 +7,7 @@ use axum::routing::post;
 use axum::{Json, Router};
 use serde::Serialize;
 
-use super::auth::require_token;
+use super::auth::{need, require_token, Need};
 use super::error::ApiError;
 use super::AppState;
 use crate::paging::notify::{webhook, Notifiers};
@@ -35,6 +35,7 @@ pub struct TestReport {
 }
 
 async fn test_page(
+    Need(..): Need<need::Responder>,
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<TestReport>, ApiError> {

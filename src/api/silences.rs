@@ -11,7 +11,7 @@ use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::auth::require_token;
+use super::auth::{need, require_token, Caller, Need, Role};
 use super::error::{json_object, reply_error, ApiError};
 use super::AppState;
 use crate::config::{Duration, Matcher};
@@ -123,12 +123,28 @@ pub(crate) async fn put(state: &AppState, silence: Silence) -> Result<(), ApiErr
 }
 
 /// Expire silence `id` now: 404 when there is none, 409 when it has ended already.
-pub(crate) async fn expire_now(state: &AppState, id: &str) -> Result<Silence, ApiError> {
+/// Expire silence `id` for `caller`: a silence of another person's needs the admin role.
+pub(crate) async fn expire_now(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+) -> Result<Silence, ApiError> {
     let found = state
         .store
         .silence(id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no silence {id}")))?;
+    if caller.name.as_deref() != Some(found.created_by.as_str()) {
+        caller.need(Role::Admin).map_err(|_| {
+            ApiError::new(
+                StatusCode::FORBIDDEN,
+                format!(
+                    "silence {id} was made by {:?}: expiring another's silence needs the admin role",
+                    found.created_by
+                ),
+            )
+        })?;
+    }
     if found.state(state.clock.now()) == silence::SilenceState::Expired {
         return Err(already_expired(id));
     }
@@ -140,11 +156,42 @@ pub(crate) async fn expire_now(state: &AppState, id: &str) -> Result<Silence, Ap
         Reply::NotFound(_) => return Err(already_expired(id)),
         reply => reply_error(reply).map(drop)?,
     }
-    state
+    let expired = state
         .store
         .silence(id)
         .await?
-        .ok_or_else(|| ApiError::internal("the silence was expired but cannot be read back"))
+        .ok_or_else(|| ApiError::internal("the silence was expired but cannot be read back"))?;
+    let actor = caller.by(&found.created_by);
+    let detail = format!("made by {}: {}", found.created_by, found.comment);
+    let target = format!("silence {id}");
+    super::audit::record(state, caller, &actor, "silence_expire", &target, &detail).await?;
+    Ok(expired)
+}
+
+/// Record a silence made through the API in the audit log.
+pub(crate) async fn audit_made(
+    state: &AppState,
+    caller: &Caller,
+    silence: &Silence,
+) -> Result<(), ApiError> {
+    let matchers: Vec<String> = silence.matchers.iter().map(|m| m.to_string()).collect();
+    let detail = format!(
+        "{{{}}} until {}: {}",
+        matchers.join(", "),
+        silence.ends_at.to_rfc3339(),
+        silence.comment
+    );
+    let target = format!("silence {}", silence.id);
+    super::audit::record(
+        state,
+        caller,
+        &silence.created_by,
+        "silence_create",
+        &target,
+        &detail,
+    )
+    .await?;
+    Ok(())
 }
 
 fn already_expired(id: &str) -> ApiError {
@@ -155,6 +202,7 @@ fn already_expired(id: &str) -> ApiError {
 }
 
 async fn create(
+    Need(caller, _): Need<need::Responder>,
     State(state): State<AppState>,
     Query(q): Query<CreateQuery>,
     body: Bytes,
@@ -189,7 +237,7 @@ async fn create(
         body.matchers,
         body.starts_at,
         ends_at,
-        body.created_by,
+        caller.by(&body.created_by),
         body.comment,
         now,
     )?;
@@ -198,10 +246,12 @@ async fn create(
         return Ok(Json(serde_json::json!({ "incidents": incidents })).into_response());
     }
     put(&state, silence.clone()).await?;
+    audit_made(&state, &caller, &silence).await?;
     Ok((StatusCode::CREATED, Json(SilenceView::new(silence, now))).into_response())
 }
 
 async fn list(
+    Need(..): Need<need::Viewer>,
     State(state): State<AppState>,
     Query(q): Query<ListQuery>,
 ) -> Result<Json<Vec<SilenceView>>, ApiError> {
@@ -228,6 +278,7 @@ async fn list(
 }
 
 async fn show(
+    Need(..): Need<need::Viewer>,
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<SilenceView>, ApiError> {
@@ -240,9 +291,10 @@ async fn show(
 }
 
 async fn expire(
+    Need(caller, _): Need<need::Responder>,
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<SilenceView>, ApiError> {
-    let silence = expire_now(&state, &id).await?;
+    let silence = expire_now(&state, &caller, &id).await?;
     Ok(Json(SilenceView::new(silence, state.clock.now())))
 }
