@@ -689,3 +689,183 @@ async fn the_list_pages_over_the_whole_history_with_filters() {
         .await;
     assert_eq!(detail["timeline"][0]["actor"], "rita");
 }
+
+/// The routes of silences (ours and amtool's), overrides, cases and backups need their roles;
+/// what they change is in the audit log under the token's name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silences_overrides_cases_and_backups_need_their_roles_and_are_audited() {
+    let live = start().await;
+    let ends = (chrono::Utc::now() + chrono::Duration::hours(2)).to_rfc3339();
+    let silence = json!({ "matchers": ["service=\"storage\""], "duration": "2h",
+                          "created_by": "someone", "comment": "disk swap" });
+    let am_silence = json!({ "matchers": [{ "name": "service", "value": "sqldb",
+                                            "isRegex": false, "isEqual": true }],
+                             "startsAt": chrono::Utc::now().to_rfc3339(), "endsAt": ends,
+                             "createdBy": "someone", "comment": "db move" });
+    let start_at = (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
+    let override_body = json!({ "responder": "carol", "start": start_at, "end": ends });
+    let case = json!({ "customer": "contoso", "service": "storage", "region": "china-east",
+                       "sr_severity": "B", "summary": "uploads fail", "by": "someone",
+                       "contact": { "name": "Ann", "email": "ann@contoso.example",
+                                    "phone": "+1 555 0100" } });
+    // (token, method, path, body, status, the role a 403 names)
+    let calls: Vec<(&str, &str, &str, Value, u16, &str)> = vec![
+        (VIEWER, "GET", "/api/v1/silences", Value::Null, 200, ""),
+        (VIEWER, "GET", "/api/v2/silences", Value::Null, 200, ""),
+        (
+            VIEWER,
+            "POST",
+            "/api/v1/silences",
+            silence.clone(),
+            403,
+            "responder",
+        ),
+        (
+            VIEWER,
+            "POST",
+            "/api/v2/silences",
+            am_silence.clone(),
+            403,
+            "responder",
+        ),
+        (
+            INGEST,
+            "GET",
+            "/api/v1/silences",
+            Value::Null,
+            403,
+            "viewer",
+        ),
+        (
+            RESPONDER,
+            "POST",
+            "/api/v1/silences",
+            silence.clone(),
+            201,
+            "",
+        ),
+        (
+            RESPONDER,
+            "POST",
+            "/api/v2/silences",
+            am_silence.clone(),
+            200,
+            "",
+        ),
+        (
+            VIEWER,
+            "GET",
+            "/api/v1/schedules/primary/overrides",
+            Value::Null,
+            200,
+            "",
+        ),
+        (
+            RESPONDER,
+            "POST",
+            "/api/v1/schedules/primary/overrides",
+            override_body.clone(),
+            403,
+            "admin",
+        ),
+        (
+            ADMIN,
+            "POST",
+            "/api/v1/schedules/primary/overrides",
+            override_body.clone(),
+            201,
+            "",
+        ),
+        (VIEWER, "GET", "/api/v1/cases", Value::Null, 200, ""),
+        (
+            VIEWER,
+            "POST",
+            "/api/v1/cases",
+            case.clone(),
+            403,
+            "responder",
+        ),
+        (RESPONDER, "POST", "/api/v1/cases", case.clone(), 201, ""),
+        (
+            RESPONDER,
+            "POST",
+            "/api/v1/admin/backup",
+            Value::Null,
+            403,
+            "admin",
+        ),
+        (ADMIN, "POST", "/api/v1/admin/backup", Value::Null, 200, ""),
+    ];
+    for (token, method, path, body, expected, role) in calls {
+        let (status, answer) = live.call(Some(token), method, path, body).await;
+        assert_eq!(status, expected, "{token} {method} {path}: {answer}");
+        if expected == 403 {
+            let message = error_of(&answer);
+            assert!(
+                message.contains(&format!("needs the {role} role")),
+                "{token} {method} {path}: {message}"
+            );
+        }
+    }
+    // The silence is rita's, whatever the body said; another responder's token could not
+    // expire it, an admin's can.
+    let (_, silences) = live.get(VIEWER, "/api/v1/silences").await;
+    let ours = silences
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["comment"] == "disk swap")
+        .expect("the silence is listed")
+        .clone();
+    assert_eq!(ours["created_by"], "rita", "{ours}");
+    let id = ours["id"].as_str().unwrap();
+    let (status, _) = live
+        .call(
+            Some(ADMIN),
+            "DELETE",
+            &format!("/api/v1/silences/{id}"),
+            Value::Null,
+        )
+        .await;
+    assert_eq!(status, 200);
+
+    let (_, page) = live.get(ADMIN, "/api/v1/audit?limit=100").await;
+    let actions: Vec<(String, String)> = page["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["action"].as_str().unwrap_or("").to_string(),
+                e["actor"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    for wanted in [
+        ("silence_create", "rita"),
+        ("override_create", "ada"),
+        ("backup", "ada"),
+        ("silence_expire", "ada"),
+    ] {
+        assert!(
+            actions
+                .iter()
+                .any(|(a, who)| a == wanted.0 && who == wanted.1),
+            "{wanted:?} in the audit log: {actions:?}"
+        );
+    }
+    assert_eq!(
+        actions
+            .iter()
+            .filter(|(a, _)| a == "silence_create")
+            .count(),
+        2,
+        "both silences, ours and amtool's: {actions:?}"
+    );
+    let (code, out, err) = run_tocsin(
+        live.dir.path(),
+        &["audit", "verify", "--config", "config.yaml"],
+    )
+    .await;
+    assert_eq!(code, 0, "{out}{err}");
+}

@@ -36,6 +36,8 @@ responders:
   - {{ id: alice, webhook: alice }}
   - {{ id: bob, webhook: bob }}
   - {{ id: carol, webhook: carol }}
+schedules:
+  - {{ name: primary, timezone: UTC, handoff: "0 0 9 * * Mon", start: 2026-01-05T09:00:00Z, participants: [alice, bob] }}
 escalation_policies:
   - name: oncall
     levels:
@@ -93,6 +95,7 @@ impl Live {
         let url = format!("{}{path}", self.engine.url);
         let mut request = match method {
             "GET" => self.http.get(url),
+            "DELETE" => self.http.delete(url),
             _ => self.http.post(url).json(&body),
         };
         if let Some(token) = token {
