@@ -568,14 +568,22 @@ fixtures! {
     sqlite_v8_stopped_upgrades, sqlite_v8_stopped_escalates_when_due => "sqlite-v8/stopped";
     sqlite_v8_killed_upgrades, sqlite_v8_killed_escalates_when_due => "sqlite-v8/killed";
     sqlite_v8_torn_upgrades, sqlite_v8_torn_escalates_when_due => "sqlite-v8/torn";
-    postgres_v8_today => "postgres-v8/stopped";
-    sqlite_v9_stopped_today, sqlite_v9_stopped_escalates_when_due => "sqlite-v9/stopped";
-    sqlite_v9_killed_today, sqlite_v9_killed_escalates_when_due => "sqlite-v9/killed";
-    sqlite_v9_torn_today, sqlite_v9_torn_escalates_when_due => "sqlite-v9/torn";
+    postgres_v8_upgrades => "postgres-v8/stopped";
+    sqlite_v9_stopped_upgrades, sqlite_v9_stopped_escalates_when_due => "sqlite-v9/stopped";
+    sqlite_v9_killed_upgrades, sqlite_v9_killed_escalates_when_due => "sqlite-v9/killed";
+    sqlite_v9_torn_upgrades, sqlite_v9_torn_escalates_when_due => "sqlite-v9/torn";
+    postgres_v10_today => "postgres-v10/stopped";
+    sqlite_v11_stopped_today, sqlite_v11_stopped_escalates_when_due => "sqlite-v11/stopped";
+    sqlite_v11_killed_today, sqlite_v11_killed_escalates_when_due => "sqlite-v11/killed";
+    sqlite_v11_torn_today, sqlite_v11_torn_escalates_when_due => "sqlite-v11/torn";
 }
 
-/// Every schema version before today's, and today's, has its fixtures, each tested: a new
-/// migration cannot land without a store of the version before it.
+/// Schema versions no binary ran on: their migration landed in one merge with the next
+/// one's (SQLite 0010 with 0011, PostgreSQL 0009 with 0010), so there is no store of theirs.
+const NEVER_RAN: &[(&str, i64)] = &[("sqlite", 10), ("postgres", 9)];
+
+/// Every schema version before today's that a binary ran on, and today's, has its fixtures,
+/// each tested: a new migration cannot land without a store of the version before it.
 #[test]
 fn every_schema_version_has_fixtures() {
     let mut found = BTreeSet::new();
@@ -593,7 +601,8 @@ fn every_schema_version_has_fixtures() {
     let tested: BTreeSet<String> = TESTED.iter().map(|s| s.to_string()).collect();
     assert_eq!(found, tested, "fixture folders and the tests of them");
     let mut wanted = BTreeSet::new();
-    for version in 1..=latest_schema("sqlite") {
+    let ran = |backend: &str, version: i64| !NEVER_RAN.contains(&(backend, version));
+    for version in (1..=latest_schema("sqlite")).filter(|v| ran("sqlite", *v)) {
         wanted.insert(format!("sqlite-v{version}/stopped"));
         wanted.insert(format!("sqlite-v{version}/killed"));
         // Killed with records in the redo log (migration 0005) that SQLite lacked.
@@ -601,7 +610,7 @@ fn every_schema_version_has_fixtures() {
             wanted.insert(format!("sqlite-v{version}/torn"));
         }
     }
-    for version in 1..=latest_schema("postgres") {
+    for version in (1..=latest_schema("postgres")).filter(|v| ran("postgres", *v)) {
         wanted.insert(format!("postgres-v{version}/stopped"));
     }
     assert_eq!(found, wanted, "a fixture of each schema version");
