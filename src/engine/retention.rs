@@ -13,7 +13,7 @@ use crate::metrics::Metrics;
 use crate::store::Store;
 
 /// Incidents looked at per transaction.
-const BATCH: i64 = 200;
+const BATCH: i64 = 25;
 /// Between two batches of one walk.
 const PAUSE: Duration = Duration::from_millis(20);
 /// Between two walks over the store, and before the first (start-up goes first).

@@ -97,15 +97,33 @@ impl Store {
         let ids = placeholders(1, old.len());
         let values: Vec<Val> = old.iter().map(|id| Val::I64(*id)).collect();
         let statement = |sql: String| Statement::new(sql, values.clone());
-        let statements = vec![
+        // Impacts are found through their incidents' link rows (impacts have no index on
+        // their incident), by id; one a merge moved to another incident stays with it.
+        let sql = format!("SELECT impact_ids FROM incident_impacts WHERE incident_id IN ({ids})");
+        let links = old
+            .iter()
+            .fold(sqlx::query(&sql), |q, id| q.bind(*id))
+            .fetch_all(&self.pool)
+            .await?;
+        let impact_ids = super::queries::linked_ids(&links)?;
+        let mut impacts = Vec::new();
+        for chunk in impact_ids.chunks(500) {
+            let mut values = values.clone();
+            values.extend(chunk.iter().map(|id| Val::I64(*id)));
+            impacts.push(Statement::new(
+                format!(
+                    "DELETE FROM impacts WHERE id IN ({}) AND incident_id IN ({ids}) \
+                     AND id < (SELECT MAX(id) FROM impacts)",
+                    placeholders(old.len() + 1, chunk.len())
+                ),
+                values,
+            ));
+        }
+        let mut statements = vec![
             statement(format!("DELETE FROM timeline WHERE incident_id IN ({ids})")),
             statement(format!(
                 "DELETE FROM outbox WHERE incident_id IN ({ids}) \
                  AND id < (SELECT MAX(id) FROM outbox)"
-            )),
-            statement(format!(
-                "DELETE FROM impacts WHERE incident_id IN ({ids}) \
-                 AND id < (SELECT MAX(id) FROM impacts)"
             )),
             statement(format!(
                 "DELETE FROM incident_impacts WHERE incident_id IN ({ids})"
@@ -113,6 +131,7 @@ impl Store {
             statement(format!("DELETE FROM paging WHERE incident_id IN ({ids})")),
             statement(format!("DELETE FROM incidents WHERE id IN ({ids})")),
         ];
+        statements.splice(2..2, impacts);
         let rows = self.delete(statements).await?;
         Ok(Pruned {
             incidents: old.len() as u64,
