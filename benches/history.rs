@@ -37,7 +37,7 @@ use std::time::Duration;
 use axum::extract::State;
 use axum::routing::post;
 use chrono::Utc;
-use common::{env_or, percentile, print_compared, sorted, EngineDir, Tocsin};
+use common::{env_or, percentile, sorted, EngineDir, Spread, Tocsin};
 use serde_json::Value;
 use tocsin::engine::{Core, Input, Reply};
 use tocsin::metrics::Metrics;
@@ -629,19 +629,15 @@ async fn main() {
     let p = |runs: &[Vec<f64>], q: f64| -> Vec<f64> {
         runs.iter().map(|r| percentile(&sorted(r), q)).collect()
     };
-    print_compared(
-        "signal to page p50",
-        "ms",
-        &p(&pruning, 50.0),
-        "quiet",
-        &p(&quiet, 50.0),
-    );
-    print_compared(
-        "signal to page p99",
-        "ms",
-        &p(&pruning, 99.0),
-        "quiet",
-        &p(&quiet, 99.0),
-    );
-    println!("  (tocsin: during a prune; target p99 during a prune / quiet p99 at most 2)");
+    for (q, name) in [(50.0, "p50"), (99.0, "p99")] {
+        let (during, still) = (p(&pruning, q), p(&quiet, q));
+        let ratios: Vec<f64> = during.iter().zip(&still).map(|(d, s)| d / s).collect();
+        println!(
+            "signal to page {name}: during a prune {}; quiet {}; during/quiet {}",
+            Spread::of(&during).show(3, "ms"),
+            Spread::of(&still).show(3, "ms"),
+            Spread::of(&ratios).show(2, "")
+        );
+    }
+    println!("  target: p99 during a prune / quiet p99 at most 2");
 }
