@@ -115,6 +115,8 @@ pub async fn wait_for_http(url: &str, timeout: Duration) -> bool {
 pub struct Proc {
     pub child: Child,
     pub name: String,
+    /// Reaped already (see [`Proc::sigkill`]): nothing left to stop.
+    reaped: bool,
 }
 
 impl Proc {
@@ -129,7 +131,15 @@ impl Proc {
         Proc {
             child,
             name: name.to_string(),
+            reaped: false,
         }
+    }
+
+    /// SIGKILL it, as a crash would, and reap it.
+    pub fn sigkill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.reaped = true;
     }
 
     pub fn pid(&self) -> u32 {
@@ -147,6 +157,9 @@ impl Proc {
     // Drop cannot await; a blocking wait of at most 5 s at the end of a benchmark is fine.
     #[allow(clippy::disallowed_methods)]
     pub fn terminate(&mut self) {
+        if self.reaped {
+            return;
+        }
         unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
         for _ in 0..100 {
             if let Ok(Some(_)) = self.child.try_wait() {
