@@ -204,7 +204,7 @@ fn http(timeout: Duration) -> reqwest::Client {
 async fn listed(url: &str) -> Option<usize> {
     let answer = http(Duration::from_secs(30)).get(url).send().await.ok()?;
     let list: Value = answer.json().await.ok()?;
-    list.as_array().map(Vec::len)
+    list["incidents"].as_array().map(Vec::len)
 }
 
 // ---------------------------------------------------------------- ingest

@@ -290,16 +290,31 @@ fn list_requests(incidents: i64) -> Vec<(&'static str, String, usize)> {
             100,
         ),
         (
-            "list, newest 10,000 (the deepest today's list reaches)",
+            "list, 10,000 newest",
             format!("limit={deepest}"),
             deepest,
+        ),
+        (
+            "list, a page of 100 half-way through the history (cursor)",
+            format!("cursor={}&limit=100", incidents / 2),
+            100,
+        ),
+        (
+            "list, resolved in one service, half-way through (cursor)",
+            format!("cursor={}&status=resolved&service=checkout&limit=100", incidents / 2),
+            100,
+        ),
+        (
+            "search by text, half-way through (cursor)",
+            format!("cursor={}&q=5xx&limit=100", incidents / 2),
+            100,
         ),
     ]
 }
 
 /// How many incidents a list answer holds.
 fn listed(body: &Value) -> Option<usize> {
-    body.as_array().map(Vec::len)
+    body["incidents"].as_array().map(Vec::len)
 }
 
 /// `requests` GETs of `path` (from `paths`, in turn), one at a time, or as many as fit in
