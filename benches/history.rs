@@ -289,11 +289,7 @@ fn list_requests(incidents: i64) -> Vec<(&'static str, String, usize)> {
             "status=resolved&limit=100".into(),
             100,
         ),
-        (
-            "list, 10,000 newest",
-            format!("limit={deepest}"),
-            deepest,
-        ),
+        ("list, 10,000 newest", format!("limit={deepest}"), deepest),
         (
             "list, a page of 100 half-way through the history (cursor)",
             format!("cursor={}&limit=100", incidents / 2),
@@ -301,7 +297,10 @@ fn list_requests(incidents: i64) -> Vec<(&'static str, String, usize)> {
         ),
         (
             "list, resolved in one service, half-way through (cursor)",
-            format!("cursor={}&status=resolved&service=checkout&limit=100", incidents / 2),
+            format!(
+                "cursor={}&status=resolved&service=checkout&limit=100",
+                incidents / 2
+            ),
             100,
         ),
         (

@@ -8,11 +8,13 @@ mod files;
 mod load;
 pub mod locate;
 pub mod matcher;
+pub mod notifier_types;
 mod report;
 pub mod rule_file;
 pub mod secrets;
 pub mod types;
 mod validate;
+mod validate_paging;
 pub mod when_check;
 
 use std::collections::BTreeMap;
@@ -35,6 +37,7 @@ pub fn load_to_run(path: &FsPath) -> Result<Config, ConfigErrors> {
     }
 }
 pub use matcher::Matcher;
+pub use notifier_types::*;
 pub use rule_file::{BusinessImpact, CelExpr, ImpactConfig, ImpactKind, RuleConfig, Severity};
 pub use types::*;
 
