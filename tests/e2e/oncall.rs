@@ -300,7 +300,7 @@ async fn a_shift_start_notice_names_the_schedule_its_end_and_the_open_incidents(
     .await;
     let incident = eventually(Duration::from_secs(10), || async {
         let (_, list) = get_json(&http, &format!("{url}/api/v1/incidents")).await;
-        list[0]["id"].as_i64()
+        list["incidents"][0]["id"].as_i64()
     })
     .await
     .expect("an incident opens");

@@ -336,7 +336,11 @@ async fn a_flapping_service_reopens_its_incident_across_a_restart() {
         .json()
         .await
         .unwrap();
-    assert_eq!(incidents.as_array().unwrap().len(), 1, "{incidents:#}");
+    assert_eq!(
+        incidents["incidents"].as_array().unwrap().len(),
+        1,
+        "{incidents:#}"
+    );
     let metrics = t
         .http
         .get(format!("{}/metrics", t.engine.url))

@@ -560,8 +560,8 @@ async fn a_full_disk_keeps_paging_from_memory_and_catches_up() {
     }
     let scratch = tempfile::tempdir().unwrap();
     let mount = scratch.path().join("disk");
-    let fs = Tmpfs::mount(&mount, 6)
-        .unwrap_or_else(|why| cannot_make("a full disk (a 6 MB tmpfs)", &why));
+    let fs = Tmpfs::mount(&mount, 16)
+        .unwrap_or_else(|why| cannot_make("a full disk (a 16 MB tmpfs)", &why));
     let db = mount.join("tocsin.db");
     through_store_trouble(scratch.path(), &db, Trouble::DiskFull(fs)).await;
 }

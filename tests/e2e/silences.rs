@@ -68,7 +68,7 @@ async fn push(http: &reqwest::Client, url: &str, labels: &[(&str, &str)]) -> i64
         .collect();
     eventually(Duration::from_secs(10), || async {
         let (_, list) = get_json(http, &format!("{url}/api/v1/incidents?status=open")).await;
-        list.as_array()?.iter().find_map(|i| {
+        list["incidents"].as_array()?.iter().find_map(|i| {
             let names = |key: &str| i[key].as_array().cloned().unwrap_or_default();
             want.iter()
                 .all(|(k, v)| names(&format!("{k}s")).contains(&json!(v)))

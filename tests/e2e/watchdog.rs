@@ -374,7 +374,11 @@ async fn a_leader_whose_engine_loop_is_wedged_loses_the_lease_and_a_follower_pag
         .json()
         .await
         .unwrap();
-    assert_eq!(incidents.as_array().map(Vec::len), Some(1), "{incidents}");
+    assert_eq!(
+        incidents["incidents"].as_array().map(Vec::len),
+        Some(1),
+        "{incidents}"
+    );
     drop((first, second));
     db.drop_db().await;
 }
