@@ -539,3 +539,12 @@ pub async fn wait_ready_or_start_again(process: &mut impl Started, wait: Duratio
     }
     false
 }
+
+/// The last line of `tocsin check`'s errors: "1 error", "3 errors".
+pub fn is_error_count(line: &str) -> bool {
+    let mut words = line.split(' ');
+    matches!(
+        (words.next(), words.next(), words.next()),
+        (Some(n), Some("error" | "errors"), None) if n.parse::<usize>().is_ok()
+    )
+}
