@@ -133,6 +133,8 @@ pub async fn run_tocsin(cwd: &Path, args: &[&str]) -> (i32, String, String) {
             .args(args)
             .current_dir(cwd)
             .env("TOCSIN_LOG", "info")
+            // Times print in the reader's zone: the tests read UTC on any machine.
+            .env("TZ", "UTC")
             .kill_on_drop(true)
             .output(),
     )
