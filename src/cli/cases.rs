@@ -280,7 +280,9 @@ fn list_table(list: &Value) -> String {
 }
 
 fn show_text(c: &Value) -> String {
-    let mut out = action_line("", c).replacen("case", "Case", 1);
+    let mut out = action_line("", c)
+        .replacen("case", "Case", 1)
+        .replacen(" :", ":", 1);
     out.push_str(&format!("Summary: {}\n", text(&c["summary"])));
     if let Some(incident) = c.get("incident").filter(|i| !i.is_null()) {
         out.push_str(&format!(

@@ -146,13 +146,12 @@ fn describe(s: &SchemaStatus) -> (String, bool) {
         .iter()
         .map(|m| format!("{:04} {}", m.version, m.description))
         .collect();
-    let count = s.pending.len();
     (
         format!(
-            "store at {url} is at schema version {at}; this tocsin needs {}: {count} migration{} \
-             pending (it migrates at start): {}",
+            "store at {url} is at schema version {at}; this tocsin needs {}: {} pending (it \
+             migrates at start): {}",
             s.needs,
-            if count == 1 { "" } else { "s" },
+            count(s.pending.len(), "migration", "migrations"),
             names.join(", ")
         ),
         true,

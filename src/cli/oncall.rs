@@ -194,10 +194,11 @@ fn test_report(report: &Value) -> String {
 }
 
 fn oncall_table(list: &Value) -> String {
-    let rows: Vec<Vec<String>> = list
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
+    let schedules = list.as_array().cloned().unwrap_or_default();
+    if schedules.is_empty() {
+        return "no schedules\n".to_string();
+    }
+    let rows: Vec<Vec<String>> = schedules
         .iter()
         .map(|e| {
             vec![
