@@ -21,3 +21,4 @@ pub mod signal;
 pub mod sim;
 pub mod sources;
 pub mod store;
+pub mod words;

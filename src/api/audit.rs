@@ -23,7 +23,9 @@ pub fn router(state: AppState) -> Router<AppState> {
 }
 
 /// Record that `actor` (the caller's name, or the `by` a nameless caller gave) did
-/// `action` on `target`, with a short `detail`, from the caller's address.
+/// `action` on `target`, with a short `detail`, from the caller's address. When the store
+/// does not take the entry, it is kept and written once it does (see [`keep`]), and the
+/// caller hears 503.
 pub async fn record(
     state: &AppState,
     caller: &Caller,
@@ -37,21 +39,102 @@ pub async fn record(
         .audit_key
         .as_ref()
         .ok_or_else(|| ApiError::internal("the audit key is not loaded"))?;
-    let entry = NewAuditEntry {
+    let entry = new_entry(state, caller, actor, action, target, detail);
+    state
+        .store
+        .append_audit(key, entry.clone())
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, action, target, "the audit entry could not be written yet");
+            keep(state, entry);
+            ApiError::new(
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                format!(
+                    "{action} of {target} was done, but the store is not answering: its audit \
+                     entry is written once the store takes writes again"
+                ),
+            )
+        })
+}
+
+/// Record an action the engine took but could not write (the store refuses writes: the
+/// action holds in memory and is written once the store recovers, and its caller hears 503).
+/// Its audit entry, stamped now, follows it: it is written once the store takes writes
+/// again; like the action, it is lost if the engine stops first.
+pub fn record_once_writable(
+    state: &AppState,
+    caller: &Caller,
+    actor: &str,
+    action: &str,
+    target: &str,
+    detail: &str,
+) {
+    keep(
+        state,
+        new_entry(state, caller, actor, action, target, detail),
+    );
+}
+
+fn new_entry(
+    state: &AppState,
+    caller: &Caller,
+    actor: &str,
+    action: &str,
+    target: &str,
+    detail: &str,
+) -> NewAuditEntry {
+    NewAuditEntry {
         at: state.clock.now(),
         actor: actor.to_string(),
         action: action.to_string(),
         target: target.to_string(),
         detail: detail.to_string(),
         address: caller.address.clone(),
-    };
-    state.store.append_audit(key, entry).await.map_err(|e| {
-        tracing::error!(error = %e, action, target, "the audit entry could not be written");
-        ApiError::new(
-            axum::http::StatusCode::SERVICE_UNAVAILABLE,
-            format!("{action} of {target} was done, but its audit entry could not be written: the store is not answering"),
-        )
-    })
+    }
+}
+
+/// First wait before writing a kept entry again, and the longest.
+const RETRY_FIRST: std::time::Duration = std::time::Duration::from_millis(250);
+const RETRY_MOST: std::time::Duration = std::time::Duration::from_secs(5);
+/// Tries before a kept entry is given up: a day at the longest wait.
+const RETRY_TRIES: u32 = 17_280;
+
+/// Write `entry` in the background once the store takes writes again (after the engine's
+/// own writes: it tries while the store is reported healthy), retrying with backoff.
+fn keep(state: &AppState, entry: NewAuditEntry) {
+    let state = state.clone();
+    tokio::spawn(async move {
+        let mut wait = RETRY_FIRST;
+        for _ in 0..RETRY_TRIES {
+            tokio::time::sleep(wait).await;
+            wait = (wait * 2).min(RETRY_MOST);
+            if state.store_health.is_failing() {
+                continue;
+            }
+            let setup = state.setup();
+            let Some(key) = setup.audit_key.as_ref() else {
+                break;
+            };
+            match state.store.append_audit(key, entry.clone()).await {
+                Ok(written) => {
+                    tracing::info!(
+                        id = written.id,
+                        action = %entry.action,
+                        target = %entry.target,
+                        "a kept audit entry is written"
+                    );
+                    return;
+                }
+                Err(e) => tracing::debug!(error = %e, "a kept audit entry is not written yet"),
+            }
+        }
+        tracing::error!(
+            action = %entry.action,
+            target = %entry.target,
+            actor = %entry.actor,
+            "a kept audit entry could not be written and is given up"
+        );
+    });
 }
 
 /// The audit words of a person's action on an incident: (action, actor, detail).

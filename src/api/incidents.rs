@@ -288,7 +288,18 @@ pub(crate) async fn perform(
 ) -> Result<(), ApiError> {
     let described = super::audit::describe(&input)
         .map(|(action, actor, detail)| (action, actor.to_string(), detail));
-    match state.engine.send(input).await? {
+    let target = format!("incident {id}");
+    let reply = match state.engine.send(input).await {
+        // Taken in memory, written once the store recovers: so is its audit entry.
+        Err(e @ crate::engine::EngineError::Store(_)) => {
+            if let Some((action, actor, detail)) = &described {
+                super::audit::record_once_writable(state, caller, actor, action, &target, detail);
+            }
+            return Err(e.into());
+        }
+        reply => reply?,
+    };
+    match reply {
         crate::engine::Reply::NotFound(_) => {
             return Err(match state.store.incident(id).await? {
                 Some(_) => {
@@ -300,7 +311,6 @@ pub(crate) async fn perform(
         reply => reply_error(reply).map(drop)?,
     }
     if let Some((action, actor, detail)) = described {
-        let target = format!("incident {id}");
         super::audit::record(state, caller, &actor, action, &target, &detail).await?;
     }
     Ok(())

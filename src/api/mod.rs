@@ -23,6 +23,7 @@ pub mod ratelimit;
 pub mod responders;
 pub mod serve;
 pub mod silences;
+pub mod whoami;
 
 use std::convert::Infallible;
 use std::sync::atomic::AtomicBool;
@@ -101,6 +102,7 @@ pub fn router(state: AppState) -> Router {
         .merge(silences::router(state.clone()))
         .merge(overrides::router(state.clone()))
         .merge(responders::router(state.clone()))
+        .merge(whoami::router(state.clone()))
         .merge(feeds::router(state.clone()))
         .merge(alertmanager::router(state.clone()))
         .merge(ingest::router(state.clone()))

@@ -23,7 +23,7 @@ struct TakeBody {
 /// The oldest unassigned incident of the queue, now the caller's (its `assignee`) and out of
 /// every queue; 409 when the queue is empty.
 async fn take(
-    Need(..): Need<need::Responder>,
+    Need(caller, _): Need<need::Responder>,
     State(state): State<AppState>,
     Path(name): Path<String>,
     body: Bytes,
@@ -35,14 +35,16 @@ async fn take(
         )));
     }
     let body: TakeBody = super::error::json_object(&body)?;
-    super::incidents::check_by(&body.by)?;
+    let by = super::incidents::who(&caller, &body.by)?;
     let input = Input::TakeFromQueue {
-        queue: name,
-        by: body.by,
+        queue: name.clone(),
+        by: by.clone(),
     };
     let Reply::Incident(id) = super::error::reply_error(state.engine.send(input).await?)? else {
         return Err(ApiError::internal("the engine did not say which incident"));
     };
+    let (target, detail) = (format!("incident {id}"), format!("from queue {name}"));
+    super::audit::record(&state, &caller, &by, "take", &target, &detail).await?;
     let incident = state
         .store
         .incident(id)

@@ -65,7 +65,11 @@ pub async fn restore(args: RestoreArgs) -> ExitCode {
             outln!(
                 "restored {} ({}, schema version {}) into {}; start the engine on it",
                 args.file.display(),
-                plural(restored.incidents, "incident"),
+                crate::words::count(
+                    usize::try_from(restored.incidents).unwrap_or_default(),
+                    "incident",
+                    "incidents"
+                ),
                 restored.schema_version,
                 restored.database.display()
             );
@@ -75,13 +79,6 @@ pub async fn restore(args: RestoreArgs) -> ExitCode {
             eprintln!("tocsin restore: {e}");
             ExitCode::FAILURE
         }
-    }
-}
-
-fn plural(n: i64, word: &str) -> String {
-    match n {
-        1 => format!("1 {word}"),
-        n => format!("{n} {word}s"),
     }
 }
 

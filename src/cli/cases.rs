@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::Subcommand;
 use serde_json::{json, Value};
 
-use super::client::{output, Client, ClientError};
+use super::client::{output, table, text, when, who, Client, ClientError};
 use super::ApiArgs;
 
 #[derive(Subcommand, Debug)]
@@ -33,8 +33,9 @@ pub enum CasesCommand {
         contact_email: Option<String>,
         #[arg(long)]
         contact_phone: Option<String>,
-        #[arg(long, env = "USER")]
-        by: String,
+        /// Who acts (default: the token's name, else $USER).
+        #[arg(long)]
+        by: Option<String>,
     },
     /// Recent cases, newest first.
     List {
@@ -57,8 +58,9 @@ pub enum CasesCommand {
         id: i64,
         #[command(flatten)]
         api: ApiArgs,
-        #[arg(long, env = "USER")]
-        by: String,
+        /// Who acts (default: the token's name, else $USER).
+        #[arg(long)]
+        by: Option<String>,
     },
     /// The first response (meets the initial-response deadline).
     Respond {
@@ -66,8 +68,9 @@ pub enum CasesCommand {
         text: String,
         #[command(flatten)]
         api: ApiArgs,
-        #[arg(long, env = "USER")]
-        by: String,
+        /// Who acts (default: the token's name, else $USER).
+        #[arg(long)]
+        by: Option<String>,
     },
     /// A later update; --notify-customer emails it to the customer's case owner.
     Update {
@@ -75,8 +78,9 @@ pub enum CasesCommand {
         text: String,
         #[command(flatten)]
         api: ApiArgs,
-        #[arg(long, env = "USER")]
-        by: String,
+        /// Who acts (default: the token's name, else $USER).
+        #[arg(long)]
+        by: Option<String>,
         #[arg(long)]
         notify_customer: bool,
     },
@@ -85,8 +89,9 @@ pub enum CasesCommand {
         id: i64,
         #[command(flatten)]
         api: ApiArgs,
-        #[arg(long, env = "USER")]
-        by: String,
+        /// Who acts (default: the token's name, else $USER).
+        #[arg(long)]
+        by: Option<String>,
         #[arg(long)]
         note: Option<String>,
     },
@@ -95,8 +100,9 @@ pub enum CasesCommand {
         id: i64,
         #[command(flatten)]
         api: ApiArgs,
-        #[arg(long, env = "USER")]
-        by: String,
+        /// Who acts (default: the token's name, else $USER).
+        #[arg(long)]
+        by: Option<String>,
         #[arg(long)]
         note: Option<String>,
     },
@@ -105,8 +111,9 @@ pub enum CasesCommand {
         id: i64,
         #[command(flatten)]
         api: ApiArgs,
-        #[arg(long, env = "USER")]
-        by: String,
+        /// Who acts (default: the token's name, else $USER).
+        #[arg(long)]
+        by: Option<String>,
         /// outage, degradation, latency, data_loss, data_corruption, security or other.
         #[arg(long)]
         kind: Option<String>,
@@ -127,7 +134,7 @@ pub async fn run(command: CasesCommand) -> ExitCode {
 }
 
 async fn execute(command: CasesCommand) -> Result<String, ClientError> {
-    let (api, path, body, what) = match command {
+    let (api, path, mut body, what, by) = match command {
         CasesCommand::Open {
             api,
             customer,
@@ -142,10 +149,10 @@ async fn execute(command: CasesCommand) -> Result<String, ClientError> {
         } => {
             let body = json!({
                 "customer": customer, "service": service, "region": region,
-                "sr_severity": sr_severity, "summary": summary, "by": by,
+                "sr_severity": sr_severity, "summary": summary,
                 "contact": { "name": contact_name, "email": contact_email, "phone": contact_phone },
             });
-            (api, "/api/v1/cases".to_string(), body, "opened")
+            (api, "/api/v1/cases".to_string(), body, "opened", by)
         }
         CasesCommand::List {
             api,
@@ -171,14 +178,16 @@ async fn execute(command: CasesCommand) -> Result<String, ClientError> {
         CasesCommand::Take { id, api, by } => (
             api,
             format!("/api/v1/cases/{id}/take"),
-            json!({ "by": by }),
+            json!({}),
             "taken",
+            by,
         ),
         CasesCommand::Respond { id, text, api, by } => (
             api,
             format!("/api/v1/cases/{id}/respond"),
-            json!({ "by": by, "text": text }),
+            json!({ "text": text }),
             "responded to",
+            by,
         ),
         CasesCommand::Update {
             id,
@@ -189,38 +198,35 @@ async fn execute(command: CasesCommand) -> Result<String, ClientError> {
         } => (
             api,
             format!("/api/v1/cases/{id}/updates"),
-            json!({ "by": by, "text": text, "notify_customer": notify_customer }),
+            json!({ "text": text, "notify_customer": notify_customer }),
             "updated",
+            by,
         ),
         CasesCommand::Exit { id, api, by, note } => (
             api,
             format!("/api/v1/cases/{id}/customer-exit"),
-            json!({ "by": by, "note": note }),
+            json!({ "note": note }),
             "exited by the customer",
+            by,
         ),
         CasesCommand::Resolve { id, api, by, note } => (
             api,
             format!("/api/v1/cases/{id}/resolve"),
-            json!({ "by": by, "note": note }),
+            json!({ "note": note }),
             "resolved",
+            by,
         ),
         CasesCommand::Escalate { id, api, by, kind } => (
             api,
             format!("/api/v1/cases/{id}/escalate"),
-            json!({ "by": by, "kind": kind }),
+            json!({ "kind": kind }),
             "escalated",
+            by,
         ),
     };
+    body["by"] = Value::String(who(by, &api).await?);
     let case = Client::new(&api)?.post(&path, body).await?;
     output(&api, &case, |c| action_line(what, c))
-}
-
-fn text(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        Value::Null => "-".to_string(),
-        other => other.to_string(),
-    }
 }
 
 fn action_line(what: &str, c: &Value) -> String {
@@ -234,33 +240,49 @@ fn action_line(what: &str, c: &Value) -> String {
         text(&c["sr_severity"]),
         text(&c["status"]),
         text(&c["owner"]),
-        text(&c["respond_by"]),
+        when(&c["respond_by"]),
     )
 }
 
 fn list_table(list: &Value) -> String {
-    let mut out = format!(
-        "{:<6} {:<3} {:<9} {:<16} {:<14} {:<14} {:<12} {}\n",
-        "ID", "SR", "STATUS", "CUSTOMER", "SERVICE", "REGION", "OWNER", "RESPOND BY"
-    );
-    for c in list.as_array().map(Vec::as_slice).unwrap_or_default() {
-        out.push_str(&format!(
-            "{:<6} {:<3} {:<9} {:<16} {:<14} {:<14} {:<12} {}\n",
-            text(&c["id"]),
-            text(&c["sr_severity"]),
-            text(&c["status"]),
-            text(&c["customer"]),
-            text(&c["service"]),
-            text(&c["region"]),
-            text(&c["owner"]),
-            text(&c["respond_by"]),
-        ));
+    let cases = list.as_array().cloned().unwrap_or_default();
+    if cases.is_empty() {
+        return "no cases\n".to_string();
     }
-    out
+    let rows: Vec<Vec<String>> = cases
+        .iter()
+        .map(|c| {
+            vec![
+                text(&c["id"]),
+                text(&c["sr_severity"]),
+                text(&c["status"]),
+                text(&c["customer"]),
+                text(&c["service"]),
+                text(&c["region"]),
+                text(&c["owner"]),
+                when(&c["respond_by"]),
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "ID",
+            "SR",
+            "STATUS",
+            "CUSTOMER",
+            "SERVICE",
+            "REGION",
+            "OWNER",
+            "RESPOND BY",
+        ],
+        &rows,
+    )
 }
 
 fn show_text(c: &Value) -> String {
-    let mut out = action_line("", c).replacen("case", "Case", 1);
+    let mut out = action_line("", c)
+        .replacen("case", "Case", 1)
+        .replacen(" :", ":", 1);
     out.push_str(&format!("Summary: {}\n", text(&c["summary"])));
     if let Some(incident) = c.get("incident").filter(|i| !i.is_null()) {
         out.push_str(&format!(
@@ -270,19 +292,19 @@ fn show_text(c: &Value) -> String {
             text(&incident["status"])
         ));
     }
-    out.push_str("Timeline:\n");
-    for e in c["timeline"]
-        .as_array()
-        .map(Vec::as_slice)
-        .unwrap_or_default()
-    {
-        out.push_str(&format!(
-            "  {} {:<20} {:<10} {}\n",
-            text(&e["at"]),
-            text(&e["kind"]),
-            text(&e["actor"]),
-            text(&e["message"])
-        ));
-    }
+    let timeline = c["timeline"].as_array().cloned().unwrap_or_default();
+    out.push_str(&format!("\nTimeline ({})\n", timeline.len()));
+    let rows: Vec<Vec<String>> = timeline
+        .iter()
+        .map(|e| {
+            vec![
+                when(&e["at"]),
+                text(&e["kind"]),
+                text(&e["actor"]),
+                text(&e["message"]),
+            ]
+        })
+        .collect();
+    out.push_str(&table(&["AT", "KIND", "ACTOR", "MESSAGE"], &rows));
     out
 }

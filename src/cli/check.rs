@@ -10,6 +10,7 @@ use crate::output::outln;
 use crate::paging::notify::templates::{sample_payload, Templates};
 use crate::paging::PageEvent;
 use crate::store::{schema_status, SchemaStatus};
+use crate::words::count;
 
 pub async fn run(config: &Path, store: bool) -> ExitCode {
     let loaded = match crate::config::load(config) {
@@ -18,7 +19,7 @@ pub async fn run(config: &Path, store: bool) -> ExitCode {
             for e in &errors.0 {
                 eprintln!("{e}");
             }
-            eprintln!("{} error(s)", errors.0.len());
+            eprintln!("{}", count(errors.0.len(), "error", "errors"));
             return ExitCode::FAILURE;
         }
     };
@@ -48,21 +49,21 @@ pub async fn run(config: &Path, store: bool) -> ExitCode {
         for e in &template_errors {
             eprintln!("{e}");
         }
-        eprintln!("{} error(s)", template_errors.len());
+        eprintln!("{}", count(template_errors.len(), "error", "errors"));
         return ExitCode::FAILURE;
     }
     let files: std::collections::BTreeSet<_> =
         loaded.rules.iter().map(|r| r.file.clone()).collect();
     outln!(
-        "{}: OK ({} rules in {} rule files, {} probes, {} routes{})",
+        "{}: OK ({} in {}, {}, {}{})",
         config.display(),
-        loaded.rules.len(),
-        files.len(),
-        loaded.probes.len(),
-        loaded.routes.len(),
+        count(loaded.rules.len(), "rule", "rules"),
+        count(files.len(), "rule file", "rule files"),
+        count(loaded.probes.len(), "probe", "probes"),
+        count(loaded.routes.len(), "route", "routes"),
         match loaded.warnings.len() {
             0 => String::new(),
-            n => format!("; {n} warning(s)"),
+            n => format!("; {}", count(n, "warning", "warnings")),
         }
     );
     if !store {
@@ -145,13 +146,12 @@ fn describe(s: &SchemaStatus) -> (String, bool) {
         .iter()
         .map(|m| format!("{:04} {}", m.version, m.description))
         .collect();
-    let count = s.pending.len();
     (
         format!(
-            "store at {url} is at schema version {at}; this tocsin needs {}: {count} migration{} \
-             pending (it migrates at start): {}",
+            "store at {url} is at schema version {at}; this tocsin needs {}: {} pending (it \
+             migrates at start): {}",
             s.needs,
-            if count == 1 { "" } else { "s" },
+            count(s.pending.len(), "migration", "migrations"),
             names.join(", ")
         ),
         true,

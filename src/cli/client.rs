@@ -63,16 +63,18 @@ pub enum IncidentsCommand {
         severity: Option<u8>,
         #[arg(long, default_value = "")]
         description: String,
-        #[arg(long, env = "USER")]
-        by: String,
+        /// Who acts (default: the token's name, else $USER).
+        #[arg(long)]
+        by: Option<String>,
     },
     /// Page the next level of the escalation now.
     Escalate {
         id: i64,
         #[command(flatten)]
         api: ApiArgs,
-        #[arg(long, env = "USER")]
-        by: String,
+        /// Who acts (default: the token's name, else $USER).
+        #[arg(long)]
+        by: Option<String>,
     },
     /// Add a responder: paged now, and told of every update after.
     AddResponder {
@@ -80,8 +82,9 @@ pub enum IncidentsCommand {
         responder: String,
         #[command(flatten)]
         api: ApiArgs,
-        #[arg(long, env = "USER")]
-        by: String,
+        /// Who acts (default: the token's name, else $USER).
+        #[arg(long)]
+        by: Option<String>,
     },
     /// Make a responder the assignee, and page them.
     Assign {
@@ -89,8 +92,9 @@ pub enum IncidentsCommand {
         responder: String,
         #[command(flatten)]
         api: ApiArgs,
-        #[arg(long, env = "USER")]
-        by: String,
+        /// Who acts (default: the token's name, else $USER).
+        #[arg(long)]
+        by: Option<String>,
     },
     /// One incident with its impacts and timeline.
     Show {
@@ -103,16 +107,18 @@ pub enum IncidentsCommand {
         id: i64,
         #[command(flatten)]
         api: ApiArgs,
-        #[arg(long, env = "USER")]
-        by: String,
+        /// Who acts (default: the token's name, else $USER).
+        #[arg(long)]
+        by: Option<String>,
     },
     /// Resolve, with an optional note.
     Resolve {
         id: i64,
         #[command(flatten)]
         api: ApiArgs,
-        #[arg(long, env = "USER")]
-        by: String,
+        /// Who acts (default: the token's name, else $USER).
+        #[arg(long)]
+        by: Option<String>,
         #[arg(long)]
         note: Option<String>,
     },
@@ -124,8 +130,9 @@ pub enum IncidentsCommand {
         severity: Option<u8>,
         #[command(flatten)]
         api: ApiArgs,
-        #[arg(long, env = "USER")]
-        by: String,
+        /// Who acts (default: the token's name, else $USER).
+        #[arg(long)]
+        by: Option<String>,
         #[arg(long)]
         reason: Option<String>,
         #[arg(long)]
@@ -146,6 +153,8 @@ pub enum ClientError {
     },
     /// The engine answered 2xx with something that is not the JSON expected.
     Garbled(String),
+    /// No `--by`, no name for the token and no `$USER`: nobody to act as.
+    NoName,
 }
 
 impl fmt::Display for ClientError {
@@ -177,6 +186,10 @@ impl fmt::Display for ClientError {
                 write!(f, "{status} {reason}: {message}")
             }
             ClientError::Garbled(why) => write!(f, "the engine's answer is not understood: {why}"),
+            ClientError::NoName => write!(
+                f,
+                "who is acting? say who you are with --by NAME or set $USER"
+            ),
         }
     }
 }
@@ -252,6 +265,34 @@ impl Client {
     }
 }
 
+/// Who acts: `--by`, else the signed-in name (the name of the token in use, as
+/// `GET /api/v1/whoami` answers), else `$USER`; [`ClientError::NoName`] when none is there,
+/// before anything is sent to act.
+pub(super) async fn who(by: Option<String>, api: &ApiArgs) -> Result<String, ClientError> {
+    if let Some(by) = by.filter(|b| !b.trim().is_empty()) {
+        return Ok(by);
+    }
+    // Without a token there is no signed-in name to ask for.
+    if api.token.as_deref().is_some_and(|t| !t.is_empty()) {
+        match Client::new(api)?.get("/api/v1/whoami", &[]).await {
+            Ok(me) => {
+                if let Some(name) = me["name"].as_str().filter(|n| !n.is_empty()) {
+                    return Ok(name.to_string());
+                }
+            }
+            // An engine without the endpoint, or a token that may not read: no name known.
+            Err(ClientError::Status {
+                status: 403 | 404, ..
+            }) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    match std::env::var("USER") {
+        Ok(user) if !user.trim().is_empty() => Ok(user),
+        _ => Err(ClientError::NoName),
+    }
+}
+
 /// The innermost cause ("Connection refused (os error 111)"), not reqwest's outer wrapper.
 pub(super) fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
     let mut cause = e;
@@ -318,6 +359,7 @@ async fn execute(command: IncidentsCommand) -> Result<String, ClientError> {
             description,
             by,
         } => {
+            let by = who(by, &api).await?;
             let body = json!({
                 "title": title, "severity": severity, "services": services,
                 "regions": regions, "customers": customers, "description": description, "by": by,
@@ -326,6 +368,7 @@ async fn execute(command: IncidentsCommand) -> Result<String, ClientError> {
             output(&api, &incident, |i| action_line("declared", i))
         }
         IncidentsCommand::Escalate { id, api, by } => {
+            let by = who(by, &api).await?;
             let incident = Client::new(&api)?
                 .post(
                     &format!("/api/v1/incidents/{id}/escalate"),
@@ -340,6 +383,7 @@ async fn execute(command: IncidentsCommand) -> Result<String, ClientError> {
             api,
             by,
         } => {
+            let by = who(by, &api).await?;
             let body = json!({ "responder": responder, "by": by });
             let incident = Client::new(&api)?
                 .post(&format!("/api/v1/incidents/{id}/responders"), body)
@@ -354,6 +398,7 @@ async fn execute(command: IncidentsCommand) -> Result<String, ClientError> {
             api,
             by,
         } => {
+            let by = who(by, &api).await?;
             let body = json!({ "responder": responder, "by": by });
             let incident = Client::new(&api)?
                 .post(&format!("/api/v1/incidents/{id}/assign"), body)
@@ -369,12 +414,14 @@ async fn execute(command: IncidentsCommand) -> Result<String, ClientError> {
             output(&api, &detail, show_text)
         }
         IncidentsCommand::Ack { id, api, by } => {
+            let by = who(by, &api).await?;
             let incident = Client::new(&api)?
                 .post(&format!("/api/v1/incidents/{id}/ack"), json!({ "by": by }))
                 .await?;
             output(&api, &incident, |i| action_line("acknowledged", i))
         }
         IncidentsCommand::Resolve { id, api, by, note } => {
+            let by = who(by, &api).await?;
             let incident = Client::new(&api)?
                 .post(
                     &format!("/api/v1/incidents/{id}/resolve"),
@@ -391,6 +438,7 @@ async fn execute(command: IncidentsCommand) -> Result<String, ClientError> {
             reason,
             unpin,
         } => {
+            let by = who(by, &api).await?;
             let severity = if unpin { None } else { severity };
             let incident = Client::new(&api)?
                 .post(
@@ -433,33 +481,14 @@ pub(super) fn text(v: &Value) -> String {
     }
 }
 
-/// Columns padded to their widest cell; the last column runs free.
-pub(super) fn table(header: &[&str], rows: &[Vec<String>]) -> String {
-    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
-    for row in rows {
-        for (i, cell) in row.iter().enumerate() {
-            widths[i] = widths[i].max(cell.chars().count());
-        }
+pub(super) use crate::output::table;
+
+/// A time from the API in the zone the command shows ("2026-01-05 04:00:00 EST"), or "-".
+pub(super) fn when(v: &Value) -> String {
+    match v {
+        Value::String(t) => crate::output::times().show_text(t),
+        other => text(other),
     }
-    let line = |cells: Vec<String>| {
-        let last = cells.len() - 1;
-        let mut out = String::new();
-        for (i, cell) in cells.into_iter().enumerate() {
-            if i == last {
-                out.push_str(&cell);
-            } else {
-                let pad = widths[i] - cell.chars().count();
-                out.push_str(&cell);
-                out.push_str(&" ".repeat(pad + 2));
-            }
-        }
-        out.trim_end().to_string() + "\n"
-    };
-    let mut out = line(header.iter().map(|h| h.to_string()).collect());
-    for row in rows {
-        out.push_str(&line(row.clone()));
-    }
-    out
 }
 
 fn list_table(list: &Value) -> String {
@@ -478,12 +507,16 @@ fn list_table(list: &Value) -> String {
                 text(&i["id"]),
                 format!("Sev {}", text(&i["severity"])),
                 text(&i["status"]),
+                when(&i["opened_at"]),
                 text(&i["services"]),
                 text(&i["title"]),
             ]
         })
         .collect();
-    table(&["ID", "SEV", "STATUS", "SERVICES", "TITLE"], &rows) + &more
+    table(
+        &["ID", "SEV", "STATUS", "OPENED", "SERVICES", "TITLE"],
+        &rows,
+    ) + &more
 }
 
 fn show_text(i: &Value) -> String {
@@ -496,22 +529,22 @@ fn show_text(i: &Value) -> String {
     let fields = [
         ("Severity", format!("Sev {}{pinned}", text(&i["severity"]))),
         ("Status", text(&i["status"])),
-        ("Opened", text(&i["opened_at"])),
+        ("Opened", when(&i["opened_at"])),
         (
             "Acknowledged",
             match &i["acknowledged_by"] {
                 Value::Null => "-".to_string(),
-                by => format!("{} at {}", text(by), text(&i["acknowledged_at"])),
+                by => format!("{} at {}", text(by), when(&i["acknowledged_at"])),
             },
         ),
-        ("Resolved", text(&i["resolved_at"])),
+        ("Resolved", when(&i["resolved_at"])),
         ("Services", text(&i["services"])),
         ("Regions", text(&i["regions"])),
         (
             "Customers",
             format!("{} ({})", text(&i["customers"]), text(&i["customer_count"])),
         ),
-        ("Respond by", text(&i["respond_by"])),
+        ("Respond by", when(&i["respond_by"])),
         ("URL", text(&i["url"])),
     ];
     for (name, value) in fields {
@@ -527,10 +560,10 @@ fn show_text(i: &Value) -> String {
                 text(&m["kind"]),
                 text(&m["service"]),
                 text(&m["region"]),
-                text(&m["started_at"]),
+                when(&m["started_at"]),
                 match (m["cleared_at"].is_null(), m["firing_at_resolve"] == true) {
                     (true, true) => "still firing at resolve".to_string(),
-                    _ => text(&m["cleared_at"]),
+                    _ => when(&m["cleared_at"]),
                 },
                 text(&m["summary"]),
             ]
@@ -548,7 +581,7 @@ fn show_text(i: &Value) -> String {
         .iter()
         .map(|t| {
             vec![
-                text(&t["at"]),
+                when(&t["at"]),
                 text(&t["kind"]),
                 text(&t["actor"]),
                 text(&t["message"]),
@@ -577,19 +610,26 @@ mod tests {
     use super::*;
 
     #[test]
-    fn list_prints_the_five_columns_aligned() {
+    fn list_prints_the_columns_aligned_with_times_to_the_second() {
         let list = json!({ "incidents": [
-            { "id": 12, "severity": 1, "status": "triggered", "services": ["storage", "sqldb"], "title": "storage down" },
-            { "id": 3, "severity": 4, "status": "acknowledged", "services": [], "title": "slow" },
+            { "id": 12, "severity": 1, "status": "triggered", "opened_at": "2026-01-05T09:00:00.123Z", "services": ["storage", "sqldb"], "title": "storage down" },
+            { "id": 3, "severity": 4, "status": "acknowledged", "opened_at": "2026-01-04T23:59:59Z", "services": [], "title": "slow" },
         ], "next": "3" });
         let out = list_table(&list);
         let lines: Vec<&str> = out.lines().collect();
-        assert_eq!(lines[0], "ID  SEV    STATUS        SERVICES       TITLE");
+        // Unit tests show times in UTC (see `output::times`).
+        assert_eq!(
+            lines[0],
+            "ID  SEV    STATUS        OPENED                   SERVICES       TITLE"
+        );
         assert_eq!(
             lines[1],
-            "12  Sev 1  triggered     storage,sqldb  storage down"
+            "12  Sev 1  triggered     2026-01-05 09:00:00 UTC  storage,sqldb  storage down"
         );
-        assert_eq!(lines[2], "3   Sev 4  acknowledged  -              slow");
+        assert_eq!(
+            lines[2],
+            "3   Sev 4  acknowledged  2026-01-04 23:59:59 UTC  -              slow"
+        );
         assert_eq!(lines[3], "more: --cursor 3");
         let empty = json!({ "incidents": [], "next": null });
         assert_eq!(list_table(&empty), "no incidents\n");

@@ -23,6 +23,9 @@ use clap::{Args, Parser, Subcommand};
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// Show times in UTC instead of the local zone ($TZ, else the system's).
+    #[arg(long, global = true)]
+    pub utc: bool,
 }
 
 const DEFAULT_CONFIG: &str = "config/tocsin.yaml";
@@ -64,7 +67,8 @@ pub enum Command {
         #[command(subcommand)]
         command: Box<client::IncidentsCommand>,
     },
-    /// The audit log: `verify` walks its HMAC chain with the audit key.
+    /// The audit log: `list` shows its entries through the API, `verify` walks its HMAC
+    /// chain with the audit key.
     Audit {
         #[command(subcommand)]
         command: AuditCommand,
@@ -95,7 +99,6 @@ pub enum Command {
         #[command(subcommand)]
         command: queue::QueueCommand,
     },
-    /// Who is on call now (or at --at) in every schedule.
     /// Silences made at run time: add, list, expire (through the HTTP API).
     Silence {
         #[command(subcommand)]
@@ -122,6 +125,17 @@ pub enum Command {
 
 #[derive(Subcommand, Debug)]
 pub enum AuditCommand {
+    /// Who changed what, when and from where, newest first.
+    List {
+        /// Entries per page (default 100).
+        #[arg(long)]
+        limit: Option<u32>,
+        /// The page after the one whose last line said `--cursor N`.
+        #[arg(long)]
+        cursor: Option<String>,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
     /// Say whether every entry's MAC holds (exit 0, with the count) or which entry first
     /// breaks the chain (exit 1).
     Verify {
@@ -182,6 +196,7 @@ pub fn init_logging() {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    crate::output::choose_times(cli.utc);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -229,6 +244,9 @@ async fn dispatch(command: Command) -> ExitCode {
         Command::Audit {
             command: AuditCommand::Verify { config },
         } => audit::verify(&config).await,
+        Command::Audit {
+            command: AuditCommand::List { limit, cursor, api },
+        } => audit::list(limit, cursor, &api).await,
         Command::Template {
             command:
                 TemplateCommand::Render {

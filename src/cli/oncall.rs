@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use clap::Subcommand;
 use serde_json::{json, Value};
 
-use super::client::{output, table, text, Client, ClientError};
+use super::client::{output, table, text, when, who, Client, ClientError};
 use super::ApiArgs;
 
 #[derive(Subcommand, Debug)]
@@ -21,7 +21,8 @@ pub enum OncallCommand {
         start: String,
         #[arg(long)]
         end: String,
-        #[arg(long, env = "USER")]
+        /// Who acts (default: the token's name, else $USER).
+        #[arg(long)]
         by: Option<String>,
         #[command(flatten)]
         api: ApiArgs,
@@ -51,7 +52,7 @@ pub enum OncallCommand {
 
 pub async fn run(command: Option<OncallCommand>, at: Option<String>, api: ApiArgs) -> ExitCode {
     let result = match command {
-        None => who(at, &api).await,
+        None => on_call_now(at, &api).await,
         Some(command) => execute(command).await,
     };
     match result {
@@ -66,7 +67,7 @@ pub async fn run(command: Option<OncallCommand>, at: Option<String>, api: ApiArg
     }
 }
 
-async fn who(at: Option<String>, api: &ApiArgs) -> Result<String, ClientError> {
+async fn on_call_now(at: Option<String>, api: &ApiArgs) -> Result<String, ClientError> {
     let query: Vec<(&str, String)> = at.into_iter().map(|t| ("at", t)).collect();
     let list = Client::new(api)?.get("/api/v1/oncall", &query).await?;
     output(api, &list, oncall_table)
@@ -82,6 +83,7 @@ async fn execute(command: OncallCommand) -> Result<String, ClientError> {
             by,
             api,
         } => {
+            let by = who(by, &api).await?;
             let body =
                 json!({ "responder": responder, "start": start, "end": end, "created_by": by });
             let made = Client::new(&api)?
@@ -93,8 +95,8 @@ async fn execute(command: OncallCommand) -> Result<String, ClientError> {
                     text(&o["id"]),
                     text(&o["responder"]),
                     text(&o["schedule"]),
-                    text(&o["start"]),
-                    text(&o["end"])
+                    when(&o["start"]),
+                    when(&o["end"])
                 )
             })
         }
@@ -192,10 +194,11 @@ fn test_report(report: &Value) -> String {
 }
 
 fn oncall_table(list: &Value) -> String {
-    let rows: Vec<Vec<String>> = list
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
+    let schedules = list.as_array().cloned().unwrap_or_default();
+    if schedules.is_empty() {
+        return "no schedules\n".to_string();
+    }
+    let rows: Vec<Vec<String>> = schedules
         .iter()
         .map(|e| {
             vec![
@@ -204,8 +207,8 @@ fn oncall_table(list: &Value) -> String {
                     Value::Null => "(nobody)".to_string(),
                     r => text(r),
                 },
-                text(&e["since"]),
-                text(&e["until"]),
+                when(&e["since"]),
+                when(&e["until"]),
             ]
         })
         .collect();
@@ -223,8 +226,8 @@ fn overrides_table(list: &Value) -> String {
             vec![
                 text(&o["id"]),
                 text(&o["responder"]),
-                text(&o["start"]),
-                text(&o["end"]),
+                when(&o["start"]),
+                when(&o["end"]),
                 text(&o["created_by"]),
             ]
         })
@@ -243,8 +246,11 @@ mod tests {
             { "schedule": "db", "responder": null, "since": null, "until": null },
         ]));
         let lines: Vec<&str> = out.lines().collect();
-        assert_eq!(lines[0], "SCHEDULE  RESPONDER  SINCE                 UNTIL");
-        assert_eq!(lines[1], "primary   alice      2026-01-05T09:00:00Z  -");
-        assert_eq!(lines[2], "db        (nobody)   -                     -");
+        assert_eq!(
+            lines[0],
+            "SCHEDULE  RESPONDER  SINCE                    UNTIL"
+        );
+        assert_eq!(lines[1], "primary   alice      2026-01-05 09:00:00 UTC  -");
+        assert_eq!(lines[2], "db        (nobody)   -                        -");
     }
 }

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use clap::Subcommand;
 use serde_json::{json, Value};
 
-use super::client::{output, Client, ClientError};
+use super::client::{output, table, text, when, who, Client, ClientError};
 use super::ApiArgs;
 
 #[derive(Subcommand, Debug)]
@@ -21,8 +21,9 @@ pub enum QueueCommand {
         name: String,
         #[command(flatten)]
         api: ApiArgs,
-        #[arg(long, env = "USER")]
-        by: String,
+        /// Who acts (default: the token's name, else $USER).
+        #[arg(long)]
+        by: Option<String>,
     },
 }
 
@@ -39,26 +40,42 @@ pub async fn run(command: QueueCommand) -> ExitCode {
     }
 }
 
-fn text(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        Value::Null => "-".to_string(),
-        other => other.to_string(),
-    }
-}
-
 fn line(i: &Value) -> String {
     format!(
         "incident {}: Sev {} {}, opened {}{}: {}\n",
         text(&i["id"]),
         text(&i["severity"]),
         text(&i["status"]),
-        text(&i["opened_at"]),
+        when(&i["opened_at"]),
         match &i["assignee"] {
             Value::Null => String::new(),
             who => format!(", assigned to {}", text(who)),
         },
         text(&i["title"]),
+    )
+}
+
+fn list_table(name: &str, list: &Value) -> String {
+    let incidents = list.as_array().cloned().unwrap_or_default();
+    if incidents.is_empty() {
+        return format!("no incidents in queue {name}\n");
+    }
+    let rows: Vec<Vec<String>> = incidents
+        .iter()
+        .map(|i| {
+            vec![
+                text(&i["id"]),
+                format!("Sev {}", text(&i["severity"])),
+                text(&i["status"]),
+                when(&i["opened_at"]),
+                text(&i["assignee"]),
+                text(&i["title"]),
+            ]
+        })
+        .collect();
+    table(
+        &["ID", "SEV", "STATUS", "OPENED", "ASSIGNEE", "TITLE"],
+        &rows,
     )
 }
 
@@ -68,16 +85,10 @@ async fn execute(command: QueueCommand) -> Result<String, ClientError> {
             let list = Client::new(&api)?
                 .get(&format!("/api/v1/queues/{name}"), &[])
                 .await?;
-            output(&api, &list, |l| {
-                l.as_array()
-                    .map(Vec::as_slice)
-                    .unwrap_or_default()
-                    .iter()
-                    .map(line)
-                    .collect()
-            })
+            output(&api, &list, |l| list_table(&name, l))
         }
         QueueCommand::Take { name, api, by } => {
+            let by = who(by, &api).await?;
             let incident = Client::new(&api)?
                 .post(&format!("/api/v1/queues/{name}/take"), json!({ "by": by }))
                 .await?;

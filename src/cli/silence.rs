@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use clap::Subcommand;
 use serde_json::{json, Value};
 
-use super::client::{output, table, text, Client, ClientError};
+use super::client::{output, table, text, when, who, Client, ClientError};
 use super::ApiArgs;
 
 #[derive(Subcommand, Debug)]
@@ -27,8 +27,9 @@ pub enum SilenceCommand {
         /// Why.
         #[arg(long, required = true)]
         comment: String,
-        #[arg(long, env = "USER")]
-        by: String,
+        /// Who acts (default: the token's name, else $USER).
+        #[arg(long)]
+        by: Option<String>,
         /// Make nothing; list the open incidents it would hold.
         #[arg(long)]
         dry_run: bool,
@@ -76,6 +77,7 @@ async fn execute(command: SilenceCommand) -> Result<String, ClientError> {
             dry_run,
             api,
         } => {
+            let by = who(by, &api).await?;
             let mut body = json!({ "matchers": matchers, "created_by": by, "comment": comment });
             for (key, value) in [
                 ("duration", duration),
@@ -101,7 +103,7 @@ async fn execute(command: SilenceCommand) -> Result<String, ClientError> {
                         text(&s["id"]),
                         text(&s["state"]),
                         matchers_text(s),
-                        text(&s["ends_at"])
+                        when(&s["ends_at"])
                     )
                 })
             }
@@ -119,7 +121,7 @@ async fn execute(command: SilenceCommand) -> Result<String, ClientError> {
                 format!(
                     "silence {} expired at {}\n",
                     text(&s["id"]),
-                    text(&s["ends_at"])
+                    when(&s["ends_at"])
                 )
             })
         }
@@ -138,10 +140,10 @@ fn would_hold_line(answer: &Value) -> String {
         .as_array()
         .map(|ids| ids.iter().map(text).collect())
         .unwrap_or_default();
+    let held = crate::words::count(ids.len(), "open incident", "open incidents");
     match ids.len() {
-        0 => "it would hold no open incident\n".to_string(),
-        1 => format!("it would hold open incident {}\n", ids[0]),
-        n => format!("it would hold {n} open incidents: {}\n", ids.join(", ")),
+        0 => format!("it would hold {held}\n"),
+        _ => format!("it would hold {held}: {}\n", ids.join(", ")),
     }
 }
 
@@ -156,8 +158,8 @@ fn list_table(list: &Value) -> String {
             vec![
                 text(&s["id"]),
                 text(&s["state"]),
-                text(&s["starts_at"]),
-                text(&s["ends_at"]),
+                when(&s["starts_at"]),
+                when(&s["ends_at"]),
                 text(&s["created_by"]),
                 matchers_text(s),
                 text(&s["comment"]),
@@ -178,11 +180,11 @@ mod tests {
     fn a_dry_run_says_how_many_it_would_hold() {
         assert_eq!(
             would_hold_line(&json!({ "incidents": [] })),
-            "it would hold no open incident\n"
+            "it would hold no open incidents\n"
         );
         assert_eq!(
             would_hold_line(&json!({ "incidents": [4] })),
-            "it would hold open incident 4\n"
+            "it would hold 1 open incident: 4\n"
         );
         assert_eq!(
             would_hold_line(&json!({ "incidents": [4, 9] })),

@@ -1,6 +1,7 @@
 //! What an incident's impacts say for the Sev table, besides the names they hit.
 
 use crate::config::ClassificationConfig;
+use crate::words::count;
 
 /// What an incident's impacts say besides the names they hit: the kinds and flags the Sev
 /// table reads. Adding an impact only ever adds to it, so an incident keeps it up to date
@@ -45,12 +46,20 @@ impl Blast {
         let (computed, reason) = if self.disaster_kind && many_customers {
             (
                 0,
-                format!("data loss, corruption or security impact on {c} customers"),
+                format!(
+                    "data loss, corruption or security impact on {}",
+                    count(c, "customer", "customers")
+                ),
             )
         } else if many_customers && spread && self.major {
             (
                 1,
-                format!("major impact on {c} customers across {r} regions and {s} services"),
+                format!(
+                    "major impact on {} across {} and {}",
+                    count(c, "customer", "customers"),
+                    count(r, "region", "regions"),
+                    count(s, "service", "services")
+                ),
             )
         } else if self.sla_breach || self.disaster_kind {
             (
@@ -58,7 +67,10 @@ impl Blast {
                 if self.sla_breach {
                     "SLA breached".to_string()
                 } else {
-                    format!("data loss, corruption or security impact on {c} customer(s)")
+                    format!(
+                        "data loss, corruption or security impact on {}",
+                        count(c, "customer", "customers")
+                    )
                 },
             )
         } else if self.high_business_impact {

@@ -320,9 +320,13 @@ impl std::fmt::Display for EscalateRefusal {
             EscalateRefusal::NoEscalation => {
                 f.write_str("it has no escalation policy (its route queues it or pages nobody)")
             }
+            EscalateRefusal::NoLevelLeft { policy, levels: 1 } => write!(
+                f,
+                "no level is left: policy {policy} has one level, and it was paged"
+            ),
             EscalateRefusal::NoLevelLeft { policy, levels } => write!(
                 f,
-                "no level is left: all {levels} level(s) of policy {policy} were paged"
+                "no level is left: all {levels} levels of policy {policy} were paged"
             ),
         }
     }

@@ -553,7 +553,7 @@ fn escalating_by_hand_pages_the_next_level_at_once_until_none_is_left() {
             levels: 2
         }
         .to_string(),
-        "no level is left: all 2 level(s) of policy storage were paged"
+        "no level is left: all 2 levels of policy storage were paged"
     );
     let mut queued = PagingState::default();
     assert_eq!(

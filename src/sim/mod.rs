@@ -77,3 +77,71 @@ impl Simulation {
         self.pages.extend(changes.pages);
     }
 }
+
+/// An incident in the words the CLI uses: "Sev 1 incident #1 (pinned), resolved:
+/// StorageDown in storage china-east; services storage; regions china-east, china-north;
+/// 2 customers".
+pub fn describe(incident: &Incident) -> String {
+    let names = |set: &crate::incident::NameSet| match set.len() {
+        0 => "none".to_string(),
+        _ => set.iter().cloned().collect::<Vec<_>>().join(", "),
+    };
+    format!(
+        "Sev {} incident #{}{}, {}: {}; services {}; regions {}; {}",
+        incident.severity,
+        incident.id,
+        if incident.pinned { " (pinned)" } else { "" },
+        incident.status.as_str(),
+        incident.title,
+        names(&incident.services),
+        names(&incident.regions),
+        crate::words::count(incident.customers.len(), "customer", "customers"),
+    )
+}
+
+/// A timeline entry as a line: "Sev 2 incident #1 opened: StorageDown in storage
+/// china-east (SLA breached)", "incident #1 acknowledged by alice".
+pub fn describe_entry(entry: &TimelineEntry) -> String {
+    let id = entry.incident_id;
+    if entry.kind == "opened" {
+        // "opened at Sev 2 (reason): title" and "declared by bob at Sev 2 (reason): title".
+        let (how, rest) = match entry.message.strip_prefix("opened at ") {
+            Some(rest) => ("opened".to_string(), rest),
+            None => match entry.message.split_once(" at ") {
+                Some((how, rest)) if how.starts_with("declared by ") => (how.to_string(), rest),
+                _ => (String::new(), ""),
+            },
+        };
+        let parsed = rest
+            .strip_prefix("Sev ")
+            .and_then(|r| r.split_once(" ("))
+            .and_then(|(sev, r)| r.split_once("): ").map(|(why, title)| (sev, why, title)));
+        if let Some((severity, why, title)) = parsed {
+            return format!("Sev {severity} incident #{id} {how}: {title} ({why})");
+        }
+    }
+    let words = entry.kind.replace('_', " ");
+    let lead = words.split(' ').next().unwrap_or_default();
+    if entry.message.starts_with(lead) {
+        format!("incident #{id} {}", entry.message)
+    } else {
+        format!("incident #{id} {words}: {}", entry.message)
+    }
+}
+
+/// A page as a line: "incident #1: alice paged by email (triggered, level 0)".
+pub fn describe_page(page: &Page) -> String {
+    let about = match page.case_id {
+        Some(case) => format!("case #{case}"),
+        None => format!("incident #{}", page.incident_id),
+    };
+    format!(
+        "{about}: {} paged by {} ({}{})",
+        page.recipient.id,
+        page.recipient.channel.as_str(),
+        page.event.as_str().replace('_', " "),
+        page.level
+            .map(|l| format!(", level {l}"))
+            .unwrap_or_default()
+    )
+}

@@ -76,55 +76,29 @@ pub fn replay(config: crate::config::Config, signals: &Path) -> Result<String, S
     // Let timers run out for a day after the last signal (auto-resolve, escalations).
     sim.advance_to(end + chrono::Duration::hours(24));
 
-    let mut out = String::new();
+    let times = crate::output::times();
     let mut lines: Vec<(DateTime<Utc>, usize, String)> = Vec::new();
     for (i, entry) in sim.timeline.iter().enumerate() {
+        // Each page has a line of its own, below.
         if matches!(entry.kind.as_str(), "paged") {
             continue;
         }
-        lines.push((
-            entry.at,
-            i,
-            format!(
-                "incident {:<4} {:<18} {}",
-                entry.incident_id, entry.kind, entry.message
-            ),
-        ));
+        lines.push((entry.at, i, super::describe_entry(entry)));
     }
     let offset = sim.timeline.len();
     for (i, page) in sim.pages.iter().enumerate() {
-        lines.push((
-            page.created_at,
-            offset + i,
-            format!(
-                "incident {:<4} {:<18} {} → {} ({}){}",
-                page.incident_id,
-                "page",
-                page.event,
-                page.recipient.id,
-                page.recipient.channel.as_str(),
-                page.level
-                    .map(|l| format!(" level {l}"))
-                    .unwrap_or_default()
-            ),
-        ));
+        lines.push((page.created_at, offset + i, super::describe_page(page)));
     }
     lines.sort_by_key(|(at, i, _)| (*at, *i));
+    let mut out = String::new();
     for (at, _, line) in &lines {
-        out.push_str(&format!("{}  {line}\n", at.format("%Y-%m-%dT%H:%M:%SZ")));
+        out.push_str(&format!("{}  {line}\n", times.show(*at)));
     }
-    out.push_str(&format!("\n{} incident(s):\n", sim.incidents.len()));
+    let incidents = crate::words::count(sim.incidents.len(), "incident", "incidents");
+    let pages = crate::words::count(sim.pages.len(), "page", "pages");
+    out.push_str(&format!("\n{incidents}, {pages}\n"));
     for incident in sim.incidents.values() {
-        out.push_str(&format!(
-            "  #{:<4} Sev {} {:<12} services={:?} regions={:?} customers={} {:?}\n",
-            incident.id,
-            incident.severity,
-            incident.status.as_str(),
-            incident.services,
-            incident.regions,
-            incident.customers.len(),
-            incident.title
-        ));
+        out.push_str(&format!("  {}\n", super::describe(incident)));
     }
     Ok(out)
 }

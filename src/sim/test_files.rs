@@ -17,7 +17,8 @@ use super::Simulation;
 use crate::config::{self, Config};
 use crate::engine::Setup;
 use crate::incident::Incident;
-use crate::output::outln;
+use crate::output::{outln, times};
+use crate::words::count;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -219,20 +220,6 @@ fn run_case(
     }
 }
 
-fn show(incident: &Incident) -> String {
-    format!(
-        "#{} Sev {} {}{} services={:?} regions={:?} customers={} {:?}",
-        incident.id,
-        incident.severity,
-        incident.status.as_str(),
-        if incident.pinned { " (pinned)" } else { "" },
-        incident.services,
-        incident.regions,
-        incident.customers.len(),
-        incident.title
-    )
-}
-
 fn check(sim: &Simulation, expectation: &Expectation, start: DateTime<Utc>, report: &mut String) {
     let at = &expectation.at;
     let mut problems = Vec::new();
@@ -240,8 +227,8 @@ fn check(sim: &Simulation, expectation: &Expectation, start: DateTime<Utc>, repo
         let actual: Vec<&Incident> = sim.incidents.values().collect();
         if expected.len() != actual.len() {
             problems.push(format!(
-                "expected {} incident(s), got {}",
-                expected.len(),
+                "expected {}, got {}",
+                count(expected.len(), "incident", "incidents"),
                 actual.len()
             ));
         }
@@ -251,7 +238,7 @@ fn check(sim: &Simulation, expectation: &Expectation, start: DateTime<Utc>, repo
         if !problems.is_empty() {
             let listing: Vec<String> = actual
                 .iter()
-                .map(|i| format!("      {}", show(i)))
+                .map(|i| format!("      {}", super::describe(i)))
                 .collect();
             problems.push(format!(
                 "incidents at {at}:\n{}",
@@ -268,8 +255,8 @@ fn check(sim: &Simulation, expectation: &Expectation, start: DateTime<Utc>, repo
         let actual = &sim.pages;
         if expected.len() != actual.len() {
             problems.push(format!(
-                "expected {} page(s), got {}",
-                expected.len(),
+                "expected {}, got {}",
+                count(expected.len(), "page", "pages"),
                 actual.len()
             ));
         }
@@ -306,7 +293,7 @@ fn check(sim: &Simulation, expectation: &Expectation, start: DateTime<Utc>, repo
             }
             if let Some(w) = &want.at {
                 match parse_at(w, start) {
-                    Ok(t) => diff("created at", t.to_rfc3339(), got.created_at.to_rfc3339()),
+                    Ok(t) => diff("created at", times().show(t), times().show(got.created_at)),
                     Err(e) => problems.push(format!("page {}: {e}", i + 1)),
                 }
             }
@@ -316,15 +303,11 @@ fn check(sim: &Simulation, expectation: &Expectation, start: DateTime<Utc>, repo
                 .iter()
                 .map(|p| {
                     format!(
-                        "      +{} incident {} {} → {} ({}) level {}",
+                        "      +{} {}",
                         crate::config::Duration(
                             (p.created_at - start).to_std().unwrap_or_default()
                         ),
-                        p.incident_id,
-                        p.event,
-                        p.recipient.id,
-                        p.recipient.channel.as_str(),
-                        p.level.map(|l| l.to_string()).unwrap_or_else(|| "-".into())
+                        super::describe_page(p)
                     )
                 })
                 .collect();
@@ -366,7 +349,7 @@ fn compare_incident(
         diff("id", w.to_string(), got.id.to_string());
     }
     if let Some(w) = &want.title {
-        diff("title", format!("{w:?}"), format!("{:?}", got.title));
+        diff("title", format!("\"{w}\""), format!("\"{}\"", got.title));
     }
     if let Some(w) = want.severity {
         diff("severity", w.to_string(), got.severity.to_string());
@@ -380,29 +363,17 @@ fn compare_incident(
     if let Some(w) = &want.services {
         let mut w = w.clone();
         w.sort();
-        diff(
-            "services",
-            format!("{w:?}"),
-            format!("{:?}", got.services.iter().collect::<Vec<_>>()),
-        );
+        diff("services", names(&w), names(got.services.iter()));
     }
     if let Some(w) = &want.regions {
         let mut w = w.clone();
         w.sort();
-        diff(
-            "regions",
-            format!("{w:?}"),
-            format!("{:?}", got.regions.iter().collect::<Vec<_>>()),
-        );
+        diff("regions", names(&w), names(got.regions.iter()));
     }
     if let Some(w) = &want.customers {
         let mut w = w.clone();
         w.sort();
-        diff(
-            "customers",
-            format!("{w:?}"),
-            format!("{:?}", got.customers.iter().collect::<Vec<_>>()),
-        );
+        diff("customers", names(&w), names(got.customers.iter()));
     }
     if let Some(w) = want.customer_count {
         diff(
@@ -422,9 +393,9 @@ fn compare_incident(
         match parse_at(w, start) {
             Ok(t) => diff(
                 "respond_by",
-                t.to_rfc3339(),
+                times().show(t),
                 got.respond_by
-                    .map(|r| r.to_rfc3339())
+                    .map(|r| times().show(r))
                     .unwrap_or_else(|| "none".into()),
             ),
             Err(e) => diff("respond_by", e, String::new()),
@@ -434,9 +405,21 @@ fn compare_incident(
         for (k, v) in w {
             diff(
                 &format!("labels.{k}"),
-                format!("{v:?}"),
-                format!("{:?}", got.labels.get(k)),
+                format!("\"{v}\""),
+                match got.labels.get(k) {
+                    Some(got) => format!("\"{got}\""),
+                    None => "no such label".to_string(),
+                },
             );
         }
+    }
+}
+
+/// Names as a person lists them: "china-east, china-north", or "none".
+fn names<'a>(names: impl IntoIterator<Item = &'a String>) -> String {
+    let names: Vec<&str> = names.into_iter().map(String::as_str).collect();
+    match names.len() {
+        0 => "none".to_string(),
+        _ => names.join(", "),
     }
 }

@@ -131,7 +131,10 @@ fn assert_errors_with(
     expected: &[&str],
 ) {
     let (code, _, stderr, dir) = check_with(config, rules, files);
-    let errors: Vec<&String> = stderr.iter().filter(|l| !l.ends_with("error(s)")).collect();
+    let errors: Vec<&String> = stderr
+        .iter()
+        .filter(|l| !crate::support::is_error_count(l))
+        .collect();
     let shown = annotated(dir.path(), &errors);
     assert_eq!(code, 1, "exit status; errors:\n{shown}");
     assert_eq!(errors.len(), expected.len(), "errors:\n{shown}");
@@ -150,7 +153,7 @@ fn valid_files_pass() {
         &[("ok.yaml", "groups:\n  - name: g\n    rules:\n      - { name: A, match: ['source=\"alert\"'], impact: { kind: outage } }\n")],
     );
     assert_eq!(code, 0, "{stderr:?}");
-    assert!(stdout.contains("OK (1 rules in 1 rule files"), "{stdout}");
+    assert!(stdout.contains("OK (1 rule in 1 rule file,"), "{stdout}");
     let shipped = tocsin(
         &["check", "--config"],
         &Path::new(env!("CARGO_MANIFEST_DIR")).join("config"),
@@ -500,7 +503,7 @@ fn an_unset_password_env_is_a_warning_for_check_and_an_error_for_run() {
     assert_eq!(code, 0, "a warning only: {stderr:?}");
     assert_eq!(stderr, [format!("tocsin.yaml:4:62: warning: {message}")]);
     assert!(
-        stdout.contains("OK") && stdout.contains("1 warning(s)"),
+        stdout.contains("OK") && stdout.contains("; 1 warning)"),
         "{stdout}"
     );
     assert_run_refuses(dir.path(), &[&format!("tocsin.yaml:4:62: {message}")]);

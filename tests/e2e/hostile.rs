@@ -177,7 +177,7 @@ async fn check(dir: &Path) -> (Option<i32>, Vec<String>) {
     let output = child.wait_with_output().unwrap();
     let lines = String::from_utf8_lossy(&output.stderr)
         .lines()
-        .filter(|l| !l.ends_with("error(s)"))
+        .filter(|l| !crate::support::is_error_count(l))
         .map(str::to_string)
         .collect();
     (output.status.code(), lines)

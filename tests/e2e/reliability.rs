@@ -517,6 +517,27 @@ async fn through_store_trouble(dir: &Path, db: &Path, trouble: Trouble) {
     eventually(Duration::from_secs(10), || caught_up(&engine))
         .await
         .expect("the refused incident and the ack were written");
+    // The ack answered 503 took effect, and its audit entry follows it into the store; the
+    // retry answered 409 changed nothing and has none.
+    let target = format!("incident {before}");
+    let acks = eventually(Duration::from_secs(15), || async {
+        let (_, page) = engine.get_json("/api/v1/audit").await;
+        let acks: Vec<Value> = page["entries"]
+            .as_array()?
+            .iter()
+            .filter(|e| e["action"] == "ack" && e["target"] == target.as_str())
+            .cloned()
+            .collect();
+        (!acks.is_empty()).then_some(acks)
+    })
+    .await
+    .expect("the 503 ack has its audit entry once the store takes writes");
+    assert_eq!(acks.len(), 1, "{acks:?}");
+    assert_eq!(acks[0]["actor"], "alice", "{acks:?}");
+    let (code, out, err) =
+        support::run_tocsin(dir, &["audit", "verify", "--config", "config.yaml"]).await;
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("audit log intact"), "{out}");
     let store = Store::open_read_only(&format!("sqlite://{}", db.display()))
         .await
         .unwrap();

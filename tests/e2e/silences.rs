@@ -469,7 +469,7 @@ async fn the_cli_adds_lists_and_expires_silences() {
     ]))
     .await;
     assert_eq!(code, 0, "{err}");
-    assert_eq!(out, format!("it would hold open incident {id}\n"));
+    assert_eq!(out, format!("it would hold 1 open incident: {id}\n"));
     let (code, out, err) = cli(base(&[
         "silence",
         "add",

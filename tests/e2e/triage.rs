@@ -133,6 +133,20 @@ async fn sev4_incidents_wait_in_their_components_queue_and_are_taken_oldest_firs
         out.starts_with(&format!("incident {second}: Sev 4")) && out.contains("assigned to bob"),
         "{out}"
     );
+    // A take is a change: it is in the audit log, by whoever took it.
+    let (_, audit) = e.engine.get("/api/v1/audit").await;
+    let target = format!("incident {second}");
+    assert!(
+        audit["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|entry| entry["action"] == "take"
+                && entry["target"] == target.as_str()
+                && entry["actor"] == "bob"
+                && entry["detail"] == "from queue data-oncall"),
+        "{audit}"
+    );
     let (status, body) = e
         .engine
         .post("/api/v1/queues/data-oncall/take", &json!({ "by": "alice" }))

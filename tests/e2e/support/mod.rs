@@ -133,6 +133,8 @@ pub async fn run_tocsin(cwd: &Path, args: &[&str]) -> (i32, String, String) {
             .args(args)
             .current_dir(cwd)
             .env("TOCSIN_LOG", "info")
+            // Times print in the reader's zone: the tests read UTC on any machine.
+            .env("TZ", "UTC")
             .kill_on_drop(true)
             .output(),
     )
@@ -538,4 +540,13 @@ pub async fn wait_ready_or_start_again(process: &mut impl Started, wait: Duratio
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     false
+}
+
+/// The last line of `tocsin check`'s errors: "1 error", "3 errors".
+pub fn is_error_count(line: &str) -> bool {
+    let mut words = line.split(' ');
+    matches!(
+        (words.next(), words.next(), words.next()),
+        (Some(n), Some("error" | "errors"), None) if n.parse::<usize>().is_ok()
+    )
 }
