@@ -81,6 +81,8 @@ pub struct Chrome {
     pub refresh: u32,
     /// This page's path, to come back to after giving a name or signing in.
     pub here: String,
+    /// `here`, percent-encoded for a query string.
+    pub here_encoded: String,
     /// Signed in with a session cookie (a Sign out button).
     pub signed_in: bool,
     /// Who acts from this browser: the token's name, else the name it gave once.
@@ -116,6 +118,7 @@ pub(super) fn chrome(state: &AppState, headers: &HeaderMap, here: &str, refresh:
         now: render::time(state.clock.now()),
         refresh,
         here: here.to_string(),
+        here_encoded: session::encode(here),
         signed_in: !state.tokens().is_empty()
             && session::cookie(headers, session::SESSION_COOKIE).is_some(),
         name_from_token: token_name.is_some(),

@@ -196,6 +196,26 @@ impl Browser {
         .map(drop)
     }
 
+    /// Run `script` (a function body; `arguments` holds `args`) in the page; its return value.
+    pub async fn execute(&self, script: &str, args: Vec<Value>) -> Result<Value, WebDriverError> {
+        self.call(
+            reqwest::Method::POST,
+            "/execute/sync",
+            Some(json!({ "script": script, "args": args })),
+        )
+        .await
+    }
+
+    /// A Chrome DevTools command through chromedriver (e.g. `Emulation.setTimezoneOverride`).
+    pub async fn devtools(&self, command: &str, params: Value) -> Result<Value, WebDriverError> {
+        self.call(
+            reqwest::Method::POST,
+            "/goog/cdp/execute",
+            Some(json!({ "cmd": command, "params": params })),
+        )
+        .await
+    }
+
     /// End the session (Chromium exits).
     pub async fn quit(self) {
         let _ = self.call(reqwest::Method::DELETE, "", None).await;
