@@ -14,6 +14,9 @@ use futures::FutureExt;
 use serde_json::{json, Value};
 use tocsin::signal::Signal;
 
+#[path = "dashboard_pages.rs"]
+mod pages;
+
 fn with_summary(mut signal: Signal, summary: &str) -> Signal {
     std::sync::Arc::make_mut(&mut signal.annotations)
         .insert("summary".to_string(), summary.to_string());

@@ -216,6 +216,24 @@ impl Browser {
         .await
     }
 
+    /// The session's address, to end it with [`Browser::end`] when the browser itself is
+    /// out of reach (a test that panicked while holding it).
+    pub fn session_url(&self) -> String {
+        self.session.clone()
+    }
+
+    /// End the session at `session` (Chromium exits).
+    pub async fn end(session: &str) {
+        let _ = reqwest::Client::builder()
+            .no_proxy()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap()
+            .delete(session)
+            .send()
+            .await;
+    }
+
     /// End the session (Chromium exits).
     pub async fn quit(self) {
         let _ = self.call(reqwest::Method::DELETE, "", None).await;
