@@ -87,14 +87,16 @@ fn page_row(setup: &Setup, entry: &OutboxEntry) -> TimelineRow {
 }
 
 /// Does a page row tell what stored entry `e` tells? A `paged` entry names the pages made at
-/// its time for its event; a `delivery_failed` entry, a page given up on.
+/// its time for its event (times compared to the millisecond, as the store keeps them); a
+/// `delivery_failed` entry, a page given up on.
 fn told_by_pages(e: &TimelineEntry, pages: &[OutboxEntry]) -> bool {
     match e.kind.as_str() {
         "paged" => {
             let event = e.data.get("event").and_then(|v| v.as_str());
-            pages
-                .iter()
-                .any(|p| p.page.created_at == e.at && Some(p.page.event.as_str()) == event)
+            pages.iter().any(|p| {
+                p.page.created_at.timestamp_millis() == e.at.timestamp_millis()
+                    && Some(p.page.event.as_str()) == event
+            })
         }
         "delivery_failed" => {
             let recipient = e
@@ -134,8 +136,9 @@ pub fn timeline(
         })
         .collect();
     rows.extend(pages.iter().map(|p| page_row(setup, p)));
-    // Stable: at equal times the stored entries (routed, opened) come before their pages.
-    rows.sort_by_key(|r| r.sort_at);
+    // Stable: at equal times (to the millisecond, as stored) the stored entries (routed,
+    // opened) come before their pages.
+    rows.sort_by_key(|r| r.sort_at.timestamp_millis());
     rows
 }
 
