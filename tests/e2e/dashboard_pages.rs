@@ -603,6 +603,10 @@ async fn the_timeline_shows_each_page_with_its_delivery_and_the_heading_its_reas
             browser.attribute("#tsg-link", "href").await.unwrap(),
             "https://wiki.example.com/tsg/storage"
         );
+        browser
+            .execute("document.querySelector('#timeline li.delivery-dead').scrollIntoView();", vec![])
+            .await
+            .unwrap();
         screenshot(&browser, "dashboard-timeline-dead-page.png").await;
 
         // A Sev 1 set by a rule's floor says so, and claims no spread it does not have.
