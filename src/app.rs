@@ -202,6 +202,7 @@ async fn start_engine(
     let mut tasks = leading.tasks;
     let (reload_tx, reload_rx) = mpsc::channel::<ReloadRequest>(8);
     let ready = Arc::new(AtomicBool::new(false));
+    let (refusal_tx, refusal_rx) = watch::channel(None);
     let state = AppState {
         engine: engine.clone(),
         store: store.clone(),
@@ -214,6 +215,7 @@ async fn start_engine(
         role: leading.role,
         engine_id: Arc::from(holder.as_str()),
         started_at: clock.now(),
+        last_refusal: refusal_rx,
     };
     tasks.push(tokio::spawn(reload_loop(
         options.config_path.clone(),
@@ -222,6 +224,7 @@ async fn start_engine(
         setup_tx,
         engine.clone(),
         Arc::clone(&metrics),
+        refusal_tx,
         shutdown_rx.clone(),
     )));
 

@@ -66,6 +66,8 @@ pub struct AppState {
     pub engine_id: Arc<str>,
     /// When this engine started serving (Alertmanager's `uptime`).
     pub started_at: chrono::DateTime<chrono::Utc>,
+    /// The last reload, when it was refused (the dashboard's banner).
+    pub last_refusal: crate::engine::reload::LastRefusal,
 }
 
 impl AppState {

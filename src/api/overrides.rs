@@ -11,7 +11,7 @@ use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
-use super::auth::{need, require_token, Need};
+use super::auth::{need, require_token, Caller, Need};
 use super::error::{json_object, reply_error, ApiError};
 use super::AppState;
 use crate::engine::{Input, Reply};
@@ -40,7 +40,7 @@ pub async fn live_paging(state: &AppState) -> Result<Paging, ApiError> {
     Ok(state.setup().paging.with_live(&[], &overrides))
 }
 
-fn known_schedule(state: &AppState, name: &str) -> Result<(), ApiError> {
+pub(crate) fn known_schedule(state: &AppState, name: &str) -> Result<(), ApiError> {
     match state.setup().paging.rotation(name) {
         Some(_) => Ok(()),
         None => Err(ApiError::not_found(format!(
@@ -57,27 +57,47 @@ async fn create(
 ) -> Result<(StatusCode, Json<ScheduleOverride>), ApiError> {
     known_schedule(&state, &name)?;
     let body: CreateBody = json_object(&body)?;
+    let said = body.created_by.unwrap_or_default();
+    let made = add(
+        &state,
+        &caller,
+        name,
+        body.responder,
+        body.start,
+        body.end,
+        &said,
+    )
+    .await?;
+    Ok((StatusCode::CREATED, Json(made)))
+}
+
+/// Put `responder` on call in `schedule` from `start` to `end` for `caller` (who may: the
+/// admin role), and record it in the audit log. `said` is who a nameless caller says acts.
+pub(crate) async fn add(
+    state: &AppState,
+    caller: &Caller,
+    schedule: String,
+    responder: String,
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+    said: &str,
+) -> Result<ScheduleOverride, ApiError> {
+    known_schedule(state, &schedule)?;
     let now = state.clock.now();
-    if !state
-        .setup()
-        .paging
-        .responders
-        .contains_key(&body.responder)
-    {
+    if !state.setup().paging.responders.contains_key(&responder) {
         return Err(ApiError::unprocessable(format!(
-            "`responder` {:?} is not a configured responder",
-            body.responder
+            "`responder` {responder:?} is not a configured responder"
         )));
     }
-    if body.end <= body.start {
+    if end <= start {
         return Err(ApiError::unprocessable(
             "`end` must be after `start` (RFC 3339 times)",
         ));
     }
-    if body.end <= now {
+    if end <= now {
         return Err(ApiError::unprocessable("`end` is in the past"));
     }
-    let created_by = caller.by(&body.created_by.unwrap_or_default());
+    let created_by = caller.by(said);
     if created_by.len() > 256 {
         return Err(ApiError::unprocessable(
             "`created_by` is at most 256 characters",
@@ -85,10 +105,10 @@ async fn create(
     }
     let made = ScheduleOverride {
         id: uuid::Uuid::new_v4().to_string(),
-        schedule: name,
-        responder: body.responder,
-        start: body.start,
-        end: body.end,
+        schedule,
+        responder,
+        start,
+        end,
         created_by,
         created_at: now,
     };
@@ -102,15 +122,15 @@ async fn create(
     );
     let target = format!("override {}", made.id);
     super::audit::record(
-        &state,
-        &caller,
+        state,
+        caller,
         &made.created_by,
         "override_create",
         &target,
         &detail,
     )
     .await?;
-    Ok((StatusCode::CREATED, Json(made)))
+    Ok(made)
 }
 
 async fn list(
@@ -127,15 +147,25 @@ async fn remove(
     State(state): State<AppState>,
     Path((name, id)): Path<(String, String)>,
 ) -> Result<Json<ScheduleOverride>, ApiError> {
+    Ok(Json(delete_one(&state, &caller, &name, &id).await?))
+}
+
+/// Delete override `id` of `schedule` for `caller`, and record it in the audit log.
+pub(crate) async fn delete_one(
+    state: &AppState,
+    caller: &Caller,
+    name: &str,
+    id: &str,
+) -> Result<ScheduleOverride, ApiError> {
     let found = state
         .store
-        .schedule_override(&id)
+        .schedule_override(id)
         .await?
         .filter(|o| o.schedule == name)
         .ok_or_else(|| ApiError::not_found(format!("no override {id} of schedule {name:?}")))?;
     match state
         .engine
-        .send(Input::DeleteOverride { id: id.clone() })
+        .send(Input::DeleteOverride { id: id.to_string() })
         .await?
     {
         Reply::NotFound(m) => return Err(ApiError::not_found(m)),
@@ -150,6 +180,6 @@ async fn remove(
     );
     let actor = caller.by(&found.created_by);
     let target = format!("override {id}");
-    super::audit::record(&state, &caller, &actor, "override_remove", &target, &detail).await?;
-    Ok(Json(found))
+    super::audit::record(state, caller, &actor, "override_remove", &target, &detail).await?;
+    Ok(found)
 }

@@ -16,7 +16,20 @@ use crate::metrics::Metrics;
 /// A reload request; answered once the reload is done.
 pub type ReloadRequest = oneshot::Sender<Result<(), String>>;
 
+/// The last reload, when it was refused: when, and every error it named. Cleared by a
+/// reload that succeeds; the dashboard shows it on every page.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RefusedReload {
+    pub at: chrono::DateTime<chrono::Utc>,
+    pub error: String,
+}
+
+/// Where the last refused reload is kept (`None` while the config in force is the last one
+/// asked for).
+pub type LastRefusal = watch::Receiver<Option<RefusedReload>>;
+
 /// Reload requests (API and SIGHUP): a bad config is refused whole and the old one runs on.
+#[allow(clippy::too_many_arguments)] // each part of the runtime it touches, handed in
 pub async fn reload_loop(
     config_path: PathBuf,
     ack_keys: AckKeys,
@@ -24,6 +37,7 @@ pub async fn reload_loop(
     setup_tx: watch::Sender<Arc<Setup>>,
     engine: EngineHandle,
     metrics: Arc<Metrics>,
+    refusal: watch::Sender<Option<RefusedReload>>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     loop {
@@ -42,10 +56,15 @@ pub async fn reload_loop(
                 metrics
                     .config_last_reload_success_timestamp_seconds
                     .set(chrono::Utc::now().timestamp() as f64);
+                refusal.send_replace(None);
                 tracing::info!("config reloaded");
             }
             Err(why) => {
                 metrics.config_last_reload_successful.set(0);
+                refusal.send_replace(Some(RefusedReload {
+                    at: chrono::Utc::now(),
+                    error: why.clone(),
+                }));
                 tracing::error!(error = %why, "config reload refused; the old config keeps running");
             }
         }

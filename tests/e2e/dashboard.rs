@@ -14,6 +14,9 @@ use futures::FutureExt;
 use serde_json::{json, Value};
 use tocsin::signal::Signal;
 
+#[path = "dashboard_pages.rs"]
+mod pages;
+
 fn with_summary(mut signal: Signal, summary: &str) -> Signal {
     std::sync::Arc::make_mut(&mut signal.annotations)
         .insert("summary".to_string(), summary.to_string());
@@ -155,7 +158,18 @@ async fn browser_acknowledges_an_incident_through_the_dashboard() {
             timeline.contains("opened") && timeline.contains("page"),
             "{timeline}"
         );
-        browser.type_into("#ack-by", "alice").await.unwrap();
+        // The name is asked once, at the top of the page; then the button acts under it.
+        browser.type_into("#your-name", "alice").await.unwrap();
+        browser.click("#save-name").await.unwrap();
+        let named = eventually(Duration::from_secs(20), || async {
+            browser
+                .text("#who-name")
+                .await
+                .ok()
+                .filter(|n| n == "alice")
+        })
+        .await;
+        assert!(named.is_some(), "the page did not take the name");
         browser.click("#ack-button").await.unwrap();
         let status = eventually(Duration::from_secs(20), || async {
             let status = browser.text("#status").await.ok()?;
@@ -290,7 +304,7 @@ async fn overview_groups_by_severity_with_queues_and_who_is_on_call() {
     assert!(
         // Delivery state as it is when the page renders: pending, or already written out.
         card.contains(&paged[0])
-            && (card.contains("email, pending") || card.contains("email, delivered")),
+            && (card.contains("email, queued") || card.contains("email, sent")),
         "{card}"
     );
     // The queue, and who holds the pager now.
@@ -410,7 +424,7 @@ async fn incident_page_shows_fields_impacts_and_the_whole_timeline() {
         "impact_added",
         "severity_raised",
         "triggered page to",
-        "delivered at",
+        "state-sent\">sent<",
         "rolling back build 4711",
         "id=\"ack-button\"",
         "id=\"resolve-button\"",
@@ -442,9 +456,10 @@ async fn page_forms_act_record_by_and_redirect_back() {
     .await;
     assert_eq!((status, location.as_str()), (303, back.as_str()));
     assert_eq!(incident(&engine, id).await["acknowledged_by"], "alice");
-    // The name is remembered for the next form.
+    // The name is remembered: the page says who acts, and asks no name in its forms.
     let (_, _, html) = page(&engine, &back, Some("tocsin_by=alice")).await;
-    assert!(html.contains("value=\"alice\""), "{html}");
+    assert!(html.contains("id=\"who-name\">alice<"), "{html}");
+    assert!(!html.contains("name=\"by\""), "{html}");
 
     let (status, _, html) = form(&engine, &format!("{back}/ack"), &[("by", "bob")], &[]).await;
     assert_eq!(status, 409, "{html}");

@@ -1,31 +1,36 @@
-//! The dashboard for on-call engineers: `GET /` (open incidents by severity, triage queues,
-//! who is on call) and `/incidents/{id}` (fields, impacts, timeline, and buttons that
-//! acknowledge, resolve, note and set severity). Server-rendered, refreshing itself, no
-//! front-end build step. Actions post HTML forms to non-API routes and redirect back.
+//! The dashboard for on-call engineers: `GET /` (open incidents by severity, with Ack from
+//! the list; triage queues; who is on call), `/incidents/{id}` (fields, impacts, the
+//! timeline with each page's delivery, and buttons that acknowledge, resolve, note, set
+//! severity and silence), `/history` (every incident, searched and paged), `/queues`,
+//! `/silences`, `/overrides` and `/audit`. Server-rendered, refreshing itself, no front-end
+//! build step; times are turned into the viewer's time zone by `static/dashboard.js`.
+//! Actions post HTML forms to non-API routes, act as the API does, and redirect back.
 
+mod actions;
+mod history;
+mod operate;
 pub mod render;
 pub mod session;
+pub mod timeline;
 pub mod view;
 
 use std::collections::HashMap;
 
-use axum::extract::rejection::FormRejection;
-use axum::extract::{FromRequest, Path, Query, Request, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::middleware;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use axum::{Form, Router};
+use axum::Router;
 use minijinja::context;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
-use super::auth::{ClientAddress, Role};
+use super::auth::Role;
 use super::error::ApiError;
-use super::incidents::{check_note, check_severity, parse_id, perform, who};
+use super::incidents::parse_id;
 use super::oncall::on_call;
 use super::queues::queue_names;
 use super::AppState;
-use crate::engine::Input;
 use crate::incident::{Incident, Status};
 use crate::store::IncidentFilter;
 use render::{message, page};
@@ -39,10 +44,27 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/", get(index))
         .route("/incidents/{id}", get(incident_page))
-        .route("/incidents/{id}/ack", post(ack))
-        .route("/incidents/{id}/resolve", post(resolve))
-        .route("/incidents/{id}/notes", post(note))
-        .route("/incidents/{id}/severity", post(severity))
+        .route("/incidents/{id}/ack", post(actions::ack))
+        .route("/incidents/{id}/resolve", post(actions::resolve))
+        .route("/incidents/{id}/notes", post(actions::note))
+        .route("/incidents/{id}/severity", post(actions::severity))
+        .route("/history", get(history::history))
+        .route("/queues", get(operate::queues))
+        .route("/queues/{name}/take", post(operate::take))
+        .route(
+            "/silences",
+            get(operate::silences).post(operate::create_silence),
+        )
+        .route("/silences/new", get(operate::new_silence))
+        .route("/silences/{id}/expire", post(operate::expire_silence))
+        .route("/overrides", get(operate::overrides))
+        .route("/overrides/{schedule}", post(operate::add_override))
+        .route(
+            "/overrides/{schedule}/{id}/delete",
+            post(operate::delete_override),
+        )
+        .route("/audit", get(operate::audit))
+        .route("/name", get(name_page).post(set_name))
         .route("/login", get(login_page).post(login))
         .route("/logout", post(logout))
         .route("/static/dashboard.css", get(css))
@@ -50,8 +72,67 @@ pub fn router() -> Router<AppState> {
         .layer(middleware::map_response(render::html_headers))
 }
 
+/// What every page's frame shows: where it is, who looks and what they may do, and a
+/// refused reload.
+#[derive(Serialize)]
+pub struct Chrome {
+    pub now: String,
+    /// Seconds between the page's own reloads (0: never).
+    pub refresh: u32,
+    /// This page's path, to come back to after giving a name or signing in.
+    pub here: String,
+    /// `here`, percent-encoded for a query string.
+    pub here_encoded: String,
+    /// Signed in with a session cookie (a Sign out button).
+    pub signed_in: bool,
+    /// Who acts from this browser: the token's name, else the name it gave once.
+    pub name: Option<String>,
+    /// The name is the token's (it cannot be changed here).
+    pub name_from_token: bool,
+    /// The caller's role: viewer, responder or admin.
+    pub role: &'static str,
+    pub can_respond: bool,
+    pub is_admin: bool,
+    /// This engine: leader or follower.
+    pub engine: String,
+    pub refused: Option<RefusedBanner>,
+}
+
+#[derive(Serialize)]
+pub struct RefusedBanner {
+    pub at: String,
+    pub error: String,
+}
+
+/// The frame of a page at `here` for this request.
+pub(super) fn chrome(state: &AppState, headers: &HeaderMap, here: &str, refresh: u32) -> Chrome {
+    let caller = session::caller(state, headers, String::new());
+    let token_name = caller.as_ref().and_then(|c| c.name.clone());
+    let role = caller.as_ref().map_or(Role::Viewer, |c| c.role);
+    let remembered = session::remembered_by(headers);
+    let refused = state.last_refusal.borrow().as_ref().map(|r| RefusedBanner {
+        at: render::time(r.at),
+        error: r.error.clone(),
+    });
+    Chrome {
+        now: render::time(state.clock.now()),
+        refresh,
+        here: here.to_string(),
+        here_encoded: session::encode(here),
+        signed_in: !state.tokens().is_empty()
+            && session::cookie(headers, session::SESSION_COOKIE).is_some(),
+        name_from_token: token_name.is_some(),
+        name: token_name.or_else(|| Some(remembered).filter(|n| !n.trim().is_empty())),
+        role: role.as_str(),
+        can_respond: role.grants(Role::Responder),
+        is_admin: role.grants(Role::Admin),
+        engine: state.role_text(),
+        refused,
+    }
+}
+
 /// An API error on a page: the same status, in words, with a way back.
-fn error_page(e: ApiError, back: &str) -> Response {
+pub(super) fn error_page(e: ApiError, back: &str) -> Response {
     let title = e.status.canonical_reason().unwrap_or("Error");
     message(e.status, title, &e.message, Some((back, "Back")))
 }
@@ -77,7 +158,7 @@ async fn js() -> impl IntoResponse {
 }
 
 /// Pages of many incidents at once, read once each.
-async fn pages_by_incident(
+pub(super) async fn pages_by_incident(
     state: &AppState,
     incidents: &[&Incident],
 ) -> Result<HashMap<i64, Vec<crate::store::OutboxEntry>>, ApiError> {
@@ -97,6 +178,24 @@ async fn index(State(state): State<AppState>, headers: HeaderMap) -> Response {
     overview(&state, &headers)
         .await
         .unwrap_or_else(|e| error_page(e, "/"))
+}
+
+/// Why each incident is at its severity, in its timeline's words.
+pub(super) async fn reasons(
+    state: &AppState,
+    incidents: &[&Incident],
+) -> Result<HashMap<i64, String>, ApiError> {
+    let mut out = HashMap::new();
+    for incident in incidents {
+        if out.contains_key(&incident.id) {
+            continue;
+        }
+        let entries = state.store.timeline_of(incident.id).await?;
+        if let Some(reason) = timeline::severity_reason(&entries, incident.severity) {
+            out.insert(incident.id, reason);
+        }
+    }
+    Ok(out)
 }
 
 async fn overview(state: &AppState, headers: &HeaderMap) -> Result<Response, ApiError> {
@@ -120,7 +219,13 @@ async fn overview(state: &AppState, headers: &HeaderMap) -> Result<Response, Api
         .chain(queues.iter().flat_map(|(_, q)| q.iter()))
         .collect();
     let pages = pages_by_incident(state, &everything).await?;
-    let card = |i: &Incident| view::card(&setup, i, &pages[&i.id], now);
+    let open_refs: Vec<&Incident> = open.iter().collect();
+    let reasons = reasons(state, &open_refs).await?;
+    let card = |i: &Incident| {
+        let mut card = view::card(&setup, i, &pages[&i.id], now);
+        card.reason = reasons.get(&i.id).cloned();
+        card
+    };
 
     // Sev 0 first; within a severity, what nobody has acknowledged yet first, then newest.
     let groups: Vec<minijinja::Value> = (0u8..=4)
@@ -135,7 +240,6 @@ async fn overview(state: &AppState, headers: &HeaderMap) -> Result<Response, Api
             });
             context! {
                 severity => severity,
-                label => view::SEVERITY_NAMES[severity as usize],
                 incidents => members.into_iter().map(card).collect::<Vec<_>>(),
             }
         })
@@ -146,7 +250,8 @@ async fn overview(state: &AppState, headers: &HeaderMap) -> Result<Response, Api
             context! { name => name, incidents => waiting.iter().map(card).collect::<Vec<_>>() }
         })
         .collect();
-    let oncall: Vec<minijinja::Value> = on_call(&setup.paging, now)
+    let paging = super::overrides::live_paging(state).await?;
+    let oncall: Vec<minijinja::Value> = on_call(&paging, now)
         .into_iter()
         .map(|entry| {
             context! {
@@ -161,11 +266,8 @@ async fn overview(state: &AppState, headers: &HeaderMap) -> Result<Response, Api
         StatusCode::OK,
         "index.html",
         context! {
-            now => render::time(now),
-            refresh => REFRESH_SECONDS,
-            logged_in => !state.tokens().is_empty() && session::cookie(headers, session::SESSION_COOKIE).is_some(),
+            chrome => chrome(state, headers, "/", REFRESH_SECONDS),
             open_count => open.len(),
-            role => state.role_text(),
             groups => groups,
             queues => queues,
             oncall => oncall,
@@ -208,14 +310,14 @@ async fn incident_detail(
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
+    let mut card = view::card(&setup, &incident, &pages, now);
+    card.reason = timeline::severity_reason(&entries, incident.severity);
     Ok(page(
         StatusCode::OK,
         "incident.html",
         context! {
-            now => render::time(now),
-            refresh => REFRESH_SECONDS,
-            logged_in => !state.tokens().is_empty() && session::cookie(headers, session::SESSION_COOKIE).is_some(),
-            i => view::card(&setup, &incident, &pages, now),
+            chrome => chrome(state, headers, &format!("/incidents/{id}"), REFRESH_SECONDS),
+            i => card,
             labels => labels,
             resolved_at => render::opt_time(incident.resolved_at),
             resolved_by => incident.resolved_by.clone(),
@@ -223,230 +325,11 @@ async fn incident_detail(
             sr_severity => incident.sr_severity.clone(),
             merged_into => incident.merged_into,
             impacts => impacts.iter().map(view::impact_row).collect::<Vec<_>>(),
-            timeline => view::timeline(&setup, &entries, &pages),
+            timeline => timeline::timeline(&setup, &entries, &pages),
             can_ack => incident.status == Status::Triggered,
             can_resolve => incident.is_open(),
-            by => session::caller(state, headers, String::new())
-                .and_then(|c| c.name)
-                .unwrap_or_else(|| session::remembered_by(headers)),
         },
     ))
-}
-
-/// A posted form, refused in the API's words ("field \"by\" is given twice") rather than
-/// axum's ("Failed to deserialize form body: duplicate field `by`").
-struct FormBody<T>(T);
-
-impl<T: serde::de::DeserializeOwned, S: Send + Sync> FromRequest<S> for FormBody<T> {
-    type Rejection = ApiError;
-
-    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
-        match Form::<T>::from_request(request, state).await {
-            Ok(Form(form)) => Ok(FormBody(form)),
-            Err(FormRejection::InvalidFormContentType(e)) => Err(ApiError::new(
-                e.status(),
-                "a form is sent as application/x-www-form-urlencoded",
-            )),
-            Err(FormRejection::FailedToDeserializeForm(e)) => {
-                Err(form_error(e.status(), &e.body_text()))
-            }
-            Err(FormRejection::FailedToDeserializeFormBody(e)) => {
-                Err(form_error(e.status(), &e.body_text()))
-            }
-            Err(other) => Err(ApiError::new(other.status(), other.body_text())),
-        }
-    }
-}
-
-/// axum's "Failed to deserialize form body: <serde's message>", as the API says it.
-fn form_error(status: StatusCode, text: &str) -> ApiError {
-    let serde = text.split_once(": ").map_or(text, |(_, rest)| rest);
-    ApiError::new(
-        status,
-        format!(
-            "invalid form: {}",
-            crate::decode::describe(".", serde, "the form")
-        ),
-    )
-}
-
-#[derive(Deserialize)]
-struct ByForm {
-    #[serde(default)]
-    by: String,
-}
-
-#[derive(Deserialize)]
-struct ResolveForm {
-    #[serde(default)]
-    by: String,
-    #[serde(default)]
-    note: String,
-}
-
-#[derive(Deserialize)]
-struct NoteForm {
-    #[serde(default)]
-    by: String,
-    #[serde(default)]
-    text: String,
-}
-
-#[derive(Deserialize)]
-struct SeverityForm {
-    #[serde(default)]
-    by: String,
-    /// 0–4, or "unpin".
-    #[serde(default)]
-    severity: String,
-    #[serde(default)]
-    reason: String,
-}
-
-/// The common path of every dashboard action: who may (the role `needed`), what it is, then
-/// back to the page. A named token acts under its name, whatever the form's `by` says.
-async fn act(
-    state: &AppState,
-    headers: &HeaderMap,
-    address: String,
-    id: &str,
-    by: &str,
-    needed: Role,
-    make: impl FnOnce(i64, String) -> Result<Input, ApiError>,
-) -> Response {
-    let back = format!("/incidents/{id}");
-    let Some(caller) = session::caller(state, headers, address) else {
-        return session::login_needed(state, headers, &back)
-            .unwrap_or_else(|| Redirect::to("/login").into_response());
-    };
-    if !session::same_origin(headers) {
-        return session::forbidden_cross_site();
-    }
-    let by = by.trim().to_string();
-    let result = async {
-        caller.need(needed)?;
-        let id = parse_id(id)?;
-        let by = who(&caller, &by)?;
-        let input = make(id, by)?;
-        perform(state, &caller, id, input).await
-    }
-    .await;
-    match result {
-        Ok(()) => {
-            let mut response = Redirect::to(&back).into_response();
-            if caller.name.is_none() {
-                if let Some(cookie) = session::by_cookie(&by) {
-                    response.headers_mut().append(header::SET_COOKIE, cookie);
-                }
-            }
-            response
-        }
-        Err(e) => error_page(e, &back),
-    }
-}
-
-async fn ack(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    ClientAddress(address): ClientAddress,
-    FormBody(form): FormBody<ByForm>,
-) -> Response {
-    act(
-        &state,
-        &headers,
-        address,
-        &id,
-        &form.by,
-        Role::Responder,
-        |incident_id, by| Ok(Input::Ack { incident_id, by }),
-    )
-    .await
-}
-
-async fn resolve(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    ClientAddress(address): ClientAddress,
-    FormBody(form): FormBody<ResolveForm>,
-) -> Response {
-    let note = Some(form.note.trim().to_string()).filter(|n| !n.is_empty());
-    act(
-        &state,
-        &headers,
-        address,
-        &id,
-        &form.by,
-        Role::Responder,
-        |incident_id, by| {
-            Ok(Input::Resolve {
-                incident_id,
-                by,
-                note,
-            })
-        },
-    )
-    .await
-}
-
-async fn note(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    ClientAddress(address): ClientAddress,
-    FormBody(form): FormBody<NoteForm>,
-) -> Response {
-    act(
-        &state,
-        &headers,
-        address,
-        &id,
-        &form.by,
-        Role::Responder,
-        |incident_id, by| {
-            check_note(&form.text)?;
-            Ok(Input::Note {
-                incident_id,
-                by,
-                text: form.text,
-            })
-        },
-    )
-    .await
-}
-
-async fn severity(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    ClientAddress(address): ClientAddress,
-    FormBody(form): FormBody<SeverityForm>,
-) -> Response {
-    act(
-        &state,
-        &headers,
-        address,
-        &id,
-        &form.by,
-        Role::Admin,
-        |incident_id, by| {
-            let severity = match form.severity.trim() {
-                "unpin" => None,
-                text => check_severity(Some(text.parse::<i64>().map_err(|_| {
-                    ApiError::unprocessable(format!("severity {text:?} is not 0 to 4 or \"unpin\""))
-                })?))?,
-            };
-            let reason = Some(form.reason.trim().to_string()).filter(|r| !r.is_empty());
-            Ok(Input::SetSeverity {
-                incident_id,
-                severity,
-                by,
-                reason,
-            })
-        },
-    )
-    .await
 }
 
 #[derive(Deserialize)]
@@ -467,8 +350,60 @@ fn login_form(status: StatusCode, next: &str, error: Option<&str>) -> Response {
     page(
         status,
         "login.html",
-        context! { next => session::safe_next(next), error => error, refresh => 0, logged_in => false, now => "" },
+        context! { next => session::safe_next(next), error => error },
     )
+}
+
+#[derive(Deserialize)]
+struct NameForm {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    next: String,
+}
+
+/// The form that asks this browser's name, once.
+async fn name_page(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<LoginQuery>,
+) -> Response {
+    let next = session::safe_next(&q.next).to_string();
+    if let Some(login) = session::login_needed(&state, &headers, &format!("/name?next={next}")) {
+        return login;
+    }
+    page(
+        StatusCode::OK,
+        "name.html",
+        context! {
+            chrome => chrome(&state, &headers, &next, 0),
+            next => next,
+            current => session::remembered_by(&headers),
+        },
+    )
+}
+
+/// Remember the name this browser acts under (a cookie); a signed-in named token's name
+/// always wins over it.
+async fn set_name(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    actions::FormBody(form): actions::FormBody<NameForm>,
+) -> Response {
+    let next = session::safe_next(&form.next).to_string();
+    if let Err(response) = actions::acting_caller(&state, &headers, String::new(), &next) {
+        return *response;
+    }
+    let name = form.name.trim();
+    if let Err(e) = super::incidents::check_by(name) {
+        let e = ApiError::new(e.status, "your name is 1 to 256 characters");
+        return error_page(e, &format!("/name?next={}", session::encode(&next)));
+    }
+    let mut response = Redirect::to(&next).into_response();
+    if let Some(cookie) = session::by_cookie(name) {
+        response.headers_mut().append(header::SET_COOKIE, cookie);
+    }
+    response
 }
 
 async fn login_page(State(state): State<AppState>, Query(q): Query<LoginQuery>) -> Response {
@@ -481,7 +416,7 @@ async fn login_page(State(state): State<AppState>, Query(q): Query<LoginQuery>) 
 async fn login(
     State(state): State<AppState>,
     headers: HeaderMap,
-    FormBody(form): FormBody<LoginForm>,
+    actions::FormBody(form): actions::FormBody<LoginForm>,
 ) -> Response {
     if state.tokens().is_empty() {
         return Redirect::to(session::safe_next(&form.next)).into_response();

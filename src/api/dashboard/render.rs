@@ -12,11 +12,17 @@ use minijinja::Environment;
 const TEMPLATES: &[(&str, &str)] = &[
     ("base.html", include_str!("templates/base.html")),
     ("index.html", include_str!("templates/index.html")),
-    ("card.html", include_str!("templates/card.html")),
+    ("row.html", include_str!("templates/row.html")),
     ("incident.html", include_str!("templates/incident.html")),
     ("ack.html", include_str!("templates/ack.html")),
     ("message.html", include_str!("templates/message.html")),
     ("login.html", include_str!("templates/login.html")),
+    ("name.html", include_str!("templates/name.html")),
+    ("history.html", include_str!("templates/history.html")),
+    ("queues.html", include_str!("templates/queues.html")),
+    ("silences.html", include_str!("templates/silences.html")),
+    ("overrides.html", include_str!("templates/overrides.html")),
+    ("audit.html", include_str!("templates/audit.html")),
 ];
 
 pub const CSS: &str = include_str!("static/dashboard.css");
@@ -29,6 +35,7 @@ fn templates() -> &'static Environment<'static> {
     ENV.get_or_init(|| {
         let mut env = Environment::new();
         env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
+        env.add_filter("when", when);
         for (name, source) in TEMPLATES {
             env.add_template(name, source)
                 .unwrap_or_else(|e| panic!("template {name} does not parse: {e}"));
@@ -99,6 +106,28 @@ pub async fn html_headers(mut response: axum::response::Response) -> axum::respo
     response
 }
 
+/// `{{ t|when }}`: a time of [`time`] as a `<time>` element that carries it in UTC (its
+/// `datetime`, and its title, shown on hover); `static/dashboard.js` writes it in the
+/// viewer's time zone. Anything else is shown as it is (escaped).
+fn when(value: minijinja::Value) -> minijinja::Value {
+    let Some(text) = value.as_str() else {
+        return if value.is_none() || value.is_undefined() {
+            minijinja::Value::from("")
+        } else {
+            value
+        };
+    };
+    match chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S UTC") {
+        // Digits and punctuation only: nothing to escape.
+        Ok(t) => minijinja::Value::from_safe_string(format!(
+            "<time datetime=\"{}\" title=\"{text}\">{text}</time>",
+            t.and_utc()
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        )),
+        Err(_) => minijinja::Value::from(text),
+    }
+}
+
 pub fn time(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%d %H:%M:%S UTC").to_string()
 }
@@ -144,6 +173,27 @@ mod tests {
         assert!(!html.contains("<script>alert"), "{html}");
         assert!(html.contains("&lt;script&gt;alert(1)"), "{html}");
         assert!(html.contains("a &amp; b &quot;quoted&quot;"), "{html}");
+    }
+
+    #[test]
+    fn times_carry_utc_for_the_script_and_the_hover() {
+        // A template named *.html, so that it escapes as the pages do.
+        let mut env = Environment::new();
+        env.add_filter("when", when);
+        env.add_template("t.html", "{{ t|when }}").unwrap();
+        let render = |_: &str, v: minijinja::Value| {
+            env.get_template("t.html")
+                .unwrap()
+                .render(minijinja::context! { t => v })
+                .unwrap()
+        };
+        assert_eq!(
+            render("{{ t|when }}", "2026-01-05 10:00:00 UTC".into()),
+            "<time datetime=\"2026-01-05T10:00:00Z\" title=\"2026-01-05 10:00:00 UTC\">\
+             2026-01-05 10:00:00 UTC</time>"
+        );
+        assert_eq!(render("{{ t|when }}", minijinja::Value::from(())), "");
+        assert_eq!(render("{{ t|when }}", "<b>".into()), "&lt;b&gt;");
     }
 
     #[test]

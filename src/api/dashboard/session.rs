@@ -16,7 +16,8 @@ use super::super::auth::{bearer, find_token, Caller, Role};
 use super::super::AppState;
 
 pub const SESSION_COOKIE: &str = "tocsin_session";
-/// Remembers who acted last, to prefill the `by` fields (the next action is likely theirs).
+/// The name this browser acts under when its token has none: asked once (`/name`, or the
+/// header's field) and recorded as `by` on every action.
 pub const BY_COOKIE: &str = "tocsin_by";
 /// One on-call shift.
 const SESSION_SECONDS: u32 = 12 * 3600;
@@ -138,7 +139,7 @@ pub fn by_cookie(by: &str) -> Option<HeaderValue> {
     .ok()
 }
 
-/// Who acted last from this browser, to prefill forms.
+/// The name this browser acts under (empty when it has not given one).
 pub fn remembered_by(headers: &HeaderMap) -> String {
     cookie(headers, BY_COOKIE)
         .and_then(|v| decode(&v))

@@ -8,9 +8,9 @@ use serde::Serialize;
 
 use super::render::{age, opt_time, time};
 use crate::engine::Setup;
-use crate::incident::{Impact, Incident, TimelineEntry};
+use crate::incident::{Impact, Incident};
 use crate::paging::PageEvent;
-use crate::store::{OutboxEntry, OutboxStatus};
+use crate::store::OutboxEntry;
 
 /// One incident on the overview.
 #[derive(Serialize)]
@@ -30,7 +30,14 @@ pub struct Card {
     pub acknowledged_ago: Option<String>,
     pub respond_by: Option<String>,
     pub queue: Option<String>,
+    pub assignee: Option<String>,
+    /// The troubleshooting guide of its services (`catalog.services[].tsg.url`).
+    pub tsg: Option<String>,
     pub paged: Vec<Paged>,
+    /// Why it is at its severity, as its timeline recorded (see `timeline::severity_reason`).
+    pub reason: Option<String>,
+    /// Nobody has acknowledged it yet.
+    pub can_ack: bool,
 }
 
 /// Someone paged for an incident, and how their latest page fared.
@@ -55,7 +62,8 @@ pub fn person(setup: &Setup, id: &str) -> String {
 }
 
 /// Who was paged about the incident itself (not the ack and resolve notices that follow),
-/// once per person and channel, with the delivery state of their latest page.
+/// once per person and channel, with the delivery state of their latest page (queued,
+/// sent, failing, dead).
 pub fn paged(setup: &Setup, pages: &[OutboxEntry]) -> Vec<Paged> {
     let mut latest: BTreeMap<(String, &'static str), &'static str> = BTreeMap::new();
     for entry in pages {
@@ -74,7 +82,7 @@ pub fn paged(setup: &Setup, pages: &[OutboxEntry]) -> Vec<Paged> {
                 entry.page.recipient.id.clone(),
                 entry.page.recipient.channel.as_str(),
             ),
-            entry.status.as_str(),
+            super::timeline::delivery_state(entry),
         );
     }
     latest
@@ -104,17 +112,13 @@ pub fn card(setup: &Setup, incident: &Incident, pages: &[OutboxEntry], now: Date
         acknowledged_ago: incident.acknowledged_at.map(|t| age(now, t)),
         respond_by: opt_time(incident.respond_by),
         queue: incident.queue.clone(),
+        assignee: incident.assignee.clone(),
+        tsg: incident.tsg.clone(),
         paged: paged(setup, pages),
+        reason: None,
+        can_ack: incident.status == crate::incident::Status::Triggered,
     }
 }
-
-pub const SEVERITY_NAMES: [&str; 5] = [
-    "disaster",
-    "multi-service or multi-region",
-    "single service below SLA",
-    "urgent, business hours",
-    "not urgent, triage queue",
-];
 
 #[derive(Serialize)]
 pub struct ImpactRow {
@@ -204,86 +208,12 @@ fn annotation_links(impact: &Impact) -> Vec<AnnotationLink> {
     links
 }
 
-/// One line of the incident's history as the page shows it.
-#[derive(Serialize, Debug)]
-pub struct TimelineRow {
-    pub at: String,
-    pub kind: String,
-    pub actor: String,
-    pub message: String,
-    #[serde(skip)]
-    sort_at: DateTime<Utc>,
-}
-
-/// The stored timeline with each page's delivery folded in at the time it was created, so
-/// one list tells the whole story: impacts, severity changes, pages and how they fared,
-/// acks, notes.
-pub fn timeline(
-    setup: &Setup,
-    entries: &[TimelineEntry],
-    pages: &[OutboxEntry],
-) -> Vec<TimelineRow> {
-    let mut rows: Vec<TimelineRow> = entries
-        .iter()
-        .map(|e| TimelineRow {
-            at: time(e.at),
-            kind: e.kind.clone(),
-            actor: e.actor.clone(),
-            message: e.message.clone(),
-            sort_at: e.at,
-        })
-        .collect();
-    for entry in pages {
-        let page = &entry.page;
-        let delivery = match entry.status {
-            OutboxStatus::Delivered => match entry.delivered_at {
-                Some(at) => format!("delivered at {}", time(at)),
-                None => "delivered".to_string(),
-            },
-            OutboxStatus::Pending if entry.attempts == 0 => "waiting to be sent".to_string(),
-            OutboxStatus::Pending => format!(
-                "retrying (attempt {}, next at {}){}",
-                entry.attempts,
-                time(entry.next_attempt_at),
-                entry
-                    .last_error
-                    .as_deref()
-                    .map(|e| format!(": {e}"))
-                    .unwrap_or_default()
-            ),
-            OutboxStatus::Failed => format!(
-                "failed after {} attempts{}",
-                entry.attempts,
-                entry
-                    .last_error
-                    .as_deref()
-                    .map(|e| format!(": {e}"))
-                    .unwrap_or_default()
-            ),
-        };
-        rows.push(TimelineRow {
-            at: time(page.created_at),
-            kind: "page".to_string(),
-            actor: "tocsin".to_string(),
-            message: format!(
-                "{} page to {} by {}: {delivery}",
-                page.event,
-                person(setup, &page.recipient.id),
-                page.recipient.channel.as_str()
-            ),
-            sort_at: page.created_at,
-        });
-    }
-    // Stable: at equal times the stored entry (e.g. "paged") comes before its pages.
-    rows.sort_by_key(|r| r.sort_at);
-    rows
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::config::Config;
     use crate::paging::{Channel, Page, PagePayload, Recipient};
+    use crate::store::OutboxStatus;
 
     fn entry(id: i64, who: &str, event: PageEvent, status: OutboxStatus) -> OutboxEntry {
         let at = DateTime::parse_from_rfc3339("2026-01-05T10:00:00Z")
@@ -365,21 +295,14 @@ mod tests {
                 Paged {
                     who: "alice".into(),
                     channel: "email",
-                    delivery: "delivered"
+                    delivery: "sent"
                 },
                 Paged {
                     who: "bob".into(),
                     channel: "email",
-                    delivery: "pending"
+                    delivery: "failing"
                 },
             ]
         );
-        let rows = timeline(&setup, &[], &pages);
-        assert_eq!(rows.len(), 4);
-        assert!(rows[0]
-            .message
-            .starts_with("triggered page to alice by email: failed after 1"));
-        assert!(rows[1].message.ends_with("delivered"), "{rows:?}");
-        assert!(rows[2].message.contains("retrying (attempt 1"), "{rows:?}");
     }
 }

@@ -196,6 +196,44 @@ impl Browser {
         .map(drop)
     }
 
+    /// Run `script` (a function body; `arguments` holds `args`) in the page; its return value.
+    pub async fn execute(&self, script: &str, args: Vec<Value>) -> Result<Value, WebDriverError> {
+        self.call(
+            reqwest::Method::POST,
+            "/execute/sync",
+            Some(json!({ "script": script, "args": args })),
+        )
+        .await
+    }
+
+    /// A Chrome DevTools command through chromedriver (e.g. `Emulation.setTimezoneOverride`).
+    pub async fn devtools(&self, command: &str, params: Value) -> Result<Value, WebDriverError> {
+        self.call(
+            reqwest::Method::POST,
+            "/goog/cdp/execute",
+            Some(json!({ "cmd": command, "params": params })),
+        )
+        .await
+    }
+
+    /// The session's address, to end it with [`Browser::end`] when the browser itself is
+    /// out of reach (a test that panicked while holding it).
+    pub fn session_url(&self) -> String {
+        self.session.clone()
+    }
+
+    /// End the session at `session` (Chromium exits).
+    pub async fn end(session: &str) {
+        let _ = reqwest::Client::builder()
+            .no_proxy()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap()
+            .delete(session)
+            .send()
+            .await;
+    }
+
     /// End the session (Chromium exits).
     pub async fn quit(self) {
         let _ = self.call(reqwest::Method::DELETE, "", None).await;
