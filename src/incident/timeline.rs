@@ -173,6 +173,18 @@ pub enum Entry {
         event: &'static str,
         recipients: Vec<String>,
     },
+    /// A person's notification rules hold some of their channels back: each step
+    /// ("email after 2m") goes unless the incident is acknowledged first.
+    StepsWaiting {
+        responder: String,
+        steps: Vec<String>,
+    },
+    /// A person's waiting step came due with the incident still unacknowledged.
+    StepPaged {
+        event: &'static str,
+        reached: String,
+        after: String,
+    },
     PageSkipped {
         level: usize,
         target: String,
@@ -238,7 +250,8 @@ impl Entry {
             Entry::Routed { .. } => "routed",
             Entry::Silenced { .. } | Entry::Held { .. } => "silenced",
             Entry::Paused { .. } => "paused",
-            Entry::PagedLevel { .. } | Entry::Notified { .. } => "paged",
+            Entry::PagedLevel { .. } | Entry::Notified { .. } | Entry::StepPaged { .. } => "paged",
+            Entry::StepsWaiting { .. } => "steps_waiting",
             Entry::PageSkipped { .. } | Entry::BreachUnpaged => "page_skipped",
             Entry::ResponseBreached { .. } => "response_breached",
             Entry::DeliveryFailed { .. } => "delivery_failed",
@@ -422,6 +435,15 @@ impl Entry {
             Entry::Notified { event, recipients } => {
                 format!("{event} sent to {}", recipients.join(", "))
             }
+            Entry::StepsWaiting { responder, steps } => format!(
+                "{responder}'s notification rules: {} unless acknowledged first",
+                steps.join(", ")
+            ),
+            Entry::StepPaged {
+                event,
+                reached,
+                after,
+            } => format!("{event}: {reached}, the step after {after}: not acknowledged by then"),
             Entry::PageSkipped { level, target, why } => {
                 format!("level {level} target {target}: {why}")
             }
@@ -508,6 +530,14 @@ impl Entry {
                 ..
             } => json!({ "event": event, "level": level, "policy": policy }),
             Entry::Notified { event, .. } => json!({ "event": event }),
+            Entry::StepsWaiting { responder, steps } => {
+                json!({ "responder": responder, "steps": steps })
+            }
+            Entry::StepPaged {
+                event,
+                reached,
+                after,
+            } => json!({ "event": event, "recipient": reached, "after": after }),
             Entry::ResponseBreached { sr_severity, .. } => json!({ "sr_severity": sr_severity }),
             Entry::DeliveryFailed {
                 recipient, level, ..

@@ -16,6 +16,7 @@ pub mod route;
 pub mod schedule;
 pub mod silence;
 pub mod state;
+pub mod steps;
 pub mod tsg;
 pub mod window;
 

@@ -32,6 +32,9 @@ pub struct PagingState {
     /// paged and when, and whether their recipient heard of the incident before.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub history: Vec<PagedEntry>,
+    /// Steps of the paged people's notification rules still waiting, earliest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub steps: Vec<super::steps::WaitingStep>,
 }
 
 /// Pages an incident remembers; older ones are dropped first.

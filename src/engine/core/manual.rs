@@ -128,13 +128,11 @@ impl Core {
     ) {
         match decide::responder_pages(&self.setup.paging, responder, now) {
             Ok(recipients) => {
-                let names = recipients
+                let reached = self.reach(incident_id, recipients, event, None, None, now);
+                let names = reached
                     .iter()
                     .map(|r| format!("{} ({})", r.id, r.channel.as_str()))
                     .collect();
-                for recipient in recipients {
-                    self.create_page(incident_id, recipient, event, None, None, now);
-                }
                 let entry = Entry::Notified {
                     event: event.as_str(),
                     recipients: names,

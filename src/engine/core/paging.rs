@@ -322,11 +322,9 @@ impl Core {
         if let Some(by) = &self.raised_by {
             recipients.retain(|r| &r.id != by);
         }
-        let reached = recipients.iter().map(named).collect();
-        for recipient in recipients {
-            let policy = Some(pages.policy.as_str());
-            self.create_page(incident_id, recipient, event, policy, Some(level), now);
-        }
+        let policy = Some(pages.policy.as_str());
+        let reached = self.reach(incident_id, recipients, event, policy, Some(level), now);
+        let reached = reached.iter().map(named).collect();
         for (target, why) in pages.skipped {
             self.timeline(incident_id, now, Entry::PageSkipped { level, target, why });
         }
@@ -519,18 +517,10 @@ impl Core {
         paging.escalation = Some(escalation);
         paging.pause_noted = false;
         self.dirty.paging.insert(incident_id);
-        let reached = recipients.iter().map(named).collect();
-        for recipient in recipients {
-            let policy = Some(policy_name.as_str());
-            self.create_page(
-                incident_id,
-                recipient,
-                PageEvent::SeverityRaised,
-                policy,
-                Some(0),
-                now,
-            );
-        }
+        let policy = Some(policy_name.as_str());
+        let event = PageEvent::SeverityRaised;
+        let reached = self.reach(incident_id, recipients, event, policy, Some(0), now);
+        let reached = reached.iter().map(named).collect();
         for (target, why) in skipped {
             self.timeline(
                 incident_id,
