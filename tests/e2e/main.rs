@@ -25,6 +25,7 @@ mod engine;
 mod grafana;
 mod hostile;
 mod install;
+mod notify_steps;
 mod oncall;
 mod operate;
 mod outage;
