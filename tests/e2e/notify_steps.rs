@@ -206,7 +206,7 @@ async fn a_waiting_email_step_goes_out_after_the_engine_crashed_and_started_agai
         .unwrap()
         .status();
     assert_eq!(status, 200);
-    let paged_at = std::time::Instant::now();
+    let paged_at = tokio::time::Instant::now();
     eventually(Duration::from_secs(10), || async {
         (!receiver.received().is_empty()).then_some(())
     })
