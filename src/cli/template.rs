@@ -190,6 +190,7 @@ async fn fetched_payload(
         event,
         recipient: &recipient,
         history: &[],
+        merged: &[],
         zone: chrono_tz::Tz::UTC,
         customer_name: &customer_name,
         thresholds: &config.classification,

@@ -282,6 +282,12 @@ async fn a_merge_pages_those_paged_with_merged() {
     assert_eq!(merged["status"], "resolved");
     let body = t.body_of("merged");
     assert_eq!(body["incident"]["services"], json!(["cache", "queue"]));
+    // What changed: which incident merged into which, and the impacts it brought.
+    assert_eq!(
+        body["context"]["what_changed"],
+        "Incident #2 (CacheDown in cache china-north) was merged into #1, bringing 1 impact: \
+         CacheDown in cache china-north (rule AlertCritical; cache, china-north)."
+    );
     t.engine.kill();
 }
 

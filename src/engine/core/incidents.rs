@@ -328,6 +328,13 @@ impl Core {
             self.dirty.incidents.insert(into);
         }
         self.timers.cancel(TimerKey::Step(from));
+        let news = crate::paging::MergedNews {
+            incident: from,
+            title: source.title.to_string(),
+            impacts: source.impact_ids.clone(),
+        };
+        self.paging.entry(into).or_default().merged.push(news);
+        self.dirty.paging.insert(into);
         let into_triggered = self
             .incidents
             .get(&into)

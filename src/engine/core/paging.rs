@@ -13,7 +13,9 @@ use crate::paging::context::{self, PageContext};
 use crate::paging::decide::{self, Routing, Step, Update};
 use crate::paging::escalate::Escalation;
 use crate::paging::page::EscalationRef;
-use crate::paging::{silence, LevelPage, Page, PageEvent, PagePayload, PagedEntry, Recipient};
+use crate::paging::{
+    silence, LevelPage, MergedNews, Page, PageEvent, PagePayload, PagedEntry, Recipient,
+};
 
 impl Core {
     /// Route the incident and start its escalation (or queue it, or record it unrouted).
@@ -410,6 +412,20 @@ impl Core {
     }
 
     fn apply_update(&mut self, incident_id: i64, decision: Update, now: DateTime<Utc>) {
+        // Told now (or nobody to tell): the merges are news no more once this is done.
+        let told = !matches!(decision, Update::Held { .. });
+        self.apply_decided_update(incident_id, decision, now);
+        if told {
+            if let Some(paging) = self.paging.get_mut(&incident_id) {
+                if !paging.merged.is_empty() {
+                    paging.merged.clear();
+                    self.dirty.paging.insert(incident_id);
+                }
+            }
+        }
+    }
+
+    fn apply_decided_update(&mut self, incident_id: i64, decision: Update, now: DateTime<Utc>) {
         match decision {
             Update::Nobody => {}
             Update::Held { until } => {
@@ -569,6 +585,12 @@ impl Core {
             .get(&incident_id)
             .map(|p| p.history.as_slice())
             .unwrap_or_default();
+        let merged: &[MergedNews] = self
+            .paging
+            .get(&incident_id)
+            .filter(|_| event == PageEvent::Merged)
+            .map(|p| p.merged.as_slice())
+            .unwrap_or_default();
         let targets: &[String] = self
             .paging
             .get(&incident_id)
@@ -594,6 +616,7 @@ impl Core {
             event,
             recipient: &recipient,
             history,
+            merged,
             zone: setup.paging.zone_for(&recipient.id, targets),
             customer_name: &customer_name,
             thresholds: &setup.config.classification,
