@@ -39,7 +39,8 @@ fn parse_event(text: &str) -> Result<PageEvent, String> {
     serde_json::from_value(serde_json::Value::String(text.to_string())).map_err(|_| {
         format!(
             "unknown --event {text:?}: expected triggered, escalated, severity_raised, \
-             acknowledged, resolved or response_breached"
+             acknowledged, resolved, response_breached, impact_added, merged, reopened, \
+             assigned or responder_added"
         )
     })
 }

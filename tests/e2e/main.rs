@@ -42,6 +42,7 @@ mod sources;
 mod store;
 mod store_lock;
 mod store_upgrade;
+mod templates;
 mod triage;
 mod upgrade;
 mod watchdog;
