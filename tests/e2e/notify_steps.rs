@@ -183,6 +183,53 @@ async fn an_acknowledgement_before_two_minutes_means_no_email_at_all() {
 }
 
 #[tokio::test]
+async fn a_silence_made_after_the_page_holds_the_email_step_until_it_ends() {
+    let scratch = tempfile::tempdir().unwrap();
+    let smtpd = Smtpd::start(scratch.path()).await;
+    let receiver = Receiver::start(vec![], Answer::Status(200)).await;
+    let dir = TestDir::new(
+        &config(&receiver, &smtpd, "2m"),
+        &[("default.yaml", &crate::support::default_rules())],
+    );
+    tokio::time::pause();
+    let start = chrono::Utc::now();
+    let e = FrozenEngine::start_in(dir, start).await;
+    e.signal(storage_down()).await;
+    e.advance_minutes(1).await;
+    // Someone silences storage for the next four minutes (until minute 5).
+    let silence = tocsin::paging::Silence {
+        id: "storage-work".into(),
+        matchers: vec!["service=\"storage\"".parse().unwrap()],
+        starts_at: e.clock.now(),
+        ends_at: start + chrono::Duration::minutes(5),
+        created_by: "bob".into(),
+        comment: "failing over storage".into(),
+        updated_at: e.clock.now(),
+    };
+    e.send(Input::PutSilence(silence)).await;
+    e.advance_minutes(3).await;
+    e.settle().await;
+    assert!(mail_to(&smtpd).is_empty(), "{:?}", mail_to(&smtpd));
+    // The silence ends at minute 5, and the email goes then.
+    e.advance_minutes(1).await;
+    e.settle().await;
+    assert_eq!(
+        mail_to(&smtpd),
+        vec![pair(
+            "alice@example.com",
+            "[Sev 2] storage down in china-east"
+        )]
+    );
+    let pages = e.pages(1).await;
+    let email = pages
+        .iter()
+        .find(|p| p.page.recipient.channel == tocsin::paging::Channel::Email)
+        .expect("the email page");
+    assert_eq!((email.page.created_at - start).num_minutes(), 5);
+    e.stop().await;
+}
+
+#[tokio::test]
 async fn a_waiting_email_step_goes_out_after_the_engine_crashed_and_started_again() {
     let scratch = tempfile::tempdir().unwrap();
     let smtpd = Smtpd::start(scratch.path()).await;

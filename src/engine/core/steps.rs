@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use super::Core;
 use crate::engine::timers::TimerKey;
 use crate::incident::{Entry, Status};
+use crate::paging::decide;
 use crate::paging::steps::{self, PageOf};
 use crate::paging::{PageEvent, Recipient};
 
@@ -62,19 +63,51 @@ impl Core {
 
     /// The steps due now: each is paged while the incident is still unacknowledged.
     pub(super) fn steps_due(&mut self, incident_id: i64, now: DateTime<Utc>) {
-        let triggered = self
-            .incidents
-            .get(&incident_id)
-            .is_some_and(|i| i.is_open() && i.status == Status::Triggered);
+        let live = std::sync::Arc::clone(&self.live_paging);
+        let Some(incident) = self.incidents.get(&incident_id) else {
+            return;
+        };
+        let triggered = incident.is_open() && incident.status == Status::Triggered;
+        // A silence holds the steps as it holds the escalation: they go when it ends.
+        let held = if !triggered {
+            None
+        } else {
+            let targets = if live.live_silences.is_empty() {
+                Vec::new()
+            } else {
+                let impacts = &self.impacts;
+                crate::paging::silence::targets(
+                    incident,
+                    incident
+                        .impact_ids
+                        .iter()
+                        .filter_map(|id| impacts.get(id).map(|i| &**i)),
+                )
+            };
+            decide::held_until(&live, &incident.labels, incident.severity, &targets, now)
+        };
         let Some(paging) = self.paging.get_mut(&incident_id) else {
             return;
         };
-        let due = steps::due(paging, now);
+        let mut due = steps::due(paging, now);
         if due.is_empty() {
             self.schedule_steps(incident_id);
             return;
         }
         self.dirty.paging.insert(incident_id);
+        if let Some(until) = held {
+            // Until its end (a silence without a known end drops them: the escalation
+            // pages when it resumes).
+            if let Some(until) = until.filter(|u| *u > now) {
+                for step in &mut due {
+                    step.at = until;
+                }
+                paging.steps.extend(due);
+                paging.steps.sort_by_key(|s| s.at);
+            }
+            self.schedule_steps(incident_id);
+            return;
+        }
         if triggered {
             for step in due {
                 let reached = format!(
