@@ -84,6 +84,8 @@ pub enum Entry {
     },
     MergedFrom {
         from: i64,
+        /// The impacts it brought.
+        impacts: Vec<i64>,
     },
     SeverityRaised {
         cause: String,
@@ -340,7 +342,7 @@ impl Entry {
                     .unwrap_or_default();
                 format!("reopened{at}: {summary}")
             }
-            Entry::MergedFrom { from } => format!("incident {from} merged into this one"),
+            Entry::MergedFrom { from, .. } => format!("incident {from} merged into this one"),
             Entry::SeverityRaised {
                 from, to, reason, ..
             } => format!("severity raised from Sev {from} to Sev {to} ({reason})"),
@@ -501,7 +503,7 @@ impl Entry {
             }
             Entry::MergedInto { into } => json!({ "into": into }),
             Entry::Reopened { resolved_at, .. } => json!({ "resolved_at": resolved_at }),
-            Entry::MergedFrom { from } => json!({ "from": from }),
+            Entry::MergedFrom { from, impacts } => json!({ "from": from, "impacts": impacts }),
             Entry::SeverityRaised { from, to, .. } => json!({ "from": from, "to": to }),
             Entry::SeverityHeldPinned { computed, .. } => json!({ "computed": computed }),
             Entry::SeveritySet {

@@ -288,6 +288,34 @@ async fn a_merge_pages_those_paged_with_merged() {
         "Incident #2 (CacheDown in cache china-north) was merged into #1, bringing 1 impact: \
          CacheDown in cache china-north (rule AlertCritical; cache, china-north)."
     );
+    // `tocsin template render` says the same of the engine's incident.
+    let (code, out, err) = crate::support::run_tocsin(
+        t._dir.path(),
+        &[
+            "template",
+            "render",
+            "-c",
+            "config.yaml",
+            "--notifier",
+            "hook",
+            "--url",
+            &t.engine.url,
+            "--incident",
+            "1",
+            "--event",
+            "merged",
+        ],
+    )
+    .await;
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains(
+            "\"what_changed\": \"Incident #2 (CacheDown in cache china-north) was merged into #1, \
+             bringing 1 impact: CacheDown in cache china-north (rule AlertCritical; cache, \
+             china-north).\""
+        ),
+        "{out}"
+    );
     t.engine.kill();
 }
 

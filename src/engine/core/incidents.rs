@@ -558,6 +558,10 @@ impl Core {
         self.notify_paged(incident_id, PageEvent::Resolved, now);
         self.updates.remove(&incident_id);
         self.drop_steps(incident_id);
+        // A held `merged` update is not sent once the incident is resolved.
+        if let Some(paging) = self.paging.get_mut(&incident_id) {
+            paging.merged.clear();
+        }
         for key in [
             TimerKey::Escalation(incident_id),
             TimerKey::AutoResolve(incident_id),

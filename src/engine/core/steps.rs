@@ -52,8 +52,12 @@ impl Core {
                 self.timeline(incident_id, now, Entry::StepsWaiting { responder, steps });
             }
         }
-        let paging = self.paging.entry(incident_id).or_default();
-        if !plan.later.is_empty() || !paging.steps.is_empty() {
+        let waiting = self
+            .paging
+            .get(&incident_id)
+            .is_some_and(|p| !p.steps.is_empty());
+        if !plan.later.is_empty() || waiting {
+            let paging = self.paging.entry(incident_id).or_default();
             steps::keep(paging, plan.later, &plan.now);
             self.dirty.paging.insert(incident_id);
             self.schedule_steps(incident_id);
