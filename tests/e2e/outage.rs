@@ -139,10 +139,14 @@ impl Running {
     }
 
     /// The webhook bodies received so far, as (event, recipient, incident id).
+    /// Each page once: a page in flight when the engine is killed goes again after the
+    /// restart, with its delivery id (receivers dedupe on it, as the docs say).
     fn pages(&self) -> Vec<(String, String, i64)> {
+        let mut seen = std::collections::HashSet::new();
         self.receiver
             .received()
             .iter()
+            .filter(|r| seen.insert(r.header("x-tocsin-delivery")))
             .map(|r| {
                 let body: Value = serde_json::from_slice(&r.body).unwrap();
                 assert_eq!(
