@@ -129,15 +129,18 @@ impl Core {
         match decide::responder_pages(&self.setup.paging, responder, now) {
             Ok(recipients) => {
                 let reached = self.reach(incident_id, recipients, event, None, None, now);
-                let names = reached
+                let names: Vec<String> = reached
                     .iter()
                     .map(|r| format!("{} ({})", r.id, r.channel.as_str()))
                     .collect();
-                let entry = Entry::Notified {
-                    event: event.as_str(),
-                    recipients: names,
-                };
-                self.timeline(incident_id, now, entry);
+                // Nobody at once: their notification rules' entry says when they will be.
+                if !names.is_empty() {
+                    let entry = Entry::Notified {
+                        event: event.as_str(),
+                        recipients: names,
+                    };
+                    self.timeline(incident_id, now, entry);
+                }
             }
             Err(why) => {
                 let entry = Entry::PageSkipped {
