@@ -160,7 +160,8 @@ pub enum TemplateCommand {
         #[arg(long)]
         sample: bool,
         /// The page's event: triggered (default), escalated, severity_raised,
-        /// acknowledged, resolved or response_breached.
+        /// acknowledged, resolved, response_breached, impact_added, merged, reopened,
+        /// assigned or responder_added.
         #[arg(long)]
         event: Option<String>,
         #[command(flatten)]

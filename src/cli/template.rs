@@ -39,7 +39,8 @@ fn parse_event(text: &str) -> Result<PageEvent, String> {
     serde_json::from_value(serde_json::Value::String(text.to_string())).map_err(|_| {
         format!(
             "unknown --event {text:?}: expected triggered, escalated, severity_raised, \
-             acknowledged, resolved or response_breached"
+             acknowledged, resolved, response_breached, impact_added, merged, reopened, \
+             assigned or responder_added"
         )
     })
 }
@@ -141,20 +142,30 @@ async fn fetched_payload(
     id: i64,
     event: PageEvent,
 ) -> Result<PagePayload, String> {
-    let url = format!("{}/api/v1/incidents/{id}", api.url.trim_end_matches('/'));
-    let client = reqwest::Client::new();
-    let mut request = client.get(&url);
-    if let Some(token) = &api.token {
-        request = request.bearer_auth(token);
+    let detail = incident_detail(api, id).await?;
+    // A merge page tells of the latest incident merged into this one, and what it brought.
+    let mut merged = Vec::new();
+    if event == PageEvent::Merged {
+        let merge = detail["timeline"].as_array().and_then(|entries| {
+            entries
+                .iter()
+                .rev()
+                .find(|e| e["kind"] == "merged" && e["data"]["from"].is_i64())
+                .cloned()
+        });
+        if let Some(merge) = merge {
+            let from = merge["data"]["from"].as_i64().unwrap_or_default();
+            let source = incident_detail(api, from).await?;
+            merged.push(crate::paging::MergedNews {
+                incident: from,
+                title: source["title"].as_str().unwrap_or_default().to_string(),
+                impacts: merge["data"]["impacts"]
+                    .as_array()
+                    .map(|list| list.iter().filter_map(|i| i.as_i64()).collect())
+                    .unwrap_or_default(),
+            });
+        }
     }
-    let response = request
-        .send()
-        .await
-        .map_err(|e| format!("cannot reach the engine at {}: {e}", api.url))?;
-    if !response.status().is_success() {
-        return Err(format!("GET {url} answered {}", response.status()));
-    }
-    let detail: serde_json::Value = response.json().await.map_err(|e| e.to_string())?;
     let view: IncidentView = serde_json::from_value(detail.clone())
         .map_err(|e| format!("the engine's answer is not an incident: {e}"))?;
     let impacts: Vec<Impact> = serde_json::from_value(detail["impacts"].clone())
@@ -190,6 +201,7 @@ async fn fetched_payload(
         event,
         recipient: &recipient,
         history: &[],
+        merged: &merged,
         zone: chrono_tz::Tz::UTC,
         customer_name: &customer_name,
         thresholds: &config.classification,
@@ -210,4 +222,22 @@ async fn fetched_payload(
         ack_url,
         context: Some(context),
     })
+}
+
+/// `GET /api/v1/incidents/{id}` of the running engine.
+async fn incident_detail(api: &ApiArgs, id: i64) -> Result<serde_json::Value, String> {
+    let url = format!("{}/api/v1/incidents/{id}", api.url.trim_end_matches('/'));
+    let client = reqwest::Client::new();
+    let mut request = client.get(&url);
+    if let Some(token) = &api.token {
+        request = request.bearer_auth(token);
+    }
+    let response = request
+        .send()
+        .await
+        .map_err(|e| format!("cannot reach the engine at {}: {e}", api.url))?;
+    if !response.status().is_success() {
+        return Err(format!("GET {url} answered {}", response.status()));
+    }
+    response.json().await.map_err(|e| e.to_string())
 }

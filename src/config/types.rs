@@ -583,6 +583,29 @@ pub struct ResponderConfig {
     /// schedule that pages them, else UTC.
     #[serde(default)]
     pub timezone: Option<Zone>,
+    /// How this person is reached for each page, step by step, until the incident is
+    /// acknowledged; without it every channel they have is paged at once.
+    #[serde(default)]
+    pub notify: Option<Vec<NotifyStep>>,
+}
+
+impl ResponderConfig {
+    /// The channels this person has, as a notify step's `via` names them.
+    pub fn channels(&self) -> Vec<String> {
+        let email = self.email.as_ref().map(|_| "email".to_string());
+        let hook = self.webhook.as_ref().map(|name| format!("webhook:{name}"));
+        email.into_iter().chain(hook).collect()
+    }
+}
+
+/// One step of a responder's notification rules: `via` a channel of theirs (`email`, or
+/// `webhook:NAME` for their webhook), `after` that long since the page unless the incident
+/// was acknowledged meanwhile.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotifyStep {
+    pub after: Duration,
+    pub via: String,
 }
 
 #[derive(Clone, Debug, Deserialize)]

@@ -4,7 +4,7 @@
 use super::locate::Path;
 use super::report::FileReport;
 use super::validate::{check_case_routes, check_target, unique, unknown};
-use super::{Config, WebhookFormat};
+use super::{Config, NotifyStep, ResponderConfig, WebhookFormat};
 
 pub(super) fn check_paging(config: &Config, report: &mut FileReport) {
     let root = Path::root();
@@ -84,6 +84,9 @@ pub(super) fn check_paging(config: &Config, report: &mut FileReport) {
                     ),
                 );
             }
+        }
+        if let Some(steps) = &responder.notify {
+            check_notify_steps(report, at.key("notify"), responder, steps);
         }
         if responder.email.is_none() && responder.webhook.is_none() {
             report.at(
@@ -307,4 +310,53 @@ fn valid_ntfy_topic(topic: &str) -> bool {
         && topic
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+/// A responder's notification rules: each step through a channel the person has, none twice.
+fn check_notify_steps(
+    report: &mut FileReport,
+    at: Path,
+    responder: &ResponderConfig,
+    steps: &[NotifyStep],
+) {
+    let id = &responder.id;
+    let channels = responder.channels();
+    if steps.is_empty() {
+        report.at(
+            at.clone(),
+            format!(
+                "{at}: no steps, so {id} would never be paged; leave notify: out to reach {id} \
+                 on every channel at once"
+            ),
+        );
+    }
+    for (j, step) in steps.iter().enumerate() {
+        let via = at.index(j).key("via");
+        if !channels.contains(&step.via) {
+            let has = if channels.is_empty() {
+                "none".to_string()
+            } else {
+                channels.join(", ")
+            };
+            report.at(
+                via.clone(),
+                format!(
+                    "{via}: {id} has no channel {:?}; {id} has {has} (a step's via is email or \
+                     webhook:NAME, one of the responder's own)",
+                    step.via
+                ),
+            );
+        }
+        if steps[..j].contains(step) {
+            report.at(
+                at.index(j),
+                format!(
+                    "{}: the same step twice (after {}, via {})",
+                    at.index(j),
+                    step.after,
+                    step.via
+                ),
+            );
+        }
+    }
 }

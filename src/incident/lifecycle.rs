@@ -103,7 +103,10 @@ pub fn close_merged(source: &mut Incident, into: i64, now: DateTime<Utc>) -> [En
     source.queue = None;
     [
         Entry::MergedInto { into },
-        Entry::MergedFrom { from: source.id },
+        Entry::MergedFrom {
+            from: source.id,
+            impacts: source.impact_ids.clone(),
+        },
     ]
 }
 

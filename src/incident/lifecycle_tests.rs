@@ -100,7 +100,13 @@ fn a_merge_closes_the_source_and_the_target_takes_its_impacts() {
     );
     assert_eq!(
         entries,
-        [Entry::MergedInto { into: 1 }, Entry::MergedFrom { from: 5 }]
+        [
+            Entry::MergedInto { into: 1 },
+            Entry::MergedFrom {
+                from: 5,
+                impacts: vec![4]
+            }
+        ]
     );
 }
 

@@ -84,6 +84,8 @@ pub enum Entry {
     },
     MergedFrom {
         from: i64,
+        /// The impacts it brought.
+        impacts: Vec<i64>,
     },
     SeverityRaised {
         cause: String,
@@ -173,6 +175,18 @@ pub enum Entry {
         event: &'static str,
         recipients: Vec<String>,
     },
+    /// A person's notification rules hold some of their channels back: each step
+    /// ("email after 2m") goes unless the incident is acknowledged first.
+    StepsWaiting {
+        responder: String,
+        steps: Vec<String>,
+    },
+    /// A person's waiting step came due with the incident still unacknowledged.
+    StepPaged {
+        event: &'static str,
+        reached: String,
+        after: String,
+    },
     PageSkipped {
         level: usize,
         target: String,
@@ -238,7 +252,8 @@ impl Entry {
             Entry::Routed { .. } => "routed",
             Entry::Silenced { .. } | Entry::Held { .. } => "silenced",
             Entry::Paused { .. } => "paused",
-            Entry::PagedLevel { .. } | Entry::Notified { .. } => "paged",
+            Entry::PagedLevel { .. } | Entry::Notified { .. } | Entry::StepPaged { .. } => "paged",
+            Entry::StepsWaiting { .. } => "steps_waiting",
             Entry::PageSkipped { .. } | Entry::BreachUnpaged => "page_skipped",
             Entry::ResponseBreached { .. } => "response_breached",
             Entry::DeliveryFailed { .. } => "delivery_failed",
@@ -327,7 +342,7 @@ impl Entry {
                     .unwrap_or_default();
                 format!("reopened{at}: {summary}")
             }
-            Entry::MergedFrom { from } => format!("incident {from} merged into this one"),
+            Entry::MergedFrom { from, .. } => format!("incident {from} merged into this one"),
             Entry::SeverityRaised {
                 from, to, reason, ..
             } => format!("severity raised from Sev {from} to Sev {to} ({reason})"),
@@ -422,6 +437,15 @@ impl Entry {
             Entry::Notified { event, recipients } => {
                 format!("{event} sent to {}", recipients.join(", "))
             }
+            Entry::StepsWaiting { responder, steps } => format!(
+                "{responder}'s notification rules: {} unless acknowledged first",
+                steps.join(", ")
+            ),
+            Entry::StepPaged {
+                event,
+                reached,
+                after,
+            } => format!("{event}: {reached}, the step after {after}: not acknowledged by then"),
             Entry::PageSkipped { level, target, why } => {
                 format!("level {level} target {target}: {why}")
             }
@@ -479,7 +503,7 @@ impl Entry {
             }
             Entry::MergedInto { into } => json!({ "into": into }),
             Entry::Reopened { resolved_at, .. } => json!({ "resolved_at": resolved_at }),
-            Entry::MergedFrom { from } => json!({ "from": from }),
+            Entry::MergedFrom { from, impacts } => json!({ "from": from, "impacts": impacts }),
             Entry::SeverityRaised { from, to, .. } => json!({ "from": from, "to": to }),
             Entry::SeverityHeldPinned { computed, .. } => json!({ "computed": computed }),
             Entry::SeveritySet {
@@ -508,6 +532,14 @@ impl Entry {
                 ..
             } => json!({ "event": event, "level": level, "policy": policy }),
             Entry::Notified { event, .. } => json!({ "event": event }),
+            Entry::StepsWaiting { responder, steps } => {
+                json!({ "responder": responder, "steps": steps })
+            }
+            Entry::StepPaged {
+                event,
+                reached,
+                after,
+            } => json!({ "event": event, "recipient": reached, "after": after }),
             Entry::ResponseBreached { sr_severity, .. } => json!({ "sr_severity": sr_severity }),
             Entry::DeliveryFailed {
                 recipient, level, ..

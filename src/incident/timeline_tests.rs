@@ -124,11 +124,14 @@ fn every_entry_renders_as_its_row() {
             json!({ "into": 3 }),
         ),
         (
-            Entry::MergedFrom { from: 5 },
+            Entry::MergedFrom {
+                from: 5,
+                impacts: vec![8, 9],
+            },
             "merged",
             TOCSIN,
             "incident 5 merged into this one",
-            json!({ "from": 5 }),
+            json!({ "from": 5, "impacts": [8, 9] }),
         ),
         (
             Entry::SeverityRaised {

@@ -10,7 +10,7 @@ use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
 use super::page::{PageEvent, Recipient};
-use super::state::PagedEntry;
+use super::state::{MergedNews, PagedEntry};
 use crate::config::ClassificationConfig;
 use crate::incident::{classify, Impact, Incident, IncidentView};
 use crate::signal::{is_web_link, GENERATOR_URL};
@@ -112,6 +112,8 @@ pub struct Inputs<'a> {
     pub recipient: &'a Recipient,
     /// Pages made about the incident before this one, oldest first.
     pub history: &'a [PagedEntry],
+    /// Incidents merged into this one since those paged last heard (for `merged`).
+    pub merged: &'a [MergedNews],
     pub zone: Tz,
     /// A customer's name for its id, when the catalog gives one.
     pub customer_name: &'a dyn Fn(&str) -> Option<String>,
@@ -138,6 +140,7 @@ impl PageContext {
             event,
             recipient,
             history,
+            merged,
             zone,
             customer_name,
             thresholds,
@@ -205,7 +208,8 @@ impl PageContext {
         let what_changed = what_changed(
             event,
             incident,
-            impacts.first().copied(),
+            &impacts,
+            merged,
             previous_severity,
             history,
             zone,
@@ -408,19 +412,10 @@ fn decides(impact: &Impact, severity: u8) -> bool {
     }
 }
 
-fn subject(
-    event: PageEvent,
-    severity: u8,
-    title: &str,
-    first_page: bool,
-    previous: Option<u8>,
-) -> String {
-    // A header cannot hold line breaks; a title with some still reads as one line.
-    let title: String = title
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
-    let tag = match event {
+/// What a subject says of the event beside the title (case pages too); `None` for a plain
+/// page.
+pub fn subject_tag(event: PageEvent) -> Option<&'static str> {
+    match event {
         PageEvent::Triggered | PageEvent::Escalated => None,
         PageEvent::SeverityRaised => Some("SEVERITY RAISED"),
         PageEvent::Acknowledged => Some("ACKNOWLEDGED"),
@@ -436,7 +431,22 @@ fn subject(
         PageEvent::EngagementDue => Some("UPDATE DUE"),
         PageEvent::EngagementMissed => Some("UPDATE MISSED"),
         PageEvent::CustomerUpdate => Some("UPDATE"),
-    };
+    }
+}
+
+fn subject(
+    event: PageEvent,
+    severity: u8,
+    title: &str,
+    first_page: bool,
+    previous: Option<u8>,
+) -> String {
+    // A header cannot hold line breaks; a title with some still reads as one line.
+    let title: String = title
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    let tag = subject_tag(event);
     match (tag, first_page, event) {
         (None, _, _) => format!("[Sev {severity}] {title}"),
         // Someone who never heard of the incident reads what it is first.
@@ -507,22 +517,56 @@ fn acknowledged_by(incident: &Incident) -> String {
         .unwrap_or_default()
 }
 
+/// An impact in one line: "storage down in china-north (rule StorageDown; storage,
+/// china-north)".
+fn impact_text(i: &Impact) -> String {
+    let place = [i.service.as_deref(), i.region.as_deref()]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!("{} (rule {}; {place})", i.summary, i.rule)
+}
+
+/// Impacts a `merged` page names, per incident merged; the rest are counted.
+const MERGED_IMPACTS: usize = 5;
+
+/// "Incident #5 (storage down in china-north) was merged into #3, bringing 1 impact: …".
+fn merged_text(into: i64, news: &MergedNews, impacts: &[&Impact]) -> String {
+    let brought: Vec<String> = news
+        .impacts
+        .iter()
+        .filter_map(|id| impacts.iter().find(|i| i.id == *id))
+        .take(MERGED_IMPACTS)
+        .map(|i| impact_text(i))
+        .collect();
+    let count = news.impacts.len();
+    let more = count.saturating_sub(brought.len());
+    let mut text = format!(
+        "Incident #{} ({}) was merged into #{into}, bringing {count} impact{}",
+        news.incident,
+        news.title,
+        if count == 1 { "" } else { "s" }
+    );
+    if !brought.is_empty() {
+        text.push_str(&format!(": {}", brought.join("; ")));
+    }
+    if more > 0 {
+        text.push_str(&format!(" and {more} more"));
+    }
+    text
+}
+
 fn what_changed(
     event: PageEvent,
     incident: &Incident,
-    newest: Option<&Impact>,
+    impacts: &[&Impact],
+    merged: &[MergedNews],
     previous_severity: Option<u8>,
     history: &[PagedEntry],
     zone: Tz,
 ) -> Option<String> {
-    let newest_text = newest.map(|i| {
-        let place = [i.service.as_deref(), i.region.as_deref()]
-            .into_iter()
-            .flatten()
-            .collect::<Vec<_>>()
-            .join(", ");
-        format!("{} (rule {}; {place})", i.summary, i.rule)
-    });
+    let newest_text = impacts.first().map(|i| impact_text(i));
     // Those paged to respond who have not acknowledged: the incident is still triggered.
     let unanswered = || {
         let mut names: Vec<String> = Vec::new();
@@ -563,6 +607,13 @@ fn what_changed(
         }
         PageEvent::ImpactAdded | PageEvent::Reopened => {
             newest_text.map(|t| format!("New impact: {t}."))
+        }
+        PageEvent::Merged => {
+            let lines: Vec<String> = merged
+                .iter()
+                .map(|news| merged_text(incident.id, news, impacts))
+                .collect();
+            (!lines.is_empty()).then(|| format!("{}.", lines.join(". ")))
         }
         PageEvent::Escalated => {
             let before = unanswered();

@@ -111,6 +111,7 @@ fn build(
         event,
         recipient: &recipient(who),
         history,
+        merged: &[],
         zone,
         customer_name: &names,
         thresholds: &ClassificationConfig::default(),
@@ -320,4 +321,46 @@ fn many_impacts_are_counted_past_the_ones_listed() {
     );
     assert_eq!((c.impacts.len(), c.impacts_total), (MAX_IMPACTS, 25));
     assert_eq!(c.impacts[0].id, 24);
+}
+
+#[test]
+fn a_merged_page_says_which_incident_merged_into_which_and_what_it_brought() {
+    let (incident, impacts) = incident();
+    let merged = [MergedNews {
+        incident: 9,
+        title: "storage down in china-north".into(),
+        impacts: vec![2],
+    }];
+    let c = PageContext::build(Inputs {
+        incident: &incident,
+        impacts: impacts.iter().collect(),
+        event: PageEvent::Merged,
+        recipient: &recipient("alice"),
+        history: &[paged("alice", "triggered", 0, 1)],
+        merged: &merged,
+        zone: Tz::UTC,
+        customer_name: &names,
+        thresholds: &ClassificationConfig::default(),
+        incident_url: "http://tocsin/incidents/7".into(),
+        ack_url: None,
+        now: at(120),
+    });
+    assert_eq!(
+        c.what_changed.as_deref(),
+        Some(
+            "Incident #9 (storage down in china-north) was merged into #7, bringing 1 impact: \
+             storage down in china-north (rule storage-down; storage, china-north)."
+        )
+    );
+    assert_eq!(c.subject, "[Sev 1] MERGED: storage down in china-east");
+    // Without news of a merge (a page made by an older version) it says nothing changed.
+    let c = build(
+        &incident,
+        &impacts,
+        PageEvent::Merged,
+        "alice",
+        &[paged("alice", "triggered", 0, 1)],
+        Tz::UTC,
+    );
+    assert_eq!(c.what_changed, None);
 }

@@ -181,6 +181,22 @@ pub fn step(
 }
 
 /// The first silence in force at `now` for the incident, with its index and end.
+/// Whether a silence (configured or made at run time) holds the incident's pages at `now`:
+/// `Some(until)` when it does, `until` its end (`None`: not known, e.g. a window without
+/// an end).
+pub fn held_until(
+    paging: &Paging,
+    labels: &LabelSet,
+    severity: u8,
+    targets: &[BTreeMap<String, String>],
+    now: DateTime<Utc>,
+) -> Option<Option<DateTime<Utc>>> {
+    if let Some((_, _, until)) = silence_in_force(paging, labels, severity, now) {
+        return Some(until);
+    }
+    super::silence::holding(&paging.live_silences, targets, now).map(|s| Some(s.ends_at))
+}
+
 fn silence_in_force<'a>(
     paging: &'a Paging,
     labels: &LabelSet,

@@ -36,6 +36,7 @@ fn responder(id: &str) -> ResponderConfig {
         email: Some(format!("{id}@example.com")),
         webhook: None,
         timezone: None,
+        notify: None,
     }
 }
 

@@ -16,6 +16,7 @@ pub mod route;
 pub mod schedule;
 pub mod silence;
 pub mod state;
+pub mod steps;
 pub mod tsg;
 pub mod window;
 
@@ -31,7 +32,7 @@ pub use escalate::{Escalation, LevelPage, PolicySnapshot};
 pub use page::{Channel, Page, PageEvent, PagePayload, Recipient};
 pub use schedule::{OnCall, Rotation, ScheduleOverride};
 pub use silence::{Silence, SilenceState};
-pub use state::{PagedEntry, PagingState};
+pub use state::{MergedNews, PagedEntry, PagingState};
 pub use window::{Window, WindowSet};
 
 /// Everything paging needs from the config, compiled.

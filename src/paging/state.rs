@@ -32,6 +32,22 @@ pub struct PagingState {
     /// paged and when, and whether their recipient heard of the incident before.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub history: Vec<PagedEntry>,
+    /// Steps of the paged people's notification rules still waiting, earliest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub steps: Vec<super::steps::WaitingStep>,
+    /// Incidents merged into this one that those paged have not heard of yet (the next
+    /// `merged` update tells them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub merged: Vec<MergedNews>,
+}
+
+/// An incident merged into another: what the `merged` update says of it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MergedNews {
+    pub incident: i64,
+    pub title: String,
+    /// The impacts it brought.
+    pub impacts: Vec<i64>,
 }
 
 /// Pages an incident remembers; older ones are dropped first.

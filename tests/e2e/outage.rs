@@ -139,10 +139,14 @@ impl Running {
     }
 
     /// The webhook bodies received so far, as (event, recipient, incident id).
+    /// Each page once: a page in flight when the engine is killed goes again after the
+    /// restart, with its delivery id (receivers dedupe on it, as the docs say).
     fn pages(&self) -> Vec<(String, String, i64)> {
+        let mut seen = std::collections::HashSet::new();
         self.receiver
             .received()
             .iter()
+            .filter(|r| seen.insert(r.header("x-tocsin-delivery")))
             .map(|r| {
                 let body: Value = serde_json::from_slice(&r.body).unwrap();
                 assert_eq!(
@@ -282,6 +286,40 @@ async fn a_merge_pages_those_paged_with_merged() {
     assert_eq!(merged["status"], "resolved");
     let body = t.body_of("merged");
     assert_eq!(body["incident"]["services"], json!(["cache", "queue"]));
+    // What changed: which incident merged into which, and the impacts it brought.
+    assert_eq!(
+        body["context"]["what_changed"],
+        "Incident #2 (CacheDown in cache china-north) was merged into #1, bringing 1 impact: \
+         CacheDown in cache china-north (rule AlertCritical; cache, china-north)."
+    );
+    // `tocsin template render` says the same of the engine's incident.
+    let (code, out, err) = crate::support::run_tocsin(
+        t._dir.path(),
+        &[
+            "template",
+            "render",
+            "-c",
+            "config.yaml",
+            "--notifier",
+            "hook",
+            "--url",
+            &t.engine.url,
+            "--incident",
+            "1",
+            "--event",
+            "merged",
+        ],
+    )
+    .await;
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains(
+            "\"what_changed\": \"Incident #2 (CacheDown in cache china-north) was merged into #1, \
+             bringing 1 impact: CacheDown in cache china-north (rule AlertCritical; cache, \
+             china-north).\""
+        ),
+        "{out}"
+    );
     t.engine.kill();
 }
 

@@ -327,12 +327,31 @@ impl Core {
             lifecycle::absorb_merged(target, &source);
             self.dirty.incidents.insert(into);
         }
+        self.timers.cancel(TimerKey::Step(from));
+        let news = crate::paging::MergedNews {
+            incident: from,
+            title: source.title.to_string(),
+            impacts: source.impact_ids.clone(),
+        };
+        self.paging.entry(into).or_default().merged.push(news);
+        self.dirty.paging.insert(into);
+        let into_triggered = self
+            .incidents
+            .get(&into)
+            .is_some_and(|i| i.status == crate::incident::Status::Triggered);
         if let Some(paging) = self.paging.remove(&from) {
             let target = self.paging.entry(into).or_default();
             for recipient in paging.paged {
                 target.add_paged(recipient);
             }
+            // Those still to be reached about the merged incident are, about this one,
+            // while nobody has acknowledged it.
+            if into_triggered && !paging.steps.is_empty() {
+                target.steps.extend(paging.steps);
+                target.steps.sort_by_key(|s| s.at);
+            }
             self.dirty.paging.insert(into);
+            self.schedule_steps(into);
         }
         self.dirty.paging.insert(from);
         for key in [
@@ -538,6 +557,11 @@ impl Core {
         self.timeline(incident_id, now, entry);
         self.notify_paged(incident_id, PageEvent::Resolved, now);
         self.updates.remove(&incident_id);
+        self.drop_steps(incident_id);
+        // A held `merged` update is not sent once the incident is resolved.
+        if let Some(paging) = self.paging.get_mut(&incident_id) {
+            paging.merged.clear();
+        }
         for key in [
             TimerKey::Escalation(incident_id),
             TimerKey::AutoResolve(incident_id),
@@ -620,6 +644,7 @@ impl Core {
             self.dirty.paging.insert(incident_id);
         }
         self.timers.cancel(TimerKey::RespondBy(incident_id));
+        self.drop_steps(incident_id);
         self.cases_incident_acknowledged(incident_id, by, now);
         self.notify_paged(incident_id, PageEvent::Acknowledged, now);
         self.schedule_escalation(incident_id, now);

@@ -128,18 +128,19 @@ impl Core {
     ) {
         match decide::responder_pages(&self.setup.paging, responder, now) {
             Ok(recipients) => {
-                let names = recipients
+                let reached = self.reach(incident_id, recipients, event, None, None, now);
+                let names: Vec<String> = reached
                     .iter()
                     .map(|r| format!("{} ({})", r.id, r.channel.as_str()))
                     .collect();
-                for recipient in recipients {
-                    self.create_page(incident_id, recipient, event, None, None, now);
+                // Nobody at once: their notification rules' entry says when they will be.
+                if !names.is_empty() {
+                    let entry = Entry::Notified {
+                        event: event.as_str(),
+                        recipients: names,
+                    };
+                    self.timeline(incident_id, now, entry);
                 }
-                let entry = Entry::Notified {
-                    event: event.as_str(),
-                    recipients: names,
-                };
-                self.timeline(incident_id, now, entry);
             }
             Err(why) => {
                 let entry = Entry::PageSkipped {

@@ -30,6 +30,7 @@ mod manual;
 mod paging;
 mod reopen;
 mod signals;
+mod steps;
 
 use super::lease_expiries::LeaseExpiries;
 use super::open_counts::OpenCounts;
@@ -472,6 +473,7 @@ impl Core {
             self.schedule_respond_by(id);
             self.schedule_escalation(id, now);
             self.schedule_update(id);
+            self.schedule_steps(id);
         }
         self.arm_shift_timer(now);
         let cases: Vec<i64> = self.cases.keys().copied().collect();
@@ -564,6 +566,7 @@ impl Core {
             TimerKey::ReopenEnds(id) => self.reopen_ends(id),
             TimerKey::ShiftStart => self.shifts_due(now),
             TimerKey::Case(id) => self.case_due(id, now),
+            TimerKey::Step(id) => self.steps_due(id, now),
         }
     }
 

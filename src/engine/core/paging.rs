@@ -13,7 +13,9 @@ use crate::paging::context::{self, PageContext};
 use crate::paging::decide::{self, Routing, Step, Update};
 use crate::paging::escalate::Escalation;
 use crate::paging::page::EscalationRef;
-use crate::paging::{silence, LevelPage, Page, PageEvent, PagePayload, PagedEntry, Recipient};
+use crate::paging::{
+    silence, LevelPage, MergedNews, Page, PageEvent, PagePayload, PagedEntry, Recipient,
+};
 
 impl Core {
     /// Route the incident and start its escalation (or queue it, or record it unrouted).
@@ -322,11 +324,9 @@ impl Core {
         if let Some(by) = &self.raised_by {
             recipients.retain(|r| &r.id != by);
         }
-        let reached = recipients.iter().map(named).collect();
-        for recipient in recipients {
-            let policy = Some(pages.policy.as_str());
-            self.create_page(incident_id, recipient, event, policy, Some(level), now);
-        }
+        let policy = Some(pages.policy.as_str());
+        let reached = self.reach(incident_id, recipients, event, policy, Some(level), now);
+        let reached = reached.iter().map(named).collect();
         for (target, why) in pages.skipped {
             self.timeline(incident_id, now, Entry::PageSkipped { level, target, why });
         }
@@ -412,6 +412,20 @@ impl Core {
     }
 
     fn apply_update(&mut self, incident_id: i64, decision: Update, now: DateTime<Utc>) {
+        // Told now (or nobody to tell): the merges are news no more once this is done.
+        let told = !matches!(decision, Update::Held { .. });
+        self.apply_decided_update(incident_id, decision, now);
+        if told {
+            if let Some(paging) = self.paging.get_mut(&incident_id) {
+                if !paging.merged.is_empty() {
+                    paging.merged.clear();
+                    self.dirty.paging.insert(incident_id);
+                }
+            }
+        }
+    }
+
+    fn apply_decided_update(&mut self, incident_id: i64, decision: Update, now: DateTime<Utc>) {
         match decision {
             Update::Nobody => {}
             Update::Held { until } => {
@@ -519,18 +533,10 @@ impl Core {
         paging.escalation = Some(escalation);
         paging.pause_noted = false;
         self.dirty.paging.insert(incident_id);
-        let reached = recipients.iter().map(named).collect();
-        for recipient in recipients {
-            let policy = Some(policy_name.as_str());
-            self.create_page(
-                incident_id,
-                recipient,
-                PageEvent::SeverityRaised,
-                policy,
-                Some(0),
-                now,
-            );
-        }
+        let policy = Some(policy_name.as_str());
+        let event = PageEvent::SeverityRaised;
+        let reached = self.reach(incident_id, recipients, event, policy, Some(0), now);
+        let reached = reached.iter().map(named).collect();
         for (target, why) in skipped {
             self.timeline(
                 incident_id,
@@ -579,6 +585,12 @@ impl Core {
             .get(&incident_id)
             .map(|p| p.history.as_slice())
             .unwrap_or_default();
+        let merged: &[MergedNews] = self
+            .paging
+            .get(&incident_id)
+            .filter(|_| event == PageEvent::Merged)
+            .map(|p| p.merged.as_slice())
+            .unwrap_or_default();
         let targets: &[String] = self
             .paging
             .get(&incident_id)
@@ -604,6 +616,7 @@ impl Core {
             event,
             recipient: &recipient,
             history,
+            merged,
             zone: setup.paging.zone_for(&recipient.id, targets),
             customer_name: &customer_name,
             thresholds: &setup.config.classification,

@@ -5,26 +5,16 @@ use std::sync::OnceLock;
 
 use minijinja::{context, AutoEscape, Environment};
 
+use crate::paging::context::subject_tag;
 use crate::paging::PagePayload;
 
 /// The subject: `[Sev N] title`, with what happened when it is not a plain page (and, to
 /// someone who never heard of the incident, after the title, never instead of it).
 pub fn subject(payload: &PagePayload) -> String {
     if let Some(case) = &payload.case {
-        return super::case_render::subject(payload.event, case, case_headline(payload.event));
+        return super::case_render::subject(payload.event, case, subject_tag(payload.event));
     }
     payload.context().subject.clone()
-}
-
-/// What a reader of a case page sees of the event, in the subject.
-fn case_headline(event: crate::paging::PageEvent) -> Option<&'static str> {
-    match event {
-        crate::paging::PageEvent::ResponseBreached => Some("RESPONSE OVERDUE"),
-        crate::paging::PageEvent::EngagementDue => Some("UPDATE DUE"),
-        crate::paging::PageEvent::EngagementMissed => Some("UPDATE MISSED"),
-        crate::paging::PageEvent::CustomerUpdate => Some("UPDATE"),
-        _ => None,
-    }
 }
 
 /// What every template is rendered with: `page` (the page context: what broke, why this

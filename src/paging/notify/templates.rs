@@ -366,6 +366,12 @@ pub fn sample_payload(config: &Config, event: PageEvent, recipient: &str) -> Pag
             at: now + chrono::Duration::seconds(65),
             severity: 2,
         }],
+        // For `merged`: the outage in the second region had an incident of its own.
+        merged: &[crate::paging::MergedNews {
+            incident: 2,
+            title: impacts[1].summary.to_string(),
+            impacts: vec![impacts[1].id],
+        }],
         zone: chrono_tz::Tz::UTC,
         customer_name: &customer_name,
         thresholds,
