@@ -23,6 +23,7 @@ pub mod ratelimit;
 pub mod responders;
 pub mod serve;
 pub mod silences;
+pub mod status;
 
 use std::convert::Infallible;
 use std::sync::atomic::AtomicBool;
@@ -105,6 +106,7 @@ pub fn router(state: AppState) -> Router {
         .merge(alertmanager::router(state.clone()))
         .merge(ingest::router(state.clone()))
         .merge(ack::router())
+        .merge(status::router(state.clone()))
         .merge(dashboard::router())
         .fallback(error::not_found)
         .layer(tower_http::limit::RequestBodyLimitLayer::new(MAX_BODY))

@@ -11,6 +11,7 @@ mod oncall;
 mod queue;
 mod run;
 mod silence;
+mod status;
 mod template;
 
 use std::path::PathBuf;
@@ -109,6 +110,14 @@ pub enum Command {
         /// An RFC 3339 time, e.g. 2026-03-08T09:00:00-05:00.
         #[arg(long)]
         at: Option<String>,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// The link of CUSTOMER's status page (its open incidents and support cases, signed
+    /// for that customer alone), to give to the customer.
+    StatusLink {
+        /// A customer id of the catalog.
+        customer: String,
         #[command(flatten)]
         api: ApiArgs,
     },
@@ -251,5 +260,6 @@ async fn dispatch(command: Command) -> ExitCode {
         }
         Command::Cases { command } => cases::run(command).await,
         Command::Queue { command } => queue::run(command).await,
+        Command::StatusLink { customer, api } => status::link(&customer, &api).await,
     }
 }

@@ -94,6 +94,42 @@ impl AckSigner {
             })
     }
 
+    /// A customer's status-page token (`/status/{token}`): the customer's id and its
+    /// signature, domain-separated from ack and feed links. It does not expire; changing
+    /// the key (`server.ack_secret_file`) revokes every status link at once.
+    pub fn sign_status(&self, customer: &str) -> String {
+        format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(customer.as_bytes()),
+            Self::status_mac(&self.key, customer)
+        )
+    }
+
+    fn status_mac(key: &[u8], customer: &str) -> String {
+        let mut mac = Self::mac(key);
+        mac.update(b"tocsin customer status\0");
+        mac.update(customer.as_bytes());
+        URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
+    }
+
+    /// The customer a status token names, if its signature is good (under the key or an
+    /// earlier one). Constant time in the signature.
+    pub fn verify_status(&self, token: &str) -> Option<String> {
+        use subtle::ConstantTimeEq;
+        let (body, signature) = token.split_once('.')?;
+        let customer = String::from_utf8(URL_SAFE_NO_PAD.decode(body).ok()?).ok()?;
+        let good = std::iter::once(&self.key)
+            .chain(&self.older)
+            .fold(false, |ok, key| {
+                ok | bool::from(
+                    Self::status_mac(key, &customer)
+                        .as_bytes()
+                        .ct_eq(signature.as_bytes()),
+                )
+            });
+        good.then_some(customer)
+    }
+
     pub fn sign(&self, incident_id: i64, recipient: &str, expires: DateTime<Utc>) -> String {
         let claim = AckClaim {
             incident_id,
@@ -152,6 +188,27 @@ mod tests {
         assert!(AckSigner::new(b"k2")
             .accepting(b"k1")
             .verify_feed("schedules/primary", &sig));
+    }
+
+    #[test]
+    fn a_status_token_names_its_customer_and_nothing_else() {
+        let signer = AckSigner::new(b"k1");
+        let contoso = signer.sign_status("contoso");
+        assert_eq!(signer.verify_status(&contoso).as_deref(), Some("contoso"));
+        // Another customer's name under contoso's signature.
+        let (_, sig) = contoso.split_once('.').unwrap();
+        let moved = format!("{}.{sig}", URL_SAFE_NO_PAD.encode(b"fabrikam"));
+        assert_eq!(signer.verify_status(&moved), None);
+        assert_eq!(signer.verify_status("contoso"), None);
+        assert_eq!(signer.verify_status(""), None);
+        assert_eq!(AckSigner::new(b"k2").verify_status(&contoso), None);
+        // A feed signature is not a status signature.
+        let feed = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(b"contoso"),
+            signer.sign_feed("contoso")
+        );
+        assert_eq!(signer.verify_status(&feed), None);
     }
 
     #[test]

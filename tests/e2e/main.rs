@@ -38,6 +38,8 @@ mod security;
 mod silences;
 mod sim;
 mod sources;
+mod sr_report;
+mod status;
 mod store;
 mod store_lock;
 mod store_upgrade;

@@ -17,6 +17,7 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("ack.html", include_str!("templates/ack.html")),
     ("message.html", include_str!("templates/message.html")),
     ("login.html", include_str!("templates/login.html")),
+    ("status.html", include_str!("templates/status.html")),
 ];
 
 pub const CSS: &str = include_str!("static/dashboard.css");
