@@ -20,6 +20,7 @@ pub mod overrides;
 mod oversized;
 pub mod queues;
 pub mod ratelimit;
+pub mod reports;
 pub mod responders;
 pub mod serve;
 pub mod silences;
@@ -95,6 +96,7 @@ pub fn router(state: AppState) -> Router {
         .merge(admin::router())
         .merge(incidents::router(state.clone()))
         .merge(queues::router(state.clone()))
+        .merge(reports::router(state.clone()))
         .merge(backup::router(state.clone()))
         .merge(audit::router(state.clone()))
         .merge(cases::router(state.clone()))

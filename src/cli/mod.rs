@@ -9,6 +9,7 @@ mod docs;
 mod init;
 mod oncall;
 mod queue;
+mod report;
 mod run;
 mod silence;
 mod status;
@@ -112,6 +113,11 @@ pub enum Command {
         at: Option<String>,
         #[command(flatten)]
         api: ApiArgs,
+    },
+    /// Reports over a time range: `sr` (SR deadlines and cadence, MTTA/MTTR, pager load).
+    Report {
+        #[command(subcommand)]
+        command: report::ReportCommand,
     },
     /// The link of CUSTOMER's status page (its open incidents and support cases, signed
     /// for that customer alone), to give to the customer.
@@ -260,6 +266,7 @@ async fn dispatch(command: Command) -> ExitCode {
         }
         Command::Cases { command } => cases::run(command).await,
         Command::Queue { command } => queue::run(command).await,
+        Command::Report { command } => report::run(command).await,
         Command::StatusLink { customer, api } => status::link(&customer, &api).await,
     }
 }

@@ -130,6 +130,7 @@ impl Core {
                         .with_label_values(&[&case.sr_severity])
                         .observe((now - case.opened_at).num_milliseconds() as f64 / 1000.0);
                     if met {
+                        core.deadline_met_metric(case);
                         core.incident_deadline_met(case, &by, now);
                     }
                     Ok(())
@@ -279,6 +280,7 @@ impl Core {
                 .get(&incident_id)
                 .is_some_and(|i| i.status == Status::Acknowledged);
             if acknowledged && decide::meet_deadline(&mut case, now) {
+                self.deadline_met_metric(&case);
                 let message = format!("incident {incident_id} is acknowledged already");
                 let data = json!({ "incident_id": incident_id, "deadline_met": true });
                 self.case_timeline(id, now, "incident_acknowledged", "tocsin", message, data);
@@ -356,6 +358,10 @@ impl Core {
                 self.page_case(id, PageEvent::ResponseBreached, target, now);
             }
             Some(Fired::EngagementDue) => {
+                self.metrics
+                    .sr_engagement_gaps_total
+                    .with_label_values(&[&sr])
+                    .inc();
                 let message = format!("an update is due (SR {sr}): {owner} paged");
                 self.case_timeline(id, now, "engagement_due", "tocsin", message, json!({}));
                 self.page_case(id, PageEvent::EngagementDue, Target::Owner, now);
@@ -427,6 +433,18 @@ impl Core {
         })
     }
 
+    /// `tocsin_sr_responses_total`: the case's deadline was just met, in time or late.
+    fn deadline_met_metric(&self, case: &Case) {
+        let within = case.deadline_met_at.is_some_and(|at| at <= case.respond_by);
+        self.metrics
+            .sr_responses_total
+            .with_label_values(&[
+                case.sr_severity.as_str(),
+                if within { "true" } else { "false" },
+            ])
+            .inc();
+    }
+
     /// The incident's timeline names the case.
     fn link_incident(&mut self, case: &Case, incident_id: i64, by: &str, now: DateTime<Utc>) {
         self.dirty.incident_rows.push(TimelineEntry {
@@ -477,6 +495,9 @@ impl Core {
         for id in self.cases_of(incident_id) {
             let _ = self.with_case(id, now, |core, case| {
                 let met = decide::meet_deadline(case, now);
+                if met {
+                    core.deadline_met_metric(case);
+                }
                 let message = format!("incident {incident_id} acknowledged by {by}");
                 let data = json!({ "incident_id": incident_id, "deadline_met": met });
                 core.case_timeline(id, now, "incident_acknowledged", by, message, data);
@@ -621,6 +642,7 @@ impl Core {
         case: CasePayload,
         now: DateTime<Utc>,
     ) {
+        self.count_page(crate::paging::page::CASE_RULE, &recipient, event, now);
         let id = self.next_page_id;
         self.next_page_id += 1;
         let level = escalation.level;
