@@ -21,6 +21,9 @@ pub struct AckClaim {
     pub recipient: String,
     #[serde(rename = "e")]
     pub expires: i64,
+    /// A link in a page about a support case acknowledges the case (`incident_id` is 0).
+    #[serde(rename = "c", default, skip_serializing_if = "Option::is_none")]
+    pub case_id: Option<i64>,
 }
 
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
@@ -131,12 +134,26 @@ impl AckSigner {
     }
 
     pub fn sign(&self, incident_id: i64, recipient: &str, expires: DateTime<Utc>) -> String {
-        let claim = AckClaim {
+        self.sign_claim(&AckClaim {
             incident_id,
             recipient: recipient.to_string(),
             expires: expires.timestamp(),
-        };
-        let body = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claim).expect("claim serializes"));
+            case_id: None,
+        })
+    }
+
+    /// The ack link of a page about support case `case_id`.
+    pub fn sign_case(&self, case_id: i64, recipient: &str, expires: DateTime<Utc>) -> String {
+        self.sign_claim(&AckClaim {
+            incident_id: 0,
+            recipient: recipient.to_string(),
+            expires: expires.timestamp(),
+            case_id: Some(case_id),
+        })
+    }
+
+    fn sign_claim(&self, claim: &AckClaim) -> String {
+        let body = URL_SAFE_NO_PAD.encode(serde_json::to_vec(claim).expect("claim serializes"));
         let mut mac = Self::mac(&self.key);
         mac.update(body.as_bytes());
         let signature = URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
@@ -227,6 +244,10 @@ mod tests {
             Err(AckLinkError::BadSignature)
         );
         // Moving the token to another incident breaks the signature.
+        let case = signer.sign_case(42, "alice", now + chrono::Duration::hours(1));
+        let claim = signer.verify(&case, now).unwrap();
+        assert_eq!((claim.incident_id, claim.case_id), (0, Some(42)));
+        assert_eq!(signer.verify(&token, now).unwrap().case_id, None);
         let (_, sig) = token.split_once('.').unwrap();
         let forged_body = URL_SAFE_NO_PAD.encode(br#"{"i":43,"r":"alice","e":9999999999}"#);
         assert_eq!(

@@ -15,6 +15,7 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("card.html", include_str!("templates/card.html")),
     ("incident.html", include_str!("templates/incident.html")),
     ("ack.html", include_str!("templates/ack.html")),
+    ("case_ack.html", include_str!("templates/case_ack.html")),
     ("message.html", include_str!("templates/message.html")),
     ("login.html", include_str!("templates/login.html")),
     ("status.html", include_str!("templates/status.html")),

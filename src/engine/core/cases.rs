@@ -12,7 +12,7 @@ use super::{Core, Reply};
 use crate::config::matcher::all_match;
 use crate::engine::timers::TimerKey;
 use crate::incident::case::decide::{self, Fired};
-use crate::incident::case::{Case, CaseEntry, CasePayload, CaseStatus, OpenCase};
+use crate::incident::case::{Case, CaseEntry, CaseEscalation, CasePayload, CaseStatus, OpenCase};
 use crate::incident::{IncidentView, Status, TimelineEntry};
 use crate::paging::page::EscalationRef;
 use crate::paging::{Channel, Page, PageEvent, PagePayload, Recipient};
@@ -32,6 +32,11 @@ pub enum CaseInput {
         signal: Box<Signal>,
     },
     Take {
+        id: i64,
+        by: String,
+    },
+    /// Someone acknowledged a page about the case (its ack link): its escalation stops.
+    Ack {
         id: i64,
         by: String,
     },
@@ -105,6 +110,19 @@ impl Core {
                 case.taken_at = Some(now);
                 let message = format!("{by} took the case (owner was {before})");
                 core.case_timeline(id, now, "taken", &by, message, json!({ "from": before }));
+                Ok(())
+            }),
+            CaseInput::Ack { id, by } => self.with_case(id, now, |core, case| {
+                let stopped = decide::stop_escalation(case);
+                case.acknowledged_at = Some(now);
+                case.acknowledged_by = Some(by.clone());
+                let message = if stopped {
+                    format!("{by} acknowledged the page: escalation stopped")
+                } else {
+                    format!("{by} acknowledged the page")
+                };
+                let data = json!({ "escalation_stopped": stopped });
+                core.case_timeline(id, now, "acknowledged", &by, message, data);
                 Ok(())
             }),
             CaseInput::Respond { id, by, text } => {
@@ -187,6 +205,7 @@ impl Core {
             }),
             CaseInput::Resolve { id, by, note } => self.with_case(id, now, |core, case| {
                 case.status = CaseStatus::Resolved;
+                decide::stop_escalation(case);
                 case.resolved_at = Some(now);
                 case.resolved_by = Some(by.clone());
                 case.resolution = note.clone();
@@ -249,6 +268,9 @@ impl Core {
             resolved_at: None,
             resolved_by: None,
             resolution: None,
+            escalation: None,
+            acknowledged_at: None,
+            acknowledged_by: None,
         };
         let labels = case.labels();
         let route = self
@@ -335,6 +357,18 @@ impl Core {
     /// A case's timer ran out: page what is due.
     pub(super) fn case_due(&mut self, id: i64, now: DateTime<Utc>) {
         let cadence = self.setup.config.sr_engagement;
+        // The page's escalation first: its next level is due.
+        if let Some(level) = self
+            .cases
+            .get(&id)
+            .and_then(|c| decide::escalation_due(c, now))
+        {
+            if let Some(case) = self.cases.get_mut(&id) {
+                case.escalation = None;
+            }
+            self.dirty.cases.push(id);
+            self.page_case(id, PageEvent::Escalated, Target::Levels(vec![level]), now);
+        }
         let Some(case) = self.cases.get_mut(&id) else {
             return;
         };
@@ -560,6 +594,10 @@ impl Core {
             .policy
             .as_ref()
             .and_then(|name| setup.paging.policies.get(name));
+        let last_level = match &target {
+            Target::Levels(levels) => levels.iter().max().copied(),
+            Target::Owner => None,
+        };
         let mut targets: Vec<(Option<usize>, String)> = Vec::new();
         if let Target::Owner = target {
             if setup.paging.responders.contains_key(&case.owner) {
@@ -629,6 +667,18 @@ impl Core {
         let message = format!("{event}: paged {}", names.join(", "));
         let data = json!({ "event": event.as_str(), "reached": names, "skipped": skipped });
         self.case_timeline(id, now, "paged", "tocsin", message, data);
+        // The policy's next level follows on its timer unless someone takes the page up.
+        let next = last_level.and_then(|level| {
+            let after = policy?.levels.get(level + 1)?.after;
+            Some(CaseEscalation {
+                event: event.as_str().to_string(),
+                level,
+                next_at: now + after.chrono(),
+            })
+        });
+        if let (Some(next), Some(case)) = (next, self.cases.get_mut(&id)) {
+            case.escalation = Some(next);
+        }
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -643,6 +693,19 @@ impl Core {
         now: DateTime<Utc>,
     ) {
         self.count_page(crate::paging::page::CASE_RULE, &recipient, event, now);
+        let ack_url = self
+            .setup
+            .ack_signer
+            .as_ref()
+            .filter(|_| event.calls_to_act())
+            .map(|signer| {
+                let expires = now + self.setup.config.server.ack_link_ttl.chrono();
+                format!(
+                    "{}/ack/{}",
+                    self.setup.external_url,
+                    signer.sign_case(case_id, &recipient.id, expires)
+                )
+            });
         let id = self.next_page_id;
         self.next_page_id += 1;
         let level = escalation.level;
@@ -660,7 +723,7 @@ impl Core {
                 incident,
                 escalation,
                 recipient: recipient.id.clone(),
-                ack_url: None,
+                ack_url,
                 case: Some(Box::new(case)),
             },
             recipient,

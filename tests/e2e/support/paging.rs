@@ -185,13 +185,15 @@ impl FrozenEngine {
             }
             // Pages about support cases.
             pages += self.pages(0).await.len() as u64;
-            let handled: u64 = ["delivered", "retry", "failed"]
+            let handled: u64 = ["email", "webhook"]
                 .iter()
-                .map(|outcome| {
-                    metrics
-                        .pages_total
-                        .with_label_values(&["email", outcome])
-                        .get()
+                .flat_map(|channel| {
+                    ["delivered", "retry", "failed"].map(|outcome| {
+                        metrics
+                            .pages_total
+                            .with_label_values(&[channel, outcome])
+                            .get()
+                    })
                 })
                 .sum();
             if handled >= pages {
