@@ -91,14 +91,31 @@ pub fn replay(config: crate::config::Config, signals: &Path) -> Result<String, S
             ),
         ));
     }
-    let offset = sim.timeline.len();
+    let mut offset = sim.timeline.len();
+    for (i, entry) in sim.case_timeline.iter().enumerate() {
+        if entry.kind == "paged" {
+            continue;
+        }
+        lines.push((
+            entry.at,
+            offset + i,
+            format!(
+                "case     {:<4} {:<18} {}",
+                entry.case_id, entry.kind, entry.message
+            ),
+        ));
+    }
+    offset += sim.case_timeline.len();
     for (i, page) in sim.pages.iter().enumerate() {
+        let about = match page.case_id {
+            Some(case) => format!("case     {case:<4}"),
+            None => format!("incident {:<4}", page.incident_id),
+        };
         lines.push((
             page.created_at,
             offset + i,
             format!(
-                "incident {:<4} {:<18} {} → {} ({}){}",
-                page.incident_id,
+                "{about} {:<18} {} → {} ({}){}",
                 "page",
                 page.event,
                 page.recipient.id,
@@ -125,6 +142,21 @@ pub fn replay(config: crate::config::Config, signals: &Path) -> Result<String, S
             incident.customers.len(),
             incident.title
         ));
+    }
+    if !sim.cases.is_empty() {
+        out.push_str(&format!("\n{} case(s):\n", sim.cases.len()));
+        for case in sim.cases.values() {
+            out.push_str(&format!(
+                "  #{:<4} SR {} {:<8} owner {} {} {} {}\n",
+                case.id,
+                case.sr_severity,
+                case.status.as_str(),
+                case.owner,
+                case.customer,
+                case.service,
+                case.region
+            ));
+        }
     }
     Ok(out)
 }
