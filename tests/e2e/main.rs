@@ -13,6 +13,7 @@ mod admin;
 mod api;
 mod api_edges;
 mod backup;
+mod case_pages;
 mod cases;
 mod channels;
 mod check;
