@@ -60,6 +60,14 @@ pub enum CasesCommand {
         #[arg(long, env = "USER")]
         by: String,
     },
+    /// Acknowledge the case's page: its escalation to the policy's next level stops.
+    Ack {
+        id: i64,
+        #[command(flatten)]
+        api: ApiArgs,
+        #[arg(long, env = "USER")]
+        by: String,
+    },
     /// The first response (meets the initial-response deadline).
     Respond {
         id: i64,
@@ -173,6 +181,12 @@ async fn execute(command: CasesCommand) -> Result<String, ClientError> {
             format!("/api/v1/cases/{id}/take"),
             json!({ "by": by }),
             "taken",
+        ),
+        CasesCommand::Ack { id, api, by } => (
+            api,
+            format!("/api/v1/cases/{id}/ack"),
+            json!({ "by": by }),
+            "acknowledged",
         ),
         CasesCommand::Respond { id, text, api, by } => (
             api,

@@ -720,6 +720,13 @@ async fn the_cli_opens_takes_and_lists_cases() {
     .await;
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("owner alice"), "{out}");
+    let (code, out, err) = run_tocsin(
+        dir.path(),
+        &["cases", "ack", "1", "--url", &url, "--by", "alice"],
+    )
+    .await;
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with("case 1 acknowledged"), "{out}");
     let (code, out, _) = run_tocsin(dir.path(), &["cases", "list", "--url", &url]).await;
     assert_eq!(code, 0);
     assert!(out.lines().nth(1).unwrap().contains("contoso"), "{out}");
