@@ -110,6 +110,9 @@ async fn confirm(State(state): State<AppState>, Path(token): Path<String>) -> Re
         Ok(claim) => claim,
         Err(refused) => return *refused,
     };
+    if let Some(case_id) = claim.case_id {
+        return confirm_case(&state, &claim, case_id, &token).await;
+    }
     let incident = match load(&state, &claim).await {
         Ok(incident) => incident,
         Err(response) => return response,
@@ -142,16 +145,19 @@ async fn acknowledge(
         Ok(claim) => claim,
         Err(refused) => return *refused,
     };
-    let id = claim.incident_id;
-    let input = Input::Ack {
-        incident_id: id,
-        by: claim.recipient.clone(),
-    };
     // The link stands for its recipient alone, whoever holds a token.
     let caller = Caller {
         name: Some(claim.recipient.clone()),
         role: crate::api::auth::Role::Responder,
         address,
+    };
+    if let Some(case_id) = claim.case_id {
+        return acknowledge_case(&state, &caller, &claim, case_id).await;
+    }
+    let id = claim.incident_id;
+    let input = Input::Ack {
+        incident_id: id,
+        by: claim.recipient.clone(),
     };
     match perform(&state, &caller, id, input).await {
         Ok(()) => {
@@ -179,6 +185,87 @@ async fn acknowledge(
                 &e.message,
                 Some(("/", "Open the dashboard")),
             )
+        }
+    }
+}
+
+/// The confirm page of a link in a page about a support case.
+async fn confirm_case(state: &AppState, claim: &AckClaim, case_id: i64, token: &str) -> Response {
+    let case = match state.store.case(case_id).await {
+        Ok(Some(case)) => case,
+        Ok(None) => {
+            return message(
+                StatusCode::NOT_FOUND,
+                "No such case",
+                &format!("Case {case_id} does not exist (any more)."),
+                None,
+            )
+        }
+        Err(e) => {
+            let e = ApiError::from(e);
+            return message(e.status, "Try again", &e.message, None);
+        }
+    };
+    if !case.is_open() {
+        return message(
+            StatusCode::CONFLICT,
+            "Nothing to acknowledge",
+            &format!("Case {case_id} is already resolved."),
+            None,
+        );
+    }
+    page(
+        StatusCode::OK,
+        "case_ack.html",
+        context! {
+            refresh => 0,
+            logged_in => false,
+            now => render::time(state.clock.now()),
+            c => context! {
+                id => case.id,
+                sr_severity => case.sr_severity,
+                status => case.status.as_str(),
+                customer => case.customer,
+                service => case.service,
+                region => case.region,
+                owner => case.owner,
+                respond_by => render::time(case.respond_by),
+            },
+            recipient => view::person(&state.setup(), &claim.recipient),
+            expires => chrono::DateTime::from_timestamp(claim.expires, 0).map(render::time),
+            action => format!("/ack/{token}"),
+        },
+    )
+}
+
+/// Acknowledge a support case's page as the link's recipient: its escalation stops.
+async fn acknowledge_case(
+    state: &AppState,
+    caller: &Caller,
+    claim: &AckClaim,
+    case_id: i64,
+) -> Response {
+    let by = claim.recipient.clone();
+    let acked = super::cases::acknowledge(state, caller, case_id, by.clone()).await;
+    match acked {
+        Ok(_) => {
+            tracing::info!(case = case_id, by = %by, "case acknowledged through an ack link");
+            message(
+                StatusCode::OK,
+                "Acknowledged",
+                &format!(
+                    "Case {case_id}'s page is acknowledged by {}. Escalation has stopped.",
+                    view::person(&state.setup(), &by)
+                ),
+                None,
+            )
+        }
+        Err(e) => {
+            let title = match e.status {
+                StatusCode::CONFLICT => "Nothing to acknowledge",
+                status => status.canonical_reason().unwrap_or("Error"),
+            };
+            message(e.status, title, &e.message, None)
         }
     }
 }

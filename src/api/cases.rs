@@ -22,6 +22,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/api/v1/cases", get(list).post(open))
         .route("/api/v1/cases/{id}", get(show))
         .route("/api/v1/cases/{id}/take", post(take))
+        .route("/api/v1/cases/{id}/ack", post(ack))
         .route("/api/v1/cases/{id}/respond", post(respond))
         .route("/api/v1/cases/{id}/updates", post(update))
         .route("/api/v1/cases/{id}/customer-exit", post(customer_exit))
@@ -220,6 +221,34 @@ async fn take(
     let by = caller.by(&body.by);
     check_by(&by)?;
     act(&state, id, CaseInput::Take { id, by }).await
+}
+
+/// Acknowledge case `id`'s page as `by` (the API and ack links): its escalation stops.
+/// Recorded in the audit log.
+pub(crate) async fn acknowledge(
+    state: &AppState,
+    caller: &super::auth::Caller,
+    id: i64,
+    by: String,
+) -> Result<Case, ApiError> {
+    let case = send(state, Some(id), CaseInput::Ack { id, by: by.clone() }).await?;
+    let target = format!("case {id}");
+    super::audit::record(state, caller, &by, "case_ack", &target, "").await?;
+    Ok(case)
+}
+
+async fn ack(
+    Need(caller, _): Need<need::Responder>,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<CaseView>, ApiError> {
+    let id = parse_id(&id)?;
+    let body: ByBody = json_object(&body)?;
+    let by = caller.by(&body.by);
+    check_by(&by)?;
+    let case = acknowledge(&state, &caller, id, by).await?;
+    Ok(Json(view(&state, case).await?))
 }
 
 async fn respond(

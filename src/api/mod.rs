@@ -20,9 +20,11 @@ pub mod overrides;
 mod oversized;
 pub mod queues;
 pub mod ratelimit;
+pub mod reports;
 pub mod responders;
 pub mod serve;
 pub mod silences;
+pub mod status;
 pub mod whoami;
 
 use std::convert::Infallible;
@@ -97,6 +99,7 @@ pub fn router(state: AppState) -> Router {
         .merge(admin::router())
         .merge(incidents::router(state.clone()))
         .merge(queues::router(state.clone()))
+        .merge(reports::router(state.clone()))
         .merge(backup::router(state.clone()))
         .merge(audit::router(state.clone()))
         .merge(cases::router(state.clone()))
@@ -109,6 +112,7 @@ pub fn router(state: AppState) -> Router {
         .merge(alertmanager::router(state.clone()))
         .merge(ingest::router(state.clone()))
         .merge(ack::router())
+        .merge(status::router(state.clone()))
         .merge(dashboard::router())
         .fallback(error::not_found)
         .layer(tower_http::limit::RequestBodyLimitLayer::new(MAX_BODY))

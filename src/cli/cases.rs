@@ -62,6 +62,15 @@ pub enum CasesCommand {
         #[arg(long)]
         by: Option<String>,
     },
+    /// Acknowledge the case's page: its escalation to the policy's next level stops.
+    Ack {
+        id: i64,
+        #[command(flatten)]
+        api: ApiArgs,
+        /// Who acts (default: the token's name, else $USER).
+        #[arg(long)]
+        by: Option<String>,
+    },
     /// The first response (meets the initial-response deadline).
     Respond {
         id: i64,
@@ -180,6 +189,13 @@ async fn execute(command: CasesCommand) -> Result<String, ClientError> {
             format!("/api/v1/cases/{id}/take"),
             json!({}),
             "taken",
+            by,
+        ),
+        CasesCommand::Ack { id, api, by } => (
+            api,
+            format!("/api/v1/cases/{id}/ack"),
+            json!({}),
+            "acknowledged",
             by,
         ),
         CasesCommand::Respond { id, text, api, by } => (

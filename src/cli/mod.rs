@@ -9,8 +9,10 @@ mod docs;
 mod init;
 mod oncall;
 mod queue;
+mod report;
 mod run;
 mod silence;
+mod status;
 mod template;
 
 use std::path::PathBuf;
@@ -112,6 +114,19 @@ pub enum Command {
         /// An RFC 3339 time, e.g. 2026-03-08T09:00:00-05:00.
         #[arg(long)]
         at: Option<String>,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Reports over a time range: `sr` (SR deadlines and cadence, MTTA/MTTR, pager load).
+    Report {
+        #[command(subcommand)]
+        command: report::ReportCommand,
+    },
+    /// The link of CUSTOMER's status page (its open incidents and support cases, signed
+    /// for that customer alone), to give to the customer.
+    StatusLink {
+        /// A customer id of the catalog.
+        customer: String,
         #[command(flatten)]
         api: ApiArgs,
     },
@@ -270,5 +285,7 @@ async fn dispatch(command: Command) -> ExitCode {
         }
         Command::Cases { command } => cases::run(command).await,
         Command::Queue { command } => queue::run(command).await,
+        Command::Report { command } => report::run(command).await,
+        Command::StatusLink { customer, api } => status::link(&customer, &api).await,
     }
 }

@@ -31,6 +31,10 @@ pub struct Metrics {
     pub triage_queue_oldest_age_seconds: GaugeVec,
     pub sr_first_response_seconds: HistogramVec,
     pub sr_engagement_missed_total: IntCounterVec,
+    pub sr_engagement_gaps_total: IntCounterVec,
+    pub sr_responses_total: IntCounterVec,
+    pub pager_pages_total: IntCounterVec,
+    pub pages_at_night_total: IntCounterVec,
     pub probe_schedule_lag_seconds: prometheus::Histogram,
     pub config_last_reload_successful: IntGauge,
     pub config_last_reload_success_timestamp_seconds: Gauge,
@@ -202,6 +206,42 @@ impl Metrics {
                 &["sr_severity"],
             )
             .unwrap(),
+            sr_engagement_gaps_total: IntCounterVec::new(
+                opts(
+                    "sr_engagement_gaps_total",
+                    "Update intervals of support cases that passed without an update \
+                     (sr_engagement; each paged the owner).",
+                ),
+                &["sr_severity"],
+            )
+            .unwrap(),
+            sr_responses_total: IntCounterVec::new(
+                opts(
+                    "sr_responses_total",
+                    "Support cases whose first-response deadline was met (a first response or \
+                     an ack of its incident), within the deadline or late.",
+                ),
+                &["sr_severity", "within_deadline"],
+            )
+            .unwrap(),
+            pager_pages_total: IntCounterVec::new(
+                opts(
+                    "pager_pages_total",
+                    "Pages that call someone to act, by the rule behind them ((case) for \
+                     support cases) and the responder.",
+                ),
+                &["rule", "responder"],
+            )
+            .unwrap(),
+            pages_at_night_total: IntCounterVec::new(
+                opts(
+                    "pages_at_night_total",
+                    "Of tocsin_pager_pages_total, those made 22:00-07:00 on the responder's \
+                     clock.",
+                ),
+                &["rule", "responder"],
+            )
+            .unwrap(),
             triage_queue_length: IntGaugeVec::new(
                 opts(
                     "triage_queue_length",
@@ -336,6 +376,14 @@ impl Metrics {
             .unwrap();
         r.register(Box::new(self.sr_engagement_missed_total.clone()))
             .unwrap();
+        r.register(Box::new(self.sr_engagement_gaps_total.clone()))
+            .unwrap();
+        r.register(Box::new(self.sr_responses_total.clone()))
+            .unwrap();
+        r.register(Box::new(self.pager_pages_total.clone()))
+            .unwrap();
+        r.register(Box::new(self.pages_at_night_total.clone()))
+            .unwrap();
         r.register(Box::new(self.probe_schedule_lag_seconds.clone()))
             .unwrap();
         r.register(Box::new(self.config_last_reload_successful.clone()))
@@ -405,6 +453,13 @@ impl Metrics {
         }
         for sr in ["A", "B", "C"] {
             self.sr_response_breaches_total.with_label_values(&[sr]);
+            self.cases_opened_total.with_label_values(&[sr]);
+            self.sr_first_response_seconds.with_label_values(&[sr]);
+            self.sr_engagement_gaps_total.with_label_values(&[sr]);
+            self.sr_engagement_missed_total.with_label_values(&[sr]);
+            for within in ["true", "false"] {
+                self.sr_responses_total.with_label_values(&[sr, within]);
+            }
         }
         for policy in &config.escalation_policies {
             self.escalations_total.with_label_values(&[&policy.name]);

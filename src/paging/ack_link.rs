@@ -21,6 +21,9 @@ pub struct AckClaim {
     pub recipient: String,
     #[serde(rename = "e")]
     pub expires: i64,
+    /// A link in a page about a support case acknowledges the case (`incident_id` is 0).
+    #[serde(rename = "c", default, skip_serializing_if = "Option::is_none")]
+    pub case_id: Option<i64>,
 }
 
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
@@ -94,13 +97,63 @@ impl AckSigner {
             })
     }
 
+    /// A customer's status-page token (`/status/{token}`): the customer's id and its
+    /// signature, domain-separated from ack and feed links. It does not expire; changing
+    /// the key (`server.ack_secret_file`) revokes every status link at once.
+    pub fn sign_status(&self, customer: &str) -> String {
+        format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(customer.as_bytes()),
+            Self::status_mac(&self.key, customer)
+        )
+    }
+
+    fn status_mac(key: &[u8], customer: &str) -> String {
+        let mut mac = Self::mac(key);
+        mac.update(b"tocsin customer status\0");
+        mac.update(customer.as_bytes());
+        URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
+    }
+
+    /// The customer a status token names, if its signature is good (under the key or an
+    /// earlier one). Constant time in the signature.
+    pub fn verify_status(&self, token: &str) -> Option<String> {
+        use subtle::ConstantTimeEq;
+        let (body, signature) = token.split_once('.')?;
+        let customer = String::from_utf8(URL_SAFE_NO_PAD.decode(body).ok()?).ok()?;
+        let good = std::iter::once(&self.key)
+            .chain(&self.older)
+            .fold(false, |ok, key| {
+                ok | bool::from(
+                    Self::status_mac(key, &customer)
+                        .as_bytes()
+                        .ct_eq(signature.as_bytes()),
+                )
+            });
+        good.then_some(customer)
+    }
+
     pub fn sign(&self, incident_id: i64, recipient: &str, expires: DateTime<Utc>) -> String {
-        let claim = AckClaim {
+        self.sign_claim(&AckClaim {
             incident_id,
             recipient: recipient.to_string(),
             expires: expires.timestamp(),
-        };
-        let body = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claim).expect("claim serializes"));
+            case_id: None,
+        })
+    }
+
+    /// The ack link of a page about support case `case_id`.
+    pub fn sign_case(&self, case_id: i64, recipient: &str, expires: DateTime<Utc>) -> String {
+        self.sign_claim(&AckClaim {
+            incident_id: 0,
+            recipient: recipient.to_string(),
+            expires: expires.timestamp(),
+            case_id: Some(case_id),
+        })
+    }
+
+    fn sign_claim(&self, claim: &AckClaim) -> String {
+        let body = URL_SAFE_NO_PAD.encode(serde_json::to_vec(claim).expect("claim serializes"));
         let mut mac = Self::mac(&self.key);
         mac.update(body.as_bytes());
         let signature = URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
@@ -155,6 +208,27 @@ mod tests {
     }
 
     #[test]
+    fn a_status_token_names_its_customer_and_nothing_else() {
+        let signer = AckSigner::new(b"k1");
+        let contoso = signer.sign_status("contoso");
+        assert_eq!(signer.verify_status(&contoso).as_deref(), Some("contoso"));
+        // Another customer's name under contoso's signature.
+        let (_, sig) = contoso.split_once('.').unwrap();
+        let moved = format!("{}.{sig}", URL_SAFE_NO_PAD.encode(b"fabrikam"));
+        assert_eq!(signer.verify_status(&moved), None);
+        assert_eq!(signer.verify_status("contoso"), None);
+        assert_eq!(signer.verify_status(""), None);
+        assert_eq!(AckSigner::new(b"k2").verify_status(&contoso), None);
+        // A feed signature is not a status signature.
+        let feed = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(b"contoso"),
+            signer.sign_feed("contoso")
+        );
+        assert_eq!(signer.verify_status(&feed), None);
+    }
+
+    #[test]
     fn sign_and_verify() {
         let signer = AckSigner::new(b"key");
         let now = Utc::now();
@@ -170,6 +244,10 @@ mod tests {
             Err(AckLinkError::BadSignature)
         );
         // Moving the token to another incident breaks the signature.
+        let case = signer.sign_case(42, "alice", now + chrono::Duration::hours(1));
+        let claim = signer.verify(&case, now).unwrap();
+        assert_eq!((claim.incident_id, claim.case_id), (0, Some(42)));
+        assert_eq!(signer.verify(&token, now).unwrap().case_id, None);
         let (_, sig) = token.split_once('.').unwrap();
         let forged_body = URL_SAFE_NO_PAD.encode(br#"{"i":43,"r":"alice","e":9999999999}"#);
         assert_eq!(

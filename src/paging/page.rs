@@ -62,6 +62,36 @@ impl PageEvent {
     }
 }
 
+impl PageEvent {
+    /// Does a page of this event call someone to act (the pager load counts these)? Notices
+    /// of what others did (acknowledged, resolved, merged, impact added, shift started),
+    /// test pages and updates to customers do not.
+    pub fn calls_to_act(self) -> bool {
+        matches!(
+            self,
+            PageEvent::Triggered
+                | PageEvent::Escalated
+                | PageEvent::SeverityRaised
+                | PageEvent::ResponseBreached
+                | PageEvent::Reopened
+                | PageEvent::Assigned
+                | PageEvent::ResponderAdded
+                | PageEvent::EngagementDue
+                | PageEvent::EngagementMissed
+        )
+    }
+}
+
+/// The rule the pager load counts a page under: that of the impact that opened its
+/// incident; pages about a support case count under `(case)`.
+pub const CASE_RULE: &str = "(case)";
+
+/// Was `at` night (22:00-07:00) on the clock of `zone`?
+pub fn at_night(at: DateTime<Utc>, zone: chrono_tz::Tz) -> bool {
+    use chrono::Timelike;
+    crate::incident::report::is_night_hour(at.with_timezone(&zone).hour())
+}
+
 impl fmt::Display for PageEvent {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())

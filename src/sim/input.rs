@@ -9,7 +9,8 @@ use serde::Deserialize;
 
 use crate::config::types::labels;
 use crate::config::{Duration, SrResponseConfig};
-use crate::engine::Input;
+use crate::engine::{CaseInput, Input};
+use crate::incident::case::OpenCase;
 use crate::signal::{Contact, CriDetails, ProbeResult, Signal, SignalState, SourceKind};
 
 #[derive(Clone, Debug, Deserialize)]
@@ -53,6 +54,121 @@ pub struct TimedInput {
     pub resolve: Option<ResolveAction>,
     #[serde(default)]
     pub severity: Option<SeverityAction>,
+    /// Something support does to a case.
+    #[serde(default)]
+    pub case: Option<CaseAction>,
+}
+
+/// One step of support's on a case: `open:` a case (its facts), or `respond:`, `update:`,
+/// `ack:`, `take:`, `exit:` or `resolve:` case N; `by` who, `text` what they wrote.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CaseAction {
+    #[serde(default)]
+    pub open: Option<OpenCaseAction>,
+    #[serde(default)]
+    pub respond: Option<i64>,
+    #[serde(default)]
+    pub update: Option<i64>,
+    #[serde(default)]
+    pub ack: Option<i64>,
+    #[serde(default)]
+    pub take: Option<i64>,
+    #[serde(default)]
+    pub exit: Option<i64>,
+    #[serde(default)]
+    pub resolve: Option<i64>,
+    pub by: String,
+    #[serde(default)]
+    pub text: Option<String>,
+    #[serde(default)]
+    pub notify_customer: bool,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OpenCaseAction {
+    pub customer: String,
+    pub service: String,
+    pub region: String,
+    pub sr_severity: String,
+    #[serde(default)]
+    pub summary: Option<String>,
+    #[serde(default)]
+    pub contact: Option<Contact>,
+}
+
+impl CaseAction {
+    /// The engine's input for this step.
+    fn input(&self, at: &str, sr_response: &SrResponseConfig) -> Result<CaseInput, String> {
+        let by = self.by.clone();
+        let text = || self.text.clone().unwrap_or_default();
+        let steps = [
+            self.open.is_some(),
+            self.respond.is_some(),
+            self.update.is_some(),
+            self.ack.is_some(),
+            self.take.is_some(),
+            self.exit.is_some(),
+            self.resolve.is_some(),
+        ];
+        if steps.iter().filter(|s| **s).count() != 1 {
+            return Err(format!(
+                "case input at {at}: give exactly one of open:, respond:, update:, ack:, take:, \
+                 exit: or resolve:"
+            ));
+        }
+        if let Some(open) = &self.open {
+            if sr_response.deadline(&open.sr_severity).is_none() {
+                return Err(format!(
+                    "case input at {at}: sr_severity {:?} is not one of A, B or C",
+                    open.sr_severity
+                ));
+            }
+            return Ok(CaseInput::Open {
+                case: OpenCase {
+                    customer: open.customer.clone(),
+                    service: open.service.clone(),
+                    region: open.region.clone(),
+                    sr_severity: open.sr_severity.clone(),
+                    summary: open.summary.clone().unwrap_or_default(),
+                    contact: open.contact.clone().unwrap_or_default(),
+                    by,
+                },
+            });
+        }
+        Ok(match () {
+            _ if self.respond.is_some() => CaseInput::Respond {
+                id: self.respond.unwrap_or_default(),
+                by,
+                text: text(),
+            },
+            _ if self.update.is_some() => CaseInput::Update {
+                id: self.update.unwrap_or_default(),
+                by,
+                text: text(),
+                notify_customer: self.notify_customer,
+            },
+            _ if self.ack.is_some() => CaseInput::Ack {
+                id: self.ack.unwrap_or_default(),
+                by,
+            },
+            _ if self.take.is_some() => CaseInput::Take {
+                id: self.take.unwrap_or_default(),
+                by,
+            },
+            _ if self.exit.is_some() => CaseInput::CustomerExit {
+                id: self.exit.unwrap_or_default(),
+                by,
+                note: self.text.clone(),
+            },
+            _ => CaseInput::Resolve {
+                id: self.resolve.unwrap_or_default(),
+                by,
+                note: self.text.clone(),
+            },
+        })
+    }
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -110,12 +226,18 @@ impl TimedInput {
             self.severity.is_some(),
             self.heartbeat.is_some(),
             self.source.is_some(),
+            self.case.is_some(),
         ];
         if actions.iter().filter(|a| **a).count() != 1 {
             return Err(format!(
-                "input at {}: give exactly one of source:, heartbeat:, ack:, resolve: or severity:",
+                "input at {}: give exactly one of source:, heartbeat:, ack:, resolve:, \
+                 severity: or case:",
                 self.at
             ));
+        }
+        if let Some(case) = &self.case {
+            let input = case.input(&self.at, sr_response)?;
+            return Ok(vec![(at, Input::Case(input))]);
         }
         if let Some(a) = &self.ack {
             return Ok(vec![(

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 
 use crate::engine::{Core, Input, Reply, Setup};
+use crate::incident::case::{Case, CaseEntry};
 use crate::incident::{Impact, Incident, TimelineEntry};
 use crate::metrics::Metrics;
 use crate::paging::Page;
@@ -23,6 +24,8 @@ pub struct Simulation {
     pub impacts: BTreeMap<i64, Impact>,
     pub timeline: Vec<TimelineEntry>,
     pub pages: Vec<Page>,
+    pub cases: BTreeMap<i64, Case>,
+    pub case_timeline: Vec<CaseEntry>,
 }
 
 impl Simulation {
@@ -34,6 +37,8 @@ impl Simulation {
             impacts: BTreeMap::new(),
             timeline: Vec::new(),
             pages: Vec::new(),
+            cases: BTreeMap::new(),
+            case_timeline: Vec::new(),
         }
     }
 
@@ -75,6 +80,10 @@ impl Simulation {
         }
         self.timeline.extend(changes.timeline);
         self.pages.extend(changes.pages);
+        for case in changes.cases {
+            self.cases.insert(case.id, case);
+        }
+        self.case_timeline.extend(changes.case_timeline);
     }
 }
 

@@ -85,7 +85,23 @@ pub fn replay(config: crate::config::Config, signals: &Path) -> Result<String, S
         }
         lines.push((entry.at, i, super::describe_entry(entry)));
     }
-    let offset = sim.timeline.len();
+    let mut offset = sim.timeline.len();
+    for (i, entry) in sim.case_timeline.iter().enumerate() {
+        if entry.kind == "paged" {
+            continue;
+        }
+        lines.push((
+            entry.at,
+            offset + i,
+            format!(
+                "case #{} {}: {}",
+                entry.case_id,
+                entry.kind.replace('_', " "),
+                entry.message
+            ),
+        ));
+    }
+    offset += sim.case_timeline.len();
     for (i, page) in sim.pages.iter().enumerate() {
         lines.push((page.created_at, offset + i, super::describe_page(page)));
     }
@@ -99,6 +115,22 @@ pub fn replay(config: crate::config::Config, signals: &Path) -> Result<String, S
     out.push_str(&format!("\n{incidents}, {pages}\n"));
     for incident in sim.incidents.values() {
         out.push_str(&format!("  {}\n", super::describe(incident)));
+    }
+    if !sim.cases.is_empty() {
+        let cases = crate::words::count(sim.cases.len(), "case", "cases");
+        out.push_str(&format!("\n{cases}\n"));
+        for case in sim.cases.values() {
+            out.push_str(&format!(
+                "  SR {} case #{}, {}: owner {}; {} {} {}\n",
+                case.sr_severity,
+                case.id,
+                case.status.as_str(),
+                case.owner,
+                case.customer,
+                case.service,
+                case.region
+            ));
+        }
     }
     Ok(out)
 }

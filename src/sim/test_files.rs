@@ -54,6 +54,26 @@ pub struct Expectation {
     /// Every page created so far, in order (only the fields given are compared).
     #[serde(default)]
     pub pages: Option<Vec<ExpectedPage>>,
+    /// Every support case opened so far, in id order (only the fields given are compared).
+    #[serde(default)]
+    pub cases: Option<Vec<ExpectedCase>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExpectedCase {
+    #[serde(default)]
+    pub id: Option<i64>,
+    #[serde(default)]
+    pub status: Option<String>,
+    #[serde(default)]
+    pub owner: Option<String>,
+    #[serde(default)]
+    pub response_breached: Option<bool>,
+    /// The kinds of its timeline entries so far, in order (`opened`, `paged`, `responded`,
+    /// `engagement_due`, …).
+    #[serde(default)]
+    pub timeline: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -90,6 +110,9 @@ pub struct ExpectedIncident {
 pub struct ExpectedPage {
     #[serde(default)]
     pub incident: Option<i64>,
+    /// The support case it is about.
+    #[serde(default)]
+    pub case: Option<i64>,
     #[serde(default)]
     pub event: Option<String>,
     #[serde(default)]
@@ -269,6 +292,10 @@ fn check(sim: &Simulation, expectation: &Expectation, start: DateTime<Utc>, repo
             if let Some(w) = want.incident {
                 diff("incident", w.to_string(), got.incident_id.to_string());
             }
+            if let Some(w) = want.case {
+                let g = got.case_id.map_or_else(|| "none".into(), |c| c.to_string());
+                diff("case", w.to_string(), g);
+            }
             if let Some(w) = &want.event {
                 diff("event", w.clone(), got.event.to_string());
             }
@@ -321,11 +348,86 @@ fn check(sim: &Simulation, expectation: &Expectation, start: DateTime<Utc>, repo
             ));
         }
     }
+    if let Some(expected) = &expectation.cases {
+        check_cases(sim, expected, at, &mut problems);
+    }
     if !problems.is_empty() {
         let _ = writeln!(report, "  at {at}:");
         for p in problems {
             let _ = writeln!(report, "    {p}");
         }
+    }
+}
+
+fn check_cases(sim: &Simulation, expected: &[ExpectedCase], at: &str, problems: &mut Vec<String>) {
+    let before = problems.len();
+    let actual: Vec<&crate::incident::case::Case> = sim.cases.values().collect();
+    if expected.len() != actual.len() {
+        problems.push(format!(
+            "expected {} case(s), got {}",
+            expected.len(),
+            actual.len()
+        ));
+    }
+    let kinds = |id: i64| -> Vec<String> {
+        sim.case_timeline
+            .iter()
+            .filter(|e| e.case_id == id)
+            .map(|e| e.kind.clone())
+            .collect()
+    };
+    for (i, (want, got)) in expected.iter().zip(actual.iter()).enumerate() {
+        let mut diff = |field: &str, w: String, g: String| {
+            if w != g {
+                problems.push(format!(
+                    "case {} (#{}): {field}: expected {w}, got {g}",
+                    i + 1,
+                    got.id
+                ));
+            }
+        };
+        if let Some(w) = want.id {
+            diff("id", w.to_string(), got.id.to_string());
+        }
+        if let Some(w) = &want.status {
+            diff("status", w.clone(), got.status.as_str().to_string());
+        }
+        if let Some(w) = &want.owner {
+            diff("owner", w.clone(), got.owner.clone());
+        }
+        if let Some(w) = want.response_breached {
+            diff(
+                "response_breached",
+                w.to_string(),
+                got.response_breached.to_string(),
+            );
+        }
+        if let Some(w) = &want.timeline {
+            diff("timeline", format!("{w:?}"), format!("{:?}", kinds(got.id)));
+        }
+    }
+    if problems.len() > before {
+        let listing: Vec<String> = actual
+            .iter()
+            .map(|c| {
+                format!(
+                    "      #{} SR {} {} owner {} timeline {:?}",
+                    c.id,
+                    c.sr_severity,
+                    c.status.as_str(),
+                    c.owner,
+                    kinds(c.id)
+                )
+            })
+            .collect();
+        problems.push(format!(
+            "cases at {at}:\n{}",
+            if listing.is_empty() {
+                "      (none)".to_string()
+            } else {
+                listing.join("\n")
+            }
+        ));
     }
 }
 

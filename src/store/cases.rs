@@ -85,6 +85,22 @@ impl Store {
         rows.iter().map(|r| json_column(r, "data")).collect()
     }
 
+    /// Cases opened in `from..to`, oldest first.
+    pub async fn cases_opened_between(
+        &self,
+        from: chrono::DateTime<chrono::Utc>,
+        to: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Vec<Case>> {
+        let rows = sqlx::query(
+            "SELECT data FROM cases WHERE opened_at >= $1 AND opened_at < $2 ORDER BY id",
+        )
+        .bind(ms(from))
+        .bind(ms(to))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|r| json_column(r, "data")).collect()
+    }
+
     pub async fn case(&self, id: i64) -> Result<Option<Case>> {
         let row = sqlx::query("SELECT data FROM cases WHERE id = $1")
             .bind(id)

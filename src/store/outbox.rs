@@ -137,6 +137,18 @@ impl Store {
         Ok(pages)
     }
 
+    /// Pages made in `from..to`, oldest first (for the pager load of `reports/sr`).
+    pub async fn pages_between(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> Result<Vec<Page>> {
+        let rows = sqlx::query(
+            "SELECT data FROM outbox WHERE created_at >= $1 AND created_at < $2 ORDER BY id",
+        )
+        .bind(ms(from))
+        .bind(ms(to))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|r| json_column(r, "data")).collect()
+    }
+
     pub async fn page(&self, id: i64) -> Result<Option<OutboxEntry>> {
         let row = sqlx::query(&format!("SELECT {COLUMNS} FROM outbox WHERE id = $1"))
             .bind(id)

@@ -12,7 +12,7 @@ use crate::support::paging::{header, parts, utc, FrozenEngine, Smtpd};
 use crate::support::{eventually, run_tocsin, TestDir, TestEngine, CATALOG};
 
 /// Monday 03:00 UTC (11:00 in Shanghai).
-const START: &str = "2026-03-02T03:00:00Z";
+pub(crate) const START: &str = "2026-03-02T03:00:00Z";
 
 /// Support's policy pages erin, then dave; engineering's (for the incidents) carol.
 fn config(extra: &str) -> String {
@@ -47,7 +47,7 @@ fn frozen_config() -> String {
     )
 }
 
-fn case_body(sr: &str) -> Value {
+pub(crate) fn case_body(sr: &str) -> Value {
     json!({
         "customer": "contoso", "service": "storage", "region": "china-east",
         "sr_severity": sr, "summary": "uploads fail with 503 since 10:40",
@@ -63,7 +63,7 @@ fn time(v: &Value) -> DateTime<Utc> {
 }
 
 /// (event, recipient, minutes after `start`) of each page about case `id`.
-async fn case_pages(e: &FrozenEngine, id: i64) -> Vec<(String, String, i64)> {
+pub(crate) async fn case_pages(e: &FrozenEngine, id: i64) -> Vec<(String, String, i64)> {
     e.engine
         .running
         .state
@@ -82,11 +82,11 @@ async fn case_pages(e: &FrozenEngine, id: i64) -> Vec<(String, String, i64)> {
         .collect()
 }
 
-fn page(event: &str, who: &str, minute: i64) -> (String, String, i64) {
+pub(crate) fn page(event: &str, who: &str, minute: i64) -> (String, String, i64) {
     (event.to_string(), who.to_string(), minute)
 }
 
-async fn case_kinds(engine: &TestEngine, id: i64) -> Vec<String> {
+pub(crate) async fn case_kinds(engine: &TestEngine, id: i64) -> Vec<String> {
     let (status, case) = engine.get(&format!("/api/v1/cases/{id}")).await;
     assert_eq!(status, 200, "{case}");
     case["timeline"]
@@ -122,7 +122,16 @@ async fn a_case_pages_support_and_breaches_its_deadline_once() {
         "support is paged, not engineering"
     );
 
-    e.advance_minutes(119).await;
+    // Acknowledging the page stops its escalation (dave's level, an hour on), not the
+    // response deadline.
+    e.advance_minutes(10).await;
+    let (status, acked) = e
+        .engine
+        .post(&format!("/api/v1/cases/{id}/ack"), &json!({ "by": "erin" }))
+        .await;
+    assert_eq!(status, 200, "{acked}");
+    assert_eq!(acked["acknowledged_by"], "erin");
+    e.advance_minutes(109).await;
     assert_eq!(case_pages(&e, id).await.len(), 1);
     e.advance_minutes(1).await;
     assert_eq!(
@@ -148,7 +157,14 @@ async fn a_case_pages_support_and_breaches_its_deadline_once() {
     let kinds = case_kinds(&e.engine, id).await;
     assert_eq!(
         kinds,
-        ["opened", "paged", "response_breached", "paged", "responded"]
+        [
+            "opened",
+            "paged",
+            "acknowledged",
+            "response_breached",
+            "paged",
+            "responded"
+        ]
     );
     let metrics = e.engine.running.metrics.render();
     assert!(
@@ -704,6 +720,13 @@ async fn the_cli_opens_takes_and_lists_cases() {
     .await;
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("owner alice"), "{out}");
+    let (code, out, err) = run_tocsin(
+        dir.path(),
+        &["cases", "ack", "1", "--url", &url, "--by", "alice"],
+    )
+    .await;
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with("case 1 acknowledged"), "{out}");
     let (code, out, _) = run_tocsin(dir.path(), &["cases", "list", "--url", &url]).await;
     assert_eq!(code, 0);
     assert!(out.lines().nth(1).unwrap().contains("contoso"), "{out}");

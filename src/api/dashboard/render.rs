@@ -15,6 +15,7 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("row.html", include_str!("templates/row.html")),
     ("incident.html", include_str!("templates/incident.html")),
     ("ack.html", include_str!("templates/ack.html")),
+    ("case_ack.html", include_str!("templates/case_ack.html")),
     ("message.html", include_str!("templates/message.html")),
     ("login.html", include_str!("templates/login.html")),
     ("name.html", include_str!("templates/name.html")),
@@ -23,6 +24,7 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("silences.html", include_str!("templates/silences.html")),
     ("overrides.html", include_str!("templates/overrides.html")),
     ("audit.html", include_str!("templates/audit.html")),
+    ("status.html", include_str!("templates/status.html")),
 ];
 
 pub const CSS: &str = include_str!("static/dashboard.css");

@@ -1,8 +1,6 @@
 //! Support cases: the engine keeps the open ones and one timer each, applies what
-//! `incident::case::decide` says is due, pages through `case_routes:`, and links a case to
-//! the incident of its CRI.
-
-use std::sync::Arc;
+//! `incident::case::decide` says is due, pages through `case_routes:` (`case_pages`), and
+//! links a case to the incident of its CRI.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -12,10 +10,9 @@ use super::{Core, Reply};
 use crate::config::matcher::all_match;
 use crate::engine::timers::TimerKey;
 use crate::incident::case::decide::{self, Fired};
-use crate::incident::case::{Case, CaseEntry, CasePayload, CaseStatus, OpenCase};
-use crate::incident::{IncidentView, Status, TimelineEntry};
-use crate::paging::page::EscalationRef;
-use crate::paging::{Channel, Page, PageEvent, PagePayload, Recipient};
+use crate::incident::case::{Case, CaseEntry, CaseStatus, OpenCase};
+use crate::incident::{Status, TimelineEntry};
+use crate::paging::PageEvent;
 use crate::signal::{CriDetails, Signal};
 
 /// Something done to a case (`Input::Case`).
@@ -32,6 +29,11 @@ pub enum CaseInput {
         signal: Box<Signal>,
     },
     Take {
+        id: i64,
+        by: String,
+    },
+    /// Someone acknowledged a page about the case (its ack link): its escalation stops.
+    Ack {
         id: i64,
         by: String,
     },
@@ -65,7 +67,7 @@ pub enum CaseInput {
 }
 
 /// Who a case page goes to.
-enum Target {
+pub(super) enum Target {
     /// These levels of the case's policy.
     Levels(Vec<usize>),
     /// The case's owner when a responder of that id is configured, else level 0.
@@ -107,6 +109,19 @@ impl Core {
                 core.case_timeline(id, now, "taken", &by, message, json!({ "from": before }));
                 Ok(())
             }),
+            CaseInput::Ack { id, by } => self.with_case(id, now, |core, case| {
+                let stopped = decide::stop_escalation(case);
+                case.acknowledged_at = Some(now);
+                case.acknowledged_by = Some(by.clone());
+                let message = if stopped {
+                    format!("{by} acknowledged the page: escalation stopped")
+                } else {
+                    format!("{by} acknowledged the page")
+                };
+                let data = json!({ "escalation_stopped": stopped });
+                core.case_timeline(id, now, "acknowledged", &by, message, data);
+                Ok(())
+            }),
             CaseInput::Respond { id, by, text } => {
                 let reply = self.with_case(id, now, |core, case| {
                     if let Some(at) = case.responded_at {
@@ -130,6 +145,7 @@ impl Core {
                         .with_label_values(&[&case.sr_severity])
                         .observe((now - case.opened_at).num_milliseconds() as f64 / 1000.0);
                     if met {
+                        core.deadline_met_metric(case);
                         core.incident_deadline_met(case, &by, now);
                     }
                     Ok(())
@@ -186,6 +202,7 @@ impl Core {
             }),
             CaseInput::Resolve { id, by, note } => self.with_case(id, now, |core, case| {
                 case.status = CaseStatus::Resolved;
+                decide::stop_escalation(case);
                 case.resolved_at = Some(now);
                 case.resolved_by = Some(by.clone());
                 case.resolution = note.clone();
@@ -248,6 +265,9 @@ impl Core {
             resolved_at: None,
             resolved_by: None,
             resolution: None,
+            escalation: None,
+            acknowledged_at: None,
+            acknowledged_by: None,
         };
         let labels = case.labels();
         let route = self
@@ -279,6 +299,7 @@ impl Core {
                 .get(&incident_id)
                 .is_some_and(|i| i.status == Status::Acknowledged);
             if acknowledged && decide::meet_deadline(&mut case, now) {
+                self.deadline_met_metric(&case);
                 let message = format!("incident {incident_id} is acknowledged already");
                 let data = json!({ "incident_id": incident_id, "deadline_met": true });
                 self.case_timeline(id, now, "incident_acknowledged", "tocsin", message, data);
@@ -333,6 +354,18 @@ impl Core {
     /// A case's timer ran out: page what is due.
     pub(super) fn case_due(&mut self, id: i64, now: DateTime<Utc>) {
         let cadence = self.setup.config.sr_engagement;
+        // The page's escalation first: its next level is due.
+        if let Some(level) = self
+            .cases
+            .get(&id)
+            .and_then(|c| decide::escalation_due(c, now))
+        {
+            if let Some(case) = self.cases.get_mut(&id) {
+                case.escalation = None;
+            }
+            self.dirty.cases.push(id);
+            self.page_case(id, PageEvent::Escalated, Target::Levels(vec![level]), now);
+        }
         let Some(case) = self.cases.get_mut(&id) else {
             return;
         };
@@ -356,6 +389,10 @@ impl Core {
                 self.page_case(id, PageEvent::ResponseBreached, target, now);
             }
             Some(Fired::EngagementDue) => {
+                self.metrics
+                    .sr_engagement_gaps_total
+                    .with_label_values(&[&sr])
+                    .inc();
                 let message = format!("an update is due (SR {sr}): {owner} paged");
                 self.case_timeline(id, now, "engagement_due", "tocsin", message, json!({}));
                 self.page_case(id, PageEvent::EngagementDue, Target::Owner, now);
@@ -427,6 +464,18 @@ impl Core {
         })
     }
 
+    /// `tocsin_sr_responses_total`: the case's deadline was just met, in time or late.
+    fn deadline_met_metric(&self, case: &Case) {
+        let within = case.deadline_met_at.is_some_and(|at| at <= case.respond_by);
+        self.metrics
+            .sr_responses_total
+            .with_label_values(&[
+                case.sr_severity.as_str(),
+                if within { "true" } else { "false" },
+            ])
+            .inc();
+    }
+
     /// The incident's timeline names the case.
     fn link_incident(&mut self, case: &Case, incident_id: i64, by: &str, now: DateTime<Utc>) {
         self.dirty.incident_rows.push(TimelineEntry {
@@ -477,6 +526,9 @@ impl Core {
         for id in self.cases_of(incident_id) {
             let _ = self.with_case(id, now, |core, case| {
                 let met = decide::meet_deadline(case, now);
+                if met {
+                    core.deadline_met_metric(case);
+                }
                 let message = format!("incident {incident_id} acknowledged by {by}");
                 let data = json!({ "incident_id": incident_id, "deadline_met": met });
                 core.case_timeline(id, now, "incident_acknowledged", by, message, data);
@@ -510,7 +562,7 @@ impl Core {
         ids
     }
 
-    fn case_timeline(
+    pub(super) fn case_timeline(
         &mut self,
         case_id: i64,
         at: DateTime<Utc>,
@@ -527,200 +579,5 @@ impl Core {
             message,
             data,
         });
-    }
-
-    /// Page about case `id`: its policy's levels, or its owner.
-    fn page_case(&mut self, id: i64, event: PageEvent, target: Target, now: DateTime<Utc>) {
-        let setup = Arc::clone(&self.setup);
-        let Some(case) = self.cases.get(&id) else {
-            return;
-        };
-        let policy = case
-            .policy
-            .as_ref()
-            .and_then(|name| setup.paging.policies.get(name));
-        let mut targets: Vec<(Option<usize>, String)> = Vec::new();
-        if let Target::Owner = target {
-            if setup.paging.responders.contains_key(&case.owner) {
-                targets.push((None, format!("responder:{}", case.owner)));
-            }
-        }
-        let levels = match target {
-            Target::Levels(levels) => levels,
-            Target::Owner if targets.is_empty() => vec![0],
-            Target::Owner => Vec::new(),
-        };
-        if let Some(policy) = policy {
-            for level in levels {
-                for notify in policy
-                    .levels
-                    .get(level)
-                    .map(|l| &l.notify[..])
-                    .unwrap_or(&[])
-                {
-                    targets.push((Some(level), notify.clone()));
-                }
-            }
-        }
-        if targets.is_empty() {
-            let message = format!("{event}: no case route pages this case");
-            self.case_timeline(id, now, "unrouted", "tocsin", message, json!({}));
-            return;
-        }
-        let policy_name = case.policy.clone();
-        let payload = CasePayload::new(case, &setup.external_url);
-        let view = case_incident_view(case, &setup.external_url);
-        let mut reached = Vec::new();
-        let mut skipped = Vec::new();
-        for (level, target) in targets {
-            match setup.paging.recipients(&target, now) {
-                Ok(recipients) => {
-                    for recipient in recipients {
-                        if reached
-                            .iter()
-                            .any(|(_, r): &(Option<usize>, Recipient)| *r == recipient)
-                        {
-                            continue;
-                        }
-                        reached.push((level, recipient));
-                    }
-                }
-                Err(why) => skipped.push(json!({ "target": target, "why": why })),
-            }
-        }
-        let mut names = Vec::new();
-        for (level, recipient) in reached {
-            names.push(format!("{} ({})", recipient.id, recipient.channel.as_str()));
-            let escalation = EscalationRef {
-                policy: policy_name.clone(),
-                level,
-            };
-            self.push_case_page(
-                id,
-                event,
-                recipient,
-                escalation,
-                view.clone(),
-                payload.clone(),
-                now,
-            );
-        }
-        let message = format!("{event}: paged {}", names.join(", "));
-        let data = json!({ "event": event.as_str(), "reached": names, "skipped": skipped });
-        self.case_timeline(id, now, "paged", "tocsin", message, data);
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn push_case_page(
-        &mut self,
-        case_id: i64,
-        event: PageEvent,
-        recipient: Recipient,
-        escalation: EscalationRef,
-        incident: IncidentView,
-        case: CasePayload,
-        now: DateTime<Utc>,
-    ) {
-        let id = self.next_page_id;
-        self.next_page_id += 1;
-        let level = escalation.level;
-        self.dirty.pages.push(Page {
-            id,
-            delivery_id: uuid::Uuid::new_v4().to_string(),
-            incident_id: 0,
-            case_id: Some(case_id),
-            event,
-            level,
-            payload: PagePayload {
-                context: Default::default(),
-                version: "1".into(),
-                event,
-                incident,
-                escalation,
-                recipient: recipient.id.clone(),
-                ack_url: None,
-                case: Some(Box::new(case)),
-            },
-            recipient,
-            created_at: now,
-        });
-    }
-
-    /// An update to the customer's case owner, by email: the update's text and the case id.
-    fn notify_customer(&mut self, case: &Case, text: &str, now: DateTime<Utc>) {
-        let Some(email) = case.contact.email.clone() else {
-            let message = "the customer's case owner has no email: not sent".to_string();
-            self.case_timeline(
-                case.id,
-                now,
-                "customer_not_notified",
-                "tocsin",
-                message,
-                json!({}),
-            );
-            return;
-        };
-        let external = self.setup.external_url.clone();
-        let mut payload = CasePayload::new(case, &external);
-        payload.text = Some(text.to_string());
-        let recipient = Recipient {
-            id: format!("customer:{}", case.customer),
-            channel: Channel::Email,
-            address: email.clone(),
-        };
-        let escalation = EscalationRef {
-            policy: None,
-            level: None,
-        };
-        let view = case_incident_view(case, &external);
-        self.push_case_page(
-            case.id,
-            PageEvent::CustomerUpdate,
-            recipient,
-            escalation,
-            view,
-            payload,
-            now,
-        );
-        let message = format!("update sent to {email}");
-        self.case_timeline(
-            case.id,
-            now,
-            "customer_notified",
-            "tocsin",
-            message,
-            json!({ "email": email }),
-        );
-    }
-}
-
-/// The `incident` of a case page: the case's own facts, id 0 unless it has an incident.
-fn case_incident_view(case: &Case, external_url: &str) -> IncidentView {
-    let id = case.incident_id.unwrap_or(0);
-    IncidentView {
-        id,
-        title: format!(
-            "Case #{}: SR {} {} {} {}",
-            case.id, case.sr_severity, case.customer, case.service, case.region
-        ),
-        severity: 4,
-        status: Status::Triggered,
-        pinned: false,
-        services: vec![case.service.clone()],
-        regions: vec![case.region.clone()],
-        customers: vec![case.customer.clone()],
-        customer_count: 1,
-        labels: case.labels(),
-        opened_at: case.opened_at,
-        acknowledged_at: None,
-        acknowledged_by: None,
-        resolved_at: None,
-        respond_by: Some(case.respond_by),
-        url: format!("{external_url}/api/v1/cases/{}", case.id),
-        queue: None,
-        sr_severity: Some(case.sr_severity.clone()),
-        merged_into: None,
-        assignee: None,
-        tsg: None,
     }
 }

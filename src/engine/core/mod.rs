@@ -22,6 +22,7 @@ use chrono::{DateTime, Utc};
 use foldhash::{HashMap, HashMapExt};
 use serde::{Deserialize, Serialize};
 
+mod case_pages;
 mod cases;
 mod changes;
 mod incidents;

@@ -632,6 +632,11 @@ impl Core {
             at: now,
             severity: incident.severity,
         };
+        let rule = incident
+            .impact_ids
+            .first()
+            .and_then(|id| self.impacts.get(id))
+            .map(|i| Arc::clone(&i.rule));
         let id = self.next_page_id;
         self.next_page_id += 1;
         let page = Page {
@@ -658,6 +663,7 @@ impl Core {
             created_at: now,
         };
         self.dirty.pages.push(page);
+        self.count_page(rule.as_deref().unwrap_or("-"), &recipient, event, now);
         if self.just_paged.0 != now {
             self.just_paged = (now, foldhash::HashMap::default());
         }
@@ -667,6 +673,32 @@ impl Core {
         paging.add_paged(recipient);
         paging.remember(entry);
         self.dirty.paging.insert(incident_id);
+    }
+
+    /// The pager load: a page that calls `recipient` to act, under `rule`, and whether it
+    /// came at night on their clock.
+    pub(super) fn count_page(
+        &self,
+        rule: &str,
+        recipient: &Recipient,
+        event: PageEvent,
+        now: DateTime<Utc>,
+    ) {
+        if !event.calls_to_act() {
+            return;
+        }
+        let labels = [rule, recipient.id.as_str()];
+        self.metrics
+            .pager_pages_total
+            .with_label_values(&labels)
+            .inc();
+        let zone = self.setup.paging.zone_for(&recipient.id, &[]);
+        if crate::paging::page::at_night(now, zone) {
+            self.metrics
+                .pages_at_night_total
+                .with_label_values(&labels)
+                .inc();
+        }
     }
 
     /// A customer report's response deadline passed unacknowledged: page the current

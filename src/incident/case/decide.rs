@@ -57,10 +57,33 @@ fn engagement(case: &Case, cadence: &SrEngagementConfig) -> Option<DateTime<Utc>
 
 /// When the case's timer should next run; `None` when nothing more is due.
 pub fn next_wake(case: &Case, cadence: &SrEngagementConfig) -> Option<DateTime<Utc>> {
-    match (deadline(case), engagement(case, cadence)) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    }
+    [deadline(case), engagement(case, cadence), escalation(case)]
+        .into_iter()
+        .flatten()
+        .min()
+}
+
+/// When the next level of the case's page escalation is due, while the case is open.
+fn escalation(case: &Case) -> Option<DateTime<Utc>> {
+    case.escalation
+        .as_ref()
+        .filter(|_| case.is_open())
+        .map(|e| e.next_at)
+}
+
+/// The level of the case's escalation due at `now`, if one is.
+pub fn escalation_due(case: &Case, now: DateTime<Utc>) -> Option<usize> {
+    let due = escalation(case).is_some_and(|at| at <= now);
+    case.escalation
+        .as_ref()
+        .filter(|_| due)
+        .map(|e| e.level + 1)
+}
+
+/// Someone took up the case's page (an ack, a response or an update): escalation stops.
+/// True when one was running.
+pub fn stop_escalation(case: &mut Case) -> bool {
+    case.escalation.take().is_some()
 }
 
 /// What is due at `now`, recorded on the case (each thing is due once).
@@ -90,6 +113,7 @@ pub fn updated(case: &mut Case, by: &str, now: DateTime<Utc>) -> bool {
     }
     case.last_update_at = Some(now);
     case.missed_intervals = 0;
+    stop_escalation(case);
     meet_deadline(case, now)
 }
 

@@ -1,7 +1,7 @@
 use chrono::{Duration, TimeZone};
 
 use super::*;
-use crate::incident::case::CaseStatus;
+use crate::incident::case::{CaseEscalation, CaseStatus};
 use crate::signal::Contact;
 
 fn at(minutes: i64) -> DateTime<Utc> {
@@ -36,7 +36,36 @@ fn case(sr: &str) -> Case {
         resolved_at: None,
         resolved_by: None,
         resolution: None,
+        escalation: None,
+        acknowledged_at: None,
+        acknowledged_by: None,
     }
+}
+
+#[test]
+fn a_page_escalates_when_due_until_someone_takes_it_up() {
+    let cadence = SrEngagementConfig::default();
+    let mut c = case("A");
+    c.escalation = Some(CaseEscalation {
+        event: "triggered".into(),
+        level: 0,
+        next_at: at(30),
+    });
+    assert_eq!(next_wake(&c, &cadence), Some(at(30)));
+    assert_eq!(escalation_due(&c, at(29)), None);
+    assert_eq!(escalation_due(&c, at(30)), Some(1));
+    // A response is taking it up.
+    updated(&mut c, "erin", at(20));
+    assert_eq!(escalation_due(&c, at(30)), None);
+    assert_eq!(next_wake(&c, &cadence), Some(at(80)));
+    // A resolved case escalates no more.
+    c.escalation = Some(CaseEscalation {
+        event: "engagement_missed".into(),
+        level: 1,
+        next_at: at(40),
+    });
+    c.status = CaseStatus::Resolved;
+    assert_eq!(escalation_due(&c, at(50)), None);
 }
 
 #[test]

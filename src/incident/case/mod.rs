@@ -86,6 +86,25 @@ pub struct Case {
     pub resolved_by: Option<String>,
     #[serde(default)]
     pub resolution: Option<String>,
+    /// The escalation of its last page by the policy's levels, while nobody has
+    /// acknowledged it, responded or updated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub escalation: Option<CaseEscalation>,
+    /// The last acknowledgement of one of its pages.
+    #[serde(default)]
+    pub acknowledged_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub acknowledged_by: Option<String>,
+}
+
+/// A case page's escalation: the level paged last and when the next one is due.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CaseEscalation {
+    /// The event of the page that started it (`triggered`, `response_breached`,
+    /// `engagement_missed`).
+    pub event: String,
+    pub level: usize,
+    pub next_at: DateTime<Utc>,
 }
 
 impl Case {
@@ -125,7 +144,7 @@ pub struct CaseEntry {
     pub case_id: i64,
     pub at: DateTime<Utc>,
     /// `opened`, `taken`, `responded`, `update`, `customer_notified`, `response_breached`,
-    /// `engagement_due`, `engagement_missed`, `customer_exit`, `escalated`,
+    /// `engagement_due`, `engagement_missed`, `customer_exit`, `escalated`, `acknowledged`,
     /// `incident_acknowledged`, `incident_resolved`, `paged`, `unrouted`, `resolved`.
     pub kind: String,
     pub actor: String,

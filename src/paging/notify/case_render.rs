@@ -41,6 +41,10 @@ fn intro(event: PageEvent, case: &CasePayload) -> String {
             "This SR {} case went two update intervals without an update.",
             case.sr_severity
         ),
+        PageEvent::Escalated => format!(
+            "Nobody took up this SR {} case's page: it is escalated to you.",
+            case.sr_severity
+        ),
         _ => "A new support case needs a first response.".to_string(),
     }
 }
@@ -89,9 +93,13 @@ pub fn bodies(
     for (name, value) in &rows {
         plain.push_str(&format!("{name}: {}\n", oneline(value)));
     }
+    plain.push_str(&format!("Case: {}\n", case.url));
+    if let Some(ack) = &payload.ack_url {
+        plain.push_str(&format!("Acknowledge (stops the escalation): {ack}\n"));
+    }
     plain.push_str(&format!(
-        "Case: {}\n\nSent by tocsin to {}. Delivery {delivery_id}.\n",
-        case.url, payload.recipient
+        "\nSent by tocsin to {}. Delivery {delivery_id}.\n",
+        payload.recipient
     ));
     let mut html = format!(
         "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"></head>\
@@ -105,8 +113,18 @@ pub fn bodies(
             escape(value)
         ));
     }
+    let ack = payload
+        .ack_url
+        .as_deref()
+        .map(|url| {
+            format!(
+                "<p><a href=\"{0}\">Acknowledge</a> (stops the escalation)</p>\n",
+                escape(url)
+            )
+        })
+        .unwrap_or_default();
     html.push_str(&format!(
-        "</table>\n<p><a href=\"{0}\">Open the case</a> ({0})</p>\n<p style=\"color: #666\">Sent \
+        "</table>\n<p><a href=\"{0}\">Open the case</a> ({0})</p>\n{ack}<p style=\"color: #666\">Sent \
          by tocsin to {1}. Delivery {2}.</p>\n</body></html>\n",
         escape(&case.url),
         escape(&payload.recipient),
