@@ -7,6 +7,7 @@ pub mod classify;
 pub mod correlate;
 pub mod lifecycle;
 pub mod model;
+pub mod sla;
 pub mod timeline;
 
 pub use blast::Blast;

@@ -35,6 +35,7 @@ fn impact(id: i64, kind: ImpactKind, region: &str, customer: &str, started: i64)
     annotations.insert("dashboard".into(), "javascript:alert(1)".into());
     Impact {
         inhibited_by: None,
+        sla_measured: None,
         id,
         incident_id: 7,
         rule: "storage-down".into(),

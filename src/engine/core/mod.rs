@@ -30,6 +30,7 @@ mod manual;
 mod paging;
 mod reopen;
 mod signals;
+mod sla;
 
 use super::lease_expiries::LeaseExpiries;
 use super::open_counts::OpenCounts;
@@ -177,6 +178,8 @@ struct Dirty {
     closed_cases: Vec<i64>,
     /// Incident timeline rows written as they are (case links).
     incident_rows: Vec<TimelineEntry>,
+    /// The services' availability is to be stored (once a minute).
+    availability: bool,
 }
 
 pub struct Core {
@@ -240,6 +243,10 @@ pub struct Core {
     reopenable: HashMap<i64, Reopenable>,
     /// `reopenable` by the (label, value) pairs of their impacts' `correlation.by` labels.
     reopen_index: HashMap<u64, Vec<i64>>,
+    /// Each service's availability per region (see `sla.rs`).
+    availability: crate::incident::sla::Availability,
+    /// Impacts with `sla_breach: auto` that have not breached yet.
+    sla_watch: BTreeSet<i64>,
 }
 
 /// A recently resolved incident that may reopen, with its paging (kept in the store too).
@@ -293,6 +300,8 @@ impl Core {
             just_paged: (now, HashMap::new()),
             reopenable: HashMap::new(),
             reopen_index: HashMap::new(),
+            availability: Default::default(),
+            sla_watch: BTreeSet::new(),
         };
         core.rebuild_timers(now);
         core
@@ -377,6 +386,7 @@ impl Core {
         self.gauges_dirty = true;
         self.refresh_gauges();
         self.rebuild_correlation_index();
+        self.restore_availability(snapshot.availability.as_deref(), now);
         self.rebuild_timers(now);
     }
 
@@ -427,6 +437,7 @@ impl Core {
             })
             .collect();
         self.rebuild_correlation_index();
+        self.forget_unmarked_indicators();
         self.gauges_dirty = true;
         self.rebuild_timers(now);
     }
@@ -474,6 +485,7 @@ impl Core {
             self.schedule_update(id);
         }
         self.arm_shift_timer(now);
+        self.arm_availability(now);
         let cases: Vec<i64> = self.cases.keys().copied().collect();
         for id in cases {
             self.schedule_case(id);
@@ -564,6 +576,7 @@ impl Core {
             TimerKey::ReopenEnds(id) => self.reopen_ends(id),
             TimerKey::ShiftStart => self.shifts_due(now),
             TimerKey::Case(id) => self.case_due(id, now),
+            TimerKey::Availability => self.availability_minute(now),
         }
     }
 
