@@ -272,7 +272,7 @@ impl Availability {
         sla: f64,
         now: DateTime<Utc>,
     ) -> Option<Measurement> {
-        let budget = 1.0 - sla / 100.0;
+        let budget = (100.0 - sla) / 100.0;
         if budget <= 0.0 {
             return None;
         }
@@ -280,12 +280,11 @@ impl Availability {
             .counts(service, region, Window::ThirtyDays, now)
             .ratio()?;
         let burn = |window| {
-            let errors = 1.0
-                - self
-                    .counts(service, region, window, now)
-                    .ratio()
-                    .unwrap_or(1.0);
-            errors / budget
+            let counts = self.counts(service, region, window, now);
+            match counts.total() {
+                0 => 0.0,
+                total => counts.bad as f64 / total as f64 / budget,
+            }
         };
         Some(Measurement {
             service: service.to_string(),

@@ -160,3 +160,24 @@ fn the_measurement_reads_as_the_page_says_it() {
     assert_eq!(percent(0.999_99), "99.99%");
     assert_eq!(percent(1.0), "100.00%");
 }
+
+#[test]
+fn a_burn_exactly_at_its_threshold_does_not_breach() {
+    let mut a = Availability::default();
+    for i in 0..12 {
+        a.record(
+            "storage",
+            "eu-west",
+            i % 2 == 0,
+            t0() + Duration::seconds(i),
+        );
+    }
+    let m = a
+        .measure("storage", "eu-west", 90.0, t0() + Duration::seconds(12))
+        .unwrap();
+    assert_eq!((m.availability, m.burn_1h, m.burn_6h), (0.5, 5.0, 5.0));
+    assert!(!m.breaches(Thresholds {
+        fast: 5.0,
+        slow: 5.0
+    }));
+}

@@ -37,6 +37,7 @@ mod retention;
 mod security;
 mod silences;
 mod sim;
+mod sla;
 mod sources;
 mod store;
 mod store_lock;

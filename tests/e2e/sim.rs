@@ -27,9 +27,10 @@ fn the_shipped_rule_tests_pass() {
         "tests/rules/correlation_separate.yaml",
         "tests/rules/triage_queues.yaml",
         "tests/rules/tsg.yaml",
+        "tests/rules/sla_burn.yaml",
     ]);
     assert_eq!(code, 0, "{out}");
-    assert!(out.contains("55 passed, 0 failed"), "{out}");
+    assert!(out.contains("59 passed, 0 failed"), "{out}");
 }
 
 #[test]

@@ -303,4 +303,11 @@ impl Core {
             self.series_gauges(service, region, now);
         }
     }
+
+    /// Have the next batch store the availability (an engine about to stop).
+    pub fn store_availability(&mut self) {
+        if !self.availability.is_empty() {
+            self.dirty.availability = true;
+        }
+    }
 }

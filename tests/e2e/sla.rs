@@ -1,0 +1,204 @@
+//! "Below SLA", measured, through the real binary: a real HTTP probe target that fails on
+//! command, the availability and burn-rate metrics, an impact with `sla_breach: auto`
+//! that rises to Sev 2 once both burn windows pass their thresholds, the page and the
+//! timeline saying what was measured, and the availability kept across a restart.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::support::paging::{Answer, Receiver};
+use crate::support::sources::switchable_health;
+use crate::support::{
+    eventually, free_port, get_json, list_incidents, send_signal, EngineProcess, TestDir,
+};
+
+/// Storage's SLA of 90% leaves a 10% budget: a burn of 5x is half the probes failing.
+/// With the thresholds at 5x over 1h and over 6h, a first failure after a few good probes
+/// opens a Sev 4 (its burn is low) and the failures after it breach: one engine run shows
+/// both sides of the thresholds in seconds.
+fn config(target: &str, hook: &str) -> String {
+    format!(
+        r#"
+catalog:
+  services:
+    - {{ name: storage, sla: 90, regions: [eu-west] }}
+classification: {{ sla: {{ burn: {{ fast: 5, slow: 5 }} }} }}
+probes:
+  - {{ name: storage-eu, kind: http, url: "http://{target}/health", interval: 250ms, timeout: 200ms,
+      labels: {{ service: storage, region: eu-west }} }}
+responders:
+  - {{ id: alice, email: alice@example.com, webhook: hook }}
+escalation_policies:
+  - {{ name: main, levels: [ {{ after: 0s, notify: [ "webhook:hook" ] }} ] }}
+routes:
+  - {{ match: [ 'severity=~"0|1|2"' ], policy: main }}
+  - {{ match: [ 'severity=~"3|4"' ], queue: component }}
+notifiers:
+  email: {{ from: tocsin@example.com, file: {{ dir: out }} }}
+  webhooks: [ {{ name: hook, url: "{hook}" }} ]
+"#
+    )
+}
+
+const RULES: &str = r#"
+groups:
+  - name: sla
+    rules:
+      - name: StorageProbeErrors
+        match: [ 'source="probe"', 'service="storage"' ]
+        clear_for: 1h
+        impact: { kind: degradation, sla_breach: auto }
+        summary: "storage probes failing in {{ labels.region }}"
+"#;
+
+async fn metrics(http: &reqwest::Client, url: &str) -> String {
+    http.get(format!("{url}/metrics"))
+        .send()
+        .await
+        .expect("GET /metrics")
+        .text()
+        .await
+        .unwrap()
+}
+
+fn sample(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+}
+
+const RATIO: &str = r#"tocsin_service_availability_ratio{region="eu-west",service="storage"}"#;
+const BURN_1H: &str =
+    r#"tocsin_service_error_budget_burn_rate{region="eu-west",service="storage",window="1h"}"#;
+const BURN_6H: &str =
+    r#"tocsin_service_error_budget_burn_rate{region="eu-west",service="storage",window="6h"}"#;
+
+#[tokio::test]
+async fn a_failing_probe_target_burns_the_budget_into_a_measured_sev_2() {
+    let (target, up) = switchable_health().await;
+    let hook = Receiver::start(vec![], Answer::Status(200)).await;
+    let dir = TestDir::new(
+        &config(&target.to_string(), &hook.url),
+        &[("sla.yaml", RULES)],
+    );
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let port = free_port();
+    let mut engine = EngineProcess::spawn(&dir, port);
+    engine.wait_ready().await;
+
+    // Healthy: every probe good, nothing burns.
+    let healthy = eventually(Duration::from_secs(10), || async {
+        let text = metrics(&http, &engine.url).await;
+        let good = sample(&text, r#"tocsin_probe_success{probe="storage-eu"}"#) == Some(1.0);
+        (good && sample(&text, RATIO) == Some(1.0)).then_some(text)
+    })
+    .await
+    .expect("the healthy probes count as available");
+    assert_eq!(sample(&healthy, BURN_1H), Some(0.0), "{healthy}");
+    assert_eq!(sample(&healthy, BURN_6H), Some(0.0), "{healthy}");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    // The service fails: the first failure opens a Sev 4 that waits in the triage queue.
+    up.store(false, Ordering::SeqCst);
+    let opened = eventually(Duration::from_secs(10), || async {
+        list_incidents(&http, &engine.url).await.into_iter().next()
+    })
+    .await
+    .expect("the failing probe opens an incident");
+    assert_eq!(
+        opened["severity"], 4,
+        "a first failure burns little: {opened}"
+    );
+    let id = opened["id"].as_i64().unwrap();
+
+    // Failing on, both windows pass 5x: the impact breaches SLA and the incident is Sev 2.
+    let path = format!("{}/api/v1/incidents/{id}", engine.url);
+    let breached = eventually(Duration::from_secs(15), || async {
+        let (_, incident) = get_json(&http, &path).await;
+        (incident["severity"] == 2).then_some(incident)
+    })
+    .await
+    .expect("the burn rates breach the SLA");
+    let timeline = breached["timeline"].as_array().expect("a timeline").clone();
+    let entry = |kind: &str| -> Value {
+        timeline
+            .iter()
+            .find(|e| e["kind"] == kind)
+            .cloned()
+            .unwrap_or_else(|| panic!("no {kind} entry in {timeline:#?}"))
+    };
+    let measured = entry("sla_breached");
+    let message = measured["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("below SLA, measured: storage/eu-west availability ")
+            && message.contains("% over 30d (SLA 90%); burn ")
+            && message.contains("x over 1h, ")
+            && message.ends_with("x over 6h"),
+        "{message}"
+    );
+    let burn_1h = measured["data"]["burn_rate_1h"].as_f64().unwrap();
+    let burn_6h = measured["data"]["burn_rate_6h"].as_f64().unwrap();
+    assert!(burn_1h > 5.0 && burn_6h > 5.0, "{measured}");
+    assert!(
+        measured["data"]["availability_ratio"].as_f64().unwrap() < 0.5,
+        "more than half the probes failed: {measured}"
+    );
+    let raised = entry("severity_changed");
+    assert_eq!(raised["data"]["from"], 4, "{raised}");
+    assert_eq!(raised["data"]["to"], 2, "{raised}");
+
+    // The page says what was measured.
+    let page = eventually(Duration::from_secs(10), || async {
+        hook.received().into_iter().find_map(|r| {
+            let body: Value = serde_json::from_slice(&r.body).ok()?;
+            (body["event"] == "severity_raised").then_some(body)
+        })
+    })
+    .await
+    .expect("the rise to Sev 2 pages");
+    let reason = page["context"]["severity_reason"].as_str().unwrap();
+    assert!(
+        reason.starts_with("Sev 2: SLA breached")
+            && reason.contains(
+                "decided by rule StorageProbeErrors (degradation, below SLA, measured: \
+                 storage/eu-west availability "
+            ),
+        "{reason}"
+    );
+
+    // /metrics: below the SLA, burning fast.
+    let text = metrics(&http, &engine.url).await;
+    let ratio = sample(&text, RATIO).expect("availability ratio");
+    assert!(ratio < 0.9, "{text}");
+    assert!(sample(&text, BURN_1H).unwrap() > 5.0, "{text}");
+    assert!(sample(&text, BURN_6H).unwrap() > 5.0, "{text}");
+
+    // Healthy again, the engine stops and starts: the failures are not forgotten.
+    up.store(true, Ordering::SeqCst);
+    send_signal(&engine.child, "TERM");
+    let mut stopped = false;
+    for _ in 0..150 {
+        if matches!(engine.child.try_wait(), Ok(Some(_))) {
+            stopped = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(stopped, "the engine stops on SIGTERM within 15 s");
+    drop(engine);
+    let mut engine = EngineProcess::spawn(&dir, port);
+    engine.wait_ready().await;
+    let text = metrics(&http, &engine.url).await;
+    let after = sample(&text, RATIO).expect("the availability is back at once");
+    assert!(
+        after < 0.9,
+        "only good probes since the restart, and still below the SLA: {after}"
+    );
+    let (_, incident) = get_json(&http, &path).await;
+    assert_eq!(incident["severity"], 2, "{incident}");
+}
