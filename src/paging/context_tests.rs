@@ -322,3 +322,36 @@ fn many_impacts_are_counted_past_the_ones_listed() {
     assert_eq!((c.impacts.len(), c.impacts_total), (MAX_IMPACTS, 25));
     assert_eq!(c.impacts[0].id, 24);
 }
+
+#[test]
+fn a_measured_sla_breach_says_what_was_measured() {
+    let mut breached = impact(1, ImpactKind::Degradation, "china-east", "contoso", 0);
+    breached.sla_breach = true;
+    breached.sla_measured = Some(Box::new(crate::incident::sla::Measurement {
+        service: "storage".into(),
+        region: "china-east".into(),
+        sla: 99.9,
+        availability: 0.9921,
+        burn_1h: 16.2,
+        burn_6h: 7.4,
+    }));
+    let impacts = vec![breached];
+    let thresholds = ClassificationConfig::default();
+    let (incident, _) = lifecycle::open(7, &impacts[0], &thresholds, at(0));
+    assert_eq!(incident.severity, 2);
+    let c = build(
+        &incident,
+        &impacts,
+        PageEvent::Triggered,
+        "alice",
+        &[],
+        Tz::UTC,
+    );
+    assert_eq!(
+        c.severity_reason,
+        "Sev 2: SLA breached, hitting 1 customer (Contoso Ltd) in 1 region (china-east) of 1 \
+         service (storage); decided by rule storage-down (degradation, below SLA, measured: \
+         storage/china-east availability 99.21% over 30d (SLA 99.9%); burn 16.2x over 1h, \
+         7.4x over 6h)"
+    );
+}

@@ -99,3 +99,38 @@ fn replay_prints_incidents_and_pages_over_time() {
     assert!(out.contains("1 incident(s):"), "{out}");
     assert!(out.contains("#1    Sev 1 resolved"), "{out}");
 }
+
+#[test]
+fn replay_measures_a_fast_burn_below_sla() {
+    let (code, out) = tocsin(&[
+        "replay",
+        "--config",
+        "tests/replay/sla-burn.yaml",
+        "tests/replay/sla-burn.jsonl",
+    ]);
+    assert_eq!(code, 0, "{out}");
+    let line = |needle: &str| {
+        out.lines()
+            .find(|l| l.contains(needle))
+            .unwrap_or_else(|| panic!("no line with {needle:?} in:\n{out}"))
+            .to_string()
+    };
+    assert!(
+        line("opened at Sev 4").starts_with("2026-01-05T06:00:07Z"),
+        "the first failure burns little:\n{out}"
+    );
+    // The ninth failure: 9 of the 1449 probes of six hours fail, a 6.2x burn.
+    let measured = line("sla_breached");
+    assert!(measured.starts_with("2026-01-05T06:04:07Z"), "{measured}");
+    assert!(
+        measured.ends_with(
+            "below SLA, measured: storage/eu-west availability 99.38% over 30d (SLA 99.9%); \
+             burn 36.6x over 1h, 6.2x over 6h"
+        ),
+        "{measured}"
+    );
+    assert!(line("severity raised from Sev 4 to Sev 2 (SLA breached)")
+        .starts_with("2026-01-05T06:04:07Z"));
+    assert!(line("severity_raised → alice").starts_with("2026-01-05T06:04:07Z"));
+    assert!(out.contains("#1    Sev 2 resolved"), "{out}");
+}
