@@ -8,8 +8,11 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::support::paging::{Answer, Receiver};
-use crate::support::sources::switchable_health;
+use tocsin::engine::Input;
+use tocsin::signal::{Signal, SignalState, SourceKind};
+
+use crate::support::paging::{utc, Answer, FrozenEngine, Receiver};
+use crate::support::sources::{metric, switchable_health};
 use crate::support::{
     eventually, free_port, get_json, list_incidents, send_signal, EngineProcess, TestDir,
 };
@@ -208,4 +211,93 @@ async fn a_failing_probe_target_burns_the_budget_into_a_measured_sev_2() {
     );
     let (_, incident) = get_json(&http, &path).await;
     assert_eq!(incident["severity"], 2, "{incident}");
+}
+
+const INDICATOR_RULES: &str = r#"
+groups:
+  - name: sla
+    rules:
+      - name: SqlErrorRate
+        match: [ 'source="alert"', 'alertname="SqlErrorRate"' ]
+        availability: true
+        impact: { kind: degradation, sla_breach: auto }
+        summary: "sqldb errors in {{ labels.region }}"
+"#;
+
+fn sql_error_rate(state: SignalState, at: chrono::DateTime<chrono::Utc>) -> Signal {
+    let labels: std::collections::BTreeMap<String, String> = [
+        ("alertname", "SqlErrorRate"),
+        ("service", "sqldb"),
+        ("region", "eu-west"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let mut signal = Signal::new(SourceKind::Alert, labels, at);
+    signal.state = state;
+    signal
+}
+
+/// On the engine's own (paused) clock: a rule marked `availability: true` counts a minute
+/// at a time, the engine stores the availability each minute, and ten minutes of its alert
+/// firing after an hour of quiet breach sqldb's 99.5%.
+#[tokio::test(start_paused = true)]
+async fn an_availability_indicator_burns_minute_by_minute_on_the_engines_clock() {
+    let config = r#"
+catalog:
+  services:
+    - { name: sqldb, sla: 99.5, regions: [eu-west] }
+sources: { resolve_timeout: 72h }
+responders: [ { id: alice, email: alice@example.com } ]
+escalation_policies: [ { name: main, levels: [ { after: 0s, notify: [ "responder:alice" ] } ] } ]
+routes:
+  - { match: [ 'severity=~"0|1|2"' ], policy: main }
+  - { match: [ 'severity=~"3|4"' ], queue: component }
+notifiers: { email: { from: tocsin@example.com, file: { dir: out } } }
+"#;
+    let dir = TestDir::new(config, &[("sla.yaml", INDICATOR_RULES)]);
+    let start = utc("2026-01-05T10:00:00Z");
+    let engine = FrozenEngine::start_in(dir, start).await;
+    let ratio = r#"tocsin_service_availability_ratio{region="eu-west",service="sqldb"}"#;
+    let burn =
+        r#"tocsin_service_error_budget_burn_rate{region="eu-west",service="sqldb",window="1h"}"#;
+
+    // The rule sees sqldb in eu-west, quiet: an hour of good minutes.
+    engine
+        .send(Input::Signals(vec![sql_error_rate(
+            SignalState::Resolved,
+            start,
+        )]))
+        .await;
+    engine.advance_minutes(60).await;
+    assert_eq!(metric(&engine.engine, ratio).await, Some(1.0));
+    assert_eq!(metric(&engine.engine, burn).await, Some(0.0));
+    let stored = engine
+        .engine
+        .running
+        .state
+        .store
+        .source_state("availability")
+        .await
+        .unwrap()
+        .expect("the availability is stored each minute");
+    assert!(
+        stored.contains(r#""service":"sqldb","region":"eu-west""#),
+        "{stored}"
+    );
+
+    // It fires: a Sev 4 at first, Sev 2 once both windows burn past their thresholds.
+    let id = engine
+        .signal(sql_error_rate(SignalState::Firing, engine.clock.now()))
+        .await;
+    let path = format!("/api/v1/incidents/{id}");
+    assert_eq!(engine.engine.get(&path).await.1["severity"], 4);
+    engine.advance_minutes(10).await;
+    let (_, incident) = engine.engine.get(&path).await;
+    assert_eq!(incident["severity"], 2, "{incident:#}");
+    let kinds = engine.timeline_kinds(id).await;
+    assert!(kinds.contains(&"sla_breached".to_string()), "{kinds:?}");
+    assert!(metric(&engine.engine, burn).await.unwrap() > 14.4);
+    assert!(metric(&engine.engine, ratio).await.unwrap() < 0.995);
+    engine.stop().await;
 }
