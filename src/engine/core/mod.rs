@@ -438,6 +438,7 @@ impl Core {
             .collect();
         self.rebuild_correlation_index();
         self.forget_unmarked_indicators();
+        self.rewatch_sla();
         self.gauges_dirty = true;
         self.rebuild_timers(now);
     }

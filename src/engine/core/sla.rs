@@ -26,13 +26,19 @@ impl Core {
         }
         self.forget_unmarked_indicators();
         self.availability.prune(now);
+        self.rewatch_sla();
+        self.availability_gauges(now);
+    }
+
+    /// Watch every active impact whose rule now says `sla_breach: auto` (after a restart or
+    /// a reload, which may have changed the rules).
+    pub(super) fn rewatch_sla(&mut self) {
         self.sla_watch = self
             .impacts
             .values()
             .filter(|i| self.watches(i))
             .map(|i| i.id)
             .collect();
-        self.availability_gauges(now);
     }
 
     /// Indicators of rules no longer marked `availability: true` count no more.
