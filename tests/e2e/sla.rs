@@ -299,5 +299,25 @@ notifiers: { email: { from: tocsin@example.com, file: { dir: out } } }
     assert!(kinds.contains(&"sla_breached".to_string()), "{kinds:?}");
     assert!(metric(&engine.engine, burn).await.unwrap() > 14.4);
     assert!(metric(&engine.engine, ratio).await.unwrap() < 0.995);
+    let impact = &incident["impacts"][0];
+    assert_eq!(impact["sla_breach"], true, "{impact}");
+    assert_eq!(impact["sla_measured"]["service"], "sqldb", "{impact}");
+    // The dashboard says it beside the impact.
+    let html = engine
+        .engine
+        .http
+        .get(format!("{}/incidents/{id}", engine.engine.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    // (minijinja escapes "/" in HTML.)
+    assert!(
+        html.contains("degradation, SLA breach (measured: sqldb&#x2f;eu-west availability ")
+            && html.contains("below SLA, measured: sqldb&#x2f;eu-west availability "),
+        "{html}"
+    );
     engine.stop().await;
 }
