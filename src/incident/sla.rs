@@ -85,10 +85,8 @@ impl Series {
 
     fn prune(&mut self, now: DateTime<Utc>) {
         let minute = minute_of(now);
-        self.minutes = self.minutes.split_off(&(minute - MINUTES_KEPT + 1));
-        self.hours = self
-            .hours
-            .split_off(&(minute.div_euclid(60) - HOURS_KEPT + 1));
+        drop_before(&mut self.minutes, minute - MINUTES_KEPT + 1);
+        drop_before(&mut self.hours, minute.div_euclid(60) - HOURS_KEPT + 1);
     }
 
     fn is_empty(&self) -> bool {
@@ -111,6 +109,13 @@ impl Series {
             sum.add(*counts);
         }
         sum
+    }
+}
+
+/// Remove the buckets before `first` (usually none: then nothing moves).
+fn drop_before(buckets: &mut BTreeMap<i64, Counts>, first: i64) {
+    if buckets.first_key_value().is_some_and(|(at, _)| *at < first) {
+        *buckets = buckets.split_off(&first);
     }
 }
 
