@@ -54,6 +54,11 @@ impl Counts {
         self.bad += other.bad;
     }
 
+    fn sub(&mut self, other: Counts) {
+        self.good = self.good.saturating_sub(other.good);
+        self.bad = self.bad.saturating_sub(other.bad);
+    }
+
     fn total(self) -> u64 {
         self.good + self.bad
     }
@@ -71,9 +76,21 @@ struct Series {
     minutes: BTreeMap<i64, Counts>,
     /// By hour since the epoch.
     hours: BTreeMap<i64, Counts>,
+    /// The sums of `minutes` and of `hours`: the 6h and 30d windows without a scan.
+    minutes_total: Counts,
+    hours_total: Counts,
 }
 
 impl Series {
+    fn of(minutes: BTreeMap<i64, Counts>, hours: BTreeMap<i64, Counts>) -> Series {
+        Series {
+            minutes_total: sum(minutes.values()),
+            hours_total: sum(hours.values()),
+            minutes,
+            hours,
+        }
+    }
+
     fn add(&mut self, at: DateTime<Utc>, counts: Counts) {
         let minute = minute_of(at);
         self.minutes.entry(minute).or_default().add(counts);
@@ -81,12 +98,16 @@ impl Series {
             .entry(minute.div_euclid(60))
             .or_default()
             .add(counts);
+        self.minutes_total.add(counts);
+        self.hours_total.add(counts);
     }
 
     fn prune(&mut self, now: DateTime<Utc>) {
         let minute = minute_of(now);
-        drop_before(&mut self.minutes, minute - MINUTES_KEPT + 1);
-        drop_before(&mut self.hours, minute.div_euclid(60) - HOURS_KEPT + 1);
+        let gone = drop_before(&mut self.minutes, minute - MINUTES_KEPT + 1);
+        self.minutes_total.sub(gone);
+        let gone = drop_before(&mut self.hours, minute.div_euclid(60) - HOURS_KEPT + 1);
+        self.hours_total.sub(gone);
     }
 
     fn is_empty(&self) -> bool {
@@ -96,27 +117,55 @@ impl Series {
     /// The events of `window` ending at `now` (the current minute or hour included).
     fn counts(&self, window: Window, now: DateTime<Utc>) -> Counts {
         let minute = minute_of(now);
-        let (buckets, from, to) = match window {
-            Window::OneHour => (&self.minutes, minute - 59, minute),
-            Window::SixHours => (&self.minutes, minute - MINUTES_KEPT + 1, minute),
+        let (buckets, total, from, to) = match window {
+            Window::OneHour => (&self.minutes, None, minute - 59, minute),
+            Window::SixHours => (
+                &self.minutes,
+                Some(self.minutes_total),
+                minute - MINUTES_KEPT + 1,
+                minute,
+            ),
             Window::ThirtyDays => {
                 let hour = minute.div_euclid(60);
-                (&self.hours, hour - HOURS_KEPT + 1, hour)
+                (
+                    &self.hours,
+                    Some(self.hours_total),
+                    hour - HOURS_KEPT + 1,
+                    hour,
+                )
             }
         };
-        let mut sum = Counts::default();
-        for (_, counts) in buckets.range(from..=to) {
-            sum.add(*counts);
+        // Every bucket kept is in the window (as after a prune at `now`): its running sum.
+        let within = |bucket: Option<(&i64, &Counts)>, ok: fn(i64, i64) -> bool, bound| {
+            bucket.is_none_or(|(at, _)| ok(*at, bound))
+        };
+        if let Some(total) = total.filter(|_| {
+            within(buckets.first_key_value(), |at, from| at >= from, from)
+                && within(buckets.last_key_value(), |at, to| at <= to, to)
+        }) {
+            return total;
         }
-        sum
+        sum(buckets.range(from..=to).map(|(_, c)| c))
     }
 }
 
-/// Remove the buckets before `first` (usually none: then nothing moves).
-fn drop_before(buckets: &mut BTreeMap<i64, Counts>, first: i64) {
-    if buckets.first_key_value().is_some_and(|(at, _)| *at < first) {
-        *buckets = buckets.split_off(&first);
+fn sum<'a>(buckets: impl Iterator<Item = &'a Counts>) -> Counts {
+    let mut total = Counts::default();
+    for counts in buckets {
+        total.add(*counts);
     }
+    total
+}
+
+/// Remove the buckets before `first` (usually none: then nothing moves); returns their sum.
+fn drop_before(buckets: &mut BTreeMap<i64, Counts>, first: i64) -> Counts {
+    if buckets.first_key_value().is_none_or(|(at, _)| *at >= first) {
+        return Counts::default();
+    }
+    let kept = buckets.split_off(&first);
+    let gone = sum(buckets.values());
+    *buckets = kept;
+    gone
 }
 
 fn minute_of(at: DateTime<Utc>) -> i64 {
@@ -342,10 +391,7 @@ impl Availability {
                 .series
                 .into_iter()
                 .map(|s| {
-                    let series = Series {
-                        minutes: buckets(s.minutes),
-                        hours: buckets(s.hours),
-                    };
+                    let series = Series::of(buckets(s.minutes), buckets(s.hours));
                     ((s.service, s.region), series)
                 })
                 .collect(),
