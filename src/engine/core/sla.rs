@@ -180,27 +180,31 @@ impl Core {
     /// A minute has passed: count it for the indicators, drop what left the windows,
     /// check the watched impacts, refresh the gauges and store it all.
     pub(super) fn availability_minute(&mut self, now: DateTime<Utc>) {
-        let rules = Arc::clone(&self.setup);
-        let bad: BTreeSet<(&str, &str, &str)> = self
-            .impacts
-            .values()
-            .filter(|i| i.is_active() && i.inhibited_by.is_none())
-            .filter(|i| {
-                self.rule_index(&i.rule)
-                    .is_some_and(|r| rules.rules.rules[r as usize].availability)
-            })
-            .map(|i| {
-                (
-                    &*i.rule,
-                    i.service.as_deref().unwrap_or(""),
-                    i.region.as_deref().unwrap_or(""),
-                )
-            })
+        let setup = Arc::clone(&self.setup);
+        let marked: BTreeSet<&str> = setup
+            .rules
+            .rules
+            .iter()
+            .filter(|r| r.availability)
+            .map(|r| &*r.name)
             .collect();
-        let bad: BTreeSet<(String, String, String)> = bad
-            .into_iter()
-            .map(|(a, b, c)| (a.to_string(), b.to_string(), c.to_string()))
-            .collect();
+        // Only with availability rules: each minute looks at every active impact.
+        let bad: BTreeSet<(String, String, String)> = if marked.is_empty() {
+            BTreeSet::new()
+        } else {
+            self.impacts
+                .values()
+                .filter(|i| i.is_active() && i.inhibited_by.is_none())
+                .filter(|i| marked.contains(&*i.rule))
+                .map(|i| {
+                    (
+                        i.rule.to_string(),
+                        i.service.clone().unwrap_or_default(),
+                        i.region.clone().unwrap_or_default(),
+                    )
+                })
+                .collect()
+        };
         self.availability.count_minute(now, |key| bad.contains(key));
         self.availability.prune(now);
         let watched: Vec<i64> = self.sla_watch.iter().copied().collect();
