@@ -38,7 +38,9 @@ pub fn load_to_run(path: &FsPath) -> Result<Config, ConfigErrors> {
 }
 pub use matcher::Matcher;
 pub use notifier_types::*;
-pub use rule_file::{BusinessImpact, CelExpr, ImpactConfig, ImpactKind, RuleConfig, Severity};
+pub use rule_file::{
+    BusinessImpact, CelExpr, ImpactConfig, ImpactKind, RuleConfig, Severity, SlaBreach,
+};
 pub use types::*;
 
 /// One problem in a config or rule file.

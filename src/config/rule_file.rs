@@ -46,6 +46,10 @@ pub struct RuleConfig {
     /// `separate`: the rule's impacts never join another incident, nor others theirs.
     #[serde(default)]
     pub correlation: Option<RuleCorrelation>,
+    /// An availability indicator: while one of its impacts is active, its service and
+    /// region count bad minutes, else good ones (see `incident::sla`).
+    #[serde(default)]
+    pub availability: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
@@ -107,12 +111,64 @@ pub struct ImpactConfig {
     #[serde(default = "default_kind")]
     pub kind: ImpactKind,
     #[serde(default)]
-    pub sla_breach: bool,
+    pub sla_breach: SlaBreach,
     #[serde(default)]
     pub business_impact: Option<BusinessImpact>,
     /// The incident is at least this severe (0 is worst).
     #[serde(default)]
     pub severity: Option<Severity>,
+}
+
+/// Whether an impact breaches its service's SLA: declared (`true`, `false`) or measured
+/// (`auto`: once its service's error-budget burn rates in its region pass
+/// `classification.sla.burn`, see `incident::sla`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SlaBreach {
+    #[default]
+    No,
+    Yes,
+    Auto,
+}
+
+impl SlaBreach {
+    /// Breaches from the start (`true`).
+    pub fn declared(self) -> bool {
+        self == SlaBreach::Yes
+    }
+}
+
+impl From<bool> for SlaBreach {
+    fn from(yes: bool) -> Self {
+        if yes {
+            SlaBreach::Yes
+        } else {
+            SlaBreach::No
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for SlaBreach {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl de::Visitor<'_> for Visit {
+            type Value = SlaBreach;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("true, false or auto")
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<SlaBreach, E> {
+                Ok(v.into())
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<SlaBreach, E> {
+                match v {
+                    "auto" => Ok(SlaBreach::Auto),
+                    other => Err(E::custom(format!(
+                        "invalid sla_breach {other:?}: expected true, false or auto"
+                    ))),
+                }
+            }
+        }
+        d.deserialize_any(Visit)
+    }
 }
 
 fn default_kind() -> ImpactKind {

@@ -475,6 +475,9 @@ pub struct ClassificationConfig {
     pub multi_regions: usize,
     #[serde(default = "two")]
     pub multi_services: usize,
+    /// When an impact with `sla_breach: auto` breaches its service's SLA.
+    #[serde(default)]
+    pub sla: SlaClassification,
 }
 
 impl Default for ClassificationConfig {
@@ -483,8 +486,44 @@ impl Default for ClassificationConfig {
             major_customers: 2,
             multi_regions: 2,
             multi_services: 2,
+            sla: SlaClassification::default(),
         }
     }
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlaClassification {
+    #[serde(default)]
+    pub burn: BurnThresholds,
+}
+
+/// Error-budget burn rates over 1 hour (`fast`) and 6 hours (`slow`) that together breach
+/// an SLA: the SRE workbook's 14.4 and 6 by default (2% and 5% of a 30-day budget).
+#[derive(Clone, Copy, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BurnThresholds {
+    #[serde(default = "fast_burn")]
+    pub fast: f64,
+    #[serde(default = "slow_burn")]
+    pub slow: f64,
+}
+
+impl Default for BurnThresholds {
+    fn default() -> Self {
+        BurnThresholds {
+            fast: fast_burn(),
+            slow: slow_burn(),
+        }
+    }
+}
+
+fn fast_burn() -> f64 {
+    14.4
+}
+
+fn slow_burn() -> f64 {
+    6.0
 }
 
 fn two() -> usize {

@@ -142,6 +142,33 @@ pub(super) fn validate(config: &Config, report: &mut FileReport, rule_reports: &
         }
     }
 
+    let burn = classification.key("sla").key("burn");
+    for (name, value) in [
+        ("fast", config.classification.sla.burn.fast),
+        ("slow", config.classification.sla.burn.slow),
+    ] {
+        if !(value.is_finite() && value > 0.0) {
+            report.at(
+                burn.key(name),
+                format!("invalid burn rate {value}: expected a number above 0 (such as 14.4)"),
+            );
+        }
+    }
+    let services = root.key("catalog").key("services");
+    for (i, service) in config.catalog.services.iter().enumerate() {
+        if let Some(sla) = service
+            .sla
+            .filter(|s| !(s.is_finite() && *s > 0.0 && *s < 100.0))
+        {
+            report.at(
+                report.item(&services, i).key("sla"),
+                format!(
+                    "invalid sla {sla}: expected a percentage above 0 and below 100 (such as 99.9)"
+                ),
+            );
+        }
+    }
+
     super::validate_paging::check_paging(config, report);
     check_rules(config, rule_reports);
 }

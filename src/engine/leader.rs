@@ -120,6 +120,7 @@ impl LeaderContext {
         } else {
             None
         };
+        let (stopped_tx, stopped_rx) = watch::channel(false);
         if shared {
             tasks.push(tokio::spawn(run_lease(
                 store.clone(),
@@ -131,9 +132,16 @@ impl LeaderContext {
                 Arc::clone(&metrics),
                 Arc::clone(&self.pulse),
                 shutdown.clone(),
+                stopped_rx,
             )));
         }
-        let supervisor = tokio::spawn(supervise(self, services, role_rx.clone(), shutdown));
+        let supervisor = tokio::spawn(supervise(
+            self,
+            services,
+            role_rx.clone(),
+            shutdown,
+            stopped_tx,
+        ));
         Ok(Leading {
             role: role_rx,
             first: initial_role,
@@ -259,6 +267,7 @@ async fn supervise(
     mut services: Option<LeaderServices>,
     mut role: watch::Receiver<Leadership>,
     mut shutdown: watch::Receiver<bool>,
+    stopped: watch::Sender<bool>,
 ) -> Option<Core> {
     let mut running_term = services.as_ref().map(|_| role.borrow().term);
     let mut last_core = None;
@@ -296,5 +305,7 @@ async fn supervise(
     if let Some(s) = services.take() {
         last_core = s.stop(&leader.engine).await;
     }
+    // What the services kept is written: the lease may go.
+    stopped.send_replace(true);
     last_core
 }

@@ -315,6 +315,7 @@ pub async fn run_lease(
     metrics: Arc<Metrics>,
     pulse: Arc<LoopPulse>,
     mut shutdown: watch::Receiver<bool>,
+    mut services_stopped: watch::Receiver<bool>,
 ) {
     let lease_ms = timing.lease.as_millis() as i64;
     let mut logged_error = false;
@@ -415,8 +416,12 @@ pub async fn run_lease(
             step_down(&role, &metrics);
         }
     }
-    // A clean stop gives the lease up, so another engine need not wait for it to run out.
+    // A clean stop gives the lease up, so another engine need not wait for it to run out;
+    // once the leader's services wrote what they kept (the fenced store refuses a write of a
+    // lease given up), or the lease would have run out anyway.
     if role.borrow().leader {
+        let _ =
+            tokio::time::timeout(timing.lease, services_stopped.wait_for(|stopped| *stopped)).await;
         fence.revoke();
         publish_fence(&fence, &metrics);
         step_down(&role, &metrics);

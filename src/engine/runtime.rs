@@ -492,7 +492,8 @@ pub async fn run_loop(mut core: Core, inputs: EngineReceiver, parts: LoopParts) 
         }
     }
     settle(syncing, &metrics, &health).await;
-    // Write what is left before stopping.
+    // Write what is left before stopping, the services' availability of the last minute too.
+    core.store_availability();
     let mut changes = core.take_changes();
     changes.inbox = std::mem::take(&mut inbox_done);
     if !changes.is_empty() || !waiting.is_empty() {

@@ -32,6 +32,8 @@ pub enum TimerKey {
     Case(i64),
     /// The next waiting step of a paged person's notification rules.
     Step(i64),
+    /// The next minute of the services' availability (indicator minutes, burn checks).
+    Availability,
 }
 
 /// Kept as nanoseconds since the epoch: 8 bytes where a `DateTime<Utc>` takes 12 and pads

@@ -13,6 +13,8 @@ pub struct Catalog {
     subscriptions: Vec<(String, String, BTreeSet<String>)>,
     /// service -> the services it depends on (`depends_on`)
     depends_on: BTreeMap<String, Vec<String>>,
+    /// service -> its `sla` (percent)
+    slas: BTreeMap<String, f64>,
 }
 
 impl Catalog {
@@ -44,11 +46,23 @@ impl Catalog {
             .filter(|s| !s.depends_on.is_empty())
             .map(|s| (s.name.clone(), s.depends_on.clone()))
             .collect();
+        let slas = config
+            .catalog
+            .services
+            .iter()
+            .filter_map(|s| Some((s.name.clone(), s.sla?)))
+            .collect();
         Catalog {
             service_regions,
             subscriptions,
             depends_on,
+            slas,
         }
+    }
+
+    /// The service's `sla` in percent (99.9), when the catalog gives one.
+    pub fn sla(&self, service: &str) -> Option<f64> {
+        self.slas.get(service).copied()
     }
 
     /// The services `service` depends on.

@@ -69,6 +69,7 @@ mod tests {
             annotations: Default::default(),
             cri: None,
             inhibited_by: None,
+            sla_measured: None,
         }
     }
 

@@ -205,6 +205,7 @@ mod tests {
             firing_at_resolve: false,
             cri: None,
             inhibited_by: None,
+            sla_measured: None,
         }
     }
 

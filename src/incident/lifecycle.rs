@@ -380,6 +380,7 @@ pub fn declared_impacts(
                 labels: std::sync::Arc::new(crate::signal::LabelSet::from(labels)),
                 annotations: description.clone(),
                 inhibited_by: None,
+                sla_measured: None,
                 summary: summary.clone(),
                 started_at: now,
                 cleared_at: None,

@@ -37,6 +37,7 @@ fn impact(id: i64, region: &str, customers: &[&str]) -> Impact {
         annotations: Default::default(),
         cri: None,
         inhibited_by: None,
+        sla_measured: None,
     }
 }
 

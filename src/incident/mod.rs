@@ -8,6 +8,7 @@ pub mod correlate;
 pub mod lifecycle;
 pub mod model;
 pub mod report;
+pub mod sla;
 pub mod timeline;
 
 pub use blast::Blast;

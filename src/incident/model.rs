@@ -48,6 +48,10 @@ pub struct Impact {
     /// (`catalog.services[].depends_on`) is down there; it pages on its own when N resolves.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub inhibited_by: Option<i64>,
+    /// For a rule's `sla_breach: auto`: what was measured when the burn rates said its
+    /// service misses its SLA (and `sla_breach` became true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sla_measured: Option<Box<super::sla::Measurement>>,
 }
 
 impl Impact {
@@ -436,6 +440,7 @@ mod tests {
             annotations: Default::default(),
             cri: None,
             inhibited_by: None,
+            sla_measured: None,
         }
     }
 

@@ -227,6 +227,12 @@ pub enum Entry {
         by: String,
         level: usize,
     },
+    /// An impact with `sla_breach: auto` breaches its service's SLA: the burn rates say so.
+    SlaBreached {
+        rule: String,
+        impact: i64,
+        measured: super::sla::Measurement,
+    },
 }
 
 impl Entry {
@@ -261,6 +267,7 @@ impl Entry {
             Entry::Assigned { .. } => "assigned",
             Entry::ResponderAdded { .. } => "responder_added",
             Entry::EscalatedByHand { .. } => "escalated",
+            Entry::SlaBreached { .. } => "sla_breached",
         }
     }
 
@@ -271,7 +278,8 @@ impl Entry {
             | Entry::Reopened { rule, .. }
             | Entry::DependentAdded { rule, .. }
             | Entry::ImpactAdded { rule, .. }
-            | Entry::ImpactCleared { rule, .. } => rule,
+            | Entry::ImpactCleared { rule, .. }
+            | Entry::SlaBreached { rule, .. } => rule,
             Entry::SeverityRaised { cause, .. } | Entry::SeverityHeldPinned { cause, .. } => cause,
             Entry::SeveritySet { by, .. }
             | Entry::SeverityUnpinned { by, .. }
@@ -483,6 +491,9 @@ impl Entry {
             Entry::EscalatedByHand { by, level } => {
                 format!("escalated by {by}: level {level} paged now")
             }
+            Entry::SlaBreached { measured, .. } => {
+                format!("below SLA, measured: {measured}")
+            }
         }
     }
 
@@ -553,6 +564,17 @@ impl Entry {
                 json!({ "responder": responder })
             }
             Entry::EscalatedByHand { level, .. } => json!({ "level": level }),
+            Entry::SlaBreached {
+                impact, measured, ..
+            } => json!({
+                "impact": impact,
+                "service": measured.service,
+                "region": measured.region,
+                "sla": measured.sla,
+                "availability_ratio": measured.availability,
+                "burn_rate_1h": measured.burn_1h,
+                "burn_rate_6h": measured.burn_6h,
+            }),
             Entry::SeverityUnpinned { .. }
             | Entry::Acknowledged { .. }
             | Entry::AckKept { .. }

@@ -29,6 +29,8 @@ pub struct Metrics {
     pub triage_queue_length: IntGaugeVec,
     pub cases_opened_total: IntCounterVec,
     pub triage_queue_oldest_age_seconds: GaugeVec,
+    pub service_availability_ratio: GaugeVec,
+    pub service_error_budget_burn_rate: GaugeVec,
     pub sr_first_response_seconds: HistogramVec,
     pub sr_engagement_missed_total: IntCounterVec,
     pub sr_engagement_gaps_total: IntCounterVec,
@@ -172,6 +174,22 @@ impl Metrics {
                     "CRI incidents not acknowledged by their respond_by.",
                 ),
                 &["sr_severity"],
+            )
+            .unwrap(),
+            service_availability_ratio: GaugeVec::new(
+                opts(
+                    "service_availability_ratio",
+                    "Share of good probe results and indicator minutes over 30 days.",
+                ),
+                &["service", "region"],
+            )
+            .unwrap(),
+            service_error_budget_burn_rate: GaugeVec::new(
+                opts(
+                    "service_error_budget_burn_rate",
+                    "Error ratio over the window divided by the error budget (1 - SLA).",
+                ),
+                &["service", "region", "window"],
             )
             .unwrap(),
             triage_queue_oldest_age_seconds: GaugeVec::new(
@@ -367,6 +385,10 @@ impl Metrics {
         r.register(Box::new(self.sr_response_breaches_total.clone()))
             .unwrap();
         r.register(Box::new(self.triage_queue_length.clone()))
+            .unwrap();
+        r.register(Box::new(self.service_availability_ratio.clone()))
+            .unwrap();
+        r.register(Box::new(self.service_error_budget_burn_rate.clone()))
             .unwrap();
         r.register(Box::new(self.triage_queue_oldest_age_seconds.clone()))
             .unwrap();

@@ -371,10 +371,10 @@ fn severity_reason(
             "rule {} ({}{})",
             impact.rule,
             impact.kind.as_str().replace('_', " "),
-            if impact.sla_breach {
-                ", SLA breach"
-            } else {
-                ""
+            match (&impact.sla_measured, impact.sla_breach) {
+                (Some(measured), _) => format!(", below SLA, measured: {measured}"),
+                (None, true) => ", SLA breach".to_string(),
+                (None, false) => String::new(),
             }
         );
         if !rules.contains(&what) {

@@ -35,6 +35,7 @@ fn impact(id: i64, kind: ImpactKind, region: &str, customer: &str, started: i64)
     annotations.insert("dashboard".into(), "javascript:alert(1)".into());
     Impact {
         inhibited_by: None,
+        sla_measured: None,
         id,
         incident_id: 7,
         rule: "storage-down".into(),
@@ -363,4 +364,37 @@ fn a_merged_page_says_which_incident_merged_into_which_and_what_it_brought() {
         Tz::UTC,
     );
     assert_eq!(c.what_changed, None);
+}
+
+#[test]
+fn a_measured_sla_breach_says_what_was_measured() {
+    let mut breached = impact(1, ImpactKind::Degradation, "china-east", "contoso", 0);
+    breached.sla_breach = true;
+    breached.sla_measured = Some(Box::new(crate::incident::sla::Measurement {
+        service: "storage".into(),
+        region: "china-east".into(),
+        sla: 99.9,
+        availability: 0.9921,
+        burn_1h: 16.2,
+        burn_6h: 7.4,
+    }));
+    let impacts = vec![breached];
+    let thresholds = ClassificationConfig::default();
+    let (incident, _) = lifecycle::open(7, &impacts[0], &thresholds, at(0));
+    assert_eq!(incident.severity, 2);
+    let c = build(
+        &incident,
+        &impacts,
+        PageEvent::Triggered,
+        "alice",
+        &[],
+        Tz::UTC,
+    );
+    assert_eq!(
+        c.severity_reason,
+        "Sev 2: SLA breached, hitting 1 customer (Contoso Ltd) in 1 region (china-east) of 1 \
+         service (storage); decided by rule storage-down (degradation, below SLA, measured: \
+         storage/china-east availability 99.21% over 30d (SLA 99.9%); burn 16.2x over 1h, \
+         7.4x over 6h)"
+    );
 }

@@ -17,6 +17,7 @@ fn impact(id: i64, alertname: &str, region: &str, customers: &[&str]) -> Impact 
         .collect();
     Impact {
         inhibited_by: None,
+        sla_measured: None,
         id,
         incident_id: 1,
         rule: "disk".into(),

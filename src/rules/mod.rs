@@ -43,6 +43,8 @@ pub struct Rule {
     pub summary: Option<String>,
     /// `correlation: separate`: its impacts open incidents of their own.
     pub separate: bool,
+    /// `availability: true`: its impacts count against their service's availability.
+    pub availability: bool,
 }
 
 impl Rule {
@@ -101,6 +103,7 @@ impl RuleSet {
                     labels: r.labels.clone(),
                     summary: r.summary.clone(),
                     separate: r.correlation.is_some(),
+                    availability: r.availability,
                 }
             })
             .collect();

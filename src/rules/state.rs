@@ -212,13 +212,14 @@ mod tests {
             clear,
             impact: ImpactConfig {
                 kind: ImpactKind::Outage,
-                sla_breach: true,
+                sla_breach: crate::config::SlaBreach::Yes,
                 business_impact: None,
                 severity: None,
             },
             labels: Default::default(),
             summary: None,
             separate: false,
+            availability: false,
         }
     }
 

@@ -138,7 +138,16 @@ async fn forget_removed_sources(store: &Store, config: &Config, context: &PullCo
                 .map(|s| pull::memory_key(PullKind::Alertmanager, &s.name)),
         )
         .collect();
-    for name in names.into_iter().filter(|n| !configured.contains(n)) {
+    // Other rows of the table (the services' availability) are no pull source's.
+    let pulled = |name: &str| {
+        [PullKind::Prometheus, PullKind::Alertmanager]
+            .iter()
+            .any(|kind| name.starts_with(&pull::memory_key(*kind, "")))
+    };
+    for name in names
+        .into_iter()
+        .filter(|n| pulled(n) && !configured.contains(n))
+    {
         if let Some(memory) = pull::stored_memory(store, &name).await {
             let signals = memory.forget(context.clock.now());
             if !signals.is_empty() && context.engine.send_signals(signals).await.is_err() {

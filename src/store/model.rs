@@ -61,6 +61,8 @@ pub struct Snapshot {
     /// Open support cases.
     pub cases: Vec<Case>,
     pub next_case_id: i64,
+    /// The services' availability (JSON of `incident::sla::Availability`), when stored.
+    pub availability: Option<String>,
 }
 
 /// What changed since the engine core's last `take_changes`; `None` means deleted.
@@ -91,6 +93,8 @@ pub struct Changes {
     /// Support cases to write whole, and their new timeline entries.
     pub cases: Vec<Case>,
     pub case_timeline: Vec<CaseEntry>,
+    /// The services' availability to store (JSON of `incident::sla::Availability`).
+    pub availability: Option<String>,
 }
 
 impl Changes {
@@ -111,6 +115,7 @@ impl Changes {
             + self.overrides.len()
             + self.cases.len()
             + self.case_timeline.len()
+            + usize::from(self.availability.is_some())
     }
 
     pub fn is_empty(&self) -> bool {

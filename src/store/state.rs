@@ -259,6 +259,7 @@ impl Store {
                 .heartbeats
                 .push((name, json_column::<HeartbeatState>(&row, "data")?));
         }
+        snapshot.availability = self.source_state(AVAILABILITY).await?;
         snapshot.silences = self.silences(None).await?;
         snapshot.overrides = self.overrides(None).await?;
         snapshot.cases = self.open_cases().await?;
@@ -283,6 +284,9 @@ impl Store {
 const PLAN_HERE_MAX_ROWS: usize = 32;
 
 /// The statements that write one batch of changes, in order; run in one transaction.
+/// The services' availability's row in `source_state` (beside the pull sources' memories).
+pub const AVAILABILITY: &str = "availability";
+
 fn plan(changes: &Changes) -> Result<Vec<Statement>> {
     plan_rows(changes)
 }
@@ -382,6 +386,16 @@ fn plan_rows(changes: &Changes) -> Result<Vec<Statement>> {
         "DELETE FROM leases WHERE id IN (VALUES ",
         &changes.deleted_leases,
     );
+    if let Some(availability) = &changes.availability {
+        out.push(Statement::new(
+            "INSERT INTO source_state (name, data) VALUES ($1, $2) \
+                 ON CONFLICT (name) DO UPDATE SET data = excluded.data",
+            vec![
+                Val::Str(AVAILABILITY.to_string()),
+                Val::Str(availability.clone()),
+            ],
+        ));
+    }
     for (name, state) in &changes.heartbeats {
         out.push(Statement::new(
             "INSERT INTO heartbeats (name, data) VALUES ($1, $2) \

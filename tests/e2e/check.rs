@@ -182,7 +182,7 @@ fn unknown_fields_in_config_and_rules() {
         &[
             "tocsin.yaml:2:1: unknown field \"severs\", expected one of server, store, rule_files, catalog, probes, probing, sources, heartbeats, correlation, incidents, classification, sr_response, sr_engagement, case_routes, responders, schedules, time_windows, escalation_policies, routes, silences, notifiers, watchdog",
             "tocsin.yaml:4:3: unknown field \"listn\", expected one of \"listen\", \"external_url\", \"auth\", \"ack_secret_file\", \"audit_key_file\", \"ack_link_ttl\", \"rate_limit\"",
-            "rules/r.yaml:5:9: unknown field \"fro\", expected one of \"name\", \"match\", \"when\", \"for\", \"failures\", \"clear_for\", \"successes\", \"impact\", \"labels\", \"summary\", \"annotations\", \"correlation\"",
+            "rules/r.yaml:5:9: unknown field \"fro\", expected one of \"name\", \"match\", \"when\", \"for\", \"failures\", \"clear_for\", \"successes\", \"impact\", \"labels\", \"summary\", \"annotations\", \"correlation\", \"availability\"",
         ],
     );
 }
@@ -655,5 +655,24 @@ fn check_store_on_what_is_no_tocsin_store() {
     assert!(
         stderr.contains("no record of tocsin's migrations: not a tocsin store"),
         "{stderr}"
+    );
+}
+
+#[test]
+fn bad_slas_burn_rates_and_sla_breaches() {
+    assert_errors(
+        &format!(
+            "{RULES_GLOB}catalog:\n  services:\n    - {{ name: storage, sla: 100 }}\nclassification: {{ sla: {{ burn: {{ fast: 0, slow: 6 }} }} }}\n"
+        ),
+        &[(
+            "r.yaml",
+            "groups:\n  - name: g\n    rules:\n      - name: R\n        impact: { sla_breach: maybe }\n      - name: S\n        impact: { sla_breach: 3 }\n",
+        )],
+        &[
+            "tocsin.yaml:4:29: invalid sla 100: expected a percentage above 0 and below 100 (such as 99.9)",
+            "tocsin.yaml:5:40: invalid burn rate 0: expected a number above 0 (such as 14.4)",
+            "rules/r.yaml:5:31: invalid sla_breach \"maybe\": expected true, false or auto",
+            "rules/r.yaml:7:31: invalid type: integer \"3\", expected true, false or auto",
+        ],
     );
 }

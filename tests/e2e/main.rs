@@ -39,6 +39,7 @@ mod retention;
 mod security;
 mod silences;
 mod sim;
+mod sla;
 mod sources;
 mod sr_report;
 mod status;

@@ -33,9 +33,10 @@ fn the_shipped_rule_tests_pass() {
         "tests/rules/correlation_separate.yaml",
         "tests/rules/triage_queues.yaml",
         "tests/rules/tsg.yaml",
+        "tests/rules/sla_burn.yaml",
     ]);
     assert_eq!(code, 0, "{out}");
-    assert!(out.contains("55 passed, 0 failed"), "{out}");
+    assert!(out.contains("59 passed, 0 failed"), "{out}");
 }
 
 #[test]
@@ -151,4 +152,39 @@ fn replay_prints_times_in_the_local_zone_with_its_name() {
     );
     let (_, out) = tocsin_in(&args, "Asia/Kolkata");
     assert!(out.starts_with("2026-01-05 07:30:00 IST  "), "{out}");
+}
+
+#[test]
+fn replay_measures_a_fast_burn_below_sla() {
+    let (code, out) = tocsin(&[
+        "replay",
+        "--config",
+        "tests/replay/sla-burn.yaml",
+        "tests/replay/sla-burn.jsonl",
+    ]);
+    assert_eq!(code, 0, "{out}");
+    let line = |needle: &str| {
+        out.lines()
+            .find(|l| l.contains(needle))
+            .unwrap_or_else(|| panic!("no line with {needle:?} in:\n{out}"))
+            .to_string()
+    };
+    assert!(
+        line("opened at Sev 4").starts_with("2026-01-05T06:00:07Z"),
+        "the first failure burns little:\n{out}"
+    );
+    // The ninth failure: 9 of the 1449 probes of six hours fail, a 6.2x burn.
+    let measured = line("sla_breached");
+    assert!(measured.starts_with("2026-01-05T06:04:07Z"), "{measured}");
+    assert!(
+        measured.ends_with(
+            "below SLA, measured: storage/eu-west availability 99.38% over 30d (SLA 99.9%); \
+             burn 36.6x over 1h, 6.2x over 6h"
+        ),
+        "{measured}"
+    );
+    assert!(line("severity raised from Sev 4 to Sev 2 (SLA breached)")
+        .starts_with("2026-01-05T06:04:07Z"));
+    assert!(line("severity_raised → alice").starts_with("2026-01-05T06:04:07Z"));
+    assert!(out.contains("#1    Sev 2 resolved"), "{out}");
 }

@@ -72,6 +72,7 @@ pub(crate) fn impact(id: i64, incident_id: i64) -> Impact {
         annotations: Default::default(),
         cri: None,
         inhibited_by: None,
+        sla_measured: None,
     }
 }
 
@@ -202,6 +203,7 @@ async fn exercise(store: Store) {
             ("o-1".into(), Some(cover.clone())),
             ("o-2".into(), Some(cover_2.clone())),
         ],
+        availability: Some(r#"{"series":[],"indicators":[]}"#.into()),
     };
     store.apply(&changes).await.expect("apply");
 
@@ -238,6 +240,11 @@ async fn exercise(store: Store) {
         "new rows are numbered past the last"
     );
     assert_eq!(snapshot.heartbeats[0].1.last_ping, Some(t(3)));
+    assert_eq!(
+        snapshot.availability.as_deref(),
+        Some(r#"{"series":[],"indicators":[]}"#),
+        "the services' availability is read back"
+    );
     assert_eq!(
         (
             snapshot.next_incident_id,

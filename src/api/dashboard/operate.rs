@@ -645,6 +645,7 @@ mod tests {
                 annotations: Default::default(),
                 cri: None,
                 inhibited_by: None,
+                sla_measured: None,
             },
             1,
             Utc::now(),

@@ -253,6 +253,7 @@ mod tests {
                 annotations: Default::default(),
                 cri: None,
                 inhibited_by: None,
+                sla_measured: None,
             },
             2,
             at(0),

@@ -126,6 +126,8 @@ pub struct ImpactRow {
     pub rule: String,
     pub kind: String,
     pub sla_breach: bool,
+    /// What was measured when `sla_breach: auto` breached.
+    pub sla_measured: Option<String>,
     pub business_impact: Option<String>,
     pub service: Option<String>,
     pub region: Option<String>,
@@ -163,6 +165,7 @@ pub fn impact_row(impact: &Impact) -> ImpactRow {
         rule: impact.rule.to_string(),
         kind: serde_name(&impact.kind),
         sla_breach: impact.sla_breach,
+        sla_measured: impact.sla_measured.as_ref().map(|m| m.to_string()),
         business_impact: impact.business_impact.as_ref().map(serde_name),
         service: impact.service.clone(),
         region: impact.region.clone(),

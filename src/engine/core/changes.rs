@@ -57,6 +57,7 @@ impl Core {
             silences: std::mem::take(&mut dirty.silences),
             overrides: std::mem::take(&mut dirty.overrides),
             case_timeline: dirty.case_timeline,
+            availability: dirty.availability.then(|| self.availability.to_json()),
             ..Changes::default()
         };
         changes.timeline.append(&mut dirty.incident_rows);

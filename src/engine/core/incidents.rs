@@ -110,7 +110,7 @@ impl Core {
             Some(rule) => (
                 rule.name.clone(),
                 rule.impact.kind,
-                rule.impact.sla_breach,
+                rule.impact.sla_breach.declared(),
                 rule.impact.business_impact,
                 rule.impact.severity.map(|s| s.0),
             ),
@@ -133,6 +133,12 @@ impl Core {
             }
             None => Arc::clone(&signal.annotations),
         };
+        // `sla_breach: auto`: breached already when the burn rates say so now.
+        let sla_measured = rule
+            .filter(|r| r.impact.sla_breach == crate::config::SlaBreach::Auto)
+            .and_then(|_| self.breach_at_open(service.as_deref(), region.as_deref(), now))
+            .map(Box::new);
+        let sla_breach = sla_breach || sla_measured.is_some();
         let id = self.next_impact_id;
         self.next_impact_id += 1;
         let impact = Impact {
@@ -156,6 +162,7 @@ impl Core {
             cri: signal.cri.clone(),
             annotations,
             inhibited_by: None,
+            sla_measured,
         };
         // A service whose dependency is down in its region joins that incident instead.
         if let Some(target) = self.dependency_incident(&impact) {
@@ -230,6 +237,7 @@ impl Core {
             }
         };
         let _ = incident_id;
+        self.sla_opened(id, now);
         id
     }
 

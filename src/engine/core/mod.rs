@@ -31,6 +31,7 @@ mod manual;
 mod paging;
 mod reopen;
 mod signals;
+mod sla;
 mod steps;
 
 use super::lease_expiries::LeaseExpiries;
@@ -179,6 +180,8 @@ struct Dirty {
     closed_cases: Vec<i64>,
     /// Incident timeline rows written as they are (case links).
     incident_rows: Vec<TimelineEntry>,
+    /// The services' availability is to be stored (once a minute).
+    availability: bool,
 }
 
 pub struct Core {
@@ -242,6 +245,10 @@ pub struct Core {
     reopenable: HashMap<i64, Reopenable>,
     /// `reopenable` by the (label, value) pairs of their impacts' `correlation.by` labels.
     reopen_index: HashMap<u64, Vec<i64>>,
+    /// Each service's availability per region (see `sla.rs`).
+    availability: crate::incident::sla::Availability,
+    /// Impacts with `sla_breach: auto` that have not breached yet.
+    sla_watch: BTreeSet<i64>,
 }
 
 /// A recently resolved incident that may reopen, with its paging (kept in the store too).
@@ -295,6 +302,8 @@ impl Core {
             just_paged: (now, HashMap::new()),
             reopenable: HashMap::new(),
             reopen_index: HashMap::new(),
+            availability: Default::default(),
+            sla_watch: BTreeSet::new(),
         };
         core.rebuild_timers(now);
         core
@@ -379,6 +388,7 @@ impl Core {
         self.gauges_dirty = true;
         self.refresh_gauges();
         self.rebuild_correlation_index();
+        self.restore_availability(snapshot.availability.as_deref(), now);
         self.rebuild_timers(now);
     }
 
@@ -429,6 +439,8 @@ impl Core {
             })
             .collect();
         self.rebuild_correlation_index();
+        self.forget_unmarked_indicators();
+        self.rewatch_sla();
         self.gauges_dirty = true;
         self.rebuild_timers(now);
     }
@@ -477,6 +489,7 @@ impl Core {
             self.schedule_steps(id);
         }
         self.arm_shift_timer(now);
+        self.arm_availability(now);
         let cases: Vec<i64> = self.cases.keys().copied().collect();
         for id in cases {
             self.schedule_case(id);
@@ -568,6 +581,7 @@ impl Core {
             TimerKey::ShiftStart => self.shifts_due(now),
             TimerKey::Case(id) => self.case_due(id, now),
             TimerKey::Step(id) => self.steps_due(id, now),
+            TimerKey::Availability => self.availability_minute(now),
         }
     }
 

@@ -89,6 +89,7 @@ impl Core {
         if signal.source == SourceKind::Alert {
             self.track_lease(fingerprint, &signal);
         }
+        self.probe_observed(&signal, now);
         let setup = Arc::clone(&self.setup);
         let mut touched = Vec::new();
         let mut matched = false;
@@ -97,6 +98,9 @@ impl Core {
                 continue;
             }
             matched = true;
+            if rule.availability {
+                self.indicator_seen(&rule.name, &signal, now);
+            }
             let key = (index as u32, fingerprint);
             let known = self
                 .rule_states
@@ -145,6 +149,7 @@ impl Core {
                 touched.extend(self.impacts.get(&impact).map(|i| i.incident_id));
             }
         }
+        self.probe_checked(&signal, now);
         if !matched && signal.source == SourceKind::Cri && signal.is_firing() {
             // A customer report is never dropped: without a rule it gets a default impact.
             let impact = self.open_impact(None, &signal, fingerprint, now);

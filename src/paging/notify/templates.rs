@@ -321,6 +321,7 @@ pub fn sample_payload(config: &Config, event: PageEvent, recipient: &str) -> Pag
         firing_at_resolve: false,
         cri: None,
         inhibited_by: None,
+        sla_measured: None,
         annotations: Arc::new(LabelSet::from_iter([
             ("description", "5xx above 5% on every front end"),
             ("runbook_url", "https://runbooks.example/storage-down"),

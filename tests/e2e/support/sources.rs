@@ -290,3 +290,30 @@ pub fn services(incident: &Value) -> Vec<String> {
         })
         .unwrap_or_default()
 }
+
+/// A health endpoint (`GET /health`) that answers 200, or 503 while its switch is off: a
+/// service that fails on command. Stops when the test's runtime does.
+pub async fn switchable_health() -> (SocketAddr, Arc<std::sync::atomic::AtomicBool>) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let up = Arc::new(AtomicBool::new(true));
+    let state = Arc::clone(&up);
+    let app = axum::Router::new().route(
+        "/health",
+        axum::routing::get(move || {
+            let up = state.load(Ordering::SeqCst);
+            async move {
+                if up {
+                    (axum::http::StatusCode::OK, "ok")
+                } else {
+                    (axum::http::StatusCode::SERVICE_UNAVAILABLE, "down")
+                }
+            }
+        }),
+    );
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (addr, up)
+}
