@@ -23,6 +23,7 @@ pub mod ratelimit;
 pub mod responders;
 pub mod serve;
 pub mod silences;
+mod tsg;
 
 use std::convert::Infallible;
 use std::sync::atomic::AtomicBool;

@@ -46,6 +46,10 @@ pub struct RuleConfig {
     /// `separate`: the rule's impacts never join another incident, nor others theirs.
     #[serde(default)]
     pub correlation: Option<RuleCorrelation>,
+    /// The troubleshooting guide of the incidents this rule opens: wins over their
+    /// services' (`catalog.services[].tsg`).
+    #[serde(default)]
+    pub tsg: Option<super::TsgConfig>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]

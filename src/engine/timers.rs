@@ -30,6 +30,8 @@ pub enum TimerKey {
     ShiftStart,
     /// A support case's response deadline or next update (case id).
     Case(i64),
+    /// An incident's TSG action did not report back in time.
+    TsgAction(i64),
 }
 
 /// Kept as nanoseconds since the epoch: 8 bytes where a `DateTime<Utc>` takes 12 and pads

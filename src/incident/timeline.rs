@@ -213,6 +213,8 @@ pub enum Entry {
         by: String,
         level: usize,
     },
+    /// A step of the incident's TSG action.
+    Tsg(super::tsg_action::TsgStep),
 }
 
 impl Entry {
@@ -246,6 +248,7 @@ impl Entry {
             Entry::Assigned { .. } => "assigned",
             Entry::ResponderAdded { .. } => "responder_added",
             Entry::EscalatedByHand { .. } => "escalated",
+            Entry::Tsg(step) => step.kind(),
         }
     }
 
@@ -267,6 +270,7 @@ impl Entry {
             | Entry::Assigned { by, .. }
             | Entry::ResponderAdded { by, .. }
             | Entry::EscalatedByHand { by, .. } => by,
+            Entry::Tsg(step) => step.actor().unwrap_or(TOCSIN),
             _ => TOCSIN,
         }
     }
@@ -459,6 +463,7 @@ impl Entry {
             Entry::EscalatedByHand { by, level } => {
                 format!("escalated by {by}: level {level} paged now")
             }
+            Entry::Tsg(step) => step.message(),
         }
     }
 
@@ -521,6 +526,7 @@ impl Entry {
                 json!({ "responder": responder })
             }
             Entry::EscalatedByHand { level, .. } => json!({ "level": level }),
+            Entry::Tsg(step) => step.data(),
             Entry::SeverityUnpinned { .. }
             | Entry::Acknowledged { .. }
             | Entry::AckKept { .. }

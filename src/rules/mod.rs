@@ -43,6 +43,8 @@ pub struct Rule {
     pub summary: Option<String>,
     /// `correlation: separate`: its impacts open incidents of their own.
     pub separate: bool,
+    /// The TSG of the incidents it opens (wins over their services').
+    pub tsg: Option<crate::config::TsgConfig>,
 }
 
 impl Rule {
@@ -101,6 +103,7 @@ impl RuleSet {
                     labels: r.labels.clone(),
                     summary: r.summary.clone(),
                     separate: r.correlation.is_some(),
+                    tsg: r.tsg.clone(),
                 }
             })
             .collect();

@@ -219,6 +219,7 @@ mod tests {
             labels: Default::default(),
             summary: None,
             separate: false,
+            tsg: None,
         }
     }
 

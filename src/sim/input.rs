@@ -53,6 +53,25 @@ pub struct TimedInput {
     pub resolve: Option<ResolveAction>,
     #[serde(default)]
     pub severity: Option<SeverityAction>,
+    /// An incident's TSG action reports back.
+    #[serde(default)]
+    pub tsg: Option<TsgReportAction>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TsgReportAction {
+    pub incident: i64,
+    /// `succeeded` or `failed`.
+    pub status: String,
+    #[serde(default)]
+    pub note: Option<String>,
+    #[serde(default = "tsg_action_by")]
+    pub by: String,
+}
+
+fn tsg_action_by() -> String {
+    "tsg-action".into()
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -110,12 +129,32 @@ impl TimedInput {
             self.severity.is_some(),
             self.heartbeat.is_some(),
             self.source.is_some(),
+            self.tsg.is_some(),
         ];
         if actions.iter().filter(|a| **a).count() != 1 {
             return Err(format!(
-                "input at {}: give exactly one of source:, heartbeat:, ack:, resolve: or severity:",
+                "input at {}: give exactly one of source:, heartbeat:, ack:, resolve:, severity: \
+                 or tsg:",
                 self.at
             ));
+        }
+        if let Some(t) = &self.tsg {
+            let outcome =
+                crate::incident::TsgOutcome::parse_report(&t.status).ok_or_else(|| {
+                    format!(
+                        "input at {}: tsg.status is {:?}: expected succeeded or failed",
+                        self.at, t.status
+                    )
+                })?;
+            return Ok(vec![(
+                at,
+                Input::TsgReport {
+                    incident_id: t.incident,
+                    outcome,
+                    note: t.note.clone(),
+                    by: t.by.clone(),
+                },
+            )]);
         }
         if let Some(a) = &self.ack {
             return Ok(vec![(

@@ -308,9 +308,11 @@ mod tests {
             respond_by: None,
             sr_severity: None,
             queue: None,
+            other_queues: Vec::new(),
             merged_into: None,
             assignee: None,
             tsg: None,
+            tsg_action: None,
             blast: Default::default(),
         };
         OutboxEntry {
@@ -338,6 +340,7 @@ mod tests {
                     ack_url: None,
                     context: None,
                     case: None,
+                    tsg_action: None,
                 },
                 created_at: at + chrono::Duration::seconds(id),
             },

@@ -30,6 +30,7 @@ mod manual;
 mod paging;
 mod reopen;
 mod signals;
+mod tsg;
 
 use super::lease_expiries::LeaseExpiries;
 use super::open_counts::OpenCounts;
@@ -123,6 +124,13 @@ pub enum Input {
     /// Take the oldest unassigned incident of a triage queue.
     TakeFromQueue {
         queue: String,
+        by: String,
+    },
+    /// An incident's TSG action reports how its mitigation went.
+    TsgReport {
+        incident_id: i64,
+        outcome: crate::incident::TsgOutcome,
+        note: Option<String>,
         by: String,
     },
 }
@@ -472,6 +480,7 @@ impl Core {
             self.schedule_respond_by(id);
             self.schedule_escalation(id, now);
             self.schedule_update(id);
+            self.schedule_tsg_action(id);
         }
         self.arm_shift_timer(now);
         let cases: Vec<i64> = self.cases.keys().copied().collect();
@@ -564,6 +573,7 @@ impl Core {
             TimerKey::ReopenEnds(id) => self.reopen_ends(id),
             TimerKey::ShiftStart => self.shifts_due(now),
             TimerKey::Case(id) => self.case_due(id, now),
+            TimerKey::TsgAction(id) => self.tsg_timed_out(id, now),
         }
     }
 
@@ -663,6 +673,12 @@ impl Core {
             }
             Input::Case(input) => self.handle_case(input, now),
             Input::TakeFromQueue { queue, by } => self.take_from_queue(&queue, &by, now),
+            Input::TsgReport {
+                incident_id,
+                outcome,
+                note,
+                by,
+            } => self.tsg_report(incident_id, outcome, note, &by, now),
         }
     }
 
