@@ -654,3 +654,30 @@ fn check_store_on_what_is_no_tocsin_store() {
         "{stderr}"
     );
 }
+
+#[test]
+fn tsg_actions_name_a_webhook_that_sends_tocsins_body() {
+    let config = "\
+notifiers:
+  email: { from: tocsin@example.com, file: { dir: out } }
+  webhooks:
+    - { name: chat, url: 'http://127.0.0.1:1/hook', format: slack }
+catalog:
+  services:
+    - { name: storage, tsg: { url: 'https://wiki/tsg', action: { webhook: restart } } }
+    - { name: sqldb, tsg: { url: 'https://wiki/tsg', action: { webhook: chat, timeout: 0s } } }
+    - { name: blob, tsg: { url: 'wiki/tsg' } }
+";
+    let rules = "groups:\n  - name: g\n    rules:\n      - { name: Down, impact: {}, tsg: { url: 'https://wiki/down', action: { webhook: fix } } }\n";
+    assert_errors(
+        &format!("{RULES_GLOB}{config}"),
+        &[("a.yaml", rules)],
+        &[
+            "tocsin.yaml:8:75: unknown webhook \"restart\": not defined in notifiers.webhooks",
+            "tocsin.yaml:9:73: webhook \"chat\" sends format: slack: a TSG action needs tocsin's own body (format: tocsin, no template), which names the report-back URL",
+            "tocsin.yaml:9:88: timeout must be more than 0s: the action's time to report back",
+            "tocsin.yaml:10:33: invalid url \"wiki/tsg\": expected http:// or https://",
+            "rules/a.yaml:4:87: unknown webhook \"fix\": not defined in notifiers.webhooks",
+        ],
+    );
+}

@@ -42,5 +42,6 @@ mod store;
 mod store_lock;
 mod store_upgrade;
 mod triage;
+mod tsg;
 mod upgrade;
 mod watchdog;
