@@ -139,6 +139,23 @@ async fn a_tsg_action_is_called_signed_and_its_success_keeps_the_incident_out_of
     assert_eq!(shown["tsg_action"]["reported_by"], "restart-bot");
     let (status, again) = e.engine.post(&report, &json!({ "status": "failed" })).await;
     assert_eq!(status, 409, "the outcome is final: {again}");
+    let page = e
+        .engine
+        .http
+        .get(format!("{}/incidents/{id}", e.engine.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        // minijinja escapes `/` in HTML; a browser reads the same link.
+        page.contains(
+            "id=\"tsg-link\" href=\"https:&#x2f;&#x2f;wiki.example.com&#x2f;tsg&#x2f;storage\""
+        ) && page.contains("(action succeeded)"),
+        "the dashboard shows the TSG and its action: {page}"
+    );
 
     // The impact clears: it resolves, never having joined a queue, and no one was paged.
     let mut cleared = alert("info", "storage", "china-east", "index lag", e.clock.now());

@@ -30,6 +30,11 @@ pub struct Card {
     pub acknowledged_ago: Option<String>,
     pub respond_by: Option<String>,
     pub queue: Option<String>,
+    /// Every triage queue it waits in.
+    pub queues: Vec<String>,
+    /// Its TSG link, and how its TSG action went (`running`, `succeeded`, …).
+    pub tsg: Option<String>,
+    pub tsg_action: Option<&'static str>,
     pub paged: Vec<Paged>,
 }
 
@@ -66,6 +71,7 @@ pub fn paged(setup: &Setup, pages: &[OutboxEntry]) -> Vec<Paged> {
                 | PageEvent::ImpactAdded
                 | PageEvent::Merged
                 | PageEvent::Reopened
+                | PageEvent::TsgAction
         ) {
             continue;
         }
@@ -104,6 +110,12 @@ pub fn card(setup: &Setup, incident: &Incident, pages: &[OutboxEntry], now: Date
         acknowledged_ago: incident.acknowledged_at.map(|t| age(now, t)),
         respond_by: opt_time(incident.respond_by),
         queue: incident.queue.clone(),
+        queues: incident.queues().cloned().collect(),
+        tsg: incident.tsg.clone(),
+        tsg_action: incident
+            .tsg_action
+            .as_deref()
+            .map(|a| a.outcome.map(|o| o.as_str()).unwrap_or("running")),
         paged: paged(setup, pages),
     }
 }
