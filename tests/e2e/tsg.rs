@@ -277,3 +277,47 @@ async fn a_failed_action_queues_at_once_and_a_silent_one_at_its_deadline_after_a
     assert!(late.to_string().contains("timed_out"), "{late}");
     e.stop().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_action_whose_webhook_refuses_the_call_fails_and_queues_at_once() {
+    // 400 is final: the call is given up without retries.
+    let receiver = Receiver::start(vec![], Answer::Status(400)).await;
+    let e = start(&receiver, "2026-03-02T03:00:00Z").await;
+    let id = e
+        .signal(alert(
+            "info",
+            "storage",
+            "china-east",
+            "index lag",
+            e.clock.now(),
+        ))
+        .await;
+    e.settle().await;
+    // The worker reports the lost call to the engine after it counts the attempt.
+    for _ in 0..10_000 {
+        if e.timeline_kinds(id)
+            .await
+            .contains(&"tsg_action_failed".to_string())
+        {
+            break;
+        }
+        e.barrier().await;
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(receiver.received().len(), 1);
+    let (_, shown) = e.engine.get(&format!("/api/v1/incidents/{id}")).await;
+    assert_eq!(shown["tsg_action"]["outcome"], "failed", "{shown}");
+    assert_eq!(
+        shown["tsg_action"]["note"],
+        "its webhook could not be called"
+    );
+    assert_eq!(
+        shown["queue"], "storage-triage",
+        "queued before the deadline"
+    );
+    let kinds = e.timeline_kinds(id).await;
+    for kind in ["delivery_failed", "tsg_action_failed", "queued"] {
+        assert!(kinds.contains(&kind.to_string()), "{kind} in {kinds:?}");
+    }
+    e.stop().await;
+}

@@ -118,6 +118,9 @@ pub enum Input {
         level: Option<usize>,
         recipient: String,
         reason: String,
+        /// The page's event (absent from inputs written by older versions).
+        #[serde(default)]
+        event: Option<PageEvent>,
     },
     /// Something done to a support case.
     Case(CaseInput),
@@ -656,6 +659,7 @@ impl Core {
                 level,
                 recipient,
                 reason,
+                event,
             } => {
                 // Recorded even when the incident was resolved meanwhile: the timeline keeps
                 // every page's fate.
@@ -668,7 +672,11 @@ impl Core {
                         reason,
                     },
                 );
-                self.delivery_failed(incident_id, level, now);
+                if event == Some(PageEvent::TsgAction) {
+                    self.tsg_call_lost(incident_id, now);
+                } else {
+                    self.delivery_failed(incident_id, level, now);
+                }
                 Reply::Done
             }
             Input::Case(input) => self.handle_case(input, now),

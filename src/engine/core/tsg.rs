@@ -163,6 +163,34 @@ impl Core {
         self.requeue(incident_id, now);
     }
 
+    /// The action's call was given up after its retries: the action cannot run, so it
+    /// counts as failed now rather than at its deadline.
+    pub(super) fn tsg_call_lost(&mut self, incident_id: i64, now: DateTime<Utc>) {
+        if !self
+            .incidents
+            .get(&incident_id)
+            .and_then(|i| i.tsg_action.as_deref())
+            .is_some_and(|a| a.is_pending())
+        {
+            return;
+        }
+        let note = Some("its webhook could not be called".to_string());
+        self.tsg_ended(
+            incident_id,
+            TsgOutcome::Failed,
+            note.clone(),
+            super::TOCSIN,
+            now,
+        );
+        let step = TsgStep::Reported {
+            outcome: TsgOutcome::Failed,
+            note,
+            by: super::TOCSIN.to_string(),
+        };
+        self.timeline(incident_id, now, Entry::Tsg(step));
+        self.requeue(incident_id, now);
+    }
+
     fn tsg_ended(
         &mut self,
         incident_id: i64,
