@@ -321,3 +321,32 @@ fn many_impacts_are_counted_past_the_ones_listed() {
     assert_eq!((c.impacts.len(), c.impacts_total), (MAX_IMPACTS, 25));
     assert_eq!(c.impacts[0].id, 24);
 }
+
+#[test]
+fn the_incidents_tsg_leads_the_runbooks() {
+    let (mut incident, impacts) = incident();
+    incident.tsg = Some("https://wiki.example.com/tsg/storage".into());
+    let c = build(
+        &incident,
+        &impacts,
+        PageEvent::Triggered,
+        "alice",
+        &[],
+        Tz::UTC,
+    );
+    let titles: Vec<(&str, &str)> = c
+        .runbooks
+        .iter()
+        .map(|l| (l.title.as_str(), l.url.as_str()))
+        .collect();
+    assert_eq!(
+        titles,
+        [
+            ("TSG", "https://wiki.example.com/tsg/storage"),
+            (
+                "Runbook: storage down in china-north",
+                "https://runbooks.example/storage-down"
+            ),
+        ]
+    );
+}

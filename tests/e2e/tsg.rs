@@ -321,3 +321,53 @@ async fn an_action_whose_webhook_refuses_the_call_fails_and_queues_at_once() {
     }
     e.stop().await;
 }
+
+/// A rule's TSG wins over its service's: the incident, its pages and their runbook links
+/// carry the rule's, and the service's action is not called.
+#[tokio::test(start_paused = true)]
+async fn a_rules_tsg_wins_over_its_services_in_the_incident_and_its_pages() {
+    let receiver = Receiver::start(vec![], Answer::Status(200)).await;
+    let rule = "\
+groups:
+  - name: storage
+    rules:
+      - name: StorageDown
+        match: [ 'source=\"alert\"' ]
+        impact: { kind: outage, sla_breach: true }
+        tsg: { url: \"https://wiki.example.com/tsg/storage-down\" }
+";
+    let dir = TestDir::new(&config(&receiver.url), &[("storage.yaml", rule)]);
+    dir.write("secrets/restart", &format!("{SECRET}\n"));
+    let e = FrozenEngine::start_in(dir, utc("2026-03-02T03:00:00Z")).await;
+    let id = e
+        .signal(alert(
+            "critical",
+            "storage",
+            "china-east",
+            "down",
+            e.clock.now(),
+        ))
+        .await;
+    e.settle().await;
+    let (_, shown) = e.engine.get(&format!("/api/v1/incidents/{id}")).await;
+    assert_eq!(shown["severity"], 2);
+    assert_eq!(shown["tsg"], "https://wiki.example.com/tsg/storage-down");
+    assert!(shown.get("tsg_action").is_none(), "{shown}");
+    let pages = e.pages(id).await;
+    assert_eq!(pages.len(), 1, "alice is paged; no action is called");
+    assert!(receiver.received().is_empty());
+    let payload = &pages[0].page.payload;
+    assert_eq!(
+        payload.incident.tsg.as_deref(),
+        Some("https://wiki.example.com/tsg/storage-down")
+    );
+    let context = payload.context.as_ref().unwrap();
+    assert_eq!(
+        (
+            context.runbooks[0].title.as_str(),
+            context.runbooks[0].url.as_str()
+        ),
+        ("TSG", "https://wiki.example.com/tsg/storage-down")
+    );
+    e.stop().await;
+}
