@@ -113,9 +113,8 @@ impl Core {
         match crate::paging::tsg::queue_gate(incident.tsg_action.as_deref()) {
             QueueGate::Join => {}
             QueueGate::Wait { webhook } => {
-                let waiting = incident.queue.is_none();
                 self.set_queues(incident_id, Vec::new());
-                if waiting && !self.tsg_wait_noted(incident_id) {
+                if !self.tsg_wait_noted(incident_id) {
                     self.timeline(incident_id, now, Entry::Tsg(TsgStep::Waiting { webhook }));
                 }
                 return;

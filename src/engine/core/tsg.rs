@@ -106,7 +106,9 @@ impl Core {
             return true;
         };
         let noted = std::mem::replace(&mut action.waited, true);
-        self.dirty.incidents.insert(incident_id);
+        if !noted {
+            self.dirty.incidents.insert(incident_id);
+        }
         noted
     }
 
