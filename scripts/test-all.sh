@@ -57,7 +57,7 @@ unset TOCSIN_TEST_WITHOUT_ROOT
 cargo test -- --test-threads 4 --skip fuzz_
 TOCSIN_TEST_STORE=postgres cargo test --test e2e -- --test-threads 4 engine:: crash:: api:: \
     ack_links:: admin:: reload:: cli:: dashboard:: paging:: sources:: resolve:: outage:: silences:: \
-    oncall:: operate:: cases:: case_pages:: triage:: notify_steps:: status:: sr_report:: sla::
+    oncall:: operate:: cases:: case_pages:: triage:: notify_steps:: status:: sr_report:: sla:: tsg::
 cargo test --test fuzz -- --nocapture --test-threads 1 fuzz_
 
 # 5. The shipped config and rules are valid, and the rule unit tests pass.

@@ -162,6 +162,15 @@ pub fn describe(input: &Input) -> Option<(&'static str, &str, String)> {
         Input::Escalate { by, .. } => ("escalate", by, String::new()),
         Input::AddResponder { by, responder, .. } => ("add_responder", by, responder.clone()),
         Input::Assign { by, responder, .. } => ("assign", by, format!("to {responder}")),
+        Input::TsgReport {
+            by, outcome, note, ..
+        } => {
+            let detail = match note {
+                Some(note) => format!("{}: {}", outcome.as_str(), short(note)),
+                None => outcome.as_str().to_string(),
+            };
+            ("tsg_report", by, detail)
+        }
         _ => return None,
     })
 }

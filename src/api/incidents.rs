@@ -24,6 +24,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/api/v1/incidents/{id}/resolve", post(resolve))
         .route("/api/v1/incidents/{id}/severity", post(severity))
         .route("/api/v1/incidents/{id}/notes", post(note))
+        .route("/api/v1/incidents/{id}/tsg", post(super::tsg::report))
         .route(
             "/api/v1/incidents/{id}/escalate",
             post(super::declare::escalate),
@@ -316,7 +317,7 @@ pub(crate) async fn perform(
     Ok(())
 }
 
-async fn act(
+pub(super) async fn act(
     state: &AppState,
     caller: &Caller,
     id: i64,

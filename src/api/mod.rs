@@ -25,6 +25,7 @@ pub mod responders;
 pub mod serve;
 pub mod silences;
 pub mod status;
+mod tsg;
 pub mod whoami;
 
 use std::convert::Infallible;

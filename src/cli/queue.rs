@@ -16,7 +16,7 @@ pub enum QueueCommand {
         #[command(flatten)]
         api: ApiArgs,
     },
-    /// Take the oldest unassigned incident of the queue: it is yours, and leaves the queue.
+    /// Take the queue's oldest unassigned incident: it is yours, and leaves every queue.
     Take {
         name: String,
         #[command(flatten)]

@@ -211,6 +211,7 @@ async fn fetched_payload(
     });
     Ok(PagePayload {
         case: Default::default(),
+        tsg_action: None,
         version: "1".into(),
         event,
         incident: view,

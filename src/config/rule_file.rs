@@ -50,6 +50,10 @@ pub struct RuleConfig {
     /// region count bad minutes, else good ones (see `incident::sla`).
     #[serde(default)]
     pub availability: bool,
+    /// The troubleshooting guide of the incidents this rule opens: wins over their
+    /// services' (`catalog.services[].tsg`).
+    #[serde(default)]
+    pub tsg: Option<super::TsgConfig>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]

@@ -204,13 +204,30 @@ pub struct ServiceDef {
     pub tsg: Option<TsgConfig>,
 }
 
-/// A troubleshooting guide: where it is, and when a Sev 3 of the service escalates.
+/// A troubleshooting guide: where it is, when a Sev 3 of the service escalates, and the
+/// automated mitigation tocsin starts when an incident opens.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TsgConfig {
     pub url: String,
     #[serde(default)]
     pub escalate: TsgEscalate,
+    #[serde(default)]
+    pub action: Option<TsgActionConfig>,
+}
+
+/// A TSG's automated mitigation: the webhook (of `notifiers.webhooks`) tocsin calls when an
+/// incident opens, and how long it waits for the action's report before counting it failed.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TsgActionConfig {
+    pub webhook: String,
+    #[serde(default = "default_tsg_action_timeout")]
+    pub timeout: Duration,
+}
+
+fn default_tsg_action_timeout() -> Duration {
+    Duration::from_secs(900)
 }
 
 /// "All escalations occur during business hours (or immediately per TSG)".

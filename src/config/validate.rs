@@ -274,6 +274,10 @@ fn check_catalog(config: &Config, report: &mut FileReport) {
         config.catalog.services.iter().map(|s| s.name.as_str()),
     );
     for (i, service) in config.catalog.services.iter().enumerate() {
+        if let Some(tsg) = &service.tsg {
+            let at = report.item(&services, i).key("tsg");
+            super::validate_paging::check_tsg(config, report, at, tsg);
+        }
         for (j, name) in service.depends_on.iter().enumerate() {
             let at = report.item(&services, i).key("depends_on").index(j);
             if name == &service.name {
@@ -443,6 +447,9 @@ fn check_rules(config: &Config, rule_reports: &mut [FileReport]) {
         }
         if rule.successes == Some(0) {
             report.at(at.key("successes"), "successes must be at least 1");
+        }
+        if let Some(tsg) = &rule.tsg {
+            super::validate_paging::check_tsg(config, report, at.key("tsg"), tsg);
         }
         for key in rule.labels.keys() {
             if !is_label_name(key) {

@@ -4,7 +4,7 @@
 use super::locate::Path;
 use super::report::FileReport;
 use super::validate::{check_case_routes, check_target, unique, unknown};
-use super::{Config, NotifyStep, ResponderConfig, WebhookFormat};
+use super::{Config, NotifyStep, ResponderConfig, TsgConfig, WebhookFormat};
 
 pub(super) fn check_paging(config: &Config, report: &mut FileReport) {
     let root = Path::root();
@@ -358,5 +358,48 @@ fn check_notify_steps(
                 ),
             );
         }
+    }
+}
+
+/// A TSG (of a catalog service or a rule) at `at`: its URL is a web link, and its action
+/// names a webhook of `notifiers.webhooks` that sends tocsin's own signed body.
+pub(super) fn check_tsg(config: &Config, report: &mut FileReport, at: Path, tsg: &TsgConfig) {
+    if !(tsg.url.starts_with("http://") || tsg.url.starts_with("https://")) {
+        report.at(
+            at.key("url"),
+            format!("invalid url {:?}: expected http:// or https://", tsg.url),
+        );
+    }
+    let Some(action) = &tsg.action else {
+        return;
+    };
+    let at = at.key("action");
+    match config.webhook(&action.webhook) {
+        None if report.is_broken("notifiers.webhooks", &action.webhook) => {}
+        None => report.at(
+            at.key("webhook"),
+            unknown("webhook", &action.webhook, "notifiers.webhooks"),
+        ),
+        Some(hook) if hook.format != WebhookFormat::Tocsin || hook.template.is_some() => report.at(
+            at.key("webhook"),
+            format!(
+                "webhook {:?} sends format: {}{}: a TSG action needs tocsin's own body \
+                     (format: tocsin, no template), which names the report-back URL",
+                action.webhook,
+                hook.format.as_str(),
+                if hook.template.is_some() {
+                    " with a template"
+                } else {
+                    ""
+                }
+            ),
+        ),
+        Some(_) => {}
+    }
+    if action.timeout.is_zero() {
+        report.at(
+            at.key("timeout"),
+            "timeout must be more than 0s: the action's time to report back",
+        );
     }
 }

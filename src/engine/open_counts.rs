@@ -13,14 +13,15 @@ use crate::incident::Incident;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Counted {
     severity: u8,
-    queue: Option<String>,
+    /// Every queue it waits in: it counts in each.
+    queues: Vec<String>,
 }
 
 impl Counted {
     pub fn of(incident: &Incident) -> Option<Counted> {
         incident.is_open().then(|| Counted {
             severity: incident.severity.min(4),
-            queue: incident.queue.clone(),
+            queues: incident.queues().cloned().collect(),
         })
     }
 }
@@ -49,13 +50,13 @@ impl OpenCounts {
         }
         if let Some(gone) = before {
             self.by_severity[usize::from(gone.severity)] -= 1;
-            if let Some(queue) = gone.queue {
+            for queue in gone.queues {
                 *self.by_queue.entry(queue).or_default() -= 1;
             }
         }
         if let Some(came) = after {
             self.by_severity[usize::from(came.severity)] += 1;
-            if let Some(queue) = came.queue {
+            for queue in came.queues {
                 *self.by_queue.entry(queue).or_default() += 1;
             }
         }
@@ -90,7 +91,7 @@ mod tests {
     fn counted(severity: u8, queue: Option<&str>) -> Option<Counted> {
         Some(Counted {
             severity,
-            queue: queue.map(str::to_string),
+            queues: queue.iter().map(|q| q.to_string()).collect(),
         })
     }
 
@@ -112,5 +113,21 @@ mod tests {
             "an emptied queue reads 0"
         );
         assert_eq!(counts.in_queue("other"), 0);
+    }
+
+    #[test]
+    fn an_incident_in_several_queues_counts_in_each() {
+        let mut counts = OpenCounts::default();
+        let both = Some(Counted {
+            severity: 4,
+            queues: vec!["storage-triage".into(), "sqldb-triage".into()],
+        });
+        counts.changed(None, both.clone());
+        assert_eq!(counts.in_queue("storage-triage"), 1);
+        assert_eq!(counts.in_queue("sqldb-triage"), 1);
+        // Taken: out of every queue at once.
+        counts.changed(both, counted(4, None));
+        assert_eq!(counts.in_queue("storage-triage"), 0);
+        assert_eq!(counts.in_queue("sqldb-triage"), 0);
     }
 }

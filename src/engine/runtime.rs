@@ -216,6 +216,7 @@ impl Escalation for EngineHandle {
                 level: page.level,
                 recipient: page.recipient,
                 reason: page.reason,
+                event: Some(page.event),
             };
             match self.send(input).await {
                 // Recorded; or taken in memory, to be written when the store recovers.

@@ -34,6 +34,8 @@ pub enum TimerKey {
     Step(i64),
     /// The next minute of the services' availability (indicator minutes, burn checks).
     Availability,
+    /// An incident's TSG action did not report back in time.
+    TsgAction(i64),
 }
 
 /// Kept as nanoseconds since the epoch: 8 bytes where a `DateTime<Utc>` takes 12 and pads

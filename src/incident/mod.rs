@@ -10,9 +10,11 @@ pub mod model;
 pub mod report;
 pub mod sla;
 pub mod timeline;
+pub mod tsg_action;
 
 pub use blast::Blast;
 pub use catalog::Catalog;
 pub use classify::classify;
 pub use model::{Impact, Incident, IncidentView, NameSet, Status};
 pub use timeline::{Entry, TimelineEntry};
+pub use tsg_action::{TsgAction, TsgOutcome};

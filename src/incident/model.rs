@@ -131,11 +131,19 @@ pub struct Incident {
     #[serde(serialize_with = "crate::signal::rfc3339::serialize_opt")]
     pub respond_by: Option<DateTime<Utc>>,
     pub sr_severity: Option<String>,
-    /// The triage queue it waits in (Sev 4 routes).
+    /// The triage queue it waits in (Sev 4 routes); the first of them when it waits in
+    /// several (`queue: component` and several services hit). The store indexes this one.
     pub queue: Option<String>,
-    /// The troubleshooting guide of the services it hits (`catalog.services[].tsg.url`).
+    /// The triage queues it waits in besides `queue`, in the order of its services.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub other_queues: Vec<String>,
+    /// Its troubleshooting guide: its opening rule's `tsg.url`, else that of the first
+    /// service it hits that has one (`catalog.services[].tsg.url`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tsg: Option<String>,
+    /// The run of its TSG's action, once tocsin called it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tsg_action: Option<Box<super::tsg_action::TsgAction>>,
     pub merged_into: Option<i64>,
     /// The responder who owns it (assigned, or who took it from a triage queue).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -168,15 +176,26 @@ impl Incident {
             respond_by: impact.cri.as_ref().map(|c| c.respond_by),
             sr_severity: impact.cri.as_ref().map(|c| c.sr_severity.clone()),
             queue: None,
+            other_queues: Vec::new(),
             merged_into: None,
             assignee: None,
             tsg: None,
+            tsg_action: None,
             blast: impact.blast(),
         }
     }
 
     pub fn is_open(&self) -> bool {
         self.status != Status::Resolved
+    }
+
+    /// Every triage queue it waits in, the first first.
+    pub fn queues(&self) -> impl Iterator<Item = &String> {
+        self.queue.iter().chain(self.other_queues.iter())
+    }
+
+    pub fn in_queue(&self, queue: &str) -> bool {
+        self.queues().any(|q| q == queue)
     }
 
     /// Take in what a newly joined impact says: the names it hits, the labels it shares,
@@ -261,6 +280,9 @@ pub struct IncidentView {
     pub url: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub queue: Option<String>,
+    /// Every triage queue it waits in (`queue` first).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub queues: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sr_severity: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -269,6 +291,9 @@ pub struct IncidentView {
     pub assignee: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tsg: Option<String>,
+    /// Its TSG action's run: called when, outcome and note.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tsg_action: Option<super::tsg_action::TsgAction>,
 }
 
 impl IncidentView {
@@ -291,10 +316,12 @@ impl IncidentView {
             respond_by: incident.respond_by,
             url: format!("{external_url}/incidents/{}", incident.id),
             queue: incident.queue.clone(),
+            queues: incident.queues().cloned().collect(),
             sr_severity: incident.sr_severity.clone(),
             merged_into: incident.merged_into,
             assignee: incident.assignee.clone(),
             tsg: incident.tsg.clone(),
+            tsg_action: incident.tsg_action.as_deref().cloned(),
         }
     }
 }

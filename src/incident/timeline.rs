@@ -233,6 +233,8 @@ pub enum Entry {
         impact: i64,
         measured: super::sla::Measurement,
     },
+    /// A step of the incident's TSG action.
+    Tsg(super::tsg_action::TsgStep),
 }
 
 impl Entry {
@@ -268,6 +270,7 @@ impl Entry {
             Entry::ResponderAdded { .. } => "responder_added",
             Entry::EscalatedByHand { .. } => "escalated",
             Entry::SlaBreached { .. } => "sla_breached",
+            Entry::Tsg(step) => step.kind(),
         }
     }
 
@@ -290,6 +293,7 @@ impl Entry {
             | Entry::Assigned { by, .. }
             | Entry::ResponderAdded { by, .. }
             | Entry::EscalatedByHand { by, .. } => by,
+            Entry::Tsg(step) => step.actor().unwrap_or(TOCSIN),
             _ => TOCSIN,
         }
     }
@@ -494,6 +498,7 @@ impl Entry {
             Entry::SlaBreached { measured, .. } => {
                 format!("below SLA, measured: {measured}")
             }
+            Entry::Tsg(step) => step.message(),
         }
     }
 
@@ -575,6 +580,7 @@ impl Entry {
                 "burn_rate_1h": measured.burn_1h,
                 "burn_rate_6h": measured.burn_6h,
             }),
+            Entry::Tsg(step) => step.data(),
             Entry::SeverityUnpinned { .. }
             | Entry::Acknowledged { .. }
             | Entry::AckKept { .. }

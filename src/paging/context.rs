@@ -163,7 +163,15 @@ impl PageContext {
             thresholds,
             (&customers, &regions, &services),
         );
-        let mut runbooks: Vec<Link> = Vec::new();
+        // The incident's TSG (its rule's or its services') leads the runbooks.
+        let mut runbooks: Vec<Link> = incident
+            .tsg
+            .iter()
+            .map(|url| Link {
+                title: "TSG".to_string(),
+                url: url.clone(),
+            })
+            .collect();
         let mut links: Vec<Link> = Vec::new();
         for impact in &impacts {
             for (key, value) in impact.annotations.iter() {
@@ -278,7 +286,14 @@ impl PageContext {
             customers: incident.customers.clone(),
             impacts: Vec::new(),
             impacts_total: 0,
-            runbooks: Vec::new(),
+            runbooks: incident
+                .tsg
+                .iter()
+                .map(|url| Link {
+                    title: "TSG".to_string(),
+                    url: url.clone(),
+                })
+                .collect(),
             links: Vec::new(),
             dashboard_url: incident.url.clone(),
             ack_url: ack_url.map(str::to_string),
@@ -431,6 +446,7 @@ pub fn subject_tag(event: PageEvent) -> Option<&'static str> {
         PageEvent::EngagementDue => Some("UPDATE DUE"),
         PageEvent::EngagementMissed => Some("UPDATE MISSED"),
         PageEvent::CustomerUpdate => Some("UPDATE"),
+        PageEvent::TsgAction => Some("TSG ACTION"),
     }
 }
 
@@ -505,6 +521,9 @@ fn headline(event: PageEvent, incident: &Incident, first_page: bool) -> String {
             "A support case went a second interval without an update.".to_string()
         }
         PageEvent::CustomerUpdate => "An update on a support case.".to_string(),
+        PageEvent::TsgAction => format!(
+            "Sev {sev} incident #{id} opened: run the mitigation of its TSG and report back."
+        ),
     }
 }
 

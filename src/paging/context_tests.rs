@@ -398,3 +398,32 @@ fn a_measured_sla_breach_says_what_was_measured() {
          7.4x over 6h)"
     );
 }
+
+#[test]
+fn the_incidents_tsg_leads_the_runbooks() {
+    let (mut incident, impacts) = incident();
+    incident.tsg = Some("https://wiki.example.com/tsg/storage".into());
+    let c = build(
+        &incident,
+        &impacts,
+        PageEvent::Triggered,
+        "alice",
+        &[],
+        Tz::UTC,
+    );
+    let titles: Vec<(&str, &str)> = c
+        .runbooks
+        .iter()
+        .map(|l| (l.title.as_str(), l.url.as_str()))
+        .collect();
+    assert_eq!(
+        titles,
+        [
+            ("TSG", "https://wiki.example.com/tsg/storage"),
+            (
+                "Runbook: storage down in china-north",
+                "https://runbooks.example/storage-down"
+            ),
+        ]
+    );
+}

@@ -25,6 +25,7 @@ fn stand_in(
 ) -> IncidentView {
     IncidentView {
         tsg: Default::default(),
+        tsg_action: None,
         id: 0,
         title,
         severity: 4,
@@ -42,6 +43,7 @@ fn stand_in(
         respond_by: None,
         url: format!("{external_url}/"),
         queue: None,
+        queues: Vec::new(),
         sr_severity: None,
         merged_into: None,
         assignee: None,
@@ -53,6 +55,7 @@ pub fn test_page(responder: &str, external_url: &str, now: DateTime<Utc>) -> Pag
     let labels = BTreeMap::from([("tocsin_notice".to_string(), "test".to_string())]);
     PagePayload {
         case: Default::default(),
+        tsg_action: None,
         version: "1".into(),
         event: PageEvent::Test,
         incident: stand_in(
@@ -110,6 +113,7 @@ pub fn shift_started(
     }
     PagePayload {
         case: Default::default(),
+        tsg_action: None,
         version: "1".into(),
         event: PageEvent::ShiftStarted,
         incident: stand_in(title, labels, external_url, now),

@@ -37,6 +37,8 @@ pub enum PageEvent {
     EngagementMissed,
     /// A case update sent to the customer's case owner.
     CustomerUpdate,
+    /// A TSG action's webhook is asked to run its mitigation (see [`TsgCall`]).
+    TsgAction,
 }
 
 impl PageEvent {
@@ -58,6 +60,7 @@ impl PageEvent {
             PageEvent::EngagementDue => "engagement_due",
             PageEvent::EngagementMissed => "engagement_missed",
             PageEvent::CustomerUpdate => "customer_update",
+            PageEvent::TsgAction => "tsg_action",
         }
     }
 }
@@ -148,6 +151,21 @@ pub struct PagePayload {
     /// as far as the case knows it (id 0 while it has none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub case: Option<Box<CasePayload>>,
+    /// A TSG action's call (event `tsg_action`): the TSG, and where the action reports back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tsg_action: Option<Box<TsgCall>>,
+}
+
+/// What a TSG action is asked to do: run the mitigation of TSG `url` for the incident (whose
+/// impacts the page's `context` lists) and report back to `report_url` by `deadline`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TsgCall {
+    pub url: String,
+    /// Whose TSG it is: `rule NAME` or `service NAME`.
+    pub from: String,
+    /// `POST {status: succeeded | failed, note}` here (a responder's token).
+    pub report_url: String,
+    pub deadline: DateTime<Utc>,
 }
 
 impl PagePayload {

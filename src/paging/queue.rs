@@ -6,22 +6,27 @@ use crate::config::{Catalog, Config};
 /// The queue name that stands for the component's own queue.
 pub const COMPONENT: &str = "component";
 
-/// The queue an incident joins when its route says `queue`: `component` is the triage
-/// queue of its first service in the catalog (by name), else `<service>-triage`; `None`
-/// when it names no service. Any other name is itself.
-pub fn resolve(queue: &str, services: &[String], catalog: &Catalog) -> Option<String> {
+/// The queues an incident joins when its route says `queue`: `component` is the triage
+/// queue of each service it hits (the catalog's `triage_queue`, else `<service>-triage`),
+/// in the order of `services`, each queue once; none when it names no service. Any other
+/// name is itself.
+pub fn resolve(queue: &str, services: &[String], catalog: &Catalog) -> Vec<String> {
     if queue != COMPONENT {
-        return Some(queue.to_string());
+        return vec![queue.to_string()];
     }
-    let service = services.first()?;
-    Some(
-        catalog
+    let mut queues: Vec<String> = Vec::new();
+    for service in services {
+        let queue = catalog
             .services
             .iter()
             .find(|s| &s.name == service)
             .map(|s| s.triage_queue())
-            .unwrap_or_else(|| format!("{service}-triage")),
-    )
+            .unwrap_or_else(|| format!("{service}-triage"));
+        if !queues.contains(&queue) {
+            queues.push(queue);
+        }
+    }
+    queues
 }
 
 /// Every queue the config can fill, in route order then catalog order, without repeats: the
@@ -75,18 +80,23 @@ mod tests {
             let services: Vec<String> = services.iter().map(|s| s.to_string()).collect();
             resolve(COMPONENT, &services, &c)
         };
-        assert_eq!(of(&["storage"]).as_deref(), Some("storage-oncall"));
-        assert_eq!(of(&["sqldb"]).as_deref(), Some("sqldb-triage"));
+        assert_eq!(of(&["storage"]), ["storage-oncall"]);
+        assert_eq!(of(&["sqldb"]), ["sqldb-triage"]);
+        assert_eq!(of(&["billing"]), ["billing-triage"], "not in the catalog");
+        assert!(of(&[]).is_empty());
+        assert_eq!(resolve("ops", &[], &c), ["ops"], "a named queue");
+    }
+
+    #[test]
+    fn component_is_the_queue_of_each_service_hit() {
+        let c = catalog();
+        let services: Vec<String> = ["sqldb", "storage", "billing"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
         assert_eq!(
-            of(&["billing"]).as_deref(),
-            Some("billing-triage"),
-            "not in the catalog"
-        );
-        assert_eq!(of(&[]), None);
-        assert_eq!(
-            resolve("ops", &[], &c).as_deref(),
-            Some("ops"),
-            "a named queue"
+            resolve(COMPONENT, &services, &c),
+            ["sqldb-triage", "storage-oncall", "billing-triage"]
         );
     }
 

@@ -45,6 +45,8 @@ pub struct Rule {
     pub separate: bool,
     /// `availability: true`: its impacts count against their service's availability.
     pub availability: bool,
+    /// The TSG of the incidents it opens (wins over their services').
+    pub tsg: Option<crate::config::TsgConfig>,
 }
 
 impl Rule {
@@ -104,6 +106,7 @@ impl RuleSet {
                     summary: r.summary.clone(),
                     separate: r.correlation.is_some(),
                     availability: r.availability,
+                    tsg: r.tsg.clone(),
                 }
             })
             .collect();

@@ -220,6 +220,7 @@ mod tests {
             summary: None,
             separate: false,
             availability: false,
+            tsg: None,
         }
     }
 

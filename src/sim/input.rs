@@ -57,6 +57,9 @@ pub struct TimedInput {
     /// Something support does to a case.
     #[serde(default)]
     pub case: Option<CaseAction>,
+    /// An incident's TSG action reports back.
+    #[serde(default)]
+    pub tsg: Option<TsgReportAction>,
 }
 
 /// One step of support's on a case: `open:` a case (its facts), or `respond:`, `update:`,
@@ -173,6 +176,22 @@ impl CaseAction {
 
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+pub struct TsgReportAction {
+    pub incident: i64,
+    /// `succeeded` or `failed`.
+    pub status: String,
+    #[serde(default)]
+    pub note: Option<String>,
+    #[serde(default = "tsg_action_by")]
+    pub by: String,
+}
+
+fn tsg_action_by() -> String {
+    "tsg-action".into()
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct AckAction {
     pub incident: i64,
     pub by: String,
@@ -227,17 +246,36 @@ impl TimedInput {
             self.heartbeat.is_some(),
             self.source.is_some(),
             self.case.is_some(),
+            self.tsg.is_some(),
         ];
         if actions.iter().filter(|a| **a).count() != 1 {
             return Err(format!(
                 "input at {}: give exactly one of source:, heartbeat:, ack:, resolve:, \
-                 severity: or case:",
+                 severity:, case: or tsg:",
                 self.at
             ));
         }
         if let Some(case) = &self.case {
             let input = case.input(&self.at, sr_response)?;
             return Ok(vec![(at, Input::Case(input))]);
+        }
+        if let Some(t) = &self.tsg {
+            let outcome =
+                crate::incident::TsgOutcome::parse_report(&t.status).ok_or_else(|| {
+                    format!(
+                        "input at {}: tsg.status is {:?}: expected succeeded or failed",
+                        self.at, t.status
+                    )
+                })?;
+            return Ok(vec![(
+                at,
+                Input::TsgReport {
+                    incident_id: t.incident,
+                    outcome,
+                    note: t.note.clone(),
+                    by: t.by.clone(),
+                },
+            )]);
         }
         if let Some(a) = &self.ack {
             return Ok(vec![(

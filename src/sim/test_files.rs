@@ -99,6 +99,15 @@ pub struct ExpectedIncident {
     pub customer_count: Option<usize>,
     #[serde(default)]
     pub queue: Option<String>,
+    /// Every queue it waits in (`[]`: none).
+    #[serde(default)]
+    pub queues: Option<Vec<String>>,
+    /// Its TSG link (`none`: no TSG).
+    #[serde(default)]
+    pub tsg: Option<String>,
+    /// Its TSG action: `running`, `succeeded`, `failed`, `timed_out` or `none`.
+    #[serde(default)]
+    pub tsg_action: Option<String>,
     #[serde(default)]
     pub respond_by: Option<String>,
     #[serde(default)]
@@ -490,6 +499,27 @@ fn compare_incident(
             w.clone(),
             got.queue.clone().unwrap_or_else(|| "none".into()),
         );
+    }
+    if let Some(w) = &want.queues {
+        diff(
+            "queues",
+            format!("{w:?}"),
+            format!("{:?}", got.queues().collect::<Vec<_>>()),
+        );
+    }
+    if let Some(w) = &want.tsg {
+        diff(
+            "tsg",
+            w.clone(),
+            got.tsg.clone().unwrap_or_else(|| "none".into()),
+        );
+    }
+    if let Some(w) = &want.tsg_action {
+        let got = match got.tsg_action.as_deref() {
+            None => "none",
+            Some(a) => a.outcome.map(|o| o.as_str()).unwrap_or("running"),
+        };
+        diff("tsg_action", w.clone(), got.to_string());
     }
     if let Some(w) = &want.respond_by {
         match parse_at(w, start) {

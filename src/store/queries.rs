@@ -215,7 +215,9 @@ impl Store {
         self.write_statements(statements).await.map(|_| ())
     }
 
-    /// When the oldest open, unassigned incident of each triage queue opened.
+    /// When the oldest open incident of each triage queue opened. An incident in several
+    /// queues has the first in the `queue` column and the others in its JSON (`other_queues`):
+    /// those few rows are read whole.
     pub async fn queue_oldest(&self) -> Result<Vec<(String, chrono::DateTime<chrono::Utc>)>> {
         let rows = sqlx::query(
             "SELECT queue, MIN(opened_at) AS oldest FROM incidents \
@@ -223,12 +225,32 @@ impl Store {
         )
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
+        let mut oldest: std::collections::BTreeMap<String, chrono::DateTime<chrono::Utc>> = rows
+            .iter()
             .map(|r| Ok((r.try_get("queue")?, from_ms(r.try_get("oldest")?))))
-            .collect()
+            .collect::<Result<_>>()?;
+        for incident in self.in_several_queues().await? {
+            for queue in &incident.other_queues {
+                let at = oldest.entry(queue.clone()).or_insert(incident.opened_at);
+                *at = (*at).min(incident.opened_at);
+            }
+        }
+        Ok(oldest.into_iter().collect())
     }
 
-    /// Open incidents waiting in a triage queue, oldest first.
+    /// Open incidents waiting in more than one triage queue.
+    async fn in_several_queues(&self) -> Result<Vec<Incident>> {
+        let rows = sqlx::query(
+            "SELECT data FROM incidents WHERE queue IS NOT NULL AND status <> 'resolved' \
+             AND data LIKE '%\"other_queues\":%'",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|r| json_column(r, "data")).collect()
+    }
+
+    /// Open incidents waiting in a triage queue (as their first queue or another), oldest
+    /// first.
     pub async fn queue(&self, name: &str) -> Result<Vec<Incident>> {
         let rows = sqlx::query(
             "SELECT data FROM incidents WHERE queue = $1 AND status <> 'resolved' \
@@ -237,7 +259,18 @@ impl Store {
         .bind(name)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(|r| json_column(r, "data")).collect()
+        let mut incidents: Vec<Incident> = rows
+            .iter()
+            .map(|r| json_column(r, "data"))
+            .collect::<Result<_>>()?;
+        let others = self.in_several_queues().await?;
+        incidents.extend(
+            others
+                .into_iter()
+                .filter(|i| i.queue.as_deref() != Some(name) && i.in_queue(name)),
+        );
+        incidents.sort_by_key(|i| (i.opened_at, i.id));
+        Ok(incidents)
     }
 
     /// Every incident in id order (for `tocsin test` and tools).

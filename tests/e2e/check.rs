@@ -182,7 +182,7 @@ fn unknown_fields_in_config_and_rules() {
         &[
             "tocsin.yaml:2:1: unknown field \"severs\", expected one of server, store, rule_files, catalog, probes, probing, sources, heartbeats, correlation, incidents, classification, sr_response, sr_engagement, case_routes, responders, schedules, time_windows, escalation_policies, routes, silences, notifiers, watchdog",
             "tocsin.yaml:4:3: unknown field \"listn\", expected one of \"listen\", \"external_url\", \"auth\", \"ack_secret_file\", \"audit_key_file\", \"ack_link_ttl\", \"rate_limit\"",
-            "rules/r.yaml:5:9: unknown field \"fro\", expected one of \"name\", \"match\", \"when\", \"for\", \"failures\", \"clear_for\", \"successes\", \"impact\", \"labels\", \"summary\", \"annotations\", \"correlation\", \"availability\"",
+            "rules/r.yaml:5:9: unknown field \"fro\", expected one of \"name\", \"match\", \"when\", \"for\", \"failures\", \"clear_for\", \"successes\", \"impact\", \"labels\", \"summary\", \"annotations\", \"correlation\", \"availability\", \"tsg\"",
         ],
     );
 }
@@ -673,6 +673,33 @@ fn bad_slas_burn_rates_and_sla_breaches() {
             "tocsin.yaml:5:40: invalid burn rate 0: expected a number above 0 (such as 14.4)",
             "rules/r.yaml:5:31: invalid sla_breach \"maybe\": expected true, false or auto",
             "rules/r.yaml:7:31: invalid type: integer \"3\", expected true, false or auto",
+        ],
+    );
+}
+
+#[test]
+fn tsg_actions_name_a_webhook_that_sends_tocsins_body() {
+    let config = "\
+notifiers:
+  email: { from: tocsin@example.com, file: { dir: out } }
+  webhooks:
+    - { name: chat, url: 'http://127.0.0.1:1/hook', format: slack }
+catalog:
+  services:
+    - { name: storage, tsg: { url: 'https://wiki/tsg', action: { webhook: restart } } }
+    - { name: sqldb, tsg: { url: 'https://wiki/tsg', action: { webhook: chat, timeout: 0s } } }
+    - { name: blob, tsg: { url: 'wiki/tsg' } }
+";
+    let rules = "groups:\n  - name: g\n    rules:\n      - { name: Down, impact: {}, tsg: { url: 'https://wiki/down', action: { webhook: fix } } }\n";
+    assert_errors(
+        &format!("{RULES_GLOB}{config}"),
+        &[("a.yaml", rules)],
+        &[
+            "tocsin.yaml:8:75: unknown webhook \"restart\": not defined in notifiers.webhooks",
+            "tocsin.yaml:9:73: webhook \"chat\" sends format: slack: a TSG action needs tocsin's own body (format: tocsin, no template), which names the report-back URL",
+            "tocsin.yaml:9:88: timeout must be more than 0s: the action's time to report back",
+            "tocsin.yaml:10:33: invalid url \"wiki/tsg\": expected http:// or https://",
+            "rules/a.yaml:4:87: unknown webhook \"fix\": not defined in notifiers.webhooks",
         ],
     );
 }

@@ -48,5 +48,6 @@ mod store_lock;
 mod store_upgrade;
 mod templates;
 mod triage;
+mod tsg;
 mod upgrade;
 mod watchdog;

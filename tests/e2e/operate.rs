@@ -33,6 +33,23 @@ async fn each_role_may_do_its_own_and_gets_403_naming_the_role_for_the_rest() {
         (VIEWER, "GET", "/api/v1/audit".into(), Value::Null, 200, ""),
         (VIEWER, "GET", "/api/v1/oncall".into(), Value::Null, 200, ""),
         (VIEWER, "POST", ack.clone(), json!({}), 403, "responder"),
+        // A TSG action reports back with a responder's token.
+        (
+            INGEST,
+            "POST",
+            format!("/api/v1/incidents/{id}/tsg"),
+            json!({ "status": "succeeded" }),
+            403,
+            "responder",
+        ),
+        (
+            RESPONDER,
+            "POST",
+            format!("/api/v1/incidents/{id}/tsg"),
+            json!({ "status": "succeeded" }),
+            409,
+            "",
+        ),
         (
             VIEWER,
             "POST",

@@ -43,9 +43,11 @@ pub(crate) fn incident(
         respond_by: None,
         sr_severity: None,
         queue: queue.map(str::to_string),
+        other_queues: Vec::new(),
         merged_into: None,
         assignee: None,
         tsg: None,
+        tsg_action: None,
         blast: Default::default(),
     }
 }
@@ -101,6 +103,7 @@ fn page(id: i64, incident: &Incident) -> Page {
             ack_url: None,
             context: None,
             case: None,
+            tsg_action: None,
         },
         recipient,
         created_at: t(id),

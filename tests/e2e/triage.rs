@@ -220,3 +220,75 @@ notifiers:
     );
     e.stop().await;
 }
+
+/// `queue: component` puts an incident in the queue of each service it hits; /metrics
+/// counts it in each, and a take removes it from all of them.
+#[tokio::test(start_paused = true)]
+async fn an_incident_of_two_components_waits_in_both_queues_until_taken_from_one() {
+    let config = config().replace(
+        "correlation: { by: [service], window: 15m }",
+        "correlation: { by: [region], window: 15m }",
+    );
+    let start = utc("2026-03-02T03:00:00Z");
+    let e = FrozenEngine::start(&config, start).await;
+    let noise = |service: &str| alert("info", service, "china-east", "noise", e.clock.now());
+    let id = e.signal(noise("storage")).await;
+    e.advance_minutes(1).await;
+    assert_eq!(
+        e.signal(noise("blob")).await,
+        id,
+        "one incident, two services"
+    );
+    e.advance_minutes(1).await;
+
+    let (_, shown) = e.engine.get(&format!("/api/v1/incidents/{id}")).await;
+    assert_eq!(
+        shown["queues"],
+        json!(["blob-triage", "data-oncall"]),
+        "{shown}"
+    );
+    for queue in ["blob-triage", "data-oncall"] {
+        let (_, listed) = e.engine.get(&format!("/api/v1/queues/{queue}")).await;
+        assert_eq!(ids(&listed), [id], "{queue}");
+    }
+    let metrics = e
+        .engine
+        .http
+        .get(format!("{}/metrics", e.engine.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for queue in ["blob-triage", "data-oncall"] {
+        let length = format!("tocsin_triage_queue_length{{queue=\"{queue}\"}}");
+        let age = format!("tocsin_triage_queue_oldest_age_seconds{{queue=\"{queue}\"}}");
+        assert_eq!(metric(&metrics, &length), Some(1.0), "{metrics}");
+        assert_eq!(metric(&metrics, &age), Some(120.0), "{metrics}");
+    }
+
+    let (status, taken) = e
+        .engine
+        .post("/api/v1/queues/data-oncall/take", &json!({ "by": "alice" }))
+        .await;
+    assert_eq!(status, 200, "{taken}");
+    assert_eq!(taken["id"], id);
+    assert!(taken.get("queues").is_none(), "{taken}");
+    for queue in ["blob-triage", "data-oncall"] {
+        let (_, listed) = e.engine.get(&format!("/api/v1/queues/{queue}")).await;
+        assert_eq!(ids(&listed), Vec::<i64>::new(), "{queue}");
+    }
+    let (status, _) = e
+        .engine
+        .post("/api/v1/queues/blob-triage/take", &json!({ "by": "bob" }))
+        .await;
+    assert_eq!(status, 409, "gone from the other queue too");
+    e.barrier().await;
+    let metrics = e.engine.running.metrics.render();
+    assert!(
+        metrics.contains("tocsin_triage_queue_length{queue=\"blob-triage\"} 0"),
+        "{metrics}"
+    );
+    e.stop().await;
+}

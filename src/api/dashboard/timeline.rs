@@ -283,6 +283,7 @@ mod tests {
                     ack_url: None,
                     context: None,
                     case: None,
+                    tsg_action: None,
                 },
                 created_at: at(1),
             },

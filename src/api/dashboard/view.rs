@@ -31,8 +31,11 @@ pub struct Card {
     pub respond_by: Option<String>,
     pub queue: Option<String>,
     pub assignee: Option<String>,
-    /// The troubleshooting guide of its services (`catalog.services[].tsg.url`).
+    /// Every triage queue it waits in.
+    pub queues: Vec<String>,
+    /// Its TSG link, and how its TSG action went (`running`, `succeeded`, …).
     pub tsg: Option<String>,
+    pub tsg_action: Option<&'static str>,
     pub paged: Vec<Paged>,
     /// Why it is at its severity, as its timeline recorded (see `timeline::severity_reason`).
     pub reason: Option<String>,
@@ -74,6 +77,7 @@ pub fn paged(setup: &Setup, pages: &[OutboxEntry]) -> Vec<Paged> {
                 | PageEvent::ImpactAdded
                 | PageEvent::Merged
                 | PageEvent::Reopened
+                | PageEvent::TsgAction
         ) {
             continue;
         }
@@ -113,7 +117,12 @@ pub fn card(setup: &Setup, incident: &Incident, pages: &[OutboxEntry], now: Date
         respond_by: opt_time(incident.respond_by),
         queue: incident.queue.clone(),
         assignee: incident.assignee.clone(),
+        queues: incident.queues().cloned().collect(),
         tsg: incident.tsg.clone(),
+        tsg_action: incident
+            .tsg_action
+            .as_deref()
+            .map(|a| a.outcome.map(|o| o.as_str()).unwrap_or("running")),
         paged: paged(setup, pages),
         reason: None,
         can_ack: incident.status == crate::incident::Status::Triggered,
@@ -241,9 +250,11 @@ mod tests {
             respond_by: None,
             sr_severity: None,
             queue: None,
+            other_queues: Vec::new(),
             merged_into: None,
             assignee: None,
             tsg: None,
+            tsg_action: None,
             blast: Default::default(),
         };
         OutboxEntry {
@@ -271,6 +282,7 @@ mod tests {
                     ack_url: None,
                     context: None,
                     case: None,
+                    tsg_action: None,
                 },
                 created_at: at + chrono::Duration::seconds(id),
             },

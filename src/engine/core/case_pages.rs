@@ -162,6 +162,7 @@ impl Core {
                 recipient: recipient.id.clone(),
                 ack_url,
                 case: Some(Box::new(case)),
+                tsg_action: None,
             },
             recipient,
             created_at: now,
@@ -240,9 +241,11 @@ fn case_incident_view(case: &Case, external_url: &str) -> IncidentView {
         respond_by: Some(case.respond_by),
         url: format!("{external_url}/api/v1/cases/{}", case.id),
         queue: None,
+        queues: Vec::new(),
         sr_severity: Some(case.sr_severity.clone()),
         merged_into: None,
         assignee: None,
         tsg: None,
+        tsg_action: None,
     }
 }

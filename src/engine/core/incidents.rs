@@ -448,7 +448,13 @@ impl Core {
         // Its row is written by whoever changed what it holds (`attach`, `merge`); here only
         // when the severity moves.
         match lifecycle::reclassify(incident, &self.setup.config.classification, cause) {
-            Reclassified::Unchanged => {}
+            Reclassified::Unchanged => {
+                // Impacts joined: with `queue: component` it waits in the queue of each
+                // service it hits now.
+                if incident.queue.is_some() {
+                    self.requeue(incident_id, now);
+                }
+            }
             Reclassified::HeldByPin(entry) => {
                 self.timeline(incident_id, now, entry);
                 return;

@@ -33,6 +33,7 @@ mod reopen;
 mod signals;
 mod sla;
 mod steps;
+mod tsg;
 
 use super::lease_expiries::LeaseExpiries;
 use super::open_counts::OpenCounts;
@@ -120,12 +121,22 @@ pub enum Input {
         level: Option<usize>,
         recipient: String,
         reason: String,
+        /// The page's event (absent from inputs written by older versions).
+        #[serde(default)]
+        event: Option<PageEvent>,
     },
     /// Something done to a support case.
     Case(CaseInput),
     /// Take the oldest unassigned incident of a triage queue.
     TakeFromQueue {
         queue: String,
+        by: String,
+    },
+    /// An incident's TSG action reports how its mitigation went.
+    TsgReport {
+        incident_id: i64,
+        outcome: crate::incident::TsgOutcome,
+        note: Option<String>,
         by: String,
     },
 }
@@ -487,6 +498,7 @@ impl Core {
             self.schedule_escalation(id, now);
             self.schedule_update(id);
             self.schedule_steps(id);
+            self.schedule_tsg_action(id);
         }
         self.arm_shift_timer(now);
         self.arm_availability(now);
@@ -582,6 +594,7 @@ impl Core {
             TimerKey::Case(id) => self.case_due(id, now),
             TimerKey::Step(id) => self.steps_due(id, now),
             TimerKey::Availability => self.availability_minute(now),
+            TimerKey::TsgAction(id) => self.tsg_timed_out(id, now),
         }
     }
 
@@ -664,6 +677,7 @@ impl Core {
                 level,
                 recipient,
                 reason,
+                event,
             } => {
                 // Recorded even when the incident was resolved meanwhile: the timeline keeps
                 // every page's fate.
@@ -676,11 +690,21 @@ impl Core {
                         reason,
                     },
                 );
-                self.delivery_failed(incident_id, level, now);
+                if event == Some(PageEvent::TsgAction) {
+                    self.tsg_call_lost(incident_id, now);
+                } else {
+                    self.delivery_failed(incident_id, level, now);
+                }
                 Reply::Done
             }
             Input::Case(input) => self.handle_case(input, now),
             Input::TakeFromQueue { queue, by } => self.take_from_queue(&queue, &by, now),
+            Input::TsgReport {
+                incident_id,
+                outcome,
+                note,
+                by,
+            } => self.tsg_report(incident_id, outcome, note, &by, now),
         }
     }
 

@@ -8,11 +8,13 @@ use chrono::{DateTime, Utc};
 use super::Core;
 use crate::engine::open_counts::Counted;
 use crate::engine::timers::TimerKey;
+use crate::incident::tsg_action::TsgStep;
 use crate::incident::{lifecycle, Entry, IncidentView, Status};
 use crate::paging::context::{self, PageContext};
 use crate::paging::decide::{self, Routing, Step, Update};
 use crate::paging::escalate::Escalation;
 use crate::paging::page::EscalationRef;
+use crate::paging::tsg::QueueGate;
 use crate::paging::{
     silence, LevelPage, MergedNews, Page, PageEvent, PagePayload, PagedEntry, Recipient,
 };
@@ -21,24 +23,18 @@ impl Core {
     /// Route the incident and start its escalation (or queue it, or record it unrouted).
     pub(super) fn start_paging(&mut self, incident_id: i64, event: PageEvent, now: DateTime<Utc>) {
         let live = Arc::clone(&self.live_paging);
+        let setup = Arc::clone(&self.setup);
+        // Its TSG first: the TSG's action starts before a route can queue the incident.
+        self.follow_tsg(incident_id, now);
+        let rule_tsg = self
+            .opening_rule(incident_id)
+            .map(|index| &setup.rules.rules[index as usize])
+            .and_then(|r| Some((&*r.name, r.tsg.as_ref()?)));
         let Some(incident) = self.incidents.get(&incident_id) else {
             return;
         };
         let severity = incident.severity;
         let services: Vec<String> = incident.services.iter().cloned().collect();
-        let taken = incident.assignee.is_some();
-        let current_queue = incident.queue.clone();
-        let tsg = crate::paging::tsg::of(&self.setup.config.catalog, &services)
-            .map(|(_, t)| t.url.clone());
-        if incident.tsg != tsg {
-            if let Some(incident) = self.incidents.get_mut(&incident_id) {
-                incident.tsg = tsg;
-            }
-            self.dirty.incidents.insert(incident_id);
-        }
-        let Some(incident) = self.incidents.get(&incident_id) else {
-            return;
-        };
         let routing = decide::route(
             &live,
             &incident.labels,
@@ -54,22 +50,12 @@ impl Core {
         self.timers.cancel(TimerKey::Escalation(incident_id));
         match routing {
             Routing::Unrouted => {
-                self.set_queue(incident_id, None);
+                self.set_queues(incident_id, Vec::new());
                 self.timeline(incident_id, now, Entry::Unrouted { severity });
             }
-            Routing::Queued { route, queue, .. } => {
-                // `queue: component` is the queue of the service it hits; an incident
-                // someone took from its queue stays out of the queues.
-                let queue =
-                    crate::paging::queue::resolve(&queue, &services, &self.setup.config.catalog)
-                        .filter(|_| !taken);
-                if let Some(queue) = queue.filter(|q| current_queue.as_ref() != Some(q)) {
-                    self.set_queue(incident_id, Some(queue.clone()));
-                    self.timeline(incident_id, now, Entry::Queued { route, queue });
-                }
-            }
+            Routing::Queued { route, queue, .. } => self.enqueue(incident_id, route, &queue, now),
             Routing::UnknownPolicy { route, policy } => {
-                self.set_queue(incident_id, None);
+                self.set_queues(incident_id, Vec::new());
                 self.timeline(incident_id, now, Entry::UnknownPolicy { route, policy });
             }
             Routing::Escalate {
@@ -77,14 +63,15 @@ impl Core {
                 policy,
                 mut escalation,
             } => {
-                self.set_queue(incident_id, None);
+                self.set_queues(incident_id, Vec::new());
                 self.timeline(incident_id, now, Entry::Routed { route, policy });
                 let at_once = crate::paging::tsg::pages_at_once(
-                    &self.setup.config.catalog,
+                    rule_tsg,
+                    &setup.config.catalog,
                     &services,
                     severity,
                 );
-                if let Some(service) = at_once.filter(|_| !escalation.active_during.is_empty()) {
+                if let Some(from) = at_once.filter(|_| !escalation.active_during.is_empty()) {
                     escalation.active_during.clear();
                     self.dirty
                         .incident_rows
@@ -94,10 +81,10 @@ impl Core {
                             kind: "tsg_escalates_immediately".into(),
                             actor: crate::incident::timeline::TOCSIN.into(),
                             message: format!(
-                            "the TSG of {service} says escalate immediately: paged outside the \
-                             route's time windows too"
-                        ),
-                            data: serde_json::json!({ "service": service }),
+                                "the TSG of {from} says escalate immediately: paged outside \
+                                 the route's time windows too"
+                            ),
+                            data: serde_json::json!({ "from": from }),
                         });
                 }
                 if let Some(p) = self.paging.get_mut(&incident_id) {
@@ -105,6 +92,49 @@ impl Core {
                 }
                 self.drive_escalation(incident_id, now);
             }
+        }
+    }
+
+    /// A route says `queue`: the incident joins that queue (with `queue: component`, the
+    /// queue of each service it hits), unless someone took it from its queue already or its
+    /// TSG action has not failed (see [`crate::paging::tsg::queue_gate`]).
+    pub(super) fn enqueue(
+        &mut self,
+        incident_id: i64,
+        route: usize,
+        queue: &str,
+        now: DateTime<Utc>,
+    ) {
+        let Some(incident) = self.incidents.get(&incident_id) else {
+            return;
+        };
+        if incident.assignee.is_some() {
+            return;
+        }
+        let services: Vec<String> = incident.services.iter().cloned().collect();
+        match crate::paging::tsg::queue_gate(incident.tsg_action.as_deref()) {
+            QueueGate::Join => {}
+            QueueGate::Wait { webhook } => {
+                self.set_queues(incident_id, Vec::new());
+                if !self.tsg_wait_noted(incident_id) {
+                    self.timeline(incident_id, now, Entry::Tsg(TsgStep::Waiting { webhook }));
+                }
+                return;
+            }
+            QueueGate::Succeeded => {
+                self.set_queues(incident_id, Vec::new());
+                return;
+            }
+        }
+        let queues = crate::paging::queue::resolve(queue, &services, &self.setup.config.catalog);
+        let joined: Vec<String> = queues
+            .iter()
+            .filter(|q| !incident.in_queue(q))
+            .cloned()
+            .collect();
+        self.set_queues(incident_id, queues);
+        for queue in joined {
+            self.timeline(incident_id, now, Entry::Queued { route, queue });
         }
     }
 
@@ -119,7 +149,7 @@ impl Core {
         let oldest = self
             .incidents
             .values()
-            .filter(|i| i.queue.as_deref() == Some(queue) && i.assignee.is_none())
+            .filter(|i| i.in_queue(queue) && i.assignee.is_none())
             .min_by_key(|i| (i.opened_at, i.id))
             .map(|i| i.id);
         let Some(incident_id) = oldest else {
@@ -130,7 +160,7 @@ impl Core {
             .get(&incident_id)
             .map(|i| (now - i.opened_at).num_seconds())
             .unwrap_or_default();
-        self.set_queue(incident_id, None);
+        self.set_queues(incident_id, Vec::new());
         if let Some(incident) = self.incidents.get_mut(&incident_id) {
             incident.assignee = Some(by.to_string());
         }
@@ -158,11 +188,14 @@ impl Core {
         }
     }
 
-    pub(super) fn set_queue(&mut self, incident_id: i64, queue: Option<String>) {
+    /// The incident waits in `queues` (none: in no queue); the first is its `queue`.
+    pub(super) fn set_queues(&mut self, incident_id: i64, mut queues: Vec<String>) {
         if let Some(incident) = self.incidents.get_mut(&incident_id) {
-            if incident.queue != queue {
+            let queue = (!queues.is_empty()).then(|| queues.remove(0));
+            if incident.queue != queue || incident.other_queues != queues {
                 let before = Counted::of(incident);
                 incident.queue = queue;
+                incident.other_queues = queues;
                 self.open_counts.changed(before, Counted::of(incident));
                 self.dirty.incidents.insert(incident_id);
                 self.gauges_dirty = true;
@@ -504,7 +537,7 @@ impl Core {
             acked_at,
         );
         let level0 = decide::level(&setup.paging, &escalation, 0, now);
-        self.set_queue(incident_id, None);
+        self.set_queues(incident_id, Vec::new());
         self.timeline(incident_id, now, Entry::Routed { route, policy });
         let paging = self.paging.entry(incident_id).or_default();
         let acknowledger: Vec<Recipient> = match paging
@@ -571,6 +604,49 @@ impl Core {
         let Some(incident) = self.incidents.get(&incident_id) else {
             return;
         };
+        let entry = PagedEntry {
+            recipient: recipient.id.clone(),
+            channel: recipient.channel.as_str().to_string(),
+            event: event.as_str().to_string(),
+            level,
+            at: now,
+            severity: incident.severity,
+        };
+        let Some(page) = self.build_page(incident_id, recipient.clone(), event, policy, level, now)
+        else {
+            return;
+        };
+        self.dirty.pages.push(page);
+        let rule = self
+            .incidents
+            .get(&incident_id)
+            .and_then(|i| i.impact_ids.first())
+            .and_then(|id| self.impacts.get(id))
+            .map(|i| Arc::clone(&i.rule));
+        self.count_page(rule.as_deref().unwrap_or("-"), &recipient, event, now);
+        if self.just_paged.0 != now {
+            self.just_paged = (now, foldhash::HashMap::default());
+        }
+        let paged_now = self.just_paged.1.entry(incident_id).or_default();
+        paged_now.push(recipient.clone());
+        let paging = self.paging.entry(incident_id).or_default();
+        paging.add_paged(recipient);
+        paging.remember(entry);
+        self.dirty.paging.insert(incident_id);
+    }
+
+    /// A page about the incident to `recipient`, with its words (the page context) and its
+    /// ack link; the caller stores it.
+    pub(super) fn build_page(
+        &mut self,
+        incident_id: i64,
+        recipient: Recipient,
+        event: PageEvent,
+        policy: Option<&str>,
+        level: Option<usize>,
+        now: DateTime<Utc>,
+    ) -> Option<Page> {
+        let incident = self.incidents.get(&incident_id)?;
         let setup = &self.setup;
         let ack_url = setup.ack_signer.as_ref().map(|signer| {
             let expires = now + setup.config.server.ack_link_ttl.chrono();
@@ -624,19 +700,6 @@ impl Core {
             ack_url: ack_url.clone(),
             now,
         });
-        let entry = PagedEntry {
-            recipient: recipient.id.clone(),
-            channel: recipient.channel.as_str().to_string(),
-            event: event.as_str().to_string(),
-            level,
-            at: now,
-            severity: incident.severity,
-        };
-        let rule = incident
-            .impact_ids
-            .first()
-            .and_then(|id| self.impacts.get(id))
-            .map(|i| Arc::clone(&i.rule));
         let id = self.next_page_id;
         self.next_page_id += 1;
         let page = Page {
@@ -658,21 +721,12 @@ impl Core {
                 ack_url,
                 context: Some(context),
                 case: None,
+                tsg_action: None,
             },
-            recipient: recipient.clone(),
+            recipient,
             created_at: now,
         };
-        self.dirty.pages.push(page);
-        self.count_page(rule.as_deref().unwrap_or("-"), &recipient, event, now);
-        if self.just_paged.0 != now {
-            self.just_paged = (now, foldhash::HashMap::default());
-        }
-        let paged_now = self.just_paged.1.entry(incident_id).or_default();
-        paged_now.push(recipient.clone());
-        let paging = self.paging.entry(incident_id).or_default();
-        paging.add_paged(recipient);
-        paging.remember(entry);
-        self.dirty.paging.insert(incident_id);
+        Some(page)
     }
 
     /// The pager load: a page that calls `recipient` to act, under `rule`, and whether it

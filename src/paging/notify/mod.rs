@@ -602,6 +602,7 @@ impl Worker {
             level: page.level,
             recipient: recipient.clone(),
             reason: reason.clone(),
+            event: page.event,
         };
         if self.escalation.given_up(given_up).await {
             return;

@@ -273,10 +273,12 @@ mod tests {
                 respond_by: None,
                 url: "http://tocsin/incidents/7".into(),
                 queue: None,
+                queues: Vec::new(),
                 sr_severity: None,
                 merged_into: None,
                 assignee: None,
                 tsg: None,
+                tsg_action: None,
             },
             escalation: EscalationRef {
                 policy: Some("storage".into()),
@@ -286,6 +288,7 @@ mod tests {
             ack_url: Some("http://tocsin/ack/abc.def".into()),
             context: None,
             case: None,
+            tsg_action: None,
         }
     }
 

@@ -13,6 +13,8 @@ pub struct GivenUp {
     /// Who the page was for, in words: `alice (email alice@example.com)`.
     pub recipient: String,
     pub reason: String,
+    /// What the page was (a TSG action's call that is lost fails the action).
+    pub event: crate::paging::PageEvent,
 }
 
 /// Where the worker reports a page given up.

@@ -382,6 +382,7 @@ pub fn sample_payload(config: &Config, event: PageEvent, recipient: &str) -> Pag
     });
     PagePayload {
         case: Default::default(),
+        tsg_action: None,
         version: "1".into(),
         event,
         incident: crate::incident::IncidentView::new(&incident, &external),

@@ -172,7 +172,9 @@ impl FrozenEngine {
         for _ in 0..20_000 {
             self.barrier().await;
             let mut pages = 0u64;
-            for incident in self
+            // Pages attempted by an engine before a restart count too (its metrics are gone).
+            let mut all_attempted = true;
+            let mut ids: Vec<i64> = self
                 .engine
                 .running
                 .state
@@ -180,23 +182,29 @@ impl FrozenEngine {
                 .all_incidents()
                 .await
                 .unwrap()
-            {
-                pages += self.pages(incident.id).await.len() as u64;
-            }
-            // Pages about support cases.
-            pages += self.pages(0).await.len() as u64;
-            let handled: u64 = ["email", "webhook"]
                 .iter()
-                .flat_map(|channel| {
-                    ["delivered", "retry", "failed"].map(|outcome| {
-                        metrics
-                            .pages_total
-                            .with_label_values(&[channel, outcome])
-                            .get()
-                    })
+                .map(|i| i.id)
+                .collect();
+            // Pages about support cases.
+            ids.push(0);
+            for id in ids {
+                let entries = self.pages(id).await;
+                pages += entries.len() as u64;
+                all_attempted &= entries
+                    .iter()
+                    .all(|e| e.status != tocsin::store::OutboxStatus::Pending || e.attempts > 0);
+            }
+            let handled: u64 = ["delivered", "retry", "failed"]
+                .iter()
+                .flat_map(|outcome| ["email", "webhook"].map(|channel| (channel, *outcome)))
+                .map(|(channel, outcome)| {
+                    metrics
+                        .pages_total
+                        .with_label_values(&[channel, outcome])
+                        .get()
                 })
                 .sum();
-            if handled >= pages {
+            if handled >= pages || all_attempted {
                 return;
             }
             tokio::task::yield_now().await;
@@ -261,6 +269,30 @@ impl FrozenEngine {
             .into_iter()
             .map(|e| e.kind)
             .collect()
+    }
+
+    /// Stop the engine and start another on its folder and clock: a restart, with the
+    /// clock where it was.
+    pub async fn restart(self) -> FrozenEngine {
+        self.settle().await;
+        let FrozenEngine {
+            engine,
+            clock,
+            start,
+            _dir,
+            hold,
+            holder,
+        } = self;
+        engine.stop().await;
+        let engine = TestEngine::start_with(&_dir, clock.clone()).await;
+        FrozenEngine {
+            engine,
+            clock,
+            start,
+            _dir,
+            hold,
+            holder,
+        }
     }
 
     pub async fn stop(mut self) {

@@ -68,10 +68,12 @@ pub(crate) mod sample {
     pub fn payload(event: PageEvent) -> PagePayload {
         PagePayload {
             case: Default::default(),
+            tsg_action: None,
             version: "1".into(),
             event,
             incident: IncidentView {
                 tsg: Default::default(),
+                tsg_action: None,
                 id: 7,
                 title: "storage down in china-east".into(),
                 severity: 1,
@@ -89,6 +91,7 @@ pub(crate) mod sample {
                 respond_by: None,
                 url: "https://tocsin.example/incidents/7".into(),
                 queue: None,
+                queues: Vec::new(),
                 sr_severity: None,
                 merged_into: None,
                 assignee: None,
