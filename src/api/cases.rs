@@ -9,7 +9,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
-use super::auth::{need, require_token, Need};
+use super::auth::{need, require_token, Caller, Need};
 use super::error::{json_object, reply_error, ApiError};
 use super::incidents::{check_by, check_note};
 use super::AppState;
@@ -81,15 +81,16 @@ fn parse_id(id: &str) -> Result<i64, ApiError> {
 
 /// 201 with the case.
 async fn open(
-    Need(..): Need<need::Responder>,
+    Need(caller, _): Need<need::Responder>,
     State(state): State<AppState>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let case = match crate::sources::case::parse(&body) {
+    let mut case = match crate::sources::case::parse(&body) {
         Ok(case) => case,
         Err(e) => return Ok(super::ingest::cri_rejection(e)),
     };
-    let case = send(&state, None, CaseInput::Open { case }).await?;
+    case.by = caller.by(&case.by);
+    let case = perform(&state, &caller, None, CaseInput::Open { case }).await?;
     Ok((StatusCode::CREATED, Json(view(&state, case).await?)).into_response())
 }
 
@@ -153,6 +154,87 @@ async fn show(
     })?))
 }
 
+/// The audit log's words for a case action: its action name, who, and what they wrote.
+fn describe(input: &CaseInput) -> (&'static str, String, String) {
+    match input {
+        CaseInput::Open { case } => (
+            "case_open",
+            case.by.clone(),
+            format!(
+                "SR {} for {} on {} in {}",
+                case.sr_severity, case.customer, case.service, case.region
+            ),
+        ),
+        CaseInput::Cri { .. } => ("case_open", "cri".to_string(), String::new()),
+        CaseInput::Take { by, .. } => ("case_take", by.clone(), String::new()),
+        CaseInput::Ack { by, .. } => ("case_ack", by.clone(), String::new()),
+        CaseInput::Respond { by, text, .. } => ("case_respond", by.clone(), text.clone()),
+        CaseInput::Update {
+            by,
+            text,
+            notify_customer,
+            ..
+        } => (
+            "case_update",
+            by.clone(),
+            if *notify_customer {
+                format!("(sent to the customer) {text}")
+            } else {
+                text.clone()
+            },
+        ),
+        CaseInput::CustomerExit { by, note, .. } => (
+            "case_customer_exit",
+            by.clone(),
+            note.clone().unwrap_or_default(),
+        ),
+        CaseInput::Resolve { by, note, .. } => {
+            ("case_resolve", by.clone(), note.clone().unwrap_or_default())
+        }
+        CaseInput::Escalate { by, kind, .. } => (
+            "case_escalate",
+            by.clone(),
+            kind.clone()
+                .map(|k| format!("as a {k} CRI"))
+                .unwrap_or_default(),
+        ),
+    }
+}
+
+/// Hand a person's action on a case to the engine and record it in the audit log once done
+/// (an action taken in memory during store trouble is recorded once the store recovers).
+async fn perform(
+    state: &AppState,
+    caller: &Caller,
+    id: Option<i64>,
+    input: CaseInput,
+) -> Result<Case, ApiError> {
+    let (action, actor, detail) = describe(&input);
+    let result = send(state, id, input).await;
+    let target = |case: Option<i64>| match case {
+        Some(case) => format!("case {case}"),
+        None => "case".to_string(),
+    };
+    match &result {
+        Ok(case) => {
+            super::audit::record(
+                state,
+                caller,
+                &actor,
+                action,
+                &target(Some(case.id)),
+                &detail,
+            )
+            .await?;
+        }
+        Err(e) if e.status == StatusCode::SERVICE_UNAVAILABLE => {
+            super::audit::record_once_writable(state, caller, &actor, action, &target(id), &detail);
+        }
+        Err(_) => {}
+    }
+    result
+}
+
 /// Hand an action to the engine; a case that exists but is resolved is a 409, one that never
 /// existed a 404.
 async fn send(state: &AppState, id: Option<i64>, input: CaseInput) -> Result<Case, ApiError> {
@@ -174,8 +256,13 @@ async fn send(state: &AppState, id: Option<i64>, input: CaseInput) -> Result<Cas
     }
 }
 
-async fn act(state: &AppState, id: i64, input: CaseInput) -> Result<Json<CaseView>, ApiError> {
-    let case = send(state, Some(id), input).await?;
+async fn act(
+    state: &AppState,
+    caller: &Caller,
+    id: i64,
+    input: CaseInput,
+) -> Result<Json<CaseView>, ApiError> {
+    let case = perform(state, caller, Some(id), input).await?;
     Ok(Json(view(state, case).await?))
 }
 
@@ -220,7 +307,7 @@ async fn take(
     let body: ByBody = json_object(&body)?;
     let by = caller.by(&body.by);
     check_by(&by)?;
-    act(&state, id, CaseInput::Take { id, by }).await
+    act(&state, &caller, id, CaseInput::Take { id, by }).await
 }
 
 /// Acknowledge case `id`'s page as `by` (the API and ack links): its escalation stops.
@@ -231,10 +318,7 @@ pub(crate) async fn acknowledge(
     id: i64,
     by: String,
 ) -> Result<Case, ApiError> {
-    let case = send(state, Some(id), CaseInput::Ack { id, by: by.clone() }).await?;
-    let target = format!("case {id}");
-    super::audit::record(state, caller, &by, "case_ack", &target, "").await?;
-    Ok(case)
+    perform(state, caller, Some(id), CaseInput::Ack { id, by }).await
 }
 
 async fn ack(
@@ -272,7 +356,7 @@ async fn respond(
         by,
         text: body.text,
     };
-    act(&state, id, input).await
+    act(&state, &caller, id, input).await
 }
 
 /// 201 with the case after the update.
@@ -293,7 +377,7 @@ async fn update(
         text: body.text,
         notify_customer: body.notify_customer,
     };
-    Ok((StatusCode::CREATED, act(&state, id, input).await?))
+    Ok((StatusCode::CREATED, act(&state, &caller, id, input).await?))
 }
 
 async fn customer_exit(
@@ -311,7 +395,7 @@ async fn customer_exit(
         by,
         note: body.note,
     };
-    act(&state, id, input).await
+    act(&state, &caller, id, input).await
 }
 
 async fn resolve(
@@ -329,7 +413,7 @@ async fn resolve(
         by,
         note: body.note,
     };
-    act(&state, id, input).await
+    act(&state, &caller, id, input).await
 }
 
 async fn escalate(
@@ -355,5 +439,5 @@ async fn escalate(
         by,
         kind: body.kind,
     };
-    act(&state, id, input).await
+    act(&state, &caller, id, input).await
 }

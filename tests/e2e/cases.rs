@@ -737,5 +737,33 @@ async fn the_cli_opens_takes_and_lists_cases() {
     .await;
     assert_eq!(code, 1);
     assert!(err.contains("404"), "{err}");
+    // Every step is in the audit log, by whoever took it; the refused one is not.
+    let (code, out, err) = run_tocsin(
+        dir.path(),
+        &["audit", "list", "--url", &url, "--output", "json"],
+    )
+    .await;
+    assert_eq!(code, 0, "{err}");
+    let log: Value = serde_json::from_str(&out).unwrap();
+    let mut steps: Vec<(String, String, String)> = log["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            let field = |k: &str| e[k].as_str().unwrap_or_default().to_string();
+            (field("action"), field("actor"), field("target"))
+        })
+        .collect();
+    steps.reverse();
+    let step = |action: &str, actor: &str| (action.into(), actor.into(), "case 1".into());
+    assert_eq!(
+        steps,
+        [
+            step("case_open", "sam"),
+            step("case_take", "alice"),
+            step("case_ack", "alice")
+        ],
+        "{out}"
+    );
     engine.stop().await;
 }
