@@ -28,6 +28,7 @@ mod changes;
 mod incidents;
 mod live;
 mod manual;
+mod pages;
 mod paging;
 mod reopen;
 mod signals;
