@@ -180,3 +180,51 @@ async fn a_case_page_escalates_on_its_timer_until_its_ack_link_is_used() {
     assert_eq!(late.status().as_u16(), 409);
     e.stop().await;
 }
+
+/// A case page's escalation timer is kept in the store: after a restart the unanswered page
+/// still escalates at its time, once, and an acknowledgement after the restart still stops it.
+#[tokio::test(start_paused = true)]
+async fn a_case_page_escalates_on_time_after_a_restart() {
+    let erin = Receiver::start(vec![], Answer::Status(200)).await;
+    let dave = Receiver::start(vec![], Answer::Status(200)).await;
+    let e = FrozenEngine::start(&webhook_config(&erin.url, &dave.url), utc(START)).await;
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        let (status, case) = e.engine.post("/api/v1/cases", &case_body("A")).await;
+        assert_eq!(status, 201, "{case}");
+        ids.push(case["id"].as_i64().unwrap());
+    }
+    let (ignored, acked) = (ids[0], ids[1]);
+    e.settle().await;
+    assert_eq!(received(&erin).len(), 2);
+
+    e.advance_minutes(10).await;
+    let e = e.restart().await;
+    let (status, _) = e
+        .engine
+        .post(
+            &format!("/api/v1/cases/{acked}/ack"),
+            &json!({ "by": "erin" }),
+        )
+        .await;
+    assert_eq!(status, 200);
+    e.advance_minutes(19).await; // 29
+    e.settle().await;
+    assert_eq!(received(&dave), vec![], "not before its level's 30 minutes");
+    e.advance_minutes(1).await; // 30
+    e.settle().await;
+    let escalated = received(&dave);
+    assert_eq!(escalated.len(), 1, "{escalated:?}");
+    assert_eq!(
+        (escalated[0].0.as_str(), escalated[0].1),
+        ("escalated", ignored)
+    );
+    assert_eq!(
+        case_pages(&e, ignored).await,
+        [page("triggered", "erin", 0), page("escalated", "dave", 30)]
+    );
+    e.advance_minutes(60).await;
+    e.settle().await;
+    assert_eq!(received(&dave).len(), 1, "escalated once");
+    e.stop().await;
+}
