@@ -88,8 +88,17 @@ fn page_row(setup: &Setup, entry: &OutboxEntry) -> TimelineRow {
 
 /// Does a page row tell what stored entry `e` tells? A `paged` entry names the pages made at
 /// its time for its event (times compared to the millisecond, as the store keeps them); a
-/// `delivery_failed` entry, a page given up on.
+/// delivery's entries (`delivery_attempt`, `delivered`, `delivery_failed`) name their page by
+/// its delivery id, and the page's row shows its state and last error.
 fn told_by_pages(e: &TimelineEntry, pages: &[OutboxEntry]) -> bool {
+    let delivery = e.data.get("delivery_id").and_then(|v| v.as_str());
+    if matches!(
+        e.kind.as_str(),
+        "delivery_attempt" | "delivered" | "delivery_failed"
+    ) && delivery.is_some_and(|id| pages.iter().any(|p| p.page.delivery_id == id))
+    {
+        return true;
+    }
     match e.kind.as_str() {
         "paged" => {
             let event = e.data.get("event").and_then(|v| v.as_str());
