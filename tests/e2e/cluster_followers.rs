@@ -1,0 +1,125 @@
+//! Work through a follower: pushes and a resolve go through the inbox to the leader, and an
+//! ack link the leader signed acknowledges through a follower.
+
+use std::time::Duration;
+
+use crate::support;
+use crate::support::{eventually, free_port, list_incidents, EngineProcess, PgDatabase, TestDir};
+use serde_json::{json, Value};
+
+use super::{config, http, push, role, Receiver};
+
+/// Pushes and a resolve through a follower go through the inbox to the leader: an alert
+/// resolved while it still fires opens a new incident at its next push, and it is paged, as
+/// on one engine.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resolve_through_a_follower_does_not_hide_an_alert_that_still_fires() {
+    let db = PgDatabase::create().await;
+    let receiver = Receiver::start().await;
+    let rules = support::default_rules();
+    let dirs: Vec<TestDir> = (0..2)
+        .map(|_| TestDir::new(&config(&db.url, &receiver.url), &[("default.yaml", &rules)]))
+        .collect();
+    let ports = [free_port(), free_port()];
+    let http = http();
+    let url = |i: usize| format!("http://127.0.0.1:{}", ports[i]);
+    let mut leader = EngineProcess::spawn(&dirs[0], ports[0]);
+    leader.wait_ready().await;
+    let mut follower = EngineProcess::spawn(&dirs[1], ports[1]);
+    follower.wait_ready().await;
+    assert_eq!(role(&http, &url(1)).await.as_deref(), Some("follower"));
+
+    push(&http, &url(1), "storage", "china-east").await;
+    let first = list_incidents(&http, &url(1)).await[0]["id"]
+        .as_i64()
+        .unwrap();
+    let response = http
+        .post(format!("{}/api/v1/incidents/{first}/resolve", url(1)))
+        .json(&json!({ "by": "carol" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    let detail: Value = http
+        .get(format!("{}/api/v1/incidents/{first}", url(1)))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(detail["status"], "resolved", "{detail:#}");
+    assert_eq!(
+        detail["impacts"][0]["cleared_at"],
+        Value::Null,
+        "{detail:#}"
+    );
+    let entry = detail["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["kind"] == "resolved")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        entry["data"]["still_firing"],
+        json!([detail["impacts"][0]["id"]])
+    );
+
+    push(&http, &url(1), "storage", "china-east").await;
+    let all = list_incidents(&http, &url(1)).await;
+    assert_eq!(all.len(), 2, "{all:#?}");
+    assert_eq!(all[1]["status"], "triggered");
+    let second = all[1]["id"].as_i64().unwrap();
+    let paged = eventually(Duration::from_secs(10), || async {
+        let pages = receiver.deduped(second);
+        (!pages.is_empty()).then_some(pages)
+    })
+    .await
+    .expect("the new incident is paged");
+    assert_eq!(paged[0].event, "triggered", "{paged:?}");
+    drop((leader, follower));
+    db.drop_db().await;
+}
+
+/// Each engine has its own folder and no `ack_secret_file`: the ack-link key is the store's,
+/// so a link in the leader's page acknowledges through a follower.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ack_link_signed_by_the_leader_acknowledges_through_a_follower() {
+    let db = PgDatabase::create().await;
+    let receiver = Receiver::start().await;
+    let rules = support::default_rules();
+    let dirs: Vec<TestDir> = (0..2)
+        .map(|_| TestDir::new(&config(&db.url, &receiver.url), &[("default.yaml", &rules)]))
+        .collect();
+    let ports = [free_port(), free_port()];
+    let url = |i: usize| format!("http://127.0.0.1:{}", ports[i]);
+    let mut leader = EngineProcess::spawn(&dirs[0], ports[0]);
+    leader.wait_ready().await;
+    let mut follower = EngineProcess::spawn(&dirs[1], ports[1]);
+    follower.wait_ready().await;
+    let http = http();
+    assert_eq!(role(&http, &url(0)).await.as_deref(), Some("leader"));
+    assert_eq!(role(&http, &url(1)).await.as_deref(), Some("follower"));
+
+    push(&http, &url(0), "storage", "china-east").await;
+    let page = eventually(Duration::from_secs(10), || async {
+        receiver.got().into_iter().find(|g| g.event == "triggered")
+    })
+    .await
+    .expect("the leader pages");
+    let link = page.ack_url.expect("the page carries an ack link");
+    let path = &link[link.find("/ack/").expect("an /ack/ link")..];
+    let response = http.post(format!("{}{path}", url(1))).send().await.unwrap();
+    let status = response.status();
+    let text = response.text().await.unwrap_or_default();
+    assert_eq!(
+        status, 200,
+        "the follower accepts the leader's link: {text}"
+    );
+    let incident = list_incidents(&http, &url(0)).await;
+    assert_eq!(incident[0]["status"], "acknowledged", "{incident:?}");
+    assert_eq!(incident[0]["acknowledged_by"], "oncall", "{incident:?}");
+    drop((leader, follower));
+    db.drop_db().await;
+}
