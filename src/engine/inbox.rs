@@ -18,8 +18,6 @@ pub async fn read_inbox(
 ) {
     let mut after = 0;
     let mut last_prune = tokio::time::Instant::now();
-    // Woken when an input is put (PostgreSQL's notifications), else at the next poll.
-    let mut put = store.inbox_put_signal();
     // A store that does not answer is logged once, not at every poll.
     let mut failing = false;
     loop {
@@ -66,19 +64,9 @@ pub async fn read_inbox(
             (true, false) => 0,
             (false, false) => 20,
         };
-        let woken = async {
-            let changed = match &mut put {
-                Some(put) => put.changed().await.is_ok(),
-                None => false,
-            };
-            if !changed {
-                std::future::pending::<()>().await;
-            }
-        };
         tokio::select! {
             _ = stop.wait_for(|stop| *stop) => return,
             _ = tokio::time::sleep(std::time::Duration::from_millis(wait)) => {}
-            _ = woken => {}
         }
     }
 }
