@@ -405,7 +405,10 @@ async fn pages(
                 Ok(r) if r.status().is_success() => true,
                 Ok(r) => {
                     let status = r.status();
-                    eprintln!("post answered {status}: {}", r.text().await.unwrap_or_default());
+                    eprintln!(
+                        "post answered {status}: {}",
+                        r.text().await.unwrap_or_default()
+                    );
                     false
                 }
                 Err(e) => {

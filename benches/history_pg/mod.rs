@@ -46,7 +46,7 @@ pub async fn build(
     .await?;
     let sql = format!(
         "BEGIN;
-         CREATE TEMP TABLE s AS SELECT n + {t} AS i, {first}::bigint + (n - 1) * {step} AS o
+         CREATE TEMP TABLE s AS SELECT n::bigint + {t} AS i, {first}::bigint + (n - 1)::bigint * {step} AS o
            FROM generate_series(1, {incidents}) n;
          INSERT INTO incidents (id, status, severity, queue, opened_at, data)
            SELECT s.i, t.status, t.severity, NULL, s.o,
