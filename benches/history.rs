@@ -24,11 +24,17 @@
 //! opened; the template's timeline rows are filled up with notes to TIMELINE / INCIDENTS
 //! rows an incident.
 //!
+//! With `STORE=postgres` the store is a database on a throwaway PostgreSQL of the
+//! benchmark's own (`scripts/throwaway-postgres.sh`, as the cluster benchmark's), built with
+//! the same rows (`history_pg`).
+//!
 //! Run: `cargo bench --bench history` (env INCIDENTS, default 1000000; TIMELINE, default 10
 //! an incident; RUNS, default 5; REQUESTS, default 1000; PAGES, default 1000; INTERVAL_MS,
-//! default 5; ROUNDS, default 3).
+//! default 5; ROUNDS, default 3; STORE, sqlite or postgres).
 
 mod common;
+mod history_pg;
+mod pg;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -51,8 +57,9 @@ const DAY_MS: i64 = 24 * 3600 * 1000;
 /// says what it has to say in a few samples.
 const READS_FOR: Duration = Duration::from_secs(60);
 
-/// The engine's config; `retention` is `store.retention` (None: its default, 400d).
-fn config(receiver: u16, retention: Option<&str>) -> String {
+/// The engine's config on the store at `store`; `retention` is `store.retention` (None: its
+/// default, 400d).
+fn config(receiver: u16, retention: Option<&str>, store: &str) -> String {
     let retention = retention
         .map(|r| format!(", retention: {r}"))
         .unwrap_or_default();
@@ -69,7 +76,7 @@ routes:
 notifiers:
   webhooks:
     - {{ name: receiver, url: "http://127.0.0.1:{receiver}/tocsin", timeout: 5s }}
-store: {{ url: "sqlite://data/tocsin.db"{retention} }}
+store: {{ url: "{store}"{retention} }}
 rule_files: [ "rules/*.yaml" ]
 "#
     )
@@ -88,10 +95,9 @@ groups:
 
 /// One incident through the engine's code: opened by an alert, paged, acknowledged, noted,
 /// resolved; written by `Store::apply`. Its id.
-async fn template(dir: &EngineDir) -> i64 {
+async fn template(dir: &EngineDir, url: &str) -> i64 {
     let cfg = tocsin::config::load(&dir.path().join("config.yaml")).expect("config");
-    let url = format!("sqlite://{}/data/tocsin.db", dir.path().display());
-    let store = Store::open(&url).await.expect("store");
+    let store = Store::open(url).await.expect("store");
     let ack_keys = tocsin::engine::secrets::AckKeys::new(store.clone());
     let setup = tocsin::engine::Setup::build(cfg, &ack_keys)
         .await
@@ -151,7 +157,13 @@ fn rfc3339(ms: &str) -> String {
 
 /// Copy the template incident `t` into `incidents` incidents numbered on from it (with `per` timeline rows
 /// each) and remove the template's own rows; one transaction. The database's rows then.
-fn build(db: &std::path::Path, t: i64, incidents: i64, per: i64) -> rusqlite::Result<(i64, i64)> {
+fn build(
+    db: &std::path::Path,
+    t: i64,
+    incidents: i64,
+    per: i64,
+    (first, step): (i64, i64),
+) -> rusqlite::Result<(i64, i64)> {
     let mut conn = rusqlite::Connection::open(db)?;
     // No WAL while building: the rows of one transaction of several GB would all go
     // through it first.
@@ -159,9 +171,6 @@ fn build(db: &std::path::Path, t: i64, incidents: i64, per: i64) -> rusqlite::Re
     conn.pragma_update(None, "synchronous", "OFF")?;
     conn.pragma_update(None, "cache_size", -262_144)?;
     let tx = conn.transaction()?;
-    let last = Utc::now().timestamp_millis() - 2 * DAY_MS;
-    let first = last - 365 * DAY_MS;
-    let step = (last - first) / incidents.max(1);
     // s(i, o): incident i (numbered on from the template's), opened at o (ms).
     let seq = format!(
         "WITH RECURSIVE seq(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM seq WHERE n < {incidents}) \
@@ -503,6 +512,7 @@ async fn pruned_rows(url: &str) -> f64 {
 /// pruner removes history (`retention: 1d`, the run starting once it has removed rows).
 async fn page_run(
     dir: &EngineDir,
+    store: &str,
     port: u16,
     prune: bool,
     ns: std::ops::Range<u64>,
@@ -510,7 +520,11 @@ async fn page_run(
     arrivals: &Arrivals,
 ) -> Vec<f64> {
     let retention = prune.then_some("1d");
-    std::fs::write(dir.path().join("config.yaml"), config(port, retention)).unwrap();
+    std::fs::write(
+        dir.path().join("config.yaml"),
+        config(port, retention, store),
+    )
+    .unwrap();
     let engine = dir.start(0);
     if !engine.wait_ready().await {
         common::invalid_run(
@@ -579,24 +593,53 @@ async fn main() {
     let arrivals = Arrivals::default();
     let port = receiver(arrivals.clone()).await;
 
-    let dir = EngineDir::new(&config(port, None), &[("bench.yaml", RULES)]);
+    let postgres = match std::env::var("STORE").as_deref() {
+        Ok("postgres") => Some(pg::Postgres::start()),
+        Ok("sqlite") | Err(_) => None,
+        Ok(other) => {
+            common::invalid_run(BENCH, format!("STORE={other}: expected sqlite or postgres"))
+        }
+    };
+    let store = match &postgres {
+        Some(pg) => pg.database().await,
+        None => "sqlite://data/tocsin.db".to_string(),
+    };
+    let dir = EngineDir::new(&config(port, None, &store), &[("bench.yaml", RULES)]);
     let building = Instant::now();
-    let t = template(&dir).await;
+    let db = dir.path().join("data/tocsin.db");
+    let template_url = match &postgres {
+        Some(_) => store.clone(),
+        None => format!("sqlite://{}", db.display()),
+    };
+    let t = template(&dir, &template_url).await;
     let per = (timeline / incidents).max(1);
-    let (stored, rows) = build(&dir.path().join("data/tocsin.db"), t, incidents, per)
-        .unwrap_or_else(|e| common::invalid_run(BENCH, format!("building the store: {e}")));
+    // Opened one after the other from 367 days ago to 2 days ago.
+    let last = Utc::now().timestamp_millis() - 2 * DAY_MS;
+    let first = last - 365 * DAY_MS;
+    let step = (last - first) / incidents.max(1);
+    let built = match &postgres {
+        Some(_) => history_pg::build(&store, t, incidents, per, first, step)
+            .await
+            .map_err(|e| e.to_string()),
+        None => build(&db, t, incidents, per, (first, step)).map_err(|e| e.to_string()),
+    };
+    let (stored, rows) =
+        built.unwrap_or_else(|e| common::invalid_run(BENCH, format!("building the store: {e}")));
     if stored != incidents {
         common::invalid_run(
             BENCH,
             format!("the store holds {stored} incidents, not {incidents}"),
         );
     }
-    let bytes = std::fs::metadata(dir.path().join("data/tocsin.db"))
-        .map(|m| m.len())
-        .unwrap_or(0);
+    let size = match &postgres {
+        Some(_) => "PostgreSQL".to_string(),
+        None => {
+            let bytes = std::fs::metadata(&db).map(|m| m.len()).unwrap_or(0);
+            format!("{:.0} MB SQLite", bytes as f64 / 1048576.0)
+        }
+    };
     println!(
-        "history: {stored} resolved incidents over a year, {rows} timeline rows, an impact and its pages each ({:.0} MB SQLite, built in {:.1} s)",
-        bytes as f64 / 1048576.0,
+        "history: {stored} resolved incidents over a year, {rows} timeline rows, an impact and its pages each ({size}, built in {:.1} s)",
         building.elapsed().as_secs_f64()
     );
 
@@ -635,7 +678,7 @@ async fn main() {
         for prune in [!common::tocsin_first(round), common::tocsin_first(round)] {
             let ns = next..next + page_count;
             next += page_count;
-            let latencies = page_run(&dir, port, prune, ns, interval, &arrivals).await;
+            let latencies = page_run(&dir, &store, port, prune, ns, interval, &arrivals).await;
             if prune { &mut pruning } else { &mut quiet }.push(latencies);
         }
     }

@@ -57,6 +57,10 @@ pub use sqlite::backup::{restore, RestoreError, Restored};
 pub use sqlite::lock::{host_name, Owner};
 pub use sqlite::writer::{Durable, Submitted};
 
+/// Incidents not resolved, said so that the status index finds them: `status <> 'resolved'`
+/// reads every row of the history.
+const OPEN_STATUS: &str = "status IN ('triggered', 'acknowledged')";
+
 /// A `reason` is said in its variant's message and is not its `source()`, so the one line
 /// printed at the binary's edge (`{:#}`, which appends every source) says it once.
 #[derive(Debug, thiserror::Error)]

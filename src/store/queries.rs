@@ -7,7 +7,7 @@ use sqlx::Row;
 use super::statements::{push_rows, Val};
 use chrono::{DateTime, Utc};
 
-use super::{from_ms, json_column, Result, Store};
+use super::{from_ms, json_column, Result, Store, OPEN_STATUS};
 use crate::incident::{Impact, Incident, Status, TimelineEntry};
 
 #[derive(Clone, Debug, Default)]
@@ -53,33 +53,22 @@ const LIST_CHUNK: i64 = 500;
 
 impl Store {
     /// Incidents newest first (below `before`), those the filter keeps, up to its limit.
-    /// Status, severity, times and the cursor are judged by SQL; names and text on the
+    /// Status, severity, times and the cursor are judged by SQL, which reads the rows in id
+    /// order from the primary key or the status index (no sort); names and text on the
     /// decoded rows, read in chunks until the page is full or the history ends.
     pub async fn list_incidents(&self, filter: &IncidentFilter) -> Result<Vec<Incident>> {
         let limit = filter.limit.unwrap_or(100).max(1) as usize;
-        let mut sql = String::from("SELECT id, data, ");
-        let mut n = 0;
+        let mut sql = String::from("SELECT id, data FROM incidents WHERE id < $1");
+        let mut n = 1;
         let mut next = || {
             n += 1;
             n
         };
-        // Whether a note holds the text: one column, so the rows need no second query.
-        match filter.text {
-            Some(_) => sql.push_str(&format!(
-                "CAST(CASE WHEN id IN (SELECT incident_id FROM timeline WHERE kind = 'note' \
-                 AND LOWER(message) LIKE ${} ESCAPE '\\') THEN 1 ELSE 0 END AS BIGINT) \
-                 AS note_hit",
-                next()
-            )),
-            None => sql.push_str("CAST(0 AS BIGINT) AS note_hit"),
-        }
-        sql.push_str(" FROM incidents WHERE id < $");
-        sql.push_str(&next().to_string());
         if filter.status.is_some() {
             sql.push_str(&format!(" AND status = ${}", next()));
         }
         if filter.open {
-            sql.push_str(" AND status <> 'resolved'");
+            sql.push_str(&format!(" AND {OPEN_STATUS}"));
         }
         if filter.severity.is_some() {
             sql.push_str(&format!(" AND severity = ${}", next()));
@@ -91,22 +80,20 @@ impl Store {
             sql.push_str(&format!(" AND opened_at < ${}", next()));
         }
         sql.push_str(&format!(" ORDER BY id DESC LIMIT ${}", next()));
-        let pattern = filter.text.as_deref().map(|text| {
-            let escaped = text
-                .to_ascii_lowercase()
-                .replace('\\', "\\\\")
-                .replace('%', "\\%")
-                .replace('_', "\\_");
-            format!("%{escaped}%")
-        });
+        // Filters SQL cannot judge read whole chunks; without them, the page is the query.
+        let judged_here = filter.text.is_some()
+            || filter.service.is_some()
+            || filter.region.is_some()
+            || filter.customer.is_some();
+        let chunk = if judged_here {
+            LIST_CHUNK
+        } else {
+            limit as i64
+        };
         let mut out = Vec::new();
         let mut below = filter.before.unwrap_or(i64::MAX);
         loop {
-            let mut query = sqlx::query(&sql);
-            if let Some(pattern) = &pattern {
-                query = query.bind(pattern.clone());
-            }
-            query = query.bind(below);
+            let mut query = sqlx::query(&sql).bind(below);
             if let Some(status) = filter.status {
                 query = query.bind(status.as_str());
             }
@@ -119,22 +106,28 @@ impl Store {
             if let Some(to) = filter.to {
                 query = query.bind(super::ms(to));
             }
-            // Filters SQL cannot judge read whole chunks; without them, the page is the query.
-            let judged_here = filter.text.is_some()
-                || filter.service.is_some()
-                || filter.region.is_some()
-                || filter.customer.is_some();
-            let chunk = if judged_here {
-                LIST_CHUNK
-            } else {
-                limit as i64
-            };
             let rows = query.bind(chunk).fetch_all(&self.pool).await?;
+            let mut incidents = Vec::with_capacity(rows.len());
             for row in &rows {
                 below = row.try_get("id")?;
-                let incident: Incident = json_column(row, "data")?;
-                let note_hit: i64 = row.try_get("note_hit")?;
-                if filter.keeps(&incident, note_hit != 0) {
+                incidents.push(json_column::<Incident>(row, "data")?);
+            }
+            // Whether a note holds the text is asked of the incidents only a note could let
+            // through, by their ids (the timeline's index on the incident).
+            let noted = match filter.text.as_deref() {
+                Some(text) => {
+                    let ids: Vec<i64> = incidents
+                        .iter()
+                        .filter(|i| !filter.keeps(i, false) && filter.keeps(i, true))
+                        .map(|i| i.id)
+                        .collect();
+                    self.notes_with(&ids, text).await?
+                }
+                None => Vec::new(),
+            };
+            for incident in incidents {
+                let note_matches = noted.binary_search(&incident.id).is_ok();
+                if filter.keeps(&incident, note_matches) {
                     out.push(incident);
                     if out.len() == limit {
                         return Ok(out);
@@ -145,6 +138,35 @@ impl Store {
                 return Ok(out);
             }
         }
+    }
+
+    /// Of the incidents `ids`, those with a note that holds `text` (ASCII case ignored),
+    /// sorted.
+    async fn notes_with(&self, ids: &[i64], text: &str) -> Result<Vec<i64>> {
+        let escaped = text
+            .to_ascii_lowercase()
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_");
+        let pattern = format!("%{escaped}%");
+        let mut noted = Vec::new();
+        for chunk in ids.chunks(IDS_PER_QUERY) {
+            // Numbers only, written by us: no placeholder per id.
+            let sql = format!(
+                "SELECT DISTINCT incident_id FROM timeline WHERE incident_id IN ({}) \
+                 AND kind = 'note' AND LOWER(message) LIKE $1 ESCAPE '\\'",
+                join_ids(chunk)
+            );
+            for row in sqlx::query(&sql)
+                .bind(&pattern)
+                .fetch_all(&self.pool)
+                .await?
+            {
+                noted.push(row.try_get::<i64, _>("incident_id")?);
+            }
+        }
+        noted.sort_unstable();
+        Ok(noted)
     }
 
     pub async fn incident(&self, id: i64) -> Result<Option<Incident>> {

@@ -8,7 +8,7 @@ use sqlx::{AnyConnection, Connection, Row};
 use super::model::{Changes, HeartbeatState, Lease, Snapshot};
 use super::queries::{id_list, linked_ids, IMPACT_LINKS_INSERT};
 use super::statements::{push_rows, run_statements, Statement, Val};
-use super::{json_column, ms, Result, Store};
+use super::{json_column, ms, Result, Store, OPEN_STATUS};
 use crate::incident::{Impact, Incident};
 use crate::paging::PagingState;
 
@@ -158,9 +158,11 @@ impl Store {
 
     /// Resolved incidents that still have a paging row (kept while they could reopen).
     pub async fn resolved_with_paging(&self) -> Result<Vec<i64>> {
+        // Driven by the paging rows (open and reopenable incidents, a few), not by the
+        // resolved incidents (the whole history).
         let rows = sqlx::query(
-            "SELECT p.incident_id FROM paging p JOIN incidents i ON i.id = p.incident_id \
-             WHERE i.status = 'resolved'",
+            "SELECT p.incident_id FROM paging p WHERE EXISTS \
+             (SELECT 1 FROM incidents i WHERE i.id = p.incident_id AND i.status = 'resolved')",
         )
         .fetch_all(&self.pool)
         .await?;
@@ -173,7 +175,7 @@ impl Store {
     /// rule states, leases left by an earlier version, heartbeats and the next ids.
     pub async fn load(&self) -> Result<Snapshot> {
         let mut snapshot = Snapshot::default();
-        for row in sqlx::query("SELECT data FROM incidents WHERE status <> 'resolved'")
+        for row in sqlx::query(&format!("SELECT data FROM incidents WHERE {OPEN_STATUS}"))
             .fetch_all(&self.pool)
             .await?
         {
@@ -181,10 +183,10 @@ impl Store {
                 .incidents
                 .push(json_column::<Incident>(&row, "data")?);
         }
-        let links = sqlx::query(
-            "SELECT l.impact_ids FROM incident_impacts l JOIN incidents i ON i.id = l.incident_id \
-             WHERE i.status <> 'resolved'",
-        )
+        let links = sqlx::query(&format!(
+            "SELECT l.impact_ids FROM incidents i JOIN incident_impacts l ON l.incident_id = i.id \
+             WHERE i.{OPEN_STATUS}"
+        ))
         .fetch_all(&self.pool)
         .await?;
         snapshot.impacts = self.impacts_by_id(linked_ids(&links)?).await?;
@@ -202,10 +204,10 @@ impl Store {
             ids.sort_unstable();
             incident.impact_ids = ids;
         }
-        for row in sqlx::query(
-            "SELECT p.incident_id, p.data FROM paging p JOIN incidents i ON i.id = p.incident_id \
-             WHERE i.status <> 'resolved'",
-        )
+        for row in sqlx::query(&format!(
+            "SELECT i.id AS incident_id, p.data FROM incidents i JOIN paging p \
+             ON p.incident_id = i.id WHERE i.{OPEN_STATUS}"
+        ))
         .fetch_all(&self.pool)
         .await?
         {

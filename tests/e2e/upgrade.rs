@@ -576,10 +576,14 @@ fixtures! {
     sqlite_v9_stopped_upgrades, sqlite_v9_stopped_escalates_when_due => "sqlite-v9/stopped";
     sqlite_v9_killed_upgrades, sqlite_v9_killed_escalates_when_due => "sqlite-v9/killed";
     sqlite_v9_torn_upgrades, sqlite_v9_torn_escalates_when_due => "sqlite-v9/torn";
-    postgres_v10_today => "postgres-v10/stopped";
-    sqlite_v11_stopped_today, sqlite_v11_stopped_escalates_when_due => "sqlite-v11/stopped";
-    sqlite_v11_killed_today, sqlite_v11_killed_escalates_when_due => "sqlite-v11/killed";
-    sqlite_v11_torn_today, sqlite_v11_torn_escalates_when_due => "sqlite-v11/torn";
+    postgres_v10_upgrades => "postgres-v10/stopped";
+    sqlite_v11_stopped_upgrades, sqlite_v11_stopped_escalates_when_due => "sqlite-v11/stopped";
+    sqlite_v11_killed_upgrades, sqlite_v11_killed_escalates_when_due => "sqlite-v11/killed";
+    sqlite_v11_torn_upgrades, sqlite_v11_torn_escalates_when_due => "sqlite-v11/torn";
+    postgres_v11_today => "postgres-v11/stopped";
+    sqlite_v12_stopped_today, sqlite_v12_stopped_escalates_when_due => "sqlite-v12/stopped";
+    sqlite_v12_killed_today, sqlite_v12_killed_escalates_when_due => "sqlite-v12/killed";
+    sqlite_v12_torn_today, sqlite_v12_torn_escalates_when_due => "sqlite-v12/torn";
 }
 
 /// Schema versions no binary ran on: their migration landed in one merge with the next
