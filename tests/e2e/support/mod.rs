@@ -484,9 +484,18 @@ impl Started for EngineProcess {
         engine_port_taken(&std::fs::read_to_string(&self.log).unwrap_or_default())
     }
 
+    fn said_ready(&self) -> bool {
+        engine_said_ready(&std::fs::read_to_string(&self.log).unwrap_or_default())
+    }
+
     fn start_again(&mut self) {
         *self = Self::spawn_config(&self.config, self.port);
     }
+}
+
+/// The engine says it is ready (its `/-/ready` answers 200 from then on).
+pub fn engine_said_ready(log: &str) -> bool {
+    log.contains("tocsin is ready")
 }
 
 /// The engine could not listen: its port is another socket's.
@@ -504,6 +513,11 @@ pub trait Started {
     fn port_was_taken(&self) -> bool;
     /// Start it again, on the same port.
     fn start_again(&mut self);
+    /// The 200 came from this process, not from another test's that holds the port: an
+    /// engine says so in its log ("tocsin is ready").
+    fn said_ready(&self) -> bool {
+        true
+    }
 }
 
 /// Poll `process`'s `/-/ready` until it answers 200, for at most `wait` from its last start;
@@ -523,7 +537,7 @@ pub async fn wait_ready_or_start_again(process: &mut impl Started, wait: Duratio
     while polled < polls {
         polled += 1;
         if let Ok(r) = http.get(process.ready_url()).send().await {
-            if r.status().is_success() {
+            if r.status().is_success() && process.said_ready() {
                 return true;
             }
         }

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::support::{engine_port_taken, wait_ready_or_start_again, Started};
+use crate::support::{engine_port_taken, engine_said_ready, wait_ready_or_start_again, Started};
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -583,6 +583,10 @@ impl Started for Proc {
 
     fn port_was_taken(&self) -> bool {
         engine_port_taken(&self.log_since_start())
+    }
+
+    fn said_ready(&self) -> bool {
+        engine_said_ready(&self.log_since_start())
     }
 
     /// A first start leaves no trace of the failed one, for the tests that count the log's
