@@ -477,3 +477,59 @@ async fn a_second_live_engine_under_one_engine_id_is_refused_and_a_killed_one_is
     drop(second);
     db.drop_db().await;
 }
+
+/// A page in flight when its leader dies goes out from the next leader soon after the
+/// takeover, under its same delivery id: its claim lasts the webhook's timeout (2 s) and a
+/// margin, not a fixed minute that would hold every later page of its lane too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_in_flight_when_its_leader_dies_goes_out_from_the_next_leader() {
+    use crate::support::paging::{Answer, Receiver as ScriptedReceiver};
+    let db = PgDatabase::create().await;
+    // The first attempt never gets an answer: the leader dies while it waits.
+    let receiver = ScriptedReceiver::start(vec![Answer::Hang], Answer::Status(200)).await;
+    let base = receiver.url.trim_end_matches("/hook").to_string();
+    let rules = support::default_rules();
+    let dirs: Vec<TestDir> = (0..2)
+        .map(|_| TestDir::new(&config(&db.url, &base), &[("default.yaml", &rules)]))
+        .collect();
+    let ports = [free_port(), free_port()];
+    let url = |i: usize| format!("http://127.0.0.1:{}", ports[i]);
+    let http = http();
+    let mut leader = EngineProcess::spawn(&dirs[0], ports[0]);
+    leader.wait_ready().await;
+    let mut follower = EngineProcess::spawn(&dirs[1], ports[1]);
+    follower.wait_ready().await;
+    assert_eq!(role(&http, &url(0)).await.as_deref(), Some("leader"));
+
+    push(&http, &url(0), "storage", "china-east").await;
+    let first = eventually(Duration::from_secs(10), || async {
+        receiver.received().first().cloned()
+    })
+    .await
+    .expect("the leader starts the first page");
+    let delivery = first.header("x-tocsin-delivery").unwrap();
+    leader.kill();
+    let killed = tokio::time::Instant::now();
+    let again = eventually(Duration::from_secs(30), || async {
+        receiver
+            .received()
+            .into_iter()
+            .skip(1)
+            .find(|r| r.header("x-tocsin-delivery").as_deref() == Some(&delivery))
+    })
+    .await
+    .expect("the next leader sends the page again");
+    let after = again.at - killed;
+    println!(
+        "the page in flight went again {} ms after the kill",
+        after.as_millis()
+    );
+    // The lease (3 s) passes on, then the claim (2 s + 2 s from the first attempt) runs out.
+    assert!(
+        after < Duration::from_secs(LEASE_SECS + 8),
+        "the page waited {after:?} after the kill"
+    );
+    assert_eq!(role(&http, &url(1)).await.as_deref(), Some("leader"));
+    drop(follower);
+    db.drop_db().await;
+}

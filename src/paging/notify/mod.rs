@@ -89,9 +89,10 @@ pub struct Claims {
     pub fence: Arc<dyn LeaderFence>,
 }
 
-/// A claim lasts this long; an engine that dies while sending frees the page after it, and
-/// the page goes out again under the same delivery id.
-const CLAIM_HOLD: chrono::Duration = chrono::Duration::seconds(60);
+/// A claim lasts as long as the attempt can (its channel's timeout) and this margin more: an
+/// engine that dies while sending frees the page then, and the page goes out again under the
+/// same delivery id. A claim held longer would hold every later page of its lane too.
+const CLAIM_MARGIN: Duration = Duration::from_secs(2);
 
 /// What an attempt task came back with.
 enum Outcome {
@@ -378,6 +379,9 @@ impl Worker {
             );
             let claims = self.claims.clone();
             let store = self.store.clone();
+            let claim_until = now
+                + chrono::Duration::from_std(self.notifiers.attempt_limit(&page) + CLAIM_MARGIN)
+                    .unwrap_or(chrono::Duration::seconds(60));
             let handle = self.in_flight.spawn(
                 async move {
                     if let Some(claims) = claims {
@@ -390,7 +394,7 @@ impl Worker {
                             );
                         }
                         match store
-                            .claim_page(page.id, &claims.holder, now, now + CLAIM_HOLD)
+                            .claim_page(page.id, &claims.holder, now, claim_until)
                             .await
                         {
                             Ok(Claim::Claimed) => {}

@@ -11,6 +11,9 @@ use super::{email, webhook, NotifyError};
 use crate::config::{Config, RetryConfig};
 use crate::paging::{Channel, Page};
 
+/// The bound of an attempt that is a local write, or that fails at once (no such notifier).
+const LOCAL_WRITE: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Every notifier, built from one config. A reload builds a new set; attempts under way
 /// finish with the set they started with.
 pub struct Notifiers {
@@ -47,6 +50,19 @@ impl Notifiers {
             retry: notifiers.retry.clone(),
             templates,
         }
+    }
+
+    /// The longest one attempt to deliver `page` takes: its channel's timeout, which bounds
+    /// the whole attempt. A local write (a folder of `.eml` files) gets `LOCAL_WRITE`.
+    pub fn attempt_limit(&self, page: &Page) -> std::time::Duration {
+        let limit = match page.recipient.channel {
+            Channel::Email => self.email.as_ref().and_then(|mailer| mailer.timeout()),
+            Channel::Webhook => self
+                .webhooks
+                .get(&page.recipient.address)
+                .map(|hook| hook.timeout()),
+        };
+        limit.unwrap_or(LOCAL_WRITE)
     }
 
     /// One attempt to deliver one page.
