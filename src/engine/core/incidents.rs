@@ -41,6 +41,19 @@ impl Core {
         keys
     }
 
+    /// The incidents indexed under any of `keys`, in id order, each once. Usually one key
+    /// with one or two incidents: a sorted Vec, not a tree built for them.
+    fn indexed<'k>(&self, keys: impl Iterator<Item = &'k u64>) -> Vec<i64> {
+        let mut ids: Vec<i64> = keys
+            .filter_map(|key| self.correlation_index.get(key))
+            .flatten()
+            .copied()
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        ids
+    }
+
     pub(super) fn index_impact(&mut self, incident_id: i64, impact_id: i64) {
         let Some(impact) = self.impacts.get(&impact_id) else {
             return;
@@ -180,19 +193,16 @@ impl Core {
             return id;
         }
         let window = setup.config.correlation.window.chrono();
-        // Usually one key with one or two incidents: a sorted Vec, not a tree built for them.
-        let mut indexed: Vec<i64> = self
-            .correlation_keys(&impact)
-            .iter()
-            .filter_map(|key| self.correlation_index.get(key))
-            .flatten()
-            .copied()
-            .collect();
-        indexed.sort_unstable();
-        indexed.dedup();
+        let keys = self.correlation_keys(&impact);
+        let regional_key = impact.region.as_deref().map(|r| key_of(REGIONAL, r));
+        // The incidents sharing a `correlation.by` label, and those with a major impact in
+        // the region: only the first can correlate, only the second form a regional one (a
+        // region with many services down holds many incidents none of which shares a label).
+        let by_ids = self.indexed(keys.iter().filter(|k| Some(**k) != regional_key));
+        let regional_ids = self.indexed(keys.iter().filter(|k| Some(**k) == regional_key));
         let mut candidates = correlate::candidates(
             &impact,
-            indexed
+            by_ids
                 .iter()
                 .filter_map(|id| self.incidents.get(id).map(|i| &**i)),
             |x| self.impacts.get(&x).map(|i| &**i),
@@ -202,7 +212,7 @@ impl Core {
         );
         candidates.extend(correlate::regional(
             &impact,
-            indexed
+            regional_ids
                 .iter()
                 .filter_map(|id| self.incidents.get(id).map(|i| &**i)),
             |x| self.impacts.get(&x).map(|i| &**i),
