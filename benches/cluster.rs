@@ -203,11 +203,14 @@ fn http(timeout: Duration) -> reqwest::Client {
         .unwrap()
 }
 
-/// The length of the JSON array at `url`, if it answers one.
+/// How many items `url` lists: Alertmanager answers a JSON array, tocsin an object whose
+/// `incidents` is one.
 async fn listed(url: &str) -> Option<usize> {
     let answer = http(Duration::from_secs(30)).get(url).send().await.ok()?;
     let list: Value = answer.json().await.ok()?;
-    list["incidents"].as_array().map(Vec::len)
+    list.as_array()
+        .or_else(|| list["incidents"].as_array())
+        .map(Vec::len)
 }
 
 // ---------------------------------------------------------------- ingest
