@@ -45,6 +45,27 @@ impl Store {
             .collect()
     }
 
+    /// Inputs not yet applied with an id from `first` to `last`, oldest first.
+    pub async fn inbox_pending_between(
+        &self,
+        first: i64,
+        last: i64,
+        limit: i64,
+    ) -> Result<Vec<(i64, String)>> {
+        let rows = sqlx::query(
+            "SELECT id, input FROM inbox WHERE processed_at IS NULL AND id >= $1 AND id <= $2 \
+             ORDER BY id LIMIT $3",
+        )
+        .bind(first)
+        .bind(last)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("id")?, r.try_get("input")?)))
+            .collect()
+    }
+
     /// Answer an input without applying it (one the leader cannot read).
     pub async fn inbox_answer(&self, id: i64, reply: &str, now: DateTime<Utc>) -> Result<()> {
         sqlx::query(

@@ -123,3 +123,66 @@ async fn an_ack_link_signed_by_the_leader_acknowledges_through_a_follower() {
     drop((leader, follower));
     db.drop_db().await;
 }
+
+/// An input whose insert took its id before another's and committed after it is applied
+/// all the same: the leader's reader looks again for ids it skipped over.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_input_committed_after_a_later_one_is_applied_all_the_same() {
+    use sqlx::Connection;
+    let db = PgDatabase::create().await;
+    let receiver = Receiver::start().await;
+    let rules = support::default_rules();
+    let dirs: Vec<TestDir> = (0..2)
+        .map(|_| TestDir::new(&config(&db.url, &receiver.url), &[("default.yaml", &rules)]))
+        .collect();
+    let ports = [free_port(), free_port()];
+    let url = |i: usize| format!("http://127.0.0.1:{}", ports[i]);
+    let http = http();
+    let mut leader = EngineProcess::spawn(&dirs[0], ports[0]);
+    leader.wait_ready().await;
+    let mut follower = EngineProcess::spawn(&dirs[1], ports[1]);
+    follower.wait_ready().await;
+    assert_eq!(role(&http, &url(1)).await.as_deref(), Some("follower"));
+
+    // An input as a follower writes it: the push of storage's alert, taken from the inbox.
+    push(&http, &url(1), "storage", "china-east").await;
+    let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+    let storage: String = sqlx::query_scalar("SELECT input FROM inbox ORDER BY id LIMIT 1")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let sqldb = storage.replace("storage", "sqldb");
+    assert_ne!(sqldb, storage);
+    // sqldb's input takes its id, and commits only after a later input was applied.
+    let mut slow = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    let mut tx = slow.begin().await.unwrap();
+    let slow_id: i64 =
+        sqlx::query_scalar("INSERT INTO inbox (input, created_at) VALUES ($1, 0) RETURNING id")
+            .bind(&sqldb)
+            .fetch_one(&mut *tx)
+            .await
+            .unwrap();
+    push(&http, &url(1), "storage", "china-north").await;
+    tx.commit().await.unwrap();
+
+    let applied = eventually(Duration::from_secs(10), || async {
+        let done: Option<i64> = sqlx::query_scalar("SELECT processed_at FROM inbox WHERE id = $1")
+            .bind(slow_id)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        done.map(|_| ())
+    })
+    .await;
+    assert!(applied.is_some(), "input {slow_id} was never applied");
+    let incidents = list_incidents(&http, &url(0)).await;
+    assert!(
+        incidents
+            .iter()
+            .any(|i| i["services"].as_array().unwrap().contains(&json!("sqldb"))),
+        "{incidents:#?}"
+    );
+    pool.close().await;
+    drop((leader, follower));
+    db.drop_db().await;
+}
