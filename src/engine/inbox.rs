@@ -73,6 +73,8 @@ pub async fn read_inbox(
 ) {
     let mut cursor = Cursor::default();
     let mut last_prune = Instant::now();
+    // Woken when an input is put (PostgreSQL's notifications), else at the next poll.
+    let mut put = store.inbox_put_signal();
     // A store that does not answer is logged once, not at every poll.
     let mut failing = false;
     loop {
@@ -135,9 +137,19 @@ pub async fn read_inbox(
             (true, false) => 0,
             (false, false) => 20,
         };
+        let woken = async {
+            let changed = match &mut put {
+                Some(put) => put.changed().await.is_ok(),
+                None => false,
+            };
+            if !changed {
+                std::future::pending::<()>().await;
+            }
+        };
         tokio::select! {
             _ = stop.wait_for(|stop| *stop) => return,
             _ = tokio::time::sleep(Duration::from_millis(wait)) => {}
+            _ = woken => {}
         }
     }
 }

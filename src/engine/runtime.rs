@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::sync::RwLock;
 
 use futures::future::BoxFuture;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use super::core::{Changes, Core, Input, Reply};
 use super::watchdog::{LoopPulse, PulseGuard, HEARTBEAT};
@@ -179,6 +179,8 @@ impl EngineHandle {
         };
         let json =
             serde_json::to_string(&input).map_err(|e| EngineError::NotTaken(e.to_string()))?;
+        // Listening before the input is put, so that its notification cannot come first.
+        let mut done = store.inbox_done_signal();
         let id = store
             .inbox_put(&json, self.inner.clock.now())
             .await
@@ -201,7 +203,25 @@ impl EngineHandle {
             if tokio::time::Instant::now() >= deadline {
                 return Err(EngineError::NoLeader(INBOX_WAIT));
             }
-            tokio::time::sleep(delay).await;
+            let polled = tokio::time::Instant::now() + delay;
+            match &mut done {
+                // Woken by the leader's commit of this input (or by a poll's time).
+                Some(done) => loop {
+                    tokio::select! {
+                        _ = tokio::time::sleep_until(polled) => break,
+                        payload = done.recv() => match payload {
+                            Ok(ids) if !crate::store::done_names(&ids, id) => {}
+                            Err(broadcast::error::RecvError::Closed) => {
+                                tokio::time::sleep_until(polled).await;
+                                break;
+                            }
+                            // Its id, or notifications missed (lagging): look.
+                            _ => break,
+                        },
+                    }
+                },
+                None => tokio::time::sleep_until(polled).await,
+            }
             delay = (delay * 2).min(std::time::Duration::from_millis(50));
         }
     }

@@ -3,10 +3,19 @@
 //! An input is a row; the leader marks it done, with the core's reply, in the same transaction
 //! as the input's effects. The engine that took it waits for that reply.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use sqlx::Row;
+use tokio::sync::{broadcast, watch};
 
+use super::postgres::inbox_signals;
 use super::{ms, Result, Store};
+
+/// Whether the payload of an inputs-done notification may name the input `id`.
+pub fn done_names(payload: &str, id: i64) -> bool {
+    inbox_signals::names(payload, id)
+}
 
 impl Store {
     /// Store an input (JSON) for the leader; returns its id.
@@ -16,7 +25,24 @@ impl Store {
             .bind(ms(now))
             .fetch_one(&self.pool)
             .await?;
+        if self.inbox_signals.is_some() {
+            // Committed above: the leader's reader, woken, finds the row.
+            sqlx::query(&format!("NOTIFY {}", inbox_signals::PUT))
+                .execute(&self.pool)
+                .await?;
+        }
         Ok(row.try_get("id")?)
+    }
+
+    /// Changes when an input may have been put in the inbox (PostgreSQL; `None`: poll).
+    pub fn inbox_put_signal(&self) -> Option<watch::Receiver<u64>> {
+        self.inbox_signals.as_ref().map(|s| s.put())
+    }
+
+    /// The payloads of inputs-done notifications from now on (see [`done_names`];
+    /// PostgreSQL; `None`: poll).
+    pub fn inbox_done_signal(&self) -> Option<broadcast::Receiver<Arc<str>>> {
+        self.inbox_signals.as_ref().map(|s| s.done())
     }
 
     /// The leader's reply (JSON) once it has applied the input.

@@ -48,6 +48,7 @@ use sqlx::{AnyPool, Row};
 
 pub use audit::{audit_mac, AuditCheck, AuditEntry, NewAuditEntry};
 pub use health::StoreHealth;
+pub use inbox::done_names;
 pub use leader::LeaseRow;
 pub use outbox::{Claim, DeliveryWrite, OutboxEntry, OutboxStatus};
 pub use queries::IncidentFilter;
@@ -143,6 +144,8 @@ pub struct Store {
     /// A SQLite store's own parts (write turns, writer, file lock); `None` for PostgreSQL
     /// and for a store opened read-only.
     sqlite: Option<Arc<sqlite::Sqlite>>,
+    /// PostgreSQL: the inbox's notifications (see `postgres::inbox_signals`).
+    inbox_signals: Option<Arc<postgres::inbox_signals::InboxSignals>>,
 }
 
 /// Who must hold the lease for a write to go through.
@@ -191,11 +194,16 @@ impl Store {
             }
             Backend::Postgres => (postgres::open(url).await?, None),
         };
+        let inbox_signals = match backend_of(url) {
+            Backend::Postgres => Some(postgres::inbox_signals::InboxSignals::new(url)),
+            Backend::Sqlite => None,
+        };
         Ok(Store {
             pool,
             backend: backend_of(url),
             fencing: None,
             sqlite,
+            inbox_signals,
         })
     }
 
@@ -221,6 +229,7 @@ impl Store {
             backend,
             fencing: None,
             sqlite: None,
+            inbox_signals: None,
         })
     }
 

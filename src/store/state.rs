@@ -100,6 +100,13 @@ impl Store {
         for statement in statements {
             statement.execute(&mut tx).await?;
         }
+        if self.inbox_signals.is_some() && !changes.inbox.is_empty() {
+            // Sent at the commit: the engines waiting for these replies read them then.
+            let ids: Vec<i64> = changes.inbox.iter().map(|(id, _)| *id).collect();
+            for notify in super::postgres::inbox_signals::done_statements(&ids) {
+                sqlx::query(&notify).execute(&mut *tx).await?;
+            }
+        }
         tx.commit().await?;
         Ok(())
     }

@@ -3,6 +3,8 @@
 //! here: the connection pool, the migrations, and the dialect (`NOW_MS`, row locks in
 //! `Backend::row_lock`).
 
+pub(super) mod inbox_signals;
+
 use sqlx::any::AnyPoolOptions;
 use sqlx::AnyPool;
 

@@ -1,0 +1,152 @@
+//! Wake-ups of the inbox on PostgreSQL (LISTEN/NOTIFY). An engine that puts an input in the
+//! inbox notifies [`PUT`], and the leader's inbox reader reads it at once instead of at its
+//! next poll; the leader's commit of the inputs it applied notifies [`DONE`] with their ids,
+//! and the engines waiting for those replies read them at once. The polls stay behind the
+//! notifications: one lost while the listener reconnects costs a poll's wait, no input.
+//!
+//! The listening connection is opened on first use (an engine on a shared store), not for
+//! every store opened (a CLI command's).
+
+use std::sync::{Arc, OnceLock, Weak};
+use std::time::Duration;
+
+use sqlx::postgres::PgListener;
+use tokio::sync::{broadcast, watch};
+
+/// Notified, without a payload, when an input is put in the inbox.
+pub(in crate::store) const PUT: &str = "tocsin_inbox";
+/// Notified when the leader commits inputs it applied; the payload is their ids, comma
+/// separated (empty: any may be done).
+pub(in crate::store) const DONE: &str = "tocsin_inbox_done";
+
+/// Ids in one [`DONE`] payload, at most: PostgreSQL takes payloads under 8,000 bytes.
+const IDS_PER_PAYLOAD: usize = 400;
+
+#[derive(Debug)]
+pub(in crate::store) struct InboxSignals {
+    url: String,
+    listening: OnceLock<()>,
+    /// Counts inputs put (and reconnections, after which anything may be waiting).
+    put: watch::Sender<u64>,
+    done: broadcast::Sender<Arc<str>>,
+}
+
+impl InboxSignals {
+    pub fn new(url: &str) -> Arc<InboxSignals> {
+        Arc::new(InboxSignals {
+            url: url.to_string(),
+            listening: OnceLock::new(),
+            put: watch::Sender::new(0),
+            done: broadcast::Sender::new(1024),
+        })
+    }
+
+    fn listen(self: &Arc<Self>) {
+        self.listening.get_or_init(|| {
+            tokio::spawn(listen(Arc::downgrade(self)));
+        });
+    }
+
+    /// Changes when an input may have been put in the inbox.
+    pub fn put(self: &Arc<Self>) -> watch::Receiver<u64> {
+        self.listen();
+        self.put.subscribe()
+    }
+
+    /// The payloads of [`DONE`] notifications from now on.
+    pub fn done(self: &Arc<Self>) -> broadcast::Receiver<Arc<str>> {
+        self.listen();
+        self.done.subscribe()
+    }
+}
+
+/// The `NOTIFY` statements that tell the waiting engines that the inputs `ids` are done.
+pub(in crate::store) fn done_statements(ids: &[i64]) -> Vec<String> {
+    ids.chunks(IDS_PER_PAYLOAD)
+        .map(|chunk| {
+            let ids: Vec<String> = chunk.iter().map(i64::to_string).collect();
+            // Numbers only, written here: no quoting to get wrong.
+            format!("NOTIFY {DONE}, '{}'", ids.join(","))
+        })
+        .collect()
+}
+
+/// Whether a [`DONE`] payload may name the input `id`.
+pub fn names(payload: &str, id: i64) -> bool {
+    payload.is_empty() || payload.split(',').any(|n| n.parse() == Ok(id))
+}
+
+/// Listen until the store is dropped, reconnecting after a lost connection.
+async fn listen(signals: Weak<InboxSignals>) {
+    let mut failing = false;
+    loop {
+        let Some(url) = signals.upgrade().map(|s| s.url.clone()) else {
+            return;
+        };
+        let mut listener = match PgListener::connect(&url).await {
+            Ok(listener) => listener,
+            Err(e) => {
+                if !std::mem::replace(&mut failing, true) {
+                    tracing::warn!(error = %e, "cannot listen for inbox notifications; polling");
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        if let Err(e) = listener.listen_all([PUT, DONE]).await {
+            tracing::debug!(error = %e, "LISTEN failed");
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            continue;
+        }
+        failing = false;
+        loop {
+            // Bounded, so that the task ends soon after the store is dropped.
+            let next = tokio::time::timeout(Duration::from_secs(5), listener.try_recv()).await;
+            let Some(s) = signals.upgrade() else {
+                return;
+            };
+            match next {
+                Err(_) => {}
+                Ok(Ok(Some(n))) if n.channel() == PUT => s.put.send_modify(|n| *n += 1),
+                Ok(Ok(Some(n))) if n.channel() == DONE => {
+                    let _ = s.done.send(n.payload().into());
+                }
+                Ok(Ok(Some(_))) => {}
+                // The connection was lost (the next call reconnects): what was notified
+                // meanwhile is not known, so everyone looks.
+                Ok(Ok(None)) => {
+                    s.put.send_modify(|n| *n += 1);
+                    let _ = s.done.send("".into());
+                }
+                Ok(Err(e)) => {
+                    tracing::debug!(error = %e, "inbox notifications lost; listening again");
+                    s.put.send_modify(|n| *n += 1);
+                    let _ = s.done.send("".into());
+                    break;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_payload_names_its_ids_and_an_empty_one_all() {
+        assert!(names("3,17,250", 17));
+        assert!(!names("3,17,250", 1));
+        assert!(!names("3,17,250", 25));
+        assert!(names("", 25));
+    }
+
+    #[test]
+    fn long_lists_go_in_several_payloads() {
+        let ids: Vec<i64> = (1..=1000).collect();
+        let statements = done_statements(&ids);
+        assert_eq!(statements.len(), 3);
+        assert!(statements[0].starts_with("NOTIFY tocsin_inbox_done, '1,2,"));
+        assert!(statements.iter().all(|s| s.len() < 8000));
+    }
+}
