@@ -78,6 +78,8 @@ pub enum StoreError {
     WriterStart(#[source] std::io::Error),
     #[error("store: the SQLite writer thread has stopped")]
     WriterStopped,
+    #[error("store: the task committing the engine's changes stopped before it was done")]
+    CommitStopped,
     #[error("store: cannot fsync the SQLite WAL: {0}")]
     Sync(#[source] std::io::Error),
     #[error("store: the redo log beside the SQLite file: {0}")]

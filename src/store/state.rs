@@ -56,8 +56,9 @@ impl Store {
     }
 
     /// As [`Store::submit`], for the engine's batches: on a SQLite file a large batch is
-    /// turned into statements (its rows serialized) on the writer thread, not here, so the
-    /// engine's task takes the next inputs and answers those already on disk meanwhile.
+    /// turned into statements (its rows serialized) on the writer thread, not here, and on
+    /// PostgreSQL a batch is committed on a task of its own, so the engine's task takes the
+    /// next inputs and answers those already on disk meanwhile.
     pub async fn submit_shared(&self, changes: &Arc<Changes>) -> Result<super::Submitted> {
         match (self.sqlite_writer(), &self.fencing) {
             (Some(writer), None) if changes.rows() > PLAN_HERE_MAX_ROWS => {
@@ -71,6 +72,13 @@ impl Store {
                 let statements = plan(changes)?;
                 let turn = self.write_turn().await;
                 writer.submit_ahead(statements, turn)
+            }
+            // PostgreSQL: committed on a task of its own while the engine takes the next
+            // inputs (the engine hands over one batch at a time).
+            _ if self.backend == super::Backend::Postgres && !changes.is_empty() => {
+                let (store, changes) = (self.clone(), Arc::clone(changes));
+                let commit = tokio::spawn(async move { store.apply(&changes).await });
+                Ok(super::Submitted::spawned(commit))
             }
             _ => self.submit(changes).await,
         }

@@ -389,6 +389,8 @@ pub struct Submitted(Inner);
 enum Inner {
     /// Written (or refused) before `Store::submit` returned.
     Ready(Result<Durable>),
+    /// Being committed on a task of its own (PostgreSQL, where a commit is durable).
+    Spawned(tokio::task::JoinHandle<Result<()>>),
     Writing {
         committed: oneshot::Receiver<Result<usize>>,
         durable: oneshot::Receiver<Result<()>>,
@@ -402,11 +404,20 @@ impl Submitted {
         Submitted(Inner::Ready(result))
     }
 
+    /// A batch being committed by `commit`, a task of its own.
+    pub fn spawned(commit: tokio::task::JoinHandle<Result<()>>) -> Submitted {
+        Submitted(Inner::Spawned(commit))
+    }
+
     /// Wait until the batch is committed (readers see it, it survives this process); what
     /// it returns resolves once it is on disk too. The write turn is handed on here.
     pub async fn committed(self) -> Result<Durable> {
         match self.0 {
             Inner::Ready(result) => result,
+            Inner::Spawned(commit) => {
+                commit.await.map_err(|_| StoreError::CommitStopped)??;
+                Ok(Durable::done())
+            }
             Inner::Writing {
                 committed,
                 durable,
