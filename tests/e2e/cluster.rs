@@ -204,6 +204,36 @@ notifiers:
     )
 }
 
+/// Two engines on one database, each in a folder of its own, paging `receiver` (its base
+/// URL): the first started leads.
+struct Pair {
+    _dirs: Vec<TestDir>,
+    ports: [u16; 2],
+    leader: EngineProcess,
+    /// Kept running until the pair is dropped.
+    _follower: EngineProcess,
+}
+
+impl Pair {
+    async fn start(store_url: &str, receiver: &str) -> Pair {
+        let rules = support::default_rules();
+        let dirs: Vec<TestDir> = (0..2)
+            .map(|_| TestDir::new(&config(store_url, receiver), &[("default.yaml", &rules)]))
+            .collect();
+        let ports = [free_port(), free_port()];
+        let mut leader = EngineProcess::spawn(&dirs[0], ports[0]);
+        leader.wait_ready().await;
+        let mut follower = EngineProcess::spawn(&dirs[1], ports[1]);
+        follower.wait_ready().await;
+        Pair {
+            _dirs: dirs,
+            ports,
+            leader,
+            _follower: follower,
+        }
+    }
+}
+
 fn http() -> reqwest::Client {
     reqwest::Client::builder()
         .no_proxy()
@@ -488,17 +518,10 @@ async fn a_page_in_flight_when_its_leader_dies_goes_out_from_the_next_leader() {
     // The first attempt never gets an answer: the leader dies while it waits.
     let receiver = ScriptedReceiver::start(vec![Answer::Hang], Answer::Status(200)).await;
     let base = receiver.url.trim_end_matches("/hook").to_string();
-    let rules = support::default_rules();
-    let dirs: Vec<TestDir> = (0..2)
-        .map(|_| TestDir::new(&config(&db.url, &base), &[("default.yaml", &rules)]))
-        .collect();
-    let ports = [free_port(), free_port()];
+    let mut engines = Pair::start(&db.url, &base).await;
+    let ports = engines.ports;
     let url = |i: usize| format!("http://127.0.0.1:{}", ports[i]);
     let http = http();
-    let mut leader = EngineProcess::spawn(&dirs[0], ports[0]);
-    leader.wait_ready().await;
-    let mut follower = EngineProcess::spawn(&dirs[1], ports[1]);
-    follower.wait_ready().await;
     assert_eq!(role(&http, &url(0)).await.as_deref(), Some("leader"));
 
     push(&http, &url(0), "storage", "china-east").await;
@@ -508,7 +531,7 @@ async fn a_page_in_flight_when_its_leader_dies_goes_out_from_the_next_leader() {
     .await
     .expect("the leader starts the first page");
     let delivery = first.header("x-tocsin-delivery").unwrap();
-    leader.kill();
+    engines.leader.kill();
     let killed = tokio::time::Instant::now();
     let again = eventually(Duration::from_secs(30), || async {
         receiver
@@ -530,6 +553,6 @@ async fn a_page_in_flight_when_its_leader_dies_goes_out_from_the_next_leader() {
         "the page waited {after:?} after the kill"
     );
     assert_eq!(role(&http, &url(1)).await.as_deref(), Some("leader"));
-    drop(follower);
+    drop(engines);
     db.drop_db().await;
 }

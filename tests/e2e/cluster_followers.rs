@@ -3,11 +3,10 @@
 
 use std::time::Duration;
 
-use crate::support;
-use crate::support::{eventually, free_port, list_incidents, EngineProcess, PgDatabase, TestDir};
+use crate::support::{eventually, list_incidents, PgDatabase};
 use serde_json::{json, Value};
 
-use super::{config, http, push, role, Receiver};
+use super::{http, push, role, Pair, Receiver};
 
 /// Pushes and a resolve through a follower go through the inbox to the leader: an alert
 /// resolved while it still fires opens a new incident at its next push, and it is paged, as
@@ -16,17 +15,10 @@ use super::{config, http, push, role, Receiver};
 async fn a_resolve_through_a_follower_does_not_hide_an_alert_that_still_fires() {
     let db = PgDatabase::create().await;
     let receiver = Receiver::start().await;
-    let rules = support::default_rules();
-    let dirs: Vec<TestDir> = (0..2)
-        .map(|_| TestDir::new(&config(&db.url, &receiver.url), &[("default.yaml", &rules)]))
-        .collect();
-    let ports = [free_port(), free_port()];
+    let engines = Pair::start(&db.url, &receiver.url).await;
+    let ports = engines.ports;
     let http = http();
     let url = |i: usize| format!("http://127.0.0.1:{}", ports[i]);
-    let mut leader = EngineProcess::spawn(&dirs[0], ports[0]);
-    leader.wait_ready().await;
-    let mut follower = EngineProcess::spawn(&dirs[1], ports[1]);
-    follower.wait_ready().await;
     assert_eq!(role(&http, &url(1)).await.as_deref(), Some("follower"));
 
     push(&http, &url(1), "storage", "china-east").await;
@@ -78,7 +70,7 @@ async fn a_resolve_through_a_follower_does_not_hide_an_alert_that_still_fires() 
     .await
     .expect("the new incident is paged");
     assert_eq!(paged[0].event, "triggered", "{paged:?}");
-    drop((leader, follower));
+    drop(engines);
     db.drop_db().await;
 }
 
@@ -88,16 +80,9 @@ async fn a_resolve_through_a_follower_does_not_hide_an_alert_that_still_fires() 
 async fn an_ack_link_signed_by_the_leader_acknowledges_through_a_follower() {
     let db = PgDatabase::create().await;
     let receiver = Receiver::start().await;
-    let rules = support::default_rules();
-    let dirs: Vec<TestDir> = (0..2)
-        .map(|_| TestDir::new(&config(&db.url, &receiver.url), &[("default.yaml", &rules)]))
-        .collect();
-    let ports = [free_port(), free_port()];
+    let engines = Pair::start(&db.url, &receiver.url).await;
+    let ports = engines.ports;
     let url = |i: usize| format!("http://127.0.0.1:{}", ports[i]);
-    let mut leader = EngineProcess::spawn(&dirs[0], ports[0]);
-    leader.wait_ready().await;
-    let mut follower = EngineProcess::spawn(&dirs[1], ports[1]);
-    follower.wait_ready().await;
     let http = http();
     assert_eq!(role(&http, &url(0)).await.as_deref(), Some("leader"));
     assert_eq!(role(&http, &url(1)).await.as_deref(), Some("follower"));
@@ -120,7 +105,7 @@ async fn an_ack_link_signed_by_the_leader_acknowledges_through_a_follower() {
     let incident = list_incidents(&http, &url(0)).await;
     assert_eq!(incident[0]["status"], "acknowledged", "{incident:?}");
     assert_eq!(incident[0]["acknowledged_by"], "oncall", "{incident:?}");
-    drop((leader, follower));
+    drop(engines);
     db.drop_db().await;
 }
 
@@ -131,17 +116,10 @@ async fn an_input_committed_after_a_later_one_is_applied_all_the_same() {
     use sqlx::Connection;
     let db = PgDatabase::create().await;
     let receiver = Receiver::start().await;
-    let rules = support::default_rules();
-    let dirs: Vec<TestDir> = (0..2)
-        .map(|_| TestDir::new(&config(&db.url, &receiver.url), &[("default.yaml", &rules)]))
-        .collect();
-    let ports = [free_port(), free_port()];
+    let engines = Pair::start(&db.url, &receiver.url).await;
+    let ports = engines.ports;
     let url = |i: usize| format!("http://127.0.0.1:{}", ports[i]);
     let http = http();
-    let mut leader = EngineProcess::spawn(&dirs[0], ports[0]);
-    leader.wait_ready().await;
-    let mut follower = EngineProcess::spawn(&dirs[1], ports[1]);
-    follower.wait_ready().await;
     assert_eq!(role(&http, &url(1)).await.as_deref(), Some("follower"));
 
     // An input as a follower writes it: the push of storage's alert, taken from the inbox.
@@ -183,6 +161,6 @@ async fn an_input_committed_after_a_later_one_is_applied_all_the_same() {
         "{incidents:#?}"
     );
     pool.close().await;
-    drop((leader, follower));
+    drop(engines);
     db.drop_db().await;
 }
