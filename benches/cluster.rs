@@ -41,7 +41,7 @@ use alertmanager::Alertmanager;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::routing::post;
-use common::{env_or, percentile, print_compared, sorted};
+use common::{env_or, listed, percentile, print_compared, sorted};
 use pg::{Cluster, Postgres, ENGINES};
 use serde_json::Value;
 use tokio::time::Instant;
@@ -201,16 +201,6 @@ fn http(timeout: Duration) -> reqwest::Client {
         .timeout(timeout)
         .build()
         .unwrap()
-}
-
-/// How many items `url` lists: Alertmanager answers a JSON array, tocsin an object whose
-/// `incidents` is one.
-async fn listed(url: &str) -> Option<usize> {
-    let answer = http(Duration::from_secs(30)).get(url).send().await.ok()?;
-    let list: Value = answer.json().await.ok()?;
-    list.as_array()
-        .or_else(|| list["incidents"].as_array())
-        .map(Vec::len)
 }
 
 // ---------------------------------------------------------------- ingest

@@ -46,9 +46,12 @@ receivers:
 /// tocsin: a rule every benchmark alert matches (with a CEL condition, as real rules
 /// have), so each new alert becomes a signal, an impact and part of an incident; no route,
 /// so incidents are recorded, not paged (as Alertmanager's null receiver). SQLite store.
+/// An incident per service, as Alertmanager's group per service: no regional incident (it
+/// takes more services in one region than the bench has).
 const TOCSIN_CONFIG: &str = r#"
 server: { rate_limit: { per_client: 1000000, burst: 1000000 } }
 correlation: { by: [service], window: 15m }
+classification: { multi_services: 101 }
 "#;
 
 const TOCSIN_RULES: &str = r#"
@@ -303,14 +306,7 @@ async fn alertmanager_run(
         seconds,
     )
     .await;
-    let held = match http().get(format!("{}/api/v2/alerts", am.url)).send().await {
-        Ok(r) => r
-            .json::<serde_json::Value>()
-            .await
-            .ok()
-            .and_then(|v| v["incidents"].as_array().map(Vec::len)),
-        Err(_) => None,
-    };
+    let held = common::listed(&format!("{}/api/v2/alerts", am.url)).await;
     if held != Some(alerts) {
         common::invalid_run(
             "ingest",
@@ -342,22 +338,11 @@ async fn tocsin_run(
         seconds,
     )
     .await;
-    let http = http();
-    let incidents = match http
-        .get(format!(
-            "{}/api/v1/incidents?status=open&limit=10000",
-            tocsin.url
-        ))
-        .send()
-        .await
-    {
-        Ok(r) => r
-            .json::<serde_json::Value>()
-            .await
-            .ok()
-            .and_then(|v| v["incidents"].as_array().map(Vec::len)),
-        Err(_) => None,
-    };
+    let incidents = common::listed(&format!(
+        "{}/api/v1/incidents?status=open&limit=10000",
+        tocsin.url
+    ))
+    .await;
     let services = alerts.min(SERVICES);
     if incidents != Some(services) {
         common::invalid_run(
@@ -365,6 +350,7 @@ async fn tocsin_run(
             format!("tocsin stored {incidents:?} open incidents, not one per service ({services})"),
         );
     }
+    let http = http();
     let metrics = match http.get(format!("{}/metrics", tocsin.url)).send().await {
         Ok(r) => r.text().await.unwrap_or_default(),
         Err(_) => String::new(),

@@ -297,13 +297,6 @@ fn require_clean(name: &str, figures: &Figures, stored: Option<usize>, alerts: u
     }
 }
 
-/// The length of the JSON array at `url`, if it answers one.
-async fn listed(url: &str) -> Option<usize> {
-    let answer = sender().get(url).send().await.ok()?;
-    let list: Value = answer.json().await.ok()?;
-    list["incidents"].as_array().map(Vec::len)
-}
-
 /// Signal to page and the HTTP floor of one system in one round.
 struct RoundFigures {
     pages: Figures,
@@ -320,7 +313,7 @@ async fn alertmanager_round(
         .await
         .expect("alertmanager starts");
     let pages = run(&am.url, bodies, interval, &arrivals.am).await;
-    let stored = listed(&format!("{}/api/v2/alerts", am.url)).await;
+    let stored = common::listed(&format!("{}/api/v2/alerts", am.url)).await;
     require_clean("alertmanager", &pages, stored, bodies.len());
     pages.print("alertmanager");
     let floor = floor(&am.url, bodies.len(), interval).await;
@@ -346,7 +339,7 @@ async fn tocsin_round(
             tocsin.log().lines().take(20).collect::<Vec<_>>().join("\n")
         );
     }
-    let stored = listed(&format!("{}/api/v1/incidents?limit=10000", tocsin.url)).await;
+    let stored = common::listed(&format!("{}/api/v1/incidents?limit=10000", tocsin.url)).await;
     require_clean("tocsin", &pages, stored, bodies.len());
     pages.print("tocsin (page in the store before it is sent)");
     let floor = floor(&tocsin.url, bodies.len(), interval).await;

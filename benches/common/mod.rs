@@ -179,6 +179,20 @@ impl Drop for Proc {
 }
 
 /// Whether `program` is on PATH.
+/// How many items `url` lists (at most 30 s): Alertmanager's `/api/v2/alerts` answers a
+/// JSON array, tocsin's incident list an object whose `incidents` is one.
+pub async fn listed(url: &str) -> Option<usize> {
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .ok()?;
+    let list: serde_json::Value = client.get(url).send().await.ok()?.json().await.ok()?;
+    list.as_array()
+        .or_else(|| list["incidents"].as_array())
+        .map(Vec::len)
+}
+
 pub fn installed(program: &str) -> bool {
     Command::new("sh")
         .args(["-c", &format!("command -v {program}")])

@@ -69,9 +69,18 @@ pub fn regional<'a>(
     if !new.is_major() {
         return Vec::new();
     }
+    let open: Vec<&Incident> = incidents.filter(|i| i.is_open()).collect();
+    // The services that could join are those of these incidents and the new one's: when
+    // they are too few, no impact needs a look (a region holding many incidents, each on a
+    // service of its own, under a threshold above their number).
+    let listed: usize = open.iter().map(|i| i.services.len()).sum();
+    let listed_new = open.iter().any(|i| i.services.iter().any(|s| s == service));
+    if listed + usize::from(!listed_new) < services.max(2) {
+        return Vec::new();
+    }
     let mut seen: Vec<&str> = vec![service];
     let mut ids = Vec::new();
-    for incident in incidents.filter(|i| i.is_open()) {
+    for incident in open {
         let mut joins = false;
         // Newest first: impact ids rise with time, so the scan stops at the first impact
         // older than the window, and once the incident joins with no service left to count
@@ -312,5 +321,22 @@ mod tests {
             Vec::<i64>::new()
         );
         assert_eq!(regional_of(&c, &[a, b], 3), vec![1, 2]);
+    }
+
+    /// The threshold counts the new impact's service once, whether or not an incident
+    /// already holds it: three incidents and a fourth service make four, a fourth impact on
+    /// one of their services makes three.
+    #[test]
+    fn the_threshold_counts_each_service_once() {
+        let a = impact(1, "a", "east", ImpactKind::Outage, 0);
+        let b = impact(2, "b", "east", ImpactKind::Outage, 10);
+        let c = impact(3, "c", "east", ImpactKind::Outage, 20);
+        let d = impact(4, "d", "east", ImpactKind::Outage, 30);
+        let again = impact(5, "a", "east", ImpactKind::Outage, 30);
+        let three = [a, b, c];
+        assert_eq!(regional_of(&d, &three, 4), vec![1, 2, 3]);
+        assert_eq!(regional_of(&d, &three, 5), Vec::<i64>::new());
+        assert_eq!(regional_of(&again, &three, 3), vec![1, 2, 3]);
+        assert_eq!(regional_of(&again, &three, 4), Vec::<i64>::new());
     }
 }
