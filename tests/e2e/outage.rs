@@ -127,15 +127,20 @@ impl Running {
         assert_eq!(r.status(), 200, "{path}: {}", r.text().await.unwrap());
     }
 
+    /// Incident `id` as the API shows it. A page may arrive a moment before its batch's
+    /// commit is visible (on SQLite a paging batch's pages go while it commits), so a 404
+    /// is asked again for a few seconds.
     async fn incident(&self, id: i64) -> Value {
-        self.http
-            .get(format!("{}/api/v1/incidents/{id}", self.engine.url))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
+        let url = format!("{}/api/v1/incidents/{id}", self.engine.url);
+        let found = eventually(Duration::from_secs(5), || async {
+            let r = self.http.get(&url).send().await.ok()?;
+            if r.status() == 404 {
+                return None;
+            }
+            r.json::<Value>().await.ok()
+        })
+        .await;
+        found.unwrap_or_else(|| panic!("no incident {id} at {url}"))
     }
 
     /// The webhook bodies received so far, as (event, recipient, incident id).
