@@ -16,7 +16,7 @@ use super::watchdog::LoopPulse;
 use super::{Core, Setup};
 use crate::clock::Clock;
 use crate::metrics::Metrics;
-use crate::paging::Page;
+use crate::paging::notify::Handed;
 use crate::store::{Store, StoreError, StoreHealth};
 
 /// Why this engine could not start as it should.
@@ -152,13 +152,14 @@ impl LeaderContext {
 
     /// Take over: load the state from the store and start everything the leader runs.
     async fn start(&self, term: i64) -> Result<LeaderServices, TakeoverError> {
+        let setup = Arc::clone(&self.setup.borrow());
+        let page_claims = crate::paging::notify::page_claims(&setup.config);
         let store = if self.shared {
-            self.store.fenced(&self.holder, term)
+            self.store.fenced(&self.holder, term, page_claims.clone())
         } else {
             self.store.clone()
         };
         let mut snapshot = store.load().await.map_err(TakeoverError::Load)?;
-        let setup = Arc::clone(&self.setup.borrow());
         let now = self.clock.now();
         let since = now - setup.config.incidents.reopen_within.chrono();
         snapshot.reopenable = store.reopenable(since).await.map_err(TakeoverError::Load)?;
@@ -176,7 +177,7 @@ impl LeaderContext {
         // Also sets the open-incident and queue gauges from what was stored.
         core.restore(snapshot, now);
         let (stop, stop_rx) = watch::channel(false);
-        let (pages_tx, pages_rx) = mpsc::unbounded_channel::<Vec<Page>>();
+        let (pages_tx, pages_rx) = mpsc::unbounded_channel::<Handed>();
         let inputs = self.engine.attach();
         let engine_task = tokio::spawn(run_loop(
             core,
@@ -203,6 +204,7 @@ impl LeaderContext {
                 claims: self.shared.then(|| crate::paging::notify::Claims {
                     holder: self.holder.clone(),
                     fence: self.fence.clone(),
+                    written: page_claims,
                 }),
                 health: self.health.clone(),
             },

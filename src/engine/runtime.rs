@@ -28,8 +28,7 @@ use super::core::{Changes, Core, Input, Reply};
 use super::watchdog::{LoopPulse, PulseGuard, HEARTBEAT};
 use crate::clock::Clock;
 use crate::metrics::Metrics;
-use crate::paging::notify::{Escalation, GivenUp};
-use crate::paging::Page;
+use crate::paging::notify::{Escalation, GivenUp, Handed};
 use crate::signal::Signal;
 use crate::sources::{NotTaken, SignalSink};
 use crate::store::{Durable, Store, StoreError, StoreHealth, Submitted};
@@ -271,7 +270,7 @@ pub struct LoopParts {
     pub clock: Clock,
     pub metrics: Arc<Metrics>,
     /// New pages, once stored, go here for delivery.
-    pub pages: mpsc::UnboundedSender<Vec<Page>>,
+    pub pages: mpsc::UnboundedSender<Handed>,
     pub shutdown: watch::Receiver<bool>,
     /// Set when a write fails, cleared when writes go through again.
     pub health: StoreHealth,
@@ -375,7 +374,10 @@ pub async fn run_loop(mut core: Core, inputs: EngineReceiver, parts: LoopParts) 
                             // The writer has let go of the batch by now: no copy.
                             let batch = Arc::try_unwrap(kept.changes)
                                 .map_or_else(|shared| shared.pages.clone(), |own| own.pages);
-                            let _ = pages.send(batch);
+                            let _ = pages.send(Handed {
+                                pages: batch,
+                                written: true,
+                            });
                         }
                         if unwritten.is_empty() {
                             retry_delay = RETRY_FIRST;
@@ -484,7 +486,10 @@ pub async fn run_loop(mut core: Core, inputs: EngineReceiver, parts: LoopParts) 
                 core.refresh_gauges();
                 for kept in &mut unwritten {
                     if !kept.handed {
-                        let _ = pages.send(kept.changes.pages.clone());
+                        let _ = pages.send(Handed {
+                            pages: kept.changes.pages.clone(),
+                            written: false,
+                        });
                         kept.handed = true;
                     }
                     answer(&mut kept.waiting, Err(e));

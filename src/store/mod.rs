@@ -155,6 +155,34 @@ pub struct Store {
 pub struct Fencing {
     pub holder: String,
     pub term: i64,
+    /// The pages a batch writes are claimed for `holder` in the same transaction, this long
+    /// from their creation (see `Store::claim_page`): the leader that wrote a page sends it
+    /// without another round trip to claim it.
+    pub page_claims: PageClaims,
+}
+
+/// How long a leader's batches claim the pages they write, from each page's creation, by
+/// its channel: as long as an attempt through it can take, and a margin.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PageClaims {
+    pub email: chrono::Duration,
+    /// By webhook name.
+    pub webhooks: std::collections::HashMap<String, chrono::Duration>,
+    /// A channel the config lacks (its attempts fail at once).
+    pub otherwise: chrono::Duration,
+}
+
+impl PageClaims {
+    pub fn of(&self, page: &crate::paging::Page) -> chrono::Duration {
+        match page.recipient.channel {
+            crate::paging::Channel::Email => self.email,
+            crate::paging::Channel::Webhook => self
+                .webhooks
+                .get(&page.recipient.address)
+                .copied()
+                .unwrap_or(self.otherwise),
+        }
+    }
 }
 
 impl Backend {
@@ -239,12 +267,14 @@ impl Store {
         self.backend
     }
 
-    /// This store, with writes of core changes fenced by the lease at `term`.
-    pub fn fenced(&self, holder: &str, term: i64) -> Store {
+    /// This store, with writes of core changes fenced by the lease at `term`, and the pages
+    /// they write claimed for `holder` (for as long as `page_claims` says).
+    pub fn fenced(&self, holder: &str, term: i64, page_claims: PageClaims) -> Store {
         Store {
             fencing: Some(Arc::new(Fencing {
                 holder: holder.to_string(),
                 term,
+                page_claims,
             })),
             ..self.clone()
         }

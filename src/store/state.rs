@@ -85,8 +85,38 @@ impl Store {
     }
 
     async fn apply_on(&self, conn: &mut AnyConnection, changes: &Changes) -> Result<()> {
-        let statements = plan(changes)?;
+        let statements = plan_claimed(changes, self.fencing.as_deref())?;
         let mut tx = conn.begin().await?;
+        if self.backend == super::Backend::Postgres {
+            // The inputs' engines hear at the commit that their replies are there.
+            let ids: Vec<i64> = changes.inbox.iter().map(|(id, _)| *id).collect();
+            let notifications = match &self.inbox_signals {
+                Some(_) => super::postgres::inbox_signals::done_notifications(&ids),
+                None => Vec::new(),
+            };
+            let fence = self
+                .fencing
+                .as_ref()
+                .map(|f| super::postgres::batch::Fence {
+                    holder: &f.holder,
+                    term: f.term,
+                });
+            let joined = super::postgres::batch::join(statements, fence, notifications);
+            for (i, statement) in joined.statements.into_iter().enumerate() {
+                if joined.fenced == Some(i) {
+                    let held: i64 = statement.fetch_one(&mut tx).await?.try_get("held")?;
+                    if held == 0 {
+                        return Err(super::StoreError::Fenced {
+                            term: self.fencing.as_ref().map_or(0, |f| f.term),
+                        });
+                    }
+                } else {
+                    statement.execute(&mut tx).await?;
+                }
+            }
+            tx.commit().await?;
+            return Ok(());
+        }
         if let Some(fencing) = &self.fencing {
             // Holds a share lock on the lease row until commit: a takeover waits for this
             // write, and this write is refused once the lease has passed on.
@@ -107,13 +137,6 @@ impl Store {
         }
         for statement in statements {
             statement.execute(&mut tx).await?;
-        }
-        if self.inbox_signals.is_some() && !changes.inbox.is_empty() {
-            // Sent at the commit: the engines waiting for these replies read them then.
-            let ids: Vec<i64> = changes.inbox.iter().map(|(id, _)| *id).collect();
-            for notify in super::postgres::inbox_signals::done_statements(&ids) {
-                sqlx::query(&notify).execute(&mut *tx).await?;
-            }
         }
         tx.commit().await?;
         Ok(())
@@ -305,21 +328,25 @@ const PLAN_HERE_MAX_ROWS: usize = 32;
 pub const AVAILABILITY: &str = "availability";
 
 fn plan(changes: &Changes) -> Result<Vec<Statement>> {
-    plan_rows(changes)
+    plan_claimed(changes, None)
 }
 
-fn plan_rows(changes: &Changes) -> Result<Vec<Statement>> {
+/// As [`plan`], the pages claimed for the fenced leader that writes them.
+fn plan_claimed(changes: &Changes, fencing: Option<&super::Fencing>) -> Result<Vec<Statement>> {
     let mut out = Vec::new();
-    for (id, reply) in &changes.inbox {
-        out.push(Statement::new(
-            "UPDATE inbox SET processed_at = $1, reply = $2 WHERE id = $3 AND processed_at IS NULL",
+    let processed_at = ms(chrono::Utc::now());
+    let rows = changes
+        .inbox
+        .iter()
+        .map(|(id, reply)| {
             vec![
-                Val::I64(ms(chrono::Utc::now())),
-                Val::Str(reply.clone()),
                 Val::I64(*id),
-            ],
-        ));
-    }
+                Val::I64(processed_at),
+                Val::Str(reply.clone()),
+            ]
+        })
+        .collect();
+    push_rows(&mut out, INBOX_DONE.0, INBOX_DONE.1, rows);
     let mut rows = Vec::with_capacity(changes.incidents.len());
     for incident in &changes.incidents {
         rows.push(vec![
@@ -462,19 +489,23 @@ fn plan_rows(changes: &Changes) -> Result<Vec<Statement>> {
         });
     }
     for page in &changes.pages {
-        out.push(Statement::new(
-            "INSERT INTO outbox (id, delivery_id, incident_id, channel, status, attempts, \
-             next_attempt_at, created_at, data) VALUES ($1, $2, $3, $4, 'pending', 0, $5, $6, $7)",
-            vec![
-                Val::I64(page.id),
-                Val::Str(page.delivery_id.clone()),
-                Val::I64(page.incident_id),
-                Val::Str(page.recipient.channel.as_str().to_string()),
-                Val::I64(ms(page.created_at)),
-                Val::I64(ms(page.created_at)),
-                Val::Str(row_json(page)?),
-            ],
-        ));
+        let mut values = vec![
+            Val::I64(page.id),
+            Val::Str(page.delivery_id.clone()),
+            Val::I64(page.incident_id),
+            Val::Str(page.recipient.channel.as_str().to_string()),
+            Val::I64(ms(page.created_at)),
+            Val::I64(ms(page.created_at)),
+            Val::Str(row_json(page)?),
+        ];
+        out.push(match fencing {
+            None => Statement::new(OUTBOX_INSERT, values),
+            Some(fencing) => {
+                values.push(Val::Str(fencing.holder.clone()));
+                values.push(Val::I64(ms(page.created_at + fencing.page_claims.of(page))));
+                Statement::new(OUTBOX_INSERT_CLAIMED, values)
+            }
+        });
     }
     super::cases::plan(&mut out, &changes.cases, &changes.case_timeline)?;
     Ok(out)
@@ -518,6 +549,17 @@ fn push_keyed(
     Ok(())
 }
 
+const OUTBOX_INSERT: &str = "INSERT INTO outbox (id, delivery_id, incident_id, channel, status, \
+     attempts, next_attempt_at, created_at, data) VALUES ($1, $2, $3, $4, 'pending', 0, $5, $6, $7)";
+const OUTBOX_INSERT_CLAIMED: &str = "INSERT INTO outbox (id, delivery_id, incident_id, channel, \
+     status, attempts, next_attempt_at, created_at, data, claimed_by, claimed_until) \
+     VALUES ($1, $2, $3, $4, 'pending', 0, $5, $6, $7, $8, $9)";
+
+/// The inputs applied, with their replies: (id, processed_at, reply) rows.
+const INBOX_DONE: (&str, &str) = (
+    "UPDATE inbox SET processed_at = v.column2, reply = v.column3 FROM (VALUES ",
+    ") AS v WHERE inbox.id = v.column1 AND inbox.processed_at IS NULL",
+);
 const PAGING_UPSERT: (&str, &str) = (
     "INSERT INTO paging (incident_id, data) VALUES ",
     " ON CONFLICT (incident_id) DO UPDATE SET data = excluded.data",

@@ -4,7 +4,8 @@
 use std::borrow::Cow;
 use std::fmt::Write;
 
-use sqlx::{AnyConnection, Connection};
+use sqlx::any::{AnyArguments, AnyRow};
+use sqlx::{Any, AnyConnection, Connection};
 
 use super::Result;
 
@@ -48,17 +49,29 @@ impl Statement {
 
     /// Run it; returns the rows it changed.
     pub async fn execute(self, conn: &mut AnyConnection) -> Result<u64> {
-        let mut query = sqlx::query(&self.sql);
-        for val in self.values {
-            query = match val {
-                Val::I64(v) => query.bind(v),
-                Val::I32(v) => query.bind(v),
-                Val::Str(v) => query.bind(v),
-                Val::OptStr(v) => query.bind(v),
-            };
-        }
-        Ok(query.execute(&mut *conn).await?.rows_affected())
+        Ok(bound(&self.sql, self.values)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected())
     }
+
+    /// Run it and read the one row it selects.
+    pub async fn fetch_one(self, conn: &mut AnyConnection) -> Result<AnyRow> {
+        Ok(bound(&self.sql, self.values).fetch_one(&mut *conn).await?)
+    }
+}
+
+fn bound(sql: &str, values: Vec<Val>) -> sqlx::query::Query<'_, Any, AnyArguments<'_>> {
+    let mut query = sqlx::query(sql);
+    for val in values {
+        query = match val {
+            Val::I64(v) => query.bind(v),
+            Val::I32(v) => query.bind(v),
+            Val::Str(v) => query.bind(v),
+            Val::OptStr(v) => query.bind(v),
+        };
+    }
+    query
 }
 
 /// Run `statements` in order in one transaction on `conn`, up to the first that needs a row

@@ -40,7 +40,7 @@ use crate::config::Config;
 use crate::incident::TimelineEntry;
 use crate::metrics::Metrics;
 use crate::paging::{Channel, Page};
-use crate::store::{Claim, Store, StoreHealth};
+use crate::store::{Claim, PageClaims, Store, StoreHealth};
 
 /// Outcomes written in one transaction, at most.
 const WRITE_BATCH: usize = 1024;
@@ -71,8 +71,8 @@ pub struct DeliveryParts<S> {
     pub clock: Clock,
     pub metrics: Arc<Metrics>,
     pub setup: watch::Receiver<Arc<S>>,
-    /// Pages just written to the outbox.
-    pub pages: mpsc::UnboundedReceiver<Vec<Page>>,
+    /// Pages just written to the outbox, or going out from memory.
+    pub pages: mpsc::UnboundedReceiver<Handed>,
     pub shutdown: watch::Receiver<bool>,
     /// Shared with the engine loop and `/-/ready`.
     pub health: StoreHealth,
@@ -87,6 +87,35 @@ pub struct Claims {
     /// This engine's name in the lease and the claims.
     pub holder: String,
     pub fence: Arc<dyn LeaderFence>,
+    /// How long the engine's batches claim the pages they write (`Store::fenced`): a page
+    /// handed over from a written batch whose attempt ends within that claim goes without
+    /// another.
+    pub written: PageClaims,
+}
+
+/// How long the pages an engine writes are claimed for it: as long as an attempt through
+/// their channel can take (as [`Notifiers::attempt_limit`]), and [`CLAIM_MARGIN`].
+pub fn page_claims(config: &Config) -> PageClaims {
+    let claim = |limit: Duration| {
+        chrono::Duration::from_std(limit + CLAIM_MARGIN).unwrap_or(chrono::Duration::MAX)
+    };
+    let (email, webhooks, otherwise) = notifiers::attempt_limits(config);
+    PageClaims {
+        email: claim(email),
+        webhooks: webhooks
+            .into_iter()
+            .map(|(name, limit)| (name, claim(limit)))
+            .collect(),
+        otherwise: claim(otherwise),
+    }
+}
+
+/// Pages the engine hands to delivery.
+pub struct Handed {
+    pub pages: Vec<Page>,
+    /// In the store (and claimed for this engine, among several): false for pages that go
+    /// out from memory while the store refuses their batch.
+    pub written: bool,
 }
 
 /// A claim lasts as long as the attempt can (its channel's timeout) and this margin more: an
@@ -118,6 +147,9 @@ struct Tracked {
     attempts: u32,
     /// No attempt before this (its backoff).
     not_before: DateTime<Utc>,
+    /// Claimed for this engine until then by the batch that wrote the page (see
+    /// `Claims::written`); cleared once an attempt is made.
+    written_claim: Option<DateTime<Utc>>,
 }
 
 /// Pages about one incident to one receiver: (incident, channel, address).
@@ -140,7 +172,7 @@ type Joined = Result<(tokio::task::Id, Attempt), JoinError>;
 enum Event {
     Stop,
     Finished(Joined),
-    Pages(Option<Vec<Page>>),
+    Pages(Option<Handed>),
     Reload(bool),
     Due,
     Flush,
@@ -318,6 +350,7 @@ impl Worker {
                 body,
                 attempts,
                 not_before,
+                written_claim: None,
             },
         );
     }
@@ -343,13 +376,22 @@ impl Worker {
     }
 
     /// New pages from the engine, already in the outbox: due at once.
-    fn intake(&mut self, batch: Vec<Page>) {
-        for page in batch {
+    fn intake(&mut self, handed: Handed) {
+        for page in handed.pages {
             if page.id <= self.loaded_up_to || self.tracked.contains_key(&page.id) {
                 continue;
             }
             let not_before = page.created_at;
+            let written_claim = self
+                .claims
+                .as_ref()
+                .filter(|_| handed.written)
+                .map(|claims| page.created_at + claims.written.of(&page));
+            let id = page.id;
             self.track(page, 0, not_before);
+            if let Some(tracked) = self.tracked.get_mut(&id) {
+                tracked.written_claim = written_claim;
+            }
         }
     }
 
@@ -364,9 +406,13 @@ impl Worker {
                 break;
             }
             self.due.pop_first();
-            let Some(tracked) = self.tracked.get(&id) else {
+            let Some(tracked) = self.tracked.get_mut(&id) else {
                 continue;
             };
+            let limit = self.notifiers.attempt_limit(&tracked.page);
+            let claimed = tracked.written_claim.take().is_some_and(|until| {
+                now + chrono::Duration::from_std(limit).unwrap_or(chrono::Duration::MAX) <= until
+            });
             let notifiers = Arc::clone(&self.notifiers);
             let page = Arc::clone(&tracked.page);
             let body = Arc::clone(&tracked.body);
@@ -380,7 +426,7 @@ impl Worker {
             let claims = self.claims.clone();
             let store = self.store.clone();
             let claim_until = now
-                + chrono::Duration::from_std(self.notifiers.attempt_limit(&page) + CLAIM_MARGIN)
+                + chrono::Duration::from_std(limit + CLAIM_MARGIN)
                     .unwrap_or(chrono::Duration::seconds(60));
             let handle = self.in_flight.spawn(
                 async move {
@@ -393,10 +439,15 @@ impl Worker {
                                 Outcome::Skipped(Some(now + chrono::Duration::seconds(1))),
                             );
                         }
-                        match store
-                            .claim_page(page.id, &claims.holder, now, claim_until)
-                            .await
-                        {
+                        // Claimed when written, for longer than this attempt can take.
+                        let claim = if claimed {
+                            Ok(Claim::Claimed)
+                        } else {
+                            store
+                                .claim_page(page.id, &claims.holder, now, claim_until)
+                                .await
+                        };
+                        match claim {
                             Ok(Claim::Claimed) => {}
                             Ok(Claim::HeldUntil(until)) => {
                                 return (page.id, Outcome::Skipped(Some(until)))

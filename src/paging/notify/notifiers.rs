@@ -25,6 +25,30 @@ pub struct Notifiers {
     templates: Arc<Templates>,
 }
 
+/// The longest one attempt takes, by the config: through email, through each webhook (by
+/// name), and through a channel the config lacks. As [`Notifiers::attempt_limit`].
+pub fn attempt_limits(
+    config: &Config,
+) -> (
+    std::time::Duration,
+    HashMap<String, std::time::Duration>,
+    std::time::Duration,
+) {
+    let email = config
+        .notifiers
+        .email
+        .as_ref()
+        .and_then(|email| email.smtp.as_ref())
+        .map_or(LOCAL_WRITE, |smtp| smtp.timeout.std());
+    let webhooks = config
+        .notifiers
+        .webhooks
+        .iter()
+        .map(|hook| (hook.name.clone(), hook.timeout.std()))
+        .collect();
+    (email, webhooks, LOCAL_WRITE)
+}
+
 impl Notifiers {
     /// Build from the config, reading secret and password files now. A notifier whose
     /// secret cannot be read is kept and fails its attempts with a retryable error that

@@ -60,13 +60,13 @@ impl InboxSignals {
     }
 }
 
-/// The `NOTIFY` statements that tell the waiting engines that the inputs `ids` are done.
-pub(in crate::store) fn done_statements(ids: &[i64]) -> Vec<String> {
+/// The notifications (channel, payload) that tell the waiting engines that the inputs `ids`
+/// are done.
+pub(in crate::store) fn done_notifications(ids: &[i64]) -> Vec<(&'static str, String)> {
     ids.chunks(IDS_PER_PAYLOAD)
         .map(|chunk| {
             let ids: Vec<String> = chunk.iter().map(i64::to_string).collect();
-            // Numbers only, written here: no quoting to get wrong.
-            format!("NOTIFY {DONE}, '{}'", ids.join(","))
+            (DONE, ids.join(","))
         })
         .collect()
 }
@@ -144,9 +144,12 @@ mod tests {
     #[test]
     fn long_lists_go_in_several_payloads() {
         let ids: Vec<i64> = (1..=1000).collect();
-        let statements = done_statements(&ids);
-        assert_eq!(statements.len(), 3);
-        assert!(statements[0].starts_with("NOTIFY tocsin_inbox_done, '1,2,"));
-        assert!(statements.iter().all(|s| s.len() < 8000));
+        let notifications = done_notifications(&ids);
+        assert_eq!(notifications.len(), 3);
+        assert_eq!(notifications[0].0, "tocsin_inbox_done");
+        assert!(notifications[0].1.starts_with("1,2,"));
+        assert!(notifications
+            .iter()
+            .all(|(_, payload)| payload.len() < 8000));
     }
 }

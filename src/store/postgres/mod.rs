@@ -3,6 +3,7 @@
 //! here: the connection pool, the migrations, and the dialect (`NOW_MS`, row locks in
 //! `Backend::row_lock`).
 
+pub(super) mod batch;
 pub(super) mod inbox_signals;
 
 use sqlx::any::AnyPoolOptions;
