@@ -6,6 +6,7 @@ use std::sync::Arc;
 use sqlx::{AnyConnection, Connection, Row};
 
 use super::model::{Changes, HeartbeatState, Lease, Snapshot};
+use super::postgres::batch::Ran;
 use super::queries::{id_list, linked_ids, IMPACT_LINKS_INSERT};
 use super::statements::{push_rows, run_statements, Statement, Val};
 use super::{json_column, ms, Result, Store, OPEN_STATUS};
@@ -102,20 +103,14 @@ impl Store {
                     term: f.term,
                 });
             let joined = super::postgres::batch::join(statements, fence, notifications);
-            for (i, statement) in joined.statements.into_iter().enumerate() {
-                if joined.fenced == Some(i) {
-                    let held: i64 = statement.fetch_one(&mut tx).await?.try_get("held")?;
-                    if held == 0 {
-                        return Err(super::StoreError::Fenced {
-                            term: self.fencing.as_ref().map_or(0, |f| f.term),
-                        });
-                    }
-                } else {
-                    statement.execute(&mut tx).await?;
-                }
-            }
-            tx.commit().await?;
-            return Ok(());
+            return match super::postgres::batch::run(&mut tx, joined).await? {
+                Ran::Done => Ok(tx.commit().await?),
+                Ran::Fenced => Err(super::StoreError::Fenced {
+                    term: self.fencing.as_ref().map_or(0, |f| f.term),
+                }),
+                // A plan has no query that needs a row.
+                Ran::RowMissing => Err(sqlx::Error::RowNotFound.into()),
+            };
         }
         if let Some(fencing) = &self.fencing {
             // Holds a share lock on the lease row until commit: a takeover waits for this
@@ -155,7 +150,10 @@ impl Store {
             return writer.write(statements, turn).await;
         }
         let mut conn = self.pool.acquire().await?;
-        let written = run_statements(&mut conn, statements).await;
+        let written = match self.backend {
+            super::Backend::Postgres => write_joined(&mut conn, statements).await,
+            super::Backend::Sqlite => run_statements(&mut conn, statements).await,
+        };
         if written.is_err() {
             // Not put back in the pool: see the module docs of `store`.
             conn.close_on_drop();
@@ -316,6 +314,28 @@ impl Store {
             .fetch_one(&self.pool)
             .await?;
         Ok(row.try_get::<i64, _>("m")?)
+    }
+}
+
+/// As [`run_statements`], on PostgreSQL: joined (see `postgres::batch`), and one by one
+/// only when a statement that needs a row changed none.
+async fn write_joined(conn: &mut AnyConnection, statements: Vec<Statement>) -> Result<usize> {
+    let count = statements.len();
+    let again = statements
+        .iter()
+        .any(|s| s.needs_row)
+        .then(|| statements.clone());
+    let mut tx = conn.begin().await?;
+    let joined = super::postgres::batch::join(statements, None, Vec::new());
+    match super::postgres::batch::run(&mut tx, joined).await? {
+        Ran::Done => {
+            tx.commit().await?;
+            Ok(count)
+        }
+        Ran::Fenced | Ran::RowMissing => {
+            tx.rollback().await?;
+            run_statements(conn, again.unwrap_or_default()).await
+        }
     }
 }
 

@@ -19,7 +19,7 @@ pub(super) enum Val {
 }
 
 /// One statement of a write, with its values for `$1`, `$2`, ….
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(super) struct Statement {
     /// Borrowed for constant statements, owned for multi-row ones and replayed ones.
     pub sql: Cow<'static, str>,

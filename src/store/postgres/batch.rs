@@ -7,11 +7,18 @@
 //! Statements on a table already in the statement being joined start the next one: the
 //! queries of one statement all see the rows as they were before it, so two writes of one
 //! table (a paging row deleted and written again, a second chunk of rows) keep their order.
+//!
+//! Writes from outside the engine (delivery outcomes) go joined too. One that needs a row
+//! (see `Statement::needing_row`) returns its rows, and the joined statement selects their
+//! count: when one changed none, the caller rolls back and runs them one by one.
 
 use std::fmt::Write;
 
+use sqlx::{AnyConnection, Row};
+
 use super::NOW_MS;
 use crate::store::statements::{Statement, Val};
+use crate::store::Result;
 
 /// Bound values in one joined statement, at most (PostgreSQL takes up to 65,535).
 const MAX_VALUES: usize = 30_000;
@@ -25,9 +32,46 @@ pub(in crate::store) struct Fence<'a> {
 
 /// A batch's statements, joined.
 pub(in crate::store) struct Joined {
-    pub statements: Vec<Statement>,
-    /// The statement whose one row says in its `held` column whether the fence held (1 or 0).
-    pub fenced: Option<usize>,
+    pub statements: Vec<Checked>,
+}
+
+/// A joined statement, and what its one row must say.
+pub(in crate::store) struct Checked {
+    pub statement: Statement,
+    /// Its `held` column says whether the fence held (1 or 0).
+    pub fenced: bool,
+    /// Columns counting the rows of a query that needs one.
+    pub rows: Vec<String>,
+}
+
+/// How a joined batch ran (in the caller's transaction).
+#[derive(Debug, PartialEq, Eq)]
+pub(in crate::store) enum Ran {
+    Done,
+    /// The lease has passed on: nothing is to be committed.
+    Fenced,
+    /// A query that needs a row changed none: roll back, and run the statements one by one.
+    RowMissing,
+}
+
+/// Run `joined` on `conn`, in order, up to the first whose row says to stop.
+pub(in crate::store) async fn run(conn: &mut AnyConnection, joined: Joined) -> Result<Ran> {
+    for checked in joined.statements {
+        if !checked.fenced && checked.rows.is_empty() {
+            checked.statement.execute(conn).await?;
+            continue;
+        }
+        let row = checked.statement.fetch_one(conn).await?;
+        if checked.fenced && row.try_get::<i64, _>("held")? == 0 {
+            return Ok(Ran::Fenced);
+        }
+        for column in &checked.rows {
+            if row.try_get::<i64, _>(column.as_str())? == 0 {
+                return Ok(Ran::RowMissing);
+            }
+        }
+    }
+    Ok(Ran::Done)
 }
 
 /// Join `statements` (in order, each on one table) with the fence and the notifications,
@@ -37,47 +81,68 @@ pub(in crate::store) fn join(
     fence: Option<Fence<'_>>,
     notifications: Vec<(&'static str, String)>,
 ) -> Joined {
-    let mut groups: Vec<Vec<Statement>> = vec![Vec::new()];
+    // Each group: its statements, and whether more may join it (a statement that writes no
+    // one table goes alone, as it is). The first takes the fence, the last the notifications.
+    let mut groups: Vec<(Vec<Statement>, bool)> = vec![(Vec::new(), true)];
     let mut tables: Vec<String> = Vec::new();
     let mut values = 0;
     for statement in statements {
         let table = table(&statement.sql).map(str::to_string);
-        let last = groups.last().expect("one group at least");
+        let (last, open) = groups.last().expect("one group at least");
         let fits = values + statement.values.len() <= MAX_VALUES;
-        let joins = table.as_ref().is_some_and(|t| !tables.contains(t)) && fits;
+        let joins = *open && fits && table.as_ref().is_some_and(|t| !tables.contains(t));
         if !last.is_empty() && !joins {
-            groups.push(Vec::new());
+            groups.push((Vec::new(), true));
             tables.clear();
             values = 0;
+        }
+        let group = groups.last_mut().expect("one group at least");
+        if table.is_none() {
+            if group.0.is_empty() && groups.len() == 1 {
+                // The fence goes in a statement of its own before this one.
+                groups.push((Vec::new(), true));
+            }
+            let group = groups.last_mut().expect("one group at least");
+            group.1 = false;
         }
         values += statement.values.len();
         tables.extend(table);
         groups
             .last_mut()
             .expect("one group at least")
+            .0
             .push(statement);
     }
-    let fenced = fence.is_some().then_some(0);
+    if !groups.last().expect("one group at least").1 {
+        // The notifications go in a statement of their own after it.
+        groups.push((Vec::new(), true));
+    }
     let count = groups.len();
     let mut fence = fence;
     let mut notifications = Some(notifications);
     let mut out = Vec::with_capacity(count);
-    for (i, group) in groups.into_iter().enumerate() {
+    for (i, (group, open)) in groups.into_iter().enumerate() {
         let last = if i + 1 == count {
             notifications.take().unwrap_or_default()
         } else {
             Vec::new()
         };
+        if !open {
+            let statement = group.into_iter().next().expect("a statement alone");
+            out.push(Checked {
+                fenced: false,
+                rows: Vec::new(),
+                statement,
+            });
+            continue;
+        }
         let fence = fence.take();
         if group.is_empty() && fence.is_none() && last.is_empty() {
             continue;
         }
         out.push(joined(group, fence, last));
     }
-    Joined {
-        statements: out,
-        fenced,
-    }
+    Joined { statements: out }
 }
 
 /// `WITH` queries for each statement, the fence's first; a select of the fence and the
@@ -86,10 +151,18 @@ fn joined(
     group: Vec<Statement>,
     fence: Option<Fence<'_>>,
     notifications: Vec<(&str, String)>,
-) -> Statement {
-    if group.len() == 1 && fence.is_none() && notifications.is_empty() {
-        return group.into_iter().next().expect("one statement");
+) -> Checked {
+    let alone = group.len() == 1 && !group[0].needs_row;
+    if alone && fence.is_none() && notifications.is_empty() {
+        let statement = group.into_iter().next().expect("one statement");
+        return Checked {
+            statement,
+            fenced: false,
+            rows: Vec::new(),
+        };
     }
+    let fenced = fence.is_some();
+    let mut rows = Vec::new();
     let mut sql = String::from("WITH ");
     let mut values: Vec<Val> = Vec::new();
     let mut queries = 0;
@@ -114,6 +187,12 @@ fn joined(
         }
         write!(sql, "s{queries} AS (").expect("writing to a String");
         push_renumbered(&mut sql, &statement.sql, values.len());
+        if statement.needs_row {
+            sql.push_str(" RETURNING 1");
+            let column = format!("r{queries}");
+            select.push(format!("(SELECT count(*) FROM s{queries}) AS {column}"));
+            rows.push(column);
+        }
         sql.push(')');
         values.extend(statement.values);
         queries += 1;
@@ -137,7 +216,11 @@ fn joined(
         sql.push(' ');
     }
     write!(sql, "SELECT {}", select.join(", ")).expect("writing to a String");
-    Statement::new(sql, values)
+    Checked {
+        statement: Statement::new(sql, values),
+        fenced,
+        rows,
+    }
 }
 
 /// The table a planned statement writes (`INSERT INTO t`, `UPDATE t`, `DELETE FROM t`);
@@ -200,9 +283,9 @@ mod tests {
             }),
             vec![("tocsin_inbox_done", "5".to_string())],
         );
-        assert_eq!(joined.fenced, Some(0));
         assert_eq!(joined.statements.len(), 1);
-        let sql = &joined.statements[0].sql;
+        assert!(joined.statements[0].fenced);
+        let sql = &joined.statements[0].statement.sql;
         assert!(
             sql.starts_with("WITH fence AS (SELECT term FROM leader_lease WHERE"),
             "{sql}"
@@ -216,7 +299,7 @@ mod tests {
             ),
             "{sql}"
         );
-        assert_eq!(joined.statements[0].values.len(), 8);
+        assert_eq!(joined.statements[0].statement.values.len(), 8);
     }
 
     /// A table written twice (a paging row deleted, then written) starts the next statement;
@@ -235,7 +318,11 @@ mod tests {
             }),
             vec![("tocsin_inbox_done", "5".to_string())],
         );
-        let sql: Vec<&str> = joined.statements.iter().map(|s| s.sql.as_ref()).collect();
+        let sql: Vec<&str> = joined
+            .statements
+            .iter()
+            .map(|s| s.statement.sql.as_ref())
+            .collect();
         assert_eq!(sql.len(), 2);
         assert!(sql[0].contains("fence AS") && sql[0].contains("DELETE FROM paging"));
         assert!(sql[0].ends_with("SELECT (SELECT count(*) FROM fence) AS held"));
@@ -246,13 +333,59 @@ mod tests {
         );
     }
 
+    /// A statement that writes no one table goes alone, as it is, between the fence's and
+    /// the notifications' statements.
+    #[test]
+    fn a_statement_of_no_table_goes_alone() {
+        let joined = join(
+            vec![statement("SELECT pg_advisory_xact_lock($1)", 1)],
+            Some(Fence {
+                holder: "e1",
+                term: 7,
+            }),
+            vec![("tocsin_inbox_done", "5".to_string())],
+        );
+        let sql: Vec<&str> = joined
+            .statements
+            .iter()
+            .map(|s| s.statement.sql.as_ref())
+            .collect();
+        assert_eq!(sql.len(), 3, "{sql:?}");
+        assert!(sql[0].starts_with("WITH fence AS") && joined.statements[0].fenced);
+        assert_eq!(sql[1], "SELECT pg_advisory_xact_lock($1)");
+        assert_eq!(sql[2], "SELECT pg_notify($1, $2) IS NULL AS n0");
+    }
+
+    /// A query that needs a row returns its rows, and the select counts them.
+    #[test]
+    fn a_query_that_needs_a_row_has_its_rows_counted() {
+        let joined = join(
+            vec![
+                Statement::needing_row(
+                    "UPDATE outbox SET status = $1 WHERE id = $2",
+                    vec![Val::I64(1), Val::I64(2)],
+                ),
+                statement("INSERT INTO timeline (data) VALUES ($1)", 1),
+            ],
+            None,
+            Vec::new(),
+        );
+        let checked = &joined.statements[0];
+        assert_eq!(checked.rows, vec!["r0".to_string()]);
+        assert_eq!(
+            checked.statement.sql,
+            "WITH s0 AS (UPDATE outbox SET status = $1 WHERE id = $2 RETURNING 1), \
+             s1 AS (INSERT INTO timeline (data) VALUES ($3)) SELECT (SELECT count(*) FROM s0) AS r0"
+        );
+    }
+
     /// Without a fence or notifications a lone statement goes as it is; quoted text keeps
     /// its dollar signs.
     #[test]
     fn a_lone_statement_goes_as_it_is_and_quoted_text_is_not_renumbered() {
         let joined = join(vec![statement("UPDATE t SET a = $1", 1)], None, Vec::new());
-        assert_eq!(joined.fenced, None);
-        assert_eq!(joined.statements[0].sql, "UPDATE t SET a = $1");
+        assert!(!joined.statements[0].fenced);
+        assert_eq!(joined.statements[0].statement.sql, "UPDATE t SET a = $1");
         let mut out = String::new();
         push_renumbered(&mut out, "SELECT '$1', $1, $12 ||'x'", 3);
         assert_eq!(out, "SELECT '$1', $4, $15 ||'x'");
