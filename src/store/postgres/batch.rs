@@ -268,24 +268,35 @@ mod tests {
         Statement::new(sql, (0..values).map(|v| Val::I64(v as i64)).collect())
     }
 
-    /// A new alert's batch: one statement with the fence first, each write a `WITH` query
-    /// with its placeholders numbered on, and the notification in the select.
-    #[test]
-    fn a_batch_on_distinct_tables_goes_as_one_statement() {
+    /// `statements` joined with engine e1's fence at term 7 and one notification; their SQL.
+    fn joined_with_fence(statements: Vec<Statement>) -> (Joined, Vec<String>) {
         let joined = join(
-            vec![
-                statement("INSERT INTO incidents (id, data) VALUES ($1, $2)", 2),
-                statement("UPDATE inbox SET reply = $1 WHERE id = $2", 2),
-            ],
+            statements,
             Some(Fence {
                 holder: "e1",
                 term: 7,
             }),
             vec![("tocsin_inbox_done", "5".to_string())],
         );
-        assert_eq!(joined.statements.len(), 1);
+        let sql = joined
+            .statements
+            .iter()
+            .map(|s| s.statement.sql.to_string())
+            .collect();
+        (joined, sql)
+    }
+
+    /// A new alert's batch: one statement with the fence first, each write a `WITH` query
+    /// with its placeholders numbered on, and the notification in the select.
+    #[test]
+    fn a_batch_on_distinct_tables_goes_as_one_statement() {
+        let (joined, sql) = joined_with_fence(vec![
+            statement("INSERT INTO incidents (id, data) VALUES ($1, $2)", 2),
+            statement("UPDATE inbox SET reply = $1 WHERE id = $2", 2),
+        ]);
+        assert_eq!(sql.len(), 1);
         assert!(joined.statements[0].fenced);
-        let sql = &joined.statements[0].statement.sql;
+        let sql = &sql[0];
         assert!(
             sql.starts_with("WITH fence AS (SELECT term FROM leader_lease WHERE"),
             "{sql}"
@@ -306,23 +317,11 @@ mod tests {
     /// the fence goes with the first and the notification with the last.
     #[test]
     fn a_second_write_of_a_table_goes_in_the_next_statement() {
-        let joined = join(
-            vec![
-                statement("DELETE FROM paging WHERE incident_id = $1", 1),
-                statement("INSERT INTO timeline (data) VALUES ($1)", 1),
-                statement("INSERT INTO paging (incident_id, data) VALUES ($1, $2)", 2),
-            ],
-            Some(Fence {
-                holder: "e1",
-                term: 7,
-            }),
-            vec![("tocsin_inbox_done", "5".to_string())],
-        );
-        let sql: Vec<&str> = joined
-            .statements
-            .iter()
-            .map(|s| s.statement.sql.as_ref())
-            .collect();
+        let (_, sql) = joined_with_fence(vec![
+            statement("DELETE FROM paging WHERE incident_id = $1", 1),
+            statement("INSERT INTO timeline (data) VALUES ($1)", 1),
+            statement("INSERT INTO paging (incident_id, data) VALUES ($1, $2)", 2),
+        ]);
         assert_eq!(sql.len(), 2);
         assert!(sql[0].contains("fence AS") && sql[0].contains("DELETE FROM paging"));
         assert!(sql[0].ends_with("SELECT (SELECT count(*) FROM fence) AS held"));
@@ -337,19 +336,8 @@ mod tests {
     /// the notifications' statements.
     #[test]
     fn a_statement_of_no_table_goes_alone() {
-        let joined = join(
-            vec![statement("SELECT pg_advisory_xact_lock($1)", 1)],
-            Some(Fence {
-                holder: "e1",
-                term: 7,
-            }),
-            vec![("tocsin_inbox_done", "5".to_string())],
-        );
-        let sql: Vec<&str> = joined
-            .statements
-            .iter()
-            .map(|s| s.statement.sql.as_ref())
-            .collect();
+        let (joined, sql) =
+            joined_with_fence(vec![statement("SELECT pg_advisory_xact_lock($1)", 1)]);
         assert_eq!(sql.len(), 3, "{sql:?}");
         assert!(sql[0].starts_with("WITH fence AS") && joined.statements[0].fenced);
         assert_eq!(sql[1], "SELECT pg_advisory_xact_lock($1)");
