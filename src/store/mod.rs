@@ -158,13 +158,13 @@ pub struct Fencing {
     /// The pages a batch writes are claimed for `holder` in the same transaction, this long
     /// from their creation (see `Store::claim_page`): the leader that wrote a page sends it
     /// without another round trip to claim it.
-    pub page_claims: PageClaims,
+    pub page_claims: PerChannel,
 }
 
-/// How long a leader's batches claim the pages they write, from each page's creation, by
-/// its channel: as long as an attempt through it can take, and a margin.
+/// A length of time for each channel a page can go through: how long an attempt through it
+/// can take, or how long a leader's batches claim the pages they write.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct PageClaims {
+pub struct PerChannel {
     pub email: chrono::Duration,
     /// By webhook name.
     pub webhooks: std::collections::HashMap<String, chrono::Duration>,
@@ -172,7 +172,8 @@ pub struct PageClaims {
     pub otherwise: chrono::Duration,
 }
 
-impl PageClaims {
+impl PerChannel {
+    /// The time for `page`'s channel.
     pub fn of(&self, page: &crate::paging::Page) -> chrono::Duration {
         match page.recipient.channel {
             crate::paging::Channel::Email => self.email,
@@ -269,7 +270,7 @@ impl Store {
 
     /// This store, with writes of core changes fenced by the lease at `term`, and the pages
     /// they write claimed for `holder` (for as long as `page_claims` says).
-    pub fn fenced(&self, holder: &str, term: i64, page_claims: PageClaims) -> Store {
+    pub fn fenced(&self, holder: &str, term: i64, page_claims: PerChannel) -> Store {
         Store {
             fencing: Some(Arc::new(Fencing {
                 holder: holder.to_string(),

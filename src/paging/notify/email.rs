@@ -58,15 +58,6 @@ impl Mailer {
         Mailer { from, transport }
     }
 
-    /// The longest one attempt through the SMTP server takes (None: no server, e.g. a
-    /// folder of `.eml` files).
-    pub fn timeout(&self) -> Option<Duration> {
-        match &self.transport {
-            Transport::Smtp(smtp) => Some(smtp.timeout),
-            Transport::File(_) | Transport::None => None,
-        }
-    }
-
     /// Send one page; the error says whether it is worth another attempt.
     pub async fn send(&self, page: &Page, templates: &Templates) -> Result<(), NotifyError> {
         let to = page.recipient.address.clone();

@@ -40,7 +40,7 @@ use crate::config::Config;
 use crate::incident::TimelineEntry;
 use crate::metrics::Metrics;
 use crate::paging::{Channel, Page};
-use crate::store::{Claim, PageClaims, Store, StoreHealth};
+use crate::store::{Claim, PerChannel, Store, StoreHealth};
 
 /// Outcomes written in one transaction, at most.
 const WRITE_BATCH: usize = 1024;
@@ -90,23 +90,22 @@ pub struct Claims {
     /// How long the engine's batches claim the pages they write (`Store::fenced`): a page
     /// handed over from a written batch whose attempt ends within that claim goes without
     /// another.
-    pub written: PageClaims,
+    pub written: PerChannel,
 }
 
 /// How long the pages an engine writes are claimed for it: as long as an attempt through
 /// their channel can take (as [`Notifiers::attempt_limit`]), and [`CLAIM_MARGIN`].
-pub fn page_claims(config: &Config) -> PageClaims {
-    let claim = |limit: Duration| {
-        chrono::Duration::from_std(limit + CLAIM_MARGIN).unwrap_or(chrono::Duration::MAX)
-    };
-    let (email, webhooks, otherwise) = notifiers::attempt_limits(config);
-    PageClaims {
-        email: claim(email),
-        webhooks: webhooks
+pub fn page_claims(config: &Config) -> PerChannel {
+    let margin = chrono::Duration::from_std(CLAIM_MARGIN).unwrap_or_default();
+    let limits = notifiers::attempt_limits(config);
+    PerChannel {
+        email: limits.email + margin,
+        webhooks: limits
+            .webhooks
             .into_iter()
-            .map(|(name, limit)| (name, claim(limit)))
+            .map(|(name, limit)| (name, limit + margin))
             .collect(),
-        otherwise: claim(otherwise),
+        otherwise: limits.otherwise + margin,
     }
 }
 

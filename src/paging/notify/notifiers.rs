@@ -10,6 +10,7 @@ use super::templates::Templates;
 use super::{email, webhook, NotifyError};
 use crate::config::{Config, RetryConfig};
 use crate::paging::{Channel, Page};
+use crate::store::PerChannel;
 
 /// The bound of an attempt that is a local write, or that fails at once (no such notifier).
 const LOCAL_WRITE: std::time::Duration = std::time::Duration::from_secs(10);
@@ -23,30 +24,33 @@ pub struct Notifiers {
     pub retry: RetryConfig,
     /// The notifiers' own templates (those that compiled; `tocsin check` names the rest).
     templates: Arc<Templates>,
+    /// How long one attempt through each channel takes at most ([`attempt_limits`]).
+    limits: PerChannel,
 }
 
-/// The longest one attempt takes, by the config: through email, through each webhook (by
-/// name), and through a channel the config lacks. As [`Notifiers::attempt_limit`].
-pub fn attempt_limits(
-    config: &Config,
-) -> (
-    std::time::Duration,
-    HashMap<String, std::time::Duration>,
-    std::time::Duration,
-) {
-    let email = config
-        .notifiers
-        .email
-        .as_ref()
-        .and_then(|email| email.smtp.as_ref())
-        .map_or(LOCAL_WRITE, |smtp| smtp.timeout.std());
-    let webhooks = config
-        .notifiers
-        .webhooks
-        .iter()
-        .map(|hook| (hook.name.clone(), hook.timeout.std()))
-        .collect();
-    (email, webhooks, LOCAL_WRITE)
+/// The longest one attempt takes, by the config: through the SMTP server or a webhook, its
+/// timeout (which bounds the whole attempt); a local write (a folder of `.eml` files), or a
+/// channel the config lacks, [`LOCAL_WRITE`].
+pub fn attempt_limits(config: &Config) -> PerChannel {
+    let time = |limit: std::time::Duration| {
+        chrono::Duration::from_std(limit).unwrap_or(chrono::Duration::MAX)
+    };
+    let local = time(LOCAL_WRITE);
+    PerChannel {
+        email: config
+            .notifiers
+            .email
+            .as_ref()
+            .and_then(|email| email.smtp.as_ref())
+            .map_or(local, |smtp| time(smtp.timeout.std())),
+        webhooks: config
+            .notifiers
+            .webhooks
+            .iter()
+            .map(|hook| (hook.name.clone(), time(hook.timeout.std())))
+            .collect(),
+        otherwise: local,
+    }
 }
 
 impl Notifiers {
@@ -73,20 +77,14 @@ impl Notifiers {
             client,
             retry: notifiers.retry.clone(),
             templates,
+            limits: attempt_limits(config),
         }
     }
 
     /// The longest one attempt to deliver `page` takes: its channel's timeout, which bounds
     /// the whole attempt. A local write (a folder of `.eml` files) gets `LOCAL_WRITE`.
     pub fn attempt_limit(&self, page: &Page) -> std::time::Duration {
-        let limit = match page.recipient.channel {
-            Channel::Email => self.email.as_ref().and_then(|mailer| mailer.timeout()),
-            Channel::Webhook => self
-                .webhooks
-                .get(&page.recipient.address)
-                .map(|hook| hook.timeout()),
-        };
-        limit.unwrap_or(LOCAL_WRITE)
+        self.limits.of(page).to_std().unwrap_or(LOCAL_WRITE)
     }
 
     /// One attempt to deliver one page.

@@ -51,11 +51,6 @@ pub struct Webhook {
 }
 
 impl Webhook {
-    /// The longest one attempt through this webhook takes.
-    pub fn timeout(&self) -> Duration {
-        self.timeout
-    }
-
     pub fn new(config: &Config, hook: &WebhookConfig) -> Webhook {
         let secret = match &hook.secret_file {
             None => Ok(None),
