@@ -15,6 +15,7 @@ use tokio::task::JoinHandle;
 use crate::api::{self, AppState};
 use crate::clock::Clock;
 use crate::config::{self, Config};
+use crate::engine::forward::{self, Forwarder};
 use crate::engine::leader::LeaderContext;
 use crate::engine::leadership::{default_engine_id, Fence, LeaseTiming};
 use crate::engine::reload::{reload_loop, ReloadRequest};
@@ -173,8 +174,22 @@ async fn start_engine(
     let clock = options.clock.clone();
     let shared = store.backend() == Backend::Postgres;
     // With PostgreSQL several engines may share the store: inputs an engine takes while
-    // another leads go through the store's inbox.
-    let engine = EngineHandle::new(shared.then(|| store.clone()), clock.clone());
+    // another leads are handed to the leader, or go through the store's inbox.
+    let forward = if shared {
+        match forward::shared_key(&store).await {
+            Ok(key) => store
+                .leader_urls()
+                .map(|leader| Forwarder::new(key, leader, metrics.follower_inputs_total.clone())),
+            Err(e) => {
+                store.close().await;
+                return Err((e.into(), shutdown_tx));
+            }
+        }
+    } else {
+        None
+    };
+    let advertise_url = setup.config.advertise_url(addr);
+    let engine = EngineHandle::new(shared.then(|| store.clone()), forward, clock.clone());
     let (setup_tx, setup_rx) = watch::channel(Arc::clone(&setup));
     let fence = if shared {
         Fence::new()
@@ -194,6 +209,7 @@ async fn start_engine(
         fence,
         health: health.clone(),
         pulse: Arc::clone(&pulse),
+        advertise_url,
     };
     let leading = match leader.lead(lease, shutdown_rx.clone()).await {
         Ok(leading) => leading,

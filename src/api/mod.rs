@@ -13,6 +13,7 @@ pub mod dashboard;
 mod declare;
 pub mod error;
 pub mod feeds;
+mod forward;
 pub mod incidents;
 pub mod ingest;
 pub mod oncall;
@@ -118,6 +119,8 @@ pub fn router(state: AppState) -> Router {
         .fallback(error::not_found)
         .layer(tower_http::limit::RequestBodyLimitLayer::new(MAX_BODY))
         .layer(middleware::from_fn(oversized::drain_oversized))
+        // After the limit: a handed-over input may be larger than the request it came in.
+        .merge(forward::router())
         .with_state(state);
     // Outermost, so it also sees the limit layer's 413 and axum's own 405s.
     error::with_json_errors(routes)

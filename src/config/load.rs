@@ -463,6 +463,36 @@ mod tests {
     }
 
     #[test]
+    fn advertise_url_is_an_http_url_or_none() {
+        let errs = errors_of("server:\n  advertise_url: tocsin-a:9470\n");
+        assert_eq!(
+            errs,
+            vec![
+                "t.yaml:2:18: invalid advertise_url \"tocsin-a:9470\": expected an http(s) URL, or none"
+            ]
+        );
+        for good in ["http://tocsin-a.internal:9470", "none"] {
+            assert!(errors_of(&format!("server: {{ advertise_url: \"{good}\" }}\n")).is_empty());
+        }
+        let at = |listen: &str, advertise: Option<&str>| {
+            let mut config = Config::default();
+            config.server.advertise_url = advertise.map(str::to_string);
+            config.advertise_url(listen.parse().unwrap())
+        };
+        assert_eq!(
+            at("127.0.0.1:9470", None).as_deref(),
+            Some("http://127.0.0.1:9470")
+        );
+        assert_eq!(at("0.0.0.0:9470", None), None);
+        assert_eq!(at("[::]:9470", None), None);
+        assert_eq!(
+            at("0.0.0.0:9470", Some("http://a:9470/")).as_deref(),
+            Some("http://a:9470")
+        );
+        assert_eq!(at("127.0.0.1:9470", Some("none")), None);
+    }
+
+    #[test]
     fn unknown_top_level_and_nested_fields_are_positioned() {
         let errs = errors_of("servr: {}\nserver:\n  listn: x\n");
         assert_eq!(errs.len(), 2, "{errs:?}");

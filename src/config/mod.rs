@@ -209,6 +209,18 @@ impl Config {
             .to_string()
     }
 
+    /// Where the other engines on the store reach this one's API (`server.advertise_url`),
+    /// when it listens at `addr`: none for a wildcard address unless the config says, or
+    /// when it says `none`.
+    pub fn advertise_url(&self, addr: std::net::SocketAddr) -> Option<String> {
+        match self.server.advertise_url.as_deref() {
+            Some(NO_ADVERTISE_URL) => None,
+            Some(url) => Some(url.trim_end_matches('/').to_string()),
+            None if addr.ip().is_unspecified() => None,
+            None => Some(format!("http://{addr}")),
+        }
+    }
+
     pub fn responder(&self, id: &str) -> Option<&ResponderConfig> {
         self.responders.iter().find(|r| r.id == id)
     }

@@ -56,6 +56,12 @@ pub struct ServerConfig {
     /// Base of ack links and of `url` in page payloads.
     #[serde(default)]
     pub external_url: Option<String>,
+    /// Several engines on PostgreSQL: where the others reach this engine's API. While it
+    /// leads, they hand it the inputs they take there (default: `http://` and the listen
+    /// address, unless that is 0.0.0.0 or [::]). `none`, or no default: they put their
+    /// inputs in the store's inbox.
+    #[serde(default)]
+    pub advertise_url: Option<String>,
     #[serde(default)]
     pub auth: Option<AuthConfig>,
     /// Key that signs ack links; generated under the data folder when absent.
@@ -111,6 +117,7 @@ impl Default for ServerConfig {
         ServerConfig {
             listen: default_listen(),
             external_url: None,
+            advertise_url: None,
             auth: None,
             ack_secret_file: None,
             audit_key_file: None,
@@ -162,6 +169,9 @@ impl Default for StoreConfig {
         }
     }
 }
+
+/// `server.advertise_url` that says where no engine should hand this one inputs.
+pub const NO_ADVERTISE_URL: &str = "none";
 
 fn default_retention() -> Duration {
     Duration::from_secs(400 * 24 * 3600)

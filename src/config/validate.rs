@@ -197,6 +197,15 @@ fn check_server_and_store(config: &Config, report: &mut FileReport) {
             );
         }
     }
+    if let Some(url) = &config.server.advertise_url {
+        let none = url == super::types::NO_ADVERTISE_URL;
+        if !none && (reqwest::Url::parse(url).is_err() || !url.starts_with("http")) {
+            report.at(
+                server.key("advertise_url"),
+                format!("invalid advertise_url {url:?}: expected an http(s) URL, or none"),
+            );
+        }
+    }
     if let Some(watchdog) = &config.watchdog {
         let at = Path::root().key("watchdog");
         let url = &watchdog.url;

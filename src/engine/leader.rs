@@ -1,5 +1,5 @@
 //! The leader's services: what runs only while this engine leads (the engine loop, delivery,
-//! the sources, the pruner and the inbox reader), started when it takes the lease and stopped when it
+//! the sources, the pruner, the inbox reader and saying where it serves), started when it takes the lease and stopped when it
 //! loses it. One engine on its own SQLite store leads for good.
 
 use std::sync::Arc;
@@ -57,6 +57,9 @@ pub struct LeaderContext {
     pub health: StoreHealth,
     /// Marked by the engine loop at every turn: the lease is renewed only while it turns.
     pub pulse: Arc<LoopPulse>,
+    /// Where the other engines reach this one's API (`server.advertise_url`): said while it
+    /// leads, so that they hand it their inputs there.
+    pub advertise_url: Option<String>,
 }
 
 /// The tasks that only the leader runs: the engine loop (rules, timers), delivery, probes
@@ -225,6 +228,14 @@ impl LeaderContext {
             stop_rx.clone(),
         )));
         if self.shared {
+            if let Some(url) = &self.advertise_url {
+                tasks.push(tokio::spawn(super::forward::announce(
+                    self.store.clone(),
+                    term,
+                    url.clone(),
+                    stop_rx.clone(),
+                )));
+            }
             tasks.push(tokio::spawn(super::inbox::read_inbox(
                 self.store.clone(),
                 self.engine.clone(),

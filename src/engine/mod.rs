@@ -2,6 +2,7 @@
 //! sources and the API, persisting through the store before anything is sent.
 
 pub mod core;
+pub mod forward;
 pub mod inbox;
 pub mod leader;
 pub mod leadership;

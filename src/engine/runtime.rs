@@ -22,9 +22,11 @@ use std::sync::Arc;
 use std::sync::RwLock;
 
 use futures::future::BoxFuture;
+use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use super::core::{Changes, Core, Input, Reply};
+use super::forward::{Forwarder, Handover};
 use super::watchdog::{LoopPulse, PulseGuard, HEARTBEAT};
 use crate::clock::Clock;
 use crate::metrics::Metrics;
@@ -43,7 +45,8 @@ const QUEUE: usize = 4096;
 /// still go to the store together, in one transaction.
 const TURN: usize = 1;
 
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error, Serialize, Deserialize)]
+#[serde(tag = "error", content = "detail", rename_all = "snake_case")]
 pub enum EngineError {
     #[error("the engine is shutting down")]
     Stopped,
@@ -63,6 +66,12 @@ pub enum EngineError {
          send it again"
     )]
     NotTaken(String),
+    /// This engine does not lead; it handed the input to the leader, which did not answer.
+    #[error(
+        "this engine does not lead and the leader did not answer ({0}); it may have applied \
+         the input: look before sending it again"
+    )]
+    Unanswered(String),
 }
 
 struct Request {
@@ -84,6 +93,8 @@ struct HandleInner {
     local: RwLock<Option<mpsc::Sender<Request>>>,
     /// The shared store, when other engines may lead.
     inbox: Option<Store>,
+    /// Hands inputs to the leader over HTTP, when other engines may lead.
+    forward: Option<Forwarder>,
     clock: Clock,
 }
 
@@ -91,15 +102,25 @@ struct HandleInner {
 const INBOX_WAIT: std::time::Duration = std::time::Duration::from_secs(15);
 
 impl EngineHandle {
-    /// A handle with no local engine yet; `inbox` when several engines share the store.
-    pub fn new(inbox: Option<Store>, clock: Clock) -> Self {
+    /// A handle with no local engine yet; `inbox` and `forward` when several engines share
+    /// the store.
+    pub fn new(inbox: Option<Store>, forward: Option<Forwarder>, clock: Clock) -> Self {
         EngineHandle {
             inner: Arc::new(HandleInner {
                 local: RwLock::new(None),
                 inbox,
+                forward,
                 clock,
             }),
         }
+    }
+
+    /// Whether `presented` is the key other engines hand inputs over with.
+    pub fn accepts_forward_key(&self, presented: &str) -> bool {
+        self.inner
+            .forward
+            .as_ref()
+            .is_some_and(|f| f.accepts(presented))
     }
 
     fn local(&self) -> Option<mpsc::Sender<Request>> {
@@ -134,11 +155,27 @@ impl EngineHandle {
             };
             match tx.send(request).await {
                 Ok(()) => return rx.await.map_err(|_| EngineError::Stopped)?,
-                // The loop stopped under us (leadership lost): try the inbox.
-                Err(mpsc::error::SendError(request)) => return self.via_inbox(request.input).await,
+                // The loop stopped under us (leadership lost): hand it to the next leader.
+                Err(mpsc::error::SendError(request)) => {
+                    return self.via_leader(request.input).await
+                }
             }
         }
-        self.via_inbox(input).await
+        self.via_leader(input).await
+    }
+
+    /// An input handed over by another engine: applied here if this engine leads, and
+    /// answered once stored; `None` if it does not lead.
+    pub async fn send_here(&self, input: Input) -> Option<Result<Reply, EngineError>> {
+        let tx = self.local()?;
+        let (reply, rx) = oneshot::channel();
+        let request = Request {
+            input,
+            reply: Some(reply),
+            inbox_id: None,
+        };
+        tx.send(request).await.ok()?;
+        Some(rx.await.unwrap_or(Err(EngineError::Stopped)))
     }
 
     /// Hand an input over without waiting for it to be stored.
@@ -152,7 +189,7 @@ impl EngineHandle {
                 })
                 .await
                 .map_err(|_| EngineError::Stopped),
-            None => self.via_inbox(input).await.map(|_| ()),
+            None => self.via_leader(input).await.map(|_| ()),
         }
     }
 
@@ -168,11 +205,23 @@ impl EngineHandle {
         .map_err(|_| EngineError::Stopped)
     }
 
-    async fn via_inbox(&self, input: Input) -> Result<Reply, EngineError> {
+    /// An input for the leader, another engine: over HTTP if it can be, else through the
+    /// store's inbox.
+    async fn via_leader(&self, input: Input) -> Result<Reply, EngineError> {
         if matches!(input, Input::Reload(_)) {
             // Nothing runs here to reload; the next term starts from the current config.
             return Ok(Reply::Done);
         }
+        if let Some(forward) = &self.inner.forward {
+            if let Handover::Answered(answer) = forward.hand(&input, INBOX_WAIT).await {
+                return answer;
+            }
+            forward.count_inbox();
+        }
+        self.via_inbox(input).await
+    }
+
+    async fn via_inbox(&self, input: Input) -> Result<Reply, EngineError> {
         let Some(store) = &self.inner.inbox else {
             return Err(EngineError::Stopped);
         };
@@ -245,7 +294,8 @@ impl Escalation for EngineHandle {
                 Ok(_)
                 | Err(EngineError::Stopped)
                 | Err(EngineError::NoLeader(_))
-                | Err(EngineError::NotTaken(_)) => false,
+                | Err(EngineError::NotTaken(_))
+                | Err(EngineError::Unanswered(_)) => false,
             }
         })
     }

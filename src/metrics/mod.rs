@@ -43,6 +43,7 @@ pub struct Metrics {
     pub leader: IntGauge,
     pub leader_fence_end_timestamp_seconds: Gauge,
     pub leader_term_start_timestamp_seconds: Gauge,
+    pub follower_inputs_total: IntCounterVec,
     pub store_errors_total: IntCounter,
     pub store_pruned_rows_total: IntCounter,
     pub source_up: IntGaugeVec,
@@ -301,6 +302,16 @@ impl Metrics {
                  (when the lease request that won it was sent).",
             ))
             .unwrap(),
+            follower_inputs_total: IntCounterVec::new(
+                opts(
+                    "follower_inputs_total",
+                    "Among several engines: inputs this engine took while another led, by how \
+                     they reached the leader (http: handed over directly; inbox: through the \
+                     store's inbox).",
+                ),
+                &["via"],
+            )
+            .unwrap(),
             store_errors_total: IntCounter::with_opts(opts(
                 "store_errors_total",
                 "Store writes that failed.",
@@ -419,6 +430,8 @@ impl Metrics {
             .unwrap();
         r.register(Box::new(self.leader_term_start_timestamp_seconds.clone()))
             .unwrap();
+        r.register(Box::new(self.follower_inputs_total.clone()))
+            .unwrap();
         r.register(Box::new(self.store_errors_total.clone()))
             .unwrap();
         r.register(Box::new(self.source_up.clone())).unwrap();
@@ -472,6 +485,9 @@ impl Metrics {
         }
         for source in ["probe", "alert", "cri", "heartbeat", "tocsin"] {
             self.signals_total.with_label_values(&[source]);
+        }
+        for via in ["http", "inbox"] {
+            self.follower_inputs_total.with_label_values(&[via]);
         }
         for sr in ["A", "B", "C"] {
             self.sr_response_breaches_total.with_label_values(&[sr]);

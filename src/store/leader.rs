@@ -10,8 +10,10 @@
 //! renews it, and each such change increments the term too.
 
 use sqlx::Row;
+use tokio::sync::watch;
 
-use super::{Result, Store};
+use super::postgres::inbox_signals;
+use super::{LeaderUrl, Result, Store};
 
 const LEASE: &str = "engine";
 
@@ -28,6 +30,24 @@ pub struct LeaseRow {
 }
 
 impl Store {
+    /// Tell the other engines that the leader of `leader.term` serves at `leader.url`
+    /// (PostgreSQL's `NOTIFY`; nothing on a store of one engine).
+    pub async fn announce_leader(&self, leader: &LeaderUrl) -> Result<()> {
+        if self.inbox_signals.is_some() {
+            sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(inbox_signals::LEADER)
+                .bind(leader.payload())
+                .execute(&self.pool)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// The latest leader heard of (PostgreSQL; `None` on a store of one engine).
+    pub fn leader_urls(&self) -> Option<watch::Receiver<Option<LeaderUrl>>> {
+        self.inbox_signals.as_ref().map(|s| s.leader())
+    }
+
     /// Take the lease if it is free or this process's (`holder` and `instance`), for
     /// `lease_ms`; returns the term we hold, or None when another process holds a lease that
     /// has not run out.

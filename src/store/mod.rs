@@ -51,6 +51,7 @@ pub use health::StoreHealth;
 pub use inbox::done_names;
 pub use leader::LeaseRow;
 pub use outbox::{Claim, DeliveryWrite, OutboxEntry, OutboxStatus};
+pub use postgres::inbox_signals::LeaderUrl;
 pub use queries::IncidentFilter;
 pub use retention::Pruned;
 pub use schema::{schema_status, Migration, SchemaStatus};

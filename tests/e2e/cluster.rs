@@ -4,8 +4,9 @@
 //! receiver that keeps every request with its `X-Tocsin-Delivery`.
 //!
 //! Here the leader is killed, or a second engine comes under its `engine_id`; in
-//! `cluster_database.rs` the database goes away, and in `cluster_followers.rs` work goes
-//! through a follower.
+//! `cluster_database.rs` the database goes away, in `cluster_followers.rs` work goes
+//! through a follower, and in `cluster_forward.rs` a follower hands its inputs to the leader
+//! over HTTP.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -29,6 +30,8 @@ use tokio::task::JoinHandle;
 mod database;
 #[path = "cluster_followers.rs"]
 mod followers;
+#[path = "cluster_forward.rs"]
+mod forward;
 
 /// The lease in these tests; renewed every fifth of it.
 const LEASE_SECS: u64 = 3;
@@ -216,9 +219,18 @@ struct Pair {
 
 impl Pair {
     async fn start(store_url: &str, receiver: &str) -> Pair {
+        Pair::start_with(store_url, receiver, "").await
+    }
+
+    /// With `server:` keys (`advertise_url: none`) in both engines' config.
+    async fn start_with(store_url: &str, receiver: &str, server: &str) -> Pair {
         let rules = support::default_rules();
+        let mut text = config(store_url, receiver);
+        if !server.is_empty() {
+            text.push_str(&format!("server: {{ {server} }}\n"));
+        }
         let dirs: Vec<TestDir> = (0..2)
-            .map(|_| TestDir::new(&config(store_url, receiver), &[("default.yaml", &rules)]))
+            .map(|_| TestDir::new(&text, &[("default.yaml", &rules)]))
             .collect();
         let ports = [free_port(), free_port()];
         let mut leader = EngineProcess::spawn(&dirs[0], ports[0]);

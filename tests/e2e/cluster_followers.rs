@@ -1,5 +1,6 @@
-//! Work through a follower: pushes and a resolve go through the inbox to the leader, and an
-//! ack link the leader signed acknowledges through a follower.
+//! Work through a follower: pushes and a resolve reach the leader, an input put in the
+//! inbox is applied even when it commits late, and an ack link the leader signed
+//! acknowledges through a follower.
 
 use std::time::Duration;
 
@@ -8,7 +9,7 @@ use serde_json::{json, Value};
 
 use super::{http, push, role, Pair, Receiver};
 
-/// Pushes and a resolve through a follower go through the inbox to the leader: an alert
+/// Pushes and a resolve through a follower reach the leader: an alert
 /// resolved while it still fires opens a new incident at its next push, and it is paged, as
 /// on one engine.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -110,13 +111,14 @@ async fn an_ack_link_signed_by_the_leader_acknowledges_through_a_follower() {
 }
 
 /// An input whose insert took its id before another's and committed after it is applied
-/// all the same: the leader's reader looks again for ids it skipped over.
+/// all the same: the leader's reader looks again for ids it skipped over. (The leader says
+/// nowhere that it serves, so the follower's inputs go through the inbox.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_input_committed_after_a_later_one_is_applied_all_the_same() {
     use sqlx::Connection;
     let db = PgDatabase::create().await;
     let receiver = Receiver::start().await;
-    let engines = Pair::start(&db.url, &receiver.url).await;
+    let engines = Pair::start_with(&db.url, &receiver.url, "advertise_url: none").await;
     let ports = engines.ports;
     let url = |i: usize| format!("http://127.0.0.1:{}", ports[i]);
     let http = http();

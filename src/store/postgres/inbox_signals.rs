@@ -4,6 +4,9 @@
 //! and the engines waiting for those replies read them at once. The polls stay behind the
 //! notifications: one lost while the listener reconnects costs a poll's wait, no input.
 //!
+//! The leader also says where it serves on [`LEADER`], every second of its term, so that the
+//! others can hand it their inputs over HTTP instead of through the inbox.
+//!
 //! The listening connection is opened on first use (an engine on a shared store), not for
 //! every store opened (a CLI command's).
 
@@ -19,6 +22,9 @@ pub(in crate::store) const PUT: &str = "tocsin_inbox";
 /// separated (empty: any may be done).
 pub(in crate::store) const DONE: &str = "tocsin_inbox_done";
 
+/// Notified by the leader: its term and the URL it serves at, space separated.
+pub(in crate::store) const LEADER: &str = "tocsin_leader";
+
 /// Ids in one [`DONE`] payload, at most: PostgreSQL takes payloads under 8,000 bytes.
 const IDS_PER_PAYLOAD: usize = 400;
 
@@ -29,6 +35,29 @@ pub(in crate::store) struct InboxSignals {
     /// Counts inputs put (and reconnections, after which anything may be waiting).
     put: watch::Sender<u64>,
     done: broadcast::Sender<Arc<str>>,
+    /// The latest leader heard of.
+    leader: watch::Sender<Option<LeaderUrl>>,
+}
+
+/// Where a leader serves, as it said on [`LEADER`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LeaderUrl {
+    pub term: i64,
+    pub url: String,
+}
+
+impl LeaderUrl {
+    pub(in crate::store) fn payload(&self) -> String {
+        format!("{} {}", self.term, self.url)
+    }
+
+    fn parse(payload: &str) -> Option<LeaderUrl> {
+        let (term, url) = payload.split_once(' ')?;
+        Some(LeaderUrl {
+            term: term.parse().ok()?,
+            url: url.to_string(),
+        })
+    }
 }
 
 impl InboxSignals {
@@ -38,6 +67,7 @@ impl InboxSignals {
             listening: OnceLock::new(),
             put: watch::Sender::new(0),
             done: broadcast::Sender::new(1024),
+            leader: watch::Sender::new(None),
         })
     }
 
@@ -57,6 +87,12 @@ impl InboxSignals {
     pub fn done(self: &Arc<Self>) -> broadcast::Receiver<Arc<str>> {
         self.listen();
         self.done.subscribe()
+    }
+
+    /// The latest leader heard of on [`LEADER`] (none yet: `None`).
+    pub fn leader(self: &Arc<Self>) -> watch::Receiver<Option<LeaderUrl>> {
+        self.listen();
+        self.leader.subscribe()
     }
 }
 
@@ -93,7 +129,7 @@ async fn listen(signals: Weak<InboxSignals>) {
                 continue;
             }
         };
-        if let Err(e) = listener.listen_all([PUT, DONE]).await {
+        if let Err(e) = listener.listen_all([PUT, DONE, LEADER]).await {
             tracing::debug!(error = %e, "LISTEN failed");
             tokio::time::sleep(Duration::from_secs(1)).await;
             continue;
@@ -110,6 +146,20 @@ async fn listen(signals: Weak<InboxSignals>) {
                 Ok(Ok(Some(n))) if n.channel() == PUT => s.put.send_modify(|n| *n += 1),
                 Ok(Ok(Some(n))) if n.channel() == DONE => {
                     let _ = s.done.send(n.payload().into());
+                }
+                Ok(Ok(Some(n))) if n.channel() == LEADER => {
+                    if let Some(leader) = LeaderUrl::parse(n.payload()) {
+                        // A newer term's leader, or the same one again: the latest counts.
+                        s.leader.send_if_modified(|known| {
+                            let newer = known
+                                .as_ref()
+                                .is_none_or(|k| leader.term >= k.term && *k != leader);
+                            if newer {
+                                *known = Some(leader);
+                            }
+                            newer
+                        });
+                    }
                 }
                 Ok(Ok(Some(_))) => {}
                 // The connection was lost (the next call reconnects): what was notified
@@ -139,6 +189,17 @@ mod tests {
         assert!(!names("3,17,250", 1));
         assert!(!names("3,17,250", 25));
         assert!(names("", 25));
+    }
+
+    #[test]
+    fn a_leader_says_its_term_and_url() {
+        let leader = LeaderUrl {
+            term: 7,
+            url: "http://10.0.0.5:9470".into(),
+        };
+        assert_eq!(LeaderUrl::parse(&leader.payload()), Some(leader));
+        assert_eq!(LeaderUrl::parse("seven http://x"), None);
+        assert_eq!(LeaderUrl::parse("7"), None);
     }
 
     #[test]
