@@ -6,12 +6,17 @@
 //!
 //! - **ingest**: the ingest benchmark's new-alert pass (ALERTS distinct alerts in batches of
 //!   256, 16 keep-alive connections, 100 services), tocsin's batches sent round-robin to the
-//!   three engines (the followers pass them to the leader through the store's inbox and
-//!   answer once the leader has committed them), Alertmanager's to its one process.
+//!   three engines (the followers hand them to the leader, over HTTP or with INBOX=1
+//!   through the store's inbox, and answer once the leader has committed them),
+//!   Alertmanager's to its one process.
 //!   alerts/s of each, and the ratio.
 //! - **signal to page**: the page benchmark's alerts (each its own incident, one POST every
 //!   INTERVAL_MS, PAGES of them), tocsin's posted round-robin to the three engines, to a
 //!   webhook receiver in this process. p50 and p99 of each, and the ratio.
+//! - **the commit's floor** (with signal to page): the same count of bare transactions
+//!   (`BEGIN`, one small `INSERT`, `COMMIT`) at the same pace on one connection to the same
+//!   PostgreSQL, nothing else running: what any engine that stores a page before sending it
+//!   waits at least. p50 and p99, and the p99 against Alertmanager's page p99.
 //! - **takeover** (tocsin alone): a steady load of new alerts (one every 50 ms, each its own
 //!   incident whose level 0 pages the receiver), a refused or failed post tried again on the
 //!   next engine; KILLS times, the current leader (its `/-/ready` says so) is SIGKILLed, and
@@ -24,9 +29,12 @@
 //! spread over the rounds of each figure. A failed request, a missing page or a store that
 //! does not hold what was sent also ends the benchmark without figures.
 //!
-//! Run: `cargo bench --bench cluster` (env LEASE, seconds, default 4; ALERTS, default 10000;
+//! Run: `cargo bench --bench cluster` (env LEASE, seconds, default 4; ALERTS, default 100000;
 //! PAGES, default 1000; INTERVAL_MS, default 5; KILLS, default 20; ROUNDS, default 3;
-//! PEER=0 for tocsin alone; ALERTS=0, PAGES=0 or KILLS=0 leaves that part out).
+//! PEER=0 for tocsin alone; ALERTS=0, PAGES=0 or KILLS=0 leaves that part out; INBOX=1 for
+//! the followers' inputs through the store's inbox: `server.advertise_url: none`;
+//! EVERY_ENGINE=1 sends each of tocsin's ingest batches to all three engines, as Prometheus
+//! does to each target it lists).
 
 mod alertmanager;
 mod common;
@@ -41,7 +49,7 @@ use alertmanager::Alertmanager;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::routing::post;
-use common::{env_or, listed, percentile, print_compared, sorted};
+use common::{env_or, listed, percentile, print_compared, sorted, Spread};
 use pg::{Cluster, Postgres, ENGINES};
 use serde_json::Value;
 use tokio::time::Instant;
@@ -157,7 +165,7 @@ receivers:
 fn tocsin_config(port: u16) -> String {
     format!(
         r#"
-server: {{ rate_limit: {{ per_client: 1000000, burst: 1000000 }} }}
+{}
 correlation: {{ by: [instance], window: 15m }}
 escalation_policies:
   - name: bench
@@ -168,18 +176,30 @@ routes:
 notifiers:
   webhooks:
     - {{ name: receiver, url: "http://127.0.0.1:{port}/tocsin", timeout: 5s }}
-"#
+"#,
+        server()
     )
+}
+
+/// Every engine's `server:`: no rate limit; with INBOX=1, no engine says where it serves,
+/// so the followers' inputs go through the store's inbox.
+fn server() -> String {
+    let advertise = match std::env::var("INBOX").as_deref() {
+        Ok("1") => ", advertise_url: none",
+        _ => "",
+    };
+    format!("server: {{ rate_limit: {{ per_client: 1000000, burst: 1000000 }}{advertise} }}")
 }
 
 /// Ingest correlates by service, as the ingest benchmark does.
 /// An incident per service, as Alertmanager's group per service: no regional incident (it
 /// takes more services in one region than the bench has).
-const TOCSIN_INGEST: &str = r#"
-server: { rate_limit: { per_client: 1000000, burst: 1000000 } }
-correlation: { by: [service], window: 15m }
-classification: { multi_services: 101 }
-"#;
+fn tocsin_ingest_config() -> String {
+    format!(
+        "{}\ncorrelation: {{ by: [service], window: 15m }}\nclassification: {{ multi_services: 101 }}\n",
+        server()
+    )
+}
 
 const TOCSIN_RULES: &str = r#"
 groups:
@@ -230,11 +250,13 @@ fn batches(alerts: usize) -> Vec<(axum::body::Bytes, usize)> {
         .collect()
 }
 
-/// Every batch once, 16 connections, batch `n` to `urls[n % urls.len()]`; (alerts
-/// answered 2xx, what each failed request got, seconds).
+/// Every batch, 16 connections, batch `n` to `urls[n % urls.len()]`, or with `to_every` to
+/// each of `urls` at once (as Prometheus sends to each Alertmanager it lists); (alerts
+/// answered 2xx by each engine they went to, what each failed request got, seconds).
 async fn ingest(
     urls: &[String],
     batches: &Arc<Vec<(axum::body::Bytes, usize)>>,
+    to_every: bool,
 ) -> (usize, Vec<String>, f64) {
     let next = Arc::new(AtomicUsize::new(0));
     let start = Instant::now();
@@ -254,21 +276,37 @@ async fn ingest(
                 let Some((body, count)) = batches.get(n) else {
                     break;
                 };
-                let answer = client
-                    .post(format!("{}/api/v2/alerts", urls[n % urls.len()]))
-                    .header("content-type", "application/json")
-                    .body(body.clone())
-                    .send()
-                    .await;
-                let url = &urls[n % urls.len()];
-                match answer {
-                    Ok(r) if r.status().is_success() => alerts += count,
-                    Ok(r) => {
-                        let status = r.status();
-                        let text = r.text().await.unwrap_or_default();
-                        errors.push(format!("{url}: {status} {text}"));
+                let targets = if to_every {
+                    urls.clone()
+                } else {
+                    vec![urls[n % urls.len()].clone()]
+                };
+                let answers = futures::future::join_all(targets.iter().map(|url| {
+                    client
+                        .post(format!("{url}/api/v2/alerts"))
+                        .header("content-type", "application/json")
+                        .body(body.clone())
+                        .send()
+                }))
+                .await;
+                let mut taken = true;
+                for (url, answer) in targets.iter().zip(answers) {
+                    match answer {
+                        Ok(r) if r.status().is_success() => {}
+                        Ok(r) => {
+                            let status = r.status();
+                            let text = r.text().await.unwrap_or_default();
+                            errors.push(format!("{url}: {status} {text}"));
+                            taken = false;
+                        }
+                        Err(e) => {
+                            errors.push(format!("{url}: {e}"));
+                            taken = false;
+                        }
                     }
-                    Err(e) => errors.push(format!("{url}: {e}")),
+                }
+                if taken {
+                    alerts += count;
                 }
             }
             (alerts, errors)
@@ -306,11 +344,12 @@ async fn tocsin_ingest(
     let cluster = Cluster::start(
         &store,
         lease,
-        TOCSIN_INGEST,
+        &tocsin_ingest_config(),
         &[("bench.yaml", TOCSIN_RULES)],
     )
     .await;
-    let (taken, errors, seconds) = ingest(&cluster.urls(), batches).await;
+    let every = std::env::var("EVERY_ENGINE").as_deref() == Ok("1");
+    let (taken, errors, seconds) = ingest(&cluster.urls(), batches, every).await;
     if !errors.is_empty() {
         eprintln!("{}", cluster.logs());
     }
@@ -336,7 +375,7 @@ async fn am_ingest(batches: &Arc<Vec<(axum::body::Bytes, usize)>>, sent: usize) 
     let am = Alertmanager::start(AM_INGEST)
         .await
         .expect("alertmanager starts");
-    let (taken, errors, seconds) = ingest(std::slice::from_ref(&am.url), batches).await;
+    let (taken, errors, seconds) = ingest(std::slice::from_ref(&am.url), batches, false).await;
     require_ingest("alertmanager", taken, &errors, sent);
     let held = listed(&format!("{}/api/v2/alerts", am.url)).await;
     if held != Some(sent) {
@@ -520,6 +559,44 @@ async fn am_pages(port: u16, count: u64, interval: Duration, arrivals: &Arrivals
     latencies
 }
 
+/// `count` bare transactions, one every `interval`, on one connection to a fresh database:
+/// a small row inserted and committed (fsynced), as a page's row is before it is sent.
+async fn commit_floor(pg: &Postgres, count: u64, interval: Duration) -> Vec<f64> {
+    use sqlx::Connection;
+    let url = pg.database().await;
+    let mut conn = sqlx::PgConnection::connect(&url)
+        .await
+        .expect("connect to the throwaway PostgreSQL");
+    sqlx::query("CREATE TABLE pages (id bigserial PRIMARY KEY, data jsonb NOT NULL)")
+        .execute(&mut conn)
+        .await
+        .expect("create the floor's table");
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut latencies = Vec::new();
+    for n in 0..count {
+        tick.tick().await;
+        let started = Instant::now();
+        let mut tx = conn.begin().await.expect("begin");
+        sqlx::query("INSERT INTO pages (data) VALUES ($1::jsonb)")
+            .bind(format!(r#"{{"incident": {n}, "to": "webhook:receiver"}}"#))
+            .execute(&mut *tx)
+            .await
+            .expect("insert");
+        tx.commit().await.expect("commit");
+        latencies.push(started.elapsed().as_secs_f64() * 1000.0);
+    }
+    conn.close().await.ok();
+    let s = sorted(&latencies);
+    println!(
+        "the commit's floor (PostgreSQL alone, one connection): {count} transactions; p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        percentile(&s, 50.0),
+        percentile(&s, 99.0),
+        percentile(&s, 100.0)
+    );
+    latencies
+}
+
 // ---------------------------------------------------------------- takeover
 
 /// When each takeover alert's first post started, and when it was answered 2xx (if it was).
@@ -693,7 +770,7 @@ async fn main() {
         return;
     }
     let lease = env_or("LEASE", 4).max(1);
-    let alerts = env_or("ALERTS", 10_000) as usize;
+    let alerts = env_or("ALERTS", 100_000) as usize;
     let page_count = env_or("PAGES", 1000);
     let interval = Duration::from_millis(env_or("INTERVAL_MS", 5));
     let kills = env_or("KILLS", 20);
@@ -720,6 +797,7 @@ async fn main() {
     let (mut t_ingest, mut a_ingest) = (Vec::new(), Vec::new());
     let (mut t_pages, mut a_pages) = (Vec::new(), Vec::new());
     let mut takeovers = Vec::new();
+    let mut floors = Vec::new();
     for round in 0..rounds {
         common::announce_round(round, rounds, peer.then_some("alertmanager"));
         let peer_first = peer && !common::tocsin_first(round);
@@ -740,6 +818,7 @@ async fn main() {
             if peer && !peer_first {
                 a_pages.push(am_pages(port, page_count, interval, &arrivals).await);
             }
+            floors.push(commit_floor(&pg, page_count, interval).await);
         }
         if kills > 0 {
             takeovers.push(takeover(&pg, lease, port, kills, &arrivals).await);
@@ -776,6 +855,24 @@ async fn main() {
             &p(&a_pages, 99.0),
         );
         println!("  target: p99 tocsin/alertmanager at most 1.5");
+        let floor = Spread::of(&p(&floors, 99.0));
+        print!(
+            "the commit's floor, p99 over {}: {}",
+            common::rounds_of(floors.len()),
+            floor.show(3, "ms")
+        );
+        if peer {
+            let ratios: Vec<f64> = p(&floors, 99.0)
+                .iter()
+                .zip(p(&a_pages, 99.0))
+                .map(|(f, a)| f / a)
+                .collect();
+            print!(
+                "; against alertmanager's page p99 {}",
+                Spread::of(&ratios).show(2, "")
+            );
+        }
+        println!();
     }
     if kills > 0 {
         print_compared(
