@@ -4,24 +4,15 @@
 
 use std::time::Duration;
 
+use crate::support::api::metrics_text;
 use crate::support::{eventually, list_incidents, metric, PgDatabase};
 use serde_json::{json, Value};
 
 use super::{http, push, role, Pair, Receiver};
 
-async fn metrics(http: &reqwest::Client, url: &str) -> String {
-    http.get(format!("{url}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
-}
-
 /// `tocsin_follower_inputs_total{via}` of the engine at `url`.
 async fn follower_inputs(http: &reqwest::Client, url: &str, via: &str) -> f64 {
-    let text = metrics(http, url).await;
+    let text = metrics_text(http, url).await;
     metric(
         &text,
         &format!("tocsin_follower_inputs_total{{via=\"{via}\"}}"),
