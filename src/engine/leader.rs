@@ -1,6 +1,7 @@
 //! The leader's services: what runs only while this engine leads (the engine loop, delivery,
-//! the sources, the pruner, the inbox reader and saying where it serves), started when it takes the lease and stopped when it
-//! loses it. One engine on its own SQLite store leads for good.
+//! the sources, the pruner, the inbox reader and saying where it serves), started when it
+//! takes the lease and stopped when it loses it. One engine on its own SQLite store leads
+//! for good.
 
 use std::sync::Arc;
 

@@ -181,7 +181,7 @@ fn unknown_fields_in_config_and_rules() {
         &[("r.yaml", "groups:\n  - name: g\n    rules:\n      - name: A\n        fro: 5m\n        impact: { kind: outage }\n")],
         &[
             "tocsin.yaml:2:1: unknown field \"severs\", expected one of server, store, rule_files, catalog, probes, probing, sources, heartbeats, correlation, incidents, classification, sr_response, sr_engagement, case_routes, responders, schedules, time_windows, escalation_policies, routes, silences, notifiers, watchdog",
-            "tocsin.yaml:4:3: unknown field \"listn\", expected one of \"listen\", \"external_url\", \"auth\", \"ack_secret_file\", \"audit_key_file\", \"ack_link_ttl\", \"rate_limit\"",
+            "tocsin.yaml:4:3: unknown field \"listn\", expected one of \"listen\", \"external_url\", \"advertise_url\", \"auth\", \"ack_secret_file\", \"audit_key_file\", \"ack_link_ttl\", \"rate_limit\"",
             "rules/r.yaml:5:9: unknown field \"fro\", expected one of \"name\", \"match\", \"when\", \"for\", \"failures\", \"clear_for\", \"successes\", \"impact\", \"labels\", \"summary\", \"annotations\", \"correlation\", \"availability\", \"tsg\"",
         ],
     );
