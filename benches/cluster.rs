@@ -368,6 +368,8 @@ async fn tocsin_ingest(
     }
     let rate = taken as f64 / seconds;
     println!("tocsin (3 engines) ingest: {taken} new alerts in {seconds:.2} s = {rate:.0} alerts/s; {services} incidents stored");
+    drop(cluster);
+    pg.drop_database(&store).await;
     rate
 }
 

@@ -64,6 +64,21 @@ impl Postgres {
         let base = self.url.rsplit_once('/').expect("a database URL").0;
         format!("{base}/{name}")
     }
+
+    /// Drop a database [`Postgres::database`] made, once its engines have stopped, so that
+    /// the server's work on what a run wrote there (autovacuum) stays out of later runs.
+    pub async fn drop_database(&self, url: &str) {
+        use sqlx::Connection;
+        let name = url.rsplit_once('/').expect("a database URL").1;
+        let mut admin = sqlx::PgConnection::connect(&self.url)
+            .await
+            .expect("connect to the throwaway PostgreSQL");
+        sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            .execute(&mut admin)
+            .await
+            .expect("drop database");
+        admin.close().await.ok();
+    }
 }
 
 impl Drop for Postgres {
