@@ -48,19 +48,11 @@ impl Postgres {
 
     /// A new empty database on the server; its URL.
     pub async fn database(&self) -> String {
-        use sqlx::Connection;
         let n = self
             .databases
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let name = format!("bench_{n}");
-        let mut admin = sqlx::PgConnection::connect(&self.url)
-            .await
-            .expect("connect to the throwaway PostgreSQL");
-        sqlx::query(&format!("CREATE DATABASE {name}"))
-            .execute(&mut admin)
-            .await
-            .expect("create database");
-        admin.close().await.ok();
+        self.admin(&format!("CREATE DATABASE {name}")).await;
         let base = self.url.rsplit_once('/').expect("a database URL").0;
         format!("{base}/{name}")
     }
@@ -68,15 +60,21 @@ impl Postgres {
     /// Drop a database [`Postgres::database`] made, once its engines have stopped, so that
     /// the server's work on what a run wrote there (autovacuum) stays out of later runs.
     pub async fn drop_database(&self, url: &str) {
-        use sqlx::Connection;
         let name = url.rsplit_once('/').expect("a database URL").1;
+        self.admin(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            .await;
+    }
+
+    /// Run `sql` on the server's own database (statements outside any one database).
+    async fn admin(&self, sql: &str) {
+        use sqlx::Connection;
         let mut admin = sqlx::PgConnection::connect(&self.url)
             .await
             .expect("connect to the throwaway PostgreSQL");
-        sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        sqlx::query(sql)
             .execute(&mut admin)
             .await
-            .expect("drop database");
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
         admin.close().await.ok();
     }
 }
