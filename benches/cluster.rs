@@ -49,7 +49,7 @@ use alertmanager::Alertmanager;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::routing::post;
-use common::{env_or, listed, percentile, print_compared, sorted, Spread};
+use common::{env_or, listed, p50_p99_max, percentile, print_compared, sorted, Spread};
 use pg::{Cluster, Postgres, ENGINES};
 use serde_json::Value;
 use tokio::time::Instant;
@@ -475,12 +475,9 @@ async fn pages(
     if failed > 0 || missing > 0 {
         common::invalid_run(BENCH, format!("{name} signal to page: {failed} of {count} posts failed, {missing} pages never arrived"));
     }
-    let s = sorted(&latencies);
     println!(
-        "{name} signal to page: {count} pages; p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
-        percentile(&s, 50.0),
-        percentile(&s, 99.0),
-        percentile(&s, 100.0)
+        "{name} signal to page: {count} pages; {}",
+        p50_p99_max(&latencies)
     );
     if urls.len() > 1 {
         // Alert n went to engine n % 3; the first engine leads (it started first).
@@ -589,12 +586,9 @@ async fn commit_floor(pg: &Postgres, count: u64, interval: Duration) -> Vec<f64>
         latencies.push(started.elapsed().as_secs_f64() * 1000.0);
     }
     conn.close().await.ok();
-    let s = sorted(&latencies);
     println!(
-        "the commit's floor (PostgreSQL alone, one connection): {count} transactions; p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
-        percentile(&s, 50.0),
-        percentile(&s, 99.0),
-        percentile(&s, 100.0)
+        "the commit's floor (PostgreSQL alone, one connection): {count} transactions; {}",
+        p50_p99_max(&latencies)
     );
     latencies
 }

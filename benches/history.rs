@@ -549,14 +549,11 @@ async fn page_run(
         }
     }
     let latencies = pages(&engine.url, ns, interval, arrivals).await;
-    let s = sorted(&latencies);
     let what = if prune { "during a prune" } else { "quiet" };
     print!(
-        "signal to page, {what}: {} pages, p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        "signal to page, {what}: {} pages, {}",
         latencies.len(),
-        percentile(&s, 50.0),
-        percentile(&s, 99.0),
-        percentile(&s, 100.0)
+        common::p50_p99_max(&latencies)
     );
     if prune {
         let during = pruned_rows(&engine.url).await - before;

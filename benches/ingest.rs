@@ -115,13 +115,11 @@ impl Phase {
     }
     fn print(&self, name: &str, what: &str) {
         println!(
-            "{name} {what}: {} alerts in {:.2} s = {:.0} alerts/s; request latency p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; {} errors",
+            "{name} {what}: {} alerts in {:.2} s = {:.0} alerts/s; request latency {}; {} errors",
             self.alerts,
             self.seconds,
             self.alerts_per_second(),
-            self.p(50.0),
-            self.p(99.0),
-            self.p(100.0),
+            common::p50_p99_max(&self.latencies_ms),
             self.errors
         );
     }

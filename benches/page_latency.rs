@@ -166,13 +166,11 @@ impl Figures {
     }
     fn print(&self, name: &str) {
         println!(
-            "{name}: {} pages, {} missing, {} failed posts; signal to page p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+            "{name}: {} pages, {} missing, {} failed posts; signal to page {}",
             self.latencies_ms.len(),
             self.missing,
             self.post_errors,
-            self.p(50.0),
-            self.p(99.0),
-            self.p(100.0)
+            common::p50_p99_max(&self.latencies_ms)
         );
     }
 }

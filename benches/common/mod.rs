@@ -34,6 +34,17 @@ pub fn percentile(sorted: &[f64], p: f64) -> f64 {
 }
 
 /// Ascending copy, for [`percentile`].
+/// `p50 … ms, p99 … ms, max … ms` of latencies in milliseconds, as every benchmark prints them.
+pub fn p50_p99_max(latencies_ms: &[f64]) -> String {
+    let s = sorted(latencies_ms);
+    format!(
+        "p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        percentile(&s, 50.0),
+        percentile(&s, 99.0),
+        percentile(&s, 100.0)
+    )
+}
+
 pub fn sorted(values: &[f64]) -> Vec<f64> {
     let mut v = values.to_vec();
     v.sort_by(f64::total_cmp);
