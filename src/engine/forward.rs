@@ -2,7 +2,8 @@
 //! does not lead hands the inputs it takes (pushes, CRIs, heartbeats, acks) straight to the
 //! leader's API, where the leader applies them as its own and answers once they are stored:
 //! no row in the store's inbox, no wait for its notifications. The leader says where it serves
-//! (`server.advertise_url`) through the store every second of its term ([`announce`]).
+//! (`server.advertise_url`) through the store every second of its term, and at once when an
+//! engine asks ([`announce`]).
 //!
 //! The inbox stays the way that always works: an input goes there when no leader has said
 //! where it serves, when the leader cannot be reached, or when the engine reached no longer
@@ -31,8 +32,8 @@ pub const PATH: &str = "/-/cluster/input";
 /// The key's name in the store.
 const KEY_NAME: &str = "forward_key";
 
-/// How often the leader says where it serves.
-const ANNOUNCE_EVERY: Duration = Duration::from_secs(1);
+/// How often the leader says where it serves, unasked.
+pub const ANNOUNCE_EVERY: Duration = Duration::from_secs(1);
 
 /// How long the leader may take to connect: longer, and the input goes through the inbox.
 const CONNECT_WITHIN: Duration = Duration::from_secs(1);
@@ -193,9 +194,17 @@ impl Forwarder {
     }
 }
 
-/// The leader of `term` says every second that it serves at `url`, until `stop`.
-pub async fn announce(store: Store, term: i64, url: String, mut stop: watch::Receiver<bool>) {
+/// The leader of `term` says that it serves at `url` every `every` and whenever an engine
+/// asks, until `stop`.
+pub async fn announce(
+    store: Store,
+    term: i64,
+    url: String,
+    every: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
     let leader = LeaderUrl { term, url };
+    let mut wanted = store.leader_wanted();
     let mut failing = false;
     loop {
         match store.announce_leader(&leader).await {
@@ -205,9 +214,19 @@ pub async fn announce(store: Store, term: i64, url: String, mut stop: watch::Rec
             }
             Err(_) => {}
         }
+        let asked = async {
+            let heard = match wanted.as_mut() {
+                Some(wanted) => wanted.changed().await.is_ok(),
+                None => false,
+            };
+            if !heard {
+                std::future::pending::<()>().await;
+            }
+        };
         tokio::select! {
             _ = stop.wait_for(|stop| *stop) => return,
-            _ = tokio::time::sleep(ANNOUNCE_EVERY) => {}
+            _ = tokio::time::sleep(every) => {}
+            _ = asked => {}
         }
     }
 }

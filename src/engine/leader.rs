@@ -234,6 +234,7 @@ impl LeaderContext {
                     self.store.clone(),
                     term,
                     url.clone(),
+                    super::forward::ANNOUNCE_EVERY,
                     stop_rx.clone(),
                 )));
             }

@@ -48,6 +48,12 @@ impl Store {
         self.inbox_signals.as_ref().map(|s| s.leader())
     }
 
+    /// Changes when another engine asks where the leader serves (PostgreSQL; `None` on a
+    /// store of one engine).
+    pub fn leader_wanted(&self) -> Option<watch::Receiver<u64>> {
+        self.inbox_signals.as_ref().map(|s| s.leader_wanted())
+    }
+
     /// Take the lease if it is free or this process's (`holder` and `instance`), for
     /// `lease_ms`; returns the term we hold, or None when another process holds a lease that
     /// has not run out.

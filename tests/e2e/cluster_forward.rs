@@ -186,3 +186,45 @@ async fn the_leader_takes_handed_over_inputs_only_with_the_stores_key() {
     drop(engines);
     db.drop_db().await;
 }
+
+/// An engine that starts listening asks where the leader serves, and the leader says so at
+/// once. Here the leader says it unasked only once an hour, and the second store starts
+/// listening after the first time: it hears of the leader only because it asked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_engine_that_starts_listening_hears_at_once_where_the_leader_serves() {
+    let db = PgDatabase::create().await;
+    let leader_store = tocsin::store::Store::open(&db.url).await.unwrap();
+    let mut heard_by_leader = leader_store.leader_urls().expect("a shared store");
+    let (stop_tx, stop) = tokio::sync::watch::channel(false);
+    let serves = tocsin::store::LeaderUrl {
+        term: 7,
+        url: "http://127.0.0.1:9470".into(),
+    };
+    tokio::spawn(tocsin::engine::forward::announce(
+        leader_store.clone(),
+        serves.term,
+        serves.url.clone(),
+        Duration::from_secs(3600),
+        stop,
+    ));
+    // The first announcement is over: the leader's own listener has heard it.
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        heard_by_leader.wait_for(Option::is_some),
+    )
+    .await
+    .expect("the leader's first announcement")
+    .unwrap();
+
+    let other = tocsin::store::Store::open(&db.url).await.unwrap();
+    let mut heard = other.leader_urls().expect("a shared store");
+    let leader = tokio::time::timeout(Duration::from_secs(10), heard.wait_for(Option::is_some))
+        .await
+        .expect("the new engine hears where the leader serves without waiting an hour")
+        .unwrap()
+        .clone();
+    assert_eq!(leader, Some(serves));
+    stop_tx.send(true).unwrap();
+    drop((leader_store, other));
+    db.drop_db().await;
+}

@@ -5,7 +5,9 @@
 //! notifications: one lost while the listener reconnects costs a poll's wait, no input.
 //!
 //! The leader also says where it serves on [`LEADER`], every second of its term, so that the
-//! others can hand it their inputs over HTTP instead of through the inbox.
+//! others can hand it their inputs over HTTP instead of through the inbox. An engine that
+//! starts listening asks on [`WANTED`], and the leader says it at once: an engine started
+//! (or reconnected) meanwhile need not put its inputs in the inbox until the next second.
 //!
 //! The listening connection is opened on first use (an engine on a shared store), not for
 //! every store opened (a CLI command's).
@@ -25,6 +27,10 @@ pub(in crate::store) const DONE: &str = "tocsin_inbox_done";
 /// Notified by the leader: its term and the URL it serves at, space separated.
 pub(in crate::store) const LEADER: &str = "tocsin_leader";
 
+/// Notified, without a payload, by an engine that starts listening: the leader says where it
+/// serves on [`LEADER`] at once.
+pub(in crate::store) const WANTED: &str = "tocsin_leader_wanted";
+
 /// Ids in one [`DONE`] payload, at most: PostgreSQL takes payloads under 8,000 bytes.
 const IDS_PER_PAYLOAD: usize = 400;
 
@@ -37,6 +43,8 @@ pub(in crate::store) struct InboxSignals {
     done: broadcast::Sender<Arc<str>>,
     /// The latest leader heard of.
     leader: watch::Sender<Option<LeaderUrl>>,
+    /// Counts the engines that asked where the leader serves.
+    wanted: watch::Sender<u64>,
 }
 
 /// Where a leader serves, as it said on [`LEADER`].
@@ -68,6 +76,7 @@ impl InboxSignals {
             put: watch::Sender::new(0),
             done: broadcast::Sender::new(1024),
             leader: watch::Sender::new(None),
+            wanted: watch::Sender::new(0),
         })
     }
 
@@ -93,6 +102,12 @@ impl InboxSignals {
     pub fn leader(self: &Arc<Self>) -> watch::Receiver<Option<LeaderUrl>> {
         self.listen();
         self.leader.subscribe()
+    }
+
+    /// Changes when an engine asks where the leader serves ([`WANTED`]).
+    pub fn leader_wanted(self: &Arc<Self>) -> watch::Receiver<u64> {
+        self.listen();
+        self.wanted.subscribe()
     }
 }
 
@@ -129,10 +144,18 @@ async fn listen(signals: Weak<InboxSignals>) {
                 continue;
             }
         };
-        if let Err(e) = listener.listen_all([PUT, DONE, LEADER]).await {
+        if let Err(e) = listener.listen_all([PUT, DONE, LEADER, WANTED]).await {
             tracing::debug!(error = %e, "LISTEN failed");
             tokio::time::sleep(Duration::from_secs(1)).await;
             continue;
+        }
+        // Whoever leads says where it serves now, not at its next second.
+        let asked = sqlx::query("SELECT pg_notify($1, '')")
+            .bind(WANTED)
+            .execute(&mut listener)
+            .await;
+        if let Err(e) = asked {
+            tracing::debug!(error = %e, "cannot ask where the leader serves; waiting for it to say");
         }
         failing = false;
         loop {
@@ -144,6 +167,7 @@ async fn listen(signals: Weak<InboxSignals>) {
             match next {
                 Err(_) => {}
                 Ok(Ok(Some(n))) if n.channel() == PUT => s.put.send_modify(|n| *n += 1),
+                Ok(Ok(Some(n))) if n.channel() == WANTED => s.wanted.send_modify(|n| *n += 1),
                 Ok(Ok(Some(n))) if n.channel() == DONE => {
                     let _ = s.done.send(n.payload().into());
                 }
