@@ -94,11 +94,13 @@ pub(super) async fn run_statements(
 }
 
 /// Rows per statement, largest first: a batch goes out in chunks of these sizes, so a table
-/// has at most seven distinct statements, all kept prepared in the connection's cache.
+/// has at most eleven distinct statements, all kept prepared in the connection's cache.
 /// One statement for many rows instead of one per row (one trip to SQLite's worker thread
-/// or to PostgreSQL each). 64 rows × 6 columns stays far under both backends' limit on
-/// parameters.
-const CHUNKS: [usize; 7] = [64, 32, 16, 8, 4, 2, 1];
+/// or to PostgreSQL each). Up to 8 rows go in one statement of their own size: a new
+/// alert's batch writes three timeline rows, and a second statement on one table is a
+/// second trip to PostgreSQL (see `postgres::batch`). 64 rows × 7 columns stays far under
+/// both backends' limit on parameters.
+const CHUNKS: [usize; 11] = [64, 32, 16, 8, 7, 6, 5, 4, 3, 2, 1];
 
 /// `head` + `($1, …), (…)` + `tail` for each chunk of `rows` (all rows have as many values),
 /// in order, appended to `out`. Rows of one call must not repeat a conflict key (PostgreSQL
@@ -141,10 +143,11 @@ fn rows_sql(head: &str, tail: &str, width: usize, size: usize) -> String {
 mod tests {
     use super::*;
 
-    /// Chunks of 64, then the powers of two below, each with its own numbered placeholders.
+    /// Chunks of 64, then the powers of two down to 8, then one of what is left, each with
+    /// its own numbered placeholders.
     #[test]
     fn rows_go_out_in_chunks_with_numbered_placeholders() {
-        let rows: Vec<Vec<Val>> = (0..67)
+        let rows: Vec<Vec<Val>> = (0..83)
             .map(|i| vec![Val::I64(i), Val::Str(format!("r{i}"))])
             .collect();
         let mut out = Vec::new();
@@ -155,7 +158,7 @@ mod tests {
             rows,
         );
         let sizes: Vec<usize> = out.iter().map(|s| s.values.len() / 2).collect();
-        assert_eq!(sizes, vec![64, 2, 1]);
+        assert_eq!(sizes, vec![64, 16, 3]);
         assert!(out[0]
             .sql
             .starts_with("INSERT INTO t (a, b) VALUES ($1, $2), ($3, $4), ("));
@@ -163,13 +166,22 @@ mod tests {
             .sql
             .ends_with(", ($127, $128) ON CONFLICT DO NOTHING"));
         assert_eq!(
-            out[1].sql,
-            "INSERT INTO t (a, b) VALUES ($1, $2), ($3, $4) ON CONFLICT DO NOTHING"
-        );
-        assert_eq!(
             out[2].sql,
-            "INSERT INTO t (a, b) VALUES ($1, $2) ON CONFLICT DO NOTHING"
+            "INSERT INTO t (a, b) VALUES ($1, $2), ($3, $4), ($5, $6) ON CONFLICT DO NOTHING"
         );
-        assert!(matches!(out[2].values[0], Val::I64(66)));
+        assert!(matches!(out[1].values[0], Val::I64(64)));
+        assert!(matches!(out[2].values[0], Val::I64(80)));
+    }
+
+    /// Up to 8 rows go in one statement.
+    #[test]
+    fn a_few_rows_go_in_one_statement() {
+        for count in 1..=8 {
+            let rows: Vec<Vec<Val>> = (0..count).map(|i| vec![Val::I64(i)]).collect();
+            let mut out = Vec::new();
+            push_rows(&mut out, "INSERT INTO t (a) VALUES ", "", rows);
+            assert_eq!(out.len(), 1, "{count} rows");
+            assert_eq!(out[0].values.len(), count as usize);
+        }
     }
 }
