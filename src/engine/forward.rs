@@ -33,7 +33,7 @@ pub const PATH: &str = "/-/cluster/input";
 const KEY_NAME: &str = "forward_key";
 
 /// How often the leader says where it serves, unasked.
-pub const ANNOUNCE_EVERY: Duration = Duration::from_secs(1);
+pub(super) const ANNOUNCE_EVERY: Duration = Duration::from_secs(1);
 
 /// How long the leader may take to connect: longer, and the input goes through the inbox.
 const CONNECT_WITHIN: Duration = Duration::from_secs(1);

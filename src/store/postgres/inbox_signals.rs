@@ -6,8 +6,9 @@
 //!
 //! The leader also says where it serves on [`LEADER`], every second of its term, so that the
 //! others can hand it their inputs over HTTP instead of through the inbox. An engine that
-//! starts listening asks on [`WANTED`], and the leader says it at once: an engine started
-//! (or reconnected) meanwhile need not put its inputs in the inbox until the next second.
+//! starts listening (at its start, or after a lost connection) asks on [`WANTED`], and the
+//! leader says it at once: the engine's inputs need not go through the inbox until the
+//! leader's next second.
 //!
 //! The listening connection is opened on first use (an engine on a shared store), not for
 //! every store opened (a CLI command's).
