@@ -214,19 +214,10 @@ pub async fn announce(
             }
             Err(_) => {}
         }
-        let asked = async {
-            let heard = match wanted.as_mut() {
-                Some(wanted) => wanted.changed().await.is_ok(),
-                None => false,
-            };
-            if !heard {
-                std::future::pending::<()>().await;
-            }
-        };
         tokio::select! {
             _ = stop.wait_for(|stop| *stop) => return,
             _ = tokio::time::sleep(every) => {}
-            _ = asked => {}
+            _ = super::inbox::changed_or_never(wanted.as_mut()) => {}
         }
     }
 }

@@ -137,21 +137,22 @@ pub async fn read_inbox(
             (true, false) => 0,
             (false, false) => 20,
         };
-        let woken = async {
-            let changed = match &mut put {
-                Some(put) => put.changed().await.is_ok(),
-                None => false,
-            };
-            if !changed {
-                std::future::pending::<()>().await;
-            }
-        };
         tokio::select! {
             _ = stop.wait_for(|stop| *stop) => return,
             _ = tokio::time::sleep(Duration::from_millis(wait)) => {}
-            _ = woken => {}
+            _ = changed_or_never(put.as_mut()) => {}
         }
     }
+}
+
+/// Once `signal` changes; never when there is none, or its sender is gone.
+pub(super) async fn changed_or_never(signal: Option<&mut watch::Receiver<u64>>) {
+    if let Some(signal) = signal {
+        if signal.changed().await.is_ok() {
+            return;
+        }
+    }
+    std::future::pending::<()>().await
 }
 
 #[cfg(test)]
