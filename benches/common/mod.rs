@@ -33,7 +33,6 @@ pub fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[rank]
 }
 
-/// Ascending copy, for [`percentile`].
 /// `p50 … ms, p99 … ms, max … ms` of latencies in milliseconds, as every benchmark prints them.
 pub fn p50_p99_max(latencies_ms: &[f64]) -> String {
     let s = sorted(latencies_ms);
@@ -45,6 +44,7 @@ pub fn p50_p99_max(latencies_ms: &[f64]) -> String {
     )
 }
 
+/// Ascending copy, for [`percentile`].
 pub fn sorted(values: &[f64]) -> Vec<f64> {
     let mut v = values.to_vec();
     v.sort_by(f64::total_cmp);
