@@ -95,6 +95,27 @@ pub struct Changes {
     pub case_timeline: Vec<CaseEntry>,
     /// The services' availability to store (JSON of `incident::sla::Availability`).
     pub availability: Option<String>,
+    /// Where the rows the store has never held begin; `None` when not known.
+    pub first_new: Option<FirstNew>,
+}
+
+/// The first impact id and rule-state row the engine numbered after its previous batch:
+/// rows from these on are new to the store. PostgreSQL writes them as plain inserts, which
+/// take less of its time than an update-or-insert of a row that may be there.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FirstNew {
+    pub impact: i64,
+    pub rule_state_row: i64,
+}
+
+impl FirstNew {
+    pub fn is_new_impact(&self, id: i64) -> bool {
+        id >= self.impact
+    }
+
+    pub fn is_new_rule_state(&self, row: i64) -> bool {
+        row >= self.rule_state_row
+    }
 }
 
 impl Changes {

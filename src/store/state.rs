@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use sqlx::{AnyConnection, Connection, Row};
 
-use super::model::{Changes, HeartbeatState, Lease, Snapshot};
+use super::model::{Changes, FirstNew, HeartbeatState, Lease, Snapshot};
 use super::postgres::batch::Ran;
 use super::queries::{id_list, linked_ids, IMPACT_LINKS_INSERT};
 use super::statements::{push_rows, run_statements, Statement, Val};
@@ -86,32 +86,20 @@ impl Store {
     }
 
     async fn apply_on(&self, conn: &mut AnyConnection, changes: &Changes) -> Result<()> {
-        let statements = plan_claimed(changes, self.fencing.as_deref())?;
-        let mut tx = conn.begin().await?;
         if self.backend == super::Backend::Postgres {
-            // The inputs' engines hear at the commit that their replies are there.
-            let ids: Vec<i64> = changes.inbox.iter().map(|(id, _)| *id).collect();
-            let notifications = match &self.inbox_signals {
-                Some(_) => super::postgres::inbox_signals::done_notifications(&ids),
-                None => Vec::new(),
-            };
-            let fence = self
-                .fencing
-                .as_ref()
-                .map(|f| super::postgres::batch::Fence {
-                    holder: &f.holder,
-                    term: f.term,
-                });
-            let joined = super::postgres::batch::join(statements, fence, notifications);
-            return match super::postgres::batch::run(&mut tx, joined).await? {
-                Ran::Done => Ok(tx.commit().await?),
-                Ran::Fenced => Err(super::StoreError::Fenced {
-                    term: self.fencing.as_ref().map_or(0, |f| f.term),
-                }),
-                // A plan has no query that needs a row.
-                Ran::RowMissing => Err(sqlx::Error::RowNotFound.into()),
+            return match self.apply_joined(conn, changes, NewRows::Inserted).await {
+                // A batch written again after a failure that left its outcome unknown, whose
+                // earlier commit did land: it goes again with each row written over.
+                Err(super::StoreError::Sql(sqlx::Error::Database(e)))
+                    if e.is_unique_violation() =>
+                {
+                    self.apply_joined(conn, changes, NewRows::Upserted).await
+                }
+                written => written,
             };
         }
+        let statements = plan_claimed(changes, self.fencing.as_deref(), NewRows::Upserted)?;
+        let mut tx = conn.begin().await?;
         if let Some(fencing) = &self.fencing {
             // Holds a share lock on the lease row until commit: a takeover waits for this
             // write, and this write is refused once the lease has passed on.
@@ -135,6 +123,40 @@ impl Store {
         }
         tx.commit().await?;
         Ok(())
+    }
+
+    /// A batch on PostgreSQL: its statements joined (see `postgres::batch`), behind the
+    /// leader's fence, with the notifications its inputs' engines wait for.
+    async fn apply_joined(
+        &self,
+        conn: &mut AnyConnection,
+        changes: &Changes,
+        new_rows: NewRows,
+    ) -> Result<()> {
+        let statements = plan_claimed(changes, self.fencing.as_deref(), new_rows)?;
+        let mut tx = conn.begin().await?;
+        // The inputs' engines hear at the commit that their replies are there.
+        let ids: Vec<i64> = changes.inbox.iter().map(|(id, _)| *id).collect();
+        let notifications = match &self.inbox_signals {
+            Some(_) => super::postgres::inbox_signals::done_notifications(&ids),
+            None => Vec::new(),
+        };
+        let fence = self
+            .fencing
+            .as_ref()
+            .map(|f| super::postgres::batch::Fence {
+                holder: &f.holder,
+                term: f.term,
+            });
+        let joined = super::postgres::batch::join(statements, fence, notifications);
+        match super::postgres::batch::run(&mut tx, joined).await? {
+            Ran::Done => Ok(tx.commit().await?),
+            Ran::Fenced => Err(super::StoreError::Fenced {
+                term: self.fencing.as_ref().map_or(0, |f| f.term),
+            }),
+            // A plan has no query that needs a row.
+            Ran::RowMissing => Err(sqlx::Error::RowNotFound.into()),
+        }
     }
 
     /// Run `statements` in one transaction, in order, up to the first that needs a row and
@@ -348,11 +370,27 @@ const PLAN_HERE_MAX_ROWS: usize = 32;
 pub const AVAILABILITY: &str = "availability";
 
 fn plan(changes: &Changes) -> Result<Vec<Statement>> {
-    plan_claimed(changes, None)
+    plan_claimed(changes, None, NewRows::Upserted)
+}
+
+/// How a plan writes the impacts and rule states new to the store (`Changes::first_new`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum NewRows {
+    /// As plain inserts, which take PostgreSQL less time than an upsert that inserts: a
+    /// row already there fails the batch.
+    Inserted,
+    /// As every other row: inserted, or written over the row already there. SQLite writes
+    /// every batch this way: its redo log replays batches whether or not they were
+    /// committed before.
+    Upserted,
 }
 
 /// As [`plan`], the pages claimed for the fenced leader that writes them.
-fn plan_claimed(changes: &Changes, fencing: Option<&super::Fencing>) -> Result<Vec<Statement>> {
+fn plan_claimed(
+    changes: &Changes,
+    fencing: Option<&super::Fencing>,
+    new_rows: NewRows,
+) -> Result<Vec<Statement>> {
     let mut out = Vec::new();
     let processed_at = ms(chrono::Utc::now());
     let rows = changes
@@ -385,20 +423,21 @@ fn plan_claimed(changes: &Changes, fencing: Option<&super::Fencing>) -> Result<V
              severity = excluded.severity, queue = excluded.queue, data = excluded.data",
         rows,
     );
-    let mut rows = Vec::with_capacity(changes.impacts.len());
+    let (mut rows, mut new) = (Vec::new(), Vec::new());
     for impact in &changes.impacts {
-        rows.push(vec![
+        let row = vec![
             Val::I64(impact.id),
             Val::I64(impact.incident_id),
             Val::Str(row_json(impact)?),
-        ]);
+        ];
+        if inserted(new_rows, changes, |first| first.is_new_impact(impact.id)) {
+            new.push(row);
+        } else {
+            rows.push(row);
+        }
     }
-    push_rows(
-        &mut out,
-        "INSERT INTO impacts (id, incident_id, data) VALUES ",
-        " ON CONFLICT (id) DO UPDATE SET incident_id = excluded.incident_id, data = excluded.data",
-        rows,
-    );
+    push_rows(&mut out, IMPACTS_INSERT, IMPACTS_UPSERT_TAIL, rows);
+    push_rows(&mut out, IMPACTS_INSERT, "", new);
     let rows = changes
         .impact_links
         .iter()
@@ -435,16 +474,24 @@ fn plan_claimed(changes: &Changes, fencing: Option<&super::Fencing>) -> Result<V
         "DELETE FROM rule_states WHERE id IN (VALUES ",
         &changes.deleted_rule_states,
     );
-    let mut rows = Vec::with_capacity(changes.rule_states.len());
+    let (mut rows, mut new) = (Vec::new(), Vec::new());
     for (rule, fingerprint, state) in &changes.rule_states {
-        rows.push(vec![
+        let row = vec![
             Val::I64(state.row),
             Val::Str(rule.clone()),
             Val::Str(fingerprint.to_string()),
             Val::Str(row_json(state)?),
-        ]);
+        ];
+        if inserted(new_rows, changes, |first| {
+            first.is_new_rule_state(state.row)
+        }) {
+            new.push(row);
+        } else {
+            rows.push(row);
+        }
     }
     push_rows(&mut out, RULE_STATE_UPSERT.0, RULE_STATE_UPSERT.1, rows);
+    push_rows(&mut out, RULE_STATE_UPSERT.0, "", new);
     push_deletes(
         &mut out,
         "DELETE FROM leases WHERE id IN (VALUES ",
@@ -531,6 +578,11 @@ fn plan_claimed(changes: &Changes, fencing: Option<&super::Fencing>) -> Result<V
     Ok(out)
 }
 
+/// Whether a row goes as a plain insert: written `Inserted`, and new by `is_new`.
+fn inserted(new_rows: NewRows, changes: &Changes, is_new: impl Fn(&FirstNew) -> bool) -> bool {
+    new_rows == NewRows::Inserted && changes.first_new.as_ref().is_some_and(is_new)
+}
+
 /// A row's JSON, in a buffer sized for a new alert's rows (serde_json's `to_string` starts
 /// from 128 bytes and grows two or three times for each).
 fn row_json<T: serde::Serialize + ?Sized>(value: &T) -> Result<String> {
@@ -584,6 +636,9 @@ const PAGING_UPSERT: (&str, &str) = (
     "INSERT INTO paging (incident_id, data) VALUES ",
     " ON CONFLICT (incident_id) DO UPDATE SET data = excluded.data",
 );
+const IMPACTS_INSERT: &str = "INSERT INTO impacts (id, incident_id, data) VALUES ";
+const IMPACTS_UPSERT_TAIL: &str =
+    " ON CONFLICT (id) DO UPDATE SET incident_id = excluded.incident_id, data = excluded.data";
 // A row's rule and fingerprint never change: rule states follow their rule by name.
 const RULE_STATE_UPSERT: (&str, &str) = (
     "INSERT INTO rule_states (id, rule, fingerprint, data) VALUES ",
@@ -595,4 +650,72 @@ const RULE_STATE_UPSERT: (&str, &str) = (
 fn push_deletes(out: &mut Vec<Statement>, head: &'static str, ids: &[i64]) {
     let rows = ids.iter().map(|id| vec![Val::I64(*id)]).collect();
     push_rows(out, head, ")", rows);
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::signal::{Signal, SourceKind};
+
+    /// Rule states at `rows`, the first new row being 8.
+    fn rule_states(rows: &[i64]) -> Changes {
+        let at = chrono::DateTime::UNIX_EPOCH;
+        let labels = BTreeMap::from([("alertname".to_string(), "Down".to_string())]);
+        let signal = Arc::new(Signal::new(SourceKind::Alert, labels, at));
+        Changes {
+            rule_states: rows
+                .iter()
+                .map(|row| {
+                    let state = RuleState {
+                        row: *row,
+                        ..RuleState::new(Arc::clone(&signal), at)
+                    };
+                    ("Down".to_string(), signal.fingerprint(), state)
+                })
+                .collect(),
+            first_new: Some(FirstNew {
+                impact: 1,
+                rule_state_row: 8,
+            }),
+            ..Changes::default()
+        }
+    }
+
+    /// The rows of each statement on `rule_states`, and whether it is an upsert.
+    fn rule_state_writes(statements: &[Statement]) -> Vec<(Vec<i64>, bool)> {
+        statements
+            .iter()
+            .filter(|s| s.sql.starts_with(RULE_STATE_UPSERT.0))
+            .map(|s| {
+                let rows = s.values.iter().step_by(4).map(|v| match v {
+                    Val::I64(row) => *row,
+                    other => panic!("a row number, not {other:?}"),
+                });
+                (rows.collect(), s.sql.contains("ON CONFLICT"))
+            })
+            .collect()
+    }
+
+    /// Rows from the first new one on go as plain inserts, the others as upserts; a batch
+    /// written again as upserts, or one that does not say where its new rows begin, writes
+    /// each row over.
+    #[test]
+    fn new_rows_go_as_plain_inserts_and_the_others_as_upserts() {
+        let changes = rule_states(&[5, 8, 9]);
+        let inserted = plan_claimed(&changes, None, NewRows::Inserted).unwrap();
+        assert_eq!(
+            rule_state_writes(&inserted),
+            vec![(vec![5], true), (vec![8, 9], false)]
+        );
+        let upserted = plan_claimed(&changes, None, NewRows::Upserted).unwrap();
+        assert_eq!(rule_state_writes(&upserted), vec![(vec![5, 8, 9], true)]);
+        let unknown = Changes {
+            first_new: None,
+            ..changes
+        };
+        let inserted = plan_claimed(&unknown, None, NewRows::Inserted).unwrap();
+        assert_eq!(rule_state_writes(&inserted), vec![(vec![5, 8, 9], true)]);
+    }
 }

@@ -521,6 +521,49 @@ async fn a_batch_writes_each_changed_rule_state_once() {
     store.close().await;
 }
 
+/// Each batch says where the impacts and rule states new to the store begin: the first
+/// batch at the first ids, each later one after the rows of those before it, and the first
+/// of an engine restored from the store after the rows the store holds.
+#[tokio::test]
+async fn each_batch_says_where_its_new_rows_begin() {
+    use tocsin::engine::core::{Changes, FirstNew};
+    use tocsin::engine::Core;
+    use tocsin::store::Store;
+
+    // Where the rows after those of `changes` begin.
+    let after = |changes: &Changes| FirstNew {
+        impact: changes.impacts.iter().map(|i| i.id).max().unwrap() + 1,
+        rule_state_row: changes.rule_states.iter().map(|s| s.2.row).max().unwrap() + 1,
+    };
+    let (dir, setup, metrics) = core_parts();
+    let now = chrono::Utc::now();
+    let store = Store::open(&dir.store_url()).await.unwrap();
+    let mut core = Core::new(setup.clone(), metrics.clone(), now);
+    core.handle(Input::Signals(vec![storage_down("a", "china-east")]), now);
+    let first = core.take_changes();
+    let at_the_start = FirstNew {
+        impact: 1,
+        rule_state_row: 1,
+    };
+    assert_eq!(first.first_new, Some(at_the_start));
+    store.apply(&first).await.unwrap();
+    core.handle(Input::Signals(vec![storage_down("b", "china-east")]), now);
+    let second = core.take_changes();
+    assert_eq!(second.first_new, Some(after(&first)));
+    store.apply(&second).await.unwrap();
+    drop(core);
+
+    let mut restored = Core::new(setup, metrics, now);
+    restored.restore(store.load().await.unwrap(), now);
+    restored.handle(Input::Signals(vec![storage_down("c", "china-east")]), now);
+    let third = restored.take_changes();
+    assert_eq!(third.first_new, Some(after(&second)));
+    assert!(!third.impacts.is_empty() && !third.rule_states.is_empty());
+    store.apply(&third).await.unwrap();
+    assert_eq!(store.load().await.unwrap().rule_states.len(), 3);
+    store.close().await;
+}
+
 /// A folder with the default rules, and what a core needs to run on them.
 fn core_parts() -> (
     TestDir,

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use crate::support;
 use chrono::{DateTime, Duration, Utc};
 use tocsin::config::ImpactKind;
-use tocsin::engine::core::{Changes, HeartbeatState, PagingState};
+use tocsin::engine::core::{Changes, FirstNew, HeartbeatState, PagingState};
 use tocsin::incident::{Impact, Incident, IncidentView, Status, TimelineEntry};
 use tocsin::paging::page::{EscalationRef, PagePayload};
 use tocsin::paging::{Channel, Page, PageEvent, Recipient};
@@ -207,6 +207,10 @@ async fn exercise(store: Store) {
             ("o-2".into(), Some(cover_2.clone())),
         ],
         availability: Some(r#"{"series":[],"indicators":[]}"#.into()),
+        first_new: Some(FirstNew {
+            impact: 1,
+            rule_state_row: 1,
+        }),
     };
     store.apply(&changes).await.expect("apply");
 
@@ -645,4 +649,83 @@ async fn the_password_of_a_store_url_is_not_in_its_errors() {
     }
     assert!(!text.contains("pw-SECRET-5c5c"), "{text}");
     assert!(text.contains(&format!("127.0.0.1:{port}")), "{text}");
+}
+
+/// An engine's batches, each saying where its new rows begin: new impacts and rule states
+/// are inserted (plain inserts on PostgreSQL), earlier ones written over. A batch written
+/// again after its commit landed (the connection failed before the engine heard) writes its
+/// rows over instead of failing. On each backend.
+async fn new_rows_then_changes_then_a_batch_written_again(store: Store) {
+    let signal = Signal::new(
+        SourceKind::Alert,
+        BTreeMap::from([("alertname".into(), "X".into())]),
+        t(0),
+    );
+    let state = |row: i64, failures: u32| {
+        let state = RuleState {
+            row,
+            failures,
+            ..RuleState::new(signal.clone().into(), t(0))
+        };
+        ("StorageDown".to_string(), Fingerprint(row as u64), state)
+    };
+    let open = incident(1, 2, Status::Triggered, None, 0);
+    let first = Changes {
+        incidents: vec![open.clone()],
+        impacts: vec![impact(10, 1), impact(20, 1)],
+        impact_links: vec![(1, vec![10, 20])],
+        rule_states: vec![state(1, 1), state(2, 1)],
+        first_new: Some(FirstNew {
+            impact: 10,
+            rule_state_row: 1,
+        }),
+        ..Changes::default()
+    };
+    store.apply(&first).await.expect("the first batch");
+    let mut cleared = impact(10, 1);
+    cleared.cleared_at = Some(t(30));
+    let second = Changes {
+        impacts: vec![cleared.clone(), impact(30, 1)],
+        impact_links: vec![(1, vec![30])],
+        rule_states: vec![state(1, 3), state(3, 1)],
+        first_new: Some(FirstNew {
+            impact: 21,
+            rule_state_row: 3,
+        }),
+        ..Changes::default()
+    };
+    store.apply(&second).await.expect("the second batch");
+    store.apply(&second).await.expect("the second batch again");
+
+    let snapshot = store.load().await.unwrap();
+    let mut impacts: Vec<(i64, Option<DateTime<Utc>>)> = snapshot
+        .impacts
+        .iter()
+        .map(|i| (i.id, i.cleared_at))
+        .collect();
+    impacts.sort();
+    assert_eq!(impacts, vec![(10, Some(t(30))), (20, None), (30, None)]);
+    let states: Vec<(i64, u32)> = snapshot
+        .rule_states
+        .iter()
+        .map(|(_, _, s)| (s.row, s.failures))
+        .collect();
+    assert_eq!(states, vec![(1, 3), (2, 1), (3, 1)]);
+    assert_eq!(snapshot.next_impact_id, 31);
+    assert_eq!(snapshot.next_rule_state_row, 4);
+}
+
+#[tokio::test]
+async fn new_rows_changed_rows_and_a_batch_written_again_on_every_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/tocsin.db", dir.path().display());
+    let file = Store::open(&url).await.unwrap();
+    new_rows_then_changes_then_a_batch_written_again(file.clone()).await;
+    file.close().await;
+
+    let db = support::PgDatabase::create().await;
+    let postgres = Store::open(&db.url).await.expect("open PostgreSQL");
+    new_rows_then_changes_then_a_batch_written_again(postgres.clone()).await;
+    postgres.close().await;
+    db.drop_db().await;
 }

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{Changes, Core, PagingState};
+use super::{Changes, Core, FirstNew, PagingState};
 use crate::engine::open_counts::OpenCounts;
 use crate::incident::{Impact, Incident, TimelineEntry};
 use crate::rules::RuleState;
@@ -44,9 +44,18 @@ impl Core {
         }
     }
 
+    /// The ids the core numbers next: what a batch taken now holds is below them.
+    pub(super) fn next_first_new(&self) -> FirstNew {
+        FirstNew {
+            impact: self.next_impact_id,
+            rule_state_row: self.next_rule_state_row,
+        }
+    }
+
     /// Everything that changed since the last call, ready to be written in one transaction.
     pub fn take_changes(&mut self) -> Changes {
         let mut dirty = std::mem::take(&mut self.dirty);
+        let next = self.next_first_new();
         let mut changes = Changes {
             timeline: dirty
                 .timeline
@@ -58,6 +67,7 @@ impl Core {
             overrides: std::mem::take(&mut dirty.overrides),
             case_timeline: dirty.case_timeline,
             availability: dirty.availability.then(|| self.availability.to_json()),
+            first_new: Some(std::mem::replace(&mut self.first_new, next)),
             ..Changes::default()
         };
         changes.timeline.append(&mut dirty.incident_rows);

@@ -52,7 +52,7 @@ use crate::paging::{Page, PageEvent};
 use crate::rules::{Rule, RuleState};
 use crate::signal::{Fingerprint, Signal};
 /// The data the core hands the store and reads back from it.
-pub use crate::store::model::{Changes, HeartbeatState, Lease, Snapshot};
+pub use crate::store::model::{Changes, FirstNew, HeartbeatState, Lease, Snapshot};
 pub use cases::CaseInput;
 
 /// Something the core is asked to do. Serializable: an engine that does not lead writes it
@@ -227,6 +227,8 @@ pub struct Core {
     next_impact_id: i64,
     next_page_id: i64,
     next_rule_state_row: i64,
+    /// The first impact id and rule-state row the next batch holds that the store has not.
+    first_new: FirstNew,
     started_at: DateTime<Utc>,
     dirty: Dirty,
     /// Open incidents by (label, value) of their impacts' `correlation.by` labels, so a new
@@ -303,6 +305,10 @@ impl Core {
             next_impact_id: 1,
             next_page_id: 1,
             next_rule_state_row: 1,
+            first_new: FirstNew {
+                impact: 1,
+                rule_state_row: 1,
+            },
             started_at: now,
             dirty: Dirty::default(),
             correlation_index: HashMap::new(),
@@ -330,6 +336,7 @@ impl Core {
         self.next_impact_id = snapshot.next_impact_id.max(1);
         self.next_page_id = snapshot.next_page_id.max(1);
         self.next_rule_state_row = snapshot.next_rule_state_row.max(1);
+        self.first_new = self.next_first_new();
         self.next_case_id = snapshot.next_case_id.max(1);
         for case in snapshot.cases.into_iter().filter(Case::is_open) {
             self.cases.insert(case.id, Box::new(case));
