@@ -490,8 +490,8 @@ fn plan_claimed(
             rows.push(row);
         }
     }
-    push_rows(&mut out, RULE_STATE_UPSERT.0, RULE_STATE_UPSERT.1, rows);
-    push_rows(&mut out, RULE_STATE_UPSERT.0, "", new);
+    push_rows(&mut out, RULE_STATES_INSERT, RULE_STATES_UPSERT_TAIL, rows);
+    push_rows(&mut out, RULE_STATES_INSERT, "", new);
     push_deletes(
         &mut out,
         "DELETE FROM leases WHERE id IN (VALUES ",
@@ -639,11 +639,9 @@ const PAGING_UPSERT: (&str, &str) = (
 const IMPACTS_INSERT: &str = "INSERT INTO impacts (id, incident_id, data) VALUES ";
 const IMPACTS_UPSERT_TAIL: &str =
     " ON CONFLICT (id) DO UPDATE SET incident_id = excluded.incident_id, data = excluded.data";
+const RULE_STATES_INSERT: &str = "INSERT INTO rule_states (id, rule, fingerprint, data) VALUES ";
 // A row's rule and fingerprint never change: rule states follow their rule by name.
-const RULE_STATE_UPSERT: (&str, &str) = (
-    "INSERT INTO rule_states (id, rule, fingerprint, data) VALUES ",
-    " ON CONFLICT (id) DO UPDATE SET data = excluded.data",
-);
+const RULE_STATES_UPSERT_TAIL: &str = " ON CONFLICT (id) DO UPDATE SET data = excluded.data";
 
 /// `DELETE FROM table WHERE id IN (VALUES ($1), …)` for `ids`, chunked as [`push_rows`];
 /// `head` is the statement up to the first row.
@@ -687,7 +685,7 @@ mod tests {
     fn rule_state_writes(statements: &[Statement]) -> Vec<(Vec<i64>, bool)> {
         statements
             .iter()
-            .filter(|s| s.sql.starts_with(RULE_STATE_UPSERT.0))
+            .filter(|s| s.sql.starts_with(RULE_STATES_INSERT))
             .map(|s| {
                 let rows = s.values.iter().step_by(4).map(|v| match v {
                     Val::I64(row) => *row,

@@ -671,7 +671,7 @@ async fn new_rows_then_changes_then_a_batch_written_again(store: Store) {
     };
     let open = incident(1, 2, Status::Triggered, None, 0);
     let first = Changes {
-        incidents: vec![open.clone()],
+        incidents: vec![open],
         impacts: vec![impact(10, 1), impact(20, 1)],
         impact_links: vec![(1, vec![10, 20])],
         rule_states: vec![state(1, 1), state(2, 1)],
@@ -685,7 +685,7 @@ async fn new_rows_then_changes_then_a_batch_written_again(store: Store) {
     let mut cleared = impact(10, 1);
     cleared.cleared_at = Some(t(30));
     let second = Changes {
-        impacts: vec![cleared.clone(), impact(30, 1)],
+        impacts: vec![cleared, impact(30, 1)],
         impact_links: vec![(1, vec![30])],
         rule_states: vec![state(1, 3), state(3, 1)],
         first_new: Some(FirstNew {
