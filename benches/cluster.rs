@@ -5,11 +5,10 @@
 //! with three fresh engines (`e1`, `e2`, `e3`, lease LEASE; the first started leads):
 //!
 //! - **ingest**: the ingest benchmark's new-alert pass (ALERTS distinct alerts in batches of
-//!   256, 16 keep-alive connections, 100 services), tocsin's batches sent round-robin to the
-//!   three engines (the followers hand them to the leader, over HTTP or with INBOX=1
-//!   through the store's inbox, and answer once the leader has committed them),
-//!   Alertmanager's to its one process.
-//!   alerts/s of each, and the ratio.
+//!   256, CONNECTIONS keep-alive connections, 100 services), tocsin's batches sent
+//!   round-robin to the three engines (the followers hand them to the leader, over HTTP or
+//!   with INBOX=1 through the store's inbox, and answer once the leader has committed
+//!   them), Alertmanager's to its one process. alerts/s of each, and the ratio.
 //! - **signal to page**: the page benchmark's alerts (each its own incident, one POST every
 //!   INTERVAL_MS, PAGES of them), tocsin's posted round-robin to the three engines, to a
 //!   webhook receiver in this process. p50 and p99 of each, and the ratio.
@@ -30,11 +29,11 @@
 //! does not hold what was sent also ends the benchmark without figures.
 //!
 //! Run: `cargo bench --bench cluster` (env LEASE, seconds, default 4; ALERTS, default 100000;
-//! PAGES, default 1000; INTERVAL_MS, default 5; KILLS, default 20; ROUNDS, default 3;
-//! PEER=0 for tocsin alone; ALERTS=0, PAGES=0 or KILLS=0 leaves that part out; INBOX=1 for
-//! the followers' inputs through the store's inbox: `server.advertise_url: none`;
-//! EVERY_ENGINE=1 sends each of tocsin's ingest batches to all three engines, as Prometheus
-//! does to each target it lists).
+//! CONNECTIONS, default 16; PAGES, default 1000; INTERVAL_MS, default 5; KILLS, default 20;
+//! ROUNDS, default 3; PEER=0 for tocsin alone; ALERTS=0, PAGES=0 or KILLS=0 leaves that part
+//! out; INBOX=1 for the followers' inputs through the store's inbox: `server.advertise_url:
+//! none`; EVERY_ENGINE=1 sends each of tocsin's ingest batches to all three engines, as
+//! Prometheus does to each target it lists).
 
 mod alertmanager;
 mod common;
@@ -57,7 +56,10 @@ use tokio::time::Instant;
 const BENCH: &str = "cluster";
 const BATCH: usize = 256;
 const SERVICES: usize = 100;
-const CONNECTIONS: usize = 16;
+/// Keep-alive connections of the ingest pass (env CONNECTIONS).
+fn connections() -> usize {
+    env_or("CONNECTIONS", 16).max(1) as usize
+}
 /// The takeover load: one new alert this often.
 const LOAD_EVERY: Duration = Duration::from_millis(50);
 
@@ -261,7 +263,7 @@ async fn ingest(
     let next = Arc::new(AtomicUsize::new(0));
     let start = Instant::now();
     let mut tasks = Vec::new();
-    for _ in 0..CONNECTIONS {
+    for _ in 0..connections() {
         let client = reqwest::Client::builder()
             .no_proxy()
             .http1_only()
@@ -776,7 +778,8 @@ async fn main() {
     let port = receiver(arrivals.clone()).await;
     let pg = Postgres::start();
     println!(
-        "cluster: {ENGINES} engines on PostgreSQL (lease {lease} s); ingest of {alerts} new alerts in batches of {BATCH}, {CONNECTIONS} connections; {page_count} pages one POST every {} ms; {kills} leader kills under load; {}",
+        "cluster: {ENGINES} engines on PostgreSQL (lease {lease} s); ingest of {alerts} new alerts in batches of {BATCH}, {} connections; {page_count} pages one POST every {} ms; {kills} leader kills under load; {}",
+        connections(),
         interval.as_millis(),
         common::rounds_of(rounds)
     );
