@@ -12,9 +12,10 @@ use crate::clock::Clock;
 use crate::metrics::Metrics;
 use crate::store::Store;
 
-/// Incidents looked at per transaction: few, so that a page's write waits for little when it
-/// comes during one (the history benchmark's pages during a prune).
-const BATCH: i64 = 5;
+/// Incidents looked at per transaction: one, so that a page's write that comes during a
+/// transaction waits for no more than one incident's rows (the history benchmark's pages
+/// during a prune).
+const BATCH: i64 = 1;
 /// Between two batches of one walk.
 const PAUSE: Duration = Duration::from_millis(20);
 /// Between two walks over the store, and before the first (start-up goes first).

@@ -1,6 +1,7 @@
 //! Removing what `store.retention` no longer keeps: resolved incidents that resolved before
-//! the cut-off, with their impacts, impact links, paging state, timeline and pages, a few
-//! incidents to a transaction so that the engine's own writes wait at most one of them.
+//! the cut-off, with their impacts, impact links, paging state, timeline and pages, as few
+//! incidents to a transaction as the caller asks, so that the engine's own writes wait for
+//! little.
 //!
 //! Incidents are walked in id order from a cursor the caller keeps; the walk ends at the
 //! first incident opened after the cut-off (none past it can have resolved before it). An
