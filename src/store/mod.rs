@@ -79,7 +79,9 @@ pub enum StoreError {
     WriterStart(#[source] std::io::Error),
     #[error("store: the SQLite writer thread has stopped")]
     WriterStopped,
-    #[error("store: the task committing the engine's changes stopped before it was done")]
+    #[error("store: cannot start the thread that commits to PostgreSQL: {0}")]
+    CommitterStart(#[source] std::io::Error),
+    #[error("store: the commit of the engine's changes stopped before it was done")]
     CommitStopped,
     #[error("store: cannot fsync the SQLite WAL: {0}")]
     Sync(#[source] std::io::Error),
@@ -149,6 +151,9 @@ pub struct Store {
     sqlite: Option<Arc<sqlite::Sqlite>>,
     /// PostgreSQL: the inbox's notifications (see `postgres::inbox_signals`).
     inbox_signals: Option<Arc<postgres::inbox_signals::InboxSignals>>,
+    /// PostgreSQL: the thread that commits the engine's batches (see `postgres::committer`);
+    /// `None` for a store opened read-only.
+    committer: Option<Arc<postgres::committer::Committer>>,
 }
 
 /// Who must hold the lease for a write to go through.
@@ -226,9 +231,12 @@ impl Store {
             }
             Backend::Postgres => (postgres::open(url).await?, None),
         };
-        let inbox_signals = match backend_of(url) {
-            Backend::Postgres => Some(postgres::inbox_signals::InboxSignals::new(url)),
-            Backend::Sqlite => None,
+        let (inbox_signals, committer) = match backend_of(url) {
+            Backend::Postgres => (
+                Some(postgres::inbox_signals::InboxSignals::new(url)),
+                Some(Arc::new(postgres::committer::Committer::start(url)?)),
+            ),
+            Backend::Sqlite => (None, None),
         };
         Ok(Store {
             pool,
@@ -236,6 +244,7 @@ impl Store {
             fencing: None,
             sqlite,
             inbox_signals,
+            committer,
         })
     }
 
@@ -262,6 +271,7 @@ impl Store {
             fencing: None,
             sqlite: None,
             inbox_signals: None,
+            committer: None,
         })
     }
 
@@ -318,6 +328,9 @@ impl Store {
     pub async fn close(&self) {
         if let Some(writer) = self.sqlite_writer() {
             writer.close().await;
+        }
+        if let Some(committer) = &self.committer {
+            committer.close().await;
         }
         self.pool.close().await;
         if let Some(lock) = self.sqlite.as_ref().and_then(|s| s.lock.as_ref()) {

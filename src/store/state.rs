@@ -58,9 +58,14 @@ impl Store {
 
     /// As [`Store::submit`], for the engine's batches: on a SQLite file a large batch is
     /// turned into statements (its rows serialized) on the writer thread, not here, and on
-    /// PostgreSQL a batch is committed on a task of its own, so the engine's task takes the
-    /// next inputs and answers those already on disk meanwhile.
+    /// PostgreSQL a batch is committed on a thread of its own (`postgres::committer`), so
+    /// the engine's task takes the next inputs and answers those already on disk meanwhile.
     pub async fn submit_shared(&self, changes: &Arc<Changes>) -> Result<super::Submitted> {
+        // PostgreSQL: committed on the committer's thread while the engine takes the next
+        // inputs (the engine hands over one batch at a time).
+        if let (Some(committer), false) = (&self.committer, changes.is_empty()) {
+            return Ok(committer.submit(self.clone(), Arc::clone(changes)));
+        }
         match (self.sqlite_writer(), &self.fencing) {
             (Some(writer), None) if changes.rows() > PLAN_HERE_MAX_ROWS => {
                 let turn = self.write_turn().await;
@@ -74,18 +79,11 @@ impl Store {
                 let turn = self.write_turn().await;
                 writer.submit_ahead(statements, turn)
             }
-            // PostgreSQL: committed on a task of its own while the engine takes the next
-            // inputs (the engine hands over one batch at a time).
-            _ if self.backend == super::Backend::Postgres && !changes.is_empty() => {
-                let (store, changes) = (self.clone(), Arc::clone(changes));
-                let commit = tokio::spawn(async move { store.apply(&changes).await });
-                Ok(super::Submitted::spawned(commit))
-            }
             _ => self.submit(changes).await,
         }
     }
 
-    async fn apply_on(&self, conn: &mut AnyConnection, changes: &Changes) -> Result<()> {
+    pub(super) async fn apply_on(&self, conn: &mut AnyConnection, changes: &Changes) -> Result<()> {
         if self.backend == super::Backend::Postgres {
             return match self.apply_joined(conn, changes, NewRows::Inserted).await {
                 // A batch written again after a failure that left its outcome unknown, whose

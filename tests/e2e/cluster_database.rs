@@ -1,5 +1,6 @@
 //! The database goes away: a leader cut off from it stops paging and another takes over,
-//! and a single engine stops paging and catches up, late and once, when it returns.
+//! and a single engine stops paging and catches up, late and once, when it returns. The
+//! server ends an engine's connections: it opens new ones and goes on.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -383,6 +384,73 @@ async fn a_single_engine_whose_database_goes_away_stops_paging_and_catches_up_wh
     let delivered = delivered.expect("every stored page is delivered");
     assert!(delivered >= 4, "{delivered} pages");
     store.close().await;
+    drop(engine);
+    db.drop_db().await;
+}
+
+/// The server ends every connection of a running engine (an administrator's
+/// `pg_terminate_backend`, a restart behind a pooler, `idle_session_timeout`): the engine
+/// opens new ones as it needs them, so the next alert is answered, stored and paged, and
+/// the engine stays ready and leading throughout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_the_server_ends_are_opened_again_and_the_next_alert_pages() {
+    use sqlx::Connection;
+    let db = PgDatabase::create().await;
+    let receiver = Receiver::start().await;
+    let dir = TestDir::new(
+        &config(&db.url, &receiver.url),
+        &[("default.yaml", &support::default_rules())],
+    );
+    let http = http();
+    let mut engine = EngineProcess::spawn(&dir, free_port());
+    engine.wait_ready().await;
+    let url = engine.url.clone();
+    let triggered = || {
+        receiver
+            .got()
+            .iter()
+            .filter(|g| g.event == "triggered")
+            .map(|g| g.incident)
+            .collect::<BTreeSet<_>>()
+    };
+    let mut admin = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    for (round, (service, region)) in [("storage", "china-east"), ("compute", "china-west")]
+        .into_iter()
+        .enumerate()
+    {
+        // Right after the page before it: the engine's connections were all in use then.
+        let ended: i64 = sqlx::query_scalar(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+             WHERE datname = current_database() AND pid <> pg_backend_pid()",
+        )
+        .fetch_one(&mut admin)
+        .await
+        .unwrap();
+        assert!(
+            ended >= 1,
+            "round {round}: no connection of the engine ended"
+        );
+        let (status, answer) = post_alert(&http, &url, service, region).await;
+        assert_eq!(status, 200, "round {round}: {answer}");
+        let paged = eventually(Duration::from_secs(10), || async {
+            (triggered().len() == round + 1).then_some(())
+        })
+        .await;
+        assert!(paged.is_some(), "round {round}: {:?}", receiver.got());
+        let (status, text) = ready(&http, &url).await;
+        assert_eq!(status, 200, "round {round}: {text}");
+        assert_eq!(role(&http, &url).await.as_deref(), Some("leader"));
+    }
+    let services: BTreeSet<String> = list_incidents(&http, &url)
+        .await
+        .iter()
+        .map(|i| i["services"][0].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(
+        services,
+        BTreeSet::from(["compute".to_string(), "storage".to_string()])
+    );
+    admin.close().await.ok();
     drop(engine);
     db.drop_db().await;
 }

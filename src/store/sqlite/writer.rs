@@ -389,8 +389,8 @@ pub struct Submitted(Inner);
 enum Inner {
     /// Written (or refused) before `Store::submit` returned.
     Ready(Result<Durable>),
-    /// Being committed on a task of its own (PostgreSQL, where a commit is durable).
-    Spawned(tokio::task::JoinHandle<Result<()>>),
+    /// Being committed on a thread of its own (PostgreSQL, where a commit is durable).
+    Committing(oneshot::Receiver<Result<()>>),
     Writing {
         committed: oneshot::Receiver<Result<usize>>,
         durable: oneshot::Receiver<Result<()>>,
@@ -404,9 +404,9 @@ impl Submitted {
         Submitted(Inner::Ready(result))
     }
 
-    /// A batch being committed by `commit`, a task of its own.
-    pub fn spawned(commit: tokio::task::JoinHandle<Result<()>>) -> Submitted {
-        Submitted(Inner::Spawned(commit))
+    /// A batch being committed elsewhere, which says through `committed` how it went.
+    pub fn committing(committed: oneshot::Receiver<Result<()>>) -> Submitted {
+        Submitted(Inner::Committing(committed))
     }
 
     /// Wait until the batch is committed (readers see it, it survives this process); what
@@ -414,8 +414,8 @@ impl Submitted {
     pub async fn committed(self) -> Result<Durable> {
         match self.0 {
             Inner::Ready(result) => result,
-            Inner::Spawned(commit) => {
-                commit.await.map_err(|_| StoreError::CommitStopped)??;
+            Inner::Committing(committed) => {
+                committed.await.map_err(|_| StoreError::CommitStopped)??;
                 Ok(Durable::done())
             }
             Inner::Writing {
