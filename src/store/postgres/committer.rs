@@ -1,9 +1,9 @@
 //! The engine's batches on PostgreSQL are committed on a thread of their own, with a
 //! runtime and a connection of their own. A batch is a chain of round trips (`BEGIN`, its
 //! statements, `COMMIT`), each sent once the one before it is answered. On the engine's
-//! runtime every answer waited for a worker, and for the runtime to look at the socket,
-//! while the workers were busy with HTTP requests and the next inputs; here the next
-//! statement goes as soon as the answer is in.
+//! runtime each answer would wait for a worker free of HTTP requests and the next inputs,
+//! and for the runtime to look at the socket; here the next statement goes as soon as the
+//! answer is in.
 //!
 //! Batches are committed one at a time, in the order handed over (the engine hands over
 //! one at a time anyway). A connection whose batch failed is closed, and the next batch

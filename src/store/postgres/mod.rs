@@ -1,8 +1,7 @@
 //! The PostgreSQL backend: several engines on one database, one of them leading through
 //! the lease row (`leader`). The store's portable SQL runs on it as it is; what differs is
 //! here: the connection pool, the thread that commits the engine's batches (`committer`),
-//! the migrations, and the dialect (`NOW_MS`, row locks in
-//! `Backend::row_lock`).
+//! the migrations, and the dialect (`NOW_MS`, row locks in `Backend::row_lock`).
 
 pub(super) mod batch;
 pub(super) mod committer;
